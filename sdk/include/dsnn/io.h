@@ -1,0 +1,40 @@
+/* dsnn/io.h - checked binary I/O for checkpoints and atomic file writes. */
+#ifndef DSNN_IO_H
+#define DSNN_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "dsnn/export.h"
+#include "dsnn/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Write / read exactly size bytes; a short read is DSNN_ERR_FORMAT ("truncated"). what names the
+ * item in messages. */
+DSNN_API enum dsnn_status dsnn_io_write(FILE *f, const void *p, size_t size, const char *what,
+                                        struct dsnn_error *err);
+DSNN_API enum dsnn_status dsnn_io_read(FILE *f, void *p, size_t size, const char *what,
+                                       struct dsnn_error *err);
+/* A tagged section: 4-char tag + u64 length, checked on read. */
+DSNN_API enum dsnn_status dsnn_io_write_u64(FILE *f, uint64_t v, const char *what,
+                                            struct dsnn_error *err);
+DSNN_API enum dsnn_status dsnn_io_read_u64(FILE *f, uint64_t *v, const char *what,
+                                           struct dsnn_error *err);
+DSNN_API enum dsnn_status dsnn_io_expect_tag(FILE *f, const char tag[4], struct dsnn_error *err);
+
+/* Writes data to path atomically: path.tmp, fsync, rename. */
+DSNN_API enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size_t size,
+                                                 struct dsnn_error *err);
+
+/* Reads a whole (optionally gzip-compressed, detected by magic) file into memory.
+ * Caller frees *data with free(). */
+DSNN_API enum dsnn_status dsnn_read_file(const char *path, unsigned char **data, size_t *size,
+                                         struct dsnn_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
