@@ -78,6 +78,14 @@ struct dsnn_layer {
     bool initialized;
 };
 
+/* Checkpoint helpers for layers whose whole state is their parameter blocks (dense layers):
+ * write / read each block's values and allocated optimizer state slots, checking names and
+ * sizes. */
+DSNN_API enum dsnn_status dsnn_layer_save_params(struct dsnn_layer *l, FILE *f,
+                                                 struct dsnn_error *err);
+DSNN_API enum dsnn_status dsnn_layer_load_params(struct dsnn_layer *l, FILE *f,
+                                                 struct dsnn_error *err);
+
 /* Type checks. */
 DSNN_API bool dsnn_layer_is(const struct dsnn_layer *l, const char *type);
 /* Number of trainable scalars (active connections for sparse layers). */
@@ -113,6 +121,10 @@ DSNN_API bool dsnn_linear_dims(const struct dsnn_layer *l, int *n_in, int *n_out
 /* Element-wise ReLU over a shape. */
 DSNN_API struct dsnn_layer *dsnn_relu_new(const char *name, struct dsnn_shape shape,
                                           struct dsnn_error *err);
+
+/* Reshapes any input shape to a flat vector {size, 1, 1} (a copy). */
+DSNN_API struct dsnn_layer *dsnn_flatten_new(const char *name, struct dsnn_shape in,
+                                             struct dsnn_error *err);
 
 #ifdef __cplusplus
 }

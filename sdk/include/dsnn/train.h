@@ -7,6 +7,7 @@
 #include "dsnn/metrics.h"
 #include "dsnn/net.h"
 #include "dsnn/optim.h"
+#include "dsnn/plugin.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,6 +45,48 @@ DSNN_API enum dsnn_status dsnn_train_epoch(struct dsnn_net *net, struct dsnn_opt
 DSNN_API enum dsnn_status dsnn_evaluate(struct dsnn_net *net, struct dsnn_data *data,
                                         enum dsnn_split split, const char *prefix,
                                         struct dsnn_metrics *m, struct dsnn_error *err);
+
+/* ---- The base model (nupic BaseModel): optimizer + LR schedule + epoch loop ----
+ * Model plugins embed it and add their own rules (sparsity, prune/regrow) around it. */
+struct dsnn_base_model {
+    struct dsnn_net *net; /* not owned */
+    struct dsnn_optim *opt;
+    struct dsnn_optim_cfg optim_cfg;
+    struct dsnn_lr_sched sched;
+    int64_t step; /* optimizer steps so far */
+    uint64_t seed;
+};
+
+/* Key docs of the keys dsnn_base_model_configure reads; put them in a plugin's key table:
+ *     static const struct dsnn_key_doc keys[] = { {"plugin", ...}, DSNN_BASE_MODEL_KEYS, ... }; */
+#define DSNN_BASE_MODEL_KEYS                                                                          {"optim_alg", DSNN_KEY_STRING, "\"SGD\"", "optimizer: \"SGD\" or \"Adam\""},                         {"learning_rate", DSNN_KEY_FLOAT, "0.1", "initial learning rate"},                                {"momentum", DSNN_KEY_FLOAT, "0.0", "SGD momentum"},                                              {"nesterov_momentum", DSNN_KEY_BOOL, "false", "SGD with Nesterov momentum"},                      {"weight_decay", DSNN_KEY_FLOAT, "0.0", "L2 penalty added to the gradient"},                      {"adam_beta1", DSNN_KEY_FLOAT, "0.9", "Adam beta1"},                                              {"adam_beta2", DSNN_KEY_FLOAT, "0.999", "Adam beta2"},                                            {"adam_eps", DSNN_KEY_FLOAT, "1e-8", "Adam epsilon"},                                             {"lr_scheduler", DSNN_KEY_STRING, "\"none\"",                                                      "learning-rate schedule per epoch: \"none\", \"StepLR\" or \"MultiStepLR\""},                   {"lr_gamma", DSNN_KEY_FLOAT, "0.1", "factor applied at each LR step / milestone"},                {"lr_step_size", DSNN_KEY_INT, "1", "StepLR: epochs between LR steps"},                           {"lr_milestones", DSNN_KEY_INT_ARRAY, "[]", "MultiStepLR: epochs at which LR drops"}
+
+/* Reads the DSNN_BASE_MODEL_KEYS from cfg and creates the optimizer; does not initialise net. */
+DSNN_API enum dsnn_status dsnn_base_model_configure(struct dsnn_base_model *bm,
+                                                    const struct dsnn_cfg *cfg,
+                                                    const struct dsnn_run_ctx *ctx,
+                                                    struct dsnn_net *net, struct dsnn_error *err);
+/* Initialises net's parameters from the trial's init stream, with buffers for the dataset's
+ * largest batch. */
+DSNN_API enum dsnn_status dsnn_base_model_init_net(struct dsnn_base_model *bm,
+                                                   const struct dsnn_dataset_info *info,
+                                                   struct dsnn_error *err);
+/* Sets the epoch's learning rate, trains one epoch; metrics train_loss, train_acc, learning_rate. */
+DSNN_API enum dsnn_status dsnn_base_model_train_epoch(struct dsnn_base_model *bm,
+                                                      struct dsnn_data *data, int epoch,
+                                                      const struct dsnn_train_hooks *hooks,
+                                                      struct dsnn_metrics *m,
+                                                      struct dsnn_error *err);
+/* val_* for the test split, noise_* for the noise split, train_eval_* for the train split. */
+DSNN_API enum dsnn_status dsnn_base_model_evaluate(struct dsnn_base_model *bm,
+                                                   struct dsnn_data *data, enum dsnn_split split,
+                                                   struct dsnn_metrics *m, struct dsnn_error *err);
+/* Checkpoint: network (weights, topology, optimizer state slots), optimizer scalars, step. */
+DSNN_API enum dsnn_status dsnn_base_model_save(struct dsnn_base_model *bm, FILE *f,
+                                               struct dsnn_error *err);
+DSNN_API enum dsnn_status dsnn_base_model_load(struct dsnn_base_model *bm, FILE *f,
+                                               struct dsnn_error *err);
+DSNN_API void dsnn_base_model_release(struct dsnn_base_model *bm);
 
 #ifdef __cplusplus
 }

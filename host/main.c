@@ -1,0 +1,439 @@
+/* host/main.c - the dsnn-host command line: option parsing, plugin directories, and the
+ * commands run / list / info. Only this file decides to exit. */
+/* realpath() is XSI. */
+#ifndef _XOPEN_SOURCE
+#define _XOPEN_SOURCE 700
+#endif
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dsnn/dsnn.h"
+#include "registry.h"
+#include "runner.h"
+
+#define PROG "dsnn-host"
+#define MAX_PLUGIN_DIRS 64
+
+static void print_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: " PROG " [--plugin-dir DIR]... COMMAND [ARGS]\n"
+            "\n"
+            "Commands:\n"
+            "  run CFG [--results DIR] [--quiet] [--overwrite]\n"
+            "                     run the experiment described by the libconfig file CFG\n"
+            "  list               list the loaded components (datasets, networks, models,\n"
+            "                     search strategies) with version, description and file\n"
+            "  info NAME          describe a component and its configuration keys; NAME may\n"
+            "                     be KIND/NAME (e.g. model/set) when several kinds share it\n"
+            "  help               print this help\n"
+            "\n"
+            "Options:\n"
+            "  --plugin-dir DIR   load every *.so file of DIR (repeatable, in the order given).\n"
+            "                     Without it: the directories of $DSNN_PLUGIN_PATH\n"
+            "                     (colon-separated), else the 'plugins' directory next to the\n"
+            "                     directory of this executable (<bin>/../plugins; in a build\n"
+            "                     tree that is build/plugins)\n"
+            "  --results DIR      (run) root directory of the results (default: 'results',\n"
+            "                     or experiment.results_dir of the config)\n"
+            "  -q, --quiet        (run) no per-epoch progress on stdout\n"
+            "  --overwrite        (run) replace an existing results/<experiment>\n"
+            "  -h, --help         print this help\n"
+            "  --version          print the dsnn version and the plugin ABI version\n"
+            "\n"
+            "Exit codes:\n"
+            "  %3d  success (all trials terminated normally)\n"
+            "  %3d  the experiment ran, but at least one trial ended in error\n"
+            "  %3d  bad command line\n"
+            "  %3d  configuration file invalid\n"
+            "  %3d  a plugin could not be loaded, or a named plugin is missing\n"
+            "  %3d  results directory or data could not be read / written\n"
+            "  %3d  interrupted by SIGINT / SIGTERM (run again to resume)\n",
+            DSNN_EXIT_OK, DSNN_EXIT_TRIALS_FAILED, DSNN_EXIT_USAGE, DSNN_EXIT_CONFIG,
+            DSNN_EXIT_PLUGIN, DSNN_EXIT_IO, DSNN_EXIT_INTERRUPTED);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, PROG ": ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
+    return DSNN_EXIT_USAGE;
+}
+
+/* ---- plugin directories ---- */
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* <directory of this executable>/../plugins into buf (canonical if it exists). */
+static bool default_plugin_dir(const char *argv0, char *buf, size_t size)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+    } else if (argv0 && strchr(argv0, '/')) {
+        snprintf(exe, sizeof(exe), "%s", argv0);
+    } else {
+        return false;
+    }
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return false;
+    *slash = '\0';
+    char raw[PATH_MAX + 16];
+    snprintf(raw, sizeof(raw), "%s/../plugins", exe[0] ? exe : "");
+    char canon[PATH_MAX];
+    const char *use = realpath(raw, canon) ? canon : raw;
+    if (strlen(use) >= size)
+        return false;
+    memcpy(buf, use, strlen(use) + 1);
+    return true;
+}
+
+/* Loads the plugin directories; prints every load error. Returns false if any failed. */
+static bool load_plugins(struct dsnn_registry *reg, const char *const *dirs, size_t n_dirs,
+                         const char *argv0)
+{
+    char env_copy[8192];
+    const char *list[MAX_PLUGIN_DIRS];
+    size_t n = 0;
+    bool implicit = false; /* the executable-relative default: may be absent */
+    if (n_dirs > 0) {
+        for (size_t i = 0; i < n_dirs; i++)
+            list[n++] = dirs[i];
+    } else {
+        const char *env = getenv("DSNN_PLUGIN_PATH");
+        if (env && *env) {
+            snprintf(env_copy, sizeof(env_copy), "%s", env);
+            for (char *p = env_copy; p && n < MAX_PLUGIN_DIRS;) {
+                char *colon = strchr(p, ':');
+                if (colon)
+                    *colon = '\0';
+                if (*p)
+                    list[n++] = p;
+                p = colon ? colon + 1 : NULL;
+            }
+        }
+        static char def[PATH_MAX];
+        if (n == 0 && default_plugin_dir(argv0, def, sizeof(def))) {
+            list[n++] = def;
+            implicit = true;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct dsnn_error err = {0};
+        if (implicit && !is_dir(list[i])) {
+            fprintf(stderr,
+                    PROG ": note: default plugin directory %s does not exist; use --plugin-dir "
+                    "DIR or set DSNN_PLUGIN_PATH\n",
+                    list[i]);
+            continue;
+        }
+        dsnn_registry_load_dir(reg, list[i], &err); /* errors are collected in reg */
+    }
+    size_t n_err = dsnn_registry_n_errors(reg);
+    for (size_t i = 0; i < n_err; i++)
+        fprintf(stderr, PROG ": plugin error: %s\n", dsnn_registry_error_at(reg, i)->msg);
+    if (n_err > 0)
+        fprintf(stderr,
+                PROG ": %zu plugin error%s: fix, rebuild or remove the file%s named above\n",
+                n_err, n_err == 1 ? "" : "s", n_err == 1 ? "" : "s");
+    return n_err == 0;
+}
+
+static void print_dirs(FILE *f, const struct dsnn_registry *reg)
+{
+    size_t n = dsnn_registry_n_dirs(reg);
+    if (n == 0) {
+        fprintf(f, "(none)");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s%s", i ? ":" : "", dsnn_registry_dir_at(reg, i));
+}
+
+/* ---- list ---- */
+
+static const char *or_empty(const char *s)
+{
+    return s ? s : "";
+}
+
+static int cmd_list(const struct dsnn_registry *reg)
+{
+    static const enum dsnn_kind kinds[] = {DSNN_KIND_DATASET, DSNN_KIND_NETWORK, DSNN_KIND_MODEL,
+                                           DSNN_KIND_SEARCH};
+    static const char *titles[] = {"datasets", "networks", "models", "search strategies"};
+    size_t count = dsnn_registry_count(reg);
+    int wn = 4, wv = 7, wd = 11;
+    for (size_t i = 0; i < count; i++) {
+        const struct dsnn_registry_entry *e = dsnn_registry_at(reg, i);
+        int ln = (int)strlen(e->name), lv = (int)strlen(or_empty(e->component->version)),
+            ld = (int)strlen(or_empty(e->component->description));
+        wn = ln > wn ? ln : wn;
+        wv = lv > wv ? lv : wv;
+        wd = ld > wd ? ld : wd;
+    }
+    printf("plugin directories: ");
+    print_dirs(stdout, reg);
+    printf("\n");
+    for (size_t k = 0; k < DSNN_COUNT_OF(kinds); k++) {
+        printf("\n%s:\n", titles[k]);
+        size_t shown = 0;
+        for (size_t i = 0; i < count; i++) {
+            const struct dsnn_registry_entry *e = dsnn_registry_at(reg, i);
+            if (e->kind != kinds[k])
+                continue;
+            printf("  %-*s  %-*s  %-*s  %s\n", wn, e->name, wv, or_empty(e->component->version),
+                   wd, or_empty(e->component->description), e->path);
+            shown++;
+        }
+        if (shown == 0)
+            printf("  (none)\n");
+    }
+    return DSNN_EXIT_OK;
+}
+
+/* ---- info ---- */
+
+static void print_info(const struct dsnn_registry_entry *e)
+{
+    const struct dsnn_component *c = e->component;
+    printf("%s '%s' version %s\n", dsnn_kind_str(e->kind), e->name,
+           c->version ? c->version : "(unknown)");
+    if (c->description && *c->description)
+        printf("  %s\n", c->description);
+    printf("  file:   %s\n", e->path);
+    printf("  plugin: %s (ABI %u.%u)\n", e->plugin->name, (unsigned)e->plugin->abi_major,
+           (unsigned)e->plugin->abi_minor);
+    if (c->n_keys == 0) {
+        printf("  keys:   (none documented)\n");
+        return;
+    }
+    int wn = 4, wt = 4, wd = 7;
+    for (size_t i = 0; i < c->n_keys; i++) {
+        const struct dsnn_key_doc *k = &c->keys[i];
+        int ln = (int)strlen(k->name), lt = (int)strlen(dsnn_key_type_str(k->type)),
+            ld = (int)strlen(k->default_value ? k->default_value : "(required)");
+        wn = ln > wn ? ln : wn;
+        wt = lt > wt ? lt : wt;
+        wd = ld > wd ? ld : wd;
+    }
+    printf("  keys of the '%s' group:\n", dsnn_kind_str(e->kind));
+    printf("    %-*s  %-*s  %-*s  %s\n", wn, "name", wt, "type", wd, "default", "doc");
+    for (size_t i = 0; i < c->n_keys; i++) {
+        const struct dsnn_key_doc *k = &c->keys[i];
+        printf("    %-*s  %-*s  %-*s  %s\n", wn, k->name, wt, dsnn_key_type_str(k->type), wd,
+               k->default_value ? k->default_value : "(required)", or_empty(k->doc));
+    }
+}
+
+static int cmd_info(const struct dsnn_registry *reg, const char *arg)
+{
+    const char *name = arg;
+    enum dsnn_kind kind = (enum dsnn_kind)0;
+    const char *slash = strchr(arg, '/');
+    if (slash) {
+        char kbuf[32];
+        size_t kl = (size_t)(slash - arg);
+        if (kl >= sizeof(kbuf) || (memcpy(kbuf, arg, kl), kbuf[kl] = '\0',
+                                   !dsnn_registry_kind_parse(kbuf, &kind)))
+            return usage_error("info: '%s': expected NAME or KIND/NAME with KIND one of "
+                               "dataset, network, model, search",
+                               arg);
+        name = slash + 1;
+    }
+    if (slash) {
+        struct dsnn_error err = {0};
+        const struct dsnn_registry_entry *e = NULL;
+        if (dsnn_registry_lookup(reg, kind, name, &e, &err) != DSNN_OK) {
+            fprintf(stderr, PROG ": %s\n", err.msg);
+            return DSNN_EXIT_PLUGIN;
+        }
+        print_info(e);
+        return DSNN_EXIT_OK;
+    }
+    size_t found = 0;
+    for (size_t i = 0; i < dsnn_registry_count(reg); i++) {
+        const struct dsnn_registry_entry *e = dsnn_registry_at(reg, i);
+        if (strcmp(e->name, name) != 0)
+            continue;
+        if (found++)
+            printf("\n");
+        print_info(e);
+    }
+    if (found)
+        return DSNN_EXIT_OK;
+    const char *best = dsnn_registry_suggest(reg, (enum dsnn_kind)0, name);
+    fprintf(stderr, PROG ": no component named '%s'", name);
+    if (best)
+        fprintf(stderr, " (did you mean '%s'?)", best);
+    fprintf(stderr, "; '" PROG " list' shows the %zu loaded components (plugin directories: ",
+            dsnn_registry_count(reg));
+    print_dirs(stderr, reg);
+    fprintf(stderr, ")\n");
+    return DSNN_EXIT_PLUGIN;
+}
+
+/* ---- main ---- */
+
+struct cli {
+    const char *plugin_dirs[MAX_PLUGIN_DIRS];
+    size_t n_plugin_dirs;
+    const char *command;
+    const char *args[8];
+    size_t n_args;
+    const char *results;
+    bool quiet, overwrite, run_opts;
+    bool help, version;
+};
+
+/* Parses argv into cli; returns -1 on success or an exit code. Options may come before or after
+ * the command; "--" ends the options. */
+static int parse_args(int argc, char **argv, struct cli *cli)
+{
+    bool opts_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!opts_done && a[0] == '-' && a[1] != '\0') {
+            const char *value = NULL;
+            if (strcmp(a, "--") == 0) {
+                opts_done = true;
+            } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+                cli->help = true;
+            } else if (strcmp(a, "--version") == 0) {
+                cli->version = true;
+            } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+                cli->quiet = cli->run_opts = true;
+            } else if (strcmp(a, "--overwrite") == 0) {
+                cli->overwrite = cli->run_opts = true;
+            } else if (strncmp(a, "--plugin-dir", 12) == 0 && (a[12] == '\0' || a[12] == '=')) {
+                if (a[12] == '=') {
+                    value = a + 13;
+                } else if (i + 1 < argc) {
+                    value = argv[++i];
+                } else {
+                    return usage_error("option '%s' needs a directory", a);
+                }
+                if (!*value)
+                    return usage_error("option '%s' needs a non-empty directory", "--plugin-dir");
+                if (cli->n_plugin_dirs == MAX_PLUGIN_DIRS)
+                    return usage_error("too many --plugin-dir options (at most %s)", "64");
+                cli->plugin_dirs[cli->n_plugin_dirs++] = value;
+            } else if (strncmp(a, "--results", 9) == 0 && (a[9] == '\0' || a[9] == '=')) {
+                if (a[9] == '=') {
+                    value = a + 10;
+                } else if (i + 1 < argc) {
+                    value = argv[++i];
+                } else {
+                    return usage_error("option '%s' needs a directory", a);
+                }
+                if (!*value)
+                    return usage_error("option '%s' needs a non-empty directory", "--results");
+                cli->results = value;
+                cli->run_opts = true;
+            } else {
+                return usage_error("unknown option '%s'", a);
+            }
+            continue;
+        }
+        if (!cli->command) {
+            cli->command = a;
+        } else if (cli->n_args < DSNN_COUNT_OF(cli->args)) {
+            cli->args[cli->n_args++] = a;
+        } else {
+            return usage_error("too many arguments (at '%s')", a);
+        }
+    }
+    return -1;
+}
+
+static int expect_args(const struct cli *cli, size_t n, const char *what)
+{
+    if (cli->n_args < n) {
+        fprintf(stderr, PROG ": %s: missing %s\nTry '" PROG " --help' for more information.\n",
+                cli->command, what);
+        return DSNN_EXIT_USAGE;
+    }
+    if (cli->n_args > n)
+        return usage_error("unexpected argument '%s'", cli->args[n]);
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli = {0};
+    int rc = parse_args(argc, argv, &cli);
+    if (rc >= 0)
+        return rc;
+    if (cli.help || (cli.command && strcmp(cli.command, "help") == 0)) {
+        print_usage(stdout);
+        return DSNN_EXIT_OK;
+    }
+    if (cli.version) {
+        printf(PROG " (dsnn) %s\nplugin ABI %d.%d\n", DSNN_VERSION_STRING, DSNN_ABI_MAJOR,
+               DSNN_ABI_MINOR);
+        return DSNN_EXIT_OK;
+    }
+    if (!cli.command) {
+        print_usage(stderr);
+        return DSNN_EXIT_USAGE;
+    }
+    bool is_run = strcmp(cli.command, "run") == 0;
+    bool is_list = strcmp(cli.command, "list") == 0;
+    bool is_info = strcmp(cli.command, "info") == 0;
+    if (!is_run && !is_list && !is_info)
+        return usage_error("unknown command '%s' (commands: run, list, info, help)", cli.command);
+    if (!is_run && cli.run_opts)
+        return usage_error("--results, --quiet and --overwrite apply to 'run' only, not '%s'",
+                           cli.command);
+    rc = expect_args(&cli, is_list ? 0 : 1, is_run ? "the configuration file CFG" : "NAME");
+    if (rc >= 0)
+        return rc;
+
+    struct dsnn_registry *reg = NULL;
+    struct dsnn_error err = {0};
+    if (dsnn_registry_new(&reg, &err) != DSNN_OK) {
+        fprintf(stderr, PROG ": %s\n", err.msg);
+        return DSNN_EXIT_IO;
+    }
+    bool plugins_ok = load_plugins(reg, cli.plugin_dirs, cli.n_plugin_dirs, argv[0]);
+    fflush(stderr);
+
+    if (is_list) {
+        rc = cmd_list(reg);
+    } else if (is_info) {
+        rc = cmd_info(reg, cli.args[0]);
+    } else if (!plugins_ok) {
+        fprintf(stderr, PROG ": not running %s: plugins failed to load\n", cli.args[0]);
+        rc = DSNN_EXIT_PLUGIN;
+    } else {
+        struct dsnn_run_options opt = {.results_root = cli.results,
+                                       .quiet = cli.quiet,
+                                       .overwrite = cli.overwrite};
+        rc = dsnn_run_experiment(reg, cli.args[0], &opt, &err);
+        if (rc != DSNN_EXIT_OK && err.msg[0])
+            fprintf(stderr, PROG ": %s\n", err.msg);
+        if (rc < 0 || rc > 255)
+            rc = DSNN_EXIT_IO;
+    }
+    if (rc == DSNN_EXIT_OK && !plugins_ok)
+        rc = DSNN_EXIT_PLUGIN;
+    if (fflush(stdout) != 0 && rc == DSNN_EXIT_OK) {
+        fprintf(stderr, PROG ": cannot write to standard output: %s\n", strerror(errno));
+        rc = DSNN_EXIT_IO;
+    }
+    dsnn_registry_free(reg);
+    return rc;
+}

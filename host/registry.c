@@ -1,0 +1,730 @@
+/* host/registry.c - plugin loading, ABI and descriptor checks, (kind, name) index. */
+#include "registry.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* A loaded plugin file (or an in-memory descriptor added with dsnn_registry_add). */
+struct plugin_file {
+    void *handle; /* dlopen handle; NULL for dsnn_registry_add */
+    char *path;   /* owned */
+    const struct dsnn_plugin *desc;
+};
+
+struct dsnn_registry {
+    struct plugin_file *files;
+    size_t n_files, cap_files;
+    struct dsnn_registry_entry **entries; /* each malloc'd: stable addresses; sorted */
+    size_t n_entries, cap_entries;
+    struct dsnn_error *errors;
+    size_t n_errors, cap_errors;
+    char **dirs;
+    size_t n_dirs, cap_dirs;
+};
+
+/* ---- small helpers ---- */
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+/* Grows an array p of *cap elements (elem bytes each) to hold at least need elements. Returns
+ * the (possibly moved) array, or NULL when out of memory (p is then unchanged). */
+static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap && p)
+        return p;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    while (ncap < need)
+        ncap *= 2;
+    void *q = realloc(p, ncap * elem);
+    if (q)
+        *cap = ncap;
+    return q;
+}
+
+
+/* Appending formatter for building messages in a fixed buffer. */
+struct strbuf {
+    char *buf;
+    size_t size, len;
+};
+
+static void sb_printf(struct strbuf *sb, const char *fmt, ...) DSNN_PRINTF(2, 3);
+static void sb_printf(struct strbuf *sb, const char *fmt, ...)
+{
+    if (sb->size == 0 || sb->len >= sb->size - 1)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sb->buf + sb->len, sb->size - sb->len, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    sb->len += (size_t)n;
+    if (sb->len >= sb->size)
+        sb->len = sb->size - 1;
+}
+
+static const char *kind_plural(enum dsnn_kind k)
+{
+    switch (k) {
+    case DSNN_KIND_DATASET: return "datasets";
+    case DSNN_KIND_NETWORK: return "networks";
+    case DSNN_KIND_MODEL: return "models";
+    case DSNN_KIND_SEARCH: return "search strategies";
+    }
+    return "components";
+}
+
+static bool kind_known(int k)
+{
+    return k == DSNN_KIND_DATASET || k == DSNN_KIND_NETWORK || k == DSNN_KIND_MODEL ||
+           k == DSNN_KIND_SEARCH;
+}
+
+size_t dsnn_registry_ops_size(enum dsnn_kind kind)
+{
+    switch (kind) {
+    case DSNN_KIND_DATASET: return sizeof(struct dsnn_dataset_ops);
+    case DSNN_KIND_NETWORK: return sizeof(struct dsnn_network_ops);
+    case DSNN_KIND_MODEL: return sizeof(struct dsnn_model_ops);
+    case DSNN_KIND_SEARCH: return sizeof(struct dsnn_search_ops);
+    }
+    return 0;
+}
+
+bool dsnn_registry_kind_parse(const char *s, enum dsnn_kind *out)
+{
+    static const struct {
+        const char *name;
+        enum dsnn_kind kind;
+    } names[] = {
+        {"dataset", DSNN_KIND_DATASET}, {"datasets", DSNN_KIND_DATASET},
+        {"network", DSNN_KIND_NETWORK}, {"networks", DSNN_KIND_NETWORK},
+        {"model", DSNN_KIND_MODEL},     {"models", DSNN_KIND_MODEL},
+        {"search", DSNN_KIND_SEARCH},   {"searches", DSNN_KIND_SEARCH},
+    };
+    if (!s)
+        return false;
+    for (size_t i = 0; i < DSNN_COUNT_OF(names); i++) {
+        if (strcmp(s, names[i].name) == 0) {
+            if (out)
+                *out = names[i].kind;
+            return true;
+        }
+    }
+    return false;
+}
+
+void dsnn_registry_copy_ops(const struct dsnn_component *c, void *dst, size_t dst_size)
+{
+    memset(dst, 0, dst_size);
+    if (!c || !c->ops)
+        return;
+    size_t n = c->ops_size < dst_size ? c->ops_size : dst_size;
+    memcpy(dst, c->ops, n);
+}
+
+const void *dsnn_registry_entry_ops(const struct dsnn_registry_entry *e)
+{
+    return e ? (const void *)&e->ops : NULL;
+}
+
+const struct dsnn_key_doc *dsnn_registry_entry_key(const struct dsnn_registry_entry *e,
+                                                   const char *key)
+{
+    if (!e || !key)
+        return NULL;
+    const struct dsnn_component *c = e->component;
+    for (size_t i = 0; i < c->n_keys; i++)
+        if (strcmp(c->keys[i].name, key) == 0)
+            return &c->keys[i];
+    return NULL;
+}
+
+/* ---- life cycle ---- */
+
+enum dsnn_status dsnn_registry_new(struct dsnn_registry **out, struct dsnn_error *err)
+{
+    *out = calloc(1, sizeof(**out));
+    if (!*out)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "plugin registry: out of memory");
+    return DSNN_OK;
+}
+
+void dsnn_registry_free(struct dsnn_registry *reg)
+{
+    if (!reg)
+        return;
+    for (size_t i = 0; i < reg->n_entries; i++)
+        free(reg->entries[i]);
+    free(reg->entries);
+    /* Unload in reverse order of loading. */
+    for (size_t i = reg->n_files; i-- > 0;) {
+        if (reg->files[i].handle)
+            dlclose(reg->files[i].handle);
+        free(reg->files[i].path);
+    }
+    free(reg->files);
+    free(reg->errors);
+    for (size_t i = 0; i < reg->n_dirs; i++)
+        free(reg->dirs[i]);
+    free(reg->dirs);
+    free(reg);
+}
+
+/* Records a failed load in the error list (best effort: out of memory drops it). */
+static void record_error(struct dsnn_registry *reg, enum dsnn_status status, const char *msg)
+{
+    struct dsnn_error *errors =
+        grow(reg->errors, &reg->cap_errors, reg->n_errors + 1, sizeof(*reg->errors));
+    if (!errors)
+        return;
+    reg->errors = errors;
+    struct dsnn_error *e = &reg->errors[reg->n_errors++];
+    e->status = status;
+    snprintf(e->msg, sizeof(e->msg), "%s", msg);
+}
+
+/* Sets err and records the error; returns status. */
+static enum dsnn_status fail(struct dsnn_registry *reg, struct dsnn_error *err,
+                             enum dsnn_status status, const char *fmt, ...) DSNN_PRINTF(4, 5);
+static enum dsnn_status fail(struct dsnn_registry *reg, struct dsnn_error *err,
+                             enum dsnn_status status, const char *fmt, ...)
+{
+    struct dsnn_error e = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    e.status = status;
+    vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+    va_end(ap);
+    record_error(reg, status, e.msg);
+    if (err) {
+        err->status = status;
+        memcpy(err->msg, e.msg, sizeof(err->msg));
+    }
+    return status;
+}
+
+size_t dsnn_registry_n_errors(const struct dsnn_registry *reg)
+{
+    return reg ? reg->n_errors : 0;
+}
+
+const struct dsnn_error *dsnn_registry_error_at(const struct dsnn_registry *reg, size_t i)
+{
+    return reg && i < reg->n_errors ? &reg->errors[i] : NULL;
+}
+
+size_t dsnn_registry_n_dirs(const struct dsnn_registry *reg)
+{
+    return reg ? reg->n_dirs : 0;
+}
+
+const char *dsnn_registry_dir_at(const struct dsnn_registry *reg, size_t i)
+{
+    return reg && i < reg->n_dirs ? reg->dirs[i] : NULL;
+}
+
+size_t dsnn_registry_count(const struct dsnn_registry *reg)
+{
+    return reg ? reg->n_entries : 0;
+}
+
+const struct dsnn_registry_entry *dsnn_registry_at(const struct dsnn_registry *reg, size_t i)
+{
+    return reg && i < reg->n_entries ? reg->entries[i] : NULL;
+}
+
+/* ---- descriptor checks ---- */
+
+static bool name_ok(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (!isalnum(ch) && ch != '_' && ch != '-' && ch != '.')
+            return false;
+    }
+    return true;
+}
+
+/* The operation of ops (full-size copy of kind) that is required but NULL, or NULL if none. */
+static const char *missing_required_op(enum dsnn_kind kind, const void *ops)
+{
+    switch (kind) {
+    case DSNN_KIND_DATASET: {
+        const struct dsnn_dataset_ops *o = ops;
+        if (!o->open) return "open";
+        if (!o->begin) return "begin";
+        if (!o->next_batch) return "next_batch";
+        if (!o->close) return "close";
+        return NULL;
+    }
+    case DSNN_KIND_NETWORK: {
+        const struct dsnn_network_ops *o = ops;
+        if (!o->build) return "build";
+        return NULL;
+    }
+    case DSNN_KIND_MODEL: {
+        const struct dsnn_model_ops *o = ops;
+        if (!o->create) return "create";
+        if (!o->train_epoch) return "train_epoch";
+        if (!o->evaluate) return "evaluate";
+        if (!o->destroy) return "destroy";
+        return NULL;
+    }
+    case DSNN_KIND_SEARCH: {
+        const struct dsnn_search_ops *o = ops;
+        if (!o->create) return "create";
+        if (!o->suggest) return "suggest";
+        if (!o->destroy) return "destroy";
+        return NULL;
+    }
+    }
+    return NULL;
+}
+
+static const struct dsnn_registry_entry *find_entry(const struct dsnn_registry *reg,
+                                                    enum dsnn_kind kind, const char *name)
+{
+    for (size_t i = 0; i < reg->n_entries; i++) {
+        const struct dsnn_registry_entry *e = reg->entries[i];
+        if (e->kind == kind && strcmp(e->name, name) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* Checks 3 to 6 of registry.h on a descriptor; records and returns the first failure. */
+static enum dsnn_status check_descriptor(struct dsnn_registry *reg, const struct dsnn_plugin *p,
+                                         const char *origin, struct dsnn_error *err)
+{
+    if (!p)
+        return fail(reg, err, DSNN_ERR_INVALID,
+                    "%s: %s() returned NULL instead of a plugin descriptor", origin,
+                    DSNN_PLUGIN_ENTRY_SYMBOL);
+    /* 3. ABI version: the first two fields, read before anything else. */
+    if (p->abi_major != DSNN_ABI_MAJOR || p->abi_minor > DSNN_ABI_MINOR)
+        return fail(reg, err, DSNN_ERR_ABI,
+                    "%s: plugin built for dsnn ABI %u.%u, this host supports %d.%d (%s)", origin,
+                    (unsigned)p->abi_major, (unsigned)p->abi_minor, DSNN_ABI_MAJOR,
+                    DSNN_ABI_MINOR,
+                    p->abi_major == DSNN_ABI_MAJOR
+                        ? "update dsnn-host, or rebuild the plugin against this SDK"
+                        : "rebuild the plugin against this SDK");
+    /* 4. Descriptor layout. A larger struct_size (a same-ABI plugin with appended fields this
+     * host does not know) is accepted; the fields it reads must be there. */
+    size_t need = offsetof(struct dsnn_plugin, n_components) + sizeof(p->n_components);
+    if (p->struct_size < need)
+        return fail(reg, err, DSNN_ERR_ABI,
+                    "%s: plugin descriptor is %u bytes, this host needs at least %zu (descriptor "
+                    "not made with DSNN_PLUGIN_DEFINE? rebuild the plugin against this SDK)",
+                    origin, (unsigned)p->struct_size, need);
+    if (!p->name)
+        return fail(reg, err, DSNN_ERR_INVALID, "%s: plugin descriptor has no name", origin);
+    if (p->n_components == 0 || !p->components)
+        return fail(reg, err, DSNN_ERR_INVALID, "%s: plugin '%s' declares no components", origin,
+                    p->name);
+    /* 5. Components. */
+    for (size_t i = 0; i < p->n_components; i++) {
+        const struct dsnn_component *c = &p->components[i];
+        if (!kind_known((int)c->kind))
+            return fail(reg, err, DSNN_ERR_INVALID,
+                        "%s: component %zu ('%s') has unknown kind %d (known: 1 = dataset, "
+                        "2 = network, 3 = model, 4 = search)",
+                        origin, i, c->name ? c->name : "(null)", (int)c->kind);
+        const char *ks = dsnn_kind_str(c->kind);
+        if (!c->name)
+            return fail(reg, err, DSNN_ERR_INVALID, "%s: %s component %zu has no name", origin,
+                        ks, i);
+        if (!name_ok(c->name))
+            return fail(reg, err, DSNN_ERR_INVALID,
+                        "%s: %s name '%s' is invalid (use letters, digits, '_', '-', '.')",
+                        origin, ks, c->name);
+        if (!c->ops)
+            return fail(reg, err, DSNN_ERR_INVALID, "%s: %s '%s' has no ops table", origin, ks,
+                        c->name);
+        if (c->ops_size == 0 || c->ops_size % sizeof(void (*)(void)) != 0)
+            return fail(reg, err, DSNN_ERR_ABI,
+                        "%s: %s '%s' declares an ops table of %zu bytes, not a whole number of "
+                        "function pointers (use DSNN_COMPONENT)",
+                        origin, ks, c->name, c->ops_size);
+        if (c->n_keys > 0 && !c->keys)
+            return fail(reg, err, DSNN_ERR_INVALID, "%s: %s '%s' declares %zu keys but no table",
+                        origin, ks, c->name, c->n_keys);
+        for (size_t k = 0; k < c->n_keys; k++) {
+            const struct dsnn_key_doc *kd = &c->keys[k];
+            if (!kd->name || !*kd->name)
+                return fail(reg, err, DSNN_ERR_INVALID, "%s: %s '%s': key %zu has no name",
+                            origin, ks, c->name, k);
+            if ((int)kd->type < (int)DSNN_KEY_INT || (int)kd->type > (int)DSNN_KEY_ANY)
+                return fail(reg, err, DSNN_ERR_INVALID,
+                            "%s: %s '%s': key '%s' has unknown type %d", origin, ks, c->name,
+                            kd->name, (int)kd->type);
+        }
+        union {
+            struct dsnn_dataset_ops dataset;
+            struct dsnn_network_ops network;
+            struct dsnn_model_ops model;
+            struct dsnn_search_ops search;
+        } full;
+        dsnn_registry_copy_ops(c, &full, dsnn_registry_ops_size(c->kind));
+        const char *missing = missing_required_op(c->kind, &full);
+        if (missing)
+            return fail(reg, err, DSNN_ERR_INVALID,
+                        "%s: %s '%s': required operation '%s' is NULL%s", origin, ks, c->name,
+                        missing,
+                        c->ops_size < dsnn_registry_ops_size(c->kind)
+                            ? " (or missing from its older, smaller ops table)"
+                            : "");
+        /* 6. Duplicates, within the file and against what is registered. */
+        for (size_t j = 0; j < i; j++)
+            if (p->components[j].kind == c->kind && strcmp(p->components[j].name, c->name) == 0)
+                return fail(reg, err, DSNN_ERR_INVALID, "%s: declares %s '%s' twice", origin, ks,
+                            c->name);
+        const struct dsnn_registry_entry *dup = find_entry(reg, c->kind, c->name);
+        if (dup)
+            return fail(reg, err, DSNN_ERR_INVALID,
+                        "duplicate %s '%s': provided by %s and by %s (keeping the first; remove "
+                        "or rename one of them)",
+                        ks, c->name, dup->path, origin);
+    }
+    return DSNN_OK;
+}
+
+/* Registers the (checked) components of p; takes ownership of handle (dlclosed on failure). */
+static enum dsnn_status register_plugin(struct dsnn_registry *reg, void *handle,
+                                        const struct dsnn_plugin *p, const char *origin,
+                                        struct dsnn_error *err)
+{
+    char *path = dup_str(origin);
+    struct dsnn_registry_entry **made = calloc(p->n_components, sizeof(*made));
+    bool ok = path && made;
+    if (ok) {
+        struct plugin_file *files =
+            grow(reg->files, &reg->cap_files, reg->n_files + 1, sizeof(*reg->files));
+        ok = files != NULL;
+        if (ok)
+            reg->files = files;
+    }
+    if (ok) {
+        struct dsnn_registry_entry **entries = grow(
+            reg->entries, &reg->cap_entries, reg->n_entries + p->n_components, sizeof(*entries));
+        ok = entries != NULL;
+        if (ok)
+            reg->entries = entries;
+    }
+    for (size_t i = 0; ok && i < p->n_components; i++) {
+        made[i] = calloc(1, sizeof(**made));
+        ok = made[i] != NULL;
+    }
+    if (!ok) {
+        if (made)
+            for (size_t i = 0; i < p->n_components; i++)
+                free(made[i]);
+        free(made);
+        free(path);
+        if (handle)
+            dlclose(handle);
+        return fail(reg, err, DSNN_ERR_NOMEM, "%s: out of memory while registering the plugin",
+                    origin);
+    }
+    reg->files[reg->n_files++] = (struct plugin_file){handle, path, p};
+    for (size_t i = 0; i < p->n_components; i++) {
+        const struct dsnn_component *c = &p->components[i];
+        struct dsnn_registry_entry *e = made[i];
+        e->kind = c->kind;
+        e->name = c->name;
+        e->component = c;
+        e->plugin = p;
+        e->path = path;
+        dsnn_registry_copy_ops(c, &e->ops, dsnn_registry_ops_size(c->kind));
+        /* Insert sorted by (kind, name). */
+        size_t pos = reg->n_entries;
+        while (pos > 0) {
+            const struct dsnn_registry_entry *prev = reg->entries[pos - 1];
+            if (prev->kind < e->kind || (prev->kind == e->kind && strcmp(prev->name, e->name) < 0))
+                break;
+            reg->entries[pos] = reg->entries[pos - 1];
+            pos--;
+        }
+        reg->entries[pos] = e;
+        reg->n_entries++;
+    }
+    free(made);
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_registry_add(struct dsnn_registry *reg, const struct dsnn_plugin *plugin,
+                                   const char *origin, struct dsnn_error *err)
+{
+    if (!origin)
+        origin = "(built-in)";
+    enum dsnn_status st = check_descriptor(reg, plugin, origin, err);
+    if (st != DSNN_OK)
+        return st;
+    return register_plugin(reg, NULL, plugin, origin, err);
+}
+
+/* ---- loading ---- */
+
+enum dsnn_status dsnn_registry_load_file(struct dsnn_registry *reg, const char *path,
+                                         struct dsnn_error *err)
+{
+    /* A name without '/' would make dlopen search the library path instead of the file. */
+    char local[4096];
+    const char *open_path = path;
+    if (!strchr(path, '/')) {
+        snprintf(local, sizeof(local), "./%s", path);
+        open_path = local;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return fail(reg, err, errno == ENOENT ? DSNN_ERR_NOT_FOUND : DSNN_ERR_IO,
+                    "%s: cannot load plugin: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return fail(reg, err, DSNN_ERR_IO, "%s: cannot load plugin: not a regular file", path);
+
+    dlerror();
+    void *handle = dlopen(open_path, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        const char *why = dlerror();
+        if (!why)
+            why = "dlopen failed";
+        /* glibc says "<file>: <reason>"; the message names the file already. */
+        size_t ol = strlen(open_path);
+        if (strncmp(why, open_path, ol) == 0 && strncmp(why + ol, ": ", 2) == 0)
+            why += ol + 2;
+        return fail(reg, err, DSNN_ERR_IO, "%s: cannot load plugin: %s", path, why);
+    }
+    for (size_t i = 0; i < reg->n_files; i++) {
+        if (reg->files[i].handle == handle) { /* same file loaded before: nothing to do */
+            dlclose(handle);
+            return DSNN_OK;
+        }
+    }
+    dlerror();
+    void *sym = dlsym(handle, DSNN_PLUGIN_ENTRY_SYMBOL);
+    if (!sym) {
+        const char *why = dlerror();
+        enum dsnn_status s =
+            fail(reg, err, DSNN_ERR_NOT_FOUND,
+                 "%s: not a dsnn plugin: it does not export '%s' (%s); define the plugin with "
+                 "DSNN_PLUGIN_DEFINE from dsnn/plugin.h",
+                 path, DSNN_PLUGIN_ENTRY_SYMBOL, why ? why : "symbol is NULL");
+        dlclose(handle);
+        return s;
+    }
+    dsnn_plugin_entry_fn entry;
+    memcpy(&entry, &sym, sizeof(entry)); /* POSIX: object pointer -> function pointer */
+    const struct dsnn_plugin *p = entry();
+    enum dsnn_status s = check_descriptor(reg, p, path, err);
+    if (s != DSNN_OK) {
+        dlclose(handle);
+        return s;
+    }
+    return register_plugin(reg, handle, p, path, err);
+}
+
+static int so_filter(const struct dirent *d)
+{
+    const char *n = d->d_name;
+    size_t len = strlen(n);
+    return n[0] != '.' && len > 3 && strcmp(n + len - 3, ".so") == 0;
+}
+
+static int name_cmp(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+enum dsnn_status dsnn_registry_load_dir(struct dsnn_registry *reg, const char *dir,
+                                        struct dsnn_error *err)
+{
+    char *copy = dup_str(dir);
+    char **dirs = copy ? grow(reg->dirs, &reg->cap_dirs, reg->n_dirs + 1, sizeof(*dirs)) : NULL;
+    if (!dirs) {
+        free(copy);
+        return fail(reg, err, DSNN_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    reg->dirs = dirs;
+    reg->dirs[reg->n_dirs++] = copy;
+
+    struct dirent **list = NULL;
+    int n = scandir(dir, &list, so_filter, name_cmp);
+    if (n < 0) {
+        int e = errno;
+        return fail(reg, err, e == ENOENT ? DSNN_ERR_NOT_FOUND : DSNN_ERR_IO,
+                    "%s: cannot read plugin directory: %s", dir, strerror(e));
+    }
+    size_t errors_before = reg->n_errors;
+    enum dsnn_status first = DSNN_OK;
+    struct dsnn_error first_err = {0};
+    size_t dlen = strlen(dir);
+    bool slash = dlen > 0 && dir[dlen - 1] == '/';
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        int len = snprintf(path, sizeof(path), "%s%s%s", dir, slash ? "" : "/", list[i]->d_name);
+        free(list[i]);
+        if (len < 0 || (size_t)len >= sizeof(path)) {
+            struct dsnn_error e = {0};
+            enum dsnn_status s = fail(reg, &e, DSNN_ERR_IO, "%s/...: path too long", dir);
+            if (first == DSNN_OK) {
+                first = s;
+                first_err = e;
+            }
+            continue;
+        }
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue; /* a directory or dangling link named *.so: not a plugin */
+        struct dsnn_error e = {0};
+        enum dsnn_status s = dsnn_registry_load_file(reg, path, &e);
+        if (s != DSNN_OK && first == DSNN_OK) {
+            first = s;
+            first_err = e;
+        }
+    }
+    free(list);
+    if (first == DSNN_OK)
+        return DSNN_OK;
+    size_t more = reg->n_errors - errors_before - 1;
+    if (more == 0)
+        return dsnn_error_set(err, first, "%s", first_err.msg);
+    return dsnn_error_set(err, first, "%s (and %zu more plugin error%s)", first_err.msg, more,
+                          more == 1 ? "" : "s");
+}
+
+/* ---- lookup ---- */
+
+const struct dsnn_registry_entry *dsnn_registry_find(const struct dsnn_registry *reg,
+                                                     enum dsnn_kind kind, const char *name)
+{
+    if (!reg || !name)
+        return NULL;
+    return find_entry(reg, kind, name);
+}
+
+size_t dsnn_registry_names(const struct dsnn_registry *reg, enum dsnn_kind kind, char *buf,
+                           size_t size)
+{
+    struct strbuf sb = {buf, size, 0};
+    if (size > 0)
+        buf[0] = '\0';
+    size_t count = 0;
+    for (size_t i = 0; reg && i < reg->n_entries; i++) {
+        const struct dsnn_registry_entry *e = reg->entries[i];
+        if (e->kind != kind)
+            continue;
+        sb_printf(&sb, "%s%s", count ? ", " : "", e->name);
+        count++;
+    }
+    return count;
+}
+
+/* Case-insensitive Levenshtein distance (names are short: capped at 63 characters). */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return SIZE_MAX;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
+            size_t best = diag + cost;
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *dsnn_registry_suggest(const struct dsnn_registry *reg, enum dsnn_kind kind,
+                                  const char *name)
+{
+    if (!reg || !name)
+        return NULL;
+    const char *best = NULL;
+    size_t len = strlen(name);
+    size_t best_d = SIZE_MAX, limit = len / 3 > 2 ? len / 3 : 2;
+    for (size_t i = 0; i < reg->n_entries; i++) {
+        const struct dsnn_registry_entry *c = reg->entries[i];
+        if ((int)kind != 0 && c->kind != kind)
+            continue;
+        size_t d = edit_distance(name, c->name);
+        if (d <= limit && d < best_d) {
+            best = c->name;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+enum dsnn_status dsnn_registry_lookup(const struct dsnn_registry *reg, enum dsnn_kind kind,
+                                      const char *name, const struct dsnn_registry_entry **out,
+                                      struct dsnn_error *err)
+{
+    if (out)
+        *out = NULL;
+    if (!name || !*name)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "no %s plugin name given",
+                              dsnn_kind_str(kind));
+    const struct dsnn_registry_entry *e = dsnn_registry_find(reg, kind, name);
+    if (e) {
+        if (out)
+            *out = e;
+        return DSNN_OK;
+    }
+    char msg[DSNN_ERROR_MSG_MAX];
+    struct strbuf sb = {msg, sizeof(msg), 0};
+    sb_printf(&sb, "no %s plugin named '%s' (", dsnn_kind_str(kind), name);
+
+    const char *best = dsnn_registry_suggest(reg, kind, name);
+    if (best)
+        sb_printf(&sb, "did you mean '%s'?; ", best);
+    char names[DSNN_ERROR_MSG_MAX / 2];
+    if (dsnn_registry_names(reg, kind, names, sizeof(names)) > 0)
+        sb_printf(&sb, "available %s: %s", kind_plural(kind), names);
+    else
+        sb_printf(&sb, "no %s are loaded", kind_plural(kind));
+    for (size_t i = 0; reg && i < reg->n_entries; i++) {
+        const struct dsnn_registry_entry *c = reg->entries[i];
+        if (c->kind != kind && strcmp(c->name, name) == 0)
+            sb_printf(&sb, "; note: '%s' is a %s", name, dsnn_kind_str(c->kind));
+    }
+    if (reg && reg->n_dirs > 0) {
+        sb_printf(&sb, "; plugin director%s: ", reg->n_dirs == 1 ? "y" : "ies");
+        for (size_t i = 0; i < reg->n_dirs; i++)
+            sb_printf(&sb, "%s%s", i ? ":" : "", reg->dirs[i]);
+    } else {
+        sb_printf(&sb, "; no plugin directory was searched");
+    }
+    sb_printf(&sb, ")");
+    return dsnn_error_set(err, DSNN_ERR_NOT_FOUND, "%s", msg);
+}

@@ -1,0 +1,235 @@
+/* results.c - writing the results directory (see results.h). */
+#include "results.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum dsnn_status dsnn_mkdirs(const char *dir, struct dsnn_error *err)
+{
+    char buf[1024];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: path too long", dir);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot create directory: %s", buf,
+                                  strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot create directory: %s", buf,
+                              strerror(errno));
+    struct stat st;
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: not a directory", buf);
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_append_line(const char *path, const char *line, struct dsnn_error *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd < 0)
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot open for append: %s", path,
+                              strerror(errno));
+    size_t len = strlen(line);
+    char *buf = malloc(len + 1);
+    if (!buf) {
+        close(fd);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    }
+    memcpy(buf, line, len);
+    buf[len] = '\n';
+    /* One write() of the whole line: O_APPEND keeps lines whole. */
+    ssize_t w = write(fd, buf, len + 1);
+    free(buf);
+    if (w != (ssize_t)(len + 1) || fdatasync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    }
+    if (close(fd) != 0)
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: close failed: %s", path, strerror(errno));
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_copy_file(const char *from, const char *to, struct dsnn_error *err)
+{
+    FILE *f = fopen(from, "rb");
+    if (!f)
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot open: %s", from, strerror(errno));
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while (buf && (r = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += r;
+        if (len == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    enum dsnn_status st = dsnn_write_file_atomic(to, buf, len, err);
+    free(buf);
+    return st;
+}
+
+size_t dsnn_json_string(const char *s, char *buf, size_t size)
+{
+    size_t len = 0;
+#define PUT(c)                                                                                    \
+    do {                                                                                          \
+        if (len + 1 < size)                                                                       \
+            buf[len] = (c);                                                                       \
+        len++;                                                                                    \
+    } while (0)
+    PUT('"');
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            PUT('\\');
+            PUT((char)c);
+        } else if (c == '\n') {
+            PUT('\\');
+            PUT('n');
+        } else if (c < 0x20) {
+            char hex[8];
+            snprintf(hex, sizeof hex, "\\u%04x", c);
+            for (char *h = hex; *h; h++)
+                PUT(*h);
+        } else {
+            PUT((char)c);
+        }
+    }
+    PUT('"');
+#undef PUT
+    if (size)
+        buf[len < size ? len : size - 1] = '\0';
+    return len;
+}
+
+const char *dsnn_iso_time(char *buf, size_t size)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+enum dsnn_status dsnn_trial_files_open(struct dsnn_trial_files *tf, const char *dir,
+                                       struct dsnn_error *err)
+{
+    memset(tf, 0, sizeof *tf);
+    if (snprintf(tf->dir, sizeof tf->dir, "%s", dir) >= (int)sizeof tf->dir)
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: path too long", dir);
+    return dsnn_mkdirs(dir, err);
+}
+
+static void fmt_number(double v, char *buf, size_t size, bool json)
+{
+    if (!isfinite(v))
+        snprintf(buf, size, "%s", json ? "null" : (isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"));
+    else if (v == (double)(long long)v && fabs(v) < 1e15)
+        snprintf(buf, size, "%lld", (long long)v);
+    else
+        snprintf(buf, size, "%.8g", v);
+}
+
+enum dsnn_status dsnn_trial_files_epoch(struct dsnn_trial_files *tf, const char *trial_id,
+                                        const struct dsnn_metrics *m, struct dsnn_error *err)
+{
+    char path[1100];
+    size_t cap = 64 + m->n * (DSNN_METRIC_NAME_MAX + 40), len = 0;
+    char *line = malloc(cap);
+    if (!line)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    char id[256];
+    dsnn_json_string(trial_id, id, sizeof id);
+    len += (size_t)snprintf(line + len, cap - len, "{\"trial_id\": %s", id);
+    for (size_t i = 0; i < m->n; i++) {
+        char num[64], name[DSNN_METRIC_NAME_MAX * 2 + 8];
+        fmt_number(m->items[i].value, num, sizeof num, true);
+        dsnn_json_string(m->items[i].name, name, sizeof name);
+        len += (size_t)snprintf(line + len, cap - len, ", %s: %s", name, num);
+    }
+    snprintf(line + len, cap - len, "}");
+    snprintf(path, sizeof path, "%s/result.json", tf->dir);
+    enum dsnn_status st = dsnn_append_line(path, line, err);
+    if (st != DSNN_OK) {
+        free(line);
+        return st;
+    }
+    /* progress.csv: columns fixed by the first epoch; later metrics missing -> empty cell. */
+    snprintf(path, sizeof path, "%s/progress.csv", tf->dir);
+    if (!tf->have_header) {
+        size_t h = 0;
+        for (size_t i = 0; i < m->n && h < sizeof tf->csv_header; i++)
+            h += (size_t)snprintf(tf->csv_header + h, sizeof tf->csv_header - h, "%s%s",
+                                  i ? "," : "", m->items[i].name);
+        h += (size_t)snprintf(tf->csv_header + h,
+                              h < sizeof tf->csv_header ? sizeof tf->csv_header - h : 0,
+                              ",trial_id");
+        if (h >= sizeof tf->csv_header) {
+            free(line);
+            return dsnn_error_set(err, DSNN_ERR_INVALID, "%s: too many metrics for CSV", path);
+        }
+        if ((st = dsnn_append_line(path, tf->csv_header, err)) != DSNN_OK) {
+            free(line);
+            return st;
+        }
+        tf->have_header = true;
+    }
+    len = 0;
+    char header[sizeof tf->csv_header];
+    memcpy(header, tf->csv_header, sizeof header);
+    char *save = NULL;
+    bool first = true;
+    for (char *col = strtok_r(header, ",", &save); col; col = strtok_r(NULL, ",", &save)) {
+        char cell[64] = "";
+        double v;
+        if (strcmp(col, "trial_id") == 0)
+            snprintf(cell, sizeof cell, "%s", trial_id);
+        else if (dsnn_metrics_get(m, col, &v))
+            fmt_number(v, cell, sizeof cell, false);
+        len += (size_t)snprintf(line + len, len < cap ? cap - len : 0, "%s%s", first ? "" : ",",
+                                cell);
+        first = false;
+    }
+    st = len < cap ? dsnn_append_line(path, line, err)
+                   : dsnn_error_set(err, DSNN_ERR_INTERNAL, "%s: CSV line too long", path);
+    free(line);
+    return st;
+}
+
+enum dsnn_status dsnn_trial_files_error(struct dsnn_trial_files *tf, const char *text,
+                                        struct dsnn_error *err)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/error.txt", tf->dir);
+    size_t len = strlen(text);
+    char *buf = malloc(len + 2);
+    if (!buf)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    memcpy(buf, text, len);
+    buf[len] = '\n';
+    enum dsnn_status st = dsnn_write_file_atomic(path, buf, len + 1, err);
+    free(buf);
+    return st;
+}

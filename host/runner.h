@@ -1,0 +1,32 @@
+/* host/runner.h - running an experiment: trials from the search plugin, each in a child process,
+ * results written to results/<experiment>/. */
+#ifndef DSNN_HOST_RUNNER_H
+#define DSNN_HOST_RUNNER_H
+
+#include <stdbool.h>
+#include "dsnn/status.h"
+#include "registry.h"
+
+/* Exit codes of dsnn-host (documented in README and --help). */
+enum dsnn_exit {
+    DSNN_EXIT_OK = 0,          /* success (all trials TERMINATED) */
+    DSNN_EXIT_TRIALS_FAILED = 1, /* experiment ran, but at least one trial ended in ERROR */
+    DSNN_EXIT_USAGE = 2,       /* bad command line */
+    DSNN_EXIT_CONFIG = 3,      /* configuration file invalid */
+    DSNN_EXIT_PLUGIN = 4,      /* a plugin could not be loaded / is missing */
+    DSNN_EXIT_IO = 5,          /* results directory or data could not be read / written */
+    DSNN_EXIT_INTERRUPTED = 130 /* stopped by SIGINT / SIGTERM */
+};
+
+struct dsnn_run_options {
+    const char *results_root; /* default "results" (overridden by experiment.results_dir) */
+    bool quiet;               /* no per-epoch progress on stdout */
+    bool overwrite;           /* replace an existing results/<experiment> */
+};
+
+/* Runs the experiment described by cfg_path. Returns an enum dsnn_exit value; err describes the
+ * failure. */
+int dsnn_run_experiment(struct dsnn_registry *reg, const char *cfg_path,
+                        const struct dsnn_run_options *opt, struct dsnn_error *err);
+
+#endif

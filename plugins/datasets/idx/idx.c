@@ -1,0 +1,872 @@
+/* plugins/datasets/idx/idx.c - dataset plugin for IDX files (MNIST, Fashion-MNIST, KMNIST ...).
+ *
+ * Reads the four files of the classic LeCun IDX layout, raw or gzip-compressed (detected by the
+ * gzip magic, decompressed with zlib while reading):
+ *
+ *     images: magic 0x00000803 (unsigned bytes, 3 dimensions), u32 n, u32 rows, u32 cols,
+ *             then n*rows*cols pixels
+ *     labels: magic 0x00000801 (unsigned bytes, 1 dimension), u32 n, then n labels
+ *
+ * all integers big-endian. Every file is read and checked in full at open (bad magic, zero or
+ * huge dimensions, truncated data, trailing garbage, corrupt gzip, image/label counts, labels
+ * against n_classes); every error names the file and says what is wrong.
+ *
+ * Pixels are kept as uint8 (70000 Fashion-MNIST images are 55 MB) and converted in next_batch
+ * through a 256-entry table: x = (p/255 - mean) / std, channels-first, shape {1, rows, cols}.
+ *
+ * Splits:
+ *   train: the train files (the first train_size samples of them, 0 = all). With shuffle, the
+ *          order of epoch e is a Fisher-Yates permutation drawn from
+ *          dsnn_rng_seed(dsnn_seed_mix(ctx->seed, e), DSNN_RNG_STREAM_DATA), always started from
+ *          the identity: it depends on (trial seed, epoch) only, not on what ran before.
+ *   test:  the test files in file order (the first test_size of them, 0 = all). When
+ *          val_fraction > 0, the test files are not read; the last round(val_fraction * n) samples
+ *          of the train files form the test split (validation) and the train split is what
+ *          remains before them. train_size and test_size then limit these two parts, so the
+ *          validation samples do not change with train_size.
+ *   noise: not provided (n_noise = 0; begin answers DSNN_ERR_UNSUPPORTED).
+ *
+ * normalize = "dataset" computes mean and std over all pixels of the train split as used (after
+ * train_size and val_fraction, so that no validation or test pixel leaks into them); the keys
+ * mean and std override either value. Conventional values: MNIST 0.1307 / 0.3081, Fashion-MNIST
+ * 0.2860 / 0.3530 (which is what "dataset" computes on the full Fashion-MNIST train set). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "dsnn/config.h"
+#include "dsnn/data.h"
+#include "dsnn/plugin.h"
+#include "dsnn/rng.h"
+#include "dsnn/status.h"
+
+#define IDX_DEFAULT_PATH "/usr/share/datasets/fashion-mnist"
+#define IDX_PATH_MAX 4096
+#define IDX_MAGIC_IMAGES 0x00000803u
+#define IDX_MAGIC_LABELS 0x00000801u
+#define IDX_TYPE_UBYTE 0x08u
+#define IDX_READ_CHUNK (1u << 20) /* first allocation and largest single gzread */
+#define IDX_MAX_BATCH (1 << 24)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reading one IDX file                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/* One IDX file of unsigned bytes, read whole. */
+struct idx_file {
+    char path[IDX_PATH_MAX]; /* as opened; for messages */
+    bool gzip;               /* the file was gzip-compressed */
+    unsigned ndim;
+    uint32_t dims[3];
+    uint64_t count;     /* dims[0]: number of items */
+    uint64_t item_size; /* bytes per item: product of dims[1..ndim) (1 for labels) */
+    uint8_t *data;      /* count * item_size bytes; owned */
+};
+
+static void idx_file_free(struct idx_file *f)
+{
+    if (f) {
+        free(f->data);
+        f->data = NULL;
+    }
+}
+
+static const char *idx_type_name(unsigned code)
+{
+    switch (code) {
+    case 0x08: return "unsigned byte";
+    case 0x09: return "signed byte";
+    case 0x0B: return "short";
+    case 0x0C: return "int";
+    case 0x0D: return "float";
+    case 0x0E: return "double";
+    default: return "unknown type";
+    }
+}
+
+/* Checks the state of gz after a read that returned less than asked. Returns DSNN_OK on a clean
+ * end of file, otherwise the error (corrupt or cut-short gzip, I/O error). */
+static enum dsnn_status idx_gz_check(gzFile gz, const struct idx_file *f, struct dsnn_error *err)
+{
+    int errnum = Z_OK;
+    const char *msg = gzerror(gz, &errnum);
+    /* zlib prefixes its messages with the name given to gzdopen ("<fd:3>: "); drop it. */
+    if (msg && strncmp(msg, "<fd:", 4) == 0 && strstr(msg, ": "))
+        msg = strstr(msg, ": ") + 2;
+    switch (errnum) {
+    case Z_OK:
+        return DSNN_OK;
+    case Z_ERRNO:
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: read error: %s", f->path, strerror(errno));
+    case Z_BUF_ERROR:
+        return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                              "%s: corrupt gzip file: %s: the compressed stream ends early (the "
+                              "file is cut short; download it again)",
+                              f->path, msg ? msg : "unexpected end of file");
+    case Z_MEM_ERROR:
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory while decompressing",
+                              f->path);
+    default:
+        return dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt gzip file: %s", f->path,
+                              msg ? msg : "unknown zlib error");
+    }
+}
+
+/* Reads up to n bytes (less only at the end of the data); *got receives the count. */
+static enum dsnn_status idx_gz_read(gzFile gz, const struct idx_file *f, void *buf, uint64_t n,
+                                    uint64_t *got, struct dsnn_error *err)
+{
+    uint8_t *p = buf;
+    *got = 0;
+    while (*got < n) {
+        uint64_t want = n - *got;
+        if (want > IDX_READ_CHUNK)
+            want = IDX_READ_CHUNK;
+        int r = gzread(gz, p + *got, (unsigned)want);
+        if (r < 0) {
+            enum dsnn_status st = idx_gz_check(gz, f, err);
+            return st != DSNN_OK ? st
+                                 : dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: read failed",
+                                                  f->path);
+        }
+        *got += (uint64_t)r;
+        if ((uint64_t)r < want) /* end of data, or an error that gzerror reports */
+            return idx_gz_check(gz, f, err);
+    }
+    return DSNN_OK;
+}
+
+static uint32_t idx_be32(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
+}
+
+/* Reads the IDX file at path, which must hold unsigned bytes with `ndim` dimensions (1: labels,
+ * 3: images). `what` ("images", "labels") is used in messages. On success f->data holds the
+ * payload (caller frees with idx_file_free); on failure f->data is NULL. */
+static enum dsnn_status idx_file_read(const char *path, unsigned ndim, const char *what,
+                                      struct idx_file *f, struct dsnn_error *err)
+{
+    /* A local error so that err->status is valid whichever branch fails. */
+    struct dsnn_error e0 = {0};
+    struct dsnn_error *e = err ? err : &e0;
+    enum dsnn_status st = DSNN_OK;
+    gzFile gz = NULL;
+    uint8_t *data = NULL;
+
+    memset(f, 0, sizeof *f);
+    if (strlen(path) >= sizeof f->path)
+        return dsnn_error_set(e, DSNN_ERR_CONFIG, "%s: path too long", path);
+    memcpy(f->path, path, strlen(path) + 1);
+
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return dsnn_error_set(e, DSNN_ERR_IO, "%s: cannot open %s file: %s", path, what,
+                              strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int saved = errno;
+        close(fd);
+        return dsnn_error_set(e, DSNN_ERR_IO, "%s: cannot read %s file: %s", path, what,
+                              strerror(saved));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return dsnn_error_set(e, DSNN_ERR_IO, "%s: cannot read %s file: %s", path, what,
+                              S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
+    }
+    gz = gzdopen(fd, "rb"); /* reads gzip and, transparently, raw files */
+    if (!gz) {
+        close(fd);
+        return dsnn_error_set(e, DSNN_ERR_NOMEM, "%s: cannot start zlib", path);
+    }
+    gzbuffer(gz, 1u << 17);
+
+    /* Magic: 0, 0, type, number of dimensions. */
+    uint8_t head[4 + 4 * 3];
+    uint64_t got = 0;
+    if ((st = idx_gz_read(gz, f, head, 4, &got, e)) != DSNN_OK)
+        goto fail;
+    f->gzip = !gzdirect(gz);
+    const char *bytes = f->gzip ? "bytes after decompression" : "bytes";
+    if (got < 4) {
+        st = dsnn_error_set(e, DSNN_ERR_FORMAT,
+                            "%s: truncated: %" PRIu64 " %s, an IDX header needs at least 4%s",
+                            path, got, bytes, got == 0 ? " (the file is empty)" : "");
+        goto fail;
+    }
+    uint32_t magic = idx_be32(head);
+    uint32_t expected = (IDX_TYPE_UBYTE << 8) | ndim;
+    if (magic != expected) {
+        char hint[160] = "";
+        if (head[0] == 0 && head[1] == 0 && head[3] >= 1 && head[3] <= 4 &&
+            head[2] == IDX_TYPE_UBYTE)
+            snprintf(hint, sizeof hint, " (an IDX file with %u dimension%s: %s)", head[3],
+                     head[3] == 1 ? "" : "s", head[3] == 1 ? "a labels file?"
+                                             : head[3] == 3 ? "an images file?"
+                                                            : "not supported");
+        else if (head[0] == 0 && head[1] == 0)
+            snprintf(hint, sizeof hint, " (an IDX file of %s, %u dimensions: only unsigned "
+                                        "bytes are supported)", idx_type_name(head[2]), head[3]);
+        else
+            snprintf(hint, sizeof hint, " (not an IDX file)");
+        st = dsnn_error_set(e, DSNN_ERR_FORMAT,
+                            "%s: bad magic number for an IDX %s file: expected 0x%08" PRIX32
+                            " (unsigned bytes, %u dimension%s), found 0x%08" PRIX32 "%s",
+                            path, what, expected, ndim, ndim == 1 ? "" : "s", magic, hint);
+        goto fail;
+    }
+
+    /* Dimensions. */
+    f->ndim = ndim;
+    if ((st = idx_gz_read(gz, f, head + 4, 4ull * ndim, &got, e)) != DSNN_OK)
+        goto fail;
+    if (got < 4ull * ndim) {
+        st = dsnn_error_set(e, DSNN_ERR_FORMAT,
+                            "%s: truncated header: expected %u %s, found %" PRIu64, path,
+                            4 + 4 * ndim, bytes, 4 + got);
+        goto fail;
+    }
+    for (unsigned d = 0; d < ndim; d++)
+        f->dims[d] = idx_be32(head + 4 + 4 * d);
+    f->count = f->dims[0];
+    f->item_size = 1;
+    for (unsigned d = 1; d < ndim; d++)
+        f->item_size *= f->dims[d]; /* < 2^64: at most two factors below 2^32 */
+    char shape[96];
+    if (ndim == 3)
+        snprintf(shape, sizeof shape, "%" PRIu32 " images of %" PRIu32 "x%" PRIu32, f->dims[0],
+                 f->dims[1], f->dims[2]);
+    else
+        snprintf(shape, sizeof shape, "%" PRIu32 " labels", f->dims[0]);
+    if (f->count == 0) {
+        st = dsnn_error_set(e, DSNN_ERR_FORMAT, "%s: the header announces no %s (%s)", path,
+                            what, shape);
+        goto fail;
+    }
+    for (unsigned d = 1; d < ndim; d++) {
+        if (f->dims[d] == 0 || f->dims[d] > (1u << 16)) {
+            st = dsnn_error_set(e, DSNN_ERR_FORMAT,
+                                "%s: wrong dimensions in the header (%s): each of rows and "
+                                "columns must be in [1, 65536]",
+                                path, shape);
+            goto fail;
+        }
+    }
+    if (f->item_size > SIZE_MAX / f->count) {
+        st = dsnn_error_set(e, DSNN_ERR_FORMAT, "%s: wrong dimensions in the header (%s): too "
+                            "large", path, shape);
+        goto fail;
+    }
+    uint64_t total = f->count * f->item_size;
+
+    /* Payload: grow the buffer as data arrives, so that a header announcing far more than the
+     * file holds gives "truncated", not an allocation failure. */
+    uint64_t cap = total < IDX_READ_CHUNK ? total : IDX_READ_CHUNK, have = 0;
+    data = malloc((size_t)cap);
+    if (!data) {
+        st = dsnn_error_set(e, DSNN_ERR_NOMEM, "%s: out of memory (%" PRIu64 " bytes)", path,
+                            cap);
+        goto fail;
+    }
+    for (;;) {
+        if ((st = idx_gz_read(gz, f, data + have, cap - have, &got, e)) != DSNN_OK)
+            goto fail;
+        have += got;
+        if (have < cap || cap == total)
+            break;
+        uint64_t ncap = cap * 2 < total ? cap * 2 : total;
+        uint8_t *p = realloc(data, (size_t)ncap);
+        if (!p) {
+            st = dsnn_error_set(e, DSNN_ERR_NOMEM, "%s: out of memory (%" PRIu64 " bytes)",
+                                path, ncap);
+            goto fail;
+        }
+        data = p;
+        cap = ncap;
+    }
+    if (have < total) {
+        st = dsnn_error_set(e, DSNN_ERR_FORMAT,
+                            "%s: truncated: the header announces %s, i.e. %" PRIu64
+                            " data bytes, but the file holds %" PRIu64 " data %s (%" PRIu64
+                            " missing)",
+                            path, shape, total, have, bytes, total - have);
+        goto fail;
+    }
+
+    /* Nothing may follow (reading on to the end also makes zlib verify the gzip checksum). */
+    uint64_t extra = 0;
+    for (;;) {
+        uint8_t scratch[4096];
+        if ((st = idx_gz_read(gz, f, scratch, sizeof scratch, &got, e)) != DSNN_OK)
+            goto fail;
+        extra += got;
+        if (got < sizeof scratch)
+            break;
+    }
+    if (extra) {
+        st = dsnn_error_set(e, DSNN_ERR_FORMAT,
+                            "%s: trailing garbage: %" PRIu64 " %s%s the %" PRIu64
+                            " data bytes that the header announces (%s)",
+                            path, extra, extra == 1 ? "byte follows" : "bytes follow",
+                            f->gzip ? " (after decompression)" : "", total, shape);
+        goto fail;
+    }
+    gzclose(gz);
+    f->data = data;
+    return DSNN_OK;
+
+fail:
+    free(data);
+    if (gz)
+        gzclose(gz);
+    f->data = NULL;
+    return st;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Configuration                                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+static const struct dsnn_key_doc idx_keys[] = {
+    {"plugin", DSNN_KEY_STRING, "\"idx\"", "this plugin"},
+    {"path", DSNN_KEY_STRING, IDX_DEFAULT_PATH,
+     "directory of the IDX files (the file names below are relative to it unless absolute)"},
+    {"train_images", DSNN_KEY_STRING, "train-images-idx3-ubyte.gz",
+     "training images: IDX, unsigned bytes [n][rows][cols], raw or gzip; if the file is missing "
+     "but the name with (or without) \".gz\" exists, that one is read"},
+    {"train_labels", DSNN_KEY_STRING, "train-labels-idx1-ubyte.gz",
+     "training labels: IDX, unsigned bytes [n], raw or gzip (same \".gz\" fallback)"},
+    {"test_images", DSNN_KEY_STRING, "t10k-images-idx3-ubyte.gz",
+     "test images, same format as train_images (not read when val_fraction > 0)"},
+    {"test_labels", DSNN_KEY_STRING, "t10k-labels-idx1-ubyte.gz",
+     "test labels, same format as train_labels (not read when val_fraction > 0)"},
+    {"batch_size_train", DSNN_KEY_INT, "128",
+     "samples per training batch (the last batch of an epoch may be smaller)"},
+    {"batch_size_test", DSNN_KEY_INT, "1000", "samples per test batch"},
+    {"shuffle", DSNN_KEY_BOOL, "true",
+     "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
+    {"normalize", DSNN_KEY_STRING, "dataset",
+     "\"dataset\": x = (pixel/255 - mean) / std with mean and std over all pixels of the train "
+     "split as used (keys mean and std override them); \"none\": x = pixel/255"},
+    {"mean", DSNN_KEY_FLOAT, "train split mean",
+     "overrides the mean of normalize = \"dataset\" (MNIST 0.1307, Fashion-MNIST 0.2860)"},
+    {"std", DSNN_KEY_FLOAT, "train split std",
+     "overrides the standard deviation of normalize = \"dataset\", > 0 (MNIST 0.3081, "
+     "Fashion-MNIST 0.3530)"},
+    {"train_size", DSNN_KEY_INT, "0", "use only the first N samples of the train split (0 = all)"},
+    {"test_size", DSNN_KEY_INT, "0", "use only the first N samples of the test split (0 = all)"},
+    {"val_fraction", DSNN_KEY_FLOAT, "0",
+     "in [0, 1): if > 0, the test split is the last round(val_fraction * n) samples of the train "
+     "files (validation), the train split the samples before them, and the test files are not "
+     "read; train_size and test_size then limit these two parts"},
+    {"n_classes", DSNN_KEY_INT, "0",
+     "number of classes, in [1, 256]; 0 = largest label + 1 over the label files read; a label "
+     ">= n_classes is an error"},
+};
+
+enum { IDX_NORM_DATASET = 0, IDX_NORM_NONE = 1 };
+static const char *const idx_norm_choices[] = {"dataset", "none", NULL};
+
+struct idx_options {
+    const char *dir;
+    const char *names[4]; /* train images, train labels, test images, test labels */
+    int64_t batch[2];
+    bool shuffle;
+    int normalize;
+    bool has_mean, has_std;
+    double mean, std;
+    int64_t size[2]; /* train_size, test_size */
+    double val_fraction;
+    int64_t n_classes;
+};
+
+static const char *const idx_name_keys[4] = {"train_images", "train_labels", "test_images",
+                                             "test_labels"};
+static const char *const idx_name_defaults[4] = {
+    "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz"};
+
+/* "FILE:LINE: key 'dataset.key'" for messages about a key ("key 'dataset.key'" alone when the
+ * key is absent from the configuration). */
+static const char *idx_key_where(const struct dsnn_cfg *cfg, const char *key, char *buf,
+                                 size_t size)
+{
+    char where[512];
+    const char *w =
+        cfg && dsnn_cfg_has(cfg, key) ? dsnn_cfg_where(cfg, key, where, sizeof where) : NULL;
+    const char *group = cfg ? dsnn_cfg_path(cfg) : NULL;
+    snprintf(buf, size, "%s%skey '%s%s%s'", w && *w ? w : "", w && *w ? ": " : "",
+             group && *group ? group : "dataset", ".", key);
+    return buf;
+}
+
+static enum dsnn_status idx_read_options(const struct dsnn_cfg *cfg, struct idx_options *o,
+                                         struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    char kw[700];
+
+    if ((st = dsnn_cfg_string(cfg, "path", IDX_DEFAULT_PATH, &o->dir, err)) != DSNN_OK)
+        return st;
+    for (int i = 0; i < 4; i++) {
+        if ((st = dsnn_cfg_string(cfg, idx_name_keys[i], idx_name_defaults[i], &o->names[i],
+                                  err)) != DSNN_OK)
+            return st;
+        if (!o->names[i] || !o->names[i][0])
+            return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must name a file",
+                                  idx_key_where(cfg, idx_name_keys[i], kw, sizeof kw));
+    }
+    static const char *const batch_keys[2] = {"batch_size_train", "batch_size_test"};
+    static const int64_t batch_defaults[2] = {128, 1000};
+    for (int i = 0; i < 2; i++) {
+        if ((st = dsnn_cfg_int(cfg, batch_keys[i], batch_defaults[i], &o->batch[i], err)) !=
+            DSNN_OK)
+            return st;
+        if ((st = dsnn_cfg_check_range(cfg, batch_keys[i], (double)o->batch[i], 1,
+                                       IDX_MAX_BATCH, err)) != DSNN_OK)
+            return st;
+    }
+    if ((st = dsnn_cfg_bool(cfg, "shuffle", true, &o->shuffle, err)) != DSNN_OK)
+        return st;
+    if ((st = dsnn_cfg_enum(cfg, "normalize", "dataset", idx_norm_choices, &o->normalize,
+                            err)) != DSNN_OK)
+        return st;
+    o->has_mean = dsnn_cfg_has(cfg, "mean");
+    o->has_std = dsnn_cfg_has(cfg, "std");
+    if ((st = dsnn_cfg_float(cfg, "mean", 0.0, &o->mean, err)) != DSNN_OK)
+        return st;
+    if ((st = dsnn_cfg_float(cfg, "std", 1.0, &o->std, err)) != DSNN_OK)
+        return st;
+    if (o->normalize == IDX_NORM_NONE && (o->has_mean || o->has_std))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: given with normalize = \"none\"; remove it, or use normalize "
+                              "= \"dataset\" to normalise with it",
+                              idx_key_where(cfg, o->has_mean ? "mean" : "std", kw, sizeof kw));
+    if (o->has_mean && !isfinite(o->mean))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be a finite number, got %g",
+                              idx_key_where(cfg, "mean", kw, sizeof kw), o->mean);
+    if (o->has_std && !(isfinite(o->std) && o->std > 0))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be > 0, got %g",
+                              idx_key_where(cfg, "std", kw, sizeof kw), o->std);
+    static const char *const size_keys[2] = {"train_size", "test_size"};
+    for (int i = 0; i < 2; i++) {
+        if ((st = dsnn_cfg_int(cfg, size_keys[i], 0, &o->size[i], err)) != DSNN_OK)
+            return st;
+        if ((st = dsnn_cfg_check_range(cfg, size_keys[i], (double)o->size[i], 0,
+                                       (double)UINT32_MAX, err)) != DSNN_OK)
+            return st;
+    }
+    if ((st = dsnn_cfg_float(cfg, "val_fraction", 0.0, &o->val_fraction, err)) != DSNN_OK)
+        return st;
+    if (!(o->val_fraction >= 0 && o->val_fraction < 1))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be in [0, 1), got %g",
+                              idx_key_where(cfg, "val_fraction", kw, sizeof kw),
+                              o->val_fraction);
+    if ((st = dsnn_cfg_int(cfg, "n_classes", 0, &o->n_classes, err)) != DSNN_OK)
+        return st;
+    if ((st = dsnn_cfg_check_range(cfg, "n_classes", (double)o->n_classes, 0, 256, err)) !=
+        DSNN_OK)
+        return st;
+    return DSNN_OK;
+}
+
+static bool idx_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* Resolves the file of key i into out: dir/name (name alone if absolute), else the same name
+ * with ".gz" added or removed if only that exists. A missing file is DSNN_ERR_IO. */
+static enum dsnn_status idx_resolve(const struct dsnn_cfg *cfg, const struct idx_options *o,
+                                    int i, char *out, size_t size, struct dsnn_error *err)
+{
+    char kw[700];
+    const char *name = o->names[i];
+    int n = (name[0] == '/' || !o->dir[0]) ? snprintf(out, size, "%s", name)
+                                           : snprintf(out, size, "%s/%s", o->dir, name);
+    if (n < 0 || (size_t)n >= size - 3)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: path too long: %s/%s",
+                              idx_key_where(cfg, idx_name_keys[i], kw, sizeof kw), o->dir, name);
+    if (idx_exists(out))
+        return DSNN_OK;
+    int saved = errno;
+    char alt[IDX_PATH_MAX + 4];
+    size_t len = (size_t)n;
+    memcpy(alt, out, len + 1);
+    if (len > 3 && strcmp(alt + len - 3, ".gz") == 0)
+        alt[len - 3] = '\0';
+    else
+        memcpy(alt + len, ".gz", 4);
+    if (idx_exists(alt)) {
+        memcpy(out, alt, strlen(alt) + 1);
+        return DSNN_OK;
+    }
+    const char *group = cfg ? dsnn_cfg_path(cfg) : NULL;
+    group = group && *group ? group : "dataset";
+    if (cfg && dsnn_cfg_has(cfg, idx_name_keys[i]))
+        return dsnn_error_set(err, DSNN_ERR_IO,
+                              "%s: cannot open: %s (also tried %s); check %s and %s.path (the "
+                              "directory of the IDX files)",
+                              out, strerror(saved), alt,
+                              idx_key_where(cfg, idx_name_keys[i], kw, sizeof kw), group);
+    return dsnn_error_set(err, DSNN_ERR_IO,
+                          "%s: cannot open: %s (also tried %s); set %s.path to the directory of "
+                          "the IDX files, or %s.%s to the file",
+                          out, strerror(saved), alt, group, group, idx_name_keys[i]);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The dataset                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+enum { IDX_TRAIN_IMAGES = 0, IDX_TRAIN_LABELS, IDX_TEST_IMAGES, IDX_TEST_LABELS };
+
+struct idx_split {
+    const uint8_t *x; /* [n][sample_size] pixels */
+    const uint8_t *y; /* [n] labels */
+    int64_t n;
+};
+
+struct idx_state {
+    struct idx_file files[4];
+    struct idx_split splits[2]; /* DSNN_SPLIT_TRAIN, DSNN_SPLIT_TEST */
+    int64_t sample_size;        /* rows * cols */
+    int batch[2];
+    bool shuffle;
+    uint64_t seed;
+    double mean, std;
+    float lut[256]; /* pixel value -> normalised input */
+    uint32_t *order; /* [n_train] sample order of the current train epoch */
+    int cur;         /* split begun last, -1 before the first begin */
+    int64_t pos;
+    float *xbuf;   /* [max batch][sample_size] */
+    int32_t *ybuf; /* [max batch] */
+};
+
+static void idx_close(void *state)
+{
+    struct idx_state *s = state;
+    if (!s)
+        return;
+    for (int i = 0; i < 4; i++)
+        idx_file_free(&s->files[i]);
+    free(s->order);
+    free(s->xbuf);
+    free(s->ybuf);
+    free(s);
+}
+
+/* Reads an images file and its labels file and checks that they pair. */
+static enum dsnn_status idx_load_pair(const struct dsnn_cfg *cfg, const struct idx_options *o,
+                                      struct idx_state *s, int images, struct dsnn_error *err)
+{
+    char path[IDX_PATH_MAX];
+    enum dsnn_status st;
+    if ((st = idx_resolve(cfg, o, images, path, sizeof path, err)) != DSNN_OK)
+        return st;
+    if ((st = idx_file_read(path, 3, "images", &s->files[images], err)) != DSNN_OK)
+        return st;
+    if ((st = idx_resolve(cfg, o, images + 1, path, sizeof path, err)) != DSNN_OK)
+        return st;
+    if ((st = idx_file_read(path, 1, "labels", &s->files[images + 1], err)) != DSNN_OK)
+        return st;
+    const struct idx_file *im = &s->files[images], *lb = &s->files[images + 1];
+    if (im->count != lb->count)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                              "image and label counts differ: %s holds %" PRIu64
+                              " images, %s holds %" PRIu64 " labels",
+                              im->path, im->count, lb->path, lb->count);
+    return DSNN_OK;
+}
+
+/* Largest label of a labels file. */
+static unsigned idx_max_label(const struct idx_file *f)
+{
+    unsigned m = 0;
+    for (uint64_t i = 0; i < f->count; i++)
+        if (f->data[i] > m)
+            m = f->data[i];
+    return m;
+}
+
+static enum dsnn_status idx_check_labels(const struct idx_file *f, int n_classes,
+                                         const char *where, struct dsnn_error *err)
+{
+    for (uint64_t i = 0; i < f->count; i++)
+        if (f->data[i] >= n_classes)
+            return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                                  "%s: label %u of sample %" PRIu64 " is out of range: "
+                                  "n_classes = %d (%s), labels must be in [0, %d)",
+                                  f->path, f->data[i], i, n_classes, where, n_classes);
+    return DSNN_OK;
+}
+
+static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                 void **state, struct dsnn_dataset_info *info,
+                                 struct dsnn_error *err)
+{
+    struct dsnn_error e0 = {0};
+    struct dsnn_error *e = err ? err : &e0;
+    struct idx_options o;
+    enum dsnn_status st;
+    char kw[700];
+
+    if (!state || !info)
+        return dsnn_error_set(e, DSNN_ERR_INVALID, "idx: open: state and info must not be NULL");
+    *state = NULL;
+    memset(&o, 0, sizeof o);
+    if ((st = idx_read_options(cfg, &o, e)) != DSNN_OK)
+        return st;
+
+    struct idx_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return dsnn_error_set(e, DSNN_ERR_NOMEM, "idx: out of memory");
+    s->cur = -1;
+    s->shuffle = o.shuffle;
+    s->seed = ctx ? ctx->seed : 0;
+
+    /* Files. */
+    if ((st = idx_load_pair(cfg, &o, s, IDX_TRAIN_IMAGES, e)) != DSNN_OK)
+        goto fail;
+    const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
+    const struct idx_file *trl = &s->files[IDX_TRAIN_LABELS];
+    bool use_val = o.val_fraction > 0;
+    if (!use_val) {
+        if ((st = idx_load_pair(cfg, &o, s, IDX_TEST_IMAGES, e)) != DSNN_OK)
+            goto fail;
+        const struct idx_file *tei = &s->files[IDX_TEST_IMAGES];
+        if (tei->dims[1] != tri->dims[1] || tei->dims[2] != tri->dims[2]) {
+            st = dsnn_error_set(e, DSNN_ERR_FORMAT,
+                                "image sizes differ: %s holds %" PRIu32 "x%" PRIu32
+                                " images, %s holds %" PRIu32 "x%" PRIu32 " images",
+                                tri->path, tri->dims[1], tri->dims[2], tei->path, tei->dims[1],
+                                tei->dims[2]);
+            goto fail;
+        }
+    }
+    s->sample_size = (int64_t)tri->item_size;
+
+    /* Classes. */
+    int n_classes = (int)o.n_classes;
+    if (n_classes == 0) {
+        unsigned m = idx_max_label(trl);
+        if (!use_val && idx_max_label(&s->files[IDX_TEST_LABELS]) > m)
+            m = idx_max_label(&s->files[IDX_TEST_LABELS]);
+        n_classes = (int)m + 1;
+    } else {
+        idx_key_where(cfg, "n_classes", kw, sizeof kw);
+        if ((st = idx_check_labels(trl, n_classes, kw, e)) != DSNN_OK)
+            goto fail;
+        if (!use_val &&
+            (st = idx_check_labels(&s->files[IDX_TEST_LABELS], n_classes, kw, e)) != DSNN_OK)
+            goto fail;
+    }
+
+    /* Splits. */
+    int64_t n_all = (int64_t)tri->count, n_train = n_all, n_test;
+    int64_t test_first = 0; /* index of the first test sample in its file */
+    const struct idx_file *test_im = &s->files[IDX_TEST_IMAGES];
+    const struct idx_file *test_lb = &s->files[IDX_TEST_LABELS];
+    if (use_val) {
+        int64_t n_val = (int64_t)llround(o.val_fraction * (double)n_all);
+        if (n_val < 1 || n_val >= n_all) {
+            st = dsnn_error_set(e, DSNN_ERR_CONFIG,
+                                "%s: %g of the %" PRId64 " samples of %s gives %" PRId64
+                                " validation and %" PRId64 " training samples; both must be >= 1",
+                                idx_key_where(cfg, "val_fraction", kw, sizeof kw),
+                                o.val_fraction, n_all, tri->path, n_val, n_all - n_val);
+            goto fail;
+        }
+        n_train = n_all - n_val;
+        n_test = n_val;
+        test_first = n_train;
+        test_im = tri;
+        test_lb = trl;
+    } else {
+        n_test = (int64_t)test_im->count;
+    }
+    static const char *const size_keys[2] = {"train_size", "test_size"};
+    int64_t *ns[2] = {&n_train, &n_test};
+    for (int i = 0; i < 2; i++) {
+        if (o.size[i] == 0)
+            continue;
+        if (o.size[i] > *ns[i]) {
+            char from[IDX_PATH_MAX + 64];
+            snprintf(from, sizeof from, "%s%s", use_val ? (i == 0 ? "the training part of "
+                                                                  : "the validation part of ")
+                                                        : "",
+                     i == 0 ? tri->path : test_im->path);
+            st = dsnn_error_set(e, DSNN_ERR_CONFIG,
+                                "%s: %" PRId64 " is more than the %" PRId64
+                                " samples of the %s split (%s)",
+                                idx_key_where(cfg, size_keys[i], kw, sizeof kw), o.size[i],
+                                *ns[i], i == 0 ? "train" : "test", from);
+            goto fail;
+        }
+        *ns[i] = o.size[i];
+    }
+    s->splits[DSNN_SPLIT_TRAIN] = (struct idx_split){tri->data, trl->data, n_train};
+    s->splits[DSNN_SPLIT_TEST] = (struct idx_split){
+        test_im->data + test_first * s->sample_size, test_lb->data + test_first, n_test};
+
+    /* Normalisation: mean and std of the train split as used, exactly from a histogram. */
+    s->mean = 0.0;
+    s->std = 1.0;
+    if (o.normalize == IDX_NORM_DATASET) {
+        if (!o.has_mean || !o.has_std) {
+            uint64_t hist[256] = {0};
+            const uint8_t *p = s->splits[DSNN_SPLIT_TRAIN].x;
+            uint64_t npix = (uint64_t)n_train * (uint64_t)s->sample_size;
+            for (uint64_t i = 0; i < npix; i++)
+                hist[p[i]]++;
+            double s1 = 0, s2 = 0;
+            for (int v = 0; v < 256; v++) {
+                s1 += (double)hist[v] * v;
+                s2 += (double)hist[v] * v * v;
+            }
+            double mean = s1 / (double)npix / 255.0;
+            double var = s2 / (double)npix / (255.0 * 255.0) - mean * mean;
+            double std = var > 0 ? sqrt(var) : 0.0;
+            s->mean = mean;
+            if (std < 1e-6) {
+                if (!o.has_std && ctx && ctx->log)
+                    fprintf(ctx->log, "idx: warning: the train pixels are constant (std = 0); "
+                                      "using std = 1\n");
+                std = 1.0;
+            }
+            s->std = std;
+        }
+        if (o.has_mean)
+            s->mean = o.mean;
+        if (o.has_std)
+            s->std = o.std;
+    }
+    for (int v = 0; v < 256; v++)
+        s->lut[v] = (float)(((double)v / 255.0 - s->mean) / s->std);
+
+    /* Buffers. */
+    for (int i = 0; i < 2; i++) {
+        int64_t b = o.batch[i] < *ns[i] ? o.batch[i] : *ns[i];
+        s->batch[i] = (int)(b > 0 ? b : 1);
+    }
+    int max_batch = s->batch[0] > s->batch[1] ? s->batch[0] : s->batch[1];
+    s->order = malloc((size_t)n_train * sizeof *s->order);
+    s->xbuf = malloc((size_t)max_batch * (size_t)s->sample_size * sizeof *s->xbuf);
+    s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
+    if (!s->order || !s->xbuf || !s->ybuf) {
+        st = dsnn_error_set(e, DSNN_ERR_NOMEM, "idx: out of memory for batch buffers");
+        goto fail;
+    }
+    for (int64_t i = 0; i < n_train; i++)
+        s->order[i] = (uint32_t)i;
+
+    memset(info, 0, sizeof *info);
+    info->shape = (struct dsnn_shape){1, (int)tri->dims[1], (int)tri->dims[2]};
+    info->n_classes = n_classes;
+    info->n_train = n_train;
+    info->n_test = n_test;
+    info->n_noise = 0;
+    info->batch_size_train = s->batch[DSNN_SPLIT_TRAIN];
+    info->batch_size_test = s->batch[DSNN_SPLIT_TEST];
+
+    if (ctx && ctx->log) {
+        fprintf(ctx->log, "idx: train %" PRId64 " samples of 1x%dx%d from %s%s\n", n_train,
+                info->shape.h, info->shape.w, tri->path, tri->gzip ? " (gzip)" : "");
+        if (use_val)
+            fprintf(ctx->log, "idx: test (validation) %" PRId64 " samples: the last %g of %s\n",
+                    n_test, o.val_fraction, tri->path);
+        else
+            fprintf(ctx->log, "idx: test %" PRId64 " samples from %s%s\n", n_test,
+                    test_im->path, test_im->gzip ? " (gzip)" : "");
+        fprintf(ctx->log, "idx: %d classes; normalize %s: mean %.4f std %.4f; shuffle %s\n",
+                n_classes, idx_norm_choices[o.normalize], s->mean, s->std,
+                o.shuffle ? "on" : "off");
+    }
+    *state = s;
+    return DSNN_OK;
+
+fail:
+    idx_close(s);
+    return st;
+}
+
+static enum dsnn_status idx_begin(void *state, enum dsnn_split split, int epoch,
+                                  struct dsnn_error *err)
+{
+    struct idx_state *s = state;
+    if (!s)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: begin on a NULL dataset");
+    if (split == DSNN_SPLIT_NOISE)
+        return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED,
+                              "idx: no noise split (n_noise = 0)");
+    if (split != DSNN_SPLIT_TRAIN && split != DSNN_SPLIT_TEST)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: unknown split %d", (int)split);
+    if (epoch < 0)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: epoch must be >= 0, got %d", epoch);
+    s->cur = (int)split;
+    s->pos = 0;
+    if (split == DSNN_SPLIT_TRAIN) {
+        size_t n = (size_t)s->splits[DSNN_SPLIT_TRAIN].n;
+        for (size_t i = 0; i < n; i++)
+            s->order[i] = (uint32_t)i;
+        if (s->shuffle) {
+            struct dsnn_rng r;
+            dsnn_rng_seed(&r, dsnn_seed_mix(s->seed, (uint64_t)epoch), DSNN_RNG_STREAM_DATA);
+            dsnn_rng_shuffle_u32(&r, s->order, n);
+        }
+    }
+    return DSNN_OK;
+}
+
+static enum dsnn_status idx_next_batch(void *state, struct dsnn_batch *b, struct dsnn_error *err)
+{
+    struct idx_state *s = state;
+    if (!s || !b)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: next_batch: NULL argument");
+    if (s->cur < 0)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: next_batch called before begin");
+    const struct idx_split *sp = &s->splits[s->cur];
+    int64_t left = sp->n - s->pos;
+    int n = left < s->batch[s->cur] ? (int)left : s->batch[s->cur];
+    const int64_t d = s->sample_size;
+    for (int k = 0; k < n; k++) {
+        int64_t i = s->cur == DSNN_SPLIT_TRAIN ? (int64_t)s->order[s->pos + k] : s->pos + k;
+        const uint8_t *src = sp->x + i * d;
+        float *dst = s->xbuf + (int64_t)k * d;
+        for (int64_t j = 0; j < d; j++)
+            dst[j] = s->lut[src[j]];
+        s->ybuf[k] = sp->y[i];
+    }
+    s->pos += n;
+    b->x = s->xbuf;
+    b->y = s->ybuf;
+    b->n = n;
+    return DSNN_OK;
+}
+
+static const struct dsnn_dataset_ops idx_ops = {
+    .open = idx_open,
+    .begin = idx_begin,
+    .next_batch = idx_next_batch,
+    .close = idx_close,
+};
+
+static const struct dsnn_component idx_components[] = {
+    DSNN_COMPONENT(DSNN_KIND_DATASET, "idx", "1.0.0",
+                   "IDX image classification files (MNIST, Fashion-MNIST), raw or gzip",
+                   idx_ops, idx_keys),
+};
+
+DSNN_PLUGIN_DEFINE("idx", idx_components)

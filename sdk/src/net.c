@@ -1,0 +1,316 @@
+/* net.c - a sequential network and its activation buffers. */
+#include "dsnn/io.h"
+#include "dsnn/net.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dsnn_net {
+    struct dsnn_layer **layers;
+    size_t n_layers, cap;
+    struct dsnn_shape input;
+    int n_classes;
+    int max_batch;
+    bool initialized;
+    float **act;      /* act[i]: output of layer i, [max_batch][out size] */
+    float *grad[2];   /* ping-pong gradient buffers, [max_batch][largest size] */
+    const float *x;   /* input of the last forward (owned by the caller) */
+    int last_batch;
+};
+
+struct dsnn_net *dsnn_net_new(struct dsnn_shape input, int n_classes, struct dsnn_error *err)
+{
+    if (dsnn_shape_size(input) <= 0 || n_classes <= 0) {
+        dsnn_error_set(err, DSNN_ERR_INVALID, "network: invalid input shape or class count");
+        return NULL;
+    }
+    struct dsnn_net *net = calloc(1, sizeof *net);
+    if (!net) {
+        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    net->input = input;
+    net->n_classes = n_classes;
+    return net;
+}
+
+void dsnn_net_free(struct dsnn_net *net)
+{
+    if (!net)
+        return;
+    for (size_t i = 0; i < net->n_layers; i++)
+        dsnn_layer_free(net->layers[i]);
+    if (net->act)
+        for (size_t i = 0; i < net->n_layers; i++)
+            free(net->act[i]);
+    free(net->act);
+    free(net->grad[0]);
+    free(net->grad[1]);
+    free(net->layers);
+    free(net);
+}
+
+static bool shape_eq(struct dsnn_shape a, struct dsnn_shape b)
+{
+    return a.c == b.c && a.h == b.h && a.w == b.w;
+}
+
+enum dsnn_status dsnn_net_add(struct dsnn_net *net, struct dsnn_layer *layer,
+                              struct dsnn_error *err)
+{
+    if (!layer)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "network: NULL layer");
+    if (net->initialized) {
+        dsnn_layer_free(layer);
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "network: cannot add layer '%s' after init",
+                              layer->name);
+    }
+    struct dsnn_shape prev = net->n_layers ? net->layers[net->n_layers - 1]->out : net->input;
+    const char *prev_name = net->n_layers ? net->layers[net->n_layers - 1]->name : "input";
+    if (!shape_eq(prev, layer->in)) {
+        enum dsnn_status st = dsnn_error_set(
+            err, DSNN_ERR_INVALID,
+            "network: layer '%s' expects input %dx%dx%d but '%s' produces %dx%dx%d", layer->name,
+            layer->in.c, layer->in.h, layer->in.w, prev_name, prev.c, prev.h, prev.w);
+        dsnn_layer_free(layer);
+        return st;
+    }
+    for (size_t i = 0; i < net->n_layers; i++) {
+        if (strcmp(net->layers[i]->name, layer->name) == 0) {
+            enum dsnn_status st = dsnn_error_set(
+                err, DSNN_ERR_INVALID, "network: two layers are named '%s' (layers %zu and %zu)",
+                layer->name, i, net->n_layers);
+            dsnn_layer_free(layer);
+            return st;
+        }
+    }
+    if (net->n_layers == net->cap) {
+        size_t cap = net->cap ? net->cap * 2 : 8;
+        struct dsnn_layer **nl = realloc(net->layers, cap * sizeof *nl);
+        if (!nl) {
+            dsnn_layer_free(layer);
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        }
+        net->layers = nl;
+        net->cap = cap;
+    }
+    net->layers[net->n_layers++] = layer;
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_net_replace(struct dsnn_net *net, size_t i, struct dsnn_layer *layer,
+                                  struct dsnn_error *err)
+{
+    if (!layer)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "network: NULL layer");
+    enum dsnn_status st = DSNN_OK;
+    if (net->initialized)
+        st = dsnn_error_set(err, DSNN_ERR_INVALID, "network: cannot replace a layer after init");
+    else if (i >= net->n_layers)
+        st = dsnn_error_set(err, DSNN_ERR_INVALID, "network: no layer %zu", i);
+    else if (!shape_eq(net->layers[i]->in, layer->in) || !shape_eq(net->layers[i]->out, layer->out))
+        st = dsnn_error_set(err, DSNN_ERR_INVALID,
+                            "network: replacement for layer '%s' has different shapes",
+                            net->layers[i]->name);
+    if (st != DSNN_OK) {
+        dsnn_layer_free(layer);
+        return st;
+    }
+    dsnn_layer_free(net->layers[i]);
+    net->layers[i] = layer;
+    return DSNN_OK;
+}
+
+size_t dsnn_net_n_layers(const struct dsnn_net *net)
+{
+    return net->n_layers;
+}
+struct dsnn_layer *dsnn_net_layer(const struct dsnn_net *net, size_t i)
+{
+    return i < net->n_layers ? net->layers[i] : NULL;
+}
+struct dsnn_shape dsnn_net_input_shape(const struct dsnn_net *net)
+{
+    return net->input;
+}
+int dsnn_net_n_classes(const struct dsnn_net *net)
+{
+    return net->n_classes;
+}
+bool dsnn_net_initialized(const struct dsnn_net *net)
+{
+    return net->initialized;
+}
+
+enum dsnn_status dsnn_net_init(struct dsnn_net *net, struct dsnn_rng *rng, int max_batch,
+                               struct dsnn_error *err)
+{
+    if (net->initialized)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "network: already initialised");
+    if (net->n_layers == 0)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "network: has no layers");
+    if (max_batch <= 0)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "network: invalid batch size %d", max_batch);
+    struct dsnn_shape out = net->layers[net->n_layers - 1]->out;
+    if (dsnn_shape_size(out) != net->n_classes)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "network: last layer '%s' outputs %lld values, the dataset has %d "
+                              "classes",
+                              net->layers[net->n_layers - 1]->name,
+                              (long long)dsnn_shape_size(out), net->n_classes);
+    for (size_t i = 0; i < net->n_layers; i++) {
+        struct dsnn_layer *l = net->layers[i];
+        if (!l->initialized) {
+            enum dsnn_status st = l->ops->init(l, rng, err);
+            if (st != DSNN_OK)
+                return st;
+            l->initialized = true;
+        }
+    }
+    net->act = calloc(net->n_layers, sizeof *net->act);
+    if (!net->act)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    int64_t largest = dsnn_shape_size(net->input);
+    for (size_t i = 0; i < net->n_layers; i++) {
+        int64_t n = dsnn_shape_size(net->layers[i]->out);
+        if (n > largest)
+            largest = n;
+        net->act[i] = malloc(sizeof(float) * (size_t)n * (size_t)max_batch);
+        if (!net->act[i])
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "network: cannot allocate activations");
+    }
+    for (int k = 0; k < 2; k++) {
+        net->grad[k] = malloc(sizeof(float) * (size_t)largest * (size_t)max_batch);
+        if (!net->grad[k])
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "network: cannot allocate gradients");
+    }
+    net->max_batch = max_batch;
+    net->initialized = true;
+    return DSNN_OK;
+}
+
+const float *dsnn_net_forward(struct dsnn_net *net, const float *x, int batch, bool train,
+                              struct dsnn_error *err)
+{
+    if (!net->initialized) {
+        dsnn_error_set(err, DSNN_ERR_INVALID, "network: forward before init");
+        return NULL;
+    }
+    if (batch <= 0 || batch > net->max_batch) {
+        dsnn_error_set(err, DSNN_ERR_INVALID, "network: batch %d outside [1, %d]", batch,
+                       net->max_batch);
+        return NULL;
+    }
+    const float *in = x;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        struct dsnn_layer *l = net->layers[i];
+        enum dsnn_status st = l->ops->forward(l, in, net->act[i], batch, train);
+        if (st != DSNN_OK) {
+            dsnn_error_set(err, st, "layer '%s': forward failed (%s)", l->name,
+                           dsnn_status_str(st));
+            return NULL;
+        }
+        in = net->act[i];
+    }
+    net->x = x;
+    net->last_batch = batch;
+    return net->act[net->n_layers - 1];
+}
+
+const float *dsnn_net_activation(const struct dsnn_net *net, size_t i)
+{
+    return net->act && i < net->n_layers ? net->act[i] : NULL;
+}
+
+enum dsnn_status dsnn_net_backward(struct dsnn_net *net, const float *dlogits, int batch,
+                                   struct dsnn_error *err)
+{
+    if (!net->x || batch != net->last_batch)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "network: backward does not match the last forward");
+    const float *dy = dlogits;
+    for (size_t k = net->n_layers; k-- > 0;) {
+        struct dsnn_layer *l = net->layers[k];
+        const float *x = k ? net->act[k - 1] : net->x;
+        float *dx = k ? net->grad[k & 1] : NULL;
+        enum dsnn_status st = l->ops->backward(l, x, net->act[k], dy, dx, batch);
+        if (st != DSNN_OK)
+            return dsnn_error_set(err, st, "layer '%s': backward failed (%s)", l->name,
+                                  dsnn_status_str(st));
+        dy = dx;
+    }
+    return DSNN_OK;
+}
+
+size_t dsnn_net_param_count(const struct dsnn_net *net)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < net->n_layers; i++)
+        n += dsnn_layer_param_count(net->layers[i]);
+    return n;
+}
+
+enum dsnn_status dsnn_net_save(struct dsnn_net *net, FILE *f, struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    if ((st = dsnn_io_write(f, "DNET", 4, "network tag", err)) ||
+        (st = dsnn_io_write_u64(f, net->n_layers, "layer count", err)))
+        return st;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        struct dsnn_layer *l = net->layers[i];
+        char type[DSNN_LAYER_NAME_MAX] = {0};
+        snprintf(type, sizeof type, "%s", l->ops->type);
+        if ((st = dsnn_io_write(f, l->name, sizeof l->name, "layer name", err)) ||
+            (st = dsnn_io_write(f, type, sizeof type, "layer type", err)))
+            return st;
+        if (l->ops->save && (st = l->ops->save(l, f, err)) != DSNN_OK)
+            return dsnn_error_prefix(err, "layer '%s'", l->name);
+    }
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_net_load(struct dsnn_net *net, FILE *f, struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    uint64_t n;
+    if ((st = dsnn_io_expect_tag(f, "DNET", err)) ||
+        (st = dsnn_io_read_u64(f, &n, "layer count", err)))
+        return st;
+    if (n != net->n_layers)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                              "checkpoint has %llu layers, the network has %zu",
+                              (unsigned long long)n, net->n_layers);
+    for (size_t i = 0; i < net->n_layers; i++) {
+        struct dsnn_layer *l = net->layers[i];
+        char name[DSNN_LAYER_NAME_MAX], type[DSNN_LAYER_NAME_MAX];
+        if ((st = dsnn_io_read(f, name, sizeof name, "layer name", err)) ||
+            (st = dsnn_io_read(f, type, sizeof type, "layer type", err)))
+            return st;
+        name[sizeof name - 1] = type[sizeof type - 1] = '\0';
+        if (strcmp(name, l->name) != 0 || strcmp(type, l->ops->type) != 0)
+            return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                                  "checkpoint layer %zu is '%s' (%s), the network has '%s' (%s)",
+                                  i, name, type, l->name, l->ops->type);
+        if (l->ops->load && (st = l->ops->load(l, f, err)) != DSNN_OK)
+            return dsnn_error_prefix(err, "layer '%s'", l->name);
+    }
+    return DSNN_OK;
+}
+
+static int g_threads;
+
+void dsnn_set_num_threads(int n)
+{
+    if (n <= 0)
+        n = omp_get_num_procs();
+    g_threads = n;
+    openblas_set_num_threads(n);
+    omp_set_num_threads(n);
+}
+
+int dsnn_get_num_threads(void)
+{
+    return g_threads > 0 ? g_threads : omp_get_max_threads();
+}

@@ -1,0 +1,202 @@
+/* optim.c - SGD (momentum, Nesterov, weight decay) and Adam with PyTorch semantics; LR schedules. */
+#include "dsnn/io.h"
+#include "dsnn/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dsnn_optim {
+    struct dsnn_optim_cfg cfg;
+    double lr;
+    int64_t t; /* Adam step count */
+};
+
+enum dsnn_status dsnn_optim_cfg_read(const struct dsnn_cfg *cfg, struct dsnn_optim_cfg *out,
+                                     struct dsnn_error *err)
+{
+    static const char *const algs[] = {"SGD", "Adam", NULL};
+    int alg = 0;
+    enum dsnn_status st;
+    memset(out, 0, sizeof *out);
+    if ((st = dsnn_cfg_enum(cfg, "optim_alg", "SGD", algs, &alg, err)) ||
+        (st = dsnn_cfg_float(cfg, "learning_rate", 0.1, &out->learning_rate, err)) ||
+        (st = dsnn_cfg_float(cfg, "momentum", 0.0, &out->momentum, err)) ||
+        (st = dsnn_cfg_bool(cfg, "nesterov_momentum", false, &out->nesterov, err)) ||
+        (st = dsnn_cfg_float(cfg, "weight_decay", 0.0, &out->weight_decay, err)) ||
+        (st = dsnn_cfg_float(cfg, "adam_beta1", 0.9, &out->beta1, err)) ||
+        (st = dsnn_cfg_float(cfg, "adam_beta2", 0.999, &out->beta2, err)) ||
+        (st = dsnn_cfg_float(cfg, "adam_eps", 1e-8, &out->eps, err)))
+        return st;
+    out->alg = alg == 1 ? DSNN_OPTIM_ADAM : DSNN_OPTIM_SGD;
+    if ((st = dsnn_cfg_check_range(cfg, "learning_rate", out->learning_rate, 0, 1e6, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "momentum", out->momentum, 0, 1, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "weight_decay", out->weight_decay, 0, 1e6, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "adam_beta1", out->beta1, 0, 1, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "adam_beta2", out->beta2, 0, 1, err)))
+        return st;
+    if (out->nesterov && out->momentum <= 0)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: nesterov_momentum = true needs momentum > 0", dsnn_cfg_path(cfg));
+    return DSNN_OK;
+}
+
+struct dsnn_optim *dsnn_optim_new(const struct dsnn_optim_cfg *cfg, struct dsnn_error *err)
+{
+    struct dsnn_optim *o = calloc(1, sizeof *o);
+    if (!o) {
+        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    o->cfg = *cfg;
+    o->lr = cfg->learning_rate;
+    return o;
+}
+
+void dsnn_optim_free(struct dsnn_optim *o)
+{
+    free(o);
+}
+
+void dsnn_optim_set_lr(struct dsnn_optim *o, double lr)
+{
+    o->lr = lr;
+}
+
+double dsnn_optim_lr(const struct dsnn_optim *o)
+{
+    return o->lr;
+}
+
+enum dsnn_status dsnn_optim_step_block(struct dsnn_optim *o, struct dsnn_param_block *b,
+                                       struct dsnn_error *err)
+{
+    const float lr = (float)o->lr;
+    const float wd = b->no_weight_decay ? 0.0f : (float)o->cfg.weight_decay;
+    const ptrdiff_t n = (ptrdiff_t)b->n;
+    float *restrict w = b->value;
+    const float *restrict g = b->grad;
+    if (o->cfg.alg == DSNN_OPTIM_SGD) {
+        const float mu = (float)o->cfg.momentum;
+        if (mu == 0.0f) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+            for (ptrdiff_t i = 0; i < n; i++)
+                w[i] -= lr * (g[i] + wd * w[i]);
+            return DSNN_OK;
+        }
+        float *restrict buf = dsnn_param_block_state(b, 0);
+        if (!buf)
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "optimizer: out of memory");
+        const bool nesterov = o->cfg.nesterov;
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            float d = g[i] + wd * w[i];
+            float v = mu * buf[i] + d;
+            buf[i] = v;
+            w[i] -= lr * (nesterov ? d + mu * v : v);
+        }
+        return DSNN_OK;
+    }
+    float *restrict m = dsnn_param_block_state(b, 0);
+    float *restrict v = dsnn_param_block_state(b, 1);
+    if (!m || !v)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "optimizer: out of memory");
+    const float b1 = (float)o->cfg.beta1, b2 = (float)o->cfg.beta2, eps = (float)o->cfg.eps;
+    const int64_t t = o->t > 0 ? o->t : 1;
+    const float c1 = (float)(1.0 - pow(o->cfg.beta1, (double)t));
+    const float c2 = (float)sqrt(1.0 - pow(o->cfg.beta2, (double)t));
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (ptrdiff_t i = 0; i < n; i++) {
+        float d = g[i] + wd * w[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * d;
+        v[i] = b2 * v[i] + (1.0f - b2) * d * d;
+        w[i] -= lr * (m[i] / c1) / (sqrtf(v[i]) / c2 + eps);
+    }
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_optim_step(struct dsnn_optim *o, struct dsnn_net *net,
+                                 struct dsnn_error *err)
+{
+    o->t++;
+    for (size_t i = 0; i < dsnn_net_n_layers(net); i++) {
+        struct dsnn_layer *l = dsnn_net_layer(net, i);
+        for (size_t k = 0; k < l->n_params; k++) {
+            enum dsnn_status st = dsnn_optim_step_block(o, &l->params[k], err);
+            if (st != DSNN_OK)
+                return st;
+        }
+    }
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_optim_save(const struct dsnn_optim *o, FILE *f, struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    if ((st = dsnn_io_write(f, "OPTM", 4, "optimizer tag", err)) ||
+        (st = dsnn_io_write(f, &o->lr, sizeof o->lr, "learning rate", err)) ||
+        (st = dsnn_io_write(f, &o->t, sizeof o->t, "step count", err)))
+        return st;
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_optim_load(struct dsnn_optim *o, FILE *f, struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    if ((st = dsnn_io_expect_tag(f, "OPTM", err)) ||
+        (st = dsnn_io_read(f, &o->lr, sizeof o->lr, "learning rate", err)) ||
+        (st = dsnn_io_read(f, &o->t, sizeof o->t, "step count", err)))
+        return st;
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_lr_sched_read(const struct dsnn_cfg *cfg, double base_lr,
+                                    struct dsnn_lr_sched *out, struct dsnn_error *err)
+{
+    static const char *const types[] = {"none", "StepLR", "MultiStepLR", NULL};
+    int type = 0;
+    int64_t step = 1;
+    int64_t ms[DSNN_LR_MILESTONES_MAX];
+    size_t n_ms = 0;
+    enum dsnn_status st;
+    memset(out, 0, sizeof *out);
+    if ((st = dsnn_cfg_enum(cfg, "lr_scheduler", "none", types, &type, err)) ||
+        (st = dsnn_cfg_float(cfg, "lr_gamma", 0.1, &out->gamma, err)) ||
+        (st = dsnn_cfg_int(cfg, "lr_step_size", 1, &step, err)) ||
+        (st = dsnn_cfg_int_array(cfg, "lr_milestones", ms, DSNN_LR_MILESTONES_MAX, &n_ms, err)))
+        return st;
+    out->base_lr = base_lr;
+    out->type = type == 1 ? DSNN_LR_STEP : type == 2 ? DSNN_LR_MULTISTEP : DSNN_LR_CONSTANT;
+    if (out->type == DSNN_LR_STEP && step < 1)
+        return dsnn_cfg_check_range(cfg, "lr_step_size", (double)step, 1, 1e9, err);
+    if (out->type == DSNN_LR_MULTISTEP && n_ms == 0)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: lr_scheduler = \"MultiStepLR\" needs lr_milestones = [...]",
+                              dsnn_cfg_path(cfg));
+    out->step_size = (int)step;
+    for (size_t i = 0; i < n_ms; i++) {
+        if (i && ms[i] <= ms[i - 1])
+            return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                                  "%s.lr_milestones: must be strictly increasing",
+                                  dsnn_cfg_path(cfg));
+        out->milestones[i] = (int)ms[i];
+    }
+    out->n_milestones = n_ms;
+    return DSNN_OK;
+}
+
+double dsnn_lr_sched_at(const struct dsnn_lr_sched *s, int epoch)
+{
+    switch (s->type) {
+    case DSNN_LR_STEP: return s->base_lr * pow(s->gamma, (double)(epoch / s->step_size));
+    case DSNN_LR_MULTISTEP: {
+        int k = 0;
+        for (size_t i = 0; i < s->n_milestones; i++)
+            if (epoch >= s->milestones[i])
+                k++;
+        return s->base_lr * pow(s->gamma, (double)k);
+    }
+    case DSNN_LR_CONSTANT: break;
+    }
+    return s->base_lr;
+}

@@ -1,0 +1,141 @@
+/* sparse_internal.h (private) - the sparse linear layer's struct and the engine's kernels.
+ *
+ * Layout. Connections are CSR over W [n_out][n_in]: row_ptr[n_out + 1], col[cap] sorted within a
+ * row, values in params[0] (same order). A CSC index (col_ptr, csc_row, csc_k = index of the
+ * connection in CSR order) is rebuilt lazily after a topology change, for the input gradient.
+ *
+ * Activations are transposed to feature-major panels: xT [n_in][ld] with ld = batch rounded up
+ * to DSNN_SP_PAD (padding columns zero), so the batch is the vector dimension:
+ *   forward   yT[o][:] = b[o] + sum_k v[k] xT[col[k]][:]           (CSR, row in registers)
+ *   weight    dW[k]    = dot(dyT[o][:], xT[col[k]][:])              (sampled dense-dense product)
+ *   input     dxT[i][:] = sum_{k in column i} v[k] dyT[row[k]][:]  (CSC, race-free)
+ * The batch is cut into chunks of DSNN_SP_CHUNK columns; a work item is (chunk, part of the rows),
+ * so with batch 128 on 2 threads each thread owns one chunk end to end (its panels stay in its
+ * own L2). Weight gradients of chunk c > 0 go to a partial buffer and are summed in chunk order,
+ * so results do not depend on the thread count. */
+#ifndef DSNN_SPARSE_INTERNAL_H
+#define DSNN_SPARSE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "dsnn/sparse.h"
+
+#define DSNN_SP_PAD 16   /* ld is a multiple of this (floats; 64 bytes) */
+#define DSNN_SP_CHUNK 64 /* batch columns per work item (multiple of DSNN_SP_PAD) */
+
+struct dsnn_sparse_linear {
+    struct dsnn_layer base; /* first */
+    int n_in, n_out;
+    bool bias;
+    struct dsnn_sparse_init init;
+    double density; /* resolved at init */
+    struct dsnn_param_block blocks[2]; /* weight [cap], bias [n_out] */
+
+    /* CSR (blocks[0].n == nnz, blocks[0].capacity == cap) */
+    size_t nnz, cap;
+    int64_t *row_ptr; /* [n_out + 1] */
+    int32_t *col;     /* [cap] */
+
+    /* CSC index, valid when csc_valid */
+    bool csc_valid;
+    int64_t *col_ptr; /* [n_in + 1] */
+    int32_t *csc_row; /* [cap] */
+    uint32_t *csc_k;  /* [cap] */
+
+    /* activation panels, for batches up to ld_max (padded) */
+    int ld_max;
+    float *xT;  /* [n_in][ld] input of the last forward */
+    float *yT;  /* [n_out][ld] forward output, then dyT in backward */
+    float *dxT; /* [n_in][ld] input gradient (allocated on first backward with dx) */
+    float *db_part; /* [n_chunks][n_out] bias gradient per chunk */
+    float *dw_part; /* [n_chunks - 1][dw_part_cap] weight gradient of chunks > 0 */
+    size_t dw_part_cap;
+    int dw_part_chunks;
+
+    const float *cache_x; /* x of the last forward (xT holds it) */
+    int cache_batch;
+    bool xT_valid;   /* xT holds cache_x */
+    bool dyT_valid;  /* yT holds dyT of the last backward (for dense gradients) */
+
+    struct dsnn_sparse_update_stats stats;
+    int last_edit; /* 0 none, 1 prune, 2 grow */
+};
+
+/* The layer behind l if it is an initialised sparse linear layer, else NULL. */
+struct dsnn_sparse_linear *dsnn_sp_get(const struct dsnn_layer *l);
+
+/* Capacity >= need for col / values / grads / state slots; CSC and partial buffers dropped. */
+enum dsnn_status dsnn_sp_reserve_nnz(struct dsnn_sparse_linear *S, size_t need,
+                                     struct dsnn_error *err);
+/* Marks caches that depend on the topology stale. */
+void dsnn_sp_topology_changed(struct dsnn_sparse_linear *S);
+/* Draws one value of a grown connection. */
+float dsnn_sp_grow_value(const struct dsnn_sparse_linear *S, struct dsnn_rng *rng);
+/* Draws one initial weight / bias value. */
+float dsnn_sp_init_value(const struct dsnn_sparse_linear *S, struct dsnn_rng *rng);
+int dsnn_sp_fan_in(const struct dsnn_sparse_linear *S);
+
+/* ---- Topology sampling (sparse_init.c) ---- */
+
+/* Samples the initial topology: row_ptr [n_out + 1] (caller-allocated) and *col (malloc'd, nnz
+ * entries, sorted within rows). */
+enum dsnn_status dsnn_sp_sample_topology(int n_in, int n_out, double density,
+                                         enum dsnn_sparse_mask mask, struct dsnn_rng *rng,
+                                         int64_t *row_ptr, int32_t **col, size_t *nnz,
+                                         struct dsnn_error *err);
+
+/* ---- Helpers (sparse_util.c) ---- */
+
+/* Sorts keys ascending (LSD radix; tmp may be NULL: allocated). false on out of memory. */
+bool dsnn_sp_sort_u64(uint64_t *keys, size_t n, uint64_t max_key);
+bool dsnn_sp_sort_u32(uint32_t *keys, size_t n);
+/* Order-preserving map of a float to uint32 (NaN -> 0, i.e. lowest). */
+static inline uint32_t dsnn_sp_float_key(float f)
+{
+    union {
+        float f;
+        uint32_t u;
+    } v = {f};
+    if (f != f)
+        return 0;
+    return (v.u & 0x80000000u) ? ~v.u : (v.u | 0x80000000u);
+}
+/* Finds the count-th smallest key (count >= 1, count <= n): *thr, and *n_equal_take = how many
+ * keys equal to *thr belong to the count smallest (the rest are < *thr). */
+void dsnn_sp_radix_select(const uint32_t *keys, size_t n, size_t count, uint32_t *thr,
+                          size_t *n_equal_take);
+
+/* Open-addressing set of uint64 keys. */
+struct dsnn_sp_hashset {
+    uint64_t *slots; /* UINT64_MAX = empty */
+    size_t mask;
+};
+bool dsnn_sp_hashset_init(struct dsnn_sp_hashset *h, size_t expected);
+/* true if inserted, false if already present. */
+bool dsnn_sp_hashset_insert(struct dsnn_sp_hashset *h, uint64_t key);
+bool dsnn_sp_hashset_contains(const struct dsnn_sp_hashset *h, uint64_t key);
+void dsnn_sp_hashset_free(struct dsnn_sp_hashset *h);
+
+/* ---- Kernels (sparse_kernels.c); all ranges half-open, j0 / widths multiples of DSNN_SP_PAD ----
+ */
+
+/* xT[i][j] = x[j][i] for features i in [i0, i1), samples j in [j0, j1); zero for j >= batch. */
+void dsnn_sp_transpose_in(const float *x, int n, int batch, float *xT, size_t ld, int i0, int i1,
+                          int j0, int j1);
+/* y[j][i] = yT[i][j] for i in [i0, i1), j in [j0, min(j1, batch)). */
+void dsnn_sp_transpose_out(const float *yT, size_t ld, int n, float *y, int batch, int i0, int i1,
+                           int j0, int j1);
+/* out[r][j0:j0+w] = (bias ? bias[r] : 0) + sum_{k in ptr[r]..ptr[r+1]} v(k) in[idx[k]][j0:j0+w]
+ * for r in [r0, r1), where v(k) = val[vk ? vk[k] : k]. */
+void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
+                  const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int j0,
+                  int w);
+/* out[k] = dot(dyT[r][j0:j0+w], xT[idx[k]][j0:j0+w]) for the connections k of rows [r0, r1);
+ * db[r] = sum dyT[r][j0:j0+w] if db != NULL. */
+void dsnn_sp_sddmm(const int64_t *ptr, const int32_t *idx, const float *dyT, const float *xT,
+                   size_t ld, float *out, float *db, int r0, int r1, int j0, int w);
+/* Name of the kernel variant compiled in ("avx512", "avx2", "scalar"). */
+const char *dsnn_sp_kernel_isa(void);
+
+#endif

@@ -1,0 +1,331 @@
+/* sparse_kernels.c - the sparse engine's compute kernels on feature-major panels.
+ *
+ * Panels are [n][ld] with ld a multiple of DSNN_SP_PAD and 64-byte aligned rows; a kernel call
+ * covers batch columns [j0, j0 + w) with w a multiple of DSNN_SP_PAD and at most DSNN_SP_CHUNK,
+ * so a row's slice of the output (w floats) lives in vector registers: 8 ymm with AVX2, 4 zmm
+ * with AVX-512. Each connection costs w/VW fused multiply-adds with a memory operand.
+ * A portable scalar path (plain loops) is used when neither ISA is enabled at compile time. */
+#include "sparse_internal.h"
+
+#include <string.h>
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
+
+#define SP_INLINE static inline __attribute__((always_inline))
+
+#if defined(__AVX512F__)
+#define SP_ISA "avx512"
+#define SP_VW 16
+typedef __m512 spv;
+#define SPV_LOAD(p) _mm512_load_ps(p)
+#define SPV_STORE(p, v) _mm512_store_ps((p), (v))
+#define SPV_SET1(x) _mm512_set1_ps(x)
+#define SPV_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define SPV_MUL(a, b) _mm512_mul_ps((a), (b))
+#define SPV_ADD(a, b) _mm512_add_ps((a), (b))
+SP_INLINE __m256 sp_fold(__m512 a)
+{
+    return _mm256_add_ps(_mm512_castps512_ps256(a),
+                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+#define SP_ISA "avx2"
+#define SP_VW 8
+typedef __m256 spv;
+#define SPV_LOAD(p) _mm256_load_ps(p)
+#define SPV_STORE(p, v) _mm256_store_ps((p), (v))
+#define SPV_SET1(x) _mm256_set1_ps(x)
+#define SPV_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define SPV_MUL(a, b) _mm256_mul_ps((a), (b))
+#define SPV_ADD(a, b) _mm256_add_ps((a), (b))
+SP_INLINE __m256 sp_fold(__m256 a)
+{
+    return a;
+}
+#else
+#define SP_ISA "scalar"
+#endif
+
+const char *dsnn_sp_kernel_isa(void)
+{
+    return SP_ISA;
+}
+
+#ifdef SP_VW
+#define SP_NVMAX (DSNN_SP_CHUNK / SP_VW)
+
+SP_INLINE float sp_hsum256(__m256 a)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Horizontal sums of four vectors, in order. */
+SP_INLINE __m128 sp_hsum4_256(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
+{
+    __m256 t0 = _mm256_hadd_ps(a0, a1);
+    __m256 t1 = _mm256_hadd_ps(a2, a3);
+    __m256 t2 = _mm256_hadd_ps(t0, t1);
+    return _mm_add_ps(_mm256_castps256_ps128(t2), _mm256_extractf128_ps(t2, 1));
+}
+
+/* ---- y panel rows = sparse rows times x panel (CSR forward; CSC input gradient) ---- */
+
+SP_INLINE void spmm_nv(const int NV, const int64_t *ptr, const int32_t *idx, const float *val,
+                       const uint32_t *vk, const float *bias, const float *in, size_t ld,
+                       float *out, int r0, int r1, int j0)
+{
+    const float *inj = in + j0;
+    for (int r = r0; r < r1; r++) {
+        spv acc[SP_NVMAX];
+        const spv b = SPV_SET1(bias ? bias[r] : 0.0f);
+        for (int v = 0; v < NV; v++)
+            acc[v] = b;
+        const int64_t k1 = ptr[r + 1];
+        int64_t k = ptr[r];
+        for (; k + 2 <= k1; k += 2) {
+            const spv w0 = SPV_SET1(val[vk ? vk[k] : (uint64_t)k]);
+            const spv w1 = SPV_SET1(val[vk ? vk[k + 1] : (uint64_t)k + 1]);
+            const float *p0 = inj + (size_t)idx[k] * ld;
+            const float *p1 = inj + (size_t)idx[k + 1] * ld;
+            for (int v = 0; v < NV; v++)
+                acc[v] = SPV_FMA(w0, SPV_LOAD(p0 + v * SP_VW), acc[v]);
+            for (int v = 0; v < NV; v++)
+                acc[v] = SPV_FMA(w1, SPV_LOAD(p1 + v * SP_VW), acc[v]);
+        }
+        if (k < k1) {
+            const spv w0 = SPV_SET1(val[vk ? vk[k] : (uint64_t)k]);
+            const float *p0 = inj + (size_t)idx[k] * ld;
+            for (int v = 0; v < NV; v++)
+                acc[v] = SPV_FMA(w0, SPV_LOAD(p0 + v * SP_VW), acc[v]);
+        }
+        float *o = out + (size_t)r * ld + j0;
+        for (int v = 0; v < NV; v++)
+            SPV_STORE(o + v * SP_VW, acc[v]);
+    }
+}
+
+#define SPMM_CASE(NV)                                                                             \
+    case NV:                                                                                      \
+        if (vk)                                                                                   \
+            spmm_nv(NV, ptr, idx, val, vk, bias, in, ld, out, r0, r1, j0);                        \
+        else                                                                                      \
+            spmm_nv(NV, ptr, idx, val, NULL, bias, in, ld, out, r0, r1, j0);                      \
+        break;
+
+void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
+                  const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int j0,
+                  int w)
+{
+    switch (w / SP_VW) {
+#if SP_VW == 8
+        SPMM_CASE(1)
+        SPMM_CASE(2)
+        SPMM_CASE(3)
+        SPMM_CASE(4)
+        SPMM_CASE(5)
+        SPMM_CASE(6)
+        SPMM_CASE(7)
+        SPMM_CASE(8)
+#else
+        SPMM_CASE(1)
+        SPMM_CASE(2)
+        SPMM_CASE(3)
+        SPMM_CASE(4)
+#endif
+    default: break;
+    }
+}
+
+/* ---- sampled dense-dense product: weight gradient at active connections ---- */
+
+SP_INLINE void sddmm_nv(const int NV, const int64_t *ptr, const int32_t *idx, const float *dyT,
+                        const float *xT, size_t ld, float *out, float *db, int r0, int r1, int j0)
+{
+    const float *xj = xT + j0;
+    for (int r = r0; r < r1; r++) {
+        spv d[SP_NVMAX];
+        const float *dr = dyT + (size_t)r * ld + j0;
+        for (int v = 0; v < NV; v++)
+            d[v] = SPV_LOAD(dr + v * SP_VW);
+        if (db) {
+            spv s = d[0];
+            for (int v = 1; v < NV; v++)
+                s = SPV_ADD(s, d[v]);
+            db[r] = sp_hsum256(sp_fold(s));
+        }
+        const int64_t k1 = ptr[r + 1];
+        int64_t k = ptr[r];
+        for (; k + 4 <= k1; k += 4) {
+            const float *p0 = xj + (size_t)idx[k] * ld;
+            const float *p1 = xj + (size_t)idx[k + 1] * ld;
+            const float *p2 = xj + (size_t)idx[k + 2] * ld;
+            const float *p3 = xj + (size_t)idx[k + 3] * ld;
+            spv a0 = SPV_MUL(d[0], SPV_LOAD(p0));
+            spv a1 = SPV_MUL(d[0], SPV_LOAD(p1));
+            spv a2 = SPV_MUL(d[0], SPV_LOAD(p2));
+            spv a3 = SPV_MUL(d[0], SPV_LOAD(p3));
+            for (int v = 1; v < NV; v++) {
+                a0 = SPV_FMA(d[v], SPV_LOAD(p0 + v * SP_VW), a0);
+                a1 = SPV_FMA(d[v], SPV_LOAD(p1 + v * SP_VW), a1);
+                a2 = SPV_FMA(d[v], SPV_LOAD(p2 + v * SP_VW), a2);
+                a3 = SPV_FMA(d[v], SPV_LOAD(p3 + v * SP_VW), a3);
+            }
+            _mm_storeu_ps(out + k, sp_hsum4_256(sp_fold(a0), sp_fold(a1), sp_fold(a2),
+                                                sp_fold(a3)));
+        }
+        for (; k < k1; k++) {
+            const float *p0 = xj + (size_t)idx[k] * ld;
+            spv a0 = SPV_MUL(d[0], SPV_LOAD(p0));
+            for (int v = 1; v < NV; v++)
+                a0 = SPV_FMA(d[v], SPV_LOAD(p0 + v * SP_VW), a0);
+            out[k] = sp_hsum256(sp_fold(a0));
+        }
+    }
+}
+
+#define SDDMM_CASE(NV)                                                                            \
+    case NV: sddmm_nv(NV, ptr, idx, dyT, xT, ld, out, db, r0, r1, j0); break;
+
+void dsnn_sp_sddmm(const int64_t *ptr, const int32_t *idx, const float *dyT, const float *xT,
+                   size_t ld, float *out, float *db, int r0, int r1, int j0, int w)
+{
+    switch (w / SP_VW) {
+#if SP_VW == 8
+        SDDMM_CASE(1)
+        SDDMM_CASE(2)
+        SDDMM_CASE(3)
+        SDDMM_CASE(4)
+        SDDMM_CASE(5)
+        SDDMM_CASE(6)
+        SDDMM_CASE(7)
+        SDDMM_CASE(8)
+#else
+        SDDMM_CASE(1)
+        SDDMM_CASE(2)
+        SDDMM_CASE(3)
+        SDDMM_CASE(4)
+#endif
+    default: break;
+    }
+}
+
+/* ---- 8x8 transposes ---- */
+
+SP_INLINE void tr8x8(const float *src, size_t ss, float *dst, size_t ds)
+{
+    __m256 r0 = _mm256_loadu_ps(src + 0 * ss), r1 = _mm256_loadu_ps(src + 1 * ss);
+    __m256 r2 = _mm256_loadu_ps(src + 2 * ss), r3 = _mm256_loadu_ps(src + 3 * ss);
+    __m256 r4 = _mm256_loadu_ps(src + 4 * ss), r5 = _mm256_loadu_ps(src + 5 * ss);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * ss), r7 = _mm256_loadu_ps(src + 7 * ss);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst + 0 * ds, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + 1 * ds, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ds, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ds, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ds, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ds, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ds, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ds, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#define SP_HAVE_TR8 1
+
+#else /* scalar */
+
+void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
+                  const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int j0,
+                  int w)
+{
+    float acc[DSNN_SP_CHUNK];
+    for (int r = r0; r < r1; r++) {
+        const float b = bias ? bias[r] : 0.0f;
+        for (int j = 0; j < w; j++)
+            acc[j] = b;
+        for (int64_t k = ptr[r]; k < ptr[r + 1]; k++) {
+            const float v = val[vk ? vk[k] : (uint64_t)k];
+            const float *p = in + (size_t)idx[k] * ld + j0;
+            for (int j = 0; j < w; j++)
+                acc[j] += v * p[j];
+        }
+        memcpy(out + (size_t)r * ld + j0, acc, sizeof(float) * (size_t)w);
+    }
+}
+
+void dsnn_sp_sddmm(const int64_t *ptr, const int32_t *idx, const float *dyT, const float *xT,
+                   size_t ld, float *out, float *db, int r0, int r1, int j0, int w)
+{
+    for (int r = r0; r < r1; r++) {
+        const float *d = dyT + (size_t)r * ld + j0;
+        if (db) {
+            float s = 0;
+            for (int j = 0; j < w; j++)
+                s += d[j];
+            db[r] = s;
+        }
+        for (int64_t k = ptr[r]; k < ptr[r + 1]; k++) {
+            const float *p = xT + (size_t)idx[k] * ld + j0;
+            float s = 0;
+            for (int j = 0; j < w; j++)
+                s += d[j] * p[j];
+            out[k] = s;
+        }
+    }
+}
+#endif
+
+/* ---- transposes between sample-major activations and feature-major panels ---- */
+
+void dsnn_sp_transpose_in(const float *x, int n, int batch, float *xT, size_t ld, int i0, int i1,
+                          int j0, int j1)
+{
+    for (int j = j0; j < j1; j += 8) {
+        int jv = batch - j;
+        jv = jv < 0 ? 0 : jv > 8 ? 8 : jv;
+        for (int i = i0; i < i1; i += 8) {
+            int iw = i1 - i < 8 ? i1 - i : 8;
+#ifdef SP_HAVE_TR8
+            if (jv == 8 && iw == 8) {
+                tr8x8(x + (size_t)j * n + i, (size_t)n, xT + (size_t)i * ld + j, ld);
+                continue;
+            }
+#endif
+            for (int c = 0; c < iw; c++) {
+                float *d = xT + (size_t)(i + c) * ld + j;
+                for (int r = 0; r < 8; r++)
+                    d[r] = r < jv ? x[(size_t)(j + r) * n + i + c] : 0.0f;
+            }
+        }
+    }
+}
+
+void dsnn_sp_transpose_out(const float *yT, size_t ld, int n, float *y, int batch, int i0, int i1,
+                           int j0, int j1)
+{
+    int jend = j1 < batch ? j1 : batch;
+    for (int j = j0; j < jend; j += 8) {
+        int jv = jend - j < 8 ? jend - j : 8;
+        for (int i = i0; i < i1; i += 8) {
+            int iw = i1 - i < 8 ? i1 - i : 8;
+#ifdef SP_HAVE_TR8
+            if (jv == 8 && iw == 8) {
+                tr8x8(yT + (size_t)i * ld + j, ld, y + (size_t)j * n + i, (size_t)n);
+                continue;
+            }
+#endif
+            for (int r = 0; r < jv; r++)
+                for (int c = 0; c < iw; c++)
+                    y[(size_t)(j + r) * n + i + c] = yT[(size_t)(i + c) * ld + j + r];
+        }
+    }
+}

@@ -1,0 +1,112 @@
+/* tests/plugins/crash.c - test-only model "crash": trains like "okmodel", but at the start of
+ * epoch crash_epoch (0-based; -1: never) of trial crash_trial (-1: every trial) it fails in the
+ * way crash_mode says:
+ *   "segv"  - writes through a NULL pointer (the process dies of SIGSEGV, also under ASan/UBSan:
+ *             the default SIGSEGV action is restored and this function is not instrumented)
+ *   "abort" - calls abort() (SIGABRT)
+ *   "exit"  - calls _exit(crash_exit_code) without a word (a plugin that exits the process)
+ *   "error" - returns DSNN_ERR_INTERNAL with a message (a clean, reported failure)
+ *   "hang"  - sleeps forever (for timeout / interrupt tests)
+ * Used by the runner's crash-isolation tests: one trial crashes, the experiment goes on. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tiny_model.h"
+
+enum crash_mode { CRASH_SEGV = 0, CRASH_ABORT, CRASH_EXIT, CRASH_ERROR, CRASH_HANG };
+static const char *const crash_modes[] = {"segv", "abort", "exit", "error", "hang", NULL};
+
+struct crash_cfg {
+    int64_t epoch, trial, exit_code;
+    int mode;
+};
+
+static const struct dsnn_key_doc crash_keys[] = {
+    {"crash_epoch", DSNN_KEY_INT, "0", "epoch (0-based) at whose start to crash; -1: never"},
+    {"crash_trial", DSNN_KEY_INT, "-1", "trial index that crashes; -1: every trial"},
+    {"crash_mode", DSNN_KEY_STRING, "segv", "\"segv\", \"abort\", \"exit\", \"error\" or \"hang\""},
+    {"crash_exit_code", DSNN_KEY_INT, "3", "exit status for crash_mode = \"exit\""},
+    TINY_MODEL_KEYS,
+};
+
+static enum dsnn_status crash_create(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                     struct dsnn_net *net, const struct dsnn_dataset_info *info,
+                                     void **state, struct dsnn_error *err)
+{
+    struct crash_cfg c;
+    enum dsnn_status st;
+    if ((st = dsnn_cfg_int(cfg, "crash_epoch", 0, &c.epoch, err)) ||
+        (st = dsnn_cfg_int(cfg, "crash_trial", -1, &c.trial, err)) ||
+        (st = dsnn_cfg_int(cfg, "crash_exit_code", 3, &c.exit_code, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "crash_exit_code", (double)c.exit_code, 0, 255, err)) ||
+        (st = dsnn_cfg_enum(cfg, "crash_mode", "segv", crash_modes, &c.mode, err)))
+        return st;
+    struct crash_cfg *copy = malloc(sizeof(*copy));
+    if (!copy)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "crash: out of memory");
+    *copy = c;
+    if ((st = tiny_model_create(cfg, ctx, net, info, state, err)) != DSNN_OK) {
+        free(copy);
+        return st;
+    }
+    ((struct tiny_model *)*state)->extra = copy;
+    return DSNN_OK;
+}
+
+#if defined(__GNUC__)
+__attribute__((noinline, no_sanitize("address", "undefined")))
+#endif
+static void crash_segv(void)
+{
+    signal(SIGSEGV, SIG_DFL); /* no sanitizer report: die of the signal itself */
+    volatile int *volatile p = NULL;
+    *p = 42;
+    raise(SIGSEGV); /* not reached */
+}
+
+static enum dsnn_status crash_train_epoch(void *state, struct dsnn_data *data, int epoch,
+                                          struct dsnn_metrics *m, struct dsnn_error *err)
+{
+    struct tiny_model *t = state;
+    const struct crash_cfg *c = t->extra;
+    if (c->epoch >= 0 && epoch == c->epoch && (c->trial < 0 || c->trial == t->trial_index)) {
+        switch ((enum crash_mode)c->mode) {
+        case CRASH_SEGV:
+            crash_segv();
+            break;
+        case CRASH_ABORT:
+            abort();
+        case CRASH_EXIT:
+            _exit((int)c->exit_code);
+        case CRASH_ERROR:
+            return dsnn_error_set(err, DSNN_ERR_INTERNAL,
+                                  "crash: deliberate failure at epoch %d of trial %d", epoch,
+                                  t->trial_index);
+        case CRASH_HANG:
+            for (;;) {
+                struct timespec ts = {3600, 0};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+    return tiny_model_train_epoch(state, data, epoch, m, err);
+}
+
+static const struct dsnn_model_ops crash_ops = {
+    .create = crash_create,
+    .train_epoch = crash_train_epoch,
+    .evaluate = tiny_model_evaluate,
+    .save = tiny_model_save,
+    .load = tiny_model_load,
+    .destroy = tiny_model_destroy,
+};
+
+static const struct dsnn_component components[] = {
+    DSNN_COMPONENT(DSNN_KIND_MODEL, "crash", "1.0.0",
+                   "test-only: crashes (segv/abort/exit/error/hang) at crash_epoch", crash_ops,
+                   crash_keys),
+};
+DSNN_PLUGIN_DEFINE("crash", components)
