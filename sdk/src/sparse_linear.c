@@ -1,0 +1,970 @@
+/* sparse_linear.c - the "sparse_linear" layer: ops table, buffers, parallel drivers, checkpoint.
+ * See sparse_internal.h for the layout and the work decomposition. */
+#include "dsnn/io.h"
+#include "dsnn/net.h"
+#include "sparse_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct dsnn_layer_ops sparse_linear_ops;
+
+struct dsnn_sparse_linear *dsnn_sp_get(const struct dsnn_layer *l)
+{
+    if (!l || l->ops != &sparse_linear_ops)
+        return NULL;
+    struct dsnn_sparse_linear *S = (struct dsnn_sparse_linear *)l;
+    return S->row_ptr ? S : NULL;
+}
+
+static struct dsnn_sparse_linear *sp_cast(const struct dsnn_layer *l)
+{
+    return l && l->ops == &sparse_linear_ops ? (struct dsnn_sparse_linear *)l : NULL;
+}
+
+bool dsnn_sparse_is(const struct dsnn_layer *l)
+{
+    return sp_cast(l) != NULL;
+}
+
+static void *sp_aligned(size_t floats)
+{
+    size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
+    return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+static int sp_round_up(int x, int m)
+{
+    return (x + m - 1) / m * m;
+}
+
+static int sp_gcd(int a, int b)
+{
+    while (b) {
+        int t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+static int sp_threads(void)
+{
+    int t = dsnn_get_num_threads();
+    return t > 0 ? t : 1;
+}
+
+int dsnn_sp_fan_in(const struct dsnn_sparse_linear *S)
+{
+    if (!S->init.sparse_fan_in)
+        return S->n_in;
+    long f = lround(S->density * S->n_in);
+    return f < 1 ? 1 : (int)f;
+}
+
+float dsnn_sp_init_value(const struct dsnn_sparse_linear *S, struct dsnn_rng *rng)
+{
+    return dsnn_weight_init_draw(S->init.weight_init, dsnn_sp_fan_in(S), S->n_out,
+                                 S->init.weight_std, rng);
+}
+
+float dsnn_sp_grow_value(const struct dsnn_sparse_linear *S, struct dsnn_rng *rng)
+{
+    switch (S->init.grow_init) {
+    case DSNN_SPARSE_GROW_ZERO: return 0.0f;
+    case DSNN_SPARSE_GROW_NORMAL: return rng ? (float)(dsnn_rng_normal(rng) * S->init.grow_std) : 0;
+    case DSNN_SPARSE_GROW_LIKE_INIT: return rng ? dsnn_sp_init_value(S, rng) : 0.0f;
+    }
+    return 0.0f;
+}
+
+void dsnn_sp_topology_changed(struct dsnn_sparse_linear *S)
+{
+    S->csc_valid = false;
+    S->blocks[0].n = S->nnz;
+}
+
+enum dsnn_status dsnn_sp_reserve_nnz(struct dsnn_sparse_linear *S, size_t need,
+                                     struct dsnn_error *err)
+{
+    if (need <= S->cap)
+        return DSNN_OK;
+    if (need > UINT32_MAX)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "layer '%s': %zu connections exceed the limit of 2^32 - 1",
+                              S->base.name, need);
+    size_t cap = S->cap + S->cap / 2;
+    if (cap < need)
+        cap = need;
+    if (cap > UINT32_MAX)
+        cap = UINT32_MAX;
+    struct dsnn_param_block *b = &S->blocks[0];
+    float **arrays[2 + DSNN_OPT_STATE_MAX] = {&b->value, &b->grad};
+    int na = 2;
+    for (int s = 0; s < DSNN_OPT_STATE_MAX; s++)
+        if (b->state[s])
+            arrays[na++] = &b->state[s];
+    for (int i = 0; i < na; i++) {
+        float *p = realloc(*arrays[i], cap * sizeof(float));
+        if (!p)
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': cannot grow to %zu connections",
+                                  S->base.name, cap);
+        *arrays[i] = p;
+    }
+    int32_t *c = realloc(S->col, cap * sizeof *c);
+    if (!c)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': cannot grow to %zu connections",
+                              S->base.name, cap);
+    S->col = c;
+    S->cap = cap;
+    b->capacity = cap;
+    free(S->csc_row);
+    free(S->csc_k);
+    S->csc_row = NULL;
+    S->csc_k = NULL;
+    S->csc_valid = false;
+    free(S->dw_part);
+    S->dw_part = NULL;
+    S->dw_part_cap = 0;
+    S->dw_part_chunks = 0;
+    return DSNN_OK;
+}
+
+/* ---- construction ---- */
+
+struct dsnn_sparse_init dsnn_sparse_init_default(void)
+{
+    struct dsnn_sparse_init i;
+    memset(&i, 0, sizeof i);
+    i.density = 1.0;
+    i.epsilon = 0.0;
+    i.mask = DSNN_SPARSE_MASK_PRECISE;
+    i.weight_init = DSNN_INIT_KAIMING_UNIFORM;
+    i.weight_std = 0.0;
+    i.sparse_fan_in = false;
+    i.grow_init = DSNN_SPARSE_GROW_ZERO;
+    i.grow_std = 0.0;
+    return i;
+}
+
+static enum dsnn_status sp_check_init(const char *name, const struct dsnn_sparse_init *init,
+                                      struct dsnn_error *err)
+{
+    if (!(init->density >= 0.0 && init->density <= 1.0) && !(init->epsilon > 0))
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': density %g outside [0, 1]",
+                              name, init->density);
+    if (!(init->epsilon >= 0.0) || isinf(init->epsilon))
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': epsilon %g must be >= 0", name,
+                              init->epsilon);
+    if ((unsigned)init->mask > DSNN_SPARSE_MASK_APPROXIMATE)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': unknown mask type %d", name,
+                              (int)init->mask);
+    if ((unsigned)init->grow_init > DSNN_SPARSE_GROW_LIKE_INIT)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': unknown grow init %d", name,
+                              (int)init->grow_init);
+    if ((unsigned)init->weight_init > DSNN_INIT_ZERO)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': unknown weight init %d", name,
+                              (int)init->weight_init);
+    return DSNN_OK;
+}
+
+struct dsnn_layer *dsnn_sparse_linear_new(const char *name, int n_in, int n_out, bool bias,
+                                          const struct dsnn_sparse_init *init,
+                                          struct dsnn_error *err)
+{
+    if (!name)
+        name = "sparse_linear";
+    if (n_in <= 0 || n_out <= 0) {
+        dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': invalid size %d -> %d", name, n_in,
+                       n_out);
+        return NULL;
+    }
+    struct dsnn_sparse_init def = dsnn_sparse_init_default();
+    if (!init)
+        init = &def;
+    if (sp_check_init(name, init, err) != DSNN_OK)
+        return NULL;
+    struct dsnn_sparse_linear *S = calloc(1, sizeof *S);
+    if (!S) {
+        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    S->base.ops = &sparse_linear_ops;
+    snprintf(S->base.name, sizeof S->base.name, "%s", name);
+    S->base.in = (struct dsnn_shape){n_in, 1, 1};
+    S->base.out = (struct dsnn_shape){n_out, 1, 1};
+    S->n_in = n_in;
+    S->n_out = n_out;
+    S->bias = bias;
+    S->init = *init;
+    return &S->base;
+}
+
+bool dsnn_sparse_linear_dims_(const struct dsnn_layer *l, int *n_in, int *n_out, bool *bias)
+{
+    const struct dsnn_sparse_linear *S = sp_cast(l);
+    if (!S)
+        return false;
+    if (n_in)
+        *n_in = S->n_in;
+    if (n_out)
+        *n_out = S->n_out;
+    if (bias)
+        *bias = S->bias;
+    return true;
+}
+
+enum dsnn_status dsnn_sparse_set_init(struct dsnn_layer *l, const struct dsnn_sparse_init *init,
+                                      struct dsnn_error *err)
+{
+    struct dsnn_sparse_linear *S = sp_cast(l);
+    if (!S || !init)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "not a sparse linear layer");
+    if (S->row_ptr)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "layer '%s': the sparse configuration can only change before init",
+                              l->name);
+    enum dsnn_status st = sp_check_init(l->name, init, err);
+    if (st == DSNN_OK)
+        S->init = *init;
+    return st;
+}
+
+const struct dsnn_sparse_init *dsnn_sparse_get_init(const struct dsnn_layer *l)
+{
+    const struct dsnn_sparse_linear *S = sp_cast(l);
+    return S ? &S->init : NULL;
+}
+
+void dsnn_sparse_set_grow_init(struct dsnn_layer *l, enum dsnn_sparse_grow_init g, double std)
+{
+    struct dsnn_sparse_linear *S = sp_cast(l);
+    if (!S || (unsigned)g > DSNN_SPARSE_GROW_LIKE_INIT)
+        return;
+    S->init.grow_init = g;
+    S->init.grow_std = std;
+}
+
+static void sp_free_buffers(struct dsnn_sparse_linear *S)
+{
+    free(S->xT);
+    free(S->yT);
+    free(S->dxT);
+    free(S->db_part);
+    free(S->dw_part);
+    S->xT = S->yT = S->dxT = S->db_part = S->dw_part = NULL;
+    S->ld_max = 0;
+    S->dw_part_cap = 0;
+    S->dw_part_chunks = 0;
+    S->xT_valid = S->dyT_valid = false;
+}
+
+static void sp_release(struct dsnn_sparse_linear *S)
+{
+    sp_free_buffers(S);
+    dsnn_param_block_release(&S->blocks[0]);
+    dsnn_param_block_release(&S->blocks[1]);
+    free(S->row_ptr);
+    free(S->col);
+    free(S->col_ptr);
+    free(S->csc_row);
+    free(S->csc_k);
+    S->row_ptr = S->col_ptr = NULL;
+    S->col = S->csc_row = NULL;
+    S->csc_k = NULL;
+    S->nnz = S->cap = 0;
+    S->csc_valid = false;
+    S->base.params = NULL;
+    S->base.n_params = 0;
+}
+
+double dsnn_sparse_init_density(const struct dsnn_sparse_init *init, int n_in, int n_out)
+{
+    double d = init->epsilon > 0 ? dsnn_sparse_er_density(n_in, n_out, init->epsilon)
+                                 : init->density;
+    return d < 0 ? 0 : d > 1 ? 1 : d;
+}
+
+/* Allocates the weight block for cap connections (values uninitialised, grads zero). */
+static enum dsnn_status sp_alloc_blocks(struct dsnn_sparse_linear *S, size_t cap,
+                                        struct dsnn_error *err)
+{
+    struct dsnn_param_block *w = &S->blocks[0];
+    memset(w, 0, sizeof *w);
+    snprintf(w->name, sizeof w->name, "weight");
+    if (cap < 1)
+        cap = 1;
+    w->value = malloc(cap * sizeof(float));
+    w->grad = calloc(cap, sizeof(float));
+    w->capacity = cap;
+    S->cap = cap;
+    if (!w->value || !w->grad)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': cannot allocate %zu connections",
+                              S->base.name, cap);
+    if (S->bias && dsnn_param_block_alloc(&S->blocks[1], "bias", (size_t)S->n_out) != DSNN_OK)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    S->base.params = S->blocks;
+    S->base.n_params = S->bias ? 2 : 1;
+    return DSNN_OK;
+}
+
+static enum dsnn_status sp_init(struct dsnn_layer *l, struct dsnn_rng *rng,
+                                struct dsnn_error *err)
+{
+    struct dsnn_sparse_linear *S = sp_cast(l);
+    sp_release(S);
+    S->density = dsnn_sparse_init_density(&S->init, S->n_in, S->n_out);
+    S->row_ptr = malloc(sizeof(int64_t) * ((size_t)S->n_out + 1));
+    if (!S->row_ptr)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    size_t nnz = 0;
+    int32_t *col = NULL;
+    enum dsnn_status st = dsnn_sp_sample_topology(S->n_in, S->n_out, S->density, S->init.mask,
+                                                  rng, S->row_ptr, &col, &nnz, err);
+    if (st != DSNN_OK) {
+        sp_release(S);
+        return dsnn_error_prefix(err, "layer '%s'", l->name);
+    }
+    if (nnz > UINT32_MAX) {
+        free(col);
+        sp_release(S);
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "layer '%s': %zu connections exceed the limit of 2^32 - 1", l->name,
+                              nnz);
+    }
+    if ((st = sp_alloc_blocks(S, nnz, err)) != DSNN_OK) {
+        free(col);
+        sp_release(S);
+        return st;
+    }
+    if (nnz == 0) {
+        free(col);
+        col = malloc(sizeof *col);
+    } else {
+        int32_t *c = realloc(col, S->cap * sizeof *col);
+        if (c)
+            col = c;
+    }
+    if (!col) {
+        sp_release(S);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    }
+    S->col = col;
+    S->nnz = nnz;
+    S->blocks[0].n = nnz;
+    float *v = S->blocks[0].value;
+    for (size_t k = 0; k < nnz; k++)
+        v[k] = dsnn_sp_init_value(S, rng);
+    if (S->bias) /* PyTorch nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as the dense layer */
+        for (int o = 0; o < S->n_out; o++)
+            S->blocks[1].value[o] = dsnn_weight_init_draw(DSNN_INIT_KAIMING_UNIFORM,
+                                                          dsnn_sp_fan_in(S), S->n_out, 0, rng);
+    S->stats = (struct dsnn_sparse_update_stats){0, 0};
+    S->last_edit = 0;
+    S->csc_valid = false;
+    l->initialized = true;
+    return DSNN_OK;
+}
+
+static void sp_destroy(struct dsnn_layer *l)
+{
+    struct dsnn_sparse_linear *S = sp_cast(l);
+    if (!S)
+        return;
+    sp_release(S);
+    free(S);
+}
+
+/* ---- buffers ---- */
+
+static int sp_chunks(int ld)
+{
+    return (ld + DSNN_SP_CHUNK - 1) / DSNN_SP_CHUNK;
+}
+
+static enum dsnn_status sp_ensure_panels(struct dsnn_sparse_linear *S, int ld, bool need_dx)
+{
+    if (ld > S->ld_max) {
+        sp_free_buffers(S);
+        S->xT = sp_aligned((size_t)S->n_in * (size_t)ld);
+        S->yT = sp_aligned((size_t)S->n_out * (size_t)ld);
+        S->db_part = malloc(sizeof(float) * (size_t)S->n_out * (size_t)sp_chunks(ld));
+        if (!S->xT || !S->yT || !S->db_part) {
+            sp_free_buffers(S);
+            return DSNN_ERR_NOMEM;
+        }
+        S->ld_max = ld;
+    }
+    if (need_dx && !S->dxT) {
+        S->dxT = sp_aligned((size_t)S->n_in * (size_t)S->ld_max);
+        if (!S->dxT)
+            return DSNN_ERR_NOMEM;
+    }
+    return DSNN_OK;
+}
+
+static enum dsnn_status sp_ensure_dw_part(struct dsnn_sparse_linear *S, int chunks)
+{
+    if (chunks <= 1 || (S->dw_part_chunks >= chunks - 1 && S->dw_part_cap >= S->cap))
+        return DSNN_OK;
+    free(S->dw_part);
+    S->dw_part = malloc(sizeof(float) * S->cap * (size_t)(chunks - 1));
+    if (!S->dw_part) {
+        S->dw_part_cap = 0;
+        S->dw_part_chunks = 0;
+        return DSNN_ERR_NOMEM;
+    }
+    S->dw_part_cap = S->cap;
+    S->dw_part_chunks = chunks - 1;
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_sparse_reserve(struct dsnn_layer *l, int max_batch, struct dsnn_error *err)
+{
+    struct dsnn_sparse_linear *S = dsnn_sp_get(l);
+    if (!S || max_batch <= 0)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "dsnn_sparse_reserve: not an initialised sparse layer or bad batch");
+    int ld = sp_round_up(max_batch, DSNN_SP_PAD);
+    if (sp_ensure_panels(S, ld, true) != DSNN_OK || sp_ensure_dw_part(S, sp_chunks(ld)) != DSNN_OK)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM,
+                              "layer '%s': cannot allocate buffers for batch %d", l->name,
+                              max_batch);
+    return DSNN_OK;
+}
+
+static enum dsnn_status sp_build_csc(struct dsnn_sparse_linear *S)
+{
+    if (!S->col_ptr)
+        S->col_ptr = malloc(sizeof(int64_t) * ((size_t)S->n_in + 1));
+    if (!S->csc_row)
+        S->csc_row = malloc(sizeof(int32_t) * S->cap);
+    if (!S->csc_k)
+        S->csc_k = malloc(sizeof(uint32_t) * S->cap);
+    int64_t *next = malloc(sizeof(int64_t) * ((size_t)S->n_in + 1));
+    if (!S->col_ptr || !S->csc_row || !S->csc_k || !next) {
+        free(next);
+        return DSNN_ERR_NOMEM;
+    }
+    int64_t *cp = S->col_ptr;
+    memset(cp, 0, sizeof(int64_t) * ((size_t)S->n_in + 1));
+    const size_t nnz = S->nnz;
+    for (size_t k = 0; k < nnz; k++)
+        cp[S->col[k] + 1]++;
+    for (int i = 0; i < S->n_in; i++)
+        cp[i + 1] += cp[i];
+    memcpy(next, cp, sizeof(int64_t) * (size_t)S->n_in);
+    for (int r = 0; r < S->n_out; r++)
+        for (int64_t k = S->row_ptr[r]; k < S->row_ptr[r + 1]; k++) {
+            int64_t p = next[S->col[k]]++;
+            S->csc_row[p] = r;
+            S->csc_k[p] = (uint32_t)k;
+        }
+    free(next);
+    S->csc_valid = true;
+    return DSNN_OK;
+}
+
+/* ---- work decomposition ---- */
+
+/* Rows [*r0, *r1) of part p of R, balancing connections + rows (ptr[r] + r is increasing). */
+static void sp_row_part(const int64_t *ptr, int n, int R, int p, int *r0, int *r1)
+{
+    if (R <= 1) {
+        *r0 = 0;
+        *r1 = n;
+        return;
+    }
+    const double total = (double)(ptr[n] + n);
+    int bounds[2];
+    for (int e = 0; e < 2; e++) {
+        int q = p + e;
+        if (q == 0) {
+            bounds[e] = 0;
+            continue;
+        }
+        if (q == R) {
+            bounds[e] = n;
+            continue;
+        }
+        const double target = total * q / R;
+        int lo = 0, hi = n; /* first r with ptr[r] + r >= target */
+        while (lo < hi) {
+            int mid = lo + (hi - lo) / 2;
+            if ((double)(ptr[mid] + mid) >= target)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        bounds[e] = lo;
+    }
+    *r0 = bounds[0];
+    *r1 = bounds[1];
+}
+
+/* Features [*i0, *i1) of part p of R, in multiples of 8. */
+static void sp_feat_part(int n, int R, int p, int *i0, int *i1)
+{
+    *i0 = p == 0 ? 0 : (int)((int64_t)n * p / R) & ~7;
+    *i1 = p + 1 == R ? n : (int)((int64_t)n * (p + 1) / R) & ~7;
+}
+
+struct sp_plan {
+    int ld, chunks, parts, items, threads;
+};
+
+static struct sp_plan sp_make_plan(int batch)
+{
+    struct sp_plan P;
+    P.ld = sp_round_up(batch, DSNN_SP_PAD);
+    P.chunks = sp_chunks(P.ld);
+    P.threads = sp_threads();
+    P.parts = P.threads / sp_gcd(P.chunks, P.threads);
+    if (P.parts < 1)
+        P.parts = 1;
+    P.items = P.chunks * P.parts;
+    return P;
+}
+
+#define SP_ITEMS_BEGIN(P)                                                                         \
+    for (int it_ = it0; it_ < it1; it_++) {                                                       \
+        const int c = it_ / (P).parts, p = it_ % (P).parts;                                       \
+        const int j0 = c * DSNN_SP_CHUNK;                                                         \
+        const int j1 = j0 + DSNN_SP_CHUNK < (P).ld ? j0 + DSNN_SP_CHUNK : (P).ld;                 \
+        (void)j1;
+#define SP_ITEMS_END }
+
+/* ---- forward / backward ---- */
+
+static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
+                                   bool train)
+{
+    (void)train;
+    struct dsnn_sparse_linear *S = dsnn_sp_get(l);
+    if (!S || batch <= 0)
+        return DSNN_ERR_INVALID;
+    const struct sp_plan P = sp_make_plan(batch);
+    if (sp_ensure_panels(S, P.ld, false) != DSNN_OK)
+        return DSNN_ERR_NOMEM;
+    const size_t ld = (size_t)P.ld;
+    const int n_in = S->n_in, n_out = S->n_out;
+    const int64_t *rp = S->row_ptr;
+    const int32_t *col = S->col;
+    const float *val = S->blocks[0].value;
+    const float *bias = S->bias ? S->blocks[1].value : NULL;
+    float *xT = S->xT, *yT = S->yT;
+    S->xT_valid = S->dyT_valid = false;
+#pragma omp parallel num_threads(P.threads) if (P.threads > 1)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int it0 = P.items * t / nt, it1 = P.items * (t + 1) / nt;
+        SP_ITEMS_BEGIN(P)
+        int i0, i1;
+        sp_feat_part(n_in, P.parts, p, &i0, &i1);
+        dsnn_sp_transpose_in(x, n_in, batch, xT, ld, i0, i1, j0, j1);
+        SP_ITEMS_END
+        if (P.parts > 1) {
+#pragma omp barrier
+        }
+        SP_ITEMS_BEGIN(P)
+        int r0, r1;
+        sp_row_part(rp, n_out, P.parts, p, &r0, &r1);
+        dsnn_sp_spmm(rp, col, val, NULL, bias, xT, ld, yT, r0, r1, j0, j1 - j0);
+        SP_ITEMS_END
+        if (P.parts > 1) {
+#pragma omp barrier
+        }
+        SP_ITEMS_BEGIN(P)
+        int i0, i1;
+        sp_feat_part(n_out, P.parts, p, &i0, &i1);
+        dsnn_sp_transpose_out(yT, ld, n_out, y, batch, i0, i1, j0, j1);
+        SP_ITEMS_END
+    }
+    S->cache_x = x;
+    S->cache_batch = batch;
+    S->xT_valid = true;
+    return DSNN_OK;
+}
+
+static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const float *y,
+                                    const float *dy, float *dx, int batch)
+{
+    (void)y;
+    struct dsnn_sparse_linear *S = dsnn_sp_get(l);
+    if (!S || batch <= 0)
+        return DSNN_ERR_INVALID;
+    const struct sp_plan P = sp_make_plan(batch);
+    if (sp_ensure_panels(S, P.ld, dx != NULL) != DSNN_OK ||
+        sp_ensure_dw_part(S, P.chunks) != DSNN_OK)
+        return DSNN_ERR_NOMEM;
+    if (dx && !S->csc_valid && sp_build_csc(S) != DSNN_OK)
+        return DSNN_ERR_NOMEM;
+    const bool need_x = !(S->xT_valid && S->cache_x == x && S->cache_batch == batch);
+    const size_t ld = (size_t)P.ld;
+    const int n_in = S->n_in, n_out = S->n_out;
+    const int64_t *rp = S->row_ptr, *cp = S->col_ptr;
+    const int32_t *col = S->col, *crow = S->csc_row;
+    const uint32_t *ck = S->csc_k;
+    const float *val = S->blocks[0].value;
+    float *grad = S->blocks[0].grad;
+    float *dbias = S->bias ? S->blocks[1].grad : NULL;
+    float *xT = S->xT, *dyT = S->yT, *dxT = S->dxT, *dwp = S->dw_part, *dbp = S->db_part;
+    const size_t dwcap = S->dw_part_cap, nnz = S->nnz;
+    S->dyT_valid = false;
+#pragma omp parallel num_threads(P.threads) if (P.threads > 1)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int it0 = P.items * t / nt, it1 = P.items * (t + 1) / nt;
+        SP_ITEMS_BEGIN(P)
+        int i0, i1;
+        sp_feat_part(n_out, P.parts, p, &i0, &i1);
+        dsnn_sp_transpose_in(dy, n_out, batch, dyT, ld, i0, i1, j0, j1);
+        if (need_x) {
+            sp_feat_part(n_in, P.parts, p, &i0, &i1);
+            dsnn_sp_transpose_in(x, n_in, batch, xT, ld, i0, i1, j0, j1);
+        }
+        SP_ITEMS_END
+        if (P.parts > 1) {
+#pragma omp barrier
+        }
+        SP_ITEMS_BEGIN(P)
+        int r0, r1;
+        sp_row_part(rp, n_out, P.parts, p, &r0, &r1);
+        float *out = c == 0 ? grad : dwp + (size_t)(c - 1) * dwcap;
+        float *db = dbias ? (c == 0 ? dbias : dbp + (size_t)(c - 1) * n_out) : NULL;
+        dsnn_sp_sddmm(rp, col, dyT, xT, ld, out, db, r0, r1, j0, j1 - j0);
+        if (dx) {
+            sp_row_part(cp, n_in, P.parts, p, &r0, &r1);
+            dsnn_sp_spmm(cp, crow, val, ck, NULL, dyT, ld, dxT, r0, r1, j0, j1 - j0);
+        }
+        SP_ITEMS_END
+        if (dx) {
+            if (P.parts > 1) {
+#pragma omp barrier
+            }
+            SP_ITEMS_BEGIN(P)
+            int i0, i1;
+            sp_feat_part(n_in, P.parts, p, &i0, &i1);
+            dsnn_sp_transpose_out(dxT, ld, n_in, dx, batch, i0, i1, j0, j1);
+            SP_ITEMS_END
+        }
+        if (P.chunks > 1) {
+#pragma omp barrier
+#pragma omp for schedule(static)
+            for (size_t k = 0; k < nnz; k++) {
+                float s = grad[k];
+                for (int c = 1; c < P.chunks; c++)
+                    s += dwp[(size_t)(c - 1) * dwcap + k];
+                grad[k] = s;
+            }
+            if (dbias) {
+#pragma omp for schedule(static)
+                for (int o = 0; o < n_out; o++) {
+                    float s = dbias[o];
+                    for (int c = 1; c < P.chunks; c++)
+                        s += dbp[(size_t)(c - 1) * n_out + o];
+                    dbias[o] = s;
+                }
+            }
+        }
+    }
+    S->cache_x = x;
+    S->cache_batch = batch;
+    S->xT_valid = true;
+    S->dyT_valid = true;
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_sparse_dense_grad_rows(struct dsnn_layer *l, int row0, int row1, float *out,
+                                             struct dsnn_error *err)
+{
+    struct dsnn_sparse_linear *S = dsnn_sp_get(l);
+    if (!S)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "not an initialised sparse linear layer");
+    if (row0 < 0 || row1 > S->n_out || row0 > row1)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': rows [%d, %d) outside [0, %d)",
+                              l->name, row0, row1, S->n_out);
+    if (!S->dyT_valid || !S->xT_valid)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "layer '%s': the dense gradient is available between a backward "
+                              "and the next forward only",
+                              l->name);
+    if (row1 == row0)
+        return DSNN_OK;
+    const int ld = sp_round_up(S->cache_batch, DSNN_SP_PAD);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, row1 - row0, S->n_in, S->cache_batch,
+                1.0f, S->yT + (size_t)row0 * ld, ld, S->xT, ld, 0.0f, out, S->n_in);
+    return DSNN_OK;
+}
+
+/* ---- accessors ---- */
+
+size_t dsnn_sparse_nnz(const struct dsnn_layer *l)
+{
+    const struct dsnn_sparse_linear *S = dsnn_sp_get(l);
+    return S ? S->nnz : 0;
+}
+
+double dsnn_sparse_density(const struct dsnn_layer *l)
+{
+    const struct dsnn_sparse_linear *S = dsnn_sp_get(l);
+    return S ? (double)S->nnz / ((double)S->n_in * (double)S->n_out) : 0.0;
+}
+
+struct dsnn_param_block *dsnn_sparse_weight(struct dsnn_layer *l)
+{
+    struct dsnn_sparse_linear *S = dsnn_sp_get(l);
+    return S ? &S->blocks[0] : NULL;
+}
+
+struct dsnn_param_block *dsnn_sparse_bias(struct dsnn_layer *l)
+{
+    struct dsnn_sparse_linear *S = dsnn_sp_get(l);
+    return S && S->bias ? &S->blocks[1] : NULL;
+}
+
+bool dsnn_sparse_get_csr(struct dsnn_layer *l, struct dsnn_sparse_csr *out)
+{
+    struct dsnn_sparse_linear *S = dsnn_sp_get(l);
+    if (!S)
+        return false;
+    out->n_out = S->n_out;
+    out->n_in = S->n_in;
+    out->nnz = S->nnz;
+    out->row_ptr = S->row_ptr;
+    out->col = S->col;
+    out->value = S->blocks[0].value;
+    out->grad = S->blocks[0].grad;
+    return true;
+}
+
+void dsnn_sparse_foreach(const struct dsnn_layer *l, dsnn_sparse_visit_fn fn, void *user)
+{
+    const struct dsnn_sparse_linear *S = dsnn_sp_get(l);
+    if (!S || !fn)
+        return;
+    for (int r = 0; r < S->n_out; r++)
+        for (int64_t k = S->row_ptr[r]; k < S->row_ptr[r + 1]; k++)
+            fn(user, r, S->col[k], (size_t)k, S->blocks[0].value[k]);
+}
+
+int64_t dsnn_sparse_find(const struct dsnn_layer *l, int row, int col)
+{
+    const struct dsnn_sparse_linear *S = dsnn_sp_get(l);
+    if (!S || row < 0 || row >= S->n_out || col < 0 || col >= S->n_in)
+        return -1;
+    int64_t lo = S->row_ptr[row], hi = S->row_ptr[row + 1];
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (S->col[mid] < col)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < S->row_ptr[row + 1] && S->col[lo] == col ? lo : -1;
+}
+
+struct dsnn_sparse_update_stats dsnn_sparse_last_update(const struct dsnn_layer *l)
+{
+    const struct dsnn_sparse_linear *S = dsnn_sp_get(l);
+    return S ? S->stats : (struct dsnn_sparse_update_stats){0, 0};
+}
+
+enum dsnn_status dsnn_sparse_check(const struct dsnn_layer *l, struct dsnn_error *err)
+{
+    const struct dsnn_sparse_linear *S = dsnn_sp_get(l);
+    if (!S)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "not an initialised sparse linear layer");
+    if (S->row_ptr[0] != 0 || (size_t)S->row_ptr[S->n_out] != S->nnz)
+        return dsnn_error_set(err, DSNN_ERR_INTERNAL, "layer '%s': row_ptr ends %lld, nnz %zu",
+                              l->name, (long long)S->row_ptr[S->n_out], S->nnz);
+    if (S->blocks[0].n != S->nnz || S->blocks[0].capacity != S->cap || S->cap < S->nnz)
+        return dsnn_error_set(err, DSNN_ERR_INTERNAL,
+                              "layer '%s': weight block n %zu cap %zu, nnz %zu cap %zu", l->name,
+                              S->blocks[0].n, S->blocks[0].capacity, S->nnz, S->cap);
+    for (int r = 0; r < S->n_out; r++) {
+        if (S->row_ptr[r + 1] < S->row_ptr[r])
+            return dsnn_error_set(err, DSNN_ERR_INTERNAL, "layer '%s': row_ptr decreases at %d",
+                                  l->name, r);
+        for (int64_t k = S->row_ptr[r]; k < S->row_ptr[r + 1]; k++) {
+            if (S->col[k] < 0 || S->col[k] >= S->n_in)
+                return dsnn_error_set(err, DSNN_ERR_INTERNAL,
+                                      "layer '%s': column %d out of range in row %d", l->name,
+                                      S->col[k], r);
+            if (k > S->row_ptr[r] && S->col[k] <= S->col[k - 1])
+                return dsnn_error_set(err, DSNN_ERR_INTERNAL,
+                                      "layer '%s': row %d columns not strictly increasing at %lld",
+                                      l->name, r, (long long)k);
+        }
+    }
+    return DSNN_OK;
+}
+
+/* ---- checkpoint ---- */
+
+#define SP_CKPT_VERSION 1
+
+static enum dsnn_status sp_write_block(FILE *f, const struct dsnn_param_block *b,
+                                       struct dsnn_error *err)
+{
+    uint64_t mask = 0;
+    for (int s = 0; s < DSNN_OPT_STATE_MAX; s++)
+        if (b->state[s])
+            mask |= 1u << s;
+    enum dsnn_status st;
+    if ((st = dsnn_io_write_u64(f, b->n, "block size", err)) ||
+        (st = dsnn_io_write(f, b->value, b->n * sizeof(float), "values", err)) ||
+        (st = dsnn_io_write(f, b->grad, b->n * sizeof(float), "gradients", err)) ||
+        (st = dsnn_io_write_u64(f, mask, "state mask", err)))
+        return st;
+    for (int s = 0; s < DSNN_OPT_STATE_MAX; s++)
+        if (b->state[s] && (st = dsnn_io_write(f, b->state[s], b->n * sizeof(float),
+                                               "optimizer state", err)))
+            return st;
+    return DSNN_OK;
+}
+
+static enum dsnn_status sp_read_block(FILE *f, struct dsnn_param_block *b, struct dsnn_error *err)
+{
+    uint64_t n, mask;
+    enum dsnn_status st;
+    if ((st = dsnn_io_read_u64(f, &n, "block size", err)))
+        return st;
+    if (n != b->n)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT, "block '%s': checkpoint has %llu values, "
+                              "expected %zu", b->name, (unsigned long long)n, b->n);
+    if ((st = dsnn_io_read(f, b->value, b->n * sizeof(float), "values", err)) ||
+        (st = dsnn_io_read(f, b->grad, b->n * sizeof(float), "gradients", err)) ||
+        (st = dsnn_io_read_u64(f, &mask, "state mask", err)))
+        return st;
+    for (int s = 0; s < DSNN_OPT_STATE_MAX; s++) {
+        if (mask & (1u << s)) {
+            float *p = dsnn_param_block_state(b, s);
+            if (!p)
+                return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+            if ((st = dsnn_io_read(f, p, b->n * sizeof(float), "optimizer state", err)))
+                return st;
+        } else if (b->state[s]) {
+            memset(b->state[s], 0, b->capacity * sizeof(float));
+        }
+    }
+    return DSNN_OK;
+}
+
+static enum dsnn_status sp_save(struct dsnn_layer *l, FILE *f, struct dsnn_error *err)
+{
+    struct dsnn_sparse_linear *S = dsnn_sp_get(l);
+    if (!S)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': save before init", l->name);
+    enum dsnn_status st;
+    double d[2] = {S->density, S->init.grow_std};
+    if ((st = dsnn_io_write(f, "SPLN", 4, "sparse layer tag", err)) ||
+        (st = dsnn_io_write_u64(f, SP_CKPT_VERSION, "sparse layer version", err)) ||
+        (st = dsnn_io_write_u64(f, (uint64_t)S->n_in, "n_in", err)) ||
+        (st = dsnn_io_write_u64(f, (uint64_t)S->n_out, "n_out", err)) ||
+        (st = dsnn_io_write_u64(f, S->bias, "bias flag", err)) ||
+        (st = dsnn_io_write_u64(f, S->nnz, "nnz", err)) ||
+        (st = dsnn_io_write(f, S->row_ptr, sizeof(int64_t) * ((size_t)S->n_out + 1), "row_ptr",
+                            err)) ||
+        (st = dsnn_io_write(f, S->col, sizeof(int32_t) * S->nnz, "columns", err)) ||
+        (st = sp_write_block(f, &S->blocks[0], err)) ||
+        (S->bias && (st = sp_write_block(f, &S->blocks[1], err))) ||
+        (st = dsnn_io_write(f, d, sizeof d, "density", err)) ||
+        (st = dsnn_io_write_u64(f, (uint64_t)S->init.grow_init, "grow init", err)) ||
+        (st = dsnn_io_write_u64(f, S->stats.pruned, "pruned", err)) ||
+        (st = dsnn_io_write_u64(f, S->stats.grown, "grown", err)) ||
+        (st = dsnn_io_write_u64(f, (uint64_t)S->last_edit, "last edit", err)))
+        return st;
+    return DSNN_OK;
+}
+
+static enum dsnn_status sp_load(struct dsnn_layer *l, FILE *f, struct dsnn_error *err)
+{
+    struct dsnn_sparse_linear *S = sp_cast(l);
+    enum dsnn_status st;
+    uint64_t ver, n_in, n_out, bias, nnz;
+    if ((st = dsnn_io_expect_tag(f, "SPLN", err)) ||
+        (st = dsnn_io_read_u64(f, &ver, "sparse layer version", err)) ||
+        (st = dsnn_io_read_u64(f, &n_in, "n_in", err)) ||
+        (st = dsnn_io_read_u64(f, &n_out, "n_out", err)) ||
+        (st = dsnn_io_read_u64(f, &bias, "bias flag", err)) ||
+        (st = dsnn_io_read_u64(f, &nnz, "nnz", err)))
+        return st;
+    if (ver != SP_CKPT_VERSION)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                              "sparse layer checkpoint version %llu, this build reads %d",
+                              (unsigned long long)ver, SP_CKPT_VERSION);
+    if (n_in != (uint64_t)S->n_in || n_out != (uint64_t)S->n_out || (bias != 0) != S->bias)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                              "checkpoint layer is %llu -> %llu (bias %d), this layer %d -> %d "
+                              "(bias %d)",
+                              (unsigned long long)n_in, (unsigned long long)n_out, (int)bias,
+                              S->n_in, S->n_out, (int)S->bias);
+    if (nnz > n_in * n_out || nnz > UINT32_MAX)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT, "checkpoint has an impossible nnz %llu",
+                              (unsigned long long)nnz);
+    if (!S->row_ptr) { /* not initialised: allocate an empty layer */
+        S->row_ptr = calloc((size_t)S->n_out + 1, sizeof(int64_t));
+        S->col = malloc(sizeof(int32_t));
+        if (!S->row_ptr || !S->col || (st = sp_alloc_blocks(S, 1, err)) != DSNN_OK) {
+            sp_release(S);
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        }
+        S->density = dsnn_sparse_init_density(&S->init, S->n_in, S->n_out);
+        l->initialized = true;
+    }
+    if ((st = dsnn_sp_reserve_nnz(S, (size_t)nnz, err)))
+        return st;
+    /* Read the topology into the layer; on a format error the layer is left empty. */
+    S->nnz = (size_t)nnz;
+    S->blocks[0].n = S->nnz;
+    S->csc_valid = false;
+    S->xT_valid = S->dyT_valid = false;
+    if ((st = dsnn_io_read(f, S->row_ptr, sizeof(int64_t) * ((size_t)S->n_out + 1), "row_ptr",
+                           err)) ||
+        (st = dsnn_io_read(f, S->col, sizeof(int32_t) * S->nnz, "columns", err)))
+        goto bad;
+    if ((st = dsnn_sparse_check(l, err)) != DSNN_OK) {
+        st = dsnn_error_set(err, DSNN_ERR_FORMAT, "corrupt sparse topology in checkpoint");
+        goto bad;
+    }
+    double d[2];
+    uint64_t grow_init, pruned, grown, last_edit;
+    if ((st = sp_read_block(f, &S->blocks[0], err)) ||
+        (S->bias && (st = sp_read_block(f, &S->blocks[1], err))) ||
+        (st = dsnn_io_read(f, d, sizeof d, "density", err)) ||
+        (st = dsnn_io_read_u64(f, &grow_init, "grow init", err)) ||
+        (st = dsnn_io_read_u64(f, &pruned, "pruned", err)) ||
+        (st = dsnn_io_read_u64(f, &grown, "grown", err)) ||
+        (st = dsnn_io_read_u64(f, &last_edit, "last edit", err)))
+        goto bad;
+    if (grow_init > DSNN_SPARSE_GROW_LIKE_INIT || last_edit > 2) {
+        st = dsnn_error_set(err, DSNN_ERR_FORMAT, "corrupt sparse layer settings in checkpoint");
+        goto bad;
+    }
+    S->density = d[0];
+    S->init.grow_std = d[1];
+    S->init.grow_init = (enum dsnn_sparse_grow_init)grow_init;
+    S->stats.pruned = (size_t)pruned;
+    S->stats.grown = (size_t)grown;
+    S->last_edit = (int)last_edit;
+    return DSNN_OK;
+bad:
+    memset(S->row_ptr, 0, sizeof(int64_t) * ((size_t)S->n_out + 1));
+    S->nnz = 0;
+    S->blocks[0].n = 0;
+    return st;
+}
+
+static const struct dsnn_layer_ops sparse_linear_ops = {
+    .type = "sparse_linear",
+    .init = sp_init,
+    .forward = sp_forward,
+    .backward = sp_backward,
+    .save = sp_save,
+    .load = sp_load,
+    .destroy = sp_destroy,
+};

@@ -1,0 +1,314 @@
+/* tests/unit/test_cli.c - the dsnn-host command line, run as a child process
+ * ($DSNN_BUILD_DIR/bin/dsnn-host) against the test plugins of build/test-plugins/<case>/. */
+/* realpath() is XSI. */
+#ifndef _XOPEN_SOURCE
+#define _XOPEN_SOURCE 700
+#endif
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dsnn/dsnn.h"
+#include "harness.h"
+
+extern char **environ;
+
+struct result {
+    int code; /* exit status, or 128 + signal */
+    char out[32768];
+    char err[32768];
+};
+
+/* $DSNN_BUILD_DIR/test-plugins/<rel>; a few results stay valid at once (one command line). */
+static const char *tp(const char *rel)
+{
+    static char dirs[4][4096];
+    static unsigned next;
+    char *d = dirs[next++ % 4];
+    snprintf(d, sizeof(dirs[0]), "%s/test-plugins/%s", dsnn_test_build_dir(), rel);
+    return d;
+}
+
+static void slurp(int fd, char *buf, size_t size)
+{
+    size_t n = 0;
+    lseek(fd, 0, SEEK_SET);
+    for (;;) {
+        ssize_t r = read(fd, buf + n, size - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+}
+
+/* Runs dsnn-host with the NULL-terminated args; env_set ("NAME=value" or NULL) is added to the
+ * environment, env_unset (a name or NULL) removed from it. */
+static void run_env(struct result *r, const char *env_set, const char *env_unset, ...)
+{
+    char exe[4096];
+    snprintf(exe, sizeof(exe), "%s/bin/dsnn-host", dsnn_test_build_dir());
+    const char *argv[32] = {exe};
+    size_t n = 1;
+    va_list ap;
+    va_start(ap, env_unset);
+    for (const char *a; n < 31 && (a = va_arg(ap, const char *)) != NULL;)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+
+    char *envp[512];
+    size_t ne = 0;
+    size_t unset_len = env_unset ? strlen(env_unset) : 0;
+    for (char **e = environ; *e && ne < 510; e++) {
+        if (env_unset && strncmp(*e, env_unset, unset_len) == 0 && (*e)[unset_len] == '=')
+            continue;
+        envp[ne++] = *e;
+    }
+    if (env_set)
+        envp[ne++] = (char *)env_set;
+    envp[ne] = NULL;
+
+    char out_path[] = "/tmp/dsnn_cli_out_XXXXXX", err_path[] = "/tmp/dsnn_cli_err_XXXXXX";
+    int fo = mkstemp(out_path), fe = mkstemp(err_path);
+    CU_ASSERT_FATAL(fo >= 0 && fe >= 0);
+    unlink(out_path);
+    unlink(err_path);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fo, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, fe, STDERR_FILENO);
+    pid_t pid;
+    int rc = posix_spawn(&pid, exe, &fa, NULL, (char *const *)argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    int status = 0;
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    r->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    slurp(fo, r->out, sizeof(r->out));
+    slurp(fe, r->err, sizeof(r->err));
+    close(fo);
+    close(fe);
+}
+
+#define RUN(r, ...) run_env((r), NULL, "DSNN_PLUGIN_PATH", __VA_ARGS__, (const char *)NULL)
+
+static bool has(const char *hay, const char *needle)
+{
+    bool ok = strstr(hay, needle) != NULL;
+    if (!ok)
+        fprintf(stderr, "\n  expected \"%s\" in:\n%s\n", needle, hay);
+    return ok;
+}
+
+static struct result R; /* large: not on the stack */
+
+static void test_version(void)
+{
+    RUN(&R, "--version");
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT(has(R.out, DSNN_VERSION_STRING));
+    char abi[32];
+    snprintf(abi, sizeof(abi), "ABI %d.%d", DSNN_ABI_MAJOR, DSNN_ABI_MINOR);
+    CU_ASSERT(has(R.out, abi));
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+}
+
+static void test_help(void)
+{
+    RUN(&R, "--help");
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT(has(R.out, "usage: dsnn-host"));
+    CU_ASSERT(has(R.out, "--plugin-dir"));
+    CU_ASSERT(has(R.out, "DSNN_PLUGIN_PATH"));
+    CU_ASSERT(has(R.out, "Exit codes"));
+    CU_ASSERT(has(R.out, "130"));
+    RUN(&R, "-h");
+    CU_ASSERT_EQUAL(R.code, 0);
+    RUN(&R, "help");
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT(has(R.out, "Exit codes"));
+}
+
+static void test_usage_errors(void)
+{
+    RUN(&R, "frobnicate");
+    CU_ASSERT_EQUAL(R.code, 2);
+    CU_ASSERT(has(R.err, "unknown command 'frobnicate'"));
+    CU_ASSERT(has(R.err, "--help"));
+    RUN(&R, "--no-such-option", "list");
+    CU_ASSERT_EQUAL(R.code, 2);
+    CU_ASSERT(has(R.err, "unknown option '--no-such-option'"));
+    RUN(&R, "--plugin-dir");
+    CU_ASSERT_EQUAL(R.code, 2);
+    run_env(&R, NULL, "DSNN_PLUGIN_PATH", (const char *)NULL); /* no command */
+    CU_ASSERT_EQUAL(R.code, 2);
+    CU_ASSERT(has(R.err, "usage:"));
+    RUN(&R, "run");
+    CU_ASSERT_EQUAL(R.code, 2);
+    CU_ASSERT(has(R.err, "missing"));
+    RUN(&R, "info");
+    CU_ASSERT_EQUAL(R.code, 2);
+    RUN(&R, "list", "extra");
+    CU_ASSERT_EQUAL(R.code, 2);
+    RUN(&R, "list", "--quiet");
+    CU_ASSERT_EQUAL(R.code, 2);
+    CU_ASSERT(has(R.err, "'run' only"));
+    RUN(&R, "--plugin-dir", tp("ok"), "info", "layer/okmodel");
+    CU_ASSERT_EQUAL(R.code, 2);
+}
+
+static void test_list(void)
+{
+    RUN(&R, "--plugin-dir", tp("ok"), "list");
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT(has(R.out, tp("ok")));
+    CU_ASSERT(has(R.out, "datasets:"));
+    CU_ASSERT(has(R.out, "search strategies:"));
+    CU_ASSERT(has(R.out, "okdata"));
+    CU_ASSERT(has(R.out, "oknet"));
+    CU_ASSERT(has(R.out, "okmodel"));
+    CU_ASSERT(has(R.out, "oksearch"));
+    CU_ASSERT(has(R.out, "crash"));
+    CU_ASSERT(has(R.out, "1.0.0"));
+    CU_ASSERT(has(R.out, "Gaussian blobs")); /* description */
+    CU_ASSERT(has(R.out, "/ok/okdata.so"));  /* file */
+    /* grouped by kind: datasets before networks before models before search */
+    const char *d = strstr(R.out, "okdata"), *n = strstr(R.out, "oknet"),
+               *m = strstr(R.out, "okmodel"), *s = strstr(R.out, "oksearch");
+    CU_ASSERT(d && n && m && s && d < n && n < m && m < s);
+    CU_ASSERT_STRING_EQUAL(R.err, "");
+    /* --plugin-dir=DIR form, and options after the command */
+    char opt[4200];
+    snprintf(opt, sizeof(opt), "--plugin-dir=%s", tp("ok"));
+    RUN(&R, "list", opt);
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT(has(R.out, "okdata"));
+}
+
+static void test_plugin_path_env(void)
+{
+    char env[4200];
+    snprintf(env, sizeof(env), "DSNN_PLUGIN_PATH=%s::%s", tp("ok"), tp("duplicate"));
+    run_env(&R, env, NULL, "list", (const char *)NULL);
+    CU_ASSERT_EQUAL(R.code, 4); /* the duplicate directory has a refused file */
+    CU_ASSERT(has(R.out, "okdata"));
+    CU_ASSERT(has(R.out, "dupmodel"));
+    CU_ASSERT(has(R.err, "dup_b.so"));
+    /* --plugin-dir overrides the environment */
+    run_env(&R, env, NULL, "--plugin-dir", tp("ok"), "list", (const char *)NULL);
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT(!strstr(R.out, "dupmodel"));
+}
+
+static void test_default_plugin_dir(void)
+{
+    /* Without --plugin-dir and DSNN_PLUGIN_PATH: <dir of dsnn-host>/../plugins = build/plugins. */
+    RUN(&R, "list");
+    char want[4096], canon[4096];
+    snprintf(want, sizeof(want), "%s/plugins", dsnn_test_build_dir());
+    struct stat st;
+    if (stat(want, &st) == 0 && realpath(want, canon)) {
+        CU_ASSERT(has(R.out, canon));
+    } else {
+        CU_ASSERT(has(R.err, "does not exist"));
+    }
+}
+
+static void test_info(void)
+{
+    RUN(&R, "--plugin-dir", tp("ok"), "info", "crash");
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT(has(R.out, "model 'crash'"));
+    CU_ASSERT(has(R.out, "1.0.0"));
+    CU_ASSERT(has(R.out, "/ok/crash.so"));
+    CU_ASSERT(has(R.out, "crash_epoch"));
+    CU_ASSERT(has(R.out, "crash_mode"));
+    CU_ASSERT(has(R.out, "string"));
+    CU_ASSERT(has(R.out, "segv"));            /* a default */
+    CU_ASSERT(has(R.out, "at whose start"));  /* a doc */
+    CU_ASSERT(has(R.out, "learning_rate"));
+
+    RUN(&R, "--plugin-dir", tp("ok"), "info", "search/oksearch");
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT(has(R.out, "search 'oksearch'"));
+    CU_ASSERT(has(R.out, "stop_epoch"));
+
+    RUN(&R, "--plugin-dir", tp("ok"), "info", "okmdel");
+    CU_ASSERT_EQUAL(R.code, 4);
+    CU_ASSERT(has(R.err, "no component named 'okmdel'"));
+    CU_ASSERT(has(R.err, "did you mean 'okmodel'"));
+
+    RUN(&R, "--plugin-dir", tp("ok"), "info", "dataset/okmodel");
+    CU_ASSERT_EQUAL(R.code, 4);
+    CU_ASSERT(has(R.err, "available datasets: okdata"));
+}
+
+static void test_info_ambiguous(void)
+{
+    /* A name shared by several kinds prints every match. */
+    RUN(&R, "--plugin-dir", tp("ambiguous"), "info", "twin");
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT(has(R.out, "network 'twin' version 0.1.0"));
+    CU_ASSERT(has(R.out, "model 'twin' version 0.2.0"));
+    CU_ASSERT(has(R.out, "(required)")); /* key without default */
+    RUN(&R, "--plugin-dir", tp("ambiguous"), "info", "model/twin");
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT(has(R.out, "model 'twin'"));
+    CU_ASSERT(!strstr(R.out, "network 'twin'"));
+
+    /* A refused duplicate is reported (exit 4) but the first provider is still described. */
+    RUN(&R, "--plugin-dir", tp("ok"), "--plugin-dir", tp("duplicate"), "info", "dupmodel");
+    CU_ASSERT_EQUAL(R.code, 4);
+    CU_ASSERT(has(R.out, "model 'dupmodel'"));
+    CU_ASSERT(has(R.out, "dup_a.so"));
+    CU_ASSERT(has(R.err, "dup_b.so"));
+}
+
+static void test_bad_abi_dir(void)
+{
+    RUN(&R, "--plugin-dir", tp("bad_abi_major"), "list");
+    CU_ASSERT_EQUAL(R.code, 4);
+    CU_ASSERT(has(R.err, "badmajor.so"));
+    char p[16], h[16];
+    snprintf(p, sizeof(p), "ABI %d.0", DSNN_ABI_MAJOR + 1);
+    snprintf(h, sizeof(h), "supports %d.%d", DSNN_ABI_MAJOR, DSNN_ABI_MINOR);
+    CU_ASSERT(has(R.err, p));
+    CU_ASSERT(has(R.err, h));
+
+    /* run refuses to start when a plugin failed to load */
+    RUN(&R, "--plugin-dir", tp("ok"), "--plugin-dir", tp("bad_abi_major"), "run", "x.cfg");
+    CU_ASSERT_EQUAL(R.code, 4);
+    CU_ASSERT(has(R.err, "badmajor.so"));
+
+    RUN(&R, "--plugin-dir", tp("no_entry_symbol"), "list");
+    CU_ASSERT_EQUAL(R.code, 4);
+    CU_ASSERT(has(R.err, "dsnn_plugin_entry"));
+    RUN(&R, "--plugin-dir", tp("not_so"), "list");
+    CU_ASSERT_EQUAL(R.code, 4);
+    CU_ASSERT(has(R.err, "x.so"));
+    RUN(&R, "--plugin-dir", tp("no_such_case"), "list");
+    CU_ASSERT_EQUAL(R.code, 4);
+    CU_ASSERT(has(R.err, "no_such_case"));
+}
+
+static CU_TestInfo tests[] = {
+    {"--version", test_version},
+    {"--help", test_help},
+    {"usage errors exit 2", test_usage_errors},
+    {"list", test_list},
+    {"DSNN_PLUGIN_PATH", test_plugin_path_env},
+    {"default plugin dir", test_default_plugin_dir},
+    {"info", test_info},
+    {"info of a name", test_info_ambiguous},
+    {"plugin errors exit 4", test_bad_abi_dir},
+    CU_TEST_INFO_NULL,
+};
+
+DSNN_TEST_MAIN("cli", tests)
