@@ -176,7 +176,7 @@ static int cmd_list(const struct dsnn_registry *reg)
                                            DSNN_KIND_SEARCH};
     static const char *titles[] = {"datasets", "networks", "models", "search strategies"};
     size_t count = dsnn_registry_count(reg);
-    int wn = 4, wv = 7, wd = 11;
+    int wn = 1, wv = 1, wd = 1;
     for (size_t i = 0; i < count; i++) {
         const struct dsnn_registry_entry *e = dsnn_registry_at(reg, i);
         int ln = (int)strlen(e->name), lv = (int)strlen(or_empty(e->component->version)),

@@ -68,6 +68,10 @@ const char *dsnn_cfg_path(const struct dsnn_cfg *cfg)
 static void where_of(const config_setting_t *s, char *buf, size_t size)
 {
     const char *file = s ? config_setting_source_file(s) : NULL;
+    /* Parsed from text (or set by an override): fall back to the name given at load time.
+     * struct dsnn_config_file starts with its config_t, so the setting's config is the file. */
+    if (!file && s && s->config)
+        file = ((const struct dsnn_config_file *)(const void *)s->config)->name;
     int line = s ? config_setting_source_line(s) : 0;
     if (file && line > 0)
         snprintf(buf, size, "%s:%d", file, line);
