@@ -91,8 +91,15 @@ static bool default_plugin_dir(const char *argv0, char *buf, size_t size)
     if (!slash)
         return false;
     *slash = '\0';
-    char raw[PATH_MAX + 16];
+    /* Build tree: <bin>/../plugins; installed (cmake --install): <bin>/../lib/dsnn/plugins. */
+    char raw[PATH_MAX + 32];
     snprintf(raw, sizeof(raw), "%s/../plugins", exe[0] ? exe : "");
+    if (!is_dir(raw)) {
+        char installed[PATH_MAX + 32];
+        snprintf(installed, sizeof(installed), "%s/../lib/dsnn/plugins", exe[0] ? exe : "");
+        if (is_dir(installed))
+            memcpy(raw, installed, sizeof(raw));
+    }
     char canon[PATH_MAX];
     const char *use = realpath(raw, canon) ? canon : raw;
     if (strlen(use) >= size)
