@@ -115,7 +115,57 @@ static const char *closest_key(const struct dsnn_key_doc *keys, size_t n, const 
     return best;
 }
 
-/* Reports keys of group that keys[] does not document ("plugin" is always allowed). */
+/* Checks that the value of the documented key doc->name of group has the documented type, with
+ * the getter a plugin uses for that type (same acceptance, same "FILE:LINE: key 'g.k': expected
+ * ..." message), so that a type error stops the experiment before any trial runs instead of
+ * failing every trial. */
+static enum dsnn_status check_key_type(const struct dsnn_cfg *group, const struct dsnn_key_doc *doc,
+                                       struct dsnn_error *err)
+{
+    int64_t i;
+    double f;
+    bool b;
+    const char *s;
+    char where[300];
+    switch (doc->type) {
+    case DSNN_KEY_INT: return dsnn_cfg_int(group, doc->name, 0, &i, err);
+    case DSNN_KEY_FLOAT: return dsnn_cfg_float(group, doc->name, 0, &f, err);
+    case DSNN_KEY_BOOL: return dsnn_cfg_bool(group, doc->name, false, &b, err);
+    case DSNN_KEY_STRING: return dsnn_cfg_string(group, doc->name, NULL, &s, err);
+    case DSNN_KEY_INT_ARRAY:
+    case DSNN_KEY_FLOAT_ARRAY:
+    case DSNN_KEY_FLOAT_OR_ARRAY: {
+        const struct dsnn_cfg *v = NULL;
+        for (size_t k = 0; k < dsnn_cfg_count(group) && !v; k++)
+            if (strcmp(dsnn_cfg_child_name(group, k), doc->name) == 0)
+                v = dsnn_cfg_child(group, k);
+        size_t n = dsnn_cfg_count(v) + 1, got;
+        void *buf = malloc(n * sizeof(double) + sizeof(int64_t));
+        if (!buf)
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        enum dsnn_status st =
+            doc->type == DSNN_KEY_INT_ARRAY
+                ? dsnn_cfg_int_array(group, doc->name, buf, n, &got, err)
+            : doc->type == DSNN_KEY_FLOAT_ARRAY
+                ? dsnn_cfg_float_array(group, doc->name, buf, n, &got, err)
+                : dsnn_cfg_float_or_array(group, doc->name, 0, buf, n, &got, err);
+        free(buf);
+        return st;
+    }
+    case DSNN_KEY_GROUP:
+        if (dsnn_cfg_has(group, doc->name) && !dsnn_cfg_group(group, doc->name))
+            return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                                  "%s: key '%s.%s': expected a group { ... }",
+                                  dsnn_cfg_where(group, doc->name, where, sizeof where),
+                                  dsnn_cfg_path(group), doc->name);
+        return DSNN_OK;
+    case DSNN_KEY_ANY: return DSNN_OK;
+    }
+    return DSNN_OK;
+}
+
+/* Reports keys of group that keys[] does not document ("plugin" is always allowed), and values
+ * of documented keys that do not have the documented type. */
 static enum dsnn_status check_keys(const struct dsnn_cfg *group, const struct dsnn_key_doc *keys,
                                    size_t n_keys, const char *owner, bool warn_only,
                                    struct dsnn_error *err)
@@ -124,11 +174,16 @@ static enum dsnn_status check_keys(const struct dsnn_cfg *group, const struct ds
         const char *name = dsnn_cfg_child_name(group, i);
         if (!name || strcmp(name, "plugin") == 0)
             continue;
-        bool known = false;
-        for (size_t k = 0; k < n_keys && !known; k++)
-            known = strcmp(keys[k].name, name) == 0;
-        if (known)
+        const struct dsnn_key_doc *doc = NULL;
+        for (size_t k = 0; k < n_keys && !doc; k++)
+            if (strcmp(keys[k].name, name) == 0)
+                doc = &keys[k];
+        if (doc) {
+            enum dsnn_status st = check_key_type(group, doc, err);
+            if (st != DSNN_OK)
+                return st;
             continue;
+        }
         char where[300], hint[200] = "";
         const char *near = closest_key(keys, n_keys, name);
         if (near)
@@ -622,17 +677,16 @@ static enum dsnn_status prepare_dir(struct experiment *ex, const char *root, boo
                                   "%s already exists: choose another experiment.name, remove it, "
                                   "or pass --overwrite",
                                   ex->dir);
-        char journal_path[1100];
+        /* Only a dsnn results directory is ever removed: never a plain file (or a link to
+         * one) of that name, nor a directory without journal.jsonl and experiment.cfg. */
+        char journal_path[1100], cfg_path[1100];
         snprintf(journal_path, sizeof journal_path, "%s/journal.jsonl", ex->dir);
-        if (stat(journal_path, &st) != 0 && stat(ex->dir, &st) == 0 && S_ISDIR(st.st_mode)) {
-            char cfg_path[1100];
-            snprintf(cfg_path, sizeof cfg_path, "%s/experiment.cfg", ex->dir);
-            if (stat(cfg_path, &st) != 0)
-                return dsnn_error_set(err, DSNN_ERR_IO,
-                                      "%s exists but is not a dsnn results directory; refusing "
-                                      "to overwrite it",
-                                      ex->dir);
-        }
+        snprintf(cfg_path, sizeof cfg_path, "%s/experiment.cfg", ex->dir);
+        if (!S_ISDIR(st.st_mode) || (stat(journal_path, &st) != 0 && stat(cfg_path, &st) != 0))
+            return dsnn_error_set(err, DSNN_ERR_IO,
+                                  "%s exists but is not a dsnn results directory; refusing "
+                                  "to overwrite it",
+                                  ex->dir);
         if (nftw(ex->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
             return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot remove: %s", ex->dir,
                                   strerror(errno));

@@ -446,15 +446,18 @@ const struct dsnn_cfg *dsnn_config_file_lookup(const struct dsnn_config_file *f,
 
 /* ---- setting values (search overrides) ---- */
 
-static int libconfig_type(const config_setting_t *s)
+/* Integers keep their libconfig type (INT or INT64): the elements of an array must all have
+ * the same type, and only INT64 is written with the "L" that makes libconfig read values beyond
+ * 32 bits back unchanged. */
+static bool fits_int32(int64_t v)
 {
-    return config_setting_type(s) == CONFIG_TYPE_INT ? CONFIG_TYPE_INT64 : config_setting_type(s);
+    return v >= INT32_MIN && v <= INT32_MAX;
 }
 
 static bool copy_into(config_setting_t *dst, const config_setting_t *src)
 {
     switch (config_setting_type(src)) {
-    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT: return config_setting_set_int(dst, config_setting_get_int(src));
     case CONFIG_TYPE_INT64: return config_setting_set_int64(dst, config_setting_get_int64(src));
     case CONFIG_TYPE_FLOAT: return config_setting_set_float(dst, config_setting_get_float(src));
     case CONFIG_TYPE_BOOL: return config_setting_set_bool(dst, config_setting_get_bool(src));
@@ -466,8 +469,8 @@ static bool copy_into(config_setting_t *dst, const config_setting_t *src)
         bool group = config_setting_is_group(src);
         for (int i = 0; i < n; i++) {
             const config_setting_t *e = config_setting_get_elem(src, (unsigned)i);
-            config_setting_t *d =
-                config_setting_add(dst, group ? config_setting_name(e) : NULL, libconfig_type(e));
+            config_setting_t *d = config_setting_add(dst, group ? config_setting_name(e) : NULL,
+                                                     config_setting_type(e));
             if (!d || !copy_into(d, e))
                 return false;
         }
@@ -505,11 +508,13 @@ enum dsnn_status dsnn_config_file_set(struct dsnn_config_file *f, const char *pa
                 return dsnn_error_set(err, DSNN_ERR_INTERNAL, "cannot replace '%s'", path);
             int type;
             switch (value->type) {
-            case DSNN_VALUE_INT: type = CONFIG_TYPE_INT64; break;
+            case DSNN_VALUE_INT:
+                type = fits_int32(value->u.i) ? CONFIG_TYPE_INT : CONFIG_TYPE_INT64;
+                break;
             case DSNN_VALUE_FLOAT: type = CONFIG_TYPE_FLOAT; break;
             case DSNN_VALUE_BOOL: type = CONFIG_TYPE_BOOL; break;
             case DSNN_VALUE_STRING: type = CONFIG_TYPE_STRING; break;
-            case DSNN_VALUE_CFG: type = libconfig_type(S(value->u.cfg)); break;
+            case DSNN_VALUE_CFG: type = config_setting_type(S(value->u.cfg)); break;
             default: return dsnn_error_set(err, DSNN_ERR_INVALID, "bad value type for '%s'", path);
             }
             config_setting_t *d = config_setting_add(parent, tok, type);
@@ -518,7 +523,10 @@ enum dsnn_status dsnn_config_file_set(struct dsnn_config_file *f, const char *pa
                                       path, tok);
             bool ok = false;
             switch (value->type) {
-            case DSNN_VALUE_INT: ok = config_setting_set_int64(d, value->u.i); break;
+            case DSNN_VALUE_INT:
+                ok = type == CONFIG_TYPE_INT ? config_setting_set_int(d, (int)value->u.i)
+                                             : config_setting_set_int64(d, value->u.i);
+                break;
             case DSNN_VALUE_FLOAT: ok = config_setting_set_float(d, value->u.f); break;
             case DSNN_VALUE_BOOL: ok = config_setting_set_bool(d, value->u.b); break;
             case DSNN_VALUE_STRING: ok = config_setting_set_string(d, value->u.s); break;
@@ -567,7 +575,8 @@ static void put_double(struct out *o, double v, bool json)
     put(o, "%s", tmp);
 }
 
-static void put_string(struct out *o, const char *s)
+/* JSON escapes other control characters as \u00XX, libconfig as \xXX. */
+static void put_string(struct out *o, const char *s, bool json)
 {
     put(o, "\"");
     for (; s && *s; s++) {
@@ -579,7 +588,7 @@ static void put_string(struct out *o, const char *s)
         else if (c == '\t')
             put(o, "\\t");
         else if (c < 0x20)
-            put(o, "\\u%04x", c);
+            put(o, json ? "\\u%04x" : "\\x%02x", c);
         else
             put(o, "%c", c);
     }
@@ -589,11 +598,15 @@ static void put_string(struct out *o, const char *s)
 static void render(struct out *o, const config_setting_t *s, bool json)
 {
     switch (config_setting_type(s)) {
-    case CONFIG_TYPE_INT:
-    case CONFIG_TYPE_INT64: put(o, "%lld", (long long)config_setting_get_int64(s)); break;
+    case CONFIG_TYPE_INT: put(o, "%d", config_setting_get_int(s)); break;
+    /* "L": libconfig reads a plain integer beyond 32 bits back truncated, and an array's
+     * elements must keep one type. */
+    case CONFIG_TYPE_INT64:
+        put(o, json ? "%lld" : "%lldL", (long long)config_setting_get_int64(s));
+        break;
     case CONFIG_TYPE_FLOAT: put_double(o, config_setting_get_float(s), json); break;
     case CONFIG_TYPE_BOOL: put(o, "%s", config_setting_get_bool(s) ? "true" : "false"); break;
-    case CONFIG_TYPE_STRING: put_string(o, config_setting_get_string(s)); break;
+    case CONFIG_TYPE_STRING: put_string(o, config_setting_get_string(s), json); break;
     case CONFIG_TYPE_ARRAY:
     case CONFIG_TYPE_LIST: {
         bool arr = config_setting_type(s) == CONFIG_TYPE_ARRAY;
@@ -614,7 +627,7 @@ static void render(struct out *o, const config_setting_t *s, bool json)
             const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
             if (json) {
                 put(o, "%s", i ? ", " : "");
-                put_string(o, config_setting_name(e));
+                put_string(o, config_setting_name(e), json);
                 put(o, ": ");
             } else {
                 put(o, " %s = ", config_setting_name(e));
@@ -656,10 +669,12 @@ static size_t value_render(const struct dsnn_value *v, char *buf, size_t size, b
     if (size)
         buf[0] = '\0';
     switch (v->type) {
-    case DSNN_VALUE_INT: put(&o, "%lld", (long long)v->u.i); break;
+    case DSNN_VALUE_INT:
+        put(&o, json || fits_int32(v->u.i) ? "%lld" : "%lldL", (long long)v->u.i);
+        break;
     case DSNN_VALUE_FLOAT: put_double(&o, v->u.f, json); break;
     case DSNN_VALUE_BOOL: put(&o, "%s", v->u.b ? "true" : "false"); break;
-    case DSNN_VALUE_STRING: put_string(&o, v->u.s); break;
+    case DSNN_VALUE_STRING: put_string(&o, v->u.s, json); break;
     case DSNN_VALUE_CFG:
         if (v->u.cfg)
             render(&o, S(v->u.cfg), json);

@@ -1,6 +1,6 @@
 /* linear.c - dense fully connected layer: y = x W^T + b with OpenBLAS. */
 #include "dsnn/layer.h"
-#include "sparse_dispatch.h"
+#include "dsnn/sparse.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -155,5 +155,5 @@ bool dsnn_linear_dims(const struct dsnn_layer *l, int *n_in, int *n_out, bool *b
             *bias = L->bias;
         return true;
     }
-    return dsnn_sparse_dims_dispatch(l, n_in, n_out, bias);
+    return dsnn_sparse_linear_dims_(l, n_in, n_out, bias);
 }

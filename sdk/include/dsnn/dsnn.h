@@ -12,6 +12,8 @@
 #include "dsnn/optim.h"
 #include "dsnn/plugin.h"
 #include "dsnn/rng.h"
+#include "dsnn/sparse.h"
+#include "dsnn/sparse_model.h"
 #include "dsnn/status.h"
 #include "dsnn/train.h"
 

@@ -1,0 +1,110 @@
+/* dsnn/sparse_model.h - nupic's SparseModel: the base of every sparse training scheme.
+ *
+ * It embeds the dense base model (optimizer, LR schedule, epoch loop, checkpoint), replaces the
+ * network's linear layers by truly sparse ones before initialisation, and logs their density.
+ * Model plugins (sparse, set, dsnn, rigl ...) embed it and add their prune / regrow rule. */
+#ifndef DSNN_SPARSE_MODEL_H
+#define DSNN_SPARSE_MODEL_H
+
+#include "dsnn/sparse.h"
+#include "dsnn/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DSNN_SPARSE_MODEL_MAX_LAYERS 64
+
+struct dsnn_sparse_model {
+    struct dsnn_base_model base;
+    size_t n_layers;                                 /* sparse layers */
+    size_t layer_index[DSNN_SPARSE_MODEL_MAX_LAYERS]; /* their index in the network */
+    struct dsnn_rng topo_rng; /* DSNN_RNG_STREAM_TOPOLOGY of the trial: prune / regrow draws */
+    /* Update bookkeeping (see dsnn_sparse_model_update_begin), per sparse layer: connection keys
+     * (row * n_in + col, ascending) before the round and grown by the last round. */
+    uint64_t *before[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    size_t n_before[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    uint64_t *grown[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    size_t n_grown[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    size_t grown_survived[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    bool have_grown;
+};
+
+/* Keys read by dsnn_sparse_model_configure (besides DSNN_BASE_MODEL_KEYS). */
+#define DSNN_SPARSE_MODEL_KEYS                                                                    \
+    {"on_perc", DSNN_KEY_FLOAT_OR_ARRAY, "(unset: ER with epsilon)",                              \
+     "fraction of active weights of each sparse layer (one value, or one per sparse layer); "     \
+     "with density_distribution = \"erk\" the global fraction"},                                  \
+        {"epsilon", DSNN_KEY_FLOAT, "20",                                                          \
+         "Erdos-Renyi: density = epsilon (n_in + n_out) / (n_in n_out), used when on_perc is "    \
+         "unset"},                                                                                \
+        {"density_distribution", DSNN_KEY_STRING, "\"uniform\"",                                  \
+         "\"uniform\" (on_perc per layer) or \"erk\" (Erdos-Renyi-Kernel: global on_perc "        \
+         "distributed over the sparse layers as RigL does)"},                                     \
+        {"sparse_type", DSNN_KEY_STRING, "\"precise\"",                                           \
+         "initial mask: \"precise\" (exact count over the layer), \"precise_per_output\" (exact " \
+         "count per output unit) or \"approximate\" (each weight with probability on_perc)"},     \
+        {"start_sparse", DSNN_KEY_INT, "0",                                                       \
+         "first linear layer (0-based, input side) made sparse"},                                 \
+        {"end_sparse", DSNN_KEY_INT, "-1",                                                        \
+         "linear layers from start_sparse up to, not including, this index are sparse (-1: all, " \
+         "output layer included; -2: all but the output layer)"},                                 \
+        {"sparse_linear_only", DSNN_KEY_BOOL, "true",                                             \
+         "only linear layers are made sparse (convolutions stay dense)"},                        \
+        {"weight_init", DSNN_KEY_STRING, "\"kaiming_uniform\"",                                   \
+         "initial weights: kaiming_uniform (PyTorch default), kaiming_normal, xavier_uniform, "   \
+         "normal (weight_std), zero"},                                                            \
+        {"weight_std", DSNN_KEY_FLOAT, "0.01", "std of weight_init = \"normal\""},               \
+        {"sparse_fan_in", DSNN_KEY_BOOL, "false",                                                 \
+         "scale weight_init by the sparse fan-in (density n_in) instead of n_in"},                \
+        {"grow_init", DSNN_KEY_STRING, "\"zero\"",                                                \
+         "value of regrown weights: \"zero\", \"normal\" (grow_std) or \"like_init\""},           \
+        {"grow_std", DSNN_KEY_FLOAT, "0.01", "std of grow_init = \"normal\""}
+
+/* Reads DSNN_BASE_MODEL_KEYS and DSNN_SPARSE_MODEL_KEYS from cfg, creates the optimizer and
+ * replaces the chosen linear layers of net (not yet initialised) by sparse ones. */
+DSNN_API enum dsnn_status dsnn_sparse_model_configure(struct dsnn_sparse_model *sm,
+                                                      const struct dsnn_cfg *cfg,
+                                                      const struct dsnn_run_ctx *ctx,
+                                                      struct dsnn_net *net,
+                                                      struct dsnn_error *err);
+/* Initialises the network (parameters, initial topology) and reserves sparse buffers. */
+DSNN_API enum dsnn_status dsnn_sparse_model_init_net(struct dsnn_sparse_model *sm,
+                                                     const struct dsnn_dataset_info *info,
+                                                     struct dsnn_error *err);
+/* Sparse layer i (0 <= i < n_layers). */
+DSNN_API struct dsnn_layer *dsnn_sparse_model_layer(const struct dsnn_sparse_model *sm, size_t i);
+
+/* Adds density_<layer>, nnz_<layer> for each sparse layer, density_total (active / dense
+ * connections over the sparse layers) and n_params (all trainable values). */
+DSNN_API void dsnn_sparse_model_log_density(const struct dsnn_sparse_model *sm,
+                                            struct dsnn_metrics *m);
+/* A prune / regrow round over the sparse layers, bracketed so that the counts are logged the
+ * same way by every scheme:
+ *     dsnn_sparse_model_update_begin(sm, err);     snapshot of every layer's connections
+ *     ... prune ...
+ *     dsnn_sparse_model_update_pruned(sm);        which connections of the last round survived
+ *     ... grow ...
+ *     dsnn_sparse_model_update_end(sm, m, err);   logs the round
+ * Logged per sparse layer: pruned_<layer>, grown_<layer>, and surviving_synapses_<layer> =
+ * fraction of the connections grown by the previous round that this round did not prune
+ * (nupic's SET metric; absent after the first round). Costs O(nnz) time and 8 bytes per
+ * connection during the round. */
+DSNN_API enum dsnn_status dsnn_sparse_model_update_begin(struct dsnn_sparse_model *sm,
+                                                         struct dsnn_error *err);
+DSNN_API void dsnn_sparse_model_update_pruned(struct dsnn_sparse_model *sm);
+DSNN_API enum dsnn_status dsnn_sparse_model_update_end(struct dsnn_sparse_model *sm,
+                                                       struct dsnn_metrics *m,
+                                                       struct dsnn_error *err);
+
+/* Checkpoint: the base model plus the topology random stream. */
+DSNN_API enum dsnn_status dsnn_sparse_model_save(struct dsnn_sparse_model *sm, FILE *f,
+                                                 struct dsnn_error *err);
+DSNN_API enum dsnn_status dsnn_sparse_model_load(struct dsnn_sparse_model *sm, FILE *f,
+                                                 struct dsnn_error *err);
+DSNN_API void dsnn_sparse_model_release(struct dsnn_sparse_model *sm);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
