@@ -146,7 +146,8 @@ static void fmt_number(double v, char *buf, size_t size, bool json)
 {
     if (!isfinite(v))
         snprintf(buf, size, "%s", json ? "null" : (isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"));
-    else if (v == (double)(long long)v && fabs(v) < 1e15)
+    /* range first: (long long)v of a value beyond its range is undefined behaviour */
+    else if (fabs(v) < 1e15 && v == (double)(long long)v)
         snprintf(buf, size, "%lld", (long long)v);
     else
         snprintf(buf, size, "%.8g", v);

@@ -65,11 +65,17 @@ struct trial {
 };
 
 static volatile sig_atomic_t g_interrupted;
+static volatile sig_atomic_t g_trial_pid; /* the running trial process, 0 if none */
 
+/* SIGINT / SIGTERM: no new trial is started, and the running trial process gets the signal too
+ * (as a Ctrl-C in a terminal does, to the whole process group): a `kill` of the host alone must
+ * stop it promptly, not after the trial's epoch, and not never when the trial hangs. */
 static void on_signal(int sig)
 {
-    (void)sig;
     g_interrupted = 1;
+    pid_t pid = (pid_t)g_trial_pid;
+    if (pid > 0)
+        kill(pid, sig);
 }
 
 static const char *kind_group(enum dsnn_kind k)
@@ -450,6 +456,11 @@ static void run_child(struct experiment *ex, const struct dsnn_config_file *tcf,
 {
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    sigset_t stop_signals; /* blocked by the host around fork(): a signal sent since kills now */
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
     char path[1200];
     snprintf(path, sizeof path, "%s/log.txt", trial_dir);
     FILE *log = fopen(path, "a");
@@ -551,10 +562,19 @@ static void run_trial(struct experiment *ex, const struct dsnn_registry *reg,
         return;
     }
     fflush(NULL);
+    /* SIGINT / SIGTERM stay blocked until g_trial_pid names the child, so that on_signal
+     * forwards them to it (the child unblocks them once their default action is back). */
+    sigset_t stop_signals, old_mask;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
     pid_t pid = fork();
     if (pid < 0) {
+        int e = errno;
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
         t->status = TRIAL_ERROR;
-        snprintf(t->error, sizeof t->error, "cannot fork: %s", strerror(errno));
+        snprintf(t->error, sizeof t->error, "cannot fork: %s", strerror(e));
         close(to_host[0]), close(to_host[1]), close(to_child[0]), close(to_child[1]);
         return;
     }
@@ -563,6 +583,10 @@ static void run_trial(struct experiment *ex, const struct dsnn_registry *reg,
         close(to_child[1]);
         run_child(ex, tcf, t, trial_dir, to_host[1], to_child[0]);
     }
+    g_trial_pid = (sig_atomic_t)pid;
+    if (g_interrupted) /* signalled just before fork() (or on another thread): stop it too */
+        kill(pid, SIGTERM);
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     close(to_host[1]);
     close(to_child[0]);
     bool done = false, child_error = false;
@@ -619,6 +643,7 @@ static void run_trial(struct experiment *ex, const struct dsnn_registry *reg,
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
+    g_trial_pid = 0;
     t->seconds = now_s() - t0;
     if (done && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !g_interrupted) {
         t->status = TRIAL_TERMINATED;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -83,9 +84,14 @@ enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    /* Close even when fsync fails (no descriptor leak). */
+    bool synced = fsync(fd) == 0;
+    int sync_errno = errno;
+    bool closed = close(fd) == 0;
+    if (!synced || !closed) {
         enum dsnn_status st =
-            dsnn_error_set(err, DSNN_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+            dsnn_error_set(err, DSNN_ERR_IO, "%s: %s failed: %s", tmp, synced ? "close" : "fsync",
+                           strerror(synced ? errno : sync_errno));
         unlink(tmp);
         free(tmp);
         return st;

@@ -63,9 +63,10 @@ enum dsnn_status dsnn_net_add(struct dsnn_net *net, struct dsnn_layer *layer,
     if (!layer)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "network: NULL layer");
     if (net->initialized) {
-        dsnn_layer_free(layer);
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "network: cannot add layer '%s' after init",
-                              layer->name);
+        enum dsnn_status st = dsnn_error_set(
+            err, DSNN_ERR_INVALID, "network: cannot add layer '%s' after init", layer->name);
+        dsnn_layer_free(layer); /* after the message: it names the layer */
+        return st;
     }
     struct dsnn_shape prev = net->n_layers ? net->layers[net->n_layers - 1]->out : net->input;
     const char *prev_name = net->n_layers ? net->layers[net->n_layers - 1]->name : "input";
@@ -242,6 +243,15 @@ enum dsnn_status dsnn_net_backward(struct dsnn_net *net, const float *dlogits, i
         dy = dx;
     }
     return DSNN_OK;
+}
+
+void dsnn_net_on_epoch_end(struct dsnn_net *net)
+{
+    for (size_t i = 0; net && i < net->n_layers; i++) {
+        struct dsnn_layer *l = net->layers[i];
+        if (l->ops->on_epoch_end)
+            l->ops->on_epoch_end(l);
+    }
 }
 
 size_t dsnn_net_param_count(const struct dsnn_net *net)

@@ -12,6 +12,18 @@ struct dsnn_optim {
     int64_t t; /* Adam step count */
 };
 
+/* "FILE:LINE: key 'model.KEY': what", the style of the typed getters (where the key is absent:
+ * where its group is). */
+static enum dsnn_status key_error(const struct dsnn_cfg *cfg, const char *key, const char *what,
+                                  struct dsnn_error *err)
+{
+    char where[300];
+    const char *path = dsnn_cfg_path(cfg);
+    return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: key '%s%s%s': %s",
+                          dsnn_cfg_where(cfg, key, where, sizeof where), path, *path ? "." : "",
+                          key, what);
+}
+
 enum dsnn_status dsnn_optim_cfg_read(const struct dsnn_cfg *cfg, struct dsnn_optim_cfg *out,
                                      struct dsnn_error *err)
 {
@@ -36,8 +48,7 @@ enum dsnn_status dsnn_optim_cfg_read(const struct dsnn_cfg *cfg, struct dsnn_opt
         (st = dsnn_cfg_check_range(cfg, "adam_beta2", out->beta2, 0, 1, err)))
         return st;
     if (out->nesterov && out->momentum <= 0)
-        return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                              "%s: nesterov_momentum = true needs momentum > 0", dsnn_cfg_path(cfg));
+        return key_error(cfg, "nesterov_momentum", "true needs momentum > 0", err);
     return DSNN_OK;
 }
 
@@ -102,14 +113,16 @@ enum dsnn_status dsnn_optim_step_block(struct dsnn_optim *o, struct dsnn_param_b
     if (!m || !v)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "optimizer: out of memory");
     const float b1 = (float)o->cfg.beta1, b2 = (float)o->cfg.beta2, eps = (float)o->cfg.eps;
+    /* 1 - beta in double, as PyTorch does: 1.0f - (float)0.999 is off by 1.3e-5 relative. */
+    const float omb1 = (float)(1.0 - o->cfg.beta1), omb2 = (float)(1.0 - o->cfg.beta2);
     const int64_t t = o->t > 0 ? o->t : 1;
     const float c1 = (float)(1.0 - pow(o->cfg.beta1, (double)t));
     const float c2 = (float)sqrt(1.0 - pow(o->cfg.beta2, (double)t));
 #pragma omp parallel for simd schedule(static) if (n > 65536)
     for (ptrdiff_t i = 0; i < n; i++) {
         float d = g[i] + wd * w[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * d;
-        v[i] = b2 * v[i] + (1.0f - b2) * d * d;
+        m[i] = b1 * m[i] + omb1 * d;
+        v[i] = b2 * v[i] + omb2 * d * d;
         w[i] -= lr * (m[i] / c1) / (sqrtf(v[i]) / c2 + eps);
     }
     return DSNN_OK;
@@ -170,15 +183,11 @@ enum dsnn_status dsnn_lr_sched_read(const struct dsnn_cfg *cfg, double base_lr,
     if (out->type == DSNN_LR_STEP && step < 1)
         return dsnn_cfg_check_range(cfg, "lr_step_size", (double)step, 1, 1e9, err);
     if (out->type == DSNN_LR_MULTISTEP && n_ms == 0)
-        return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                              "%s: lr_scheduler = \"MultiStepLR\" needs lr_milestones = [...]",
-                              dsnn_cfg_path(cfg));
+        return key_error(cfg, "lr_scheduler", "\"MultiStepLR\" needs lr_milestones = [...]", err);
     out->step_size = (int)step;
     for (size_t i = 0; i < n_ms; i++) {
         if (i && ms[i] <= ms[i - 1])
-            return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                                  "%s.lr_milestones: must be strictly increasing",
-                                  dsnn_cfg_path(cfg));
+            return key_error(cfg, "lr_milestones", "must be strictly increasing", err);
         out->milestones[i] = (int)ms[i];
     }
     out->n_milestones = n_ms;

@@ -4,8 +4,10 @@
  * row, values in params[0] (same order). A CSC index (col_ptr, csc_row, csc_k = index of the
  * connection in CSR order) is rebuilt lazily after a topology change, for the input gradient.
  *
- * Activations are transposed to feature-major panels: xT [n_in][ld] with ld = batch rounded up
- * to DSNN_SP_PAD (padding columns zero), so the batch is the vector dimension:
+ * Activations are transposed to feature-major panels, so the batch is the vector dimension. The
+ * padded batch ld (batch rounded up to DSNN_SP_PAD, padding zero) is cut into chunks of
+ * DSNN_SP_CHUNK columns, stored chunk-major: chunk c of xT is a contiguous [n_in][cs] block,
+ * cs = min(ld, DSNN_SP_CHUNK) (contiguous chunks: fewer pages, fewer TLB misses). Per chunk:
  *   forward   yT[o][:] = b[o] + sum_k v[k] xT[col[k]][:]           (CSR, row in registers)
  *   weight    dW[k]    = dot(dyT[o][:], xT[col[k]][:])              (sampled dense-dense product)
  *   input     dxT[i][:] = sum_{k in column i} v[k] dyT[row[k]][:]  (CSC, race-free)
@@ -117,24 +119,24 @@ bool dsnn_sp_hashset_insert(struct dsnn_sp_hashset *h, uint64_t key);
 bool dsnn_sp_hashset_contains(const struct dsnn_sp_hashset *h, uint64_t key);
 void dsnn_sp_hashset_free(struct dsnn_sp_hashset *h);
 
-/* ---- Kernels (sparse_kernels.c); all ranges half-open, j0 / widths multiples of DSNN_SP_PAD ----
- */
+/* ---- Kernels (sparse_kernels.c) ----
+ * A chunk's panel is [n][ld] (ld = its row stride, a multiple of DSNN_SP_PAD, 64-byte aligned)
+ * holding batch columns [j0, j0 + w); ranges are half-open. */
 
-/* xT[i][j] = x[j][i] for features i in [i0, i1), samples j in [j0, j1); zero for j >= batch. */
+/* xT[i][j - j0] = x[j][i] for features i in [i0, i1), samples j in [j0, j1); 0 for j >= batch. */
 void dsnn_sp_transpose_in(const float *x, int n, int batch, float *xT, size_t ld, int i0, int i1,
                           int j0, int j1);
-/* y[j][i] = yT[i][j] for i in [i0, i1), j in [j0, min(j1, batch)). */
+/* y[j][i] = yT[i][j - j0] for i in [i0, i1), j in [j0, min(j1, batch)). */
 void dsnn_sp_transpose_out(const float *yT, size_t ld, int n, float *y, int batch, int i0, int i1,
                            int j0, int j1);
-/* out[r][j0:j0+w] = (bias ? bias[r] : 0) + sum_{k in ptr[r]..ptr[r+1]} v(k) in[idx[k]][j0:j0+w]
+/* out[r][0:w] = (bias ? bias[r] : 0) + sum_{k in ptr[r]..ptr[r+1]} v(k) in[idx[k]][0:w]
  * for r in [r0, r1), where v(k) = val[vk ? vk[k] : k]. */
 void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
-                  const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int j0,
-                  int w);
-/* out[k] = dot(dyT[r][j0:j0+w], xT[idx[k]][j0:j0+w]) for the connections k of rows [r0, r1);
- * db[r] = sum dyT[r][j0:j0+w] if db != NULL. */
+                  const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int w);
+/* out[k] = dot(dyT[r][0:w], xT[idx[k]][0:w]) for the connections k of rows [r0, r1);
+ * db[r] = sum dyT[r][0:w] if db != NULL. */
 void dsnn_sp_sddmm(const int64_t *ptr, const int32_t *idx, const float *dyT, const float *xT,
-                   size_t ld, float *out, float *db, int r0, int r1, int j0, int w);
+                   size_t ld, float *out, float *db, int r0, int r1, int w);
 /* Name of the kernel variant compiled in ("avx512", "avx2", "scalar"). */
 const char *dsnn_sp_kernel_isa(void);
 

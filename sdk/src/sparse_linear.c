@@ -385,12 +385,18 @@ static int sp_chunks(int ld)
     return (ld + DSNN_SP_CHUNK - 1) / DSNN_SP_CHUNK;
 }
 
+/* Columns a panel of padded batch ld occupies (chunks are stored with stride DSNN_SP_CHUNK). */
+static size_t sp_panel_cols(int ld)
+{
+    return ld <= DSNN_SP_CHUNK ? (size_t)ld : (size_t)sp_chunks(ld) * DSNN_SP_CHUNK;
+}
+
 static enum dsnn_status sp_ensure_panels(struct dsnn_sparse_linear *S, int ld, bool need_dx)
 {
     if (ld > S->ld_max) {
         sp_free_buffers(S);
-        S->xT = sp_aligned((size_t)S->n_in * (size_t)ld);
-        S->yT = sp_aligned((size_t)S->n_out * (size_t)ld);
+        S->xT = sp_aligned((size_t)S->n_in * sp_panel_cols(ld));
+        S->yT = sp_aligned((size_t)S->n_out * sp_panel_cols(ld));
         S->db_part = malloc(sizeof(float) * (size_t)S->n_out * (size_t)sp_chunks(ld));
         if (!S->xT || !S->yT || !S->db_part) {
             sp_free_buffers(S);
@@ -399,7 +405,7 @@ static enum dsnn_status sp_ensure_panels(struct dsnn_sparse_linear *S, int ld, b
         S->ld_max = ld;
     }
     if (need_dx && !S->dxT) {
-        S->dxT = sp_aligned((size_t)S->n_in * (size_t)S->ld_max);
+        S->dxT = sp_aligned((size_t)S->n_in * sp_panel_cols(S->ld_max));
         if (!S->dxT)
             return DSNN_ERR_NOMEM;
     }
@@ -513,7 +519,7 @@ static void sp_feat_part(int n, int R, int p, int *i0, int *i1)
 }
 
 struct sp_plan {
-    int ld, chunks, parts, items, threads;
+    int ld, chunks, cs, parts, items, threads;
 };
 
 static struct sp_plan sp_make_plan(int batch)
@@ -521,6 +527,7 @@ static struct sp_plan sp_make_plan(int batch)
     struct sp_plan P;
     P.ld = sp_round_up(batch, DSNN_SP_PAD);
     P.chunks = sp_chunks(P.ld);
+    P.cs = P.ld < DSNN_SP_CHUNK ? P.ld : DSNN_SP_CHUNK;
     P.threads = sp_threads();
     P.parts = P.threads / sp_gcd(P.chunks, P.threads);
     if (P.parts < 1)
@@ -529,12 +536,14 @@ static struct sp_plan sp_make_plan(int batch)
     return P;
 }
 
+/* Loops over this thread's work items: chunk c (samples [j0, j1), width w), row part p. */
 #define SP_ITEMS_BEGIN(P)                                                                         \
     for (int it_ = it0; it_ < it1; it_++) {                                                       \
         const int c = it_ / (P).parts, p = it_ % (P).parts;                                       \
-        const int j0 = c * DSNN_SP_CHUNK;                                                         \
-        const int j1 = j0 + DSNN_SP_CHUNK < (P).ld ? j0 + DSNN_SP_CHUNK : (P).ld;                 \
-        (void)j1;
+        const int j0 = c * (P).cs;                                                                \
+        const int j1 = j0 + (P).cs < (P).ld ? j0 + (P).cs : (P).ld;                               \
+        const int w = j1 - j0;                                                                    \
+        (void)w;
 #define SP_ITEMS_END }
 
 /* ---- forward / backward ---- */
@@ -549,7 +558,7 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
     const struct sp_plan P = sp_make_plan(batch);
     if (sp_ensure_panels(S, P.ld, false) != DSNN_OK)
         return DSNN_ERR_NOMEM;
-    const size_t ld = (size_t)P.ld;
+    const size_t cs = (size_t)P.cs;
     const int n_in = S->n_in, n_out = S->n_out;
     const int64_t *rp = S->row_ptr;
     const int32_t *col = S->col;
@@ -564,7 +573,7 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
         SP_ITEMS_BEGIN(P)
         int i0, i1;
         sp_feat_part(n_in, P.parts, p, &i0, &i1);
-        dsnn_sp_transpose_in(x, n_in, batch, xT, ld, i0, i1, j0, j1);
+        dsnn_sp_transpose_in(x, n_in, batch, xT + (size_t)c * n_in * cs, cs, i0, i1, j0, j1);
         SP_ITEMS_END
         if (P.parts > 1) {
 #pragma omp barrier
@@ -572,7 +581,8 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
         SP_ITEMS_BEGIN(P)
         int r0, r1;
         sp_row_part(rp, n_out, P.parts, p, &r0, &r1);
-        dsnn_sp_spmm(rp, col, val, NULL, bias, xT, ld, yT, r0, r1, j0, j1 - j0);
+        dsnn_sp_spmm(rp, col, val, NULL, bias, xT + (size_t)c * n_in * cs, cs,
+                     yT + (size_t)c * n_out * cs, r0, r1, w);
         SP_ITEMS_END
         if (P.parts > 1) {
 #pragma omp barrier
@@ -580,7 +590,7 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
         SP_ITEMS_BEGIN(P)
         int i0, i1;
         sp_feat_part(n_out, P.parts, p, &i0, &i1);
-        dsnn_sp_transpose_out(yT, ld, n_out, y, batch, i0, i1, j0, j1);
+        dsnn_sp_transpose_out(yT + (size_t)c * n_out * cs, cs, n_out, y, batch, i0, i1, j0, j1);
         SP_ITEMS_END
     }
     S->cache_x = x;
@@ -603,7 +613,7 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
     if (dx && !S->csc_valid && sp_build_csc(S) != DSNN_OK)
         return DSNN_ERR_NOMEM;
     const bool need_x = !(S->xT_valid && S->cache_x == x && S->cache_batch == batch);
-    const size_t ld = (size_t)P.ld;
+    const size_t cs = (size_t)P.cs;
     const int n_in = S->n_in, n_out = S->n_out;
     const int64_t *rp = S->row_ptr, *cp = S->col_ptr;
     const int32_t *col = S->col, *crow = S->csc_row;
@@ -621,10 +631,10 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
         SP_ITEMS_BEGIN(P)
         int i0, i1;
         sp_feat_part(n_out, P.parts, p, &i0, &i1);
-        dsnn_sp_transpose_in(dy, n_out, batch, dyT, ld, i0, i1, j0, j1);
+        dsnn_sp_transpose_in(dy, n_out, batch, dyT + (size_t)c * n_out * cs, cs, i0, i1, j0, j1);
         if (need_x) {
             sp_feat_part(n_in, P.parts, p, &i0, &i1);
-            dsnn_sp_transpose_in(x, n_in, batch, xT, ld, i0, i1, j0, j1);
+            dsnn_sp_transpose_in(x, n_in, batch, xT + (size_t)c * n_in * cs, cs, i0, i1, j0, j1);
         }
         SP_ITEMS_END
         if (P.parts > 1) {
@@ -635,10 +645,12 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
         sp_row_part(rp, n_out, P.parts, p, &r0, &r1);
         float *out = c == 0 ? grad : dwp + (size_t)(c - 1) * dwcap;
         float *db = dbias ? (c == 0 ? dbias : dbp + (size_t)(c - 1) * n_out) : NULL;
-        dsnn_sp_sddmm(rp, col, dyT, xT, ld, out, db, r0, r1, j0, j1 - j0);
+        const float *dyc = dyT + (size_t)c * n_out * cs;
+        dsnn_sp_sddmm(rp, col, dyc, xT + (size_t)c * n_in * cs, cs, out, db, r0, r1, w);
         if (dx) {
             sp_row_part(cp, n_in, P.parts, p, &r0, &r1);
-            dsnn_sp_spmm(cp, crow, val, ck, NULL, dyT, ld, dxT, r0, r1, j0, j1 - j0);
+            dsnn_sp_spmm(cp, crow, val, ck, NULL, dyc, cs, dxT + (size_t)c * n_in * cs, r0, r1,
+                         w);
         }
         SP_ITEMS_END
         if (dx) {
@@ -648,7 +660,8 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
             SP_ITEMS_BEGIN(P)
             int i0, i1;
             sp_feat_part(n_in, P.parts, p, &i0, &i1);
-            dsnn_sp_transpose_out(dxT, ld, n_in, dx, batch, i0, i1, j0, j1);
+            dsnn_sp_transpose_out(dxT + (size_t)c * n_in * cs, cs, n_in, dx, batch, i0, i1, j0,
+                                  j1);
             SP_ITEMS_END
         }
         if (P.chunks > 1) {
@@ -694,9 +707,14 @@ enum dsnn_status dsnn_sparse_dense_grad_rows(struct dsnn_layer *l, int row0, int
                               l->name);
     if (row1 == row0)
         return DSNN_OK;
-    const int ld = sp_round_up(S->cache_batch, DSNN_SP_PAD);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, row1 - row0, S->n_in, S->cache_batch,
-                1.0f, S->yT + (size_t)row0 * ld, ld, S->xT, ld, 0.0f, out, S->n_in);
+    /* dW = sum over chunks of dyT_c xT_c^T (padding columns are zero) */
+    const struct sp_plan P = sp_make_plan(S->cache_batch);
+    for (int c = 0; c < P.chunks; c++) {
+        const int w = c + 1 < P.chunks ? P.cs : P.ld - c * P.cs;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, row1 - row0, S->n_in, w, 1.0f,
+                    S->yT + ((size_t)c * S->n_out + (size_t)row0) * P.cs, P.cs,
+                    S->xT + (size_t)c * S->n_in * P.cs, P.cs, c ? 1.0f : 0.0f, out, S->n_in);
+    }
     return DSNN_OK;
 }
 

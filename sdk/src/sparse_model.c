@@ -163,6 +163,16 @@ void dsnn_sparse_model_log_density(const struct dsnn_sparse_model *sm, struct ds
     dsnn_metrics_set(m, "n_params", (double)dsnn_net_param_count(sm->base.net));
 }
 
+void dsnn_sparse_model_log_idle(const struct dsnn_sparse_model *sm, struct dsnn_metrics *m)
+{
+    for (size_t i = 0; i < sm->n_layers; i++) {
+        const struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
+        dsnn_metrics_setf(m, 0.0, "pruned_%s", l->name);
+        dsnn_metrics_setf(m, 0.0, "grown_%s", l->name);
+    }
+    dsnn_sparse_model_log_density(sm, m);
+}
+
 /* Keys of a layer's connections, ascending (CSR order). */
 static enum dsnn_status snapshot(struct dsnn_layer *l, uint64_t **keys, size_t *n,
                                  struct dsnn_error *err)
@@ -313,5 +323,67 @@ void dsnn_sparse_model_release(struct dsnn_sparse_model *sm)
         free(sm->grown[i]);
         sm->before[i] = sm->grown[i] = NULL;
         sm->n_before[i] = sm->n_grown[i] = 0;
+    }
+}
+
+enum dsnn_status dsnn_sparse_model_set_density(struct dsnn_sparse_model *sm, double density,
+                                               struct dsnn_error *err)
+{
+    if (!(density >= 0.0 && density <= 1.0))
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "density %g outside [0, 1]", density);
+    for (size_t i = 0; i < sm->n_layers; i++) {
+        struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
+        const struct dsnn_sparse_init *cur = dsnn_sparse_get_init(l);
+        if (!cur)
+            return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s' is not sparse", l->name);
+        struct dsnn_sparse_init init = *cur;
+        init.density = density;
+        init.epsilon = 0;
+        enum dsnn_status st = dsnn_sparse_set_init(l, &init, err);
+        if (st != DSNN_OK)
+            return st;
+    }
+    return DSNN_OK;
+}
+
+void dsnn_sparse_update_tally_clear(struct dsnn_sparse_update_tally *t)
+{
+    memset(t, 0, sizeof *t);
+}
+
+void dsnn_sparse_update_tally_add(struct dsnn_sparse_update_tally *t,
+                                  const struct dsnn_sparse_model *sm,
+                                  const struct dsnn_metrics *round)
+{
+    char name[DSNN_METRIC_NAME_MAX];
+    double v;
+    t->rounds++;
+    for (size_t i = 0; i < sm->n_layers && i < DSNN_SPARSE_MODEL_MAX_LAYERS; i++) {
+        const char *ln = dsnn_sparse_model_layer(sm, i)->name;
+        snprintf(name, sizeof name, "pruned_%s", ln);
+        if (dsnn_metrics_get(round, name, &v))
+            t->pruned[i] += v;
+        snprintf(name, sizeof name, "grown_%s", ln);
+        if (dsnn_metrics_get(round, name, &v))
+            t->grown[i] += v;
+        snprintf(name, sizeof name, "surviving_synapses_%s", ln);
+        if (dsnn_metrics_get(round, name, &v)) {
+            t->surviving_sum[i] += v;
+            t->surviving_n[i]++;
+        }
+    }
+}
+
+void dsnn_sparse_update_tally_log(const struct dsnn_sparse_update_tally *t,
+                                  const struct dsnn_sparse_model *sm, struct dsnn_metrics *m)
+{
+    dsnn_metrics_set(m, "update_rounds", (double)t->rounds);
+    for (size_t i = 0; i < sm->n_layers && i < DSNN_SPARSE_MODEL_MAX_LAYERS; i++) {
+        const char *ln = dsnn_sparse_model_layer(sm, i)->name;
+        dsnn_metrics_setf(m, t->pruned[i], "pruned_%s", ln);
+        dsnn_metrics_setf(m, t->grown[i], "grown_%s", ln);
+        if (t->surviving_n[i])
+            dsnn_metrics_setf(m, t->surviving_sum[i] / (double)t->surviving_n[i],
+                              "surviving_synapses_%s", ln);
     }
 }

@@ -394,7 +394,8 @@ static void test_descriptor(void)
     static const char *const keys[] = {
         "path", "train_images", "train_labels", "test_images", "test_labels", "batch_size_train",
         "batch_size_test", "normalize", "mean", "std", "shuffle", "train_size", "test_size",
-        "val_fraction", "n_classes"};
+        "val_fraction", "n_classes", "train_batches_per_epoch", "test_noise", "noise_level",
+        "noise_high", "noise_low", "noise_space", "noise_seed"};
     for (size_t i = 0; i < DSNN_COUNT_OF(keys); i++) {
         const struct dsnn_key_doc *k = NULL;
         for (size_t j = 0; j < g_comp->n_keys; j++)
@@ -412,7 +413,7 @@ static void test_descriptor(void)
             CU_ASSERT_EQUAL(k->type, DSNN_KEY_STRING);
             CU_ASSERT_STRING_EQUAL(k->default_value, FMNIST_DIR);
         } else if (strcmp(k->name, "batch_size_train") == 0) {
-            CU_ASSERT_EQUAL(k->type, DSNN_KEY_INT);
+            CU_ASSERT_EQUAL(k->type, DSNN_KEY_FLOAT_OR_ARRAY); /* an integer or one per epoch */
             CU_ASSERT_STRING_EQUAL(k->default_value, "128");
         } else if (strcmp(k->name, "shuffle") == 0) {
             CU_ASSERT_EQUAL(k->type, DSNN_KEY_BOOL);
@@ -1103,6 +1104,343 @@ static void test_corrupt_gzip(void)
     dir_cleanup();
 }
 
+/* ---- batch size per epoch, train_batches_per_epoch ---- */
+
+static void test_batch_schedule(void)
+{
+    SETUP();
+    enum { N = 100 };
+    make_dataset(false, N, 30, 2, 2, 5);
+    struct ds d;
+    int sizes[64], nb = 0;
+    static uint32_t ids[N];
+    CU_ASSERT_EQUAL(ds_open(&d, 3, "normalize = \"none\"; batch_size_train = [4, 16, 32]; "
+                                   "batch_size_test = 7;"),
+                    DSNN_OK);
+    if (d.st == DSNN_OK) {
+        CU_ASSERT_EQUAL(d.info.batch_size_train, 32); /* the largest batch ever yielded */
+        CU_ASSERT_EQUAL(d.info.batch_size_test, 7);
+        static const int want[] = {4, 16, 32, 32, 32}; /* the last value repeats */
+        for (int epoch = 0; epoch < 5; epoch++) {
+            CU_ASSERT_EQUAL(read_epoch(&d, DSNN_SPLIT_TRAIN, epoch, ids, N, sizes, &nb), N);
+            int b = want[epoch];
+            CU_ASSERT_EQUAL(nb, (N + b - 1) / b);
+            bool ok = true;
+            for (int i = 0; i < nb; i++)
+                ok = ok && sizes[i] == (i < nb - 1 ? b : N - (nb - 1) * b);
+            CU_ASSERT(ok);
+        }
+        /* the test split keeps its own batch size */
+        CU_ASSERT_EQUAL(read_epoch(&d, DSNN_SPLIT_TEST, 0, NULL, 0, sizes, &nb), 30);
+        CU_ASSERT_EQUAL(nb, 5);
+        CU_ASSERT_EQUAL(sizes[0], 7);
+    }
+    ds_close(&d);
+
+    /* the epoch order does not depend on the batch size of the epoch */
+    static uint32_t a[N], b[N];
+    epoch_order(11, "batch_size_train = [4, 16];", 1, a, N);
+    epoch_order(11, "batch_size_train = 16;", 1, b, N);
+    CU_ASSERT(memcmp(a, b, sizeof a) == 0);
+
+    /* a scalar is a one-value schedule; a size above n_train reports n_train */
+    CU_ASSERT_EQUAL(ds_open(&d, 3, "batch_size_train = [200];"), DSNN_OK);
+    CU_ASSERT_EQUAL(d.info.batch_size_train, N);
+    ds_close(&d);
+    CU_ASSERT_EQUAL(ds_open(&d, 3, "batch_size_train = [8, 500, 2];"), DSNN_OK);
+    CU_ASSERT_EQUAL(d.info.batch_size_train, N);
+    if (d.st == DSNN_OK) {
+        CU_ASSERT_EQUAL(read_epoch(&d, DSNN_SPLIT_TRAIN, 1, NULL, 0, sizes, &nb), N);
+        CU_ASSERT_EQUAL(nb, 1);
+    }
+    ds_close(&d);
+    /* a list works like an array */
+    CU_ASSERT_EQUAL(ds_open(&d, 3, "batch_size_train = (4, 16);"), DSNN_OK);
+    CU_ASSERT_EQUAL(d.info.batch_size_train, 16);
+    ds_close(&d);
+
+    expect_error(DSNN_ERR_CONFIG, "batch_size_train = [];", "batch_size_train", "empty", NULL);
+    expect_error(DSNN_ERR_CONFIG, "batch_size_train = [4, 0];", "batch_size_train",
+                 "element 1", NULL);
+    expect_error(DSNN_ERR_CONFIG, "batch_size_train = (4, 1.5);", "batch_size_train",
+                 "element 1", NULL);
+    expect_error(DSNN_ERR_CONFIG, "batch_size_train = -3;", "batch_size_train", "-3", NULL);
+    dir_cleanup();
+}
+
+static void test_train_batches_per_epoch(void)
+{
+    SETUP();
+    enum { N = 100 };
+    make_dataset(false, N, 30, 2, 2, 5);
+    struct ds d;
+    int sizes[64], nb = 0;
+    static uint32_t full[N], part[N];
+    CU_ASSERT_EQUAL(ds_open(&d, 8, "normalize = \"none\"; batch_size_train = [4, 16]; "
+                                   "train_batches_per_epoch = 3; batch_size_test = 7;"),
+                    DSNN_OK);
+    if (d.st == DSNN_OK) {
+        CU_ASSERT_EQUAL(d.info.n_train, N); /* the split is unchanged, epochs are shorter */
+        CU_ASSERT_EQUAL(read_epoch(&d, DSNN_SPLIT_TRAIN, 0, part, N, sizes, &nb), 12);
+        CU_ASSERT_EQUAL(nb, 3);
+        CU_ASSERT_EQUAL(read_epoch(&d, DSNN_SPLIT_TRAIN, 1, part, N, sizes, &nb), 48);
+        CU_ASSERT_EQUAL(nb, 3);
+        /* the test split is never limited */
+        CU_ASSERT_EQUAL(read_epoch(&d, DSNN_SPLIT_TEST, 1, NULL, 0, sizes, &nb), 30);
+        /* exhausted stays exhausted */
+        struct dsnn_batch bt = {0};
+        g_ops->begin(d.state, DSNN_SPLIT_TRAIN, 2, &d.err);
+        for (int i = 0; i < 3; i++)
+            g_ops->next_batch(d.state, &bt, &d.err);
+        CU_ASSERT_EQUAL(bt.n, 16);
+        CU_ASSERT_EQUAL(g_ops->next_batch(d.state, &bt, &d.err), DSNN_OK);
+        CU_ASSERT_EQUAL(bt.n, 0);
+        CU_ASSERT_EQUAL(g_ops->next_batch(d.state, &bt, &d.err), DSNN_OK);
+        CU_ASSERT_EQUAL(bt.n, 0);
+    }
+    ds_close(&d);
+    /* the samples of a short epoch are the first of the full epoch's order */
+    epoch_order(8, "batch_size_train = 16;", 1, full, N);
+    CU_ASSERT(memcmp(full, part, 48 * sizeof *part) == 0);
+    /* more batches than an epoch holds: the whole epoch */
+    CU_ASSERT_EQUAL(ds_open(&d, 8, "train_batches_per_epoch = 1000; batch_size_train = 16;"),
+                    DSNN_OK);
+    if (d.st == DSNN_OK)
+        CU_ASSERT_EQUAL(read_epoch(&d, DSNN_SPLIT_TRAIN, 0, NULL, 0, sizes, &nb), N);
+    ds_close(&d);
+    expect_error(DSNN_ERR_CONFIG, "train_batches_per_epoch = -1;", "train_batches_per_epoch",
+                 NULL);
+    expect_error(DSNN_ERR_CONFIG, "train_batches_per_epoch = 2.5;", "train_batches_per_epoch",
+                 NULL);
+    dir_cleanup();
+}
+
+/* ---- noise split ---- */
+
+/* Reads one epoch of split into xs [n][size] and ys [n]; returns the sample count. */
+static int64_t read_values(struct ds *d, enum dsnn_split split, int epoch, float *xs, int32_t *ys,
+                           int64_t max)
+{
+    int64_t size = dsnn_shape_size(d->info.shape), n = 0;
+    if (g_ops->begin(d->state, split, epoch, &d->err) != DSNN_OK)
+        return -1;
+    for (;;) {
+        struct dsnn_batch b = {0};
+        if (g_ops->next_batch(d->state, &b, &d->err) != DSNN_OK)
+            return -1;
+        if (b.n == 0)
+            return n;
+        for (int k = 0; k < b.n && n < max; k++, n++) {
+            memcpy(xs + n * size, b.x + (int64_t)k * size, (size_t)size * sizeof *xs);
+            ys[n] = b.y[k];
+        }
+    }
+}
+
+static void test_noise_split(void)
+{
+    SETUP();
+    enum { NT = 40, PX = 100 };
+    make_dataset(false, 60, NT, 10, 10, 4);
+    static float clean[NT * PX], noisy[NT * PX], again[NT * PX];
+    static int32_t yc[NT], yn[NT];
+    struct ds d;
+    CU_ASSERT_EQUAL(ds_open(&d, 5, "normalize = \"none\"; test_noise = true; noise_level = 0.25; "
+                                   "batch_size_test = 16;"),
+                    DSNN_OK);
+    if (d.st == DSNN_OK) {
+        CU_ASSERT_EQUAL(d.info.n_noise, NT);
+        CU_ASSERT_EQUAL(read_values(&d, DSNN_SPLIT_TEST, 0, clean, yc, NT), NT);
+        CU_ASSERT_EQUAL(read_values(&d, DSNN_SPLIT_NOISE, 0, noisy, yn, NT), NT);
+        CU_ASSERT(memcmp(yc, yn, sizeof yc) == 0); /* same samples, same order */
+        /* floor(100 * 0.25) = 25 pixels per sample: 12 at 0.9, 13 at 0.1, the rest unchanged
+         * (no pixel k/255 equals 0.9 or 0.1) */
+        bool counts_ok = true, rest_ok = true;
+        for (int i = 0; i < NT; i++) {
+            int hi = 0, lo = 0;
+            for (int j = 0; j < PX; j++) {
+                float v = noisy[i * PX + j];
+                if (v == 0.9f)
+                    hi++;
+                else if (v == 0.1f)
+                    lo++;
+                else if (v != clean[i * PX + j])
+                    rest_ok = false;
+            }
+            counts_ok = counts_ok && hi == 12 && lo == 13;
+        }
+        CU_ASSERT(counts_ok);
+        CU_ASSERT(rest_ok);
+        CU_ASSERT(memcmp(clean, noisy, sizeof clean) != 0);
+        /* the same noise at every epoch, and after other splits */
+        read_values(&d, DSNN_SPLIT_TRAIN, 3, again, yn, 0);
+        CU_ASSERT_EQUAL(read_values(&d, DSNN_SPLIT_NOISE, 7, again, yn, NT), NT);
+        CU_ASSERT(memcmp(noisy, again, sizeof noisy) == 0);
+        /* the clean test split is untouched by the noise split */
+        CU_ASSERT_EQUAL(read_values(&d, DSNN_SPLIT_TEST, 1, again, yn, NT), NT);
+        CU_ASSERT(memcmp(clean, again, sizeof clean) == 0);
+    }
+    ds_close(&d);
+
+    /* the noise does not depend on the batch size; it does on the trial seed ... */
+    CU_ASSERT_EQUAL(ds_open(&d, 5, "normalize = \"none\"; test_noise = true; noise_level = 0.25; "
+                                   "batch_size_test = 3;"),
+                    DSNN_OK);
+    if (d.st == DSNN_OK) {
+        read_values(&d, DSNN_SPLIT_NOISE, 0, again, yn, NT);
+        CU_ASSERT(memcmp(noisy, again, sizeof noisy) == 0);
+    }
+    ds_close(&d);
+    CU_ASSERT_EQUAL(ds_open(&d, 6, "normalize = \"none\"; test_noise = true; noise_level = 0.25;"),
+                    DSNN_OK);
+    if (d.st == DSNN_OK) {
+        read_values(&d, DSNN_SPLIT_NOISE, 0, again, yn, NT);
+        CU_ASSERT(memcmp(noisy, again, sizeof noisy) != 0);
+    }
+    ds_close(&d);
+    /* ... unless noise_seed fixes it for every trial */
+    static float s1[NT * PX], s2[NT * PX];
+    for (int seed = 1; seed <= 2; seed++) {
+        CU_ASSERT_EQUAL(ds_open(&d, (uint64_t)seed, "normalize = \"none\"; test_noise = true; "
+                                                    "noise_seed = 77;"),
+                        DSNN_OK);
+        if (d.st == DSNN_OK)
+            read_values(&d, DSNN_SPLIT_NOISE, 0, seed == 1 ? s1 : s2, yn, NT);
+        ds_close(&d);
+    }
+    CU_ASSERT(memcmp(s1, s2, sizeof s1) == 0);
+
+    /* nupic sets the noise values after normalisation: with "mnist" statistics they are still
+     * 0.9 and 0.1; noise_space = "pixel" sets pixels 0.9 / 0.1, i.e. (0.9 - mean) / std */
+    for (int space = 0; space < 2; space++) {
+        CU_ASSERT_EQUAL(ds_open(&d, 5, "normalize = \"mnist\"; test_noise = true; "
+                                       "noise_level = 0.5; noise_space = \"%s\";",
+                                space ? "pixel" : "normalized"),
+                        DSNN_OK);
+        if (d.st != DSNN_OK)
+            continue;
+        read_values(&d, DSNN_SPLIT_NOISE, 0, again, yn, NT);
+        float hi = space ? (float)((0.9 - 0.1307) / 0.3081) : 0.9f;
+        float lo = space ? (float)((0.1 - 0.1307) / 0.3081) : 0.1f;
+        bool ok = true;
+        for (int i = 0; i < NT; i++) {
+            int nh = 0, nl = 0;
+            for (int j = 0; j < PX; j++) {
+                nh += again[i * PX + j] == hi;
+                nl += again[i * PX + j] == lo;
+            }
+            ok = ok && nh == 25 && nl == 25;
+        }
+        CU_ASSERT(ok);
+        ds_close(&d);
+    }
+
+    /* noise_level 0: the noise split is the test split; 1: every pixel is noise */
+    CU_ASSERT_EQUAL(ds_open(&d, 5, "normalize = \"none\"; test_noise = true; noise_level = 0;"),
+                    DSNN_OK);
+    if (d.st == DSNN_OK) {
+        read_values(&d, DSNN_SPLIT_NOISE, 0, again, yn, NT);
+        CU_ASSERT(memcmp(clean, again, sizeof clean) == 0);
+    }
+    ds_close(&d);
+    CU_ASSERT_EQUAL(ds_open(&d, 5, "normalize = \"none\"; test_noise = true; noise_level = 1; "
+                                   "noise_high = 2.0; noise_low = -1;"),
+                    DSNN_OK);
+    if (d.st == DSNN_OK) {
+        read_values(&d, DSNN_SPLIT_NOISE, 0, again, yn, NT);
+        int nh = 0, nl = 0;
+        for (int i = 0; i < NT * PX; i++) {
+            nh += again[i] == 2.0f;
+            nl += again[i] == -1.0f;
+        }
+        CU_ASSERT_EQUAL(nh, NT * PX / 2);
+        CU_ASSERT_EQUAL(nl, NT * PX / 2);
+    }
+    ds_close(&d);
+
+    /* the noisy pixels are spread uniformly over the positions */
+    CU_ASSERT_EQUAL(ds_open(&d, 9, "normalize = \"none\"; test_noise = true; noise_level = 0.2; "
+                                   "noise_high = 5; noise_low = 5;"),
+                    DSNN_OK);
+    if (d.st == DSNN_OK) {
+        int hits[PX] = {0};
+        for (int rep = 0; rep < 10; rep++) { /* 10 seeds x 40 samples: 80 expected per pixel */
+            char keys[128];
+            (void)keys;
+            read_values(&d, DSNN_SPLIT_NOISE, 0, again, yn, NT);
+            for (int i = 0; i < NT; i++)
+                for (int j = 0; j < PX; j++)
+                    hits[j] += again[i * PX + j] == 5.0f;
+            ds_close(&d);
+            ds_open(&d, (uint64_t)(10 + rep), "normalize = \"none\"; test_noise = true; "
+                                               "noise_level = 0.2; noise_high = 5; noise_low = 5;");
+            if (d.st != DSNN_OK)
+                break;
+        }
+        bool spread = true;
+        for (int j = 0; j < PX; j++)
+            spread = spread && hits[j] > 40 && hits[j] < 130;
+        CU_ASSERT(spread);
+    }
+    ds_close(&d);
+
+    /* without test_noise there is no noise split */
+    CU_ASSERT_EQUAL(ds_open(&d, 5, "noise_level = 0.3;"), DSNN_OK);
+    if (d.st == DSNN_OK) {
+        CU_ASSERT_EQUAL(d.info.n_noise, 0);
+        struct dsnn_error err = {0};
+        CU_ASSERT_EQUAL(g_ops->begin(d.state, DSNN_SPLIT_NOISE, 0, &err), DSNN_ERR_UNSUPPORTED);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "test_noise"));
+    }
+    ds_close(&d);
+    /* with val_fraction, the noise split is the noisy validation split */
+    CU_ASSERT_EQUAL(ds_open(&d, 5, "test_noise = true; val_fraction = 0.25;"), DSNN_OK);
+    CU_ASSERT_EQUAL(d.info.n_noise, 15);
+    ds_close(&d);
+
+    expect_error(DSNN_ERR_CONFIG, "test_noise = true; noise_level = 1.5;", "noise_level",
+                 "[0, 1]", NULL);
+    expect_error(DSNN_ERR_CONFIG, "noise_level = -0.1;", "noise_level", NULL);
+    expect_error(DSNN_ERR_CONFIG, "test_noise = true; noise_space = \"raw\";", "noise_space",
+                 "\"pixel\"", NULL);
+    expect_error(DSNN_ERR_CONFIG, "test_noise = 1;", "test_noise", NULL);
+    dir_cleanup();
+}
+
+/* ---- named normalisation statistics ---- */
+
+static void test_normalize_presets(void)
+{
+    SETUP();
+    make_dataset(false, 12, 4, 3, 3, 3);
+    struct ds d;
+    static const struct {
+        const char *keys;
+        double mean, std;
+    } cases[] = {
+        {"normalize = \"mnist\";", 0.1307, 0.3081},
+        {"normalize = \"MNIST\";", 0.1307, 0.3081},
+        {"normalize = \"fashion-mnist\";", 0.2860, 0.3530},
+        {"normalize = \"mnist\"; std = 0.5;", 0.1307, 0.5},
+        {"normalize = \"fashion-mnist\"; mean = 0.25;", 0.25, 0.3530},
+    };
+    for (size_t i = 0; i < DSNN_COUNT_OF(cases); i++) {
+        CU_ASSERT_EQUAL(ds_open(&d, 1, "shuffle = false; batch_size_train = 12; %s",
+                                cases[i].keys),
+                        DSNN_OK);
+        if (d.st == DSNN_OK) {
+            bool ok = first_batch_matches(&d, 12, cases[i].mean, cases[i].std);
+            if (!ok)
+                printf("\n    %s: wrong values ", cases[i].keys);
+            CU_ASSERT(ok);
+        }
+        ds_close(&d);
+    }
+    expect_error(DSNN_ERR_CONFIG, "normalize = \"cifar10\";", "normalize", "\"mnist\"",
+                 "\"fashion-mnist\"", NULL);
+    dir_cleanup();
+}
+
 /* ---- the real data set ---- */
 
 static void test_fashion_mnist(void)
@@ -1229,6 +1567,10 @@ static CU_TestInfo tests[] = {
     {"trailing garbage", test_trailing_garbage},
     {"image and label counts differ", test_count_mismatch},
     {"corrupt gzip", test_corrupt_gzip},
+    {"batch size per epoch", test_batch_schedule},
+    {"train_batches_per_epoch", test_train_batches_per_epoch},
+    {"noise split", test_noise_split},
+    {"named normalisation statistics", test_normalize_presets},
     {"Fashion-MNIST", test_fashion_mnist},
     CU_TEST_INFO_NULL,
 };

@@ -423,6 +423,7 @@ struct cfg_spec {
     const char *model;  /* content of the model group, one key per line (default: dense) */
     const char *search; /* content of the search group after plugin = "grid"; (default: none) */
     int threads;        /* experiment.threads (default 1) */
+    const char *experiment_extra; /* more keys of the experiment group, on the threads line */
 };
 
 static const char *default_model = "  plugin = \"dense\";\n"
@@ -438,7 +439,7 @@ static void make_cfg(char *buf, size_t size, const struct cfg_spec *s)
                      "  seed = 7;\n"                                      /* 4 */
                      "  epochs = %d;\n"                                   /* 5 */
                      "  num_samples = %d;\n"                              /* 6 */
-                     "  threads = %d;\n"                                  /* 7 */
+                     "  threads = %d;%s\n"                                /* 7 */
                      "};\n"                                               /* 8 */
                      "dataset = {\n"                                      /* 9 */
                      "  plugin = \"idx\";\n"                              /* 10 */
@@ -463,7 +464,7 @@ static void make_cfg(char *buf, size_t size, const struct cfg_spec *s)
                      "};\n",
                      s->name, s->epochs > 0 ? s->epochs : 1,
                      s->num_samples > 0 ? s->num_samples : 1, s->threads > 0 ? s->threads : 1,
-                     s->data ? s->data : data_dir(), s->model ? s->model : default_model,
+                     s->experiment_extra ? s->experiment_extra : "", s->data ? s->data : data_dir(), s->model ? s->model : default_model,
                      s->search ? s->search : "");
     if (w < 0 || (size_t)w >= size) {
         fprintf(stderr, "configuration too long\n");
@@ -498,69 +499,83 @@ static void run_free(struct run *r)
     r->out = r->err = NULL;
 }
 
-/* Runs dsnn-host --plugin-dir <build>/plugins --plugin-dir <build>/test-plugins/ok ARGS...
- * (NULL-terminated) with stdout/stderr captured to files of the temp dir. */
-static struct run host(const char *arg0, ...)
+/* A started dsnn-host. It runs in its own process group (with its trial processes), so that a
+ * run past its time limit is killed with everything it started. */
+struct proc {
+    pid_t pid;
+    char out_path[4200], err_path[4200];
+};
+
+/* Starts dsnn-host --plugin-dir <build>/plugins --plugin-dir <build>/test-plugins/ok ARGS...
+ * (args NULL-terminated) with stdout/stderr going to files of the temp dir. */
+static void host_start(struct proc *p, const char *const *args)
 {
     static unsigned counter;
-    struct run r = {.code = -1};
     char exe[4096], plugins[4096], test_plugins[4096];
     snprintf(exe, sizeof exe, "%s/bin/dsnn-host", dsnn_test_build_dir());
     snprintf(plugins, sizeof plugins, "%s/plugins", dsnn_test_build_dir());
     snprintf(test_plugins, sizeof test_plugins, "%s/test-plugins/ok", dsnn_test_build_dir());
     const char *argv[40] = {exe, "--plugin-dir", plugins, "--plugin-dir", test_plugins};
     size_t n = 5;
-    va_list ap;
-    va_start(ap, arg0);
-    for (const char *a = arg0; a && n < 39; a = va_arg(ap, const char *))
-        argv[n++] = a;
-    va_end(ap);
+    for (const char *const *a = args; *a && n < 39; a++)
+        argv[n++] = *a;
     argv[n] = NULL;
 
     unsigned id = counter++;
-    char out_path[4200], err_path[4200];
-    snprintf(out_path, sizeof out_path, "%s/host.%u.out", tmp_root(), id);
-    snprintf(err_path, sizeof err_path, "%s/host.%u.err", tmp_root(), id);
+    snprintf(p->out_path, sizeof p->out_path, "%s/host.%u.out", tmp_root(), id);
+    snprintf(p->err_path, sizeof p->err_path, "%s/host.%u.err", tmp_root(), id);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int e = posix_spawn(&pid, exe, &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_addopen(&fa, 1, p->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, p->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+    int e = posix_spawn(&p->pid, exe, &fa, &attr, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
     if (e != 0) {
         fprintf(stderr, "\n  cannot run %s: %s\n", exe, strerror(e));
         CU_FAIL_FATAL("posix_spawn dsnn-host");
     }
+}
+
+/* Waits for p (at most timeout_s; then kills its process group) and collects its output. */
+static struct run host_wait(struct proc *p, int timeout_s)
+{
+    struct run r = {.code = -1};
     int status = 0;
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid)
+        pid_t w = waitpid(p->pid, &status, WNOHANG);
+        if (w == p->pid)
             break;
         if (w < 0 && errno != EINTR) {
             fprintf(stderr, "\n  waitpid: %s\n", strerror(errno));
+            status = -1;
             break;
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - t0.tv_sec > RUN_TIMEOUT_S) {
-            fprintf(stderr, "\n  dsnn-host ran longer than %d s: killed\n", RUN_TIMEOUT_S);
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
+        if (now.tv_sec - t0.tv_sec >= timeout_s) {
+            fprintf(stderr, "\n  dsnn-host ran longer than %d s: killed\n", timeout_s);
+            kill(-p->pid, SIGKILL);
+            waitpid(p->pid, &status, 0);
             status = -1;
             break;
         }
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    kill(-p->pid, SIGKILL); /* trial processes left behind, if any (there should be none) */
     if (status != -1)
-        r.code = WIFEXITED(status) ? WEXITSTATUS(status)
+        r.code = WIFEXITED(status)     ? WEXITSTATUS(status)
                  : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
                                        : -1;
-    r.out = read_file(out_path, NULL);
-    r.err = read_file(err_path, NULL);
+    r.out = read_file(p->out_path, NULL);
+    r.err = read_file(p->err_path, NULL);
     if (!r.out)
         r.out = calloc(1, 1);
     if (!r.err)
@@ -568,11 +583,28 @@ static struct run host(const char *arg0, ...)
     return r;
 }
 
+/* Runs dsnn-host with ARGS... (NULL-terminated) to its end. */
+static struct run host(const char *arg0, ...)
+{
+    const char *args[40];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, arg0);
+    for (const char *a = arg0; a && n < 39; a = va_arg(ap, const char *))
+        args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    struct proc p;
+    host_start(&p, args);
+    return host_wait(&p, RUN_TIMEOUT_S);
+}
+
 /* Asserts the exit code; prints the output when it differs. */
 #define CHECK_CODE(r, expected)                                                                   \
     do {                                                                                          \
         if ((r).code != (expected))                                                               \
-            fprintf(stderr, "\n  dsnn-host exit code %d, expected %d\n  stdout: %s\n  stderr: %s\n", \
+            fprintf(stderr, "\n  dsnn-host exit code %d, expected %d\n  stdout: %s\n"            \
+                            "  stderr: %s\n",                                                    \
                     (r).code, (expected), (r).out, (r).err);                                      \
         CU_ASSERT_EQUAL((r).code, (expected));                                                    \
     } while (0)
@@ -1039,7 +1071,8 @@ static void test_wrong_type(void)
 
     /* the host's own keys */
     const char *cfg3 = tpath("type3.cfg");
-    CU_ASSERT_FATAL(write_text(cfg3, "experiment = {\n  name = \"t3\";\n  epochs = \"two\";\n};\n"));
+    CU_ASSERT_FATAL(
+        write_text(cfg3, "experiment = {\n  name = \"t3\";\n  epochs = \"two\";\n};\n"));
     snprintf(where, sizeof where, "%s:3", cfg3);
     const char *needles3[] = {where, "experiment.epochs", NULL};
     expect_config_error(cfg3, 3, needles3);
@@ -1072,8 +1105,18 @@ static void test_grid_unknown_key(void)
         .search = "  grid = { model = { learning_rat = [0.1, 0.01]; }; };\n",
     };
     const char *cfg = write_cfg("gridkey.cfg", &s);
-    const char *needles[] = {"model.learning_rat", "did you mean 'learning_rate'", NULL};
+    const char *needles[] = {"model.learning_rat", "did you mean 'learning_rate'",
+                             "searched values of trial_00000", NULL};
     expect_config_error(cfg, 3, needles);
+
+    /* searched values of the wrong type (found before any trial runs, not by every trial) */
+    struct cfg_spec s3 = {
+        .name = "gridtype",
+        .search = "  grid = { model = { learning_rate = (0.1, \"fast\"); }; };\n",
+    };
+    const char *cfg3 = write_cfg("gridtype.cfg", &s3);
+    const char *needles3[] = {"model.learning_rate", "trial_00001", "expected a number", NULL};
+    expect_config_error(cfg3, 3, needles3);
 
     /* a searched group that does not exist at all */
     struct cfg_spec s2 = {
@@ -1150,6 +1193,79 @@ static void test_existing_results(void)
     char *kept = read_file(tpath("res_file/again"), NULL);
     CU_ASSERT(kept && strcmp(kept, "precious\n") == 0);
     free(kept);
+}
+
+/* experiment.results_dir is the results root unless --results overrides it; a root that cannot
+ * be created is an I/O error (exit 5). */
+static void test_results_root(void)
+{
+    char extra[4200];
+    snprintf(extra, sizeof extra, " results_dir = \"%s\";", tpath("res_cfgdir"));
+    struct cfg_spec s = {.name = "rootdir", .experiment_extra = extra};
+    const char *cfg = write_cfg("rootdir.cfg", &s);
+    struct run r = host("run", cfg, "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    check_result_json(tpath("res_cfgdir/rootdir"), "trial_00000", 1);
+
+    r = host("run", cfg, "--quiet", "--results", tpath("res_cli"), NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    check_result_json(tpath("res_cli/rootdir"), "trial_00000", 1);
+
+    /* a results root below a regular file */
+    const char *bad = tpath("rootdir.cfg/results");
+    r = host("run", cfg, "--results", bad, NULL);
+    CHECK_CODE(r, 5);
+    CU_ASSERT(contains(r.err, "rootdir.cfg"));
+    run_free(&r);
+}
+
+/* SIGTERM to dsnn-host while a trial hangs: the trial is stopped, the host records it as
+ * INTERRUPTED, runs no further trial, and exits with 130 - promptly, not after the trial. */
+static void test_interrupt(void)
+{
+    struct cfg_spec s = {
+        .name = "intr",
+        .epochs = 2,
+        .model = "  plugin = \"crash\";\n"
+                 "  crash_epoch = 1;\n"
+                 "  crash_mode = \"hang\";\n",
+        .search = "  grid = { model = { learning_rate = [0.1, 0.05]; }; };\n",
+    };
+    const char *cfg = write_cfg("intr.cfg", &s);
+    const char *args[] = {"run", cfg, "--results", tpath("res_intr"), NULL};
+    struct proc p;
+    host_start(&p, args);
+    /* wait for the first epoch of trial 0 (then it hangs at the start of the second) */
+    const char *result = tpath("res_intr/intr/trial_00000/result.json");
+    bool started = false;
+    for (int i = 0; i < 6000 && !started; i++) {
+        char *text = read_file(result, NULL);
+        started = text && strchr(text, '\n');
+        free(text);
+        if (!started) {
+            struct timespec ts = {0, 5 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    CU_ASSERT(started);
+    struct timespec ts = {0, 200 * 1000 * 1000}; /* let it reach the hang */
+    nanosleep(&ts, NULL);
+    kill(p.pid, SIGTERM);
+    struct run r = host_wait(&p, 20);
+    CHECK_CODE(r, 130);
+    CU_ASSERT(contains(r.err, "interrupted"));
+    run_free(&r);
+    int n = read_jsonl(tpath("res_intr/intr/journal.jsonl"), g_objs, MAX_LINES);
+    CU_ASSERT_FATAL(n > 0);
+    const struct jobj *f = finished_event(g_objs, n, "trial_00000");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_STRING_EQUAL(jstr(f, "status"), "INTERRUPTED");
+    CU_ASSERT_EQUAL(jnum(f, "epochs"), 1);
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_started", "trial_00001"), 0);
+    CU_ASSERT_STRING_EQUAL(jstr(&g_objs[n - 1], "event"), "experiment_interrupted");
+    CU_ASSERT(!exists(tpath("res_intr/intr/trial_00000/error.txt")));
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1252,6 +1368,8 @@ static CU_TestInfo tests[] = {
     {"config: missing dataset group", test_missing_group},
     {"config: grid over an unknown key", test_grid_unknown_key},
     {"existing results directory / --overwrite", test_existing_results},
+    {"results root: experiment.results_dir, --results, unwritable", test_results_root},
+    {"SIGTERM during a hanging trial", test_interrupt},
     {"missing dataset files", test_missing_dataset},
     {"determinism", test_determinism},
     CU_TEST_INFO_NULL,

@@ -24,12 +24,23 @@
  *          of the train files form the test split (validation) and the train split is what
  *          remains before them. train_size and test_size then limit these two parts, so the
  *          validation samples do not change with train_size.
- *   noise: not provided (n_noise = 0; begin answers DSNN_ERR_UNSUPPORTED).
+ *   noise: with test_noise = true, the test split (same samples, same order, batch_size_test)
+ *          with nupic.research's RandomNoise applied to every sample: floor(noise_level * n) of
+ *          its n pixels set to noise_high (half of them) or noise_low (the rest); by default
+ *          after normalisation, as nupic does (noise_space). Test sample i gets the same noise at
+ *          every epoch: dsnn_noise_rng(noise_seed or trial seed, i). See dsnn/dataset_util.h.
+ *          Without test_noise, n_noise = 0 and begin answers DSNN_ERR_UNSUPPORTED.
+ *
+ * Batches: batch_size_train is one size or one per epoch ([4, 16]: 4 in epoch 0, 16 from epoch 1
+ * on; the last value repeats, as nupic's VaryingDataLoader); info->batch_size_train is the
+ * largest. train_batches_per_epoch > 0 ends a train epoch after that many batches (the first
+ * batches of the epoch's order; 0 = all).
  *
  * normalize = "dataset" computes mean and std over all pixels of the train split as used (after
- * train_size and val_fraction, so that no validation or test pixel leaks into them); the keys
- * mean and std override either value. Conventional values: MNIST 0.1307 / 0.3081, Fashion-MNIST
- * 0.2860 / 0.3530 (which is what "dataset" computes on the full Fashion-MNIST train set). */
+ * train_size and val_fraction, so that no validation or test pixel leaks into them); "mnist" and
+ * "fashion-mnist" use the conventional values 0.1307 / 0.3081 and 0.2860 / 0.3530 (the latter is
+ * what "dataset" computes on the full Fashion-MNIST train set); the keys mean and std override
+ * either value of any of these. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -46,6 +57,7 @@
 
 #include "dsnn/config.h"
 #include "dsnn/data.h"
+#include "dsnn/dataset_util.h"
 #include "dsnn/plugin.h"
 #include "dsnn/rng.h"
 #include "dsnn/status.h"
@@ -56,7 +68,6 @@
 #define IDX_MAGIC_LABELS 0x00000801u
 #define IDX_TYPE_UBYTE 0x08u
 #define IDX_READ_CHUNK (1u << 20) /* first allocation and largest single gzread */
-#define IDX_MAX_BATCH (1 << 24)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Reading one IDX file                                                                       */
@@ -351,19 +362,22 @@ static const struct dsnn_key_doc idx_keys[] = {
      "test images, same format as train_images (not read when val_fraction > 0)"},
     {"test_labels", DSNN_KEY_STRING, "t10k-labels-idx1-ubyte.gz",
      "test labels, same format as train_labels (not read when val_fraction > 0)"},
-    {"batch_size_train", DSNN_KEY_INT, "128",
-     "samples per training batch (the last batch of an epoch may be smaller)"},
-    {"batch_size_test", DSNN_KEY_INT, "1000", "samples per test batch"},
+    {"batch_size_train", DSNN_KEY_FLOAT_OR_ARRAY, "128",
+     "samples per training batch (the last batch of an epoch may be smaller): an integer, or "
+     "one per epoch such as [4, 16] (the last value repeats, as nupic's VaryingDataLoader)"},
+    {"batch_size_test", DSNN_KEY_INT, "1000", "samples per test (and noise) batch"},
+    {"train_batches_per_epoch", DSNN_KEY_INT, "0",
+     "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
     {"shuffle", DSNN_KEY_BOOL, "true",
      "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
-    {"normalize", DSNN_KEY_STRING, "dataset",
-     "\"dataset\": x = (pixel/255 - mean) / std with mean and std over all pixels of the train "
-     "split as used (keys mean and std override them); \"none\": x = pixel/255"},
-    {"mean", DSNN_KEY_FLOAT, "train split mean",
-     "overrides the mean of normalize = \"dataset\" (MNIST 0.1307, Fashion-MNIST 0.2860)"},
-    {"std", DSNN_KEY_FLOAT, "train split std",
-     "overrides the standard deviation of normalize = \"dataset\", > 0 (MNIST 0.3081, "
-     "Fashion-MNIST 0.3530)"},
+    {"normalize", DSNN_KEY_STRING, "\"dataset\"",
+     "x = (pixel/255 - mean) / std with: \"dataset\": mean and std over all pixels of the train "
+     "split as used; \"mnist\": 0.1307 / 0.3081; \"fashion-mnist\": 0.2860 / 0.3530 (keys mean "
+     "and std override either value); \"none\": x = pixel/255"},
+    {"mean", DSNN_KEY_FLOAT, "(from normalize)",
+     "overrides the mean of normalize (MNIST 0.1307, Fashion-MNIST 0.2860)"},
+    {"std", DSNN_KEY_FLOAT, "(from normalize)",
+     "overrides the standard deviation of normalize, > 0 (MNIST 0.3081, Fashion-MNIST 0.3530)"},
     {"train_size", DSNN_KEY_INT, "0", "use only the first N samples of the train split (0 = all)"},
     {"test_size", DSNN_KEY_INT, "0", "use only the first N samples of the test split (0 = all)"},
     {"val_fraction", DSNN_KEY_FLOAT, "0",
@@ -373,15 +387,19 @@ static const struct dsnn_key_doc idx_keys[] = {
     {"n_classes", DSNN_KEY_INT, "0",
      "number of classes, in [1, 256]; 0 = largest label + 1 over the label files read; a label "
      ">= n_classes is an error"},
+    DSNN_NOISE_KEYS,
 };
 
-enum { IDX_NORM_DATASET = 0, IDX_NORM_NONE = 1 };
-static const char *const idx_norm_choices[] = {"dataset", "none", NULL};
+enum { IDX_NORM_DATASET = 0, IDX_NORM_NONE = 1 }; /* 2, 3: named statistics */
+static const char *const idx_norm_choices[] = {"dataset", "none", "mnist", "fashion-mnist", NULL};
 
 struct idx_options {
     const char *dir;
     const char *names[4]; /* train images, train labels, test images, test labels */
-    int64_t batch[2];
+    struct dsnn_batch_schedule train_batch;
+    int64_t test_batch;
+    int64_t batches_per_epoch; /* train_batches_per_epoch, 0 = all */
+    struct dsnn_noise_options noise;
     bool shuffle;
     int normalize;
     bool has_mean, has_std;
@@ -411,8 +429,8 @@ static const char *idx_key_where(const struct dsnn_cfg *cfg, const char *key, ch
     return buf;
 }
 
-static enum dsnn_status idx_read_options(const struct dsnn_cfg *cfg, struct idx_options *o,
-                                         struct dsnn_error *err)
+static enum dsnn_status idx_read_options(const struct dsnn_cfg *cfg, uint64_t seed,
+                                         struct idx_options *o, struct dsnn_error *err)
 {
     enum dsnn_status st;
     char kw[700];
@@ -427,16 +445,20 @@ static enum dsnn_status idx_read_options(const struct dsnn_cfg *cfg, struct idx_
             return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must name a file",
                                   idx_key_where(cfg, idx_name_keys[i], kw, sizeof kw));
     }
-    static const char *const batch_keys[2] = {"batch_size_train", "batch_size_test"};
-    static const int64_t batch_defaults[2] = {128, 1000};
-    for (int i = 0; i < 2; i++) {
-        if ((st = dsnn_cfg_int(cfg, batch_keys[i], batch_defaults[i], &o->batch[i], err)) !=
-            DSNN_OK)
-            return st;
-        if ((st = dsnn_cfg_check_range(cfg, batch_keys[i], (double)o->batch[i], 1,
-                                       IDX_MAX_BATCH, err)) != DSNN_OK)
-            return st;
-    }
+    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", 128, &o->train_batch, err)) !=
+        DSNN_OK)
+        return st;
+    if ((st = dsnn_cfg_int(cfg, "batch_size_test", 1000, &o->test_batch, err)) != DSNN_OK ||
+        (st = dsnn_cfg_check_range(cfg, "batch_size_test", (double)o->test_batch, 1,
+                                   DSNN_BATCH_SIZE_MAX, err)) != DSNN_OK)
+        return st;
+    if ((st = dsnn_cfg_int(cfg, "train_batches_per_epoch", 0, &o->batches_per_epoch, err)) !=
+            DSNN_OK ||
+        (st = dsnn_cfg_check_range(cfg, "train_batches_per_epoch", (double)o->batches_per_epoch,
+                                   0, (double)INT64_MAX, err)) != DSNN_OK)
+        return st;
+    if ((st = dsnn_noise_options_read(cfg, seed, &o->noise, err)) != DSNN_OK)
+        return st;
     if ((st = dsnn_cfg_bool(cfg, "shuffle", true, &o->shuffle, err)) != DSNN_OK)
         return st;
     if ((st = dsnn_cfg_enum(cfg, "normalize", "dataset", idx_norm_choices, &o->normalize,
@@ -451,7 +473,7 @@ static enum dsnn_status idx_read_options(const struct dsnn_cfg *cfg, struct idx_
     if (o->normalize == IDX_NORM_NONE && (o->has_mean || o->has_std))
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
                               "%s: given with normalize = \"none\"; remove it, or use normalize "
-                              "= \"dataset\" to normalise with it",
+                              "= \"dataset\" (or a named statistics) to normalise with it",
                               idx_key_where(cfg, o->has_mean ? "mean" : "std", kw, sizeof kw));
     if (o->has_mean && !isfinite(o->mean))
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be a finite number, got %g",
@@ -543,14 +565,20 @@ struct idx_state {
     struct idx_file files[4];
     struct idx_split splits[2]; /* DSNN_SPLIT_TRAIN, DSNN_SPLIT_TEST */
     int64_t sample_size;        /* rows * cols */
-    int batch[2];
+    struct dsnn_batch_schedule train_batch;
+    int test_batch;
+    int64_t batches_per_epoch; /* 0 = all */
+    struct dsnn_noise_options noise;
+    float noise_high, noise_low; /* normalised values the noise sets */
     bool shuffle;
     uint64_t seed;
     double mean, std;
     float lut[256]; /* pixel value -> normalised input */
     uint32_t *order; /* [n_train] sample order of the current train epoch */
     int cur;         /* split begun last, -1 before the first begin */
+    int cur_batch;   /* batch size of the current epoch of that split */
     int64_t pos;
+    int64_t batches; /* batches yielded in the current epoch */
     float *xbuf;   /* [max batch][sample_size] */
     int32_t *ybuf; /* [max batch] */
 };
@@ -627,7 +655,7 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
         return dsnn_error_set(e, DSNN_ERR_INVALID, "idx: open: state and info must not be NULL");
     *state = NULL;
     memset(&o, 0, sizeof o);
-    if ((st = idx_read_options(cfg, &o, e)) != DSNN_OK)
+    if ((st = idx_read_options(cfg, ctx ? ctx->seed : 0, &o, e)) != DSNN_OK)
         return st;
 
     struct idx_state *s = calloc(1, sizeof *s);
@@ -636,6 +664,9 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     s->cur = -1;
     s->shuffle = o.shuffle;
     s->seed = ctx ? ctx->seed : 0;
+    s->train_batch = o.train_batch;
+    s->batches_per_epoch = o.batches_per_epoch;
+    s->noise = o.noise;
 
     /* Files. */
     if ((st = idx_load_pair(cfg, &o, s, IDX_TRAIN_IMAGES, e)) != DSNN_OK)
@@ -721,10 +752,20 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     s->splits[DSNN_SPLIT_TEST] = (struct idx_split){
         test_im->data + test_first * s->sample_size, test_lb->data + test_first, n_test};
 
-    /* Normalisation: mean and std of the train split as used, exactly from a histogram. */
+    /* Normalisation: named statistics, or mean and std of the train split as used, exactly from
+     * a histogram. */
     s->mean = 0.0;
     s->std = 1.0;
-    if (o.normalize == IDX_NORM_DATASET) {
+    if (o.normalize > IDX_NORM_NONE) {
+        const struct dsnn_norm_stats *preset = dsnn_norm_stats_find(idx_norm_choices[o.normalize]);
+        if (!preset) {
+            st = dsnn_error_set(e, DSNN_ERR_INTERNAL, "idx: no statistics named \"%s\"",
+                                idx_norm_choices[o.normalize]);
+            goto fail;
+        }
+        s->mean = o.has_mean ? o.mean : preset->mean[0];
+        s->std = o.has_std ? o.std : preset->std[0];
+    } else if (o.normalize == IDX_NORM_DATASET) {
         if (!o.has_mean || !o.has_std) {
             uint64_t hist[256] = {0};
             const uint8_t *p = s->splits[DSNN_SPLIT_TRAIN].x;
@@ -755,13 +796,21 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     }
     for (int v = 0; v < 256; v++)
         s->lut[v] = (float)(((double)v / 255.0 - s->mean) / s->std);
+    /* Noise values as normalised inputs: given so (nupic), or as pixels. */
+    if (s->noise.space == DSNN_NOISE_SPACE_PIXEL) {
+        s->noise_high = (float)((s->noise.high - s->mean) / s->std);
+        s->noise_low = (float)((s->noise.low - s->mean) / s->std);
+    } else {
+        s->noise_high = (float)s->noise.high;
+        s->noise_low = (float)s->noise.low;
+    }
 
     /* Buffers. */
-    for (int i = 0; i < 2; i++) {
-        int64_t b = o.batch[i] < *ns[i] ? o.batch[i] : *ns[i];
-        s->batch[i] = (int)(b > 0 ? b : 1);
-    }
-    int max_batch = s->batch[0] > s->batch[1] ? s->batch[0] : s->batch[1];
+    int train_max = dsnn_batch_schedule_max(&s->train_batch, n_train);
+    s->test_batch = (int)(o.test_batch < n_test ? o.test_batch : n_test);
+    if (s->test_batch < 1)
+        s->test_batch = 1;
+    int max_batch = train_max > s->test_batch ? train_max : s->test_batch;
     s->order = malloc((size_t)n_train * sizeof *s->order);
     s->xbuf = malloc((size_t)max_batch * (size_t)s->sample_size * sizeof *s->xbuf);
     s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
@@ -777,9 +826,9 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     info->n_classes = n_classes;
     info->n_train = n_train;
     info->n_test = n_test;
-    info->n_noise = 0;
-    info->batch_size_train = s->batch[DSNN_SPLIT_TRAIN];
-    info->batch_size_test = s->batch[DSNN_SPLIT_TEST];
+    info->n_noise = s->noise.enabled ? n_test : 0;
+    info->batch_size_train = train_max;
+    info->batch_size_test = s->test_batch;
 
     if (ctx && ctx->log) {
         fprintf(ctx->log, "idx: train %" PRId64 " samples of 1x%dx%d from %s%s\n", n_train,
@@ -793,6 +842,16 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
         fprintf(ctx->log, "idx: %d classes; normalize %s: mean %.4f std %.4f; shuffle %s\n",
                 n_classes, idx_norm_choices[o.normalize], s->mean, s->std,
                 o.shuffle ? "on" : "off");
+        if (s->train_batch.n > 1 || s->batches_per_epoch > 0)
+            fprintf(ctx->log, "idx: train batch sizes per epoch: %d values (largest %d); "
+                              "train_batches_per_epoch %" PRId64 "\n",
+                    s->train_batch.n, train_max, s->batches_per_epoch);
+        if (s->noise.enabled)
+            fprintf(ctx->log, "idx: noise split: the test split with %g of the pixels set to "
+                              "%g / %g (%s)\n",
+                    s->noise.level, s->noise.high, s->noise.low,
+                    s->noise.space == DSNN_NOISE_SPACE_PIXEL ? "pixels, before normalisation"
+                                                             : "after normalisation");
     }
     *state = s;
     return DSNN_OK;
@@ -808,15 +867,18 @@ static enum dsnn_status idx_begin(void *state, enum dsnn_split split, int epoch,
     struct idx_state *s = state;
     if (!s)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: begin on a NULL dataset");
-    if (split == DSNN_SPLIT_NOISE)
+    if (split == DSNN_SPLIT_NOISE && !s->noise.enabled)
         return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED,
-                              "idx: no noise split (n_noise = 0)");
-    if (split != DSNN_SPLIT_TRAIN && split != DSNN_SPLIT_TEST)
+                              "idx: no noise split (n_noise = 0); set test_noise = true");
+    if (split != DSNN_SPLIT_TRAIN && split != DSNN_SPLIT_TEST && split != DSNN_SPLIT_NOISE)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: unknown split %d", (int)split);
     if (epoch < 0)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: epoch must be >= 0, got %d", epoch);
     s->cur = (int)split;
     s->pos = 0;
+    s->batches = 0;
+    s->cur_batch = split == DSNN_SPLIT_TRAIN ? dsnn_batch_schedule_at(&s->train_batch, epoch)
+                                             : s->test_batch;
     if (split == DSNN_SPLIT_TRAIN) {
         size_t n = (size_t)s->splits[DSNN_SPLIT_TRAIN].n;
         for (size_t i = 0; i < n; i++)
@@ -837,19 +899,30 @@ static enum dsnn_status idx_next_batch(void *state, struct dsnn_batch *b, struct
         return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: next_batch: NULL argument");
     if (s->cur < 0)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: next_batch called before begin");
-    const struct idx_split *sp = &s->splits[s->cur];
+    bool train = s->cur == DSNN_SPLIT_TRAIN, noise = s->cur == DSNN_SPLIT_NOISE;
+    /* The noise split is the test split with noise. */
+    const struct idx_split *sp = &s->splits[train ? DSNN_SPLIT_TRAIN : DSNN_SPLIT_TEST];
     int64_t left = sp->n - s->pos;
-    int n = left < s->batch[s->cur] ? (int)left : s->batch[s->cur];
+    int n = left < s->cur_batch ? (int)left : s->cur_batch;
+    if (train && s->batches_per_epoch > 0 && s->batches >= s->batches_per_epoch)
+        n = 0;
     const int64_t d = s->sample_size;
     for (int k = 0; k < n; k++) {
-        int64_t i = s->cur == DSNN_SPLIT_TRAIN ? (int64_t)s->order[s->pos + k] : s->pos + k;
+        int64_t i = train ? (int64_t)s->order[s->pos + k] : s->pos + k;
         const uint8_t *src = sp->x + i * d;
         float *dst = s->xbuf + (int64_t)k * d;
         for (int64_t j = 0; j < d; j++)
             dst[j] = s->lut[src[j]];
+        if (noise) {
+            struct dsnn_rng r;
+            dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
+            dsnn_noise_apply(dst, (size_t)d, s->noise.level, s->noise_high, s->noise_low, &r);
+        }
         s->ybuf[k] = sp->y[i];
     }
     s->pos += n;
+    if (n > 0)
+        s->batches++;
     b->x = s->xbuf;
     b->y = s->ybuf;
     b->n = n;

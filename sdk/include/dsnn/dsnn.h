@@ -2,16 +2,22 @@
 #ifndef DSNN_DSNN_H
 #define DSNN_DSNN_H
 
+#include "dsnn/coactivation.h"
 #include "dsnn/config.h"
 #include "dsnn/data.h"
+#include "dsnn/dataset_util.h"
+#include "dsnn/dynsparse_rules.h"
 #include "dsnn/export.h"
 #include "dsnn/io.h"
 #include "dsnn/layer.h"
+#include "dsnn/layers.h"
 #include "dsnn/metrics.h"
 #include "dsnn/net.h"
 #include "dsnn/optim.h"
 #include "dsnn/plugin.h"
+#include "dsnn/prune_grow.h"
 #include "dsnn/rng.h"
+#include "dsnn/schedules.h"
 #include "dsnn/sparse.h"
 #include "dsnn/sparse_model.h"
 #include "dsnn/status.h"

@@ -67,6 +67,10 @@ struct dsnn_layer_ops {
     enum dsnn_status (*load)(struct dsnn_layer *l, FILE *f, struct dsnn_error *err);
     /* Frees the layer (which was allocated by its constructor). */
     void (*destroy)(struct dsnn_layer *l);
+    /* Optional (may be NULL): called once at the end of every training epoch by
+     * dsnn_net_on_epoch_end, e.g. k-winners decay their boost strength here (nupic's
+     * update_boost_strength). Composite layers forward it to their inner layers. */
+    void (*on_epoch_end)(struct dsnn_layer *l);
 };
 
 struct dsnn_layer {

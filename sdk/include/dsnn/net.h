@@ -51,6 +51,11 @@ DSNN_API const float *dsnn_net_activation(const struct dsnn_net *net, size_t i);
 DSNN_API enum dsnn_status dsnn_net_backward(struct dsnn_net *net, const float *dlogits, int batch,
                                             struct dsnn_error *err);
 
+/* End-of-epoch hook: calls ops->on_epoch_end of every layer that has one, in order (k-winners
+ * decay their boost strength: nupic's network.apply(update_boost_strength) after each training
+ * epoch). Models call it once after each training epoch. */
+DSNN_API void dsnn_net_on_epoch_end(struct dsnn_net *net);
+
 /* Number of trainable scalars in the net (active connections for sparse layers). */
 DSNN_API size_t dsnn_net_param_count(const struct dsnn_net *net);
 

@@ -97,12 +97,47 @@ DSNN_API enum dsnn_status dsnn_sparse_model_update_end(struct dsnn_sparse_model 
                                                        struct dsnn_metrics *m,
                                                        struct dsnn_error *err);
 
+/* For an epoch without a prune / regrow round: logs pruned_<layer> = grown_<layer> = 0 and the
+ * density (dsnn_sparse_model_log_density), so that every epoch has the same columns. */
+DSNN_API void dsnn_sparse_model_log_idle(const struct dsnn_sparse_model *sm,
+                                         struct dsnn_metrics *m);
+
 /* Checkpoint: the base model plus the topology random stream. */
 DSNN_API enum dsnn_status dsnn_sparse_model_save(struct dsnn_sparse_model *sm, FILE *f,
                                                  struct dsnn_error *err);
 DSNN_API enum dsnn_status dsnn_sparse_model_load(struct dsnn_sparse_model *sm, FILE *f,
                                                  struct dsnn_error *err);
 DSNN_API void dsnn_sparse_model_release(struct dsnn_sparse_model *sm);
+
+/* Sets the initial density of every sparse layer (after configure, before init_net), whatever
+ * on_perc / epsilon said: e.g. 1.0 for schemes that start dense and prune (gradual magnitude
+ * pruning, lottery ticket). density in [0, 1]. */
+DSNN_API enum dsnn_status dsnn_sparse_model_set_density(struct dsnn_sparse_model *sm,
+                                                        double density, struct dsnn_error *err);
+
+/* Schemes that update every few optimizer steps (RigL, DSR ...) run several update rounds per
+ * epoch. Run each round's bracket with a scratch struct dsnn_metrics, add it to a tally, and log
+ * the tally with the epoch's metrics:
+ *     dsnn_sparse_update_tally_clear(&t);                  at the start of the epoch
+ *     update_begin / update_pruned / update_end(sm, &scratch, err); dsnn_sparse_update_tally_add(
+ *         &t, sm, &scratch);                               each round
+ *     dsnn_sparse_update_tally_log(&t, sm, m);             at the end of the epoch
+ * Logged: update_rounds; per sparse layer pruned_<layer> and grown_<layer> summed over the rounds
+ * and surviving_synapses_<layer> averaged over the rounds that had it (absent if none did). */
+struct dsnn_sparse_update_tally {
+    size_t rounds;
+    double pruned[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    double grown[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    double surviving_sum[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    size_t surviving_n[DSNN_SPARSE_MODEL_MAX_LAYERS];
+};
+DSNN_API void dsnn_sparse_update_tally_clear(struct dsnn_sparse_update_tally *t);
+DSNN_API void dsnn_sparse_update_tally_add(struct dsnn_sparse_update_tally *t,
+                                           const struct dsnn_sparse_model *sm,
+                                           const struct dsnn_metrics *round);
+DSNN_API void dsnn_sparse_update_tally_log(const struct dsnn_sparse_update_tally *t,
+                                           const struct dsnn_sparse_model *sm,
+                                           struct dsnn_metrics *m);
 
 #ifdef __cplusplus
 }

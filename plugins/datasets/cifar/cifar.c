@@ -1,0 +1,700 @@
+/* plugins/datasets/cifar/cifar.c - dataset plugin for CIFAR-10 and CIFAR-100 (binary version).
+ *
+ * Files (https://www.cs.toronto.edu/~kriz/cifar.html, "binary version"), raw or gzip-compressed
+ * (detected by the gzip magic), all in the directory `path`:
+ *
+ *     CIFAR-10:  data_batch_1.bin ... data_batch_5.bin (train, read in this order), test_batch.bin
+ *                record = 1 label byte (0..9) + 3072 pixel bytes                     (3073 bytes)
+ *     CIFAR-100: train.bin, test.bin
+ *                record = 1 coarse label byte (0..19) + 1 fine label byte (0..99) + 3072 pixels
+ *                                                                                     (3074 bytes)
+ *
+ * The 3072 pixel bytes are the red, then the green, then the blue plane of a 32x32 image, each
+ * row-major: already channels-first, so a sample is {3, 32, 32} as it is stored. A file whose
+ * size is not a multiple of the record size, an empty file or a label out of range is
+ * DSNN_ERR_FORMAT naming the file (and the record); a missing file DSNN_ERR_IO naming the file and
+ * the keys to check.
+ *
+ * Splits:
+ *   train: the train files concatenated (the first train_size samples, 0 = all). With shuffle,
+ *          epoch e is a Fisher-Yates permutation from dsnn_rng_seed(dsnn_seed_mix(seed, e),
+ *          DSNN_RNG_STREAM_DATA), started from the identity (depends on (trial seed, e) only).
+ *          With augment = true (nupic's augment_images: RandomCrop(32, padding=4) then
+ *          RandomHorizontalFlip()), each train sample is cropped from the image zero-padded by
+ *          augment_padding pixels on every side (offsets uniform in [0, 2 * padding]) and then
+ *          mirrored with probability 1/2, as torchvision does on the uint8 image before ToTensor
+ *          and Normalize (the padding is black: pixel 0, normalised like any pixel). The draw for
+ *          sample i (its index in the train files) at epoch e comes from
+ *          dsnn_rng_seed(dsnn_seed_mix(dsnn_seed_mix(seed, e), i), CIFAR_AUGMENT_STREAM): it does
+ *          not depend on the batch size, the order or what ran before.
+ *   test:  the test file in file order (first test_size, 0 = all), never augmented. With
+ *          val_fraction > 0 the test file is not read: the last round(val_fraction * n) train
+ *          samples are the test split (validation) and the train split is what precedes them.
+ *   noise: with test_noise = true, the test split with nupic's RandomNoise (dsnn/dataset_util.h):
+ *          floor(noise_level * 3072) of the 3072 values of each sample (all channels together)
+ *          set to noise_high / noise_low, after normalisation by default as nupic does.
+ *
+ * Normalisation per channel c: x = (pixel/255 - mean[c]) / std[c] with normalize = "dataset"
+ * (mean and std of each channel over the train split as used, computed exactly from histograms),
+ * "cifar10" or "cifar100" (the published statistics of the full train sets) or "none"
+ * (x = pixel/255). The keys mean and std (one value for all channels, or three) override them.
+ *
+ * Batches: batch_size_train is one size or one per epoch ([64, 128]: the last value repeats, as
+ * nupic's VaryingDataLoader); info->batch_size_train is the largest. train_batches_per_epoch > 0
+ * ends a train epoch after that many batches. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dsnn/config.h"
+#include "dsnn/data.h"
+#include "dsnn/dataset_util.h"
+#include "dsnn/io.h"
+#include "dsnn/plugin.h"
+#include "dsnn/rng.h"
+#include "dsnn/status.h"
+
+#define CIFAR_SIDE 32
+#define CIFAR_CHANNELS 3
+#define CIFAR_PIXELS (CIFAR_CHANNELS * CIFAR_SIDE * CIFAR_SIDE) /* 3072 */
+#define CIFAR_PATH_MAX 4096
+#define CIFAR_MAX_FILES 5
+#define CIFAR_AUGMENT_STREAM 0x6175676d656e74ull /* "augment" */
+#define CIFAR10_DEFAULT_PATH "/usr/share/datasets/cifar-10-batches-bin"
+#define CIFAR100_DEFAULT_PATH "/usr/share/datasets/cifar-100-binary"
+
+static const struct dsnn_key_doc cifar_keys[] = {
+    {"plugin", DSNN_KEY_STRING, "\"cifar\"", "this plugin"},
+    {"variant", DSNN_KEY_STRING, "\"cifar10\"",
+     "\"cifar10\" (data_batch_1.bin ... data_batch_5.bin, test_batch.bin; records of 1 label "
+     "byte + 3072 pixels) or \"cifar100\" (train.bin, test.bin; records of a coarse and a fine "
+     "label byte + 3072 pixels)"},
+    {"path", DSNN_KEY_STRING, CIFAR10_DEFAULT_PATH " (cifar100: " CIFAR100_DEFAULT_PATH ")",
+     "directory of the binary files (raw or gzip-compressed)"},
+    {"label_mode", DSNN_KEY_STRING, "\"fine\"",
+     "CIFAR-100 labels: \"fine\" (100 classes) or \"coarse\" (20 superclasses); CIFAR-10 has "
+     "only \"fine\""},
+    {"batch_size_train", DSNN_KEY_FLOAT_OR_ARRAY, "128",
+     "samples per training batch: an integer, or one per epoch such as [64, 128] (the last "
+     "value repeats, as nupic's VaryingDataLoader)"},
+    {"batch_size_test", DSNN_KEY_INT, "1000", "samples per test (and noise) batch"},
+    {"train_batches_per_epoch", DSNN_KEY_INT, "0",
+     "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
+    {"shuffle", DSNN_KEY_BOOL, "true",
+     "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
+    {"augment", DSNN_KEY_BOOL, "false",
+     "augment the train split (nupic augment_images): random crop of the zero-padded image, "
+     "then random horizontal flip; deterministic from (trial seed, epoch, sample)"},
+    {"augment_padding", DSNN_KEY_INT, "4", "zero padding of the random crop, in [0, 16]"},
+    {"augment_flip", DSNN_KEY_BOOL, "true", "mirror with probability 1/2 when augmenting"},
+    {"normalize", DSNN_KEY_STRING, "\"dataset\"",
+     "per channel x = (pixel/255 - mean[c]) / std[c] with \"dataset\" (statistics of the train "
+     "split as used), \"cifar10\" (0.4914 0.4822 0.4465 / 0.2470 0.2435 0.2616) or \"cifar100\" "
+     "(0.5071 0.4865 0.4409 / 0.2673 0.2564 0.2762); \"none\": x = pixel/255"},
+    {"mean", DSNN_KEY_FLOAT_OR_ARRAY, "(from normalize)",
+     "overrides the means of normalize: one value for all channels or [r, g, b]"},
+    {"std", DSNN_KEY_FLOAT_OR_ARRAY, "(from normalize)",
+     "overrides the standard deviations of normalize (> 0): one value or [r, g, b]"},
+    {"train_size", DSNN_KEY_INT, "0", "use only the first N samples of the train split (0 = all)"},
+    {"test_size", DSNN_KEY_INT, "0", "use only the first N samples of the test split (0 = all)"},
+    {"val_fraction", DSNN_KEY_FLOAT, "0",
+     "in [0, 1): if > 0, the test split is the last round(val_fraction * n) train samples and "
+     "the test file is not read"},
+    DSNN_NOISE_KEYS,
+};
+
+enum { CIFAR_NORM_DATASET = 0, CIFAR_NORM_NONE = 1 }; /* 2, 3: named statistics */
+static const char *const cifar_norm_choices[] = {"dataset", "none", "cifar10", "cifar100", NULL};
+static const char *const cifar_variants[] = {"cifar10", "cifar100", NULL};
+static const char *const cifar_label_modes[] = {"fine", "coarse", NULL};
+
+static const char *const cifar10_train_names[] = {"data_batch_1.bin", "data_batch_2.bin",
+                                                  "data_batch_3.bin", "data_batch_4.bin",
+                                                  "data_batch_5.bin"};
+
+struct cifar_options {
+    int variant; /* 0: CIFAR-10, 1: CIFAR-100 */
+    const char *dir;
+    int label_mode; /* 0: fine, 1: coarse */
+    struct dsnn_batch_schedule train_batch;
+    int64_t test_batch, batches_per_epoch;
+    bool shuffle, augment, flip;
+    int64_t padding;
+    int normalize;
+    size_t n_mean, n_std;
+    double mean[CIFAR_CHANNELS], std[CIFAR_CHANNELS];
+    int64_t size[2];
+    double val_fraction;
+    struct dsnn_noise_options noise;
+};
+
+/* Reads mean or std: absent (n = 0), one value (copied to the three channels) or three. */
+static enum dsnn_status cifar_read_stats(const struct dsnn_cfg *cfg, const char *key,
+                                         double *out, size_t *n, bool positive,
+                                         struct dsnn_error *err)
+{
+    char kw[700];
+    enum dsnn_status st;
+    *n = 0;
+    if (!dsnn_cfg_has(cfg, key))
+        return DSNN_OK;
+    double v[CIFAR_CHANNELS + 1];
+    size_t got = 0;
+    if ((st = dsnn_cfg_float_or_array(cfg, key, 0, v, CIFAR_CHANNELS + 1, &got, err)) != DSNN_OK)
+        return st;
+    if (got != 1 && got != CIFAR_CHANNELS)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: give one value or three (red, green, blue), not %zu",
+                              dsnn_dataset_key_where(cfg, key, kw, sizeof kw), got);
+    for (size_t c = 0; c < CIFAR_CHANNELS; c++) {
+        out[c] = v[got == 1 ? 0 : c];
+        if (!isfinite(out[c]) || (positive && !(out[c] > 0)))
+            return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: %s, got %g",
+                                  dsnn_dataset_key_where(cfg, key, kw, sizeof kw),
+                                  positive ? "each value must be > 0" : "must be finite",
+                                  out[c]);
+    }
+    *n = got;
+    return DSNN_OK;
+}
+
+static enum dsnn_status cifar_read_options(const struct dsnn_cfg *cfg, uint64_t seed,
+                                           struct cifar_options *o, struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    char kw[700];
+    if ((st = dsnn_cfg_enum(cfg, "variant", "cifar10", cifar_variants, &o->variant, err)) !=
+        DSNN_OK)
+        return st;
+    if ((st = dsnn_cfg_string(cfg, "path",
+                              o->variant ? CIFAR100_DEFAULT_PATH : CIFAR10_DEFAULT_PATH, &o->dir,
+                              err)) != DSNN_OK)
+        return st;
+    if (!o->dir || !o->dir[0])
+        return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must name a directory",
+                              dsnn_dataset_key_where(cfg, "path", kw, sizeof kw));
+    if ((st = dsnn_cfg_enum(cfg, "label_mode", "fine", cifar_label_modes, &o->label_mode,
+                            err)) != DSNN_OK)
+        return st;
+    if (o->variant == 0 && o->label_mode == 1)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: CIFAR-10 has no coarse labels; use variant = \"cifar100\" or "
+                              "remove label_mode",
+                              dsnn_dataset_key_where(cfg, "label_mode", kw, sizeof kw));
+    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", 128, &o->train_batch, err)) !=
+        DSNN_OK)
+        return st;
+    if ((st = dsnn_cfg_int(cfg, "batch_size_test", 1000, &o->test_batch, err)) != DSNN_OK ||
+        (st = dsnn_cfg_check_range(cfg, "batch_size_test", (double)o->test_batch, 1,
+                                   DSNN_BATCH_SIZE_MAX, err)) != DSNN_OK)
+        return st;
+    if ((st = dsnn_cfg_int(cfg, "train_batches_per_epoch", 0, &o->batches_per_epoch, err)) !=
+            DSNN_OK ||
+        (st = dsnn_cfg_check_range(cfg, "train_batches_per_epoch", (double)o->batches_per_epoch,
+                                   0, (double)INT64_MAX, err)) != DSNN_OK)
+        return st;
+    if ((st = dsnn_cfg_bool(cfg, "shuffle", true, &o->shuffle, err)) != DSNN_OK ||
+        (st = dsnn_cfg_bool(cfg, "augment", false, &o->augment, err)) != DSNN_OK ||
+        (st = dsnn_cfg_bool(cfg, "augment_flip", true, &o->flip, err)) != DSNN_OK ||
+        (st = dsnn_cfg_int(cfg, "augment_padding", 4, &o->padding, err)) != DSNN_OK ||
+        (st = dsnn_cfg_check_range(cfg, "augment_padding", (double)o->padding, 0, 16, err)) !=
+            DSNN_OK)
+        return st;
+    if ((st = dsnn_cfg_enum(cfg, "normalize", "dataset", cifar_norm_choices, &o->normalize,
+                            err)) != DSNN_OK)
+        return st;
+    if ((st = cifar_read_stats(cfg, "mean", o->mean, &o->n_mean, false, err)) != DSNN_OK ||
+        (st = cifar_read_stats(cfg, "std", o->std, &o->n_std, true, err)) != DSNN_OK)
+        return st;
+    if (o->normalize == CIFAR_NORM_NONE && (o->n_mean || o->n_std))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: given with normalize = \"none\"; remove it, or use normalize "
+                              "= \"dataset\" (or named statistics) to normalise with it",
+                              dsnn_dataset_key_where(cfg, o->n_mean ? "mean" : "std", kw,
+                                                     sizeof kw));
+    static const char *const size_keys[2] = {"train_size", "test_size"};
+    for (int i = 0; i < 2; i++)
+        if ((st = dsnn_cfg_int(cfg, size_keys[i], 0, &o->size[i], err)) != DSNN_OK ||
+            (st = dsnn_cfg_check_range(cfg, size_keys[i], (double)o->size[i], 0,
+                                       (double)UINT32_MAX, err)) != DSNN_OK)
+            return st;
+    if ((st = dsnn_cfg_float(cfg, "val_fraction", 0.0, &o->val_fraction, err)) != DSNN_OK)
+        return st;
+    if (!(o->val_fraction >= 0 && o->val_fraction < 1))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be in [0, 1), got %g",
+                              dsnn_dataset_key_where(cfg, "val_fraction", kw, sizeof kw),
+                              o->val_fraction);
+    return dsnn_noise_options_read(cfg, seed, &o->noise, err);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The dataset                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+struct cifar_file {
+    char path[CIFAR_PATH_MAX];
+    unsigned char *data; /* whole file, decompressed; owned */
+    size_t n;            /* records */
+};
+
+struct cifar_split {
+    const uint8_t **x; /* [n] -> CIFAR_PIXELS pixels; owned array, pixels in the files */
+    int32_t *y;        /* [n]; owned */
+    int64_t n;
+};
+
+struct cifar_state {
+    struct cifar_file files[CIFAR_MAX_FILES + 1];
+    int n_files;
+    struct cifar_split train, test;
+    struct dsnn_batch_schedule train_batch;
+    int test_batch;
+    int64_t batches_per_epoch;
+    bool shuffle, augment, flip;
+    int padding;
+    uint64_t seed;
+    double mean[CIFAR_CHANNELS], std[CIFAR_CHANNELS];
+    float lut[CIFAR_CHANNELS][256];
+    struct dsnn_noise_options noise;
+    uint32_t *order;
+    int cur, cur_batch, epoch;
+    int64_t pos, batches;
+    float *xbuf;
+    int32_t *ybuf;
+};
+
+static void cifar_close(void *state)
+{
+    struct cifar_state *s = state;
+    if (!s)
+        return;
+    for (int i = 0; i < s->n_files; i++)
+        free(s->files[i].data);
+    free(s->train.x);
+    free(s->train.y);
+    free(s->test.x);
+    free(s->test.y);
+    free(s->order);
+    free(s->xbuf);
+    free(s->ybuf);
+    free(s);
+}
+
+/* Reads dir/name into f and checks its size against the record size. */
+static enum dsnn_status cifar_file_read(const struct dsnn_cfg *cfg, const struct cifar_options *o,
+                                        const char *name, size_t record, struct cifar_file *f,
+                                        struct dsnn_error *err)
+{
+    char kw[700];
+    int len = snprintf(f->path, sizeof f->path, "%s/%s", o->dir, name);
+    if (len < 0 || (size_t)len + 4 > sizeof f->path)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: path too long",
+                              dsnn_dataset_key_where(cfg, "path", kw, sizeof kw));
+    struct stat sb;
+    if (stat(f->path, &sb) != 0) {
+        int saved = errno;
+        /* the same name with .gz */
+        memcpy(f->path + len, ".gz", 4);
+        if (stat(f->path, &sb) != 0) {
+            f->path[len] = '\0';
+            return dsnn_error_set(err, DSNN_ERR_IO,
+                                  "%s: cannot open the %s file: %s; set %s to the directory of "
+                                  "the CIFAR-%s binary files (variant = \"%s\")",
+                                  f->path, o->variant ? "CIFAR-100" : "CIFAR-10",
+                                  strerror(saved),
+                                  dsnn_dataset_key_where(cfg, "path", kw, sizeof kw),
+                                  o->variant ? "100" : "10", cifar_variants[o->variant]);
+        }
+    }
+    if (S_ISDIR(sb.st_mode))
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: is a directory, expected a CIFAR file",
+                              f->path);
+    size_t size = 0;
+    enum dsnn_status st = dsnn_read_file(f->path, &f->data, &size, err);
+    if (st != DSNN_OK)
+        return st;
+    if (size == 0)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: empty file, expected records of %zu "
+                              "bytes", f->path, record);
+    if (size % record != 0)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                              "%s: %zu bytes is not a multiple of the record size %zu (%s: %s "
+                              "label byte%s + %d pixel bytes): %zu whole records and %zu bytes "
+                              "left over; the file is cut short or not a %s file",
+                              f->path, size, record, o->variant ? "CIFAR-100" : "CIFAR-10",
+                              o->variant ? "2" : "1", o->variant ? "s" : "", CIFAR_PIXELS,
+                              size / record, size % record,
+                              o->variant ? "CIFAR-100 (variant = \"cifar100\")"
+                                         : "CIFAR-10 (variant = \"cifar10\")");
+    f->n = size / record;
+    return DSNN_OK;
+}
+
+/* Fills sp with the records of files[first..first+count): pointers to pixels and labels. */
+static enum dsnn_status cifar_index(struct cifar_state *s, const struct cifar_options *o,
+                                    int first, int count, struct cifar_split *sp,
+                                    struct dsnn_error *err)
+{
+    size_t record = o->variant ? 3074 : 3073;
+    int n_classes = o->variant ? (o->label_mode ? 20 : 100) : 10;
+    size_t label_at = o->variant && !o->label_mode ? 1 : 0;
+    size_t total = 0;
+    for (int i = first; i < first + count; i++)
+        total += s->files[i].n;
+    sp->x = malloc(total * sizeof *sp->x);
+    sp->y = malloc(total * sizeof *sp->y);
+    if (!sp->x || !sp->y)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "cifar: out of memory");
+    size_t k = 0;
+    for (int i = first; i < first + count; i++) {
+        const struct cifar_file *f = &s->files[i];
+        for (size_t r = 0; r < f->n; r++, k++) {
+            const unsigned char *rec = f->data + r * record;
+            if (o->variant && rec[0] >= 20)
+                return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                                      "%s: record %zu (byte offset %zu): coarse label %u is out "
+                                      "of range [0, 20)",
+                                      f->path, r, r * record, rec[0]);
+            if (rec[label_at] >= n_classes)
+                return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                                      "%s: record %zu (byte offset %zu): %slabel %u is out of "
+                                      "range [0, %d)%s",
+                                      f->path, r, r * record + label_at,
+                                      o->variant ? "fine " : "", rec[label_at], n_classes,
+                                      o->variant ? ""
+                                                 : " (a CIFAR-100 file? set variant = "
+                                                   "\"cifar100\")");
+            sp->x[k] = rec + (o->variant ? 2 : 1);
+            sp->y[k] = rec[label_at];
+        }
+    }
+    sp->n = (int64_t)total;
+    return DSNN_OK;
+}
+
+static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                   void **state, struct dsnn_dataset_info *info,
+                                   struct dsnn_error *err)
+{
+    struct dsnn_error e0 = {0};
+    struct dsnn_error *e = err ? err : &e0;
+    struct cifar_options o;
+    enum dsnn_status st;
+    char kw[700];
+    if (!state || !info)
+        return dsnn_error_set(e, DSNN_ERR_INVALID, "cifar: open: state and info must not be NULL");
+    *state = NULL;
+    memset(&o, 0, sizeof o);
+    uint64_t seed = ctx ? ctx->seed : 0;
+    if ((st = cifar_read_options(cfg, seed, &o, e)) != DSNN_OK)
+        return st;
+    struct cifar_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return dsnn_error_set(e, DSNN_ERR_NOMEM, "cifar: out of memory");
+    s->cur = -1;
+    s->seed = seed;
+    s->shuffle = o.shuffle;
+    s->augment = o.augment;
+    s->flip = o.flip;
+    s->padding = (int)o.padding;
+    s->train_batch = o.train_batch;
+    s->batches_per_epoch = o.batches_per_epoch;
+    s->noise = o.noise;
+    bool use_val = o.val_fraction > 0;
+    size_t record = o.variant ? 3074 : 3073;
+
+    /* Files. */
+    int n_train_files = o.variant ? 1 : CIFAR_MAX_FILES;
+    for (int i = 0; i < n_train_files; i++) {
+        s->n_files++;
+        if ((st = cifar_file_read(cfg, &o, o.variant ? "train.bin" : cifar10_train_names[i],
+                                  record, &s->files[i], e)) != DSNN_OK)
+            goto fail;
+    }
+    if ((st = cifar_index(s, &o, 0, n_train_files, &s->train, e)) != DSNN_OK)
+        goto fail;
+    if (!use_val) {
+        s->n_files++;
+        if ((st = cifar_file_read(cfg, &o, o.variant ? "test.bin" : "test_batch.bin", record,
+                                  &s->files[n_train_files], e)) != DSNN_OK ||
+            (st = cifar_index(s, &o, n_train_files, 1, &s->test, e)) != DSNN_OK)
+            goto fail;
+    }
+
+    /* Splits. */
+    int64_t n_all = s->train.n, n_train = n_all, n_test, test_first = 0;
+    if (use_val) {
+        int64_t n_val = (int64_t)llround(o.val_fraction * (double)n_all);
+        if (n_val < 1 || n_val >= n_all) {
+            st = dsnn_error_set(e, DSNN_ERR_CONFIG,
+                                "%s: %g of the %" PRId64 " train samples gives %" PRId64
+                                " validation and %" PRId64 " training samples; both must be >= 1",
+                                dsnn_dataset_key_where(cfg, "val_fraction", kw, sizeof kw),
+                                o.val_fraction, n_all, n_val, n_all - n_val);
+            goto fail;
+        }
+        n_train = n_all - n_val;
+        n_test = n_val;
+        test_first = n_train;
+    } else {
+        n_test = s->test.n;
+    }
+    static const char *const size_keys[2] = {"train_size", "test_size"};
+    int64_t *ns[2] = {&n_train, &n_test};
+    for (int i = 0; i < 2; i++) {
+        if (o.size[i] == 0)
+            continue;
+        if (o.size[i] > *ns[i]) {
+            st = dsnn_error_set(e, DSNN_ERR_CONFIG,
+                                "%s: %" PRId64 " is more than the %" PRId64
+                                " samples of the %s split",
+                                dsnn_dataset_key_where(cfg, size_keys[i], kw, sizeof kw),
+                                o.size[i], *ns[i], i == 0 ? "train" : "test");
+            goto fail;
+        }
+        *ns[i] = o.size[i];
+    }
+    if (use_val) {
+        /* the test split points into the train index (not owned twice) */
+        s->test.x = malloc((size_t)n_test * sizeof *s->test.x);
+        s->test.y = malloc((size_t)n_test * sizeof *s->test.y);
+        if (!s->test.x || !s->test.y) {
+            st = dsnn_error_set(e, DSNN_ERR_NOMEM, "cifar: out of memory");
+            goto fail;
+        }
+        memcpy(s->test.x, s->train.x + test_first, (size_t)n_test * sizeof *s->test.x);
+        memcpy(s->test.y, s->train.y + test_first, (size_t)n_test * sizeof *s->test.y);
+    }
+    s->train.n = n_train;
+    s->test.n = n_test;
+
+    /* Normalisation. */
+    for (int c = 0; c < CIFAR_CHANNELS; c++) {
+        s->mean[c] = 0.0;
+        s->std[c] = 1.0;
+    }
+    if (o.normalize > CIFAR_NORM_NONE) {
+        const struct dsnn_norm_stats *p = dsnn_norm_stats_find(cifar_norm_choices[o.normalize]);
+        for (int c = 0; p && c < CIFAR_CHANNELS; c++) {
+            s->mean[c] = p->mean[c];
+            s->std[c] = p->std[c];
+        }
+    } else if (o.normalize == CIFAR_NORM_DATASET && (!o.n_mean || !o.n_std)) {
+        for (int c = 0; c < CIFAR_CHANNELS; c++) {
+            uint64_t hist[256] = {0};
+            for (int64_t i = 0; i < n_train; i++) {
+                const uint8_t *p = s->train.x[i] + c * CIFAR_SIDE * CIFAR_SIDE;
+                for (int j = 0; j < CIFAR_SIDE * CIFAR_SIDE; j++)
+                    hist[p[j]]++;
+            }
+            double s1 = 0, s2 = 0, npix = (double)n_train * CIFAR_SIDE * CIFAR_SIDE;
+            for (int v = 0; v < 256; v++) {
+                s1 += (double)hist[v] * v;
+                s2 += (double)hist[v] * v * v;
+            }
+            double mean = s1 / npix / 255.0;
+            double var = s2 / npix / (255.0 * 255.0) - mean * mean;
+            double sd = var > 0 ? sqrt(var) : 0.0;
+            if (sd < 1e-6) {
+                if (!o.n_std && ctx && ctx->log)
+                    fprintf(ctx->log, "cifar: warning: channel %d of the train pixels is "
+                                      "constant (std = 0); using std = 1\n", c);
+                sd = 1.0;
+            }
+            s->mean[c] = mean;
+            s->std[c] = sd;
+        }
+    }
+    for (int c = 0; c < CIFAR_CHANNELS; c++) {
+        if (o.n_mean)
+            s->mean[c] = o.mean[c];
+        if (o.n_std)
+            s->std[c] = o.std[c];
+        for (int v = 0; v < 256; v++)
+            s->lut[c][v] = (float)(((double)v / 255.0 - s->mean[c]) / s->std[c]);
+    }
+
+    /* Buffers. */
+    int train_max = dsnn_batch_schedule_max(&s->train_batch, n_train);
+    s->test_batch = (int)(o.test_batch < n_test ? o.test_batch : n_test);
+    if (s->test_batch < 1)
+        s->test_batch = 1;
+    int max_batch = train_max > s->test_batch ? train_max : s->test_batch;
+    s->order = malloc((size_t)n_train * sizeof *s->order);
+    s->xbuf = malloc((size_t)max_batch * CIFAR_PIXELS * sizeof *s->xbuf);
+    s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
+    if (!s->order || !s->xbuf || !s->ybuf) {
+        st = dsnn_error_set(e, DSNN_ERR_NOMEM, "cifar: out of memory for batch buffers");
+        goto fail;
+    }
+
+    memset(info, 0, sizeof *info);
+    info->shape = (struct dsnn_shape){CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_SIDE};
+    info->n_classes = o.variant ? (o.label_mode ? 20 : 100) : 10;
+    info->n_train = n_train;
+    info->n_test = n_test;
+    info->n_noise = s->noise.enabled ? n_test : 0;
+    info->batch_size_train = train_max;
+    info->batch_size_test = s->test_batch;
+    if (ctx && ctx->log) {
+        fprintf(ctx->log, "cifar: %s (%s labels, %d classes): train %" PRId64
+                          " samples from %s%s, test %" PRId64 " samples%s\n",
+                o.variant ? "CIFAR-100" : "CIFAR-10", cifar_label_modes[o.label_mode],
+                info->n_classes, n_train, o.dir, o.variant ? "/train.bin" : "/data_batch_*.bin",
+                n_test, use_val ? " (validation: the last train samples)" : "");
+        fprintf(ctx->log, "cifar: normalize %s: mean %.4f %.4f %.4f std %.4f %.4f %.4f; "
+                          "shuffle %s; augment %s\n",
+                cifar_norm_choices[o.normalize], s->mean[0], s->mean[1], s->mean[2], s->std[0],
+                s->std[1], s->std[2], o.shuffle ? "on" : "off",
+                o.augment ? (o.flip ? "crop + flip" : "crop") : "off");
+        if (s->noise.enabled)
+            fprintf(ctx->log, "cifar: noise split: the test split with %g of the values set to "
+                              "%g / %g (%s)\n",
+                    s->noise.level, s->noise.high, s->noise.low,
+                    s->noise.space == DSNN_NOISE_SPACE_PIXEL ? "pixels, before normalisation"
+                                                             : "after normalisation");
+    }
+    *state = s;
+    return DSNN_OK;
+
+fail:
+    cifar_close(s);
+    return st;
+}
+
+static enum dsnn_status cifar_begin(void *state, enum dsnn_split split, int epoch,
+                                    struct dsnn_error *err)
+{
+    struct cifar_state *s = state;
+    if (!s)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "cifar: begin on a NULL dataset");
+    if (split == DSNN_SPLIT_NOISE && !s->noise.enabled)
+        return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED,
+                              "cifar: no noise split (n_noise = 0); set test_noise = true");
+    if (split != DSNN_SPLIT_TRAIN && split != DSNN_SPLIT_TEST && split != DSNN_SPLIT_NOISE)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "cifar: unknown split %d", (int)split);
+    if (epoch < 0)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "cifar: epoch must be >= 0, got %d", epoch);
+    s->cur = (int)split;
+    s->epoch = epoch;
+    s->pos = 0;
+    s->batches = 0;
+    s->cur_batch = split == DSNN_SPLIT_TRAIN ? dsnn_batch_schedule_at(&s->train_batch, epoch)
+                                             : s->test_batch;
+    if (split == DSNN_SPLIT_TRAIN) {
+        size_t n = (size_t)s->train.n;
+        for (size_t i = 0; i < n; i++)
+            s->order[i] = (uint32_t)i;
+        if (s->shuffle) {
+            struct dsnn_rng r;
+            dsnn_rng_seed(&r, dsnn_seed_mix(s->seed, (uint64_t)epoch), DSNN_RNG_STREAM_DATA);
+            dsnn_rng_shuffle_u32(&r, s->order, n);
+        }
+    }
+    return DSNN_OK;
+}
+
+/* Writes the augmented, normalised train sample i to dst. */
+static void cifar_augment(const struct cifar_state *s, const uint8_t *src, int64_t i, float *dst)
+{
+    struct dsnn_rng r;
+    dsnn_rng_seed(&r, dsnn_seed_mix(dsnn_seed_mix(s->seed, (uint64_t)s->epoch), (uint64_t)i),
+                  CIFAR_AUGMENT_STREAM);
+    const int p = s->padding, side = CIFAR_SIDE;
+    /* RandomCrop(32, padding): top-left corner of the crop in the padded image. */
+    int top = (int)dsnn_rng_below(&r, (uint64_t)(2 * p + 1));
+    int left = (int)dsnn_rng_below(&r, (uint64_t)(2 * p + 1));
+    /* RandomHorizontalFlip(): of the cropped image. */
+    bool mirror = s->flip && dsnn_rng_below(&r, 2) == 1;
+    for (int c = 0; c < CIFAR_CHANNELS; c++) {
+        const uint8_t *plane = src + c * side * side;
+        const float *lut = s->lut[c];
+        float *out = dst + c * side * side;
+        for (int y = 0; y < side; y++) {
+            int sy = y + top - p;
+            for (int x = 0; x < side; x++) {
+                int sx = (mirror ? side - 1 - x : x) + left - p;
+                bool inside = sy >= 0 && sy < side && sx >= 0 && sx < side;
+                out[y * side + x] = lut[inside ? plane[sy * side + sx] : 0];
+            }
+        }
+    }
+}
+
+static enum dsnn_status cifar_next_batch(void *state, struct dsnn_batch *b,
+                                         struct dsnn_error *err)
+{
+    struct cifar_state *s = state;
+    if (!s || !b)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "cifar: next_batch: NULL argument");
+    if (s->cur < 0)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "cifar: next_batch called before begin");
+    bool train = s->cur == DSNN_SPLIT_TRAIN, noise = s->cur == DSNN_SPLIT_NOISE;
+    const struct cifar_split *sp = train ? &s->train : &s->test;
+    int64_t left = sp->n - s->pos;
+    int n = left < s->cur_batch ? (int)left : s->cur_batch;
+    if (train && s->batches_per_epoch > 0 && s->batches >= s->batches_per_epoch)
+        n = 0;
+    const int plane = CIFAR_SIDE * CIFAR_SIDE;
+    for (int k = 0; k < n; k++) {
+        int64_t i = train ? (int64_t)s->order[s->pos + k] : s->pos + k;
+        const uint8_t *src = sp->x[i];
+        float *dst = s->xbuf + (int64_t)k * CIFAR_PIXELS;
+        if (train && s->augment) {
+            cifar_augment(s, src, i, dst);
+        } else if (noise && s->noise.space == DSNN_NOISE_SPACE_PIXEL) {
+            /* noise in the [0, 1] image, then normalisation */
+            for (int j = 0; j < CIFAR_PIXELS; j++)
+                dst[j] = (float)(src[j] / 255.0);
+            struct dsnn_rng r;
+            dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
+            dsnn_noise_apply(dst, CIFAR_PIXELS, s->noise.level, (float)s->noise.high,
+                             (float)s->noise.low, &r);
+            for (int c = 0; c < CIFAR_CHANNELS; c++)
+                for (int j = c * plane; j < (c + 1) * plane; j++)
+                    dst[j] = dst[j] == (float)(src[j] / 255.0)
+                                 ? s->lut[c][src[j]] /* untouched: exactly as the test split */
+                                 : (float)((dst[j] - s->mean[c]) / s->std[c]);
+        } else {
+            for (int c = 0; c < CIFAR_CHANNELS; c++)
+                for (int j = c * plane; j < (c + 1) * plane; j++)
+                    dst[j] = s->lut[c][src[j]];
+            if (noise) { /* nupic: noise values set after normalisation */
+                struct dsnn_rng r;
+                dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
+                dsnn_noise_apply(dst, CIFAR_PIXELS, s->noise.level, (float)s->noise.high,
+                                 (float)s->noise.low, &r);
+            }
+        }
+        s->ybuf[k] = sp->y[i];
+    }
+    s->pos += n;
+    if (n > 0)
+        s->batches++;
+    b->x = s->xbuf;
+    b->y = s->ybuf;
+    b->n = n;
+    return DSNN_OK;
+}
+
+static const struct dsnn_dataset_ops cifar_ops = {
+    .open = cifar_open,
+    .begin = cifar_begin,
+    .next_batch = cifar_next_batch,
+    .close = cifar_close,
+};
+
+static const struct dsnn_component cifar_components[] = {
+    DSNN_COMPONENT(DSNN_KIND_DATASET, "cifar", "1.0.0",
+                   "CIFAR-10 / CIFAR-100 binary files: per-channel normalisation, crop + flip "
+                   "augmentation, noise split",
+                   cifar_ops, cifar_keys),
+};
+
+DSNN_PLUGIN_DEFINE("cifar", cifar_components)

@@ -1,0 +1,303 @@
+/* iterative-pruning - model plugin: iterative magnitude pruning with rewinding, the lottery
+ * ticket procedure (Frankle & Carbin 2019), on truly sparse layers.
+ *
+ *     experiment = { epochs = 10; ... };
+ *     model = { plugin = "iterative-pruning"; n_iterations = 5; iteration_epochs = 2;
+ *               prune_perc = 0.2; prune_scope = "layer"; learning_rate = 0.05; momentum = 0.9; };
+ *
+ * The chosen linear layers become sparse layers that start at on_perc or, when on_perc is unset,
+ * 1.0 (dense, stored sparse). Every parameter's initial value is kept (dsnn_rewind: one copy per
+ * parameter block, the copy of a sparse weight block aligned with its connections). The training
+ * is n_iterations rounds of iteration_epochs epochs (experiment.epochs must equal their product).
+ * At the start of every round but the first:
+ *  1. prune prune_perc of the remaining connections by magnitude (smallest |w| after the previous
+ *     round's training): per sparse layer (prune_scope = "layer", prune_perc one value or one
+ *     per layer) or over all sparse layers at once (prune_scope = "global");
+ *  2. with rewind = true (the lottery ticket), set every surviving weight, and every bias and
+ *     dense parameter, back to its initial value, zero the optimizer state and restart the
+ *     optimizer (Adam's step count);
+ *  3. train again: with rewind, each round replays the learning-rate schedule and the data order
+ *     of the first (the epoch passed to the base model is the epoch within the round, as
+ *     open_lth's levels); without, training simply goes on (schedule of the global epoch).
+ * The density after round r (0-based) is d0 (1 - prune_perc)^r; the last round's accuracy is
+ * the ticket's. Pruned connections are removed from the layers (memory and time shrink).
+ *
+ * Per epoch, besides the base metrics: iteration (0-based round), iteration_epoch (epoch within
+ * the round), pruning_active (1 on the first epoch of a round that began by pruning),
+ * pruned_<layer>, grown_<layer> (0), density_<layer>, nnz_<layer>, density_total, n_params.
+ * Checkpoint: the sparse model's plus the initial-value copy.
+ *
+ * Differences from the paper: the weights are pruned at the end of a round's training, not at
+ * the early-stopping iteration; the output layer is pruned at the same rate unless prune_perc
+ * gives one value per layer (the paper halves it for fully connected nets: [0.2, 0.2, 0.1]). */
+#include <dsnn/dsnn.h>
+
+#include <math.h>
+#include <stdlib.h>
+
+struct itp_model {
+    struct dsnn_sparse_model sm; /* first */
+    int64_t n_iterations, iteration_epochs;
+    double perc[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    bool global, rewind;
+    struct dsnn_rewind *initial;
+};
+
+static const char *const scope_names[] = {"layer", "global", NULL};
+
+static const struct dsnn_key_doc itp_keys[] = {
+    {"plugin", DSNN_KEY_STRING, "\"iterative-pruning\"", "this plugin"},
+    DSNN_BASE_MODEL_KEYS,
+    DSNN_SPARSE_MODEL_KEYS,
+    {"n_iterations", DSNN_KEY_INT, "-1",
+     "prune / rewind / retrain rounds (-1: experiment.epochs / iteration_epochs); n_iterations "
+     "x iteration_epochs must equal experiment.epochs"},
+    {"iteration_epochs", DSNN_KEY_INT, "-1",
+     "training epochs per round (-1: experiment.epochs / n_iterations)"},
+    {"prune_perc", DSNN_KEY_FLOAT_OR_ARRAY, "0.2",
+     "fraction of the remaining connections pruned (smallest |w|) before each round but the "
+     "first; one value, or one per sparse layer with prune_scope = \"layer\""},
+    {"prune_scope", DSNN_KEY_STRING, "\"layer\"",
+     "\"layer\": each sparse layer loses prune_perc of its connections; \"global\": prune_perc "
+     "of all sparse connections, by one magnitude ranking over the layers"},
+    {"rewind", DSNN_KEY_BOOL, "true",
+     "rewind the surviving weights (and biases, dense layers) to their initial values and reset "
+     "the optimizer before each round (false: keep training the pruned weights)"},
+};
+
+static void itp_destroy(void *state)
+{
+    struct itp_model *m = state;
+    if (!m)
+        return;
+    dsnn_rewind_free(m->initial);
+    dsnn_sparse_model_release(&m->sm);
+    free(m);
+}
+
+static enum dsnn_status itp_read(struct itp_model *m, const struct dsnn_cfg *cfg,
+                                 const struct dsnn_run_ctx *ctx, struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    const int epochs = ctx ? ctx->epochs : 1;
+    const size_t n = m->sm.n_layers;
+    double perc[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    size_t n_perc = 0;
+    int scope = 0;
+    char where[300];
+    if ((st = dsnn_cfg_int(cfg, "n_iterations", -1, &m->n_iterations, err)) ||
+        (st = dsnn_cfg_int(cfg, "iteration_epochs", -1, &m->iteration_epochs, err)) ||
+        (st = dsnn_cfg_float_or_array(cfg, "prune_perc", 0.2, perc, DSNN_SPARSE_MODEL_MAX_LAYERS,
+                                      &n_perc, err)) ||
+        (st = dsnn_cfg_enum(cfg, "prune_scope", "layer", scope_names, &scope, err)) ||
+        (st = dsnn_cfg_bool(cfg, "rewind", true, &m->rewind, err)))
+        return st;
+    if (m->n_iterations != -1 &&
+        (st = dsnn_cfg_check_range(cfg, "n_iterations", (double)m->n_iterations, 1, 1e6, err)))
+        return st;
+    if (m->iteration_epochs != -1 &&
+        (st = dsnn_cfg_check_range(cfg, "iteration_epochs", (double)m->iteration_epochs, 1, 1e6,
+                                   err)))
+        return st;
+    if (m->n_iterations == -1 && m->iteration_epochs == -1)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: set n_iterations or iteration_epochs (n_iterations x "
+                              "iteration_epochs = experiment.epochs = %d)",
+                              dsnn_cfg_where(cfg, NULL, where, sizeof where), epochs);
+    if (m->n_iterations == -1)
+        m->n_iterations = epochs / m->iteration_epochs;
+    if (m->iteration_epochs == -1)
+        m->iteration_epochs = epochs / m->n_iterations;
+    if (m->n_iterations * m->iteration_epochs != epochs || m->iteration_epochs < 1)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: n_iterations (%lld) x iteration_epochs (%lld) must equal "
+                              "experiment.epochs = %d: set experiment.epochs = %lld or change "
+                              "them",
+                              dsnn_cfg_where(cfg, dsnn_cfg_has(cfg, "n_iterations")
+                                                      ? "n_iterations"
+                                                      : "iteration_epochs",
+                                             where, sizeof where),
+                              (long long)m->n_iterations, (long long)m->iteration_epochs, epochs,
+                              (long long)(m->n_iterations * m->iteration_epochs));
+    m->global = scope == 1;
+    if (n_perc == 0) {
+        perc[0] = 0.2;
+        n_perc = 1;
+    }
+    if (n_perc != 1 && (m->global || n_perc != n))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.prune_perc': %zu values for %zu sparse layers (give "
+                              "one value%s)",
+                              dsnn_cfg_where(cfg, "prune_perc", where, sizeof where),
+                              dsnn_cfg_path(cfg), n_perc, n,
+                              m->global ? ": prune_scope = \"global\"" : ", or one per layer");
+    for (size_t i = 0; i < n_perc; i++)
+        if ((st = dsnn_cfg_check_range(cfg, "prune_perc", perc[i], 0, 1, err)))
+            return st;
+    for (size_t i = 0; i < n; i++)
+        m->perc[i] = perc[n_perc == 1 ? 0 : i];
+    if (!dsnn_cfg_has(cfg, "on_perc") && (st = dsnn_sparse_model_set_density(&m->sm, 1.0, err)))
+        return st;
+    return DSNN_OK;
+}
+
+static enum dsnn_status itp_create(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                   struct dsnn_net *net, const struct dsnn_dataset_info *info,
+                                   void **state, struct dsnn_error *err)
+{
+    struct itp_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    enum dsnn_status st;
+    if ((st = dsnn_sparse_model_configure(&m->sm, cfg, ctx, net, err)) ||
+        (st = itp_read(m, cfg, ctx, err)) || (st = dsnn_sparse_model_init_net(&m->sm, info, err)) ||
+        !(m->initial = dsnn_rewind_new(net, err))) {
+        if (st == DSNN_OK)
+            st = err ? err->status : DSNN_ERR_NOMEM;
+        itp_destroy(m);
+        return st;
+    }
+    if (ctx && ctx->log)
+        fprintf(ctx->log, "iterative-pruning: %lld rounds of %lld epochs, %s scope, rewind %s\n",
+                (long long)m->n_iterations, (long long)m->iteration_epochs,
+                m->global ? "global" : "per-layer", m->rewind ? "on" : "off");
+    *state = m;
+    return DSNN_OK;
+}
+
+/* Prunes by magnitude (per layer or globally), keeping the initial-value copy aligned. */
+static enum dsnn_status itp_prune(struct itp_model *m, struct dsnn_metrics *metrics,
+                                  struct dsnn_error *err)
+{
+    struct dsnn_sparse_model *sm = &m->sm;
+    const size_t n = sm->n_layers;
+    float *score[DSNN_SPARSE_MODEL_MAX_LAYERS] = {0};
+    uint8_t *mark[DSNN_SPARSE_MODEL_MAX_LAYERS] = {0};
+    size_t len[DSNN_SPARSE_MODEL_MAX_LAYERS], total = 0;
+    enum dsnn_status st = DSNN_OK;
+    for (size_t i = 0; i < n && st == DSNN_OK; i++) {
+        struct dsnn_sparse_csr c;
+        dsnn_sparse_get_csr(dsnn_sparse_model_layer(sm, i), &c);
+        len[i] = c.nnz;
+        total += c.nnz;
+        score[i] = malloc((c.nnz ? c.nnz : 1) * sizeof(float));
+        mark[i] = malloc(c.nnz ? c.nnz : 1);
+        if (!score[i] || !mark[i]) {
+            st = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+            break;
+        }
+        for (size_t k = 0; k < c.nnz; k++)
+            score[i][k] = fabsf(c.value[k]);
+    }
+    if (st == DSNN_OK && m->global) {
+        const size_t count = (size_t)llround(m->perc[0] * (double)total);
+        st = dsnn_select_smallest(n, (const float *const *)score, len, count, mark, err);
+    }
+    for (size_t i = 0; st == DSNN_OK && !m->global && i < n; i++) {
+        const size_t count = (size_t)llround(m->perc[i] * (double)len[i]);
+        st = dsnn_select_smallest(1, (const float *const *)&score[i], &len[i], count, &mark[i],
+                                  err);
+    }
+    if (st == DSNN_OK)
+        st = dsnn_sparse_model_update_begin(sm, err);
+    for (size_t i = 0; st == DSNN_OK && i < n; i++)
+        st = dsnn_rewind_prune_mask(m->initial, sm->base.net, sm->layer_index[i], mark[i], err);
+    for (size_t i = 0; i < n; i++) {
+        free(score[i]);
+        free(mark[i]);
+    }
+    if (st != DSNN_OK)
+        return st;
+    dsnn_sparse_model_update_pruned(sm);
+    return dsnn_sparse_model_update_end(sm, metrics, err);
+}
+
+/* Lottery-ticket rewind: initial values, zero optimizer state, a fresh optimizer. */
+static enum dsnn_status itp_rewind(struct itp_model *m, struct dsnn_error *err)
+{
+    struct dsnn_base_model *bm = &m->sm.base;
+    enum dsnn_status st = dsnn_rewind_apply(m->initial, bm->net, err);
+    if (st != DSNN_OK)
+        return st;
+    struct dsnn_optim *o = dsnn_optim_new(&bm->optim_cfg, err);
+    if (!o)
+        return err ? err->status : DSNN_ERR_NOMEM;
+    dsnn_optim_free(bm->opt);
+    bm->opt = o;
+    return DSNN_OK;
+}
+
+static enum dsnn_status itp_train_epoch(void *state, struct dsnn_data *data, int epoch,
+                                        struct dsnn_metrics *metrics, struct dsnn_error *err)
+{
+    struct itp_model *m = state;
+    enum dsnn_status st;
+    const int64_t iteration = epoch / m->iteration_epochs;
+    const int local = (int)(epoch % m->iteration_epochs);
+    const bool due = epoch > 0 && local == 0;
+    dsnn_metrics_set(metrics, "iteration", (double)iteration);
+    dsnn_metrics_set(metrics, "iteration_epoch", local);
+    dsnn_metrics_set(metrics, "pruning_active", due);
+    if (due) {
+        if ((st = itp_prune(m, metrics, err)) != DSNN_OK ||
+            (m->rewind && (st = itp_rewind(m, err)) != DSNN_OK))
+            return dsnn_error_prefix(err, "iterative pruning before round %lld",
+                                     (long long)iteration);
+    }
+    /* each round replays the first one's LR schedule and data order */
+    if ((st = dsnn_base_model_train_epoch(&m->sm.base, data, m->rewind ? local : epoch, NULL,
+                                          metrics, err)))
+        return st;
+    if (due)
+        dsnn_sparse_model_log_density(&m->sm, metrics);
+    else
+        dsnn_sparse_model_log_idle(&m->sm, metrics);
+    return DSNN_OK;
+}
+
+static enum dsnn_status itp_evaluate(void *state, struct dsnn_data *data, enum dsnn_split split,
+                                     struct dsnn_metrics *metrics, struct dsnn_error *err)
+{
+    return dsnn_base_model_evaluate(&((struct itp_model *)state)->sm.base, data, split, metrics,
+                                    err);
+}
+
+static enum dsnn_status itp_save(void *state, FILE *f, struct dsnn_error *err)
+{
+    struct itp_model *m = state;
+    enum dsnn_status st;
+    if ((st = dsnn_sparse_model_save(&m->sm, f, err)) ||
+        (st = dsnn_io_write(f, "ITPR", 4, "iterative-pruning tag", err)) ||
+        (st = dsnn_rewind_save(m->initial, f, err)))
+        return st;
+    return DSNN_OK;
+}
+
+static enum dsnn_status itp_load(void *state, FILE *f, struct dsnn_error *err)
+{
+    struct itp_model *m = state;
+    enum dsnn_status st;
+    if ((st = dsnn_sparse_model_load(&m->sm, f, err)) ||
+        (st = dsnn_io_expect_tag(f, "ITPR", err)) ||
+        (st = dsnn_rewind_load(m->initial, m->sm.base.net, f, err)))
+        return st;
+    return DSNN_OK;
+}
+
+static const struct dsnn_model_ops itp_ops = {
+    .create = itp_create,
+    .train_epoch = itp_train_epoch,
+    .evaluate = itp_evaluate,
+    .save = itp_save,
+    .load = itp_load,
+    .destroy = itp_destroy,
+};
+
+static const struct dsnn_component itp_components[] = {
+    DSNN_COMPONENT(DSNN_KIND_MODEL, "iterative-pruning", "1.0.0",
+                   "Iterative magnitude pruning with rewinding to the initial weights (lottery "
+                   "ticket, Frankle & Carbin 2019) on truly sparse layers",
+                   itp_ops, itp_keys),
+};
+
+DSNN_PLUGIN_DEFINE("iterative-pruning", itp_components)

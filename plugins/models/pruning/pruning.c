@@ -1,0 +1,223 @@
+/* pruning - model plugin: gradual magnitude pruning (Zhu & Gupta 2017, "To prune, or not to
+ * prune") on truly sparse layers.
+ *
+ *     model = { plugin = "pruning"; target_final_density = 0.1; start_epoch = 0; end_epoch = 6;
+ *               pruning_interval = 1; learning_rate = 0.05; momentum = 0.9; };
+ *
+ * The chosen linear layers become sparse layers that start at density d_i = on_perc (one value or
+ * one per layer) or, when on_perc is unset, 1.0 (dense, stored sparse; epsilon is not used). At
+ * the start of epoch e (0-based) for e = start_epoch, start_epoch + pruning_interval, ... and
+ * e = end_epoch, every sparse layer is pruned by magnitude (smallest |w| first) down to
+ *     d(e) = d_f + (d_i - d_f) (1 - (e - start_epoch) / (end_epoch - start_epoch))^3
+ * connections per weight (dsnn_gmp_density; d_f = target_final_density), so the final density
+ * is reached at the start of epoch end_epoch and the remaining epochs fine-tune. Pruned
+ * connections are removed from the layer (memory and time shrink with them); nothing regrows.
+ *
+ * Per epoch, besides the base metrics: pruning_active (1 on an epoch that began with a pruning
+ * step), target_density_<layer>, pruned_<layer>, grown_<layer> (always 0), density_<layer>,
+ * nnz_<layer>, density_total, n_params. Checkpoint: the sparse model's plus each layer's initial
+ * density; the schedule is a function of the epoch.
+ *
+ * Differences from the paper: pruning steps are whole epochs (the paper prunes every Delta t
+ * training steps, typically 100 to 1000), and pruned weights are removed rather than masked
+ * (the same function: a masked weight never comes back in the paper either). */
+#include <dsnn/dsnn.h>
+
+#include <math.h>
+#include <stdlib.h>
+
+struct pruning_model {
+    struct dsnn_sparse_model sm; /* first */
+    double d_final[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    double d_initial[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    int64_t start_epoch, end_epoch, interval;
+};
+
+static const struct dsnn_key_doc pruning_keys[] = {
+    {"plugin", DSNN_KEY_STRING, "\"pruning\"", "this plugin"},
+    DSNN_BASE_MODEL_KEYS,
+    DSNN_SPARSE_MODEL_KEYS,
+    {"target_final_density", DSNN_KEY_FLOAT_OR_ARRAY, "0.1",
+     "density each sparse layer is pruned to (one value or one per sparse layer); the initial "
+     "density is on_perc, or 1.0 (dense) when on_perc is unset"},
+    {"start_epoch", DSNN_KEY_INT, "0", "epoch t0 at which the schedule starts (density d_i)"},
+    {"end_epoch", DSNN_KEY_INT, "-1",
+     "epoch at whose start the final density is reached (-1: the last epoch); must be < "
+     "experiment.epochs"},
+    {"pruning_interval", DSNN_KEY_INT, "1", "epochs between two pruning steps"},
+};
+
+static void pruning_destroy(void *state)
+{
+    struct pruning_model *m = state;
+    if (!m)
+        return;
+    dsnn_sparse_model_release(&m->sm);
+    free(m);
+}
+
+static enum dsnn_status pruning_read(struct pruning_model *m, const struct dsnn_cfg *cfg,
+                                     const struct dsnn_run_ctx *ctx, struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    double df[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    size_t n_df = 0;
+    const size_t n = m->sm.n_layers;
+    const int epochs = ctx ? ctx->epochs : 1;
+    if ((st = dsnn_cfg_float_or_array(cfg, "target_final_density", 0.1, df,
+                                      DSNN_SPARSE_MODEL_MAX_LAYERS, &n_df, err)) ||
+        (st = dsnn_cfg_int(cfg, "start_epoch", 0, &m->start_epoch, err)) ||
+        (st = dsnn_cfg_int(cfg, "end_epoch", -1, &m->end_epoch, err)) ||
+        (st = dsnn_cfg_int(cfg, "pruning_interval", 1, &m->interval, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "pruning_interval", (double)m->interval, 1, 1e9, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "start_epoch", (double)m->start_epoch, 0, epochs - 1,
+                                   err)))
+        return st;
+    char where[300];
+    if (n_df == 0) { /* absent: the default */
+        df[0] = 0.1;
+        n_df = 1;
+    }
+    if (n_df != 1 && n_df != n)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.target_final_density': %zu values for %zu sparse "
+                              "layers (give one value or one per sparse layer)",
+                              dsnn_cfg_where(cfg, "target_final_density", where, sizeof where),
+                              dsnn_cfg_path(cfg), n_df, n);
+    for (size_t i = 0; i < n_df; i++)
+        if ((st = dsnn_cfg_check_range(cfg, "target_final_density", df[i], 0, 1, err)))
+            return st;
+    for (size_t i = 0; i < n; i++)
+        m->d_final[i] = df[n_df == 1 ? 0 : i];
+    if (m->end_epoch == -1)
+        m->end_epoch = epochs - 1;
+    if (m->end_epoch < m->start_epoch || m->end_epoch >= epochs)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.end_epoch': %lld must be in [start_epoch = %lld, "
+                              "experiment.epochs - 1 = %d] (the final density is reached at the "
+                              "start of epoch end_epoch, 0-based)",
+                              dsnn_cfg_where(cfg, "end_epoch", where, sizeof where),
+                              dsnn_cfg_path(cfg), (long long)m->end_epoch,
+                              (long long)m->start_epoch, epochs - 1);
+    /* start dense unless on_perc says otherwise */
+    if (!dsnn_cfg_has(cfg, "on_perc") && (st = dsnn_sparse_model_set_density(&m->sm, 1.0, err)))
+        return st;
+    return DSNN_OK;
+}
+
+static enum dsnn_status pruning_create(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                       struct dsnn_net *net, const struct dsnn_dataset_info *info,
+                                       void **state, struct dsnn_error *err)
+{
+    struct pruning_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    enum dsnn_status st;
+    if ((st = dsnn_sparse_model_configure(&m->sm, cfg, ctx, net, err)) ||
+        (st = pruning_read(m, cfg, ctx, err)) ||
+        (st = dsnn_sparse_model_init_net(&m->sm, info, err))) {
+        pruning_destroy(m);
+        return st;
+    }
+    for (size_t i = 0; i < m->sm.n_layers; i++)
+        m->d_initial[i] = dsnn_sparse_density(dsnn_sparse_model_layer(&m->sm, i));
+    *state = m;
+    return DSNN_OK;
+}
+
+static bool pruning_due(const struct pruning_model *m, int epoch)
+{
+    return epoch >= m->start_epoch && epoch <= m->end_epoch &&
+           ((epoch - m->start_epoch) % m->interval == 0 || epoch == m->end_epoch);
+}
+
+/* Prunes every sparse layer to the schedule's density at the start of epoch. */
+static enum dsnn_status pruning_step(struct pruning_model *m, int epoch,
+                                     struct dsnn_metrics *metrics, struct dsnn_error *err)
+{
+    struct dsnn_sparse_model *sm = &m->sm;
+    enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
+    for (size_t i = 0; st == DSNN_OK && i < sm->n_layers; i++) {
+        struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
+        int n_in = 0, n_out = 0;
+        dsnn_linear_dims(l, &n_in, &n_out, NULL);
+        const double d = dsnn_gmp_density(m->d_initial[i], m->d_final[i], epoch,
+                                          (double)m->start_epoch, (double)m->end_epoch);
+        dsnn_metrics_setf(metrics, d, "target_density_%s", l->name);
+        const size_t target = (size_t)llround(d * (double)n_in * (double)n_out);
+        const size_t nnz = dsnn_sparse_nnz(l);
+        if (target < nnz)
+            st = dsnn_sparse_prune_magnitude(l, nnz - target, err);
+    }
+    if (st != DSNN_OK)
+        return st;
+    dsnn_sparse_model_update_pruned(sm);
+    return dsnn_sparse_model_update_end(sm, metrics, err);
+}
+
+static enum dsnn_status pruning_train_epoch(void *state, struct dsnn_data *data, int epoch,
+                                            struct dsnn_metrics *metrics, struct dsnn_error *err)
+{
+    struct pruning_model *m = state;
+    enum dsnn_status st;
+    const bool due = pruning_due(m, epoch);
+    dsnn_metrics_set(metrics, "pruning_active", due);
+    if (due && (st = pruning_step(m, epoch, metrics, err)) != DSNN_OK)
+        return dsnn_error_prefix(err, "pruning at the start of epoch %d", epoch);
+    if ((st = dsnn_base_model_train_epoch(&m->sm.base, data, epoch, NULL, metrics, err)))
+        return st;
+    if (!due)
+        dsnn_sparse_model_log_idle(&m->sm, metrics);
+    else
+        dsnn_sparse_model_log_density(&m->sm, metrics);
+    return DSNN_OK;
+}
+
+static enum dsnn_status pruning_evaluate(void *state, struct dsnn_data *data,
+                                         enum dsnn_split split, struct dsnn_metrics *metrics,
+                                         struct dsnn_error *err)
+{
+    return dsnn_base_model_evaluate(&((struct pruning_model *)state)->sm.base, data, split,
+                                    metrics, err);
+}
+
+static enum dsnn_status pruning_save(void *state, FILE *f, struct dsnn_error *err)
+{
+    struct pruning_model *m = state;
+    enum dsnn_status st;
+    if ((st = dsnn_sparse_model_save(&m->sm, f, err)) ||
+        (st = dsnn_io_write(f, "GMP ", 4, "pruning tag", err)) ||
+        (st = dsnn_io_write(f, m->d_initial, m->sm.n_layers * sizeof(double),
+                            "initial densities", err)))
+        return st;
+    return DSNN_OK;
+}
+
+static enum dsnn_status pruning_load(void *state, FILE *f, struct dsnn_error *err)
+{
+    struct pruning_model *m = state;
+    enum dsnn_status st;
+    if ((st = dsnn_sparse_model_load(&m->sm, f, err)) || (st = dsnn_io_expect_tag(f, "GMP ", err)) ||
+        (st = dsnn_io_read(f, m->d_initial, m->sm.n_layers * sizeof(double), "initial densities",
+                           err)))
+        return st;
+    return DSNN_OK;
+}
+
+static const struct dsnn_model_ops pruning_ops = {
+    .create = pruning_create,
+    .train_epoch = pruning_train_epoch,
+    .evaluate = pruning_evaluate,
+    .save = pruning_save,
+    .load = pruning_load,
+    .destroy = pruning_destroy,
+};
+
+static const struct dsnn_component pruning_components[] = {
+    DSNN_COMPONENT(DSNN_KIND_MODEL, "pruning", "1.0.0",
+                   "Gradual magnitude pruning (Zhu & Gupta 2017): cubic density schedule over "
+                   "epochs, magnitude pruning of truly sparse layers, no regrowth",
+                   pruning_ops, pruning_keys),
+};
+
+DSNN_PLUGIN_DEFINE("pruning", pruning_components)

@@ -1,0 +1,254 @@
+/* rigl - model plugin: Rigging the Lottery (Evci, Gale, Menick, Castro & Elsen 2020) on truly
+ * sparse layers.
+ *
+ *     model = { plugin = "rigl"; on_perc = 0.1; density_distribution = "erk";
+ *               drop_fraction = 0.3; drop_fraction_anneal = "cosine"; update_frequency = 100;
+ *               learning_rate = 0.05; momentum = 0.9; };
+ *
+ * The chosen linear layers become truly sparse (keys of the sparse model; RigL's paper uses
+ * density_distribution = "erk"). Every update_frequency optimizer steps t (counted from 1) with
+ * begin_step <= t <= end_step, between the backward and the optimizer step (the after_backward
+ * hook), every sparse layer drops the k = floor(drop_fraction(t) * nnz) active connections of
+ * smallest |w| and grows the k connections of largest |dL/dW| among those inactive after the drop
+ * (dsnn_prune_grow_gradient: the dense gradient of the batch is computed tile by tile, no dense
+ * matrix is held). New connections start at 0 (grow_init) with zero optimizer state; one that is
+ * dropped and regrown by the same update keeps its weight and state (as RigL's code). nnz per
+ * layer never changes. Layers that are dense (density 1, e.g. made so by ERK) are left alone.
+ *
+ * drop_fraction(t): drop_fraction_anneal = "constant"; "cosine": drop_fraction (1 + cos(pi x)) / 2;
+ * "exponential": drop_fraction (1 - x)^drop_fraction_exponent (RigL's "exponential_<k>");
+ * "linear": drop_fraction (1 - x); x = (t - begin_step) / (end_step - begin_step).
+ * Defaults as the paper: 0.3, cosine, every 100 steps, end_step = 75 % of training (epochs x
+ * steps per epoch, steps per epoch = ceil(n_train / batch_size_train)).
+ *
+ * Per epoch, besides the base metrics: update_rounds, drop_fraction (of the epoch's last update;
+ * 0 without one), pruned_<layer> / grown_<layer> (connections removed / truly new, summed over
+ * the epoch's updates), surviving_synapses_<layer> (fraction of the previous update's new
+ * connections that the next update kept, averaged over the epoch), density_<layer>, nnz_<layer>,
+ * density_total, n_params. Checkpoint: the sparse model's (weights, topology, optimizer state,
+ * step, topology stream); the schedule is a function of the step.
+ *
+ * Differences from the reference implementation (google-research/rigl):
+ *  - The reference skips the optimizer step of an update iteration; here the update runs in
+ *    the after_backward hook (same weights, same batch gradient) and the step is then applied
+ *    as usual: one extra step per update_frequency for the surviving weights. New weights stay
+ *    exactly 0 through it (zero gradient, zero state, weight decay of 0 is 0).
+ *  - Ties in |w| or |grad| are broken by position (lowest first), not by noise of std 1e-5.
+ *  - x uses (t - begin_step) for every anneal (the reference's cosine uses t alone). */
+#include <dsnn/dsnn.h>
+
+#include <math.h>
+#include <stdlib.h>
+
+struct rigl_model {
+    struct dsnn_sparse_model sm; /* first */
+    double drop_fraction, exponent;
+    int anneal;
+    int64_t frequency, begin_step, end_step; /* end_step resolved (>= 0) */
+    /* per epoch */
+    struct dsnn_sparse_update_tally tally;
+    double last_drop_fraction;
+    struct dsnn_metrics scratch; /* one update's bracket */
+};
+
+static const struct dsnn_key_doc rigl_keys[] = {
+    {"plugin", DSNN_KEY_STRING, "\"rigl\"", "this plugin"},
+    DSNN_BASE_MODEL_KEYS,
+    DSNN_SPARSE_MODEL_KEYS,
+    {"drop_fraction", DSNN_KEY_FLOAT, "0.3",
+     "fraction of each sparse layer's active connections dropped (smallest |w|) and regrown "
+     "(largest |gradient|) at an update, before annealing"},
+    {"drop_fraction_anneal", DSNN_KEY_STRING, "\"cosine\"",
+     "decay of drop_fraction from begin_step to end_step: \"constant\", \"cosine\", "
+     "\"exponential\" ((1 - x)^drop_fraction_exponent) or \"linear\""},
+    {"drop_fraction_exponent", DSNN_KEY_FLOAT, "1.0",
+     "exponent of drop_fraction_anneal = \"exponential\""},
+    {"update_frequency", DSNN_KEY_INT, "100", "optimizer steps between two topology updates"},
+    {"begin_step", DSNN_KEY_INT, "0", "first optimizer step (counted from 1) that may update"},
+    {"end_step", DSNN_KEY_INT, "-1",
+     "last optimizer step that may update (-1: 75 % of training, epochs x ceil(n_train / "
+     "batch_size_train) x 0.75)"},
+};
+
+static void rigl_destroy(void *state)
+{
+    struct rigl_model *m = state;
+    if (!m)
+        return;
+    dsnn_sparse_model_release(&m->sm);
+    free(m);
+}
+
+static enum dsnn_status rigl_read(struct rigl_model *m, const struct dsnn_cfg *cfg,
+                                  const struct dsnn_run_ctx *ctx,
+                                  const struct dsnn_dataset_info *info, struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    int64_t end = -1;
+    if ((st = dsnn_cfg_float(cfg, "drop_fraction", 0.3, &m->drop_fraction, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "drop_fraction", m->drop_fraction, 0, 1, err)) ||
+        (st = dsnn_cfg_enum(cfg, "drop_fraction_anneal", "cosine", dsnn_anneal_names(),
+                            &m->anneal, err)) ||
+        (st = dsnn_cfg_float(cfg, "drop_fraction_exponent", 1.0, &m->exponent, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "drop_fraction_exponent", m->exponent, 0, 1e3, err)) ||
+        (st = dsnn_cfg_int(cfg, "update_frequency", 100, &m->frequency, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "update_frequency", (double)m->frequency, 1, 1e12,
+                                   err)) ||
+        (st = dsnn_cfg_int(cfg, "begin_step", 0, &m->begin_step, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "begin_step", (double)m->begin_step, 0, 1e15, err)) ||
+        (st = dsnn_cfg_int(cfg, "end_step", -1, &end, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "end_step", (double)end, -1, 1e15, err)))
+        return st;
+    const int64_t bs = info->batch_size_train > 0 ? info->batch_size_train : 1;
+    const int64_t steps_per_epoch = (info->n_train + bs - 1) / bs;
+    const int epochs = ctx ? ctx->epochs : 1;
+    m->end_step = end >= 0 ? end : (int64_t)(0.75 * (double)epochs * (double)steps_per_epoch);
+    if (m->end_step < m->begin_step) {
+        char where[300];
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.end_step': %lld is before begin_step = %lld%s",
+                              dsnn_cfg_where(cfg, end >= 0 ? "end_step" : "begin_step", where,
+                                             sizeof where),
+                              dsnn_cfg_path(cfg), (long long)m->end_step,
+                              (long long)m->begin_step,
+                              end >= 0 ? "" : " (end_step = -1: 75 % of the training steps)");
+    }
+    if (ctx && ctx->log)
+        fprintf(ctx->log,
+                "rigl: updates every %lld steps in [%lld, %lld] (%lld steps per epoch), "
+                "drop_fraction %g %s\n",
+                (long long)m->frequency, (long long)m->begin_step, (long long)m->end_step,
+                (long long)steps_per_epoch, m->drop_fraction, dsnn_anneal_names()[m->anneal]);
+    return DSNN_OK;
+}
+
+static enum dsnn_status rigl_create(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                    struct dsnn_net *net, const struct dsnn_dataset_info *info,
+                                    void **state, struct dsnn_error *err)
+{
+    struct rigl_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    enum dsnn_status st;
+    if ((st = dsnn_sparse_model_configure(&m->sm, cfg, ctx, net, err)) ||
+        (st = rigl_read(m, cfg, ctx, info, err)) ||
+        (st = dsnn_sparse_model_init_net(&m->sm, info, err))) {
+        rigl_destroy(m);
+        return st;
+    }
+    *state = m;
+    return DSNN_OK;
+}
+
+/* One RigL update of every sparse layer with drop fraction df, logged by the update bracket. */
+static enum dsnn_status rigl_update(struct rigl_model *m, double df, struct dsnn_error *err)
+{
+    struct dsnn_sparse_model *sm = &m->sm;
+    enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
+    for (size_t i = 0; st == DSNN_OK && i < sm->n_layers; i++) {
+        struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
+        int n_in = 0, n_out = 0;
+        dsnn_linear_dims(l, &n_in, &n_out, NULL);
+        const size_t nnz = dsnn_sparse_nnz(l);
+        if (nnz == 0 || (double)nnz >= (double)n_in * (double)n_out)
+            continue; /* nothing to explore */
+        const size_t k = (size_t)floor(df * (double)nnz);
+        if (k > 0)
+            st = dsnn_prune_grow_gradient(l, k, k, &sm->topo_rng, NULL, err);
+    }
+    if (st != DSNN_OK)
+        return st;
+    /* A connection dropped and regrown is restored, so calling this after the grow counts
+     * exactly the previous update's new connections that this one did not remove. */
+    dsnn_sparse_model_update_pruned(sm);
+    dsnn_metrics_clear(&m->scratch);
+    if ((st = dsnn_sparse_model_update_end(sm, &m->scratch, err)))
+        return st;
+    dsnn_sparse_update_tally_add(&m->tally, sm, &m->scratch);
+    m->last_drop_fraction = df;
+    return DSNN_OK;
+}
+
+static enum dsnn_status rigl_after_backward(void *user, struct dsnn_net *net, int64_t step,
+                                            struct dsnn_error *err)
+{
+    (void)net;
+    struct rigl_model *m = user;
+    const int64_t t = step + 1; /* steps completed once this one is applied */
+    if (!dsnn_schedule_due(t, m->begin_step, m->end_step, m->frequency))
+        return DSNN_OK;
+    const double df = dsnn_anneal_at((enum dsnn_anneal)m->anneal, m->drop_fraction, t,
+                                     m->begin_step, m->end_step, m->exponent);
+    enum dsnn_status st = rigl_update(m, df, err);
+    if (st != DSNN_OK)
+        dsnn_error_prefix(err, "rigl update at step %lld", (long long)t);
+    return st;
+}
+
+static enum dsnn_status rigl_train_epoch(void *state, struct dsnn_data *data, int epoch,
+                                         struct dsnn_metrics *metrics, struct dsnn_error *err)
+{
+    struct rigl_model *m = state;
+    const struct dsnn_train_hooks hooks = {.user = m, .after_backward = rigl_after_backward};
+    dsnn_sparse_update_tally_clear(&m->tally);
+    m->last_drop_fraction = 0;
+    enum dsnn_status st =
+        dsnn_base_model_train_epoch(&m->sm.base, data, epoch, &hooks, metrics, err);
+    if (st != DSNN_OK)
+        return st;
+    dsnn_sparse_update_tally_log(&m->tally, &m->sm, metrics);
+    dsnn_metrics_set(metrics, "drop_fraction", m->last_drop_fraction);
+    dsnn_sparse_model_log_density(&m->sm, metrics);
+    return DSNN_OK;
+}
+
+static enum dsnn_status rigl_evaluate(void *state, struct dsnn_data *data, enum dsnn_split split,
+                                      struct dsnn_metrics *metrics, struct dsnn_error *err)
+{
+    return dsnn_base_model_evaluate(&((struct rigl_model *)state)->sm.base, data, split, metrics,
+                                    err);
+}
+
+static enum dsnn_status rigl_save(void *state, FILE *f, struct dsnn_error *err)
+{
+    struct rigl_model *m = state;
+    enum dsnn_status st;
+    if ((st = dsnn_sparse_model_save(&m->sm, f, err)) ||
+        (st = dsnn_io_write(f, "RIGL", 4, "rigl tag", err)) ||
+        (st = dsnn_io_write_u64(f, (uint64_t)m->end_step, "rigl end_step", err)))
+        return st;
+    return DSNN_OK;
+}
+
+static enum dsnn_status rigl_load(void *state, FILE *f, struct dsnn_error *err)
+{
+    struct rigl_model *m = state;
+    enum dsnn_status st;
+    uint64_t end;
+    if ((st = dsnn_sparse_model_load(&m->sm, f, err)) || (st = dsnn_io_expect_tag(f, "RIGL", err)) ||
+        (st = dsnn_io_read_u64(f, &end, "rigl end_step", err)))
+        return st;
+    if (end != (uint64_t)m->end_step)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                              "checkpoint: rigl end_step %llu, the configuration gives %lld",
+                              (unsigned long long)end, (long long)m->end_step);
+    return DSNN_OK;
+}
+
+static const struct dsnn_model_ops rigl_ops = {
+    .create = rigl_create,
+    .train_epoch = rigl_train_epoch,
+    .evaluate = rigl_evaluate,
+    .save = rigl_save,
+    .load = rigl_load,
+    .destroy = rigl_destroy,
+};
+
+static const struct dsnn_component rigl_components[] = {
+    DSNN_COMPONENT(DSNN_KIND_MODEL, "rigl", "1.0.0",
+                   "RigL (Evci et al. 2020): every few steps drop the smallest weights and grow "
+                   "the connections of largest dense gradient, on truly sparse layers",
+                   rigl_ops, rigl_keys),
+};
+
+DSNN_PLUGIN_DEFINE("rigl", rigl_components)

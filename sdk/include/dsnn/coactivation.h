@@ -1,0 +1,77 @@
+/* dsnn/coactivation.h - Hebbian coactivation statistics of linear layers (nupic MLPHeb).
+ *
+ * For a tracked layer with input x [batch][n_in] and output y [batch][n_out], the coactivation of
+ * connection (o, i) over an epoch is the number of training samples with y[o] > 0 and x[i] > 0:
+ * the sum over the batches of the binary outer products (y > 0)(x > 0)^T. y is taken after the
+ * layer's activation function (the output of a following "relu" layer), or the layer's raw
+ * output when no activation follows (the output layer, as nupic's MLPHeb does); x is the previous
+ * layer's output (the network input for the first layer).
+ *
+ * Activities are packed to bits per unit over the batch and counted with popcount, so a batch
+ * costs O(batch (n_in + n_out)) to pack plus, per storage:
+ *   - active (default): one value per ACTIVE connection, aligned with the CSR weight block;
+ *     O(nnz * batch / 64) per batch, 4 bytes per connection (16 with a moving average: history
+ *     and connection keys).
+ *   - dense: one value per PAIR (n_out x n_in), for rules that need the coactivations of inactive
+ *     connections (Hebbian growth); O(n_out * n_in_active * batch / 64) per batch and 4 bytes
+ *     per pair (8 with a moving average): 4 MB for a 1000 x 1000 layer, 8 MB with an average.
+ * Counts are kept as floats: exact up to 2^24 samples per epoch.
+ *
+ * Protocol, per epoch:
+ *     dsnn_coact_begin_epoch   zero the counts, realign the history with the current topology
+ *     dsnn_coact_accumulate    after every training forward (a dsnn_train_hooks.after_forward)
+ *     dsnn_coact_end_epoch     counts -> values (moving average)
+ *     dsnn_coact_values        read them (aligned with the CSR until the next topology edit)
+ *     ... prune / regrow ...
+ * Moving average (alpha in (0, 1]): value = alpha * count + (1 - alpha) * previous value;
+ * alpha = 1 uses the last epoch only (nupic). A connection without history (grown since, in the
+ * active storage; every pair in the first epoch) takes its count. */
+#ifndef DSNN_COACTIVATION_H
+#define DSNN_COACTIVATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include "dsnn/export.h"
+#include "dsnn/net.h"
+#include "dsnn/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct dsnn_coact; /* opaque */
+
+/* Tracks the linear layers net[layer_index[i]], i < n_layers (sparse: "sparse_linear", or dense
+ * "linear" with dense = true). dense selects the dense storage for every layer. net must be
+ * initialised and must outlive the tracker. Caller owns the result (dsnn_coact_free). */
+DSNN_API struct dsnn_coact *dsnn_coact_new(struct dsnn_net *net, const size_t *layer_index,
+                                           size_t n_layers, bool dense, double alpha,
+                                           struct dsnn_error *err);
+DSNN_API void dsnn_coact_free(struct dsnn_coact *c);
+
+DSNN_API enum dsnn_status dsnn_coact_begin_epoch(struct dsnn_coact *c, struct dsnn_error *err);
+/* Adds the coactivations of the last forward of the network; x is that forward's input
+ * ([batch][input size]; used only when a tracked layer is the first one). */
+DSNN_API enum dsnn_status dsnn_coact_accumulate(struct dsnn_coact *c, const float *x, int batch,
+                                                struct dsnn_error *err);
+DSNN_API enum dsnn_status dsnn_coact_end_epoch(struct dsnn_coact *c, struct dsnn_error *err);
+
+/* Values of tracked layer i at its active connections (CSR order), or NULL if there are none
+ * yet or the layer's topology changed since dsnn_coact_end_epoch. Owned by the tracker. */
+DSNN_API const float *dsnn_coact_values(const struct dsnn_coact *c, size_t i);
+/* Values of every pair of tracked layer i, [n_out][n_in] row-major (dense storage only; NULL
+ * otherwise or before the first dsnn_coact_end_epoch). Valid across topology edits. */
+DSNN_API const float *dsnn_coact_dense(const struct dsnn_coact *c, size_t i);
+/* Samples accumulated since dsnn_coact_begin_epoch. */
+DSNN_API long long dsnn_coact_samples(const struct dsnn_coact *c);
+
+/* Checkpoint of the moving-average history (nothing else survives an epoch boundary). */
+DSNN_API enum dsnn_status dsnn_coact_save(const struct dsnn_coact *c, FILE *f,
+                                          struct dsnn_error *err);
+DSNN_API enum dsnn_status dsnn_coact_load(struct dsnn_coact *c, FILE *f, struct dsnn_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

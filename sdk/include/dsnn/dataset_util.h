@@ -1,0 +1,145 @@
+/* dsnn/dataset_util.h - what dataset plugins share: nupic's RandomNoise (the noise split),
+ * per-epoch batch sizes (nupic's VaryingDataLoader), named normalisation statistics, and the
+ * reading of the keys that go with them, so that every image dataset offers them with the same
+ * keys, defaults and messages.
+ *
+ * Typical use in a dataset plugin:
+ *
+ *     static const struct dsnn_key_doc keys[] = {
+ *         {"plugin", ...}, ..., DSNN_NOISE_KEYS,
+ *     };
+ *     open:       dsnn_batch_schedule_read(cfg, "batch_size_train", 128, n_train, &sched, err);
+ *                 dsnn_noise_options_read(cfg, ctx->seed, &noise, err);
+ *     begin:      batch = dsnn_batch_schedule_at(&sched, epoch);
+ *     next_batch: dsnn_noise_rng(&r, noise.seed, sample_index);
+ *                 dsnn_noise_apply(x, n, noise.level, high, low, &r);
+ */
+#ifndef DSNN_DATASET_UTIL_H
+#define DSNN_DATASET_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "dsnn/config.h"
+#include "dsnn/export.h"
+#include "dsnn/plugin.h" /* DSNN_KEY_* for DSNN_NOISE_KEYS */
+#include "dsnn/rng.h"
+#include "dsnn/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Random pixel noise (nupic.research RandomNoise) ----
+ *
+ * nupic.research (nupic/research/frameworks/pytorch/image_transforms.py, RandomNoise.__call__):
+ *     a = image.view(-1)
+ *     num_noise_bits = int(a.shape[0] * noise_level)
+ *     permuted_indices = np.random.permutation(a.shape[0])
+ *     a[permuted_indices[0 : num_noise_bits // 2]] = high_value
+ *     a[permuted_indices[num_noise_bits // 2 : num_noise_bits]] = low_value
+ * i.e. exactly k = floor(n * noise_level) distinct elements (of all channels together) are
+ * replaced: floor(k / 2) by high_value and the rest by low_value. projects/dynamic_sparse
+ * (common/utils.py, Dataset.load_from_torch_vision) builds its noise test set with
+ * high_value = 0.5 + 2 * 0.2 = 0.9 and low_value = 0.5 - 2 * 0.2 = 0.1, and applies the transform
+ * AFTER transforms.Normalize: the values 0.9 and 0.1 are normalised inputs, not pixels. */
+#define DSNN_NOISE_HIGH 0.9
+#define DSNN_NOISE_LOW 0.1
+
+/* Replaces k = floor(n * noise_level) distinct elements of x[0..n), chosen uniformly at random
+ * with rng, floor(k / 2) of them by high and the other k - floor(k / 2) by low: the same
+ * distribution as nupic's RandomNoise (uniform over all such assignments), drawn in one pass with
+ * one dsnn_rng_below per element until the k are placed, without extra memory. noise_level is
+ * clamped to [0, 1]. Returns k. */
+DSNN_API size_t dsnn_noise_apply(float *x, size_t n, double noise_level, float high, float low,
+                                 struct dsnn_rng *rng);
+
+/* Seeds r for the noise of sample `sample` (its index in the split): the noisy copy of a sample
+ * depends on (seed, sample) only, not on batch sizes, epochs or the order of evaluation. */
+DSNN_API void dsnn_noise_rng(struct dsnn_rng *r, uint64_t seed, uint64_t sample);
+
+/* Where the noise values live. */
+enum dsnn_noise_space {
+    DSNN_NOISE_SPACE_NORMALIZED = 0, /* nupic: set after normalisation (the default) */
+    DSNN_NOISE_SPACE_PIXEL = 1       /* set in the [0, 1] image, before normalisation */
+};
+
+/* The noise keys of an image dataset (DSNN_NOISE_KEYS). */
+struct dsnn_noise_options {
+    bool enabled;               /* test_noise */
+    double level;               /* noise_level, in [0, 1] */
+    double high, low;           /* noise_high, noise_low */
+    enum dsnn_noise_space space; /* noise_space */
+    uint64_t seed;              /* noise_seed if given, else the trial seed */
+};
+
+#define DSNN_NOISE_KEYS                                                                           \
+    {"test_noise", DSNN_KEY_BOOL, "false",                                                        \
+     "also provide the noise split: the test split with noise_level of the values of each "      \
+     "sample replaced by noise_high / noise_low (nupic RandomNoise); n_noise = n_test"},          \
+        {"noise_level", DSNN_KEY_FLOAT, "0.1",                                                    \
+         "fraction in [0, 1] of the values of a sample (all channels together) that are "        \
+         "replaced: k = floor(n * noise_level), floor(k/2) by noise_high, the rest by noise_low"}, \
+        {"noise_high", DSNN_KEY_FLOAT, "0.9", "first noise value (nupic: 0.5 + 2 * 0.2)"},        \
+        {"noise_low", DSNN_KEY_FLOAT, "0.1", "second noise value (nupic: 0.5 - 2 * 0.2)"},        \
+        {"noise_space", DSNN_KEY_STRING, "\"normalized\"",                                        \
+         "\"normalized\": the noise values are set after normalisation, as nupic does; "         \
+         "\"pixel\": they are set in the [0, 1] image before normalisation"},                    \
+        {"noise_seed", DSNN_KEY_INT, "(the trial seed)",                                          \
+         "seed of the noise; the noisy copy of test sample i depends on (noise_seed, i) only, "  \
+         "so it is the same at every epoch (set it to give every trial the same noisy set)"}
+
+/* Reads DSNN_NOISE_KEYS from cfg (trial_seed when noise_seed is absent). Noise keys given with
+ * test_noise = false are accepted (a search may vary test_noise). */
+DSNN_API enum dsnn_status dsnn_noise_options_read(const struct dsnn_cfg *cfg, uint64_t trial_seed,
+                                                  struct dsnn_noise_options *o,
+                                                  struct dsnn_error *err);
+
+/* ---- Batch size per epoch (nupic VaryingDataLoader) ---- */
+
+#define DSNN_BATCH_SCHEDULE_MAX 64
+#define DSNN_BATCH_SIZE_MAX (1 << 24)
+
+/* batch_size_train = 128 or [4, 16, 64]: the batch size of epoch e is size[min(e, n - 1)] (the
+ * last value repeats), as nupic's VaryingDataLoader. */
+struct dsnn_batch_schedule {
+    int n;                             /* number of values, >= 1 */
+    int size[DSNN_BATCH_SCHEDULE_MAX]; /* each in [1, DSNN_BATCH_SIZE_MAX] */
+    int max;                           /* largest value */
+};
+
+/* Reads key (an integer or an array of integers, each >= 1) into s; def when absent. An empty
+ * array, a float or a value < 1 is DSNN_ERR_CONFIG naming the key. */
+DSNN_API enum dsnn_status dsnn_batch_schedule_read(const struct dsnn_cfg *cfg, const char *key,
+                                                   int def, struct dsnn_batch_schedule *s,
+                                                   struct dsnn_error *err);
+/* Batch size of epoch (0-based; negative reads as 0). */
+DSNN_API int dsnn_batch_schedule_at(const struct dsnn_batch_schedule *s, int epoch);
+/* Largest batch size ever used, capped at n_samples (at least 1): what a dataset reports as
+ * info->batch_size_train. */
+DSNN_API int dsnn_batch_schedule_max(const struct dsnn_batch_schedule *s, int64_t n_samples);
+
+/* ---- Named normalisation statistics ---- */
+
+/* Mean and standard deviation of the [0, 1] pixels of a dataset's train set, per channel. */
+struct dsnn_norm_stats {
+    const char *name;
+    int channels; /* 1 or 3 */
+    double mean[3], std[3];
+};
+/* "mnist" (0.1307 / 0.3081), "fashion-mnist" (0.2860 / 0.3530), "cifar10"
+ * (0.4914 0.4822 0.4465 / 0.2470 0.2435 0.2616), "cifar100" (0.5071 0.4865 0.4409 /
+ * 0.2673 0.2564 0.2762); case-insensitive. NULL if unknown. The pointer is static. */
+DSNN_API const struct dsnn_norm_stats *dsnn_norm_stats_find(const char *name);
+
+/* ---- Messages ---- */
+
+/* "FILE:LINE: key 'dataset.key'" into buf (just "key 'dataset.key'" when the key is absent),
+ * for messages about a key's value. Returns buf. */
+DSNN_API const char *dsnn_dataset_key_where(const struct dsnn_cfg *cfg, const char *key,
+                                            char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

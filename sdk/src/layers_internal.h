@@ -1,0 +1,54 @@
+/* layers_internal.h (private) - helpers shared by the layers of dsnn/layers.h: the convolution
+ * workspace, im2col / col2im and the thread count. */
+#ifndef DSNN_LAYERS_INTERNAL_H
+#define DSNN_LAYERS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "dsnn/layers.h"
+
+/* Geometry of a 2d window operation (convolution or pooling) over one sample. */
+struct dsnn_cv_geom {
+    int c, h, w;    /* input */
+    int kh, kw;     /* window */
+    int sh, sw;     /* stride */
+    int ph, pw;     /* padding */
+    int oh, ow;     /* output size */
+};
+
+/* Fills oh / ow from the rest; false if the output would be empty or a value is invalid. */
+bool dsnn_cv_geom_resolve(struct dsnn_cv_geom *g);
+
+/* Convolution geometry from a constructor's arguments; false with err set if invalid. */
+bool dsnn_cv_conv_geom(const char *name, struct dsnn_shape in, int out_c, int kernel, int stride,
+                       int padding, struct dsnn_cv_geom *g, struct dsnn_error *err);
+/* dsnn_conv2d_geometry for sparse layers (sparse_conv2d.c). */
+bool dsnn_sparse_conv2d_geometry_(const struct dsnn_layer *l, struct dsnn_conv2d_geom *g);
+
+/* Threads for the layer kernels (>= 1). */
+int dsnn_ly_threads(void);
+
+/* Workspace: grow-only scratch buffers, one set per calling thread, shared by every layer (a
+ * layer must not keep a pointer across calls). slot < DSNN_WS_SLOTS. NULL if out of memory. */
+#define DSNN_WS_SLOTS 4
+float *dsnn_ws_get(int slot, size_t floats);
+/* Limit (floats) on one workspace buffer, used to size sample chunks. */
+size_t dsnn_ws_limit_floats(void);
+
+/* Samples per chunk so that both [rows_a][chunk P] and [rows_b][chunk P] buffers stay under the
+ * workspace limit (at least 1, at most batch). P = oh ow. */
+int dsnn_cv_chunk(const struct dsnn_cv_geom *g, int rows_a, int rows_b, int batch);
+
+/* im2col of nb samples x [nb][c][h][w]: cols[K][nb P] with K = c kh kw, row (ci kh + i) kw + j,
+ * column b P + oy ow + ox (zero where the window reads padding). */
+void dsnn_cv_im2col(const struct dsnn_cv_geom *g, const float *x, int nb, float *cols);
+/* Adjoint of im2col: dx[nb][c][h][w] = sum of the columns that read each input (dx is
+ * overwritten). */
+void dsnn_cv_col2im(const struct dsnn_cv_geom *g, const float *cols, int nb, float *dx);
+
+/* ybuf[rows][nb P] -> y[nb][rows][P] (+ bias[rows] if not NULL). */
+void dsnn_cv_scatter(const float *ybuf, int rows, int P, int nb, const float *bias, float *y);
+/* y[nb][rows][P] -> ybuf[rows][nb P]. */
+void dsnn_cv_gather(const float *y, int rows, int P, int nb, float *ybuf);
+
+#endif

@@ -1,0 +1,499 @@
+/* dsnn-bench-sparse - throughput and memory of the truly sparse engine against the dense path.
+ *
+ * Trains a Fashion-MNIST MLP 784-1000-1000-1000-10 (ReLU) at batch 128 with SGD momentum 0.9 and
+ * softmax cross-entropy for --epochs epochs at each configuration of --densities, each in a fresh
+ * process (the program re-executes itself) so that peak RSS is per configuration, and prints one
+ * JSON line per configuration.
+ *
+ *   1.0    every layer dense: dsnn_linear_new (OpenBLAS sgemm)
+ *   <d>    hidden layers sparse_linear at uniform density d (precise mask)
+ *   er<e>  hidden layers sparse_linear at Erdős–Rényi density, epsilon e (precise mask)
+ *   The output layer 1000->10 of a sparse configuration follows the SET convention: Erdős–Rényi
+ *   with epsilon 20, which caps at density 1 (all 10000 connections, stored as sparse_linear).
+ *
+ * FLOPs per step: sum over linear layers of 2*B*nnz (forward) + 2*B*nnz (weight gradient)
+ * + 2*B*nnz (input gradient, not computed for the first layer), with B the batch and nnz the
+ * active connections (n_in*n_out when dense); biases, ReLU, loss and optimizer not counted.
+ *
+ * --big builds the SET-MLP 784-100000-100000-100000-10 at epsilon 20 and runs one training step
+ * (forward, backward, optimizer), printing times and peak RSS.
+ *
+ * Data: /usr/share/datasets/fashion-mnist/train-{images-idx3,labels-idx1}-ubyte.gz (--data DIR);
+ * synthetic data if missing (said in the output, "data":"synthetic"). */
+#include <dsnn/dsnn.h>
+#include <dsnn/sparse.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+struct opts {
+    int epochs, threads, batch, big;
+    const char *densities;
+    const char *data_dir;
+    const char *one; /* run this configuration in this process */
+    double lr;
+    uint64_t seed;
+    long max_steps; /* 0: whole epochs */
+};
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double peak_rss_mb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kb = atof(line + 6);
+    if (f)
+        fclose(f);
+    if (kb < 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        kb = (double)ru.ru_maxrss;
+    }
+    return kb / 1024.0;
+}
+
+/* ---- data ---- */
+
+struct data {
+    int n, dim;
+    unsigned char *x; /* [n][dim] bytes */
+    int32_t *y;
+    const char *source;
+};
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static unsigned char *read_gz(const char *path, size_t *size)
+{
+    gzFile g = gzopen(path, "rb");
+    if (!g)
+        return NULL;
+    size_t cap = 1 << 20, n = 0;
+    unsigned char *buf = malloc(cap);
+    for (;;) {
+        if (n == cap) {
+            cap *= 2;
+            unsigned char *b = realloc(buf, cap);
+            if (!b) {
+                free(buf);
+                gzclose(g);
+                return NULL;
+            }
+            buf = b;
+        }
+        int got = gzread(g, buf + n, (unsigned)(cap - n));
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    gzclose(g);
+    *size = n;
+    return buf;
+}
+
+static void load_data(const char *dir, struct data *d, uint64_t seed)
+{
+    char pi[1024], pl[1024];
+    snprintf(pi, sizeof pi, "%s/train-images-idx3-ubyte.gz", dir);
+    snprintf(pl, sizeof pl, "%s/train-labels-idx1-ubyte.gz", dir);
+    size_t si = 0, sl = 0;
+    unsigned char *bi = read_gz(pi, &si), *bl = read_gz(pl, &sl);
+    if (bi && bl && si >= 16 && sl >= 8 && be32(bi) == 2051 && be32(bl) == 2049 &&
+        be32(bi + 4) == be32(bl + 4) && si >= 16 + (size_t)be32(bi + 4) * be32(bi + 8) * be32(bi + 12)) {
+        d->n = (int)be32(bi + 4);
+        d->dim = (int)(be32(bi + 8) * be32(bi + 12));
+        d->x = malloc((size_t)d->n * d->dim);
+        d->y = malloc(sizeof(int32_t) * d->n);
+        memcpy(d->x, bi + 16, (size_t)d->n * d->dim);
+        for (int i = 0; i < d->n; i++)
+            d->y[i] = bl[8 + i];
+        d->source = "fashion-mnist";
+    } else {
+        /* synthetic: class-dependent blobs, 60000 x 784 */
+        d->n = 60000;
+        d->dim = 784;
+        d->x = malloc((size_t)d->n * d->dim);
+        d->y = malloc(sizeof(int32_t) * d->n);
+        struct dsnn_rng r;
+        dsnn_rng_seed(&r, seed, 99);
+        for (int i = 0; i < d->n; i++) {
+            int c = (int)dsnn_rng_below(&r, 10);
+            d->y[i] = c;
+            for (int j = 0; j < d->dim; j++) {
+                int v = (int)(dsnn_rng_below(&r, 64) + ((j / 78) == c ? 160 : 0));
+                d->x[(size_t)i * d->dim + j] = (unsigned char)(v > 255 ? 255 : v);
+            }
+        }
+        d->source = "synthetic";
+    }
+    free(bi);
+    free(bl);
+}
+
+/* ---- network ---- */
+
+static int die(const char *what, const struct dsnn_error *err)
+{
+    fprintf(stderr, "dsnn-bench-sparse: %s: %s\n", what, err->msg);
+    exit(1);
+}
+
+/* Parses a configuration label: dense (1.0), uniform density, or er<eps>. */
+static bool parse_config(const char *label, bool *dense, double *density, double *eps)
+{
+    char *end;
+    *dense = false;
+    *density = 0;
+    *eps = 0;
+    if (strncmp(label, "er", 2) == 0) {
+        *eps = strtod(label + 2, &end);
+        return *end == '\0' && *eps > 0;
+    }
+    *density = strtod(label, &end);
+    if (*end != '\0' || !(*density > 0 && *density <= 1))
+        return false;
+    *dense = *density == 1.0;
+    return true;
+}
+
+static struct dsnn_net *build_net(const int *sizes, int n_layers, bool dense, double density,
+                                  double eps, struct dsnn_error *err)
+{
+    struct dsnn_net *net =
+        dsnn_net_new((struct dsnn_shape){sizes[0], 1, 1}, sizes[n_layers], err);
+    if (!net)
+        die("net", err);
+    for (int i = 0; i < n_layers; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "fc%d", i + 1);
+        struct dsnn_layer *l;
+        bool last = i == n_layers - 1;
+        if (dense) {
+            l = dsnn_linear_new(name, sizes[i], sizes[i + 1], true, err);
+        } else {
+            struct dsnn_sparse_init init = dsnn_sparse_init_default();
+            init.mask = DSNN_SPARSE_MASK_PRECISE;
+            init.sparse_fan_in = true; /* scale init to the actual fan-in */
+            if (last) { /* SET convention: ER epsilon 20 (caps at 1 for 1000 -> 10) */
+                init.epsilon = 20;
+            } else if (eps > 0) {
+                init.epsilon = eps;
+            } else {
+                init.density = density;
+            }
+            l = dsnn_sparse_linear_new(name, sizes[i], sizes[i + 1], true, &init, err);
+        }
+        if (!l || dsnn_net_add(net, l, err) != DSNN_OK)
+            die("layer", err);
+        if (!last) {
+            snprintf(name, sizeof name, "relu%d", i + 1);
+            l = dsnn_relu_new(name, (struct dsnn_shape){sizes[i + 1], 1, 1}, err);
+            if (!l || dsnn_net_add(net, l, err) != DSNN_OK)
+                die("relu", err);
+        }
+    }
+    return net;
+}
+
+/* Connections of every linear layer and FLOPs per sample per step (see the file comment). */
+static void count_net(struct dsnn_net *net, double *nnz_total, double *flop_per_sample,
+                      char *dens, size_t dsize)
+{
+    *nnz_total = 0;
+    *flop_per_sample = 0;
+    size_t pos = 0;
+    int first = 1;
+    dens[0] = '\0';
+    for (size_t i = 0; i < dsnn_net_n_layers(net); i++) {
+        struct dsnn_layer *l = dsnn_net_layer(net, i);
+        int ni, no;
+        bool b;
+        if (!dsnn_linear_dims(l, &ni, &no, &b))
+            continue;
+        double nnz = dsnn_sparse_is(l) ? (double)dsnn_sparse_nnz(l) : (double)ni * no;
+        *nnz_total += nnz;
+        *flop_per_sample += (first ? 4.0 : 6.0) * nnz;
+        pos += (size_t)snprintf(dens + pos, dsize - pos, "%s%.5f", first ? "" : ",",
+                                nnz / ((double)ni * no));
+        first = 0;
+    }
+}
+
+static int run_one(const struct opts *o)
+{
+    struct dsnn_error err = {0};
+    bool dense;
+    double density, eps;
+    if (!parse_config(o->one, &dense, &density, &eps)) {
+        fprintf(stderr, "dsnn-bench-sparse: bad configuration '%s' (1.0, 0.05, er20 ...)\n",
+                o->one);
+        return 2;
+    }
+    dsnn_set_num_threads(o->threads);
+    struct data d = {0};
+    load_data(o->data_dir, &d, o->seed);
+    const int sizes[] = {d.dim, 1000, 1000, 1000, 10};
+    struct dsnn_net *net = build_net(sizes, 4, dense, density, eps, &err);
+    struct dsnn_rng rng, data_rng;
+    dsnn_rng_seed(&rng, o->seed, DSNN_RNG_STREAM_INIT);
+    dsnn_rng_seed(&data_rng, o->seed, DSNN_RNG_STREAM_DATA);
+    double t_init = now();
+    if (dsnn_net_init(net, &rng, o->batch, &err) != DSNN_OK)
+        die("init", &err);
+    t_init = now() - t_init;
+    struct dsnn_optim_cfg oc = {.alg = DSNN_OPTIM_SGD, .learning_rate = o->lr, .momentum = 0.9};
+    struct dsnn_optim *opt = dsnn_optim_new(&oc, &err);
+    const int B = o->batch, dim = d.dim;
+    float *x = malloc(sizeof(float) * (size_t)B * dim);
+    float *dl = malloc(sizeof(float) * (size_t)B * 10);
+    int32_t *lab = malloc(sizeof(int32_t) * B);
+    uint32_t *order = malloc(sizeof(uint32_t) * d.n);
+    float lut[256];
+    for (int i = 0; i < 256; i++)
+        lut[i] = (float)((i / 255.0 - 0.2860) / 0.3530);
+    double nnz, flop_ps;
+    char dens[256];
+    count_net(net, &nnz, &flop_ps, dens, sizeof dens);
+    double t_fwd = 0, t_bwd = 0, t_opt = 0, t_total = 0, loss = 0;
+    int64_t correct = 0, seen = 0, steps = 0;
+    for (int e = 0; e < o->epochs; e++) {
+        for (int i = 0; i < d.n; i++)
+            order[i] = (uint32_t)i;
+        dsnn_rng_shuffle_u32(&data_rng, order, (size_t)d.n);
+        loss = 0;
+        correct = 0;
+        seen = 0;
+        double t0 = now();
+        for (int s = 0; s < d.n; s += B) {
+            if (o->max_steps && steps >= o->max_steps)
+                break;
+            int n = d.n - s < B ? d.n - s : B;
+            for (int i = 0; i < n; i++) {
+                const unsigned char *src = d.x + (size_t)order[s + i] * dim;
+                float *dst = x + (size_t)i * dim;
+                for (int j = 0; j < dim; j++)
+                    dst[j] = lut[src[j]];
+                lab[i] = d.y[order[s + i]];
+            }
+            double a = now();
+            const float *z = dsnn_net_forward(net, x, n, true, &err);
+            if (!z)
+                die("forward", &err);
+            if (dsnn_softmax_xent(z, lab, n, 10, dl, &loss, &correct, &err) != DSNN_OK)
+                die("loss", &err);
+            double b = now();
+            if (dsnn_net_backward(net, dl, n, &err) != DSNN_OK)
+                die("backward", &err);
+            double c = now();
+            if (dsnn_optim_step(opt, net, &err) != DSNN_OK)
+                die("optimizer", &err);
+            double e2 = now();
+            t_fwd += b - a;
+            t_bwd += c - b;
+            t_opt += e2 - c;
+            seen += n;
+            steps++;
+        }
+        t_total += now() - t0;
+    }
+    const double secs = t_total / o->epochs;
+    const double flops = flop_ps * (double)seen * o->epochs / t_total; /* FLOP/s */
+    printf("{\"config\":\"%s\",\"layer_density\":[%s],\"output_layer\":\"%s\",\"nnz\":%.0f,"
+           "\"batch\":%d,\"threads\":%d,\"epochs\":%d,\"samples_per_epoch\":%lld,"
+           "\"seconds_per_epoch\":%.3f,\"samples_per_s\":%.0f,\"gflop_per_epoch\":%.2f,"
+           "\"gflops\":%.2f,\"fwd_s\":%.3f,\"bwd_s\":%.3f,\"opt_s\":%.3f,\"init_s\":%.3f,"
+           "\"peak_rss_mb\":%.1f,\"train_loss\":%.4f,\"train_acc\":%.4f,\"kernel\":\"%s\","
+           "\"data\":\"%s\"}\n",
+           o->one, dens, dense ? "dense linear (OpenBLAS)" : "sparse_linear ER eps=20 (=dense)",
+           nnz, B, o->threads, o->epochs, (long long)seen, secs, (double)seen / secs,
+           flop_ps * (double)seen * 1e-9, flops * 1e-9, t_fwd / o->epochs, t_bwd / o->epochs,
+           t_opt / o->epochs, t_init, peak_rss_mb(), loss / (double)seen,
+           (double)correct / (double)seen, dense ? "openblas" : "sparse", d.source);
+    fflush(stdout);
+    free(x);
+    free(dl);
+    free(lab);
+    free(order);
+    free(d.x);
+    free(d.y);
+    dsnn_optim_free(opt);
+    dsnn_net_free(net);
+    return 0;
+}
+
+static int run_big(const struct opts *o)
+{
+    struct dsnn_error err = {0};
+    dsnn_set_num_threads(o->threads);
+    const int sizes[] = {784, 100000, 100000, 100000, 10};
+    const int B = o->batch;
+    double t0 = now();
+    struct dsnn_net *net = build_net(sizes, 4, false, 0, 20, &err);
+    struct dsnn_rng rng;
+    dsnn_rng_seed(&rng, o->seed, DSNN_RNG_STREAM_INIT);
+    if (dsnn_net_init(net, &rng, B, &err) != DSNN_OK)
+        die("init", &err);
+    double t_init = now() - t0;
+    double rss_init = peak_rss_mb();
+    float *x = malloc(sizeof(float) * (size_t)B * 784), *dl = malloc(sizeof(float) * B * 10);
+    int32_t *lab = malloc(sizeof(int32_t) * B);
+    struct data d = {0};
+    load_data(o->data_dir, &d, o->seed);
+    for (int i = 0; i < B; i++) {
+        for (int j = 0; j < 784; j++)
+            x[(size_t)i * 784 + j] =
+                (float)((d.x[(size_t)(i % d.n) * d.dim + j] / 255.0 - 0.2860) / 0.3530);
+        lab[i] = d.y[i % d.n];
+    }
+    free(d.x);
+    free(d.y);
+    struct dsnn_optim_cfg oc = {.alg = DSNN_OPTIM_SGD, .learning_rate = o->lr, .momentum = 0.9};
+    struct dsnn_optim *opt = dsnn_optim_new(&oc, &err);
+    double loss = 0, times[3];
+    int64_t correct = 0;
+    double a = now();
+    const float *z = dsnn_net_forward(net, x, B, true, &err);
+    if (!z || dsnn_softmax_xent(z, lab, B, 10, dl, &loss, &correct, &err) != DSNN_OK)
+        die("forward", &err);
+    double b = now();
+    if (dsnn_net_backward(net, dl, B, &err) != DSNN_OK)
+        die("backward", &err);
+    double c = now();
+    if (dsnn_optim_step(opt, net, &err) != DSNN_OK)
+        die("optimizer", &err);
+    double e = now();
+    times[0] = b - a;
+    times[1] = c - b;
+    times[2] = e - c;
+    double nnz, flop_ps;
+    char dens[256];
+    count_net(net, &nnz, &flop_ps, dens, sizeof dens);
+    const double rss = peak_rss_mb();
+    printf("{\"config\":\"big-set-mlp-784-100000x3-10-er20\",\"layer_density\":[%s],\"nnz\":%.0f,"
+           "\"batch\":%d,\"threads\":%d,\"init_s\":%.3f,\"step_s\":%.3f,\"fwd_s\":%.3f,"
+           "\"bwd_s\":%.3f,\"opt_s\":%.3f,\"peak_rss_mb_after_init\":%.1f,\"peak_rss_mb\":%.1f,"
+           "\"loss\":%.4f,\"target_met\":%s,\"data\":\"%s\"}\n",
+           dens, nnz, B, o->threads, t_init, times[0] + times[1] + times[2], times[0], times[1],
+           times[2], rss_init, rss, loss / B, rss < 4096 ? "true" : "false", d.source);
+    fflush(stdout);
+    free(x);
+    free(dl);
+    free(lab);
+    dsnn_optim_free(opt);
+    dsnn_net_free(net);
+    return 0;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: dsnn-bench-sparse [--epochs N] [--densities 1.0,0.2,0.05,er20,0.01]\n"
+            "                         [--threads N] [--batch N] [--lr X] [--seed N]\n"
+            "                         [--data DIR] [--max-steps N] [--big]\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {.epochs = 1,
+                     .threads = 2,
+                     .batch = 128,
+                     .densities = "1.0,0.2,0.05,er20,0.01",
+                     .data_dir = "/usr/share/datasets/fashion-mnist",
+                     .lr = 0.01,
+                     .seed = 42};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--big")) {
+            o.big = 1;
+            continue;
+        }
+        if (!v) {
+            usage();
+            return 2;
+        }
+        if (!strcmp(a, "--epochs"))
+            o.epochs = atoi(v);
+        else if (!strcmp(a, "--densities"))
+            o.densities = v;
+        else if (!strcmp(a, "--threads"))
+            o.threads = atoi(v);
+        else if (!strcmp(a, "--batch"))
+            o.batch = atoi(v);
+        else if (!strcmp(a, "--lr"))
+            o.lr = atof(v);
+        else if (!strcmp(a, "--seed"))
+            o.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--data"))
+            o.data_dir = v;
+        else if (!strcmp(a, "--max-steps"))
+            o.max_steps = atol(v);
+        else if (!strcmp(a, "--one"))
+            o.one = v;
+        else {
+            usage();
+            return 2;
+        }
+        i++;
+    }
+    if (o.epochs < 1 || o.threads < 1 || o.batch < 1) {
+        usage();
+        return 2;
+    }
+    if (o.one)
+        return run_one(&o);
+    if (o.big)
+        return run_big(&o);
+    /* one fresh process per configuration: re-execute this program with --one */
+    char *list = strdup(o.densities);
+    int status_all = 0;
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("fork");
+            return 1;
+        }
+        if (pid == 0) {
+            char ep[16], th[16], ba[16], lr[32], sd[32], ms[32];
+            snprintf(ep, sizeof ep, "%d", o.epochs);
+            snprintf(th, sizeof th, "%d", o.threads);
+            snprintf(ba, sizeof ba, "%d", o.batch);
+            snprintf(lr, sizeof lr, "%g", o.lr);
+            snprintf(sd, sizeof sd, "%llu", (unsigned long long)o.seed);
+            snprintf(ms, sizeof ms, "%ld", o.max_steps);
+            char *args[] = {argv[0], "--one", tok, "--epochs", ep, "--threads", th, "--batch",
+                            ba, "--lr", lr, "--seed", sd, "--data", (char *)o.data_dir,
+                            "--max-steps", ms, NULL};
+            execv("/proc/self/exe", args);
+            perror("execv");
+            _exit(127);
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            fprintf(stderr, "dsnn-bench-sparse: configuration '%s' failed\n", tok);
+            status_all = 1;
+        }
+    }
+    free(list);
+    return status_all;
+}

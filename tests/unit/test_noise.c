@@ -1,0 +1,275 @@
+/* tests/unit/test_noise.c - libdsnn's dataset helpers (dsnn/dataset_util.h): nupic's RandomNoise
+ * (dsnn_noise_apply), the noise keys, per-epoch batch sizes and named normalisation statistics. */
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsnn/config.h"
+#include "dsnn/dataset_util.h"
+#include "dsnn/rng.h"
+#include "harness.h"
+
+/* Counts of high, low and untouched elements after noise on a buffer of `fill`. */
+static void count(const float *x, size_t n, float high, float low, size_t *nh, size_t *nl,
+                  size_t *nu)
+{
+    *nh = *nl = *nu = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (x[i] == high)
+            (*nh)++;
+        else if (x[i] == low)
+            (*nl)++;
+        else
+            (*nu)++;
+    }
+}
+
+static void test_counts(void)
+{
+    /* k = int(n * noise_level) as Python computes it, floor(k/2) high, the rest low */
+    static const struct {
+        size_t n;
+        double level;
+        size_t k;
+    } cases[] = {
+        {784, 0.1, 78},  {784, 0.05, 39}, {3072, 0.1, 307}, {1024, 0.5, 512}, {10, 0.3, 3},
+        {10, 0.7, 7},    {3, 0.5, 1},     {1, 0.99, 0},     {1, 1.0, 1},      {100, 0.0, 0},
+        {100, 1.0, 100}, {7, 2.0, 7},     {7, -1.0, 0},
+    };
+    float x[4096];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (size_t i = 0; i < cases[c].n; i++)
+            x[i] = 0.5f;
+        struct dsnn_rng r;
+        dsnn_noise_rng(&r, 42, c);
+        size_t k = dsnn_noise_apply(x, cases[c].n, cases[c].level, 0.9f, 0.1f, &r);
+        size_t nh, nl, nu;
+        count(x, cases[c].n, 0.9f, 0.1f, &nh, &nl, &nu);
+        bool ok = k == cases[c].k && nh == cases[c].k / 2 && nl == cases[c].k - cases[c].k / 2 &&
+                  nu == cases[c].n - cases[c].k;
+        if (!ok)
+            printf("\n    n %zu level %g: k %zu (want %zu), high %zu, low %zu ", cases[c].n,
+                   cases[c].level, k, cases[c].k, nh, nl);
+        CU_ASSERT(ok);
+    }
+    /* NULL and empty inputs are no-ops */
+    struct dsnn_rng r;
+    dsnn_rng_seed(&r, 1, 1);
+    CU_ASSERT_EQUAL(dsnn_noise_apply(NULL, 10, 0.5, 1, 0, &r), 0);
+    CU_ASSERT_EQUAL(dsnn_noise_apply(x, 0, 0.5, 1, 0, &r), 0);
+    CU_ASSERT_EQUAL(dsnn_noise_apply(x, 10, 0.5, 1, 0, NULL), 0);
+    CU_ASSERT_EQUAL(dsnn_noise_apply(x, 10, NAN, 1, 0, &r), 0);
+}
+
+/* Every element equally likely to be chosen, and equally likely high or low. */
+static void test_uniform(void)
+{
+    enum { N = 50, REPS = 20000 };
+    static int high[N], low[N];
+    float x[N];
+    struct dsnn_rng r;
+    dsnn_rng_seed(&r, 7, 7);
+    for (int rep = 0; rep < REPS; rep++) {
+        for (int i = 0; i < N; i++)
+            x[i] = 0;
+        dsnn_noise_apply(x, N, 0.2, 1.0f, -1.0f, &r); /* k = 10: 5 high, 5 low */
+        for (int i = 0; i < N; i++) {
+            high[i] += x[i] == 1.0f;
+            low[i] += x[i] == -1.0f;
+        }
+    }
+    /* expected 2000 each; binomial sd ~ 42 */
+    bool ok = true;
+    double chi2 = 0;
+    for (int i = 0; i < N; i++) {
+        ok = ok && abs(high[i] - 2000) < 250 && abs(low[i] - 2000) < 250;
+        chi2 += (high[i] - 2000.0) * (high[i] - 2000.0) / 2000.0;
+    }
+    CU_ASSERT(ok);
+    CU_ASSERT(chi2 < 100); /* 49 degrees of freedom */
+    /* pairs: the events "i chosen" and "j chosen" are exchangeable (first vs last pair) */
+    int both_first = 0, both_last = 0;
+    for (int rep = 0; rep < REPS; rep++) {
+        for (int i = 0; i < N; i++)
+            x[i] = 0;
+        dsnn_noise_apply(x, N, 0.2, 1.0f, -1.0f, &r);
+        both_first += x[0] != 0 && x[1] != 0;
+        both_last += x[N - 2] != 0 && x[N - 1] != 0;
+    }
+    /* P = 10/50 * 9/49 = 0.0367: ~735 of 20000 */
+    CU_ASSERT(both_first > 600 && both_first < 870);
+    CU_ASSERT(both_last > 600 && both_last < 870);
+}
+
+static void test_determinism(void)
+{
+    float a[784], b[784], c[784];
+    for (int i = 0; i < 784; i++)
+        a[i] = b[i] = c[i] = 0.25f;
+    struct dsnn_rng r;
+    dsnn_noise_rng(&r, 5, 17);
+    dsnn_noise_apply(a, 784, 0.3, 0.9f, 0.1f, &r);
+    dsnn_noise_rng(&r, 5, 17);
+    dsnn_noise_apply(b, 784, 0.3, 0.9f, 0.1f, &r);
+    CU_ASSERT(memcmp(a, b, sizeof a) == 0);
+    dsnn_noise_rng(&r, 5, 18); /* another sample */
+    dsnn_noise_apply(c, 784, 0.3, 0.9f, 0.1f, &r);
+    CU_ASSERT(memcmp(a, c, sizeof a) != 0);
+    for (int i = 0; i < 784; i++)
+        c[i] = 0.25f;
+    dsnn_noise_rng(&r, 6, 17); /* another seed */
+    dsnn_noise_apply(c, 784, 0.3, 0.9f, 0.1f, &r);
+    CU_ASSERT(memcmp(a, c, sizeof a) != 0);
+}
+
+/* ---- configuration helpers ---- */
+
+static struct dsnn_config_file *g_cf;
+
+static const struct dsnn_cfg *parse(const char *keys)
+{
+    char text[1024];
+    dsnn_config_file_free(g_cf);
+    g_cf = NULL;
+    snprintf(text, sizeof text, "dataset = {\n  %s\n};\n", keys);
+    struct dsnn_error err = {0};
+    if (dsnn_config_file_parse(text, "t.cfg", &g_cf, &err) != DSNN_OK) {
+        printf("\n    does not parse: %s ", err.msg);
+        return NULL;
+    }
+    return dsnn_cfg_group(dsnn_config_file_root(g_cf), "dataset");
+}
+
+static void test_noise_options(void)
+{
+    struct dsnn_noise_options o;
+    struct dsnn_error err = {0};
+    CU_ASSERT_EQUAL(dsnn_noise_options_read(parse(""), 99, &o, &err), DSNN_OK);
+    CU_ASSERT(!o.enabled);
+    CU_ASSERT_DOUBLE_EQUAL(o.level, 0.1, 0);
+    CU_ASSERT_DOUBLE_EQUAL(o.high, 0.9, 0);
+    CU_ASSERT_DOUBLE_EQUAL(o.low, 0.1, 0);
+    CU_ASSERT_EQUAL(o.space, DSNN_NOISE_SPACE_NORMALIZED);
+    CU_ASSERT_EQUAL(o.seed, 99);
+    CU_ASSERT_EQUAL(dsnn_noise_options_read(parse("test_noise = true; noise_level = 0.35; "
+                                                  "noise_high = 1; noise_low = -0.5; "
+                                                  "noise_space = \"pixel\"; noise_seed = 3;"),
+                                            99, &o, &err),
+                    DSNN_OK);
+    CU_ASSERT(o.enabled);
+    CU_ASSERT_DOUBLE_EQUAL(o.level, 0.35, 0);
+    CU_ASSERT_DOUBLE_EQUAL(o.high, 1.0, 0);
+    CU_ASSERT_DOUBLE_EQUAL(o.low, -0.5, 0);
+    CU_ASSERT_EQUAL(o.space, DSNN_NOISE_SPACE_PIXEL);
+    CU_ASSERT_EQUAL(o.seed, 3);
+    CU_ASSERT_EQUAL(dsnn_noise_options_read(parse("noise_level = 1.01;"), 1, &o, &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "t.cfg:2: key 'dataset.noise_level'"));
+    CU_ASSERT_EQUAL(dsnn_noise_options_read(parse("noise_space = \"raw\";"), 1, &o, &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "noise_space"));
+    CU_ASSERT_EQUAL(dsnn_noise_options_read(parse("noise_seed = 1.5;"), 1, &o, &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT_EQUAL(dsnn_noise_options_read(parse("test_noise = \"yes\";"), 1, &o, &err),
+                    DSNN_ERR_CONFIG);
+}
+
+static void test_batch_schedule(void)
+{
+    struct dsnn_batch_schedule s;
+    struct dsnn_error err = {0};
+    CU_ASSERT_EQUAL(dsnn_batch_schedule_read(parse(""), "batch_size_train", 128, &s, &err),
+                    DSNN_OK);
+    CU_ASSERT_EQUAL(s.n, 1);
+    CU_ASSERT_EQUAL(s.max, 128);
+    CU_ASSERT_EQUAL(dsnn_batch_schedule_at(&s, 0), 128);
+    CU_ASSERT_EQUAL(dsnn_batch_schedule_at(&s, 1000), 128);
+    CU_ASSERT_EQUAL(dsnn_batch_schedule_read(parse("batch_size_train = 16;"), "batch_size_train",
+                                             128, &s, &err),
+                    DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_batch_schedule_at(&s, 3), 16);
+    CU_ASSERT_EQUAL(dsnn_batch_schedule_read(parse("batch_size_train = [4, 64, 16];"),
+                                             "batch_size_train", 128, &s, &err),
+                    DSNN_OK);
+    CU_ASSERT_EQUAL(s.n, 3);
+    CU_ASSERT_EQUAL(s.max, 64);
+    CU_ASSERT_EQUAL(dsnn_batch_schedule_at(&s, -1), 4);
+    CU_ASSERT_EQUAL(dsnn_batch_schedule_at(&s, 0), 4);
+    CU_ASSERT_EQUAL(dsnn_batch_schedule_at(&s, 1), 64);
+    CU_ASSERT_EQUAL(dsnn_batch_schedule_at(&s, 2), 16);
+    CU_ASSERT_EQUAL(dsnn_batch_schedule_at(&s, 50), 16);
+    CU_ASSERT_EQUAL(dsnn_batch_schedule_max(&s, 1000), 64);
+    CU_ASSERT_EQUAL(dsnn_batch_schedule_max(&s, 10), 10);
+    CU_ASSERT_EQUAL(dsnn_batch_schedule_read(parse("b = (4, 8);"), "b", 1, &s, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(s.max, 8);
+
+    static const char *const bad[] = {"b = [];", "b = 0;", "b = [4, -1];", "b = 2.5;",
+                                      "b = \"64\";", "b = (4, 2.5);", "b = 20000000;", NULL};
+    for (int i = 0; bad[i]; i++) {
+        err.msg[0] = '\0';
+        CU_ASSERT_EQUAL(dsnn_batch_schedule_read(parse(bad[i]), "b", 1, &s, &err),
+                        DSNN_ERR_CONFIG);
+        bool named = strstr(err.msg, "'dataset.b'") != NULL;
+        if (!named)
+            printf("\n    %s: %s ", bad[i], err.msg);
+        CU_ASSERT(named);
+    }
+    /* more values than the schedule holds */
+    char many[1024] = "b = [";
+    for (int i = 0; i < DSNN_BATCH_SCHEDULE_MAX + 1; i++)
+        strcat(many, i ? ", 2" : "2");
+    strcat(many, "];");
+    CU_ASSERT_EQUAL(dsnn_batch_schedule_read(parse(many), "b", 1, &s, &err), DSNN_ERR_CONFIG);
+}
+
+static void test_norm_stats(void)
+{
+    const struct dsnn_norm_stats *s = dsnn_norm_stats_find("mnist");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(s->channels, 1);
+    CU_ASSERT_DOUBLE_EQUAL(s->mean[0], 0.1307, 0);
+    CU_ASSERT_DOUBLE_EQUAL(s->std[0], 0.3081, 0);
+    s = dsnn_norm_stats_find("Fashion-MNIST");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_DOUBLE_EQUAL(s->mean[0], 0.2860, 0);
+    CU_ASSERT_DOUBLE_EQUAL(s->std[0], 0.3530, 0);
+    s = dsnn_norm_stats_find("cifar10");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(s->channels, 3);
+    CU_ASSERT_DOUBLE_EQUAL(s->mean[2], 0.4465, 0);
+    CU_ASSERT_DOUBLE_EQUAL(s->std[1], 0.2435, 0);
+    s = dsnn_norm_stats_find("cifar100");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_DOUBLE_EQUAL(s->mean[0], 0.5071, 0);
+    CU_ASSERT_DOUBLE_EQUAL(s->std[2], 0.2762, 0);
+    CU_ASSERT_PTR_NULL(dsnn_norm_stats_find("imagenet"));
+    CU_ASSERT_PTR_NULL(dsnn_norm_stats_find(NULL));
+}
+
+static void test_key_where(void)
+{
+    char buf[256];
+    const struct dsnn_cfg *g = parse("a = 1;");
+    CU_ASSERT_STRING_EQUAL(dsnn_dataset_key_where(g, "a", buf, sizeof buf),
+                           "t.cfg:2: key 'dataset.a'");
+    CU_ASSERT_STRING_EQUAL(dsnn_dataset_key_where(g, "b", buf, sizeof buf), "key 'dataset.b'");
+    CU_ASSERT_STRING_EQUAL(dsnn_dataset_key_where(NULL, "c", buf, sizeof buf), "key 'dataset.c'");
+    dsnn_config_file_free(g_cf);
+    g_cf = NULL;
+}
+
+static CU_TestInfo tests[] = {
+    {"noise: counts as nupic's RandomNoise", test_counts},
+    {"noise: uniform over positions", test_uniform},
+    {"noise: deterministic per (seed, sample)", test_determinism},
+    {"noise keys", test_noise_options},
+    {"batch size per epoch", test_batch_schedule},
+    {"named normalisation statistics", test_norm_stats},
+    {"key locations in messages", test_key_where},
+    CU_TEST_INFO_NULL,
+};
+
+DSNN_TEST_MAIN("dataset helpers: noise, batch schedule, statistics", tests)
