@@ -15,6 +15,7 @@
 
 #include "dsnn/dsnn.h"
 #include "registry.h"
+#include "report.h"
 #include "runner.h"
 
 #define PROG "dsnn-host"
@@ -32,6 +33,13 @@ static void print_usage(FILE *f)
             "                     search strategies) with version, description and file\n"
             "  info NAME          describe a component and its configuration keys; NAME may\n"
             "                     be KIND/NAME (e.g. model/set) when several kinds share it\n"
+            "  report DIR [--group-by KEY]... [--html FILE]\n"
+            "                     summarise the results directory DIR (results/<experiment>):\n"
+            "                     a table per trial (status, epochs, best and last metric,\n"
+            "                     time, parameters), with --group-by mean +- std per group of\n"
+            "                     equal parameter KEY values (e.g. model.on_perc; 'all': every\n"
+            "                     parameter but the seed), and an HTML page with SVG plots\n"
+            "                     (default DIR/report.html)\n"
             "  help               print this help\n"
             "\n"
             "Options:\n"
@@ -303,6 +311,10 @@ struct cli {
     size_t n_args;
     const char *results;
     bool quiet, overwrite, run_opts;
+    const char *group_by[MAX_PLUGIN_DIRS]; /* report */
+    size_t n_group_by;
+    const char *html;
+    bool report_opts;
     bool help, version;
 };
 
@@ -350,6 +362,25 @@ static int parse_args(int argc, char **argv, struct cli *cli)
                     return usage_error("option '%s' needs a non-empty directory", "--results");
                 cli->results = value;
                 cli->run_opts = true;
+            } else if ((strncmp(a, "--group-by", 10) == 0 && (a[10] == '\0' || a[10] == '=')) ||
+                       (strncmp(a, "--html", 6) == 0 && (a[6] == '\0' || a[6] == '='))) {
+                size_t nl = a[2] == 'g' ? 10 : 6;
+                if (a[nl] == '=')
+                    value = a + nl + 1;
+                else if (i + 1 < argc)
+                    value = argv[++i];
+                else
+                    return usage_error("option '%s' needs a value", a);
+                if (!*value)
+                    return usage_error("option '%s' needs a non-empty value", a);
+                if (nl == 6) {
+                    cli->html = value;
+                } else if (cli->n_group_by == MAX_PLUGIN_DIRS) {
+                    return usage_error("too many --group-by options (at most %s)", "64");
+                } else {
+                    cli->group_by[cli->n_group_by++] = value;
+                }
+                cli->report_opts = true;
             } else {
                 return usage_error("unknown option '%s'", a);
             }
@@ -400,8 +431,32 @@ int main(int argc, char **argv)
     bool is_run = strcmp(cli.command, "run") == 0;
     bool is_list = strcmp(cli.command, "list") == 0;
     bool is_info = strcmp(cli.command, "info") == 0;
+    if (strcmp(cli.command, "report") == 0) { /* reads files only: no plugins */
+        if (cli.run_opts)
+            return usage_error("--results, --quiet and --overwrite apply to 'run' only, not '%s'",
+                               cli.command);
+        rc = expect_args(&cli, 1, "the results directory DIR");
+        if (rc >= 0)
+            return rc;
+        struct dsnn_report_options ropt = {
+            .group_by = cli.group_by, .n_group_by = cli.n_group_by, .html_path = cli.html};
+        struct dsnn_error rerr = {0};
+        enum dsnn_status st = dsnn_report_run(cli.args[0], &ropt, stdout, stderr, &rerr);
+        if (st != DSNN_OK) {
+            fflush(stdout);
+            fprintf(stderr, PROG ": report: %s\n", rerr.msg);
+            return st == DSNN_ERR_INVALID ? DSNN_EXIT_USAGE : DSNN_EXIT_IO;
+        }
+        if (fflush(stdout) != 0) {
+            fprintf(stderr, PROG ": cannot write to standard output: %s\n", strerror(errno));
+            return DSNN_EXIT_IO;
+        }
+        return DSNN_EXIT_OK;
+    }
+    if (cli.report_opts)
+        return usage_error("--group-by and --html apply to 'report' only, not '%s'", cli.command);
     if (!is_run && !is_list && !is_info)
-        return usage_error("unknown command '%s' (commands: run, list, info, help)", cli.command);
+        return usage_error("unknown command '%s' (commands: run, list, info, report, help)", cli.command);
     if (!is_run && cli.run_opts)
         return usage_error("--results, --quiet and --overwrite apply to 'run' only, not '%s'",
                            cli.command);

@@ -234,3 +234,104 @@ enum dsnn_status dsnn_trial_files_error(struct dsnn_trial_files *tf, const char 
     free(buf);
     return st;
 }
+
+/* The first n complete lines of path: length of that prefix into *keep and how many complete
+ * lines the file has into *lines. *text (malloc'd) is the file, or NULL when it is missing. */
+static enum dsnn_status read_prefix(const char *path, size_t n, char **text, size_t *keep,
+                                    size_t *lines, struct dsnn_error *err)
+{
+    *text = NULL;
+    *keep = *lines = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT)
+            return DSNN_OK;
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    size_t cap = 1 << 14, len = 0;
+    char *buf = malloc(cap);
+    for (size_t r; buf && (r = fread(buf + len, 1, cap - len, f)) > 0;) {
+        len += r;
+        if (len == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", path);
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] == '\n') {
+            if (*lines < n)
+                *keep = i + 1;
+            ++*lines;
+        }
+    *text = buf;
+    return DSNN_OK;
+}
+
+size_t dsnn_trial_files_count(const char *dir)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    char *text;
+    size_t keep, lines;
+    if (read_prefix(path, 0, &text, &keep, &lines, NULL) != DSNN_OK)
+        return 0;
+    free(text);
+    return lines;
+}
+
+/* Rewrites path with its first n lines (atomically; only when that changes it). */
+static enum dsnn_status keep_lines(const char *path, size_t n, char *first_line, size_t size,
+                                   struct dsnn_error *err)
+{
+    char *text;
+    size_t keep, lines;
+    enum dsnn_status st = read_prefix(path, n, &text, &keep, &lines, err);
+    if (st != DSNN_OK || !text)
+        return st;
+    if (first_line && size) {
+        const char *nl = memchr(text, '\n', keep);
+        size_t l = nl ? (size_t)(nl - text) : 0;
+        if (l >= size)
+            l = size - 1;
+        memcpy(first_line, text, l);
+        first_line[l] = '\0';
+    }
+    struct stat sb; /* nothing to do when the file is exactly its first n lines already */
+    bool whole = stat(path, &sb) == 0 && (size_t)sb.st_size == keep;
+    if (n == 0)
+        st = unlink(path) == 0 || errno == ENOENT
+                 ? DSNN_OK
+                 : dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot remove: %s", path,
+                                  strerror(errno));
+    else if (!whole)
+        st = dsnn_write_file_atomic(path, text, keep, err);
+    free(text);
+    return st;
+}
+
+enum dsnn_status dsnn_trial_files_resume(struct dsnn_trial_files *tf, const char *dir,
+                                         size_t n_results, struct dsnn_error *err)
+{
+    enum dsnn_status st = dsnn_trial_files_open(tf, dir, err);
+    if (st != DSNN_OK)
+        return st;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    if ((st = keep_lines(path, n_results, NULL, 0, err)) != DSNN_OK)
+        return st;
+    snprintf(path, sizeof path, "%s/progress.csv", dir);
+    if ((st = keep_lines(path, n_results ? n_results + 1 : 0, tf->csv_header,
+                         sizeof tf->csv_header, err)) != DSNN_OK)
+        return st;
+    tf->have_header = n_results > 0 && tf->csv_header[0];
+    return DSNN_OK;
+}

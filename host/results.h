@@ -6,7 +6,10 @@
  *                                 /trial.cfg     the trial's full configuration
  *                                 /result.json   one JSON object per epoch
  *                                 /progress.csv  the same as CSV
- *                                 /error.txt     on failure
+ *                                 /error.txt     on failure (error.<attempt>.txt: a failed
+ *                                                attempt that was retried)
+ *                                 /checkpoint.bin    the latest epoch checkpoint (checkpoint.h)
+ *                                 /pbt_history.jsonl parameter changes of a PBT trial
  *
  * Every append is flushed and fsync'ed, so a crash loses at most the line being written;
  * whole files are written atomically (temp file, fsync, rename). */
@@ -38,6 +41,14 @@ enum dsnn_status dsnn_trial_files_open(struct dsnn_trial_files *tf, const char *
 /* Appends an epoch's metrics (plus trial_id) to result.json and progress.csv. */
 enum dsnn_status dsnn_trial_files_epoch(struct dsnn_trial_files *tf, const char *trial_id,
                                         const struct dsnn_metrics *m, struct dsnn_error *err);
+/* Lines of <dir>/result.json that are complete ('\n'-terminated); 0 if there is no file. */
+size_t dsnn_trial_files_count(const char *dir);
+/* Opens the writers of an existing trial folder to continue after its first n_results epochs:
+ * result.json and progress.csv keep their first n_results lines (progress.csv: after its
+ * header, which is kept for the next lines); later lines, and a line cut short by a crash, are
+ * removed (each file is rewritten atomically). n_results == 0 removes both files. */
+enum dsnn_status dsnn_trial_files_resume(struct dsnn_trial_files *tf, const char *dir,
+                                         size_t n_results, struct dsnn_error *err);
 /* Writes error.txt. */
 enum dsnn_status dsnn_trial_files_error(struct dsnn_trial_files *tf, const char *text,
                                         struct dsnn_error *err);

@@ -1,5 +1,6 @@
-/* host/runner.h - running an experiment: trials from the search plugin, each in a child process,
- * results written to results/<experiment>/. */
+/* host/runner.h - running an experiment: trials from the search plugin, up to
+ * experiment.parallel at once, each in a child process, results written to
+ * results/<experiment>/; and continuing an interrupted one (dsnn-host resume). */
 #ifndef DSNN_HOST_RUNNER_H
 #define DSNN_HOST_RUNNER_H
 
@@ -15,12 +16,13 @@ enum dsnn_exit {
     DSNN_EXIT_CONFIG = 3,      /* configuration file invalid */
     DSNN_EXIT_PLUGIN = 4,      /* a plugin could not be loaded / is missing */
     DSNN_EXIT_IO = 5,          /* results directory or data could not be read / written */
-    DSNN_EXIT_INTERRUPTED = 130 /* stopped by SIGINT / SIGTERM */
+    DSNN_EXIT_INTERRUPTED = 130 /* stopped by SIGINT / SIGTERM (resumable) */
 };
 
 struct dsnn_run_options {
     const char *results_root; /* default "results" (overridden by experiment.results_dir) */
-    bool quiet;               /* no per-epoch progress on stdout */
+    bool quiet;               /* no progress on stdout (table on a terminal, else a line per
+                               * epoch) */
     bool overwrite;           /* replace an existing results/<experiment> */
 };
 
@@ -28,5 +30,15 @@ struct dsnn_run_options {
  * failure. */
 int dsnn_run_experiment(struct dsnn_registry *reg, const char *cfg_path,
                         const struct dsnn_run_options *opt, struct dsnn_error *err);
+
+/* Continues the experiment of results_dir (written by dsnn_run_experiment, then interrupted by
+ * SIGINT / SIGTERM / kill -9 / a crash of the host): reads its experiment.cfg (which must be
+ * unchanged) and journal.jsonl; finished trials (TERMINATED, STOPPED, PAUSED, ERROR after its
+ * retries) are not run again, unfinished ones continue from their last checkpoint, the search
+ * strategy continues where it was (restore op, else the journal replayed into it). Only
+ * results_root and overwrite of opt are ignored. Same return values as dsnn_run_experiment;
+ * an experiment that had finished is left as it is (0, or 1 if a trial ended in ERROR). */
+int dsnn_resume_experiment(struct dsnn_registry *reg, const char *results_dir,
+                           const struct dsnn_run_options *opt, struct dsnn_error *err);
 
 #endif

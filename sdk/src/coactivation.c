@@ -10,6 +10,9 @@
 #include <string.h>
 
 #define NO_INPUT_LAYER SIZE_MAX
+/* Popcounts per batch below which a layer is counted by one thread (a parallel region costs more
+ * than it saves, especially on a loaded machine). */
+#define PAR_MIN_WORK ((size_t)1 << 21)
 
 struct coact_layer {
     struct dsnn_layer *l;
@@ -286,7 +289,7 @@ static enum dsnn_status accumulate_layer(struct dsnn_coact *c, struct coact_laye
         const int32_t *cols = t->xcols;
         float *d = t->dacc;
         const int n_in = t->n_in, n_out = t->n_out;
-        const bool par = nt > 1 && (size_t)n_out * (size_t)n_cols > 65536;
+        const bool par = nt > 1 && (size_t)n_out * (size_t)n_cols * (size_t)words > PAR_MIN_WORK;
 #pragma omp parallel for schedule(dynamic, 16) num_threads(nt) if (par)
         for (int o = 0; o < n_out; o++) {
             const uint64_t *yo = yb + (size_t)o * words;
@@ -306,7 +309,7 @@ static enum dsnn_status accumulate_layer(struct dsnn_coact *c, struct coact_laye
                                   t->l->name);
         float *acc = t->acc;
         const int n_out = s.n_out;
-        const bool par = nt > 1 && s.nnz > 16384;
+        const bool par = nt > 1 && s.nnz * (size_t)words > PAR_MIN_WORK;
 #pragma omp parallel for schedule(dynamic, 32) num_threads(nt) if (par)
         for (int o = 0; o < n_out; o++) {
             const uint64_t *yo = yb + (size_t)o * words;

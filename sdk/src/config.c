@@ -31,29 +31,29 @@ static config_setting_t *member(const struct dsnn_cfg *cfg, const char *key)
     return config_setting_get_member(S(cfg), key);
 }
 
-/* Dotted path of a setting into buf ("model.hidden_sizes"). */
+/* Dotted path of a setting into buf ("model.hidden_sizes"); an element of a list or array is
+ * "[i]" after its parent ("model.layers[0].size"). Returns the length written (or needed). */
+static size_t path_into(const config_setting_t *s, char *buf, size_t size)
+{
+    const config_setting_t *parent = s ? config_setting_parent(s) : NULL;
+    if (!parent) { /* the root */
+        if (size)
+            buf[0] = '\0';
+        return 0;
+    }
+    size_t len = path_into(parent, buf, size);
+    char *p = len < size ? buf + len : NULL;
+    size_t room = len < size ? size - len : 0;
+    const char *nm = config_setting_name(s);
+    int w = nm ? snprintf(p, room, "%s%s", len ? "." : "", nm)
+               : snprintf(p, room, "[%d]", config_setting_index(s));
+    return len + (w > 0 ? (size_t)w : 0);
+}
+
 static void setting_path(const config_setting_t *s, char *buf, size_t size)
 {
-    const char *names[64];
-    int n = 0;
-    for (const config_setting_t *p = s; p && n < 64; p = config_setting_parent(p)) {
-        const char *nm = config_setting_name(p);
-        if (!nm)
-            break; /* root (or list element) */
-        names[n++] = nm;
-    }
-    size_t len = 0;
-    buf[0] = '\0';
-    for (int i = n - 1; i >= 0; i--) {
-        int w = snprintf(buf + len, size > len ? size - len : 0, "%s%s", len ? "." : "", names[i]);
-        if (w < 0)
-            break;
-        len += (size_t)w;
-        if (len >= size) {
-            buf[size - 1] = '\0';
-            break;
-        }
-    }
+    if (size)
+        path_into(s, buf, size);
 }
 
 const char *dsnn_cfg_path(const struct dsnn_cfg *cfg)
@@ -504,8 +504,6 @@ enum dsnn_status dsnn_config_file_set(struct dsnn_config_file *f, const char *pa
                                       path, tok);
             parent = s;
         } else {
-            if (s && config_setting_remove(parent, tok) != CONFIG_TRUE)
-                return dsnn_error_set(err, DSNN_ERR_INTERNAL, "cannot replace '%s'", path);
             int type;
             switch (value->type) {
             case DSNN_VALUE_INT:
@@ -517,10 +515,32 @@ enum dsnn_status dsnn_config_file_set(struct dsnn_config_file *f, const char *pa
             case DSNN_VALUE_CFG: type = config_setting_type(S(value->u.cfg)); break;
             default: return dsnn_error_set(err, DSNN_ERR_INVALID, "bad value type for '%s'", path);
             }
+            /* A value taken from this same configuration may lie inside the setting about to be
+             * replaced, or contain the new setting's place: copy it aside first. */
+            const config_setting_t *src = value->type == DSNN_VALUE_CFG ? S(value->u.cfg) : NULL;
+            bool aside = src && src->config == &f->cfg;
+            config_t tmp;
+            if (aside) {
+                config_init(&tmp);
+                config_setting_t *t = config_setting_add(config_root_setting(&tmp), "v", type);
+                if (!t || !copy_into(t, src)) {
+                    config_destroy(&tmp);
+                    return dsnn_error_set(err, DSNN_ERR_CONFIG, "cannot set '%s'", path);
+                }
+                src = t;
+            }
+            if (s && config_setting_remove(parent, tok) != CONFIG_TRUE) {
+                if (aside)
+                    config_destroy(&tmp);
+                return dsnn_error_set(err, DSNN_ERR_INTERNAL, "cannot replace '%s'", path);
+            }
             config_setting_t *d = config_setting_add(parent, tok, type);
-            if (!d)
+            if (!d) {
+                if (aside)
+                    config_destroy(&tmp);
                 return dsnn_error_set(err, DSNN_ERR_CONFIG, "cannot set '%s': bad name '%s'",
                                       path, tok);
+            }
             bool ok = false;
             switch (value->type) {
             case DSNN_VALUE_INT:
@@ -530,8 +550,10 @@ enum dsnn_status dsnn_config_file_set(struct dsnn_config_file *f, const char *pa
             case DSNN_VALUE_FLOAT: ok = config_setting_set_float(d, value->u.f); break;
             case DSNN_VALUE_BOOL: ok = config_setting_set_bool(d, value->u.b); break;
             case DSNN_VALUE_STRING: ok = config_setting_set_string(d, value->u.s); break;
-            case DSNN_VALUE_CFG: ok = copy_into(d, S(value->u.cfg)); break;
+            case DSNN_VALUE_CFG: ok = copy_into(d, src); break;
             }
+            if (aside)
+                config_destroy(&tmp);
             if (!ok)
                 return dsnn_error_set(err, DSNN_ERR_CONFIG, "cannot set '%s'", path);
         }

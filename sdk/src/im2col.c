@@ -106,8 +106,7 @@ int dsnn_cv_chunk(const struct dsnn_cv_geom *g, int rows_a, int rows_b, int batc
 
 /* ---- im2col / col2im ---- */
 
-/* Output columns [*x0, *x1) whose input column ox * s - p + j lies in [0, w). */
-static void valid_range(int o, int s, int p, int j, int w, int *x0, int *x1)
+void dsnn_cv_valid_range(int o, int s, int p, int j, int w, int *x0, int *x1)
 {
     /* ox * s >= p - j  and  ox * s <= w - 1 + p - j */
     int lo = p - j, hi = w - 1 + p - j;
@@ -130,7 +129,8 @@ void dsnn_cv_im2col(const struct dsnn_cv_geom *g, const float *x, int nb, float 
     const size_t P = (size_t)OH * OW, N = P * (size_t)nb, in_size = (size_t)C * H * W;
     const int nt = dsnn_ly_threads();
     const int items = nb * C;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && items > 1)
+    const bool par = nt > 1 && items > 1 && N * KH * KW * C >= 32768;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
     for (int it = 0; it < items; it++) {
         const int b = it / C, c = it % C;
         const float *xc = x + (size_t)b * in_size + (size_t)c * H * W;
@@ -139,7 +139,7 @@ void dsnn_cv_im2col(const struct dsnn_cv_geom *g, const float *x, int nb, float 
                 const size_t r = ((size_t)c * KH + i) * KW + j;
                 float *dst = cols + r * N + (size_t)b * P;
                 int x0, x1;
-                valid_range(OW, SW, PW, j, W, &x0, &x1);
+                dsnn_cv_valid_range(OW, SW, PW, j, W, &x0, &x1);
                 for (int oy = 0; oy < OH; oy++) {
                     float *row = dst + (size_t)oy * OW;
                     const int iy = oy * SH - PH + i;
@@ -173,7 +173,8 @@ void dsnn_cv_col2im(const struct dsnn_cv_geom *g, const float *cols, int nb, flo
     const size_t P = (size_t)OH * OW, N = P * (size_t)nb, in_size = (size_t)C * H * W;
     const int nt = dsnn_ly_threads();
     const int items = nb * C;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && items > 1)
+    const bool par = nt > 1 && items > 1 && N * KH * KW * C >= 32768;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
     for (int it = 0; it < items; it++) {
         const int b = it / C, c = it % C;
         float *dc = dx + (size_t)b * in_size + (size_t)c * H * W;
@@ -183,7 +184,7 @@ void dsnn_cv_col2im(const struct dsnn_cv_geom *g, const float *cols, int nb, flo
                 const size_t r = ((size_t)c * KH + i) * KW + j;
                 const float *src = cols + r * N + (size_t)b * P;
                 int x0, x1;
-                valid_range(OW, SW, PW, j, W, &x0, &x1);
+                dsnn_cv_valid_range(OW, SW, PW, j, W, &x0, &x1);
                 for (int oy = 0; oy < OH; oy++) {
                     const int iy = oy * SH - PH + i;
                     if (iy < 0 || iy >= H)
@@ -204,7 +205,8 @@ void dsnn_cv_scatter(const float *ybuf, int rows, int P, int nb, const float *bi
     const size_t N = (size_t)P * nb;
     const int nt = dsnn_ly_threads();
     const int items = nb * rows;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && items > 64)
+    const bool par = nt > 1 && items > 1 && N * rows >= 65536;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
     for (int it = 0; it < items; it++) {
         const int b = it / rows, o = it % rows;
         const float *src = ybuf + (size_t)o * N + (size_t)b * P;
@@ -224,7 +226,8 @@ void dsnn_cv_gather(const float *y, int rows, int P, int nb, float *ybuf)
     const size_t N = (size_t)P * nb;
     const int nt = dsnn_ly_threads();
     const int items = nb * rows;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && items > 64)
+    const bool par = nt > 1 && items > 1 && N * rows >= 65536;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
     for (int it = 0; it < items; it++) {
         const int b = it / rows, o = it % rows;
         memcpy(ybuf + (size_t)o * N + (size_t)b * P, y + ((size_t)b * rows + o) * P,

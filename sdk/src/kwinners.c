@@ -202,7 +202,7 @@ static enum dsnn_status kw_forward(struct dsnn_layer *l, const float *x, float *
     const size_t per = 2 * (size_t)(local ? C : n);
     const int nt = K->scratch_threads < dsnn_ly_threads() ? K->scratch_threads
                                                           : dsnn_ly_threads();
-#pragma omp parallel num_threads(nt) if (nt > 1 && batch > 1)
+#pragma omp parallel num_threads(nt) if (nt > 1 && batch > 1 && (size_t)batch * n >= 16384)
     {
         float *keys = K->scratch + per * (size_t)omp_get_thread_num();
         float *tmp = keys + per / 2;
@@ -237,7 +237,8 @@ static enum dsnn_status kw_forward(struct dsnn_layer *l, const float *x, float *
                                     : (uint64_t)K->cfg.duty_cycle_period;
         const float keep = (float)((double)period - (double)batch), fp = (float)period;
         const float scale = (float)S;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && C > 64)
+    const bool par = nt > 1 && C > 1 && (size_t)batch * n >= 65536;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
         for (int c = 0; c < C; c++) {
             int64_t active = 0;
             for (int b = 0; b < batch; b++) {

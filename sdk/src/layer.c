@@ -133,8 +133,13 @@ enum dsnn_status dsnn_layer_load_params(struct dsnn_layer *l, FILE *f, struct ds
         if ((st = dsnn_io_read(f, b->value, b->n * sizeof(float), "parameters", err)))
             return st;
         for (int s = 0; s < DSNN_OPT_STATE_MAX; s++) {
-            if (!(mask & (1u << s)))
+            if (!(mask & (1u << s))) {
+                /* Not in the checkpoint (no optimizer step yet): a slot this layer has from
+                 * earlier training must not survive the load. Zeroed state is fresh state. */
+                if (b->state[s])
+                    memset(b->state[s], 0, (b->capacity ? b->capacity : 1) * sizeof(float));
                 continue;
+            }
             float *state = dsnn_param_block_state(b, s);
             if (!state)
                 return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");

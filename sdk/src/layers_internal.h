@@ -25,6 +25,10 @@ bool dsnn_cv_conv_geom(const char *name, struct dsnn_shape in, int out_c, int ke
 /* dsnn_conv2d_geometry for sparse layers (sparse_conv2d.c). */
 bool dsnn_sparse_conv2d_geometry_(const struct dsnn_layer *l, struct dsnn_conv2d_geom *g);
 
+/* Outputs [*o0, *o1) of o positions (stride s, padding p) whose input o * s - p + t lies in
+ * [0, n) for kernel offset t. */
+void dsnn_cv_valid_range(int o, int s, int p, int t, int n, int *o0, int *o1);
+
 /* Threads for the layer kernels (>= 1). */
 int dsnn_ly_threads(void);
 

@@ -39,7 +39,8 @@ static enum dsnn_status mp_forward(struct dsnn_layer *l, const float *x, float *
     const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
     const int items = batch * g->c;
     const int nt = dsnn_ly_threads();
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && items > 1)
+    const bool par = nt > 1 && items > 1 && (size_t)items * H * W >= 32768;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
     for (int it = 0; it < items; it++) {
         const float *xc = x + (size_t)it * H * W;
         float *yc = y + (size_t)it * OH * OW;
@@ -84,7 +85,8 @@ static enum dsnn_status mp_backward(struct dsnn_layer *l, const float *x, const 
     const size_t HW = (size_t)g->h * g->w, P = (size_t)g->oh * g->ow;
     const int items = batch * g->c;
     const int nt = dsnn_ly_threads();
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && items > 1)
+    const bool par = nt > 1 && items > 1 && (size_t)items * HW >= 32768;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
     for (int it = 0; it < items; it++) {
         float *dc = dx + (size_t)it * HW;
         const float *dyc = dy + (size_t)it * P;

@@ -60,8 +60,10 @@ static bool shape_eq(struct dsnn_shape a, struct dsnn_shape b)
 enum dsnn_status dsnn_net_add(struct dsnn_net *net, struct dsnn_layer *layer,
                               struct dsnn_error *err)
 {
-    if (!layer)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "network: NULL layer");
+    if (!layer) /* a failed constructor passed straight in: keep its message */
+        return err && err->status != DSNN_OK
+                   ? err->status
+                   : dsnn_error_set(err, DSNN_ERR_INVALID, "network: NULL layer");
     if (net->initialized) {
         enum dsnn_status st = dsnn_error_set(
             err, DSNN_ERR_INVALID, "network: cannot add layer '%s' after init", layer->name);

@@ -96,9 +96,16 @@ enum dsnn_status dsnn_prune_grow_gradient(struct dsnn_layer *l, size_t n_drop, s
 {
     if (n_new)
         *n_new = 0;
+    /* Fail before touching the layer: the dense gradient must be available (a zero-row request
+     * checks just that), and the drop must be possible. */
+    enum dsnn_status st;
+    if (n_grow > 0 && (st = dsnn_sparse_dense_grad_rows(l, 0, 0, NULL, err)) != DSNN_OK)
+        return st;
+    if (n_drop > dsnn_sparse_nnz(l))
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': cannot drop %zu of %zu connections",
+                              l->name, n_drop, dsnn_sparse_nnz(l));
     struct conn_snapshot s;
-    enum dsnn_status st = snapshot_take(&s, l, err);
-    if (st != DSNN_OK)
+    if ((st = snapshot_take(&s, l, err)) != DSNN_OK)
         return st;
     if ((st = dsnn_sparse_prune_magnitude(l, n_drop, err)) == DSNN_OK &&
         (st = dsnn_sparse_grow_gradient(l, n_grow, rng, err)) == DSNN_OK) {

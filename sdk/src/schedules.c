@@ -40,9 +40,9 @@ bool dsnn_schedule_due(int64_t t, int64_t begin, int64_t end, int64_t every)
 
 double dsnn_gmp_density(double d_initial, double d_final, double t, double t0, double t1)
 {
-    if (!(d_final < d_initial) || t <= t0)
+    if (!(d_final < d_initial) || t < t0)
         return d_initial;
-    if (t1 <= t0 || t >= t1)
+    if (t >= t1) /* also a one-shot schedule, t1 <= t0 */
         return d_final;
     const double r = 1.0 - (t - t0) / (t1 - t0);
     return d_final + (d_initial - d_final) * r * r * r;

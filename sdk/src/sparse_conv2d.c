@@ -1,11 +1,13 @@
-/* sparse_conv2d.c - truly sparse 2d convolution: W [out_c][in_c kh kw] is a CSR matrix kept in a
- * "sparse_linear" layer (the sparse engine's storage and topology API), multiplied with im2col
- * columns of a chunk of samples:
- *     forward   Y[o][:]     = b[o] + sum_k w[k] cols[col[k]][:]      (tiles of columns)
- *     weight    dW[k]       = dot(dY[o][:], cols[col[k]][:])          (active connections only)
- *     input     dcols[c][:] = sum_{k in column c} w[k] dY[row[k]][:]  (tiles of columns)
- * All loops are race-free and keep a fixed summation order, so results do not depend on the
- * thread count. */
+/* sparse_conv2d.c - truly sparse 2d convolution. W [out_c][in_c kh kw] is a CSR matrix kept in a
+ * "sparse_linear" layer (the sparse engine's storage and topology API); the kernels work on the
+ * active connections directly, one shifted plane per connection, with no im2col buffer, so time
+ * and memory scale with nnz:
+ *     forward  y[b][o]  = b[o] + sum_{k in row o} w[k] x[b][c(k)] shifted by (i(k), j(k))
+ *     weight   dW[k]    = sum_b <dy[b][o], x[b][c(k)] shifted>              (active only)
+ *     input    dx[b][c] = sum_{k in channel c} w[k] dy[b][o(k)] shifted back
+ * Work items are (sample, output channel), output channels, and (sample, input channel): each
+ * writes its own outputs with a fixed summation order, so results do not depend on the thread
+ * count. The dense gradient RigL needs (keep_dense_grad) uses im2col + sgemm. */
 #include "dsnn/io.h"
 #include "dsnn/layers.h"
 #include "layers_internal.h"
@@ -14,8 +16,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define SC_TILE 512 /* columns per work item */
 
 struct sparse_conv2d {
     struct dsnn_layer base; /* first */
@@ -26,6 +26,13 @@ struct sparse_conv2d {
     bool keep_dense;
     bool dense_valid;
     float *dense_grad; /* [out_c][K] of the last backward when keep_dense */
+    /* valid output ranges per kernel row i / column j: [oy0[i], oy1[i]), [ox0[j], ox1[j]) */
+    int *oy0, *oy1, *ox0, *ox1;
+    /* column index of the connections (input gradient), rebuilt every backward */
+    int64_t *cptr; /* [in_c + 1] connections of input channel c: cidx[cptr[c] .. cptr[c + 1]) */
+    uint32_t *cidx;
+    int32_t *crow;
+    size_t ccap;
 };
 
 static const struct dsnn_layer_ops sparse_conv2d_ops;
@@ -54,85 +61,175 @@ static enum dsnn_status sc_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     return DSNN_OK;
 }
 
-static inline void axpy(float a, const float *restrict x, float *restrict y, int n)
+/* Input row / column of output row / column o for kernel offset t: o * s - p + t. */
+
+/* Kernel position of connection column `col`. */
+static inline void sc_decode(const struct dsnn_cv_geom *g, int col, int *c, int *i, int *j)
 {
-    for (int i = 0; i < n; i++)
-        y[i] += a * x[i];
+    const int kk = g->kh * g->kw;
+    *c = col / kk;
+    const int r = col - *c * kk;
+    *i = r / g->kw;
+    *j = r - *i * g->kw;
 }
 
-static inline float dot(const float *restrict a, const float *restrict b, int n)
+/* y[b][o] planes: bias + sum over the row's connections of w * shifted x[b][c] planes. */
+static void sc_forward_kernel(const struct sparse_conv2d *S, const struct dsnn_sparse_csr *W,
+                              const float *bias, const float *x, int batch, float *y)
 {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += a[i + j] * b[i + j];
-    double s = 0.0;
-    for (int j = 0; j < 8; j++)
-        s += acc[j];
-    for (; i < n; i++)
-        s += (double)a[i] * b[i];
-    return (float)s;
-}
-
-/* out[M][N] = bias + W cols, W in CSR. */
-static void sc_spmm(const struct dsnn_sparse_csr *W, const float *bias, const float *cols,
-                    int N, float *out)
-{
-    const int M = W->n_out;
-    const int tiles = (N + SC_TILE - 1) / SC_TILE;
+    const struct dsnn_cv_geom *g = &S->g;
+    const int M = W->n_out, H = g->h, Wd = g->w, OW = g->ow, SH = g->sh, SW = g->sw;
+    const size_t HW = (size_t)H * Wd, P = (size_t)g->oh * OW;
+    const int items = batch * M;
     const int nt = dsnn_ly_threads();
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && tiles > 1)
-    for (int t = 0; t < tiles; t++) {
-        const int n0 = t * SC_TILE, len = N - n0 < SC_TILE ? N - n0 : SC_TILE;
-        for (int o = 0; o < M; o++) {
-            float *yr = out + (size_t)o * N + n0;
-            const float bo = bias ? bias[o] : 0.0f;
-            for (int n = 0; n < len; n++)
-                yr[n] = bo;
-            for (int64_t k = W->row_ptr[o]; k < W->row_ptr[o + 1]; k++)
-                axpy(W->value[k], cols + (size_t)W->col[k] * N + n0, yr, len);
-        }
-    }
-}
-
-/* dcols[K][N] = W^T dy. */
-static void sc_spmm_t(const struct dsnn_sparse_csr *W, const float *dy, int N, float *dcols)
-{
-    const int M = W->n_out, K = W->n_in;
-    const int tiles = (N + SC_TILE - 1) / SC_TILE;
-    const int nt = dsnn_ly_threads();
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && tiles > 1)
-    for (int t = 0; t < tiles; t++) {
-        const int n0 = t * SC_TILE, len = N - n0 < SC_TILE ? N - n0 : SC_TILE;
-        for (int c = 0; c < K; c++)
-            memset(dcols + (size_t)c * N + n0, 0, sizeof(float) * (size_t)len);
-        for (int o = 0; o < M; o++) {
-            const float *dr = dy + (size_t)o * N + n0;
-            for (int64_t k = W->row_ptr[o]; k < W->row_ptr[o + 1]; k++)
-                axpy(W->value[k], dr, dcols + (size_t)W->col[k] * N + n0, len);
-        }
-    }
-}
-
-/* grad[k] (+)= dot(dy[row k], cols[col k]); db[o] += sum dy[o]. */
-static void sc_sddmm(const struct dsnn_sparse_csr *W, const float *dy, const float *cols, int N,
-                     bool accumulate, float *db)
-{
-    const int M = W->n_out;
-    const int nt = dsnn_ly_threads();
-#pragma omp parallel for schedule(dynamic, 4) num_threads(nt) if (nt > 1 && M > 1)
-    for (int o = 0; o < M; o++) {
-        const float *dr = dy + (size_t)o * N;
+    const bool par = nt > 1 && items > 1 && (W->nnz + (size_t)M) * P * batch >= 65536;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int it = 0; it < items; it++) {
+        const int b = it / M, o = it % M;
+        float *restrict yp = y + (size_t)it * P;
+        const float bo = bias ? bias[o] : 0.0f;
+        for (size_t q = 0; q < P; q++)
+            yp[q] = bo;
         for (int64_t k = W->row_ptr[o]; k < W->row_ptr[o + 1]; k++) {
-            float s = dot(dr, cols + (size_t)W->col[k] * N, N);
-            W->grad[k] = accumulate ? W->grad[k] + s : s;
+            int c, i, j;
+            sc_decode(g, W->col[k], &c, &i, &j);
+            const float w = W->value[k];
+            const float *restrict xp = x + ((size_t)b * g->c + c) * HW;
+            const int x0 = S->ox0[j], x1 = S->ox1[j], off = j - g->pw;
+            for (int oy = S->oy0[i]; oy < S->oy1[i]; oy++) {
+                const float *restrict xr = xp + (size_t)(oy * SH - g->ph + i) * Wd;
+                float *restrict yr = yp + (size_t)oy * OW;
+                if (SW == 1)
+                    for (int ox = x0; ox < x1; ox++)
+                        yr[ox] += w * xr[ox + off];
+                else
+                    for (int ox = x0; ox < x1; ox++)
+                        yr[ox] += w * xr[ox * SW + off];
+            }
         }
-        if (db) {
-            double s = 0.0;
-            for (int n = 0; n < N; n++)
-                s += dr[n];
-            db[o] += (float)s;
+    }
+}
+
+/* grad[k] = sum_b <dy[b][o], shifted x[b][c]>; db[o] = sum dy[b][o]. */
+static void sc_weight_grad_kernel(const struct sparse_conv2d *S, const struct dsnn_sparse_csr *W,
+                                  const float *x, const float *dy, int batch, float *db)
+{
+    const struct dsnn_cv_geom *g = &S->g;
+    const int M = W->n_out, H = g->h, Wd = g->w, OW = g->ow, SH = g->sh, SW = g->sw;
+    const size_t HW = (size_t)H * Wd, P = (size_t)g->oh * OW;
+    const int nt = dsnn_ly_threads();
+    const bool par = nt > 1 && M > 1 && (W->nnz + (size_t)M) * P * batch >= 65536;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (par)
+    for (int o = 0; o < M; o++) {
+        const int64_t k0 = W->row_ptr[o], k1 = W->row_ptr[o + 1];
+        for (int64_t k = k0; k < k1; k++)
+            W->grad[k] = 0.0f;
+        double sb = 0.0;
+        for (int b = 0; b < batch; b++) { /* in sample order: deterministic sums */
+            const float *restrict dp = dy + ((size_t)b * M + o) * P;
+            if (db) {
+                float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                for (size_t q = 0; q < P; q++)
+                    s += dp[q];
+                sb += s;
+            }
+            for (int64_t k = k0; k < k1; k++) {
+                int c, i, j;
+                sc_decode(g, W->col[k], &c, &i, &j);
+                const float *restrict xp = x + ((size_t)b * g->c + c) * HW;
+                const int x0 = S->ox0[j], x1 = S->ox1[j], off = j - g->pw;
+                float s = 0.0f;
+                for (int oy = S->oy0[i]; oy < S->oy1[i]; oy++) {
+                    const float *restrict xr = xp + (size_t)(oy * SH - g->ph + i) * Wd;
+                    const float *restrict dr = dp + (size_t)oy * OW;
+                    if (SW == 1) {
+#pragma omp simd reduction(+ : s)
+                        for (int ox = x0; ox < x1; ox++)
+                            s += dr[ox] * xr[ox + off];
+                    } else {
+#pragma omp simd reduction(+ : s)
+                        for (int ox = x0; ox < x1; ox++)
+                            s += dr[ox] * xr[ox * SW + off];
+                    }
+                }
+                W->grad[k] += s;
+            }
+        }
+        if (db)
+            db[o] = (float)sb;
+    }
+}
+
+/* Column index: the connections of each input channel, in CSR order. */
+static enum dsnn_status sc_build_cindex(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W)
+{
+    const int C = S->g.c, kk = S->g.kh * S->g.kw;
+    if (!S->cptr && !(S->cptr = malloc(sizeof(int64_t) * ((size_t)C + 1))))
+        return DSNN_ERR_NOMEM;
+    if (W->nnz > S->ccap || !S->cidx) {
+        size_t cap = W->nnz > 0 ? W->nnz : 1;
+        free(S->cidx);
+        free(S->crow);
+        S->cidx = malloc(sizeof(uint32_t) * cap);
+        S->crow = malloc(sizeof(int32_t) * cap);
+        S->ccap = S->cidx && S->crow ? cap : 0;
+        if (!S->ccap)
+            return DSNN_ERR_NOMEM;
+    }
+    int64_t *cp = S->cptr;
+    memset(cp, 0, sizeof(int64_t) * ((size_t)C + 1));
+    for (size_t k = 0; k < W->nnz; k++)
+        cp[W->col[k] / kk + 1]++;
+    for (int c = 0; c < C; c++)
+        cp[c + 1] += cp[c];
+    int64_t *next = malloc(sizeof(int64_t) * ((size_t)C + 1));
+    if (!next)
+        return DSNN_ERR_NOMEM;
+    memcpy(next, cp, sizeof(int64_t) * ((size_t)C + 1));
+    for (int r = 0; r < W->n_out; r++)
+        for (int64_t k = W->row_ptr[r]; k < W->row_ptr[r + 1]; k++) {
+            const int64_t q = next[W->col[k] / kk]++;
+            S->cidx[q] = (uint32_t)k;
+            S->crow[q] = r;
+        }
+    free(next);
+    return DSNN_OK;
+}
+
+/* dx[b][c] planes = sum over the connections of channel c of w * dy[b][o] shifted back. */
+static void sc_input_grad_kernel(const struct sparse_conv2d *S, const struct dsnn_sparse_csr *W,
+                                 const float *dy, int batch, float *dx)
+{
+    const struct dsnn_cv_geom *g = &S->g;
+    const int M = W->n_out, C = g->c, Wd = g->w, OW = g->ow, SH = g->sh, SW = g->sw;
+    const size_t HW = (size_t)g->h * Wd, P = (size_t)g->oh * OW;
+    const int items = batch * C;
+    const int nt = dsnn_ly_threads();
+    const bool par = nt > 1 && items > 1 && (W->nnz + (size_t)C) * P * batch >= 65536;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int it = 0; it < items; it++) {
+        const int b = it / C, c = it % C;
+        float *restrict xp = dx + (size_t)it * HW;
+        memset(xp, 0, sizeof(float) * HW);
+        for (int64_t q = S->cptr[c]; q < S->cptr[c + 1]; q++) {
+            const uint32_t k = S->cidx[q];
+            const int o = S->crow[q];
+            int cc, i, j;
+            sc_decode(g, W->col[k], &cc, &i, &j);
+            const float w = W->value[k];
+            const float *restrict dp = dy + ((size_t)b * M + o) * P;
+            const int x0 = S->ox0[j], x1 = S->ox1[j], off = j - g->pw;
+            for (int oy = S->oy0[i]; oy < S->oy1[i]; oy++) {
+                float *restrict xr = xp + (size_t)(oy * SH - g->ph + i) * Wd;
+                const float *restrict dr = dp + (size_t)oy * OW;
+                if (SW == 1)
+                    for (int ox = x0; ox < x1; ox++)
+                        xr[ox + off] += w * dr[ox];
+                else
+                    for (int ox = x0; ox < x1; ox++)
+                        xr[ox * SW + off] += w * dr[ox];
+            }
         }
     }
 }
@@ -147,50 +244,20 @@ static enum dsnn_status sc_forward(struct dsnn_layer *l, const float *x, float *
         return DSNN_ERR_INVALID;
     sc_sync(S);
     S->dense_valid = false;
-    const struct dsnn_cv_geom *g = &S->g;
-    const int K = W.n_in, M = W.n_out, P = g->oh * g->ow;
-    const size_t in_size = (size_t)g->c * g->h * g->w, out_size = (size_t)M * P;
     const struct dsnn_param_block *bb = dsnn_sparse_bias(S->w);
-    const float *bias = bb ? bb->value : NULL;
-    const int chunk = dsnn_cv_chunk(g, K, M, batch);
-    for (int b0 = 0; b0 < batch; b0 += chunk) {
-        const int nb = batch - b0 < chunk ? batch - b0 : chunk;
-        const int N = nb * P;
-        float *cols = dsnn_ws_get(0, (size_t)K * N);
-        float *out = nb == 1 ? y + (size_t)b0 * out_size : dsnn_ws_get(1, (size_t)M * N);
-        if (!cols || !out)
-            return DSNN_ERR_NOMEM;
-        dsnn_cv_im2col(g, x + (size_t)b0 * in_size, nb, cols);
-        sc_spmm(&W, bias, cols, N, out);
-        if (nb > 1)
-            dsnn_cv_scatter(out, M, P, nb, NULL, y + (size_t)b0 * out_size);
-    }
+    sc_forward_kernel(S, &W, bb ? bb->value : NULL, x, batch, y);
     return DSNN_OK;
 }
 
-static enum dsnn_status sc_backward(struct dsnn_layer *l, const float *x, const float *y,
-                                    const float *dy, float *dx, int batch)
+/* RigL: dense dW [out_c][K] = dY cols^T over chunks of samples (im2col + sgemm). */
+static enum dsnn_status sc_dense_grad(struct sparse_conv2d *S, const float *x, const float *dy,
+                                      int batch)
 {
-    (void)y;
-    struct sparse_conv2d *S = sc_cast(l);
-    struct dsnn_sparse_csr W;
-    if (!dsnn_sparse_get_csr(S->w, &W))
-        return DSNN_ERR_INVALID;
-    sc_sync(S);
     const struct dsnn_cv_geom *g = &S->g;
-    const int K = W.n_in, M = W.n_out, P = g->oh * g->ow;
+    const int K = g->c * g->kh * g->kw, M = S->out_c, P = g->oh * g->ow;
     const size_t in_size = (size_t)g->c * g->h * g->w, out_size = (size_t)M * P;
-    struct dsnn_param_block *bb = dsnn_sparse_bias(S->w);
-    float *db = bb ? bb->grad : NULL;
-    if (db)
-        memset(db, 0, sizeof(float) * (size_t)M);
-    if (S->keep_dense && !S->dense_grad) {
-        S->dense_grad = malloc(sizeof(float) * (size_t)M * (size_t)K);
-        if (!S->dense_grad)
-            return DSNN_ERR_NOMEM;
-    }
-    if (W.nnz == 0 && !db && !dx && !S->keep_dense)
-        return DSNN_OK;
+    if (!S->dense_grad && !(S->dense_grad = malloc(sizeof(float) * (size_t)M * (size_t)K)))
+        return DSNN_ERR_NOMEM;
     const int chunk = dsnn_cv_chunk(g, K, M, batch);
     for (int b0 = 0; b0 < batch; b0 += chunk) {
         const int nb = batch - b0 < chunk ? batch - b0 : chunk;
@@ -207,19 +274,35 @@ static enum dsnn_status sc_backward(struct dsnn_layer *l, const float *x, const 
             dsnn_cv_gather(dyc, M, P, nb, buf);
             dyc = buf;
         }
-        sc_sddmm(&W, dyc, cols, N, b0 > 0, db);
-        if (S->keep_dense)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dyc, N, cols, N,
-                        b0 == 0 ? 0.0f : 1.0f, S->dense_grad, K);
-        if (dx) {
-            float *dcols = dsnn_ws_get(2, (size_t)K * N);
-            if (!dcols)
-                return DSNN_ERR_NOMEM;
-            sc_spmm_t(&W, dyc, N, dcols);
-            dsnn_cv_col2im(g, dcols, nb, dx + (size_t)b0 * in_size);
-        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dyc, N, cols, N,
+                    b0 == 0 ? 0.0f : 1.0f, S->dense_grad, K);
     }
-    S->dense_valid = S->keep_dense;
+    return DSNN_OK;
+}
+
+static enum dsnn_status sc_backward(struct dsnn_layer *l, const float *x, const float *y,
+                                    const float *dy, float *dx, int batch)
+{
+    (void)y;
+    struct sparse_conv2d *S = sc_cast(l);
+    struct dsnn_sparse_csr W;
+    if (!dsnn_sparse_get_csr(S->w, &W))
+        return DSNN_ERR_INVALID;
+    sc_sync(S);
+    struct dsnn_param_block *bb = dsnn_sparse_bias(S->w);
+    sc_weight_grad_kernel(S, &W, x, dy, batch, bb ? bb->grad : NULL);
+    if (dx) {
+        if (sc_build_cindex(S, &W) != DSNN_OK)
+            return DSNN_ERR_NOMEM;
+        sc_input_grad_kernel(S, &W, dy, batch, dx);
+    }
+    S->dense_valid = false;
+    if (S->keep_dense) {
+        enum dsnn_status st = sc_dense_grad(S, x, dy, batch);
+        if (st != DSNN_OK)
+            return st;
+        S->dense_valid = true;
+    }
     return DSNN_OK;
 }
 
@@ -248,6 +331,13 @@ static void sc_destroy(struct dsnn_layer *l)
         return;
     dsnn_layer_free(S->w);
     free(S->dense_grad);
+    free(S->oy0);
+    free(S->oy1);
+    free(S->ox0);
+    free(S->ox1);
+    free(S->cptr);
+    free(S->cidx);
+    free(S->crow);
     free(S);
 }
 
@@ -293,6 +383,19 @@ struct dsnn_layer *dsnn_sparse_conv2d_new(const char *name, struct dsnn_shape in
     S->g = g;
     S->out_c = out_channels;
     S->bias = bias;
+    S->oy0 = malloc(sizeof(int) * (size_t)g.kh);
+    S->oy1 = malloc(sizeof(int) * (size_t)g.kh);
+    S->ox0 = malloc(sizeof(int) * (size_t)g.kw);
+    S->ox1 = malloc(sizeof(int) * (size_t)g.kw);
+    if (!S->oy0 || !S->oy1 || !S->ox0 || !S->ox1) {
+        sc_destroy(&S->base);
+        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < g.kh; i++)
+        dsnn_cv_valid_range(g.oh, g.sh, g.ph, i, g.h, &S->oy0[i], &S->oy1[i]);
+    for (int j = 0; j < g.kw; j++)
+        dsnn_cv_valid_range(g.ow, g.sw, g.pw, j, g.w, &S->ox0[j], &S->ox1[j]);
     return &S->base;
 }
 

@@ -44,6 +44,9 @@ struct dsnn_sparse_linear {
     int64_t *col_ptr; /* [n_in + 1] */
     int32_t *csc_row; /* [cap] */
     uint32_t *csc_k;  /* [cap] */
+    float *csc_val;   /* [cap] values in CSC order, gathered by a training forward */
+    bool csc_val_valid;
+    bool want_dx;     /* the last backward computed dx (so a training forward gathers csc_val) */
 
     /* activation panels, for batches up to ld_max (padded) */
     int ld_max;

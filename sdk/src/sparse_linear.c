@@ -84,6 +84,7 @@ float dsnn_sp_grow_value(const struct dsnn_sparse_linear *S, struct dsnn_rng *rn
 void dsnn_sp_topology_changed(struct dsnn_sparse_linear *S)
 {
     S->csc_valid = false;
+    S->csc_val_valid = false;
     S->blocks[0].n = S->nnz;
 }
 
@@ -123,9 +124,12 @@ enum dsnn_status dsnn_sp_reserve_nnz(struct dsnn_sparse_linear *S, size_t need,
     b->capacity = cap;
     free(S->csc_row);
     free(S->csc_k);
+    free(S->csc_val);
     S->csc_row = NULL;
     S->csc_k = NULL;
+    S->csc_val = NULL;
     S->csc_valid = false;
+    S->csc_val_valid = false;
     free(S->dw_part);
     S->dw_part = NULL;
     S->dw_part_cap = 0;
@@ -196,6 +200,7 @@ struct dsnn_layer *dsnn_sparse_linear_new(const char *name, int n_in, int n_out,
     snprintf(S->base.name, sizeof S->base.name, "%s", name);
     S->base.in = (struct dsnn_shape){n_in, 1, 1};
     S->base.out = (struct dsnn_shape){n_out, 1, 1};
+    S->want_dx = true;
     S->n_in = n_in;
     S->n_out = n_out;
     S->bias = bias;
@@ -272,11 +277,14 @@ static void sp_release(struct dsnn_sparse_linear *S)
     free(S->col_ptr);
     free(S->csc_row);
     free(S->csc_k);
+    free(S->csc_val);
     S->row_ptr = S->col_ptr = NULL;
     S->col = S->csc_row = NULL;
     S->csc_k = NULL;
+    S->csc_val = NULL;
     S->nnz = S->cap = 0;
     S->csc_valid = false;
+    S->csc_val_valid = false;
     S->base.params = NULL;
     S->base.n_params = 0;
 }
@@ -450,8 +458,10 @@ static enum dsnn_status sp_build_csc(struct dsnn_sparse_linear *S)
         S->csc_row = malloc(sizeof(int32_t) * S->cap);
     if (!S->csc_k)
         S->csc_k = malloc(sizeof(uint32_t) * S->cap);
+    if (!S->csc_val)
+        S->csc_val = malloc(sizeof(float) * S->cap);
     int64_t *next = malloc(sizeof(int64_t) * ((size_t)S->n_in + 1));
-    if (!S->col_ptr || !S->csc_row || !S->csc_k || !next) {
+    if (!S->col_ptr || !S->csc_row || !S->csc_k || !S->csc_val || !next) {
         free(next);
         return DSNN_ERR_NOMEM;
     }
@@ -471,7 +481,18 @@ static enum dsnn_status sp_build_csc(struct dsnn_sparse_linear *S)
         }
     free(next);
     S->csc_valid = true;
+    S->csc_val_valid = false;
     return DSNN_OK;
+}
+
+/* csc_val[p] = value[csc_k[p]] for p in [p0, p1). */
+static void sp_gather_csc(struct dsnn_sparse_linear *S, size_t p0, size_t p1)
+{
+    const float *v = S->blocks[0].value;
+    const uint32_t *ck = S->csc_k;
+    float *cv = S->csc_val;
+    for (size_t p = p0; p < p1; p++)
+        cv[p] = v[ck[p]];
 }
 
 /* ---- work decomposition ---- */
@@ -566,10 +587,17 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
     const float *bias = S->bias ? S->blocks[1].value : NULL;
     float *xT = S->xT, *yT = S->yT;
     S->xT_valid = S->dyT_valid = false;
+    /* A training forward also gathers the values in CSC order for the input gradient of the
+     * backward that follows (the values do not change in between). */
+    const bool gather = train && S->want_dx && (S->csc_valid || sp_build_csc(S) == DSNN_OK);
+    S->csc_val_valid = false;
 #pragma omp parallel num_threads(P.threads) if (P.threads > 1)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const int it0 = P.items * t / nt, it1 = P.items * (t + 1) / nt;
+        if (gather)
+            sp_gather_csc(S, S->nnz * (size_t)t / (size_t)nt,
+                          S->nnz * (size_t)(t + 1) / (size_t)nt);
         SP_ITEMS_BEGIN(P)
         int i0, i1;
         sp_feat_part(n_in, P.parts, p, &i0, &i1);
@@ -596,6 +624,7 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
     S->cache_x = x;
     S->cache_batch = batch;
     S->xT_valid = true;
+    S->csc_val_valid = gather;
     return DSNN_OK;
 }
 
@@ -610,15 +639,19 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
     if (sp_ensure_panels(S, P.ld, dx != NULL) != DSNN_OK ||
         sp_ensure_dw_part(S, P.chunks) != DSNN_OK)
         return DSNN_ERR_NOMEM;
+    S->want_dx = dx != NULL;
     if (dx && !S->csc_valid && sp_build_csc(S) != DSNN_OK)
         return DSNN_ERR_NOMEM;
+    if (dx && !S->csc_val_valid) {
+        sp_gather_csc(S, 0, S->nnz);
+        S->csc_val_valid = true;
+    }
     const bool need_x = !(S->xT_valid && S->cache_x == x && S->cache_batch == batch);
     const size_t cs = (size_t)P.cs;
     const int n_in = S->n_in, n_out = S->n_out;
     const int64_t *rp = S->row_ptr, *cp = S->col_ptr;
     const int32_t *col = S->col, *crow = S->csc_row;
-    const uint32_t *ck = S->csc_k;
-    const float *val = S->blocks[0].value;
+    const float *cval = S->csc_val;
     float *grad = S->blocks[0].grad;
     float *dbias = S->bias ? S->blocks[1].grad : NULL;
     float *xT = S->xT, *dyT = S->yT, *dxT = S->dxT, *dwp = S->dw_part, *dbp = S->db_part;
@@ -649,8 +682,8 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
         dsnn_sp_sddmm(rp, col, dyc, xT + (size_t)c * n_in * cs, cs, out, db, r0, r1, w);
         if (dx) {
             sp_row_part(cp, n_in, P.parts, p, &r0, &r1);
-            dsnn_sp_spmm(cp, crow, val, ck, NULL, dyc, cs, dxT + (size_t)c * n_in * cs, r0, r1,
-                         w);
+            dsnn_sp_spmm(cp, crow, cval, NULL, NULL, dyc, cs, dxT + (size_t)c * n_in * cs, r0,
+                         r1, w);
         }
         SP_ITEMS_END
         if (dx) {
@@ -666,7 +699,7 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
         }
         if (P.chunks > 1) {
 #pragma omp barrier
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
             for (size_t k = 0; k < nnz; k++) {
                 float s = grad[k];
                 for (int c = 1; c < P.chunks; c++)
@@ -674,7 +707,7 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
                 grad[k] = s;
             }
             if (dbias) {
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
                 for (int o = 0; o < n_out; o++) {
                     float s = dbias[o];
                     for (int c = 1; c < P.chunks; c++)
@@ -940,6 +973,7 @@ static enum dsnn_status sp_load(struct dsnn_layer *l, FILE *f, struct dsnn_error
     S->nnz = (size_t)nnz;
     S->blocks[0].n = S->nnz;
     S->csc_valid = false;
+    S->csc_val_valid = false;
     S->xT_valid = S->dyT_valid = false;
     if ((st = dsnn_io_read(f, S->row_ptr, sizeof(int64_t) * ((size_t)S->n_out + 1), "row_ptr",
                            err)) ||

@@ -355,7 +355,7 @@ void dsnn_sparse_update_tally_add(struct dsnn_sparse_update_tally *t,
                                   const struct dsnn_sparse_model *sm,
                                   const struct dsnn_metrics *round)
 {
-    char name[DSNN_METRIC_NAME_MAX];
+    char name[DSNN_METRIC_NAME_MAX + DSNN_LAYER_NAME_MAX];
     double v;
     t->rounds++;
     for (size_t i = 0; i < sm->n_layers && i < DSNN_SPARSE_MODEL_MAX_LAYERS; i++) {

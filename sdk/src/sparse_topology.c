@@ -408,11 +408,11 @@ enum dsnn_status dsnn_sparse_grow_at(struct dsnn_layer *l, const int32_t *rows,
     }
     for (size_t i = 1; i < count; i++)
         if (pos[i] == pos[i - 1]) {
+            const uint64_t dup = pos[i];
             free(pos);
             return dsnn_error_set(err, DSNN_ERR_INVALID,
                                   "layer '%s': connection (%d, %d) is listed twice", l->name,
-                                  (int)(pos[i] / (uint64_t)S->n_in),
-                                  (int)(pos[i] % (uint64_t)S->n_in));
+                                  (int)(dup / (uint64_t)S->n_in), (int)(dup % (uint64_t)S->n_in));
         }
     st = grow_apply(S, pos, count, rng, err);
     free(pos);

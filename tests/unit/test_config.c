@@ -18,24 +18,24 @@
 
 /* ---- helpers ---- */
 
-#define ASSERT_HAS(msg, sub)                                                                      \
-    do {                                                                                          \
-        const char *m_ = (msg), *s_ = (sub);                                                      \
-        bool ok_ = m_ && strstr(m_, s_) != NULL;                                                  \
-        if (!ok_)                                                                                 \
+#define ASSERT_HAS(msg, sub)                                                                       \
+    do {                                                                                           \
+        const char *m_ = (msg), *s_ = (sub);                                                       \
+        bool ok_ = m_ && strstr(m_, s_) != NULL;                                                   \
+        if (!ok_)                                                                                  \
             fprintf(stderr, "\n    %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__, __LINE__,   \
-                    m_ ? m_ : "(null)", s_);                                                      \
-        CU_ASSERT(ok_);                                                                           \
+                    m_ ? m_ : "(null)", s_);                                                       \
+        CU_ASSERT(ok_);                                                                            \
     } while (0)
 
-#define ASSERT_STR(got, want)                                                                     \
-    do {                                                                                          \
-        const char *g_ = (got), *w_ = (want);                                                     \
-        bool ok_ = g_ && strcmp(g_, w_) == 0;                                                     \
-        if (!ok_)                                                                                 \
-            fprintf(stderr, "\n    %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__,         \
-                    g_ ? g_ : "(null)", w_);                                                      \
-        CU_ASSERT(ok_);                                                                           \
+#define ASSERT_STR(got, want)                                                                      \
+    do {                                                                                           \
+        const char *g_ = (got), *w_ = (want);                                                      \
+        bool ok_ = g_ && strcmp(g_, w_) == 0;                                                      \
+        if (!ok_)                                                                                  \
+            fprintf(stderr, "\n    %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__,          \
+                    g_ ? g_ : "(null)", w_);                                                       \
+        CU_ASSERT(ok_);                                                                            \
     } while (0)
 
 /* 1-based line of the first occurrence of needle in text (0 if absent). */
@@ -75,30 +75,29 @@ static bool write_temp(const char *text, char *path, size_t size)
     return ok;
 }
 
-static const char *const k_text =
-    "experiment = { name = \"demo\"; epochs = 10; };\n"
-    "model = {\n"
-    "  learning_rate = \"fast\";\n"
-    "  momentum = 1;\n"
-    "  epochs = 1.5;\n"
-    "  steps = 7;\n"
-    "  big = 5000000000L;\n"
-    "  neg = -3;\n"
-    "  rate = 0.25;\n"
-    "  flag = true;\n"
-    "  sizes = [1, 2, 3];\n"
-    "  sizes_list = (4, 5);\n"
-    "  floats = [0.5, 1.5];\n"
-    "  mixed = (1, 2.5);\n"
-    "  bad_list = (1, \"two\");\n"
-    "  float_in_ints = [1, 2];\n"
-    "  on_perc = 0.1;\n"
-    "  on_perc_int = 1;\n"
-    "  on_perc_arr = [0.1, 0.2, 0.3];\n"
-    "  alg = \"adam\";\n"
-    "  empty = [];\n"
-    "  sub = { deep = { x = \"s\"; y = 2; }; };\n"
-    "};\n";
+static const char *const k_text = "experiment = { name = \"demo\"; epochs = 10; };\n"
+                                  "model = {\n"
+                                  "  learning_rate = \"fast\";\n"
+                                  "  momentum = 1;\n"
+                                  "  epochs = 1.5;\n"
+                                  "  steps = 7;\n"
+                                  "  big = 5000000000L;\n"
+                                  "  neg = -3;\n"
+                                  "  rate = 0.25;\n"
+                                  "  flag = true;\n"
+                                  "  sizes = [1, 2, 3];\n"
+                                  "  sizes_list = (4, 5);\n"
+                                  "  floats = [0.5, 1.5];\n"
+                                  "  mixed = (1, 2.5);\n"
+                                  "  bad_list = (1, \"two\");\n"
+                                  "  float_in_ints = [1, 2];\n"
+                                  "  on_perc = 0.1;\n"
+                                  "  on_perc_int = 1;\n"
+                                  "  on_perc_arr = [0.1, 0.2, 0.3];\n"
+                                  "  alg = \"adam\";\n"
+                                  "  empty = [];\n"
+                                  "  sub = { deep = { x = \"s\"; y = 2; }; };\n"
+                                  "};\n";
 
 /* ---- parsing ---- */
 
@@ -121,9 +120,9 @@ static void test_parse_ok(void)
 static void test_parse_error_name_line(void)
 {
     static const char *const texts[] = {
-        "a = 1;\nb = 2;\nc = ;\n",               /* error on line 3 */
+        "a = 1;\nb = 2;\nc = ;\n",                      /* error on line 3 */
         "a = 1;\n\n\n\nmodel = { x = [1, \"a\"]; };\n", /* mixed array, line 5 */
-        "model = {\n  x = 1;\n",                 /* unterminated group: end of text */
+        "model = {\n  x = 1;\n",                        /* unterminated group: end of text */
     };
     static const int lines[] = {3, 5, 0};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
@@ -170,8 +169,7 @@ static void test_load_errors(void)
 
 /* ---- typed getters: the error style ---- */
 
-static void check_type_error(const struct dsnn_cfg *model, const char *where_name,
-                             const char *text)
+static void check_type_error(const struct dsnn_cfg *model, const char *where_name, const char *text)
 {
     struct dsnn_error err = {0};
     double d = -1;
@@ -180,9 +178,8 @@ static void check_type_error(const struct dsnn_cfg *model, const char *where_nam
     /* A string where a number is expected: the complete message. */
     CU_ASSERT_EQUAL(dsnn_cfg_float(model, "learning_rate", 0.1, &d, &err), DSNN_ERR_CONFIG);
     CU_ASSERT_EQUAL(err.status, DSNN_ERR_CONFIG);
-    snprintf(want, sizeof want,
-             "%s:%d: key 'model.learning_rate': expected a number, got a string", where_name,
-             line_of(text, "learning_rate"));
+    snprintf(want, sizeof want, "%s:%d: key 'model.learning_rate': expected a number, got a string",
+             where_name, line_of(text, "learning_rate"));
     ASSERT_STR(err.msg, want);
 
     /* A float where an integer is expected is refused, naming the value. */
@@ -498,10 +495,10 @@ static void test_navigation(void)
         const char *path;
         enum dsnn_cfg_type type;
     } types[] = {
-        {"model.steps", DSNN_CFG_INT},        {"model.big", DSNN_CFG_INT},
-        {"model.rate", DSNN_CFG_FLOAT},       {"model.flag", DSNN_CFG_BOOL},
-        {"model.alg", DSNN_CFG_STRING},       {"model.sizes", DSNN_CFG_ARRAY},
-        {"model.sizes_list", DSNN_CFG_LIST},  {"model.sub", DSNN_CFG_GROUP},
+        {"model.steps", DSNN_CFG_INT},       {"model.big", DSNN_CFG_INT},
+        {"model.rate", DSNN_CFG_FLOAT},      {"model.flag", DSNN_CFG_BOOL},
+        {"model.alg", DSNN_CFG_STRING},      {"model.sizes", DSNN_CFG_ARRAY},
+        {"model.sizes_list", DSNN_CFG_LIST}, {"model.sub", DSNN_CFG_GROUP},
     };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         const struct dsnn_cfg *c = dsnn_config_file_lookup(f, types[i].path);
@@ -518,6 +515,63 @@ static void test_navigation(void)
     CU_ASSERT_EQUAL(dsnn_cfg_count(sizes), 3);
     CU_ASSERT_EQUAL(dsnn_cfg_type(dsnn_cfg_child(sizes, 2)), DSNN_CFG_INT);
     CU_ASSERT_PTR_NULL(dsnn_cfg_child_name(sizes, 0));
+    dsnn_config_file_free(f);
+}
+
+static void test_paths_in_lists(void)
+{
+    /* Keys inside groups that are elements of a list: the message shows the whole path. */
+    const char *text = "model = {\n"
+                       "  layers = (\n"
+                       "    { size = 10; },\n"
+                       "    { size = \"big\"; }\n"
+                       "  );\n"
+                       "};\n";
+    struct dsnn_config_file *f = parse(text, "exp.cfg");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    const struct dsnn_cfg *layers = dsnn_config_file_lookup(f, "model.layers");
+    CU_ASSERT_EQUAL(dsnn_cfg_type(layers), DSNN_CFG_LIST);
+    const struct dsnn_cfg *l0 = dsnn_cfg_child(layers, 0), *l1 = dsnn_cfg_child(layers, 1);
+    ASSERT_STR(dsnn_cfg_path(layers), "model.layers");
+    ASSERT_STR(dsnn_cfg_path(l0), "model.layers[0]");
+    ASSERT_STR(dsnn_cfg_path(l1), "model.layers[1]");
+    struct dsnn_error err = {0};
+    int64_t i = 0;
+    CU_ASSERT_EQUAL(dsnn_cfg_int(l0, "size", 0, &i, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(i, 10);
+    CU_ASSERT_EQUAL(dsnn_cfg_int(l1, "size", 0, &i, &err), DSNN_ERR_CONFIG);
+    ASSERT_STR(err.msg, "exp.cfg:4: key 'model.layers[1].size': expected an integer, got a string");
+    /* Elements of arrays. */
+    dsnn_config_file_free(f);
+    f = parse("a = { b = [1, 2, 3]; };\n", "exp.cfg");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    ASSERT_STR(dsnn_cfg_path(dsnn_cfg_child(dsnn_config_file_lookup(f, "a.b"), 2)), "a.b[2]");
+    dsnn_config_file_free(f);
+
+    /* A path longer than the buffer is cut, not overflowed. */
+    char text2[4096];
+    size_t len = 0;
+    for (int d = 0; d < 40; d++)
+        len += (size_t)snprintf(text2 + len, sizeof text2 - len, "group_number_%02d = {", d);
+    len += (size_t)snprintf(text2 + len, sizeof text2 - len, " x = \"s\";");
+    for (int d = 0; d < 40; d++)
+        len += (size_t)snprintf(text2 + len, sizeof text2 - len, " };");
+    f = parse(text2, "deep.cfg");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    const struct dsnn_cfg *g = dsnn_config_file_root(f);
+    for (int d = 0; d < 40; d++) {
+        char name[32];
+        snprintf(name, sizeof name, "group_number_%02d", d);
+        g = dsnn_cfg_group(g, name);
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    const char *path = dsnn_cfg_path(g);
+    CU_ASSERT(strlen(path) > 200 && strlen(path) < 256);
+    CU_ASSERT_EQUAL(strncmp(path, "group_number_00.group_number_01.", 32), 0);
+    memset(&err, 0, sizeof err);
+    CU_ASSERT_EQUAL(dsnn_cfg_int(g, "x", 0, &i, &err), DSNN_ERR_CONFIG);
+    ASSERT_HAS(err.msg, "deep.cfg:1: key 'group_number_00.group_number_01.");
+    ASSERT_HAS(err.msg, "expected an integer, got a string");
     dsnn_config_file_free(f);
 }
 
@@ -593,15 +647,15 @@ static void test_set_scalars(void)
 static void test_set_deep_copy(void)
 {
     /* The source of the values is another configuration, freed before the target is read. */
-    struct dsnn_config_file *src = parse(
-        "grid = {\n"
-        "  sizes = [100, 200];\n"
-        "  choices = ([100], [200, 200], [300, 300, 300]);\n"
-        "  mixed = (1, \"two\", 3.5, true, [4, 5], { x = 6; });\n"
-        "  group = { a = 1; inner = { b = [0.5, 1.5]; c = \"s\"; }; l = (1, 2); };\n"
-        "  floats = [0.5, 1.0];\n"
-        "};\n",
-        "src.cfg");
+    struct dsnn_config_file *src =
+        parse("grid = {\n"
+              "  sizes = [100, 200];\n"
+              "  choices = ([100], [200, 200], [300, 300, 300]);\n"
+              "  mixed = (1, \"two\", 3.5, true, [4, 5], { x = 6; });\n"
+              "  group = { a = 1; inner = { b = [0.5, 1.5]; c = \"s\"; }; l = (1, 2); };\n"
+              "  floats = [0.5, 1.0];\n"
+              "};\n",
+              "src.cfg");
     struct dsnn_config_file *dst = parse("model = { sizes = 3; other = \"x\"; };\n", "dst.cfg");
     CU_ASSERT_PTR_NOT_NULL_FATAL(src);
     CU_ASSERT_PTR_NOT_NULL_FATAL(dst);
@@ -669,6 +723,31 @@ static void test_set_deep_copy(void)
     ASSERT_STR(again, whole);
     dsnn_config_file_free(re);
     dsnn_config_file_free(dst);
+}
+
+static void test_set_from_same_file(void)
+{
+    /* Values taken from the configuration being changed: the setting itself, an element of the
+     * setting being replaced, an ancestor of the new setting. */
+    struct dsnn_config_file *f =
+        parse("model = { sizes = ([1, 2], [3]); lr = 0.5; sub = { a = 1; }; };\n", "exp.cfg");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    struct dsnn_error err = {0};
+    char buf[512];
+    struct dsnn_value v = {.type = DSNN_VALUE_CFG, .u.cfg = dsnn_config_file_lookup(f, "model.lr")};
+    CU_ASSERT_EQUAL(dsnn_config_file_set(f, "model.lr", &v, &err), DSNN_OK);
+    v.u.cfg = dsnn_cfg_child(dsnn_config_file_lookup(f, "model.sizes"), 1);
+    CU_ASSERT_EQUAL(dsnn_config_file_set(f, "model.sizes", &v, &err), DSNN_OK);
+    v.u.cfg = dsnn_config_file_lookup(f, "model.sub");
+    CU_ASSERT_EQUAL(dsnn_config_file_set(f, "model.sub.copy", &v, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(err.status, DSNN_OK);
+    dsnn_cfg_to_text(dsnn_config_file_lookup(f, "model"), buf, sizeof buf);
+    ASSERT_STR(buf, "{ sub = { a = 1; copy = { a = 1; }; }; lr = 0.5; sizes = [3]; }");
+    /* A bad value type leaves the old setting in place. */
+    struct dsnn_value bad = {.type = (enum dsnn_value_type)99};
+    CU_ASSERT_EQUAL(dsnn_config_file_set(f, "model.lr", &bad, &err), DSNN_ERR_INVALID);
+    CU_ASSERT_EQUAL(dsnn_cfg_type(dsnn_config_file_lookup(f, "model.lr")), DSNN_CFG_FLOAT);
+    dsnn_config_file_free(f);
 }
 
 /* ---- rendering ---- */
@@ -784,8 +863,7 @@ static void round_trip(const struct dsnn_value *v)
     }
     case DSNN_VALUE_STRING: {
         const char *s = NULL;
-        same = dsnn_cfg_string(root, "v", NULL, &s, &err) == DSNN_OK && s &&
-               strcmp(s, v->u.s) == 0;
+        same = dsnn_cfg_string(root, "v", NULL, &s, &err) == DSNN_OK && s && strcmp(s, v->u.s) == 0;
         break;
     }
     case DSNN_VALUE_CFG: {
@@ -804,17 +882,26 @@ static void round_trip(const struct dsnn_value *v)
 
 static void test_value_text_round_trip(void)
 {
-    static const int64_t ints[] = {0,          1,          -1,         42,        2147483647,
-                                   -2147483648LL, 2147483648LL, -2147483649LL, 5000000000LL,
-                                   INT64_MAX,  INT64_MIN + 1};
+    static const int64_t ints[] = {0,
+                                   1,
+                                   -1,
+                                   42,
+                                   2147483647,
+                                   -2147483648LL,
+                                   2147483648LL,
+                                   -2147483649LL,
+                                   5000000000LL,
+                                   INT64_MAX,
+                                   INT64_MIN + 1};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         struct dsnn_value v = {.type = DSNN_VALUE_INT, .u.i = ints[i]};
         round_trip(&v);
     }
-    static const double floats[] = {0.0,  -0.0,        0.1,      1.0,
-                                    3.0,  -2.5,        1e-8,     1e20,
-                                    1e300, 1.0 / 3,    123456789.0, 2.2250738585072014e-308,
-                                    0.02, 4.9e-324,    1.7976931348623157e308};
+    static const double floats[] = {0.0,     -0.0,        0.1,
+                                    1.0,     3.0,         -2.5,
+                                    1e-8,    1e20,        1e300,
+                                    1.0 / 3, 123456789.0, 2.2250738585072014e-308,
+                                    0.02,    4.9e-324,    1.7976931348623157e308};
     for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
         struct dsnn_value v = {.type = DSNN_VALUE_FLOAT, .u.f = floats[i]};
         round_trip(&v);
@@ -823,9 +910,9 @@ static void test_value_text_round_trip(void)
     round_trip(&v);
     v.u.b = false;
     round_trip(&v);
-    static const char *const strings[] = {"",           "SGD",         "with \"quotes\"",
-                                          "back\\slash", "new\nline\ttab", "cr\rff\f",
-                                          "ctl\x01\x1f", "utf8 \xc3\xa9"};
+    static const char *const strings[] = {
+        "",         "SGD",         "with \"quotes\"", "back\\slash", "new\nline\ttab",
+        "cr\rff\f", "ctl\x01\x1f", "utf8 \xc3\xa9"};
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         v = (struct dsnn_value){.type = DSNN_VALUE_STRING, .u.s = strings[i]};
         round_trip(&v);
@@ -867,6 +954,45 @@ static void test_file_write(void)
     dsnn_config_file_free(f);
 }
 
+/* ---- status and error messages (the carrier of every message above) ---- */
+
+static void test_status_and_errors(void)
+{
+    CU_ASSERT_STRING_EQUAL(dsnn_status_str(DSNN_OK), "ok");
+    CU_ASSERT_STRING_EQUAL(dsnn_status_str(DSNN_ERR_CONFIG), "configuration error");
+    CU_ASSERT_STRING_EQUAL(dsnn_status_str(DSNN_ERR_FORMAT), "malformed file");
+    CU_ASSERT_STRING_EQUAL(dsnn_status_str((enum dsnn_status)1234), "unknown status");
+    for (int s = 0; s <= DSNN_ERR_INTERRUPTED; s++)
+        CU_ASSERT_STRING_NOT_EQUAL(dsnn_status_str((enum dsnn_status)s), "unknown status");
+
+    struct dsnn_error err = {0};
+    CU_ASSERT_EQUAL(dsnn_error_set(&err, DSNN_ERR_IO, "%s: cannot open: %d", "x.bin", 2),
+                    DSNN_ERR_IO);
+    CU_ASSERT_EQUAL(err.status, DSNN_ERR_IO);
+    ASSERT_STR(err.msg, "x.bin: cannot open: 2");
+    CU_ASSERT_EQUAL(dsnn_error_set(NULL, DSNN_ERR_NOMEM, "ignored"), DSNN_ERR_NOMEM);
+    CU_ASSERT_EQUAL(dsnn_error_prefix(&err, "trial %d", 3), DSNN_ERR_IO);
+    ASSERT_STR(err.msg, "trial 3: x.bin: cannot open: 2");
+    CU_ASSERT_EQUAL(err.status, DSNN_ERR_IO);
+    CU_ASSERT_EQUAL(dsnn_error_prefix(NULL, "x"), DSNN_ERR_INTERNAL);
+
+    /* Messages longer than the buffer are cut and stay terminated. */
+    char big[3000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    dsnn_error_set(&err, DSNN_ERR_CONFIG, "%s", big);
+    CU_ASSERT_EQUAL(strlen(err.msg), DSNN_ERROR_MSG_MAX - 1);
+    dsnn_error_set(&err, DSNN_ERR_CONFIG, "tail");
+    memset(big, 'p', sizeof big - 1);
+    CU_ASSERT_EQUAL(dsnn_error_prefix(&err, "%s", big), DSNN_ERR_CONFIG);
+    CU_ASSERT(strlen(err.msg) < DSNN_ERROR_MSG_MAX);
+    CU_ASSERT(err.msg[0] == 'p');
+    dsnn_error_set(&err, DSNN_ERR_CONFIG, "%s", big);
+    CU_ASSERT_EQUAL(dsnn_error_prefix(&err, "ctx"), DSNN_ERR_CONFIG);
+    CU_ASSERT(strlen(err.msg) == DSNN_ERROR_MSG_MAX - 1);
+    CU_ASSERT_EQUAL(strncmp(err.msg, "ctx: ppp", 8), 0);
+}
+
 static CU_TestInfo tests[] = {
     {"parse ok", test_parse_ok},
     {"parse error: NAME:LINE", test_parse_error_name_line},
@@ -879,12 +1005,15 @@ static CU_TestInfo tests[] = {
     {"enum", test_enum},
     {"check_range", test_check_range},
     {"navigation", test_navigation},
+    {"paths through lists, long paths", test_paths_in_lists},
     {"set: scalars, groups created, replace", test_set_scalars},
     {"set: deep copies", test_set_deep_copy},
+    {"set: values from the same file", test_set_from_same_file},
     {"cfg_to_json / cfg_to_text", test_to_json_text},
     {"value_to_json", test_value_json},
     {"value_to_text round trip", test_value_text_round_trip},
     {"file write + load", test_file_write},
+    {"status names, error messages", test_status_and_errors},
     CU_TEST_INFO_NULL,
 };
 

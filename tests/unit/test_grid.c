@@ -16,24 +16,24 @@
 #include "harness.h"
 #include "registry.h"
 
-#define ASSERT_HAS(msg, sub)                                                                      \
-    do {                                                                                          \
-        const char *m_ = (msg), *s_ = (sub);                                                      \
-        bool ok_ = m_ && strstr(m_, s_) != NULL;                                                  \
-        if (!ok_)                                                                                 \
+#define ASSERT_HAS(msg, sub)                                                                       \
+    do {                                                                                           \
+        const char *m_ = (msg), *s_ = (sub);                                                       \
+        bool ok_ = m_ && strstr(m_, s_) != NULL;                                                   \
+        if (!ok_)                                                                                  \
             fprintf(stderr, "\n    %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__, __LINE__,   \
-                    m_ ? m_ : "(null)", s_);                                                      \
-        CU_ASSERT(ok_);                                                                           \
+                    m_ ? m_ : "(null)", s_);                                                       \
+        CU_ASSERT(ok_);                                                                            \
     } while (0)
 
-#define ASSERT_STR(got, want)                                                                     \
-    do {                                                                                          \
-        const char *g_ = (got), *w_ = (want);                                                     \
-        bool ok_ = g_ && strcmp(g_, w_) == 0;                                                     \
-        if (!ok_)                                                                                 \
-            fprintf(stderr, "\n    %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__,         \
-                    g_ ? g_ : "(null)", w_);                                                      \
-        CU_ASSERT(ok_);                                                                           \
+#define ASSERT_STR(got, want)                                                                      \
+    do {                                                                                           \
+        const char *g_ = (got), *w_ = (want);                                                      \
+        bool ok_ = g_ && strcmp(g_, w_) == 0;                                                      \
+        if (!ok_)                                                                                  \
+            fprintf(stderr, "\n    %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__,          \
+                    g_ ? g_ : "(null)", w_);                                                       \
+        CU_ASSERT(ok_);                                                                            \
     } while (0)
 
 /* ---- the plugin ---- */
@@ -70,7 +70,6 @@ static const struct dsnn_search_ops *grid_ops(void)
     return g_ops;
 }
 
-
 /* A parsed configuration and a created grid over its `search` group. */
 struct grid {
     struct dsnn_config_file *f;
@@ -87,8 +86,11 @@ static enum dsnn_status grid_open(struct grid *g, const char *text, int num_samp
     if (dsnn_config_file_parse(text, "exp.cfg", &g->f, &perr) != DSNN_OK)
         fprintf(stderr, "\n    parse: %s\n", perr.msg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(g->f);
-    struct dsnn_search_ctx ctx = {.seed = 1, .num_samples = num_samples, .max_epochs = 3,
-                                  .metric = "val_acc", .maximize = true};
+    struct dsnn_search_ctx ctx = {.seed = 1,
+                                  .num_samples = num_samples,
+                                  .max_epochs = 3,
+                                  .metric = "val_acc",
+                                  .maximize = true};
     const struct dsnn_cfg *search = dsnn_cfg_group(dsnn_config_file_root(g->f), "search");
     return ops->create(search, &ctx, &g->state, err);
 }
@@ -152,20 +154,19 @@ static void test_plugin_loads(void)
     CU_ASSERT_PTR_NOT_NULL(dsnn_registry_entry_key(e, "grid"));
 }
 
-static const char *const k_main =
-    "experiment = { num_samples = 2; };\n"
-    "search = {\n"
-    "  plugin = \"grid\";\n"
-    "  grid = {\n"
-    "    model = {\n"
-    "      on_perc = [0.02, 0.04];\n"
-    "      learning_rate = [0.1, 0.01, 0.001];\n"
-    "    };\n"
-    "    network = {\n"
-    "      hidden_sizes = ([100], [200, 200]);\n"
-    "    };\n"
-    "  };\n"
-    "};\n";
+static const char *const k_main = "experiment = { num_samples = 2; };\n"
+                                  "search = {\n"
+                                  "  plugin = \"grid\";\n"
+                                  "  grid = {\n"
+                                  "    model = {\n"
+                                  "      on_perc = [0.02, 0.04];\n"
+                                  "      learning_rate = [0.1, 0.01, 0.001];\n"
+                                  "    };\n"
+                                  "    network = {\n"
+                                  "      hidden_sizes = ([100], [200, 200]);\n"
+                                  "    };\n"
+                                  "  };\n"
+                                  "};\n";
 
 static void test_product_and_order(void)
 {
@@ -187,8 +188,9 @@ static void test_product_and_order(void)
         /* Sample s of combination c is trial s * 12 + c; the last key varies fastest. */
         int c = t % 12;
         char want[256], got[256];
-        snprintf(want, sizeof want, "model.on_perc=%s;model.learning_rate=%s;"
-                                    "network.hidden_sizes=%s",
+        snprintf(want, sizeof want,
+                 "model.on_perc=%s;model.learning_rate=%s;"
+                 "network.hidden_sizes=%s",
                  on_perc[c / 6], lr[(c / 2) % 3], hidden[c % 2]);
         describe(&ps, got, sizeof got);
         ASSERT_STR(got, want);
@@ -384,17 +386,18 @@ static void check_refused(const char *text, const char *line_needle, const char 
 
 static void test_refused(void)
 {
-    check_refused("search = { grid = {\n  model = {\n    lr = [0.1];\n    sizes = [];\n  };\n}; };\n",
-                  "sizes", (const char *[]){"'search.grid.model.sizes'", "empty", NULL});
+    check_refused(
+        "search = { grid = {\n  model = {\n    lr = [0.1];\n    sizes = [];\n  };\n}; };\n",
+        "sizes", (const char *[]){"'search.grid.model.sizes'", "empty", NULL});
     check_refused("search = { grid = {\n  network = {\n    hidden_sizes = ();\n  };\n}; };\n",
-                  "hidden_sizes", (const char *[]){"'search.grid.network.hidden_sizes'", "empty",
-                                                   NULL});
+                  "hidden_sizes",
+                  (const char *[]){"'search.grid.network.hidden_sizes'", "empty", NULL});
     check_refused("search = {\n  plugin = \"grid\";\n  grid = 5;\n};\n", "grid = 5",
                   (const char *[]){"'search.grid'", "expected a group", NULL});
     check_refused("search = { grid = {\n experiment = { epochs = [1, 2]; };\n}; };\n", "epochs",
                   (const char *[]){"experiment.epochs", "cannot be searched", NULL});
-    check_refused("search = { grid = {\n search = { plugin = [\"a\", \"b\"]; };\n}; };\n",
-                  "plugin", (const char *[]){"search.plugin", "cannot be searched", NULL});
+    check_refused("search = { grid = {\n search = { plugin = [\"a\", \"b\"]; };\n}; };\n", "plugin",
+                  (const char *[]){"search.plugin", "cannot be searched", NULL});
 
     /* More keys than a parameter set holds. */
     char text[4096];
@@ -430,6 +433,46 @@ static void test_refused(void)
     check_refused(text, NULL, (const char *[]){"combinations", NULL});
 }
 
+static void test_param_set(void)
+{
+    /* dsnn_param_set_put (libdsnn), the container of a suggestion. */
+    static struct dsnn_param_set ps;
+    ps.n = 0;
+    struct dsnn_error err = {0};
+    struct dsnn_value a = {.type = DSNN_VALUE_INT, .u.i = 1};
+    struct dsnn_value b = {.type = DSNN_VALUE_FLOAT, .u.f = 0.5};
+    CU_ASSERT_EQUAL(dsnn_param_set_put(&ps, "model.x", &a, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_param_set_put(&ps, "model.y", &a, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_param_set_put(&ps, "model.x", &b, &err), DSNN_OK); /* replaces */
+    CU_ASSERT_EQUAL(ps.n, 2);
+    CU_ASSERT_STRING_EQUAL(ps.items[0].path, "model.x");
+    CU_ASSERT_EQUAL(ps.items[0].value.type, DSNN_VALUE_FLOAT);
+    CU_ASSERT_EQUAL(ps.items[0].value.u.f, 0.5);
+    char path[DSNN_PARAM_PATH_MAX + 1];
+    memset(path, 'p', sizeof path);
+    path[DSNN_PARAM_PATH_MAX - 1] = '\0';
+    CU_ASSERT_EQUAL(dsnn_param_set_put(&ps, path, &a, &err), DSNN_OK);
+    path[DSNN_PARAM_PATH_MAX - 1] = 'p';
+    path[DSNN_PARAM_PATH_MAX] = '\0';
+    CU_ASSERT_EQUAL(dsnn_param_set_put(&ps, path, &a, &err), DSNN_ERR_INVALID);
+    ASSERT_HAS(err.msg, "too long");
+    ps.n = 0;
+    for (int i = 0; i < DSNN_PARAMS_MAX; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "model.k%d", i);
+        CU_ASSERT_EQUAL(dsnn_param_set_put(&ps, p, &a, &err), DSNN_OK);
+    }
+    memset(&err, 0, sizeof err);
+    CU_ASSERT_EQUAL(dsnn_param_set_put(&ps, "model.extra", &a, &err), DSNN_ERR_INVALID);
+    ASSERT_HAS(err.msg, "32");
+    CU_ASSERT_EQUAL(dsnn_param_set_put(&ps, "model.k3", &b, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(ps.n, DSNN_PARAMS_MAX);
+    CU_ASSERT_STRING_EQUAL(dsnn_kind_str(DSNN_KIND_SEARCH), "search");
+    CU_ASSERT_STRING_EQUAL(dsnn_kind_str((enum dsnn_kind)0), "unknown");
+    CU_ASSERT_STRING_EQUAL(dsnn_key_type_str(DSNN_KEY_FLOAT_OR_ARRAY), "float|float[]");
+    CU_ASSERT_STRING_EQUAL(dsnn_key_type_str((enum dsnn_key_type)99), "unknown");
+}
+
 static CU_TestInfo tests[] = {
     {"plugin loads through the registry", test_plugin_loads},
     {"product x num_samples, order", test_product_and_order},
@@ -438,6 +481,7 @@ static CU_TestInfo tests[] = {
     {"scalar fixed override", test_fixed_override},
     {"no grid: one trial per sample", test_no_grid},
     {"refused grids: FILE:LINE and key", test_refused},
+    {"parameter sets", test_param_set},
     CU_TEST_INFO_NULL,
 };
 

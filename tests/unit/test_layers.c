@@ -21,14 +21,14 @@
 #include "dsnn/train.h"
 #include "harness.h"
 
-#define ASSERT_HAS(msg, sub)                                                                      \
-    do {                                                                                          \
-        const char *m_ = (msg), *s_ = (sub);                                                      \
-        bool ok_ = m_ && strstr(m_, s_) != NULL;                                                  \
-        if (!ok_)                                                                                 \
+#define ASSERT_HAS(msg, sub)                                                                       \
+    do {                                                                                           \
+        const char *m_ = (msg), *s_ = (sub);                                                       \
+        bool ok_ = m_ && strstr(m_, s_) != NULL;                                                   \
+        if (!ok_)                                                                                  \
             fprintf(stderr, "\n    %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__, __LINE__,   \
-                    m_ ? m_ : "(null)", s_);                                                      \
-        CU_ASSERT(ok_);                                                                           \
+                    m_ ? m_ : "(null)", s_);                                                       \
+        CU_ASSERT(ok_);                                                                            \
     } while (0)
 
 /* ---- helpers ---- */
@@ -56,14 +56,14 @@ static double worst(const float *got, const double *want, size_t n, double atol,
     return w;
 }
 
-#define ASSERT_CLOSE(got, want, n, atol, rtol, what)                                              \
-    do {                                                                                          \
-        size_t at_ = 0;                                                                           \
-        double w_ = worst((got), (want), (n), (atol), (rtol), &at_);                              \
-        if (w_ > 0)                                                                               \
-            fprintf(stderr, "\n    %s:%d: %s[%zu] = %.9g, want %.9g\n", __FILE__, __LINE__,       \
-                    (what), at_, (double)(got)[at_], (want)[at_]);                                \
-        CU_ASSERT(w_ == 0);                                                                       \
+#define ASSERT_CLOSE(got, want, n, atol, rtol, what)                                               \
+    do {                                                                                           \
+        size_t at_ = 0;                                                                            \
+        double w_ = worst((got), (want), (n), (atol), (rtol), &at_);                               \
+        if (w_ > 0)                                                                                \
+            fprintf(stderr, "\n    %s:%d: %s[%zu] = %.9g, want %.9g\n", __FILE__, __LINE__,        \
+                    (what), at_, (double)(got)[at_], (want)[at_]);                                 \
+        CU_ASSERT(w_ == 0);                                                                        \
     } while (0)
 
 static struct dsnn_layer *new_linear(const char *name, int n_in, int n_out, bool bias,
@@ -423,9 +423,11 @@ static struct dsnn_net *build_mlp(uint64_t seed, int max_batch)
     enum dsnn_status st = DSNN_OK;
     st = st ? st : dsnn_net_add(net, dsnn_flatten_new("flatten", in, &err), &err);
     st = st ? st : dsnn_net_add(net, dsnn_linear_new("fc1", N_IN, H1, true, &err), &err);
-    st = st ? st : dsnn_net_add(net, dsnn_relu_new("relu1", (struct dsnn_shape){H1, 1, 1}, &err), &err);
+    st = st ? st
+            : dsnn_net_add(net, dsnn_relu_new("relu1", (struct dsnn_shape){H1, 1, 1}, &err), &err);
     st = st ? st : dsnn_net_add(net, dsnn_linear_new("fc2", H1, H2, true, &err), &err);
-    st = st ? st : dsnn_net_add(net, dsnn_relu_new("relu2", (struct dsnn_shape){H2, 1, 1}, &err), &err);
+    st = st ? st
+            : dsnn_net_add(net, dsnn_relu_new("relu2", (struct dsnn_shape){H2, 1, 1}, &err), &err);
     st = st ? st : dsnn_net_add(net, dsnn_linear_new("output", H2, N_CLASSES, true, &err), &err);
     if (st != DSNN_OK)
         fprintf(stderr, "\n    build: %s\n", err.msg);
@@ -445,9 +447,12 @@ static struct dsnn_net *build_mlp(uint64_t seed, int max_batch)
 static void naive_mlp(struct dsnn_net *net, const float *x, int batch, double *h1, double *h2,
                       double *logits)
 {
-    float *w1 = dsnn_linear_weight(dsnn_net_layer(net, 1)), *b1 = dsnn_linear_bias(dsnn_net_layer(net, 1));
-    float *w2 = dsnn_linear_weight(dsnn_net_layer(net, 3)), *b2 = dsnn_linear_bias(dsnn_net_layer(net, 3));
-    float *w3 = dsnn_linear_weight(dsnn_net_layer(net, 5)), *b3 = dsnn_linear_bias(dsnn_net_layer(net, 5));
+    float *w1 = dsnn_linear_weight(dsnn_net_layer(net, 1)),
+          *b1 = dsnn_linear_bias(dsnn_net_layer(net, 1));
+    float *w2 = dsnn_linear_weight(dsnn_net_layer(net, 3)),
+          *b2 = dsnn_linear_bias(dsnn_net_layer(net, 3));
+    float *w3 = dsnn_linear_weight(dsnn_net_layer(net, 5)),
+          *b3 = dsnn_linear_bias(dsnn_net_layer(net, 5));
     for (int s = 0; s < batch; s++) {
         for (int o = 0; o < H1; o++) {
             double a = b1[o];
@@ -620,24 +625,24 @@ static void test_net_shape_checks(void)
     ASSERT_HAS(err.msg, "10x1x1");
     ASSERT_HAS(err.msg, "8x1x1");
     memset(&err, 0, sizeof err);
-    CU_ASSERT_EQUAL(dsnn_net_add(net, dsnn_relu_new("act", (struct dsnn_shape){2, 2, 2}, &err),
-                                 &err),
-                    DSNN_ERR_INVALID);
+    CU_ASSERT_EQUAL(
+        dsnn_net_add(net, dsnn_relu_new("act", (struct dsnn_shape){2, 2, 2}, &err), &err),
+        DSNN_ERR_INVALID);
     ASSERT_HAS(err.msg, "2x2x2");
     /* A duplicate name. */
     memset(&err, 0, sizeof err);
-    CU_ASSERT_EQUAL(dsnn_net_add(net, dsnn_relu_new("fc1", (struct dsnn_shape){8, 1, 1}, &err),
-                                 &err),
-                    DSNN_ERR_INVALID);
+    CU_ASSERT_EQUAL(
+        dsnn_net_add(net, dsnn_relu_new("fc1", (struct dsnn_shape){8, 1, 1}, &err), &err),
+        DSNN_ERR_INVALID);
     ASSERT_HAS(err.msg, "'fc1'");
     CU_ASSERT_EQUAL(dsnn_net_n_layers(net), 1);
     /* A NULL layer (a failed constructor). */
     CU_ASSERT_EQUAL(dsnn_net_add(net, NULL, &err), DSNN_ERR_INVALID);
 
     /* The net is still fine: finish it. */
-    CU_ASSERT_EQUAL(dsnn_net_add(net, dsnn_relu_new("relu1", (struct dsnn_shape){8, 1, 1}, &err),
-                                 &err),
-                    DSNN_OK);
+    CU_ASSERT_EQUAL(
+        dsnn_net_add(net, dsnn_relu_new("relu1", (struct dsnn_shape){8, 1, 1}, &err), &err),
+        DSNN_OK);
     /* Wrong number of outputs is found at init. */
     CU_ASSERT_EQUAL(dsnn_net_add(net, dsnn_linear_new("out", 8, 5, true, &err), &err), DSNN_OK);
     struct dsnn_rng r;
@@ -667,15 +672,14 @@ static void test_net_shape_checks(void)
     CU_ASSERT_PTR_NULL(dsnn_net_new((struct dsnn_shape){3, 1, 1}, 0, &err));
     net = dsnn_net_new((struct dsnn_shape){4, 1, 1}, 2, &err);
     CU_ASSERT_EQUAL(dsnn_net_init(net, &r, 4, &err), DSNN_ERR_INVALID); /* no layers */
-    CU_ASSERT_PTR_NULL(dsnn_net_forward(net, NULL, 1, false, &err));      /* before init */
+    CU_ASSERT_PTR_NULL(dsnn_net_forward(net, NULL, 1, false, &err));    /* before init */
     CU_ASSERT_EQUAL(dsnn_net_backward(net, NULL, 1, &err), DSNN_ERR_INVALID);
     CU_ASSERT_EQUAL(dsnn_net_add(net, dsnn_linear_new("fc", 4, 2, true, &err), &err), DSNN_OK);
     CU_ASSERT_EQUAL(dsnn_net_init(net, &r, 0, &err), DSNN_ERR_INVALID); /* batch 0 */
     CU_ASSERT_EQUAL(dsnn_net_init(net, &r, 2, &err), DSNN_OK);
     CU_ASSERT_EQUAL(dsnn_net_init(net, &r, 2, &err), DSNN_ERR_INVALID); /* twice */
     /* Nothing can be added or replaced after init (and the layer is freed). */
-    CU_ASSERT_EQUAL(dsnn_net_add(net, dsnn_relu_new("r", (struct dsnn_shape){2, 1, 1}, &err),
-                                 &err),
+    CU_ASSERT_EQUAL(dsnn_net_add(net, dsnn_relu_new("r", (struct dsnn_shape){2, 1, 1}, &err), &err),
                     DSNN_ERR_INVALID);
     ASSERT_HAS(err.msg, "after init");
     CU_ASSERT_EQUAL(dsnn_net_replace(net, 0, dsnn_linear_new("fc", 4, 2, true, &err), &err),
@@ -803,6 +807,54 @@ static void test_net_checkpoint(void)
     dsnn_net_free(b);
 }
 
+static void test_checkpoint_replaces_state(void)
+{
+    /* Loading a checkpoint into a network that has trained already (e.g. a population-based
+     * search copying a better trial): state slots the checkpoint does not have must not survive,
+     * so that training continues exactly as from the checkpoint. */
+    enum { B = 2 };
+    struct dsnn_net *a = build_mlp(1, B), *b = build_mlp(2, B);
+    struct dsnn_error err = {0};
+    /* b has momentum buffers full of history. */
+    for (size_t li = 0; li < dsnn_net_n_layers(b); li++) {
+        struct dsnn_layer *l = dsnn_net_layer(b, li);
+        for (size_t k = 0; k < l->n_params; k++) {
+            float *st = dsnn_param_block_state(&l->params[k], 0);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+            for (size_t i = 0; i < l->params[k].n; i++)
+                st[i] = 1.0f;
+        }
+    }
+    FILE *f = tmpfile();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(dsnn_net_save(a, f, &err), DSNN_OK); /* a has no optimizer state yet */
+    rewind(f);
+    CU_ASSERT_EQUAL(dsnn_net_load(b, f, &err), DSNN_OK);
+    fclose(f);
+    /* The same momentum step on both: the same result. */
+    for (size_t li = 0; li < dsnn_net_n_layers(a); li++) {
+        struct dsnn_layer *la = dsnn_net_layer(a, li), *lb = dsnn_net_layer(b, li);
+        for (size_t k = 0; k < la->n_params; k++) {
+            struct dsnn_param_block *pa = &la->params[k], *pb = &lb->params[k];
+            for (size_t i = 0; i < pa->n; i++)
+                pa->grad[i] = pb->grad[i] = 0.25f;
+            /* v = mu v + g; w -= lr v, with mu = 0.9, lr = 0.1 */
+            float *va = dsnn_param_block_state(pa, 0), *vb = dsnn_param_block_state(pb, 0);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(va);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(vb);
+            for (size_t i = 0; i < pa->n; i++) {
+                va[i] = 0.9f * va[i] + pa->grad[i];
+                vb[i] = 0.9f * vb[i] + pb->grad[i];
+                pa->value[i] -= 0.1f * va[i];
+                pb->value[i] -= 0.1f * vb[i];
+            }
+            CU_ASSERT_EQUAL(memcmp(pa->value, pb->value, pa->n * sizeof(float)), 0);
+        }
+    }
+    dsnn_net_free(a);
+    dsnn_net_free(b);
+}
+
 static CU_TestInfo tests[] = {
     {"linear forward vs naive", test_linear_forward},
     {"linear backward vs naive and finite differences", test_linear_backward},
@@ -814,6 +866,7 @@ static CU_TestInfo tests[] = {
     {"net shape checks, names, init errors", test_net_shape_checks},
     {"net init deterministic", test_net_init_deterministic},
     {"net checkpoint", test_net_checkpoint},
+    {"checkpoint replaces optimizer state", test_checkpoint_replaces_state},
     CU_TEST_INFO_NULL,
 };
 

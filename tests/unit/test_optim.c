@@ -20,14 +20,14 @@
 #include "dsnn/train.h"
 #include "harness.h"
 
-#define ASSERT_HAS(msg, sub)                                                                      \
-    do {                                                                                          \
-        const char *m_ = (msg), *s_ = (sub);                                                      \
-        bool ok_ = m_ && strstr(m_, s_) != NULL;                                                  \
-        if (!ok_)                                                                                 \
+#define ASSERT_HAS(msg, sub)                                                                       \
+    do {                                                                                           \
+        const char *m_ = (msg), *s_ = (sub);                                                       \
+        bool ok_ = m_ && strstr(m_, s_) != NULL;                                                   \
+        if (!ok_)                                                                                  \
             fprintf(stderr, "\n    %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__, __LINE__,   \
-                    m_ ? m_ : "(null)", s_);                                                      \
-        CU_ASSERT(ok_);                                                                           \
+                    m_ ? m_ : "(null)", s_);                                                       \
+        CU_ASSERT(ok_);                                                                            \
     } while (0)
 
 /* |got - want| <= atol + rtol |want| for all n. */
@@ -104,11 +104,11 @@ static void check_sgd(const struct sgd_case *c)
 static void test_sgd(void)
 {
     static const struct sgd_case cases[] = {
-        {0.1, 0, 0, false, false},     /* plain */
-        {0.05, 0, 0.01, false, false}, /* weight decay */
-        {0.05, 0, 0.01, false, true},  /* weight decay, block exempt */
-        {0.1, 0.9, 0, false, false},   /* momentum */
-        {0.1, 0.9, 0, true, false},    /* Nesterov */
+        {0.1, 0, 0, false, false},      /* plain */
+        {0.05, 0, 0.01, false, false},  /* weight decay */
+        {0.05, 0, 0.01, false, true},   /* weight decay, block exempt */
+        {0.1, 0.9, 0, false, false},    /* momentum */
+        {0.1, 0.9, 0, true, false},     /* Nesterov */
         {0.02, 0.5, 0.1, false, false}, /* momentum + weight decay */
         {0.02, 0.5, 0.1, true, false},  /* Nesterov + weight decay */
         {0.02, 0.99, 1e-4, true, true}, /* Nesterov, exempt block */
@@ -126,8 +126,11 @@ static void test_sgd_hand_values(void)
      *           step 2: d = 0.25 + 0.0886 = 0.3386; buf = 0.54 + 0.3386 = 0.8786;
      *                   w = 0.886 - 0.1 (0.3386 + 0.79074) = 0.773066 */
     for (int nesterov = 0; nesterov < 2; nesterov++) {
-        struct dsnn_optim_cfg oc = {.alg = DSNN_OPTIM_SGD, .learning_rate = 0.1, .momentum = 0.9,
-                                    .nesterov = nesterov, .weight_decay = 0.1};
+        struct dsnn_optim_cfg oc = {.alg = DSNN_OPTIM_SGD,
+                                    .learning_rate = 0.1,
+                                    .momentum = 0.9,
+                                    .nesterov = nesterov,
+                                    .weight_decay = 0.1};
         struct dsnn_error err = {0};
         struct dsnn_optim *o = dsnn_optim_new(&oc, &err);
         struct dsnn_param_block b;
@@ -171,8 +174,12 @@ static void random_grads(struct dsnn_net *net, struct dsnn_rng *r)
 
 static void check_adam(double lr, double b1, double b2, double eps, double wd)
 {
-    struct dsnn_optim_cfg oc = {.alg = DSNN_OPTIM_ADAM, .learning_rate = lr, .beta1 = b1,
-                                .beta2 = b2, .eps = eps, .weight_decay = wd};
+    struct dsnn_optim_cfg oc = {.alg = DSNN_OPTIM_ADAM,
+                                .learning_rate = lr,
+                                .beta1 = b1,
+                                .beta2 = b2,
+                                .eps = eps,
+                                .weight_decay = wd};
     struct dsnn_error err = {0};
     struct dsnn_optim *o = dsnn_optim_new(&oc, &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
@@ -227,8 +234,8 @@ static void test_adam(void)
 static void test_adam_first_step(void)
 {
     /* The first Adam step moves every weight by lr * sign(g) (when |g| >> eps). */
-    struct dsnn_optim_cfg oc = {.alg = DSNN_OPTIM_ADAM, .learning_rate = 0.01, .beta1 = 0.9,
-                                .beta2 = 0.999, .eps = 1e-8};
+    struct dsnn_optim_cfg oc = {
+        .alg = DSNN_OPTIM_ADAM, .learning_rate = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
     struct dsnn_error err = {0};
     struct dsnn_optim *o = dsnn_optim_new(&oc, &err);
     struct dsnn_net *net = one_layer_net(5);
@@ -249,13 +256,18 @@ static void test_adam_first_step(void)
 
 static void test_optim_checkpoint(void)
 {
-    /* Steps 1-2, checkpoint (optimizer + net), steps 3-5 from the checkpoint == 5 steps straight. */
-    struct dsnn_optim_cfg oc = {.alg = DSNN_OPTIM_ADAM, .learning_rate = 0.01, .beta1 = 0.9,
-                                .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01};
+    /* Steps 1-2, checkpoint (optimizer + net), steps 3-5 from the checkpoint == 5 steps straight.
+     */
+    struct dsnn_optim_cfg oc = {.alg = DSNN_OPTIM_ADAM,
+                                .learning_rate = 0.01,
+                                .beta1 = 0.9,
+                                .beta2 = 0.999,
+                                .eps = 1e-8,
+                                .weight_decay = 0.01};
     for (int alg = 0; alg < 2; alg++) {
         if (alg == 1)
-            oc = (struct dsnn_optim_cfg){.alg = DSNN_OPTIM_SGD, .learning_rate = 0.1,
-                                         .momentum = 0.9, .nesterov = true};
+            oc = (struct dsnn_optim_cfg){
+                .alg = DSNN_OPTIM_SGD, .learning_rate = 0.1, .momentum = 0.9, .nesterov = true};
         struct dsnn_error err = {0};
         struct dsnn_optim *a = dsnn_optim_new(&oc, &err), *b = dsnn_optim_new(&oc, &err);
         struct dsnn_net *na = one_layer_net(1), *nb = one_layer_net(1);
@@ -293,9 +305,9 @@ static void test_optim_checkpoint(void)
         }
         struct dsnn_layer *la = dsnn_net_layer(na, 0), *lb = dsnn_net_layer(nb, 0);
         for (size_t k = 0; k < la->n_params; k++)
-            CU_ASSERT_EQUAL(memcmp(la->params[k].value, lb->params[k].value,
-                                   la->params[k].n * sizeof(float)),
-                            0);
+            CU_ASSERT_EQUAL(
+                memcmp(la->params[k].value, lb->params[k].value, la->params[k].n * sizeof(float)),
+                0);
         /* A wrong tag is refused. */
         rewind(f);
         fwrite("XXXX", 1, 4, f);
@@ -315,8 +327,8 @@ static void test_optim_checkpoint(void)
 static void test_lr_schedules(void)
 {
     struct dsnn_lr_sched s = {.type = DSNN_LR_STEP, .base_lr = 0.1, .gamma = 0.5, .step_size = 3};
-    static const double step_want[] = {0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025,
-                                       0.0125};
+    static const double step_want[] = {0.1,  0.1,   0.1,   0.05,  0.05,
+                                       0.05, 0.025, 0.025, 0.025, 0.0125};
     for (int e = 0; e < 10; e++)
         CU_ASSERT_DOUBLE_EQUAL(dsnn_lr_sched_at(&s, e), step_want[e], 1e-15);
     s.step_size = 1;
@@ -325,14 +337,17 @@ static void test_lr_schedules(void)
     CU_ASSERT_DOUBLE_EQUAL(dsnn_lr_sched_at(&s, 1), 0.01, 1e-15);
     CU_ASSERT_DOUBLE_EQUAL(dsnn_lr_sched_at(&s, 4), 1e-5, 1e-18);
 
-    struct dsnn_lr_sched m = {.type = DSNN_LR_MULTISTEP, .base_lr = 0.1, .gamma = 0.1,
-                              .milestones = {2, 5}, .n_milestones = 2};
+    struct dsnn_lr_sched m = {.type = DSNN_LR_MULTISTEP,
+                              .base_lr = 0.1,
+                              .gamma = 0.1,
+                              .milestones = {2, 5},
+                              .n_milestones = 2};
     static const double ms_want[] = {0.1, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001, 0.001};
     for (int e = 0; e < 8; e++)
         CU_ASSERT_DOUBLE_EQUAL(dsnn_lr_sched_at(&m, e), ms_want[e], 1e-15);
 
-    struct dsnn_lr_sched c = {.type = DSNN_LR_CONSTANT, .base_lr = 0.3, .gamma = 0.1,
-                              .step_size = 1};
+    struct dsnn_lr_sched c = {
+        .type = DSNN_LR_CONSTANT, .base_lr = 0.3, .gamma = 0.1, .step_size = 1};
     for (int e = 0; e < 5; e++)
         CU_ASSERT_EQUAL(dsnn_lr_sched_at(&c, e), 0.3);
 }
@@ -434,10 +449,10 @@ static void test_cfg_read_ok(void)
 }
 
 struct cfg_error_case {
-    const char *line;  /* the offending line inside `model = { ... }` */
-    const char *key;   /* full key expected in the message */
+    const char *line;     /* the offending line inside `model = { ... }` */
+    const char *key;      /* full key expected in the message */
     const char *parts[4]; /* other expected substrings */
-    bool sched;        /* error from dsnn_lr_sched_read (else dsnn_optim_cfg_read) */
+    bool sched;           /* error from dsnn_lr_sched_read (else dsnn_optim_cfg_read) */
 };
 
 static void test_cfg_read_errors(void)
@@ -445,7 +460,9 @@ static void test_cfg_read_errors(void)
     static const struct cfg_error_case cases[] = {
         {"optim_alg = \"sgdd\";", "model.optim_alg", {"\"sgdd\"", "\"SGD\"", "\"Adam\""}, false},
         {"optim_alg = 1;", "model.optim_alg", {"expected a string"}, false},
-        {"learning_rate = \"fast\";", "model.learning_rate", {"expected a number, got a string"},
+        {"learning_rate = \"fast\";",
+         "model.learning_rate",
+         {"expected a number, got a string"},
          false},
         {"learning_rate = -0.1;", "model.learning_rate", {"-0.1", "out of range"}, false},
         {"momentum = 1.5;", "model.momentum", {"1.5", "[0, 1]"}, false},
@@ -454,13 +471,19 @@ static void test_cfg_read_errors(void)
         {"adam_beta2 = -0.5;", "model.adam_beta2", {"[0, 1]"}, false},
         {"nesterov_momentum = 1;", "model.nesterov_momentum", {"expected true or false"}, false},
         {"nesterov_momentum = true;", "model.nesterov_momentum", {"momentum > 0"}, false},
-        {"lr_scheduler = \"cosine\";", "model.lr_scheduler",
-         {"\"cosine\"", "\"none\"", "\"StepLR\"", "\"MultiStepLR\""}, true},
+        {"lr_scheduler = \"cosine\";",
+         "model.lr_scheduler",
+         {"\"cosine\"", "\"none\"", "\"StepLR\"", "\"MultiStepLR\""},
+         true},
         {"lr_scheduler = \"MultiStepLR\";", "model.lr_scheduler", {"lr_milestones"}, true},
-        {"lr_milestones = [5, 2]; lr_scheduler = \"MultiStepLR\";", "model.lr_milestones",
-         {"increasing"}, true},
+        {"lr_milestones = [5, 2]; lr_scheduler = \"MultiStepLR\";",
+         "model.lr_milestones",
+         {"increasing"},
+         true},
         {"lr_milestones = [1.5];", "model.lr_milestones", {"expected an integer"}, true},
-        {"lr_step_size = 0; lr_scheduler = \"StepLR\";", "model.lr_step_size", {"out of range"},
+        {"lr_step_size = 0; lr_scheduler = \"StepLR\";",
+         "model.lr_step_size",
+         {"out of range"},
          true},
         {"lr_step_size = 2.5;", "model.lr_step_size", {"expected an integer", "2.5"}, true},
         {"lr_gamma = \"x\";", "model.lr_gamma", {"expected a number"}, true},

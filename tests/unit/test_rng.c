@@ -51,8 +51,7 @@ static void test_same_seed_same_stream(void)
 }
 
 /* Number of equal outputs at the same position in the first n draws. */
-static int collisions(uint64_t seed_a, uint64_t stream_a, uint64_t seed_b, uint64_t stream_b,
-                      int n)
+static int collisions(uint64_t seed_a, uint64_t stream_a, uint64_t seed_b, uint64_t stream_b, int n)
 {
     struct dsnn_rng a, b;
     dsnn_rng_seed(&a, seed_a, stream_a);
@@ -119,9 +118,9 @@ static void test_u64_bits(void)
 
 static void test_below_range(void)
 {
-    static const uint64_t ns[] = {1,           2,     3,           7,          10,
-                                  1000,        65537, 1ULL << 32,  (1ULL << 33) + 1,
-                                  UINT64_MAX / 3, UINT64_MAX - 1, UINT64_MAX};
+    static const uint64_t ns[] = {1,    2,     3,          7,
+                                  10,   1000,  65537,      1ULL << 32,
+                                  (1ULL << 33) + 1, UINT64_MAX / 3, UINT64_MAX - 1, UINT64_MAX};
     struct dsnn_rng r;
     dsnn_rng_seed(&r, 1, 2);
     for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {

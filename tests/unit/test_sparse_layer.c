@@ -51,6 +51,8 @@ static void check_against_reference(int n_in, int n_out, int batch, double densi
                                     enum dsnn_sparse_mask mask, bool bias, uint64_t seed)
 {
     struct dsnn_layer *l = make_layer(n_in, n_out, bias, density, mask, seed);
+    const bool train = seed % 3 != 0;  /* eval-mode forward: backward gathers CSC values itself */
+    const bool edit = seed % 5 == 0;   /* topology edit between forward and backward */
     struct dsnn_rng rng;
     dsnn_rng_seed(&rng, seed, 77);
     float *x = malloc(sizeof(float) * (size_t)batch * n_in);
@@ -63,7 +65,36 @@ static void check_against_reference(int n_in, int n_out, int batch, double densi
     if (bias)
         fill(dsnn_sparse_bias(l)->value, (size_t)n_out, &rng);
     double *W = dense_of(l);
-    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, true), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, train), DSNN_OK);
+    if (edit) { /* the gradients then follow the new topology; y is checked against the old W */
+        double *W_old = W;
+        float *y_keep = malloc(sizeof(float) * (size_t)batch * n_out);
+        memcpy(y_keep, y, sizeof(float) * (size_t)batch * n_out);
+        struct dsnn_error e = {0};
+        size_t nnz = dsnn_sparse_nnz(l), total = (size_t)n_in * n_out;
+        CU_ASSERT_EQUAL(dsnn_sparse_prune_magnitude(l, nnz / 3, &e), DSNN_OK);
+        size_t g = (total - dsnn_sparse_nnz(l)) / 2;
+        CU_ASSERT_EQUAL(dsnn_sparse_grow_random(l, g, &rng, &e), DSNN_OK);
+        dsnn_sparse_set_grow_init(l, DSNN_SPARSE_GROW_NORMAL, 0.3);
+        CU_ASSERT_EQUAL(dsnn_sparse_grow_random(l, (total - dsnn_sparse_nnz(l)) / 3, &rng, &e),
+                        DSNN_OK);
+        W = dense_of(l);
+        /* y of the forward against the old weights */
+        int bad = 0;
+        const float *bb = bias ? dsnn_sparse_bias(l)->value : NULL;
+        for (int s2 = 0; s2 < batch; s2++)
+            for (int o = 0; o < n_out; o++) {
+                double ref = bb ? bb[o] : 0.0;
+                for (int i = 0; i < n_in; i++)
+                    ref += W_old[(size_t)o * n_in + i] * x[(size_t)s2 * n_in + i];
+                bad += !close_to(y_keep[(size_t)s2 * n_out + o], ref, 1e-5);
+            }
+        CU_ASSERT_EQUAL(bad, 0);
+        free(W_old);
+        free(y_keep);
+        /* recompute y with the new weights for the checks below */
+        CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, train), DSNN_OK);
+    }
     CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, batch), DSNN_OK);
     const float *b = bias ? dsnn_sparse_bias(l)->value : NULL;
     int bad_y = 0, bad_dx = 0, bad_dw = 0, bad_db = 0;

@@ -24,14 +24,14 @@
 #include "dsnn/train.h"
 #include "harness.h"
 
-#define ASSERT_HAS(msg, sub)                                                                      \
-    do {                                                                                          \
-        const char *m_ = (msg), *s_ = (sub);                                                      \
-        bool ok_ = m_ && strstr(m_, s_) != NULL;                                                  \
-        if (!ok_)                                                                                 \
+#define ASSERT_HAS(msg, sub)                                                                       \
+    do {                                                                                           \
+        const char *m_ = (msg), *s_ = (sub);                                                       \
+        bool ok_ = m_ && strstr(m_, s_) != NULL;                                                   \
+        if (!ok_)                                                                                  \
             fprintf(stderr, "\n    %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__, __LINE__,   \
-                    m_ ? m_ : "(null)", s_);                                                      \
-        CU_ASSERT(ok_);                                                                           \
+                    m_ ? m_ : "(null)", s_);                                                       \
+        CU_ASSERT(ok_);                                                                            \
     } while (0)
 
 /* ---- softmax cross-entropy ---- */
@@ -202,18 +202,18 @@ static void test_xent_bad_label(void)
 enum { DIM = 4, CLASSES = 3 };
 
 struct mem_ds {
-    int n[3];          /* per split */
-    float *x[3];       /* [n][DIM] */
+    int n[3];    /* per split */
+    float *x[3]; /* [n][DIM] */
     int32_t *y[3];
-    int batch[3];      /* batch size per split */
+    int batch[3]; /* batch size per split */
     uint64_t seed;
     /* iteration */
     int split, pos;
     uint32_t *order;
     float *bx;
     int32_t *by;
-    int oversize;      /* yield batches this much larger than announced (error test) */
-    int fail_begin;    /* begin returns an error */
+    int oversize;   /* yield batches this much larger than announced (error test) */
+    int fail_begin; /* begin returns an error */
     int begins;
 };
 
@@ -262,8 +262,8 @@ static const struct dsnn_dataset_ops mem_ops = {
 /* Linearly separable: label = argmax W* x, with a margin of at least 0.2. */
 static void mem_fill(struct mem_ds *d, int split, int n, struct dsnn_rng *r)
 {
-    static const float wstar[CLASSES][DIM] = {{1, -1, 0.5f, 0}, {-1, 0.5f, 1, 0.5f},
-                                             {0, 1, -1, -1}};
+    static const float wstar[CLASSES][DIM] = {
+        {1, -1, 0.5f, 0}, {-1, 0.5f, 1, 0.5f}, {0, 1, -1, -1}};
     d->n[split] = n;
     d->x[split] = malloc(sizeof(float) * DIM * (size_t)(n ? n : 1));
     d->y[split] = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
@@ -336,8 +336,11 @@ static struct dsnn_net *small_net(int hidden, int max_batch, uint64_t seed)
     enum dsnn_status st;
     if (hidden > 0) {
         st = dsnn_net_add(net, dsnn_linear_new("fc1", DIM, hidden, true, &err), &err);
-        st = st ? st : dsnn_net_add(net, dsnn_relu_new("relu1", (struct dsnn_shape){hidden, 1, 1}, &err), &err);
-        st = st ? st : dsnn_net_add(net, dsnn_linear_new("output", hidden, CLASSES, true, &err), &err);
+        st = st ? st
+                : dsnn_net_add(net, dsnn_relu_new("relu1", (struct dsnn_shape){hidden, 1, 1}, &err),
+                               &err);
+        st = st ? st
+                : dsnn_net_add(net, dsnn_linear_new("output", hidden, CLASSES, true, &err), &err);
     } else {
         st = dsnn_net_add(net, dsnn_linear_new("output", DIM, CLASSES, true, &err), &err);
     }
@@ -363,8 +366,8 @@ struct hook_log {
     int forwards, backwards, steps;
     int64_t last_step;
     bool order_ok;
-    int fail_at;       /* after_step fails at this call (0: never) */
-    int nan_at;        /* after_step poisons the weights at this call (0: never) */
+    int fail_at; /* after_step fails at this call (0: never) */
+    int nan_at;  /* after_step poisons the weights at this call (0: never) */
 };
 
 static enum dsnn_status h_forward(void *user, struct dsnn_net *net, const struct dsnn_batch *b,
@@ -466,8 +469,8 @@ static void test_train_epoch_mlp(void)
     struct mem_ds ds;
     struct dsnn_data data = mem_open(&ds, 240, 120, 20, 8);
     struct dsnn_net *net = small_net(16, 20, 4);
-    struct dsnn_optim_cfg oc = {.alg = DSNN_OPTIM_ADAM, .learning_rate = 0.02, .beta1 = 0.9,
-                                .beta2 = 0.999, .eps = 1e-8};
+    struct dsnn_optim_cfg oc = {
+        .alg = DSNN_OPTIM_ADAM, .learning_rate = 0.02, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
     struct dsnn_error err = {0};
     struct dsnn_optim *opt = dsnn_optim_new(&oc, &err);
     struct dsnn_metrics m;
@@ -772,6 +775,56 @@ static void test_base_model_metrics(void)
     dsnn_config_file_free(f);
 }
 
+/* ---- metrics ---- */
+
+static void test_metrics(void)
+{
+    static struct dsnn_metrics m; /* large: not on the stack twice */
+    dsnn_metrics_clear(&m);
+    CU_ASSERT_EQUAL(m.n, 0);
+    CU_ASSERT_FALSE(dsnn_metrics_get(&m, "x", NULL));
+    CU_ASSERT_EQUAL(dsnn_metrics_set(&m, "train_loss", 1.5), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_metrics_set(&m, "val_acc", 0.25), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_metrics_set(&m, "train_loss", 0.5), DSNN_OK); /* overwrite in place */
+    CU_ASSERT_EQUAL(m.n, 2);
+    CU_ASSERT_STRING_EQUAL(m.items[0].name, "train_loss");
+    CU_ASSERT_EQUAL(m.items[0].value, 0.5);
+    double v = 0;
+    CU_ASSERT_TRUE(dsnn_metrics_get(&m, "val_acc", &v));
+    CU_ASSERT_EQUAL(v, 0.25);
+    CU_ASSERT_EQUAL(dsnn_metrics_setf(&m, 0.1, "density_%s", "fc1"), DSNN_OK);
+    CU_ASSERT_TRUE(dsnn_metrics_get(&m, "density_fc1", &v));
+    CU_ASSERT_EQUAL(v, 0.1);
+    /* Names up to DSNN_METRIC_NAME_MAX - 1 characters. */
+    char name[DSNN_METRIC_NAME_MAX + 8];
+    memset(name, 'n', sizeof name);
+    name[DSNN_METRIC_NAME_MAX - 1] = '\0';
+    CU_ASSERT_EQUAL(dsnn_metrics_set(&m, name, 1), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_metrics_setf(&m, 2, "%s", name), DSNN_OK);
+    CU_ASSERT_TRUE(dsnn_metrics_get(&m, name, &v));
+    CU_ASSERT_EQUAL(v, 2);
+    name[DSNN_METRIC_NAME_MAX - 1] = 'n';
+    name[DSNN_METRIC_NAME_MAX] = '\0';
+    CU_ASSERT_EQUAL(dsnn_metrics_set(&m, name, 1), DSNN_ERR_INVALID);
+    CU_ASSERT_EQUAL(dsnn_metrics_setf(&m, 1, "%s", name), DSNN_ERR_INVALID);
+    CU_ASSERT_EQUAL(dsnn_metrics_set(&m, NULL, 1), DSNN_ERR_INVALID);
+    /* A full table refuses new names but still updates existing ones. */
+    dsnn_metrics_clear(&m);
+    for (int i = 0; i < DSNN_METRICS_MAX; i++)
+        CU_ASSERT_EQUAL(dsnn_metrics_setf(&m, i, "m%d", i), DSNN_OK);
+    CU_ASSERT_EQUAL(m.n, DSNN_METRICS_MAX);
+    CU_ASSERT_EQUAL(dsnn_metrics_set(&m, "one_more", 1), DSNN_ERR_INVALID);
+    CU_ASSERT_EQUAL(dsnn_metrics_set(&m, "m7", -7), DSNN_OK);
+    CU_ASSERT_TRUE(dsnn_metrics_get(&m, "m7", &v));
+    CU_ASSERT_EQUAL(v, -7);
+    /* Plain data: a copy is independent. */
+    static struct dsnn_metrics c;
+    c = m;
+    dsnn_metrics_set(&c, "m0", 100);
+    CU_ASSERT_TRUE(dsnn_metrics_get(&m, "m0", &v));
+    CU_ASSERT_EQUAL(v, 0);
+}
+
 static CU_TestInfo tests[] = {
     {"softmax xent vs naive", test_xent_vs_naive},
     {"softmax xent with large logits", test_xent_large_logits},
@@ -784,6 +837,7 @@ static CU_TestInfo tests[] = {
     {"base model: checkpoint resume is exact (SGD)", test_base_model_resume_sgd},
     {"base model: checkpoint resume is exact (Adam)", test_base_model_resume_adam},
     {"base model: LR schedule and metrics", test_base_model_metrics},
+    {"metrics table", test_metrics},
     CU_TEST_INFO_NULL,
 };
 

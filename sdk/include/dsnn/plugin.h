@@ -166,6 +166,12 @@ struct dsnn_search_ops {
     enum dsnn_status (*save)(void *state, FILE *f, struct dsnn_error *err);
     enum dsnn_status (*restore)(void *state, FILE *f, struct dsnn_error *err);
     void (*destroy)(void *state);
+    /* PBT: after on_result returned DSNN_SEARCH_PERTURB for trial_index, the host asks which
+     * trial's latest checkpoint to continue from (*source_trial; may be trial_index itself) and
+     * with which parameters (new_params: the complete searched set for the trial from now on).
+     * May be NULL for strategies that never perturb. */
+    enum dsnn_status (*exploit)(void *state, int trial_index, int *source_trial,
+                                struct dsnn_param_set *new_params, struct dsnn_error *err);
 };
 
 /* ---- descriptor ---- */

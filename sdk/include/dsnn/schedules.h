@@ -44,10 +44,10 @@ DSNN_API double dsnn_anneal_at(enum dsnn_anneal a, double value0, int64_t t, int
 DSNN_API bool dsnn_schedule_due(int64_t t, int64_t begin, int64_t end, int64_t every);
 
 /* Gradual magnitude pruning (Zhu & Gupta 2017), written for density d = 1 - sparsity:
- *     d(t) = d_final + (d_initial - d_final) (1 - (t - t0) / (t1 - t0))^3
- * with t clamped to [t0, t1]; d_initial when t <= t0, d_final when t >= t1 (also when
- * t1 <= t0). Never above d_initial: a schedule that would raise the density (d_final >
- * d_initial) returns d_initial. */
+ *     d(t) = d_final + (d_initial - d_final) (1 - (t - t0) / (t1 - t0))^3   for t0 <= t < t1,
+ * d_initial for t < t0 and d_final for t >= t1 (so t1 <= t0 is a one-shot prune at t1). Never
+ * above d_initial: a schedule that would raise the density (d_final > d_initial) returns
+ * d_initial. */
 DSNN_API double dsnn_gmp_density(double d_initial, double d_final, double t, double t0,
                                  double t1);
 

@@ -1,0 +1,292 @@
+/* plugins/datasets/synthetic/synthetic.c - a seeded synthetic dataset for fast tests.
+ *
+ * n_classes Gaussian clusters in samples of any shape {c, h, w}: class k has a centre mu_k whose
+ * c*h*w values are drawn from N(0, separation^2); sample i of a split has the label i mod
+ * n_classes (balanced classes) and the values mu_label + noise_std * N(0, 1). Two centres lie
+ * about separation * sqrt(2 c h w) apart: with the defaults (separation 1, noise_std 1, 1x8x8)
+ * that is 11 noise standard deviations and a linear model reaches about 100 % within an epoch (a
+ * smoke test); separation 0.1 to 0.3 makes the classes overlap (a harder task). Everything is
+ * generated at open and depends only on data_seed (never on
+ * the trial seed), so that every trial of an experiment sees the same data:
+ *     centres:         dsnn_rng_seed(data_seed, SYN_STREAM_CENTRES)
+ *     train sample i:  dsnn_rng_seed(dsnn_seed_mix(data_seed, i), SYN_STREAM_TRAIN)
+ *     test sample i:   dsnn_rng_seed(dsnn_seed_mix(data_seed, i), SYN_STREAM_TEST)
+ * so that sample i does not change with n_train or n_test.
+ *
+ * Splits: train (shuffled per epoch from the trial seed, as the other datasets:
+ * dsnn_rng_seed(dsnn_seed_mix(seed, e), DSNN_RNG_STREAM_DATA)), test in order; no noise split.
+ * Batches: batch_size_train is one size or one per epoch (the last value repeats);
+ * train_batches_per_epoch > 0 ends a train epoch after that many batches. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsnn/config.h"
+#include "dsnn/data.h"
+#include "dsnn/dataset_util.h"
+#include "dsnn/plugin.h"
+#include "dsnn/rng.h"
+#include "dsnn/status.h"
+
+#define SYN_STREAM_CENTRES 0x73796e3163ull /* "syn1c" */
+#define SYN_STREAM_TRAIN 0x73796e3274ull
+#define SYN_STREAM_TEST 0x73796e3365ull
+#define SYN_MAX_VALUES (INT64_C(1) << 31) /* floats held in all (about 8 GiB) */
+
+static const struct dsnn_key_doc syn_keys[] = {
+    {"plugin", DSNN_KEY_STRING, "\"synthetic\"", "this plugin"},
+    {"n_classes", DSNN_KEY_INT, "10", "number of classes (Gaussian clusters), in [2, 65536]"},
+    {"shape", DSNN_KEY_INT_ARRAY, "[1, 8, 8]",
+     "shape of a sample [c, h, w] (or [n] for a flat vector of n values)"},
+    {"n_train", DSNN_KEY_INT, "1000", "samples in the train split"},
+    {"n_test", DSNN_KEY_INT, "200", "samples in the test split"},
+    {"separation", DSNN_KEY_FLOAT, "1.0",
+     "standard deviation of the values of the class centres; centres lie about separation * "
+     "sqrt(2 c h w) apart (defaults: nearly separable; 0.1 to 0.3: overlapping classes)"},
+    {"noise_std", DSNN_KEY_FLOAT, "1.0", "standard deviation of the samples around their centre"},
+    {"data_seed", DSNN_KEY_INT, "0",
+     "seed of the data (independent of the trial seed: every trial sees the same data)"},
+    {"batch_size_train", DSNN_KEY_FLOAT_OR_ARRAY, "64",
+     "samples per training batch: an integer, or one per epoch (the last value repeats)"},
+    {"batch_size_test", DSNN_KEY_INT, "1000", "samples per test batch"},
+    {"train_batches_per_epoch", DSNN_KEY_INT, "0",
+     "end a train epoch after this many batches; 0 = all"},
+    {"shuffle", DSNN_KEY_BOOL, "true",
+     "shuffle the train split every epoch (order from the trial seed and the epoch)"},
+};
+
+struct syn_state {
+    struct dsnn_shape shape;
+    int64_t d;
+    int64_t n[2]; /* train, test */
+    float *x[2];
+    int32_t *y[2];
+    struct dsnn_batch_schedule train_batch;
+    int test_batch;
+    int64_t batches_per_epoch;
+    bool shuffle;
+    uint64_t seed;
+    uint32_t *order;
+    int cur, cur_batch;
+    int64_t pos, batches;
+    float *xbuf;
+    int32_t *ybuf;
+};
+
+static void syn_close(void *state)
+{
+    struct syn_state *s = state;
+    if (!s)
+        return;
+    for (int i = 0; i < 2; i++) {
+        free(s->x[i]);
+        free(s->y[i]);
+    }
+    free(s->order);
+    free(s->xbuf);
+    free(s->ybuf);
+    free(s);
+}
+
+static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                 void **state, struct dsnn_dataset_info *info,
+                                 struct dsnn_error *err)
+{
+    struct dsnn_error e0 = {0};
+    struct dsnn_error *e = err ? err : &e0;
+    enum dsnn_status st;
+    char kw[700];
+    if (!state || !info)
+        return dsnn_error_set(e, DSNN_ERR_INVALID,
+                              "synthetic: open: state and info must not be NULL");
+    *state = NULL;
+    int64_t n_classes, n[2], data_seed, test_batch, per_epoch, dims[4];
+    size_t n_dims = 0;
+    double separation, noise_std;
+    bool shuffle;
+    struct dsnn_batch_schedule train_batch;
+    if ((st = dsnn_cfg_int(cfg, "n_classes", 10, &n_classes, e)) != DSNN_OK ||
+        (st = dsnn_cfg_check_range(cfg, "n_classes", (double)n_classes, 2, 65536, e)) !=
+            DSNN_OK ||
+        (st = dsnn_cfg_int(cfg, "n_train", 1000, &n[0], e)) != DSNN_OK ||
+        (st = dsnn_cfg_check_range(cfg, "n_train", (double)n[0], 1, UINT32_MAX, e)) != DSNN_OK ||
+        (st = dsnn_cfg_int(cfg, "n_test", 200, &n[1], e)) != DSNN_OK ||
+        (st = dsnn_cfg_check_range(cfg, "n_test", (double)n[1], 1, UINT32_MAX, e)) != DSNN_OK ||
+        (st = dsnn_cfg_float(cfg, "separation", 1.0, &separation, e)) != DSNN_OK ||
+        (st = dsnn_cfg_check_range(cfg, "separation", separation, 0, 1e6, e)) != DSNN_OK ||
+        (st = dsnn_cfg_float(cfg, "noise_std", 1.0, &noise_std, e)) != DSNN_OK ||
+        (st = dsnn_cfg_check_range(cfg, "noise_std", noise_std, 0, 1e6, e)) != DSNN_OK ||
+        (st = dsnn_cfg_int(cfg, "data_seed", 0, &data_seed, e)) != DSNN_OK ||
+        (st = dsnn_batch_schedule_read(cfg, "batch_size_train", 64, &train_batch, e)) !=
+            DSNN_OK ||
+        (st = dsnn_cfg_int(cfg, "batch_size_test", 1000, &test_batch, e)) != DSNN_OK ||
+        (st = dsnn_cfg_check_range(cfg, "batch_size_test", (double)test_batch, 1,
+                                   DSNN_BATCH_SIZE_MAX, e)) != DSNN_OK ||
+        (st = dsnn_cfg_int(cfg, "train_batches_per_epoch", 0, &per_epoch, e)) != DSNN_OK ||
+        (st = dsnn_cfg_check_range(cfg, "train_batches_per_epoch", (double)per_epoch, 0,
+                                   (double)INT64_MAX, e)) != DSNN_OK ||
+        (st = dsnn_cfg_bool(cfg, "shuffle", true, &shuffle, e)) != DSNN_OK ||
+        (st = dsnn_cfg_int_array(cfg, "shape", dims, 3, &n_dims, e)) != DSNN_OK)
+        return st;
+    struct dsnn_shape shape = {1, 8, 8};
+    if (dsnn_cfg_has(cfg, "shape")) {
+        if (n_dims != 1 && n_dims != 3)
+            return dsnn_error_set(e, DSNN_ERR_CONFIG,
+                                  "%s: give [c, h, w] or [n] (a flat vector), not %zu values",
+                                  dsnn_dataset_key_where(cfg, "shape", kw, sizeof kw), n_dims);
+        for (size_t i = 0; i < n_dims; i++)
+            if (dims[i] < 1 || dims[i] > (1 << 20))
+                return dsnn_error_set(e, DSNN_ERR_CONFIG,
+                                      "%s: each dimension must be in [1, 2^20], got %" PRId64,
+                                      dsnn_dataset_key_where(cfg, "shape", kw, sizeof kw),
+                                      dims[i]);
+        shape = n_dims == 1 ? (struct dsnn_shape){(int)dims[0], 1, 1}
+                            : (struct dsnn_shape){(int)dims[0], (int)dims[1], (int)dims[2]};
+    }
+    int64_t d = dsnn_shape_size(shape);
+    if (d > SYN_MAX_VALUES || (n[0] + n[1] + n_classes) > SYN_MAX_VALUES / d)
+        return dsnn_error_set(e, DSNN_ERR_CONFIG,
+                              "%s: %" PRId64 " + %" PRId64 " samples of %" PRId64
+                              " values are too many (at most 2^31 values in all)",
+                              dsnn_dataset_key_where(cfg, "n_train", kw, sizeof kw), n[0], n[1],
+                              d);
+
+    struct syn_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return dsnn_error_set(e, DSNN_ERR_NOMEM, "synthetic: out of memory");
+    s->cur = -1;
+    s->shape = shape;
+    s->d = d;
+    s->train_batch = train_batch;
+    s->batches_per_epoch = per_epoch;
+    s->shuffle = shuffle;
+    s->seed = ctx ? ctx->seed : 0;
+    s->n[0] = n[0];
+    s->n[1] = n[1];
+    float *centres = malloc((size_t)(n_classes * d) * sizeof *centres);
+    for (int i = 0; i < 2; i++) {
+        s->x[i] = malloc((size_t)(n[i] * d) * sizeof *s->x[i]);
+        s->y[i] = malloc((size_t)n[i] * sizeof *s->y[i]);
+    }
+    int train_max = dsnn_batch_schedule_max(&train_batch, n[0]);
+    s->test_batch = (int)(test_batch < n[1] ? test_batch : n[1]);
+    int max_batch = train_max > s->test_batch ? train_max : s->test_batch;
+    s->order = malloc((size_t)n[0] * sizeof *s->order);
+    s->xbuf = malloc((size_t)(max_batch * d) * sizeof *s->xbuf);
+    s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
+    if (!centres || !s->x[0] || !s->x[1] || !s->y[0] || !s->y[1] || !s->order || !s->xbuf ||
+        !s->ybuf) {
+        free(centres);
+        syn_close(s);
+        return dsnn_error_set(e, DSNN_ERR_NOMEM, "synthetic: out of memory for %" PRId64
+                              " samples of %" PRId64 " values", n[0] + n[1], d);
+    }
+    struct dsnn_rng r;
+    dsnn_rng_seed(&r, (uint64_t)data_seed, SYN_STREAM_CENTRES);
+    for (int64_t j = 0; j < n_classes * d; j++)
+        centres[j] = (float)(separation * dsnn_rng_normal(&r));
+    static const uint64_t streams[2] = {SYN_STREAM_TRAIN, SYN_STREAM_TEST};
+    for (int sp = 0; sp < 2; sp++) {
+        for (int64_t i = 0; i < n[sp]; i++) {
+            int32_t label = (int32_t)(i % n_classes);
+            dsnn_rng_seed(&r, dsnn_seed_mix((uint64_t)data_seed, (uint64_t)i), streams[sp]);
+            const float *mu = centres + label * d;
+            float *x = s->x[sp] + i * d;
+            for (int64_t j = 0; j < d; j++)
+                x[j] = mu[j] + (float)(noise_std * dsnn_rng_normal(&r));
+            s->y[sp][i] = label;
+        }
+    }
+    free(centres);
+
+    memset(info, 0, sizeof *info);
+    info->shape = shape;
+    info->n_classes = (int)n_classes;
+    info->n_train = n[0];
+    info->n_test = n[1];
+    info->n_noise = 0;
+    info->batch_size_train = train_max;
+    info->batch_size_test = s->test_batch;
+    if (ctx && ctx->log)
+        fprintf(ctx->log, "synthetic: %d Gaussian classes of %dx%dx%d (separation %g, noise %g, "
+                          "data_seed %" PRId64 "): train %" PRId64 ", test %" PRId64 "\n",
+                info->n_classes, shape.c, shape.h, shape.w, separation, noise_std, data_seed,
+                n[0], n[1]);
+    *state = s;
+    return DSNN_OK;
+}
+
+static enum dsnn_status syn_begin(void *state, enum dsnn_split split, int epoch,
+                                  struct dsnn_error *err)
+{
+    struct syn_state *s = state;
+    if (!s)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "synthetic: begin on a NULL dataset");
+    if (split == DSNN_SPLIT_NOISE)
+        return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED, "synthetic: no noise split");
+    if (split != DSNN_SPLIT_TRAIN && split != DSNN_SPLIT_TEST)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "synthetic: unknown split %d", (int)split);
+    if (epoch < 0)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "synthetic: epoch must be >= 0, got %d",
+                              epoch);
+    s->cur = (int)split;
+    s->pos = 0;
+    s->batches = 0;
+    if (split == DSNN_SPLIT_TRAIN) {
+        s->cur_batch = dsnn_batch_schedule_at(&s->train_batch, epoch);
+        for (int64_t i = 0; i < s->n[0]; i++)
+            s->order[i] = (uint32_t)i;
+        if (s->shuffle) {
+            struct dsnn_rng r;
+            dsnn_rng_seed(&r, dsnn_seed_mix(s->seed, (uint64_t)epoch), DSNN_RNG_STREAM_DATA);
+            dsnn_rng_shuffle_u32(&r, s->order, (size_t)s->n[0]);
+        }
+    } else {
+        s->cur_batch = s->test_batch;
+    }
+    return DSNN_OK;
+}
+
+static enum dsnn_status syn_next_batch(void *state, struct dsnn_batch *b, struct dsnn_error *err)
+{
+    struct syn_state *s = state;
+    if (!s || !b)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "synthetic: next_batch: NULL argument");
+    if (s->cur < 0)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "synthetic: next_batch called before begin");
+    bool train = s->cur == DSNN_SPLIT_TRAIN;
+    int64_t left = s->n[s->cur] - s->pos;
+    int n = left < s->cur_batch ? (int)left : s->cur_batch;
+    if (train && s->batches_per_epoch > 0 && s->batches >= s->batches_per_epoch)
+        n = 0;
+    for (int k = 0; k < n; k++) {
+        int64_t i = train ? (int64_t)s->order[s->pos + k] : s->pos + k;
+        memcpy(s->xbuf + k * s->d, s->x[s->cur] + i * s->d, (size_t)s->d * sizeof *s->xbuf);
+        s->ybuf[k] = s->y[s->cur][i];
+    }
+    s->pos += n;
+    if (n > 0)
+        s->batches++;
+    b->x = s->xbuf;
+    b->y = s->ybuf;
+    b->n = n;
+    return DSNN_OK;
+}
+
+static const struct dsnn_dataset_ops syn_ops = {
+    .open = syn_open,
+    .begin = syn_begin,
+    .next_batch = syn_next_batch,
+    .close = syn_close,
+};
+
+static const struct dsnn_component syn_components[] = {
+    DSNN_COMPONENT(DSNN_KIND_DATASET, "synthetic", "1.0.0",
+                   "seeded Gaussian clusters of any shape, for fast tests", syn_ops, syn_keys),
+};
+
+DSNN_PLUGIN_DEFINE("synthetic", syn_components)

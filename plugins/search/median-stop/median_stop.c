@@ -1,0 +1,289 @@
+/* median-stop - search plugin: the median stopping rule (Golovin et al. 2017, "Google Vizier";
+ * the rules of Ray Tune's MedianStoppingRule).
+ *
+ *     search = { plugin = "median-stop"; grace_period = 2; min_samples_required = 3;
+ *                space = { model = { learning_rate = [0.1, 0.01, 0.001]; }; }; };
+ *
+ * Trials are proposed like the `random` plugin's: experiment.num_samples draws from `space`.
+ * Time is counted in epochs done (t = epoch + 1). When a trial reports at time t > grace_period,
+ * the other trials that have reached t are collected; if there are at least
+ * min_samples_required of them, the median of their running averages (mean of their metric over
+ * grace_period <= t' <= t) is computed, and the trial is STOPPED when the best metric it has
+ * reported so far is worse than that median. A stopped trial answers STOP to every later result.
+ * mode "min" compares -metric; a NaN metric counts as the worst value; a result without the
+ * metric is ignored (CONTINUE). save/restore keep every trial's reported metrics. */
+#include <dsnn/dsnn.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MEDIAN_STATE_VERSION 1
+
+struct median_point {
+    double t, score; /* score: metric, negated for mode "min" */
+};
+
+struct median_trial {
+    struct median_point *pts;
+    size_t n, cap;
+    bool stopped;
+};
+
+struct median_stop {
+    struct dsnn_search_space space;
+    uint64_t seed;
+    int num_samples;
+    char metric[DSNN_METRIC_NAME_MAX];
+    bool maximize;
+    int64_t grace_period, min_samples;
+    struct median_trial *trials; /* num_samples */
+};
+
+static const struct dsnn_key_doc median_keys[] = {
+    {"plugin", DSNN_KEY_STRING, "\"median-stop\"", "this plugin"},
+    {"space", DSNN_KEY_GROUP, "{}",
+     "tree mirroring the configuration whose leaves are distributions (as the random plugin's)"},
+    {"grace_period", DSNN_KEY_INT, "1",
+     "epochs before a trial can be stopped; earlier results are left out of running averages"},
+    {"min_samples_required", DSNN_KEY_INT, "3",
+     "other trials that must have reached the epoch before the rule applies"},
+    {"metric", DSNN_KEY_STRING, "experiment.metric", "metric compared"},
+    {"mode", DSNN_KEY_STRING, "experiment.mode", "\"max\" or \"min\" of metric"},
+};
+
+static void median_destroy(void *state)
+{
+    struct median_stop *ms = state;
+    if (!ms)
+        return;
+    for (int i = 0; ms->trials && i < ms->num_samples; i++)
+        free(ms->trials[i].pts);
+    free(ms->trials);
+    free(ms);
+}
+
+static enum dsnn_status median_create(const struct dsnn_cfg *cfg,
+                                      const struct dsnn_search_ctx *ctx, void **state,
+                                      struct dsnn_error *err)
+{
+    static const char *const modes[] = {"max", "min", NULL};
+    struct median_stop *ms = calloc(1, sizeof *ms);
+    if (!ms)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    ms->seed = ctx->seed;
+    ms->num_samples = ctx->num_samples > 0 ? ctx->num_samples : 1;
+    const char *metric = NULL;
+    int mode = 0;
+    char where[300];
+    enum dsnn_status st;
+    if ((st = dsnn_search_space_parse(cfg, "space", &ms->space, err)) ||
+        (st = dsnn_cfg_int(cfg, "grace_period", 1, &ms->grace_period, err)) ||
+        (st = dsnn_cfg_int(cfg, "min_samples_required", 3, &ms->min_samples, err)) ||
+        (st = dsnn_cfg_string(cfg, "metric", ctx->metric ? ctx->metric : "val_acc", &metric,
+                              err)) ||
+        (st = dsnn_cfg_enum(cfg, "mode", ctx->maximize ? "max" : "min", modes, &mode, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "grace_period", (double)ms->grace_period, 0, 1e9, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "min_samples_required", (double)ms->min_samples, 1, 1e9,
+                                   err)))
+        goto fail;
+    ms->maximize = mode == 0;
+    if (strlen(metric) >= sizeof ms->metric || !*metric) {
+        st = dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: key '%s.metric': \"%s\" is not a metric name",
+                            dsnn_cfg_where(cfg, "metric", where, sizeof where),
+                            dsnn_cfg_path(cfg), metric);
+        goto fail;
+    }
+    memcpy(ms->metric, metric, strlen(metric) + 1);
+    ms->trials = calloc((size_t)ms->num_samples, sizeof *ms->trials);
+    if (!ms->trials) {
+        st = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    *state = ms;
+    return DSNN_OK;
+fail:
+    median_destroy(ms);
+    return st;
+}
+
+static enum dsnn_status median_suggest(void *state, int trial_index, struct dsnn_param_set *out,
+                                       bool *done, struct dsnn_error *err)
+{
+    struct median_stop *ms = state;
+    out->n = 0;
+    *done = trial_index < 0 || trial_index >= ms->num_samples;
+    if (*done)
+        return DSNN_OK;
+    struct dsnn_rng rng;
+    struct dsnn_search_point p;
+    dsnn_search_trial_rng(&rng, ms->seed, trial_index);
+    dsnn_search_space_sample(&ms->space, &rng, &p);
+    return dsnn_search_space_params(&ms->space, &p, out, err);
+}
+
+static bool append(struct median_trial *tr, double t, double score)
+{
+    if (tr->n == tr->cap) {
+        size_t cap = tr->cap ? tr->cap * 2 : 16;
+        struct median_point *np = realloc(tr->pts, cap * sizeof *np);
+        if (!np)
+            return false;
+        tr->pts = np;
+        tr->cap = cap;
+    }
+    tr->pts[tr->n].t = t;
+    tr->pts[tr->n].score = score;
+    tr->n++;
+    return true;
+}
+
+/* Mean score of tr over grace <= t' <= t; NAN when none. */
+static double running_mean(const struct median_trial *tr, double grace, double t)
+{
+    double sum = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < tr->n; i++)
+        if (tr->pts[i].t >= grace && tr->pts[i].t <= t) {
+            sum += tr->pts[i].score;
+            n++;
+        }
+    return n ? sum / (double)n : NAN;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+static enum dsnn_search_decision median_on_result(void *state, int trial_index, int epoch,
+                                                  const struct dsnn_metrics *m)
+{
+    struct median_stop *ms = state;
+    double v;
+    if (trial_index < 0 || trial_index >= ms->num_samples ||
+        !dsnn_metrics_get(m, ms->metric, &v))
+        return DSNN_SEARCH_CONTINUE;
+    struct median_trial *tr = &ms->trials[trial_index];
+    if (tr->stopped)
+        return DSNN_SEARCH_STOP;
+    double t = (double)epoch + 1, grace = (double)ms->grace_period;
+    double score = isnan(v) ? -INFINITY : ms->maximize ? v : -v;
+    if (!append(tr, t, score) || t <= grace)
+        return DSNN_SEARCH_CONTINUE;
+    double *means = malloc((size_t)ms->num_samples * sizeof *means);
+    if (!means)
+        return DSNN_SEARCH_CONTINUE;
+    size_t n = 0;
+    for (int j = 0; j < ms->num_samples; j++) {
+        const struct median_trial *o = &ms->trials[j];
+        if (j == trial_index || o->n == 0 || o->pts[o->n - 1].t < t)
+            continue;
+        double mean = running_mean(o, grace, t);
+        if (!isnan(mean))
+            means[n++] = mean;
+    }
+    enum dsnn_search_decision action = DSNN_SEARCH_CONTINUE;
+    if (n >= (size_t)ms->min_samples) {
+        qsort(means, n, sizeof *means, cmp_double);
+        double median = n % 2 ? means[n / 2] : (means[n / 2 - 1] + means[n / 2]) / 2;
+        double best = -INFINITY;
+        for (size_t i = 0; i < tr->n; i++)
+            best = tr->pts[i].score > best ? tr->pts[i].score : best;
+        if (best < median) {
+            tr->stopped = true;
+            action = DSNN_SEARCH_STOP;
+        }
+    }
+    free(means);
+    return action;
+}
+
+static void median_on_complete(void *state, int trial_index, bool error)
+{
+    (void)state, (void)trial_index, (void)error; /* its results stay, as in Ray */
+}
+
+/* ---- save / restore: "MEDS", version, trials, and per trial stopped + its points ---- */
+
+static enum dsnn_status median_save(void *state, FILE *f, struct dsnn_error *err)
+{
+    struct median_stop *ms = state;
+    enum dsnn_status st;
+    if ((st = dsnn_io_write(f, "MEDS", 4, "median-stop tag", err)) ||
+        (st = dsnn_io_write_u64(f, MEDIAN_STATE_VERSION, "median-stop version", err)) ||
+        (st = dsnn_io_write_u64(f, (uint64_t)ms->num_samples, "median-stop trials", err)))
+        return st;
+    for (int i = 0; i < ms->num_samples; i++) {
+        const struct median_trial *tr = &ms->trials[i];
+        uint8_t stopped = tr->stopped;
+        if ((st = dsnn_io_write(f, &stopped, 1, "median-stop trial", err)) ||
+            (st = dsnn_io_write_u64(f, tr->n, "median-stop trial", err)))
+            return st;
+        for (size_t k = 0; k < tr->n; k++)
+            if ((st = dsnn_io_write(f, &tr->pts[k], sizeof tr->pts[k], "median-stop result",
+                                    err)))
+                return st;
+    }
+    return DSNN_OK;
+}
+
+static enum dsnn_status median_restore(void *state, FILE *f, struct dsnn_error *err)
+{
+    struct median_stop *ms = state;
+    uint64_t version = 0, n_trials = 0, n = 0;
+    enum dsnn_status st;
+    if ((st = dsnn_io_expect_tag(f, "MEDS", err)) ||
+        (st = dsnn_io_read_u64(f, &version, "median-stop version", err)))
+        return dsnn_error_prefix(err, "median-stop state");
+    if (version != MEDIAN_STATE_VERSION)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT, "median-stop state: version %llu, expected %d",
+                              (unsigned long long)version, MEDIAN_STATE_VERSION);
+    if ((st = dsnn_io_read_u64(f, &n_trials, "median-stop trials", err)))
+        return dsnn_error_prefix(err, "median-stop state");
+    if (n_trials != (uint64_t)ms->num_samples)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                              "median-stop state: saved with %llu trials, configured %d "
+                              "(experiment.num_samples changed)",
+                              (unsigned long long)n_trials, ms->num_samples);
+    for (int i = 0; i < ms->num_samples; i++) {
+        struct median_trial *tr = &ms->trials[i];
+        uint8_t stopped = 0;
+        if ((st = dsnn_io_read(f, &stopped, 1, "median-stop trial", err)) ||
+            (st = dsnn_io_read_u64(f, &n, "median-stop trial", err)))
+            return dsnn_error_prefix(err, "median-stop state");
+        if (n > (uint64_t)1 << 32 || stopped > 1)
+            return dsnn_error_set(err, DSNN_ERR_FORMAT, "median-stop state: trial %d corrupt", i);
+        tr->stopped = stopped;
+        tr->n = 0;
+        for (uint64_t k = 0; k < n; k++) {
+            struct median_point p;
+            if ((st = dsnn_io_read(f, &p, sizeof p, "median-stop result", err)))
+                return dsnn_error_prefix(err, "median-stop state");
+            if (!append(tr, p.t, p.score))
+                return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        }
+    }
+    return DSNN_OK;
+}
+
+static const struct dsnn_search_ops median_ops = {
+    .create = median_create,
+    .suggest = median_suggest,
+    .on_result = median_on_result,
+    .on_complete = median_on_complete,
+    .save = median_save,
+    .restore = median_restore,
+    .destroy = median_destroy,
+    .exploit = NULL,
+};
+
+static const struct dsnn_component median_components[] = {
+    DSNN_COMPONENT(DSNN_KIND_SEARCH, "median-stop", "1.0.0",
+                   "Median stopping rule: random trials, stopped when their best result is below "
+                   "the median of the others' running averages",
+                   median_ops, median_keys),
+};
+
+DSNN_PLUGIN_DEFINE("median-stop", median_components)

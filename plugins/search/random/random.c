@@ -1,0 +1,99 @@
+/* random - search plugin: experiment.num_samples trials drawn from a space of distributions.
+ *
+ *     search = { plugin = "random";
+ *                space = { model = {
+ *                    learning_rate = { dist = "loguniform"; low = 1e-4; high = 1e-1; };
+ *                    on_perc = { dist = "choice"; values = [0.02, 0.05]; };
+ *                    momentum = [0.8, 0.9];            # shorthand for choice
+ *                }; }; };
+ *
+ * The `space` group mirrors the configuration tree (see dsnn/search_space.h): a leaf is a
+ * distribution group { dist = "choice" | "uniform" | "loguniform" | "randint" | "normal"; ... },
+ * an array/list (choice) or a scalar (fixed override). Trial i's values are drawn from its own
+ * stream, derived from (experiment.seed, i): trial i is a pure function of i, whatever order
+ * the host asks in, so the strategy has no state to save. */
+#include <dsnn/dsnn.h>
+
+#include <stdlib.h>
+
+struct random_search {
+    struct dsnn_search_space space;
+    uint64_t seed;
+    int num_samples;
+};
+
+static const struct dsnn_key_doc random_keys[] = {
+    {"plugin", DSNN_KEY_STRING, "\"random\"", "this plugin"},
+    {"space", DSNN_KEY_GROUP, "{}",
+     "tree mirroring the configuration; leaves: { dist = \"choice\" (values) | \"uniform\" | "
+     "\"loguniform\" | \"randint\" (low, high; high excluded) | \"normal\" (mean, std) }, an "
+     "array/list (choice) or a scalar (fixed)"},
+};
+
+static enum dsnn_status random_create(const struct dsnn_cfg *cfg,
+                                      const struct dsnn_search_ctx *ctx, void **state,
+                                      struct dsnn_error *err)
+{
+    struct random_search *r = calloc(1, sizeof *r);
+    if (!r)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    enum dsnn_status st = dsnn_search_space_parse(cfg, "space", &r->space, err);
+    if (st != DSNN_OK) {
+        free(r);
+        return st;
+    }
+    r->seed = ctx->seed;
+    r->num_samples = ctx->num_samples > 0 ? ctx->num_samples : 1;
+    *state = r;
+    return DSNN_OK;
+}
+
+static enum dsnn_status random_suggest(void *state, int trial_index, struct dsnn_param_set *out,
+                                       bool *done, struct dsnn_error *err)
+{
+    struct random_search *r = state;
+    out->n = 0;
+    *done = trial_index < 0 || trial_index >= r->num_samples;
+    if (*done)
+        return DSNN_OK;
+    struct dsnn_rng rng;
+    struct dsnn_search_point p;
+    dsnn_search_trial_rng(&rng, r->seed, trial_index);
+    dsnn_search_space_sample(&r->space, &rng, &p);
+    return dsnn_search_space_params(&r->space, &p, out, err);
+}
+
+static enum dsnn_search_decision random_on_result(void *state, int trial_index, int epoch,
+                                                  const struct dsnn_metrics *m)
+{
+    (void)state, (void)trial_index, (void)epoch, (void)m;
+    return DSNN_SEARCH_CONTINUE;
+}
+
+static void random_on_complete(void *state, int trial_index, bool error)
+{
+    (void)state, (void)trial_index, (void)error;
+}
+
+static void random_destroy(void *state)
+{
+    free(state);
+}
+
+static const struct dsnn_search_ops random_ops = {
+    .create = random_create,
+    .suggest = random_suggest,
+    .on_result = random_on_result,
+    .on_complete = random_on_complete,
+    .save = NULL, /* stateless: trial i is a pure function of (seed, i) */
+    .restore = NULL,
+    .destroy = random_destroy,
+};
+
+static const struct dsnn_component random_components[] = {
+    DSNN_COMPONENT(DSNN_KIND_SEARCH, "random", "1.0.0",
+                   "Random search: num_samples trials drawn from distributions over any config key",
+                   random_ops, random_keys),
+};
+
+DSNN_PLUGIN_DEFINE("random", random_components)

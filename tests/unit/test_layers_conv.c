@@ -1,0 +1,410 @@
+/* test_layers_conv.c - dense and sparse conv2d against a naive double-precision convolution
+ * (forward, weight / bias / input gradients) over several geometries and sample chunkings,
+ * finite differences, sparse topology edits through the sparse engine, RigL's dense gradient,
+ * thread-count independence, checkpoints and argument checks. */
+#include "layer_check.h"
+
+struct geo {
+    int c, h, w, out_c, k, s, p;
+};
+
+static int od(int n, int k, int s, int p)
+{
+    return (n + 2 * p - k) / s + 1;
+}
+
+/* W [out_c][c][k][k] (double), bias may be NULL. */
+static void ref_conv(const struct geo *g, const double *W, const float *bias, const float *x,
+                     int batch, double *y)
+{
+    const int oh = od(g->h, g->k, g->s, g->p), ow = od(g->w, g->k, g->s, g->p);
+    for (int b = 0; b < batch; b++)
+        for (int o = 0; o < g->out_c; o++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    double s = bias ? bias[o] : 0.0;
+                    for (int c = 0; c < g->c; c++)
+                        for (int i = 0; i < g->k; i++)
+                            for (int j = 0; j < g->k; j++) {
+                                int iy = oy * g->s - g->p + i, ix = ox * g->s - g->p + j;
+                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                                    continue;
+                                s += W[((o * g->c + c) * g->k + i) * g->k + j] *
+                                     x[((size_t)(b * g->c + c) * g->h + iy) * g->w + ix];
+                            }
+                    y[((size_t)(b * g->out_c + o) * oh + oy) * ow + ox] = s;
+                }
+}
+
+/* dW [out_c][c k k], db [out_c], dx [batch][c][h][w] of L = sum dy * y. */
+static void ref_conv_grad(const struct geo *g, const double *W, const float *x, const float *dy,
+                          int batch, double *dW, double *db, double *dx)
+{
+    const int oh = od(g->h, g->k, g->s, g->p), ow = od(g->w, g->k, g->s, g->p);
+    const size_t K = (size_t)g->c * g->k * g->k;
+    memset(dW, 0, sizeof(double) * K * g->out_c);
+    memset(db, 0, sizeof(double) * g->out_c);
+    memset(dx, 0, sizeof(double) * (size_t)batch * g->c * g->h * g->w);
+    for (int b = 0; b < batch; b++)
+        for (int o = 0; o < g->out_c; o++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    const double d = dy[((size_t)(b * g->out_c + o) * oh + oy) * ow + ox];
+                    db[o] += d;
+                    for (int c = 0; c < g->c; c++)
+                        for (int i = 0; i < g->k; i++)
+                            for (int j = 0; j < g->k; j++) {
+                                int iy = oy * g->s - g->p + i, ix = ox * g->s - g->p + j;
+                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                                    continue;
+                                const size_t wi = ((size_t)(o * g->c + c) * g->k + i) * g->k + j;
+                                const size_t xi = ((size_t)(b * g->c + c) * g->h + iy) * g->w + ix;
+                                dW[wi] += d * x[xi];
+                                dx[xi] += d * W[wi];
+                            }
+                }
+}
+
+static double *dense_of_sparse(struct dsnn_layer *l, const struct geo *g)
+{
+    struct dsnn_sparse_csr c;
+    CU_ASSERT_FATAL(dsnn_sparse_get_csr(dsnn_sparse_conv2d_weights(l), &c));
+    CU_ASSERT_EQUAL(c.n_out, g->out_c);
+    CU_ASSERT_EQUAL(c.n_in, g->c * g->k * g->k);
+    double *W = calloc((size_t)c.n_in * c.n_out, sizeof(double));
+    for (int r = 0; r < c.n_out; r++)
+        for (int64_t k = c.row_ptr[r]; k < c.row_ptr[r + 1]; k++)
+            W[(size_t)r * c.n_in + c.col[k]] = c.value[k];
+    return W;
+}
+
+static struct dsnn_layer *make(const struct geo *g, bool bias, bool sparse, double density,
+                               uint64_t seed)
+{
+    struct dsnn_error err = {0};
+    struct dsnn_shape in = {g->c, g->h, g->w};
+    struct dsnn_layer *l;
+    if (sparse) {
+        struct dsnn_sparse_init init = dsnn_sparse_init_default();
+        init.density = density;
+        l = dsnn_sparse_conv2d_new("conv", in, g->out_c, g->k, g->s, g->p, bias, &init, &err);
+    } else {
+        l = dsnn_conv2d_new("conv", in, g->out_c, g->k, g->s, g->p, bias, &err);
+    }
+    if (!l)
+        fprintf(stderr, "%s\n", err.msg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    lc_init(l, seed);
+    return l;
+}
+
+static const float *bias_of(struct dsnn_layer *l, bool sparse)
+{
+    if (sparse) {
+        struct dsnn_param_block *b = dsnn_sparse_bias(dsnn_sparse_conv2d_weights(l));
+        return b ? b->value : NULL;
+    }
+    return dsnn_conv2d_bias(l);
+}
+
+/* Forward and backward of l against the reference; returns mismatches. */
+static int compare(struct dsnn_layer *l, const struct geo *g, bool sparse, int batch,
+                   uint64_t seed)
+{
+    const int oh = od(g->h, g->k, g->s, g->p), ow = od(g->w, g->k, g->s, g->p);
+    const size_t K = (size_t)g->c * g->k * g->k;
+    const size_t ni = (size_t)batch * g->c * g->h * g->w, no = (size_t)batch * g->out_c * oh * ow;
+    float *x = lc_alloc(ni), *y = lc_alloc(no), *dy = lc_alloc(no), *dx = lc_alloc(ni);
+    double *yr = malloc(sizeof(double) * no), *dWr = malloc(sizeof(double) * K * g->out_c),
+           *dbr = malloc(sizeof(double) * g->out_c), *dxr = malloc(sizeof(double) * ni);
+    struct dsnn_rng rng;
+    dsnn_rng_seed(&rng, seed, 1);
+    lc_fill(x, ni, &rng, -1, 1);
+    lc_fill(dy, no, &rng, -1, 1);
+    double *W;
+    if (sparse) {
+        W = dense_of_sparse(l, g);
+    } else {
+        W = malloc(sizeof(double) * K * g->out_c);
+        const float *w = dsnn_conv2d_weight(l);
+        for (size_t i = 0; i < K * g->out_c; i++)
+            W[i] = w[i];
+    }
+    const float *bias = bias_of(l, sparse);
+    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, true), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, batch), DSNN_OK);
+    ref_conv(g, W, bias, x, batch, yr);
+    ref_conv_grad(g, W, x, dy, batch, dWr, dbr, dxr);
+    int bad = 0;
+    for (size_t i = 0; i < no; i++)
+        bad += !lc_close(y[i], yr[i], 1e-4, 1e-5);
+    for (size_t i = 0; i < ni; i++)
+        bad += !lc_close(dx[i], dxr[i], 1e-4, 1e-5);
+    if (sparse) {
+        struct dsnn_sparse_csr c;
+        dsnn_sparse_get_csr(dsnn_sparse_conv2d_weights(l), &c);
+        for (int r = 0; r < c.n_out; r++)
+            for (int64_t k = c.row_ptr[r]; k < c.row_ptr[r + 1]; k++)
+                bad += !lc_close(c.grad[k], dWr[(size_t)r * K + c.col[k]], 1e-4, 1e-5);
+        /* the layer's params are the weight store's blocks */
+        CU_ASSERT_PTR_EQUAL(l->params, dsnn_sparse_conv2d_weights(l)->params);
+        CU_ASSERT_PTR_EQUAL(l->params[0].value, c.value);
+        CU_ASSERT_EQUAL(l->params[0].n, c.nnz);
+    } else {
+        for (size_t i = 0; i < K * g->out_c; i++)
+            bad += !lc_close(l->params[0].grad[i], dWr[i], 1e-4, 1e-5);
+    }
+    if (bias) {
+        const float *db = l->params[1].grad;
+        for (int o = 0; o < g->out_c; o++)
+            bad += !lc_close(db[o], dbr[o], 1e-4, 1e-5);
+    }
+    free(x), free(y), free(dy), free(dx), free(yr), free(dWr), free(dbr), free(dxr), free(W);
+    return bad;
+}
+
+static const struct geo geos[] = {
+    {3, 8, 8, 4, 3, 1, 1}, {2, 7, 9, 5, 3, 2, 1}, {3, 6, 5, 2, 1, 1, 0},
+    {2, 9, 7, 3, 5, 2, 2}, {1, 5, 5, 2, 5, 1, 0}, {4, 6, 6, 6, 3, 3, 0},
+};
+#define N_GEOS (sizeof geos / sizeof geos[0])
+
+static void run_all(bool sparse, double density)
+{
+    for (size_t t = 0; t < N_GEOS; t++) {
+        const struct geo *g = &geos[t];
+        for (int bias = 0; bias < 2; bias++) {
+            struct dsnn_layer *l = make(g, bias, sparse, density, 10 + t);
+            CU_ASSERT_EQUAL(l->out.c, g->out_c);
+            CU_ASSERT_EQUAL(l->out.h, od(g->h, g->k, g->s, g->p));
+            CU_ASSERT_EQUAL(l->out.w, od(g->w, g->k, g->s, g->p));
+            const int bad = compare(l, g, sparse, 3, 100 + t);
+            if (bad)
+                fprintf(stderr, "geometry %zu bias %d sparse %d: %d mismatches\n", t, bias,
+                        sparse, bad);
+            CU_ASSERT_EQUAL(bad, 0);
+            dsnn_layer_free(l);
+        }
+    }
+}
+
+static void test_dense_reference(void)
+{
+    run_all(false, 1.0);
+}
+
+static void test_sparse_reference(void)
+{
+    run_all(true, 1.0);
+    run_all(true, 0.3);
+    run_all(true, 0.0);
+}
+
+static void test_chunking(void)
+{
+    /* workspace limits that force one sample per chunk and two samples per chunk (with a
+     * partial last chunk): results must not change */
+    const struct geo g = {3, 8, 8, 4, 3, 1, 1};
+    const size_t K = 27, P = 64;
+    const size_t limits[3] = {1, 2 * K * P * sizeof(float), (size_t)16 << 20};
+    for (int sparse = 0; sparse < 2; sparse++)
+        for (int i = 0; i < 3; i++) {
+            dsnn_conv_set_workspace_limit(limits[i]);
+            struct dsnn_layer *l = make(&g, true, sparse, 0.5, 3);
+            CU_ASSERT_EQUAL(compare(l, &g, sparse, 5, 9), 0);
+            dsnn_layer_free(l);
+        }
+    dsnn_conv_set_workspace_limit((size_t)16 << 20);
+}
+
+static void test_fd(void)
+{
+    const struct geo g = {2, 5, 6, 3, 3, 2, 1};
+    for (int sparse = 0; sparse < 2; sparse++) {
+        struct dsnn_layer *l = make(&g, true, sparse, 0.5, 4);
+        const int batch = 2;
+        const size_t ni = (size_t)batch * 60, no = (size_t)batch * dsnn_shape_size(l->out);
+        float *x = lc_alloc(ni), *dy = lc_alloc(no);
+        struct dsnn_rng rng;
+        dsnn_rng_seed(&rng, 5, 1);
+        lc_fill(x, ni, &rng, -1, 1);
+        lc_fill(dy, no, &rng, -1, 1);
+        CU_ASSERT_EQUAL(lc_check_grads(l, x, batch, true, dy, 40, 1e-2, 2e-3, 2e-3, NULL, NULL),
+                        0);
+        free(x), free(dy);
+        dsnn_layer_free(l);
+    }
+}
+
+static void test_sparse_topology(void)
+{
+    struct dsnn_error err = {0};
+    const struct geo g = {4, 6, 6, 5, 3, 1, 1};
+    struct dsnn_layer *l = make(&g, true, true, 0.25, 6);
+    struct dsnn_layer *w = dsnn_sparse_conv2d_weights(l);
+    CU_ASSERT(dsnn_sparse_conv2d_is(l));
+    CU_ASSERT(dsnn_sparse_is(w));
+    const size_t dense = 5 * 36;
+    CU_ASSERT_EQUAL(dsnn_sparse_conv2d_nnz(l), 45u); /* PRECISE: round(0.25 * 180) */
+    CU_ASSERT_DOUBLE_EQUAL(dsnn_sparse_conv2d_density(l), 45.0 / dense, 1e-12);
+    CU_ASSERT_EQUAL(dsnn_layer_param_count(l), 45u + 5u);
+    struct dsnn_rng rng;
+    dsnn_rng_seed(&rng, 8, DSNN_RNG_STREAM_TOPOLOGY);
+    for (int round = 0; round < 3; round++) {
+        CU_ASSERT_EQUAL(dsnn_sparse_prune_magnitude(w, 10, &err), DSNN_OK);
+        CU_ASSERT_EQUAL(dsnn_sparse_conv2d_nnz(l), 35u);
+        CU_ASSERT_EQUAL(dsnn_sparse_grow_random(w, 10 + round, &rng, &err), DSNN_OK);
+        CU_ASSERT_EQUAL(dsnn_sparse_check(w, &err), DSNN_OK);
+        CU_ASSERT_EQUAL(compare(l, &g, true, 2, 50 + round), 0); /* params re-synced too */
+        dsnn_sparse_set_nnz(w, 45, &rng, &err);
+    }
+    dsnn_layer_free(l);
+}
+
+static void test_rigl_dense_grad(void)
+{
+    struct dsnn_error err = {0};
+    const struct geo g = {3, 5, 5, 4, 3, 1, 1};
+    const size_t K = 27;
+    struct dsnn_layer *l = make(&g, false, true, 0.2, 7);
+    struct dsnn_layer *w = dsnn_sparse_conv2d_weights(l);
+    const int batch = 3;
+    const size_t ni = (size_t)batch * 75, no = (size_t)batch * 4 * 25;
+    float *x = lc_alloc(ni), *y = lc_alloc(no), *dy = lc_alloc(no);
+    double *dWr = malloc(sizeof(double) * K * 4), dbr[4], *dxr = malloc(sizeof(double) * ni);
+    struct dsnn_rng rng;
+    dsnn_rng_seed(&rng, 12, 1);
+    lc_fill(x, ni, &rng, -1, 1);
+    lc_fill(dy, no, &rng, -1, 1);
+    /* without the dense gradient, growth by gradient is refused */
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, true), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, NULL, batch), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_sparse_conv2d_grow_gradient(l, 5, &rng, &err), DSNN_ERR_INVALID);
+    dsnn_sparse_conv2d_keep_dense_grad(l, true);
+    dsnn_conv_set_workspace_limit(1); /* chunks: the dense gradient accumulates */
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, true), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, NULL, batch), DSNN_OK);
+    dsnn_conv_set_workspace_limit((size_t)16 << 20);
+    double *W = dense_of_sparse(l, &g);
+    ref_conv_grad(&g, W, x, dy, batch, dWr, dbr, dxr);
+    /* expected: the 5 inactive positions of largest |dW| */
+    uint8_t *active = calloc(K * 4, 1);
+    struct dsnn_sparse_csr c;
+    dsnn_sparse_get_csr(w, &c);
+    for (int r = 0; r < 4; r++)
+        for (int64_t k = c.row_ptr[r]; k < c.row_ptr[r + 1]; k++)
+            active[(size_t)r * K + c.col[k]] = 1;
+    const size_t before = c.nnz;
+    int expect[5];
+    for (int t = 0; t < 5; t++) {
+        int best = -1;
+        for (size_t i = 0; i < K * 4; i++)
+            if (!active[i] && (best < 0 || fabs(dWr[i]) > fabs(dWr[best])))
+                best = (int)i;
+        expect[t] = best;
+        active[best] = 1;
+    }
+    CU_ASSERT_EQUAL(dsnn_sparse_conv2d_grow_gradient(l, 5, &rng, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_sparse_conv2d_nnz(l), before + 5);
+    for (int t = 0; t < 5; t++)
+        CU_ASSERT(dsnn_sparse_find(w, expect[t] / (int)K, expect[t] % (int)K) >= 0);
+    CU_ASSERT_PTR_EQUAL(l->params[0].value, dsnn_sparse_weight(w)->value);
+    free(x), free(y), free(dy), free(dWr), free(dxr), free(W), free(active);
+    dsnn_layer_free(l);
+}
+
+static void test_threads(void)
+{
+    const struct geo g = {6, 12, 12, 8, 3, 1, 1};
+    const int batch = 4;
+    struct dsnn_layer *l = make(&g, true, true, 0.3, 2);
+    const size_t ni = (size_t)batch * 6 * 144, no = (size_t)batch * 8 * 144;
+    float *x = lc_alloc(ni), *dy = lc_alloc(no), *y[2], *dx[2], *gw[2];
+    struct dsnn_rng rng;
+    dsnn_rng_seed(&rng, 1, 1);
+    lc_fill(x, ni, &rng, -1, 1);
+    lc_fill(dy, no, &rng, -1, 1);
+    const size_t nnz = dsnn_sparse_conv2d_nnz(l);
+    for (int t = 0; t < 2; t++) {
+        dsnn_set_num_threads(t + 1);
+        y[t] = lc_alloc(no);
+        dx[t] = lc_alloc(ni);
+        gw[t] = lc_alloc(nnz);
+        CU_ASSERT_EQUAL(l->ops->forward(l, x, y[t], batch, true), DSNN_OK);
+        CU_ASSERT_EQUAL(l->ops->backward(l, x, y[t], dy, dx[t], batch), DSNN_OK);
+        memcpy(gw[t], l->params[0].grad, sizeof(float) * nnz);
+    }
+    dsnn_set_num_threads(0);
+    CU_ASSERT_EQUAL(memcmp(y[0], y[1], sizeof(float) * no), 0);
+    CU_ASSERT_EQUAL(memcmp(dx[0], dx[1], sizeof(float) * ni), 0);
+    CU_ASSERT_EQUAL(memcmp(gw[0], gw[1], sizeof(float) * nnz), 0);
+    for (int t = 0; t < 2; t++)
+        free(y[t]), free(dx[t]), free(gw[t]);
+    free(x), free(dy);
+    dsnn_layer_free(l);
+}
+
+static void test_save_load(void)
+{
+    const struct geo g = {2, 5, 5, 3, 3, 1, 1};
+    for (int sparse = 0; sparse < 2; sparse++) {
+        struct dsnn_layer *a = make(&g, true, sparse, 0.4, 1), *b = make(&g, true, sparse, 0.4, 2);
+        if (sparse) /* a different topology size too */
+            CU_ASSERT_EQUAL(dsnn_sparse_prune_magnitude(dsnn_sparse_conv2d_weights(a), 3, NULL),
+                            DSNN_OK);
+        lc_save_load(a, b);
+        float x[2 * 50], ya[2 * 75], yb[2 * 75];
+        struct dsnn_rng rng;
+        dsnn_rng_seed(&rng, 3, 1);
+        lc_fill(x, 100, &rng, -1, 1);
+        CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, 2, false), DSNN_OK);
+        CU_ASSERT_EQUAL(b->ops->forward(b, x, yb, 2, false), DSNN_OK);
+        CU_ASSERT_EQUAL(memcmp(ya, yb, sizeof ya), 0);
+        if (sparse)
+            CU_ASSERT_EQUAL(dsnn_sparse_conv2d_nnz(a), dsnn_sparse_conv2d_nnz(b));
+        dsnn_layer_free(a);
+        dsnn_layer_free(b);
+    }
+}
+
+static void test_geometry_and_invalid(void)
+{
+    struct dsnn_error err = {0};
+    struct dsnn_shape in = {3, 32, 32};
+    struct dsnn_layer *l = dsnn_conv2d_new("c1", in, 16, 3, 2, 1, true, &err);
+    struct dsnn_conv2d_geom gm;
+    CU_ASSERT_FATAL(dsnn_conv2d_geometry(l, &gm));
+    CU_ASSERT(gm.in_c == 3 && gm.out_c == 16 && gm.out_h == 16 && gm.out_w == 16 &&
+              gm.kernel == 3 && gm.stride == 2 && gm.padding == 1 && gm.bias);
+    CU_ASSERT_PTR_NULL(dsnn_conv2d_weight(l)); /* before init */
+    dsnn_layer_free(l);
+    l = dsnn_sparse_conv2d_new("c2", in, 8, 5, 1, 0, false, NULL, &err);
+    CU_ASSERT_FATAL(dsnn_conv2d_geometry(l, &gm));
+    CU_ASSERT(gm.out_h == 28 && !gm.bias);
+    CU_ASSERT_EQUAL(dsnn_sparse_conv2d_nnz(l), 0u); /* before init */
+    dsnn_layer_free(l);
+    CU_ASSERT(!dsnn_conv2d_geometry(NULL, &gm));
+    CU_ASSERT_PTR_NULL(dsnn_conv2d_new("c", (struct dsnn_shape){1, 2, 2}, 4, 5, 1, 1, true, &err));
+    CU_ASSERT_EQUAL(err.status, DSNN_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(dsnn_conv2d_new("c", in, 0, 3, 1, 1, true, &err));
+    CU_ASSERT_PTR_NULL(dsnn_conv2d_new("c", in, 4, 3, 0, 1, true, &err));
+    CU_ASSERT_PTR_NULL(dsnn_sparse_conv2d_new("c", in, 4, 3, 1, -1, true, NULL, &err));
+    struct dsnn_sparse_init bad = dsnn_sparse_init_default();
+    bad.density = 2.0;
+    CU_ASSERT_PTR_NULL(dsnn_sparse_conv2d_new("c", in, 4, 3, 1, 1, true, &bad, &err));
+}
+
+static CU_TestInfo tests[] = {
+    {"dense conv2d vs reference", test_dense_reference},
+    {"sparse conv2d vs reference (density 1, 0.3, 0)", test_sparse_reference},
+    {"chunked batches", test_chunking},
+    {"gradients vs finite differences", test_fd},
+    {"sparse topology edits through the engine", test_sparse_topology},
+    {"RigL growth from the dense gradient", test_rigl_dense_grad},
+    {"thread count independence (sparse)", test_threads},
+    {"save / load", test_save_load},
+    {"geometry and invalid arguments", test_geometry_and_invalid},
+    CU_TEST_INFO_NULL,
+};
+
+DSNN_TEST_MAIN("layers_conv", tests)
