@@ -219,3 +219,18 @@ void dsnn_checkpoint_remove_all(const char *dir)
     unlink(path);
     prune_kept(dir, 0);
 }
+
+void dsnn_checkpoint_remove_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    static const char prefix[] = DSNN_CHECKPOINT_FILE ".tmp.";
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (strncmp(e->d_name, prefix, sizeof prefix - 1) == 0) {
+            char path[1200];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    closedir(d);
+}

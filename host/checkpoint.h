@@ -65,5 +65,8 @@ enum dsnn_status dsnn_checkpoint_read(const char *path, struct dsnn_checkpoint_h
 
 /* Removes checkpoint.bin and the kept checkpoint.<epochs>.bin files of dir. */
 void dsnn_checkpoint_remove_all(const char *dir);
+/* Removes the temporary files of checkpoint writes that were cut short (a trial process killed
+ * while writing); call it only while no trial process of dir runs. */
+void dsnn_checkpoint_remove_temps(const char *dir);
 
 #endif

@@ -1,5 +1,5 @@
 /* host/main.c - the dsnn-host command line: option parsing, plugin directories, and the
- * commands run / list / info. Only this file decides to exit. */
+ * commands run / resume / list / info / report. Only this file decides to exit. */
 /* realpath() is XSI. */
 #ifndef _XOPEN_SOURCE
 #define _XOPEN_SOURCE 700
@@ -29,6 +29,10 @@ static void print_usage(FILE *f)
             "Commands:\n"
             "  run CFG [--results DIR] [--quiet] [--overwrite]\n"
             "                     run the experiment described by the libconfig file CFG\n"
+            "  resume DIR [--quiet]\n"
+            "                     continue the interrupted experiment of the results\n"
+            "                     directory DIR (e.g. results/<name>): finished trials are\n"
+            "                     kept, unfinished ones go on from their last checkpoint\n"
             "  list               list the loaded components (datasets, networks, models,\n"
             "                     search strategies) with version, description and file\n"
             "  info NAME          describe a component and its configuration keys; NAME may\n"
@@ -50,7 +54,8 @@ static void print_usage(FILE *f)
             "                     tree that is build/plugins)\n"
             "  --results DIR      (run) root directory of the results (default: 'results',\n"
             "                     or experiment.results_dir of the config)\n"
-            "  -q, --quiet        (run) no per-epoch progress on stdout\n"
+            "  -q, --quiet        (run, resume) no progress on stdout (a table refreshed in\n"
+            "                     place on a terminal, else one line per epoch)\n"
             "  --overwrite        (run) replace an existing results/<experiment>\n"
             "  -h, --help         print this help\n"
             "  --version          print the dsnn version and the plugin ABI version\n"
@@ -62,7 +67,7 @@ static void print_usage(FILE *f)
             "  %3d  configuration file invalid\n"
             "  %3d  a plugin could not be loaded, or a named plugin is missing\n"
             "  %3d  results directory or data could not be read / written\n"
-            "  %3d  interrupted by SIGINT / SIGTERM (run again to resume)\n",
+            "  %3d  interrupted by SIGINT / SIGTERM ('" PROG " resume DIR' continues)\n",
             DSNN_EXIT_OK, DSNN_EXIT_TRIALS_FAILED, DSNN_EXIT_USAGE, DSNN_EXIT_CONFIG,
             DSNN_EXIT_PLUGIN, DSNN_EXIT_IO, DSNN_EXIT_INTERRUPTED);
 }
@@ -431,6 +436,7 @@ int main(int argc, char **argv)
     bool is_run = strcmp(cli.command, "run") == 0;
     bool is_list = strcmp(cli.command, "list") == 0;
     bool is_info = strcmp(cli.command, "info") == 0;
+    bool is_resume = strcmp(cli.command, "resume") == 0;
     if (strcmp(cli.command, "report") == 0) { /* reads files only: no plugins */
         if (cli.run_opts)
             return usage_error("--results, --quiet and --overwrite apply to 'run' only, not '%s'",
@@ -455,12 +461,19 @@ int main(int argc, char **argv)
     }
     if (cli.report_opts)
         return usage_error("--group-by and --html apply to 'report' only, not '%s'", cli.command);
-    if (!is_run && !is_list && !is_info)
-        return usage_error("unknown command '%s' (commands: run, list, info, report, help)", cli.command);
-    if (!is_run && cli.run_opts)
+    if (!is_run && !is_list && !is_info && !is_resume)
+        return usage_error("unknown command '%s' (commands: run, resume, list, info, report, help)", cli.command);
+    if (is_resume && (cli.results || cli.overwrite))
+        return usage_error("--results and --overwrite apply to 'run' only, not '%s' (it continues "
+                           "the results directory it is given)",
+                           cli.command);
+    if (!is_run && !is_resume && cli.run_opts)
         return usage_error("--results, --quiet and --overwrite apply to 'run' only, not '%s'",
                            cli.command);
-    rc = expect_args(&cli, is_list ? 0 : 1, is_run ? "the configuration file CFG" : "NAME");
+    rc = expect_args(&cli, is_list ? 0 : 1,
+                     is_run      ? "the configuration file CFG"
+                     : is_resume ? "the results directory DIR"
+                                 : "NAME");
     if (rc >= 0)
         return rc;
 
@@ -484,7 +497,8 @@ int main(int argc, char **argv)
         struct dsnn_run_options opt = {.results_root = cli.results,
                                        .quiet = cli.quiet,
                                        .overwrite = cli.overwrite};
-        rc = dsnn_run_experiment(reg, cli.args[0], &opt, &err);
+        rc = is_resume ? dsnn_resume_experiment(reg, cli.args[0], &opt, &err)
+                       : dsnn_run_experiment(reg, cli.args[0], &opt, &err);
         if (rc != DSNN_EXIT_OK && err.msg[0])
             fprintf(stderr, PROG ": %s\n", err.msg);
         if (rc < 0 || rc > 255)

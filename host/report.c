@@ -23,6 +23,7 @@ struct rtrial {
     size_t n_rows;
     char status[32];
     double best, last, time_s; /* NAN when unknown */
+    double epochs;             /* training_iteration of the last result (PBT may skip some) */
     size_t group;
 };
 
@@ -126,11 +127,14 @@ static bool is_blank(const char *s, size_t n)
 }
 
 /* Calls fn(line, length, line_number, ctx) for every non-blank line of path; a missing file is
- * DSNN_ERR_NOT_FOUND. A failing fn stops the loop. */
+ * DSNN_ERR_NOT_FOUND. A failing fn stops the loop. With torn_tail, a malformed last line without
+ * its '\n' (an append cut short by a crash: the journal and result.json are appended one line at
+ * a time) is dropped with a note on warn, as the runner's journal reader does. */
 typedef enum dsnn_status (*line_fn)(const char *line, size_t len, const char *path, int line_no,
                                     void *ctx, struct dsnn_error *err);
 
-static enum dsnn_status for_lines(const char *path, line_fn fn, void *ctx, struct dsnn_error *err)
+static enum dsnn_status for_lines(const char *path, line_fn fn, void *ctx, bool torn_tail,
+                                  FILE *warn, struct dsnn_error *err)
 {
     struct stat st;
     if (stat(path, &st) != 0)
@@ -147,8 +151,15 @@ static enum dsnn_status for_lines(const char *path, line_fn fn, void *ctx, struc
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
         line_no++;
-        if (!is_blank(p, len))
+        if (!is_blank(p, len)) {
             s = fn(p, len, path, line_no, ctx, err);
+            if (s == DSNN_ERR_FORMAT && !nl && torn_tail) {
+                if (warn)
+                    fprintf(warn, "note: %s:%d: last line cut short (no newline): ignored\n",
+                            path, line_no);
+                s = DSNN_OK;
+            }
+        }
         p += len + (nl ? 1 : 0);
     }
     free(data);
@@ -246,7 +257,9 @@ static int cmp_trial(const void *a, const void *b)
     return strcmp(((const struct rtrial *)a)->id, ((const struct rtrial *)b)->id);
 }
 
-/* Best / last value of the metric, time, from the rows. */
+static double row_x(const struct dsnn_json_object *row, size_t k);
+
+/* Best / last value of the metric, time, epochs from the rows. */
 static void summarise(const struct dsnn_report *r, struct rtrial *t)
 {
     t->best = t->last = t->time_s = NAN;
@@ -263,9 +276,11 @@ static void summarise(const struct dsnn_report *r, struct rtrial *t)
             have_epoch_time = true;
         }
     }
+    t->epochs = 0;
     if (t->n_rows) {
         double v;
         const struct dsnn_json_object *lastrow = &t->rows[t->n_rows - 1];
+        t->epochs = row_x(lastrow, t->n_rows - 1);
         if (dsnn_json_number(lastrow, r->metric, &v))
             t->last = v;
         if (dsnn_json_number(lastrow, "time_total_s", &v))
@@ -387,13 +402,13 @@ enum dsnn_status dsnn_report_load(const char *dir, FILE *warn, struct dsnn_repor
         struct rtrial *t = &r->t[i];
         char path[4300];
         snprintf(path, sizeof path, "%s/%s/params.json", r->dir, t->id);
-        s = for_lines(path, params_line, t, err);
+        s = for_lines(path, params_line, t, false, warn, err);
         if (s == DSNN_ERR_NOT_FOUND)
             s = DSNN_OK; /* no parameters */
         if (s != DSNN_OK)
             goto fail;
         snprintf(path, sizeof path, "%s/%s/result.json", r->dir, t->id);
-        s = for_lines(path, result_line, t, err);
+        s = for_lines(path, result_line, t, true, warn, err);
         if (s == DSNN_ERR_NOT_FOUND)
             s = DSNN_OK; /* not started */
         if (s != DSNN_OK)
@@ -420,7 +435,7 @@ enum dsnn_status dsnn_report_load(const char *dir, FILE *warn, struct dsnn_repor
     char jpath[4300];
     snprintf(jpath, sizeof jpath, "%s/journal.jsonl", r->dir);
     struct journal_ctx jc = {.r = r};
-    s = for_lines(jpath, journal_line, &jc, err);
+    s = for_lines(jpath, journal_line, &jc, true, warn, err);
     if (s == DSNN_ERR_NOT_FOUND) {
         if (warn)
             fprintf(warn, "note: %s not found: trial status unknown\n", jpath);
@@ -726,7 +741,7 @@ static void trial_table(const struct dsnn_report *r, struct table *tb)
         table_add_row(tb);
         table_set(tb, 0, "%s", t->id);
         table_set(tb, 1, "%s", t->status);
-        table_set(tb, 2, "%zu", t->n_rows);
+        table_set(tb, 2, "%.0f", t->epochs);
         table_set(tb, 3, "%s", b1);
         table_set(tb, 4, "%s", b2);
         table_set(tb, 5, "%s", b3);
@@ -770,7 +785,7 @@ static void group_table(struct dsnn_report *r, const char **keys, size_t n_keys,
             n++;
             acc_add(&best, t->best);
             acc_add(&last, t->last);
-            acc_add(&ep, (double)t->n_rows);
+            acc_add(&ep, t->epochs);
             acc_add(&tm, t->time_s);
         }
         if (!first)
@@ -907,7 +922,8 @@ static void svg_chart(struct sb *b, const struct dsnn_report *r, const char *met
 #define SX(x) (ml + ((x) - x0) / (x1 - x0) * pw)
 #define SY(y) (mt + (1 - ((y) - y0) / (y1 - y0)) * ph)
     /* grid and ticks (paths and text only: polylines are the data) */
-    double ys = nice_step(y1 - y0, 5), xs = fmax(1, round(nice_step(x1 - x0, 8)));
+    double ys = nice_step(y1 - y0, height >= 300 ? 6 : 4);
+    double xs = fmax(1, round(nice_step(x1 - x0, width >= 600 ? 10 : 5)));
     sb_printf(b, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" class=\"frame\"/>\n", ml, mt,
               pw, ph);
     for (double y = ceil(y0 / ys) * ys; y <= y1 + 1e-9 * ys; y += ys) {
@@ -925,24 +941,41 @@ static void svg_chart(struct sb *b, const struct dsnn_report *r, const char *met
     }
     sb_printf(b, "<text x=\"%.1f\" y=\"%d\" class=\"lbl\" text-anchor=\"middle\">epoch</text>\n",
               ml + pw / 2, height - 6);
-    /* one polyline per trial */
+    /* One polyline per trial; where its epochs go back (a PBT trial that went on from the
+     * checkpoint of a source behind it) a new polyline starts, joined by a dashed jump. */
     for (size_t i = 0; i < r->n; i++) {
         const struct rtrial *t = &r->t[i];
-        size_t n_pts = 0;
-        double lx = 0, ly = 0;
+        const char *colour = k_palette[t->group % N_PALETTE];
+        /* colours cycle; the second round of them is dashed, and so on */
+        const char *dash = t->group / N_PALETTE % 2 ? " stroke-dasharray=\"5 3\"" : "";
+        size_t n_pts = 0, seg = 0;
+        bool open = false;
+        double lx = 0, ly = 0, prev_x = 0;
         for (size_t k = 0; k < t->n_rows; k++) {
             double v;
             if (!dsnn_json_number(&t->rows[k], metric, &v) || !isfinite(v))
                 continue;
-            if (n_pts++ == 0) {
+            double x = row_x(&t->rows[k], k), px = SX(x), py = SY(v);
+            if (open && x <= prev_x) {
+                sb_printf(b, "\"><title>");
+                trial_label(r, t, b);
+                sb_printf(b, "</title></polyline>\n<path class=\"jump\" d=\"M%.1f %.1fL%.1f %.1f\" "
+                             "stroke=\"%s\" stroke-dasharray=\"2 3\" fill=\"none\"/>\n",
+                          lx, ly, px, py, colour);
+                open = false;
+            }
+            if (!open) {
                 sb_printf(b, "<polyline class=\"trial\" data-trial=\"");
                 sb_html(b, t->id);
-                sb_printf(b, "\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"",
-                          k_palette[t->group % N_PALETTE]);
+                sb_printf(b, "\" data-segment=\"%zu\" fill=\"none\" stroke=\"%s\" "
+                             "stroke-width=\"1.6\"%s points=\"%.1f,%.1f",
+                          seg++, colour, dash, px, py);
+                open = true;
+            } else {
+                sb_printf(b, " %.1f,%.1f", px, py);
             }
-            lx = SX(row_x(&t->rows[k], k));
-            ly = SY(v);
-            sb_printf(b, "%s%.1f,%.1f", n_pts > 1 ? " " : "", lx, ly);
+            lx = px, ly = py, prev_x = x;
+            n_pts++;
         }
         if (n_pts == 0)
             continue;
@@ -950,7 +983,7 @@ static void svg_chart(struct sb *b, const struct dsnn_report *r, const char *met
         trial_label(r, t, b);
         sb_printf(b, "</title></polyline>");
         sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", lx, ly,
-                  k_palette[t->group % N_PALETTE]);
+                  colour);
     }
 #undef SX
 #undef SY
@@ -993,8 +1026,14 @@ static void html_legend(struct sb *b, const struct dsnn_report *r, const char **
             }
         if (!first)
             continue;
-        sb_printf(b, "<li><span class=\"sw\" style=\"background:%s\"></span>",
-                  k_palette[g % N_PALETTE]);
+        if (g / N_PALETTE % 2)
+            sb_printf(b,
+                      "<li><span class=\"sw\" style=\"background:repeating-linear-gradient(90deg,"
+                      "%s 0 5px,transparent 5px 8px)\"></span>",
+                      k_palette[g % N_PALETTE]);
+        else
+            sb_printf(b, "<li><span class=\"sw\" style=\"background:%s\"></span>",
+                      k_palette[g % N_PALETTE]);
         if (n_keys == 0) {
             trial_label(r, first, b);
         } else {
@@ -1025,8 +1064,8 @@ static const char k_css[] =
     ".grid{stroke:#e6e6e6;stroke-width:1}\n"
     ".tick{fill:#555}.lbl{fill:#333;font-size:12px}.ttl{fill:#222;font-size:13px;"
     "font-weight:600}\n"
-    ".legend{list-style:none;padding:0;margin:4px 0 8px;font-size:12px;columns:2}"
-    ".legend li{margin:2px 0}\n"
+    ".legend{list-style:none;padding:0;margin:4px 0 8px;font-size:12px;display:flex;"
+    "flex-wrap:wrap;gap:3px 20px;max-width:1100px}\n"
     ".sw{display:inline-block;width:18px;height:4px;margin:0 6px 3px 0;vertical-align:middle}\n"
     ".charts{display:flex;flex-wrap:wrap;gap:12px}\n";
 

@@ -6,10 +6,13 @@
  * for it, else RUNNING once started or with results, PENDING once created; RUNNING becomes
  * INTERRUPTED when the journal's last experiment event is experiment_interrupted) and every
  * trial folder (a directory holding params.json or result.json): params.json and the lines of
- * result.json, each a JSON object. A malformed line is an error naming the file and the line.
+ * result.json, each a JSON object. A malformed line is an error naming the file and the line
+ * (but a malformed last line without its '\n', an append cut short by a crash, is ignored with
+ * a note, as the runner's journal reader does).
  *
- * Prints, per trial: status, epochs, the metric's best (max or min by mode) and last value, the
- * time (time_total_s of the last epoch) and the searched parameters (trial_seed left out). With
+ * Prints, per trial: status, epochs (training_iteration of its last result), the metric's best
+ * (max or min by mode) and last value, the time (time_total_s of the last epoch) and the
+ * searched parameters (trial_seed left out). With
  * group keys (parameter paths as in params.json, e.g. model.on_perc, or "all": every parameter
  * but trial_seed), trials with equal values form a group, printed with mean ± std (sample
  * standard deviation, as pandas) over its trials. Writes a self-contained HTML page (no

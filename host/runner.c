@@ -16,7 +16,8 @@
  * report them again: the strategy sees each epoch of a trial once, and its decision is reused.
  *
  * Trial life: PENDING -> RUNNING -> TERMINATED (all epochs) | STOPPED (the strategy said STOP)
- * | PAUSED (PAUSE: stopped after a checkpoint; treated as STOP, resumable by hand) | ERROR
+ * | PAUSED (PAUSE: stopped right after a checkpoint, which is kept; otherwise treated as STOP:
+ * final, the strategy is told on_complete, resume does not run it again) | ERROR
  * (retried from the last checkpoint up to experiment.max_failures times first) | INTERRUPTED
  * (SIGINT / SIGTERM; continued by resume). PERTURB (PBT) restarts the trial from the checkpoint
  * of the trial that exploit() names, with the new parameters. */
@@ -679,7 +680,8 @@ static enum dsnn_status trial_body(struct experiment *ex, const struct dsnn_conf
         lines++;
         bool due = decision == CHILD_PAUSE || decision == CHILD_PERTURB ||
                    decision == CHILD_HALT ||
-                   (decision == CHILD_CONTINUE && (epoch + 1) % ex->checkpoint_freq == 0);
+                   (decision == CHILD_CONTINUE && checkpoints &&
+                    (epoch + 1) % ex->checkpoint_freq == 0);
         if (checkpoints && due) {
             struct dsnn_error cerr = {0};
             if (write_checkpoint(ex, t, mops, model, model_name, epoch + 1, lines,
@@ -1121,8 +1123,10 @@ static void search_save(struct experiment *ex)
     }
     free(buf);
     if (st != DSNN_OK) {
-        warn(ex, "search '%s': cannot save its state (%s); a resume will replay the journal",
-             ex->plugin[DSNN_KIND_SEARCH]->name, err.msg[0] ? err.msg : dsnn_status_str(st));
+        /* DSNN_ERR_UNSUPPORTED: this instance does not save (a quiet choice of the strategy) */
+        if (st != DSNN_ERR_UNSUPPORTED)
+            warn(ex, "search '%s': cannot save its state (%s); a resume will replay the journal",
+                 ex->plugin[DSNN_KIND_SEARCH]->name, err.msg[0] ? err.msg : dsnn_status_str(st));
         ex->search_saves = false;
         char path[1200];
         snprintf(path, sizeof path, "%s/" SEARCH_STATE_FILE, ex->dir);
@@ -1400,6 +1404,7 @@ static void trial_start(struct experiment *ex, struct trial *t)
     unsigned char *payload = NULL;
     snprintf(cs.ckpt_path, sizeof cs.ckpt_path, "%s/" DSNN_CHECKPOINT_FILE, t->dir);
     size_t have_lines = dsnn_trial_files_count(t->dir);
+    dsnn_checkpoint_remove_temps(t->dir);
     if (checkpoints) {
         enum dsnn_status st = dsnn_checkpoint_read(cs.ckpt_path, &cs.hdr, &payload, &err);
         if (st == DSNN_OK) {
@@ -1794,7 +1799,7 @@ static void show_table(struct experiment *ex, bool force)
     char footer[256];
     snprintf(footer, sizeof footer, "%zu running, %zu pending, %zu finished (%zu error)%s",
              running, pending, done, failed,
-             g_interrupted ? "  - interrupted, stopping" : ex->search_done ? "" : " +");
+             g_interrupted ? "; interrupted, stopping" : ex->search_done ? "" : "; more to come");
     dsnn_progress_table(&ex->progress, rows, n, footer, force);
     free(rows);
 }

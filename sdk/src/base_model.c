@@ -37,7 +37,10 @@ enum dsnn_status dsnn_base_model_train_epoch(struct dsnn_base_model *bm, struct 
     double lr = dsnn_lr_sched_at(&bm->sched, epoch);
     dsnn_optim_set_lr(bm->opt, lr);
     dsnn_metrics_set(m, "learning_rate", lr);
-    return dsnn_train_epoch(bm->net, bm->opt, data, epoch, hooks, &bm->step, m, err);
+    enum dsnn_status st = dsnn_train_epoch(bm->net, bm->opt, data, epoch, hooks, &bm->step, m, err);
+    if (st == DSNN_OK)
+        dsnn_net_on_epoch_end(bm->net); /* e.g. k-winners boost decay (nupic _post_epoch_updates) */
+    return st;
 }
 
 enum dsnn_status dsnn_base_model_evaluate(struct dsnn_base_model *bm, struct dsnn_data *data,

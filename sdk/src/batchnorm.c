@@ -291,13 +291,19 @@ bool dsnn_batchnorm_is(const struct dsnn_layer *l)
     return bn_cast(l) != NULL;
 }
 
-void dsnn_batchnorm_set_momentum_eps(struct dsnn_layer *l, double momentum, double eps)
+enum dsnn_status dsnn_batchnorm_set_momentum_eps(struct dsnn_layer *l, double momentum,
+                                                 double eps, struct dsnn_error *err)
 {
     struct batchnorm *B = bn_cast(l);
-    if (B && momentum >= 0.0 && momentum <= 1.0 && eps > 0.0) {
-        B->momentum = momentum;
-        B->eps = eps;
-    }
+    if (!B)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "not a batch norm layer");
+    if (!(momentum >= 0.0 && momentum <= 1.0) || !(eps > 0.0) || isinf(eps))
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "layer '%s': momentum %g must be in [0, 1] and eps %g > 0", l->name,
+                              momentum, eps);
+    B->momentum = momentum;
+    B->eps = eps;
+    return DSNN_OK;
 }
 
 float *dsnn_batchnorm_running_mean(struct dsnn_layer *l)

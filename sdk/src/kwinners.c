@@ -23,7 +23,7 @@ struct kwinners {
     float *boost;  /* [C] boost factors of the current forward */
     uint8_t *mask; /* [mask_cap][n] winners of the last forward */
     int mask_cap;
-    float *scratch; /* [scratch_threads][2 n] */
+    float *scratch; /* [scratch_threads][3 n]: keys, selection buffer, local winners */
     int scratch_threads;
 };
 
@@ -51,10 +51,62 @@ struct dsnn_kwinners_cfg dsnn_kwinners_cfg_default(void)
 
 /* ---- selection ---- */
 
-/* NaN sorts above everything (torch.topk). */
+/* NaN sorts above everything (torch.topk); -0 becomes +0 so that equal values have equal
+ * radix keys. */
 static inline float kw_key(float v)
 {
-    return isnan(v) ? INFINITY : v;
+    return isnan(v) ? INFINITY : v + 0.0f;
+}
+
+/* Order-preserving map of (non-NaN) floats to unsigned integers, and back. */
+static inline uint32_t f2u(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+static inline float u2f(uint32_t u)
+{
+    u = (u & 0x80000000u) ? (u & 0x7fffffffu) : ~u;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* The k-th largest (1 <= k <= m) of keys[0..m) by radix selection on the order-preserving
+ * integer keys: 11 + 11 + 10 bits, the last two passes over the values sharing the prefix only
+ * (compacted into tmp). O(m), no data-dependent branches in the long passes. */
+static float kth_largest_radix(const float *keys, int m, int k, uint32_t *tmp)
+{
+    uint32_t hist[2048];
+    memset(hist, 0, sizeof hist);
+    for (int i = 0; i < m; i++)
+        hist[f2u(keys[i]) >> 21]++;
+    int b = 2047;
+    while ((uint32_t)k > hist[b])
+        k -= (int)hist[b--];
+    uint32_t prefix = (uint32_t)b;
+    int cnt = 0;
+    for (int i = 0; i < m; i++) {
+        const uint32_t u = f2u(keys[i]);
+        tmp[cnt] = u;
+        cnt += (u >> 21) == prefix;
+    }
+    memset(hist, 0, sizeof hist);
+    for (int i = 0; i < cnt; i++)
+        hist[(tmp[i] >> 10) & 2047u]++;
+    b = 2047;
+    while ((uint32_t)k > hist[b])
+        k -= (int)hist[b--];
+    prefix = (prefix << 11) | (uint32_t)b;
+    memset(hist, 0, 1024 * sizeof hist[0]);
+    for (int i = 0; i < cnt; i++)
+        hist[tmp[i] & 1023u] += (tmp[i] >> 10) == prefix;
+    b = 1023;
+    while ((uint32_t)k > hist[b])
+        k -= (int)hist[b--];
+    return u2f((prefix << 10) | (uint32_t)b);
 }
 
 static inline void swapf(float *a, float *b)
@@ -108,26 +160,22 @@ static float kth_largest(float *a, int n, int k)
     }
 }
 
-/* Winners among m values v[i * stride] (boosted keys in keys[0..m)); writes mask and y. */
-static void kw_pick(const float *x, const float *keys, float *tmp, int m, int stride, int k,
-                    bool break_ties, uint8_t *mask, float *y)
+/* Winners among the m keys: win[i] = 1 for the k largest (ties at the threshold: the lowest
+ * indices when break_ties, else all of them). tmp has room for m values. */
+static void kw_select(const float *keys, float *tmp, int m, int k, bool break_ties,
+                      uint8_t *win)
 {
-    if (k <= 0) {
-        for (int i = 0; i < m; i++) {
-            mask[(size_t)i * stride] = 0;
-            y[(size_t)i * stride] = 0.0f;
-        }
+    if (k <= 0 || k >= m) {
+        memset(win, k > 0, (size_t)m);
         return;
     }
-    if (k >= m) {
-        for (int i = 0; i < m; i++) {
-            mask[(size_t)i * stride] = 1;
-            y[(size_t)i * stride] = x[(size_t)i * stride];
-        }
-        return;
+    float t;
+    if (m >= 256) {
+        t = kth_largest_radix(keys, m, k, (uint32_t *)(void *)tmp);
+    } else {
+        memcpy(tmp, keys, sizeof(float) * (size_t)m);
+        t = kth_largest(tmp, m, k);
     }
-    memcpy(tmp, keys, sizeof(float) * (size_t)m);
-    const float t = kth_largest(tmp, m, k);
     int ties = m; /* how many values equal to t may still win */
     if (break_ties) {
         int above = 0;
@@ -136,14 +184,12 @@ static void kw_pick(const float *x, const float *keys, float *tmp, int m, int st
         ties = k - above;
     }
     for (int i = 0; i < m; i++) {
-        const size_t j = (size_t)i * stride;
-        bool win = keys[i] > t;
-        if (!win && keys[i] == t && ties > 0) {
-            win = true;
+        bool w = keys[i] > t;
+        if (!w && keys[i] == t && ties > 0) {
+            w = true;
             ties--;
         }
-        mask[j] = win;
-        y[j] = win ? x[j] : 0.0f;
+        win[i] = w;
     }
 }
 
@@ -171,7 +217,7 @@ static enum dsnn_status kw_reserve(struct kwinners *K, int batch)
     }
     int nt = dsnn_ly_threads();
     if (nt > K->scratch_threads) {
-        size_t per = 2 * (size_t)(K->cfg.local ? K->C : K->n);
+        size_t per = 3 * (size_t)K->n;
         float *s = realloc(K->scratch, sizeof(float) * per * (size_t)nt);
         if (!s)
             return DSNN_ERR_NOMEM;
@@ -199,34 +245,46 @@ static enum dsnn_status kw_forward(struct dsnn_layer *l, const float *x, float *
             K->boost[c] = expf(((float)target - K->duty[c]) * bs);
     }
     const float *bf = K->boost;
-    const size_t per = 2 * (size_t)(local ? C : n);
+    const size_t per = 3 * (size_t)n;
     const int nt = K->scratch_threads < dsnn_ly_threads() ? K->scratch_threads
                                                           : dsnn_ly_threads();
-#pragma omp parallel num_threads(nt) if (nt > 1 && batch > 1 && (size_t)batch * n >= 16384)
+    const bool par = nt > 1 && batch > 1 && (size_t)batch * n >= 16384;
+#pragma omp parallel num_threads(nt) if (par)
     {
         float *keys = K->scratch + per * (size_t)omp_get_thread_num();
-        float *tmp = keys + per / 2;
+        float *tmp = keys + n;
+        uint8_t *win = (uint8_t *)(void *)(tmp + n);
 #pragma omp for schedule(static)
         for (int b = 0; b < batch; b++) {
             const float *xb = x + (size_t)b * n;
             float *yb = y + (size_t)b * n;
             uint8_t *mb = K->mask + (size_t)b * n;
             if (!local) {
-                for (int c = 0; c < C; c++)
+                for (int c = 0; c < C; c++) {
+                    const float f = boosting ? bf[c] : 1.0f;
                     for (int s = 0; s < S; s++) {
                         const int i = c * S + s;
-                        keys[i] = kw_key(boosting ? xb[i] * bf[c] : xb[i]);
+                        keys[i] = kw_key(boosting ? xb[i] * f : xb[i]);
                     }
-                kw_pick(xb, keys, tmp, n, 1, k, break_ties, mb, yb);
-            } else {
-                for (int s = 0; s < S; s++) {
-                    for (int c = 0; c < C; c++) {
-                        const float v = xb[(size_t)c * S + s];
-                        keys[c] = kw_key(boosting ? v * bf[c] : v);
-                    }
-                    kw_pick(xb + s, keys, tmp, C, S, k, break_ties, mb + s, yb + s);
                 }
+                kw_select(keys, tmp, n, k, break_ties, mb);
+            } else {
+                /* position-major keys [s][c], so each selection reads a contiguous run */
+                for (int c = 0; c < C; c++) {
+                    const float f = boosting ? bf[c] : 1.0f;
+                    for (int s = 0; s < S; s++) {
+                        const float v = xb[(size_t)c * S + s];
+                        keys[(size_t)s * C + c] = kw_key(boosting ? v * f : v);
+                    }
+                }
+                for (int s = 0; s < S; s++)
+                    kw_select(keys + (size_t)s * C, tmp, C, k, break_ties, win + (size_t)s * C);
+                for (int c = 0; c < C; c++)
+                    for (int s = 0; s < S; s++)
+                        mb[(size_t)c * S + s] = win[(size_t)s * C + c];
             }
+            for (int i = 0; i < n; i++)
+                yb[i] = mb[i] ? xb[i] : 0.0f;
         }
     }
     if (train) {

@@ -102,8 +102,9 @@ enum dsnn_status dsnn_prune_grow_gradient(struct dsnn_layer *l, size_t n_drop, s
     if (n_grow > 0 && (st = dsnn_sparse_dense_grad_rows(l, 0, 0, NULL, err)) != DSNN_OK)
         return st;
     if (n_drop > dsnn_sparse_nnz(l))
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': cannot drop %zu of %zu connections",
-                              l->name, n_drop, dsnn_sparse_nnz(l));
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "layer '%s': cannot drop %zu of %zu connections", l->name, n_drop,
+                              dsnn_sparse_nnz(l));
     struct conn_snapshot s;
     if ((st = snapshot_take(&s, l, err)) != DSNN_OK)
         return st;

@@ -160,7 +160,7 @@ static enum dsnn_status res_forward(struct dsnn_layer *l, const float *x, float 
             return st;
         in = R->act[j];
     }
-    const float *main = in, *sc = x;
+    const float *res = in, *sc = x;
     for (size_t j = R->n_inner; j < R->n; j++) {
         struct dsnn_layer *c = R->layers[j];
         if ((st = c->ops->forward(c, sc, R->act[j], batch, train)) != DSNN_OK)
@@ -170,12 +170,12 @@ static enum dsnn_status res_forward(struct dsnn_layer *l, const float *x, float 
     const size_t total = (size_t)batch * (size_t)dsnn_shape_size(l->out);
     if (R->relu) {
         for (size_t i = 0; i < total; i++) {
-            const float s = main[i] + sc[i];
+            const float s = res[i] + sc[i];
             y[i] = s > 0.0f ? s : 0.0f;
         }
     } else {
         for (size_t i = 0; i < total; i++)
-            y[i] = main[i] + sc[i];
+            y[i] = res[i] + sc[i];
     }
     return DSNN_OK;
 }

@@ -14,6 +14,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,18 @@ struct sparse_conv2d {
     uint32_t *cidx;
     int32_t *crow;
     size_t ccap;
+    /* stride 1: zero-padded copies, so that a connection is one contiguous axpy / dot over the
+     * flattened plane (row stride wp = w + 2 pw) */
+    float *xpad;  /* [batch][in_c][hp][wp] of the last forward's x */
+    size_t xpad_cap;
+    const float *xpad_src;
+    int xpad_batch;
+    float *dypad; /* [batch][out_c][oh][wp], zero beyond ow */
+    size_t dypad_cap;
+    float *scratch; /* [threads][hp wp] */
+    int scratch_threads;
+    float *wg_part; /* partial weight / bias gradients of sample chunks */
+    size_t wg_part_cap;
 };
 
 static const struct dsnn_layer_ops sparse_conv2d_ops;
@@ -234,6 +247,223 @@ static void sc_input_grad_kernel(const struct sparse_conv2d *S, const struct dsn
     }
 }
 
+/* ---- stride 1: flattened planes ---- */
+
+static enum dsnn_status sc_grow(float **p, size_t *cap, size_t n)
+{
+    if (n <= *cap && *p)
+        return DSNN_OK;
+    free(*p);
+    *p = malloc(sizeof(float) * (n ? n : 1));
+    *cap = *p ? n : 0;
+    return *p ? DSNN_OK : DSNN_ERR_NOMEM;
+}
+
+static enum dsnn_status sc_scratch(struct sparse_conv2d *S, int nt)
+{
+    if (nt <= S->scratch_threads && S->scratch)
+        return DSNN_OK;
+    const size_t per = (size_t)(S->g.h + 2 * S->g.ph) * (size_t)(S->g.w + 2 * S->g.pw);
+    free(S->scratch);
+    S->scratch = malloc(sizeof(float) * per * (size_t)nt);
+    S->scratch_threads = S->scratch ? nt : 0;
+    return S->scratch ? DSNN_OK : DSNN_ERR_NOMEM;
+}
+
+/* xpad = x with ph / pw zeros around every plane. */
+static enum dsnn_status sc_pad_input(struct sparse_conv2d *S, const float *x, int batch)
+{
+    const struct dsnn_cv_geom *g = &S->g;
+    const int H = g->h, Wd = g->w, Hp = H + 2 * g->ph, Wp = Wd + 2 * g->pw;
+    const size_t HWp = (size_t)Hp * Wp, items = (size_t)batch * g->c;
+    if (sc_grow(&S->xpad, &S->xpad_cap, items * HWp) != DSNN_OK)
+        return DSNN_ERR_NOMEM;
+    float *xpad = S->xpad;
+    const int nt = dsnn_ly_threads();
+    const bool par = nt > 1 && items * HWp >= 65536;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (size_t it = 0; it < items; it++) {
+        float *d = xpad + it * HWp;
+        const float *src = x + it * (size_t)H * Wd;
+        memset(d, 0, sizeof(float) * (size_t)g->ph * Wp);
+        for (int iy = 0; iy < H; iy++) {
+            float *r = d + (size_t)(iy + g->ph) * Wp;
+            for (int t = 0; t < g->pw; t++)
+                r[t] = r[g->pw + Wd + t] = 0.0f;
+            memcpy(r + g->pw, src + (size_t)iy * Wd, sizeof(float) * (size_t)Wd);
+        }
+        memset(d + (size_t)(H + g->ph) * Wp, 0, sizeof(float) * (size_t)g->ph * Wp);
+    }
+    S->xpad_src = x;
+    S->xpad_batch = batch;
+    return DSNN_OK;
+}
+
+static void sc_forward_s1(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W,
+                          const float *bias, int batch, float *y, int nt)
+{
+    const struct dsnn_cv_geom *g = &S->g;
+    const int M = W->n_out, OH = g->oh, OW = g->ow, Wp = g->w + 2 * g->pw;
+    const size_t HWp = (size_t)(g->h + 2 * g->ph) * Wp, P = (size_t)OH * OW;
+    const size_t L = (size_t)(OH - 1) * Wp + OW, per = HWp;
+    const int items = batch * M;
+    const bool par = nt > 1 && items > 1 && (W->nnz + (size_t)M) * L * batch >= 65536;
+#pragma omp parallel num_threads(nt) if (par)
+    {
+        float *restrict yb = S->scratch + per * (size_t)omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int it = 0; it < items; it++) {
+            const int b = it / M, o = it % M;
+            const float bo = bias ? bias[o] : 0.0f;
+            for (size_t q = 0; q < L; q++)
+                yb[q] = bo;
+            for (int64_t k = W->row_ptr[o]; k < W->row_ptr[o + 1]; k++) {
+                int c, i, j;
+                sc_decode(g, W->col[k], &c, &i, &j);
+                const float w = W->value[k];
+                const float *restrict xs =
+                    S->xpad + ((size_t)b * g->c + c) * HWp + (size_t)i * Wp + j;
+                for (size_t q = 0; q < L; q++)
+                    yb[q] += w * xs[q];
+            }
+            float *yp = y + (size_t)it * P;
+            for (int oy = 0; oy < OH; oy++)
+                memcpy(yp + (size_t)oy * OW, yb + (size_t)oy * Wp, sizeof(float) * (size_t)OW);
+        }
+    }
+}
+
+/* dypad rows of width wp, zero beyond ow. */
+static enum dsnn_status sc_pad_dy(struct sparse_conv2d *S, const float *dy, int batch)
+{
+    const struct dsnn_cv_geom *g = &S->g;
+    const int OH = g->oh, OW = g->ow, Wp = g->w + 2 * g->pw;
+    const size_t items = (size_t)batch * S->out_c, Pp = (size_t)OH * Wp;
+    if (sc_grow(&S->dypad, &S->dypad_cap, items * Pp) != DSNN_OK)
+        return DSNN_ERR_NOMEM;
+    float *dypad = S->dypad;
+    const int nt = dsnn_ly_threads();
+    const bool par = nt > 1 && items * Pp >= 65536;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (size_t it = 0; it < items; it++)
+        for (int oy = 0; oy < OH; oy++) {
+            float *r = dypad + it * Pp + (size_t)oy * Wp;
+            memcpy(r, dy + (it * OH + oy) * OW, sizeof(float) * (size_t)OW);
+            for (int t = OW; t < Wp; t++)
+                r[t] = 0.0f;
+        }
+    return DSNN_OK;
+}
+
+/* Samples per partial weight gradient: fixed, so the sums do not depend on the thread count. */
+#define SC_WG_CHUNK 4
+
+static enum dsnn_status sc_weight_grad_s1(struct sparse_conv2d *S,
+                                          const struct dsnn_sparse_csr *W, int batch, float *db)
+{
+    const struct dsnn_cv_geom *g = &S->g;
+    const int M = W->n_out, OH = g->oh, OW = g->ow, Wp = g->w + 2 * g->pw;
+    const size_t HWp = (size_t)(g->h + 2 * g->ph) * Wp, Pp = (size_t)OH * Wp;
+    const size_t L = (size_t)(OH - 1) * Wp + OW, nnz = W->nnz;
+    const int chunks = (batch + SC_WG_CHUNK - 1) / SC_WG_CHUNK;
+    /* partial sums of chunk > 0: [chunks - 1][nnz + M] (chunk 0 writes grad / db directly) */
+    const size_t stride = nnz + (size_t)M;
+    if (chunks > 1 &&
+        sc_grow(&S->wg_part, &S->wg_part_cap, (size_t)(chunks - 1) * stride) != DSNN_OK)
+        return DSNN_ERR_NOMEM;
+    float *tmp_db0 = NULL;
+    if (!db && !(tmp_db0 = malloc(sizeof(float) * (size_t)M)))
+        return DSNN_ERR_NOMEM;
+    const int nt = dsnn_ly_threads();
+    const bool par = nt > 1 && chunks > 1 && (nnz + (size_t)M) * L * batch >= 65536;
+#pragma omp parallel num_threads(nt) if (par)
+    {
+#pragma omp for schedule(dynamic, 1)
+        for (int ch = 0; ch < chunks; ch++) {
+            float *gp = ch == 0 ? W->grad : S->wg_part + (size_t)(ch - 1) * stride;
+            float *dbp = ch == 0 ? (db ? db : tmp_db0) : gp + nnz;
+            memset(gp, 0, sizeof(float) * nnz);
+            memset(dbp, 0, sizeof(float) * (size_t)M);
+            const int b1 = (ch + 1) * SC_WG_CHUNK < batch ? (ch + 1) * SC_WG_CHUNK : batch;
+            for (int b = ch * SC_WG_CHUNK; b < b1; b++)
+                for (int o = 0; o < M; o++) {
+                    const float *restrict dp = S->dypad + ((size_t)b * M + o) * Pp;
+                    float sd = 0.0f;
+#pragma omp simd reduction(+ : sd)
+                    for (size_t q = 0; q < L; q++)
+                        sd += dp[q];
+                    dbp[o] += sd;
+                    for (int64_t k = W->row_ptr[o]; k < W->row_ptr[o + 1]; k++) {
+                        int c, i, j;
+                        sc_decode(g, W->col[k], &c, &i, &j);
+                        const float *restrict xs =
+                            S->xpad + ((size_t)b * g->c + c) * HWp + (size_t)i * Wp + j;
+                        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                        for (size_t q = 0; q < L; q++)
+                            s += dp[q] * xs[q];
+                        gp[k] += s;
+                    }
+                }
+        }
+        if (chunks > 1) {
+#pragma omp for schedule(static)
+            for (size_t k = 0; k < nnz; k++) {
+                float s = W->grad[k];
+                for (int ch = 1; ch < chunks; ch++)
+                    s += S->wg_part[(size_t)(ch - 1) * stride + k];
+                W->grad[k] = s;
+            }
+            if (db) {
+#pragma omp for schedule(static)
+                for (int o = 0; o < M; o++) {
+                    float s = db[o];
+                    for (int ch = 1; ch < chunks; ch++)
+                        s += S->wg_part[(size_t)(ch - 1) * stride + nnz + (size_t)o];
+                    db[o] = s;
+                }
+            }
+        }
+    }
+    free(tmp_db0);
+    return DSNN_OK;
+}
+
+static void sc_input_grad_s1(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W,
+                             int batch, float *dx, int nt)
+{
+    const struct dsnn_cv_geom *g = &S->g;
+    const int M = W->n_out, C = g->c, H = g->h, Wd = g->w, OH = g->oh, OW = g->ow;
+    const int Wp = Wd + 2 * g->pw;
+    const size_t HWp = (size_t)(H + 2 * g->ph) * Wp, Pp = (size_t)OH * Wp;
+    const size_t L = (size_t)(OH - 1) * Wp + OW;
+    const int items = batch * C;
+    const bool par = nt > 1 && items > 1 && (W->nnz + (size_t)C) * L * batch >= 65536;
+#pragma omp parallel num_threads(nt) if (par)
+    {
+        float *restrict xb = S->scratch + HWp * (size_t)omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int it = 0; it < items; it++) {
+            const int b = it / C, c = it % C;
+            memset(xb, 0, sizeof(float) * HWp);
+            for (int64_t q = S->cptr[c]; q < S->cptr[c + 1]; q++) {
+                const uint32_t k = S->cidx[q];
+                int cc, i, j;
+                sc_decode(g, W->col[k], &cc, &i, &j);
+                const float w = W->value[k];
+                const float *restrict dp = S->dypad + ((size_t)b * M + S->crow[q]) * Pp;
+                float *restrict xs = xb + (size_t)i * Wp + j;
+                for (size_t t = 0; t < L; t++)
+                    xs[t] += w * dp[t];
+            }
+            float *dxp = dx + (size_t)it * H * Wd;
+            for (int iy = 0; iy < H; iy++)
+                memcpy(dxp + (size_t)iy * Wd, xb + (size_t)(iy + g->ph) * Wp + g->pw,
+                       sizeof(float) * (size_t)Wd);
+        }
+    }
+}
+
 static enum dsnn_status sc_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
                                    bool train)
 {
@@ -244,8 +474,17 @@ static enum dsnn_status sc_forward(struct dsnn_layer *l, const float *x, float *
         return DSNN_ERR_INVALID;
     sc_sync(S);
     S->dense_valid = false;
+    if (dsnn_sparse_get_activation(S->w) != DSNN_SPARSE_ACT_NONE)
+        return DSNN_ERR_UNSUPPORTED; /* the fused activation is a sparse_linear feature */
     const struct dsnn_param_block *bb = dsnn_sparse_bias(S->w);
-    sc_forward_kernel(S, &W, bb ? bb->value : NULL, x, batch, y);
+    if (S->g.sh == 1 && S->g.sw == 1) {
+        const int nt = dsnn_ly_threads();
+        if (sc_pad_input(S, x, batch) != DSNN_OK || sc_scratch(S, nt) != DSNN_OK)
+            return DSNN_ERR_NOMEM;
+        sc_forward_s1(S, &W, bb ? bb->value : NULL, batch, y, nt);
+    } else {
+        sc_forward_kernel(S, &W, bb ? bb->value : NULL, x, batch, y);
+    }
     return DSNN_OK;
 }
 
@@ -290,11 +529,23 @@ static enum dsnn_status sc_backward(struct dsnn_layer *l, const float *x, const 
         return DSNN_ERR_INVALID;
     sc_sync(S);
     struct dsnn_param_block *bb = dsnn_sparse_bias(S->w);
-    sc_weight_grad_kernel(S, &W, x, dy, batch, bb ? bb->grad : NULL);
-    if (dx) {
-        if (sc_build_cindex(S, &W) != DSNN_OK)
+    if (dx && sc_build_cindex(S, &W) != DSNN_OK)
+        return DSNN_ERR_NOMEM;
+    if (S->g.sh == 1 && S->g.sw == 1) {
+        const int nt = dsnn_ly_threads();
+        /* the padded input of the forward is reused when x is the same */
+        if ((!(S->xpad && S->xpad_src == x && S->xpad_batch == batch) &&
+             sc_pad_input(S, x, batch) != DSNN_OK) ||
+            sc_pad_dy(S, dy, batch) != DSNN_OK || sc_scratch(S, nt) != DSNN_OK)
             return DSNN_ERR_NOMEM;
-        sc_input_grad_kernel(S, &W, dy, batch, dx);
+        if (sc_weight_grad_s1(S, &W, batch, bb ? bb->grad : NULL) != DSNN_OK)
+            return DSNN_ERR_NOMEM;
+        if (dx)
+            sc_input_grad_s1(S, &W, batch, dx, nt);
+    } else {
+        sc_weight_grad_kernel(S, &W, x, dy, batch, bb ? bb->grad : NULL);
+        if (dx)
+            sc_input_grad_kernel(S, &W, dy, batch, dx);
     }
     S->dense_valid = false;
     if (S->keep_dense) {
@@ -338,6 +589,10 @@ static void sc_destroy(struct dsnn_layer *l)
     free(S->cptr);
     free(S->cidx);
     free(S->crow);
+    free(S->xpad);
+    free(S->dypad);
+    free(S->scratch);
+    free(S->wg_part);
     free(S);
 }
 

@@ -47,6 +47,7 @@ struct dsnn_sparse_linear {
     float *csc_val;   /* [cap] values in CSC order, gathered by a training forward */
     bool csc_val_valid;
     bool want_dx;     /* the last backward computed dx (so a training forward gathers csc_val) */
+    enum dsnn_sparse_activation act;
 
     /* activation panels, for batches up to ld_max (padded) */
     int ld_max;
@@ -129,13 +130,17 @@ void dsnn_sp_hashset_free(struct dsnn_sp_hashset *h);
 /* xT[i][j - j0] = x[j][i] for features i in [i0, i1), samples j in [j0, j1); 0 for j >= batch. */
 void dsnn_sp_transpose_in(const float *x, int n, int batch, float *xT, size_t ld, int i0, int i1,
                           int j0, int j1);
+/* Same with dy masked by the ReLU derivative: xT[i][j - j0] = y[j][i] > 0 ? x[j][i] : 0. */
+void dsnn_sp_transpose_in_relu(const float *x, const float *y, int n, int batch, float *xT,
+                               size_t ld, int i0, int i1, int j0, int j1);
 /* y[j][i] = yT[i][j - j0] for i in [i0, i1), j in [j0, min(j1, batch)). */
 void dsnn_sp_transpose_out(const float *yT, size_t ld, int n, float *y, int batch, int i0, int i1,
                            int j0, int j1);
 /* out[r][0:w] = (bias ? bias[r] : 0) + sum_{k in ptr[r]..ptr[r+1]} v(k) in[idx[k]][0:w]
- * for r in [r0, r1), where v(k) = val[vk ? vk[k] : k]. */
+ * for r in [r0, r1), where v(k) = val[vk ? vk[k] : k]; then max(., 0) if relu. */
 void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
-                  const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int w);
+                  const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int w,
+                  bool relu);
 /* out[k] = dot(dyT[r][0:w], xT[idx[k]][0:w]) for the connections k of rows [r0, r1);
  * db[r] = sum dyT[r][0:w] if db != NULL. */
 void dsnn_sp_sddmm(const int64_t *ptr, const int32_t *idx, const float *dyT, const float *xT,

@@ -29,6 +29,7 @@ typedef __m512 spv;
 #define SPV_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define SPV_MUL(a, b) _mm512_mul_ps((a), (b))
 #define SPV_ADD(a, b) _mm512_add_ps((a), (b))
+#define SPV_MAX(a, b) _mm512_max_ps((a), (b))
 SP_INLINE __m256 sp_fold(__m512 a)
 {
     return _mm256_add_ps(_mm512_castps512_ps256(a),
@@ -44,6 +45,7 @@ typedef __m256 spv;
 #define SPV_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define SPV_MUL(a, b) _mm256_mul_ps((a), (b))
 #define SPV_ADD(a, b) _mm256_add_ps((a), (b))
+#define SPV_MAX(a, b) _mm256_max_ps((a), (b))
 SP_INLINE __m256 sp_fold(__m256 a)
 {
     return a;
@@ -88,8 +90,9 @@ SP_INLINE void sp_prefetch_row(const float *p, const int NV)
 
 SP_INLINE void spmm_nv(const int NV, const int64_t *ptr, const int32_t *idx, const float *val,
                        const uint32_t *vk, const float *bias, const float *in, size_t ld,
-                       float *out, int r0, int r1)
+                       float *out, int r0, int r1, bool relu)
 {
+    const spv zero = SPV_SET1(0.0f);
     if (r0 >= r1)
         return;
     SP_OPAQUE(in); /* loads use base + displacement */
@@ -109,6 +112,9 @@ SP_INLINE void spmm_nv(const int NV, const int64_t *ptr, const int32_t *idx, con
                 acc[v] = SPV_FMA(w, SPV_LOAD(p + v * SP_VW), acc[v]);
         }
         float *o = out + (size_t)r * ld;
+        if (relu)
+            for (int v = 0; v < NV; v++)
+                acc[v] = SPV_MAX(acc[v], zero);
         for (int v = 0; v < NV; v++)
             SPV_STORE(o + v * SP_VW, acc[v]);
     }
@@ -117,13 +123,14 @@ SP_INLINE void spmm_nv(const int NV, const int64_t *ptr, const int32_t *idx, con
 #define SPMM_CASE(NV)                                                                             \
     case NV:                                                                                      \
         if (vk)                                                                                   \
-            spmm_nv(NV, ptr, idx, val, vk, bias, in, ld, out, r0, r1);                            \
+            spmm_nv(NV, ptr, idx, val, vk, bias, in, ld, out, r0, r1, relu);                      \
         else                                                                                      \
-            spmm_nv(NV, ptr, idx, val, NULL, bias, in, ld, out, r0, r1);                          \
+            spmm_nv(NV, ptr, idx, val, NULL, bias, in, ld, out, r0, r1, relu);                    \
         break;
 
 void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
-                  const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int w)
+                  const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int w,
+                  bool relu)
 {
     switch (w / SP_VW) {
 #if SP_VW == 8
@@ -227,35 +234,60 @@ void dsnn_sp_sddmm(const int64_t *ptr, const int32_t *idx, const float *dyT, con
 
 /* ---- 8x8 transposes ---- */
 
-SP_INLINE void tr8x8(const float *src, size_t ss, float *dst, size_t ds)
+/* 8x8 transpose without cross-lane permutes (vperm2f128 is slow on Zen): rows r and r + 4 are
+ * loaded into the two 128-bit lanes, then in-lane 4x4 transposes give the output rows. */
+SP_INLINE void tr4x4_lanes(__m256 r0, __m256 r1, __m256 r2, __m256 r3, float *dst, size_t ds)
 {
-    __m256 r0 = _mm256_loadu_ps(src + 0 * ss), r1 = _mm256_loadu_ps(src + 1 * ss);
-    __m256 r2 = _mm256_loadu_ps(src + 2 * ss), r3 = _mm256_loadu_ps(src + 3 * ss);
-    __m256 r4 = _mm256_loadu_ps(src + 4 * ss), r5 = _mm256_loadu_ps(src + 5 * ss);
-    __m256 r6 = _mm256_loadu_ps(src + 6 * ss), r7 = _mm256_loadu_ps(src + 7 * ss);
     __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
     __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    _mm256_storeu_ps(dst + 0 * ds, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_storeu_ps(dst + 1 * ds, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_storeu_ps(dst + 2 * ds, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_storeu_ps(dst + 3 * ds, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_storeu_ps(dst + 4 * ds, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_storeu_ps(dst + 5 * ds, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_storeu_ps(dst + 6 * ds, _mm256_permute2f128_ps(u2, u6, 0x31));
-    _mm256_storeu_ps(dst + 7 * ds, _mm256_permute2f128_ps(u3, u7, 0x31));
+    _mm256_storeu_ps(dst + 0 * ds, _mm256_shuffle_ps(t0, t2, 0x44));
+    _mm256_storeu_ps(dst + 1 * ds, _mm256_shuffle_ps(t0, t2, 0xEE));
+    _mm256_storeu_ps(dst + 2 * ds, _mm256_shuffle_ps(t1, t3, 0x44));
+    _mm256_storeu_ps(dst + 3 * ds, _mm256_shuffle_ps(t1, t3, 0xEE));
+}
+
+SP_INLINE __m256 sp_load2x4(const float *lo, const float *hi)
+{
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(lo)), _mm_loadu_ps(hi), 1);
+}
+
+SP_INLINE void tr8x8(const float *src, size_t ss, float *dst, size_t ds)
+{
+    for (int h = 0; h < 8; h += 4) /* source columns h..h+3 -> destination rows h..h+3 */
+        tr4x4_lanes(sp_load2x4(src + 0 * ss + h, src + 4 * ss + h),
+                    sp_load2x4(src + 1 * ss + h, src + 5 * ss + h),
+                    sp_load2x4(src + 2 * ss + h, src + 6 * ss + h),
+                    sp_load2x4(src + 3 * ss + h, src + 7 * ss + h), dst + (size_t)h * ds, ds);
+}
+
+/* src masked by m > 0 (same layout as src), transposed. */
+SP_INLINE __m256 sp_load2x4_relu(const float *lo, const float *hi, const float *mlo,
+                                 const float *mhi)
+{
+    const __m256 m = _mm256_cmp_ps(sp_load2x4(mlo, mhi), _mm256_setzero_ps(), _CMP_GT_OQ);
+    return _mm256_and_ps(sp_load2x4(lo, hi), m);
+}
+
+SP_INLINE void tr8x8_relu(const float *src, const float *msk, size_t ss, float *dst, size_t ds)
+{
+    for (int h = 0; h < 8; h += 4)
+        tr4x4_lanes(sp_load2x4_relu(src + 0 * ss + h, src + 4 * ss + h, msk + 0 * ss + h,
+                                    msk + 4 * ss + h),
+                    sp_load2x4_relu(src + 1 * ss + h, src + 5 * ss + h, msk + 1 * ss + h,
+                                    msk + 5 * ss + h),
+                    sp_load2x4_relu(src + 2 * ss + h, src + 6 * ss + h, msk + 2 * ss + h,
+                                    msk + 6 * ss + h),
+                    sp_load2x4_relu(src + 3 * ss + h, src + 7 * ss + h, msk + 3 * ss + h,
+                                    msk + 7 * ss + h),
+                    dst + (size_t)h * ds, ds);
 }
 #define SP_HAVE_TR8 1
 
 #else /* scalar */
 
 void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
-                  const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int w)
+                  const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int w,
+                  bool relu)
 {
     float acc[DSNN_SP_CHUNK];
     for (int r = r0; r < r1; r++) {
@@ -268,6 +300,9 @@ void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, cons
             for (int j = 0; j < w; j++)
                 acc[j] += v * p[j];
         }
+        if (relu)
+            for (int j = 0; j < w; j++)
+                acc[j] = acc[j] > 0.0f ? acc[j] : 0.0f;
         memcpy(out + (size_t)r * ld, acc, sizeof(float) * (size_t)w);
     }
 }
@@ -296,48 +331,72 @@ void dsnn_sp_sddmm(const int64_t *ptr, const int32_t *idx, const float *dyT, con
 
 /* ---- transposes between sample-major activations and feature-major panels ---- */
 
-void dsnn_sp_transpose_in(const float *x, int n, int batch, float *xT, size_t ld, int i0, int i1,
-                          int j0, int j1)
+/* Loop order: a block of 8 features outer, the chunk's samples inner, so a panel row (the chunk
+ * of one feature, a few cache lines) is completed while in L1 and the source lines touched
+ * (8 features of each sample) are reused by the next block while still in L1. */
+SP_INLINE void transpose_in(const float *x, const float *m, int n, int batch, float *xT,
+                            size_t ld, int i0, int i1, int j0, int j1)
 {
-    for (int j = j0; j < j1; j += 8) {
-        int jv = batch - j;
-        jv = jv < 0 ? 0 : jv > 8 ? 8 : jv;
-        float *dj = xT + (j - j0);
-        for (int i = i0; i < i1; i += 8) {
-            int iw = i1 - i < 8 ? i1 - i : 8;
+    for (int i = i0; i < i1; i += 8) {
+        const int iw = i1 - i < 8 ? i1 - i : 8;
+        float *di = xT + (size_t)i * ld;
+        for (int j = j0; j < j1; j += 8) {
+            int jv = batch - j;
+            jv = jv < 0 ? 0 : jv > 8 ? 8 : jv;
 #ifdef SP_HAVE_TR8
             if (jv == 8 && iw == 8) {
-                tr8x8(x + (size_t)j * n + i, (size_t)n, dj + (size_t)i * ld, ld);
+                const size_t o = (size_t)j * n + i;
+                if (m)
+                    tr8x8_relu(x + o, m + o, (size_t)n, di + (j - j0), ld);
+                else
+                    tr8x8(x + o, (size_t)n, di + (j - j0), ld);
                 continue;
             }
 #endif
             for (int c = 0; c < iw; c++) {
-                float *d = dj + (size_t)(i + c) * ld;
-                for (int r = 0; r < 8; r++)
-                    d[r] = r < jv ? x[(size_t)(j + r) * n + i + c] : 0.0f;
+                float *d = di + (size_t)c * ld + (j - j0);
+                for (int r = 0; r < 8; r++) {
+                    const size_t o = (size_t)(j + r) * n + i + c;
+                    d[r] = r < jv && (!m || m[o] > 0.0f) ? x[o] : 0.0f;
+                }
             }
         }
     }
 }
 
+/* Loop order: a block of 8 features outer, the chunk's samples inner, so a panel row (the chunk
+ * of one feature, a few cache lines) is completed while in L1 and the source lines touched
+ * (8 features of each sample) are reused by the next block while still in L1. */
+void dsnn_sp_transpose_in(const float *x, int n, int batch, float *xT, size_t ld, int i0, int i1,
+                          int j0, int j1)
+{
+    transpose_in(x, NULL, n, batch, xT, ld, i0, i1, j0, j1);
+}
+
+void dsnn_sp_transpose_in_relu(const float *x, const float *y, int n, int batch, float *xT,
+                               size_t ld, int i0, int i1, int j0, int j1)
+{
+    transpose_in(x, y, n, batch, xT, ld, i0, i1, j0, j1);
+}
+
 void dsnn_sp_transpose_out(const float *yT, size_t ld, int n, float *y, int batch, int i0, int i1,
                            int j0, int j1)
 {
-    int jend = j1 < batch ? j1 : batch;
-    for (int j = j0; j < jend; j += 8) {
-        int jv = jend - j < 8 ? jend - j : 8;
-        const float *sj = yT + (j - j0);
-        for (int i = i0; i < i1; i += 8) {
-            int iw = i1 - i < 8 ? i1 - i : 8;
+    const int jend = j1 < batch ? j1 : batch;
+    for (int i = i0; i < i1; i += 8) {
+        const int iw = i1 - i < 8 ? i1 - i : 8;
+        const float *si = yT + (size_t)i * ld;
+        for (int j = j0; j < jend; j += 8) {
+            const int jv = jend - j < 8 ? jend - j : 8;
 #ifdef SP_HAVE_TR8
             if (jv == 8 && iw == 8) {
-                tr8x8(sj + (size_t)i * ld, ld, y + (size_t)j * n + i, (size_t)n);
+                tr8x8(si + (j - j0), ld, y + (size_t)j * n + i, (size_t)n);
                 continue;
             }
 #endif
             for (int r = 0; r < jv; r++)
                 for (int c = 0; c < iw; c++)
-                    y[(size_t)(j + r) * n + i + c] = sj[(size_t)(i + c) * ld + r];
+                    y[(size_t)(j + r) * n + i + c] = si[(size_t)c * ld + (j - j0) + r];
         }
     }
 }

@@ -244,6 +244,26 @@ const struct dsnn_sparse_init *dsnn_sparse_get_init(const struct dsnn_layer *l)
     return S ? &S->init : NULL;
 }
 
+enum dsnn_status dsnn_sparse_set_activation(struct dsnn_layer *l, enum dsnn_sparse_activation a,
+                                            struct dsnn_error *err)
+{
+    struct dsnn_sparse_linear *S = sp_cast(l);
+    if (!S || (unsigned)a > DSNN_SPARSE_ACT_RELU)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "dsnn_sparse_set_activation: not a sparse linear layer or unknown "
+                              "activation %d",
+                              (int)a);
+    S->act = a;
+    S->xT_valid = S->dyT_valid = false;
+    return DSNN_OK;
+}
+
+enum dsnn_sparse_activation dsnn_sparse_get_activation(const struct dsnn_layer *l)
+{
+    const struct dsnn_sparse_linear *S = sp_cast(l);
+    return S ? S->act : DSNN_SPARSE_ACT_NONE;
+}
+
 void dsnn_sparse_set_grow_init(struct dsnn_layer *l, enum dsnn_sparse_grow_init g, double std)
 {
     struct dsnn_sparse_linear *S = sp_cast(l);
@@ -325,6 +345,11 @@ static enum dsnn_status sp_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     struct dsnn_sparse_linear *S = sp_cast(l);
     sp_release(S);
     S->density = dsnn_sparse_init_density(&S->init, S->n_in, S->n_out);
+    if (S->density * (double)S->n_in * (double)S->n_out > 0.999 * (double)UINT32_MAX)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "layer '%s': %d x %d at density %g exceeds the limit of 2^32 - 1 "
+                              "connections",
+                              l->name, S->n_out, S->n_in, S->density);
     S->row_ptr = malloc(sizeof(int64_t) * ((size_t)S->n_out + 1));
     if (!S->row_ptr)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
@@ -572,7 +597,6 @@ static struct sp_plan sp_make_plan(int batch)
 static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
                                    bool train)
 {
-    (void)train;
     struct dsnn_sparse_linear *S = dsnn_sp_get(l);
     if (!S || batch <= 0)
         return DSNN_ERR_INVALID;
@@ -586,6 +610,7 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
     const float *val = S->blocks[0].value;
     const float *bias = S->bias ? S->blocks[1].value : NULL;
     float *xT = S->xT, *yT = S->yT;
+    const bool relu = S->act == DSNN_SPARSE_ACT_RELU;
     S->xT_valid = S->dyT_valid = false;
     /* A training forward also gathers the values in CSC order for the input gradient of the
      * backward that follows (the values do not change in between). */
@@ -610,7 +635,7 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
         int r0, r1;
         sp_row_part(rp, n_out, P.parts, p, &r0, &r1);
         dsnn_sp_spmm(rp, col, val, NULL, bias, xT + (size_t)c * n_in * cs, cs,
-                     yT + (size_t)c * n_out * cs, r0, r1, w);
+                     yT + (size_t)c * n_out * cs, r0, r1, w, relu);
         SP_ITEMS_END
         if (P.parts > 1) {
 #pragma omp barrier
@@ -631,9 +656,9 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
 static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const float *y,
                                     const float *dy, float *dx, int batch)
 {
-    (void)y;
     struct dsnn_sparse_linear *S = dsnn_sp_get(l);
-    if (!S || batch <= 0)
+    const bool relu = S && S->act == DSNN_SPARSE_ACT_RELU;
+    if (!S || batch <= 0 || (relu && !y))
         return DSNN_ERR_INVALID;
     const struct sp_plan P = sp_make_plan(batch);
     if (sp_ensure_panels(S, P.ld, dx != NULL) != DSNN_OK ||
@@ -664,7 +689,12 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
         SP_ITEMS_BEGIN(P)
         int i0, i1;
         sp_feat_part(n_out, P.parts, p, &i0, &i1);
-        dsnn_sp_transpose_in(dy, n_out, batch, dyT + (size_t)c * n_out * cs, cs, i0, i1, j0, j1);
+        if (relu) /* dL/d(pre-activation) = dy where y > 0 */
+            dsnn_sp_transpose_in_relu(dy, y, n_out, batch, dyT + (size_t)c * n_out * cs, cs, i0,
+                                      i1, j0, j1);
+        else
+            dsnn_sp_transpose_in(dy, n_out, batch, dyT + (size_t)c * n_out * cs, cs, i0, i1, j0,
+                                 j1);
         if (need_x) {
             sp_feat_part(n_in, P.parts, p, &i0, &i1);
             dsnn_sp_transpose_in(x, n_in, batch, xT + (size_t)c * n_in * cs, cs, i0, i1, j0, j1);
@@ -683,7 +713,7 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
         if (dx) {
             sp_row_part(cp, n_in, P.parts, p, &r0, &r1);
             dsnn_sp_spmm(cp, crow, cval, NULL, NULL, dyc, cs, dxT + (size_t)c * n_in * cs, r0,
-                         r1, w);
+                         r1, w, false);
         }
         SP_ITEMS_END
         if (dx) {

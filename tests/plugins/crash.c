@@ -7,8 +7,13 @@
  *   "exit"  - calls _exit(crash_exit_code) without a word (a plugin that exits the process)
  *   "error" - returns DSNN_ERR_INTERNAL with a message (a clean, reported failure)
  *   "hang"  - sleeps forever (for timeout / interrupt tests)
+ * With crash_once_file = "PATH" it fails only while PATH does not exist, and creates PATH as it
+ * fails: the first attempt crashes, a retried or resumed one goes on (max_failures / resume
+ * tests).
  * Used by the runner's crash-isolation tests: one trial crashes, the experiment goes on. */
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,6 +27,7 @@ static const char *const crash_modes[] = {"segv", "abort", "exit", "error", "han
 struct crash_cfg {
     int64_t epoch, trial, exit_code;
     int mode;
+    char once_file[1024]; /* "" : always */
 };
 
 static const struct dsnn_key_doc crash_keys[] = {
@@ -29,6 +35,8 @@ static const struct dsnn_key_doc crash_keys[] = {
     {"crash_trial", DSNN_KEY_INT, "-1", "trial index that crashes; -1: every trial"},
     {"crash_mode", DSNN_KEY_STRING, "segv", "\"segv\", \"abort\", \"exit\", \"error\" or \"hang\""},
     {"crash_exit_code", DSNN_KEY_INT, "3", "exit status for crash_mode = \"exit\""},
+    {"crash_once_file", DSNN_KEY_STRING, "\"\"",
+     "crash only if this file does not exist, creating it (\"\": every time)"},
     TINY_MODEL_KEYS,
 };
 
@@ -37,13 +45,18 @@ static enum dsnn_status crash_create(const struct dsnn_cfg *cfg, const struct ds
                                      void **state, struct dsnn_error *err)
 {
     struct crash_cfg c;
+    const char *once = "";
     enum dsnn_status st;
     if ((st = dsnn_cfg_int(cfg, "crash_epoch", 0, &c.epoch, err)) ||
         (st = dsnn_cfg_int(cfg, "crash_trial", -1, &c.trial, err)) ||
         (st = dsnn_cfg_int(cfg, "crash_exit_code", 3, &c.exit_code, err)) ||
         (st = dsnn_cfg_check_range(cfg, "crash_exit_code", (double)c.exit_code, 0, 255, err)) ||
-        (st = dsnn_cfg_enum(cfg, "crash_mode", "segv", crash_modes, &c.mode, err)))
+        (st = dsnn_cfg_enum(cfg, "crash_mode", "segv", crash_modes, &c.mode, err)) ||
+        (st = dsnn_cfg_string(cfg, "crash_once_file", "", &once, err)))
         return st;
+    if (strlen(once) >= sizeof c.once_file)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG, "crash: crash_once_file too long");
+    strcpy(c.once_file, once);
     struct crash_cfg *copy = malloc(sizeof(*copy));
     if (!copy)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "crash: out of memory");
@@ -73,6 +86,12 @@ static enum dsnn_status crash_train_epoch(void *state, struct dsnn_data *data, i
     struct tiny_model *t = state;
     const struct crash_cfg *c = t->extra;
     if (c->epoch >= 0 && epoch == c->epoch && (c->trial < 0 || c->trial == t->trial_index)) {
+        if (c->once_file[0]) {
+            int fd = open(c->once_file, O_WRONLY | O_CREAT | O_EXCL, 0644);
+            if (fd < 0) /* exists: crashed before */
+                return tiny_model_train_epoch(state, data, epoch, m, err);
+            close(fd);
+        }
         switch ((enum crash_mode)c->mode) {
         case CRASH_SEGV:
             crash_segv();

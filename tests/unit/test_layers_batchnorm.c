@@ -161,7 +161,10 @@ static void test_single_value_refused(void)
 static void test_momentum_eps(void)
 {
     struct dsnn_layer *l = make(false, (struct dsnn_shape){1, 1, 1}, false);
-    dsnn_batchnorm_set_momentum_eps(l, 0.5, 1e-3);
+    struct dsnn_error err = {0};
+    CU_ASSERT_EQUAL(dsnn_batchnorm_set_momentum_eps(l, 1.5, 1e-3, &err), DSNN_ERR_INVALID);
+    CU_ASSERT_EQUAL(dsnn_batchnorm_set_momentum_eps(l, 0.5, 0.0, &err), DSNN_ERR_INVALID);
+    CU_ASSERT_EQUAL(dsnn_batchnorm_set_momentum_eps(l, 0.5, 1e-3, &err), DSNN_OK);
     float x[4] = {1, 2, 3, 6}, y[4];
     CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 4, true), DSNN_OK);
     /* mean 3, biased var 3.5, unbiased 14/3 */

@@ -315,33 +315,40 @@ static void test_rigl_dense_grad(void)
 
 static void test_threads(void)
 {
-    const struct geo g = {6, 12, 12, 8, 3, 1, 1};
-    const int batch = 4;
-    struct dsnn_layer *l = make(&g, true, true, 0.3, 2);
-    const size_t ni = (size_t)batch * 6 * 144, no = (size_t)batch * 8 * 144;
-    float *x = lc_alloc(ni), *dy = lc_alloc(no), *y[2], *dx[2], *gw[2];
-    struct dsnn_rng rng;
-    dsnn_rng_seed(&rng, 1, 1);
-    lc_fill(x, ni, &rng, -1, 1);
-    lc_fill(dy, no, &rng, -1, 1);
-    const size_t nnz = dsnn_sparse_conv2d_nnz(l);
-    for (int t = 0; t < 2; t++) {
-        dsnn_set_num_threads(t + 1);
-        y[t] = lc_alloc(no);
-        dx[t] = lc_alloc(ni);
-        gw[t] = lc_alloc(nnz);
-        CU_ASSERT_EQUAL(l->ops->forward(l, x, y[t], batch, true), DSNN_OK);
-        CU_ASSERT_EQUAL(l->ops->backward(l, x, y[t], dy, dx[t], batch), DSNN_OK);
-        memcpy(gw[t], l->params[0].grad, sizeof(float) * nnz);
+    const struct geo geo2[2] = {{6, 12, 12, 8, 3, 1, 1}, {6, 12, 12, 8, 3, 2, 1}};
+    const int batch = 10; /* several partial weight-gradient chunks */
+    for (int gi = 0; gi < 2; gi++) {
+        const struct geo g = geo2[gi];
+        struct dsnn_layer *l = make(&g, true, true, 0.3, 2);
+        const size_t ni = (size_t)batch * 6 * 144, no = (size_t)batch * dsnn_shape_size(l->out);
+        float *x = lc_alloc(ni), *dy = lc_alloc(no), *y[2], *dx[2], *gw[2], *gb[2];
+        struct dsnn_rng rng;
+        dsnn_rng_seed(&rng, 1, 1);
+        lc_fill(x, ni, &rng, -1, 1);
+        lc_fill(dy, no, &rng, -1, 1);
+        const size_t nnz = dsnn_sparse_conv2d_nnz(l);
+        for (int t = 0; t < 2; t++) {
+            dsnn_set_num_threads(t + 1);
+            y[t] = lc_alloc(no);
+            dx[t] = lc_alloc(ni);
+            gw[t] = lc_alloc(nnz);
+            gb[t] = lc_alloc(8);
+            CU_ASSERT_EQUAL(l->ops->forward(l, x, y[t], batch, true), DSNN_OK);
+            CU_ASSERT_EQUAL(l->ops->backward(l, x, y[t], dy, dx[t], batch), DSNN_OK);
+            memcpy(gw[t], l->params[0].grad, sizeof(float) * nnz);
+            memcpy(gb[t], l->params[1].grad, sizeof(float) * 8);
+        }
+        dsnn_set_num_threads(0);
+        CU_ASSERT_EQUAL(memcmp(y[0], y[1], sizeof(float) * no), 0);
+        CU_ASSERT_EQUAL(memcmp(dx[0], dx[1], sizeof(float) * ni), 0);
+        CU_ASSERT_EQUAL(memcmp(gw[0], gw[1], sizeof(float) * nnz), 0);
+        CU_ASSERT_EQUAL(memcmp(gb[0], gb[1], sizeof(float) * 8), 0);
+        CU_ASSERT_EQUAL(compare(l, &g, true, batch, 4), 0);
+        for (int t = 0; t < 2; t++)
+            free(y[t]), free(dx[t]), free(gw[t]), free(gb[t]);
+        free(x), free(dy);
+        dsnn_layer_free(l);
     }
-    dsnn_set_num_threads(0);
-    CU_ASSERT_EQUAL(memcmp(y[0], y[1], sizeof(float) * no), 0);
-    CU_ASSERT_EQUAL(memcmp(dx[0], dx[1], sizeof(float) * ni), 0);
-    CU_ASSERT_EQUAL(memcmp(gw[0], gw[1], sizeof(float) * nnz), 0);
-    for (int t = 0; t < 2; t++)
-        free(y[t]), free(dx[t]), free(gw[t]);
-    free(x), free(dy);
-    dsnn_layer_free(l);
 }
 
 static void test_save_load(void)
@@ -384,6 +391,16 @@ static void test_geometry_and_invalid(void)
     CU_ASSERT_EQUAL(dsnn_sparse_conv2d_nnz(l), 0u); /* before init */
     dsnn_layer_free(l);
     CU_ASSERT(!dsnn_conv2d_geometry(NULL, &gm));
+    /* the engine's fused activation is not supported by the convolution */
+    const struct geo g = {2, 5, 5, 3, 3, 1, 1};
+    l = make(&g, true, true, 0.5, 1);
+    CU_ASSERT_EQUAL(dsnn_sparse_set_activation(dsnn_sparse_conv2d_weights(l),
+                                               DSNN_SPARSE_ACT_RELU, &err),
+                    DSNN_OK);
+    float x[50], y[75];
+    memset(x, 0, sizeof x);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true), DSNN_ERR_UNSUPPORTED);
+    dsnn_layer_free(l);
     CU_ASSERT_PTR_NULL(dsnn_conv2d_new("c", (struct dsnn_shape){1, 2, 2}, 4, 5, 1, 1, true, &err));
     CU_ASSERT_EQUAL(err.status, DSNN_ERR_INVALID);
     CU_ASSERT_PTR_NULL(dsnn_conv2d_new("c", in, 0, 3, 1, 1, true, &err));

@@ -157,9 +157,11 @@ static void run_vs_reference(struct dsnn_shape shape, bool is2d, double p, doubl
         const bool train = step < 6 || step == 7;
         if (distinct)
             fill_distinct(x, total, &rng, 0.01);
-        else /* few distinct values: many ties */
-            for (size_t i = 0; i < total; i++)
-                x[i] = (float)((int)dsnn_rng_below(&rng, 5) - 1);
+        else /* few distinct values: many ties, and -0 next to +0 */
+            for (size_t i = 0; i < total; i++) {
+                const int v = (int)dsnn_rng_below(&rng, 6) - 2;
+                x[i] = v == -2 ? -0.0f : (float)v;
+            }
         const uint64_t li = dsnn_kwinners_learning_iterations(l);
         CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, train), DSNN_OK);
         ref_forward(&R, x, yr, mask, batch, train);
@@ -237,6 +239,11 @@ static void test_reference_1d(void)
                      true);
     run_vs_reference((struct dsnn_shape){64, 1, 1}, false, 0.25, 1.0, 1.0, 3, true, false, 5,
                      true); /* period < batch */
+    /* n >= 256: radix selection */
+    run_vs_reference((struct dsnn_shape){600, 1, 1}, false, 0.1, 1.5, 1.5, 7, true, false, 4,
+                     true);
+    run_vs_reference((struct dsnn_shape){1000, 1, 1}, false, 0.3, 1.5, 0.0, 7, true, false, 3,
+                     true);
 }
 
 static void test_reference_2d(void)
@@ -244,6 +251,9 @@ static void test_reference_2d(void)
     run_vs_reference((struct dsnn_shape){4, 3, 3}, true, 0.1, 1.5, 1.5, 10, true, false, 4, true);
     run_vs_reference((struct dsnn_shape){8, 2, 3}, true, 0.3, 1.5, 1.0, 10, true, true, 3, true);
     run_vs_reference((struct dsnn_shape){3, 4, 4}, true, 0.2, 1.0, 0.0, 5, true, false, 2, true);
+    run_vs_reference((struct dsnn_shape){8, 6, 6}, true, 0.1, 1.5, 1.0, 10, true, false, 3, true);
+    run_vs_reference((struct dsnn_shape){300, 2, 1}, true, 0.1, 1.5, 1.0, 10, true, true, 2,
+                     true); /* local over 300 channels: radix */
 }
 
 static void test_ties(void)
@@ -256,6 +266,12 @@ static void test_ties(void)
     run_vs_reference((struct dsnn_shape){4, 3, 3}, true, 0.2, 1.5, 1.0, 10, false, false, 2,
                      false);
     run_vs_reference((struct dsnn_shape){6, 2, 2}, true, 0.3, 1.5, 1.0, 10, true, true, 2,
+                     false);
+    run_vs_reference((struct dsnn_shape){500, 1, 1}, false, 0.1, 1.5, 1.0, 10, true, false, 3,
+                     false);
+    run_vs_reference((struct dsnn_shape){500, 1, 1}, false, 0.1, 1.5, 0.0, 10, false, false, 3,
+                     false);
+    run_vs_reference((struct dsnn_shape){8, 6, 6}, true, 0.2, 1.5, 1.0, 10, false, false, 2,
                      false);
     /* constant input */
     struct dsnn_kwinners_cfg c = cfg_of(0.1, 1.5, 1.0, 1000, true, false);

@@ -1152,6 +1152,30 @@ static void test_pbt_refused(void)
     strat_close(&s);
 }
 
+static void test_pbt_done_trials(void)
+{
+    /* A trial at its last epoch (experiment.epochs = 4) or completed is no longer ranked: it
+     * cannot be a source (nothing left to train from its checkpoint). */
+    const char *text = "search = { perturbation_interval = 1;\n"
+                       " space = { model = { lr = { dist = \"uniform\"; low = 0.1; high = 0.2; "
+                       "}; }; }; };\n";
+    struct strat s;
+    strat_must_open(&s, "pbt", text, 5, 4);
+    for (int i = 0; i < 5; i++)
+        report(&s, i, 0, "val_acc", 0.1 * (i + 1));
+    for (int e = 1; e < 4; e++) /* trial 4, the best, runs to the end (t = 4) */
+        report(&s, 4, e, "val_acc", 0.9);
+    s.ops->on_complete(s.state, 3, false); /* trial 3, the second best, is done */
+    /* trial 0 at t = 2: ranked are 0, 1, 2 -> q = 1: 0 is the worst, 2 the only source */
+    CU_ASSERT_EQUAL(report(&s, 0, 1, "val_acc", 0.05), DSNN_SEARCH_PERTURB);
+    int src = -1;
+    struct dsnn_error err = {0};
+    static struct dsnn_param_set got;
+    CU_ASSERT_EQUAL(s.ops->exploit(s.state, 0, &src, &got, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(src, 2);
+    strat_close(&s);
+}
+
 static CU_TestInfo tests[] = {
     {"plugins load through the registry", test_plugins_load},
     {"random: distributions", test_random_distributions},
@@ -1171,6 +1195,7 @@ static CU_TestInfo tests[] = {
     {"pbt: explore statistics", test_pbt_explore_statistics},
     {"pbt: save / restore", test_pbt_save_restore},
     {"pbt: config errors, custom factors", test_pbt_refused},
+    {"pbt: done trials are no sources", test_pbt_done_trials},
     CU_TEST_INFO_NULL,
 };
 

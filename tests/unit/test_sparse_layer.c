@@ -361,6 +361,52 @@ static void test_dense_gradient(void)
     dsnn_layer_free(l);
 }
 
+/* Fused ReLU is bit-identical to a sparse layer followed by a relu layer. */
+static void test_fused_relu(void)
+{
+    struct dsnn_error err = {0};
+    const int shapes[][3] = {{37, 29, 1}, {100, 64, 130}, {13, 200, 64}, {250, 9, 17}};
+    for (int t = 0; t < 2; t++) {
+        dsnn_set_num_threads(t + 1);
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+            const int n_in = shapes[si][0], n_out = shapes[si][1], batch = shapes[si][2];
+            struct dsnn_layer *a = make_layer(n_in, n_out, true, 0.3, DSNN_SPARSE_MASK_PRECISE, 3);
+            struct dsnn_layer *b = make_layer(n_in, n_out, true, 0.3, DSNN_SPARSE_MASK_PRECISE, 3);
+            struct dsnn_layer *r = dsnn_relu_new("r", (struct dsnn_shape){n_out, 1, 1}, &err);
+            CU_ASSERT_EQUAL(dsnn_sparse_set_activation(a, DSNN_SPARSE_ACT_RELU, &err), DSNN_OK);
+            CU_ASSERT_EQUAL(dsnn_sparse_get_activation(a), DSNN_SPARSE_ACT_RELU);
+            size_t nx = (size_t)batch * n_in, ny = (size_t)batch * n_out;
+            float *x = malloc(sizeof(float) * nx), *dy = malloc(sizeof(float) * ny);
+            float *ya = malloc(sizeof(float) * ny), *yb = malloc(sizeof(float) * ny);
+            float *yr = malloc(sizeof(float) * ny), *dyr = malloc(sizeof(float) * ny);
+            float *dxa = malloc(sizeof(float) * nx), *dxb = malloc(sizeof(float) * nx);
+            struct dsnn_rng rng;
+            dsnn_rng_seed(&rng, si, 3);
+            fill(x, nx, &rng);
+            fill(dy, ny, &rng);
+            a->ops->forward(a, x, ya, batch, true);
+            b->ops->forward(b, x, yb, batch, true);
+            r->ops->forward(r, yb, yr, batch, true);
+            CU_ASSERT(memcmp(ya, yr, sizeof(float) * ny) == 0);
+            CU_ASSERT_EQUAL(a->ops->backward(a, x, ya, dy, dxa, batch), DSNN_OK);
+            r->ops->backward(r, yb, yr, dy, dyr, batch);
+            b->ops->backward(b, x, yb, dyr, dxb, batch);
+            CU_ASSERT(memcmp(dxa, dxb, sizeof(float) * nx) == 0);
+            size_t nnz = dsnn_sparse_nnz(a);
+            CU_ASSERT(memcmp(dsnn_sparse_weight(a)->grad, dsnn_sparse_weight(b)->grad,
+                             sizeof(float) * nnz) == 0);
+            CU_ASSERT(memcmp(dsnn_sparse_bias(a)->grad, dsnn_sparse_bias(b)->grad,
+                             sizeof(float) * n_out) == 0);
+            CU_ASSERT_EQUAL(a->ops->backward(a, x, NULL, dy, dxa, batch), DSNN_ERR_INVALID);
+            free(x), free(dy), free(ya), free(yb), free(yr), free(dyr), free(dxa), free(dxb);
+            dsnn_layer_free(a);
+            dsnn_layer_free(b);
+            dsnn_layer_free(r);
+        }
+    }
+    dsnn_set_num_threads(0);
+}
+
 /* Train a few steps, checkpoint, restore into a fresh layer, continue: bit-identical. */
 static void test_save_load(void)
 {
@@ -508,6 +554,7 @@ static CU_TestInfo tests[] = {
     {"finite differences", test_finite_differences},
     {"density 1 reproduces the dense layer", test_density_one_matches_dense},
     {"dense gradient tiles and RigL growth", test_dense_gradient},
+    {"fused ReLU equals sparse layer + relu layer", test_fused_relu},
     {"checkpoint round trip and exact resume", test_save_load},
     {"sparse layers train in a network", test_in_network},
     CU_TEST_INFO_NULL,

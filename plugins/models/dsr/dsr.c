@@ -216,7 +216,8 @@ static enum dsnn_status dsr_load(void *state, FILE *f, struct dsnn_error *err)
 {
     struct dsr_model *m = state;
     enum dsnn_status st;
-    if ((st = dsnn_sparse_model_load(&m->sm, f, err)) || (st = dsnn_io_expect_tag(f, "DSR ", err)) ||
+    if ((st = dsnn_sparse_model_load(&m->sm, f, err)) ||
+        (st = dsnn_io_expect_tag(f, "DSR ", err)) ||
         (st = dsnn_io_read(f, &m->threshold, sizeof m->threshold, "dsr threshold", err)) ||
         (st = dsnn_io_read_u64(f, &m->target, "dsr target", err)))
         return st;

@@ -197,7 +197,8 @@ static enum dsnn_status pruning_load(void *state, FILE *f, struct dsnn_error *er
 {
     struct pruning_model *m = state;
     enum dsnn_status st;
-    if ((st = dsnn_sparse_model_load(&m->sm, f, err)) || (st = dsnn_io_expect_tag(f, "GMP ", err)) ||
+    if ((st = dsnn_sparse_model_load(&m->sm, f, err)) ||
+        (st = dsnn_io_expect_tag(f, "GMP ", err)) ||
         (st = dsnn_io_read(f, m->d_initial, m->sm.n_layers * sizeof(double), "initial densities",
                            err)))
         return st;

@@ -225,7 +225,8 @@ static enum dsnn_status rigl_load(void *state, FILE *f, struct dsnn_error *err)
     struct rigl_model *m = state;
     enum dsnn_status st;
     uint64_t end;
-    if ((st = dsnn_sparse_model_load(&m->sm, f, err)) || (st = dsnn_io_expect_tag(f, "RIGL", err)) ||
+    if ((st = dsnn_sparse_model_load(&m->sm, f, err)) ||
+        (st = dsnn_io_expect_tag(f, "RIGL", err)) ||
         (st = dsnn_io_read_u64(f, &end, "rigl end_step", err)))
         return st;
     if (end != (uint64_t)m->end_step)

@@ -12,8 +12,9 @@
  * plugin's (suggest(i) always returns trial i's initial draw). Time is counted in epochs done
  * (t = epoch + 1). Every result updates the trial's latest metric. When t - (time of the
  * trial's last perturbation) >= perturbation_interval, t >= burn_in_period and t < the last
- * epoch, the unfinished trials that have reported are ranked by their latest metric; with
- * q = ceil(n * quantile_fraction) (at most n / 2), a trial among the q worst gets PERTURB.
+ * epoch, the unfinished trials that have reported (and not yet reached the last epoch) are
+ * ranked by their latest metric; with q = ceil(n * quantile_fraction) (at most n / 2), a trial
+ * among the q worst gets PERTURB.
  *
  * exploit(trial) then picks a random trial among the q best as the source (the host continues
  * the trial from the source's latest checkpoint) and explores the source's parameters: each
@@ -22,9 +23,10 @@
  * (default [1.2, 0.8]; randint values are truncated to integers, as Ray does); a choice is
  * resampled with probability resample_probability, else moves to the neighbouring choice below
  * or above (clamped at the ends) with equal probability; fixed values stay. The result is the
- * trial's complete parameter set from then on. Random draws of exploit come from a stream of
- * (seed, trial, number of the trial's perturbations), so they do not depend on the order of
- * events of other trials. save/restore keep the population's state. */
+ * trial's complete parameter set from then on; the trial also takes over the source's time of
+ * last perturbation (it continues from the source's checkpoint, as in Ray). Random draws of
+ * exploit come from a stream of (seed, trial, number of the trial's perturbations), so they do
+ * not depend on the order of events of other trials. save/restore keep the population's state. */
 #include <dsnn/dsnn.h>
 
 #include <math.h>
@@ -46,6 +48,7 @@ struct pbt_trial {
     bool finished;
     double last_score; /* metric, negated for mode "min" */
     double last_perturb_t;
+    double last_t; /* time of the latest result */
     uint64_t n_perturb;
 };
 
@@ -198,12 +201,14 @@ static int cmp_rank(const void *a, const void *b)
 }
 
 /* Ranks the unfinished trials that have a score, worst first, into p->order; returns how many
- * and sets *q, the size of each quantile (0 when fewer than two trials). */
+ * and sets *q, the size of each quantile (0 when fewer than two trials). A trial whose latest
+ * result is its last epoch counts as finished (its checkpoint has nothing left to train). */
 static size_t rank(struct pbt *p, size_t *q)
 {
     size_t n = 0;
     for (int i = 0; i < p->num_samples; i++)
-        if (p->trials[i].has_score && !p->trials[i].finished) {
+        if (p->trials[i].has_score && !p->trials[i].finished &&
+            p->trials[i].last_t < (double)p->max_t) {
             p->order[n].score = p->trials[i].last_score;
             p->order[n++].trial = i;
         }
@@ -233,6 +238,7 @@ static enum dsnn_search_decision pbt_on_result(void *state, int trial_index, int
     tr->last_score = isnan(v) ? -INFINITY : p->maximize ? v : -v;
     tr->has_score = true;
     tr->finished = false;
+    tr->last_t = t;
     if (t < (double)p->burn_in || t - tr->last_perturb_t < (double)p->interval ||
         t >= (double)p->max_t)
         return DSNN_SEARCH_CONTINUE;
@@ -305,6 +311,9 @@ static enum dsnn_status pbt_exploit(void *state, int trial_index, int *source_tr
             y.x[i] = explore_dim(p, &p->space.dims[i], s->x.x[i], &rng);
         *source_trial = src;
         tr->x = y;
+        /* it goes on from the source's checkpoint, hence on the source's perturbation
+         * schedule (as Ray's PBT transfers last_perturbation_time) */
+        tr->last_perturb_t = s->last_perturb_t;
         tr->n_perturb++;
     }
     return dsnn_search_space_params(&p->space, &tr->x, new_params, err);
@@ -327,6 +336,7 @@ static enum dsnn_status pbt_save(void *state, FILE *f, struct dsnn_error *err)
         if ((st = dsnn_io_write(f, &flags, 1, "pbt trial", err)) ||
             (st = dsnn_io_write(f, &tr->last_score, sizeof(double), "pbt trial", err)) ||
             (st = dsnn_io_write(f, &tr->last_perturb_t, sizeof(double), "pbt trial", err)) ||
+            (st = dsnn_io_write(f, &tr->last_t, sizeof(double), "pbt trial", err)) ||
             (st = dsnn_io_write_u64(f, tr->n_perturb, "pbt trial", err)) ||
             (st = dsnn_io_write(f, tr->x.x, p->space.n * sizeof(double), "pbt trial", err)))
             return st;
@@ -363,6 +373,7 @@ static enum dsnn_status pbt_restore(void *state, FILE *f, struct dsnn_error *err
         if ((st = dsnn_io_read(f, &flags, 1, "pbt trial", err)) ||
             (st = dsnn_io_read(f, &tr->last_score, sizeof(double), "pbt trial", err)) ||
             (st = dsnn_io_read(f, &tr->last_perturb_t, sizeof(double), "pbt trial", err)) ||
+            (st = dsnn_io_read(f, &tr->last_t, sizeof(double), "pbt trial", err)) ||
             (st = dsnn_io_read_u64(f, &tr->n_perturb, "pbt trial", err)) ||
             (st = dsnn_io_read(f, tr->x.x, p->space.n * sizeof(double), "pbt trial", err))) {
             free(trials);

@@ -108,8 +108,9 @@ DSNN_API struct dsnn_layer *dsnn_batchnorm1d_new(const char *name, int n_feature
 DSNN_API struct dsnn_layer *dsnn_batchnorm2d_new(const char *name, struct dsnn_shape shape,
                                                  bool affine, struct dsnn_error *err);
 DSNN_API bool dsnn_batchnorm_is(const struct dsnn_layer *l);
-/* Changes momentum (in [0, 1]) and eps (> 0); any time. */
-DSNN_API void dsnn_batchnorm_set_momentum_eps(struct dsnn_layer *l, double momentum, double eps);
+/* Changes momentum (in [0, 1]) and eps (> 0); any time. DSNN_ERR_INVALID otherwise. */
+DSNN_API enum dsnn_status dsnn_batchnorm_set_momentum_eps(struct dsnn_layer *l, double momentum,
+                                                          double eps, struct dsnn_error *err);
 /* Running statistics [channels] (owned by the layer; NULL if l is not a batch norm layer). */
 DSNN_API float *dsnn_batchnorm_running_mean(struct dsnn_layer *l);
 DSNN_API float *dsnn_batchnorm_running_var(struct dsnn_layer *l);
@@ -146,12 +147,14 @@ DSNN_API void dsnn_dropout_set_rng(struct dsnn_layer *l, const struct dsnn_rng *
  * (dsnn/sparse.h) with n_in = in_c k k and n_out = out_c as its weight store, so every
  * dsnn_sparse_* accessor and topology edit (prune_magnitude / _signed / _score / _mask,
  * grow_random / _score / _at, set_nnz, get_csr, find, check ...) works on
- * dsnn_sparse_conv2d_weights(l); forward, weight and input gradients run on the active
- * connections only (sparse x im2col columns, O(nnz out_h out_w batch)). Exceptions:
- * dsnn_sparse_grow_gradient and dsnn_sparse_dense_grad_rows do not work on the weight store
- * (use dsnn_sparse_conv2d_grow_gradient), and the epsilon (Erdős–Rényi) option of struct
- * dsnn_sparse_init uses the matrix formula (in_c k k + out_c) / (in_c k k out_c), not RigL's
- * kernel-aware ERK.
+ * dsnn_sparse_conv2d_weights(l). Forward, weight and input gradients run on the active
+ * connections only, one shifted input / output plane per connection and sample (no im2col
+ * buffer): time O(nnz out_h out_w batch), memory O(nnz) plus padded copies of the activations
+ * (stride 1). Exceptions: dsnn_sparse_grow_gradient and dsnn_sparse_dense_grad_rows do not work
+ * on the weight store (use dsnn_sparse_conv2d_grow_gradient); the fused activation
+ * (dsnn_sparse_set_activation) is not supported (forward returns DSNN_ERR_UNSUPPORTED; add a
+ * relu layer); the epsilon (Erdős–Rényi) option of struct dsnn_sparse_init uses the matrix
+ * formula (in_c k k + out_c) / (in_c k k out_c), not RigL's kernel-aware ERK.
  * ====================================================================================== */
 
 /* Dense convolution; type "conv2d". */

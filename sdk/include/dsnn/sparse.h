@@ -20,9 +20,16 @@
  * so a topology edit between steps costs O(nnz + changes), not O(n_in * n_out), except for growth
  * by a dense score (RigL), which streams tiles of rows.
  *
+ * Forward / backward: backward uses the input of the last forward (kept transposed) and, for the
+ * input gradient, the weights as they were in the last training forward (forward with
+ * train = true gathers them in column order), as autograd does; a topology edit in between is
+ * allowed (gradients then follow the new topology).
+ *
  * Limits: nnz < 2^32 per layer; n_in, n_out < 2^31. Kernels use OpenMP with
- * dsnn_get_num_threads() threads and AVX2/FMA or AVX-512 when built with -march=native;
- * results do not depend on the number of threads. */
+ * dsnn_get_num_threads() threads and AVX2/FMA or AVX-512 when built with -march=native (a
+ * portable scalar path otherwise); results do not depend on the number of threads. Performance
+ * note: on cores shared with other processes (e.g. parallel trials), OMP_WAIT_POLICY=passive
+ * avoids threads spinning against each other. */
 #ifndef DSNN_SPARSE_H
 #define DSNN_SPARSE_H
 
@@ -115,6 +122,15 @@ DSNN_API const struct dsnn_sparse_init *dsnn_sparse_get_init(const struct dsnn_l
 /* Changes how grown connections are initialised (any time). */
 DSNN_API void dsnn_sparse_set_grow_init(struct dsnn_layer *l, enum dsnn_sparse_grow_init g,
                                         double std);
+/* Optional activation fused into the layer (epilogue of the forward kernel; its derivative is
+ * applied while the backward transposes dy, using the layer's output y): y = relu(x W^T + b).
+ * Replaces a separate "relu" layer after this one at no cost. Configuration, not state: it is
+ * not part of checkpoints. Append only. */
+enum dsnn_sparse_activation { DSNN_SPARSE_ACT_NONE = 0, DSNN_SPARSE_ACT_RELU = 1 };
+DSNN_API enum dsnn_status dsnn_sparse_set_activation(struct dsnn_layer *l,
+                                                     enum dsnn_sparse_activation a,
+                                                     struct dsnn_error *err);
+DSNN_API enum dsnn_sparse_activation dsnn_sparse_get_activation(const struct dsnn_layer *l);
 /* Pre-allocates the activation buffers for batches up to max_batch (otherwise done on the first
  * forward with a larger batch). After init only. */
 DSNN_API enum dsnn_status dsnn_sparse_reserve(struct dsnn_layer *l, int max_batch,

@@ -1,0 +1,945 @@
+/* tests/unit/test_resume.c - parallel trials, checkpoints, retries and resume of dsnn-host,
+ * black-box through the command line on the generated IDX data of runner_harness.h (every run
+ * takes a fraction of a second):
+ *   - experiment.parallel = 2 gives the same results as parallel = 1 (and trials overlap);
+ *   - kill -9 of the host while a trial hangs (after its first epoch is in the journal), then
+ *     `dsnn-host resume`: every trial's result.json / progress.csv equal an uninterrupted run's
+ *     (but the time fields), finished trials are not run again, the interrupted one continues
+ *     from its checkpoint (the journal shows both); a journal line cut short is tolerated;
+ *   - a resume from an older checkpoint gives the uninterrupted run's numbers bit for bit, for a
+ *     dense, a sparse (SET) and a gradient-grown (RigL) model;
+ *   - the same after SIGINT (exit 130, INTERRUPTED, resumable);
+ *   - experiment.max_failures: a trial crashing once is retried from its checkpoint and ends
+ *     like an uninterrupted one (error.1.txt kept); retries exhausted end in ERROR;
+ *   - checkpoint files: written atomically (no temporary left, header and checksum valid),
+ *     keep_checkpoints, checkpoint_freq = 0; a damaged checkpoint on resume fails that trial
+ *     with a message naming the file, not the host;
+ *   - the search strategy's state survives a resume (restore op, or the journal replayed);
+ *   - PAUSE and PERTURB (PBT mechanics: checkpoint copy, new parameters, pbt_history.jsonl);
+ *   - resume of a finished experiment, usage errors, a changed experiment.cfg;
+ *   - the progress table on a terminal (a pseudo-terminal).
+ * The test-only plugins (build/test-plugins/ok/): "crash" (crash_once_file: fail / hang only on
+ * the first attempt) and "oksearch" (STOP / PAUSE / PERTURB on demand, save / restore). */
+#ifndef _XOPEN_SOURCE
+#define _XOPEN_SOURCE 700 /* nftw, mkdtemp, posix_openpt */
+#endif
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h" /* host/: checks of the checkpoint files */
+#include "dsnn/dsnn.h"
+#include "harness.h"
+
+extern char **environ;
+
+#include "runner_harness.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Helpers                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits (at most 60 s) for path to exist. */
+static bool wait_for_file(const char *path)
+{
+    for (int i = 0; i < 12000; i++) {
+        if (exists(path))
+            return true;
+        sleep_ms(5);
+    }
+    fprintf(stderr, "\n  %s did not appear\n", path);
+    return false;
+}
+
+/* Compares result.json of trial in two results directories field by field, but the time
+ * fields: same lines, same keys, same text of every value. */
+static void same_results(const char *a, const char *b, const char *trial, int epochs)
+{
+    char pa[4200], pb[4200];
+    snprintf(pa, sizeof pa, "%s/%s/result.json", a, trial);
+    snprintf(pb, sizeof pb, "%s/%s/result.json", b, trial);
+    int na = read_jsonl(pa, g_objs, MAX_LINES), nb = read_jsonl(pb, g_objs2, MAX_LINES);
+    if (na != nb || (epochs >= 0 && na != epochs))
+        fprintf(stderr, "\n  %s: %d lines, %s: %d lines (expected %d)\n", pa, na, pb, nb, epochs);
+    CU_ASSERT_EQUAL(na, nb);
+    if (epochs >= 0)
+        CU_ASSERT_EQUAL(na, epochs);
+    for (int e = 0; e < na && e < nb; e++) {
+        CU_ASSERT_EQUAL(g_objs[e].n, g_objs2[e].n);
+        int compared = 0;
+        for (int k = 0; k < g_objs[e].n; k++) {
+            const struct jfield *x = &g_objs[e].f[k];
+            if (is_time_key(x->key))
+                continue;
+            const struct jfield *y = jget(&g_objs2[e], x->key);
+            if (!y || strcmp(x->val, y->val) != 0) {
+                fprintf(stderr, "\n  %s line %d: %s = %s, in %s: %s\n", pa, e + 1, x->key, x->val,
+                        pb, y ? y->val : "(missing)");
+                CU_FAIL("result.json differs from the uninterrupted run's");
+            }
+            compared++;
+        }
+        CU_ASSERT(compared >= 7);
+    }
+    /* progress.csv: same rows but the time columns */
+    snprintf(pa, sizeof pa, "%s/%s/progress.csv", a, trial);
+    snprintf(pb, sizeof pb, "%s/%s/progress.csv", b, trial);
+    char *ta = read_file(pa, NULL), *tb = read_file(pb, NULL);
+    CU_ASSERT_PTR_NOT_NULL(ta);
+    CU_ASSERT_PTR_NOT_NULL(tb);
+    if (ta && tb) {
+        char *la[MAX_LINES], *lb[MAX_LINES];
+        size_t n1 = split_lines(ta, la, MAX_LINES), n2 = split_lines(tb, lb, MAX_LINES);
+        CU_ASSERT_EQUAL(n1, n2);
+        if (epochs >= 0)
+            CU_ASSERT_EQUAL(n1, (size_t)epochs + 1);
+        CU_ASSERT(n1 > 0 && strcmp(la[0], lb[0]) == 0);
+        bool is_time[128] = {false};
+        char header[4096];
+        snprintf(header, sizeof header, "%s", n1 ? la[0] : "");
+        int c = 0;
+        for (char *save = NULL, *col = strtok_r(header, ",", &save); col && c < 128;
+             col = strtok_r(NULL, ",", &save))
+            is_time[c++] = is_time_key(col);
+        for (size_t i = 1; i < n1 && i < n2; i++) {
+            /* cells may be empty (a metric missing in that epoch): split by hand */
+            char *ca = la[i], *cb = lb[i];
+            for (int k = 0; ca && cb; k++) {
+                char *ea = strchr(ca, ','), *eb = strchr(cb, ',');
+                if (ea)
+                    *ea = '\0';
+                if (eb)
+                    *eb = '\0';
+                if (!(k < 128 && is_time[k]) && strcmp(ca, cb) != 0) {
+                    fprintf(stderr, "\n  %s row %zu column %d: %s vs %s\n", pa, i, k, ca, cb);
+                    CU_FAIL("progress.csv differs from the uninterrupted run's");
+                }
+                ca = ea ? ea + 1 : NULL;
+                cb = eb ? eb + 1 : NULL;
+            }
+            CU_ASSERT(!ca && !cb);
+        }
+    }
+    free(ta);
+    free(tb);
+}
+
+static int read_journal(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/journal.jsonl", dir);
+    int n = read_jsonl(path, g_objs, MAX_LINES);
+    CU_ASSERT(n > 0);
+    return n;
+}
+
+/* The k-th (0-based) journal line with event ev of trial, or NULL. */
+static const struct jobj *nth_event(int n, const char *ev, const char *trial, int k)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(jstr(&g_objs[i], "event"), ev) == 0 &&
+            (!trial || strcmp(jstr(&g_objs[i], "trial_id"), trial) == 0) && k-- == 0)
+            return &g_objs[i];
+    return NULL;
+}
+
+static const char *final_status(int n, const char *trial)
+{
+    const char *s = "";
+    for (int i = 0; i < n; i++)
+        if (strcmp(jstr(&g_objs[i], "event"), "trial_finished") == 0 &&
+            strcmp(jstr(&g_objs[i], "trial_id"), trial) == 0)
+            s = jstr(&g_objs[i], "status");
+    return s;
+}
+
+/* Files of dir whose name contains needle. */
+static int count_files(const char *dir, const char *needle)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += strstr(e->d_name, needle) != NULL;
+    closedir(d);
+    return n;
+}
+
+/* The crash model, hanging (or failing) at the start of epoch `epoch` of trial `trial` the
+ * first time only (crash_once_file = once). */
+static const char *crash_model(const char *mode, int trial, int epoch, const char *once)
+{
+    static char buf[8][4400];
+    static int next;
+    char *b = buf[next++ % 8];
+    snprintf(b, sizeof buf[0],
+             "  plugin = \"crash\";\n"
+             "  learning_rate = 0.1;\n"
+             "  momentum = 0.9;\n"
+             "  crash_mode = \"%s\";\n"
+             "  crash_trial = %d;\n"
+             "  crash_epoch = %d;\n"
+             "  crash_once_file = \"%s\";\n",
+             mode, trial, epoch, once);
+    return b;
+}
+
+/* A file that exists (crash_once_file of the uninterrupted reference runs: no failure). */
+static const char *existing_file(void)
+{
+    const char *p = tpath("already_crashed");
+    if (!exists(p))
+        CU_ASSERT_FATAL(write_text(p, "x\n"));
+    return p;
+}
+
+#define LR_GRID "  grid = { model = { learning_rate = [0.1, 0.05, 0.02]; }; };\n"
+
+/* ------------------------------------------------------------------------------------------ */
+/* (1) Parallel trials                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+static void test_parallel_same_results(void)
+{
+    struct cfg_spec s = {
+        .name = "par",
+        .epochs = 2,
+        .num_samples = 2,
+        .search = "  grid = { model = { learning_rate = [0.1, 0.05]; }; };\n",
+    };
+    const char *cfg1 = write_cfg("par1.cfg", &s);
+    struct run r = host("run", cfg1, "--results", tpath("res_par1"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    s.experiment_extra = " parallel = 2;";
+    const char *cfg2 = write_cfg("par2.cfg", &s);
+    r = host("run", cfg2, "--results", tpath("res_par2"), NULL);
+    CHECK_CODE(r, 0);
+    CU_ASSERT(contains(r.out, "2 at once"));
+    CU_ASSERT(contains(r.out, "TERMINATED"));
+    run_free(&r);
+    for (int t = 0; t < 4; t++) {
+        char trial[32];
+        snprintf(trial, sizeof trial, "trial_%05d", t);
+        same_results(tpath("res_par1/par"), tpath("res_par2/par"), trial, 2);
+        char *p1 = read_file(tpath("res_par1/par/%s/params.json", trial), NULL);
+        char *p2 = read_file(tpath("res_par2/par/%s/params.json", trial), NULL);
+        CU_ASSERT(p1 && p2 && strcmp(p1, p2) == 0);
+        free(p1), free(p2);
+    }
+    /* two trials ran at once: trial 1 started before trial 0 finished */
+    int n = read_journal(tpath("res_par2/par"));
+    int started1 = -1, finished0 = -1;
+    for (int i = 0; i < n; i++) {
+        if (started1 < 0 && strcmp(jstr(&g_objs[i], "event"), "trial_started") == 0 &&
+            strcmp(jstr(&g_objs[i], "trial_id"), "trial_00001") == 0)
+            started1 = i;
+        if (finished0 < 0 && strcmp(jstr(&g_objs[i], "event"), "trial_finished") == 0 &&
+            strcmp(jstr(&g_objs[i], "trial_id"), "trial_00000") == 0)
+            finished0 = i;
+    }
+    CU_ASSERT(started1 >= 0 && finished0 >= 0 && started1 < finished0);
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_finished", NULL), 4);
+    CU_ASSERT_STRING_EQUAL(jstr(&g_objs[n - 1], "event"), "experiment_finished");
+
+    /* threads = 0: the cores divided among the trials at once, at least 1 each */
+    s.threads = -1;
+    s.experiment_extra = " parallel = 3;";
+    s.num_samples = 1;
+    const char *cfg3 = write_cfg("par3.cfg", &s);
+    r = host("run", cfg3, "--results", tpath("res_par3"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    n = read_journal(tpath("res_par3/par"));
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long expect = cores / 2 > 0 ? cores / 2 : 1; /* 2 trials: min(parallel, trials) at once */
+    CU_ASSERT_EQUAL((long)jnum(&g_objs[0], "trial_threads"), expect);
+    char *log = read_file(tpath("res_par3/par/trial_00000/log.txt"), NULL);
+    char needle[64];
+    snprintf(needle, sizeof needle, "%ld threads", expect);
+    CU_ASSERT(contains(log, needle));
+    free(log);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* (2) kill -9 of the host, then resume                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Runs cfg (trial `hang_trial` hangs at the start of epoch 1 the first time: once), kills the
+ * host with sig once that trial hangs (its epoch 0 is in the journal and its checkpoint
+ * written), and returns the interrupted run. */
+static struct run run_until_hang(const char *cfg, const char *res, const char *once, int sig)
+{
+    const char *args[] = {"run", cfg, "--results", res, "--quiet", NULL};
+    struct proc p;
+    host_start(&p, args);
+    CU_ASSERT(wait_for_file(once));
+    sleep_ms(100);
+    kill(p.pid, sig);
+    return host_wait(&p, 30);
+}
+
+static void check_resumed_journal(const char *dir, int n_trials, const char *hang_trial)
+{
+    int n = read_journal(dir);
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "experiment_resumed", NULL), 1);
+    CU_ASSERT_STRING_EQUAL(jstr(&g_objs[n - 1], "event"), "experiment_finished");
+    for (int t = 0; t < n_trials; t++) {
+        char trial[32];
+        snprintf(trial, sizeof trial, "trial_%05d", t);
+        CU_ASSERT_STRING_EQUAL(final_status(n, trial), "TERMINATED");
+        /* the strategy saw each epoch once */
+        CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_result", trial), 3);
+        /* created once */
+        CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_created", trial), 1);
+    }
+    /* the hanging trial: started, then continued after its first epoch from its checkpoint */
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_started", hang_trial), 2);
+    const struct jobj *again = nth_event(n, "trial_started", hang_trial, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(again);
+    CU_ASSERT_EQUAL(jnum(again, "from_epoch"), 1);
+    CU_ASSERT_EQUAL(jnum(again, "from_line"), 1);
+    CU_ASSERT_STRING_EQUAL(jget(again, "checkpoint") ? jget(again, "checkpoint")->val : "",
+                           "true");
+}
+
+static void test_kill9_resume(void)
+{
+    struct cfg_spec s = {.name = "k9", .epochs = 3, .search = LR_GRID};
+    s.model = crash_model("hang", 1, 1, existing_file());
+    const char *ref_cfg = write_cfg("k9ref.cfg", &s);
+    struct run r = host("run", ref_cfg, "--results", tpath("res_k9ref"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+
+    const char *once = tpath("k9.once");
+    s.model = crash_model("hang", 1, 1, once);
+    const char *cfg = write_cfg("k9.cfg", &s);
+    r = run_until_hang(cfg, tpath("res_k9"), once, SIGKILL);
+    CHECK_CODE(r, 128 + SIGKILL);
+    run_free(&r);
+    const char *dir = tpath("res_k9/k9");
+    int n = read_journal(dir);
+    CU_ASSERT_STRING_EQUAL(final_status(n, "trial_00000"), "TERMINATED");
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_result", "trial_00001"), 1);
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_started", "trial_00002"), 0);
+    CU_ASSERT(exists(tpath("res_k9/k9/trial_00001/checkpoint.bin")));
+    /* a line cut short by the kill (as if it had happened while writing) */
+    FILE *f = fopen(tpath("res_k9/k9/journal.jsonl"), "a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("{\"time\": \"2030-01-01T00:00:00Z\", \"event\": \"trial_res", f);
+    fclose(f);
+
+    r = host("resume", dir, NULL);
+    CHECK_CODE(r, 0);
+    CU_ASSERT(contains(r.err, "cut short"));
+    CU_ASSERT(contains(r.out, "resuming"));
+    run_free(&r);
+    for (int t = 0; t < 3; t++) {
+        char trial[32];
+        snprintf(trial, sizeof trial, "trial_%05d", t);
+        same_results(tpath("res_k9ref/k9"), dir, trial, 3);
+    }
+    check_resumed_journal(dir, 3, "trial_00001");
+    n = read_journal(dir);
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_started", "trial_00000"), 1); /* not re-run */
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_started", "trial_00002"), 1);
+
+    /* the same with two trials at once (the kill lands wherever the other trial is) */
+    struct cfg_spec s2 = {.name = "k9p",
+                          .epochs = 3,
+                          .num_samples = 2,
+                          .experiment_extra = " parallel = 2;",
+                          .search = "  grid = { model = { learning_rate = [0.1, 0.05]; }; };\n"};
+    s2.model = crash_model("hang", 1, 1, existing_file());
+    ref_cfg = write_cfg("k9pref.cfg", &s2);
+    r = host("run", ref_cfg, "--results", tpath("res_k9pref"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    once = tpath("k9p.once");
+    s2.model = crash_model("hang", 1, 1, once);
+    cfg = write_cfg("k9p.cfg", &s2);
+    r = run_until_hang(cfg, tpath("res_k9p"), once, SIGKILL);
+    CHECK_CODE(r, 128 + SIGKILL);
+    run_free(&r);
+    dir = tpath("res_k9p/k9p");
+    r = host("resume", dir, "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    for (int t = 0; t < 4; t++) {
+        char trial[32];
+        snprintf(trial, sizeof trial, "trial_%05d", t);
+        same_results(tpath("res_k9pref/k9p"), dir, trial, 3);
+    }
+    check_resumed_journal(dir, 4, "trial_00001");
+}
+
+/* The state a kill -9 right after epoch 2 of 4 leaves, made exactly: a run with every
+ * checkpoint kept, its checkpoint.bin replaced by checkpoint.2.bin and its journal cut after the
+ * result of epoch 1. Resumed, it must give the uninterrupted run's numbers bit for bit: the
+ * model's save/load carry everything (weights, sparse topology, optimizer state, RNG states,
+ * schedules) and the data order depends on (seed, epoch) only. */
+static void resume_from_epoch2(const char *name, const char *model)
+{
+    struct cfg_spec s = {.name = name, .epochs = 4, .model = model,
+                         .experiment_extra = " keep_checkpoints = 10;"};
+    char file[64];
+    snprintf(file, sizeof file, "%s.cfg", name);
+    const char *cfg = write_cfg(file, &s);
+    struct run r = host("run", cfg, "--results", tpath("res_m_full"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    r = host("run", cfg, "--results", tpath("res_m_cut"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    const char *dir = tpath("res_m_cut/%s", name);
+    size_t len = 0;
+    char *ck = read_file(tpath("res_m_cut/%s/trial_00000/checkpoint.2.bin", name), &len);
+    CU_ASSERT_FATAL(ck && len > 0);
+    CU_ASSERT_FATAL(write_file(tpath("res_m_cut/%s/trial_00000/checkpoint.bin", name), ck, len));
+    free(ck);
+    char *journal = read_file(tpath("res_m_cut/%s/journal.jsonl", name), NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(journal);
+    char *cut = strstr(journal, "\"line\": 1,");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cut);
+    cut = strchr(cut, '\n');
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cut);
+    CU_ASSERT_FATAL(write_file(tpath("res_m_cut/%s/journal.jsonl", name), journal,
+                               (size_t)(cut + 1 - journal)));
+    free(journal);
+    r = host("resume", dir, "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    CU_ASSERT(!strstr(r.err, "not deterministic"));
+    run_free(&r);
+    same_results(tpath("res_m_full/%s", name), dir, "trial_00000", 4);
+    int n = read_journal(dir);
+    const struct jobj *again = nth_event(n, "trial_started", "trial_00000", 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(again);
+    CU_ASSERT_EQUAL(jnum(again, "from_epoch"), 2);
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_result", "trial_00000"), 4);
+}
+
+static void test_resume_models(void)
+{
+#define SCHED "  momentum = 0.9;\n  lr_scheduler = \"StepLR\";\n  lr_gamma = 0.8;\n"
+    resume_from_epoch2("m_dense", "  plugin = \"dense\";\n  learning_rate = 0.1;\n" SCHED);
+    resume_from_epoch2("m_set", "  plugin = \"set\";\n  on_perc = 0.3;\n"
+                                "  learning_rate = 0.1;\n" SCHED);
+    resume_from_epoch2("m_rigl", "  plugin = \"rigl\";\n  on_perc = 0.3;\n"
+                                 "  update_frequency = 5;\n  learning_rate = 0.1;\n" SCHED);
+#undef SCHED
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* (3) SIGINT, then resume                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+static void test_sigint_resume(void)
+{
+    struct cfg_spec s = {.name = "si", .epochs = 3, .search = LR_GRID};
+    s.model = crash_model("hang", 1, 1, existing_file());
+    const char *ref_cfg = write_cfg("siref.cfg", &s);
+    struct run r = host("run", ref_cfg, "--results", tpath("res_siref"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+
+    const char *once = tpath("si.once");
+    s.model = crash_model("hang", 1, 1, once);
+    const char *cfg = write_cfg("si.cfg", &s);
+    r = run_until_hang(cfg, tpath("res_si"), once, SIGINT);
+    CHECK_CODE(r, 130);
+    CU_ASSERT(contains(r.err, "interrupted"));
+    CU_ASSERT(contains(r.err, "dsnn-host resume"));
+    run_free(&r);
+    const char *dir = tpath("res_si/si");
+    int n = read_journal(dir);
+    CU_ASSERT_STRING_EQUAL(final_status(n, "trial_00001"), "INTERRUPTED");
+    CU_ASSERT_STRING_EQUAL(jstr(&g_objs[n - 1], "event"), "experiment_interrupted");
+    const struct jobj *fin = nth_event(n, "trial_finished", "trial_00001", 0);
+    CU_ASSERT(fin && !jget(fin, "seq")); /* not a search event: the trial is not complete */
+    CU_ASSERT(!exists(tpath("res_si/si/trial_00001/error.txt")));
+
+    r = host("resume", dir, "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    for (int t = 0; t < 3; t++) {
+        char trial[32];
+        snprintf(trial, sizeof trial, "trial_%05d", t);
+        same_results(tpath("res_siref/si"), dir, trial, 3);
+    }
+    check_resumed_journal(dir, 3, "trial_00001");
+    n = read_journal(dir);
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_started", "trial_00000"), 1);
+
+    /* a resumed experiment that has finished: nothing to do, nothing written */
+    size_t l0 = 0, l1 = 0;
+    char *j0 = read_file(tpath("res_si/si/journal.jsonl"), &l0);
+    r = host("resume", dir, NULL);
+    CHECK_CODE(r, 0);
+    CU_ASSERT(contains(r.out, "nothing to resume"));
+    run_free(&r);
+    char *j1 = read_file(tpath("res_si/si/journal.jsonl"), &l1);
+    CU_ASSERT(j0 && j1 && l0 == l1 && memcmp(j0, j1, l0) == 0);
+    free(j0), free(j1);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* (4) max_failures                                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+static void test_retry(void)
+{
+    struct cfg_spec s = {.name = "rt", .epochs = 3, .search = LR_GRID};
+    s.model = crash_model("segv", 1, 2, existing_file());
+    const char *ref_cfg = write_cfg("rtref.cfg", &s);
+    struct run r = host("run", ref_cfg, "--results", tpath("res_rtref"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+
+    /* trial 1 dies of SIGSEGV at the start of epoch 2 once: retried from its checkpoint */
+    s.model = crash_model("segv", 1, 2, tpath("rt.once"));
+    s.experiment_extra = " max_failures = 1;";
+    const char *cfg = write_cfg("rt.cfg", &s);
+    r = host("run", cfg, "--results", tpath("res_rt"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    CU_ASSERT(contains(r.err, "retrying"));
+    run_free(&r);
+    const char *dir = tpath("res_rt/rt");
+    for (int t = 0; t < 3; t++) {
+        char trial[32];
+        snprintf(trial, sizeof trial, "trial_%05d", t);
+        same_results(tpath("res_rtref/rt"), dir, trial, 3);
+    }
+    char *e1 = read_file(tpath("res_rt/rt/trial_00001/error.1.txt"), NULL);
+    CU_ASSERT(contains(e1, "SIGSEGV"));
+    CU_ASSERT(contains(e1, "after 2 epoch"));
+    free(e1);
+    CU_ASSERT(!exists(tpath("res_rt/rt/trial_00001/error.txt")));
+    int n = read_journal(dir);
+    CU_ASSERT_STRING_EQUAL(final_status(n, "trial_00001"), "TERMINATED");
+    const struct jobj *failed = nth_event(n, "trial_failed", "trial_00001", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(failed);
+    CU_ASSERT_EQUAL(jnum(failed, "attempt"), 1);
+    CU_ASSERT(contains(jstr(failed, "error"), "SIGSEGV"));
+    const struct jobj *again = nth_event(n, "trial_started", "trial_00001", 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(again);
+    CU_ASSERT_EQUAL(jnum(again, "attempt"), 2);
+    CU_ASSERT_EQUAL(jnum(again, "from_epoch"), 2);
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_result", "trial_00001"), 3);
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_failed", NULL), 1);
+    CU_ASSERT_EQUAL(jnum(&g_objs[n - 1], "failed_trials"), 0);
+
+    /* crashing every time: max_failures retries, then ERROR (every attempt's error kept) */
+    s.model = crash_model("abort", 1, 1, "");
+    s.experiment_extra = " max_failures = 2;";
+    cfg = write_cfg("rt2.cfg", &s);
+    r = host("run", cfg, "--results", tpath("res_rt2"), "--quiet", NULL);
+    CHECK_CODE(r, 1);
+    run_free(&r);
+    for (int a = 1; a <= 2; a++) {
+        char *e = read_file(tpath("res_rt2/rt/trial_00001/error.%d.txt", a), NULL);
+        CU_ASSERT(contains(e, "SIGABRT"));
+        free(e);
+    }
+    char *e = read_file(tpath("res_rt2/rt/trial_00001/error.txt"), NULL);
+    CU_ASSERT(contains(e, "SIGABRT"));
+    free(e);
+    n = read_journal(tpath("res_rt2/rt"));
+    CU_ASSERT_STRING_EQUAL(final_status(n, "trial_00001"), "ERROR");
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_failed", "trial_00001"), 2);
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_started", "trial_00001"), 3);
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_result", "trial_00001"), 1);
+    CU_ASSERT_STRING_EQUAL(final_status(n, "trial_00002"), "TERMINATED");
+    check_result_json(tpath("res_rt2/rt"), "trial_00001", 1);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* (5) Checkpoint files                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+static void test_checkpoint_files(void)
+{
+    struct cfg_spec s = {.name = "ck", .epochs = 3, .experiment_extra = " keep_checkpoints = 2;"};
+    const char *cfg = write_cfg("ck.cfg", &s);
+    struct run r = host("run", cfg, "--results", tpath("res_ck"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    const char *tdir = tpath("res_ck/ck/trial_00000");
+    struct dsnn_checkpoint_header h;
+    struct dsnn_error err = {0};
+    unsigned char *payload = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        dsnn_checkpoint_read(tpath("res_ck/ck/trial_00000/checkpoint.bin"), &h, &payload, &err),
+        DSNN_OK);
+    free(payload);
+    CU_ASSERT_EQUAL(h.epochs, 3);
+    CU_ASSERT_EQUAL(h.n_results, 3);
+    CU_ASSERT_EQUAL(h.trial_index, 0);
+    CU_ASSERT_STRING_EQUAL(h.trial_id, "trial_00000");
+    CU_ASSERT_STRING_EQUAL(h.model, "dense");
+    CU_ASSERT_STRING_EQUAL(h.dsnn_version, DSNN_VERSION_STRING);
+    CU_ASSERT(h.payload_size > 0);
+    /* the previous one kept, older ones removed, no temporary file left */
+    CU_ASSERT(exists(tpath("res_ck/ck/trial_00000/checkpoint.2.bin")));
+    CU_ASSERT(!exists(tpath("res_ck/ck/trial_00000/checkpoint.1.bin")));
+    CU_ASSERT_EQUAL(count_files(tdir, ".tmp"), 0);
+    CU_ASSERT_EQUAL(count_files(tdir, "checkpoint"), 2);
+    CU_ASSERT_EQUAL(dsnn_checkpoint_read(tpath("res_ck/ck/trial_00000/checkpoint.2.bin"), &h,
+                                         NULL, &err),
+                    DSNN_OK);
+    CU_ASSERT_EQUAL(h.epochs, 2);
+
+    /* checkpoint_freq = 2 of 3 epochs: after epoch 2 only; 0: none */
+    s.name = "ck2";
+    s.experiment_extra = " checkpoint_freq = 2;";
+    cfg = write_cfg("ck2.cfg", &s);
+    r = host("run", cfg, "--results", tpath("res_ck"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    CU_ASSERT_EQUAL(dsnn_checkpoint_read(tpath("res_ck/ck2/trial_00000/checkpoint.bin"), &h, NULL,
+                                         &err),
+                    DSNN_OK);
+    CU_ASSERT_EQUAL(h.epochs, 2);
+    s.name = "ck0";
+    s.experiment_extra = " checkpoint_freq = 0;";
+    cfg = write_cfg("ck0.cfg", &s);
+    r = host("run", cfg, "--results", tpath("res_ck"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    CU_ASSERT_EQUAL(count_files(tpath("res_ck/ck0/trial_00000"), "checkpoint"), 0);
+
+    /* a damaged file is refused with a message naming it */
+    const char *bad = tpath("bad_checkpoint");
+    CU_ASSERT_FATAL(mkdir(bad, 0755) == 0);
+    struct dsnn_checkpoint_header w = {.epochs = 1, .n_results = 1};
+    snprintf(w.trial_id, sizeof w.trial_id, "trial_00000");
+    CU_ASSERT_EQUAL_FATAL(dsnn_checkpoint_write(bad, &w, "0123456789", 10, 1, &err), DSNN_OK);
+    const char *file = tpath("bad_checkpoint/checkpoint.bin");
+    size_t len = 0;
+    char *bytes = read_file(file, &len);
+    CU_ASSERT_FATAL(bytes && len > 10);
+    bytes[len - 3] ^= 0x40;
+    CU_ASSERT_FATAL(write_file(file, bytes, len));
+    CU_ASSERT_EQUAL(dsnn_checkpoint_read(file, &h, NULL, &err), DSNN_ERR_FORMAT);
+    CU_ASSERT(contains(err.msg, file));
+    CU_ASSERT(contains(err.msg, "checksum"));
+    CU_ASSERT_FATAL(write_file(file, bytes, len - 4));
+    CU_ASSERT_EQUAL(dsnn_checkpoint_read(file, &h, NULL, &err), DSNN_ERR_FORMAT);
+    CU_ASSERT(contains(err.msg, "truncated"));
+    free(bytes);
+}
+
+static void test_corrupt_checkpoint_on_resume(void)
+{
+    struct cfg_spec s = {.name = "cc", .epochs = 3, .search = LR_GRID};
+    const char *once = tpath("cc.once");
+    s.model = crash_model("hang", 1, 1, once);
+    const char *cfg = write_cfg("cc.cfg", &s);
+    struct run r = run_until_hang(cfg, tpath("res_cc"), once, SIGTERM);
+    CHECK_CODE(r, 130);
+    run_free(&r);
+    const char *file = tpath("res_cc/cc/trial_00001/checkpoint.bin");
+    size_t len = 0;
+    char *bytes = read_file(file, &len);
+    CU_ASSERT_FATAL(bytes && len > 300);
+    bytes[len / 2 + 150] ^= 0x10; /* in the payload */
+    CU_ASSERT_FATAL(write_file(file, bytes, len));
+    free(bytes);
+    r = host("resume", tpath("res_cc/cc"), "--quiet", NULL);
+    CHECK_CODE(r, 1);
+    CU_ASSERT(contains(r.err, file));
+    CU_ASSERT(contains(r.err, "checksum"));
+    run_free(&r);
+    char *etxt = read_file(tpath("res_cc/cc/trial_00001/error.txt"), NULL);
+    CU_ASSERT(contains(etxt, file));
+    free(etxt);
+    int n = read_journal(tpath("res_cc/cc"));
+    CU_ASSERT_STRING_EQUAL(final_status(n, "trial_00001"), "ERROR");
+    CU_ASSERT_STRING_EQUAL(final_status(n, "trial_00000"), "TERMINATED");
+    CU_ASSERT_STRING_EQUAL(final_status(n, "trial_00002"), "TERMINATED");
+    CU_ASSERT_STRING_EQUAL(jstr(&g_objs[n - 1], "event"), "experiment_finished");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* (6) The search strategy's state over a resume                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/* oksearch answers STOP from its 5th result on: trial 0 runs 3 epochs (results 1-3), trial 1
+ * stops after 2 (results 4, 5), trial 2 after 1 (6). The host is killed after result 4: the
+ * count must survive the resume (restore op or replay), else trial 1 would run 3 epochs. */
+static void stateful_search(const char *name, bool no_save)
+{
+    char search[512];
+    snprintf(search, sizeof search,
+             "  path = \"model.learning_rate\";\n  values = [0.1, 0.05, 0.02];\n"
+             "  stop_after_results = 5;\n  no_save = %s;\n",
+             no_save ? "true" : "false");
+    const char *once = tpath("%s.once", name);
+    struct cfg_spec s = {.name = name, .epochs = 3, .search_plugin = "oksearch", .search = search};
+    s.model = crash_model("hang", 1, 1, once);
+    char file[64];
+    snprintf(file, sizeof file, "%s.cfg", name);
+    const char *cfg = write_cfg(file, &s);
+    const char *res = tpath("res_%s", name);
+    struct run r = run_until_hang(cfg, res, once, SIGKILL);
+    CHECK_CODE(r, 128 + SIGKILL);
+    run_free(&r);
+    CU_ASSERT_EQUAL(exists(tpath("res_%s/%s/search_state.bin", name, name)), !no_save);
+    r = host("resume", tpath("res_%s/%s", name, name), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    const char *dir = tpath("res_%s/%s", name, name);
+    int n = read_journal(dir);
+    CU_ASSERT_STRING_EQUAL(final_status(n, "trial_00000"), "TERMINATED");
+    CU_ASSERT_STRING_EQUAL(final_status(n, "trial_00001"), "STOPPED");
+    CU_ASSERT_STRING_EQUAL(final_status(n, "trial_00002"), "STOPPED");
+    const struct jobj *res_ev = nth_event(n, "experiment_resumed", NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(res_ev);
+    CU_ASSERT_STRING_EQUAL(jstr(res_ev, "search_state"), no_save ? "replayed" : "restored");
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_result", NULL), 6);
+    check_result_json(dir, "trial_00000", 3);
+    check_result_json(dir, "trial_00001", 2);
+    check_result_json(dir, "trial_00002", 1);
+}
+
+static void test_search_state_resume(void)
+{
+    stateful_search("ssr", false); /* search_state.bin and the restore op */
+    stateful_search("ssp", true);  /* no state file: the journal replayed */
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* (7) PAUSE and PERTURB                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+static void test_pause(void)
+{
+    struct cfg_spec s = {
+        .name = "pause",
+        .epochs = 3,
+        .experiment_extra = " checkpoint_freq = 5;", /* PAUSE checkpoints anyway */
+        .search_plugin = "oksearch",
+        .search = "  path = \"model.learning_rate\";\n  values = [0.1, 0.05];\n"
+                  "  pause_epoch = 0;\n",
+    };
+    const char *cfg = write_cfg("pause.cfg", &s);
+    struct run r = host("run", cfg, "--results", tpath("res_pause"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    int n = read_journal(tpath("res_pause/pause"));
+    for (int t = 0; t < 2; t++) {
+        char trial[32];
+        snprintf(trial, sizeof trial, "trial_%05d", t);
+        CU_ASSERT_STRING_EQUAL(final_status(n, trial), "PAUSED");
+        check_result_json(tpath("res_pause/pause"), trial, 1);
+        struct dsnn_checkpoint_header h;
+        struct dsnn_error err = {0};
+        CU_ASSERT_EQUAL(dsnn_checkpoint_read(tpath("res_pause/pause/%s/checkpoint.bin", trial),
+                                             &h, NULL, &err),
+                        DSNN_OK);
+        CU_ASSERT_EQUAL(h.epochs, 1);
+    }
+}
+
+static void test_perturb(void)
+{
+    /* trial 1 is perturbed after epoch 0: it continues from its own checkpoint with
+     * learning_rate 0.02 */
+    struct cfg_spec s = {
+        .name = "pbt",
+        .epochs = 3,
+        .experiment_extra = " parallel = 2;",
+        .search_plugin = "oksearch",
+        .search = "  path = \"model.learning_rate\";\n  values = [0.1, 0.05];\n"
+                  "  perturb_epoch = 0;\n  perturb_trial = 1;\n  perturb_value = 0.02;\n",
+    };
+    const char *cfg = write_cfg("pbt.cfg", &s);
+    struct run r = host("run", cfg, "--results", tpath("res_pbt"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    const char *dir = tpath("res_pbt/pbt");
+    check_result_json(dir, "trial_00001", 3);
+    CU_ASSERT_DOUBLE_EQUAL(jnum(&g_objs2[0], "learning_rate"), 0.05, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(jnum(&g_objs2[1], "learning_rate"), 0.02, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(jnum(&g_objs2[2], "learning_rate"), 0.02, 1e-12);
+    CU_ASSERT_EQUAL(jnum(&g_objs2[1], "epoch"), 1);
+    check_result_json(dir, "trial_00000", 3);
+    CU_ASSERT_DOUBLE_EQUAL(jnum(&g_objs2[2], "learning_rate"), 0.1, 1e-12);
+    CU_ASSERT_EQUAL_FATAL(read_jsonl(tpath("res_pbt/pbt/trial_00001/params.json"), g_objs, 1), 1);
+    CU_ASSERT_DOUBLE_EQUAL(jnum(&g_objs[0], "model.learning_rate"), 0.02, 1e-12);
+    CU_ASSERT_EQUAL_FATAL(
+        read_jsonl(tpath("res_pbt/pbt/trial_00001/pbt_history.jsonl"), g_objs, MAX_LINES), 1);
+    CU_ASSERT_STRING_EQUAL(jstr(&g_objs[0], "source"), "trial_00001");
+    CU_ASSERT(contains(jget(&g_objs[0], "old_params")->val, "0.05"));
+    CU_ASSERT(contains(jget(&g_objs[0], "new_params")->val, "0.02"));
+    CU_ASSERT_EQUAL(jnum(&g_objs[0], "from_epoch"), 1);
+    char *tcfg = read_file(tpath("res_pbt/pbt/trial_00001/trial.cfg"), NULL);
+    CU_ASSERT(contains(tcfg, "learning_rate = 0.02;"));
+    free(tcfg);
+    CU_ASSERT(!exists(tpath("res_pbt/pbt/trial_00000/pbt_history.jsonl")));
+    int n = read_journal(dir);
+    CU_ASSERT_STRING_EQUAL(final_status(n, "trial_00001"), "TERMINATED");
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_perturbed", "trial_00001"), 1);
+    CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_started", "trial_00001"), 2);
+    const struct jobj *p = nth_event(n, "trial_perturbed", "trial_00001", 0);
+    CU_ASSERT(p && contains(jget(p, "new_params")->val, "0.02"));
+
+    /* from another trial's checkpoint: trial 1 copies the checkpoint of trial 0 (finished,
+     * 3 epochs), under its own name, and has nothing left to run */
+    s.name = "pbt2";
+    s.experiment_extra = NULL;
+    s.search = "  path = \"model.learning_rate\";\n  values = [0.1, 0.05];\n"
+               "  perturb_epoch = 0;\n  perturb_trial = 1;\n  perturb_source = 0;\n"
+               "  perturb_value = 0.02;\n";
+    cfg = write_cfg("pbt2.cfg", &s);
+    r = host("run", cfg, "--results", tpath("res_pbt"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    struct dsnn_checkpoint_header h;
+    struct dsnn_error err = {0};
+    CU_ASSERT_EQUAL(dsnn_checkpoint_read(tpath("res_pbt/pbt2/trial_00001/checkpoint.bin"), &h,
+                                         NULL, &err),
+                    DSNN_OK);
+    CU_ASSERT_STRING_EQUAL(h.trial_id, "trial_00001");
+    CU_ASSERT_EQUAL(h.trial_index, 1);
+    CU_ASSERT_EQUAL(h.epochs, 3);
+    CU_ASSERT_EQUAL(read_jsonl(tpath("res_pbt/pbt2/trial_00001/pbt_history.jsonl"), g_objs, 4), 1);
+    CU_ASSERT_STRING_EQUAL(jstr(&g_objs[0], "source"), "trial_00000");
+    check_result_json(tpath("res_pbt/pbt2"), "trial_00001", 1);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* (8) Command line                                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+static void test_resume_errors(void)
+{
+    struct run r = host("resume", NULL);
+    CHECK_CODE(r, 2);
+    CU_ASSERT(contains(r.err, "missing"));
+    run_free(&r);
+    r = host("resume", tpath("no_such_dir"), NULL);
+    CHECK_CODE(r, 5);
+    CU_ASSERT(contains(r.err, "not a dsnn results directory"));
+    run_free(&r);
+    r = host("resume", tpath("x"), "--overwrite", NULL);
+    CHECK_CODE(r, 2);
+    run_free(&r);
+
+    /* experiment.cfg changed since the experiment started: refused */
+    struct cfg_spec s = {.name = "chg", .epochs = 1};
+    const char *cfg = write_cfg("chg.cfg", &s);
+    r = host("run", cfg, "--results", tpath("res_chg"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    FILE *f = fopen(tpath("res_chg/chg/experiment.cfg"), "a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("# edited\n", f);
+    fclose(f);
+    r = host("resume", tpath("res_chg/chg"), NULL);
+    CHECK_CODE(r, 3);
+    CU_ASSERT(contains(r.err, "changed"));
+    run_free(&r);
+
+    /* `run` on an existing results directory points at resume */
+    r = host("run", cfg, "--results", tpath("res_chg"), NULL);
+    CHECK_CODE(r, 5);
+    CU_ASSERT(contains(r.err, "resume"));
+    run_free(&r);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* (9) The progress table on a terminal                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+static void test_tty_table(void)
+{
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    CU_ASSERT_FATAL(master >= 0);
+    CU_ASSERT_FATAL(grantpt(master) == 0 && unlockpt(master) == 0);
+    const char *slave = ptsname(master);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(slave);
+    struct cfg_spec s = {.name = "tty", .epochs = 2, .experiment_extra = " parallel = 2;",
+                         .search = "  grid = { model = { learning_rate = [0.1, 0.05]; }; };\n"};
+    const char *cfg = write_cfg("tty.cfg", &s);
+    char exe[4096], plugins[4096], test_plugins[4096], res[4096];
+    snprintf(exe, sizeof exe, "%s/bin/dsnn-host", dsnn_test_build_dir());
+    snprintf(plugins, sizeof plugins, "%s/plugins", dsnn_test_build_dir());
+    snprintf(test_plugins, sizeof test_plugins, "%s/test-plugins/ok", dsnn_test_build_dir());
+    snprintf(res, sizeof res, "%s", tpath("res_tty"));
+    char *argv[] = {exe, "--plugin-dir", plugins, "--plugin-dir", test_plugins, "run",
+                    (char *)cfg, "--results", res, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, slave, O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    setenv("TERM", "xterm", 1);
+    pid_t pid;
+    CU_ASSERT_FATAL(posix_spawn(&pid, exe, &fa, NULL, argv, environ) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+    fcntl(master, F_SETFL, O_NONBLOCK);
+    char out[65536];
+    size_t len = 0;
+    int status = 0;
+    for (int i = 0; i < 6000; i++) {
+        ssize_t r;
+        while ((r = read(master, out + len, sizeof out - 1 - len)) > 0)
+            len += (size_t)r;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            sleep_ms(20);
+            while ((r = read(master, out + len, sizeof out - 1 - len)) > 0)
+                len += (size_t)r;
+            break;
+        }
+        sleep_ms(10);
+    }
+    close(master);
+    out[len] = '\0';
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CU_ASSERT(contains(out, "\033[K"));         /* drawn in place */
+    CU_ASSERT(contains(out, "val_acc last/best")); /* the table's header */
+    CU_ASSERT(contains(out, "TERMINATED"));
+    CU_ASSERT(contains(out, "2/2"));
+    CU_ASSERT(!strstr(out, "] epoch 1/2")); /* not the line-per-epoch output */
+}
+
+static CU_TestInfo tests[] = {
+    {"parallel = 2 gives the results of parallel = 1", test_parallel_same_results},
+    {"kill -9 of the host, then resume", test_kill9_resume},
+    {"resume from a checkpoint is bitwise exact (dense, set, rigl)", test_resume_models},
+    {"SIGINT, then resume", test_sigint_resume},
+    {"max_failures: retry from the checkpoint", test_retry},
+    {"checkpoint files", test_checkpoint_files},
+    {"damaged checkpoint on resume", test_corrupt_checkpoint_on_resume},
+    {"search strategy state over a resume", test_search_state_resume},
+    {"PAUSE", test_pause},
+    {"PERTURB (PBT mechanics)", test_perturb},
+    {"resume: command line and changed configuration", test_resume_errors},
+    {"progress table on a terminal", test_tty_table},
+    CU_TEST_INFO_NULL,
+};
+
+DSNN_TEST_MAIN("runner: parallel trials, checkpoints, retries, resume", tests)
