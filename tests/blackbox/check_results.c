@@ -5,7 +5,8 @@
  *                 --results ROOT --name NAME
  *                 [--trials N] [--epochs N] [--metric KEY]
  *                 [--min-mean X] [--min-mean-where PARAM=VALUE X]
- *                 [--better PARAM=HI,LO] [--margin M]
+ *                 [--better PARAM=HI,LO] [--margin M] [--finite KEY ...]
+ *                 [--expect-exit N] [--expect-error TEXT]
  *
  * 1. --require-dataset DIR: the four IDX files of DIR (train-images-idx3-ubyte, train-labels-
  *    idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each raw or .gz) must exist;
@@ -22,6 +23,12 @@
  *      --min-mean X        every group's mean >= X
  *      --min-mean-where P=V X   the mean of the group whose parameter P is V >= X
  *      --better P=HI,LO    mean of the group P=HI > mean of the group P=LO + M (--margin M, 0)
+ *      --finite KEY        every epoch of every trial has KEY as a finite number (repeatable;
+ *                          e.g. train_loss, val_loss of a smoke test)
+ * 4. Runs that must fail: --expect-exit N makes N the exit status dsnn-host must return (instead
+ *    of 0), and --expect-error TEXT checks that every trial ended in ERROR with TEXT in its
+ *    error.txt (a configuration that a plugin refuses at build time, say); the scores are then
+ *    not read.
  * Exit status 0 if every check passes, 1 if one fails, 2 on bad usage.
  * Plain C and POSIX: no Python or shell needed. */
 #ifndef _XOPEN_SOURCE
@@ -48,8 +55,11 @@ extern char **environ;
 #define MAX_FIELDS 64
 #define MAX_DIRS 8
 #define MAX_WHERE 8
+#define MAX_FINITE 8
 
 static int g_failures;
+static const char *g_finite[MAX_FINITE]; /* --finite keys */
+static int g_n_finite;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *fmt, ...)
@@ -289,6 +299,14 @@ static bool read_trial(const char *dir, const char *id, const char *metric, stru
             break;
         }
         t->epochs++;
+        for (int k = 0; k < g_n_finite; k++) {
+            const struct field *g = get(&o, g_finite[k]);
+            char *e = NULL;
+            double v = g && !g->is_string ? strtod(g->val, &e) : NAN;
+            if (!g || g->is_string || e == g->val || *e || !isfinite(v))
+                fail("%s: line %d: \"%s\" is not a finite number (%s)", path, t->epochs,
+                     g_finite[k], g ? g->val : "missing");
+        }
         const struct field *f = get(&o, metric);
         char *end = NULL;
         t->score = f && !f->is_string ? strtod(f->val, &end) : NAN;
@@ -355,7 +373,8 @@ static int usage(const char *msg)
             "                     --results ROOT --name NAME [--trials N] [--epochs N] "
             "[--metric KEY]\n"
             "                     [--min-mean X] [--min-mean-where PARAM=VALUE X]\n"
-            "                     [--better PARAM=HI,LO] [--margin M]\n",
+            "                     [--better PARAM=HI,LO] [--margin M] [--finite KEY ...]\n"
+            "                     [--expect-exit N] [--expect-error TEXT]\n",
             msg);
     return 2;
 }
@@ -397,7 +416,8 @@ static bool dataset_ok(const char *dir)
 int main(int argc, char **argv)
 {
     const char *dataset = NULL, *host = NULL, *cfg = NULL, *root = NULL, *name = NULL;
-    const char *metric = "val_acc", *better = NULL;
+    const char *metric = "val_acc", *better = NULL, *expect_error = NULL;
+    int expect_exit = 0;
     const char *dirs[MAX_DIRS];
     int n_dirs = 0, want_trials = -1, want_epochs = -1, n_where = 0;
     double min_mean = NAN, margin = 0;
@@ -440,6 +460,12 @@ int main(int argc, char **argv)
             better = v;
         else if (!strcmp(a, "--margin") && parse_double(v, &d))
             margin = d;
+        else if (!strcmp(a, "--finite") && g_n_finite < MAX_FINITE)
+            g_finite[g_n_finite++] = v;
+        else if (!strcmp(a, "--expect-exit"))
+            expect_exit = atoi(v);
+        else if (!strcmp(a, "--expect-error"))
+            expect_error = v;
         else {
             char msg[512];
             snprintf(msg, sizeof msg, "bad option or value: %s %s", a, v);
@@ -455,12 +481,14 @@ int main(int argc, char **argv)
         return 1;
     if (host) {
         int code = run_host(host, dirs, n_dirs, cfg, root);
-        if (code != 0) {
-            if (code > 0)
-                fail("dsnn-host exited with status %d (0 expected: every trial TERMINATED)",
-                     code);
+        if (code != expect_exit) {
+            if (code >= 0)
+                fail("dsnn-host exited with status %d (%d expected%s)", code, expect_exit,
+                     expect_exit ? "" : ": every trial TERMINATED");
             return 1;
         }
+        if (expect_exit)
+            printf("ok: dsnn-host exited with status %d, as expected\n", code);
     }
 
     /* the trials */
@@ -485,6 +513,23 @@ int main(int argc, char **argv)
         fail("%s: %d trial folders, expected %d", dir, n_ids, want_trials);
     if (n_ids == 0)
         fail("%s: no trial folder", dir);
+    if (expect_error) { /* every trial must have failed, saying expect_error */
+        for (int i = 0; i < n_ids; i++) {
+            char path[4400];
+            snprintf(path, sizeof path, "%s/%s/error.txt", dir, ids[i]);
+            char *e = read_file(path);
+            if (!e)
+                fail("%s: missing: the trial was expected to end in ERROR", path);
+            else if (!strstr(e, expect_error))
+                fail("%s does not say \"%s\": %s", path, expect_error, e);
+            else
+                printf("ok: %s ended in ERROR: %s", ids[i], e);
+            free(e);
+            free(ids[i]);
+        }
+        printf("%s\n", g_failures ? "blackbox check FAILED" : "blackbox check passed");
+        return g_failures ? 1 : 0;
+    }
     printf("\n%-12s %6s %10s  %s\n", "trial", "epochs", metric, "params");
     for (int i = 0; i < n_ids; i++) {
         struct trial *t = &trials[i];

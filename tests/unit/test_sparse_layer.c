@@ -451,6 +451,24 @@ static void test_save_load(void)
     CU_ASSERT(memcmp(wa->value, wb->value, sizeof(float) * wa->n) == 0);
     CU_ASSERT(memcmp(wa->state[0], wb->state[0], sizeof(float) * wa->n) == 0);
     CU_ASSERT(memcmp(wa->state[1], wb->state[1], sizeof(float) * wa->n) == 0);
+    /* into an initialised layer of another density (capacity grows), after reserve */
+    rewind(f);
+    struct dsnn_layer *d = make_layer(n_in, n_out, true, 0.01, DSNN_SPARSE_MASK_PRECISE, 99);
+    CU_ASSERT_EQUAL(dsnn_sparse_reserve(d, 300, &err), DSNN_OK);
+    dsnn_param_block_state(dsnn_sparse_weight(d), 0);
+    CU_ASSERT_EQUAL_FATAL(d->ops->load(d, f, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_sparse_check(d, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_sparse_nnz(d), dsnn_sparse_nnz(a));
+    CU_ASSERT(memcmp(dsnn_sparse_weight(d)->value, dsnn_sparse_weight(a)->value,
+                     sizeof(float) * dsnn_sparse_nnz(a)) == 0);
+    CU_ASSERT(memcmp(dsnn_sparse_weight(d)->state[1], dsnn_sparse_weight(a)->state[1],
+                     sizeof(float) * dsnn_sparse_nnz(a)) == 0);
+    dsnn_layer_free(d);
+    /* a layer of other dimensions is refused */
+    rewind(f);
+    d = make_layer(n_in + 1, n_out, true, 0.1, DSNN_SPARSE_MASK_PRECISE, 99);
+    CU_ASSERT_EQUAL(d->ops->load(d, f, &err), DSNN_ERR_FORMAT);
+    dsnn_layer_free(d);
     /* truncated checkpoint is refused */
     rewind(f);
     struct dsnn_layer *c = dsnn_sparse_linear_new("fc", n_in, n_out, true, NULL, &err);

@@ -1,0 +1,234 @@
+/* gsc-heb - network plugin: nupic.research's GSCHeb (dynamic_sparse networks), the LeNet-like CNN
+ * of "How Can We Be So Dense?" (Ahmad & Scheinkman 2019) for Google Speech Commands (1x32x32
+ * log-mel spectrograms, 12 classes).
+ *
+ *     network = { plugin = "gsc-heb"; };
+ *
+ * Layers (names in brackets), as nupic's GSCHeb:
+ *     conv 5x5, 64 channels [conv1] -> batch norm 2d, not affine [bn1] -> max pool 2x2 [pool1]
+ *         -> k-winners 2d, percent_on 0.095 [kw1] (or ReLU [relu1])
+ *     conv 5x5, 64 channels [conv2] -> batch norm 2d, not affine [bn2] -> max pool 2x2 [pool2]
+ *         -> k-winners 2d, percent_on 0.125 [kw2] (or ReLU [relu2])
+ *     flatten [flatten]
+ *     linear 1600 -> 1000 [fc1] -> batch norm 1d, not affine [bn3] (batch_norm) -> k-winners,
+ *         percent_on 0.1 [kw3] (or ReLU [relu3]) -> dropout [dropout3] (dropout > 0)
+ *     linear 1000 -> n_classes [output]
+ * For 1x32x32 inputs the feature maps are 64x28x28 -> 64x14x14 -> 64x10x10 -> 64x5x5 (1600).
+ * k-winners defaults are nupic's (GSCHeb and nupic.torch's GSCSparseCNN): boost_strength 1.5,
+ * boost_strength_factor 0.9, k_inference_factor 1.5, duty_cycle_period 1000; percent_on,
+ * boost_strength and boost_strength_factor take one value or one per activation [kw1, kw2, kw3].
+ * The boost strengths decay after every training epoch (the base model calls
+ * dsnn_net_on_epoch_end).
+ *
+ * Parameters for 1x32x32 inputs and 12 classes (PyTorch counts): conv1 1,664 + conv2 102,464 +
+ * fc1 1,601,000 + output 12,012 = 1,717,140 (the batch norms are not affine).
+ * Linear layers are dense here (a sparse model may replace them: nupic's GSC runs make fc1
+ * sparse); sparse_conv > 0 builds the convolutions as truly sparse layers of that density
+ * (static topology: the prune / regrow models act on linear layers), e.g. sparse_conv = [0, 0.2]
+ * keeps conv1 dense as nupic.torch's GSCSparseCNN. */
+#include <dsnn/dsnn.h>
+
+#include <stdio.h>
+
+#define GSC_N_CONV 2
+#define GSC_N_ACT 3
+
+static const struct dsnn_key_doc gsc_heb_keys[] = {
+    {"plugin", DSNN_KEY_STRING, "\"gsc-heb\"", "this plugin"},
+    {"hidden_neurons_conv", DSNN_KEY_INT_ARRAY, "[64, 64]",
+     "output channels of the two 5x5 convolutions"},
+    {"hidden_neurons_fc", DSNN_KEY_INT, "1000", "units of the hidden linear layer fc1"},
+    {"bias", DSNN_KEY_BOOL, "true", "convolutions and linear layers have a bias"},
+    {"batch_norm", DSNN_KEY_BOOL, "true",
+     "batch norm 1d (not affine) after fc1 (the convolutions always have one, as in nupic)"},
+    {"dropout", DSNN_KEY_FLOAT, "0",
+     "dropout probability after fc1's activation, in [0, 1) (0: no dropout layer)"},
+    {"kwinners", DSNN_KEY_BOOL, "true", "k-winners (2d after the convolutions) instead of ReLU"},
+    {"percent_on", DSNN_KEY_FLOAT_OR_ARRAY, "[0.095, 0.125, 0.1]",
+     "k-winners: fraction of active units, in (0, 1); one value or [kw1, kw2, kw3]"},
+    {"boost_strength", DSNN_KEY_FLOAT_OR_ARRAY, "1.5",
+     "k-winners: boost strength (>= 0); one value or [kw1, kw2, kw3]"},
+    {"boost_strength_factor", DSNN_KEY_FLOAT_OR_ARRAY, "0.9",
+     "k-winners: boost strength decay per epoch, in [0, 1]; one value or [kw1, kw2, kw3]"},
+    {"k_inference_factor", DSNN_KEY_FLOAT, "1.5",
+     "k-winners: k at evaluation (percent_on * k_inference_factor must stay below 1)"},
+    {"duty_cycle_period", DSNN_KEY_INT, "1000", "k-winners: period of the duty cycle average"},
+    {"sparse_conv", DSNN_KEY_FLOAT_OR_ARRAY, "0",
+     "density of truly sparse convolutions, in [0, 1] (0: dense); one value or [conv1, conv2]"},
+};
+
+/* A float or an array of n floats of key into out[n] (one value is used for all). */
+static enum dsnn_status per_item(const struct dsnn_cfg *cfg, const char *key, double def,
+                                 const double *defs, double *out, size_t n, const char *what,
+                                 struct dsnn_error *err)
+{
+    double v[64];
+    size_t got = 0;
+    enum dsnn_status st;
+    if (!dsnn_cfg_has(cfg, key) && defs) {
+        for (size_t i = 0; i < n; i++)
+            out[i] = defs[i];
+        return DSNN_OK;
+    }
+    if ((st = dsnn_cfg_float_or_array(cfg, key, def, v, DSNN_COUNT_OF(v), &got, err)))
+        return st;
+    if (got != 1 && got != n) {
+        char where[300];
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.%s': %zu values for %zu %s (give one value or one "
+                              "each)",
+                              dsnn_cfg_where(cfg, key, where, sizeof where), dsnn_cfg_path(cfg),
+                              key, got, n, what);
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = v[got == 1 ? 0 : i];
+    return DSNN_OK;
+}
+
+static struct dsnn_shape last_out(const struct dsnn_net *net)
+{
+    size_t n = dsnn_net_n_layers(net);
+    return n ? dsnn_net_layer(net, n - 1)->out : dsnn_net_input_shape(net);
+}
+
+static enum dsnn_status gsc_heb_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                      struct dsnn_shape input, int n_classes,
+                                      struct dsnn_net **out, struct dsnn_error *err)
+{
+    (void)ctx;
+    static const double def_percent[GSC_N_ACT] = {0.095, 0.125, 0.1};
+    int64_t conv_c[8] = {64, 64}, fc = 1000, period = 1000;
+    size_t n_conv = GSC_N_CONV;
+    bool bias = true, batch_norm = true, kwinners = true;
+    double dropout = 0, k_inf = 1.5;
+    double percent[GSC_N_ACT], boost[GSC_N_ACT], boost_f[GSC_N_ACT], dens[GSC_N_CONV];
+    char where[300];
+    enum dsnn_status st;
+    *out = NULL;
+    if (dsnn_cfg_has(cfg, "hidden_neurons_conv") &&
+        (st = dsnn_cfg_int_array(cfg, "hidden_neurons_conv", conv_c, DSNN_COUNT_OF(conv_c),
+                                 &n_conv, err)))
+        return st;
+    if (n_conv != GSC_N_CONV)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.hidden_neurons_conv': %zu values, the network has %d "
+                              "convolutions",
+                              dsnn_cfg_where(cfg, "hidden_neurons_conv", where, sizeof where),
+                              dsnn_cfg_path(cfg), n_conv, GSC_N_CONV);
+    for (size_t i = 0; i < n_conv; i++)
+        if ((st = dsnn_cfg_check_range(cfg, "hidden_neurons_conv", (double)conv_c[i], 1, 65536,
+                                       err)))
+            return st;
+    if ((st = dsnn_cfg_int(cfg, "hidden_neurons_fc", 1000, &fc, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "hidden_neurons_fc", (double)fc, 1, 1e8, err)) ||
+        (st = dsnn_cfg_bool(cfg, "bias", true, &bias, err)) ||
+        (st = dsnn_cfg_bool(cfg, "batch_norm", true, &batch_norm, err)) ||
+        (st = dsnn_cfg_float(cfg, "dropout", 0, &dropout, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "dropout", dropout, 0, 0.999999, err)) ||
+        (st = dsnn_cfg_bool(cfg, "kwinners", true, &kwinners, err)) ||
+        (st = dsnn_cfg_float(cfg, "k_inference_factor", 1.5, &k_inf, err)) ||
+        (st = dsnn_cfg_int(cfg, "duty_cycle_period", 1000, &period, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "duty_cycle_period", (double)period, 1, 1e9, err)) ||
+        (st = per_item(cfg, "percent_on", 0, def_percent, percent, GSC_N_ACT, "activations",
+                       err)) ||
+        (st = per_item(cfg, "boost_strength", 1.5, NULL, boost, GSC_N_ACT, "activations", err)) ||
+        (st = per_item(cfg, "boost_strength_factor", 0.9, NULL, boost_f, GSC_N_ACT,
+                       "activations", err)) ||
+        (st = per_item(cfg, "sparse_conv", 0, NULL, dens, GSC_N_CONV, "convolutions", err)))
+        return st;
+    for (size_t i = 0; i < GSC_N_CONV; i++)
+        if ((st = dsnn_cfg_check_range(cfg, "sparse_conv", dens[i], 0, 1, err)))
+            return st;
+    /* conv 5x5, pool 2, conv 5x5, pool 2: conv2's output must be >= 2, i.e. the input >= 16. */
+    if (input.h < 16 || input.w < 16)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: gsc-heb needs inputs of at least 16x16 (two 5x5 convolutions "
+                              "and two 2x2 poolings; GSC spectrograms are 1x32x32), but the "
+                              "dataset gives %dx%dx%d samples",
+                              dsnn_cfg_where(cfg, NULL, where, sizeof where), input.c, input.h,
+                              input.w);
+
+    struct dsnn_kwinners_cfg kc = dsnn_kwinners_cfg_default();
+    kc.k_inference_factor = k_inf;
+    kc.duty_cycle_period = (int)period;
+    struct dsnn_net *net = dsnn_net_new(input, n_classes, err);
+    if (!net)
+        return err ? err->status : DSNN_ERR_NOMEM;
+    st = DSNN_OK;
+    char name[DSNN_LAYER_NAME_MAX];
+    for (int i = 0; st == DSNN_OK && i < GSC_N_CONV; i++) {
+        snprintf(name, sizeof name, "conv%d", i + 1);
+        if (dens[i] > 0) {
+            struct dsnn_sparse_init si = dsnn_sparse_init_default();
+            si.density = dens[i];
+            st = dsnn_net_add(net,
+                              dsnn_sparse_conv2d_new(name, last_out(net), (int)conv_c[i], 5, 1, 0,
+                                                     bias, &si, err),
+                              err);
+        } else {
+            st = dsnn_net_add(net,
+                              dsnn_conv2d_new(name, last_out(net), (int)conv_c[i], 5, 1, 0, bias,
+                                              err),
+                              err);
+        }
+        if (st != DSNN_OK)
+            break;
+        snprintf(name, sizeof name, "bn%d", i + 1);
+        if ((st = dsnn_net_add(net, dsnn_batchnorm2d_new(name, last_out(net), false, err), err)))
+            break;
+        snprintf(name, sizeof name, "pool%d", i + 1);
+        if ((st = dsnn_net_add(net, dsnn_maxpool2d_new(name, last_out(net), 2, 2, 0, err), err)))
+            break;
+        if (kwinners) {
+            kc.percent_on = percent[i];
+            kc.boost_strength = boost[i];
+            kc.boost_strength_factor = boost_f[i];
+            snprintf(name, sizeof name, "kw%d", i + 1);
+            st = dsnn_net_add(net, dsnn_kwinners2d_new(name, last_out(net), &kc, err), err);
+        } else {
+            snprintf(name, sizeof name, "relu%d", i + 1);
+            st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
+        }
+    }
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net, dsnn_flatten_new("flatten", last_out(net), err), err);
+    const struct dsnn_shape h = {(int)fc, 1, 1};
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net,
+                          dsnn_linear_new("fc1", (int)dsnn_shape_size(last_out(net)), (int)fc,
+                                          bias, err),
+                          err);
+    if (st == DSNN_OK && batch_norm)
+        st = dsnn_net_add(net, dsnn_batchnorm1d_new("bn3", (int)fc, false, err), err);
+    if (st == DSNN_OK && kwinners) {
+        kc.percent_on = percent[2];
+        kc.boost_strength = boost[2];
+        kc.boost_strength_factor = boost_f[2];
+        st = dsnn_net_add(net, dsnn_kwinners_new("kw3", (int)fc, &kc, err), err);
+    } else if (st == DSNN_OK) {
+        st = dsnn_net_add(net, dsnn_relu_new("relu3", h, err), err);
+    }
+    if (st == DSNN_OK && dropout > 0)
+        st = dsnn_net_add(net, dsnn_dropout_new("dropout3", h, dropout, err), err);
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net, dsnn_linear_new("output", (int)fc, n_classes, bias, err), err);
+    if (st != DSNN_OK) {
+        dsnn_net_free(net);
+        return dsnn_error_prefix(err, "%s: cannot build the network for %dx%dx%d inputs",
+                                 dsnn_cfg_where(cfg, NULL, where, sizeof where), input.c, input.h,
+                                 input.w);
+    }
+    *out = net;
+    return DSNN_OK;
+}
+
+static const struct dsnn_network_ops gsc_heb_ops = {.build = gsc_heb_build};
+
+static const struct dsnn_component gsc_heb_components[] = {
+    DSNN_COMPONENT(DSNN_KIND_NETWORK, "gsc-heb", "1.0.0",
+                   "nupic GSCHeb: (conv 5x5 -> BN -> max pool -> k-winners 2d) x 2 -> fc 1000 -> "
+                   "BN -> k-winners -> fc (Google Speech Commands CNN)",
+                   gsc_heb_ops, gsc_heb_keys),
+};
+
+DSNN_PLUGIN_DEFINE("gsc-heb", gsc_heb_components)

@@ -1,0 +1,195 @@
+/* lenet - network plugin: LeNet-300-100 and LeNet-5 (LeCun et al. 1998), with ReLU.
+ *
+ *     network = { plugin = "lenet"; variant = "lenet5"; };
+ *
+ * variant = "300-100" (the MLP of the pruning literature: Han et al. 2015, Frankle & Carbin
+ * 2019), layers:
+ *     flatten, fc1 (300), relu1, fc2 (100), relu2, output (n_classes)
+ * variant = "lenet5", layers:
+ *     conv1 (6 channels, 5x5, padding conv1_padding), relu1, pool1 (2x2),
+ *     conv2 (16 channels, 5x5), relu2, pool2 (2x2), flatten,
+ *     fc1 (120), relu3, fc2 (84), relu4, output (n_classes)
+ * LeNet-5 was designed for 32x32 inputs (MNIST digits padded from 28x28); the usual way to run
+ * it on 28x28 MNIST / Fashion-MNIST is padding 2 on the first convolution, which gives the same
+ * 16x5x5 features before fc1. conv1_padding = -1 (the default) does exactly that: 2 for 28x28
+ * inputs, 0 otherwise (e.g. 32x32 CIFAR: 16x5x5 as well). Pooling is max pooling (pool = "avg":
+ * average pooling, closer to the original subsampling layers).
+ *
+ * Parameters for 1x28x28 inputs and 10 classes (PyTorch counts): 300-100: 266,610;
+ * lenet5: 61,706. Linear layers are dense here (a sparse model may replace them);
+ * sparse_conv > 0 builds the convolutions as truly sparse layers of that density (their
+ * topology is static: the prune / regrow models act on linear layers). */
+#include <dsnn/dsnn.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#define LENET_N_CONV 2
+
+static const struct dsnn_key_doc lenet_keys[] = {
+    {"plugin", DSNN_KEY_STRING, "\"lenet\"", "this plugin"},
+    {"variant", DSNN_KEY_STRING, "\"lenet5\"",
+     "\"lenet5\" (conv 6 - pool - conv 16 - pool - fc 120 - fc 84) or \"300-100\" (MLP with "
+     "hidden layers of 300 and 100 units)"},
+    {"bias", DSNN_KEY_BOOL, "true", "convolutions and linear layers have a bias"},
+    {"conv1_padding", DSNN_KEY_INT, "-1",
+     "lenet5: zero padding of conv1 (-1: 2 for 28x28 inputs as LeNet-5 on MNIST, else 0)"},
+    {"pool", DSNN_KEY_STRING, "\"max\"", "lenet5: \"max\" or \"avg\" pooling"},
+    {"sparse_conv", DSNN_KEY_FLOAT_OR_ARRAY, "0",
+     "lenet5: density of truly sparse convolutions, in [0, 1] (0: dense); one value or one per "
+     "convolution [conv1, conv2]"},
+};
+
+static const char *const lenet_variants[] = {"lenet5", "300-100", NULL};
+static const char *const lenet_pools[] = {"max", "avg", NULL};
+
+/* A dense (density 0) or truly sparse convolution. */
+static struct dsnn_layer *conv_new(const char *name, struct dsnn_shape in, int out_c, int kernel,
+                                   int padding, bool bias, double density,
+                                   struct dsnn_error *err)
+{
+    if (density <= 0)
+        return dsnn_conv2d_new(name, in, out_c, kernel, 1, padding, bias, err);
+    struct dsnn_sparse_init si = dsnn_sparse_init_default();
+    si.density = density;
+    return dsnn_sparse_conv2d_new(name, in, out_c, kernel, 1, padding, bias, &si, err);
+}
+
+static struct dsnn_shape last_out(const struct dsnn_net *net)
+{
+    size_t n = dsnn_net_n_layers(net);
+    return n ? dsnn_net_layer(net, n - 1)->out : dsnn_net_input_shape(net);
+}
+
+/* fc<idx> and relu<relu_idx> after it. */
+static enum dsnn_status add_fc_relu(struct dsnn_net *net, int idx, int relu_idx, int n_out,
+                                    bool bias, struct dsnn_error *err)
+{
+    char name[DSNN_LAYER_NAME_MAX];
+    int n_in = (int)dsnn_shape_size(last_out(net));
+    snprintf(name, sizeof name, "fc%d", idx);
+    enum dsnn_status st = dsnn_net_add(net, dsnn_linear_new(name, n_in, n_out, bias, err), err);
+    if (st == DSNN_OK) {
+        snprintf(name, sizeof name, "relu%d", relu_idx);
+        st = dsnn_net_add(net, dsnn_relu_new(name, (struct dsnn_shape){n_out, 1, 1}, err), err);
+    }
+    return st;
+}
+
+static enum dsnn_status lenet_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                    struct dsnn_shape input, int n_classes, struct dsnn_net **out,
+                                    struct dsnn_error *err)
+{
+    (void)ctx;
+    int variant = 0, pool = 0;
+    bool bias = true;
+    int64_t pad = -1;
+    double dens[64];
+    size_t n_dens = 0;
+    char where[300];
+    enum dsnn_status st;
+    *out = NULL;
+    if ((st = dsnn_cfg_enum(cfg, "variant", "lenet5", lenet_variants, &variant, err)) ||
+        (st = dsnn_cfg_bool(cfg, "bias", true, &bias, err)) ||
+        (st = dsnn_cfg_int(cfg, "conv1_padding", -1, &pad, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "conv1_padding", (double)pad, -1, 64, err)) ||
+        (st = dsnn_cfg_enum(cfg, "pool", "max", lenet_pools, &pool, err)) ||
+        (st = dsnn_cfg_float_or_array(cfg, "sparse_conv", 0, dens, DSNN_COUNT_OF(dens), &n_dens,
+                                      err)))
+        return st;
+    for (size_t i = 0; i < n_dens; i++)
+        if ((st = dsnn_cfg_check_range(cfg, "sparse_conv", dens[i], 0, 1, err)))
+            return st;
+    const bool lenet5 = variant == 0;
+    if (n_dens != 1 && n_dens != LENET_N_CONV)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.sparse_conv': %zu values for the %d convolutions of "
+                              "lenet5 (give one value or one per convolution)",
+                              dsnn_cfg_where(cfg, "sparse_conv", where, sizeof where),
+                              dsnn_cfg_path(cfg), n_dens, LENET_N_CONV);
+    if (!lenet5 && (dens[0] > 0 || (n_dens > 1 && dens[1] > 0)))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.sparse_conv': variant \"300-100\" has no convolution "
+                              "(use a sparse model to make its linear layers sparse)",
+                              dsnn_cfg_where(cfg, "sparse_conv", where, sizeof where),
+                              dsnn_cfg_path(cfg));
+    if (pad < 0)
+        pad = input.h == 28 && input.w == 28 ? 2 : 0;
+    /* Two 5x5 convolutions and two 2x2 poolings: conv2's output must be >= 2, i.e. pool1's
+     * >= 6, conv1's >= 12, the input + 2 padding >= 16. */
+    const int min_side = 16 - 2 * (int)pad;
+    if (lenet5 && (input.h < min_side || input.w < min_side))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: variant \"lenet5\" needs inputs of at least %dx%d with "
+                              "conv1_padding = %d (two 5x5 convolutions and two 2x2 poolings), "
+                              "but the dataset gives %dx%dx%d samples; use variant \"300-100\" "
+                              "or a larger input",
+                              dsnn_cfg_where(cfg, "variant", where, sizeof where),
+                              min_side < 1 ? 1 : min_side, min_side < 1 ? 1 : min_side, (int)pad,
+                              input.c, input.h, input.w);
+
+    struct dsnn_net *net = dsnn_net_new(input, n_classes, err);
+    if (!net)
+        return err ? err->status : DSNN_ERR_NOMEM;
+    if (lenet5) {
+        const int channels[LENET_N_CONV] = {6, 16};
+        st = DSNN_OK;
+        for (int i = 0; st == DSNN_OK && i < LENET_N_CONV; i++) {
+            char name[DSNN_LAYER_NAME_MAX];
+            struct dsnn_shape in = last_out(net);
+            snprintf(name, sizeof name, "conv%d", i + 1);
+            st = dsnn_net_add(net, conv_new(name, in, channels[i], 5, i == 0 ? (int)pad : 0, bias,
+                                            dens[n_dens == 1 ? 0 : i], err),
+                              err);
+            if (st != DSNN_OK)
+                break;
+            snprintf(name, sizeof name, "relu%d", i + 1);
+            st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
+            if (st != DSNN_OK)
+                break;
+            snprintf(name, sizeof name, "pool%d", i + 1);
+            st = dsnn_net_add(net,
+                              pool == 0 ? dsnn_maxpool2d_new(name, last_out(net), 2, 2, 0, err)
+                                        : dsnn_avgpool2d_new(name, last_out(net), 2, 2, 0, true,
+                                                             err),
+                              err);
+        }
+        if (st == DSNN_OK)
+            st = dsnn_net_add(net, dsnn_flatten_new("flatten", last_out(net), err), err);
+        if (st == DSNN_OK)
+            st = add_fc_relu(net, 1, 3, 120, bias, err);
+        if (st == DSNN_OK)
+            st = add_fc_relu(net, 2, 4, 84, bias, err);
+    } else {
+        st = dsnn_net_add(net, dsnn_flatten_new("flatten", input, err), err);
+        if (st == DSNN_OK)
+            st = add_fc_relu(net, 1, 1, 300, bias, err);
+        if (st == DSNN_OK)
+            st = add_fc_relu(net, 2, 2, 100, bias, err);
+    }
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net,
+                          dsnn_linear_new("output", (int)dsnn_shape_size(last_out(net)),
+                                          n_classes, bias, err),
+                          err);
+    if (st != DSNN_OK) {
+        dsnn_net_free(net);
+        return dsnn_error_prefix(err, "%s: variant \"%s\": cannot build the network for %dx%dx%d "
+                                 "inputs",
+                                 dsnn_cfg_where(cfg, NULL, where, sizeof where),
+                                 lenet_variants[variant], input.c, input.h, input.w);
+    }
+    *out = net;
+    return DSNN_OK;
+}
+
+static const struct dsnn_network_ops lenet_ops = {.build = lenet_build};
+
+static const struct dsnn_component lenet_components[] = {
+    DSNN_COMPONENT(DSNN_KIND_NETWORK, "lenet", "1.0.0",
+                   "LeNet-5 (conv 6 - pool - conv 16 - pool - fc 120 - fc 84, ReLU) or "
+                   "LeNet-300-100",
+                   lenet_ops, lenet_keys),
+};
+
+DSNN_PLUGIN_DEFINE("lenet", lenet_components)

@@ -1,0 +1,239 @@
+/* resnet - network plugin: residual networks for 32x32 images (CIFAR): ResNet-18 / ResNet-34
+ * (He et al. 2016, CIFAR form) and Wide ResNet (Zagoruyko & Komodakis 2016, as nupic.research's
+ * dynamic_sparse networks/wideresnet.py).
+ *
+ *     network = { plugin = "resnet"; variant = "resnet18"; width = 0.5; };
+ *     network = { plugin = "resnet"; variant = "wrn"; depth = 28; widen_factor = 2; };
+ *
+ * variant = "resnet18" / "resnet34" (torchvision's BasicBlock; the CIFAR stem: no 7x7 conv, no
+ * max pool):
+ *     conv 3x3, 64 channels, no bias [conv1] -> batch norm [bn1] -> ReLU [relu1]
+ *     stages of [2, 2, 2, 2] (resnet18) or [3, 4, 6, 3] (resnet34) basic blocks with 64, 128,
+ *         256, 512 channels, the first block of stages 2-4 with stride 2 [layer<s>_<b>]
+ *         (dsnn_resnet_basic_block_new: conv3x3-bn-relu-conv3x3-bn + shortcut, ReLU after the
+ *         sum; 1x1 conv + bn shortcut where the shape changes)
+ *     global average pooling [avgpool] -> linear to n_classes [output]
+ *   width multiplies the channel counts (rounded, at least 1).
+ * variant = "wrn" (WRN-depth-widen_factor; nupic's pre-activation WideBasic, conv biases):
+ *     conv 3x3, 16 channels [conv1]
+ *     3 stages of (depth - 4) / 6 blocks with 16 k, 32 k, 64 k channels (k = widen_factor), the
+ *         first block of stages 2-3 with stride 2 [layer<s>_<b>]; each block:
+ *         bn1 -> relu1 -> conv1 3x3 -> dropout (dropout > 0) -> bn2 -> relu2 -> conv2 3x3
+ *         (stride) + shortcut (identity, or 1x1 conv with stride where the shape changes), no
+ *         ReLU after the sum
+ *     batch norm [bn1] (momentum 0.9, nupic's value in PyTorch's convention) -> ReLU [relu1]
+ *         -> global average pooling [avgpool] -> linear [output]
+ *
+ * Parameters for 3x32x32 inputs and 10 classes (PyTorch counts): resnet18 11,173,962;
+ * resnet34 21,282,122; wrn 28-2 1,469,642 (with nupic's conv biases).
+ *
+ * Truly sparse convolutions (sparse_conv > 0, as in the other CNN plugins) are refused: the
+ * convolutions sit inside residual blocks, which cannot hold sparse layers (dsnn_residual_new:
+ * inner layers must keep their parameter arrays in place, and sparse topology edits reallocate
+ * them). The final linear layer can still be made sparse by a sparse model. */
+#include <dsnn/dsnn.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#define RESNET_MAX_BLOCKS 64
+
+static const struct dsnn_key_doc resnet_keys[] = {
+    {"plugin", DSNN_KEY_STRING, "\"resnet\"", "this plugin"},
+    {"variant", DSNN_KEY_STRING, "\"resnet18\"", "\"resnet18\", \"resnet34\" or \"wrn\""},
+    {"width", DSNN_KEY_FLOAT, "1.0",
+     "resnet18/34: channel multiplier (0.25: 16, 32, 64, 128 channels), in (0, 16]"},
+    {"depth", DSNN_KEY_INT, "28", "wrn: depth, 6 n + 4 (n blocks per stage)"},
+    {"widen_factor", DSNN_KEY_INT, "2", "wrn: widening factor k (16 k, 32 k, 64 k channels)"},
+    {"dropout", DSNN_KEY_FLOAT, "0.3",
+     "wrn: dropout probability between the two convolutions of a block, in [0, 1) (0: none)"},
+    {"sparse_conv", DSNN_KEY_FLOAT_OR_ARRAY, "0",
+     "must be 0: sparse convolutions cannot sit inside residual blocks (key kept for the "
+     "same configuration space as the other CNN plugins)"},
+};
+
+static const char *const resnet_variants[] = {"resnet18", "resnet34", "wrn", NULL};
+
+static struct dsnn_shape last_out(const struct dsnn_net *net)
+{
+    size_t n = dsnn_net_n_layers(net);
+    return n ? dsnn_net_layer(net, n - 1)->out : dsnn_net_input_shape(net);
+}
+
+/* A key that the chosen variant does not use. */
+static enum dsnn_status not_for(const struct dsnn_cfg *cfg, const char *key, const char *variant,
+                                const char *hint, struct dsnn_error *err)
+{
+    char where[300];
+    if (!dsnn_cfg_has(cfg, key))
+        return DSNN_OK;
+    return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: key '%s.%s' does not apply to variant \"%s\" "
+                          "(%s)",
+                          dsnn_cfg_where(cfg, key, where, sizeof where), dsnn_cfg_path(cfg), key,
+                          variant, hint);
+}
+
+/* nupic's WideBasic as a residual block. */
+static struct dsnn_layer *wide_basic_new(const char *name, struct dsnn_shape in, int planes,
+                                         int stride, double dropout, struct dsnn_error *err)
+{
+    struct dsnn_layer *inner[7] = {0}, *sc[1] = {0};
+    size_t n = 0, n_sc = 0;
+    const struct dsnn_shape mid = {planes, in.h, in.w};
+    inner[n++] = dsnn_batchnorm2d_new("bn1", in, true, err);
+    if (inner[n - 1])
+        inner[n++] = dsnn_relu_new("relu1", in, err);
+    if (inner[n - 1])
+        inner[n++] = dsnn_conv2d_new("conv1", in, planes, 3, 1, 1, true, err);
+    if (inner[n - 1] && dropout > 0)
+        inner[n++] = dsnn_dropout_new("dropout", mid, dropout, err);
+    if (inner[n - 1])
+        inner[n++] = dsnn_batchnorm2d_new("bn2", mid, true, err);
+    if (inner[n - 1])
+        inner[n++] = dsnn_relu_new("relu2", mid, err);
+    if (inner[n - 1])
+        inner[n++] = dsnn_conv2d_new("conv2", mid, planes, 3, stride, 1, true, err);
+    bool ok = inner[n - 1] != NULL;
+    if (ok && (stride != 1 || in.c != planes)) {
+        sc[n_sc++] = dsnn_conv2d_new("shortcut_conv", in, planes, 1, stride, 0, true, err);
+        ok = sc[0] != NULL;
+    }
+    if (!ok) {
+        for (size_t i = 0; i < n; i++)
+            dsnn_layer_free(inner[i]);
+        for (size_t i = 0; i < n_sc; i++)
+            dsnn_layer_free(sc[i]);
+        return NULL;
+    }
+    return dsnn_residual_new(name, inner, n, sc, n_sc, false, err);
+}
+
+static enum dsnn_status resnet_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                     struct dsnn_shape input, int n_classes,
+                                     struct dsnn_net **out, struct dsnn_error *err)
+{
+    (void)ctx;
+    int variant = 0;
+    double width = 1, dropout = 0.3, dens[64];
+    int64_t depth = 28, widen = 2;
+    size_t n_dens = 0;
+    char where[300];
+    enum dsnn_status st;
+    *out = NULL;
+    if ((st = dsnn_cfg_enum(cfg, "variant", "resnet18", resnet_variants, &variant, err)) ||
+        (st = dsnn_cfg_float_or_array(cfg, "sparse_conv", 0, dens, DSNN_COUNT_OF(dens), &n_dens,
+                                      err)))
+        return st;
+    const char *vname = resnet_variants[variant];
+    for (size_t i = 0; i < n_dens; i++)
+        if (dens[i] != 0)
+            return dsnn_error_set(
+                err, DSNN_ERR_CONFIG,
+                "%s: key '%s.sparse_conv' = %g: %s cannot have sparse convolutions: they sit "
+                "inside residual blocks, which cannot hold sparse layers (a sparse layer's topology "
+                "edits reallocate its parameter arrays, which a residual block shares with the "
+                "optimizer); use sparse_conv = 0 (a sparse model can still make the final linear "
+                "layer sparse), or a plugin without residual blocks (vgg, lenet, gsc-heb)",
+                dsnn_cfg_where(cfg, "sparse_conv", where, sizeof where), dsnn_cfg_path(cfg),
+                dens[i], vname);
+    const bool wrn = variant == 2;
+    if (wrn) {
+        if ((st = not_for(cfg, "width", vname, "use widen_factor", err)) ||
+            (st = dsnn_cfg_int(cfg, "depth", 28, &depth, err)) ||
+            (st = dsnn_cfg_check_range(cfg, "depth", (double)depth, 10, 6 * 100 + 4, err)) ||
+            (st = dsnn_cfg_int(cfg, "widen_factor", 2, &widen, err)) ||
+            (st = dsnn_cfg_check_range(cfg, "widen_factor", (double)widen, 1, 64, err)) ||
+            (st = dsnn_cfg_float(cfg, "dropout", 0.3, &dropout, err)) ||
+            (st = dsnn_cfg_check_range(cfg, "dropout", dropout, 0, 0.999999, err)))
+            return st;
+        if ((depth - 4) % 6 != 0)
+            return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                                  "%s: key '%s.depth' = %lld: a wide resnet's depth is 6 n + 4 "
+                                  "(10, 16, 22, 28, 40 ...)",
+                                  dsnn_cfg_where(cfg, "depth", where, sizeof where),
+                                  dsnn_cfg_path(cfg), (long long)depth);
+    } else {
+        const char *hint = "a wide resnet key: use variant = \"wrn\", or width";
+        if ((st = not_for(cfg, "depth", vname, hint, err)) ||
+            (st = not_for(cfg, "widen_factor", vname, hint, err)) ||
+            (st = not_for(cfg, "dropout", vname, "the basic blocks have no dropout", err)) ||
+            (st = dsnn_cfg_float(cfg, "width", 1.0, &width, err)) ||
+            (st = dsnn_cfg_check_range(cfg, "width", width, 1e-6, 16, err)))
+            return st;
+    }
+
+    struct dsnn_net *net = dsnn_net_new(input, n_classes, err);
+    if (!net)
+        return err ? err->status : DSNN_ERR_NOMEM;
+    char name[DSNN_LAYER_NAME_MAX];
+    if (wrn) {
+        const int n = (int)(depth - 4) / 6, k = (int)widen;
+        const int planes[3] = {16 * k, 32 * k, 64 * k};
+        st = dsnn_net_add(net, dsnn_conv2d_new("conv1", input, 16, 3, 1, 1, true, err), err);
+        for (int s = 0; st == DSNN_OK && s < 3; s++)
+            for (int b = 0; st == DSNN_OK && b < n; b++) {
+                snprintf(name, sizeof name, "layer%d_%d", s + 1, b);
+                st = dsnn_net_add(net,
+                                  wide_basic_new(name, last_out(net), planes[s],
+                                                 s > 0 && b == 0 ? 2 : 1, dropout, err),
+                                  err);
+            }
+        if (st == DSNN_OK) {
+            struct dsnn_layer *bn = dsnn_batchnorm2d_new("bn1", last_out(net), true, err);
+            if (bn && (st = dsnn_batchnorm_set_momentum_eps(bn, 0.9, 1e-5, err)) != DSNN_OK) {
+                dsnn_layer_free(bn);
+                bn = NULL;
+            }
+            st = dsnn_net_add(net, bn, err);
+        }
+        if (st == DSNN_OK)
+            st = dsnn_net_add(net, dsnn_relu_new("relu1", last_out(net), err), err);
+    } else {
+        static const int blocks[2][4] = {{2, 2, 2, 2}, {3, 4, 6, 3}};
+        static const int base[4] = {64, 128, 256, 512};
+        int ch[4];
+        for (int s = 0; s < 4; s++) {
+            const double c = base[s] * width + 0.5;
+            ch[s] = c < 2 ? 1 : (int)c;
+        }
+        st = dsnn_net_add(net, dsnn_conv2d_new("conv1", input, ch[0], 3, 1, 1, false, err), err);
+        if (st == DSNN_OK)
+            st = dsnn_net_add(net, dsnn_batchnorm2d_new("bn1", last_out(net), true, err), err);
+        if (st == DSNN_OK)
+            st = dsnn_net_add(net, dsnn_relu_new("relu1", last_out(net), err), err);
+        for (int s = 0; st == DSNN_OK && s < 4; s++)
+            for (int b = 0; st == DSNN_OK && b < blocks[variant][s]; b++) {
+                snprintf(name, sizeof name, "layer%d_%d", s + 1, b);
+                st = dsnn_net_add(net,
+                                  dsnn_resnet_basic_block_new(name, last_out(net), ch[s],
+                                                              s > 0 && b == 0 ? 2 : 1, err),
+                                  err);
+            }
+    }
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net, dsnn_global_avgpool2d_new("avgpool", last_out(net), err), err);
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net,
+                          dsnn_linear_new("output", (int)dsnn_shape_size(last_out(net)),
+                                          n_classes, true, err),
+                          err);
+    if (st != DSNN_OK) {
+        dsnn_net_free(net);
+        return dsnn_error_prefix(err, "%s: %s: cannot build the network for %dx%dx%d inputs",
+                                 dsnn_cfg_where(cfg, NULL, where, sizeof where), vname, input.c,
+                                 input.h, input.w);
+    }
+    *out = net;
+    return DSNN_OK;
+}
+
+static const struct dsnn_network_ops resnet_ops = {.build = resnet_build};
+
+static const struct dsnn_component resnet_components[] = {
+    DSNN_COMPONENT(DSNN_KIND_NETWORK, "resnet", "1.0.0",
+                   "ResNet-18/34 (CIFAR form, width multiplier) and Wide ResNet (WRN-28-2 ...) "
+                   "for 32x32 images: residual blocks, global average pooling, linear",
+                   resnet_ops, resnet_keys),
+};
+
+DSNN_PLUGIN_DEFINE("resnet", resnet_components)

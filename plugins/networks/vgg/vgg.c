@@ -1,0 +1,213 @@
+/* vgg - network plugin: VGG for 32x32 images (CIFAR), as nupic.research's VGG19
+ * (dynamic_sparse networks) and the usual CIFAR VGG-11/13/16/19 (Simonyan & Zisserman 2015 with
+ * batch norm and a single linear classifier).
+ *
+ *     network = { plugin = "vgg"; cfg = "vgg11"; width = 0.5; };
+ *
+ * Layers: for every entry of the configuration, either a 3x3 convolution (padding 1) [conv<i>]
+ * -> batch norm 2d [bn<i>] (batch_norm) -> ReLU [relu<i>] (or k-winners 2d [kw<i>]), or a 2x2
+ * pooling [pool<j>] (max; average with kwinners = true, as nupic's VGG19); then flatten
+ * [flatten] and one linear layer to n_classes [output]. Channels (before width):
+ *     vgg11  64 M 128 M 256 256 M 512 512 M 512 512 M
+ *     vgg13  64 64 M 128 128 M 256 256 M 512 512 M 512 512 M
+ *     vgg16  64 64 M 128 128 M 256 256 256 M 512 512 512 M 512 512 512 M
+ *     vgg19  64 64 M 128 128 M 256 256 256 256 M 512 512 512 512 M 512 512 512 512 M
+ * width multiplies every channel count (rounded, at least 1). Five poolings take 32x32 inputs to
+ * 1x1 (inputs must be at least 32x32; larger ones give a larger flattened feature map).
+ * Initialisation is PyTorch's default (nupic's VGG19 init_weights is not reproduced).
+ *
+ * Parameters for 3x32x32 inputs and 10 classes, width 1, batch norm, conv biases (PyTorch
+ * counts): vgg11 9,231,114; vgg13 9,416,010; vgg16 14,728,266; vgg19 20,040,522.
+ * sparse_conv > 0 builds the convolutions as truly sparse layers of that density (static
+ * topology: the prune / regrow models act on linear layers); one value or one per convolution
+ * (e.g. 0 for the first one, as RigL and nupic keep it dense). */
+#include <dsnn/dsnn.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#define VGG_POOL 0
+#define VGG_MAX_CONV 16
+
+static const struct dsnn_key_doc vgg_keys[] = {
+    {"plugin", DSNN_KEY_STRING, "\"vgg\"", "this plugin"},
+    {"cfg", DSNN_KEY_STRING, "\"vgg19\"", "\"vgg11\", \"vgg13\", \"vgg16\" or \"vgg19\""},
+    {"width", DSNN_KEY_FLOAT, "1.0",
+     "channel multiplier (e.g. 0.25: 16 ... 128 channels), in (0, 16]"},
+    {"batch_norm", DSNN_KEY_BOOL, "true", "batch norm 2d after every convolution"},
+    {"bias", DSNN_KEY_BOOL, "true", "convolutions and the linear layer have a bias"},
+    {"kwinners", DSNN_KEY_BOOL, "false",
+     "k-winners 2d instead of ReLU, and average instead of max pooling (nupic VGG19)"},
+    {"percent_on", DSNN_KEY_FLOAT_OR_ARRAY, "0.3",
+     "k-winners: fraction of active units, in (0, 1); one value or one per convolution"},
+    {"boost_strength", DSNN_KEY_FLOAT, "1.4", "k-winners: boost strength (>= 0)"},
+    {"boost_strength_factor", DSNN_KEY_FLOAT, "0.7",
+     "k-winners: boost strength decay per epoch, in [0, 1]"},
+    {"k_inference_factor", DSNN_KEY_FLOAT, "1.5", "k-winners: k at evaluation"},
+    {"duty_cycle_period", DSNN_KEY_INT, "1000", "k-winners: period of the duty cycle average"},
+    {"sparse_conv", DSNN_KEY_FLOAT_OR_ARRAY, "0",
+     "density of truly sparse convolutions, in [0, 1] (0: dense); one value or one per "
+     "convolution"},
+};
+
+static const char *const vgg_names[] = {"vgg11", "vgg13", "vgg16", "vgg19", NULL};
+/* Channels per layer, VGG_POOL for a pooling, -1 ends. */
+static const int vgg_cfgs[4][22] = {
+    {64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0, -1},
+    {64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0, -1},
+    {64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0, -1},
+    {64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0,
+     -1},
+};
+
+static struct dsnn_shape last_out(const struct dsnn_net *net)
+{
+    size_t n = dsnn_net_n_layers(net);
+    return n ? dsnn_net_layer(net, n - 1)->out : dsnn_net_input_shape(net);
+}
+
+/* A float or an array of n floats of key into out[n]. */
+static enum dsnn_status per_conv(const struct dsnn_cfg *cfg, const char *key, double def,
+                                 double *out, size_t n, struct dsnn_error *err)
+{
+    double v[64];
+    size_t got = 0;
+    enum dsnn_status st = dsnn_cfg_float_or_array(cfg, key, def, v, DSNN_COUNT_OF(v), &got, err);
+    if (st != DSNN_OK)
+        return st;
+    if (got != 1 && got != n) {
+        char where[300];
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.%s': %zu values for the %zu convolutions of this "
+                              "configuration (give one value or one per convolution)",
+                              dsnn_cfg_where(cfg, key, where, sizeof where), dsnn_cfg_path(cfg),
+                              key, got, n);
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = v[got == 1 ? 0 : i];
+    return DSNN_OK;
+}
+
+static enum dsnn_status vgg_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                  struct dsnn_shape input, int n_classes, struct dsnn_net **out,
+                                  struct dsnn_error *err)
+{
+    (void)ctx;
+    int which = 3;
+    double width = 1, boost = 1.4, boost_f = 0.7, k_inf = 1.5;
+    int64_t period = 1000;
+    bool batch_norm = true, bias = true, kwinners = false;
+    double percent[VGG_MAX_CONV], dens[VGG_MAX_CONV];
+    char where[300];
+    enum dsnn_status st;
+    *out = NULL;
+    if ((st = dsnn_cfg_enum(cfg, "cfg", "vgg19", vgg_names, &which, err)) ||
+        (st = dsnn_cfg_float(cfg, "width", 1.0, &width, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "width", width, 1e-6, 16, err)) ||
+        (st = dsnn_cfg_bool(cfg, "batch_norm", true, &batch_norm, err)) ||
+        (st = dsnn_cfg_bool(cfg, "bias", true, &bias, err)) ||
+        (st = dsnn_cfg_bool(cfg, "kwinners", false, &kwinners, err)) ||
+        (st = dsnn_cfg_float(cfg, "boost_strength", 1.4, &boost, err)) ||
+        (st = dsnn_cfg_float(cfg, "boost_strength_factor", 0.7, &boost_f, err)) ||
+        (st = dsnn_cfg_float(cfg, "k_inference_factor", 1.5, &k_inf, err)) ||
+        (st = dsnn_cfg_int(cfg, "duty_cycle_period", 1000, &period, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "duty_cycle_period", (double)period, 1, 1e9, err)))
+        return st;
+    const int *spec = vgg_cfgs[which];
+    size_t n_conv = 0, n_pool = 0;
+    for (const int *p = spec; *p >= 0; p++) {
+        if (*p == VGG_POOL)
+            n_pool++;
+        else
+            n_conv++;
+    }
+    if ((st = per_conv(cfg, "percent_on", 0.3, percent, n_conv, err)) ||
+        (st = per_conv(cfg, "sparse_conv", 0, dens, n_conv, err)))
+        return st;
+    for (size_t i = 0; i < n_conv; i++)
+        if ((st = dsnn_cfg_check_range(cfg, "sparse_conv", dens[i], 0, 1, err)))
+            return st;
+    const int min_side = 1 << n_pool;
+    if (input.h < min_side || input.w < min_side)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: %s needs inputs of at least %dx%d (it halves them with %zu "
+                              "poolings), but the dataset gives %dx%dx%d samples",
+                              dsnn_cfg_where(cfg, "cfg", where, sizeof where), vgg_names[which],
+                              min_side, min_side, n_pool, input.c, input.h, input.w);
+
+    struct dsnn_kwinners_cfg kc = dsnn_kwinners_cfg_default();
+    kc.boost_strength = boost;
+    kc.boost_strength_factor = boost_f;
+    kc.k_inference_factor = k_inf;
+    kc.duty_cycle_period = (int)period;
+    struct dsnn_net *net = dsnn_net_new(input, n_classes, err);
+    if (!net)
+        return err ? err->status : DSNN_ERR_NOMEM;
+    st = DSNN_OK;
+    int ci = 0, pi = 0;
+    for (const int *p = spec; st == DSNN_OK && *p >= 0; p++) {
+        char name[DSNN_LAYER_NAME_MAX];
+        const struct dsnn_shape in = last_out(net);
+        if (*p == VGG_POOL) {
+            snprintf(name, sizeof name, "pool%d", ++pi);
+            st = dsnn_net_add(net,
+                              kwinners ? dsnn_avgpool2d_new(name, in, 2, 2, 0, true, err)
+                                       : dsnn_maxpool2d_new(name, in, 2, 2, 0, err),
+                              err);
+            continue;
+        }
+        const double c = *p * width + 0.5; /* rounded */
+        const int channels = c < 2 ? 1 : (int)c;
+        const double d = dens[ci];
+        const double pct = percent[ci];
+        ci++;
+        snprintf(name, sizeof name, "conv%d", ci);
+        if (d > 0) {
+            struct dsnn_sparse_init si = dsnn_sparse_init_default();
+            si.density = d;
+            st = dsnn_net_add(net,
+                              dsnn_sparse_conv2d_new(name, in, channels, 3, 1, 1, bias, &si, err),
+                              err);
+        } else {
+            st = dsnn_net_add(net, dsnn_conv2d_new(name, in, channels, 3, 1, 1, bias, err), err);
+        }
+        if (st == DSNN_OK && batch_norm) {
+            snprintf(name, sizeof name, "bn%d", ci);
+            st = dsnn_net_add(net, dsnn_batchnorm2d_new(name, last_out(net), true, err), err);
+        }
+        if (st == DSNN_OK && kwinners) {
+            kc.percent_on = pct;
+            snprintf(name, sizeof name, "kw%d", ci);
+            st = dsnn_net_add(net, dsnn_kwinners2d_new(name, last_out(net), &kc, err), err);
+        } else if (st == DSNN_OK) {
+            snprintf(name, sizeof name, "relu%d", ci);
+            st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
+        }
+    }
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net, dsnn_flatten_new("flatten", last_out(net), err), err);
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net,
+                          dsnn_linear_new("output", (int)dsnn_shape_size(last_out(net)),
+                                          n_classes, bias, err),
+                          err);
+    if (st != DSNN_OK) {
+        dsnn_net_free(net);
+        return dsnn_error_prefix(err, "%s: %s: cannot build the network for %dx%dx%d inputs",
+                                 dsnn_cfg_where(cfg, NULL, where, sizeof where), vgg_names[which],
+                                 input.c, input.h, input.w);
+    }
+    *out = net;
+    return DSNN_OK;
+}
+
+static const struct dsnn_network_ops vgg_ops = {.build = vgg_build};
+
+static const struct dsnn_component vgg_components[] = {
+    DSNN_COMPONENT(DSNN_KIND_NETWORK, "vgg", "1.0.0",
+                   "VGG-11/13/16/19 for 32x32 images: (conv 3x3 -> BN -> ReLU or k-winners, "
+                   "pooling) -> linear; width multiplier, optional sparse convolutions",
+                   vgg_ops, vgg_keys),
+};
+
+DSNN_PLUGIN_DEFINE("vgg", vgg_components)
