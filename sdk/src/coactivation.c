@@ -42,6 +42,7 @@ struct coact_layer {
 
     /* bit-packed activities [units][words] of the current batch */
     uint64_t *xb, *yb;
+    uint64_t *tmp;  /* packing buffer [words][units] */
     int32_t *xcols; /* inputs active somewhere in the batch */
     int words_cap;
 };
@@ -151,6 +152,7 @@ void dsnn_coact_free(struct dsnn_coact *c)
         free(t->gather);
         free(t->xb);
         free(t->yb);
+        free(t->tmp);
         free(t->xcols);
     }
     free(c->L);
@@ -223,18 +225,24 @@ enum dsnn_status dsnn_coact_begin_epoch(struct dsnn_coact *c, struct dsnn_error 
     return DSNN_OK;
 }
 
-/* bits[u][w] bit s%64 of word s/64 = (a[s][u] > 0), for units u < n, samples s < batch. */
-static void pack(const float *a, int n, int batch, int words, uint64_t *bits)
+/* bits[u][w] bit s%64 of word s/64 = (a[s][u] > 0), for units u < n, samples s < batch. Packed
+ * word-major first (tmp[w][u]: a branch-free loop over the units of a sample, which the compiler
+ * vectorises), then transposed when a batch needs more than one word. */
+static void pack(const float *a, int n, int batch, int words, uint64_t *tmp, uint64_t *bits)
 {
-    memset(bits, 0, (size_t)n * (size_t)words * sizeof *bits);
+    uint64_t *wm = words == 1 ? bits : tmp;
+    memset(wm, 0, (size_t)n * (size_t)words * sizeof *wm);
     for (int s = 0; s < batch; s++) {
         const float *row = a + (size_t)s * (size_t)n;
-        const int w = s >> 6;
-        const uint64_t bit = 1ull << (s & 63);
+        uint64_t *dst = wm + (size_t)(s >> 6) * (size_t)n;
+        const int b = s & 63;
         for (int u = 0; u < n; u++)
-            if (row[u] > 0.0f)
-                bits[(size_t)u * (size_t)words + (size_t)w] |= bit;
+            dst[u] |= (uint64_t)(row[u] > 0.0f) << b;
     }
+    if (words > 1)
+        for (int u = 0; u < n; u++)
+            for (int w = 0; w < words; w++)
+                bits[(size_t)u * (size_t)words + (size_t)w] = wm[(size_t)w * (size_t)n + (size_t)u];
 }
 
 static inline unsigned popc_and(const uint64_t *a, const uint64_t *b, int words)
@@ -267,16 +275,19 @@ static enum dsnn_status accumulate_layer(struct dsnn_coact *c, struct coact_laye
     if (words > t->words_cap) {
         free(t->xb);
         free(t->yb);
+        free(t->tmp);
         free(t->xcols);
+        size_t units = (size_t)(t->n_in > t->n_out ? t->n_in : t->n_out);
         t->xb = malloc((size_t)t->n_in * (size_t)words * sizeof *t->xb);
         t->yb = malloc((size_t)t->n_out * (size_t)words * sizeof *t->yb);
+        t->tmp = malloc(units * (size_t)words * sizeof *t->tmp);
         t->xcols = malloc((size_t)t->n_in * sizeof *t->xcols);
-        t->words_cap = t->xb && t->yb && t->xcols ? words : 0;
+        t->words_cap = t->xb && t->yb && t->tmp && t->xcols ? words : 0;
         if (!t->words_cap)
             return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     }
-    pack(in, t->n_in, batch, words, t->xb);
-    pack(out, t->n_out, batch, words, t->yb);
+    pack(in, t->n_in, batch, words, t->tmp, t->xb);
+    pack(out, t->n_out, batch, words, t->tmp, t->yb);
     const uint64_t *xb = t->xb, *yb = t->yb;
     int nt = dsnn_get_num_threads();
     if (nt < 1)

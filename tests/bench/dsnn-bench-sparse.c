@@ -25,6 +25,9 @@
  * Data: /usr/share/datasets/fashion-mnist/train-{images-idx3,labels-idx1}-ubyte.gz (--data DIR);
  * synthetic data if missing (said in the output, "data":"synthetic").
  *
+ * Besides wall-clock time, each line gives cpu_s_per_epoch (user + system time of all threads,
+ * which includes spin-waiting unless OMP_WAIT_POLICY=passive) and the fastest / median step.
+ *
  * --repeat N runs each configuration N times (each in a fresh process) and prints the fastest
  * run ("runs":N in the JSON), for machines shared with other work. --wait-policy active|passive
  * sets OMP_WAIT_POLICY for the runs (passive is far better when the cores are oversubscribed by
@@ -60,6 +63,15 @@ static double now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* User + system CPU time of this process (all threads), seconds. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
 }
 
 static double peak_rss_mb(void)
@@ -286,7 +298,7 @@ static int run_one(const struct opts *o)
     double nnz, flop_ps;
     char dens[256];
     count_net(net, &nnz, &flop_ps, dens, sizeof dens);
-    double t_fwd = 0, t_bwd = 0, t_opt = 0, t_total = 0, loss = 0;
+    double t_fwd = 0, t_bwd = 0, t_opt = 0, t_total = 0, loss = 0, cpu = 0;
     int64_t correct = 0, seen = 0, steps = 0;
     const int64_t max_steps = (int64_t)o->epochs * ((d.n + B - 1) / B);
     double *step_s = malloc(sizeof(double) * (size_t)max_steps); /* full steps (batch B) only */
@@ -298,7 +310,7 @@ static int run_one(const struct opts *o)
         loss = 0;
         correct = 0;
         seen = 0;
-        double t0 = now();
+        double t0 = now(), c0 = cpu_seconds();
         for (int s = 0; s < d.n; s += B) {
             if (o->max_steps && steps >= o->max_steps)
                 break;
@@ -332,6 +344,7 @@ static int run_one(const struct opts *o)
             steps++;
         }
         t_total += now() - t0;
+        cpu += cpu_seconds() - c0;
     }
     const double secs = t_total / o->epochs;
     /* per-step times (forward + loss + backward + optimizer): robust to intermittent load */
@@ -349,13 +362,14 @@ static int run_one(const struct opts *o)
     printf("{\"config\":\"%s\",\"layer_density\":[%s],\"output_layer\":\"%s\",\"nnz\":%.0f,"
            "\"batch\":%d,\"threads\":%d,\"epochs\":%d,\"samples_per_epoch\":%lld,"
            "\"seconds_per_epoch\":%.3f,\"samples_per_s\":%.0f,\"gflop_per_epoch\":%.2f,"
-           "\"gflops\":%.2f,\"step_ms_min\":%.3f,\"step_ms_median\":%.3f,\"fwd_s\":%.3f,"
+           "\"gflops\":%.2f,\"cpu_s_per_epoch\":%.3f,\"step_ms_min\":%.3f,\"step_ms_median\":%.3f,\"fwd_s\":%.3f,"
            "\"bwd_s\":%.3f,\"opt_s\":%.3f,\"init_s\":%.3f,"
            "\"peak_rss_mb\":%.1f,\"train_loss\":%.4f,\"train_acc\":%.4f,\"kernel\":\"%s\","
            "\"data\":\"%s\",\"relu\":\"%s\",\"omp_wait_policy\":\"%s\",\"runs\":%d}\n",
            o->one, dens, dense ? "dense linear (OpenBLAS)" : "sparse_linear ER eps=20 (=dense)",
            nnz, B, o->threads, o->epochs, (long long)seen, secs, (double)seen / secs,
-           flop_ps * (double)seen * 1e-9, flops * 1e-9, step_min * 1e3, step_med * 1e3,
+           flop_ps * (double)seen * 1e-9, flops * 1e-9, cpu / o->epochs, step_min * 1e3,
+           step_med * 1e3,
            t_fwd / o->epochs, t_bwd / o->epochs,
            t_opt / o->epochs, t_init, peak_rss_mb(), loss / (double)seen,
            (double)correct / (double)seen, dense ? "openblas" : "sparse", d.source,
