@@ -3,6 +3,7 @@
 #include "dsnn/io.h"
 #include "dsnn/sparse_model.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,6 +170,7 @@ void dsnn_sparse_model_log_idle(const struct dsnn_sparse_model *sm, struct dsnn_
         const struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
         dsnn_metrics_setf(m, 0.0, "pruned_%s", l->name);
         dsnn_metrics_setf(m, 0.0, "grown_%s", l->name);
+        dsnn_metrics_setf(m, NAN, "surviving_synapses_%s", l->name);
     }
     dsnn_sparse_model_log_density(sm, m);
 }
@@ -244,9 +246,13 @@ enum dsnn_status dsnn_sparse_model_update_end(struct dsnn_sparse_model *sm,
             else
                 a++, b++;
         }
-        if (sm->have_grown && sm->n_grown[i] > 0)
-            dsnn_metrics_setf(m, (double)sm->grown_survived[i] / (double)sm->n_grown[i],
-                              "surviving_synapses_%s", l->name);
+        /* NaN (null in result.json, empty-ish in progress.csv) when there is no previous round
+         * to survive from, so that the column exists from the first epoch on. */
+        dsnn_metrics_setf(m,
+                          sm->have_grown && sm->n_grown[i] > 0
+                              ? (double)sm->grown_survived[i] / (double)sm->n_grown[i]
+                              : NAN,
+                          "surviving_synapses_%s", l->name);
         dsnn_metrics_setf(m, (double)pruned, "pruned_%s", l->name);
         dsnn_metrics_setf(m, (double)n_new, "grown_%s", l->name);
         free(sm->grown[i]);
@@ -367,7 +373,7 @@ void dsnn_sparse_update_tally_add(struct dsnn_sparse_update_tally *t,
         if (dsnn_metrics_get(round, name, &v))
             t->grown[i] += v;
         snprintf(name, sizeof name, "surviving_synapses_%s", ln);
-        if (dsnn_metrics_get(round, name, &v)) {
+        if (dsnn_metrics_get(round, name, &v) && !isnan(v)) {
             t->surviving_sum[i] += v;
             t->surviving_n[i]++;
         }
@@ -382,8 +388,9 @@ void dsnn_sparse_update_tally_log(const struct dsnn_sparse_update_tally *t,
         const char *ln = dsnn_sparse_model_layer(sm, i)->name;
         dsnn_metrics_setf(m, t->pruned[i], "pruned_%s", ln);
         dsnn_metrics_setf(m, t->grown[i], "grown_%s", ln);
-        if (t->surviving_n[i])
-            dsnn_metrics_setf(m, t->surviving_sum[i] / (double)t->surviving_n[i],
-                              "surviving_synapses_%s", ln);
+        dsnn_metrics_setf(m,
+                          t->surviving_n[i] ? t->surviving_sum[i] / (double)t->surviving_n[i]
+                                            : NAN,
+                          "surviving_synapses_%s", ln);
     }
 }
