@@ -593,6 +593,75 @@ static void test_resnet_errors(void)
     built_free(&b);
 }
 
+/* ---- checkpoints ---- */
+
+/* Logits of a fixed batch in evaluation mode (after one training step, so that running
+ * statistics, duty cycles and boost strengths are not at their initial values). */
+static float *eval_logits(struct dsnn_net *net, const float *x, int batch)
+{
+    struct dsnn_error err = {0};
+    const float *y = dsnn_net_forward(net, x, batch, false, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+    const size_t n = (size_t)batch * (size_t)dsnn_net_n_classes(net);
+    float *copy = malloc(sizeof(float) * n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
+    memcpy(copy, y, sizeof(float) * n);
+    return copy;
+}
+
+/* dsnn_net_save of a trained network, dsnn_net_load into a freshly built one (other init seed):
+ * the same logits. Covers the layers' save / load inside residual blocks and sparse
+ * convolutions. */
+static void roundtrip(const char *plugin, struct dsnn_shape in, const char *keys)
+{
+    struct built a, b;
+    if (build(&a, plugin, in, 10, "%s", keys) != DSNN_OK ||
+        build(&b, plugin, in, 10, "%s", keys) != DSNN_OK)
+        return;
+    struct dsnn_rng rng;
+    struct dsnn_error err = {0};
+    dsnn_rng_seed(&rng, 1, DSNN_RNG_STREAM_INIT);
+    CU_ASSERT_EQUAL_FATAL(dsnn_net_init(a.net, &rng, 4, &err), DSNN_OK);
+    dsnn_rng_seed(&rng, 2, DSNN_RNG_STREAM_INIT);
+    CU_ASSERT_EQUAL_FATAL(dsnn_net_init(b.net, &rng, 4, &err), DSNN_OK);
+    run_batch(a.net); /* training forward: BN statistics, duty cycles */
+    dsnn_net_on_epoch_end(a.net);
+    const int batch = 2;
+    const size_t n_in = (size_t)dsnn_shape_size(in) * batch;
+    float *x = malloc(sizeof(float) * n_in);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    dsnn_rng_seed(&rng, 9, DSNN_RNG_STREAM_DATA);
+    for (size_t i = 0; i < n_in; i++)
+        x[i] = (float)dsnn_rng_normal(&rng);
+    float *ya = eval_logits(a.net, x, batch);
+    FILE *f = tmpfile();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(dsnn_net_save(a.net, f, &err), DSNN_OK);
+    rewind(f);
+    enum dsnn_status st = dsnn_net_load(b.net, f, &err);
+    if (st != DSNN_OK)
+        printf("\n    load: %s ", err.msg);
+    CU_ASSERT_EQUAL(st, DSNN_OK);
+    fclose(f);
+    float *yb = eval_logits(b.net, x, batch);
+    CU_ASSERT_EQUAL(memcmp(ya, yb, sizeof(float) * (size_t)batch * 10), 0);
+    free(ya);
+    free(yb);
+    free(x);
+    built_free(&a);
+    built_free(&b);
+}
+
+static void test_checkpoint_roundtrip(void)
+{
+    roundtrip("mlp-heb", MNIST, "kwinners = true; batch_norm = true; dropout = 0.2;");
+    roundtrip("lenet", MNIST, "sparse_conv = [0.5, 0.5];");
+    roundtrip("gsc-heb", GSC, "hidden_neurons_conv = [8, 8]; hidden_neurons_fc = 50;");
+    roundtrip("vgg", CIFAR,
+              "cfg = \"vgg11\"; width = 0.125; kwinners = true; sparse_conv = 0.5;");
+    roundtrip("resnet", CIFAR, "variant = \"wrn\"; depth = 10; widen_factor = 1;");
+}
+
 static CU_TestInfo tests[] = {
     {"mlp-heb: defaults (nupic MLPHeb)", test_mlp_heb_default},
     {"mlp-heb: batch norm, k-winners, dropout", test_mlp_heb_kwinners},
@@ -614,6 +683,7 @@ static CU_TestInfo tests[] = {
     {"resnet: resnet18 width 0.125, resnet34", test_resnet_small_and_34},
     {"resnet: wide resnet 28-2", test_wrn},
     {"resnet: refused configurations", test_resnet_errors},
+    {"checkpoint round trip of every plugin", test_checkpoint_roundtrip},
     CU_TEST_INFO_NULL,
 };
 

@@ -24,7 +24,7 @@
  * fc1 1,601,000 + output 12,012 = 1,717,140 (the batch norms are not affine).
  * Linear layers are dense here (a sparse model may replace them: nupic's GSC runs make fc1
  * sparse); sparse_conv > 0 builds the convolutions as truly sparse layers of that density
- * (static topology: the prune / regrow models act on linear layers), e.g. sparse_conv = [0, 0.2]
+ * (static topology: the prune / regrow models act on linear layers), e.g. sparse_conv = [0.0, 0.2]
  * keeps conv1 dense as nupic.torch's GSCSparseCNN. */
 #include <dsnn/dsnn.h>
 

@@ -130,10 +130,11 @@ static enum dsnn_status resnet_build(const struct dsnn_cfg *cfg, const struct ds
             return dsnn_error_set(
                 err, DSNN_ERR_CONFIG,
                 "%s: key '%s.sparse_conv' = %g: %s cannot have sparse convolutions: they sit "
-                "inside residual blocks, which cannot hold sparse layers (a sparse layer's topology "
-                "edits reallocate its parameter arrays, which a residual block shares with the "
-                "optimizer); use sparse_conv = 0 (a sparse model can still make the final linear "
-                "layer sparse), or a plugin without residual blocks (vgg, lenet, gsc-heb)",
+                "inside residual blocks, which cannot hold sparse layers (a sparse layer's "
+                "topology edits reallocate its parameter arrays, which a residual block shares "
+                "with the optimizer); use sparse_conv = 0 (a sparse model can still make the "
+                "final linear layer sparse), or a plugin without residual blocks (vgg, lenet, "
+                "gsc-heb)",
                 dsnn_cfg_where(cfg, "sparse_conv", where, sizeof where), dsnn_cfg_path(cfg),
                 dens[i], vname);
     const bool wrn = variant == 2;
