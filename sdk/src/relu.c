@@ -14,8 +14,8 @@ static enum dsnn_status relu_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     return DSNN_OK;
 }
 
-static enum dsnn_status relu_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
-                                     bool train)
+static enum dsnn_status relu_forward(struct dsnn_layer *l, const float *restrict x,
+                                     float *restrict y, int batch, bool train)
 {
     (void)train;
     size_t n = (size_t)batch * (size_t)dsnn_shape_size(l->in);
@@ -24,8 +24,9 @@ static enum dsnn_status relu_forward(struct dsnn_layer *l, const float *x, float
     return DSNN_OK;
 }
 
-static enum dsnn_status relu_backward(struct dsnn_layer *l, const float *x, const float *y,
-                                      const float *dy, float *dx, int batch)
+static enum dsnn_status relu_backward(struct dsnn_layer *l, const float *x,
+                                      const float *restrict y, const float *restrict dy,
+                                      float *restrict dx, int batch)
 {
     (void)x;
     if (!dx)
