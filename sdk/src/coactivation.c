@@ -528,3 +528,56 @@ enum dsnn_status dsnn_coact_load(struct dsnn_coact *c, FILE *f, struct dsnn_erro
     }
     return DSNN_OK;
 }
+
+/* ---- Shared by the coactivation-driven model plugins ---- */
+
+static enum dsnn_status coact_after_forward(void *user, struct dsnn_net *net,
+                                            const struct dsnn_batch *b, struct dsnn_error *err)
+{
+    (void)net;
+    return dsnn_coact_accumulate(user, b->x, b->n, err);
+}
+
+enum dsnn_status dsnn_coact_train_epoch(struct dsnn_sparse_model *sm, struct dsnn_coact *coact,
+                                        const struct dsnn_prune_schedule *sched, double alpha,
+                                        struct dsnn_data *data, int epoch, struct dsnn_metrics *m,
+                                        bool *round_due, struct dsnn_error *err)
+{
+    const bool active = dsnn_prune_schedule_active(sched, epoch);
+    /* Count coactivations for this epoch's round, or every epoch for a moving average. */
+    const bool track =
+        coact && (active || (alpha < 1.0 && !dsnn_prune_schedule_stopped(sched, epoch)));
+    struct dsnn_train_hooks hooks = {.user = coact, .after_forward = coact_after_forward};
+    enum dsnn_status st;
+    *round_due = false;
+    if (track && (st = dsnn_coact_begin_epoch(coact, err)))
+        return st;
+    if ((st = dsnn_base_model_train_epoch(&sm->base, data, epoch, track ? &hooks : NULL, m, err)))
+        return st;
+    if (track && (st = dsnn_coact_end_epoch(coact, err)))
+        return st;
+    dsnn_metrics_set(m, "pruning_active", active);
+    if (active)
+        *round_due = true;
+    else
+        dsnn_sparse_model_log_idle(sm, m);
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_coact_model_save(struct dsnn_sparse_model *sm, const struct dsnn_coact *coact,
+                                       FILE *f, struct dsnn_error *err)
+{
+    enum dsnn_status st = dsnn_sparse_model_save(sm, f, err);
+    if (st == DSNN_OK && coact)
+        st = dsnn_coact_save(coact, f, err);
+    return st;
+}
+
+enum dsnn_status dsnn_coact_model_load(struct dsnn_sparse_model *sm, struct dsnn_coact *coact,
+                                       FILE *f, struct dsnn_error *err)
+{
+    enum dsnn_status st = dsnn_sparse_model_load(sm, f, err);
+    if (st == DSNN_OK && coact)
+        st = dsnn_coact_load(coact, f, err);
+    return st;
+}

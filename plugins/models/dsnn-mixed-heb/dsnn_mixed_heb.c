@@ -114,13 +114,6 @@ static enum dsnn_status mixed_heb_create(const struct dsnn_cfg *cfg, const struc
     return DSNN_OK;
 }
 
-static enum dsnn_status after_forward(void *user, struct dsnn_net *net, const struct dsnn_batch *b,
-                                      struct dsnn_error *err)
-{
-    (void)net;
-    return dsnn_coact_accumulate(user, b->x, b->n, err);
-}
-
 /* Hebbian growth: the score of an inactive connection is its coactivation. */
 struct heb_score {
     const float *dense; /* [n_out][n_in] */
@@ -192,24 +185,11 @@ static enum dsnn_status mixed_heb_train_epoch(void *state, struct dsnn_data *dat
                                               struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
     struct mixed_heb *m = state;
-    const bool active = dsnn_prune_schedule_active(&m->sched, epoch);
-    /* Count coactivations for this epoch's round, or every epoch for a moving average. */
-    const bool track =
-        m->coact && (active || (m->alpha < 1.0 && !dsnn_prune_schedule_stopped(&m->sched, epoch)));
-    struct dsnn_train_hooks hooks = {.user = m->coact, .after_forward = after_forward};
-    enum dsnn_status st;
-    if (track && (st = dsnn_coact_begin_epoch(m->coact, err)))
+    bool round_due;
+    enum dsnn_status st = dsnn_coact_train_epoch(&m->sm, m->coact, &m->sched, m->alpha, data,
+                                                 epoch, metrics, &round_due, err);
+    if (st != DSNN_OK || !round_due)
         return st;
-    if ((st = dsnn_base_model_train_epoch(&m->sm.base, data, epoch, track ? &hooks : NULL, metrics,
-                                          err)))
-        return st;
-    if (track && (st = dsnn_coact_end_epoch(m->coact, err)))
-        return st;
-    dsnn_metrics_set(metrics, "pruning_active", active);
-    if (!active) {
-        dsnn_sparse_model_log_idle(&m->sm, metrics);
-        return DSNN_OK;
-    }
     return mixed_heb_round(m, metrics, err);
 }
 
@@ -224,19 +204,13 @@ static enum dsnn_status mixed_heb_evaluate(void *state, struct dsnn_data *data,
 static enum dsnn_status mixed_heb_save(void *state, FILE *f, struct dsnn_error *err)
 {
     struct mixed_heb *m = state;
-    enum dsnn_status st = dsnn_sparse_model_save(&m->sm, f, err);
-    if (st == DSNN_OK && m->coact)
-        st = dsnn_coact_save(m->coact, f, err);
-    return st;
+    return dsnn_coact_model_save(&m->sm, m->coact, f, err);
 }
 
 static enum dsnn_status mixed_heb_load(void *state, FILE *f, struct dsnn_error *err)
 {
     struct mixed_heb *m = state;
-    enum dsnn_status st = dsnn_sparse_model_load(&m->sm, f, err);
-    if (st == DSNN_OK && m->coact)
-        st = dsnn_coact_load(m->coact, f, err);
-    return st;
+    return dsnn_coact_model_load(&m->sm, m->coact, f, err);
 }
 
 static const struct dsnn_model_ops mixed_heb_ops = {

@@ -34,6 +34,8 @@
 #include <stdio.h>
 #include "dsnn/export.h"
 #include "dsnn/net.h"
+#include "dsnn/dynsparse_rules.h"
+#include "dsnn/sparse_model.h"
 #include "dsnn/status.h"
 
 #ifdef __cplusplus
@@ -70,6 +72,26 @@ DSNN_API long long dsnn_coact_samples(const struct dsnn_coact *c);
 DSNN_API enum dsnn_status dsnn_coact_save(const struct dsnn_coact *c, FILE *f,
                                           struct dsnn_error *err);
 DSNN_API enum dsnn_status dsnn_coact_load(struct dsnn_coact *c, FILE *f, struct dsnn_error *err);
+
+/* ---- Shared by the coactivation-driven (DSNN) model plugins ---- */
+
+/* One training epoch of a coactivation-driven scheme: counts coactivations while training when
+ * a prune / regrow round follows this epoch (or every epoch before rewiring stops, for a moving
+ * average: alpha < 1), logs pruning_active, and sets *round_due when the caller must run its
+ * round now; otherwise logs an idle round (dsnn_sparse_model_log_idle). coact may be NULL. */
+DSNN_API enum dsnn_status dsnn_coact_train_epoch(struct dsnn_sparse_model *sm,
+                                                 struct dsnn_coact *coact,
+                                                 const struct dsnn_prune_schedule *sched,
+                                                 double alpha, struct dsnn_data *data, int epoch,
+                                                 struct dsnn_metrics *m, bool *round_due,
+                                                 struct dsnn_error *err);
+/* Checkpoint of such a model: the sparse model, then the coactivations (if coact != NULL). */
+DSNN_API enum dsnn_status dsnn_coact_model_save(struct dsnn_sparse_model *sm,
+                                                const struct dsnn_coact *coact, FILE *f,
+                                                struct dsnn_error *err);
+DSNN_API enum dsnn_status dsnn_coact_model_load(struct dsnn_sparse_model *sm,
+                                                struct dsnn_coact *coact, FILE *f,
+                                                struct dsnn_error *err);
 
 #ifdef __cplusplus
 }
