@@ -1,6 +1,7 @@
 /* net.c - a sequential network and its activation buffers. */
 #include "dsnn/io.h"
 #include "dsnn/net.h"
+#include "sparse_internal.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -206,6 +207,7 @@ const float *dsnn_net_forward(struct dsnn_net *net, const float *x, int batch, b
                        net->max_batch);
         return NULL;
     }
+    dsnn_sp_link_net(net->layers, net->n_layers); /* panel hand-off between sparse layers */
     const float *in = x;
     for (size_t i = 0; i < net->n_layers; i++) {
         struct dsnn_layer *l = net->layers[i];
@@ -233,6 +235,7 @@ enum dsnn_status dsnn_net_backward(struct dsnn_net *net, const float *dlogits, i
     if (!net->x || batch != net->last_batch)
         return dsnn_error_set(err, DSNN_ERR_INVALID,
                               "network: backward does not match the last forward");
+    dsnn_sp_link_net(net->layers, net->n_layers);
     const float *dy = dlogits;
     for (size_t k = net->n_layers; k-- > 0;) {
         struct dsnn_layer *l = net->layers[k];

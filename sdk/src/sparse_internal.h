@@ -14,7 +14,15 @@
  * The batch is cut into chunks of DSNN_SP_CHUNK columns; a work item is (chunk, part of the rows),
  * so with batch 128 on 2 threads each thread owns one chunk end to end (its panels stay in its
  * own L2). Weight gradients of chunk c > 0 go to a partial buffer and are summed in chunk order,
- * so results do not depend on the thread count. */
+ * so results do not depend on the thread count.
+ *
+ * Panel hand-off. Inside a dsnn_net, adjacent sparse layers are linked (dsnn_sp_link_net, before
+ * every pass): a layer whose input is its predecessor's output reads the predecessor's output
+ * panel yT as its x panel instead of transposing x again, and its backward writes the input
+ * gradient panel already masked by the predecessor's fused ReLU and hands it over as the
+ * predecessor's dy panel; the sample-major gradient between the two is then never written (the
+ * net does not expose it). Activations y stay materialised sample-major for every layer.
+ * Borrowed panels are checked by generation counters, so a stale borrow is never used. */
 #ifndef DSNN_SPARSE_INTERNAL_H
 #define DSNN_SPARSE_INTERNAL_H
 
@@ -51,9 +59,26 @@ struct dsnn_sparse_linear {
 
     /* activation panels, for batches up to ld_max (padded) */
     int ld_max;
-    float *xT;  /* [n_in][ld] input of the last forward */
-    float *yT;  /* [n_out][ld] forward output, then dyT in backward */
+    float *xT;  /* [n_in][ld] own x panel (when not borrowed) */
+    float *yT;  /* [n_out][ld] forward output (after the fused activation) */
+    float *dyT; /* [n_out][ld] own dy panel (allocated when a backward needs it) */
     float *dxT; /* [n_in][ld] input gradient (allocated on first backward with dx) */
+    const float *xTp;  /* x panel of the last pass: xT or prev->yT (borrowed) */
+    const float *dyTp; /* dy panel of the last backward: dyT or next->dxT (borrowed) */
+
+    /* panel hand-off between adjacent sparse layers of a net (NULL outside a net) */
+    struct dsnn_sparse_linear *prev, *next;
+    uint64_t fwd_gen, bwd_gen; /* bumped when yT / dxT are rewritten or freed */
+    const float *y_out;        /* y of the last forward, which yT holds (NULL: none) */
+    int y_batch;
+    const struct dsnn_sparse_linear *x_src; /* xTp is x_src->yT at generation x_src_gen */
+    uint64_t x_src_gen;
+    const struct dsnn_sparse_linear *dy_src; /* dyTp is dy_src->dxT at generation dy_src_gen */
+    uint64_t dy_src_gen;
+    /* dy promised by next's backward as a panel: next->dxT for the dy buffer dy_for */
+    const float *dy_for;
+    int dy_for_batch;
+    uint64_t dy_for_gen;
     float *db_part; /* [n_chunks][n_out] bias gradient per chunk */
     float *dw_part; /* [n_chunks - 1][dw_part_cap] weight gradient of chunks > 0 */
     size_t dw_part_cap;
@@ -76,6 +101,11 @@ enum dsnn_status dsnn_sp_reserve_nnz(struct dsnn_sparse_linear *S, size_t need,
                                      struct dsnn_error *err);
 /* Marks caches that depend on the topology stale. */
 void dsnn_sp_topology_changed(struct dsnn_sparse_linear *S);
+/* Links adjacent sparse linear layers of a sequential net for the panel hand-off (any layer may
+ * be of another type: only sparse linear pairs are linked). */
+void dsnn_sp_link_net(struct dsnn_layer *const *layers, size_t n);
+/* The x and dy panels of the last backward are intact (dense gradients can be formed). */
+bool dsnn_sp_grad_panels_valid(const struct dsnn_sparse_linear *S);
 /* Draws one value of a grown connection. */
 float dsnn_sp_grow_value(const struct dsnn_sparse_linear *S, struct dsnn_rng *rng);
 /* Draws one initial weight / bias value. */
@@ -137,10 +167,11 @@ void dsnn_sp_transpose_in_relu(const float *x, const float *y, int n, int batch,
 void dsnn_sp_transpose_out(const float *yT, size_t ld, int n, float *y, int batch, int i0, int i1,
                            int j0, int j1);
 /* out[r][0:w] = (bias ? bias[r] : 0) + sum_{k in ptr[r]..ptr[r+1]} v(k) in[idx[k]][0:w]
- * for r in [r0, r1), where v(k) = val[vk ? vk[k] : k]; then max(., 0) if relu. */
+ * for r in [r0, r1), where v(k) = val[vk ? vk[k] : k]; then max(., 0) if relu; then, if mask,
+ * out[r][j] = 0 where mask[r][j] <= 0 (mask: a panel like out, the ReLU derivative). */
 void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
                   const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int w,
-                  bool relu);
+                  bool relu, const float *mask);
 /* out[k] = dot(dyT[r][0:w], xT[idx[k]][0:w]) for the connections k of rows [r0, r1);
  * db[r] = sum dyT[r][0:w] if db != NULL. */
 void dsnn_sp_sddmm(const int64_t *ptr, const int32_t *idx, const float *dyT, const float *xT,

@@ -30,6 +30,9 @@ typedef __m512 spv;
 #define SPV_MUL(a, b) _mm512_mul_ps((a), (b))
 #define SPV_ADD(a, b) _mm512_add_ps((a), (b))
 #define SPV_MAX(a, b) _mm512_max_ps((a), (b))
+/* a where m > 0, else 0 */
+#define SPV_KEEP_POS(a, m)                                                                        \
+    _mm512_maskz_mov_ps(_mm512_cmp_ps_mask((m), _mm512_setzero_ps(), _CMP_GT_OQ), (a))
 SP_INLINE __m256 sp_fold(__m512 a)
 {
     return _mm256_add_ps(_mm512_castps512_ps256(a),
@@ -46,6 +49,7 @@ typedef __m256 spv;
 #define SPV_MUL(a, b) _mm256_mul_ps((a), (b))
 #define SPV_ADD(a, b) _mm256_add_ps((a), (b))
 #define SPV_MAX(a, b) _mm256_max_ps((a), (b))
+#define SPV_KEEP_POS(a, m) _mm256_and_ps((a), _mm256_cmp_ps((m), _mm256_setzero_ps(), _CMP_GT_OQ))
 SP_INLINE __m256 sp_fold(__m256 a)
 {
     return a;
@@ -90,7 +94,7 @@ SP_INLINE void sp_prefetch_row(const float *p, const int NV)
 
 SP_INLINE void spmm_nv(const int NV, const int64_t *ptr, const int32_t *idx, const float *val,
                        const uint32_t *vk, const float *bias, const float *in, size_t ld,
-                       float *out, int r0, int r1, bool relu)
+                       float *out, int r0, int r1, bool relu, const float *mask)
 {
     const spv zero = SPV_SET1(0.0f);
     if (r0 >= r1)
@@ -115,6 +119,11 @@ SP_INLINE void spmm_nv(const int NV, const int64_t *ptr, const int32_t *idx, con
         if (relu)
             for (int v = 0; v < NV; v++)
                 acc[v] = SPV_MAX(acc[v], zero);
+        if (mask) {
+            const float *m = mask + (size_t)r * ld;
+            for (int v = 0; v < NV; v++)
+                acc[v] = SPV_KEEP_POS(acc[v], SPV_LOAD(m + v * SP_VW));
+        }
         for (int v = 0; v < NV; v++)
             SPV_STORE(o + v * SP_VW, acc[v]);
     }
@@ -123,14 +132,14 @@ SP_INLINE void spmm_nv(const int NV, const int64_t *ptr, const int32_t *idx, con
 #define SPMM_CASE(NV)                                                                             \
     case NV:                                                                                      \
         if (vk)                                                                                   \
-            spmm_nv(NV, ptr, idx, val, vk, bias, in, ld, out, r0, r1, relu);                      \
+            spmm_nv(NV, ptr, idx, val, vk, bias, in, ld, out, r0, r1, relu, mask);                \
         else                                                                                      \
-            spmm_nv(NV, ptr, idx, val, NULL, bias, in, ld, out, r0, r1, relu);                    \
+            spmm_nv(NV, ptr, idx, val, NULL, bias, in, ld, out, r0, r1, relu, mask);              \
         break;
 
 void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
                   const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int w,
-                  bool relu)
+                  bool relu, const float *mask)
 {
     switch (w / SP_VW) {
 #if SP_VW == 8
@@ -287,7 +296,7 @@ SP_INLINE void tr8x8_relu(const float *src, const float *msk, size_t ss, float *
 
 void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
                   const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int w,
-                  bool relu)
+                  bool relu, const float *mask)
 {
     float acc[DSNN_SP_CHUNK];
     for (int r = r0; r < r1; r++) {
@@ -303,6 +312,9 @@ void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, cons
         if (relu)
             for (int j = 0; j < w; j++)
                 acc[j] = acc[j] > 0.0f ? acc[j] : 0.0f;
+        if (mask)
+            for (int j = 0; j < w; j++)
+                acc[j] = mask[(size_t)r * ld + j] > 0.0f ? acc[j] : 0.0f;
         memcpy(out + (size_t)r * ld, acc, sizeof(float) * (size_t)w);
     }
 }

@@ -255,6 +255,8 @@ enum dsnn_status dsnn_sparse_set_activation(struct dsnn_layer *l, enum dsnn_spar
                               (int)a);
     S->act = a;
     S->xT_valid = S->dyT_valid = false;
+    S->y_out = NULL; /* yT no longer matches the activation */
+    S->fwd_gen++;
     return DSNN_OK;
 }
 
@@ -277,14 +279,22 @@ static void sp_free_buffers(struct dsnn_sparse_linear *S)
 {
     free(S->xT);
     free(S->yT);
+    free(S->dyT);
     free(S->dxT);
     free(S->db_part);
     free(S->dw_part);
-    S->xT = S->yT = S->dxT = S->db_part = S->dw_part = NULL;
+    S->xT = S->yT = S->dyT = S->dxT = S->db_part = S->dw_part = NULL;
+    S->xTp = S->dyTp = NULL;
     S->ld_max = 0;
     S->dw_part_cap = 0;
     S->dw_part_chunks = 0;
     S->xT_valid = S->dyT_valid = false;
+    /* panels lent to neighbours are gone */
+    S->y_out = NULL;
+    S->fwd_gen++;
+    S->bwd_gen++;
+    S->x_src = S->dy_src = NULL;
+    S->dy_for = NULL;
 }
 
 static void sp_release(struct dsnn_sparse_linear *S)
@@ -445,6 +455,47 @@ static enum dsnn_status sp_ensure_panels(struct dsnn_sparse_linear *S, int ld, b
     return DSNN_OK;
 }
 
+static enum dsnn_status sp_ensure_dyT(struct dsnn_sparse_linear *S)
+{
+    if (!S->dyT)
+        S->dyT = sp_aligned((size_t)S->n_out * sp_panel_cols(S->ld_max));
+    return S->dyT ? DSNN_OK : DSNN_ERR_NOMEM;
+}
+
+/* ---- panel hand-off (see sparse_internal.h) ---- */
+
+void dsnn_sp_link_net(struct dsnn_layer *const *layers, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct dsnn_sparse_linear *S = sp_cast(layers[i]);
+        if (!S)
+            continue;
+        S->prev = i > 0 ? sp_cast(layers[i - 1]) : NULL;
+        S->next = i + 1 < n ? sp_cast(layers[i + 1]) : NULL;
+    }
+}
+
+/* P's yT holds its forward output y for this batch. */
+static bool sp_y_panel_is(const struct dsnn_sparse_linear *P, const float *y, int batch)
+{
+    return P && P->y_out && P->y_out == y && P->y_batch == batch;
+}
+
+/* xTp holds x of this batch (own panel, or a borrowed one that has not been rewritten). */
+static bool sp_x_panel_valid(const struct dsnn_sparse_linear *S, const float *x, int batch)
+{
+    if (!S->xT_valid || !S->xTp || S->cache_x != x || S->cache_batch != batch)
+        return false;
+    return !S->x_src || (S->x_src == S->prev && S->x_src->fwd_gen == S->x_src_gen);
+}
+
+bool dsnn_sp_grad_panels_valid(const struct dsnn_sparse_linear *S)
+{
+    if (!S->dyT_valid || !S->dyTp || !sp_x_panel_valid(S, S->cache_x, S->cache_batch))
+        return false;
+    return !S->dy_src || (S->dy_src == S->next && S->dy_src->bwd_gen == S->dy_src_gen);
+}
+
 static enum dsnn_status sp_ensure_dw_part(struct dsnn_sparse_linear *S, int chunks)
 {
     if (chunks <= 1 || (S->dw_part_chunks >= chunks - 1 && S->dw_part_cap >= S->cap))
@@ -601,6 +652,9 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
     if (!S || batch <= 0)
         return DSNN_ERR_INVALID;
     const struct sp_plan P = sp_make_plan(batch);
+    /* y_out is cleared first: if the buffers move, no neighbour keeps a stale borrow */
+    S->y_out = NULL;
+    S->fwd_gen++;
     if (sp_ensure_panels(S, P.ld, false) != DSNN_OK)
         return DSNN_ERR_NOMEM;
     const size_t cs = (size_t)P.cs;
@@ -609,7 +663,11 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
     const int32_t *col = S->col;
     const float *val = S->blocks[0].value;
     const float *bias = S->bias ? S->blocks[1].value : NULL;
+    /* the predecessor's output panel is this layer's x panel when x is its output */
+    const struct dsnn_sparse_linear *Pv = S->prev;
+    const bool borrow = sp_y_panel_is(Pv, x, batch) && Pv->ld_max >= P.ld;
     float *xT = S->xT, *yT = S->yT;
+    const float *xTp = borrow ? Pv->yT : xT;
     const bool relu = S->act == DSNN_SPARSE_ACT_RELU;
     S->xT_valid = S->dyT_valid = false;
     /* A training forward also gathers the values in CSC order for the input gradient of the
@@ -623,19 +681,21 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
         if (gather)
             sp_gather_csc(S, S->nnz * (size_t)t / (size_t)nt,
                           S->nnz * (size_t)(t + 1) / (size_t)nt);
-        SP_ITEMS_BEGIN(P)
-        int i0, i1;
-        sp_feat_part(n_in, P.parts, p, &i0, &i1);
-        dsnn_sp_transpose_in(x, n_in, batch, xT + (size_t)c * n_in * cs, cs, i0, i1, j0, j1);
-        SP_ITEMS_END
-        if (P.parts > 1) {
+        if (!borrow) {
+            SP_ITEMS_BEGIN(P)
+            int i0, i1;
+            sp_feat_part(n_in, P.parts, p, &i0, &i1);
+            dsnn_sp_transpose_in(x, n_in, batch, xT + (size_t)c * n_in * cs, cs, i0, i1, j0, j1);
+            SP_ITEMS_END
+            if (P.parts > 1) {
 #pragma omp barrier
+            }
         }
         SP_ITEMS_BEGIN(P)
         int r0, r1;
         sp_row_part(rp, n_out, P.parts, p, &r0, &r1);
-        dsnn_sp_spmm(rp, col, val, NULL, bias, xT + (size_t)c * n_in * cs, cs,
-                     yT + (size_t)c * n_out * cs, r0, r1, w, relu);
+        dsnn_sp_spmm(rp, col, val, NULL, bias, xTp + (size_t)c * n_in * cs, cs,
+                     yT + (size_t)c * n_out * cs, r0, r1, w, relu, NULL);
         SP_ITEMS_END
         if (P.parts > 1) {
 #pragma omp barrier
@@ -648,8 +708,13 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
     }
     S->cache_x = x;
     S->cache_batch = batch;
+    S->xTp = xTp;
+    S->x_src = borrow ? Pv : NULL;
+    S->x_src_gen = borrow ? Pv->fwd_gen : 0;
     S->xT_valid = true;
     S->csc_val_valid = gather;
+    S->y_out = y;
+    S->y_batch = batch;
     return DSNN_OK;
 }
 
@@ -658,11 +723,19 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
 {
     struct dsnn_sparse_linear *S = dsnn_sp_get(l);
     const bool relu = S && S->act == DSNN_SPARSE_ACT_RELU;
-    if (!S || batch <= 0 || (relu && !y))
+    if (!S || batch <= 0)
         return DSNN_ERR_INVALID;
     const struct sp_plan P = sp_make_plan(batch);
+    /* dy as a panel handed over by the successor's backward (already ReLU-masked) */
+    const struct dsnn_sparse_linear *Nx = S->next;
+    const bool dy_panel = Nx && S->dy_for == dy && S->dy_for_batch == batch &&
+                          Nx->bwd_gen == S->dy_for_gen && Nx->dxT && Nx->ld_max >= P.ld;
+    S->dy_for = NULL;
+    if (relu && !y && !dy_panel)
+        return DSNN_ERR_INVALID;
+    S->bwd_gen++; /* dxT is rewritten */
     if (sp_ensure_panels(S, P.ld, dx != NULL) != DSNN_OK ||
-        sp_ensure_dw_part(S, P.chunks) != DSNN_OK)
+        sp_ensure_dw_part(S, P.chunks) != DSNN_OK || (!dy_panel && sp_ensure_dyT(S) != DSNN_OK))
         return DSNN_ERR_NOMEM;
     S->want_dx = dx != NULL;
     if (dx && !S->csc_valid && sp_build_csc(S) != DSNN_OK)
@@ -671,7 +744,12 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
         sp_gather_csc(S, 0, S->nnz);
         S->csc_val_valid = true;
     }
-    const bool need_x = !(S->xT_valid && S->cache_x == x && S->cache_batch == batch);
+    const bool need_x = !sp_x_panel_valid(S, x, batch);
+    /* dx as a panel for the predecessor when x is its output: masked by its ReLU here, and the
+     * sample-major dx is not written (the net passes it to the predecessor only) */
+    struct dsnn_sparse_linear *Pv = S->prev;
+    const bool give = dx && sp_y_panel_is(Pv, x, batch) && Pv->ld_max >= P.ld;
+    const float *mask = give && Pv->act == DSNN_SPARSE_ACT_RELU ? Pv->yT : NULL;
     const size_t cs = (size_t)P.cs;
     const int n_in = S->n_in, n_out = S->n_out;
     const int64_t *rp = S->row_ptr, *cp = S->col_ptr;
@@ -679,29 +757,37 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
     const float *cval = S->csc_val;
     float *grad = S->blocks[0].grad;
     float *dbias = S->bias ? S->blocks[1].grad : NULL;
-    float *xT = S->xT, *dyT = S->yT, *dxT = S->dxT, *dwp = S->dw_part, *dbp = S->db_part;
+    float *xT = S->xT, *dxT = S->dxT, *dwp = S->dw_part, *dbp = S->db_part;
+    float *dyT_own = S->dyT;
+    const float *dyT = dy_panel ? Nx->dxT : dyT_own;
+    const float *xTp = need_x ? xT : S->xTp;
     const size_t dwcap = S->dw_part_cap, nnz = S->nnz;
     S->dyT_valid = false;
 #pragma omp parallel num_threads(P.threads) if (P.threads > 1)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const int it0 = P.items * t / nt, it1 = P.items * (t + 1) / nt;
-        SP_ITEMS_BEGIN(P)
-        int i0, i1;
-        sp_feat_part(n_out, P.parts, p, &i0, &i1);
-        if (relu) /* dL/d(pre-activation) = dy where y > 0 */
-            dsnn_sp_transpose_in_relu(dy, y, n_out, batch, dyT + (size_t)c * n_out * cs, cs, i0,
-                                      i1, j0, j1);
-        else
-            dsnn_sp_transpose_in(dy, n_out, batch, dyT + (size_t)c * n_out * cs, cs, i0, i1, j0,
-                                 j1);
-        if (need_x) {
-            sp_feat_part(n_in, P.parts, p, &i0, &i1);
-            dsnn_sp_transpose_in(x, n_in, batch, xT + (size_t)c * n_in * cs, cs, i0, i1, j0, j1);
-        }
-        SP_ITEMS_END
-        if (P.parts > 1) {
+        if (!dy_panel || need_x) {
+            SP_ITEMS_BEGIN(P)
+            int i0, i1;
+            sp_feat_part(n_out, P.parts, p, &i0, &i1);
+            if (dy_panel)
+                ;
+            else if (relu) /* dL/d(pre-activation) = dy where y > 0 */
+                dsnn_sp_transpose_in_relu(dy, y, n_out, batch, dyT_own + (size_t)c * n_out * cs,
+                                          cs, i0, i1, j0, j1);
+            else
+                dsnn_sp_transpose_in(dy, n_out, batch, dyT_own + (size_t)c * n_out * cs, cs, i0,
+                                     i1, j0, j1);
+            if (need_x) {
+                sp_feat_part(n_in, P.parts, p, &i0, &i1);
+                dsnn_sp_transpose_in(x, n_in, batch, xT + (size_t)c * n_in * cs, cs, i0, i1, j0,
+                                     j1);
+            }
+            SP_ITEMS_END
+            if (P.parts > 1) {
 #pragma omp barrier
+            }
         }
         SP_ITEMS_BEGIN(P)
         int r0, r1;
@@ -709,14 +795,14 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
         float *out = c == 0 ? grad : dwp + (size_t)(c - 1) * dwcap;
         float *db = dbias ? (c == 0 ? dbias : dbp + (size_t)(c - 1) * n_out) : NULL;
         const float *dyc = dyT + (size_t)c * n_out * cs;
-        dsnn_sp_sddmm(rp, col, dyc, xT + (size_t)c * n_in * cs, cs, out, db, r0, r1, w);
+        dsnn_sp_sddmm(rp, col, dyc, xTp + (size_t)c * n_in * cs, cs, out, db, r0, r1, w);
         if (dx) {
             sp_row_part(cp, n_in, P.parts, p, &r0, &r1);
             dsnn_sp_spmm(cp, crow, cval, NULL, NULL, dyc, cs, dxT + (size_t)c * n_in * cs, r0,
-                         r1, w, false);
+                         r1, w, false, mask ? mask + (size_t)c * n_in * cs : NULL);
         }
         SP_ITEMS_END
-        if (dx) {
+        if (dx && !give) {
             if (P.parts > 1) {
 #pragma omp barrier
             }
@@ -747,10 +833,22 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
             }
         }
     }
+    if (need_x) {
+        S->xTp = xT;
+        S->x_src = NULL;
+    }
     S->cache_x = x;
     S->cache_batch = batch;
     S->xT_valid = true;
+    S->dyTp = dyT;
+    S->dy_src = dy_panel ? Nx : NULL;
+    S->dy_src_gen = dy_panel ? Nx->bwd_gen : 0;
     S->dyT_valid = true;
+    if (give) {
+        Pv->dy_for = dx;
+        Pv->dy_for_batch = batch;
+        Pv->dy_for_gen = S->bwd_gen;
+    }
     return DSNN_OK;
 }
 
@@ -763,7 +861,7 @@ enum dsnn_status dsnn_sparse_dense_grad_rows(struct dsnn_layer *l, int row0, int
     if (row0 < 0 || row1 > S->n_out || row0 > row1)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': rows [%d, %d) outside [0, %d)",
                               l->name, row0, row1, S->n_out);
-    if (!S->dyT_valid || !S->xT_valid)
+    if (!dsnn_sp_grad_panels_valid(S))
         return dsnn_error_set(err, DSNN_ERR_INVALID,
                               "layer '%s': the dense gradient is available between a backward "
                               "and the next forward only",
@@ -775,8 +873,8 @@ enum dsnn_status dsnn_sparse_dense_grad_rows(struct dsnn_layer *l, int row0, int
     for (int c = 0; c < P.chunks; c++) {
         const int w = c + 1 < P.chunks ? P.cs : P.ld - c * P.cs;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, row1 - row0, S->n_in, w, 1.0f,
-                    S->yT + ((size_t)c * S->n_out + (size_t)row0) * P.cs, P.cs,
-                    S->xT + (size_t)c * S->n_in * P.cs, P.cs, c ? 1.0f : 0.0f, out, S->n_in);
+                    S->dyTp + ((size_t)c * S->n_out + (size_t)row0) * P.cs, P.cs,
+                    S->xTp + (size_t)c * S->n_in * P.cs, P.cs, c ? 1.0f : 0.0f, out, S->n_in);
     }
     return DSNN_OK;
 }

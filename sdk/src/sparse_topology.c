@@ -557,7 +557,7 @@ enum dsnn_status dsnn_sparse_grow_gradient(struct dsnn_layer *l, size_t count,
     struct dsnn_sparse_linear *S = get(l, err);
     if (!S)
         return DSNN_ERR_INVALID;
-    if (count > 0 && !(S->dyT_valid && S->xT_valid))
+    if (count > 0 && !dsnn_sp_grad_panels_valid(S))
         return dsnn_error_set(err, DSNN_ERR_INVALID,
                               "layer '%s': gradient growth needs the gradients of a backward "
                               "(call it between backward and the next forward)",
