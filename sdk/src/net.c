@@ -226,7 +226,10 @@ const float *dsnn_net_forward(struct dsnn_net *net, const float *x, int batch, b
 
 const float *dsnn_net_activation(const struct dsnn_net *net, size_t i)
 {
-    return net->act && i < net->n_layers ? net->act[i] : NULL;
+    if (!net->act || i >= net->n_layers)
+        return NULL;
+    dsnn_sp_materialize(net->layers[i]); /* a sparse layer feeding a sparse layer defers it */
+    return net->act[i];
 }
 
 enum dsnn_status dsnn_net_backward(struct dsnn_net *net, const float *dlogits, int batch,

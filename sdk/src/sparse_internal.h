@@ -21,7 +21,8 @@
  * panel yT as its x panel instead of transposing x again, and its backward writes the input
  * gradient panel already masked by the predecessor's fused ReLU and hands it over as the
  * predecessor's dy panel; the sample-major gradient between the two is then never written (the
- * net does not expose it). Activations y stay materialised sample-major for every layer.
+ * net does not expose it). The sample-major output y of a layer followed by a sparse layer is
+ * written on demand only (dsnn_sp_materialize: dsnn_net_activation, or a reader of y).
  * Borrowed panels are checked by generation counters, so a stale borrow is never used. */
 #ifndef DSNN_SPARSE_INTERNAL_H
 #define DSNN_SPARSE_INTERNAL_H
@@ -69,8 +70,9 @@ struct dsnn_sparse_linear {
     /* panel hand-off between adjacent sparse layers of a net (NULL outside a net) */
     struct dsnn_sparse_linear *prev, *next;
     uint64_t fwd_gen, bwd_gen; /* bumped when yT / dxT are rewritten or freed */
-    const float *y_out;        /* y of the last forward, which yT holds (NULL: none) */
+    float *y_out;              /* y of the last forward, which yT holds (NULL: none) */
     int y_batch;
+    bool y_pending;            /* y_out not written yet (yT holds it) */
     const struct dsnn_sparse_linear *x_src; /* xTp is x_src->yT at generation x_src_gen */
     uint64_t x_src_gen;
     const struct dsnn_sparse_linear *dy_src; /* dyTp is dy_src->dxT at generation dy_src_gen */
@@ -104,6 +106,8 @@ void dsnn_sp_topology_changed(struct dsnn_sparse_linear *S);
 /* Links adjacent sparse linear layers of a sequential net for the panel hand-off (any layer may
  * be of another type: only sparse linear pairs are linked). */
 void dsnn_sp_link_net(struct dsnn_layer *const *layers, size_t n);
+/* Writes the pending sample-major output of l (no-op if l is not sparse or nothing is pending). */
+void dsnn_sp_materialize(struct dsnn_layer *l);
 /* The x and dy panels of the last backward are intact (dense gradients can be formed). */
 bool dsnn_sp_grad_panels_valid(const struct dsnn_sparse_linear *S);
 /* Draws one value of a grown connection. */

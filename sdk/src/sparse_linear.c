@@ -291,6 +291,7 @@ static void sp_free_buffers(struct dsnn_sparse_linear *S)
     S->xT_valid = S->dyT_valid = false;
     /* panels lent to neighbours are gone */
     S->y_out = NULL;
+    S->y_pending = false;
     S->fwd_gen++;
     S->bwd_gen++;
     S->x_src = S->dy_src = NULL;
@@ -643,6 +644,29 @@ static struct sp_plan sp_make_plan(int batch)
         (void)w;
 #define SP_ITEMS_END }
 
+void dsnn_sp_materialize(struct dsnn_layer *l)
+{
+    struct dsnn_sparse_linear *S = sp_cast(l);
+    if (!S || !S->y_pending || !S->y_out)
+        return;
+    const struct sp_plan P = sp_make_plan(S->y_batch);
+    const size_t cs = (size_t)P.cs;
+    const int n_out = S->n_out, batch = S->y_batch;
+    const float *yT = S->yT;
+    float *y = S->y_out;
+#pragma omp parallel num_threads(P.threads) if (P.threads > 1)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int it0 = P.items * t / nt, it1 = P.items * (t + 1) / nt;
+        SP_ITEMS_BEGIN(P)
+        int i0, i1;
+        sp_feat_part(n_out, P.parts, p, &i0, &i1);
+        dsnn_sp_transpose_out(yT + (size_t)c * n_out * cs, cs, n_out, y, batch, i0, i1, j0, j1);
+        SP_ITEMS_END
+    }
+    S->y_pending = false;
+}
+
 /* ---- forward / backward ---- */
 
 static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
@@ -654,6 +678,7 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
     const struct sp_plan P = sp_make_plan(batch);
     /* y_out is cleared first: if the buffers move, no neighbour keeps a stale borrow */
     S->y_out = NULL;
+    S->y_pending = false;
     S->fwd_gen++;
     if (sp_ensure_panels(S, P.ld, false) != DSNN_OK)
         return DSNN_ERR_NOMEM;
@@ -666,6 +691,10 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
     /* the predecessor's output panel is this layer's x panel when x is its output */
     const struct dsnn_sparse_linear *Pv = S->prev;
     const bool borrow = sp_y_panel_is(Pv, x, batch) && Pv->ld_max >= P.ld;
+    if (!borrow && Pv && Pv->y_out == x)
+        dsnn_sp_materialize(&S->prev->base);
+    /* the sample-major y is written on demand when a sparse successor reads the panel */
+    const bool defer_y = S->next != NULL;
     float *xT = S->xT, *yT = S->yT;
     const float *xTp = borrow ? Pv->yT : xT;
     const bool relu = S->act == DSNN_SPARSE_ACT_RELU;
@@ -697,14 +726,17 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
         dsnn_sp_spmm(rp, col, val, NULL, bias, xTp + (size_t)c * n_in * cs, cs,
                      yT + (size_t)c * n_out * cs, r0, r1, w, relu, NULL);
         SP_ITEMS_END
-        if (P.parts > 1) {
+        if (!defer_y) {
+            if (P.parts > 1) {
 #pragma omp barrier
+            }
+            SP_ITEMS_BEGIN(P)
+            int i0, i1;
+            sp_feat_part(n_out, P.parts, p, &i0, &i1);
+            dsnn_sp_transpose_out(yT + (size_t)c * n_out * cs, cs, n_out, y, batch, i0, i1, j0,
+                                  j1);
+            SP_ITEMS_END
         }
-        SP_ITEMS_BEGIN(P)
-        int i0, i1;
-        sp_feat_part(n_out, P.parts, p, &i0, &i1);
-        dsnn_sp_transpose_out(yT + (size_t)c * n_out * cs, cs, n_out, y, batch, i0, i1, j0, j1);
-        SP_ITEMS_END
     }
     S->cache_x = x;
     S->cache_batch = batch;
@@ -715,6 +747,7 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
     S->csc_val_valid = gather;
     S->y_out = y;
     S->y_batch = batch;
+    S->y_pending = defer_y;
     return DSNN_OK;
 }
 
@@ -745,6 +778,10 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
         S->csc_val_valid = true;
     }
     const bool need_x = !sp_x_panel_valid(S, x, batch);
+    if (relu && !dy_panel && y == S->y_out)
+        dsnn_sp_materialize(l); /* the ReLU mask is read from y */
+    if (need_x && S->prev && S->prev->y_out == x)
+        dsnn_sp_materialize(&S->prev->base);
     /* dx as a panel for the predecessor when x is its output: masked by its ReLU here, and the
      * sample-major dx is not written (the net passes it to the predecessor only) */
     struct dsnn_sparse_linear *Pv = S->prev;
@@ -815,12 +852,13 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
         }
         if (P.chunks > 1) {
 #pragma omp barrier
-#pragma omp for schedule(static) nowait
-            for (size_t k = 0; k < nnz; k++) {
-                float s = grad[k];
-                for (int c = 1; c < P.chunks; c++)
-                    s += dwp[(size_t)(c - 1) * dwcap + k];
-                grad[k] = s;
+            /* in chunk order for every k (results independent of the thread count) */
+            const size_t k0 = nnz * (size_t)t / (size_t)nt, k1 = nnz * (size_t)(t + 1) / (size_t)nt;
+            for (int c = 1; c < P.chunks; c++) {
+                const float *restrict src = dwp + (size_t)(c - 1) * dwcap;
+                float *restrict dst = grad;
+                for (size_t k = k0; k < k1; k++)
+                    dst[k] += src[k];
             }
             if (dbias) {
 #pragma omp for schedule(static) nowait

@@ -5,6 +5,7 @@
 #include <dsnn/dsnn.h>
 #include <dsnn/sparse.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -407,6 +408,109 @@ static void test_fused_relu(void)
     dsnn_set_num_threads(0);
 }
 
+/* Adjacent sparse layers of a net exchange feature-major panels (no sample-major activations or
+ * gradients in between; ReLU mask fused into the input gradient). Everything must be
+ * bit-identical to the same layers called one by one outside a net: logits, every activation
+ * (written on demand), parameter gradients and dense gradients, for several batch sizes (one
+ * chunk, partial chunks, several chunks) and thread counts (including row-split work items). */
+static void test_panel_handoff(void)
+{
+    struct dsnn_error err = {0};
+    const int sizes[] = {45, 70, 33, 6};
+    const int batches[] = {1, 70, 128, 200};
+    for (int variant = 0; variant < 2; variant++) {
+        for (int threads = 1; threads <= 3; threads++) {
+            dsnn_set_num_threads(threads);
+            struct dsnn_layer *ref[3];
+            struct dsnn_net *net = dsnn_net_new((struct dsnn_shape){sizes[0], 1, 1}, sizes[3], &err);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(net);
+            for (int i = 0; i < 3; i++) {
+                /* variant 1: the middle layer has no activation (a linear pair) */
+                bool relu = i < 2 && !(variant == 1 && i == 1);
+                struct dsnn_layer *a = make_layer(sizes[i], sizes[i + 1], true, 0.3,
+                                                  DSNN_SPARSE_MASK_PRECISE, 40 + (uint64_t)i);
+                ref[i] = make_layer(sizes[i], sizes[i + 1], true, 0.3, DSNN_SPARSE_MASK_PRECISE,
+                                    40 + (uint64_t)i);
+                snprintf(a->name, sizeof a->name, "fc%d", i + 1);
+                if (relu) {
+                    CU_ASSERT_EQUAL(dsnn_sparse_set_activation(a, DSNN_SPARSE_ACT_RELU, &err),
+                                    DSNN_OK);
+                    CU_ASSERT_EQUAL(dsnn_sparse_set_activation(ref[i], DSNN_SPARSE_ACT_RELU, &err),
+                                    DSNN_OK);
+                }
+                CU_ASSERT_EQUAL_FATAL(dsnn_net_add(net, a, &err), DSNN_OK);
+            }
+            struct dsnn_rng rng;
+            dsnn_rng_seed(&rng, 5, DSNN_RNG_STREAM_INIT);
+            CU_ASSERT_EQUAL_FATAL(dsnn_net_init(net, &rng, 200, &err), DSNN_OK);
+            for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
+                const int B = batches[bi];
+                float *x = malloc(sizeof(float) * (size_t)B * sizes[0]);
+                float *dl = malloc(sizeof(float) * (size_t)B * sizes[3]);
+                float *y[3], *dy[3];
+                for (int i = 0; i < 3; i++) {
+                    y[i] = malloc(sizeof(float) * (size_t)B * sizes[i + 1]);
+                    dy[i] = malloc(sizeof(float) * (size_t)B * sizes[i + 1]);
+                }
+                dsnn_rng_seed(&rng, 100 + bi, 1);
+                fill(x, (size_t)B * sizes[0], &rng);
+                fill(dl, (size_t)B * sizes[3], &rng);
+                /* reference: layer by layer, sample-major in between */
+                for (int i = 0; i < 3; i++)
+                    CU_ASSERT_EQUAL(ref[i]->ops->forward(ref[i], i ? y[i - 1] : x, y[i], B, true),
+                                    DSNN_OK);
+                memcpy(dy[2], dl, sizeof(float) * (size_t)B * sizes[3]);
+                for (int i = 2; i >= 0; i--)
+                    CU_ASSERT_EQUAL(ref[i]->ops->backward(ref[i], i ? y[i - 1] : x, y[i], dy[i],
+                                                          i ? dy[i - 1] : NULL, B),
+                                    DSNN_OK);
+                const float *z = dsnn_net_forward(net, x, B, true, &err);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(z);
+                CU_ASSERT(memcmp(z, y[2], sizeof(float) * (size_t)B * sizes[3]) == 0);
+                CU_ASSERT_EQUAL(dsnn_net_backward(net, dl, B, &err), DSNN_OK);
+                for (int i = 0; i < 3; i++) {
+                    struct dsnn_layer *l = dsnn_net_layer(net, (size_t)i);
+                    const size_t nnz = dsnn_sparse_nnz(l);
+                    CU_ASSERT_EQUAL(nnz, dsnn_sparse_nnz(ref[i]));
+                    CU_ASSERT(memcmp(dsnn_sparse_weight(l)->grad, dsnn_sparse_weight(ref[i])->grad,
+                                     sizeof(float) * nnz) == 0);
+                    CU_ASSERT(memcmp(dsnn_sparse_bias(l)->grad, dsnn_sparse_bias(ref[i])->grad,
+                                     sizeof(float) * (size_t)sizes[i + 1]) == 0);
+                    /* dense gradients read the exchanged panels */
+                    const size_t gn = (size_t)sizes[i] * sizes[i + 1];
+                    float *ga = malloc(sizeof(float) * gn), *gb = malloc(sizeof(float) * gn);
+                    CU_ASSERT_EQUAL(dsnn_sparse_dense_grad_rows(l, 0, sizes[i + 1], ga, &err),
+                                    DSNN_OK);
+                    CU_ASSERT_EQUAL(dsnn_sparse_dense_grad_rows(ref[i], 0, sizes[i + 1], gb, &err),
+                                    DSNN_OK);
+                    CU_ASSERT(memcmp(ga, gb, sizeof(float) * gn) == 0);
+                    free(ga);
+                    free(gb);
+                }
+                /* activations written on demand, after the backward too */
+                for (int i = 0; i < 3; i++)
+                    CU_ASSERT(memcmp(dsnn_net_activation(net, (size_t)i), y[i],
+                                     sizeof(float) * (size_t)B * sizes[i + 1]) == 0);
+                /* an evaluation forward in between ends the dense-gradient window */
+                CU_ASSERT_PTR_NOT_NULL(dsnn_net_forward(net, x, B > 1 ? B - 1 : 1, false, &err));
+                float g1[70];
+                CU_ASSERT_EQUAL(dsnn_sparse_dense_grad_rows(dsnn_net_layer(net, 1), 0, 1, g1, &err),
+                                DSNN_ERR_INVALID);
+                free(x);
+                free(dl);
+                for (int i = 0; i < 3; i++) {
+                    free(y[i]);
+                    free(dy[i]);
+                }
+            }
+            for (int i = 0; i < 3; i++)
+                dsnn_layer_free(ref[i]);
+            dsnn_net_free(net);
+        }
+    }
+    dsnn_set_num_threads(0);
+}
+
 /* Train a few steps, checkpoint, restore into a fresh layer, continue: bit-identical. */
 static void test_save_load(void)
 {
@@ -573,6 +677,7 @@ static CU_TestInfo tests[] = {
     {"density 1 reproduces the dense layer", test_density_one_matches_dense},
     {"dense gradient tiles and RigL growth", test_dense_gradient},
     {"fused ReLU equals sparse layer + relu layer", test_fused_relu},
+    {"panel hand-off in a net equals layer-by-layer calls", test_panel_handoff},
     {"checkpoint round trip and exact resume", test_save_load},
     {"sparse layers train in a network", test_in_network},
     CU_TEST_INFO_NULL,

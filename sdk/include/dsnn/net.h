@@ -45,7 +45,10 @@ DSNN_API enum dsnn_status dsnn_net_init(struct dsnn_net *net, struct dsnn_rng *r
  * forward) or NULL on error. */
 DSNN_API const float *dsnn_net_forward(struct dsnn_net *net, const float *x, int batch, bool train,
                                        struct dsnn_error *err);
-/* Activation after layer i of the last forward ([batch][size of layer i's output]). */
+/* Activation after layer i of the last forward ([batch][size of layer i's output]), valid until
+ * the next forward. Call it after each forward rather than keeping the pointer's contents: the
+ * output of a sparse layer that feeds another sparse layer is written only when asked for (the
+ * two exchange feature-major panels instead). */
 DSNN_API const float *dsnn_net_activation(const struct dsnn_net *net, size_t i);
 /* Backward pass from dlogits; fills every layer's parameter gradients. */
 DSNN_API enum dsnn_status dsnn_net_backward(struct dsnn_net *net, const float *dlogits, int batch,
