@@ -1,6 +1,7 @@
 /* net.c - a sequential network and its activation buffers. */
 #include "dsnn/io.h"
 #include "dsnn/net.h"
+#include "dsnn/sparse.h"
 #include "sparse_internal.h"
 
 #include <cblas.h>
@@ -16,6 +17,10 @@ struct dsnn_net {
     int max_batch;
     bool initialized;
     float **act;      /* act[i]: output of layer i, [max_batch][out size] */
+    bool *absorbed;   /* absorbed[i]: relu layer i is fused into the sparse layer i - 1 and
+                       * passes its input through (act[i] == act[i - 1], not allocated) */
+    struct dsnn_layer **run; /* the layers that run (not absorbed), in order */
+    size_t n_run;
     float *grad[2];   /* ping-pong gradient buffers, [max_batch][largest size] */
     const float *x;   /* input of the last forward (owned by the caller) */
     int last_batch;
@@ -45,8 +50,11 @@ void dsnn_net_free(struct dsnn_net *net)
         dsnn_layer_free(net->layers[i]);
     if (net->act)
         for (size_t i = 0; i < net->n_layers; i++)
-            free(net->act[i]);
+            if (!(net->absorbed && net->absorbed[i]))
+                free(net->act[i]);
     free(net->act);
+    free(net->absorbed);
+    free(net->run);
     free(net->grad[0]);
     free(net->grad[1]);
     free(net->layers);
@@ -174,13 +182,33 @@ enum dsnn_status dsnn_net_init(struct dsnn_net *net, struct dsnn_rng *rng, int m
         }
     }
     net->act = calloc(net->n_layers, sizeof *net->act);
-    if (!net->act)
+    net->absorbed = calloc(net->n_layers, sizeof *net->absorbed);
+    net->run = calloc(net->n_layers, sizeof *net->run);
+    if (!net->act || !net->absorbed || !net->run)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    /* A relu layer right after a sparse linear layer is fused into it: the sparse kernels apply
+     * the ReLU (bit-identical results), the relu layer passes its input through, and sparse
+     * layers separated only by a ReLU become adjacent for the panel hand-off. The sparse layer's
+     * activation is then the ReLU output, the same values as the relu layer's. */
+    for (size_t i = 1; i < net->n_layers; i++) {
+        struct dsnn_layer *a = net->layers[i - 1], *r = net->layers[i];
+        if (dsnn_sparse_is(a) && dsnn_layer_is(r, "relu") && shape_eq(a->out, r->in) &&
+            dsnn_sparse_set_activation(a, DSNN_SPARSE_ACT_RELU, NULL) == DSNN_OK)
+            net->absorbed[i] = true;
+    }
+    net->n_run = 0;
+    for (size_t i = 0; i < net->n_layers; i++)
+        if (!net->absorbed[i])
+            net->run[net->n_run++] = net->layers[i];
     int64_t largest = dsnn_shape_size(net->input);
     for (size_t i = 0; i < net->n_layers; i++) {
         int64_t n = dsnn_shape_size(net->layers[i]->out);
         if (n > largest)
             largest = n;
+        if (net->absorbed[i]) {
+            net->act[i] = net->act[i - 1];
+            continue;
+        }
         net->act[i] = malloc(sizeof(float) * (size_t)n * (size_t)max_batch);
         if (!net->act[i])
             return dsnn_error_set(err, DSNN_ERR_NOMEM, "network: cannot allocate activations");
@@ -207,10 +235,12 @@ const float *dsnn_net_forward(struct dsnn_net *net, const float *x, int batch, b
                        net->max_batch);
         return NULL;
     }
-    dsnn_sp_link_net(net->layers, net->n_layers); /* panel hand-off between sparse layers */
+    dsnn_sp_link_net(net->run, net->n_run); /* panel hand-off between sparse layers */
     const float *in = x;
     for (size_t i = 0; i < net->n_layers; i++) {
         struct dsnn_layer *l = net->layers[i];
+        if (net->absorbed[i]) /* act[i] is act[i - 1], already the ReLU output */
+            continue;
         enum dsnn_status st = l->ops->forward(l, in, net->act[i], batch, train);
         if (st != DSNN_OK) {
             dsnn_error_set(err, st, "layer '%s': forward failed (%s)", l->name,
@@ -228,7 +258,10 @@ const float *dsnn_net_activation(const struct dsnn_net *net, size_t i)
 {
     if (!net->act || i >= net->n_layers)
         return NULL;
-    dsnn_sp_materialize(net->layers[i]); /* a sparse layer feeding a sparse layer defers it */
+    size_t j = i;
+    while (j > 0 && net->absorbed[j])
+        j--;
+    dsnn_sp_materialize(net->layers[j]); /* a sparse layer feeding a sparse layer defers it */
     return net->act[i];
 }
 
@@ -238,12 +271,16 @@ enum dsnn_status dsnn_net_backward(struct dsnn_net *net, const float *dlogits, i
     if (!net->x || batch != net->last_batch)
         return dsnn_error_set(err, DSNN_ERR_INVALID,
                               "network: backward does not match the last forward");
-    dsnn_sp_link_net(net->layers, net->n_layers);
+    dsnn_sp_link_net(net->run, net->n_run);
     const float *dy = dlogits;
+    int g = 0; /* gradient buffers alternate between the layers that run */
     for (size_t k = net->n_layers; k-- > 0;) {
         struct dsnn_layer *l = net->layers[k];
+        if (net->absorbed[k]) /* the fused sparse layer applies the ReLU derivative */
+            continue;
         const float *x = k ? net->act[k - 1] : net->x;
-        float *dx = k ? net->grad[k & 1] : NULL;
+        float *dx = k ? net->grad[g] : NULL;
+        g ^= 1;
         enum dsnn_status st = l->ops->backward(l, x, net->act[k], dy, dx, batch);
         if (st != DSNN_OK)
             return dsnn_error_set(err, st, "layer '%s': backward failed (%s)", l->name,

@@ -511,6 +511,109 @@ static void test_panel_handoff(void)
     dsnn_set_num_threads(0);
 }
 
+/* A relu layer after a sparse layer is fused into it by the net (sparse layers separated by a
+ * ReLU then exchange panels): logits, every activation, parameter and dense gradients are
+ * bit-identical to the same layers (sparse, relu, sparse, relu, sparse) called one by one. */
+static void test_relu_fusion(void)
+{
+    struct dsnn_error err = {0};
+    const int sizes[] = {30, 80, 41, 5};
+    for (int threads = 1; threads <= 2; threads++) {
+        dsnn_set_num_threads(threads);
+        struct dsnn_net *net = dsnn_net_new((struct dsnn_shape){sizes[0], 1, 1}, sizes[3], &err);
+        struct dsnn_layer *ref[5];
+        for (int i = 0; i < 5; i++) {
+            struct dsnn_layer *a;
+            char name[16];
+            if (i % 2 == 0) {
+                const int j = i / 2;
+                a = make_layer(sizes[j], sizes[j + 1], true, 0.25, DSNN_SPARSE_MASK_PRECISE,
+                               60 + (uint64_t)j);
+                ref[i] = make_layer(sizes[j], sizes[j + 1], true, 0.25, DSNN_SPARSE_MASK_PRECISE,
+                                    60 + (uint64_t)j);
+                snprintf(name, sizeof name, "fc%d", j + 1);
+                snprintf(a->name, sizeof a->name, "%s", name);
+            } else {
+                snprintf(name, sizeof name, "relu%d", i / 2 + 1);
+                struct dsnn_shape sh = {sizes[i / 2 + 1], 1, 1};
+                a = dsnn_relu_new(name, sh, &err);
+                ref[i] = dsnn_relu_new(name, sh, &err);
+            }
+            CU_ASSERT_PTR_NOT_NULL_FATAL(ref[i]);
+            CU_ASSERT_EQUAL_FATAL(dsnn_net_add(net, a, &err), DSNN_OK);
+        }
+        struct dsnn_rng rng;
+        dsnn_rng_seed(&rng, 6, DSNN_RNG_STREAM_INIT);
+        CU_ASSERT_EQUAL_FATAL(dsnn_net_init(net, &rng, 130, &err), DSNN_OK);
+        CU_ASSERT_EQUAL(dsnn_sparse_get_activation(dsnn_net_layer(net, 0)), DSNN_SPARSE_ACT_RELU);
+        CU_ASSERT_EQUAL(dsnn_sparse_get_activation(dsnn_net_layer(net, 4)), DSNN_SPARSE_ACT_NONE);
+        const int B = 130;
+        const int width[5] = {sizes[1], sizes[1], sizes[2], sizes[2], sizes[3]};
+        float *x = malloc(sizeof(float) * B * sizes[0]), *dl = malloc(sizeof(float) * B * sizes[3]);
+        float *y[5], *dy[5];
+        for (int i = 0; i < 5; i++) {
+            y[i] = malloc(sizeof(float) * B * width[i]);
+            dy[i] = malloc(sizeof(float) * B * width[i]);
+        }
+        for (int step = 0; step < 2; step++) {
+            dsnn_rng_seed(&rng, 200 + (uint64_t)step, 1);
+            fill(x, (size_t)B * sizes[0], &rng);
+            fill(dl, (size_t)B * sizes[3], &rng);
+            for (int i = 0; i < 5; i++)
+                CU_ASSERT_EQUAL(ref[i]->ops->forward(ref[i], i ? y[i - 1] : x, y[i], B, true),
+                                DSNN_OK);
+            memcpy(dy[4], dl, sizeof(float) * B * sizes[3]);
+            for (int i = 4; i >= 0; i--)
+                CU_ASSERT_EQUAL(ref[i]->ops->backward(ref[i], i ? y[i - 1] : x, y[i], dy[i],
+                                                      i ? dy[i - 1] : NULL, B),
+                                DSNN_OK);
+            const float *z = dsnn_net_forward(net, x, B, true, &err);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(z);
+            CU_ASSERT(memcmp(z, y[4], sizeof(float) * B * sizes[3]) == 0);
+            CU_ASSERT_EQUAL(dsnn_net_backward(net, dl, B, &err), DSNN_OK);
+            for (int i = 0; i < 5; i += 2) {
+                struct dsnn_layer *l = dsnn_net_layer(net, (size_t)i);
+                CU_ASSERT(memcmp(dsnn_sparse_weight(l)->grad, dsnn_sparse_weight(ref[i])->grad,
+                                 sizeof(float) * dsnn_sparse_nnz(l)) == 0);
+                CU_ASSERT(memcmp(dsnn_sparse_bias(l)->grad, dsnn_sparse_bias(ref[i])->grad,
+                                 sizeof(float) * (size_t)width[i]) == 0);
+                const size_t gn = (size_t)sizes[i / 2] * width[i];
+                float *ga = malloc(sizeof(float) * gn), *gb = malloc(sizeof(float) * gn);
+                CU_ASSERT_EQUAL(dsnn_sparse_dense_grad_rows(l, 0, width[i], ga, &err), DSNN_OK);
+                CU_ASSERT_EQUAL(dsnn_sparse_dense_grad_rows(ref[i], 0, width[i], gb, &err),
+                                DSNN_OK);
+                CU_ASSERT(memcmp(ga, gb, sizeof(float) * gn) == 0);
+                free(ga);
+                free(gb);
+            }
+            /* the relu layers' activations are the ReLU outputs; a fused sparse layer's too */
+            for (int i = 0; i < 5; i++) {
+                const float *want = i % 2 == 0 && i < 4 ? y[i + 1] : y[i];
+                CU_ASSERT(memcmp(dsnn_net_activation(net, (size_t)i), want,
+                                 sizeof(float) * B * width[i]) == 0);
+            }
+            /* one SGD step on both, so that the second step runs on changed weights */
+            for (int i = 0; i < 5; i += 2) {
+                struct dsnn_param_block *wa = dsnn_sparse_weight(dsnn_net_layer(net, (size_t)i));
+                struct dsnn_param_block *wb = dsnn_sparse_weight(ref[i]);
+                for (size_t k = 0; k < wa->n; k++) {
+                    wa->value[k] -= 0.1f * wa->grad[k];
+                    wb->value[k] -= 0.1f * wb->grad[k];
+                }
+            }
+        }
+        free(x);
+        free(dl);
+        for (int i = 0; i < 5; i++) {
+            free(y[i]);
+            free(dy[i]);
+            dsnn_layer_free(ref[i]);
+        }
+        dsnn_net_free(net);
+    }
+    dsnn_set_num_threads(0);
+}
+
 /* Train a few steps, checkpoint, restore into a fresh layer, continue: bit-identical. */
 static void test_save_load(void)
 {
@@ -678,6 +781,7 @@ static CU_TestInfo tests[] = {
     {"dense gradient tiles and RigL growth", test_dense_gradient},
     {"fused ReLU equals sparse layer + relu layer", test_fused_relu},
     {"panel hand-off in a net equals layer-by-layer calls", test_panel_handoff},
+    {"sparse + relu fused by the net equals layer-by-layer calls", test_relu_fusion},
     {"checkpoint round trip and exact resume", test_save_load},
     {"sparse layers train in a network", test_in_network},
     CU_TEST_INFO_NULL,
