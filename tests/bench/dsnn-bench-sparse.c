@@ -11,13 +11,18 @@
  *   The output layer 1000->10 of a sparse configuration follows the SET convention: Erdős–Rényi
  *   with epsilon 20, which caps at density 1 (all 10000 connections, stored as sparse_linear).
  *   Sparse hidden layers use the sparse engine's fused ReLU (--relu fused, the default) or a
- *   separate relu layer (--relu layer); the dense path always uses relu layers.
+ *   separate relu layer (--relu layer), which dsnn_net_init fuses into the sparse layer anyway
+ *   (the two must run at the same speed); the dense path always uses relu layers.
  *   Sparse layers draw their initial weights with the sparse fan-in (kaiming uniform over
  *   density * n_in inputs), which is what makes the sparse MLPs train well.
  *
  * FLOPs per step: sum over linear layers of 2*B*nnz (forward) + 2*B*nnz (weight gradient)
  * + 2*B*nnz (input gradient, not computed for the first layer), with B the batch and nnz the
  * active connections (n_in*n_out when dense); biases, ReLU, loss and optimizer not counted.
+ *
+ * --peak measures what this machine can do, for judging the GFLOP/s above: the FMA peak of one
+ * core and of --threads cores at once (independent fused multiply-adds on registers, no memory),
+ * and OpenBLAS sgemm on the network's layer shapes at batch --batch (the dense path's kernel).
  *
  * --big builds the SET-MLP 784-100000-100000-100000-10 at epsilon 20 and runs one training step
  * (forward, backward, optimizer), printing times and peak RSS.
@@ -35,6 +40,12 @@
 #include <dsnn/dsnn.h>
 #include <dsnn/sparse.h>
 
+#include <cblas.h>
+#include <omp.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -47,7 +58,7 @@
 #include <zlib.h>
 
 struct opts {
-    int epochs, threads, batch, big, repeat;
+    int epochs, threads, batch, big, peak, repeat;
     int fused_relu; /* sparse hidden layers fuse their ReLU (dsnn_sparse_set_activation) */
     const char *wait_policy; /* OMP_WAIT_POLICY given to the children (NULL: inherited) */
     const char *densities;
@@ -315,7 +326,9 @@ static int run_one(const struct opts *o)
             if (o->max_steps && steps >= o->max_steps)
                 break;
             int n = d.n - s < B ? d.n - s : B;
-            for (int i = 0; i < n; i++) { /* (x / 255 - mean) / std, vectorised */
+            /* the batch loader: (x / 255 - mean) / std, vectorised, on all threads */
+#pragma omp parallel for num_threads(o->threads) if (o->threads > 1) schedule(static)
+            for (int i = 0; i < n; i++) {
                 const unsigned char *src = d.x + (size_t)order[s + i] * dim;
                 float *restrict dst = x + (size_t)i * dim;
                 for (int j = 0; j < dim; j++)
@@ -450,6 +463,113 @@ static int run_big(const struct opts *o)
     return 0;
 }
 
+/* ---- machine peak ---- */
+
+static volatile float g_sink;
+
+/* Seconds for reps rounds of 10 independent 8-wide FMA chains per thread (registers only). */
+static double fma_loop(long reps, float *sink)
+{
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 a0 = _mm256_set1_ps(0.1f), a1 = _mm256_set1_ps(0.2f), a2 = _mm256_set1_ps(0.3f),
+           a3 = _mm256_set1_ps(0.4f), a4 = _mm256_set1_ps(0.5f), a5 = _mm256_set1_ps(0.6f),
+           a6 = _mm256_set1_ps(0.7f), a7 = _mm256_set1_ps(0.8f), a8 = _mm256_set1_ps(0.9f),
+           a9 = _mm256_set1_ps(1.0f);
+    const __m256 m = _mm256_set1_ps(0.99999f), c = _mm256_set1_ps(1e-6f);
+    double t = now();
+    for (long k = 0; k < reps; k++) {
+        a0 = _mm256_fmadd_ps(a0, m, c);
+        a1 = _mm256_fmadd_ps(a1, m, c);
+        a2 = _mm256_fmadd_ps(a2, m, c);
+        a3 = _mm256_fmadd_ps(a3, m, c);
+        a4 = _mm256_fmadd_ps(a4, m, c);
+        a5 = _mm256_fmadd_ps(a5, m, c);
+        a6 = _mm256_fmadd_ps(a6, m, c);
+        a7 = _mm256_fmadd_ps(a7, m, c);
+        a8 = _mm256_fmadd_ps(a8, m, c);
+        a9 = _mm256_fmadd_ps(a9, m, c);
+    }
+    t = now() - t;
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(a8, a9));
+    float v[8];
+    _mm256_storeu_ps(v, s);
+    *sink += v[0];
+    return t;
+#else
+    (void)reps;
+    (void)sink;
+    return -1;
+#endif
+}
+
+static int run_peak(const struct opts *o)
+{
+    const long reps = 100000000; /* 16 GFLOP per thread */
+    const double flop = (double)reps * 10 * 16;
+    float sink = 0;
+    double best1 = 1e300, bestn = 1e300;
+    for (int r = 0; r < 3; r++) {
+        double t = fma_loop(reps, &sink);
+        if (t < 0)
+            break;
+        best1 = t < best1 ? t : best1;
+        double tmax = 0;
+#pragma omp parallel num_threads(o->threads) reduction(max : tmax)
+        {
+            float s = 0;
+            tmax = fma_loop(reps, &s);
+#pragma omp atomic
+            sink += s;
+        }
+        bestn = tmax < bestn ? tmax : bestn;
+    }
+    /* sgemm as the dense layers call it: y[B][n_out] = x[B][n_in] W^T, and the weight gradient */
+    dsnn_set_num_threads(o->threads);
+    const int shapes[][2] = {{784, 1000}, {1000, 1000}, {1000, 10}};
+    const int B = o->batch;
+    double gemm_flop = 0, gemm_s = 0;
+    char per[512];
+    size_t pos = 0;
+    per[0] = '\0';
+    for (int si = 0; si < 3; si++) {
+        const int ni = shapes[si][0], no = shapes[si][1];
+        float *x = malloc(sizeof(float) * (size_t)B * ni), *w = malloc(sizeof(float) * (size_t)ni * no);
+        float *y = malloc(sizeof(float) * (size_t)B * no);
+        for (size_t i = 0; i < (size_t)B * ni; i++)
+            x[i] = (float)(i % 7) * 0.1f;
+        for (size_t i = 0; i < (size_t)ni * no; i++)
+            w[i] = (float)(i % 5) * 0.01f;
+        const int n = 200;
+        double best = 1e300;
+        for (int r = 0; r < 3; r++) {
+            double t = now();
+            for (int k = 0; k < n; k++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, no, ni, 1.0f, x, ni, w,
+                            ni, 0.0f, y, no);
+            t = now() - t;
+            best = t < best ? t : best;
+        }
+        const double f = 2.0 * B * ni * no * n;
+        gemm_flop += f;
+        gemm_s += best;
+        pos += (size_t)snprintf(per + pos, sizeof per - pos, "%s\"%dx%d\":%.2f", si ? "," : "", ni,
+                                no, f / best * 1e-9);
+        sink += y[0];
+        free(x);
+        free(w);
+        free(y);
+    }
+    printf("{\"config\":\"peak\",\"threads\":%d,\"batch\":%d,\"fma_gflops_one_core\":%.2f,"
+           "\"fma_gflops_all_threads\":%.2f,\"sgemm_gflops\":{%s},\"sgemm_gflops_network\":%.2f,"
+           "\"note\":\"FMA peak: 8-wide fp32 fused multiply-adds on registers (AVX2)\"}\n",
+           o->threads, B, best1 < 1e300 ? flop / best1 * 1e-9 : 0.0,
+           bestn < 1e300 ? flop * o->threads / bestn * 1e-9 : 0.0, per, gemm_flop / gemm_s * 1e-9);
+    g_sink = sink; /* keeps the loops' results alive */
+    return 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -457,7 +577,7 @@ static void usage(void)
             "                         [--threads N] [--batch N] [--lr X] [--seed N]\n"
             "                         [--data DIR] [--max-steps N] [--repeat N]\n"
             "                         [--wait-policy active|passive] [--relu fused|layer]\n"
-            "                         [--big]\n");
+            "                         [--big] [--peak]\n");
 }
 
 int main(int argc, char **argv)
@@ -475,6 +595,10 @@ int main(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--big")) {
             o.big = 1;
+            continue;
+        }
+        if (!strcmp(a, "--peak")) {
+            o.peak = 1;
             continue;
         }
         if (!v) {
@@ -517,6 +641,8 @@ int main(int argc, char **argv)
     }
     if (o.one)
         return run_one(&o);
+    if (o.peak)
+        return run_peak(&o);
     if (o.big) {
         if (o.wait_policy && !getenv("DSNN_BENCH_REEXEC")) { /* apply before libgomp starts */
             setenv("OMP_WAIT_POLICY", o.wait_policy, 1);
