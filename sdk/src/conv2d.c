@@ -3,7 +3,6 @@
 #include "dsnn/layers.h"
 #include "layers_internal.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,8 +70,7 @@ static enum dsnn_status conv_forward(struct dsnn_layer *l, const float *x, float
         dsnn_cv_im2col(g, x + (size_t)b0 * in_size, nb, cols);
         if (nb == 1) { /* the product is already in the output layout */
             float *yb = y + (size_t)b0 * out_size;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, W, K, cols, N,
-                        0.0f, yb, N);
+            dsnn_sgemm(false, false, M, N, K, 1.0f, W, K, cols, N, 0.0f, yb, N);
             if (bias)
                 for (int o = 0; o < M; o++)
                     for (int p = 0; p < P; p++)
@@ -82,8 +80,7 @@ static enum dsnn_status conv_forward(struct dsnn_layer *l, const float *x, float
         float *ybuf = dsnn_ws_get(1, (size_t)M * N);
         if (!ybuf)
             return DSNN_ERR_NOMEM;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, W, K, cols, N,
-                    0.0f, ybuf, N);
+        dsnn_sgemm(false, false, M, N, K, 1.0f, W, K, cols, N, 0.0f, ybuf, N);
         dsnn_cv_scatter(ybuf, M, P, nb, bias, y + (size_t)b0 * out_size);
     }
     return DSNN_OK;
@@ -119,8 +116,7 @@ static enum dsnn_status conv_backward(struct dsnn_layer *l, const float *x, cons
             dyc = buf;
         }
         /* dW (+)= dY cols^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dyc, N, cols, N,
-                    b0 == 0 ? 0.0f : 1.0f, dW, K);
+        dsnn_sgemm(false, true, M, K, N, 1.0f, dyc, N, cols, N, b0 == 0 ? 0.0f : 1.0f, dW, K);
         if (db)
             for (int o = 0; o < M; o++) {
                 const float *r = dyc + (size_t)o * N;
@@ -134,8 +130,7 @@ static enum dsnn_status conv_backward(struct dsnn_layer *l, const float *x, cons
             if (!dcols)
                 return DSNN_ERR_NOMEM;
             /* dcols = W^T dY */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, W, K, dyc, N,
-                        0.0f, dcols, N);
+            dsnn_sgemm(true, false, K, N, M, 1.0f, W, K, dyc, N, 0.0f, dcols, N);
             dsnn_cv_col2im(g, dcols, nb, dx + (size_t)b0 * in_size);
         }
     }

@@ -32,6 +32,13 @@ void dsnn_cv_valid_range(int o, int s, int p, int t, int n, int *o0, int *o1);
 /* Threads for the layer kernels (>= 1). */
 int dsnn_ly_threads(void);
 
+/* Products below this many FLOPs (2 M N K) run on the calling thread only. */
+#define DSNN_BLAS_MT_FLOP 4e6
+/* cblas_sgemm (row-major) with OpenBLAS on one thread, large products split over the OpenMP
+ * threads (see net.c: OpenBLAS's own thread pool would fight the OpenMP threads). */
+void dsnn_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
+                int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
 /* Workspace: grow-only scratch buffers, one set per calling thread, shared by every layer (a
  * layer must not keep a pointer across calls). slot < DSNN_WS_SLOTS. NULL if out of memory. */
 #define DSNN_WS_SLOTS 4

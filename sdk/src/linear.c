@@ -2,7 +2,7 @@
 #include "dsnn/layer.h"
 #include "dsnn/sparse.h"
 
-#include <cblas.h>
+#include "layers_internal.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,8 +43,8 @@ static enum dsnn_status linear_forward(struct dsnn_layer *l, const float *x, flo
 {
     (void)train;
     struct linear *L = (struct linear *)l;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, L->n_out, L->n_in, 1.0f, x,
-                L->n_in, L->blocks[0].value, L->n_in, 0.0f, y, L->n_out);
+    dsnn_sgemm(false, true, batch, L->n_out, L->n_in, 1.0f, x, L->n_in, L->blocks[0].value, L->n_in,
+               0.0f, y, L->n_out);
     if (L->bias) {
         const float *b = L->blocks[1].value;
         for (int i = 0; i < batch; i++) {
@@ -62,8 +62,8 @@ static enum dsnn_status linear_backward(struct dsnn_layer *l, const float *x, co
     (void)y;
     struct linear *L = (struct linear *)l;
     /* dW[out][in] = dy^T x */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L->n_out, L->n_in, batch, 1.0f, dy,
-                L->n_out, x, L->n_in, 0.0f, L->blocks[0].grad, L->n_in);
+    dsnn_sgemm(true, false, L->n_out, L->n_in, batch, 1.0f, dy, L->n_out, x, L->n_in, 0.0f,
+               L->blocks[0].grad, L->n_in);
     if (L->bias) {
         float *db = L->blocks[1].grad;
         memset(db, 0, sizeof(float) * (size_t)L->n_out);
@@ -74,8 +74,8 @@ static enum dsnn_status linear_backward(struct dsnn_layer *l, const float *x, co
         }
     }
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, L->n_in, L->n_out, 1.0f, dy,
-                    L->n_out, L->blocks[0].value, L->n_in, 0.0f, dx, L->n_in);
+        dsnn_sgemm(false, false, batch, L->n_in, L->n_out, 1.0f, dy, L->n_out, L->blocks[0].value,
+                   L->n_in, 0.0f, dx, L->n_in);
     return DSNN_OK;
 }
 

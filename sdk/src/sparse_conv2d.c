@@ -12,7 +12,6 @@
 #include "dsnn/layers.h"
 #include "layers_internal.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -513,8 +512,8 @@ static enum dsnn_status sc_dense_grad(struct sparse_conv2d *S, const float *x, c
             dsnn_cv_gather(dyc, M, P, nb, buf);
             dyc = buf;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dyc, N, cols, N,
-                    b0 == 0 ? 0.0f : 1.0f, S->dense_grad, K);
+        dsnn_sgemm(false, true, M, K, N, 1.0f, dyc, N, cols, N, b0 == 0 ? 0.0f : 1.0f,
+                   S->dense_grad, K);
     }
     return DSNN_OK;
 }

@@ -4,7 +4,7 @@
 #include "dsnn/net.h"
 #include "sparse_internal.h"
 
-#include <cblas.h>
+#include "layers_internal.h"
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -910,9 +910,9 @@ enum dsnn_status dsnn_sparse_dense_grad_rows(struct dsnn_layer *l, int row0, int
     const struct sp_plan P = sp_make_plan(S->cache_batch);
     for (int c = 0; c < P.chunks; c++) {
         const int w = c + 1 < P.chunks ? P.cs : P.ld - c * P.cs;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, row1 - row0, S->n_in, w, 1.0f,
-                    S->dyTp + ((size_t)c * S->n_out + (size_t)row0) * P.cs, P.cs,
-                    S->xTp + (size_t)c * S->n_in * P.cs, P.cs, c ? 1.0f : 0.0f, out, S->n_in);
+        dsnn_sgemm(false, true, row1 - row0, S->n_in, w, 1.0f,
+                   S->dyTp + ((size_t)c * S->n_out + (size_t)row0) * P.cs, P.cs,
+                   S->xTp + (size_t)c * S->n_in * P.cs, P.cs, c ? 1.0f : 0.0f, out, S->n_in);
     }
     return DSNN_OK;
 }

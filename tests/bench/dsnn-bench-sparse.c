@@ -535,7 +535,8 @@ static int run_peak(const struct opts *o)
     per[0] = '\0';
     for (int si = 0; si < 3; si++) {
         const int ni = shapes[si][0], no = shapes[si][1];
-        float *x = malloc(sizeof(float) * (size_t)B * ni), *w = malloc(sizeof(float) * (size_t)ni * no);
+        float *x = malloc(sizeof(float) * (size_t)B * ni);
+        float *w = malloc(sizeof(float) * (size_t)ni * no);
         float *y = malloc(sizeof(float) * (size_t)B * no);
         for (size_t i = 0; i < (size_t)B * ni; i++)
             x[i] = (float)(i % 7) * 0.1f;

@@ -422,7 +422,8 @@ static void test_panel_handoff(void)
         for (int threads = 1; threads <= 3; threads++) {
             dsnn_set_num_threads(threads);
             struct dsnn_layer *ref[3];
-            struct dsnn_net *net = dsnn_net_new((struct dsnn_shape){sizes[0], 1, 1}, sizes[3], &err);
+            struct dsnn_net *net =
+                dsnn_net_new((struct dsnn_shape){sizes[0], 1, 1}, sizes[3], &err);
             CU_ASSERT_PTR_NOT_NULL_FATAL(net);
             for (int i = 0; i < 3; i++) {
                 /* variant 1: the middle layer has no activation (a linear pair) */
