@@ -3,6 +3,7 @@
 #include "dsnn/optim.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,77 +80,127 @@ double dsnn_optim_lr(const struct dsnn_optim *o)
     return o->lr;
 }
 
-enum dsnn_status dsnn_optim_step_block(struct dsnn_optim *o, struct dsnn_param_block *b,
-                                       struct dsnn_error *err)
+/* Allocates the optimizer state b needs (before any parallel update). */
+static enum dsnn_status optim_prepare(const struct dsnn_optim *o, struct dsnn_param_block *b,
+                                      struct dsnn_error *err)
+{
+    const int slots = o->cfg.alg == DSNN_OPTIM_SGD ? (o->cfg.momentum != 0.0 ? 1 : 0) : 2;
+    for (int s = 0; s < slots; s++)
+        if (!dsnn_param_block_state(b, s))
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "optimizer: out of memory");
+    return DSNN_OK;
+}
+
+/* Updates values [i0, i1) of b (state already allocated). */
+static void optim_range(const struct dsnn_optim *o, struct dsnn_param_block *b, ptrdiff_t i0,
+                        ptrdiff_t i1)
 {
     const float lr = (float)o->lr;
     const float wd = b->no_weight_decay ? 0.0f : (float)o->cfg.weight_decay;
-    const ptrdiff_t n = (ptrdiff_t)b->n;
     float *restrict w = b->value;
     const float *restrict g = b->grad;
     if (o->cfg.alg == DSNN_OPTIM_SGD) {
         const float mu = (float)o->cfg.momentum;
         if (mu == 0.0f) {
-#pragma omp parallel for simd schedule(static) if (n > 16384)
-            for (ptrdiff_t i = 0; i < n; i++)
+#pragma omp simd
+            for (ptrdiff_t i = i0; i < i1; i++)
                 w[i] -= lr * (g[i] + wd * w[i]);
-            return DSNN_OK;
+            return;
         }
-        float *restrict buf = dsnn_param_block_state(b, 0);
-        if (!buf)
-            return dsnn_error_set(err, DSNN_ERR_NOMEM, "optimizer: out of memory");
+        float *restrict buf = b->state[0];
         /* Two loops rather than a branch inside one, so that each vectorises. */
         if (o->cfg.nesterov) {
-#pragma omp parallel for simd schedule(static) if (n > 16384)
-            for (ptrdiff_t i = 0; i < n; i++) {
+#pragma omp simd
+            for (ptrdiff_t i = i0; i < i1; i++) {
                 float d = g[i] + wd * w[i];
                 float v = mu * buf[i] + d;
                 buf[i] = v;
                 w[i] -= lr * (d + mu * v);
             }
         } else {
-#pragma omp parallel for simd schedule(static) if (n > 16384)
-            for (ptrdiff_t i = 0; i < n; i++) {
+#pragma omp simd
+            for (ptrdiff_t i = i0; i < i1; i++) {
                 float v = mu * buf[i] + (g[i] + wd * w[i]);
                 buf[i] = v;
                 w[i] -= lr * v;
             }
         }
-        return DSNN_OK;
+        return;
     }
-    float *restrict m = dsnn_param_block_state(b, 0);
-    float *restrict v = dsnn_param_block_state(b, 1);
-    if (!m || !v)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "optimizer: out of memory");
+    float *restrict m = b->state[0];
+    float *restrict v = b->state[1];
     const float b1 = (float)o->cfg.beta1, b2 = (float)o->cfg.beta2, eps = (float)o->cfg.eps;
     /* 1 - beta in double, as PyTorch does: 1.0f - (float)0.999 is off by 1.3e-5 relative. */
     const float omb1 = (float)(1.0 - o->cfg.beta1), omb2 = (float)(1.0 - o->cfg.beta2);
     const int64_t t = o->t > 0 ? o->t : 1;
     const float c1 = (float)(1.0 - pow(o->cfg.beta1, (double)t));
     const float c2 = (float)sqrt(1.0 - pow(o->cfg.beta2, (double)t));
-#pragma omp parallel for simd schedule(static) if (n > 16384)
-    for (ptrdiff_t i = 0; i < n; i++) {
+#pragma omp simd
+    for (ptrdiff_t i = i0; i < i1; i++) {
         float d = g[i] + wd * w[i];
         m[i] = b1 * m[i] + omb1 * d;
         v[i] = b2 * v[i] + omb2 * d * d;
         w[i] -= lr * (m[i] / c1) / (sqrtf(v[i]) / c2 + eps);
     }
+}
+
+/* Values below which an update runs on the calling thread only. */
+#define OPTIM_PARALLEL_MIN 16384
+
+/* Updates blocks[0..n): one parallel region for all of them (each thread takes its slice of
+ * every block; the element-wise updates are independent), serial when they are small. */
+static enum dsnn_status optim_blocks(struct dsnn_optim *o, struct dsnn_param_block *const *blocks,
+                                     size_t n, struct dsnn_error *err)
+{
+    size_t total = 0;
+    for (size_t k = 0; k < n; k++) {
+        enum dsnn_status st = optim_prepare(o, blocks[k], err);
+        if (st != DSNN_OK)
+            return st;
+        total += blocks[k]->n;
+    }
+#pragma omp parallel if (total > OPTIM_PARALLEL_MIN)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (size_t k = 0; k < n; k++) {
+            const ptrdiff_t bn = (ptrdiff_t)blocks[k]->n;
+            /* slices in multiples of 16 values (whole cache lines) */
+            const ptrdiff_t i0 = t == 0 ? 0 : (bn * t / nt) & ~(ptrdiff_t)15;
+            const ptrdiff_t i1 = t + 1 == nt ? bn : (bn * (t + 1) / nt) & ~(ptrdiff_t)15;
+            if (i1 > i0)
+                optim_range(o, blocks[k], i0, i1);
+        }
+    }
     return DSNN_OK;
+}
+
+enum dsnn_status dsnn_optim_step_block(struct dsnn_optim *o, struct dsnn_param_block *b,
+                                       struct dsnn_error *err)
+{
+    return optim_blocks(o, &b, 1, err);
 }
 
 enum dsnn_status dsnn_optim_step(struct dsnn_optim *o, struct dsnn_net *net,
                                  struct dsnn_error *err)
 {
     o->t++;
+    size_t n = 0;
+    for (size_t i = 0; i < dsnn_net_n_layers(net); i++)
+        n += dsnn_net_layer(net, i)->n_params;
+    struct dsnn_param_block *small[16];
+    struct dsnn_param_block **blocks = n <= 16 ? small : malloc(n * sizeof *blocks);
+    if (!blocks)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "optimizer: out of memory");
+    n = 0;
     for (size_t i = 0; i < dsnn_net_n_layers(net); i++) {
         struct dsnn_layer *l = dsnn_net_layer(net, i);
-        for (size_t k = 0; k < l->n_params; k++) {
-            enum dsnn_status st = dsnn_optim_step_block(o, &l->params[k], err);
-            if (st != DSNN_OK)
-                return st;
-        }
+        for (size_t k = 0; k < l->n_params; k++)
+            blocks[n++] = &l->params[k];
     }
-    return DSNN_OK;
+    enum dsnn_status st = optim_blocks(o, blocks, n, err);
+    if (blocks != small)
+        free(blocks);
+    return st;
 }
 
 enum dsnn_status dsnn_optim_save(const struct dsnn_optim *o, FILE *f, struct dsnn_error *err)

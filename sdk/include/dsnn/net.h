@@ -37,7 +37,12 @@ DSNN_API int dsnn_net_n_classes(const struct dsnn_net *net);
 DSNN_API bool dsnn_net_initialized(const struct dsnn_net *net);
 
 /* Initialises every layer's parameters from rng and allocates activation buffers for batches of
- * up to max_batch. Checks that the last layer outputs n_classes values. */
+ * up to max_batch. Checks that the last layer outputs n_classes values.
+ * A "relu" layer right after a sparse linear layer is fused into it here (the sparse layer's
+ * activation becomes DSNN_SPARSE_ACT_RELU; the relu layer then passes its input through, and
+ * both report the ReLU output as their activation): results are bit-identical, and sparse
+ * layers separated only by a ReLU then exchange feature-major panels instead of transposing
+ * activations and gradients between them (see dsnn/sparse.h). */
 DSNN_API enum dsnn_status dsnn_net_init(struct dsnn_net *net, struct dsnn_rng *rng, int max_batch,
                                         struct dsnn_error *err);
 

@@ -25,6 +25,13 @@
  * train = true gathers them in column order), as autograd does; a topology edit in between is
  * allowed (gradients then follow the new topology).
  *
+ * Inside a dsnn_net, consecutive sparse layers (or sparse layers separated by a relu layer,
+ * which dsnn_net_init fuses) hand feature-major panels to each other: the second reads the
+ * first's output panel as its input and returns the input gradient as a panel already masked by
+ * the first's ReLU, so neither the activation nor the gradient between them is transposed. The
+ * first's sample-major output is then written only on demand (dsnn_net_activation). Results are
+ * bit-identical to running the layers one by one.
+ *
  * Limits: nnz < 2^32 per layer; n_in, n_out < 2^31. Kernels use OpenMP with
  * dsnn_get_num_threads() threads and AVX2/FMA or AVX-512 when built with -march=native (a
  * portable scalar path otherwise); results do not depend on the number of threads. Performance
@@ -123,9 +130,11 @@ DSNN_API const struct dsnn_sparse_init *dsnn_sparse_get_init(const struct dsnn_l
 DSNN_API void dsnn_sparse_set_grow_init(struct dsnn_layer *l, enum dsnn_sparse_grow_init g,
                                         double std);
 /* Optional activation fused into the layer (epilogue of the forward kernel; its derivative is
- * applied while the backward transposes dy, using the layer's output y): y = relu(x W^T + b).
- * Replaces a separate "relu" layer after this one at no cost. Configuration, not state: it is
- * not part of checkpoints. Append only. */
+ * applied while the backward transposes dy, using the layer's output y, or by the next sparse
+ * layer's input-gradient kernel when the two are adjacent in a net): y = relu(x W^T + b).
+ * Replaces a separate "relu" layer after this one at no cost; dsnn_net_init sets it for a sparse
+ * layer followed by a relu layer. Configuration, not state: it is not part of checkpoints.
+ * Append only. */
 enum dsnn_sparse_activation { DSNN_SPARSE_ACT_NONE = 0, DSNN_SPARSE_ACT_RELU = 1 };
 DSNN_API enum dsnn_status dsnn_sparse_set_activation(struct dsnn_layer *l,
                                                      enum dsnn_sparse_activation a,
