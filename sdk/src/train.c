@@ -2,40 +2,83 @@
 #include "dsnn/train.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Loss and gradient of one sample; returns the loss, *ok = argmax is the label. */
+static double xent_one(const float *z, int32_t y, int n_classes, float inv, float *d, int *ok)
+{
+    float mx = z[0];
+    int arg = 0;
+    for (int c = 1; c < n_classes; c++)
+        if (z[c] > mx) {
+            mx = z[c];
+            arg = c;
+        }
+    double sum = 0;
+    for (int c = 0; c < n_classes; c++)
+        sum += exp((double)(z[c] - mx));
+    const double lse = log(sum) + mx;
+    *ok = arg == y;
+    if (d) {
+        for (int c = 0; c < n_classes; c++)
+            d[c] = (float)(exp((double)z[c] - lse)) * inv;
+        d[y] -= inv;
+    }
+    return lse - z[y];
+}
+
+/* Batches from this many logits on are split over the threads (per-sample results are summed
+ * in sample order afterwards, so the numbers do not depend on the thread count). */
+#define XENT_PARALLEL_MIN 512
 
 enum dsnn_status dsnn_softmax_xent(const float *logits, const int32_t *labels, int batch,
                                    int n_classes, float *dlogits, double *loss_sum,
                                    int64_t *correct, struct dsnn_error *err)
 {
+    for (int i = 0; i < batch; i++)
+        if (labels[i] < 0 || labels[i] >= n_classes)
+            return dsnn_error_set(err, DSNN_ERR_INVALID, "label %d outside [0, %d)", labels[i],
+                                  n_classes);
+    const float inv = 1.0f / (float)batch;
     double loss = 0;
     int64_t ok = 0;
-    const float inv = 1.0f / (float)batch;
-    for (int i = 0; i < batch; i++) {
-        const float *z = logits + (size_t)i * n_classes;
-        int32_t y = labels[i];
-        if (y < 0 || y >= n_classes)
-            return dsnn_error_set(err, DSNN_ERR_INVALID, "label %d outside [0, %d)", y,
-                                  n_classes);
-        float mx = z[0];
-        int arg = 0;
-        for (int c = 1; c < n_classes; c++)
-            if (z[c] > mx) {
-                mx = z[c];
-                arg = c;
-            }
-        double sum = 0;
-        for (int c = 0; c < n_classes; c++)
-            sum += exp((double)(z[c] - mx));
-        double lse = log(sum) + mx;
-        loss += lse - z[y];
-        ok += arg == y;
-        if (dlogits) {
-            float *d = dlogits + (size_t)i * n_classes;
-            for (int c = 0; c < n_classes; c++)
-                d[c] = (float)(exp((double)z[c] - lse)) * inv;
-            d[y] -= inv;
+    double l_small[256];
+    unsigned char h_small[256];
+    double *l = l_small;
+    unsigned char *h = h_small;
+    bool par = (int64_t)batch * n_classes >= XENT_PARALLEL_MIN;
+    if (par && batch > 256) {
+        l = malloc(sizeof *l * (size_t)batch);
+        h = malloc(sizeof *h * (size_t)batch);
+        par = l && h; /* out of memory: the serial loop below needs neither */
+    }
+    if (par) {
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < batch; i++) {
+            int hit;
+            const size_t o = (size_t)i * n_classes;
+            l[i] = xent_one(logits + o, labels[i], n_classes, inv, dlogits ? dlogits + o : NULL,
+                            &hit);
+            h[i] = (unsigned char)hit;
+        }
+        for (int i = 0; i < batch; i++) {
+            loss += l[i];
+            ok += h[i];
+        }
+    }
+    if (l != l_small) {
+        free(l);
+        free(h);
+    }
+    if (!par) {
+        for (int i = 0; i < batch; i++) {
+            int hit;
+            const size_t o = (size_t)i * n_classes;
+            loss += xent_one(logits + o, labels[i], n_classes, inv, dlogits ? dlogits + o : NULL,
+                             &hit);
+            ok += hit;
         }
     }
     if (loss_sum)
