@@ -50,6 +50,64 @@ static double naive_xent(const float *z, int n, int y, double *p)
     return (double)(logl(s) + mx - z[y]);
 }
 
+/* Batches of 512+ logits are split over the threads (sample-order sums): the same numbers for
+ * 1 and 3 threads, on the stack (<= 256 samples) and heap paths, and the naive values. */
+static void test_xent_threads(void)
+{
+    const int batches[] = {40, 100, 300};
+    enum { C = 10 };
+    for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
+        const int B = batches[bi];
+        float *z = malloc(sizeof(float) * B * C), *d1 = malloc(sizeof(float) * B * C);
+        float *d3 = malloc(sizeof(float) * B * C);
+        int32_t *y = malloc(sizeof(int32_t) * B);
+        struct dsnn_rng r;
+        dsnn_rng_seed(&r, 3, (uint64_t)B);
+        for (int i = 0; i < B * C; i++)
+            z[i] = (float)(8 * dsnn_rng_uniform(&r) - 4);
+        for (int i = 0; i < B; i++)
+            y[i] = (int32_t)dsnn_rng_below(&r, C);
+        struct dsnn_error err = {0};
+        double l1 = 0.25, l3 = 0.25;
+        int64_t c1 = 1, c3 = 1;
+        dsnn_set_num_threads(1);
+        CU_ASSERT_EQUAL(dsnn_softmax_xent(z, y, B, C, d1, &l1, &c1, &err), DSNN_OK);
+        dsnn_set_num_threads(3);
+        CU_ASSERT_EQUAL(dsnn_softmax_xent(z, y, B, C, d3, &l3, &c3, &err), DSNN_OK);
+        CU_ASSERT(l1 == l3);
+        CU_ASSERT_EQUAL(c1, c3);
+        CU_ASSERT(memcmp(d1, d3, sizeof(float) * B * C) == 0);
+        double want = 0.25, p[C];
+        int64_t want_c = 1;
+        bool ok = true;
+        for (int i = 0; i < B; i++) {
+            want += naive_xent(z + i * C, C, y[i], p);
+            int arg = 0;
+            for (int c = 1; c < C; c++)
+                if (z[i * C + c] > z[i * C + arg])
+                    arg = c;
+            want_c += arg == y[i];
+            for (int c = 0; c < C; c++) {
+                double g = (p[c] - (c == y[i])) / B;
+                ok &= fabs(d3[i * C + c] - g) <= 1e-7 + 1e-6 * fabs(g);
+            }
+        }
+        CU_ASSERT(ok);
+        CU_ASSERT_DOUBLE_EQUAL(l3, want, 1e-6 * B);
+        CU_ASSERT_EQUAL(c3, want_c);
+        /* a bad label anywhere is refused before any output is written */
+        y[B - 1] = C;
+        d3[0] = 12345.0f;
+        CU_ASSERT_EQUAL(dsnn_softmax_xent(z, y, B, C, d3, &l3, &c3, &err), DSNN_ERR_INVALID);
+        CU_ASSERT_EQUAL(d3[0], 12345.0f);
+        free(z);
+        free(d1);
+        free(d3);
+        free(y);
+    }
+    dsnn_set_num_threads(0);
+}
+
 static void test_xent_vs_naive(void)
 {
     enum { B = 5, C = 7 };
@@ -827,6 +885,7 @@ static void test_metrics(void)
 
 static CU_TestInfo tests[] = {
     {"softmax xent vs naive", test_xent_vs_naive},
+    {"softmax xent split over threads", test_xent_threads},
     {"softmax xent with large logits", test_xent_large_logits},
     {"softmax xent gradient vs finite differences", test_xent_fd},
     {"softmax xent label out of range", test_xent_bad_label},
