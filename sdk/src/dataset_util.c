@@ -1,8 +1,9 @@
-/* dataset_util.c - per-epoch batch sizes, named normalisation statistics and messages shared by
- * the dataset plugins (the noise is in noise.c). */
+/* dataset_util.c - per-epoch batch sizes, the split cursor, named normalisation statistics and
+ * messages shared by the dataset plugins (the noise is in noise.c). */
 #include "dsnn/dataset_util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -89,6 +90,116 @@ int dsnn_batch_schedule_max(const struct dsnn_batch_schedule *s, int64_t n_sampl
     if (n_samples > 0 && m > n_samples)
         m = n_samples;
     return (int)(m > 0 ? m : 1);
+}
+
+void dsnn_noise_options_log(FILE *log, const char *name, const char *what,
+                            const struct dsnn_noise_options *o)
+{
+    if (!log || !o || !o->enabled)
+        return;
+    fprintf(log, "%s: noise split: the test split with %g of the %s set to %g / %g (%s)\n", name,
+            o->level, what, o->high, o->low,
+            o->space == DSNN_NOISE_SPACE_PIXEL ? "pixels, before normalisation"
+                                               : "after normalisation");
+}
+
+enum dsnn_status dsnn_split_cursor_init(struct dsnn_split_cursor *c, int64_t n_train,
+                                        int64_t n_test, struct dsnn_error *err)
+{
+    c->order = NULL;
+    c->split = -1;
+    c->train_max = dsnn_batch_schedule_max(&c->train_batch, n_train);
+    if (c->test_batch > n_test)
+        c->test_batch = n_test;
+    if (c->test_batch < 1)
+        c->test_batch = 1;
+    c->max_batch = c->train_max > c->test_batch ? c->train_max : (int)c->test_batch;
+    c->capacity = n_train > n_test ? n_train : n_test;
+    if (c->capacity < 0)
+        c->capacity = 0;
+    c->order = malloc(c->capacity > 0 ? (size_t)c->capacity * sizeof *c->order : 1);
+    if (!c->order)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory for batch buffers",
+                              c->name);
+    for (int64_t i = 0; i < c->capacity; i++)
+        c->order[i] = (uint32_t)i;
+    return DSNN_OK;
+}
+
+void dsnn_split_cursor_free(struct dsnn_split_cursor *c)
+{
+    if (!c)
+        return;
+    free(c->order);
+    c->order = NULL;
+    c->capacity = 0;
+    c->split = -1;
+}
+
+enum dsnn_status dsnn_split_cursor_check(const struct dsnn_split_cursor *c,
+                                         enum dsnn_split split, int epoch,
+                                         struct dsnn_error *err)
+{
+    if (split == DSNN_SPLIT_NOISE && c->noise != DSNN_NOISE_SPLIT_ON)
+        return c->noise == DSNN_NOISE_SPLIT_NONE
+                   ? dsnn_error_set(err, DSNN_ERR_UNSUPPORTED, "%s: no noise split", c->name)
+                   : dsnn_error_set(err, DSNN_ERR_UNSUPPORTED,
+                                    "%s: no noise split (n_noise = 0); set test_noise = true",
+                                    c->name);
+    if (split != DSNN_SPLIT_TRAIN && split != DSNN_SPLIT_TEST && split != DSNN_SPLIT_NOISE)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "%s: unknown split %d", c->name, (int)split);
+    if (epoch < 0)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "%s: epoch must be >= 0, got %d", c->name,
+                              epoch);
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_split_cursor_begin(struct dsnn_split_cursor *c, enum dsnn_split split,
+                                         int epoch, int64_t n, struct dsnn_error *err)
+{
+    enum dsnn_status st = dsnn_split_cursor_check(c, split, epoch, err);
+    if (st != DSNN_OK)
+        return st;
+    if (n < 0 || n > c->capacity)
+        return dsnn_error_set(err, DSNN_ERR_INTERNAL,
+                              "%s: begin: %lld samples, more than the %lld of the cursor",
+                              c->name, (long long)n, (long long)c->capacity);
+    bool train = split == DSNN_SPLIT_TRAIN;
+    c->split = (int)split;
+    c->epoch = epoch;
+    c->n = n;
+    c->pos = 0;
+    c->batches = 0;
+    c->batch = train ? dsnn_batch_schedule_at(&c->train_batch, epoch) : (int)c->test_batch;
+    for (int64_t i = 0; i < n; i++)
+        c->order[i] = (uint32_t)i;
+    if (train && c->shuffle) {
+        struct dsnn_rng r;
+        dsnn_rng_seed(&r, dsnn_seed_mix(c->seed, (uint64_t)epoch), DSNN_RNG_STREAM_DATA);
+        dsnn_rng_shuffle_u32(&r, c->order, (size_t)n);
+    }
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_split_cursor_next(struct dsnn_split_cursor *c, int *n,
+                                        const uint32_t **samples, struct dsnn_error *err)
+{
+    *n = 0;
+    *samples = c->order;
+    if (c->split < 0)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "%s: next_batch called before begin",
+                              c->name);
+    int64_t left = c->n - c->pos;
+    int k = left < c->batch ? (int)left : c->batch;
+    if (c->split == DSNN_SPLIT_TRAIN && c->batches_per_epoch > 0 &&
+        c->batches >= c->batches_per_epoch)
+        k = 0;
+    *samples = c->order + c->pos;
+    c->pos += k;
+    if (k > 0)
+        c->batches++;
+    *n = k;
+    return DSNN_OK;
 }
 
 static const struct dsnn_norm_stats norm_stats[] = {

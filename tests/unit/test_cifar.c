@@ -8,102 +8,13 @@
  * Sample i of a fixture (i counts over the train files in order, and separately over the test
  * file) is recognisable from its pixels: pixel 0 = i % 256, pixel 1 = i / 256; the other pixels
  * are a hash of (i, position), so that a crop offset or a mirror is identifiable. */
-#include <dirent.h>
-#include <dlfcn.h>
-#include <math.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include "dsnn/config.h"
-#include "dsnn/data.h"
-#include "dsnn/plugin.h"
-#include "dsnn/status.h"
-#include "harness.h"
+#define DATASET_FIXTURE_PLUGIN "cifar"
+#include "dataset_fixture.h"
 
 #define PIX 3072
 #define PLANE 1024
 
-/* ---- the plugin ---- */
-
-static const struct dsnn_component *g_comp;
-static const struct dsnn_dataset_ops *g_ops;
-static FILE *g_log;
-
-static bool load_plugin(void)
-{
-    static bool tried;
-    if (!tried) {
-        tried = true;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/plugins/cifar.so", dsnn_test_build_dir());
-        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-            fprintf(stderr, "cannot load %s: %s\n", path, dlerror());
-            return false;
-        }
-        void *sym = dlsym(h, DSNN_PLUGIN_ENTRY_SYMBOL);
-        if (!sym)
-            return false;
-        dsnn_plugin_entry_fn entry;
-        memcpy(&entry, &sym, sizeof entry);
-        const struct dsnn_plugin *p = entry();
-        for (size_t i = 0; p && i < p->n_components; i++)
-            if (p->components[i].kind == DSNN_KIND_DATASET &&
-                strcmp(p->components[i].name, "cifar") == 0)
-                g_comp = &p->components[i];
-        if (g_comp)
-            g_ops = g_comp->ops;
-        g_log = fopen("/dev/null", "w");
-    }
-    return g_ops != NULL;
-}
-
 /* ---- fixtures ---- */
-
-static char g_dir[256];
-
-static bool dir_setup(void)
-{
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/dsnn-cifar-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return false;
-    }
-    return load_plugin();
-}
-
-static void dir_cleanup(void)
-{
-    DIR *d = opendir(g_dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", g_dir, e->d_name);
-        if (rmdir(path) != 0)
-            unlink(path);
-    }
-    closedir(d);
-    rmdir(g_dir);
-}
-
-#define SETUP()                                                                                   \
-    do {                                                                                          \
-        if (!dir_setup()) {                                                                       \
-            CU_FAIL("cannot create the temporary directory or load the plugin");                \
-            return;                                                                               \
-        }                                                                                         \
-    } while (0)
 
 static uint32_t mix32(uint32_t x)
 {
@@ -138,19 +49,6 @@ static int lab_coarse(uint32_t i)
     return (int)((i * 3u + 2u) % 20u);
 }
 
-struct bytes {
-    uint8_t *p;
-    size_t n;
-};
-
-static void put(struct bytes *b, const void *p, size_t n)
-{
-    b->p = realloc(b->p, b->n + n + 1);
-    if (n)
-        memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
-
 /* Records of samples first..first+n. */
 static struct bytes records(bool c100, uint32_t first, uint32_t n, bool test)
 {
@@ -169,60 +67,6 @@ static struct bytes records(bool c100, uint32_t first, uint32_t n, bool test)
         put(&b, rec, o + PIX);
     }
     return b;
-}
-
-static uint32_t crc32_of(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-    }
-    return ~c;
-}
-
-/* A gzip file of p[0..n) with stored deflate blocks. */
-static struct bytes gzip_stored(const uint8_t *p, size_t n)
-{
-    static const uint8_t header[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff};
-    struct bytes b = {0};
-    put(&b, header, sizeof header);
-    size_t off = 0;
-    do {
-        size_t len = n - off > 65535 ? 65535 : n - off;
-        uint8_t h[5] = {off + len == n ? 1 : 0, (uint8_t)len, (uint8_t)(len >> 8),
-                        (uint8_t)~len, (uint8_t)(~len >> 8)};
-        put(&b, h, 5);
-        put(&b, p + off, len);
-        off += len;
-    } while (off < n);
-    uint32_t crc = crc32_of(p, n), sz = (uint32_t)n;
-    uint8_t t[8] = {(uint8_t)crc, (uint8_t)(crc >> 8), (uint8_t)(crc >> 16), (uint8_t)(crc >> 24),
-                    (uint8_t)sz,  (uint8_t)(sz >> 8),  (uint8_t)(sz >> 16),  (uint8_t)(sz >> 24)};
-    put(&b, t, 8);
-    return b;
-}
-
-static char *path_of(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
-
-/* Writes b (consumed) to g_dir/name. */
-static void write_bytes(const char *name, struct bytes b)
-{
-    FILE *f = fopen(path_of(name), "wb");
-    CU_ASSERT_PTR_NOT_NULL(f);
-    if (f) {
-        CU_ASSERT_EQUAL(fwrite(b.p ? (void *)b.p : (void *)"", 1, b.n, f), b.n);
-        fclose(f);
-    }
-    free(b.p);
 }
 
 /* CIFAR-10 train files hold 3, 4, 2, 5, 1 samples (15 in all, in this order). */
@@ -248,104 +92,14 @@ static void make_cifar100(uint32_t n_train, uint32_t n_test)
     write_bytes("test.bin", records(true, 0, n_test, true));
 }
 
-/* ---- opening ---- */
-
-struct ds {
-    struct dsnn_config_file *cf;
-    void *state;
-    struct dsnn_dataset_info info;
-    struct dsnn_error err;
-    enum dsnn_status st;
-};
-
-static enum dsnn_status ds_open(struct ds *d, uint64_t seed, const char *fmt, ...)
-    DSNN_PRINTF(3, 4);
-static enum dsnn_status ds_open(struct ds *d, uint64_t seed, const char *fmt, ...)
-{
-    memset(d, 0, sizeof *d);
-    char keys[2048], text[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(keys, sizeof keys, fmt, ap);
-    va_end(ap);
-    snprintf(text, sizeof text, "dataset = {\n  plugin = \"cifar\";\n  path = \"%s\";\n  %s\n};\n",
-             g_dir, keys);
-    d->st = dsnn_config_file_parse(text, "test.cfg", &d->cf, &d->err);
-    if (d->st != DSNN_OK) {
-        fprintf(stderr, "config does not parse: %s\n%s", d->err.msg, text);
-        return d->st;
-    }
-    const struct dsnn_cfg *g = dsnn_cfg_group(dsnn_config_file_root(d->cf), "dataset");
-    struct dsnn_run_ctx ctx = {.seed = seed, .epochs = 1, .n_threads = 1, .log = g_log};
-    d->st = g_ops->open(g, &ctx, &d->state, &d->info, &d->err);
-    if (d->st != DSNN_OK)
-        printf("\n    [%s] %s ", dsnn_status_str(d->st), d->err.msg);
-    return d->st;
-}
-
-static void ds_close(struct ds *d)
-{
-    if (d->state)
-        g_ops->close(d->state);
-    dsnn_config_file_free(d->cf);
-    memset(d, 0, sizeof *d);
-}
-
-static void expect_error(enum dsnn_status status, const char *keys, ...)
-{
-    struct ds d;
-    ds_open(&d, 1, "%s", keys);
-    CU_ASSERT_EQUAL(d.st, status);
-    CU_ASSERT_PTR_NULL(d.state);
-    va_list ap;
-    va_start(ap, keys);
-    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *)) {
-        bool found = strstr(d.err.msg, s) != NULL;
-        if (!found)
-            printf("\n    message lacks \"%s\" ", s);
-        CU_ASSERT(found);
-    }
-    va_end(ap);
-    ds_close(&d);
-}
+/* ---- reading ---- */
 
 /* Reads one epoch of split into xs [n][3072] / ys [n] (either may be NULL), batch sizes into
  * sizes (may be NULL). Returns the sample count, -1 on error. */
 static int64_t read_epoch(struct ds *d, enum dsnn_split split, int epoch, float *xs, int32_t *ys,
                           int64_t max, int *sizes, int *n_batches)
 {
-    int64_t n = 0;
-    int nb = 0;
-    if (g_ops->begin(d->state, split, epoch, &d->err) != DSNN_OK)
-        return -1;
-    for (;;) {
-        struct dsnn_batch b = {0};
-        if (g_ops->next_batch(d->state, &b, &d->err) != DSNN_OK)
-            return -1;
-        if (b.n == 0)
-            break;
-        if (sizes && nb < 64)
-            sizes[nb] = b.n;
-        nb++;
-        for (int k = 0; k < b.n; k++, n++) {
-            if (n >= max)
-                continue;
-            if (xs)
-                memcpy(xs + n * PIX, b.x + (int64_t)k * PIX, PIX * sizeof *xs);
-            if (ys)
-                ys[n] = b.y[k];
-        }
-        if (nb > 100000)
-            return -1;
-    }
-    if (n_batches)
-        *n_batches = nb;
-    return n;
-}
-
-static uint32_t sample_id(const float *x)
-{
-    return (uint32_t)lrintf(x[0] * 255.0f) + 256u * (uint32_t)lrintf(x[1] * 255.0f);
+    return ds_collect(d, split, epoch, xs, ys, max, sizes, 64, n_batches);
 }
 
 /* x (normalize = "none") equals sample i exactly. */
@@ -370,17 +124,7 @@ static void test_descriptor(void)
         "train_batches_per_epoch", "shuffle", "augment", "augment_padding", "augment_flip",
         "normalize", "mean", "std", "train_size", "test_size", "val_fraction", "test_noise",
         "noise_level", "noise_high", "noise_low", "noise_space", "noise_seed"};
-    for (size_t i = 0; i < DSNN_COUNT_OF(keys); i++) {
-        const struct dsnn_key_doc *k = NULL;
-        for (size_t j = 0; j < g_comp->n_keys; j++)
-            if (strcmp(g_comp->keys[j].name, keys[i]) == 0)
-                k = &g_comp->keys[j];
-        CU_ASSERT_PTR_NOT_NULL(k);
-        if (!k)
-            printf("\n    key %s is not documented ", keys[i]);
-        else
-            CU_ASSERT(k->doc && strlen(k->doc) > 10);
-    }
+    expect_keys_documented(keys, DSNN_COUNT_OF(keys), true);
 }
 
 static void test_values_cifar10(void)

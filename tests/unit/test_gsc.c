@@ -9,152 +9,13 @@
  * Sample i of train file f: x[i][0] = i, x[i][1] = f, x[i][j] = (i * 31 + j * 7 + f) % 97 / 8
  * (exact in float); label (i * 7 + f) % 12. The test set uses f = 100, the noise sets f = 200 +
  * the percentage. */
-#include <dirent.h>
-#include <dlfcn.h>
-#include <math.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <zlib.h>
+#define DATASET_FIXTURE_PLUGIN "gsc"
+#include "dataset_fixture.h"
 
-#include "dsnn/config.h"
-#include "dsnn/data.h"
-#include "dsnn/plugin.h"
-#include "dsnn/status.h"
-#include "harness.h"
+#include <zlib.h>
 
 #define SIDE 32
 #define D (SIDE * SIDE)
-
-/* ---- the plugin ---- */
-
-static const struct dsnn_component *g_comp;
-static const struct dsnn_dataset_ops *g_ops;
-static FILE *g_log;
-
-static bool load_plugin(void)
-{
-    static bool tried;
-    if (!tried) {
-        tried = true;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/plugins/gsc.so", dsnn_test_build_dir());
-        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-            fprintf(stderr, "cannot load %s: %s\n", path, dlerror());
-            return false;
-        }
-        void *sym = dlsym(h, DSNN_PLUGIN_ENTRY_SYMBOL);
-        if (!sym)
-            return false;
-        dsnn_plugin_entry_fn entry;
-        memcpy(&entry, &sym, sizeof entry);
-        const struct dsnn_plugin *p = entry();
-        for (size_t i = 0; p && i < p->n_components; i++)
-            if (p->components[i].kind == DSNN_KIND_DATASET &&
-                strcmp(p->components[i].name, "gsc") == 0)
-                g_comp = &p->components[i];
-        if (g_comp)
-            g_ops = g_comp->ops;
-        g_log = fopen("/dev/null", "w");
-    }
-    return g_ops != NULL;
-}
-
-/* ---- temporary directory ---- */
-
-static char g_dir[256];
-
-static bool dir_setup(void)
-{
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/dsnn-gsc-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return false;
-    }
-    return load_plugin();
-}
-
-static void dir_cleanup(void)
-{
-    DIR *d = opendir(g_dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", g_dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(g_dir);
-}
-
-#define SETUP()                                                                                   \
-    do {                                                                                          \
-        if (!dir_setup()) {                                                                       \
-            CU_FAIL("cannot create the temporary directory or load the plugin");                \
-            return;                                                                               \
-        }                                                                                         \
-    } while (0)
-
-static char *path_of(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
-
-/* ---- bytes ---- */
-
-struct bytes {
-    uint8_t *p;
-    size_t n;
-};
-
-static void put(struct bytes *b, const void *p, size_t n)
-{
-    b->p = realloc(b->p, b->n + n + 1);
-    if (n)
-        memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
-static void put16(struct bytes *b, uint32_t v)
-{
-    uint8_t q[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
-    put(b, q, 2);
-}
-static void put32(struct bytes *b, uint32_t v)
-{
-    uint8_t q[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-    put(b, q, 4);
-}
-static void put64(struct bytes *b, uint64_t v)
-{
-    put32(b, (uint32_t)v);
-    put32(b, (uint32_t)(v >> 32));
-}
-
-static void write_bytes(const char *name, struct bytes b)
-{
-    FILE *f = fopen(path_of(name), "wb");
-    CU_ASSERT_PTR_NOT_NULL(f);
-    if (f) {
-        CU_ASSERT_EQUAL(fwrite(b.p ? (void *)b.p : (void *)"", 1, b.n, f), b.n);
-        fclose(f);
-    }
-    free(b.p);
-}
 
 /* ---- .npy ---- */
 
@@ -169,9 +30,9 @@ static struct bytes npy_raw(int version, const char *dict, const void *data, siz
     uint8_t ver[2] = {(uint8_t)version, 0};
     put(&b, ver, 2);
     if (version == 1)
-        put16(&b, (uint32_t)(total - pre));
+        put_le16(&b, (uint32_t)(total - pre));
     else
-        put32(&b, (uint32_t)(total - pre));
+        put_le32(&b, (uint32_t)(total - pre));
     put(&b, dict, strlen(dict));
     for (size_t i = pre + len; i < total; i++)
         put(&b, " ", 1);
@@ -238,48 +99,48 @@ static struct bytes zip_build(struct member *m, int n, struct zip_opts o)
         uint64_t offset = z.n, usize = m[i].data.n, csize = payload.n;
         uint16_t name_len = (uint16_t)strlen(m[i].name);
         /* local header */
-        put32(&z, 0x04034b50u);
-        put16(&z, o.zip64_local ? 45 : 20);
-        put16(&z, o.flags);
-        put16(&z, method);
-        put16(&z, 0);
-        put16(&z, 0x21);
-        put32(&z, crc);
-        put32(&z, o.zip64_local ? 0xFFFFFFFFu : (uint32_t)csize);
-        put32(&z, o.zip64_local ? 0xFFFFFFFFu : (uint32_t)usize);
-        put16(&z, name_len);
-        put16(&z, o.zip64_local ? 20 : 0);
+        put_le32(&z, 0x04034b50u);
+        put_le16(&z, o.zip64_local ? 45 : 20);
+        put_le16(&z, o.flags);
+        put_le16(&z, method);
+        put_le16(&z, 0);
+        put_le16(&z, 0x21);
+        put_le32(&z, crc);
+        put_le32(&z, o.zip64_local ? 0xFFFFFFFFu : (uint32_t)csize);
+        put_le32(&z, o.zip64_local ? 0xFFFFFFFFu : (uint32_t)usize);
+        put_le16(&z, name_len);
+        put_le16(&z, o.zip64_local ? 20 : 0);
         put(&z, m[i].name, name_len);
         if (o.zip64_local) {
-            put16(&z, 1);
-            put16(&z, 16);
-            put64(&z, usize);
-            put64(&z, csize);
+            put_le16(&z, 1);
+            put_le16(&z, 16);
+            put_le64(&z, usize);
+            put_le64(&z, csize);
         }
         put(&z, payload.p, payload.n);
         /* central directory entry */
-        put32(&cd, 0x02014b50u);
-        put16(&cd, 0x031e);
-        put16(&cd, o.zip64_local ? 45 : 20);
-        put16(&cd, o.flags);
-        put16(&cd, method);
-        put16(&cd, 0);
-        put16(&cd, 0x21);
-        put32(&cd, crc);
-        put32(&cd, (uint32_t)csize);
-        put32(&cd, (uint32_t)usize);
-        put16(&cd, name_len);
-        put16(&cd, o.zip64_end ? 12 : 0);
-        put16(&cd, 0);
-        put16(&cd, 0);
-        put16(&cd, 0);
-        put32(&cd, 0x01800000u);
-        put32(&cd, o.zip64_end ? 0xFFFFFFFFu : (uint32_t)offset);
+        put_le32(&cd, 0x02014b50u);
+        put_le16(&cd, 0x031e);
+        put_le16(&cd, o.zip64_local ? 45 : 20);
+        put_le16(&cd, o.flags);
+        put_le16(&cd, method);
+        put_le16(&cd, 0);
+        put_le16(&cd, 0x21);
+        put_le32(&cd, crc);
+        put_le32(&cd, (uint32_t)csize);
+        put_le32(&cd, (uint32_t)usize);
+        put_le16(&cd, name_len);
+        put_le16(&cd, o.zip64_end ? 12 : 0);
+        put_le16(&cd, 0);
+        put_le16(&cd, 0);
+        put_le16(&cd, 0);
+        put_le32(&cd, 0x01800000u);
+        put_le32(&cd, o.zip64_end ? 0xFFFFFFFFu : (uint32_t)offset);
         put(&cd, m[i].name, name_len);
         if (o.zip64_end) { /* the offset in a ZIP64 extra field */
-            put16(&cd, 1);
-            put16(&cd, 8);
-            put64(&cd, offset);
+            put_le16(&cd, 1);
+            put_le16(&cd, 8);
+            put_le64(&cd, offset);
         }
         if (o.deflate)
             free(payload.p);
@@ -289,29 +150,29 @@ static struct bytes zip_build(struct member *m, int n, struct zip_opts o)
     put(&z, cd.p, cd.n);
     if (o.zip64_end) {
         uint64_t rec = z.n;
-        put32(&z, 0x06064b50u);
-        put64(&z, 44);
-        put16(&z, 45);
-        put16(&z, 45);
-        put32(&z, 0);
-        put32(&z, 0);
-        put64(&z, (uint64_t)n);
-        put64(&z, (uint64_t)n);
-        put64(&z, cd.n);
-        put64(&z, cd_offset);
-        put32(&z, 0x07064b50u);
-        put32(&z, 0);
-        put64(&z, rec);
-        put32(&z, 1);
+        put_le32(&z, 0x06064b50u);
+        put_le64(&z, 44);
+        put_le16(&z, 45);
+        put_le16(&z, 45);
+        put_le32(&z, 0);
+        put_le32(&z, 0);
+        put_le64(&z, (uint64_t)n);
+        put_le64(&z, (uint64_t)n);
+        put_le64(&z, cd.n);
+        put_le64(&z, cd_offset);
+        put_le32(&z, 0x07064b50u);
+        put_le32(&z, 0);
+        put_le64(&z, rec);
+        put_le32(&z, 1);
     }
-    put32(&z, 0x06054b50u);
-    put16(&z, 0);
-    put16(&z, 0);
-    put16(&z, o.zip64_end ? 0xFFFF : (uint32_t)n);
-    put16(&z, o.zip64_end ? 0xFFFF : (uint32_t)n);
-    put32(&z, o.zip64_end ? 0xFFFFFFFFu : (uint32_t)cd.n);
-    put32(&z, o.zip64_end ? 0xFFFFFFFFu : (uint32_t)cd_offset);
-    put16(&z, o.comment ? (uint32_t)strlen(o.comment) : 0);
+    put_le32(&z, 0x06054b50u);
+    put_le16(&z, 0);
+    put_le16(&z, 0);
+    put_le16(&z, o.zip64_end ? 0xFFFF : (uint32_t)n);
+    put_le16(&z, o.zip64_end ? 0xFFFF : (uint32_t)n);
+    put_le32(&z, o.zip64_end ? 0xFFFFFFFFu : (uint32_t)cd.n);
+    put_le32(&z, o.zip64_end ? 0xFFFFFFFFu : (uint32_t)cd_offset);
+    put_le16(&z, o.comment ? (uint32_t)strlen(o.comment) : 0);
     if (o.comment)
         put(&z, o.comment, strlen(o.comment));
     free(cd.p);
@@ -368,65 +229,25 @@ static void make_gsc(int K, uint32_t n, uint32_t n_test, const int *noise_pcts, 
     }
 }
 
-/* ---- opening ---- */
+/* ---- reading ---- */
 
-struct ds {
-    struct dsnn_config_file *cf;
-    void *state;
-    struct dsnn_dataset_info info;
-    struct dsnn_error err;
-    enum dsnn_status st;
+/* What read_epoch checks the samples against, and whether all matched so far. */
+struct gsc_check {
+    uint32_t f, *ids;
+    int64_t max, size;
+    bool ok;
 };
 
-static enum dsnn_status ds_open(struct ds *d, uint64_t seed, const char *fmt, ...)
-    DSNN_PRINTF(3, 4);
-static enum dsnn_status ds_open(struct ds *d, uint64_t seed, const char *fmt, ...)
+static void gsc_check_sample(void *arg, int64_t n, const float *x, int32_t y)
 {
-    memset(d, 0, sizeof *d);
-    char keys[2048], text[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(keys, sizeof keys, fmt, ap);
-    va_end(ap);
-    snprintf(text, sizeof text, "dataset = {\n  plugin = \"gsc\";\n  path = \"%s\";\n  %s\n};\n",
-             g_dir, keys);
-    d->st = dsnn_config_file_parse(text, "test.cfg", &d->cf, &d->err);
-    if (d->st != DSNN_OK) {
-        fprintf(stderr, "config does not parse: %s\n%s", d->err.msg, text);
-        return d->st;
-    }
-    const struct dsnn_cfg *g = dsnn_cfg_group(dsnn_config_file_root(d->cf), "dataset");
-    struct dsnn_run_ctx ctx = {.seed = seed, .epochs = 1, .n_threads = 1, .log = g_log};
-    d->st = g_ops->open(g, &ctx, &d->state, &d->info, &d->err);
-    if (d->st != DSNN_OK)
-        printf("\n    [%s] %s ", dsnn_status_str(d->st), d->err.msg);
-    return d->st;
-}
-
-static void ds_close(struct ds *d)
-{
-    if (d->state)
-        g_ops->close(d->state);
-    dsnn_config_file_free(d->cf);
-    memset(d, 0, sizeof *d);
-}
-
-static void expect_error(enum dsnn_status status, const char *keys, ...)
-{
-    struct ds d;
-    ds_open(&d, 1, "%s", keys);
-    CU_ASSERT_EQUAL(d.st, status);
-    CU_ASSERT_PTR_NULL(d.state);
-    va_list ap;
-    va_start(ap, keys);
-    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *)) {
-        bool found = strstr(d.err.msg, s) != NULL;
-        if (!found)
-            printf("\n    message lacks \"%s\" ", s);
-        CU_ASSERT(found);
-    }
-    va_end(ap);
-    ds_close(&d);
+    struct gsc_check *c = arg;
+    uint32_t i = (uint32_t)x[0];
+    if (c->ids && n < c->max)
+        c->ids[n] = i;
+    if (x[1] != (float)c->f || y != yval(i, c->f))
+        c->ok = false;
+    for (uint32_t j = 2; j < (uint32_t)c->size && c->ok; j++)
+        c->ok = x[j] == xval(i, j, c->f);
 }
 
 /* Reads an epoch; checks every sample is (i, f) with its label; ids[] gets the sample indices.
@@ -434,37 +255,13 @@ static void expect_error(enum dsnn_status status, const char *keys, ...)
 static int64_t read_epoch(struct ds *d, enum dsnn_split split, int epoch, uint32_t f,
                           uint32_t *ids, int64_t max, int *sizes, int *n_batches)
 {
-    int64_t n = 0;
-    int nb = 0;
-    bool ok = true;
-    int64_t size = dsnn_shape_size(d->info.shape);
-    if (g_ops->begin(d->state, split, epoch, &d->err) != DSNN_OK)
+    struct gsc_check c = {f, ids, max, dsnn_shape_size(d->info.shape), true};
+    int64_t n = ds_epoch(d, split, epoch, gsc_check_sample, &c, sizes, 64, n_batches);
+    if (n < 0)
         return -1;
-    for (;;) {
-        struct dsnn_batch b = {0};
-        if (g_ops->next_batch(d->state, &b, &d->err) != DSNN_OK)
-            return -1;
-        if (b.n == 0)
-            break;
-        if (sizes && nb < 256)
-            sizes[nb] = b.n;
-        nb++;
-        for (int k = 0; k < b.n; k++, n++) {
-            const float *x = b.x + (int64_t)k * size;
-            uint32_t i = (uint32_t)x[0];
-            if (ids && n < max)
-                ids[n] = i;
-            if (x[1] != (float)f || b.y[k] != yval(i, f))
-                ok = false;
-            for (uint32_t j = 2; j < (uint32_t)size && ok; j++)
-                ok = x[j] == xval(i, j, f);
-        }
-    }
-    if (n_batches)
-        *n_batches = nb;
-    if (!ok)
+    if (!c.ok)
         printf("\n    wrong values in split %d epoch %d ", (int)split, epoch);
-    return ok ? n : -1;
+    return c.ok ? n : -1;
 }
 
 /* ---- tests ---- */
@@ -478,15 +275,7 @@ static void test_descriptor(void)
         "path", "train_file", "test_file", "noise_file", "test_noise", "noise_level", "x_array",
         "y_array", "n_classes", "batch_size_train", "batch_size_test", "train_batches_per_epoch",
         "shuffle", "train_size", "test_size", "normalize", "mean", "std"};
-    for (size_t i = 0; i < DSNN_COUNT_OF(keys); i++) {
-        const struct dsnn_key_doc *k = NULL;
-        for (size_t j = 0; j < g_comp->n_keys; j++)
-            if (strcmp(g_comp->keys[j].name, keys[i]) == 0)
-                k = &g_comp->keys[j];
-        CU_ASSERT_PTR_NOT_NULL(k);
-        if (!k)
-            printf("\n    key %s is not documented ", keys[i]);
-    }
+    expect_keys_documented(keys, DSNN_COUNT_OF(keys), false);
 }
 
 /* nupic's layout: a train file per epoch (cycling), the validation set as test split. */

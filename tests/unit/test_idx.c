@@ -7,24 +7,11 @@
  * /usr/share/datasets/fashion-mnist exists, the real data set is loaded too.
  *
  * Sample i of a fixture is recognisable from its pixels: pixel 0 = i % 256, pixel 1 = i / 256. */
-#include <dirent.h>
-#include <dlfcn.h>
-#include <inttypes.h>
-#include <math.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#define DATASET_FIXTURE_PLUGIN "idx"
+#include "dataset_fixture.h"
 
-#include "dsnn/config.h"
-#include "dsnn/data.h"
-#include "dsnn/plugin.h"
-#include "dsnn/status.h"
-#include "harness.h"
+#include <inttypes.h>
+#include <limits.h>
 
 #define FMNIST_DIR "/usr/share/datasets/fashion-mnist"
 #define TRAIN_IMAGES "train-images-idx3-ubyte"
@@ -32,82 +19,7 @@
 #define TEST_IMAGES "t10k-images-idx3-ubyte"
 #define TEST_LABELS "t10k-labels-idx1-ubyte"
 
-/* ---- the plugin ---- */
-
-static const struct dsnn_component *g_comp;
-static const struct dsnn_dataset_ops *g_ops;
-static FILE *g_log;
-
-static bool load_plugin(void)
-{
-    static bool tried;
-    if (!tried) {
-        tried = true;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/plugins/idx.so", dsnn_test_build_dir());
-        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-            fprintf(stderr, "cannot load %s: %s\n", path, dlerror());
-            return false;
-        }
-        void *sym = dlsym(h, DSNN_PLUGIN_ENTRY_SYMBOL);
-        if (!sym) {
-            fprintf(stderr, "%s: no %s: %s\n", path, DSNN_PLUGIN_ENTRY_SYMBOL, dlerror());
-            return false;
-        }
-        dsnn_plugin_entry_fn entry;
-        memcpy(&entry, &sym, sizeof entry);
-        const struct dsnn_plugin *p = entry();
-        for (size_t i = 0; p && i < p->n_components; i++)
-            if (p->components[i].kind == DSNN_KIND_DATASET &&
-                strcmp(p->components[i].name, "idx") == 0)
-                g_comp = &p->components[i];
-        if (g_comp)
-            g_ops = g_comp->ops;
-        g_log = fopen("/dev/null", "w");
-    }
-    return g_ops != NULL;
-}
-
 /* ---- fixtures ---- */
-
-static char g_dir[256];
-
-static bool dir_setup(void)
-{
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/dsnn-idx-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return false;
-    }
-    return load_plugin();
-}
-
-static void dir_cleanup(void)
-{
-    DIR *d = opendir(g_dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", g_dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(g_dir);
-}
-
-#define SETUP()                                                                                   \
-    do {                                                                                          \
-        if (!dir_setup()) {                                                                       \
-            CU_FAIL("cannot create the temporary directory or load the plugin");                \
-            return;                                                                               \
-        }                                                                                         \
-    } while (0)
 
 static uint8_t pix(uint32_t i, uint32_t j)
 {
@@ -121,30 +33,6 @@ static uint8_t pix(uint32_t i, uint32_t j)
 static uint8_t lab(uint32_t i, int n_classes)
 {
     return (uint8_t)((i * 7u + 1u) % (uint32_t)n_classes);
-}
-
-/* A growable byte buffer. */
-struct bytes {
-    uint8_t *p;
-    size_t n;
-};
-
-static void put(struct bytes *b, const void *p, size_t n)
-{
-    b->p = realloc(b->p, b->n + n + 1);
-    if (n)
-        memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
-static void put_be32(struct bytes *b, uint32_t v)
-{
-    uint8_t q[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    put(b, q, 4);
-}
-static void put_le32(struct bytes *b, uint32_t v)
-{
-    uint8_t q[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-    put(b, q, 4);
 }
 
 /* IDX images: magic, n, rows, cols, pixels of samples first..first+n. */
@@ -179,64 +67,20 @@ static struct bytes idx_labels(uint32_t magic, uint32_t n, int n_classes, uint32
     return b;
 }
 
-static uint32_t crc32_of(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-    }
-    return ~c;
-}
-
-/* A valid gzip file of p[0..n) made of stored (uncompressed) deflate blocks. */
-static struct bytes gzip_stored(const uint8_t *p, size_t n)
-{
-    static const uint8_t header[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff};
-    static const uint8_t empty[1];
-    struct bytes b = {0};
-    if (!p)
-        p = empty;
-    put(&b, header, sizeof header);
-    size_t off = 0;
-    do {
-        size_t len = n - off > 65535 ? 65535 : n - off;
-        uint8_t h[5] = {off + len == n ? 1 : 0, (uint8_t)len, (uint8_t)(len >> 8),
-                        (uint8_t)~len, (uint8_t)(~len >> 8)};
-        put(&b, h, 5);
-        put(&b, p + off, len);
-        off += len;
-    } while (off < n);
-    put_le32(&b, crc32_of(p, n));
-    put_le32(&b, (uint32_t)n);
-    return b;
-}
-
 /* Writes b (consumed) to g_dir/name, gzip-compressed if gz. */
-static void write_bytes(const char *name, struct bytes b, bool gz)
+static void write_file(const char *name, struct bytes b, bool gz)
 {
     if (gz) {
         struct bytes z = gzip_stored(b.p, b.n);
         free(b.p);
         b = z;
     }
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", g_dir, name);
-    FILE *f = fopen(path, "wb");
-    CU_ASSERT_PTR_NOT_NULL(f);
-    if (f) {
-        CU_ASSERT_EQUAL(fwrite(b.p ? (void *)b.p : (void *)"", 1, b.n, f), b.n);
-        fclose(f);
-    }
-    free(b.p);
+    write_bytes(name, b);
 }
 
 static void remove_file(const char *name)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", g_dir, name);
-    unlink(path);
+    unlink(path_of(name));
 }
 
 /* Name of a fixture file: the standard name, with ".gz" when gz. */
@@ -253,99 +97,25 @@ static const char *fname(const char *base, bool gz)
 static void make_dataset(bool gz, uint32_t n_train, uint32_t n_test, uint32_t rows,
                          uint32_t cols, int n_classes)
 {
-    write_bytes(fname(TRAIN_IMAGES, gz), idx_images(0x803, n_train, rows, cols, 0), gz);
-    write_bytes(fname(TRAIN_LABELS, gz), idx_labels(0x801, n_train, n_classes, 0), gz);
-    write_bytes(fname(TEST_IMAGES, gz), idx_images(0x803, n_test, rows, cols, 0), gz);
-    write_bytes(fname(TEST_LABELS, gz), idx_labels(0x801, n_test, n_classes, 0), gz);
+    write_file(fname(TRAIN_IMAGES, gz), idx_images(0x803, n_train, rows, cols, 0), gz);
+    write_file(fname(TRAIN_LABELS, gz), idx_labels(0x801, n_train, n_classes, 0), gz);
+    write_file(fname(TEST_IMAGES, gz), idx_images(0x803, n_test, rows, cols, 0), gz);
+    write_file(fname(TEST_LABELS, gz), idx_labels(0x801, n_test, n_classes, 0), gz);
 }
 
-/* ---- opening ---- */
+/* ---- reading ---- */
 
-struct ds {
-    struct dsnn_config_file *cf;
-    void *state;
-    struct dsnn_dataset_info info;
-    struct dsnn_error err;
-    enum dsnn_status st;
+struct id_sink {
+    uint32_t *ids; /* [max], or NULL */
+    int64_t max;
 };
 
-/* Opens the data set of g_dir with extra keys (libconfig text, e.g. "shuffle = false;"). */
-static enum dsnn_status ds_open_v(struct ds *d, uint64_t seed, bool with_path, const char *fmt,
-                                  va_list ap)
+static void put_sample_id(void *arg, int64_t n, const float *x, int32_t y)
 {
-    memset(d, 0, sizeof *d);
-    char keys[2048], text[4096];
-    vsnprintf(keys, sizeof keys, fmt, ap);
-    if (with_path)
-        snprintf(text, sizeof text, "dataset = {\n  plugin = \"idx\";\n  path = \"%s\";\n  %s\n};\n",
-                 g_dir, keys);
-    else
-        snprintf(text, sizeof text, "dataset = {\n  plugin = \"idx\";\n  %s\n};\n", keys);
-    d->st = dsnn_config_file_parse(text, "test.cfg", &d->cf, &d->err);
-    if (d->st != DSNN_OK) {
-        fprintf(stderr, "config does not parse: %s\n%s", d->err.msg, text);
-        return d->st;
-    }
-    const struct dsnn_cfg *g = dsnn_cfg_group(dsnn_config_file_root(d->cf), "dataset");
-    struct dsnn_run_ctx ctx = {.seed = seed, .trial_index = 0, .epochs = 1, .n_threads = 1,
-                               .trial_dir = NULL, .log = g_log};
-    d->st = g_ops->open(g, &ctx, &d->state, &d->info, &d->err);
-    if (d->st != DSNN_OK)
-        printf("\n    [%s] %s ", dsnn_status_str(d->st), d->err.msg);
-    return d->st;
-}
-
-static enum dsnn_status ds_open(struct ds *d, uint64_t seed, const char *fmt, ...)
-    DSNN_PRINTF(3, 4);
-static enum dsnn_status ds_open(struct ds *d, uint64_t seed, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    enum dsnn_status st = ds_open_v(d, seed, true, fmt, ap);
-    va_end(ap);
-    return st;
-}
-
-static void ds_close(struct ds *d)
-{
-    if (d->state)
-        g_ops->close(d->state);
-    dsnn_config_file_free(d->cf);
-    memset(d, 0, sizeof *d);
-}
-
-/* Opening must fail with status and a message containing each of the NULL-terminated needles. */
-static void expect_error(enum dsnn_status status, const char *keys, ...)
-{
-    struct ds d;
-    ds_open(&d, 1, "%s", keys);
-    CU_ASSERT_EQUAL(d.st, status);
-    CU_ASSERT_PTR_NULL(d.state);
-    va_list ap;
-    va_start(ap, keys);
-    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *)) {
-        bool found = strstr(d.err.msg, s) != NULL;
-        if (!found)
-            printf("\n    message lacks \"%s\" ", s);
-        CU_ASSERT(found);
-    }
-    va_end(ap);
-    ds_close(&d);
-}
-
-static char *path_of(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
-
-/* Sample id decoded from a batch row of an unnormalised (x = p/255) data set. */
-static uint32_t sample_id(const float *x)
-{
-    return (uint32_t)lrintf(x[0] * 255.0f) + 256u * (uint32_t)lrintf(x[1] * 255.0f);
+    (void)y;
+    struct id_sink *s = arg;
+    if (s->ids && n < s->max)
+        s->ids[n] = sample_id(x);
 }
 
 /* Runs an epoch of split; stores the sample ids (normalize = "none") in ids[0..max) and the batch
@@ -353,29 +123,8 @@ static uint32_t sample_id(const float *x)
 static int64_t read_epoch(struct ds *d, enum dsnn_split split, int epoch, uint32_t *ids,
                           int64_t max, int *sizes, int *n_batches)
 {
-    int64_t n = 0;
-    int nb = 0;
-    int64_t d_size = dsnn_shape_size(d->info.shape);
-    if (g_ops->begin(d->state, split, epoch, &d->err) != DSNN_OK)
-        return -1;
-    for (;;) {
-        struct dsnn_batch b = {0};
-        if (g_ops->next_batch(d->state, &b, &d->err) != DSNN_OK)
-            return -1;
-        if (b.n == 0)
-            break;
-        if (sizes)
-            sizes[nb] = b.n;
-        nb++;
-        for (int k = 0; k < b.n; k++, n++)
-            if (ids && n < max)
-                ids[n] = sample_id(b.x + (int64_t)k * d_size);
-        if (nb > 1000000)
-            return -1;
-    }
-    if (n_batches)
-        *n_batches = nb;
-    return n;
+    struct id_sink sink = {ids, max};
+    return ds_epoch(d, split, epoch, put_sample_id, &sink, sizes, INT_MAX, n_batches);
 }
 
 /* ---- tests ---- */
@@ -397,17 +146,7 @@ static void test_descriptor(void)
         "batch_size_test", "normalize", "mean", "std", "shuffle", "train_size", "test_size",
         "val_fraction", "n_classes", "train_batches_per_epoch", "test_noise", "noise_level",
         "noise_high", "noise_low", "noise_space", "noise_seed"};
-    for (size_t i = 0; i < DSNN_COUNT_OF(keys); i++) {
-        const struct dsnn_key_doc *k = NULL;
-        for (size_t j = 0; j < g_comp->n_keys; j++)
-            if (strcmp(g_comp->keys[j].name, keys[i]) == 0)
-                k = &g_comp->keys[j];
-        CU_ASSERT_PTR_NOT_NULL(k);
-        if (!k)
-            printf("\n    key %s is not documented ", keys[i]);
-        else
-            CU_ASSERT(k->doc && strlen(k->doc) > 10);
-    }
+    expect_keys_documented(keys, DSNN_COUNT_OF(keys), true);
     for (size_t j = 0; j < g_comp->n_keys; j++) {
         const struct dsnn_key_doc *k = &g_comp->keys[j];
         if (strcmp(k->name, "path") == 0) {
@@ -543,7 +282,7 @@ static void test_n_classes(void)
     /* a test label larger than every train label counts too */
     struct bytes b = idx_labels(0x801, 5, 4, 0);
     b.p[8 + 2] = 6;
-    write_bytes(TEST_LABELS, b, false);
+    write_file(TEST_LABELS, b, false);
     CU_ASSERT_EQUAL(ds_open(&d, 1, "%s", ""), DSNN_OK);
     CU_ASSERT_EQUAL(d.info.n_classes, 7);
     ds_close(&d);
@@ -688,7 +427,7 @@ static void test_normalize_constant(void)
     uint8_t px[16];
     memset(px, 51, sizeof px);
     put(&b, px, sizeof px);
-    write_bytes(TRAIN_IMAGES, b, false);
+    write_file(TRAIN_IMAGES, b, false);
     struct ds d;
     CU_ASSERT_EQUAL(ds_open(&d, 1, "%s", ""), DSNN_OK);
     if (d.st == DSNN_OK) {
@@ -947,19 +686,19 @@ static void truncated_case(bool gz)
     /* 10 images of 4x4 = 160 data bytes; keep 150 */
     struct bytes b = idx_images(0x803, 10, 4, 4, 0);
     b.n -= 10;
-    write_bytes(fname(TRAIN_IMAGES, gz), b, gz);
+    write_file(fname(TRAIN_IMAGES, gz), b, gz);
     expect_error(DSNN_ERR_FORMAT, "", path_of(fname(TRAIN_IMAGES, gz)), "truncated", "160",
                  "150", NULL);
     /* a header that announces far more than the file holds */
     b = idx_images(0x803, 10, 4, 4, 0);
     b.p[4] = 0x7f;
-    write_bytes(fname(TRAIN_IMAGES, gz), b, gz);
+    write_file(fname(TRAIN_IMAGES, gz), b, gz);
     expect_error(DSNN_ERR_FORMAT, "", path_of(fname(TRAIN_IMAGES, gz)), "truncated", NULL);
     /* truncated labels */
     make_dataset(gz, 10, 3, 4, 4, 3);
     b = idx_labels(0x801, 3, 3, 0);
     b.n -= 1;
-    write_bytes(fname(TEST_LABELS, gz), b, gz);
+    write_file(fname(TEST_LABELS, gz), b, gz);
     expect_error(DSNN_ERR_FORMAT, "", path_of(fname(TEST_LABELS, gz)), "truncated", NULL);
     dir_cleanup();
 }
@@ -980,11 +719,11 @@ static void test_truncated_header(void)
     make_dataset(false, 5, 2, 2, 2, 2);
     struct bytes b = idx_images(0x803, 5, 2, 2, 0);
     b.n = 9; /* magic, n, one byte of rows */
-    write_bytes(TRAIN_IMAGES, b, false);
+    write_file(TRAIN_IMAGES, b, false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(TRAIN_IMAGES), "truncated", "header", NULL);
-    write_bytes(TRAIN_IMAGES, (struct bytes){0}, false);
+    write_file(TRAIN_IMAGES, (struct bytes){0}, false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(TRAIN_IMAGES), "truncated", "empty", NULL);
-    write_bytes(TRAIN_IMAGES, (struct bytes){0}, true); /* gzip of nothing */
+    write_file(TRAIN_IMAGES, (struct bytes){0}, true); /* gzip of nothing */
     rename(path_of(TRAIN_IMAGES), path_of(TRAIN_IMAGES ".gz"));
     expect_error(DSNN_ERR_FORMAT, "", path_of(TRAIN_IMAGES ".gz"), "truncated", NULL);
     dir_cleanup();
@@ -994,14 +733,14 @@ static void test_bad_magic(void)
 {
     SETUP();
     make_dataset(false, 5, 2, 2, 2, 2);
-    write_bytes(TRAIN_IMAGES, idx_images(0x804, 5, 2, 2, 0), false);
+    write_file(TRAIN_IMAGES, idx_images(0x804, 5, 2, 2, 0), false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(TRAIN_IMAGES), "magic", "expected 0x00000803",
                  "found 0x00000804", NULL);
     /* float data */
-    write_bytes(TRAIN_IMAGES, idx_images(0xD03, 5, 2, 2, 0), false);
+    write_file(TRAIN_IMAGES, idx_images(0xD03, 5, 2, 2, 0), false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(TRAIN_IMAGES), "0x00000D03", "float", NULL);
     /* not IDX at all */
-    write_bytes(TRAIN_IMAGES, idx_images(0x504B0304, 5, 2, 2, 0), false);
+    write_file(TRAIN_IMAGES, idx_images(0x504B0304, 5, 2, 2, 0), false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(TRAIN_IMAGES), "magic", "not an IDX file", NULL);
     make_dataset(false, 5, 2, 2, 2, 2);
     /* images and labels swapped */
@@ -1016,19 +755,19 @@ static void test_bad_dimensions(void)
 {
     SETUP();
     make_dataset(false, 5, 2, 2, 2, 2);
-    write_bytes(TRAIN_IMAGES, idx_images(0x803, 5, 0, 2, 0), false);
+    write_file(TRAIN_IMAGES, idx_images(0x803, 5, 0, 2, 0), false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(TRAIN_IMAGES), "dimensions", NULL);
-    write_bytes(TRAIN_IMAGES, idx_images(0x803, 0, 2, 2, 0), false);
-    write_bytes(TRAIN_LABELS, idx_labels(0x801, 0, 2, 0), false);
+    write_file(TRAIN_IMAGES, idx_images(0x803, 0, 2, 2, 0), false);
+    write_file(TRAIN_LABELS, idx_labels(0x801, 0, 2, 0), false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(TRAIN_IMAGES), "no images", NULL);
     /* huge dimensions must not allocate */
     struct bytes b = idx_images(0x803, 5, 2, 2, 0);
     memcpy(b.p + 4, "\xff\xff\xff\xff\x00\x01\x00\x00\x00\x01\x00\x00", 12);
-    write_bytes(TRAIN_IMAGES, b, false);
+    write_file(TRAIN_IMAGES, b, false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(TRAIN_IMAGES), NULL);
     /* train and test images of different sizes */
     make_dataset(false, 5, 2, 2, 2, 2);
-    write_bytes(TEST_IMAGES, idx_images(0x803, 2, 2, 3, 0), false);
+    write_file(TEST_IMAGES, idx_images(0x803, 2, 2, 3, 0), false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(TRAIN_IMAGES), path_of(TEST_IMAGES), "2x3",
                  "sizes differ", NULL);
     dir_cleanup();
@@ -1040,7 +779,7 @@ static void test_trailing_garbage(void)
     make_dataset(true, 5, 2, 2, 2, 2);
     struct bytes b = idx_images(0x803, 5, 2, 2, 0);
     put(&b, "junk!", 5);
-    write_bytes(fname(TRAIN_IMAGES, true), b, true);
+    write_file(fname(TRAIN_IMAGES, true), b, true);
     expect_error(DSNN_ERR_FORMAT, "", path_of(fname(TRAIN_IMAGES, true)), "trailing garbage",
                  "5 bytes", "20 data bytes", NULL);
     dir_cleanup();
@@ -1048,7 +787,7 @@ static void test_trailing_garbage(void)
     make_dataset(false, 5, 2, 2, 2, 2);
     b = idx_labels(0x801, 2, 2, 0);
     put(&b, "\0", 1);
-    write_bytes(TEST_LABELS, b, false);
+    write_file(TEST_LABELS, b, false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(TEST_LABELS), "trailing garbage", NULL);
     dir_cleanup();
 }
@@ -1057,7 +796,7 @@ static void test_count_mismatch(void)
 {
     SETUP();
     make_dataset(false, 5, 2, 2, 2, 2);
-    write_bytes(TRAIN_LABELS, idx_labels(0x801, 4, 2, 0), false);
+    write_file(TRAIN_LABELS, idx_labels(0x801, 4, 2, 0), false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(TRAIN_IMAGES), path_of(TRAIN_LABELS), "5 images",
                  "4 labels", "differ", NULL);
     dir_cleanup();
@@ -1073,32 +812,32 @@ static void test_corrupt_gzip(void)
     /* a flipped data byte: the checksum does not match */
     struct bytes z = gzip_stored(raw.p, raw.n);
     z.p[10 + 5 + 100] ^= 0x40;
-    write_bytes(name, z, false);
+    write_file(name, z, false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(name), "corrupt gzip", "incorrect data check",
                  NULL);
 
     /* an invalid deflate block type */
     z = gzip_stored(raw.p, raw.n);
     z.p[10] = 0x07;
-    write_bytes(name, z, false);
+    write_file(name, z, false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(name), "corrupt gzip", NULL);
 
     /* a bad compression method in the gzip header */
     z = gzip_stored(raw.p, raw.n);
     z.p[2] = 7;
-    write_bytes(name, z, false);
+    write_file(name, z, false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(name), "gzip", NULL);
 
     /* cut short: the compressed stream ends early */
     z = gzip_stored(raw.p, raw.n);
     z.n -= 300;
-    write_bytes(name, z, false);
+    write_file(name, z, false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(name), "corrupt gzip", "cut short", NULL);
 
     /* only the 8-byte trailer missing */
     z = gzip_stored(raw.p, raw.n);
     z.n -= 8;
-    write_bytes(name, z, false);
+    write_file(name, z, false);
     expect_error(DSNN_ERR_FORMAT, "", path_of(name), "gzip", NULL);
 
     free(raw.p);
@@ -1222,20 +961,8 @@ static void test_train_batches_per_epoch(void)
 static int64_t read_values(struct ds *d, enum dsnn_split split, int epoch, float *xs, int32_t *ys,
                            int64_t max)
 {
-    int64_t size = dsnn_shape_size(d->info.shape), n = 0;
-    if (g_ops->begin(d->state, split, epoch, &d->err) != DSNN_OK)
-        return -1;
-    for (;;) {
-        struct dsnn_batch b = {0};
-        if (g_ops->next_batch(d->state, &b, &d->err) != DSNN_OK)
-            return -1;
-        if (b.n == 0)
-            return n;
-        for (int k = 0; k < b.n && n < max; k++, n++) {
-            memcpy(xs + n * size, b.x + (int64_t)k * size, (size_t)size * sizeof *xs);
-            ys[n] = b.y[k];
-        }
-    }
+    int64_t n = ds_collect(d, split, epoch, xs, ys, max, NULL, 0, NULL);
+    return n > max ? max : n;
 }
 
 static void test_noise_split(void)

@@ -1,129 +1,12 @@
 /* tests/unit/test_synthetic.c - the "synthetic" dataset plugin: seeded Gaussian clusters. */
-#include <dlfcn.h>
-#include <math.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "dsnn/config.h"
-#include "dsnn/data.h"
-#include "dsnn/plugin.h"
-#include "dsnn/status.h"
-#include "harness.h"
-
-static const struct dsnn_component *g_comp;
-static const struct dsnn_dataset_ops *g_ops;
-static FILE *g_log;
-
-static bool load_plugin(void)
-{
-    static bool tried;
-    if (!tried) {
-        tried = true;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/plugins/synthetic.so", dsnn_test_build_dir());
-        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-            fprintf(stderr, "cannot load %s: %s\n", path, dlerror());
-            return false;
-        }
-        void *sym = dlsym(h, DSNN_PLUGIN_ENTRY_SYMBOL);
-        if (!sym)
-            return false;
-        dsnn_plugin_entry_fn entry;
-        memcpy(&entry, &sym, sizeof entry);
-        const struct dsnn_plugin *p = entry();
-        for (size_t i = 0; p && i < p->n_components; i++)
-            if (p->components[i].kind == DSNN_KIND_DATASET &&
-                strcmp(p->components[i].name, "synthetic") == 0)
-                g_comp = &p->components[i];
-        if (g_comp)
-            g_ops = g_comp->ops;
-        g_log = fopen("/dev/null", "w");
-    }
-    return g_ops != NULL;
-}
-
-struct ds {
-    struct dsnn_config_file *cf;
-    void *state;
-    struct dsnn_dataset_info info;
-    struct dsnn_error err;
-    enum dsnn_status st;
-};
-
-static enum dsnn_status ds_open(struct ds *d, uint64_t seed, const char *fmt, ...)
-    DSNN_PRINTF(3, 4);
-static enum dsnn_status ds_open(struct ds *d, uint64_t seed, const char *fmt, ...)
-{
-    memset(d, 0, sizeof *d);
-    if (!load_plugin())
-        return d->st = DSNN_ERR_NOT_FOUND;
-    char keys[1024], text[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(keys, sizeof keys, fmt, ap);
-    va_end(ap);
-    snprintf(text, sizeof text, "dataset = {\n  plugin = \"synthetic\";\n  %s\n};\n", keys);
-    d->st = dsnn_config_file_parse(text, "test.cfg", &d->cf, &d->err);
-    if (d->st != DSNN_OK)
-        return d->st;
-    struct dsnn_run_ctx ctx = {.seed = seed, .epochs = 1, .n_threads = 1, .log = g_log};
-    d->st = g_ops->open(dsnn_cfg_group(dsnn_config_file_root(d->cf), "dataset"), &ctx,
-                        &d->state, &d->info, &d->err);
-    if (d->st != DSNN_OK)
-        printf("\n    [%s] %s ", dsnn_status_str(d->st), d->err.msg);
-    return d->st;
-}
-
-static void ds_close(struct ds *d)
-{
-    if (d->state)
-        g_ops->close(d->state);
-    dsnn_config_file_free(d->cf);
-    memset(d, 0, sizeof *d);
-}
-
-static void expect_error(const char *keys, const char *needle)
-{
-    struct ds d;
-    ds_open(&d, 1, "%s", keys);
-    CU_ASSERT_EQUAL(d.st, DSNN_ERR_CONFIG);
-    CU_ASSERT_PTR_NULL(d.state);
-    bool found = strstr(d.err.msg, needle) != NULL;
-    if (!found)
-        printf("\n    message lacks \"%s\" ", needle);
-    CU_ASSERT(found);
-    ds_close(&d);
-}
+#define DATASET_FIXTURE_PLUGIN "synthetic"
+#include "dataset_fixture.h"
 
 /* Reads one epoch of split into xs / ys (either may be NULL). Returns the count. */
 static int64_t read_epoch(struct ds *d, enum dsnn_split split, int epoch, float *xs, int32_t *ys,
                           int *n_batches)
 {
-    int64_t n = 0, size = dsnn_shape_size(d->info.shape);
-    int nb = 0;
-    if (g_ops->begin(d->state, split, epoch, &d->err) != DSNN_OK)
-        return -1;
-    for (;;) {
-        struct dsnn_batch b = {0};
-        if (g_ops->next_batch(d->state, &b, &d->err) != DSNN_OK)
-            return -1;
-        if (b.n == 0)
-            break;
-        nb++;
-        if (xs)
-            memcpy(xs + n * size, b.x, (size_t)(b.n * size) * sizeof *xs);
-        if (ys)
-            memcpy(ys + n, b.y, (size_t)b.n * sizeof *ys);
-        n += b.n;
-    }
-    if (n_batches)
-        *n_batches = nb;
-    return n;
+    return ds_collect(d, split, epoch, xs, ys, INT64_MAX, NULL, 0, n_batches);
 }
 
 static void test_descriptor(void)
@@ -133,12 +16,7 @@ static void test_descriptor(void)
     static const char *const keys[] = {"n_classes", "shape", "n_train", "n_test", "separation",
                                        "noise_std", "data_seed", "batch_size_train",
                                        "batch_size_test", "train_batches_per_epoch", "shuffle"};
-    for (size_t i = 0; i < DSNN_COUNT_OF(keys); i++) {
-        bool found = false;
-        for (size_t j = 0; j < g_comp->n_keys; j++)
-            found = found || strcmp(g_comp->keys[j].name, keys[i]) == 0;
-        CU_ASSERT(found);
-    }
+    expect_keys_documented(keys, DSNN_COUNT_OF(keys), false);
 }
 
 static void test_shape_and_balance(void)
@@ -304,14 +182,14 @@ static void test_batches(void)
 
 static void test_errors(void)
 {
-    expect_error("shape = [1, 2];", "shape");
-    expect_error("shape = [1, 2, 3, 4];", "shape");
-    expect_error("shape = [1, 0, 3];", "shape");
-    expect_error("n_classes = 1;", "n_classes");
-    expect_error("noise_std = -1.0;", "noise_std");
-    expect_error("n_train = 0;", "n_train");
-    expect_error("batch_size_train = [];", "batch_size_train");
-    expect_error("shape = [1000, 1000, 1000];", "too many");
+    expect_error(DSNN_ERR_CONFIG, "shape = [1, 2];", "shape", NULL);
+    expect_error(DSNN_ERR_CONFIG, "shape = [1, 2, 3, 4];", "shape", NULL);
+    expect_error(DSNN_ERR_CONFIG, "shape = [1, 0, 3];", "shape", NULL);
+    expect_error(DSNN_ERR_CONFIG, "n_classes = 1;", "n_classes", NULL);
+    expect_error(DSNN_ERR_CONFIG, "noise_std = -1.0;", "noise_std", NULL);
+    expect_error(DSNN_ERR_CONFIG, "n_train = 0;", "n_train", NULL);
+    expect_error(DSNN_ERR_CONFIG, "batch_size_train = [];", "batch_size_train", NULL);
+    expect_error(DSNN_ERR_CONFIG, "shape = [1000, 1000, 1000];", "too many", NULL);
     struct ds d;
     CU_ASSERT_EQUAL(ds_open(&d, 1, "%s", ""), DSNN_OK);
     if (d.st == DSNN_OK) {

@@ -253,18 +253,13 @@ struct cifar_state {
     struct cifar_file files[CIFAR_MAX_FILES + 1];
     int n_files;
     struct cifar_split train, test;
-    struct dsnn_batch_schedule train_batch;
-    int test_batch;
-    int64_t batches_per_epoch;
-    bool shuffle, augment, flip;
+    struct dsnn_split_cursor cur; /* split begun, order, batch sizes, position */
+    bool augment, flip;
     int padding;
     uint64_t seed;
     double mean[CIFAR_CHANNELS], std[CIFAR_CHANNELS];
     float lut[CIFAR_CHANNELS][256];
     struct dsnn_noise_options noise;
-    uint32_t *order;
-    int cur, cur_batch, epoch;
-    int64_t pos, batches;
     float *xbuf;
     int32_t *ybuf;
 };
@@ -280,7 +275,7 @@ static void cifar_close(void *state)
     free(s->train.y);
     free(s->test.x);
     free(s->test.y);
-    free(s->order);
+    dsnn_split_cursor_free(&s->cur);
     free(s->xbuf);
     free(s->ybuf);
     free(s);
@@ -397,14 +392,20 @@ static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn
     struct cifar_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "cifar: out of memory");
-    s->cur = -1;
+    s->cur = (struct dsnn_split_cursor){
+        .name = "cifar",
+        .train_batch = o.train_batch,
+        .test_batch = o.test_batch,
+        .batches_per_epoch = o.batches_per_epoch,
+        .shuffle = o.shuffle,
+        .seed = seed,
+        .noise = o.noise.enabled ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF,
+        .split = -1,
+    };
     s->seed = seed;
-    s->shuffle = o.shuffle;
     s->augment = o.augment;
     s->flip = o.flip;
     s->padding = (int)o.padding;
-    s->train_batch = o.train_batch;
-    s->batches_per_epoch = o.batches_per_epoch;
     s->noise = o.noise;
     bool use_val = o.val_fraction > 0;
     size_t record = o.variant ? 3074 : 3073;
@@ -521,15 +522,12 @@ static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn
     }
 
     /* Buffers. */
-    int train_max = dsnn_batch_schedule_max(&s->train_batch, n_train);
-    s->test_batch = (int)(o.test_batch < n_test ? o.test_batch : n_test);
-    if (s->test_batch < 1)
-        s->test_batch = 1;
-    int max_batch = train_max > s->test_batch ? train_max : s->test_batch;
-    s->order = malloc((size_t)n_train * sizeof *s->order);
+    if ((st = dsnn_split_cursor_init(&s->cur, n_train, n_test, e)) != DSNN_OK)
+        goto fail;
+    int max_batch = s->cur.max_batch;
     s->xbuf = malloc((size_t)max_batch * CIFAR_PIXELS * sizeof *s->xbuf);
     s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
-    if (!s->order || !s->xbuf || !s->ybuf) {
+    if (!s->xbuf || !s->ybuf) {
         st = dsnn_error_set(e, DSNN_ERR_NOMEM, "cifar: out of memory for batch buffers");
         goto fail;
     }
@@ -540,8 +538,8 @@ static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn
     info->n_train = n_train;
     info->n_test = n_test;
     info->n_noise = s->noise.enabled ? n_test : 0;
-    info->batch_size_train = train_max;
-    info->batch_size_test = s->test_batch;
+    info->batch_size_train = s->cur.train_max;
+    info->batch_size_test = (int)s->cur.test_batch;
     if (ctx && ctx->log) {
         fprintf(ctx->log, "cifar: %s (%s labels, %d classes): train %" PRId64
                           " samples from %s%s, test %" PRId64 " samples%s\n",
@@ -553,12 +551,7 @@ static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn
                 cifar_norm_choices[o.normalize], s->mean[0], s->mean[1], s->mean[2], s->std[0],
                 s->std[1], s->std[2], o.shuffle ? "on" : "off",
                 o.augment ? (o.flip ? "crop + flip" : "crop") : "off");
-        if (s->noise.enabled)
-            fprintf(ctx->log, "cifar: noise split: the test split with %g of the values set to "
-                              "%g / %g (%s)\n",
-                    s->noise.level, s->noise.high, s->noise.low,
-                    s->noise.space == DSNN_NOISE_SPACE_PIXEL ? "pixels, before normalisation"
-                                                             : "after normalisation");
+        dsnn_noise_options_log(ctx->log, "cifar", "values", &s->noise);
     }
     *state = s;
     return DSNN_OK;
@@ -574,37 +567,17 @@ static enum dsnn_status cifar_begin(void *state, enum dsnn_split split, int epoc
     struct cifar_state *s = state;
     if (!s)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "cifar: begin on a NULL dataset");
-    if (split == DSNN_SPLIT_NOISE && !s->noise.enabled)
-        return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED,
-                              "cifar: no noise split (n_noise = 0); set test_noise = true");
-    if (split != DSNN_SPLIT_TRAIN && split != DSNN_SPLIT_TEST && split != DSNN_SPLIT_NOISE)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "cifar: unknown split %d", (int)split);
-    if (epoch < 0)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "cifar: epoch must be >= 0, got %d", epoch);
-    s->cur = (int)split;
-    s->epoch = epoch;
-    s->pos = 0;
-    s->batches = 0;
-    s->cur_batch = split == DSNN_SPLIT_TRAIN ? dsnn_batch_schedule_at(&s->train_batch, epoch)
-                                             : s->test_batch;
-    if (split == DSNN_SPLIT_TRAIN) {
-        size_t n = (size_t)s->train.n;
-        for (size_t i = 0; i < n; i++)
-            s->order[i] = (uint32_t)i;
-        if (s->shuffle) {
-            struct dsnn_rng r;
-            dsnn_rng_seed(&r, dsnn_seed_mix(s->seed, (uint64_t)epoch), DSNN_RNG_STREAM_DATA);
-            dsnn_rng_shuffle_u32(&r, s->order, n);
-        }
-    }
-    return DSNN_OK;
+    /* the noise split is the test split with noise */
+    const struct cifar_split *sp = split == DSNN_SPLIT_TRAIN ? &s->train : &s->test;
+    return dsnn_split_cursor_begin(&s->cur, split, epoch, sp->n, err);
 }
 
 /* Writes the augmented, normalised train sample i to dst. */
 static void cifar_augment(const struct cifar_state *s, const uint8_t *src, int64_t i, float *dst)
 {
     struct dsnn_rng r;
-    dsnn_rng_seed(&r, dsnn_seed_mix(dsnn_seed_mix(s->seed, (uint64_t)s->epoch), (uint64_t)i),
+    dsnn_rng_seed(&r,
+                  dsnn_seed_mix(dsnn_seed_mix(s->seed, (uint64_t)s->cur.epoch), (uint64_t)i),
                   CIFAR_AUGMENT_STREAM);
     const int p = s->padding, side = CIFAR_SIDE;
     /* RandomCrop(32, padding): top-left corner of the crop in the padded image. */
@@ -633,17 +606,16 @@ static enum dsnn_status cifar_next_batch(void *state, struct dsnn_batch *b,
     struct cifar_state *s = state;
     if (!s || !b)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "cifar: next_batch: NULL argument");
-    if (s->cur < 0)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "cifar: next_batch called before begin");
-    bool train = s->cur == DSNN_SPLIT_TRAIN, noise = s->cur == DSNN_SPLIT_NOISE;
+    int n;
+    const uint32_t *samples;
+    enum dsnn_status st = dsnn_split_cursor_next(&s->cur, &n, &samples, err);
+    if (st != DSNN_OK)
+        return st;
+    bool train = s->cur.split == DSNN_SPLIT_TRAIN, noise = s->cur.split == DSNN_SPLIT_NOISE;
     const struct cifar_split *sp = train ? &s->train : &s->test;
-    int64_t left = sp->n - s->pos;
-    int n = left < s->cur_batch ? (int)left : s->cur_batch;
-    if (train && s->batches_per_epoch > 0 && s->batches >= s->batches_per_epoch)
-        n = 0;
     const int plane = CIFAR_SIDE * CIFAR_SIDE;
     for (int k = 0; k < n; k++) {
-        int64_t i = train ? (int64_t)s->order[s->pos + k] : s->pos + k;
+        int64_t i = samples[k];
         const uint8_t *src = sp->x[i];
         float *dst = s->xbuf + (int64_t)k * CIFAR_PIXELS;
         if (train && s->augment) {
@@ -674,9 +646,6 @@ static enum dsnn_status cifar_next_batch(void *state, struct dsnn_batch *b,
         }
         s->ybuf[k] = sp->y[i];
     }
-    s->pos += n;
-    if (n > 0)
-        s->batches++;
     b->x = s->xbuf;
     b->y = s->ybuf;
     b->n = n;

@@ -130,16 +130,9 @@ struct gsc_state {
     int n_classes;
     char x_name[NPZ_NAME_MAX], y_name[NPZ_NAME_MAX];
     int64_t train_size, test_size;
-    struct dsnn_batch_schedule train_batch;
-    int test_batch;
-    int64_t batches_per_epoch;
-    bool shuffle;
-    uint64_t seed;
+    struct dsnn_split_cursor cur; /* split begun, order, batch sizes, position */
     bool normalize;
     double mean, std;
-    uint32_t *order;
-    int cur, cur_batch;
-    int64_t pos, batches, n_cur;
     float *xbuf;
     int32_t *ybuf;
 };
@@ -163,7 +156,7 @@ static void gsc_close(void *state)
     gsc_set_free(&s->noise);
     free(s->train_paths);
     free(s->train_counts);
-    free(s->order);
+    dsnn_split_cursor_free(&s->cur);
     free(s->xbuf);
     free(s->ybuf);
     free(s);
@@ -443,15 +436,20 @@ static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct gsc_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "gsc: out of memory");
-    s->cur = -1;
+    s->cur = (struct dsnn_split_cursor){
+        .name = "gsc",
+        .train_batch = o.train_batch,
+        .test_batch = o.test_batch,
+        .batches_per_epoch = o.batches_per_epoch,
+        .shuffle = o.shuffle,
+        .seed = ctx ? ctx->seed : 0,
+        .noise = o.test_noise ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF,
+        .split = -1,
+    };
     s->loaded = -1;
-    s->seed = ctx ? ctx->seed : 0;
-    s->shuffle = o.shuffle;
     s->n_classes = (int)o.n_classes;
     snprintf(s->x_name, sizeof s->x_name, "%s", o.x_array);
     snprintf(s->y_name, sizeof s->y_name, "%s", o.y_array);
-    s->train_batch = o.train_batch;
-    s->batches_per_epoch = o.batches_per_epoch;
     s->train_size = o.size[0];
     s->test_size = o.size[1];
 
@@ -572,18 +570,15 @@ static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     }
 
     /* Buffers. */
-    int train_max = dsnn_batch_schedule_max(&s->train_batch, s->train_size ? s->train_size
-                                                                           : max_count);
     int64_t n_test = s->test.n;
     int64_t n_eval = s->noise.n > n_test ? s->noise.n : n_test; /* largest test-like split */
-    s->test_batch = (int)(o.test_batch < n_eval ? o.test_batch : n_eval);
-    if (s->test_batch < 1)
-        s->test_batch = 1;
-    int max_batch = train_max > s->test_batch ? train_max : s->test_batch;
-    s->order = malloc((size_t)max_count * sizeof *s->order);
+    if ((st = dsnn_split_cursor_init(&s->cur, s->train_size ? s->train_size : max_count, n_eval,
+                                     e)) != DSNN_OK)
+        goto fail;
+    int max_batch = s->cur.max_batch;
     s->xbuf = malloc((size_t)max_batch * (size_t)s->d * sizeof *s->xbuf);
     s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
-    if (!s->order || !s->xbuf || !s->ybuf) {
+    if (!s->xbuf || !s->ybuf) {
         st = dsnn_error_set(e, DSNN_ERR_NOMEM, "gsc: out of memory for batch buffers");
         goto fail;
     }
@@ -594,8 +589,8 @@ static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     info->n_train = n_train;
     info->n_test = n_test;
     info->n_noise = o.test_noise ? s->noise.n : 0;
-    info->batch_size_train = train_max;
-    info->batch_size_test = s->test_batch;
+    info->batch_size_train = s->cur.train_max;
+    info->batch_size_test = (int)s->cur.test_batch;
     if (ctx && ctx->log) {
         fprintf(ctx->log, "gsc: train %" PRId64 " samples of %dx%dx%d from %s (%d file%s, one per "
                           "epoch, cycling)\n",
@@ -607,7 +602,7 @@ static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_r
                     s->noise.path);
         fprintf(ctx->log, "gsc: %d classes; normalize %s (mean %.4g std %.4g); shuffle %s\n",
                 s->n_classes, gsc_norm_choices[o.normalize], s->mean, s->std,
-                s->shuffle ? "on" : "off");
+                s->cur.shuffle ? "on" : "off");
     }
     *state = s;
     return DSNN_OK;
@@ -623,36 +618,19 @@ static enum dsnn_status gsc_begin(void *state, enum dsnn_split split, int epoch,
     struct gsc_state *s = state;
     if (!s)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "gsc: begin on a NULL dataset");
-    if (split == DSNN_SPLIT_NOISE && !s->noise.x)
-        return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED,
-                              "gsc: no noise split (n_noise = 0); set test_noise = true");
-    if (split != DSNN_SPLIT_TRAIN && split != DSNN_SPLIT_TEST && split != DSNN_SPLIT_NOISE)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "gsc: unknown split %d", (int)split);
-    if (epoch < 0)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "gsc: epoch must be >= 0, got %d", epoch);
-    s->cur = -1;
+    enum dsnn_status st = dsnn_split_cursor_check(&s->cur, split, epoch, err);
+    if (st != DSNN_OK)
+        return st;
+    s->cur.split = -1; /* nothing begun if the train file of the epoch fails to load */
+    int64_t n;
     if (split == DSNN_SPLIT_TRAIN) {
-        enum dsnn_status st = gsc_load_train(s, epoch % s->n_train_files, err);
-        if (st != DSNN_OK)
+        if ((st = gsc_load_train(s, epoch % s->n_train_files, err)) != DSNN_OK)
             return st;
-        int64_t n = s->train_size ? s->train_size : s->train.n;
-        for (int64_t i = 0; i < n; i++)
-            s->order[i] = (uint32_t)i;
-        if (s->shuffle) {
-            struct dsnn_rng r;
-            dsnn_rng_seed(&r, dsnn_seed_mix(s->seed, (uint64_t)epoch), DSNN_RNG_STREAM_DATA);
-            dsnn_rng_shuffle_u32(&r, s->order, (size_t)n);
-        }
-        s->n_cur = n;
-        s->cur_batch = dsnn_batch_schedule_at(&s->train_batch, epoch);
+        n = s->train_size ? s->train_size : s->train.n;
     } else {
-        s->n_cur = split == DSNN_SPLIT_TEST ? s->test.n : s->noise.n;
-        s->cur_batch = s->test_batch;
+        n = split == DSNN_SPLIT_TEST ? s->test.n : s->noise.n;
     }
-    s->cur = (int)split;
-    s->pos = 0;
-    s->batches = 0;
-    return DSNN_OK;
+    return dsnn_split_cursor_begin(&s->cur, split, epoch, n, err);
 }
 
 static enum dsnn_status gsc_next_batch(void *state, struct dsnn_batch *b, struct dsnn_error *err)
@@ -660,22 +638,19 @@ static enum dsnn_status gsc_next_batch(void *state, struct dsnn_batch *b, struct
     struct gsc_state *s = state;
     if (!s || !b)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "gsc: next_batch: NULL argument");
-    if (s->cur < 0)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "gsc: next_batch called before begin");
-    bool train = s->cur == DSNN_SPLIT_TRAIN;
-    const struct gsc_set *t = train ? &s->train : s->cur == DSNN_SPLIT_TEST ? &s->test : &s->noise;
-    int64_t left = s->n_cur - s->pos;
-    int n = left < s->cur_batch ? (int)left : s->cur_batch;
-    if (train && s->batches_per_epoch > 0 && s->batches >= s->batches_per_epoch)
-        n = 0;
+    int n;
+    const uint32_t *samples;
+    enum dsnn_status st = dsnn_split_cursor_next(&s->cur, &n, &samples, err);
+    if (st != DSNN_OK)
+        return st;
+    const struct gsc_set *t = s->cur.split == DSNN_SPLIT_TRAIN  ? &s->train
+                              : s->cur.split == DSNN_SPLIT_TEST ? &s->test
+                                                                : &s->noise;
     for (int k = 0; k < n; k++) {
-        int64_t i = train ? (int64_t)s->order[s->pos + k] : s->pos + k;
+        int64_t i = samples[k];
         memcpy(s->xbuf + (int64_t)k * s->d, t->x + i * s->d, (size_t)s->d * sizeof *s->xbuf);
         s->ybuf[k] = t->y[i];
     }
-    s->pos += n;
-    if (n > 0)
-        s->batches++;
     b->x = s->xbuf;
     b->y = s->ybuf;
     b->n = n;

@@ -565,20 +565,11 @@ struct idx_state {
     struct idx_file files[4];
     struct idx_split splits[2]; /* DSNN_SPLIT_TRAIN, DSNN_SPLIT_TEST */
     int64_t sample_size;        /* rows * cols */
-    struct dsnn_batch_schedule train_batch;
-    int test_batch;
-    int64_t batches_per_epoch; /* 0 = all */
+    struct dsnn_split_cursor cur; /* split begun, order, batch sizes, position */
     struct dsnn_noise_options noise;
     float noise_high, noise_low; /* normalised values the noise sets */
-    bool shuffle;
-    uint64_t seed;
     double mean, std;
     float lut[256]; /* pixel value -> normalised input */
-    uint32_t *order; /* [n_train] sample order of the current train epoch */
-    int cur;         /* split begun last, -1 before the first begin */
-    int cur_batch;   /* batch size of the current epoch of that split */
-    int64_t pos;
-    int64_t batches; /* batches yielded in the current epoch */
     float *xbuf;   /* [max batch][sample_size] */
     int32_t *ybuf; /* [max batch] */
 };
@@ -590,7 +581,7 @@ static void idx_close(void *state)
         return;
     for (int i = 0; i < 4; i++)
         idx_file_free(&s->files[i]);
-    free(s->order);
+    dsnn_split_cursor_free(&s->cur);
     free(s->xbuf);
     free(s->ybuf);
     free(s);
@@ -661,11 +652,16 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct idx_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "idx: out of memory");
-    s->cur = -1;
-    s->shuffle = o.shuffle;
-    s->seed = ctx ? ctx->seed : 0;
-    s->train_batch = o.train_batch;
-    s->batches_per_epoch = o.batches_per_epoch;
+    s->cur = (struct dsnn_split_cursor){
+        .name = "idx",
+        .train_batch = o.train_batch,
+        .test_batch = o.test_batch,
+        .batches_per_epoch = o.batches_per_epoch,
+        .shuffle = o.shuffle,
+        .seed = ctx ? ctx->seed : 0,
+        .noise = o.noise.enabled ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF,
+        .split = -1,
+    };
     s->noise = o.noise;
 
     /* Files. */
@@ -806,20 +802,15 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     }
 
     /* Buffers. */
-    int train_max = dsnn_batch_schedule_max(&s->train_batch, n_train);
-    s->test_batch = (int)(o.test_batch < n_test ? o.test_batch : n_test);
-    if (s->test_batch < 1)
-        s->test_batch = 1;
-    int max_batch = train_max > s->test_batch ? train_max : s->test_batch;
-    s->order = malloc((size_t)n_train * sizeof *s->order);
+    if ((st = dsnn_split_cursor_init(&s->cur, n_train, n_test, e)) != DSNN_OK)
+        goto fail;
+    int max_batch = s->cur.max_batch;
     s->xbuf = malloc((size_t)max_batch * (size_t)s->sample_size * sizeof *s->xbuf);
     s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
-    if (!s->order || !s->xbuf || !s->ybuf) {
+    if (!s->xbuf || !s->ybuf) {
         st = dsnn_error_set(e, DSNN_ERR_NOMEM, "idx: out of memory for batch buffers");
         goto fail;
     }
-    for (int64_t i = 0; i < n_train; i++)
-        s->order[i] = (uint32_t)i;
 
     memset(info, 0, sizeof *info);
     info->shape = (struct dsnn_shape){1, (int)tri->dims[1], (int)tri->dims[2]};
@@ -827,8 +818,8 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     info->n_train = n_train;
     info->n_test = n_test;
     info->n_noise = s->noise.enabled ? n_test : 0;
-    info->batch_size_train = train_max;
-    info->batch_size_test = s->test_batch;
+    info->batch_size_train = s->cur.train_max;
+    info->batch_size_test = (int)s->cur.test_batch;
 
     if (ctx && ctx->log) {
         fprintf(ctx->log, "idx: train %" PRId64 " samples of 1x%dx%d from %s%s\n", n_train,
@@ -842,16 +833,11 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
         fprintf(ctx->log, "idx: %d classes; normalize %s: mean %.4f std %.4f; shuffle %s\n",
                 n_classes, idx_norm_choices[o.normalize], s->mean, s->std,
                 o.shuffle ? "on" : "off");
-        if (s->train_batch.n > 1 || s->batches_per_epoch > 0)
+        if (s->cur.train_batch.n > 1 || s->cur.batches_per_epoch > 0)
             fprintf(ctx->log, "idx: train batch sizes per epoch: %d values (largest %d); "
                               "train_batches_per_epoch %" PRId64 "\n",
-                    s->train_batch.n, train_max, s->batches_per_epoch);
-        if (s->noise.enabled)
-            fprintf(ctx->log, "idx: noise split: the test split with %g of the pixels set to "
-                              "%g / %g (%s)\n",
-                    s->noise.level, s->noise.high, s->noise.low,
-                    s->noise.space == DSNN_NOISE_SPACE_PIXEL ? "pixels, before normalisation"
-                                                             : "after normalisation");
+                    s->cur.train_batch.n, s->cur.train_max, s->cur.batches_per_epoch);
+        dsnn_noise_options_log(ctx->log, "idx", "pixels", &s->noise);
     }
     *state = s;
     return DSNN_OK;
@@ -867,29 +853,11 @@ static enum dsnn_status idx_begin(void *state, enum dsnn_split split, int epoch,
     struct idx_state *s = state;
     if (!s)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: begin on a NULL dataset");
-    if (split == DSNN_SPLIT_NOISE && !s->noise.enabled)
-        return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED,
-                              "idx: no noise split (n_noise = 0); set test_noise = true");
-    if (split != DSNN_SPLIT_TRAIN && split != DSNN_SPLIT_TEST && split != DSNN_SPLIT_NOISE)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: unknown split %d", (int)split);
-    if (epoch < 0)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: epoch must be >= 0, got %d", epoch);
-    s->cur = (int)split;
-    s->pos = 0;
-    s->batches = 0;
-    s->cur_batch = split == DSNN_SPLIT_TRAIN ? dsnn_batch_schedule_at(&s->train_batch, epoch)
-                                             : s->test_batch;
-    if (split == DSNN_SPLIT_TRAIN) {
-        size_t n = (size_t)s->splits[DSNN_SPLIT_TRAIN].n;
-        for (size_t i = 0; i < n; i++)
-            s->order[i] = (uint32_t)i;
-        if (s->shuffle) {
-            struct dsnn_rng r;
-            dsnn_rng_seed(&r, dsnn_seed_mix(s->seed, (uint64_t)epoch), DSNN_RNG_STREAM_DATA);
-            dsnn_rng_shuffle_u32(&r, s->order, n);
-        }
-    }
-    return DSNN_OK;
+    /* The noise split is the test split with noise. */
+    return dsnn_split_cursor_begin(&s->cur, split, epoch,
+                                   s->splits[split == DSNN_SPLIT_TRAIN ? DSNN_SPLIT_TRAIN
+                                                                       : DSNN_SPLIT_TEST].n,
+                                   err);
 }
 
 static enum dsnn_status idx_next_batch(void *state, struct dsnn_batch *b, struct dsnn_error *err)
@@ -897,18 +865,17 @@ static enum dsnn_status idx_next_batch(void *state, struct dsnn_batch *b, struct
     struct idx_state *s = state;
     if (!s || !b)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: next_batch: NULL argument");
-    if (s->cur < 0)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: next_batch called before begin");
-    bool train = s->cur == DSNN_SPLIT_TRAIN, noise = s->cur == DSNN_SPLIT_NOISE;
+    int n;
+    const uint32_t *samples;
+    enum dsnn_status st = dsnn_split_cursor_next(&s->cur, &n, &samples, err);
+    if (st != DSNN_OK)
+        return st;
+    bool train = s->cur.split == DSNN_SPLIT_TRAIN, noise = s->cur.split == DSNN_SPLIT_NOISE;
     /* The noise split is the test split with noise. */
     const struct idx_split *sp = &s->splits[train ? DSNN_SPLIT_TRAIN : DSNN_SPLIT_TEST];
-    int64_t left = sp->n - s->pos;
-    int n = left < s->cur_batch ? (int)left : s->cur_batch;
-    if (train && s->batches_per_epoch > 0 && s->batches >= s->batches_per_epoch)
-        n = 0;
     const int64_t d = s->sample_size;
     for (int k = 0; k < n; k++) {
-        int64_t i = train ? (int64_t)s->order[s->pos + k] : s->pos + k;
+        int64_t i = samples[k];
         const uint8_t *src = sp->x + i * d;
         float *dst = s->xbuf + (int64_t)k * d;
         for (int64_t j = 0; j < d; j++)
@@ -920,9 +887,6 @@ static enum dsnn_status idx_next_batch(void *state, struct dsnn_batch *b, struct
         }
         s->ybuf[k] = sp->y[i];
     }
-    s->pos += n;
-    if (n > 0)
-        s->batches++;
     b->x = s->xbuf;
     b->y = s->ybuf;
     b->n = n;

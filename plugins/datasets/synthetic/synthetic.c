@@ -65,14 +65,7 @@ struct syn_state {
     int64_t n[2]; /* train, test */
     float *x[2];
     int32_t *y[2];
-    struct dsnn_batch_schedule train_batch;
-    int test_batch;
-    int64_t batches_per_epoch;
-    bool shuffle;
-    uint64_t seed;
-    uint32_t *order;
-    int cur, cur_batch;
-    int64_t pos, batches;
+    struct dsnn_split_cursor cur; /* split begun, order, batch sizes, position */
     float *xbuf;
     int32_t *ybuf;
 };
@@ -86,7 +79,7 @@ static void syn_close(void *state)
         free(s->x[i]);
         free(s->y[i]);
     }
-    free(s->order);
+    dsnn_split_cursor_free(&s->cur);
     free(s->xbuf);
     free(s->ybuf);
     free(s);
@@ -158,13 +151,18 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct syn_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "synthetic: out of memory");
-    s->cur = -1;
+    s->cur = (struct dsnn_split_cursor){
+        .name = "synthetic",
+        .train_batch = train_batch,
+        .test_batch = test_batch,
+        .batches_per_epoch = per_epoch,
+        .shuffle = shuffle,
+        .seed = ctx ? ctx->seed : 0,
+        .noise = DSNN_NOISE_SPLIT_NONE,
+        .split = -1,
+    };
     s->shape = shape;
     s->d = d;
-    s->train_batch = train_batch;
-    s->batches_per_epoch = per_epoch;
-    s->shuffle = shuffle;
-    s->seed = ctx ? ctx->seed : 0;
     s->n[0] = n[0];
     s->n[1] = n[1];
     float *centres = malloc((size_t)(n_classes * d) * sizeof *centres);
@@ -172,13 +170,12 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
         s->x[i] = malloc((size_t)(n[i] * d) * sizeof *s->x[i]);
         s->y[i] = malloc((size_t)n[i] * sizeof *s->y[i]);
     }
-    int train_max = dsnn_batch_schedule_max(&train_batch, n[0]);
-    s->test_batch = (int)(test_batch < n[1] ? test_batch : n[1]);
-    int max_batch = train_max > s->test_batch ? train_max : s->test_batch;
-    s->order = malloc((size_t)n[0] * sizeof *s->order);
+    /* n[1] >= 1 and test_batch >= 1: init clamps test_batch to n[1] */
+    bool cur_ok = dsnn_split_cursor_init(&s->cur, n[0], n[1], NULL) == DSNN_OK;
+    int max_batch = s->cur.max_batch;
     s->xbuf = malloc((size_t)(max_batch * d) * sizeof *s->xbuf);
     s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
-    if (!centres || !s->x[0] || !s->x[1] || !s->y[0] || !s->y[1] || !s->order || !s->xbuf ||
+    if (!centres || !s->x[0] || !s->x[1] || !s->y[0] || !s->y[1] || !cur_ok || !s->xbuf ||
         !s->ybuf) {
         free(centres);
         syn_close(s);
@@ -209,8 +206,8 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     info->n_train = n[0];
     info->n_test = n[1];
     info->n_noise = 0;
-    info->batch_size_train = train_max;
-    info->batch_size_test = s->test_batch;
+    info->batch_size_train = s->cur.train_max;
+    info->batch_size_test = (int)s->cur.test_batch;
     if (ctx && ctx->log)
         fprintf(ctx->log, "synthetic: %d Gaussian classes of %dx%dx%d (separation %g, noise %g, "
                           "data_seed %" PRId64 "): train %" PRId64 ", test %" PRId64 "\n",
@@ -226,29 +223,8 @@ static enum dsnn_status syn_begin(void *state, enum dsnn_split split, int epoch,
     struct syn_state *s = state;
     if (!s)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "synthetic: begin on a NULL dataset");
-    if (split == DSNN_SPLIT_NOISE)
-        return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED, "synthetic: no noise split");
-    if (split != DSNN_SPLIT_TRAIN && split != DSNN_SPLIT_TEST)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "synthetic: unknown split %d", (int)split);
-    if (epoch < 0)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "synthetic: epoch must be >= 0, got %d",
-                              epoch);
-    s->cur = (int)split;
-    s->pos = 0;
-    s->batches = 0;
-    if (split == DSNN_SPLIT_TRAIN) {
-        s->cur_batch = dsnn_batch_schedule_at(&s->train_batch, epoch);
-        for (int64_t i = 0; i < s->n[0]; i++)
-            s->order[i] = (uint32_t)i;
-        if (s->shuffle) {
-            struct dsnn_rng r;
-            dsnn_rng_seed(&r, dsnn_seed_mix(s->seed, (uint64_t)epoch), DSNN_RNG_STREAM_DATA);
-            dsnn_rng_shuffle_u32(&r, s->order, (size_t)s->n[0]);
-        }
-    } else {
-        s->cur_batch = s->test_batch;
-    }
-    return DSNN_OK;
+    return dsnn_split_cursor_begin(&s->cur, split, epoch, s->n[split == DSNN_SPLIT_TRAIN ? 0 : 1],
+                                   err);
 }
 
 static enum dsnn_status syn_next_batch(void *state, struct dsnn_batch *b, struct dsnn_error *err)
@@ -256,21 +232,17 @@ static enum dsnn_status syn_next_batch(void *state, struct dsnn_batch *b, struct
     struct syn_state *s = state;
     if (!s || !b)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "synthetic: next_batch: NULL argument");
-    if (s->cur < 0)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "synthetic: next_batch called before begin");
-    bool train = s->cur == DSNN_SPLIT_TRAIN;
-    int64_t left = s->n[s->cur] - s->pos;
-    int n = left < s->cur_batch ? (int)left : s->cur_batch;
-    if (train && s->batches_per_epoch > 0 && s->batches >= s->batches_per_epoch)
-        n = 0;
+    int n;
+    const uint32_t *samples;
+    enum dsnn_status st = dsnn_split_cursor_next(&s->cur, &n, &samples, err);
+    if (st != DSNN_OK)
+        return st;
+    const int sp = s->cur.split; /* DSNN_SPLIT_TRAIN (0) or DSNN_SPLIT_TEST (1) */
     for (int k = 0; k < n; k++) {
-        int64_t i = train ? (int64_t)s->order[s->pos + k] : s->pos + k;
-        memcpy(s->xbuf + k * s->d, s->x[s->cur] + i * s->d, (size_t)s->d * sizeof *s->xbuf);
-        s->ybuf[k] = s->y[s->cur][i];
+        int64_t i = samples[k];
+        memcpy(s->xbuf + k * s->d, s->x[sp] + i * s->d, (size_t)s->d * sizeof *s->xbuf);
+        s->ybuf[k] = s->y[sp][i];
     }
-    s->pos += n;
-    if (n > 0)
-        s->batches++;
     b->x = s->xbuf;
     b->y = s->ybuf;
     b->n = n;

@@ -20,7 +20,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "dsnn/config.h"
+#include "dsnn/data.h" /* enum dsnn_split */
 #include "dsnn/export.h"
 #include "dsnn/plugin.h" /* DSNN_KEY_* for DSNN_NOISE_KEYS */
 #include "dsnn/rng.h"
@@ -95,6 +97,12 @@ DSNN_API enum dsnn_status dsnn_noise_options_read(const struct dsnn_cfg *cfg, ui
                                                   struct dsnn_noise_options *o,
                                                   struct dsnn_error *err);
 
+/* Writes the line that describes the noise split to log, when o->enabled (nothing otherwise):
+ * "NAME: noise split: the test split with LEVEL of the WHAT set to HIGH / LOW (SPACE)". name is
+ * the plugin ("idx"), what the values of a sample ("pixels", "values"). log may be NULL. */
+DSNN_API void dsnn_noise_options_log(FILE *log, const char *name, const char *what,
+                                     const struct dsnn_noise_options *o);
+
 /* ---- Batch size per epoch (nupic VaryingDataLoader) ---- */
 
 #define DSNN_BATCH_SCHEDULE_MAX 64
@@ -118,6 +126,89 @@ DSNN_API int dsnn_batch_schedule_at(const struct dsnn_batch_schedule *s, int epo
 /* Largest batch size ever used, capped at n_samples (at least 1): what a dataset reports as
  * info->batch_size_train. */
 DSNN_API int dsnn_batch_schedule_max(const struct dsnn_batch_schedule *s, int64_t n_samples);
+
+/* ---- Split cursor: the split begun, the order of its samples, the next batch ----
+ *
+ * What begin and next_batch of every dataset share: checking the split and the epoch, the
+ * batch size of the epoch (batch schedule for train, test_batch for test and noise), the order of
+ * the train samples (a Fisher-Yates permutation from
+ * dsnn_rng_seed(dsnn_seed_mix(seed, epoch), DSNN_RNG_STREAM_DATA), started from the identity, so
+ * that it depends on (seed, epoch) only; the identity when shuffle is off and for the test and
+ * noise splits), train_batches_per_epoch, and the position in the split. The plugin keeps the
+ * samples and turns the indices of a batch into its values.
+ *
+ *     open:       s->cur = (struct dsnn_split_cursor){.name = "idx", .train_batch = o.train_batch,
+ *                     .test_batch = o.test_batch, .batches_per_epoch = ..., .shuffle = ...,
+ *                     .seed = ctx->seed, .noise = DSNN_NOISE_SPLIT_OFF or _ON};
+ *                 dsnn_split_cursor_init(&s->cur, n_train, n_test, err);
+ *                 xbuf = malloc(s->cur.max_batch * sample_size * sizeof(float)) ...
+ *     begin:      dsnn_split_cursor_begin(&s->cur, split, epoch, n_of_that_split, err);
+ *     next_batch: dsnn_split_cursor_next(&s->cur, &n, &samples, err);
+ *                 for (k = 0; k < n; k++) copy sample samples[k] of split s->cur.split
+ *     close:      dsnn_split_cursor_free(&s->cur);
+ */
+
+/* Whether a dataset offers the noise split (DSNN_SPLIT_NOISE). */
+enum dsnn_noise_split {
+    DSNN_NOISE_SPLIT_OFF = 0, /* it can, but test_noise = false: begin says to set test_noise */
+    DSNN_NOISE_SPLIT_ON = 1,  /* it does */
+    DSNN_NOISE_SPLIT_NONE = 2 /* the dataset has no noise split at all */
+};
+
+struct dsnn_split_cursor {
+    /* Set by the plugin before dsnn_split_cursor_init. */
+    const char *name; /* the plugin, first word of every message ("idx"); static */
+    struct dsnn_batch_schedule train_batch; /* batch size of each train epoch */
+    int64_t test_batch;        /* batch_size_test as configured; init clamps it to [1, n_test] */
+    int64_t batches_per_epoch; /* > 0: a train epoch ends after that many batches; 0 = all */
+    bool shuffle;              /* shuffle the train split every epoch */
+    uint64_t seed;             /* trial seed of the train order */
+    enum dsnn_noise_split noise;
+    /* Set by dsnn_split_cursor_init. */
+    int train_max; /* largest train batch: dsnn_batch_schedule_max(train_batch, n_train) */
+    int max_batch; /* largest batch of any split: the size of the plugin's batch buffers */
+    uint32_t *order;   /* [capacity] sample order of the split begun; owned */
+    int64_t capacity;  /* most samples a split may have: max(n_train, n_test) */
+    /* Set by dsnn_split_cursor_begin and _next. */
+    int split;       /* the split begun last (enum dsnn_split), -1 before the first begin */
+    int epoch;       /* its epoch */
+    int batch;       /* batch size of that epoch of that split */
+    int64_t n;       /* samples of the split begun */
+    int64_t pos;     /* samples served in this epoch */
+    int64_t batches; /* batches served in this epoch */
+};
+
+/* Prepares c, whose fields name ... noise are set, for splits of at most n_train (train) and
+ * n_test (test and noise) samples: clamps c->test_batch to [1, n_test], sets c->train_max and
+ * c->max_batch, allocates c->order (freed by dsnn_split_cursor_free, also on failure) and sets
+ * c->split = -1. Out of memory is DSNN_ERR_NOMEM, "NAME: out of memory for batch buffers". */
+DSNN_API enum dsnn_status dsnn_split_cursor_init(struct dsnn_split_cursor *c, int64_t n_train,
+                                                 int64_t n_test, struct dsnn_error *err);
+/* Frees what c owns (not c itself). Accepts NULL and a cursor never initialised but zeroed. */
+DSNN_API void dsnn_split_cursor_free(struct dsnn_split_cursor *c);
+/* Checks that split can be begun at epoch, in this order: the noise split when c->noise is not
+ * DSNN_NOISE_SPLIT_ON (DSNN_ERR_UNSUPPORTED, "NAME: no noise split (n_noise = 0); set test_noise
+ * = true", or "NAME: no noise split" for DSNN_NOISE_SPLIT_NONE), an unknown split, a negative
+ * epoch (DSNN_ERR_INVALID). Changes nothing: for a plugin that must do some work (load a file)
+ * between checking and beginning. */
+DSNN_API enum dsnn_status dsnn_split_cursor_check(const struct dsnn_split_cursor *c,
+                                                  enum dsnn_split split, int epoch,
+                                                  struct dsnn_error *err);
+/* Checks as dsnn_split_cursor_check, then begins epoch `epoch` of split, which has n samples
+ * (at most c->capacity): position and batch count 0, batch size from the schedule (train) or
+ * c->test_batch, order the identity, shuffled for the train split when c->shuffle (one
+ * dsnn_rng_shuffle_u32 from dsnn_seed_mix(c->seed, epoch), DSNN_RNG_STREAM_DATA). On error
+ * c is unchanged. */
+DSNN_API enum dsnn_status dsnn_split_cursor_begin(struct dsnn_split_cursor *c,
+                                                  enum dsnn_split split, int epoch, int64_t n,
+                                                  struct dsnn_error *err);
+/* Advances c by one batch: *n receives its number of samples (0 once the split is served, or
+ * for train once c->batches_per_epoch batches were), *samples their indices in the split
+ * (pointing into c->order; valid until the next begin). Before the first begin it is
+ * DSNN_ERR_INVALID, "NAME: next_batch called before begin". */
+DSNN_API enum dsnn_status dsnn_split_cursor_next(struct dsnn_split_cursor *c, int *n,
+                                                 const uint32_t **samples,
+                                                 struct dsnn_error *err);
 
 /* ---- Named normalisation statistics ---- */
 
