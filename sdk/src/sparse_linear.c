@@ -644,25 +644,46 @@ static struct sp_plan sp_make_plan(int batch)
         (void)w;
 #define SP_ITEMS_END }
 
+/* This thread's items [it0, it1) of a panel of n features from sample-major src [batch][n]
+ * (zero where mask <= 0 when mask, a ReLU derivative of the same shape). */
+static void sp_items_in(const struct sp_plan *P, int it0, int it1, const float *src,
+                        const float *mask, int n, int batch, float *panel)
+{
+    const size_t cs = (size_t)P->cs;
+    SP_ITEMS_BEGIN(*P)
+    int i0, i1;
+    sp_feat_part(n, P->parts, p, &i0, &i1);
+    if (mask)
+        dsnn_sp_transpose_in_relu(src, mask, n, batch, panel + (size_t)c * n * cs, cs, i0, i1, j0,
+                                  j1);
+    else
+        dsnn_sp_transpose_in(src, n, batch, panel + (size_t)c * n * cs, cs, i0, i1, j0, j1);
+    SP_ITEMS_END
+}
+
+/* This thread's items [it0, it1) of sample-major dst [batch][n] from a panel of n features. */
+static void sp_items_out(const struct sp_plan *P, int it0, int it1, const float *panel, int n,
+                         int batch, float *dst)
+{
+    const size_t cs = (size_t)P->cs;
+    SP_ITEMS_BEGIN(*P)
+    int i0, i1;
+    sp_feat_part(n, P->parts, p, &i0, &i1);
+    dsnn_sp_transpose_out(panel + (size_t)c * n * cs, cs, n, dst, batch, i0, i1, j0, j1);
+    SP_ITEMS_END
+}
+
 void dsnn_sp_materialize(struct dsnn_layer *l)
 {
     struct dsnn_sparse_linear *S = sp_cast(l);
     if (!S || !S->y_pending || !S->y_out)
         return;
     const struct sp_plan P = sp_make_plan(S->y_batch);
-    const size_t cs = (size_t)P.cs;
-    const int n_out = S->n_out, batch = S->y_batch;
-    const float *yT = S->yT;
-    float *y = S->y_out;
 #pragma omp parallel num_threads(P.threads) if (P.threads > 1)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        const int it0 = P.items * t / nt, it1 = P.items * (t + 1) / nt;
-        SP_ITEMS_BEGIN(P)
-        int i0, i1;
-        sp_feat_part(n_out, P.parts, p, &i0, &i1);
-        dsnn_sp_transpose_out(yT + (size_t)c * n_out * cs, cs, n_out, y, batch, i0, i1, j0, j1);
-        SP_ITEMS_END
+        sp_items_out(&P, P.items * t / nt, P.items * (t + 1) / nt, S->yT, S->n_out, S->y_batch,
+                     S->y_out);
     }
     S->y_pending = false;
 }
@@ -690,7 +711,7 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
     const float *bias = S->bias ? S->blocks[1].value : NULL;
     /* the predecessor's output panel is this layer's x panel when x is its output */
     const struct dsnn_sparse_linear *Pv = S->prev;
-    const bool borrow = sp_y_panel_is(Pv, x, batch) && Pv->ld_max >= P.ld;
+    const bool borrow = sp_y_panel_is(Pv, x, batch);
     if (!borrow && Pv && Pv->y_out == x)
         dsnn_sp_materialize(&S->prev->base);
     /* the sample-major y is written on demand when a sparse successor reads the panel */
@@ -711,11 +732,7 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
             sp_gather_csc(S, S->nnz * (size_t)t / (size_t)nt,
                           S->nnz * (size_t)(t + 1) / (size_t)nt);
         if (!borrow) {
-            SP_ITEMS_BEGIN(P)
-            int i0, i1;
-            sp_feat_part(n_in, P.parts, p, &i0, &i1);
-            dsnn_sp_transpose_in(x, n_in, batch, xT + (size_t)c * n_in * cs, cs, i0, i1, j0, j1);
-            SP_ITEMS_END
+            sp_items_in(&P, it0, it1, x, NULL, n_in, batch, xT);
             if (P.parts > 1) {
 #pragma omp barrier
             }
@@ -730,12 +747,7 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
             if (P.parts > 1) {
 #pragma omp barrier
             }
-            SP_ITEMS_BEGIN(P)
-            int i0, i1;
-            sp_feat_part(n_out, P.parts, p, &i0, &i1);
-            dsnn_sp_transpose_out(yT + (size_t)c * n_out * cs, cs, n_out, y, batch, i0, i1, j0,
-                                  j1);
-            SP_ITEMS_END
+            sp_items_out(&P, it0, it1, yT, n_out, batch, y);
         }
     }
     S->cache_x = x;
@@ -762,7 +774,7 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
     /* dy as a panel handed over by the successor's backward (already ReLU-masked) */
     const struct dsnn_sparse_linear *Nx = S->next;
     const bool dy_panel = Nx && S->dy_for == dy && S->dy_for_batch == batch &&
-                          Nx->bwd_gen == S->dy_for_gen && Nx->dxT && Nx->ld_max >= P.ld;
+                          Nx->bwd_gen == S->dy_for_gen;
     S->dy_for = NULL;
     if (relu && !y && !dy_panel)
         return DSNN_ERR_INVALID;
@@ -785,7 +797,7 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
     /* dx as a panel for the predecessor when x is its output: masked by its ReLU here, and the
      * sample-major dx is not written (the net passes it to the predecessor only) */
     struct dsnn_sparse_linear *Pv = S->prev;
-    const bool give = dx && sp_y_panel_is(Pv, x, batch) && Pv->ld_max >= P.ld;
+    const bool give = dx && sp_y_panel_is(Pv, x, batch);
     const float *mask = give && Pv->act == DSNN_SPARSE_ACT_RELU ? Pv->yT : NULL;
     const size_t cs = (size_t)P.cs;
     const int n_in = S->n_in, n_out = S->n_out;
@@ -805,23 +817,10 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const int it0 = P.items * t / nt, it1 = P.items * (t + 1) / nt;
         if (!dy_panel || need_x) {
-            SP_ITEMS_BEGIN(P)
-            int i0, i1;
-            sp_feat_part(n_out, P.parts, p, &i0, &i1);
-            if (dy_panel)
-                ;
-            else if (relu) /* dL/d(pre-activation) = dy where y > 0 */
-                dsnn_sp_transpose_in_relu(dy, y, n_out, batch, dyT_own + (size_t)c * n_out * cs,
-                                          cs, i0, i1, j0, j1);
-            else
-                dsnn_sp_transpose_in(dy, n_out, batch, dyT_own + (size_t)c * n_out * cs, cs, i0,
-                                     i1, j0, j1);
-            if (need_x) {
-                sp_feat_part(n_in, P.parts, p, &i0, &i1);
-                dsnn_sp_transpose_in(x, n_in, batch, xT + (size_t)c * n_in * cs, cs, i0, i1, j0,
-                                     j1);
-            }
-            SP_ITEMS_END
+            if (!dy_panel) /* dL/d(pre-activation) = dy where y > 0 with the ReLU */
+                sp_items_in(&P, it0, it1, dy, relu ? y : NULL, n_out, batch, dyT_own);
+            if (need_x)
+                sp_items_in(&P, it0, it1, x, NULL, n_in, batch, xT);
             if (P.parts > 1) {
 #pragma omp barrier
             }
@@ -843,12 +842,7 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
             if (P.parts > 1) {
 #pragma omp barrier
             }
-            SP_ITEMS_BEGIN(P)
-            int i0, i1;
-            sp_feat_part(n_in, P.parts, p, &i0, &i1);
-            dsnn_sp_transpose_out(dxT + (size_t)c * n_in * cs, cs, n_in, dx, batch, i0, i1, j0,
-                                  j1);
-            SP_ITEMS_END
+            sp_items_out(&P, it0, it1, dxT, n_in, batch, dx);
         }
         if (P.chunks > 1) {
 #pragma omp barrier
