@@ -29,6 +29,16 @@ bool dsnn_sparse_conv2d_geometry_(const struct dsnn_layer *l, struct dsnn_conv2d
  * [0, n) for kernel offset t. */
 void dsnn_cv_valid_range(int o, int s, int p, int t, int n, int *o0, int *o1);
 
+/* Part p of `parts` of [0, n) for one thread: [*a, *b), cut at multiples of align (a power of
+ * two, so that parts start on whole cache lines or vectors); the first part starts at 0, the
+ * last ends at n, and a part may be empty. */
+static inline void dsnn_part_range(int64_t n, int p, int parts, int64_t align, int64_t *a,
+                                   int64_t *b)
+{
+    *a = p == 0 ? 0 : (n * p / parts) & ~(align - 1);
+    *b = p + 1 == parts ? n : (n * (p + 1) / parts) & ~(align - 1);
+}
+
 /* Threads for the layer kernels (>= 1). */
 int dsnn_ly_threads(void);
 

@@ -390,17 +390,15 @@ void dsnn_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
     }
 #pragma omp parallel num_threads(T)
     {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        /* slices in multiples of 16 rows / columns (whole cache lines of C) */
-        const int a = t == 0 ? 0 : (int)((int64_t)n * t / nt) & ~15;
-        const int b = t + 1 == nt ? n : (int)((int64_t)n * (t + 1) / nt) & ~15;
+        int64_t a, b; /* rows / columns [a, b), whole cache lines of C */
+        dsnn_part_range(n, omp_get_thread_num(), omp_get_num_threads(), 16, &a, &b);
         if (b > a) {
             if (split_m)
-                cblas_sgemm(CblasRowMajor, ta, tb, b - a, N, K, alpha,
+                cblas_sgemm(CblasRowMajor, ta, tb, (int)(b - a), N, K, alpha,
                             trans_a ? A + a : A + (size_t)a * lda, lda, B, ldb, beta,
                             C + (size_t)a * ldc, ldc);
             else
-                cblas_sgemm(CblasRowMajor, ta, tb, M, b - a, K, alpha, A, lda,
+                cblas_sgemm(CblasRowMajor, ta, tb, M, (int)(b - a), K, alpha, A, lda,
                             trans_b ? B + (size_t)a * ldb : B + a, ldb, beta, C + a, ldc);
         }
     }

@@ -1,6 +1,7 @@
 /* optim.c - SGD (momentum, Nesterov, weight decay) and Adam with PyTorch semantics; LR schedules. */
 #include "dsnn/io.h"
 #include "dsnn/optim.h"
+#include "layers_internal.h"
 
 #include <math.h>
 #include <omp.h>
@@ -163,10 +164,8 @@ static enum dsnn_status optim_blocks(struct dsnn_optim *o, struct dsnn_param_blo
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         for (size_t k = 0; k < n; k++) {
-            const ptrdiff_t bn = (ptrdiff_t)blocks[k]->n;
-            /* slices in multiples of 16 values (whole cache lines) */
-            const ptrdiff_t i0 = t == 0 ? 0 : (bn * t / nt) & ~(ptrdiff_t)15;
-            const ptrdiff_t i1 = t + 1 == nt ? bn : (bn * (t + 1) / nt) & ~(ptrdiff_t)15;
+            int64_t i0, i1; /* whole cache lines */
+            dsnn_part_range((int64_t)blocks[k]->n, t, nt, 16, &i0, &i1);
             if (i1 > i0)
                 optim_range(o, blocks[k], i0, i1);
         }

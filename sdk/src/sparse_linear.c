@@ -612,8 +612,10 @@ static void sp_row_part(const int64_t *ptr, int n, int R, int p, int *r0, int *r
 /* Features [*i0, *i1) of part p of R, in multiples of 8. */
 static void sp_feat_part(int n, int R, int p, int *i0, int *i1)
 {
-    *i0 = p == 0 ? 0 : (int)((int64_t)n * p / R) & ~7;
-    *i1 = p + 1 == R ? n : (int)((int64_t)n * (p + 1) / R) & ~7;
+    int64_t a, b;
+    dsnn_part_range(n, p, R, 8, &a, &b);
+    *i0 = (int)a;
+    *i1 = (int)b;
 }
 
 struct sp_plan {
