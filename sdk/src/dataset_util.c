@@ -118,11 +118,9 @@ enum dsnn_status dsnn_split_cursor_init(struct dsnn_split_cursor *c, int64_t n_t
     if (c->capacity < 0)
         c->capacity = 0;
     c->order = malloc(c->capacity > 0 ? (size_t)c->capacity * sizeof *c->order : 1);
-    if (!c->order)
+    if (!c->order) /* begin fills it */
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory for batch buffers",
                               c->name);
-    for (int64_t i = 0; i < c->capacity; i++)
-        c->order[i] = (uint32_t)i;
     return DSNN_OK;
 }
 

@@ -29,9 +29,10 @@ static double xent_one(const float *z, int32_t y, int n_classes, float inv, floa
     return lse - z[y];
 }
 
-/* Batches from this many logits on are split over the threads (per-sample results are summed
- * in sample order afterwards, so the numbers do not depend on the thread count). */
+/* Batches from this many logits on are split over the threads; per-sample results are summed
+ * in sample order afterwards, so the numbers do not depend on the thread count. */
 #define XENT_PARALLEL_MIN 512
+#define XENT_BLOCK 256 /* samples per parallel block (their results live on the stack) */
 
 enum dsnn_status dsnn_softmax_xent(const float *logits, const int32_t *labels, int batch,
                                    int n_classes, float *dlogits, double *loss_sum,
@@ -42,43 +43,22 @@ enum dsnn_status dsnn_softmax_xent(const float *logits, const int32_t *labels, i
             return dsnn_error_set(err, DSNN_ERR_INVALID, "label %d outside [0, %d)", labels[i],
                                   n_classes);
     const float inv = 1.0f / (float)batch;
+    const bool par = (int64_t)batch * n_classes >= XENT_PARALLEL_MIN;
     double loss = 0;
     int64_t ok = 0;
-    double l_small[256];
-    unsigned char h_small[256];
-    double *l = l_small;
-    unsigned char *h = h_small;
-    bool par = (int64_t)batch * n_classes >= XENT_PARALLEL_MIN;
-    if (par && batch > 256) {
-        l = malloc(sizeof *l * (size_t)batch);
-        h = malloc(sizeof *h * (size_t)batch);
-        par = l && h; /* out of memory: the serial loop below needs neither */
-    }
-    if (par) {
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < batch; i++) {
-            int hit;
-            const size_t o = (size_t)i * n_classes;
-            l[i] = xent_one(logits + o, labels[i], n_classes, inv, dlogits ? dlogits + o : NULL,
-                            &hit);
-            h[i] = (unsigned char)hit;
+    for (int i0 = 0; i0 < batch; i0 += XENT_BLOCK) {
+        const int m = batch - i0 < XENT_BLOCK ? batch - i0 : XENT_BLOCK;
+        double l[XENT_BLOCK];
+        int h[XENT_BLOCK];
+#pragma omp parallel for schedule(static) if (par)
+        for (int k = 0; k < m; k++) {
+            const size_t o = (size_t)(i0 + k) * n_classes;
+            l[k] = xent_one(logits + o, labels[i0 + k], n_classes, inv,
+                            dlogits ? dlogits + o : NULL, &h[k]);
         }
-        for (int i = 0; i < batch; i++) {
-            loss += l[i];
-            ok += h[i];
-        }
-    }
-    if (l != l_small) {
-        free(l);
-        free(h);
-    }
-    if (!par) {
-        for (int i = 0; i < batch; i++) {
-            int hit;
-            const size_t o = (size_t)i * n_classes;
-            loss += xent_one(logits + o, labels[i], n_classes, inv, dlogits ? dlogits + o : NULL,
-                             &hit);
-            ok += hit;
+        for (int k = 0; k < m; k++) {
+            loss += l[k];
+            ok += h[k];
         }
     }
     if (loss_sum)
