@@ -408,6 +408,30 @@ static void test_fused_relu(void)
     dsnn_set_num_threads(0);
 }
 
+/* a and b (same shape, same topology) hold bit-identical weight, bias and dense gradients. */
+static void expect_same_gradients(struct dsnn_layer *a, struct dsnn_layer *b)
+{
+    struct dsnn_error err = {0};
+    int n_in, n_out;
+    bool bias;
+    CU_ASSERT_FATAL(dsnn_sparse_linear_dims_(a, &n_in, &n_out, &bias));
+    const size_t nnz = dsnn_sparse_nnz(a);
+    CU_ASSERT_EQUAL(nnz, dsnn_sparse_nnz(b));
+    CU_ASSERT(memcmp(dsnn_sparse_weight(a)->grad, dsnn_sparse_weight(b)->grad,
+                     sizeof(float) * nnz) == 0);
+    if (bias)
+        CU_ASSERT(memcmp(dsnn_sparse_bias(a)->grad, dsnn_sparse_bias(b)->grad,
+                         sizeof(float) * (size_t)n_out) == 0);
+    /* dense gradients (read from the panels of the last backward) */
+    const size_t gn = (size_t)n_in * n_out;
+    float *ga = malloc(sizeof(float) * gn), *gb = malloc(sizeof(float) * gn);
+    CU_ASSERT_EQUAL(dsnn_sparse_dense_grad_rows(a, 0, n_out, ga, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_sparse_dense_grad_rows(b, 0, n_out, gb, &err), DSNN_OK);
+    CU_ASSERT(memcmp(ga, gb, sizeof(float) * gn) == 0);
+    free(ga);
+    free(gb);
+}
+
 /* Adjacent sparse layers of a net exchange feature-major panels (no sample-major activations or
  * gradients in between; ReLU mask fused into the input gradient). Everything must be
  * bit-identical to the same layers called one by one outside a net: logits, every activation
@@ -469,25 +493,8 @@ static void test_panel_handoff(void)
                 CU_ASSERT_PTR_NOT_NULL_FATAL(z);
                 CU_ASSERT(memcmp(z, y[2], sizeof(float) * (size_t)B * sizes[3]) == 0);
                 CU_ASSERT_EQUAL(dsnn_net_backward(net, dl, B, &err), DSNN_OK);
-                for (int i = 0; i < 3; i++) {
-                    struct dsnn_layer *l = dsnn_net_layer(net, (size_t)i);
-                    const size_t nnz = dsnn_sparse_nnz(l);
-                    CU_ASSERT_EQUAL(nnz, dsnn_sparse_nnz(ref[i]));
-                    CU_ASSERT(memcmp(dsnn_sparse_weight(l)->grad, dsnn_sparse_weight(ref[i])->grad,
-                                     sizeof(float) * nnz) == 0);
-                    CU_ASSERT(memcmp(dsnn_sparse_bias(l)->grad, dsnn_sparse_bias(ref[i])->grad,
-                                     sizeof(float) * (size_t)sizes[i + 1]) == 0);
-                    /* dense gradients read the exchanged panels */
-                    const size_t gn = (size_t)sizes[i] * sizes[i + 1];
-                    float *ga = malloc(sizeof(float) * gn), *gb = malloc(sizeof(float) * gn);
-                    CU_ASSERT_EQUAL(dsnn_sparse_dense_grad_rows(l, 0, sizes[i + 1], ga, &err),
-                                    DSNN_OK);
-                    CU_ASSERT_EQUAL(dsnn_sparse_dense_grad_rows(ref[i], 0, sizes[i + 1], gb, &err),
-                                    DSNN_OK);
-                    CU_ASSERT(memcmp(ga, gb, sizeof(float) * gn) == 0);
-                    free(ga);
-                    free(gb);
-                }
+                for (int i = 0; i < 3; i++) /* dense gradients read the exchanged panels */
+                    expect_same_gradients(dsnn_net_layer(net, (size_t)i), ref[i]);
                 /* activations written on demand, after the backward too */
                 for (int i = 0; i < 3; i++)
                     CU_ASSERT(memcmp(dsnn_net_activation(net, (size_t)i), y[i],
@@ -572,21 +579,8 @@ static void test_relu_fusion(void)
             CU_ASSERT_PTR_NOT_NULL_FATAL(z);
             CU_ASSERT(memcmp(z, y[4], sizeof(float) * B * sizes[3]) == 0);
             CU_ASSERT_EQUAL(dsnn_net_backward(net, dl, B, &err), DSNN_OK);
-            for (int i = 0; i < 5; i += 2) {
-                struct dsnn_layer *l = dsnn_net_layer(net, (size_t)i);
-                CU_ASSERT(memcmp(dsnn_sparse_weight(l)->grad, dsnn_sparse_weight(ref[i])->grad,
-                                 sizeof(float) * dsnn_sparse_nnz(l)) == 0);
-                CU_ASSERT(memcmp(dsnn_sparse_bias(l)->grad, dsnn_sparse_bias(ref[i])->grad,
-                                 sizeof(float) * (size_t)width[i]) == 0);
-                const size_t gn = (size_t)sizes[i / 2] * width[i];
-                float *ga = malloc(sizeof(float) * gn), *gb = malloc(sizeof(float) * gn);
-                CU_ASSERT_EQUAL(dsnn_sparse_dense_grad_rows(l, 0, width[i], ga, &err), DSNN_OK);
-                CU_ASSERT_EQUAL(dsnn_sparse_dense_grad_rows(ref[i], 0, width[i], gb, &err),
-                                DSNN_OK);
-                CU_ASSERT(memcmp(ga, gb, sizeof(float) * gn) == 0);
-                free(ga);
-                free(gb);
-            }
+            for (int i = 0; i < 5; i += 2)
+                expect_same_gradients(dsnn_net_layer(net, (size_t)i), ref[i]);
             /* the relu layers' activations are the ReLU outputs; a fused sparse layer's too */
             for (int i = 0; i < 5; i++) {
                 const float *want = i % 2 == 0 && i < 4 ? y[i + 1] : y[i];
