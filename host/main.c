@@ -58,12 +58,18 @@ static void print_usage(FILE *f)
             "                     place on a terminal, else one line per epoch)\n"
             "  --overwrite        (run) replace an existing results/<experiment>\n"
             "  -h, --help         print this help\n"
-            "  --version          print the dsnn version and the plugin ABI version\n"
+            "  --version          print the dsnn version, the plugin ABI version, the sparse\n"
+            "                     kernel set in use and OpenBLAS's core\n"
+            "\n"
+            "Environment:\n"
+            "  DSNN_ISA=scalar|avx2|avx512|auto   force a sparse kernel set (default: the\n"
+            "                     best this CPU has); one the CPU lacks is an error (exit 2)\n"
+            "  OPENBLAS_CORETYPE  OpenBLAS's kernel choice for the dense layers (unset: its own)\n"
             "\n"
             "Exit codes:\n"
             "  %3d  success (all trials terminated normally)\n"
             "  %3d  the experiment ran, but at least one trial ended in error\n"
-            "  %3d  bad command line\n"
+            "  %3d  bad command line (or DSNN_ISA)\n"
             "  %3d  configuration file invalid\n"
             "  %3d  a plugin could not be loaded, or a named plugin is missing\n"
             "  %3d  results directory or data could not be read / written\n"
@@ -424,9 +430,16 @@ int main(int argc, char **argv)
         print_usage(stdout);
         return DSNN_EXIT_OK;
     }
+    struct dsnn_error isa_err = {0};
+    if (dsnn_isa_init_env(&isa_err) != DSNN_OK) {
+        fprintf(stderr, PROG ": %s\n", isa_err.msg);
+        return DSNN_EXIT_USAGE;
+    }
     if (cli.version) {
-        printf(PROG " (dsnn) %s\nplugin ABI %d.%d\n", DSNN_VERSION_STRING, DSNN_ABI_MAJOR,
-               DSNN_ABI_MINOR);
+        printf(PROG " (dsnn) %s\nplugin ABI %d.%d\nsparse kernels %s (this CPU has: %s)\n"
+               "OpenBLAS core %s\n",
+               DSNN_VERSION_STRING, DSNN_ABI_MAJOR, DSNN_ABI_MINOR,
+               dsnn_isa_str(dsnn_isa_active()), dsnn_isa_cpu_list(), dsnn_blas_core());
         return DSNN_EXIT_OK;
     }
     if (!cli.command) {

@@ -157,30 +157,68 @@ bool dsnn_sp_hashset_insert(struct dsnn_sp_hashset *h, uint64_t key);
 bool dsnn_sp_hashset_contains(const struct dsnn_sp_hashset *h, uint64_t key);
 void dsnn_sp_hashset_free(struct dsnn_sp_hashset *h);
 
-/* ---- Kernels (sparse_kernels.c) ----
+/* ---- Kernels (sparse_kernels_impl.h, one set per ISA; chosen at run time in isa.c) ----
  * A chunk's panel is [n][ld] (ld = its row stride, a multiple of DSNN_SP_PAD, 64-byte aligned)
- * holding batch columns [j0, j0 + w); ranges are half-open. */
-
-/* xT[i][j - j0] = x[j][i] for features i in [i0, i1), samples j in [j0, j1); 0 for j >= batch. */
-void dsnn_sp_transpose_in(const float *x, int n, int batch, float *xT, size_t ld, int i0, int i1,
+ * holding batch columns [j0, j0 + w); ranges are half-open.
+ *
+ * transpose_in:      xT[i][j - j0] = x[j][i] for features i in [i0, i1), samples j in [j0, j1);
+ *                    0 for j >= batch.
+ * transpose_in_relu: the same with x masked by the ReLU derivative: y[j][i] > 0 ? x[j][i] : 0.
+ * transpose_out:     y[j][i] = yT[i][j - j0] for i in [i0, i1), j in [j0, min(j1, batch)).
+ * spmm:  out[r][0:w] = (bias ? bias[r] : 0) + sum_{k in ptr[r]..ptr[r+1]} v(k) in[idx[k]][0:w]
+ *        for r in [r0, r1), where v(k) = val[vk ? vk[k] : k]; then max(., 0) if relu; then, if
+ *        mask, out[r][j] = 0 where mask[r][j] <= 0 (mask: a panel like out, the ReLU derivative).
+ * sddmm: out[k] = dot(dyT[r][0:w], xT[idx[k]][0:w]) for the connections k of rows [r0, r1);
+ *        db[r] = sum dyT[r][0:w] if db != NULL.
+ * Every set computes the same sums in the same connection order; they differ only in rounding
+ * (FMA vs separate multiply and add, and the order of the horizontal sums of sddmm). */
+struct dsnn_sp_kernels {
+    const char *isa; /* "scalar", "avx2", "avx512" */
+    void (*spmm)(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
+                 const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int w,
+                 bool relu, const float *mask);
+    void (*sddmm)(const int64_t *ptr, const int32_t *idx, const float *dyT, const float *xT,
+                  size_t ld, float *out, float *db, int r0, int r1, int w);
+    void (*transpose_in)(const float *x, int n, int batch, float *xT, size_t ld, int i0, int i1,
+                         int j0, int j1);
+    void (*transpose_in_relu)(const float *x, const float *y, int n, int batch, float *xT,
+                              size_t ld, int i0, int i1, int j0, int j1);
+    void (*transpose_out)(const float *yT, size_t ld, int n, float *y, int batch, int i0, int i1,
                           int j0, int j1);
-/* Same with dy masked by the ReLU derivative: xT[i][j - j0] = y[j][i] > 0 ? x[j][i] : 0. */
-void dsnn_sp_transpose_in_relu(const float *x, const float *y, int n, int batch, float *xT,
-                               size_t ld, int i0, int i1, int j0, int j1);
-/* y[j][i] = yT[i][j - j0] for i in [i0, i1), j in [j0, min(j1, batch)). */
-void dsnn_sp_transpose_out(const float *yT, size_t ld, int n, float *y, int batch, int i0, int i1,
-                           int j0, int j1);
-/* out[r][0:w] = (bias ? bias[r] : 0) + sum_{k in ptr[r]..ptr[r+1]} v(k) in[idx[k]][0:w]
- * for r in [r0, r1), where v(k) = val[vk ? vk[k] : k]; then max(., 0) if relu; then, if mask,
- * out[r][j] = 0 where mask[r][j] <= 0 (mask: a panel like out, the ReLU derivative). */
-void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
-                  const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int w,
-                  bool relu, const float *mask);
-/* out[k] = dot(dyT[r][0:w], xT[idx[k]][0:w]) for the connections k of rows [r0, r1);
- * db[r] = sum dyT[r][0:w] if db != NULL. */
-void dsnn_sp_sddmm(const int64_t *ptr, const int32_t *idx, const float *dyT, const float *xT,
-                   size_t ld, float *out, float *db, int r0, int r1, int w);
-/* Name of the kernel variant compiled in ("avx512", "avx2", "scalar"). */
-const char *dsnn_sp_kernel_isa(void);
+};
+
+extern const struct dsnn_sp_kernels dsnn_sp_kernels_scalar, dsnn_sp_kernels_avx2,
+    dsnn_sp_kernels_avx512;
+
+/* The kernel set in use (isa.c): the best the CPU has, or DSNN_ISA's, or dsnn_isa_set's. */
+const struct dsnn_sp_kernels *dsnn_sp_kernels(void);
+
+static inline void dsnn_sp_transpose_in(const float *x, int n, int batch, float *xT, size_t ld,
+                                        int i0, int i1, int j0, int j1)
+{
+    dsnn_sp_kernels()->transpose_in(x, n, batch, xT, ld, i0, i1, j0, j1);
+}
+static inline void dsnn_sp_transpose_in_relu(const float *x, const float *y, int n, int batch,
+                                             float *xT, size_t ld, int i0, int i1, int j0, int j1)
+{
+    dsnn_sp_kernels()->transpose_in_relu(x, y, n, batch, xT, ld, i0, i1, j0, j1);
+}
+static inline void dsnn_sp_transpose_out(const float *yT, size_t ld, int n, float *y, int batch,
+                                         int i0, int i1, int j0, int j1)
+{
+    dsnn_sp_kernels()->transpose_out(yT, ld, n, y, batch, i0, i1, j0, j1);
+}
+static inline void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val,
+                                const uint32_t *vk, const float *bias, const float *in, size_t ld,
+                                float *out, int r0, int r1, int w, bool relu, const float *mask)
+{
+    dsnn_sp_kernels()->spmm(ptr, idx, val, vk, bias, in, ld, out, r0, r1, w, relu, mask);
+}
+static inline void dsnn_sp_sddmm(const int64_t *ptr, const int32_t *idx, const float *dyT,
+                                 const float *xT, size_t ld, float *out, float *db, int r0, int r1,
+                                 int w)
+{
+    dsnn_sp_kernels()->sddmm(ptr, idx, dyT, xT, ld, out, db, r0, r1, w);
+}
 
 #endif

@@ -21,8 +21,18 @@
  * active connections (n_in*n_out when dense); biases, ReLU, loss and optimizer not counted.
  *
  * --peak measures what this machine can do, for judging the GFLOP/s above: the FMA peak of one
- * core and of --threads cores at once (independent fused multiply-adds on registers, no memory),
- * and OpenBLAS sgemm on the network's layer shapes at batch --batch (the dense path's kernel).
+ * core and of --threads cores at once (independent fused multiply-adds on registers, no memory)
+ * at every vector width the CPU has (8-wide AVX2, 16-wide AVX-512), and OpenBLAS sgemm on the
+ * network's layer shapes at batch --batch (the dense path's kernel), with the inherited OpenBLAS
+ * core and, when OPENBLAS_CORETYPE is set, again with OpenBLAS's own choice (variable unset).
+ *
+ * Kernel sets and OpenBLAS cores. --isa LIST (e.g. scalar,avx2,avx512; default: the one in use,
+ * see DSNN_ISA in dsnn/isa.h) runs every sparse configuration once per kernel set, in the same
+ * run (labels "er20@avx2"). When OPENBLAS_CORETYPE is set (the project's machines set it for the
+ * tests), the dense configuration runs twice: with the inherited core ("1.0") and with
+ * OpenBLAS's own choice ("1.0@openblas-auto", the variable removed from its environment);
+ * --openblas inherit|auto|both chooses (default both). Every JSON line names the sparse kernel
+ * set ("isa") and OpenBLAS's core ("openblas_core").
  *
  * --big builds the SET-MLP 784-100000-100000-100000-10 at epsilon 20 and runs one training step
  * (forward, backward, optimizer), printing times and peak RSS.
@@ -44,8 +54,9 @@
 
 #include <cblas.h>
 #include <omp.h>
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#define BENCH_X86 1
 #endif
 
 #include <errno.h>
@@ -65,7 +76,10 @@ struct opts {
     const char *wait_policy; /* OMP_WAIT_POLICY given to the children (NULL: inherited) */
     const char *densities;
     const char *data_dir;
-    const char *one; /* run this configuration in this process */
+    const char *one;   /* run this configuration in this process */
+    const char *label; /* its name in the JSON line (default: the configuration) */
+    const char *isas;  /* kernel sets to run the sparse configurations with (NULL: active) */
+    const char *openblas; /* dense path: "inherit", "auto" or "both" */
     double lr;
     uint64_t seed;
     long max_steps; /* 0: whole epochs */
@@ -380,15 +394,17 @@ static int run_one(const struct opts *o)
            "\"gflops\":%.2f,\"cpu_s_per_epoch\":%.3f,\"step_ms_min\":%.3f,\"step_ms_median\":%.3f,\"fwd_s\":%.3f,"
            "\"bwd_s\":%.3f,\"opt_s\":%.3f,\"init_s\":%.3f,"
            "\"peak_rss_mb\":%.1f,\"train_loss\":%.4f,\"train_acc\":%.4f,\"kernel\":\"%s\","
-           "\"data\":\"%s\",\"relu\":\"%s\",\"omp_wait_policy\":\"%s\",\"runs\":%d}\n",
-           o->one, dens, dense ? "dense linear (OpenBLAS)" : "sparse_linear ER eps=20 (=dense)",
+           "\"data\":\"%s\",\"relu\":\"%s\",\"omp_wait_policy\":\"%s\",\"runs\":%d,"
+           "\"isa\":\"%s\",\"openblas_core\":\"%s\"}\n",
+           o->label ? o->label : o->one, dens, dense ? "dense linear (OpenBLAS)" : "sparse_linear ER eps=20 (=dense)",
            nnz, B, o->threads, o->epochs, (long long)seen, secs, (double)seen / secs,
            flop_ps * (double)seen * 1e-9, flops * 1e-9, cpu / o->epochs, step_min * 1e3,
            step_med * 1e3,
            t_fwd / o->epochs, t_bwd / o->epochs,
            t_opt / o->epochs, t_init, peak_rss_mb(), loss / (double)seen,
            (double)correct / (double)seen, dense ? "openblas" : "sparse", d.source,
-           !dense && o->fused_relu ? "fused" : "layer", wp ? wp : "default", o->repeat);
+           !dense && o->fused_relu ? "fused" : "layer", wp ? wp : "default", o->repeat,
+           dsnn_isa_str(dsnn_isa_active()), dsnn_blas_core());
     fflush(stdout);
     free(x);
     free(dl);
@@ -452,10 +468,10 @@ static int run_big(const struct opts *o)
     printf("{\"config\":\"big-set-mlp-784-100000x3-10-er20\",\"layer_density\":[%s],\"nnz\":%.0f,"
            "\"batch\":%d,\"threads\":%d,\"init_s\":%.3f,\"step_s\":%.3f,\"fwd_s\":%.3f,"
            "\"bwd_s\":%.3f,\"opt_s\":%.3f,\"peak_rss_mb_after_init\":%.1f,\"peak_rss_mb\":%.1f,"
-           "\"loss\":%.4f,\"target_met\":%s,\"relu\":\"%s\",\"data\":\"%s\"}\n",
+           "\"loss\":%.4f,\"target_met\":%s,\"relu\":\"%s\",\"data\":\"%s\",\"isa\":\"%s\"}\n",
            dens, nnz, B, o->threads, t_init, times[0] + times[1] + times[2], times[0], times[1],
            times[2], rss_init, rss, loss / B, rss < 4096 ? "true" : "false",
-           o->fused_relu ? "fused" : "layer", d.source);
+           o->fused_relu ? "fused" : "layer", d.source, dsnn_isa_str(dsnn_isa_active()));
     fflush(stdout);
     free(x);
     free(dl);
@@ -469,72 +485,89 @@ static int run_big(const struct opts *o)
 
 static volatile float g_sink;
 
-/* Seconds for reps rounds of 10 independent 8-wide FMA chains per thread (registers only). */
-static double fma_loop(long reps, float *sink)
-{
-#if defined(__AVX2__) && defined(__FMA__)
-    __m256 a0 = _mm256_set1_ps(0.1f), a1 = _mm256_set1_ps(0.2f), a2 = _mm256_set1_ps(0.3f),
-           a3 = _mm256_set1_ps(0.4f), a4 = _mm256_set1_ps(0.5f), a5 = _mm256_set1_ps(0.6f),
-           a6 = _mm256_set1_ps(0.7f), a7 = _mm256_set1_ps(0.8f), a8 = _mm256_set1_ps(0.9f),
-           a9 = _mm256_set1_ps(1.0f);
-    const __m256 m = _mm256_set1_ps(0.99999f), c = _mm256_set1_ps(1e-6f);
-    double t = now();
-    for (long k = 0; k < reps; k++) {
-        a0 = _mm256_fmadd_ps(a0, m, c);
-        a1 = _mm256_fmadd_ps(a1, m, c);
-        a2 = _mm256_fmadd_ps(a2, m, c);
-        a3 = _mm256_fmadd_ps(a3, m, c);
-        a4 = _mm256_fmadd_ps(a4, m, c);
-        a5 = _mm256_fmadd_ps(a5, m, c);
-        a6 = _mm256_fmadd_ps(a6, m, c);
-        a7 = _mm256_fmadd_ps(a7, m, c);
-        a8 = _mm256_fmadd_ps(a8, m, c);
-        a9 = _mm256_fmadd_ps(a9, m, c);
-    }
-    t = now() - t;
-    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
-                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
-    s = _mm256_add_ps(s, _mm256_add_ps(a8, a9));
-    float v[8];
-    _mm256_storeu_ps(v, s);
-    *sink += v[0];
+/* Seconds for reps rounds of 10 independent FMA chains per thread (registers only), at vector
+ * width VW (8: AVX2 ymm, 16: AVX-512 zmm); each function is compiled for its own instructions
+ * and only called where the CPU has them. */
+#define FMA_BODY(T, SET1, FMA, ADD, STORE, VW)                                                    \
+    T a0 = SET1(0.1f), a1 = SET1(0.2f), a2 = SET1(0.3f), a3 = SET1(0.4f), a4 = SET1(0.5f),       \
+      a5 = SET1(0.6f), a6 = SET1(0.7f), a7 = SET1(0.8f), a8 = SET1(0.9f), a9 = SET1(1.0f);       \
+    const T m = SET1(0.99999f), c = SET1(1e-6f);                                                  \
+    double t = now();                                                                             \
+    for (long k = 0; k < reps; k++) {                                                             \
+        a0 = FMA(a0, m, c);                                                                       \
+        a1 = FMA(a1, m, c);                                                                       \
+        a2 = FMA(a2, m, c);                                                                       \
+        a3 = FMA(a3, m, c);                                                                       \
+        a4 = FMA(a4, m, c);                                                                       \
+        a5 = FMA(a5, m, c);                                                                       \
+        a6 = FMA(a6, m, c);                                                                       \
+        a7 = FMA(a7, m, c);                                                                       \
+        a8 = FMA(a8, m, c);                                                                       \
+        a9 = FMA(a9, m, c);                                                                       \
+    }                                                                                             \
+    t = now() - t;                                                                                \
+    T s = ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7)));                      \
+    s = ADD(s, ADD(a8, a9));                                                                      \
+    float v[VW];                                                                                  \
+    STORE(v, s);                                                                                  \
+    *sink += v[0];                                                                                \
     return t;
-#else
-    (void)reps;
-    (void)sink;
-    return -1;
-#endif
-}
 
-static int run_peak(const struct opts *o)
+#ifdef BENCH_X86
+__attribute__((target("avx2,fma"))) static double fma_loop8(long reps, float *sink)
 {
-    const long reps = 100000000; /* 16 GFLOP per thread */
-    const double flop = (double)reps * 10 * 16;
+    FMA_BODY(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_storeu_ps, 8)
+}
+__attribute__((target("avx512f"))) static double fma_loop16(long reps, float *sink)
+{
+    FMA_BODY(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_storeu_ps, 16)
+}
+#endif
+
+/* FMA peak at width vw (8 or 16) of one core and of all threads, GFLOP/s; false if the CPU lacks
+ * the instructions. */
+static bool fma_peak(int vw, int threads, double *one, double *all)
+{
+#ifdef BENCH_X86
+    if (!dsnn_isa_supported(vw == 16 ? DSNN_ISA_AVX512 : DSNN_ISA_AVX2))
+        return false;
+    const long reps = 100000000 / (vw / 8); /* 16 GFLOP per thread */
+    const double flop = (double)reps * 10 * 2 * vw;
     float sink = 0;
     double best1 = 1e300, bestn = 1e300;
     for (int r = 0; r < 3; r++) {
-        double t = fma_loop(reps, &sink);
-        if (t < 0)
-            break;
+        double t = vw == 16 ? fma_loop16(reps, &sink) : fma_loop8(reps, &sink);
         best1 = t < best1 ? t : best1;
         double tmax = 0;
-#pragma omp parallel num_threads(o->threads) reduction(max : tmax)
+#pragma omp parallel num_threads(threads) reduction(max : tmax)
         {
             float s = 0;
-            tmax = fma_loop(reps, &s);
+            tmax = vw == 16 ? fma_loop16(reps, &s) : fma_loop8(reps, &s);
 #pragma omp atomic
             sink += s;
         }
         bestn = tmax < bestn ? tmax : bestn;
     }
-    /* OpenBLAS sgemm with its own threads, forward shape y[B][n_out] = x[B][n_in] W^T (libdsnn
-     * runs OpenBLAS on one thread and splits large products over its OpenMP threads) */
-    dsnn_set_num_threads(o->threads);
-    openblas_set_num_threads(o->threads);
+    g_sink = sink; /* keeps the loops' results alive */
+    *one = flop / best1 * 1e-9;
+    *all = flop * threads / bestn * 1e-9;
+    return true;
+#else
+    (void)vw, (void)threads, (void)one, (void)all;
+    return false;
+#endif
+}
+
+/* OpenBLAS sgemm with its own threads on the network's layer shapes, forward shape
+ * y[B][n_out] = x[B][n_in] W^T (libdsnn runs OpenBLAS on one thread and splits large products
+ * over its OpenMP threads). Prints the per-shape figures into per, returns the network's. */
+static double sgemm_peak(int threads, int B, char *per, size_t per_size)
+{
+    dsnn_set_num_threads(threads);
+    openblas_set_num_threads(threads);
     const int shapes[][2] = {{784, 1000}, {1000, 1000}, {1000, 10}};
-    const int B = o->batch;
     double gemm_flop = 0, gemm_s = 0;
-    char per[512];
+    float sink = 0;
     size_t pos = 0;
     per[0] = '\0';
     for (int si = 0; si < 3; si++) {
@@ -559,19 +592,43 @@ static int run_peak(const struct opts *o)
         const double f = 2.0 * B * ni * no * n;
         gemm_flop += f;
         gemm_s += best;
-        pos += (size_t)snprintf(per + pos, sizeof per - pos, "%s\"%dx%d\":%.2f", si ? "," : "", ni,
+        pos += (size_t)snprintf(per + pos, per_size - pos, "%s\"%dx%d\":%.2f", si ? "," : "", ni,
                                 no, f / best * 1e-9);
         sink += y[0];
         free(x);
         free(w);
         free(y);
     }
-    printf("{\"config\":\"peak\",\"threads\":%d,\"batch\":%d,\"fma_gflops_one_core\":%.2f,"
-           "\"fma_gflops_all_threads\":%.2f,\"sgemm_gflops\":{%s},\"sgemm_gflops_network\":%.2f,"
-           "\"note\":\"FMA peak: 8-wide fp32 fused multiply-adds on registers (AVX2)\"}\n",
-           o->threads, B, best1 < 1e300 ? flop / best1 * 1e-9 : 0.0,
-           bestn < 1e300 ? flop * o->threads / bestn * 1e-9 : 0.0, per, gemm_flop / gemm_s * 1e-9);
-    g_sink = sink; /* keeps the loops' results alive */
+    g_sink = sink;
+    return gemm_flop / gemm_s * 1e-9;
+}
+
+/* --peak: the FMA peaks and sgemm (inherited OpenBLAS core); --peak-sgemm (a child with
+ * OPENBLAS_CORETYPE removed): sgemm only, labelled by o->label. */
+static int run_peak(const struct opts *o, bool sgemm_only)
+{
+    char fma[512] = "";
+    if (!sgemm_only) {
+        size_t pos = 0;
+        const int widths[] = {8, 16};
+        for (int i = 0; i < 2; i++) {
+            double one, all;
+            if (fma_peak(widths[i], o->threads, &one, &all))
+                pos += (size_t)snprintf(fma + pos, sizeof fma - pos,
+                                        "\"fma%d_gflops_one_core\":%.2f,"
+                                        "\"fma%d_gflops_all_threads\":%.2f,",
+                                        widths[i], one, widths[i], all);
+        }
+    }
+    char per[512];
+    const double net = sgemm_peak(o->threads, o->batch, per, sizeof per);
+    printf("{\"config\":\"%s\",\"threads\":%d,\"batch\":%d,%s\"sgemm_gflops\":{%s},"
+           "\"sgemm_gflops_network\":%.2f,\"isa\":\"%s\",\"cpu_isas\":\"%s\","
+           "\"openblas_core\":\"%s\",\"note\":\"FMA peak: fp32 fused multiply-adds on registers, "
+           "fmaN = N-wide (8: AVX2, 16: AVX-512)\"}\n",
+           o->label ? o->label : "peak", o->threads, o->batch, fma, per, net,
+           dsnn_isa_str(dsnn_isa_active()), dsnn_isa_cpu_list(), dsnn_blas_core());
+    fflush(stdout);
     return 0;
 }
 
@@ -582,7 +639,72 @@ static void usage(void)
             "                         [--threads N] [--batch N] [--lr X] [--seed N]\n"
             "                         [--data DIR] [--max-steps N] [--repeat N]\n"
             "                         [--wait-policy active|passive] [--relu fused|layer]\n"
+            "                         [--isa scalar,avx2,avx512] [--openblas inherit|auto|both]\n"
             "                         [--big] [--peak]\n");
+}
+
+/* One child run: a configuration (or the sgemm peak) under a kernel set and OpenBLAS choice. */
+struct bench_run {
+    char label[64];
+    const char *cfg; /* configuration token; NULL: sgemm peak */
+    const char *isa; /* DSNN_ISA for the child (NULL: inherited) */
+    bool openblas_auto; /* OPENBLAS_CORETYPE removed from the child's environment */
+    bool dense;
+};
+
+/* Runs r in a fresh process (this program with --one / --peak-sgemm), reads its JSON line into
+ * line; false if it failed. */
+static bool run_child(const struct opts *o, const char *self, const struct bench_run *r,
+                      char *line, size_t line_size)
+{
+    int fd[2];
+    if (pipe(fd) != 0) {
+        perror("pipe");
+        return false;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        close(fd[0]);
+        close(fd[1]);
+        return false;
+    }
+    if (pid == 0) {
+        char ep[16], th[16], ba[16], lr[32], sd[32], ms[32], rp[16];
+        char *relu = o->fused_relu ? "fused" : "layer";
+        snprintf(ep, sizeof ep, "%d", o->epochs);
+        snprintf(th, sizeof th, "%d", o->threads);
+        snprintf(ba, sizeof ba, "%d", o->batch);
+        snprintf(lr, sizeof lr, "%g", o->lr);
+        snprintf(sd, sizeof sd, "%llu", (unsigned long long)o->seed);
+        snprintf(ms, sizeof ms, "%ld", o->max_steps);
+        snprintf(rp, sizeof rp, "%d", o->repeat);
+        char *args[] = {(char *)self, r->cfg ? "--one" : "--peak-sgemm",
+                        (char *)(r->cfg ? r->cfg : "-"), "--label", (char *)r->label,
+                        "--epochs", ep, "--threads", th, "--batch", ba, "--lr", lr, "--seed", sd,
+                        "--data", (char *)o->data_dir, "--max-steps", ms, "--repeat", rp,
+                        "--relu", relu, NULL};
+        if (r->isa)
+            setenv("DSNN_ISA", r->isa, 1);
+        if (r->openblas_auto)
+            unsetenv("OPENBLAS_CORETYPE");
+        close(fd[0]);
+        dup2(fd[1], STDOUT_FILENO);
+        close(fd[1]);
+        execv("/proc/self/exe", args);
+        perror("execv");
+        _exit(127);
+    }
+    close(fd[1]);
+    size_t n = 0;
+    ssize_t got;
+    while (n + 1 < line_size && (got = read(fd[0], line + n, line_size - 1 - n)) > 0)
+        n += (size_t)got;
+    line[n] = '\0';
+    close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 && line[0] == '{';
 }
 
 int main(int argc, char **argv)
@@ -595,7 +717,9 @@ int main(int argc, char **argv)
                      .lr = 0.01,
                      .repeat = 1,
                      .fused_relu = 1,
+                     .openblas = "both",
                      .seed = 42};
+    bool peak_sgemm = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--big")) {
@@ -628,12 +752,21 @@ int main(int argc, char **argv)
             o.max_steps = atol(v);
         else if (!strcmp(a, "--one"))
             o.one = v;
+        else if (!strcmp(a, "--peak-sgemm"))
+            peak_sgemm = true;
+        else if (!strcmp(a, "--label"))
+            o.label = v;
         else if (!strcmp(a, "--repeat"))
             o.repeat = atoi(v);
         else if (!strcmp(a, "--wait-policy"))
             o.wait_policy = v;
         else if (!strcmp(a, "--relu"))
             o.fused_relu = strcmp(v, "layer") != 0;
+        else if (!strcmp(a, "--isa"))
+            o.isas = v;
+        else if (!strcmp(a, "--openblas") &&
+                 (!strcmp(v, "inherit") || !strcmp(v, "auto") || !strcmp(v, "both")))
+            o.openblas = v;
         else {
             usage();
             return 2;
@@ -644,10 +777,15 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
+    struct dsnn_error ierr = {0};
+    if (dsnn_isa_init_env(&ierr) != DSNN_OK) {
+        fprintf(stderr, "dsnn-bench-sparse: %s\n", ierr.msg);
+        return 2;
+    }
     if (o.one)
         return run_one(&o);
-    if (o.peak)
-        return run_peak(&o);
+    if (peak_sgemm)
+        return run_peak(&o, true);
     if (o.big) {
         if (o.wait_policy && !getenv("DSNN_BENCH_REEXEC")) { /* apply before libgomp starts */
             setenv("OMP_WAIT_POLICY", o.wait_policy, 1);
@@ -656,103 +794,122 @@ int main(int argc, char **argv)
         }
         return run_big(&o);
     }
+    const bool blas_env = getenv("OPENBLAS_CORETYPE") != NULL;
+    if (o.peak) {
+        run_peak(&o, false);
+        if (blas_env && strcmp(o.openblas, "inherit") != 0) { /* OpenBLAS's own choice too */
+            struct bench_run r = {.cfg = NULL, .openblas_auto = true};
+            snprintf(r.label, sizeof r.label, "peak-sgemm@openblas-auto");
+            char line[4096];
+            if (!run_child(&o, argv[0], &r, line, sizeof line)) {
+                fprintf(stderr, "dsnn-bench-sparse: %s failed\n", r.label);
+                return 1;
+            }
+            fputs(line, stdout);
+        }
+        return 0;
+    }
+    /* kernel sets to run the sparse configurations with */
+    const char *isa_list[DSNN_ISA_COUNT];
+    int n_isa = 0;
+    char *isa_buf = strdup(o.isas ? o.isas : dsnn_isa_str(dsnn_isa_active()));
+    for (char *tok = strtok(isa_buf, ","); tok; tok = strtok(NULL, ",")) {
+        enum dsnn_isa isa;
+        if (!dsnn_isa_parse(tok, &isa) || !dsnn_isa_supported(isa)) {
+            fprintf(stderr, "dsnn-bench-sparse: --isa %s: %s (this CPU has: %s)\n", tok,
+                    dsnn_isa_parse(tok, &isa) ? "not supported by this CPU" : "unknown",
+                    dsnn_isa_cpu_list());
+            return 2;
+        }
+        if (n_isa < DSNN_ISA_COUNT)
+            isa_list[n_isa++] = dsnn_isa_str(isa);
+    }
+    const bool many_isa = n_isa > 1 || o.isas;
     /* one fresh process per configuration (and repetition): re-execute with --one and keep the
      * fastest run's JSON line */
     if (o.wait_policy)
         setenv("OMP_WAIT_POLICY", o.wait_policy, 1);
     char *list = strdup(o.densities);
-    char *cfgs[32];
-    int n_cfg = 0;
-    for (char *tok = strtok(list, ","); tok && n_cfg < 32; tok = strtok(NULL, ","))
-        cfgs[n_cfg++] = tok;
+    enum { MAX_RUNS = 64 };
+    static struct bench_run runs[MAX_RUNS];
+    int n_run = 0, dense = -1, dense_auto = -1;
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        bool d;
+        double dens, eps;
+        if (!parse_config(tok, &d, &dens, &eps)) {
+            fprintf(stderr, "dsnn-bench-sparse: bad configuration '%s' (1.0, 0.05, er20 ...)\n",
+                    tok);
+            return 2;
+        }
+        for (int v = 0; v < (d ? 2 : n_isa) && n_run < MAX_RUNS; v++) {
+            struct bench_run *r = &runs[n_run];
+            *r = (struct bench_run){.cfg = tok, .dense = d};
+            if (d) { /* v = 0: inherited OpenBLAS core, v = 1: OpenBLAS's own choice */
+                const bool want = v == 0 ? !blas_env || strcmp(o.openblas, "auto") != 0
+                                         : blas_env && strcmp(o.openblas, "inherit") != 0;
+                if (!want)
+                    continue;
+                r->openblas_auto = v == 1;
+                snprintf(r->label, sizeof r->label, "%s%s", tok, v ? "@openblas-auto" : "");
+                *(v ? &dense_auto : &dense) = n_run;
+            } else {
+                r->isa = isa_list[v];
+                snprintf(r->label, sizeof r->label, "%s%s%s", tok, many_isa ? "@" : "",
+                         many_isa ? isa_list[v] : "");
+            }
+            n_run++;
+        }
+    }
     /* Repetitions are interleaved (every configuration once, then again ...), so that a machine
      * whose speed drifts over the run (shared hosts) affects all configurations alike; each
      * configuration keeps its fastest run. */
-    static char best[32][4096];
-    double best_s[32];
-    bool failed[32] = {false};
-    for (int c = 0; c < n_cfg; c++)
+    static char best[MAX_RUNS][4096];
+    double best_s[MAX_RUNS];
+    bool failed[MAX_RUNS] = {false};
+    for (int c = 0; c < n_run; c++)
         best_s[c] = 1e300;
     int status_all = 0;
     for (int rep = 0; rep < o.repeat; rep++) {
-        for (int c = 0; c < n_cfg; c++) {
+        for (int c = 0; c < n_run; c++) {
             if (failed[c])
                 continue;
-            const char *tok = cfgs[c];
-            int fd[2];
-            if (pipe(fd) != 0) {
-                perror("pipe");
-                return 1;
-            }
-            pid_t pid = fork();
-            if (pid < 0) {
-                perror("fork");
-                return 1;
-            }
-            if (pid == 0) {
-                char ep[16], th[16], ba[16], lr[32], sd[32], ms[32], rp[16];
-                char *relu = o.fused_relu ? "fused" : "layer";
-                snprintf(ep, sizeof ep, "%d", o.epochs);
-                snprintf(th, sizeof th, "%d", o.threads);
-                snprintf(ba, sizeof ba, "%d", o.batch);
-                snprintf(lr, sizeof lr, "%g", o.lr);
-                snprintf(sd, sizeof sd, "%llu", (unsigned long long)o.seed);
-                snprintf(ms, sizeof ms, "%ld", o.max_steps);
-                snprintf(rp, sizeof rp, "%d", o.repeat);
-                char *args[] = {argv[0], "--one", (char *)tok, "--epochs", ep, "--threads", th,
-                                "--batch", ba, "--lr", lr, "--seed", sd, "--data",
-                                (char *)o.data_dir, "--max-steps", ms, "--repeat", rp, "--relu",
-                                relu, NULL};
-                close(fd[0]);
-                dup2(fd[1], STDOUT_FILENO);
-                close(fd[1]);
-                execv("/proc/self/exe", args);
-                perror("execv");
-                _exit(127);
-            }
-            close(fd[1]);
             char line[4096];
-            size_t n = 0;
-            ssize_t got;
-            while (n + 1 < sizeof line && (got = read(fd[0], line + n, sizeof line - 1 - n)) > 0)
-                n += (size_t)got;
-            line[n] = '\0';
-            close(fd[0]);
-            int st = 0;
-            waitpid(pid, &st, 0);
-            const char *sp = strstr(line, "\"seconds_per_epoch\":");
-            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !sp) {
-                fprintf(stderr, "dsnn-bench-sparse: configuration '%s' failed\n", tok);
+            const char *sp;
+            if (!run_child(&o, argv[0], &runs[c], line, sizeof line) ||
+                !(sp = strstr(line, "\"seconds_per_epoch\":"))) {
+                fprintf(stderr, "dsnn-bench-sparse: configuration '%s' failed\n", runs[c].label);
                 status_all = 1;
                 failed[c] = true;
                 continue;
             }
             double secs = atof(sp + strlen("\"seconds_per_epoch\":"));
             if (o.repeat > 1)
-                fprintf(stderr, "  %s run %d: %.3f s/epoch\n", tok, rep + 1, secs);
+                fprintf(stderr, "  %s run %d: %.3f s/epoch\n", runs[c].label, rep + 1, secs);
             if (secs < best_s[c]) {
                 best_s[c] = secs;
                 snprintf(best[c], sizeof best[c], "%s", line);
             }
         }
     }
-    /* one line per configuration, then the speed-ups against the dense configuration (1.0) */
-    int dense = -1;
-    for (int c = 0; c < n_cfg; c++) {
-        if (failed[c])
+    /* one line per configuration, then the speed-ups against the dense configuration (1.0) with
+     * the inherited OpenBLAS core, and against OpenBLAS's own choice */
+    for (int c = 0; c < n_run; c++)
+        if (!failed[c])
+            fputs(best[c], stdout);
+    const int refs[2] = {dense, dense_auto};
+    const char *ref_names[2] = {"speedup_vs_dense", "speedup_vs_dense_openblas_auto"};
+    for (int q = 0; q < 2; q++) {
+        const int ref = refs[q];
+        if (ref < 0 || failed[ref] || n_run < 2)
             continue;
-        fputs(best[c], stdout);
-        if (strcmp(cfgs[c], "1.0") == 0 || strcmp(cfgs[c], "1") == 0)
-            dense = c;
-    }
-    if (dense >= 0 && n_cfg > 1) {
-        printf("{\"config\":\"speedup_vs_dense\"");
-        for (int c = 0; c < n_cfg; c++)
-            if (c != dense && !failed[c])
-                printf(",\"%s\":%.2f", cfgs[c], best_s[dense] / best_s[c]);
+        printf("{\"config\":\"%s\"", ref_names[q]);
+        for (int c = 0; c < n_run; c++)
+            if (c != ref && !failed[c])
+                printf(",\"%s\":%.2f", runs[c].label, best_s[ref] / best_s[c]);
         printf(",\"runs\":%d}\n", o.repeat);
     }
     fflush(stdout);
     free(list);
+    free(isa_buf);
     return status_all;
 }

@@ -120,6 +120,45 @@ static void test_version(void)
     CU_ASSERT_STRING_EQUAL(R.err, "");
 }
 
+/* --version names the kernel set in use and OpenBLAS's core; DSNN_ISA forces a set, and one the
+ * CPU lacks or an unknown word is exit 2 with a message naming what the CPU has, before any
+ * command runs. */
+static void test_version_isa(void)
+{
+    RUN(&R, "--version");
+    char want[128];
+    snprintf(want, sizeof want, "sparse kernels %s (this CPU has: %s)",
+             dsnn_isa_str(dsnn_isa_best()), dsnn_isa_cpu_list());
+    if (!getenv("DSNN_ISA"))
+        CU_ASSERT(has(R.out, want));
+    CU_ASSERT(has(R.out, "OpenBLAS core "));
+    for (int i = 0; i < DSNN_ISA_COUNT; i++) {
+        enum dsnn_isa isa = (enum dsnn_isa)i;
+        char env[64];
+        snprintf(env, sizeof env, "DSNN_ISA=%s", dsnn_isa_str(isa));
+        run_env(&R, env, "DSNN_ISA", "--version", (const char *)NULL);
+        if (dsnn_isa_supported(isa)) {
+            CU_ASSERT_EQUAL(R.code, 0);
+            snprintf(want, sizeof want, "sparse kernels %s ", dsnn_isa_str(isa));
+            CU_ASSERT(has(R.out, want));
+        } else {
+            CU_ASSERT_EQUAL(R.code, 2);
+            CU_ASSERT(has(R.err, env));
+            CU_ASSERT(has(R.err, dsnn_isa_cpu_list()));
+        }
+    }
+    run_env(&R, "DSNN_ISA=sse9", "DSNN_ISA", "--version", (const char *)NULL);
+    CU_ASSERT_EQUAL(R.code, 2);
+    CU_ASSERT(has(R.err, "DSNN_ISA=sse9: unknown kernel set"));
+    CU_ASSERT(has(R.err, dsnn_isa_cpu_list()));
+    CU_ASSERT_STRING_EQUAL(R.out, "");
+    /* checked before a command reads anything: not the missing file's exit 3 */
+    run_env(&R, "DSNN_ISA=sse9", "DSNN_ISA", "run", "/nonexistent/x.cfg", (const char *)NULL);
+    CU_ASSERT_EQUAL(R.code, 2);
+    run_env(&R, "DSNN_ISA=auto", "DSNN_ISA", "--version", (const char *)NULL);
+    CU_ASSERT_EQUAL(R.code, 0);
+}
+
 static void test_help(void)
 {
     RUN(&R, "--help");
@@ -300,6 +339,7 @@ static void test_bad_abi_dir(void)
 
 static CU_TestInfo tests[] = {
     {"--version", test_version},
+    {"--version names the kernel set; DSNN_ISA", test_version_isa},
     {"--help", test_help},
     {"usage errors exit 2", test_usage_errors},
     {"list", test_list},

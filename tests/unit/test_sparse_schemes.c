@@ -518,6 +518,9 @@ static CU_TestInfo tests[] = {
 
 int main(void)
 {
+    int isa_rc = dsnn_test_isa_init();
+    if (isa_rc >= 0)
+        return isa_rc;
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
     CU_SuiteInfo suites[] = {{"sparse schemes", NULL, cleanup, NULL, NULL, tests},

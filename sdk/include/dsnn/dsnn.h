@@ -9,6 +9,7 @@
 #include "dsnn/dynsparse_rules.h"
 #include "dsnn/export.h"
 #include "dsnn/io.h"
+#include "dsnn/isa.h"
 #include "dsnn/layer.h"
 #include "dsnn/layers.h"
 #include "dsnn/metrics.h"

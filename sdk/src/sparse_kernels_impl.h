@@ -1,15 +1,29 @@
-/* sparse_kernels.c - the sparse engine's compute kernels on feature-major panels.
+/* sparse_kernels_impl.h (private) - the sparse engine's compute kernels on feature-major panels,
+ * written once and compiled once per instruction set: sparse_kernels_scalar.c,
+ * sparse_kernels_avx2.c and sparse_kernels_avx512.c define exactly one of SP_KSET_SCALAR,
+ * SP_KSET_AVX2, SP_KSET_AVX512 and SP_KSET_TABLE (the name of the table to define), then include
+ * this file; each is built with the flags of its ISA only, and isa.c picks a table at run time.
+ * The choice is made by SP_KSET_*, never by the compiler's predefined macros, so a -march=native
+ * build still holds three distinct kernel sets.
  *
  * Panels are [n][ld] with ld a multiple of DSNN_SP_PAD and 64-byte aligned rows; a kernel call
  * covers batch columns [j0, j0 + w) with w a multiple of DSNN_SP_PAD and at most DSNN_SP_CHUNK,
  * so a row's slice of the output (w floats) lives in vector registers: 8 ymm with AVX2, 4 zmm
  * with AVX-512. Each connection costs w/VW fused multiply-adds with a memory operand.
- * A portable scalar path (plain loops) is used when neither ISA is enabled at compile time. */
+ * The scalar set is plain loops (what the compiler makes of them for baseline x86-64). */
 #include "sparse_internal.h"
 
 #include <string.h>
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#if (defined(SP_KSET_SCALAR) + defined(SP_KSET_AVX2) + defined(SP_KSET_AVX512)) != 1 ||            \
+    !defined(SP_KSET_TABLE)
+#error "define exactly one of SP_KSET_SCALAR, SP_KSET_AVX2, SP_KSET_AVX512, and SP_KSET_TABLE"
+#endif
+
+#if defined(SP_KSET_AVX2) || defined(SP_KSET_AVX512)
+#if !defined(__AVX2__) || !defined(__FMA__) || (defined(SP_KSET_AVX512) && !defined(__AVX512F__))
+#error "this kernel set must be compiled with its instruction set enabled (see sdk/CMakeLists.txt)"
+#endif
 #include <immintrin.h>
 #endif
 
@@ -23,7 +37,7 @@
 /* Hides a pointer's provenance from the optimiser so that loads use base + displacement. */
 #define SP_OPAQUE(p) __asm__("" : "+r"(p))
 
-#if defined(__AVX512F__)
+#if defined(SP_KSET_AVX512)
 #define SP_ISA "avx512"
 #define SP_VW 16
 typedef __m512 spv;
@@ -42,7 +56,7 @@ SP_INLINE __m256 sp_fold(__m512 a)
     return _mm256_add_ps(_mm512_castps512_ps256(a),
                          _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
 }
-#elif defined(__AVX2__) && defined(__FMA__)
+#elif defined(SP_KSET_AVX2)
 #define SP_ISA "avx2"
 #define SP_VW 8
 typedef __m256 spv;
@@ -61,11 +75,6 @@ SP_INLINE __m256 sp_fold(__m256 a)
 #else
 #define SP_ISA "scalar"
 #endif
-
-const char *dsnn_sp_kernel_isa(void)
-{
-    return SP_ISA;
-}
 
 #ifdef SP_VW
 #define SP_NVMAX (DSNN_SP_CHUNK / SP_VW)
@@ -162,7 +171,7 @@ SP_INLINE void spmm_nv(const int NV, const int64_t *ptr, const int32_t *idx, con
             spmm_nv(NV, ptr, idx, val, NULL, bias, in, ld, out, r0, r1, relu, mask);              \
         break;
 
-void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
+static void k_spmm(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
                   const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int w,
                   bool relu, const float *mask)
 {
@@ -243,7 +252,7 @@ SP_INLINE void sddmm_nv(const int NV, const int64_t *ptr, const int32_t *idx, co
 #define SDDMM_CASE(NV)                                                                            \
     case NV: sddmm_nv(NV, ptr, idx, dyT, xT, ld, out, db, r0, r1); break;
 
-void dsnn_sp_sddmm(const int64_t *ptr, const int32_t *idx, const float *dyT, const float *xT,
+static void k_sddmm(const int64_t *ptr, const int32_t *idx, const float *dyT, const float *xT,
                    size_t ld, float *out, float *db, int r0, int r1, int w)
 {
     switch (w / SP_VW) {
@@ -319,7 +328,7 @@ SP_INLINE void tr8x8_relu(const float *src, const float *msk, size_t ss, float *
 
 #else /* scalar */
 
-void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
+static void k_spmm(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
                   const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int w,
                   bool relu, const float *mask)
 {
@@ -344,7 +353,7 @@ void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val, cons
     }
 }
 
-void dsnn_sp_sddmm(const int64_t *ptr, const int32_t *idx, const float *dyT, const float *xT,
+static void k_sddmm(const int64_t *ptr, const int32_t *idx, const float *dyT, const float *xT,
                    size_t ld, float *out, float *db, int r0, int r1, int w)
 {
     for (int r = r0; r < r1; r++) {
@@ -404,19 +413,19 @@ SP_INLINE void transpose_in(const float *x, const float *m, int n, int batch, fl
 /* Loop order: a block of 8 features outer, the chunk's samples inner, so a panel row (the chunk
  * of one feature, a few cache lines) is completed while in L1 and the source lines touched
  * (8 features of each sample) are reused by the next block while still in L1. */
-void dsnn_sp_transpose_in(const float *x, int n, int batch, float *xT, size_t ld, int i0, int i1,
+static void k_transpose_in(const float *x, int n, int batch, float *xT, size_t ld, int i0, int i1,
                           int j0, int j1)
 {
     transpose_in(x, NULL, n, batch, xT, ld, i0, i1, j0, j1);
 }
 
-void dsnn_sp_transpose_in_relu(const float *x, const float *y, int n, int batch, float *xT,
+static void k_transpose_in_relu(const float *x, const float *y, int n, int batch, float *xT,
                                size_t ld, int i0, int i1, int j0, int j1)
 {
     transpose_in(x, y, n, batch, xT, ld, i0, i1, j0, j1);
 }
 
-void dsnn_sp_transpose_out(const float *yT, size_t ld, int n, float *y, int batch, int i0, int i1,
+static void k_transpose_out(const float *yT, size_t ld, int n, float *y, int batch, int i0, int i1,
                            int j0, int j1)
 {
     const int jend = j1 < batch ? j1 : batch;
@@ -437,3 +446,12 @@ void dsnn_sp_transpose_out(const float *yT, size_t ld, int n, float *y, int batc
         }
     }
 }
+
+const struct dsnn_sp_kernels SP_KSET_TABLE = {
+    .isa = SP_ISA,
+    .spmm = k_spmm,
+    .sddmm = k_sddmm,
+    .transpose_in = k_transpose_in,
+    .transpose_in_relu = k_transpose_in_relu,
+    .transpose_out = k_transpose_out,
+};
