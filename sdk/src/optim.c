@@ -2,6 +2,7 @@
 #include "dsnn/io.h"
 #include "dsnn/optim.h"
 #include "layers_internal.h"
+#include "multiversion.h"
 
 #include <math.h>
 #include <omp.h>
@@ -92,8 +93,8 @@ static enum dsnn_status optim_prepare(const struct dsnn_optim *o, struct dsnn_pa
     return DSNN_OK;
 }
 
-/* Updates values [i0, i1) of b (state already allocated). */
-static void optim_range(const struct dsnn_optim *o, struct dsnn_param_block *b, ptrdiff_t i0,
+/* Updates values [i0, i1) of b (state already allocated). Bit-identical in every version. */
+DSNN_MULTIVERSION static void optim_range(const struct dsnn_optim *o, struct dsnn_param_block *b, ptrdiff_t i0,
                         ptrdiff_t i1)
 {
     const float lr = (float)o->lr;

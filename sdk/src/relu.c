@@ -1,5 +1,6 @@
 /* relu.c - element-wise ReLU. */
 #include "dsnn/layer.h"
+#include "multiversion.h"
 
 #include <stdlib.h>
 
@@ -14,7 +15,7 @@ static enum dsnn_status relu_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     return DSNN_OK;
 }
 
-static enum dsnn_status relu_forward(struct dsnn_layer *l, const float *restrict x,
+DSNN_MULTIVERSION static enum dsnn_status relu_forward(struct dsnn_layer *l, const float *restrict x,
                                      float *restrict y, int batch, bool train)
 {
     (void)train;
@@ -24,7 +25,7 @@ static enum dsnn_status relu_forward(struct dsnn_layer *l, const float *restrict
     return DSNN_OK;
 }
 
-static enum dsnn_status relu_backward(struct dsnn_layer *l, const float *x,
+DSNN_MULTIVERSION static enum dsnn_status relu_backward(struct dsnn_layer *l, const float *x,
                                       const float *restrict y, const float *restrict dy,
                                       float *restrict dx, int batch)
 {

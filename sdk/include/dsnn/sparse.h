@@ -33,8 +33,9 @@
  * bit-identical to running the layers one by one.
  *
  * Limits: nnz < 2^32 per layer; n_in, n_out < 2^31. Kernels use OpenMP with
- * dsnn_get_num_threads() threads and AVX2/FMA or AVX-512 when built with -march=native (a
- * portable scalar path otherwise); results do not depend on the number of threads. Performance
+ * dsnn_get_num_threads() threads and the best kernel set of the CPU, scalar, AVX2+FMA or
+ * AVX-512, chosen at run time (dsnn/isa.h, DSNN_ISA); results do not depend on the number of
+ * threads. Performance
  * note: on cores shared with other processes (e.g. parallel trials), OMP_WAIT_POLICY=passive
  * avoids threads spinning against each other. */
 #ifndef DSNN_SPARSE_H
