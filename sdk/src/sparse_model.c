@@ -195,6 +195,15 @@ static enum dsnn_status snapshot(struct dsnn_layer *l, uint64_t **keys, size_t *
     return DSNN_OK;
 }
 
+static dsnn_sparse_round_observer g_observer;
+static void *g_observer_user;
+
+void dsnn_sparse_model_set_round_observer(dsnn_sparse_round_observer fn, void *user)
+{
+    g_observer = fn;
+    g_observer_user = user;
+}
+
 enum dsnn_status dsnn_sparse_model_update_begin(struct dsnn_sparse_model *sm,
                                                 struct dsnn_error *err)
 {
@@ -205,6 +214,8 @@ enum dsnn_status dsnn_sparse_model_update_begin(struct dsnn_sparse_model *sm,
             return st;
         sm->grown_survived[i] = 0;
     }
+    if (g_observer)
+        g_observer(g_observer_user, sm, DSNN_SPARSE_ROUND_BEGIN, NULL);
     return DSNN_OK;
 }
 
@@ -264,6 +275,8 @@ enum dsnn_status dsnn_sparse_model_update_end(struct dsnn_sparse_model *sm,
     }
     sm->have_grown = true;
     dsnn_sparse_model_log_density(sm, m);
+    if (g_observer)
+        g_observer(g_observer_user, sm, DSNN_SPARSE_ROUND_END, m);
     return DSNN_OK;
 }
 

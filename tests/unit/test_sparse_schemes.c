@@ -1,5 +1,9 @@
-/* test_sparse_schemes.c - the model plugins rigl, snfs, dsr, pruning and iterative-pruning,
- * loaded from the build's plugin folder and trained on a small in-memory dataset:
+/* test_sparse_schemes.c - the model plugins that edit topology (set, dsnn-weighted-mag,
+ * dsnn-mixed-heb, rigl, snfs, dsr, pruning, iterative-pruning), loaded from the build's plugin
+ * folder and trained on a small in-memory dataset:
+ *   - one table (test_scheme_table) runs every scheme through the same per-round invariants:
+ *     counts and sets the rule implies, no duplicates, survivors untouched, new connections as
+ *     grow_init says with zero optimizer state, nnz kept, checkpoint round trip;
  *   - per-scheme invariants of the logged metrics (constant nnz for the dynamic schemes, the GMP
  *     density schedule, the lottery-ticket density per round);
  *   - checkpoints: a model saved after 2 epochs and loaded into a fresh one continues exactly
@@ -97,7 +101,8 @@ static const struct dsnn_model_ops *model_ops(const char *name)
     if (!g_reg) {
         struct dsnn_error err = {0};
         CU_ASSERT_EQUAL_FATAL(dsnn_registry_new(&g_reg, &err), DSNN_OK);
-        const char *so[] = {"rigl", "snfs", "dsr", "pruning", "iterative-pruning"};
+        const char *so[] = {"rigl", "snfs", "dsr", "pruning", "iterative-pruning", "set",
+                            "dsnn-weighted-mag", "dsnn-mixed-heb"};
         for (size_t i = 0; i < DSNN_COUNT_OF(so); i++) {
             char path[1024];
             snprintf(path, sizeof path, "%s/plugins/%s.so", dsnn_test_build_dir(), so[i]);
@@ -500,6 +505,493 @@ static void test_iterative(void)
                  6);
 }
 
+/* ---- one table, every topology-editing scheme, the same invariants ----
+ *
+ * Each row trains a model plugin on the blobs for a few epochs. A round observer
+ * (dsnn_sparse_model_set_round_observer) snapshots every sparse layer at the start of each
+ * prune / regrow round (the weights the rule sees) and checks the layer at its end:
+ *   - invariants (dsnn_sparse_check: sorted, unique, in range): no duplicates;
+ *   - connections that survive keep their value and optimizer state exactly (no step runs inside
+ *     a round; not for the lottery ticket, which rewinds every weight);
+ *   - new connections (new positions, and old positions redrawn with a new value) have the value
+ *     grow_init gives (0 by default; the distribution for "normal" / "like_init" rows) and zero
+ *     optimizer state in every slot;
+ *   - nnz per layer (or in total, for schemes that redistribute) is constant where the scheme
+ *     keeps it, and nothing grows where the scheme only prunes;
+ *   - the pruned set and its size are what the rule and its schedule imply, recomputed here from
+ *     the snapshot, independently of the library (see rule_check);
+ * and per row: the number of rounds the schedule implies, that the rounds changed the topology,
+ * and a bit-identical checkpoint round trip and resume (check_resume). */
+
+enum rule {
+    RULE_SET,         /* round(z n_pos) of the w >= 0 and round(z n_neg) of the w < 0 nearest 0 */
+    RULE_MAG_NUPIC,   /* nupic: int(z n_pos) positive, n_neg - int((1 - z) n_neg) negative */
+    RULE_MIXED,       /* pruned only if the magnitude rule and the Hebbian rule both prune */
+    RULE_WEIGHTED,    /* nupic's rule on w * coactivation: |pruned - z nnz| < 1 */
+    RULE_RIGL,        /* floor(df(t) nnz) smallest |w| dropped, as many grown by gradient */
+    RULE_SNFS,        /* ceil(p(t) nnz) smallest |w| per layer, regrown across layers */
+    RULE_DSR,         /* |w| below one threshold for all layers, regrown across layers */
+    RULE_GMP,         /* down to round(d(epoch) n_in n_out) by smallest |w| */
+    RULE_LOTTERY,     /* round(perc_l nnz) smallest |w| per layer, then rewind */
+};
+
+enum grow_check { GROW_ZERO, GROW_NORMAL, GROW_LIKE_INIT, GROW_NONE };
+
+struct scheme_row {
+    const char *plugin, *cfg;
+    int epochs;
+    enum rule rule;
+    double rate;          /* z, drop fraction, prune rate, ... (per rule) */
+    double rate2;         /* RULE_MIXED: Hebbian fraction */
+    enum grow_check grow;
+    double grow_std;      /* GROW_NORMAL */
+    bool nnz_per_layer;   /* nnz of each layer constant (else the total) */
+    int rounds;           /* update brackets the schedule implies */
+    bool resume;          /* also check the checkpoint round trip */
+};
+
+#define MAX_SP 8
+struct layer_snap {
+    int n_in, n_out;
+    size_t nnz;
+    uint64_t *key;
+    float *val;
+    float *state[DSNN_OPT_STATE_MAX];
+};
+
+struct observer {
+    const struct scheme_row *row;
+    int rounds, rounds_changed, rounds_must_change;
+    size_t n_layers;
+    struct layer_snap before[MAX_SP];
+    /* grown values, normalised (GROW_NORMAL: / grow_std; GROW_LIKE_INIT: * sqrt(fan_in)) */
+    double g_sum, g_sq, g_max;
+    size_t g_n;
+    int64_t step; /* RULE_RIGL: step of the next round */
+    char where[128];
+};
+
+static void snap_free(struct layer_snap *s)
+{
+    free(s->key);
+    free(s->val);
+    for (int i = 0; i < DSNN_OPT_STATE_MAX; i++)
+        free(s->state[i]);
+    memset(s, 0, sizeof *s);
+}
+
+static void snap_take(struct layer_snap *s, struct dsnn_layer *l)
+{
+    snap_free(s);
+    struct dsnn_sparse_csr c;
+    CU_ASSERT_FATAL(dsnn_sparse_get_csr(l, &c));
+    s->n_in = c.n_in;
+    s->n_out = c.n_out;
+    s->nnz = c.nnz;
+    s->key = malloc(sizeof(uint64_t) * (c.nnz + 1));
+    s->val = malloc(sizeof(float) * (c.nnz + 1));
+    for (int r = 0; r < c.n_out; r++)
+        for (int64_t k = c.row_ptr[r]; k < c.row_ptr[r + 1]; k++)
+            s->key[k] = (uint64_t)r * (uint64_t)c.n_in + (uint64_t)c.col[k];
+    memcpy(s->val, c.value, sizeof(float) * c.nnz);
+    const struct dsnn_param_block *w = dsnn_sparse_weight(l);
+    for (int i = 0; i < DSNN_OPT_STATE_MAX; i++)
+        if (w->state[i]) {
+            s->state[i] = malloc(sizeof(float) * (c.nnz + 1));
+            memcpy(s->state[i], w->state[i], sizeof(float) * c.nnz);
+        }
+}
+
+/* Index of key in the ascending keys, or -1. */
+static int64_t snap_find(const struct layer_snap *s, uint64_t key)
+{
+    size_t lo = 0, hi = s->nnz;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->key[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->nnz && s->key[lo] == key ? (int64_t)lo : -1;
+}
+
+/* Marks the count entries of smallest |v| among those selected by sign (0: all, 1: v >= 0,
+ * 2: v < 0); ties: lowest index first. A plain O(n^2)-free reference: sort indices. */
+static const float *g_sort_val;
+static int cmp_abs(const void *a, const void *b)
+{
+    const size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    const float x = fabsf(g_sort_val[i]), y = fabsf(g_sort_val[j]);
+    return x < y ? -1 : x > y ? 1 : (i > j) - (i < j);
+}
+static void mark_smallest(const float *v, size_t n, int sign, size_t count, uint8_t *mark)
+{
+    size_t *idx = malloc(sizeof(size_t) * (n + 1)), m = 0;
+    for (size_t k = 0; k < n; k++)
+        if (sign == 0 || (sign == 1) == (v[k] >= 0.0f))
+            idx[m++] = k;
+    g_sort_val = v;
+    qsort(idx, m, sizeof *idx, cmp_abs);
+    for (size_t k = 0; k < count && k < m; k++)
+        mark[idx[k]] = 1;
+    free(idx);
+}
+
+static size_t count_sign(const float *v, size_t n, bool pos)
+{
+    size_t c = 0;
+    for (size_t k = 0; k < n; k++)
+        c += (v[k] >= 0.0f) == pos;
+    return c;
+}
+
+/* Checks one layer's round; pruned[k] (aligned with the snapshot) says which of the old
+ * connections the round removed. Returns the number pruned. */
+static size_t layer_round(struct observer *o, size_t li, struct dsnn_layer *l, uint8_t *pruned,
+                          size_t *grown_out)
+{
+    const struct scheme_row *row = o->row;
+    const struct layer_snap *b = &o->before[li];
+    struct dsnn_error err = {0};
+    enum dsnn_status st = dsnn_sparse_check(l, &err);
+    if (st != DSNN_OK)
+        fprintf(stderr, "\n%s: %s\n", o->where, err.msg);
+    CU_ASSERT_EQUAL(st, DSNN_OK);
+    struct dsnn_sparse_csr c;
+    CU_ASSERT_FATAL(dsnn_sparse_get_csr(l, &c));
+    const struct dsnn_param_block *w = dsnn_sparse_weight(l);
+    const bool rewinds = row->rule == RULE_LOTTERY;
+    size_t grown = 0, bad_survivor = 0, bad_new = 0;
+    uint8_t *seen = calloc(b->nnz + 1, 1);
+    for (int r = 0; r < c.n_out; r++)
+        for (int64_t k = c.row_ptr[r]; k < c.row_ptr[r + 1]; k++) {
+            const uint64_t key = (uint64_t)r * (uint64_t)c.n_in + (uint64_t)c.col[k];
+            const int64_t j = snap_find(b, key);
+            bool is_new = j < 0;
+            if (j >= 0) {
+                seen[j] = 1;
+                /* an old position redrawn by the round has a new value (grow_init) */
+                if (!rewinds && memcmp(&c.value[k], &b->val[j], sizeof(float)) != 0) {
+                    is_new = true;
+                    pruned[j] = 1;
+                }
+            }
+            if (!is_new) {
+                for (int s = 0; s < DSNN_OPT_STATE_MAX && !rewinds; s++)
+                    if (w->state[s] && b->state[s] &&
+                        memcmp(&w->state[s][k], &b->state[s][j], sizeof(float)) != 0)
+                        bad_survivor++;
+                continue;
+            }
+            grown++;
+            for (int s = 0; s < DSNN_OPT_STATE_MAX; s++)
+                if (w->state[s] && w->state[s][k] != 0.0f)
+                    bad_new++;
+            if (c.grad[k] != 0.0f && row->rule != RULE_RIGL && row->rule != RULE_SNFS)
+                bad_new++; /* (RigL / SNFS grow between backward and step: gradients kept) */
+            const double v = c.value[k];
+            switch (row->grow) {
+            case GROW_ZERO:
+            case GROW_NONE: bad_new += v != 0.0; break;
+            case GROW_NORMAL:
+                o->g_sum += v / row->grow_std, o->g_sq += v * v / (row->grow_std * row->grow_std);
+                o->g_n++;
+                break;
+            case GROW_LIKE_INIT: {
+                const double z = v * sqrt((double)c.n_in); /* kaiming uniform: U(-1, 1) */
+                o->g_sum += z, o->g_sq += z * z, o->g_n++;
+                o->g_max = fmax(o->g_max, fabs(z));
+                break;
+            }
+            }
+        }
+    for (size_t j = 0; j < b->nnz; j++)
+        if (!seen[j])
+            pruned[j] = 1;
+    free(seen);
+    if (bad_survivor || bad_new)
+        fprintf(stderr, "\n%s layer %s: %zu survivors changed, %zu bad new connections\n",
+                o->where, l->name, bad_survivor, bad_new);
+    CU_ASSERT_EQUAL(bad_survivor, 0);
+    CU_ASSERT_EQUAL(bad_new, 0);
+    if (row->grow == GROW_NONE)
+        CU_ASSERT_EQUAL(grown, 0);
+    if (row->nnz_per_layer)
+        CU_ASSERT_EQUAL(c.nnz, b->nnz);
+    size_t n_pruned = 0;
+    for (size_t j = 0; j < b->nnz; j++)
+        n_pruned += pruned[j];
+    *grown_out = grown;
+    return n_pruned;
+}
+
+/* expect[j] = 1 for the connections the rule must prune (exact rules); returns false when the
+ * rule only bounds the pruned set (then expect marks the allowed ones). */
+static bool rule_expect(struct observer *o, size_t li, struct dsnn_layer *l, uint8_t *expect,
+                        size_t *count)
+{
+    const struct scheme_row *row = o->row;
+    const struct layer_snap *b = &o->before[li];
+    const double z = row->rate, full = (double)b->n_in * (double)b->n_out;
+    const size_t np = count_sign(b->val, b->nnz, true), nn = b->nnz - np;
+    memset(expect, 0, b->nnz + 1);
+    *count = 0;
+    switch (row->rule) {
+    case RULE_SET: {
+        if ((double)b->nnz >= full)
+            return true; /* a full layer is left alone */
+        /* round half to even (nearbyint, as Python's round) */
+        const size_t cp = (size_t)nearbyint(z * (double)np), cn = (size_t)nearbyint(z * (double)nn);
+        mark_smallest(b->val, b->nnz, 1, cp, expect);
+        mark_smallest(b->val, b->nnz, 2, cn, expect);
+        /* exact count from the layer's edit counts: a connection pruned and redrawn at its own
+         * position with an equal value (0 -> 0) is invisible in the snapshot */
+        struct dsnn_sparse_update_stats u = dsnn_sparse_last_update(l);
+        *count = cp + cn;
+        if (*count > 0) {
+            CU_ASSERT_EQUAL(u.pruned, *count);
+            CU_ASSERT_EQUAL(u.grown, *count);
+        }
+        return false;
+    }
+    case RULE_MAG_NUPIC:
+    case RULE_MIXED:
+        if ((double)b->nnz >= full)
+            return true;
+        mark_smallest(b->val, b->nnz, 1, (size_t)(z * (double)np), expect);
+        mark_smallest(b->val, b->nnz, 2, nn - (size_t)((1.0 - z) * (double)nn), expect);
+        if (row->rule == RULE_MIXED)
+            return false; /* the Hebbian rule may keep some of these */
+        break;
+    case RULE_WEIGHTED:
+        memset(expect, 1, b->nnz);
+        *count = (double)b->nnz < full ? (size_t)floor(z * (double)b->nnz) : 0;
+        return false;
+    case RULE_RIGL:
+    case RULE_SNFS: {
+        if ((double)b->nnz >= full && row->rule == RULE_RIGL)
+            return true;
+        size_t k;
+        if (row->rule == RULE_RIGL) {
+            const double x = fmin(1.0, (double)o->step / 48.0); /* begin 0, end 75 % of 64 */
+            k = (size_t)floor(z * 0.5 * (1.0 + cos(3.14159265358979323846 * x)) * (double)b->nnz);
+        } else {
+            const double x = (double)o->step / 64.0; /* 16 steps x 4 epochs */
+            k = (size_t)ceil(z * 0.5 * (1.0 + cos(3.14159265358979323846 * x)) * (double)b->nnz - 1e-9);
+        }
+        mark_smallest(b->val, b->nnz, 0, k, expect);
+        /* the drop removes exactly k (the layer's edit counts); some may be regrown in place,
+         * restored with their value and state: the pruned set seen here is a subset */
+        struct dsnn_sparse_update_stats u = dsnn_sparse_last_update(l);
+        if (k > 0) {
+            CU_ASSERT_EQUAL(u.pruned, k);
+            if (row->rule == RULE_RIGL)
+                CU_ASSERT_EQUAL(u.grown, k);
+        }
+        *count = k;
+        return false;
+    }
+    case RULE_DSR:
+        memset(expect, 1, b->nnz);
+        return false; /* checked over all layers together (one threshold) */
+    case RULE_GMP: {
+        /* start_epoch 0, end_epoch 3, interval 2: rounds at the start of epochs 0, 2, 3 */
+        const int e = o->rounds == 0 ? 0 : o->rounds == 1 ? 2 : 3;
+        const double r = 1.0 - (double)e / 3.0;
+        const double d = z + (1.0 - z) * r * r * r;
+        const size_t target = (size_t)llround(d * full);
+        if (target < b->nnz)
+            mark_smallest(b->val, b->nnz, 0, b->nnz - target, expect);
+        break;
+    }
+    case RULE_LOTTERY: {
+        const double perc[3] = {0.4, 0.4, 0.2};
+        mark_smallest(b->val, b->nnz, 0, (size_t)llround(perc[li] * (double)b->nnz), expect);
+        break;
+    }
+    }
+    for (size_t j = 0; j < b->nnz; j++)
+        *count += expect[j];
+    return true;
+}
+
+static void round_observer(void *user, const struct dsnn_sparse_model *sm,
+                           enum dsnn_sparse_round_phase phase, const struct dsnn_metrics *round)
+{
+    struct observer *o = user;
+    const struct scheme_row *row = o->row;
+    (void)round;
+    CU_ASSERT_FATAL(sm->n_layers <= MAX_SP);
+    if (phase == DSNN_SPARSE_ROUND_BEGIN) {
+        o->n_layers = sm->n_layers;
+        for (size_t i = 0; i < sm->n_layers; i++)
+            snap_take(&o->before[i], dsnn_sparse_model_layer(sm, i));
+        if (row->rule == RULE_RIGL)
+            o->step += 4; /* update_frequency 4 */
+        if (row->rule == RULE_SNFS)
+            o->step += 16; /* end of an epoch of 16 steps */
+        return;
+    }
+    snprintf(o->where, sizeof o->where, "%s (%s) round %d", row->plugin, row->cfg, o->rounds);
+    size_t total_before = 0, total_after = 0, total_pruned = 0, total_grown = 0;
+    double dsr_max_pruned = -1, dsr_min_kept = INFINITY;
+    size_t must_change = 0; /* layers the rule must edit this round */
+    for (size_t i = 0; i < sm->n_layers; i++) {
+        struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
+        const struct layer_snap *b = &o->before[i];
+        uint8_t *pruned = calloc(b->nnz + 1, 1), *expect = malloc(b->nnz + 1);
+        size_t grown = 0, count = 0;
+        const size_t n_pruned = layer_round(o, i, l, pruned, &grown);
+        const bool exact = rule_expect(o, i, l, expect, &count);
+        size_t outside = 0;
+        for (size_t j = 0; j < b->nnz; j++)
+            outside += pruned[j] && !expect[j];
+        if (exact) {
+            if (n_pruned != count || outside)
+                fprintf(stderr, "\n%s layer %s: pruned %zu, the rule prunes %zu (%zu others)\n",
+                        o->where, l->name, n_pruned, count, outside);
+            CU_ASSERT_EQUAL(n_pruned, count);
+        }
+        CU_ASSERT_EQUAL(outside, 0); /* only connections the rule may prune */
+        switch (row->rule) {
+        case RULE_MIXED: {
+            /* both rules must prune: at most int(tau nnz) (the Hebbian count) */
+            CU_ASSERT(n_pruned <= (size_t)(row->rate2 * (double)b->nnz));
+            break;
+        }
+        case RULE_WEIGHTED:
+            if ((double)b->nnz < (double)b->n_in * b->n_out)
+                CU_ASSERT(fabs((double)n_pruned - row->rate * (double)b->nnz) < 1.0);
+            break;
+        case RULE_SET:
+        case RULE_RIGL:
+        case RULE_SNFS:
+            CU_ASSERT(n_pruned <= count);
+            break;
+        case RULE_DSR:
+            /* (a kept 0 may be a 0 redrawn in place: |0| is below any threshold) */
+            for (size_t j = 0; j < b->nnz; j++) {
+                const double a = fabs(b->val[j]);
+                if (pruned[j])
+                    dsr_max_pruned = fmax(dsr_max_pruned, a);
+                else if (a > 0)
+                    dsr_min_kept = fmin(dsr_min_kept, a);
+            }
+            break;
+        default: break;
+        }
+        if (row->nnz_per_layer && row->grow != GROW_NONE)
+            CU_ASSERT_EQUAL(grown, n_pruned);
+        must_change += count > 0;
+        total_before += b->nnz;
+        total_after += dsnn_sparse_nnz(l);
+        total_pruned += n_pruned;
+        total_grown += grown;
+        free(pruned);
+        free(expect);
+    }
+    if (row->grow != GROW_NONE) {
+        CU_ASSERT_EQUAL(total_after, total_before); /* redistributing schemes: the total */
+        CU_ASSERT_EQUAL(total_grown, total_pruned);
+    } else {
+        CU_ASSERT_EQUAL(total_after, total_before - total_pruned);
+    }
+    if (row->rule == RULE_DSR)
+        CU_ASSERT(dsr_max_pruned < dsr_min_kept); /* one threshold for every layer */
+    /* a rate > 0 changes the topology */
+    if (must_change)
+        CU_ASSERT(total_pruned > 0);
+    o->rounds_must_change += must_change > 0;
+    o->rounds_changed += total_pruned > 0;
+    o->rounds++;
+}
+
+static const struct scheme_row scheme_rows[] = {
+    {"set", "on_perc = 0.3; weight_prune_perc = 0.3; learning_rate = 0.05; momentum = 0.9;", 4,
+     RULE_SET, 0.3, 0, GROW_ZERO, 0, true, 4, true},
+    {"set", "on_perc = [0.3, 0.5, 1.0]; weight_prune_perc = 0.2; grow_init = \"normal\"; "
+            "grow_std = 0.05; learning_rate = 0.05; momentum = 0.9; nesterov_momentum = true;",
+     3, RULE_SET, 0.2, 0, GROW_NORMAL, 0.05, true, 3, false},
+    {"set", "on_perc = 0.3; weight_prune_perc = 0.3; grow_init = \"like_init\"; "
+            "optim_alg = \"Adam\"; learning_rate = 0.01;",
+     3, RULE_SET, 0.3, 0, GROW_LIKE_INIT, 0, true, 3, true},
+    {"dsnn-weighted-mag", "on_perc = 0.3; weight_prune_perc = 0.3; learning_rate = 0.05; "
+                          "momentum = 0.9;",
+     3, RULE_WEIGHTED, 0.3, 0, GROW_ZERO, 0, true, 3, true},
+    {"dsnn-mixed-heb", "on_perc = 0.3; hebbian_prune_perc = 0; weight_prune_perc = 0.25; "
+                       "learning_rate = 0.05; momentum = 0.9;",
+     3, RULE_MAG_NUPIC, 0.25, 0, GROW_ZERO, 0, true, 3, true},
+    {"dsnn-mixed-heb", "on_perc = 0.3; hebbian_prune_perc = 0.3; weight_prune_perc = 0.3; "
+                       "learning_rate = 0.05; momentum = 0.9;",
+     3, RULE_MIXED, 0.3, 0.3, GROW_ZERO, 0, true, 3, true},
+    {"rigl", "on_perc = 0.3; drop_fraction = 0.3; update_frequency = 4; learning_rate = 0.05; "
+             "momentum = 0.9;",
+     4, RULE_RIGL, 0.3, 0, GROW_ZERO, 0, true, 12, false},
+    {"snfs", "on_perc = 0.3; prune_rate = 0.5; learning_rate = 0.05; momentum = 0.9;", 4,
+     RULE_SNFS, 0.5, 0, GROW_ZERO, 0, false, 3, false},
+    {"dsr", "on_perc = 0.3; update_interval = 4; target_fraction_to_prune = 0.02; "
+            "learning_rate = 0.05; momentum = 0.9;",
+     4, RULE_DSR, 0, 0, GROW_ZERO, 0, false, 16, false},
+    {"pruning", "target_final_density = 0.2; start_epoch = 0; end_epoch = 3; "
+                "pruning_interval = 2; learning_rate = 0.05; momentum = 0.9;",
+     5, RULE_GMP, 0.2, 0, GROW_NONE, 0, false, 3, false},
+    {"iterative-pruning", "n_iterations = 3; prune_perc = [0.4, 0.4, 0.2]; learning_rate = 0.05; "
+                          "momentum = 0.9;",
+     6, RULE_LOTTERY, 0, 0, GROW_NONE, 0, false, 2, false},
+};
+
+static void test_scheme_table(void)
+{
+    for (size_t ri = 0; ri < DSNN_COUNT_OF(scheme_rows); ri++) {
+        const struct scheme_row *row = &scheme_rows[ri];
+        struct observer o = {.row = row};
+        struct dsnn_data data;
+        struct blobs *b = blobs_new(&data);
+        struct dsnn_error err = {0};
+        struct dsnn_metrics *m = malloc(sizeof *m);
+        struct run r;
+        enum dsnn_status st = run_open(&r, row->plugin, row->cfg, row->epochs, &data, &err);
+        if (st != DSNN_OK)
+            fprintf(stderr, "\n%s: %s\n", row->plugin, err.msg);
+        CU_ASSERT_EQUAL_FATAL(st, DSNN_OK);
+        dsnn_sparse_model_set_round_observer(round_observer, &o);
+        train(&r, &data, 0, row->epochs, NULL, NULL, m);
+        dsnn_sparse_model_set_round_observer(NULL, NULL);
+        if (o.rounds != row->rounds || o.rounds_changed < o.rounds_must_change)
+            fprintf(stderr, "\n%s (%s): %d rounds (want %d), %d changed the topology (%d must)\n",
+                    row->plugin, row->cfg, o.rounds, row->rounds, o.rounds_changed,
+                    o.rounds_must_change);
+        CU_ASSERT_EQUAL(o.rounds, row->rounds);
+        /* rounds the rule must change (GMP's first is at d_initial, RigL's last at df = 0) */
+        CU_ASSERT(o.rounds_changed >= o.rounds_must_change);
+        CU_ASSERT(o.rounds_changed >= (row->rule == RULE_GMP ? o.rounds - 1 : o.rounds - 1));
+        CU_ASSERT(o.rounds_changed > 0);
+        CU_ASSERT(metric(m, "val_acc") > 0.8);
+        if (row->grow == GROW_NORMAL || row->grow == GROW_LIKE_INIT) {
+            /* normalised grown values: N(0, 1), or U(-1, 1) (variance 1/3) */
+            const double n = (double)o.g_n, mean = o.g_sum / n, var = o.g_sq / n - mean * mean;
+            const double want_var = row->grow == GROW_NORMAL ? 1.0 : 1.0 / 3.0;
+            printf("\n    %s %s: %zu grown, mean %.3f, variance %.3f (want 0, %.3f) ", row->plugin,
+                   row->grow == GROW_NORMAL ? "normal" : "like_init", o.g_n, mean, var, want_var);
+            CU_ASSERT(o.g_n >= 200);
+            /* several standard errors: sd of the mean sqrt(var / n), of the variance about
+             * var sqrt(2 / n) (0.8 var sqrt(1 / n) for the uniform) */
+            CU_ASSERT(fabs(mean) < 5 * sqrt(want_var / n));
+            CU_ASSERT(fabs(var - want_var) < 5 * want_var * sqrt(2.0 / n));
+            if (row->grow == GROW_LIKE_INIT)
+                CU_ASSERT(o.g_max <= 1.0 + 1e-5);
+        }
+        for (size_t i = 0; i < MAX_SP; i++)
+            snap_free(&o.before[i]);
+        run_close(&r);
+        free(m);
+        free(b);
+        if (row->resume)
+            check_resume(row->plugin, row->cfg, row->epochs);
+    }
+}
+
 static int cleanup(void)
 {
     dsnn_registry_free(g_reg);
@@ -508,6 +1000,7 @@ static int cleanup(void)
 }
 
 static CU_TestInfo tests[] = {
+    {"every scheme through the same round invariants (table)", test_scheme_table},
     {"rigl", test_rigl},
     {"snfs", test_snfs},
     {"dsr", test_dsr},

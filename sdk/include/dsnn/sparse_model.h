@@ -97,6 +97,18 @@ DSNN_API enum dsnn_status dsnn_sparse_model_update_end(struct dsnn_sparse_model 
                                                        struct dsnn_metrics *m,
                                                        struct dsnn_error *err);
 
+/* Round observer, for tests and tools that watch topology changes (mask logging, invariant
+ * checks): fn is called by every update bracket of every sparse model in the process, with phase
+ * DSNN_SPARSE_ROUND_BEGIN at the end of dsnn_sparse_model_update_begin (before the round's first
+ * edit: the weights and connections the rule sees) and DSNN_SPARSE_ROUND_END at the end of
+ * dsnn_sparse_model_update_end (round holds the round's logged counts). NULL removes it. Process
+ * wide and not thread-safe: set it before training starts. Append only. */
+enum dsnn_sparse_round_phase { DSNN_SPARSE_ROUND_BEGIN = 0, DSNN_SPARSE_ROUND_END = 1 };
+typedef void (*dsnn_sparse_round_observer)(void *user, const struct dsnn_sparse_model *sm,
+                                           enum dsnn_sparse_round_phase phase,
+                                           const struct dsnn_metrics *round);
+DSNN_API void dsnn_sparse_model_set_round_observer(dsnn_sparse_round_observer fn, void *user);
+
 /* For an epoch without a prune / regrow round: logs pruned_<layer> = grown_<layer> = 0 and the
  * density (dsnn_sparse_model_log_density), so that every epoch has the same columns. */
 DSNN_API void dsnn_sparse_model_log_idle(const struct dsnn_sparse_model *sm,
