@@ -189,7 +189,8 @@ DSNN_API enum dsnn_status dsnn_sparse_check(const struct dsnn_layer *l, struct d
 DSNN_API enum dsnn_status dsnn_sparse_prune_magnitude(struct dsnn_layer *l, size_t count,
                                                       struct dsnn_error *err);
 /* SET: removes round(fraction * n_pos) of the weights >= 0 closest to zero and round(fraction *
- * n_neg) of the weights < 0 closest to zero, fraction in [0, 1]. *removed (may be NULL) gets the
+ * n_neg) of the weights < 0 closest to zero (round: half to even, as Python's round), fraction
+ * in [0, 1]. *removed (may be NULL) gets the
  * total count. */
 DSNN_API enum dsnn_status dsnn_sparse_prune_signed(struct dsnn_layer *l, double fraction,
                                                    size_t *removed, struct dsnn_error *err);
