@@ -444,6 +444,101 @@ static void test_determinism_and_stats(void)
     dsnn_layer_free(l[1]);
 }
 
+/* Random growth is uniform over the inactive positions in both regimes (rejection sampling when
+ * at most half the matrix is taken, a partial Fisher-Yates shuffle of the enumerated inactive
+ * positions otherwise): over many draws, every inactive position is chosen with probability
+ * count / inactive. The layer is 12 x 10 at density 0.25; each of 3000 trials grows `count` of
+ * the 90 inactive positions. Checked: no duplicates, and every position's frequency within 5
+ * standard errors of count / 90 (a shuffle drawing from the wrong range favours positions early
+ * or late in the enumeration by far more). */
+static void test_grow_random_uniform(void)
+{
+    const int counts[2] = {20, 50}; /* 30 + 20 <= 120 / 2: rejection; 30 + 50 > 60: enumeration */
+    for (int ci = 0; ci < 2; ci++) {
+        const int count = counts[ci], trials = 3000;
+        struct dsnn_sparse_init init = dsnn_sparse_init_default();
+        init.density = 0.25;
+        init.mask = DSNN_SPARSE_MASK_PRECISE;
+        struct dsnn_layer *l = make(12, 10, &init, 3);
+        CU_ASSERT_EQUAL_FATAL(dsnn_sparse_nnz(l), 30u);
+        int inactive[120], n = 0;
+        for (int r = 0; r < 10; r++)
+            for (int c = 0; c < 12; c++)
+                if (dsnn_sparse_find(l, r, c) < 0)
+                    inactive[n++] = r * 12 + c;
+        CU_ASSERT_EQUAL_FATAL(n, 90);
+        FILE *f = tmpfile();
+        struct dsnn_error err = {0};
+        CU_ASSERT_EQUAL_FATAL(l->ops->save(l, f, &err), DSNN_OK);
+        int freq[120] = {0};
+        struct dsnn_rng rng;
+        dsnn_rng_seed(&rng, 77, DSNN_RNG_STREAM_TOPOLOGY);
+        for (int t = 0; t < trials; t++) {
+            rewind(f);
+            CU_ASSERT_EQUAL_FATAL(l->ops->load(l, f, &err), DSNN_OK);
+            CU_ASSERT_EQUAL_FATAL(dsnn_sparse_grow_random(l, (size_t)count, &rng, &err), DSNN_OK);
+            CU_ASSERT_EQUAL(dsnn_sparse_nnz(l), (size_t)(30 + count));
+            if (t < 20)
+                CU_ASSERT_EQUAL(dsnn_sparse_check(l, &err), DSNN_OK);
+            for (int i = 0; i < n; i++)
+                freq[inactive[i]] += dsnn_sparse_find(l, inactive[i] / 12, inactive[i] % 12) >= 0;
+        }
+        const double p = count / 90.0, se = sqrt(trials * p * (1 - p));
+        int bad = 0;
+        for (int i = 0; i < n; i++)
+            bad += fabs(freq[inactive[i]] - trials * p) > 5 * se;
+        if (bad)
+            fprintf(stderr, "\n  grow %d of 90: %d positions off their frequency %.0f +- %.0f\n",
+                    count, bad, trials * p, se);
+        CU_ASSERT_EQUAL(bad, 0);
+        fclose(f);
+        dsnn_layer_free(l);
+    }
+}
+
+/* dsnn_sparse_grow_at refuses a list with a connection listed twice, wherever the two copies
+ * sort (first, middle, last), and a connection already active, and changes nothing then. */
+static void test_grow_at_duplicates(void)
+{
+    struct dsnn_sparse_init init = dsnn_sparse_init_default();
+    init.density = 0.3;
+    struct dsnn_layer *l = make(9, 7, &init, 5);
+    int32_t in_r[3], in_c[3], n = 0, act_r = -1, act_c = -1;
+    for (int r = 0; r < 7 && n < 3; r++)
+        for (int c = 0; c < 9 && n < 3; c++) {
+            if (dsnn_sparse_find(l, r, c) < 0) {
+                in_r[n] = r;
+                in_c[n++] = c;
+            } else if (act_r < 0) {
+                act_r = r;
+                act_c = c;
+            }
+        }
+    CU_ASSERT_EQUAL_FATAL(n, 3); /* in_* ascending: a < b < c */
+    CU_ASSERT_FATAL(act_r >= 0);
+    const size_t nnz = dsnn_sparse_nnz(l);
+    struct dsnn_rng rng;
+    dsnn_rng_seed(&rng, 1, DSNN_RNG_STREAM_TOPOLOGY);
+    struct dsnn_error err = {0};
+    const int lists[4][3] = {{0, 0, 2}, {2, 1, 1}, {2, 0, 2}, {1, 0, 1}}; /* indices into in_* */
+    for (int t = 0; t < 4; t++) {
+        int32_t rr[3], cc[3];
+        for (int i = 0; i < 3; i++) {
+            rr[i] = in_r[lists[t][i]];
+            cc[i] = in_c[lists[t][i]];
+        }
+        CU_ASSERT_EQUAL(dsnn_sparse_grow_at(l, rr, cc, 3, &rng, &err), DSNN_ERR_INVALID);
+        CU_ASSERT_EQUAL(dsnn_sparse_nnz(l), nnz);
+    }
+    int32_t rr2[2] = {in_r[0], act_r}, cc2[2] = {in_c[0], act_c}; /* one already active */
+    CU_ASSERT_EQUAL(dsnn_sparse_grow_at(l, rr2, cc2, 2, &rng, &err), DSNN_ERR_INVALID);
+    CU_ASSERT_EQUAL(dsnn_sparse_nnz(l), nnz);
+    CU_ASSERT_EQUAL(dsnn_sparse_grow_at(l, in_r, in_c, 3, &rng, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_sparse_nnz(l), nnz + 3);
+    CU_ASSERT_EQUAL(dsnn_sparse_check(l, &err), DSNN_OK);
+    dsnn_layer_free(l);
+}
+
 static CU_TestInfo tests[] = {
     {"initial masks", test_masks},
     {"100000x100000 initialisation", test_big_layer_init},
@@ -451,6 +546,8 @@ static CU_TestInfo tests[] = {
     {"thousands of random prune / grow rounds", test_random_rounds},
     {"growth by score tiles", test_grow_score},
     {"determinism and update counters", test_determinism_and_stats},
+    {"random growth is uniform in both regimes", test_grow_random_uniform},
+    {"grow_at refuses duplicates wherever they sort", test_grow_at_duplicates},
     CU_TEST_INFO_NULL,
 };
 
