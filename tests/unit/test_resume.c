@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h" /* host/: checks of the checkpoint files */
+#include "journal.h"    /* host/: JSON numbers */
 #include "dsnn/dsnn.h"
 #include "harness.h"
 
@@ -650,6 +651,43 @@ static void test_checkpoint_files(void)
     CU_ASSERT_EQUAL(dsnn_checkpoint_read(file, &h, NULL, &err), DSNN_ERR_FORMAT);
     CU_ASSERT(contains(err.msg, "truncated"));
     free(bytes);
+    /* an intact checkpoint with bytes after its payload is refused too */
+    CU_ASSERT_EQUAL_FATAL(dsnn_checkpoint_write(bad, &w, "0123456789", 10, 1, &err), DSNN_OK);
+    bytes = read_file(file, &len);
+    CU_ASSERT_FATAL(bytes != NULL);
+    CU_ASSERT_EQUAL(dsnn_checkpoint_read(file, &h, NULL, &err), DSNN_OK);
+    char *longer = malloc(len + 1);
+    memcpy(longer, bytes, len);
+    longer[len] = 'x';
+    CU_ASSERT_FATAL(write_file(file, longer, len + 1));
+    CU_ASSERT_EQUAL(dsnn_checkpoint_read(file, &h, NULL, &err), DSNN_ERR_FORMAT);
+    CU_ASSERT(contains(err.msg, file));
+    free(longer);
+    free(bytes);
+}
+
+/* Numbers written to the journal and result files read back exactly (17 significant digits),
+ * so that a resumed search replays the same decisions. */
+static void test_json_numbers_round_trip(void)
+{
+    const double v[] = {0.1, 1.0 / 3.0, 0.89371234567891234, -2.5e-7, 6.02214076e23, 1e-300,
+                        123456.789012345678, 0.5, 42, -17};
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        struct dsnn_sbuf b = {0};
+        dsnn_sbuf_json_number(&b, v[i]);
+        CU_ASSERT_FATAL(b.p != NULL);
+        char *end = NULL;
+        const double back = strtod(b.p, &end);
+        if (back != v[i])
+            fprintf(stderr, "\n  %.17g written as %s\n", v[i], b.p);
+        CU_ASSERT(back == v[i]);
+        CU_ASSERT(end && *end == '\0');
+        dsnn_sbuf_free(&b);
+    }
+    struct dsnn_sbuf b = {0};
+    dsnn_sbuf_json_number(&b, NAN);
+    CU_ASSERT_STRING_EQUAL(b.p, "\"nan\"");
+    dsnn_sbuf_free(&b);
 }
 
 static void test_corrupt_checkpoint_on_resume(void)
@@ -933,6 +971,7 @@ static CU_TestInfo tests[] = {
     {"SIGINT, then resume", test_sigint_resume},
     {"max_failures: retry from the checkpoint", test_retry},
     {"checkpoint files", test_checkpoint_files},
+    {"JSON numbers round-trip exactly", test_json_numbers_round_trip},
     {"damaged checkpoint on resume", test_corrupt_checkpoint_on_resume},
     {"search strategy state over a resume", test_search_state_resume},
     {"PAUSE", test_pause},

@@ -820,6 +820,17 @@ static void test_median_stop(void)
     CU_ASSERT_EQUAL(report(&s, 3, 2, "val_acc", 0.99), DSNN_SEARCH_STOP);
     strat_close(&s);
 
+    /* an even number of others: the median is the mean of the two middle values. T5 reaching
+     * .58 at t = 3 is above the median .575 of (.5, .55, .6, .7), below the upper middle .6 */
+    strat_must_open(&s, "median-stop", k_median, 6, 5);
+    CU_ASSERT_TRUE(suggest(&s, 6, &ps));
+    int stop_e[6] = {0};
+    median_drive(&s, 0, 5, stop_e);
+    static const double t5[3] = {0.50, 0.52, 0.58};
+    for (int e = 0; e < 3; e++)
+        CU_ASSERT_EQUAL(report(&s, 5, e, "val_acc", t5[e]), DSNN_SEARCH_CONTINUE);
+    strat_close(&s);
+
     /* grace_period 2: at t = 2 nothing is stopped (t must exceed it); T3 stops at t = 3
      * (best .40 < median of means over [2, 3]: T0 .65, T1 .55, T2 .6 -> .6) */
     strat_must_open(&s, "median-stop",
