@@ -568,6 +568,7 @@ struct observer {
     double g_sum, g_sq, g_max;
     size_t g_n;
     int64_t step; /* RULE_RIGL: step of the next round */
+    double share[MAX_SP]; /* RULE_SNFS: momentum shares of the last round */
     char where[128];
 };
 
@@ -829,8 +830,21 @@ static void round_observer(void *user, const struct dsnn_sparse_model *sm,
             snap_take(&o->before[i], dsnn_sparse_model_layer(sm, i));
         if (row->rule == RULE_RIGL)
             o->step += 4; /* update_frequency 4 */
-        if (row->rule == RULE_SNFS)
+        if (row->rule == RULE_SNFS) {
             o->step += 16; /* end of an epoch of 16 steps */
+            /* momentum contribution of each layer: mean |momentum| of its active weights */
+            double sum = 0;
+            for (size_t i = 0; i < sm->n_layers; i++) {
+                const struct layer_snap *b = &o->before[i];
+                double m = 0;
+                for (size_t k = 0; k < b->nnz && b->state[0]; k++)
+                    m += fabs(b->state[0][k]);
+                o->share[i] = b->nnz ? m / (double)b->nnz : 0;
+                sum += o->share[i];
+            }
+            for (size_t i = 0; i < sm->n_layers; i++)
+                o->share[i] = sum > 0 ? o->share[i] / sum : 1.0 / (double)sm->n_layers;
+        }
         return;
     }
     snprintf(o->where, sizeof o->where, "%s (%s) round %d", row->plugin, row->cfg, o->rounds);
@@ -941,6 +955,23 @@ static const struct scheme_row scheme_rows[] = {
      6, RULE_LOTTERY, 0, 0, GROW_NONE, 0, false, 2, false},
 };
 
+/* SNFS: the logged momentum shares of an epoch's round are those of the weights' momentum
+ * magnitudes seen by the observer. */
+static void check_snfs_shares(int epoch, const struct dsnn_metrics *m, void *user)
+{
+    const struct observer *o = user;
+    double rounds = 0;
+    (void)epoch;
+    if (!dsnn_metrics_get(m, "update_rounds", &rounds) || rounds < 1)
+        return;
+    const char *names[3] = {"fc1", "fc2", "output"};
+    for (int i = 0; i < 3; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "momentum_share_%s", names[i]);
+        CU_ASSERT(fabs(metric(m, key) - o->share[i]) < 1e-9);
+    }
+}
+
 static void test_scheme_table(void)
 {
     for (size_t ri = 0; ri < DSNN_COUNT_OF(scheme_rows); ri++) {
@@ -956,7 +987,8 @@ static void test_scheme_table(void)
             fprintf(stderr, "\n%s: %s\n", row->plugin, err.msg);
         CU_ASSERT_EQUAL_FATAL(st, DSNN_OK);
         dsnn_sparse_model_set_round_observer(round_observer, &o);
-        train(&r, &data, 0, row->epochs, NULL, NULL, m);
+        train(&r, &data, 0, row->epochs, row->rule == RULE_SNFS ? check_snfs_shares : NULL, &o,
+              m);
         dsnn_sparse_model_set_round_observer(NULL, NULL);
         if (o.rounds != row->rounds || o.rounds_changed < o.rounds_must_change)
             fprintf(stderr, "\n%s (%s): %d rounds (want %d), %d changed the topology (%d must)\n",
