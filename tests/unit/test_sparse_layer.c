@@ -768,6 +768,102 @@ static void test_in_network(void)
     dsnn_net_free(net);
 }
 
+/* The initial weights of non-square layers: kaiming uniform over the fan-in, which is the input
+ * side: n_in, or density * n_in with sparse_fan_in. Checked: max |w| at the bound (1200+
+ * samples: within 5 %) and never above it, sample variance bound^2 / 3 within 5 standard
+ * errors; a fan-in taken from n_out misses by a factor sqrt(n_in / n_out). */
+static void test_init_scale_non_square(void)
+{
+    const int shapes[2][2] = {{300, 40}, {40, 300}};
+    for (int si = 0; si < 2; si++)
+        for (int sparse_fan_in = 0; sparse_fan_in < 2; sparse_fan_in++) {
+            const int n_in = shapes[si][0], n_out = shapes[si][1];
+            struct dsnn_error err = {0};
+            struct dsnn_sparse_init init = dsnn_sparse_init_default();
+            init.density = 0.1;
+            init.mask = DSNN_SPARSE_MASK_PRECISE;
+            init.sparse_fan_in = sparse_fan_in;
+            struct dsnn_layer *l = dsnn_sparse_linear_new("fc", n_in, n_out, true, &init, &err);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+            struct dsnn_rng rng;
+            dsnn_rng_seed(&rng, 9, DSNN_RNG_STREAM_INIT);
+            CU_ASSERT_EQUAL_FATAL(l->ops->init(l, &rng, &err), DSNN_OK);
+            const double fan_in = sparse_fan_in ? lround(0.1 * n_in) : n_in;
+            const double bound = 1.0 / sqrt(fan_in);
+            struct dsnn_sparse_csr c;
+            CU_ASSERT_FATAL(dsnn_sparse_get_csr(l, &c));
+            double mx = 0, sq = 0;
+            for (size_t k = 0; k < c.nnz; k++) {
+                mx = fmax(mx, fabs(c.value[k]));
+                sq += (double)c.value[k] * c.value[k];
+            }
+            const double var = sq / (double)c.nnz, want = bound * bound / 3.0;
+            /* variance of u^2 for u ~ U(-b, b): b^4 (1/5 - 1/9) */
+            const double se = bound * bound * sqrt((1.0 / 5 - 1.0 / 9) / (double)c.nnz);
+            if (!(mx <= bound * (1 + 1e-6) && mx >= 0.95 * bound && fabs(var - want) < 5 * se))
+                fprintf(stderr, "\n  %dx%d sparse_fan_in %d: max %.4f var %.5f, bound %.4f var %.5f\n",
+                        n_out, n_in, sparse_fan_in, mx, var, bound, want);
+            CU_ASSERT(c.nnz >= 1200);
+            CU_ASSERT(mx <= bound * (1 + 1e-6));
+            CU_ASSERT(mx >= 0.95 * bound);
+            CU_ASSERT(fabs(var - want) < 5 * se);
+            dsnn_layer_free(l);
+        }
+}
+
+/* A checkpoint holds only the optimizer state slots that existed when it was written: loading it
+ * zeroes (or leaves unallocated) every other slot of the layer loaded into, whatever it held, and
+ * restores the saved slots exactly. */
+static void test_load_optimizer_state(void)
+{
+    struct dsnn_error err = {0};
+    for (int saved_slots = 0; saved_slots <= DSNN_OPT_STATE_MAX; saved_slots++) {
+        struct dsnn_layer *a = make_layer(37, 23, true, 0.3, DSNN_SPARSE_MASK_PRECISE, 4);
+        for (size_t bi = 0; bi < a->n_params; bi++)
+            for (int s = 0; s < saved_slots; s++) {
+                float *p = dsnn_param_block_state(&a->params[bi], s);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+                for (size_t k = 0; k < a->params[bi].n; k++)
+                    p[k] = 0.25f + (float)k * 1e-3f + (float)s;
+            }
+        FILE *f = tmpfile();
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        CU_ASSERT_EQUAL_FATAL(a->ops->save(a, f, &err), DSNN_OK);
+        /* the layer loaded into has stale state in every slot */
+        struct dsnn_layer *b = make_layer(37, 23, true, 0.3, DSNN_SPARSE_MASK_PRECISE, 4);
+        for (size_t bi = 0; bi < b->n_params; bi++)
+            for (int s = 0; s < DSNN_OPT_STATE_MAX; s++) {
+                float *p = dsnn_param_block_state(&b->params[bi], s);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+                for (size_t k = 0; k < b->params[bi].capacity; k++)
+                    p[k] = -9.0f;
+            }
+        rewind(f);
+        CU_ASSERT_EQUAL_FATAL(b->ops->load(b, f, &err), DSNN_OK);
+        size_t stale = 0, wrong = 0;
+        for (size_t bi = 0; bi < b->n_params; bi++)
+            for (int s = 0; s < DSNN_OPT_STATE_MAX; s++) {
+                const float *p = b->params[bi].state[s];
+                for (size_t k = 0; p && k < b->params[bi].n; k++) {
+                    if (s >= saved_slots)
+                        stale += p[k] != 0.0f;
+                    else
+                        wrong += p[k] != a->params[bi].state[s][k];
+                }
+                if (s < saved_slots)
+                    CU_ASSERT_PTR_NOT_NULL(p);
+            }
+        if (stale || wrong)
+            fprintf(stderr, "\n  %d slots saved: %zu stale, %zu wrong state values\n", saved_slots,
+                    stale, wrong);
+        CU_ASSERT_EQUAL(stale, 0);
+        CU_ASSERT_EQUAL(wrong, 0);
+        fclose(f);
+        dsnn_layer_free(a);
+        dsnn_layer_free(b);
+    }
+}
+
 static CU_TestInfo tests[] = {
     {"forward / backward against a dense reference", test_reference_shapes},
     {"results independent of the thread count", test_thread_independence},
@@ -779,6 +875,8 @@ static CU_TestInfo tests[] = {
     {"sparse + relu fused by the net equals layer-by-layer calls", test_relu_fusion},
     {"checkpoint round trip and exact resume", test_save_load},
     {"sparse layers train in a network", test_in_network},
+    {"init scale of non-square layers (fan-in from the input side)", test_init_scale_non_square},
+    {"loading a checkpoint zeroes the optimizer state it does not hold", test_load_optimizer_state},
     CU_TEST_INFO_NULL,
 };
 
