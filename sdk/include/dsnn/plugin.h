@@ -12,7 +12,8 @@
  * versions, when the major differs or the minor is newer than the host's, before it calls
  * anything else. Ops tables and this header's structs are append-only; each component carries
  * the size of its ops table so that an older plugin (smaller table) still loads and a missing
- * trailing function reads as NULL. See plugins/TEMPLATE.md for a step-by-step template. */
+ * trailing function reads as NULL. sdk/template/template.c is a copy-and-rename plugin with
+ * numbered steps. */
 #ifndef DSNN_PLUGIN_H
 #define DSNN_PLUGIN_H
 
