@@ -1,4 +1,4 @@
-/* tests/unit/test_config.c - typed configuration access (sdk/src/config.c).
+/* tests/unit/test_config.c - typed configuration access (sdk/src/core/config.c).
  *
  * Parse and load errors ("NAME:LINE: ..."), the one error style of the typed getters
  * ("FILE:LINE: key 'model.learning_rate': expected a number, got a string"), numbers, arrays,

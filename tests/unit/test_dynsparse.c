@@ -1,6 +1,6 @@
 /* test_dynsparse.c - the dynamic sparse models of nupic.research (SET, DSNNWeightedMag,
- * DSNNMixedHeb): their prune / regrow rules (sdk/src/dynsparse_rules.c), coactivation counting
- * (sdk/src/coactivation.c) and the model plugins set, dsnn-weighted-mag and dsnn-mixed-heb.
+ * DSNNMixedHeb): their prune / regrow rules (sdk/src/rules/dynsparse.c), coactivation counting
+ * (sdk/src/rules/coactivation.c) and the model plugins set, dsnn-weighted-mag and dsnn-mixed-heb.
  *
  *   - nupic's HebbianPruningTest (nupic.research, frameworks/dynamic_sparse tests): a 5 x 5 weight
  *     matrix with 12 connections and fixed coactivations; magnitude 0.5 prunes exactly the 6

@@ -1,4 +1,4 @@
-/* tests/unit/test_io.c - checked binary I/O, atomic writes, whole-file reads (sdk/src/io.c).
+/* tests/unit/test_io.c - checked binary I/O, atomic writes, whole-file reads (sdk/src/core/io.c).
  *
  * Every test works in a fresh temporary directory. Gzip files are written here with zlib
  * (single and multi-member, compressible and incompressible data) and then truncated or corrupted

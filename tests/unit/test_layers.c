@@ -1,4 +1,4 @@
-/* tests/unit/test_layers.c - dense layers and the network (sdk/src/linear.c, relu.c, flatten.c,
+/* tests/unit/test_layers.c - dense layers and the network (sdk/src/layers/linear.c, relu.c, flatten.c,
  * net.c, layer.c).
  *
  * Every op is checked against a naive loop in double (forward and the analytic gradients) and its

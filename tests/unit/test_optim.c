@@ -1,4 +1,4 @@
-/* tests/unit/test_optim.c - optimizers and learning-rate schedules (sdk/src/optim.c).
+/* tests/unit/test_optim.c - optimizers and learning-rate schedules (sdk/src/train/optim.c).
  *
  * SGD (plain, momentum, Nesterov, weight decay) and Adam are checked for several steps against
  * references written here in double from PyTorch's torch.optim.SGD / torch.optim.Adam update

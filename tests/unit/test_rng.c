@@ -1,4 +1,4 @@
-/* tests/unit/test_rng.c - deterministic random numbers (sdk/src/rng.c).
+/* tests/unit/test_rng.c - deterministic random numbers (sdk/src/core/rng.c).
  *
  * Same (seed, stream) gives the same sequence, other streams or seeds give others; bounded draws
  * stay in range and are roughly uniform (chi-square with fixed seeds, so the test is

@@ -1,5 +1,5 @@
 /* test_schedules.c - the arithmetic and layer steps of the rigl / snfs / dsr / pruning /
- * iterative-pruning models (sdk/src/schedules.c, sdk/src/prune_grow.c): drop-fraction anneals,
+ * iterative-pruning models (sdk/src/train/schedules.c, sdk/src/rules/prune_grow.c): drop-fraction anneals,
  * update timing, the GMP cubic schedule, DSR's threshold adaptation, capped proportional
  * allocation (SNFS / DSR redistribution), global selection, a RigL update on a small layer checked
  * against a brute-force reference, threshold pruning, and lottery-ticket rewinding. */

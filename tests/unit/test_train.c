@@ -1,4 +1,4 @@
-/* tests/unit/test_train.c - loss, epoch loop, evaluation and the base model (sdk/src/train.c,
+/* tests/unit/test_train.c - loss, epoch loop, evaluation and the base model (sdk/src/train/train.c,
  * base_model.c).
  *
  * dsnn_softmax_xent against a naive double implementation (also for huge logits) and finite

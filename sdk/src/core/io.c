@@ -1,0 +1,226 @@
+/* core/io.c - checked binary I/O, atomic writes, whole-file reads (raw or gzip). */
+#include "dsnn/io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+enum dsnn_status dsnn_io_write(FILE *f, const void *p, size_t size, const char *what,
+                               struct dsnn_error *err)
+{
+    if (size && fwrite(p, 1, size, f) != size)
+        return dsnn_error_set(err, DSNN_ERR_IO, "cannot write %s: %s", what, strerror(errno));
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_io_read(FILE *f, void *p, size_t size, const char *what,
+                              struct dsnn_error *err)
+{
+    if (size && fread(p, 1, size, f) != size)
+        return dsnn_error_set(err, ferror(f) ? DSNN_ERR_IO : DSNN_ERR_FORMAT,
+                              "cannot read %s: %s", what,
+                              ferror(f) ? strerror(errno) : "file is truncated");
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_io_write_u64(FILE *f, uint64_t v, const char *what, struct dsnn_error *err)
+{
+    return dsnn_io_write(f, &v, sizeof v, what, err);
+}
+
+enum dsnn_status dsnn_io_read_u64(FILE *f, uint64_t *v, const char *what, struct dsnn_error *err)
+{
+    return dsnn_io_read(f, v, sizeof *v, what, err);
+}
+
+enum dsnn_status dsnn_io_expect_tag(FILE *f, const char tag[4], struct dsnn_error *err)
+{
+    char got[4];
+    enum dsnn_status st = dsnn_io_read(f, got, 4, "section tag", err);
+    if (st != DSNN_OK)
+        return st;
+    if (memcmp(got, tag, 4) != 0)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                              "expected section '%.4s', found '%.4s' (file corrupt or from an "
+                              "incompatible version)",
+                              tag, got);
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size_t size,
+                                        struct dsnn_error *err)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (!tmp)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    snprintf(tmp, plen + 16, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        enum dsnn_status st =
+            dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        free(tmp);
+        return st;
+    }
+    const char *p = data;
+    size_t left = size;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            enum dsnn_status st =
+                dsnn_error_set(err, DSNN_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            free(tmp);
+            return st;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    /* Close even when fsync fails (no descriptor leak). */
+    bool synced = fsync(fd) == 0;
+    int sync_errno = errno;
+    bool closed = close(fd) == 0;
+    if (!synced || !closed) {
+        enum dsnn_status st =
+            dsnn_error_set(err, DSNN_ERR_IO, "%s: %s failed: %s", tmp, synced ? "close" : "fsync",
+                           strerror(synced ? errno : sync_errno));
+        unlink(tmp);
+        free(tmp);
+        return st;
+    }
+    if (rename(tmp, path) != 0) {
+        enum dsnn_status st = dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot rename to %s: %s", tmp,
+                                             path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return st;
+    }
+    free(tmp);
+    return DSNN_OK;
+}
+
+static enum dsnn_status read_raw(const char *path, unsigned char **data, size_t *size,
+                                 struct dsnn_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    unsigned char *buf = malloc(cap);
+    if (!buf) {
+        fclose(f);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (;;) {
+        if (len == cap) {
+            unsigned char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", path);
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + len, 1, cap - len, f);
+        len += r;
+        if (r == 0)
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: read error", path);
+    }
+    *data = buf;
+    *size = len;
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_read_file(const char *path, unsigned char **data, size_t *size,
+                                struct dsnn_error *err)
+{
+    *data = NULL;
+    *size = 0;
+    unsigned char *raw = NULL;
+    size_t rlen = 0;
+    enum dsnn_status st = read_raw(path, &raw, &rlen, err);
+    if (st != DSNN_OK)
+        return st;
+    if (rlen < 2 || raw[0] != 0x1f || raw[1] != 0x8b) {
+        *data = raw;
+        *size = rlen;
+        return DSNN_OK;
+    }
+    /* gzip: inflate (possibly several members). */
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (inflateInit2(&zs, 15 + 32) != Z_OK) {
+        free(raw);
+        return dsnn_error_set(err, DSNN_ERR_INTERNAL, "%s: zlib init failed", path);
+    }
+    size_t cap = rlen * 4 + 1024, len = 0;
+    unsigned char *out = malloc(cap);
+    if (!out) {
+        inflateEnd(&zs);
+        free(raw);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", path);
+    }
+    zs.next_in = raw;
+    zs.avail_in = (uInt)rlen;
+    int zr;
+    for (;;) {
+        if (len == cap) {
+            unsigned char *nb = realloc(out, cap * 2);
+            if (!nb) {
+                st = dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", path);
+                goto fail;
+            }
+            out = nb;
+            cap *= 2;
+        }
+        zs.next_out = out + len;
+        zs.avail_out = (uInt)(cap - len > 1u << 30 ? 1u << 30 : cap - len);
+        uInt before = zs.avail_out;
+        zr = inflate(&zs, Z_NO_FLUSH);
+        len += before - zs.avail_out;
+        if (zr == Z_STREAM_END) {
+            if (zs.avail_in == 0)
+                break;
+            if (inflateReset(&zs) != Z_OK) { /* next gzip member */
+                st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt gzip data", path);
+                goto fail;
+            }
+            continue;
+        }
+        if (zr == Z_BUF_ERROR && zs.avail_in == 0) {
+            st = dsnn_error_set(err, DSNN_ERR_FORMAT,
+                                "%s: gzip data is truncated (unexpected end of file)", path);
+            goto fail;
+        }
+        if (zr != Z_OK && zr != Z_BUF_ERROR) {
+            st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt gzip data (%s)", path,
+                                zs.msg ? zs.msg : "inflate failed");
+            goto fail;
+        }
+    }
+    inflateEnd(&zs);
+    free(raw);
+    *data = out;
+    *size = len;
+    return DSNN_OK;
+fail:
+    inflateEnd(&zs);
+    free(raw);
+    free(out);
+    return st;
+}

@@ -1,0 +1,154 @@
+/* layers/avgpool2d.c - 2d average pooling (PyTorch AvgPool2d, ceil_mode False) and global average
+ * pooling (AdaptiveAvgPool2d(1)). */
+#include "dsnn/layers.h"
+#include "layers/layers_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct avgpool2d {
+    struct dsnn_layer base; /* first */
+    struct cv_geom g;
+    bool count_include_pad;
+};
+
+/* Window of output (oy, ox): in-bounds rows [*y0, *y1), columns [*x0, *x1), and the divisor. */
+static inline float ap_window(const struct avgpool2d *A, int oy, int ox, int *y0, int *y1,
+                              int *x0, int *x1)
+{
+    const struct cv_geom *g = &A->g;
+    int hs = oy * g->sh - g->ph, ws = ox * g->sw - g->pw;
+    int he = hs + g->kh, we = ws + g->kw;
+    if (he > g->h + g->ph)
+        he = g->h + g->ph;
+    if (we > g->w + g->pw)
+        we = g->w + g->pw;
+    const int pool = (he - hs) * (we - ws);
+    hs = hs < 0 ? 0 : hs;
+    ws = ws < 0 ? 0 : ws;
+    he = he > g->h ? g->h : he;
+    we = we > g->w ? g->w : we;
+    *y0 = hs;
+    *y1 = he;
+    *x0 = ws;
+    *x1 = we;
+    const int div = A->count_include_pad ? pool : (he - hs) * (we - ws);
+    return div > 0 ? 1.0f / (float)div : 0.0f;
+}
+
+static enum dsnn_status ap_init(struct dsnn_layer *l, struct dsnn_rng *rng,
+                                struct dsnn_error *err)
+{
+    (void)l, (void)rng, (void)err;
+    return DSNN_OK;
+}
+
+static enum dsnn_status ap_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
+                                   bool train)
+{
+    (void)train;
+    const struct avgpool2d *A = (const struct avgpool2d *)l;
+    const struct cv_geom *g = &A->g;
+    const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
+    const int items = batch * g->c;
+    const int nt = ly_threads();
+    const bool par = nt > 1 && items > 1 && (size_t)items * H * W >= 32768;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int it = 0; it < items; it++) {
+        const float *xc = x + (size_t)it * H * W;
+        float *yc = y + (size_t)it * OH * OW;
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                int y0, y1, x0, x1;
+                const float inv = ap_window(A, oy, ox, &y0, &y1, &x0, &x1);
+                float s = 0.0f;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++)
+                        s += xc[iy * W + ix];
+                yc[oy * OW + ox] = s * inv;
+            }
+    }
+    return DSNN_OK;
+}
+
+static enum dsnn_status ap_backward(struct dsnn_layer *l, const float *x, const float *y,
+                                    const float *dy, float *dx, int batch)
+{
+    (void)x, (void)y;
+    const struct avgpool2d *A = (const struct avgpool2d *)l;
+    const struct cv_geom *g = &A->g;
+    if (!dx)
+        return DSNN_OK;
+    const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
+    const int items = batch * g->c;
+    const int nt = ly_threads();
+    const bool par = nt > 1 && items > 1 && (size_t)items * H * W >= 32768;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int it = 0; it < items; it++) {
+        float *dc = dx + (size_t)it * H * W;
+        const float *dyc = dy + (size_t)it * OH * OW;
+        memset(dc, 0, sizeof(float) * (size_t)H * W);
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                int y0, y1, x0, x1;
+                const float v = dyc[oy * OW + ox] * ap_window(A, oy, ox, &y0, &y1, &x0, &x1);
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++)
+                        dc[iy * W + ix] += v;
+            }
+    }
+    return DSNN_OK;
+}
+
+static void ap_destroy(struct dsnn_layer *l)
+{
+    free(l);
+}
+
+static const struct dsnn_layer_ops avgpool2d_ops = {
+    .type = "avgpool2d",
+    .init = ap_init,
+    .forward = ap_forward,
+    .backward = ap_backward,
+    .destroy = ap_destroy,
+};
+
+static struct dsnn_layer *ap_new(const char *name, struct dsnn_shape in, int kh, int kw,
+                                 int stride, int padding, bool count_include_pad,
+                                 struct dsnn_error *err)
+{
+    struct cv_geom g = {in.c, in.h, in.w, kh, kw, stride, stride, padding, padding, 0, 0};
+    if (!cv_geom_resolve(&g) || padding > kh / 2 || padding > kw / 2) {
+        dsnn_error_set(err, DSNN_ERR_INVALID,
+                       "layer '%s': invalid average pooling of a %dx%dx%d input with kernel "
+                       "%dx%d, stride %d, padding %d (padding must be <= kernel / 2)",
+                       name, in.c, in.h, in.w, kh, kw, stride, padding);
+        return NULL;
+    }
+    struct avgpool2d *A = calloc(1, sizeof *A);
+    if (!A) {
+        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    A->base.ops = &avgpool2d_ops;
+    snprintf(A->base.name, sizeof A->base.name, "%s", name);
+    A->base.in = in;
+    A->base.out = (struct dsnn_shape){in.c, g.oh, g.ow};
+    A->g = g;
+    A->count_include_pad = count_include_pad;
+    return &A->base;
+}
+
+struct dsnn_layer *dsnn_avgpool2d_new(const char *name, struct dsnn_shape in, int kernel,
+                                      int stride, int padding, bool count_include_pad,
+                                      struct dsnn_error *err)
+{
+    return ap_new(name ? name : "avgpool2d", in, kernel, kernel, stride <= 0 ? kernel : stride,
+                  padding, count_include_pad, err);
+}
+
+struct dsnn_layer *dsnn_global_avgpool2d_new(const char *name, struct dsnn_shape in,
+                                             struct dsnn_error *err)
+{
+    return ap_new(name ? name : "avgpool2d", in, in.h, in.w, 1, 0, true, err);
+}

@@ -1,0 +1,215 @@
+/* layers/conv2d.c - dense 2d convolution (PyTorch nn.Conv2d, dilation 1, groups 1): im2col over a
+ * chunk of samples and one OpenBLAS sgemm per chunk. */
+#include "dsnn/layers.h"
+#include "layers/layers_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct conv2d {
+    struct dsnn_layer base; /* first */
+    struct cv_geom g;
+    int out_c;
+    bool bias;
+    enum dsnn_weight_init init;
+    double init_std;
+    struct dsnn_param_block blocks[2]; /* weight [out_c][in_c kh kw], bias [out_c] */
+};
+
+static const struct dsnn_layer_ops conv2d_ops;
+
+static struct conv2d *conv_cast(const struct dsnn_layer *l)
+{
+    return l && l->ops == &conv2d_ops ? (struct conv2d *)l : NULL;
+}
+
+static enum dsnn_status conv_init(struct dsnn_layer *l, struct dsnn_rng *rng,
+                                  struct dsnn_error *err)
+{
+    struct conv2d *C = conv_cast(l);
+    const int K = C->g.c * C->g.kh * C->g.kw;
+    const size_t nw = (size_t)C->out_c * (size_t)K;
+    dsnn_param_block_release(&C->blocks[0]);
+    dsnn_param_block_release(&C->blocks[1]);
+    if (dsnn_param_block_alloc(&C->blocks[0], "weight", nw) != DSNN_OK ||
+        (C->bias && dsnn_param_block_alloc(&C->blocks[1], "bias", (size_t)C->out_c) != DSNN_OK))
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': cannot allocate %zu weights",
+                              l->name, nw);
+    /* PyTorch: kaiming_uniform(a = sqrt(5)) = U(+-1/sqrt(fan_in)), fan_in = in_c kh kw;
+     * fan_out = out_c kh kw. */
+    const int fan_out = C->out_c * C->g.kh * C->g.kw;
+    float *w = C->blocks[0].value;
+    for (size_t i = 0; i < nw; i++)
+        w[i] = dsnn_weight_init_draw(C->init, K, fan_out, C->init_std, rng);
+    if (C->bias)
+        for (int o = 0; o < C->out_c; o++)
+            C->blocks[1].value[o] =
+                dsnn_weight_init_draw(DSNN_INIT_KAIMING_UNIFORM, K, fan_out, 0, rng);
+    l->params = C->blocks;
+    l->n_params = C->bias ? 2 : 1;
+    return DSNN_OK;
+}
+
+static enum dsnn_status conv_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
+                                     bool train)
+{
+    (void)train;
+    struct conv2d *C = conv_cast(l);
+    const struct cv_geom *g = &C->g;
+    const int K = g->c * g->kh * g->kw, M = C->out_c, P = g->oh * g->ow;
+    const size_t in_size = (size_t)g->c * g->h * g->w, out_size = (size_t)M * P;
+    const float *W = C->blocks[0].value;
+    const float *bias = C->bias ? C->blocks[1].value : NULL;
+    const int chunk = cv_chunk(g, K, M, batch);
+    for (int b0 = 0; b0 < batch; b0 += chunk) {
+        const int nb = batch - b0 < chunk ? batch - b0 : chunk;
+        const int N = nb * P;
+        float *cols = ws_get(0, (size_t)K * N);
+        if (!cols)
+            return DSNN_ERR_NOMEM;
+        cv_im2col(g, x + (size_t)b0 * in_size, nb, cols);
+        if (nb == 1) { /* the product is already in the output layout */
+            float *yb = y + (size_t)b0 * out_size;
+            ly_sgemm(false, false, M, N, K, 1.0f, W, K, cols, N, 0.0f, yb, N);
+            if (bias)
+                for (int o = 0; o < M; o++)
+                    for (int p = 0; p < P; p++)
+                        yb[(size_t)o * P + p] += bias[o];
+            continue;
+        }
+        float *ybuf = ws_get(1, (size_t)M * N);
+        if (!ybuf)
+            return DSNN_ERR_NOMEM;
+        ly_sgemm(false, false, M, N, K, 1.0f, W, K, cols, N, 0.0f, ybuf, N);
+        cv_scatter(ybuf, M, P, nb, bias, y + (size_t)b0 * out_size);
+    }
+    return DSNN_OK;
+}
+
+static enum dsnn_status conv_backward(struct dsnn_layer *l, const float *x, const float *y,
+                                      const float *dy, float *dx, int batch)
+{
+    (void)y;
+    struct conv2d *C = conv_cast(l);
+    const struct cv_geom *g = &C->g;
+    const int K = g->c * g->kh * g->kw, M = C->out_c, P = g->oh * g->ow;
+    const size_t in_size = (size_t)g->c * g->h * g->w, out_size = (size_t)M * P;
+    const float *W = C->blocks[0].value;
+    float *dW = C->blocks[0].grad;
+    float *db = C->bias ? C->blocks[1].grad : NULL;
+    if (db)
+        memset(db, 0, sizeof(float) * (size_t)M);
+    const int chunk = cv_chunk(g, K, M, batch);
+    for (int b0 = 0; b0 < batch; b0 += chunk) {
+        const int nb = batch - b0 < chunk ? batch - b0 : chunk;
+        const int N = nb * P;
+        float *cols = ws_get(0, (size_t)K * N);
+        if (!cols)
+            return DSNN_ERR_NOMEM;
+        cv_im2col(g, x + (size_t)b0 * in_size, nb, cols);
+        const float *dyc = dy + (size_t)b0 * out_size;
+        if (nb > 1) {
+            float *buf = ws_get(1, (size_t)M * N);
+            if (!buf)
+                return DSNN_ERR_NOMEM;
+            cv_gather(dyc, M, P, nb, buf);
+            dyc = buf;
+        }
+        /* dW (+)= dY cols^T */
+        ly_sgemm(false, true, M, K, N, 1.0f, dyc, N, cols, N, b0 == 0 ? 0.0f : 1.0f, dW, K);
+        if (db)
+            for (int o = 0; o < M; o++) {
+                const float *r = dyc + (size_t)o * N;
+                float s = 0.0f;
+                for (int n = 0; n < N; n++)
+                    s += r[n];
+                db[o] += s;
+            }
+        if (dx) {
+            float *dcols = ws_get(2, (size_t)K * N);
+            if (!dcols)
+                return DSNN_ERR_NOMEM;
+            /* dcols = W^T dY */
+            ly_sgemm(true, false, K, N, M, 1.0f, W, K, dyc, N, 0.0f, dcols, N);
+            cv_col2im(g, dcols, nb, dx + (size_t)b0 * in_size);
+        }
+    }
+    return DSNN_OK;
+}
+
+static void conv_destroy(struct dsnn_layer *l)
+{
+    struct conv2d *C = conv_cast(l);
+    if (!C)
+        return;
+    dsnn_param_block_release(&C->blocks[0]);
+    dsnn_param_block_release(&C->blocks[1]);
+    free(C);
+}
+
+static const struct dsnn_layer_ops conv2d_ops = {
+    .type = "conv2d",
+    .init = conv_init,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .save = dsnn_layer_save_params,
+    .load = dsnn_layer_load_params,
+    .destroy = conv_destroy,
+};
+
+struct dsnn_layer *dsnn_conv2d_new(const char *name, struct dsnn_shape in, int out_channels,
+                                   int kernel, int stride, int padding, bool bias,
+                                   struct dsnn_error *err)
+{
+    if (!name)
+        name = "conv2d";
+    struct cv_geom g;
+    if (!cv_conv_geom(name, in, out_channels, kernel, stride, padding, &g, err))
+        return NULL;
+    struct conv2d *C = calloc(1, sizeof *C);
+    if (!C) {
+        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    C->base.ops = &conv2d_ops;
+    snprintf(C->base.name, sizeof C->base.name, "%s", name);
+    C->base.in = in;
+    C->base.out = (struct dsnn_shape){out_channels, g.oh, g.ow};
+    C->g = g;
+    C->out_c = out_channels;
+    C->bias = bias;
+    C->init = DSNN_INIT_KAIMING_UNIFORM;
+    return &C->base;
+}
+
+void dsnn_conv2d_set_init(struct dsnn_layer *l, enum dsnn_weight_init init, double std)
+{
+    struct conv2d *C = conv_cast(l);
+    if (C) {
+        C->init = init;
+        C->init_std = std;
+    }
+}
+
+float *dsnn_conv2d_weight(struct dsnn_layer *l)
+{
+    struct conv2d *C = conv_cast(l);
+    return C && l->n_params ? C->blocks[0].value : NULL;
+}
+
+float *dsnn_conv2d_bias(struct dsnn_layer *l)
+{
+    struct conv2d *C = conv_cast(l);
+    return C && C->bias && l->n_params > 1 ? C->blocks[1].value : NULL;
+}
+
+bool dsnn_conv2d_geometry(const struct dsnn_layer *l, struct dsnn_conv2d_geom *g)
+{
+    const struct conv2d *C = conv_cast(l);
+    if (!C)
+        return sp_conv2d_geometry(l, g);
+    if (g)
+        *g = (struct dsnn_conv2d_geom){C->g.c, C->g.h, C->g.w, C->out_c, C->g.oh, C->g.ow,
+                                       C->g.kh, C->g.sh, C->g.ph, C->bias};
+    return true;
+}

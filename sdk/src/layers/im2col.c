@@ -1,0 +1,236 @@
+/* layers/im2col.c - window geometry, im2col / col2im and the per-thread workspace of the convolution
+ * layers (dense and sparse). */
+#include "layers/layers_impl.h"
+#include "dsnn/net.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bool cv_geom_resolve(struct cv_geom *g)
+{
+    if (g->c <= 0 || g->h <= 0 || g->w <= 0 || g->kh <= 0 || g->kw <= 0 || g->sh <= 0 ||
+        g->sw <= 0 || g->ph < 0 || g->pw < 0)
+        return false;
+    int64_t hh = (int64_t)g->h + 2 * (int64_t)g->ph - g->kh;
+    int64_t ww = (int64_t)g->w + 2 * (int64_t)g->pw - g->kw;
+    if (hh < 0 || ww < 0)
+        return false;
+    g->oh = (int)(hh / g->sh + 1);
+    g->ow = (int)(ww / g->sw + 1);
+    return true;
+}
+
+bool cv_conv_geom(const char *name, struct dsnn_shape in, int out_c, int kernel, int stride,
+                       int padding, struct cv_geom *g, struct dsnn_error *err)
+{
+    memset(g, 0, sizeof *g);
+    g->c = in.c;
+    g->h = in.h;
+    g->w = in.w;
+    g->kh = g->kw = kernel;
+    g->sh = g->sw = stride;
+    g->ph = g->pw = padding;
+    if (out_c <= 0 || !cv_geom_resolve(g)) {
+        dsnn_error_set(err, DSNN_ERR_INVALID,
+                       "layer '%s': invalid convolution of a %dx%dx%d input to %d channels with "
+                       "kernel %d, stride %d, padding %d",
+                       name, in.c, in.h, in.w, out_c, kernel, stride, padding);
+        return false;
+    }
+    return true;
+}
+
+int ly_threads(void)
+{
+    int t = dsnn_get_num_threads();
+    return t > 0 ? t : 1;
+}
+
+/* ---- workspace ---- */
+
+static size_t g_ws_limit = (size_t)4 << 20; /* floats (16 MiB) */
+
+void dsnn_conv_set_workspace_limit(size_t bytes)
+{
+    size_t f = bytes / sizeof(float);
+    g_ws_limit = f < 1024 ? 1024 : f;
+}
+
+size_t ws_limit_floats(void)
+{
+    return g_ws_limit;
+}
+
+static _Thread_local struct {
+    float *p;
+    size_t n;
+} g_ws[WS_SLOTS];
+
+float *ws_get(int slot, size_t floats)
+{
+    if (slot < 0 || slot >= WS_SLOTS)
+        return NULL;
+    if (floats == 0)
+        floats = 1;
+    if (g_ws[slot].n < floats) {
+        free(g_ws[slot].p);
+        g_ws[slot].p = malloc(floats * sizeof(float));
+        g_ws[slot].n = g_ws[slot].p ? floats : 0;
+    }
+    return g_ws[slot].p;
+}
+
+/* The main thread's buffers are freed at exit (other threads' at their exit are not: the layers
+ * only call the workspace from the thread that runs the network). */
+__attribute__((destructor)) static void ws_release(void)
+{
+    for (int i = 0; i < WS_SLOTS; i++) {
+        free(g_ws[i].p);
+        g_ws[i].p = NULL;
+        g_ws[i].n = 0;
+    }
+}
+
+int cv_chunk(const struct cv_geom *g, int rows_a, int rows_b, int batch)
+{
+    size_t P = (size_t)g->oh * (size_t)g->ow;
+    size_t rows = (size_t)(rows_a > rows_b ? rows_a : rows_b);
+    size_t per = rows * P;
+    size_t nb = per ? g_ws_limit / per : (size_t)batch;
+    if (nb < 1)
+        nb = 1;
+    if (nb > (size_t)batch)
+        nb = (size_t)batch;
+    return (int)nb;
+}
+
+/* ---- im2col / col2im ---- */
+
+void cv_valid_range(int o, int s, int p, int j, int w, int *x0, int *x1)
+{
+    /* ox * s >= p - j  and  ox * s <= w - 1 + p - j */
+    int lo = p - j, hi = w - 1 + p - j;
+    int a = lo <= 0 ? 0 : (lo + s - 1) / s;
+    int b = hi < 0 ? 0 : hi / s + 1;
+    if (a > o)
+        a = o;
+    if (b > o)
+        b = o;
+    if (b < a)
+        b = a;
+    *x0 = a;
+    *x1 = b;
+}
+
+void cv_im2col(const struct cv_geom *g, const float *x, int nb, float *cols)
+{
+    const int C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw, SH = g->sh, SW = g->sw;
+    const int PH = g->ph, PW = g->pw, OH = g->oh, OW = g->ow;
+    const size_t P = (size_t)OH * OW, N = P * (size_t)nb, in_size = (size_t)C * H * W;
+    const int nt = ly_threads();
+    const int items = nb * C;
+    const bool par = nt > 1 && items > 1 && N * KH * KW * C >= 32768;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int it = 0; it < items; it++) {
+        const int b = it / C, c = it % C;
+        const float *xc = x + (size_t)b * in_size + (size_t)c * H * W;
+        for (int i = 0; i < KH; i++) {
+            for (int j = 0; j < KW; j++) {
+                const size_t r = ((size_t)c * KH + i) * KW + j;
+                float *dst = cols + r * N + (size_t)b * P;
+                int x0, x1;
+                cv_valid_range(OW, SW, PW, j, W, &x0, &x1);
+                for (int oy = 0; oy < OH; oy++) {
+                    float *row = dst + (size_t)oy * OW;
+                    const int iy = oy * SH - PH + i;
+                    if (iy < 0 || iy >= H) {
+                        memset(row, 0, sizeof(float) * (size_t)OW);
+                        continue;
+                    }
+                    const float *src = xc + (size_t)iy * W;
+                    const int off = j - PW; /* input column of ox is ox * SW + off */
+                    for (int ox = 0; ox < x0; ox++)
+                        row[ox] = 0.0f;
+                    if (SW == 1) {
+                        if (x1 > x0)
+                            memcpy(row + x0, src + x0 + off, sizeof(float) * (size_t)(x1 - x0));
+                    } else {
+                        for (int ox = x0; ox < x1; ox++)
+                            row[ox] = src[ox * SW + off];
+                    }
+                    for (int ox = x1; ox < OW; ox++)
+                        row[ox] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+void cv_col2im(const struct cv_geom *g, const float *cols, int nb, float *dx)
+{
+    const int C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw, SH = g->sh, SW = g->sw;
+    const int PH = g->ph, PW = g->pw, OH = g->oh, OW = g->ow;
+    const size_t P = (size_t)OH * OW, N = P * (size_t)nb, in_size = (size_t)C * H * W;
+    const int nt = ly_threads();
+    const int items = nb * C;
+    const bool par = nt > 1 && items > 1 && N * KH * KW * C >= 32768;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int it = 0; it < items; it++) {
+        const int b = it / C, c = it % C;
+        float *dc = dx + (size_t)b * in_size + (size_t)c * H * W;
+        memset(dc, 0, sizeof(float) * (size_t)H * W);
+        for (int i = 0; i < KH; i++) {
+            for (int j = 0; j < KW; j++) {
+                const size_t r = ((size_t)c * KH + i) * KW + j;
+                const float *src = cols + r * N + (size_t)b * P;
+                int x0, x1;
+                cv_valid_range(OW, SW, PW, j, W, &x0, &x1);
+                for (int oy = 0; oy < OH; oy++) {
+                    const int iy = oy * SH - PH + i;
+                    if (iy < 0 || iy >= H)
+                        continue;
+                    const float *row = src + (size_t)oy * OW;
+                    float *d = dc + (size_t)iy * W;
+                    const int off = j - PW;
+                    for (int ox = x0; ox < x1; ox++)
+                        d[ox * SW + off] += row[ox];
+                }
+            }
+        }
+    }
+}
+
+void cv_scatter(const float *ybuf, int rows, int P, int nb, const float *bias, float *y)
+{
+    const size_t N = (size_t)P * nb;
+    const int nt = ly_threads();
+    const int items = nb * rows;
+    const bool par = nt > 1 && items > 1 && N * rows >= 65536;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int it = 0; it < items; it++) {
+        const int b = it / rows, o = it % rows;
+        const float *src = ybuf + (size_t)o * N + (size_t)b * P;
+        float *dst = y + ((size_t)b * rows + o) * P;
+        if (bias) {
+            const float bo = bias[o];
+            for (int p = 0; p < P; p++)
+                dst[p] = src[p] + bo;
+        } else {
+            memcpy(dst, src, sizeof(float) * (size_t)P);
+        }
+    }
+}
+
+void cv_gather(const float *y, int rows, int P, int nb, float *ybuf)
+{
+    const size_t N = (size_t)P * nb;
+    const int nt = ly_threads();
+    const int items = nb * rows;
+    const bool par = nt > 1 && items > 1 && N * rows >= 65536;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int it = 0; it < items; it++) {
+        const int b = it / rows, o = it % rows;
+        memcpy(ybuf + (size_t)o * N + (size_t)b * P, y + ((size_t)b * rows + o) * P,
+               sizeof(float) * (size_t)P);
+    }
+}

@@ -1,0 +1,75 @@
+/* layers/layers_impl.h (private) - helpers shared by the layers of dsnn/layers.h: the convolution
+ * workspace, im2col / col2im and the thread count. */
+#ifndef DSNN_LAYERS_IMPL_H
+#define DSNN_LAYERS_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "dsnn/layers.h"
+
+/* Geometry of a 2d window operation (convolution or pooling) over one sample. */
+struct cv_geom {
+    int c, h, w;    /* input */
+    int kh, kw;     /* window */
+    int sh, sw;     /* stride */
+    int ph, pw;     /* padding */
+    int oh, ow;     /* output size */
+};
+
+/* Fills oh / ow from the rest; false if the output would be empty or a value is invalid. */
+bool cv_geom_resolve(struct cv_geom *g);
+
+/* Convolution geometry from a constructor's arguments; false with err set if invalid. */
+bool cv_conv_geom(const char *name, struct dsnn_shape in, int out_c, int kernel, int stride,
+                       int padding, struct cv_geom *g, struct dsnn_error *err);
+/* dsnn_conv2d_geometry for sparse layers (sparse/conv2d.c). */
+bool sp_conv2d_geometry(const struct dsnn_layer *l, struct dsnn_conv2d_geom *g);
+
+/* Outputs [*o0, *o1) of o positions (stride s, padding p) whose input o * s - p + t lies in
+ * [0, n) for kernel offset t. */
+void cv_valid_range(int o, int s, int p, int t, int n, int *o0, int *o1);
+
+/* Part p of `parts` of [0, n) for one thread: [*a, *b), cut at multiples of align (a power of
+ * two, so that parts start on whole cache lines or vectors); the first part starts at 0, the
+ * last ends at n, and a part may be empty. */
+static inline void dsnn_part_range(int64_t n, int p, int parts, int64_t align, int64_t *a,
+                                   int64_t *b)
+{
+    *a = p == 0 ? 0 : (n * p / parts) & ~(align - 1);
+    *b = p + 1 == parts ? n : (n * (p + 1) / parts) & ~(align - 1);
+}
+
+/* Threads for the layer kernels (>= 1). */
+int ly_threads(void);
+
+/* Products below this many FLOPs (2 M N K) run on the calling thread only. */
+#define BLAS_MT_FLOP 4e6
+/* cblas_sgemm (row-major) with OpenBLAS on one thread, large products split over the OpenMP
+ * threads (see net.c: OpenBLAS's own thread pool would fight the OpenMP threads). */
+void ly_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
+                int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Workspace: grow-only scratch buffers, one set per calling thread, shared by every layer (a
+ * layer must not keep a pointer across calls). slot < WS_SLOTS. NULL if out of memory. */
+#define WS_SLOTS 4
+float *ws_get(int slot, size_t floats);
+/* Limit (floats) on one workspace buffer, used to size sample chunks. */
+size_t ws_limit_floats(void);
+
+/* Samples per chunk so that both [rows_a][chunk P] and [rows_b][chunk P] buffers stay under the
+ * workspace limit (at least 1, at most batch). P = oh ow. */
+int cv_chunk(const struct cv_geom *g, int rows_a, int rows_b, int batch);
+
+/* im2col of nb samples x [nb][c][h][w]: cols[K][nb P] with K = c kh kw, row (ci kh + i) kw + j,
+ * column b P + oy ow + ox (zero where the window reads padding). */
+void cv_im2col(const struct cv_geom *g, const float *x, int nb, float *cols);
+/* Adjoint of im2col: dx[nb][c][h][w] = sum of the columns that read each input (dx is
+ * overwritten). */
+void cv_col2im(const struct cv_geom *g, const float *cols, int nb, float *dx);
+
+/* ybuf[rows][nb P] -> y[nb][rows][P] (+ bias[rows] if not NULL). */
+void cv_scatter(const float *ybuf, int rows, int P, int nb, const float *bias, float *y);
+/* y[nb][rows][P] -> ybuf[rows][nb P]. */
+void cv_gather(const float *y, int rows, int P, int nb, float *ybuf);
+
+#endif

@@ -1,0 +1,145 @@
+/* layers/maxpool2d.c - 2d max pooling (PyTorch MaxPool2d, ceil_mode False, dilation 1). */
+#include "dsnn/layers.h"
+#include "layers/layers_impl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct maxpool2d {
+    struct dsnn_layer base; /* first */
+    struct cv_geom g;
+    int32_t *argmax; /* [cap][c][oh][ow]: index h * w of the input of each output */
+    int cap;
+};
+
+static const struct dsnn_layer_ops maxpool2d_ops;
+
+static enum dsnn_status mp_init(struct dsnn_layer *l, struct dsnn_rng *rng,
+                                struct dsnn_error *err)
+{
+    (void)l, (void)rng, (void)err;
+    return DSNN_OK;
+}
+
+static enum dsnn_status mp_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
+                                   bool train)
+{
+    (void)train;
+    struct maxpool2d *M = (struct maxpool2d *)l;
+    const struct cv_geom *g = &M->g;
+    if (batch > M->cap) {
+        int32_t *a = realloc(M->argmax, sizeof(int32_t) * (size_t)batch *
+                                            (size_t)dsnn_shape_size(l->out));
+        if (!a)
+            return DSNN_ERR_NOMEM;
+        M->argmax = a;
+        M->cap = batch;
+    }
+    const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
+    const int items = batch * g->c;
+    const int nt = ly_threads();
+    const bool par = nt > 1 && items > 1 && (size_t)items * H * W >= 32768;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int it = 0; it < items; it++) {
+        const float *xc = x + (size_t)it * H * W;
+        float *yc = y + (size_t)it * OH * OW;
+        int32_t *ac = M->argmax + (size_t)it * OH * OW;
+        for (int oy = 0; oy < OH; oy++) {
+            int y0 = oy * g->sh - g->ph, y1 = y0 + g->kh;
+            y0 = y0 < 0 ? 0 : y0;
+            y1 = y1 > H ? H : y1;
+            for (int ox = 0; ox < OW; ox++) {
+                int x0 = ox * g->sw - g->pw, x1 = x0 + g->kw;
+                x0 = x0 < 0 ? 0 : x0;
+                x1 = x1 > W ? W : x1;
+                /* PyTorch: first in-bounds index, replaced by a larger value or a NaN */
+                int best = y0 * W + x0;
+                float m = -INFINITY;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) {
+                        const float v = xc[iy * W + ix];
+                        if (v > m || isnan(v)) {
+                            m = v;
+                            best = iy * W + ix;
+                        }
+                    }
+                yc[oy * OW + ox] = m;
+                ac[oy * OW + ox] = best;
+            }
+        }
+    }
+    return DSNN_OK;
+}
+
+static enum dsnn_status mp_backward(struct dsnn_layer *l, const float *x, const float *y,
+                                    const float *dy, float *dx, int batch)
+{
+    (void)x, (void)y;
+    struct maxpool2d *M = (struct maxpool2d *)l;
+    const struct cv_geom *g = &M->g;
+    if (!dx)
+        return DSNN_OK;
+    if (batch > M->cap)
+        return DSNN_ERR_INVALID;
+    const size_t HW = (size_t)g->h * g->w, P = (size_t)g->oh * g->ow;
+    const int items = batch * g->c;
+    const int nt = ly_threads();
+    const bool par = nt > 1 && items > 1 && (size_t)items * HW >= 32768;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int it = 0; it < items; it++) {
+        float *dc = dx + (size_t)it * HW;
+        const float *dyc = dy + (size_t)it * P;
+        const int32_t *ac = M->argmax + (size_t)it * P;
+        memset(dc, 0, sizeof(float) * HW);
+        for (size_t p = 0; p < P; p++)
+            dc[ac[p]] += dyc[p];
+    }
+    return DSNN_OK;
+}
+
+static void mp_destroy(struct dsnn_layer *l)
+{
+    struct maxpool2d *M = (struct maxpool2d *)l;
+    if (!M)
+        return;
+    free(M->argmax);
+    free(M);
+}
+
+static const struct dsnn_layer_ops maxpool2d_ops = {
+    .type = "maxpool2d",
+    .init = mp_init,
+    .forward = mp_forward,
+    .backward = mp_backward,
+    .destroy = mp_destroy,
+};
+
+struct dsnn_layer *dsnn_maxpool2d_new(const char *name, struct dsnn_shape in, int kernel,
+                                      int stride, int padding, struct dsnn_error *err)
+{
+    if (!name)
+        name = "maxpool2d";
+    if (stride <= 0)
+        stride = kernel;
+    struct cv_geom g = {in.c, in.h, in.w, kernel, kernel, stride, stride, padding, padding,
+                             0, 0};
+    if (!cv_geom_resolve(&g) || padding > kernel / 2) {
+        dsnn_error_set(err, DSNN_ERR_INVALID,
+                       "layer '%s': invalid max pooling of a %dx%dx%d input with kernel %d, "
+                       "stride %d, padding %d (padding must be <= kernel / 2)",
+                       name, in.c, in.h, in.w, kernel, stride, padding);
+        return NULL;
+    }
+    struct maxpool2d *M = calloc(1, sizeof *M);
+    if (!M) {
+        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    M->base.ops = &maxpool2d_ops;
+    snprintf(M->base.name, sizeof M->base.name, "%s", name);
+    M->base.in = in;
+    M->base.out = (struct dsnn_shape){in.c, g.oh, g.ow};
+    M->g = g;
+    return &M->base;
+}

@@ -1,0 +1,65 @@
+/* layers/relu.c - element-wise ReLU. */
+#include "dsnn/layer.h"
+#include "core/core_impl.h"
+
+#include <stdlib.h>
+
+struct relu {
+    struct dsnn_layer base;
+};
+
+static enum dsnn_status relu_init(struct dsnn_layer *l, struct dsnn_rng *rng,
+                                  struct dsnn_error *err)
+{
+    (void)l, (void)rng, (void)err;
+    return DSNN_OK;
+}
+
+MULTIVERSION static enum dsnn_status relu_forward(struct dsnn_layer *l, const float *restrict x,
+                                     float *restrict y, int batch, bool train)
+{
+    (void)train;
+    size_t n = (size_t)batch * (size_t)dsnn_shape_size(l->in);
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    return DSNN_OK;
+}
+
+MULTIVERSION static enum dsnn_status relu_backward(struct dsnn_layer *l, const float *x,
+                                      const float *restrict y, const float *restrict dy,
+                                      float *restrict dx, int batch)
+{
+    (void)x;
+    if (!dx)
+        return DSNN_OK;
+    size_t n = (size_t)batch * (size_t)dsnn_shape_size(l->in);
+    for (size_t i = 0; i < n; i++)
+        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    return DSNN_OK;
+}
+
+static void relu_destroy(struct dsnn_layer *l)
+{
+    free(l);
+}
+
+static const struct dsnn_layer_ops relu_ops = {
+    .type = "relu",
+    .init = relu_init,
+    .forward = relu_forward,
+    .backward = relu_backward,
+    .destroy = relu_destroy,
+};
+
+struct dsnn_layer *dsnn_relu_new(const char *name, struct dsnn_shape shape, struct dsnn_error *err)
+{
+    struct relu *r = calloc(1, sizeof *r);
+    if (!r) {
+        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    r->base.ops = &relu_ops;
+    snprintf(r->base.name, sizeof r->base.name, "%s", name ? name : "relu");
+    r->base.in = r->base.out = shape;
+    return &r->base;
+}

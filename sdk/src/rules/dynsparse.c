@@ -1,0 +1,340 @@
+/* rules/dynsparse.c - nupic's prune / regrow decisions (SET, DSNNWeightedMag, DSNNMixedHeb) as
+ * keep masks over the active connections, their application to a sparse layer, and the prune
+ * schedule. See dsnn/dynsparse_rules.h. */
+#include "dsnn/dynsparse_rules.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool dsnn_perc_on(double perc)
+{
+    return perc > 0.0; /* false for unset (< 0), 0 and NaN */
+}
+
+static enum dsnn_status check_perc(double perc, const char *what, struct dsnn_error *err)
+{
+    if (perc > 1.0)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "%s %g is above 1", what, perc);
+    return DSNN_OK;
+}
+
+/* Order-preserving map of a float to uint32; NaN maps to 0 (lowest: pruned first). */
+static uint32_t float_key(float f)
+{
+    union {
+        float f;
+        uint32_t u;
+    } v = {f};
+    if (f != f)
+        return 0;
+    if (f == 0.0f)
+        v.u = 0; /* -0 == +0 */
+    return (v.u & 0x80000000u) ? ~v.u : (v.u | 0x80000000u);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts a ascending: qsort when small, else LSD radix with 16-bit digits (tmp: n entries). */
+static bool sort_u64(uint64_t *a, uint64_t *tmp, size_t n)
+{
+    if (n < 4096) {
+        qsort(a, n, sizeof *a, cmp_u64);
+        return true;
+    }
+    size_t *count = malloc(65536 * sizeof *count);
+    if (!count)
+        return false;
+    uint64_t *src = a, *dst = tmp;
+    for (int shift = 0; shift < 64; shift += 16) {
+        memset(count, 0, 65536 * sizeof *count);
+        for (size_t i = 0; i < n; i++)
+            count[(src[i] >> shift) & 0xffff]++;
+        size_t sum = 0;
+        for (size_t d = 0; d < 65536; d++) {
+            size_t c = count[d];
+            count[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[count[(src[i] >> shift) & 0xffff]++] = src[i];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    free(count); /* an even number of passes: the result is back in a */
+    return true;
+}
+
+/* Clears keep[k] for the count entries of smallest (key[k], k) among those with
+ * in_group(k) (group: 1 = scores >= 0, 2 = scores < 0, 0 = all; score may be NULL for 0). */
+static enum dsnn_status prune_smallest(const uint32_t *key, const float *score, int group, size_t n,
+                                       size_t count, uint8_t *keep, struct dsnn_error *err)
+{
+    if (count == 0)
+        return DSNN_OK;
+    uint64_t *a = malloc(2 * (n ? n : 1) * sizeof *a);
+    if (!a)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (group == 1 && score[k] < 0.0f)
+            continue;
+        if (group == 2 && !(score[k] < 0.0f))
+            continue;
+        a[m++] = (uint64_t)key[k] << 32 | (uint64_t)k;
+    }
+    if (!sort_u64(a, a + n, m)) {
+        free(a);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    }
+    if (count > m)
+        count = m;
+    for (size_t i = 0; i < count; i++)
+        keep[(uint32_t)a[i]] = 0;
+    free(a);
+    return DSNN_OK;
+}
+
+static size_t count_keep(const uint8_t *keep, size_t n)
+{
+    size_t c = 0;
+    for (size_t k = 0; k < n; k++)
+        c += keep[k] != 0;
+    return c;
+}
+
+static enum dsnn_status magnitude(const float *score, size_t n, double perc, uint8_t *keep,
+                                  struct dsnn_error *err)
+{
+    memset(keep, 1, n);
+    if (!dsnn_perc_on(perc))
+        return DSNN_OK;
+    uint32_t *key = malloc((n ? n : 1) * sizeof *key);
+    if (!key)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    size_t n_neg = 0;
+    for (size_t k = 0; k < n; k++) {
+        float s = score[k];
+        n_neg += s < 0.0f;
+        key[k] = s != s ? 0 : float_key(fabsf(s)); /* closest to zero first */
+    }
+    const size_t n_pos = n - n_neg;
+    /* nupic: pos_kth = int(zeta * len(pos)) pruned; neg_kth = int((1 - zeta) * len(neg)) kept */
+    const size_t prune_pos = (size_t)(perc * (double)n_pos);
+    const size_t prune_neg = n_neg - (size_t)((1.0 - perc) * (double)n_neg);
+    enum dsnn_status st = prune_smallest(key, score, 1, n, prune_pos, keep, err);
+    if (st == DSNN_OK)
+        st = prune_smallest(key, score, 2, n, prune_neg, keep, err);
+    free(key);
+    return st;
+}
+
+enum dsnn_status dsnn_rule_magnitude_keep(const float *score, size_t n, double perc, uint8_t *keep,
+                                          size_t *n_keep, struct dsnn_error *err)
+{
+    enum dsnn_status st = check_perc(perc, "weight_prune_perc", err);
+    if (st == DSNN_OK)
+        st = magnitude(score, n, perc, keep, err);
+    if (st == DSNN_OK && n_keep)
+        *n_keep = count_keep(keep, n);
+    return st;
+}
+
+static enum dsnn_status hebbian(const float *coact, size_t n, double perc, uint8_t *keep,
+                                struct dsnn_error *err)
+{
+    memset(keep, 1, n);
+    if (!dsnn_perc_on(perc))
+        return DSNN_OK;
+    if (!coact && n)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "Hebbian pruning without coactivations");
+    uint32_t *key = malloc((n ? n : 1) * sizeof *key);
+    if (!key)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < n; k++)
+        key[k] = float_key(coact[k]);
+    /* nupic: kth = int(tau * total_active) lowest correlations pruned */
+    enum dsnn_status st = prune_smallest(key, NULL, 0, n, (size_t)(perc * (double)n), keep, err);
+    free(key);
+    return st;
+}
+
+enum dsnn_status dsnn_rule_hebbian_keep(const float *coact, size_t n, double perc, uint8_t *keep,
+                                        size_t *n_keep, struct dsnn_error *err)
+{
+    enum dsnn_status st = check_perc(perc, "hebbian_prune_perc", err);
+    if (st == DSNN_OK)
+        st = hebbian(coact, n, perc, keep, err);
+    if (st == DSNN_OK && n_keep)
+        *n_keep = count_keep(keep, n);
+    return st;
+}
+
+enum dsnn_status dsnn_rule_mixed_heb_keep(const float *weight, const float *coact, size_t n,
+                                          double hebbian_perc, double weight_perc, uint8_t *keep,
+                                          size_t *n_keep, struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    if ((st = check_perc(hebbian_perc, "hebbian_prune_perc", err)) ||
+        (st = check_perc(weight_perc, "weight_prune_perc", err)))
+        return st;
+    const bool tau = dsnn_perc_on(hebbian_perc), zeta = dsnn_perc_on(weight_perc);
+    if (tau && zeta) {
+        uint8_t *mag = malloc(n ? n : 1);
+        if (!mag)
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        st = hebbian(coact, n, hebbian_perc, keep, err);
+        if (st == DSNN_OK)
+            st = magnitude(weight, n, weight_perc, mag, err);
+        for (size_t k = 0; st == DSNN_OK && k < n; k++)
+            keep[k] = keep[k] | mag[k];
+        free(mag);
+    } else if (tau) {
+        st = hebbian(coact, n, hebbian_perc, keep, err);
+    } else {
+        st = magnitude(weight, n, weight_perc, keep, err); /* keeps all when zeta is off */
+    }
+    if (st == DSNN_OK && n_keep)
+        *n_keep = count_keep(keep, n);
+    return st;
+}
+
+enum dsnn_status dsnn_rule_weighted_mag_keep(const float *weight, const float *coact, size_t n,
+                                             double weight_perc, uint8_t *keep, size_t *n_keep,
+                                             struct dsnn_error *err)
+{
+    enum dsnn_status st = check_perc(weight_perc, "weight_prune_perc", err);
+    if (st != DSNN_OK)
+        return st;
+    if (!dsnn_perc_on(weight_perc)) {
+        memset(keep, 1, n);
+    } else {
+        if (!coact && n)
+            return dsnn_error_set(err, DSNN_ERR_INVALID,
+                                  "weighted magnitude pruning without coactivations");
+        float *score = malloc((n ? n : 1) * sizeof *score);
+        if (!score)
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        for (size_t k = 0; k < n; k++)
+            score[k] = weight[k] * coact[k];
+        st = magnitude(score, n, weight_perc, keep, err);
+        free(score);
+    }
+    if (st == DSNN_OK && n_keep)
+        *n_keep = count_keep(keep, n);
+    return st;
+}
+
+size_t dsnn_rule_grow_count(size_t target, size_t n_keep, size_t n_inactive)
+{
+    size_t add = target > n_keep ? target - n_keep : 0;
+    return add < n_inactive ? add : n_inactive;
+}
+
+enum dsnn_status dsnn_dynsparse_apply(struct dsnn_layer *l, const uint8_t *keep, size_t grow,
+                                      dsnn_sparse_score_fn fn, void *user, struct dsnn_rng *rng,
+                                      struct dsnn_error *err)
+{
+    struct dsnn_sparse_csr c;
+    if (!dsnn_sparse_get_csr(l, &c))
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "layer '%s' is not an initialised sparse "
+                              "linear layer",
+                              l ? l->name : "(null)");
+    /* Connections to remove, as keys row * n_in + col (ascending: CSR order). */
+    size_t n_rm = 0;
+    for (size_t k = 0; k < c.nnz; k++)
+        n_rm += !keep[k];
+    uint64_t *rm = malloc((n_rm ? n_rm : 1) * sizeof *rm);
+    if (!rm)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    size_t j = 0;
+    for (int r = 0; r < c.n_out; r++)
+        for (int64_t k = c.row_ptr[r]; k < c.row_ptr[r + 1]; k++)
+            if (!keep[k])
+                rm[j++] = (uint64_t)r * (uint64_t)c.n_in + (uint64_t)c.col[k];
+    /* Grow first: the candidates are the connections inactive before the round (nupic). */
+    enum dsnn_status st = DSNN_OK;
+    if (grow > 0)
+        st = fn ? dsnn_sparse_grow_score(l, grow, fn, user, rng, err)
+                : dsnn_sparse_grow_random(l, grow, rng, err);
+    if (st != DSNN_OK) {
+        free(rm);
+        return st;
+    }
+    dsnn_sparse_get_csr(l, &c);
+    uint8_t *remove = calloc(c.nnz ? c.nnz : 1, 1);
+    if (!remove) {
+        free(rm);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    }
+    j = 0;
+    for (int r = 0; r < c.n_out && j < n_rm; r++)
+        for (int64_t k = c.row_ptr[r]; k < c.row_ptr[r + 1] && j < n_rm; k++)
+            if ((uint64_t)r * (uint64_t)c.n_in + (uint64_t)c.col[k] == rm[j]) {
+                remove[k] = 1;
+                j++;
+            }
+    free(rm);
+    if (j != n_rm) {
+        free(remove);
+        return dsnn_error_set(err, DSNN_ERR_INTERNAL,
+                              "layer '%s': %zu of %zu connections to prune vanished during growth",
+                              l->name, n_rm - j, n_rm);
+    }
+    st = dsnn_sparse_prune_mask(l, remove, err);
+    free(remove);
+    return st;
+}
+
+enum dsnn_status dsnn_prune_schedule_read(const struct dsnn_cfg *cfg, struct dsnn_prune_schedule *s,
+                                          struct dsnn_error *err)
+{
+    int64_t interval = 1, early = 0, ms[DSNN_LR_MILESTONES_MAX];
+    size_t n_ms = 0;
+    enum dsnn_status st;
+    memset(s, 0, sizeof *s);
+    if ((st = dsnn_cfg_int(cfg, "pruning_interval", 1, &interval, err)) ||
+        (st = dsnn_cfg_int(cfg, "pruning_early_stop", 0, &early, err)) ||
+        (st = dsnn_cfg_int_array(cfg, "lr_milestones", ms, DSNN_LR_MILESTONES_MAX, &n_ms, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "pruning_interval", (double)interval, 1, 1e9, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "pruning_early_stop", (double)early, 0, 1e9, err)))
+        return st;
+    if (early > 0 && n_ms == 0) {
+        char where[300];
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.pruning_early_stop' = %lld counts lr_milestones, but "
+                              "there are none (give lr_milestones = [...] or remove "
+                              "pruning_early_stop)",
+                              dsnn_cfg_where(cfg, "pruning_early_stop", where, sizeof where),
+                              dsnn_cfg_path(cfg), (long long)early);
+    }
+    s->interval = (int)interval;
+    s->early_stop = (int)early;
+    for (size_t i = 0; i < n_ms; i++)
+        s->milestones[i] = (int)ms[i];
+    s->n_milestones = n_ms;
+    return DSNN_OK;
+}
+
+bool dsnn_prune_schedule_stopped(const struct dsnn_prune_schedule *s, int epoch)
+{
+    if (s->early_stop <= 0)
+        return false;
+    int passed = 0;
+    for (size_t i = 0; i < s->n_milestones; i++)
+        passed += s->milestones[i] <= epoch;
+    return passed >= s->early_stop;
+}
+
+bool dsnn_prune_schedule_active(const struct dsnn_prune_schedule *s, int epoch)
+{
+    if (s->interval > 1 && (epoch + 1) % s->interval != 0)
+        return false;
+    return !dsnn_prune_schedule_stopped(s, epoch);
+}

@@ -1,0 +1,224 @@
+/* sparse/sparse_impl.h (private) - the sparse linear layer's struct and the engine's kernels.
+ *
+ * Layout. Connections are CSR over W [n_out][n_in]: row_ptr[n_out + 1], col[cap] sorted within a
+ * row, values in params[0] (same order). A CSC index (col_ptr, csc_row, csc_k = index of the
+ * connection in CSR order) is rebuilt lazily after a topology change, for the input gradient.
+ *
+ * Activations are transposed to feature-major panels, so the batch is the vector dimension. The
+ * padded batch ld (batch rounded up to SP_PAD, padding zero) is cut into chunks of
+ * SP_CHUNK columns, stored chunk-major: chunk c of xT is a contiguous [n_in][cs] block,
+ * cs = min(ld, SP_CHUNK) (contiguous chunks: fewer pages, fewer TLB misses). Per chunk:
+ *   forward   yT[o][:] = b[o] + sum_k v[k] xT[col[k]][:]           (CSR, row in registers)
+ *   weight    dW[k]    = dot(dyT[o][:], xT[col[k]][:])              (sampled dense-dense product)
+ *   input     dxT[i][:] = sum_{k in column i} v[k] dyT[row[k]][:]  (CSC, race-free)
+ * The batch is cut into chunks of SP_CHUNK columns; a work item is (chunk, part of the rows),
+ * so with batch 128 on 2 threads each thread owns one chunk end to end (its panels stay in its
+ * own L2). Weight gradients of chunk c > 0 go to a partial buffer and are summed in chunk order,
+ * so results do not depend on the thread count.
+ *
+ * Panel hand-off. Inside a dsnn_net, adjacent sparse layers are linked (sp_link_net, before
+ * every pass): a layer whose input is its predecessor's output reads the predecessor's output
+ * panel yT as its x panel instead of transposing x again, and its backward writes the input
+ * gradient panel already masked by the predecessor's fused ReLU and hands it over as the
+ * predecessor's dy panel; the sample-major gradient between the two is then never written (the
+ * net does not expose it). The sample-major output y of a layer followed by a sparse layer is
+ * written on demand only (sp_materialize: dsnn_net_activation, or a reader of y).
+ * Borrowed panels are checked by generation counters, so a stale borrow is never used. */
+#ifndef DSNN_SPARSE_IMPL_H
+#define DSNN_SPARSE_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "dsnn/sparse.h"
+
+#define SP_PAD 16   /* ld is a multiple of this (floats; 64 bytes) */
+#define SP_CHUNK 64 /* batch columns per work item (multiple of SP_PAD) */
+
+struct sp_linear {
+    struct dsnn_layer base; /* first */
+    int n_in, n_out;
+    bool bias;
+    struct dsnn_sparse_init init;
+    double density; /* resolved at init */
+    struct dsnn_param_block blocks[2]; /* weight [cap], bias [n_out] */
+
+    /* CSR (blocks[0].n == nnz, blocks[0].capacity == cap) */
+    size_t nnz, cap;
+    int64_t *row_ptr; /* [n_out + 1] */
+    int32_t *col;     /* [cap] */
+
+    /* CSC index, valid when csc_valid */
+    bool csc_valid;
+    int64_t *col_ptr; /* [n_in + 1] */
+    int32_t *csc_row; /* [cap] */
+    uint32_t *csc_k;  /* [cap] */
+    float *csc_val;   /* [cap] values in CSC order, gathered by a training forward */
+    bool csc_val_valid;
+    bool want_dx;     /* the last backward computed dx (so a training forward gathers csc_val) */
+    enum dsnn_sparse_activation act;
+
+    /* activation panels, for batches up to ld_max (padded) */
+    int ld_max;
+    float *xT;  /* [n_in][ld] own x panel (when not borrowed) */
+    float *yT;  /* [n_out][ld] forward output (after the fused activation) */
+    float *dyT; /* [n_out][ld] own dy panel (allocated when a backward needs it) */
+    float *dxT; /* [n_in][ld] input gradient (allocated on first backward with dx) */
+    const float *xTp;  /* x panel of the last pass: xT or prev->yT (borrowed) */
+    const float *dyTp; /* dy panel of the last backward: dyT or next->dxT (borrowed) */
+
+    /* panel hand-off between adjacent sparse layers of a net (NULL outside a net) */
+    struct sp_linear *prev, *next;
+    uint64_t fwd_gen, bwd_gen; /* bumped when yT / dxT are rewritten or freed */
+    float *y_out;              /* y of the last forward, which yT holds (NULL: none) */
+    int y_batch;
+    bool y_pending;            /* y_out not written yet (yT holds it) */
+    const struct sp_linear *x_src; /* xTp is x_src->yT at generation x_src_gen */
+    uint64_t x_src_gen;
+    const struct sp_linear *dy_src; /* dyTp is dy_src->dxT at generation dy_src_gen */
+    uint64_t dy_src_gen;
+    /* dy promised by next's backward as a panel: next->dxT for the dy buffer dy_for */
+    const float *dy_for;
+    int dy_for_batch;
+    uint64_t dy_for_gen;
+    float *db_part; /* [n_chunks][n_out] bias gradient per chunk */
+    float *dw_part; /* [n_chunks - 1][dw_part_cap] weight gradient of chunks > 0 */
+    size_t dw_part_cap;
+    int dw_part_chunks;
+
+    const float *cache_x; /* x of the last forward (xT holds it) */
+    int cache_batch;
+    bool xT_valid;   /* xT holds cache_x */
+    bool dyT_valid;  /* yT holds dyT of the last backward (for dense gradients) */
+
+    struct dsnn_sparse_update_stats stats;
+    int last_edit; /* 0 none, 1 prune, 2 grow */
+};
+
+/* The layer behind l if it is an initialised sparse linear layer, else NULL. */
+struct sp_linear *sp_get(const struct dsnn_layer *l);
+
+/* Capacity >= need for col / values / grads / state slots; CSC and partial buffers dropped. */
+enum dsnn_status sp_reserve_nnz(struct sp_linear *S, size_t need,
+                                     struct dsnn_error *err);
+/* Marks caches that depend on the topology stale. */
+void sp_topology_changed(struct sp_linear *S);
+/* Links adjacent sparse linear layers of a sequential net for the panel hand-off (any layer may
+ * be of another type: only sparse linear pairs are linked). */
+void sp_link_net(struct dsnn_layer *const *layers, size_t n);
+/* Writes the pending sample-major output of l (no-op if l is not sparse or nothing is pending). */
+void sp_materialize(struct dsnn_layer *l);
+/* The x and dy panels of the last backward are intact (dense gradients can be formed). */
+bool sp_grad_panels_valid(const struct sp_linear *S);
+/* Draws one value of a grown connection. */
+float sp_grow_value(const struct sp_linear *S, struct dsnn_rng *rng);
+/* Draws one initial weight / bias value. */
+float sp_init_value(const struct sp_linear *S, struct dsnn_rng *rng);
+int sp_fan_in(const struct sp_linear *S);
+
+/* ---- Topology sampling (sparse/init.c) ---- */
+
+/* Samples the initial topology: row_ptr [n_out + 1] (caller-allocated) and *col (malloc'd, nnz
+ * entries, sorted within rows). */
+enum dsnn_status sp_sample_topology(int n_in, int n_out, double density,
+                                         enum dsnn_sparse_mask mask, struct dsnn_rng *rng,
+                                         int64_t *row_ptr, int32_t **col, size_t *nnz,
+                                         struct dsnn_error *err);
+
+/* ---- Helpers (sparse/util.c) ---- */
+
+/* Sorts keys ascending (LSD radix; tmp may be NULL: allocated). false on out of memory. */
+bool sp_sort_u64(uint64_t *keys, size_t n, uint64_t max_key);
+bool sp_sort_u32(uint32_t *keys, size_t n);
+/* Order-preserving map of a float to uint32 (NaN -> 0, i.e. lowest). */
+static inline uint32_t sp_float_key(float f)
+{
+    union {
+        float f;
+        uint32_t u;
+    } v = {f};
+    if (f != f)
+        return 0;
+    return (v.u & 0x80000000u) ? ~v.u : (v.u | 0x80000000u);
+}
+/* Finds the count-th smallest key (count >= 1, count <= n): *thr, and *n_equal_take = how many
+ * keys equal to *thr belong to the count smallest (the rest are < *thr). */
+void sp_radix_select(const uint32_t *keys, size_t n, size_t count, uint32_t *thr,
+                          size_t *n_equal_take);
+
+/* Open-addressing set of uint64 keys. */
+struct sp_hashset {
+    uint64_t *slots; /* UINT64_MAX = empty */
+    size_t mask;
+};
+bool sp_hashset_init(struct sp_hashset *h, size_t expected);
+/* true if inserted, false if already present. */
+bool sp_hashset_insert(struct sp_hashset *h, uint64_t key);
+bool sp_hashset_contains(const struct sp_hashset *h, uint64_t key);
+void sp_hashset_free(struct sp_hashset *h);
+
+/* ---- Kernels (sparse/kernels.inc, one set per ISA; chosen at run time in isa.c) ----
+ * A chunk's panel is [n][ld] (ld = its row stride, a multiple of SP_PAD, 64-byte aligned)
+ * holding batch columns [j0, j0 + w); ranges are half-open.
+ *
+ * transpose_in:      xT[i][j - j0] = x[j][i] for features i in [i0, i1), samples j in [j0, j1);
+ *                    0 for j >= batch.
+ * transpose_in_relu: the same with x masked by the ReLU derivative: y[j][i] > 0 ? x[j][i] : 0.
+ * transpose_out:     y[j][i] = yT[i][j - j0] for i in [i0, i1), j in [j0, min(j1, batch)).
+ * spmm:  out[r][0:w] = (bias ? bias[r] : 0) + sum_{k in ptr[r]..ptr[r+1]} v(k) in[idx[k]][0:w]
+ *        for r in [r0, r1), where v(k) = val[vk ? vk[k] : k]; then max(., 0) if relu; then, if
+ *        mask, out[r][j] = 0 where mask[r][j] <= 0 (mask: a panel like out, the ReLU derivative).
+ * sddmm: out[k] = dot(dyT[r][0:w], xT[idx[k]][0:w]) for the connections k of rows [r0, r1);
+ *        db[r] = sum dyT[r][0:w] if db != NULL.
+ * Every set computes the same sums in the same connection order; they differ only in rounding
+ * (FMA vs separate multiply and add, and the order of the horizontal sums of sddmm). */
+struct sp_kernels {
+    const char *isa; /* "scalar", "avx2", "avx512" */
+    void (*spmm)(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
+                 const float *bias, const float *in, size_t ld, float *out, int r0, int r1, int w,
+                 bool relu, const float *mask);
+    void (*sddmm)(const int64_t *ptr, const int32_t *idx, const float *dyT, const float *xT,
+                  size_t ld, float *out, float *db, int r0, int r1, int w);
+    void (*transpose_in)(const float *x, int n, int batch, float *xT, size_t ld, int i0, int i1,
+                         int j0, int j1);
+    void (*transpose_in_relu)(const float *x, const float *y, int n, int batch, float *xT,
+                              size_t ld, int i0, int i1, int j0, int j1);
+    void (*transpose_out)(const float *yT, size_t ld, int n, float *y, int batch, int i0, int i1,
+                          int j0, int j1);
+};
+
+extern const struct sp_kernels sp_kernels_scalar, sp_kernels_avx2,
+    sp_kernels_avx512;
+
+/* The kernel set in use (isa.c): the best the CPU has, or DSNN_ISA's, or dsnn_isa_set's. */
+const struct sp_kernels *sp_kernels(void);
+
+static inline void dsnn_sp_transpose_in(const float *x, int n, int batch, float *xT, size_t ld,
+                                        int i0, int i1, int j0, int j1)
+{
+    sp_kernels()->transpose_in(x, n, batch, xT, ld, i0, i1, j0, j1);
+}
+static inline void dsnn_sp_transpose_in_relu(const float *x, const float *y, int n, int batch,
+                                             float *xT, size_t ld, int i0, int i1, int j0, int j1)
+{
+    sp_kernels()->transpose_in_relu(x, y, n, batch, xT, ld, i0, i1, j0, j1);
+}
+static inline void dsnn_sp_transpose_out(const float *yT, size_t ld, int n, float *y, int batch,
+                                         int i0, int i1, int j0, int j1)
+{
+    sp_kernels()->transpose_out(yT, ld, n, y, batch, i0, i1, j0, j1);
+}
+static inline void dsnn_sp_spmm(const int64_t *ptr, const int32_t *idx, const float *val,
+                                const uint32_t *vk, const float *bias, const float *in, size_t ld,
+                                float *out, int r0, int r1, int w, bool relu, const float *mask)
+{
+    sp_kernels()->spmm(ptr, idx, val, vk, bias, in, ld, out, r0, r1, w, relu, mask);
+}
+static inline void dsnn_sp_sddmm(const int64_t *ptr, const int32_t *idx, const float *dyT,
+                                 const float *xT, size_t ld, float *out, float *db, int r0, int r1,
+                                 int w)
+{
+    sp_kernels()->sddmm(ptr, idx, dyT, xT, ld, out, db, r0, r1, w);
+}
+
+#endif

@@ -1,0 +1,577 @@
+/* sparse/topology.c - prune and grow connections of a sparse linear layer in place.
+ *
+ * Prune compacts the CSR arrays (columns, values, gradients, every allocated optimizer state
+ * slot) left to right in O(nnz). Grow sorts the new positions and merges them into the rows from
+ * the back in O(nnz + m), so surviving connections keep their value, gradient and state, and new
+ * ones get zero gradient / state and a value drawn as configured. Selections use a radix select
+ * (exact counts, ties broken by index) so results are deterministic. */
+#include "sparse/sparse_impl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct sp_linear *get(struct dsnn_layer *l, struct dsnn_error *err)
+{
+    struct sp_linear *S = sp_get(l);
+    if (!S)
+        dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': not an initialised sparse linear layer",
+                       l ? l->name : "(null)");
+    return S;
+}
+
+static void note_prune(struct sp_linear *S, size_t n)
+{
+    if (S->last_edit != 1)
+        S->stats = (struct dsnn_sparse_update_stats){0, 0};
+    S->last_edit = 1;
+    S->stats.pruned += n;
+}
+
+static void note_grow(struct sp_linear *S, size_t n)
+{
+    if (S->last_edit == 0)
+        S->stats = (struct dsnn_sparse_update_stats){0, 0};
+    S->last_edit = 2;
+    S->stats.grown += n;
+}
+
+/* ---- prune ---- */
+
+/* Removes the connections with remove[k] set; returns how many. */
+static size_t compact(struct sp_linear *S, const uint8_t *remove)
+{
+    struct dsnn_param_block *b = &S->blocks[0];
+    float *val = b->value, *grad = b->grad;
+    float *st[DSNN_OPT_STATE_MAX];
+    int ns = 0;
+    for (int s = 0; s < DSNN_OPT_STATE_MAX; s++)
+        if (b->state[s])
+            st[ns++] = b->state[s];
+    int64_t *rp = S->row_ptr;
+    int32_t *col = S->col;
+    int64_t w = 0;
+    for (int r = 0; r < S->n_out; r++) {
+        const int64_t k0 = rp[r], k1 = rp[r + 1];
+        rp[r] = w;
+        for (int64_t k = k0; k < k1; k++) {
+            if (remove[k])
+                continue;
+            if (w != k) {
+                col[w] = col[k];
+                val[w] = val[k];
+                grad[w] = grad[k];
+                for (int s = 0; s < ns; s++)
+                    st[s][w] = st[s][k];
+            }
+            w++;
+        }
+    }
+    rp[S->n_out] = w;
+    size_t removed = S->nnz - (size_t)w;
+    S->nnz = (size_t)w;
+    sp_topology_changed(S);
+    return removed;
+}
+
+/* Marks in remove[] the count entries of smallest key (ties: lowest index). Keys of entries that
+ * must not be chosen are UINT32_MAX and count must not exceed the number of other entries. */
+static void mark_smallest(const uint32_t *keys, size_t n, size_t count, uint8_t *remove)
+{
+    if (count == 0)
+        return;
+    uint32_t thr;
+    size_t take_eq;
+    sp_radix_select(keys, n, count, &thr, &take_eq);
+    for (size_t k = 0; k < n; k++) {
+        if (keys[k] < thr)
+            remove[k] = 1;
+        else if (keys[k] == thr && take_eq) {
+            remove[k] = 1;
+            take_eq--;
+        }
+    }
+}
+
+static enum dsnn_status prune_by_keys(struct sp_linear *S, uint32_t *keys, size_t count,
+                                      struct dsnn_error *err)
+{
+    uint8_t *remove = calloc(S->nnz ? S->nnz : 1, 1);
+    if (!remove) {
+        free(keys);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    }
+    mark_smallest(keys, S->nnz, count, remove);
+    free(keys);
+    note_prune(S, compact(S, remove));
+    free(remove);
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_sparse_prune_magnitude(struct dsnn_layer *l, size_t count,
+                                             struct dsnn_error *err)
+{
+    struct sp_linear *S = get(l, err);
+    if (!S)
+        return DSNN_ERR_INVALID;
+    if (count > S->nnz)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "layer '%s': cannot prune %zu of %zu connections", l->name, count,
+                              S->nnz);
+    uint32_t *keys = malloc((S->nnz ? S->nnz : 1) * sizeof *keys);
+    if (!keys)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    const float *v = S->blocks[0].value;
+    for (size_t k = 0; k < S->nnz; k++)
+        keys[k] = sp_float_key(fabsf(v[k]));
+    return prune_by_keys(S, keys, count, err);
+}
+
+enum dsnn_status dsnn_sparse_prune_score(struct dsnn_layer *l, const float *score, size_t count,
+                                         struct dsnn_error *err)
+{
+    struct sp_linear *S = get(l, err);
+    if (!S)
+        return DSNN_ERR_INVALID;
+    if (count > S->nnz || (!score && S->nnz))
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "layer '%s': cannot prune %zu of %zu connections", l->name, count,
+                              S->nnz);
+    uint32_t *keys = malloc((S->nnz ? S->nnz : 1) * sizeof *keys);
+    if (!keys)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < S->nnz; k++)
+        keys[k] = sp_float_key(score[k]);
+    return prune_by_keys(S, keys, count, err);
+}
+
+enum dsnn_status dsnn_sparse_prune_signed(struct dsnn_layer *l, double fraction, size_t *removed,
+                                          struct dsnn_error *err)
+{
+    struct sp_linear *S = get(l, err);
+    if (!S)
+        return DSNN_ERR_INVALID;
+    if (!(fraction >= 0.0 && fraction <= 1.0))
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': prune fraction %g outside [0, 1]",
+                              l->name, fraction);
+    const size_t n = S->nnz;
+    const float *v = S->blocks[0].value;
+    uint32_t *keys = malloc((n ? n : 1) * sizeof *keys);
+    uint8_t *remove = calloc(n ? n : 1, 1);
+    if (!keys || !remove) {
+        free(keys);
+        free(remove);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    }
+    size_t n_neg = 0;
+    for (size_t k = 0; k < n; k++)
+        n_neg += v[k] < 0.0f;
+    const size_t n_pos = n - n_neg; /* w >= 0 (and NaN, pruned first) */
+    for (int group = 0; group < 2; group++) {
+        const size_t size = group ? n_neg : n_pos;
+        const size_t count = (size_t)nearbyint(fraction * (double)size);
+        if (count == 0)
+            continue;
+        for (size_t k = 0; k < n; k++) {
+            const bool neg = v[k] < 0.0f;
+            keys[k] = neg == (group == 1) ? sp_float_key(fabsf(v[k])) : UINT32_MAX;
+        }
+        mark_smallest(keys, n, count, remove);
+    }
+    free(keys);
+    size_t r = compact(S, remove);
+    free(remove);
+    note_prune(S, r);
+    if (removed)
+        *removed = r;
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_sparse_prune_mask(struct dsnn_layer *l, const uint8_t *remove,
+                                        struct dsnn_error *err)
+{
+    struct sp_linear *S = get(l, err);
+    if (!S)
+        return DSNN_ERR_INVALID;
+    if (!remove && S->nnz)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': NULL prune mask", l->name);
+    note_prune(S, S->nnz ? compact(S, remove) : 0);
+    return DSNN_OK;
+}
+
+/* ---- grow ---- */
+
+/* Merges m new connections at sorted unique inactive positions pos[] (row * n_in + col). */
+static enum dsnn_status grow_apply(struct sp_linear *S, const uint64_t *pos, size_t m,
+                                   struct dsnn_rng *rng, struct dsnn_error *err)
+{
+    if (m == 0) {
+        note_grow(S, 0);
+        return DSNN_OK;
+    }
+    float *newval = malloc(m * sizeof *newval);
+    if (!newval)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < m; i++)
+        newval[i] = sp_grow_value(S, rng);
+    enum dsnn_status st = sp_reserve_nnz(S, S->nnz + m, err);
+    if (st != DSNN_OK) {
+        free(newval);
+        return st;
+    }
+    struct dsnn_param_block *b = &S->blocks[0];
+    float *val = b->value, *grad = b->grad;
+    float *sl[DSNN_OPT_STATE_MAX];
+    int ns = 0;
+    for (int s = 0; s < DSNN_OPT_STATE_MAX; s++)
+        if (b->state[s])
+            sl[ns++] = b->state[s];
+    int64_t *rp = S->row_ptr;
+    int32_t *col = S->col;
+    const uint64_t n_in = (uint64_t)S->n_in;
+    int64_t dst = (int64_t)(S->nnz + m); /* one past the next slot to fill, moving left */
+    int64_t old_next = rp[S->n_out];
+    size_t q = m; /* new entries left: pos[0 .. q) */
+    for (int r = S->n_out - 1; r >= 0 && q > 0; r--) {
+        const int64_t k0 = rp[r];
+        int64_t k = old_next - 1;
+        rp[r + 1] = dst;
+        while (q > 0 && pos[q - 1] / n_in == (uint64_t)r) {
+            const int32_t c = (int32_t)(pos[q - 1] - (uint64_t)r * n_in);
+            while (k >= k0 && col[k] > c) { /* old entries right of the new one */
+                dst--;
+                col[dst] = col[k];
+                val[dst] = val[k];
+                grad[dst] = grad[k];
+                for (int s = 0; s < ns; s++)
+                    sl[s][dst] = sl[s][k];
+                k--;
+            }
+            dst--;
+            q--;
+            col[dst] = c;
+            val[dst] = newval[q];
+            grad[dst] = 0.0f;
+            for (int s = 0; s < ns; s++)
+                sl[s][dst] = 0.0f;
+        }
+        if (dst != k + 1) { /* shift the rest of the row */
+            for (; k >= k0; k--) {
+                dst--;
+                col[dst] = col[k];
+                val[dst] = val[k];
+                grad[dst] = grad[k];
+                for (int s = 0; s < ns; s++)
+                    sl[s][dst] = sl[s][k];
+            }
+        } else {
+            dst = k0;
+        }
+        old_next = k0;
+    }
+    free(newval);
+    S->nnz += m;
+    sp_topology_changed(S);
+    note_grow(S, m);
+    return DSNN_OK;
+}
+
+static bool is_active(const struct sp_linear *S, int r, int c)
+{
+    int64_t lo = S->row_ptr[r], hi = S->row_ptr[r + 1];
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (S->col[mid] < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < S->row_ptr[r + 1] && S->col[lo] == c;
+}
+
+static enum dsnn_status check_growable(struct sp_linear *S, size_t count,
+                                       struct dsnn_error *err)
+{
+    const uint64_t total = (uint64_t)S->n_in * (uint64_t)S->n_out;
+    if ((uint64_t)count > total - S->nnz)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "layer '%s': cannot grow %zu connections, only %llu are inactive",
+                              S->base.name, count, (unsigned long long)(total - S->nnz));
+    if (S->nnz + count > UINT32_MAX)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "layer '%s': %zu connections exceed the limit of 2^32 - 1",
+                              S->base.name, S->nnz + count);
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_sparse_grow_random(struct dsnn_layer *l, size_t count, struct dsnn_rng *rng,
+                                         struct dsnn_error *err)
+{
+    struct sp_linear *S = get(l, err);
+    if (!S)
+        return DSNN_ERR_INVALID;
+    enum dsnn_status st = check_growable(S, count, err);
+    if (st != DSNN_OK)
+        return st;
+    if (count == 0)
+        return grow_apply(S, NULL, 0, rng, err);
+    if (!rng)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': random growth needs an rng",
+                              l->name);
+    const uint64_t total = (uint64_t)S->n_in * (uint64_t)S->n_out;
+    const uint64_t n_in = (uint64_t)S->n_in;
+    uint64_t *pos = NULL;
+    if ((uint64_t)(S->nnz + count) <= total / 2) {
+        /* rejection: at most half the matrix is taken, so < 2 draws per accepted one */
+        struct sp_hashset h;
+        pos = malloc(count * sizeof *pos);
+        if (!pos || !sp_hashset_init(&h, count)) {
+            free(pos);
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        }
+        size_t m = 0;
+        while (m < count) {
+            uint64_t p = dsnn_rng_below(rng, total);
+            uint64_t r = p / n_in;
+            if (is_active(S, (int)r, (int)(p - r * n_in)))
+                continue;
+            if (sp_hashset_insert(&h, p))
+                pos[m++] = p;
+        }
+        sp_hashset_free(&h);
+    } else {
+        /* dense regime: enumerate the inactive positions (fewer than 2 (nnz + count) cells)
+         * and take a uniform subset with a partial Fisher-Yates shuffle */
+        const uint64_t inactive = total - S->nnz;
+        pos = malloc((size_t)inactive * sizeof *pos);
+        if (!pos)
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        size_t n = 0;
+        for (int r = 0; r < S->n_out; r++) {
+            int64_t k = S->row_ptr[r];
+            for (int c = 0; c < S->n_in; c++) {
+                if (k < S->row_ptr[r + 1] && S->col[k] == c) {
+                    k++;
+                    continue;
+                }
+                pos[n++] = (uint64_t)r * n_in + (uint64_t)c;
+            }
+        }
+        for (size_t i = 0; i < count; i++) {
+            size_t j = i + (size_t)dsnn_rng_below(rng, inactive - i);
+            uint64_t t = pos[i];
+            pos[i] = pos[j];
+            pos[j] = t;
+        }
+    }
+    if (!sp_sort_u64(pos, count, total)) {
+        free(pos);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    }
+    st = grow_apply(S, pos, count, rng, err);
+    free(pos);
+    return st;
+}
+
+enum dsnn_status dsnn_sparse_grow_at(struct dsnn_layer *l, const int32_t *rows,
+                                     const int32_t *cols, size_t count, struct dsnn_rng *rng,
+                                     struct dsnn_error *err)
+{
+    struct sp_linear *S = get(l, err);
+    if (!S)
+        return DSNN_ERR_INVALID;
+    enum dsnn_status st = check_growable(S, count, err);
+    if (st != DSNN_OK)
+        return st;
+    const uint64_t total = (uint64_t)S->n_in * (uint64_t)S->n_out;
+    uint64_t *pos = malloc((count ? count : 1) * sizeof *pos);
+    if (!pos)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < count; i++) {
+        if (rows[i] < 0 || rows[i] >= S->n_out || cols[i] < 0 || cols[i] >= S->n_in) {
+            free(pos);
+            return dsnn_error_set(err, DSNN_ERR_INVALID,
+                                  "layer '%s': connection (%d, %d) outside %d x %d", l->name,
+                                  rows[i], cols[i], S->n_out, S->n_in);
+        }
+        if (is_active(S, rows[i], cols[i])) {
+            free(pos);
+            return dsnn_error_set(err, DSNN_ERR_INVALID,
+                                  "layer '%s': connection (%d, %d) is already active", l->name,
+                                  rows[i], cols[i]);
+        }
+        pos[i] = (uint64_t)rows[i] * (uint64_t)S->n_in + (uint64_t)cols[i];
+    }
+    if (!sp_sort_u64(pos, count, total)) {
+        free(pos);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 1; i < count; i++)
+        if (pos[i] == pos[i - 1]) {
+            const uint64_t dup = pos[i];
+            free(pos);
+            return dsnn_error_set(err, DSNN_ERR_INVALID,
+                                  "layer '%s': connection (%d, %d) is listed twice", l->name,
+                                  (int)(dup / (uint64_t)S->n_in), (int)(dup % (uint64_t)S->n_in));
+        }
+    st = grow_apply(S, pos, count, rng, err);
+    free(pos);
+    return st;
+}
+
+/* Min-heap of the best candidates so far; the root is the worst (lowest score, then highest
+ * position). */
+struct cand {
+    float s;
+    uint64_t p;
+};
+
+static inline bool worse(struct cand a, struct cand b)
+{
+    return a.s < b.s || (a.s == b.s && a.p > b.p);
+}
+
+static void heap_sift_down(struct cand *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < n && worse(h[l], h[m]))
+            m = l;
+        if (l + 1 < n && worse(h[l + 1], h[m]))
+            m = l + 1;
+        if (m == i)
+            return;
+        struct cand t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void heap_push(struct cand *h, size_t *n, struct cand c)
+{
+    size_t i = (*n)++;
+    h[i] = c;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!worse(h[i], h[p]))
+            break;
+        struct cand t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+enum dsnn_status dsnn_sparse_grow_score(struct dsnn_layer *l, size_t count,
+                                        dsnn_sparse_score_fn fn, void *user,
+                                        struct dsnn_rng *rng, struct dsnn_error *err)
+{
+    struct sp_linear *S = get(l, err);
+    if (!S)
+        return DSNN_ERR_INVALID;
+    enum dsnn_status st = check_growable(S, count, err);
+    if (st != DSNN_OK)
+        return st;
+    if (count == 0)
+        return grow_apply(S, NULL, 0, rng, err);
+    if (!fn)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': NULL score function", l->name);
+    const int n_in = S->n_in, n_out = S->n_out;
+    int tile = (int)((1u << 20) / (unsigned)n_in);
+    if (tile < 1)
+        tile = 1;
+    if (tile > n_out)
+        tile = n_out;
+    float *buf = malloc(sizeof(float) * (size_t)tile * (size_t)n_in);
+    struct cand *heap = malloc(count * sizeof *heap);
+    if (!buf || !heap) {
+        free(buf);
+        free(heap);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    }
+    size_t hn = 0;
+    for (int r0 = 0; r0 < n_out && st == DSNN_OK; r0 += tile) {
+        const int r1 = r0 + tile < n_out ? r0 + tile : n_out;
+        if ((st = fn(user, l, r0, r1, buf, err)) != DSNN_OK)
+            break;
+        for (int r = r0; r < r1; r++) {
+            const float *s = buf + (size_t)(r - r0) * n_in;
+            int64_t k = S->row_ptr[r];
+            const int64_t k1 = S->row_ptr[r + 1];
+            for (int c = 0; c < n_in; c++) {
+                if (k < k1 && S->col[k] == c) {
+                    k++;
+                    continue;
+                }
+                float v = s[c];
+                if (v != v)
+                    v = -INFINITY;
+                if (hn < count) {
+                    heap_push(heap, &hn, (struct cand){v, (uint64_t)r * (uint64_t)n_in + c});
+                } else if (v > heap[0].s) {
+                    heap[0] = (struct cand){v, (uint64_t)r * (uint64_t)n_in + c};
+                    heap_sift_down(heap, hn, 0);
+                }
+            }
+        }
+    }
+    free(buf);
+    if (st != DSNN_OK) {
+        free(heap);
+        return st;
+    }
+    uint64_t *pos = malloc(hn * sizeof *pos);
+    if (!pos) {
+        free(heap);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < hn; i++)
+        pos[i] = heap[i].p;
+    free(heap);
+    if (!sp_sort_u64(pos, hn, (uint64_t)n_in * (uint64_t)n_out)) {
+        free(pos);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    }
+    st = grow_apply(S, pos, hn, rng, err);
+    free(pos);
+    return st;
+}
+
+static enum dsnn_status abs_grad_score(void *user, struct dsnn_layer *l, int row0, int row1,
+                                       float *out, struct dsnn_error *err)
+{
+    (void)user;
+    enum dsnn_status st = dsnn_sparse_dense_grad_rows(l, row0, row1, out, err);
+    if (st != DSNN_OK)
+        return st;
+    const size_t n = (size_t)(row1 - row0) * (size_t)((struct sp_linear *)l)->n_in;
+    for (size_t i = 0; i < n; i++)
+        out[i] = fabsf(out[i]);
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_sparse_grow_gradient(struct dsnn_layer *l, size_t count,
+                                           struct dsnn_rng *rng, struct dsnn_error *err)
+{
+    struct sp_linear *S = get(l, err);
+    if (!S)
+        return DSNN_ERR_INVALID;
+    if (count > 0 && !sp_grad_panels_valid(S))
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "layer '%s': gradient growth needs the gradients of a backward "
+                              "(call it between backward and the next forward)",
+                              l->name);
+    return dsnn_sparse_grow_score(l, count, abs_grad_score, NULL, rng, err);
+}
+
+enum dsnn_status dsnn_sparse_set_nnz(struct dsnn_layer *l, size_t nnz, struct dsnn_rng *rng,
+                                     struct dsnn_error *err)
+{
+    struct sp_linear *S = get(l, err);
+    if (!S)
+        return DSNN_ERR_INVALID;
+    if (nnz < S->nnz)
+        return dsnn_sparse_prune_magnitude(l, S->nnz - nnz, err);
+    return dsnn_sparse_grow_random(l, nnz - S->nnz, rng, err);
+}

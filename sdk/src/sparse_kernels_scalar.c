@@ -1,5 +1,0 @@
-/* sparse_kernels_scalar.c - the scalar kernel set of the sparse engine (see sparse_kernels_impl.h;
- * compiled with this set's instruction-set flags only, sdk/CMakeLists.txt). */
-#define SP_KSET_SCALAR 1
-#define SP_KSET_TABLE dsnn_sp_kernels_scalar
-#include "sparse_kernels_impl.h"

@@ -1,0 +1,82 @@
+/* train/base_model.c - nupic's BaseModel: optimizer, LR schedule, epoch loop, checkpoint. */
+#include "dsnn/io.h"
+#include "dsnn/train.h"
+
+#include <string.h>
+
+enum dsnn_status dsnn_base_model_configure(struct dsnn_base_model *bm, const struct dsnn_cfg *cfg,
+                                           const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
+                                           struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    memset(bm, 0, sizeof *bm);
+    bm->net = net;
+    bm->seed = ctx ? ctx->seed : 0;
+    if ((st = dsnn_optim_cfg_read(cfg, &bm->optim_cfg, err)) ||
+        (st = dsnn_lr_sched_read(cfg, bm->optim_cfg.learning_rate, &bm->sched, err)))
+        return st;
+    bm->opt = dsnn_optim_new(&bm->optim_cfg, err);
+    return bm->opt ? DSNN_OK : (err ? err->status : DSNN_ERR_NOMEM);
+}
+
+enum dsnn_status dsnn_base_model_init_net(struct dsnn_base_model *bm,
+                                          const struct dsnn_dataset_info *info,
+                                          struct dsnn_error *err)
+{
+    struct dsnn_rng rng;
+    dsnn_rng_seed(&rng, bm->seed, DSNN_RNG_STREAM_INIT);
+    int max_batch = info->batch_size_train > info->batch_size_test ? info->batch_size_train
+                                                                   : info->batch_size_test;
+    return dsnn_net_init(bm->net, &rng, max_batch, err);
+}
+
+enum dsnn_status dsnn_base_model_train_epoch(struct dsnn_base_model *bm, struct dsnn_data *data,
+                                             int epoch, const struct dsnn_train_hooks *hooks,
+                                             struct dsnn_metrics *m, struct dsnn_error *err)
+{
+    double lr = dsnn_lr_sched_at(&bm->sched, epoch);
+    dsnn_optim_set_lr(bm->opt, lr);
+    dsnn_metrics_set(m, "learning_rate", lr);
+    enum dsnn_status st = dsnn_train_epoch(bm->net, bm->opt, data, epoch, hooks, &bm->step, m, err);
+    if (st == DSNN_OK)
+        dsnn_net_on_epoch_end(bm->net); /* e.g. k-winners boost decay (nupic _post_epoch_updates) */
+    return st;
+}
+
+enum dsnn_status dsnn_base_model_evaluate(struct dsnn_base_model *bm, struct dsnn_data *data,
+                                          enum dsnn_split split, struct dsnn_metrics *m,
+                                          struct dsnn_error *err)
+{
+    const char *prefix = split == DSNN_SPLIT_TEST    ? "val"
+                         : split == DSNN_SPLIT_NOISE ? "noise"
+                                                     : "train_eval";
+    return dsnn_evaluate(bm->net, data, split, prefix, m, err);
+}
+
+enum dsnn_status dsnn_base_model_save(struct dsnn_base_model *bm, FILE *f, struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    if ((st = dsnn_io_write(f, "BMOD", 4, "model tag", err)) ||
+        (st = dsnn_io_write(f, &bm->step, sizeof bm->step, "step", err)) ||
+        (st = dsnn_optim_save(bm->opt, f, err)) || (st = dsnn_net_save(bm->net, f, err)))
+        return st;
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_base_model_load(struct dsnn_base_model *bm, FILE *f, struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    if ((st = dsnn_io_expect_tag(f, "BMOD", err)) ||
+        (st = dsnn_io_read(f, &bm->step, sizeof bm->step, "step", err)) ||
+        (st = dsnn_optim_load(bm->opt, f, err)) || (st = dsnn_net_load(bm->net, f, err)))
+        return st;
+    return DSNN_OK;
+}
+
+void dsnn_base_model_release(struct dsnn_base_model *bm)
+{
+    if (!bm)
+        return;
+    dsnn_optim_free(bm->opt);
+    bm->opt = NULL;
+}

@@ -1,0 +1,409 @@
+/* train/sparse_model.c - nupic's SparseModel: sparsify the network's linear layers, log density and
+ * prune / regrow rounds, checkpoint. */
+#include "dsnn/io.h"
+#include "dsnn/sparse_model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const mask_names[] = {"precise", "precise_per_output", "approximate", NULL};
+static const char *const init_names[] = {"kaiming_uniform", "kaiming_normal", "xavier_uniform",
+                                         "normal", "zero", NULL};
+static const enum dsnn_weight_init init_values[] = {
+    DSNN_INIT_KAIMING_UNIFORM, DSNN_INIT_KAIMING_NORMAL, DSNN_INIT_XAVIER_UNIFORM,
+    DSNN_INIT_NORMAL, DSNN_INIT_ZERO};
+static const char *const grow_names[] = {"zero", "normal", "like_init", NULL};
+static const enum dsnn_sparse_grow_init grow_values[] = {
+    DSNN_SPARSE_GROW_ZERO, DSNN_SPARSE_GROW_NORMAL, DSNN_SPARSE_GROW_LIKE_INIT};
+static const char *const dist_names[] = {"uniform", "erk", NULL};
+
+enum dsnn_status dsnn_sparse_model_configure(struct dsnn_sparse_model *sm,
+                                             const struct dsnn_cfg *cfg,
+                                             const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
+                                             struct dsnn_error *err)
+{
+    memset(sm, 0, sizeof *sm);
+    enum dsnn_status st = dsnn_base_model_configure(&sm->base, cfg, ctx, net, err);
+    if (st != DSNN_OK)
+        return st;
+    dsnn_rng_seed(&sm->topo_rng, sm->base.seed, DSNN_RNG_STREAM_TOPOLOGY);
+
+    double on_perc[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    size_t n_on = 0;
+    double epsilon = 20, weight_std = 0.01, grow_std = 0.01;
+    int mask = 0, winit = 0, ginit = 0, dist = 0;
+    int64_t start = 0, end = -1;
+    bool linear_only = true, sparse_fan_in = false;
+    bool have_on = dsnn_cfg_has(cfg, "on_perc");
+    if ((have_on && (st = dsnn_cfg_float_or_array(cfg, "on_perc", 1.0, on_perc,
+                                                  DSNN_SPARSE_MODEL_MAX_LAYERS, &n_on, err))) ||
+        (st = dsnn_cfg_float(cfg, "epsilon", 20, &epsilon, err)) ||
+        (st = dsnn_cfg_enum(cfg, "density_distribution", "uniform", dist_names, &dist, err)) ||
+        (st = dsnn_cfg_enum(cfg, "sparse_type", "precise", mask_names, &mask, err)) ||
+        (st = dsnn_cfg_int(cfg, "start_sparse", 0, &start, err)) ||
+        (st = dsnn_cfg_int(cfg, "end_sparse", -1, &end, err)) ||
+        (st = dsnn_cfg_bool(cfg, "sparse_linear_only", true, &linear_only, err)) ||
+        (st = dsnn_cfg_enum(cfg, "weight_init", "kaiming_uniform", init_names, &winit, err)) ||
+        (st = dsnn_cfg_float(cfg, "weight_std", 0.01, &weight_std, err)) ||
+        (st = dsnn_cfg_bool(cfg, "sparse_fan_in", false, &sparse_fan_in, err)) ||
+        (st = dsnn_cfg_enum(cfg, "grow_init", "zero", grow_names, &ginit, err)) ||
+        (st = dsnn_cfg_float(cfg, "grow_std", 0.01, &grow_std, err)))
+        return st;
+    for (size_t i = 0; i < n_on; i++)
+        if ((st = dsnn_cfg_check_range(cfg, "on_perc", on_perc[i], 0, 1, err)))
+            return st;
+    if ((st = dsnn_cfg_check_range(cfg, "epsilon", epsilon, 0, 1e9, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "weight_std", weight_std, 0, 1e3, err)) ||
+        (st = dsnn_cfg_check_range(cfg, "grow_std", grow_std, 0, 1e3, err)))
+        return st;
+    if (dist == 1 && (!have_on || n_on != 1))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: density_distribution = \"erk\" needs one global on_perc value",
+                              dsnn_cfg_path(cfg));
+
+    /* The linear layers, input side first; choose [start, end). */
+    size_t lin[DSNN_SPARSE_MODEL_MAX_LAYERS * 4];
+    size_t n_lin = 0;
+    for (size_t i = 0; i < dsnn_net_n_layers(net) && n_lin < DSNN_COUNT_OF(lin); i++)
+        if (dsnn_layer_is(dsnn_net_layer(net, i), "linear"))
+            lin[n_lin++] = i;
+    int64_t e = end == -1 ? (int64_t)n_lin : end == -2 ? (int64_t)n_lin - 1 : end;
+    if (start < 0 || start > (int64_t)n_lin || e < start || e > (int64_t)n_lin) {
+        char where[300];
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: start_sparse = %lld, end_sparse = %lld do not select linear "
+                              "layers of a network that has %zu",
+                              dsnn_cfg_where(cfg, "start_sparse", where, sizeof where),
+                              (long long)start, (long long)end, n_lin);
+    }
+    size_t n_sparse = (size_t)(e - start);
+    if (n_sparse > DSNN_SPARSE_MODEL_MAX_LAYERS)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: more than %d sparse layers",
+                              dsnn_cfg_path(cfg), DSNN_SPARSE_MODEL_MAX_LAYERS);
+    if (have_on && dist == 0 && n_on != 1 && n_on != n_sparse) {
+        char where[300];
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.on_perc': %zu values for %zu sparse layers (give one "
+                              "value or one per sparse layer)",
+                              dsnn_cfg_where(cfg, "on_perc", where, sizeof where),
+                              dsnn_cfg_path(cfg), n_on, n_sparse);
+    }
+    for (size_t k = 0; k < n_sparse; k++) {
+        size_t idx = lin[(size_t)start + k];
+        struct dsnn_layer *old = dsnn_net_layer(net, idx);
+        int n_in, n_out;
+        bool bias;
+        dsnn_linear_dims(old, &n_in, &n_out, &bias);
+        struct dsnn_sparse_init init = dsnn_sparse_init_default();
+        init.mask = (enum dsnn_sparse_mask)mask;
+        init.weight_init = init_values[winit];
+        init.weight_std = weight_std;
+        init.sparse_fan_in = sparse_fan_in;
+        init.grow_init = grow_values[ginit];
+        init.grow_std = grow_std;
+        if (have_on) {
+            init.density = on_perc[n_on == 1 ? 0 : k];
+            init.epsilon = 0;
+        } else {
+            init.epsilon = epsilon;
+        }
+        char name[DSNN_LAYER_NAME_MAX];
+        snprintf(name, sizeof name, "%s", old->name);
+        struct dsnn_layer *sl = dsnn_sparse_linear_new(name, n_in, n_out, bias, &init, err);
+        if (!sl)
+            return err ? err->status : DSNN_ERR_NOMEM;
+        if ((st = dsnn_net_replace(net, idx, sl, err)))
+            return st;
+        sm->layer_index[sm->n_layers++] = idx;
+    }
+    if (dist == 1) {
+        /* ERK over every linear layer of the net: dense ones count as dense. */
+        struct dsnn_layer *all[DSNN_SPARSE_MODEL_MAX_LAYERS * 4];
+        for (size_t i = 0; i < n_lin; i++)
+            all[i] = dsnn_net_layer(net, lin[i]);
+        if ((st = dsnn_sparse_erk_apply(all, n_lin, on_perc[0], err)))
+            return dsnn_error_prefix(err, "%s: density_distribution = \"erk\"", dsnn_cfg_path(cfg));
+    }
+    (void)linear_only; /* only linear layers exist so far; convolutions will honour it */
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_sparse_model_init_net(struct dsnn_sparse_model *sm,
+                                            const struct dsnn_dataset_info *info,
+                                            struct dsnn_error *err)
+{
+    enum dsnn_status st = dsnn_base_model_init_net(&sm->base, info, err);
+    int max_batch = info->batch_size_train > info->batch_size_test ? info->batch_size_train
+                                                                   : info->batch_size_test;
+    for (size_t i = 0; st == DSNN_OK && i < sm->n_layers; i++)
+        st = dsnn_sparse_reserve(dsnn_sparse_model_layer(sm, i), max_batch, err);
+    return st;
+}
+
+struct dsnn_layer *dsnn_sparse_model_layer(const struct dsnn_sparse_model *sm, size_t i)
+{
+    return i < sm->n_layers ? dsnn_net_layer(sm->base.net, sm->layer_index[i]) : NULL;
+}
+
+void dsnn_sparse_model_log_density(const struct dsnn_sparse_model *sm, struct dsnn_metrics *m)
+{
+    double active = 0, total = 0;
+    for (size_t i = 0; i < sm->n_layers; i++) {
+        struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
+        int n_in = 0, n_out = 0;
+        dsnn_linear_dims(l, &n_in, &n_out, NULL);
+        size_t nnz = dsnn_sparse_nnz(l);
+        dsnn_metrics_setf(m, dsnn_sparse_density(l), "density_%s", l->name);
+        dsnn_metrics_setf(m, (double)nnz, "nnz_%s", l->name);
+        active += (double)nnz;
+        total += (double)n_in * (double)n_out;
+    }
+    if (total > 0)
+        dsnn_metrics_set(m, "density_total", active / total);
+    dsnn_metrics_set(m, "n_params", (double)dsnn_net_param_count(sm->base.net));
+}
+
+void dsnn_sparse_model_log_idle(const struct dsnn_sparse_model *sm, struct dsnn_metrics *m)
+{
+    for (size_t i = 0; i < sm->n_layers; i++) {
+        const struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
+        dsnn_metrics_setf(m, 0.0, "pruned_%s", l->name);
+        dsnn_metrics_setf(m, 0.0, "grown_%s", l->name);
+        dsnn_metrics_setf(m, NAN, "surviving_synapses_%s", l->name);
+    }
+    dsnn_sparse_model_log_density(sm, m);
+}
+
+/* Keys of a layer's connections, ascending (CSR order). */
+static enum dsnn_status snapshot(struct dsnn_layer *l, uint64_t **keys, size_t *n,
+                                 struct dsnn_error *err)
+{
+    struct dsnn_sparse_csr csr;
+    free(*keys);
+    *keys = NULL;
+    *n = 0;
+    if (!dsnn_sparse_get_csr(l, &csr))
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s' is not sparse", l->name);
+    *keys = malloc(sizeof(uint64_t) * (csr.nnz ? csr.nnz : 1));
+    if (!*keys)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    for (int r = 0; r < csr.n_out; r++)
+        for (int64_t k = csr.row_ptr[r]; k < csr.row_ptr[r + 1]; k++)
+            (*keys)[k] = (uint64_t)r * (uint64_t)csr.n_in + (uint64_t)csr.col[k];
+    *n = csr.nnz;
+    return DSNN_OK;
+}
+
+static dsnn_sparse_round_observer g_observer;
+static void *g_observer_user;
+
+void dsnn_sparse_model_set_round_observer(dsnn_sparse_round_observer fn, void *user)
+{
+    g_observer = fn;
+    g_observer_user = user;
+}
+
+enum dsnn_status dsnn_sparse_model_update_begin(struct dsnn_sparse_model *sm,
+                                                struct dsnn_error *err)
+{
+    for (size_t i = 0; i < sm->n_layers; i++) {
+        enum dsnn_status st =
+            snapshot(dsnn_sparse_model_layer(sm, i), &sm->before[i], &sm->n_before[i], err);
+        if (st != DSNN_OK)
+            return st;
+        sm->grown_survived[i] = 0;
+    }
+    if (g_observer)
+        g_observer(g_observer_user, sm, DSNN_SPARSE_ROUND_BEGIN, NULL);
+    return DSNN_OK;
+}
+
+void dsnn_sparse_model_update_pruned(struct dsnn_sparse_model *sm)
+{
+    for (size_t i = 0; i < sm->n_layers; i++) {
+        struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
+        int n_in = 0;
+        dsnn_linear_dims(l, &n_in, NULL, NULL);
+        size_t alive = 0;
+        for (size_t k = 0; k < sm->n_grown[i]; k++) {
+            uint64_t key = sm->grown[i][k];
+            alive += dsnn_sparse_find(l, (int)(key / (uint64_t)n_in),
+                                      (int)(key % (uint64_t)n_in)) >= 0;
+        }
+        sm->grown_survived[i] = alive;
+    }
+}
+
+enum dsnn_status dsnn_sparse_model_update_end(struct dsnn_sparse_model *sm,
+                                              struct dsnn_metrics *m, struct dsnn_error *err)
+{
+    for (size_t i = 0; i < sm->n_layers; i++) {
+        struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
+        uint64_t *now = NULL;
+        size_t n_now = 0;
+        enum dsnn_status st = snapshot(l, &now, &n_now, err);
+        if (st != DSNN_OK)
+            return st;
+        /* grown = now \ before; pruned = before \ now (merge of two ascending lists). */
+        size_t a = 0, b = 0, n_new = 0, pruned = 0;
+        const uint64_t *before = sm->before[i];
+        size_t n_before = sm->n_before[i];
+        while (a < n_now || b < n_before) {
+            if (b == n_before || (a < n_now && now[a] < before[b]))
+                now[n_new++] = now[a++]; /* in place: n_new <= a */
+            else if (a == n_now || before[b] < now[a])
+                pruned++, b++;
+            else
+                a++, b++;
+        }
+        /* NaN (null in result.json, empty-ish in progress.csv) when there is no previous round
+         * to survive from, so that the column exists from the first epoch on. */
+        dsnn_metrics_setf(m,
+                          sm->have_grown && sm->n_grown[i] > 0
+                              ? (double)sm->grown_survived[i] / (double)sm->n_grown[i]
+                              : NAN,
+                          "surviving_synapses_%s", l->name);
+        dsnn_metrics_setf(m, (double)pruned, "pruned_%s", l->name);
+        dsnn_metrics_setf(m, (double)n_new, "grown_%s", l->name);
+        free(sm->grown[i]);
+        sm->grown[i] = now;
+        sm->n_grown[i] = n_new;
+        free(sm->before[i]);
+        sm->before[i] = NULL;
+        sm->n_before[i] = 0;
+    }
+    sm->have_grown = true;
+    dsnn_sparse_model_log_density(sm, m);
+    if (g_observer)
+        g_observer(g_observer_user, sm, DSNN_SPARSE_ROUND_END, m);
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_sparse_model_save(struct dsnn_sparse_model *sm, FILE *f,
+                                        struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    uint64_t have = sm->have_grown;
+    if ((st = dsnn_base_model_save(&sm->base, f, err)) ||
+        (st = dsnn_io_write(f, "SMOD", 4, "sparse model tag", err)) ||
+        (st = dsnn_io_write(f, &sm->topo_rng, sizeof sm->topo_rng, "topology rng", err)) ||
+        (st = dsnn_io_write_u64(f, sm->n_layers, "sparse layer count", err)) ||
+        (st = dsnn_io_write_u64(f, have, "grown flag", err)))
+        return st;
+    for (size_t i = 0; i < sm->n_layers; i++)
+        if ((st = dsnn_io_write_u64(f, sm->n_grown[i], "grown count", err)) ||
+            (st = dsnn_io_write(f, sm->grown[i], sm->n_grown[i] * sizeof(uint64_t),
+                                "grown connections", err)))
+            return st;
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_sparse_model_load(struct dsnn_sparse_model *sm, FILE *f,
+                                        struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    uint64_t n, have;
+    if ((st = dsnn_base_model_load(&sm->base, f, err)) ||
+        (st = dsnn_io_expect_tag(f, "SMOD", err)) ||
+        (st = dsnn_io_read(f, &sm->topo_rng, sizeof sm->topo_rng, "topology rng", err)) ||
+        (st = dsnn_io_read_u64(f, &n, "sparse layer count", err)) ||
+        (st = dsnn_io_read_u64(f, &have, "grown flag", err)))
+        return st;
+    if (n != sm->n_layers)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                              "checkpoint has %llu sparse layers, the model has %zu",
+                              (unsigned long long)n, sm->n_layers);
+    sm->have_grown = have != 0;
+    for (size_t i = 0; i < sm->n_layers; i++) {
+        uint64_t g;
+        if ((st = dsnn_io_read_u64(f, &g, "grown count", err)))
+            return st;
+        if (g > dsnn_sparse_nnz(dsnn_sparse_model_layer(sm, i)))
+            return dsnn_error_set(err, DSNN_ERR_FORMAT, "checkpoint: bad grown count");
+        free(sm->grown[i]);
+        sm->grown[i] = malloc(sizeof(uint64_t) * (g ? g : 1));
+        if (!sm->grown[i])
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        sm->n_grown[i] = g;
+        if ((st = dsnn_io_read(f, sm->grown[i], g * sizeof(uint64_t), "grown connections", err)))
+            return st;
+    }
+    return DSNN_OK;
+}
+
+void dsnn_sparse_model_release(struct dsnn_sparse_model *sm)
+{
+    if (!sm)
+        return;
+    dsnn_base_model_release(&sm->base);
+    for (size_t i = 0; i < DSNN_SPARSE_MODEL_MAX_LAYERS; i++) {
+        free(sm->before[i]);
+        free(sm->grown[i]);
+        sm->before[i] = sm->grown[i] = NULL;
+        sm->n_before[i] = sm->n_grown[i] = 0;
+    }
+}
+
+enum dsnn_status dsnn_sparse_model_set_density(struct dsnn_sparse_model *sm, double density,
+                                               struct dsnn_error *err)
+{
+    if (!(density >= 0.0 && density <= 1.0))
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "density %g outside [0, 1]", density);
+    for (size_t i = 0; i < sm->n_layers; i++) {
+        struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
+        const struct dsnn_sparse_init *cur = dsnn_sparse_get_init(l);
+        if (!cur)
+            return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s' is not sparse", l->name);
+        struct dsnn_sparse_init init = *cur;
+        init.density = density;
+        init.epsilon = 0;
+        enum dsnn_status st = dsnn_sparse_set_init(l, &init, err);
+        if (st != DSNN_OK)
+            return st;
+    }
+    return DSNN_OK;
+}
+
+void dsnn_sparse_update_tally_clear(struct dsnn_sparse_update_tally *t)
+{
+    memset(t, 0, sizeof *t);
+}
+
+void dsnn_sparse_update_tally_add(struct dsnn_sparse_update_tally *t,
+                                  const struct dsnn_sparse_model *sm,
+                                  const struct dsnn_metrics *round)
+{
+    char name[DSNN_METRIC_NAME_MAX + DSNN_LAYER_NAME_MAX];
+    double v;
+    t->rounds++;
+    for (size_t i = 0; i < sm->n_layers && i < DSNN_SPARSE_MODEL_MAX_LAYERS; i++) {
+        const char *ln = dsnn_sparse_model_layer(sm, i)->name;
+        snprintf(name, sizeof name, "pruned_%s", ln);
+        if (dsnn_metrics_get(round, name, &v))
+            t->pruned[i] += v;
+        snprintf(name, sizeof name, "grown_%s", ln);
+        if (dsnn_metrics_get(round, name, &v))
+            t->grown[i] += v;
+        snprintf(name, sizeof name, "surviving_synapses_%s", ln);
+        if (dsnn_metrics_get(round, name, &v) && !isnan(v)) {
+            t->surviving_sum[i] += v;
+            t->surviving_n[i]++;
+        }
+    }
+}
+
+void dsnn_sparse_update_tally_log(const struct dsnn_sparse_update_tally *t,
+                                  const struct dsnn_sparse_model *sm, struct dsnn_metrics *m)
+{
+    dsnn_metrics_set(m, "update_rounds", (double)t->rounds);
+    for (size_t i = 0; i < sm->n_layers && i < DSNN_SPARSE_MODEL_MAX_LAYERS; i++) {
+        const char *ln = dsnn_sparse_model_layer(sm, i)->name;
+        dsnn_metrics_setf(m, t->pruned[i], "pruned_%s", ln);
+        dsnn_metrics_setf(m, t->grown[i], "grown_%s", ln);
+        dsnn_metrics_setf(m,
+                          t->surviving_n[i] ? t->surviving_sum[i] / (double)t->surviving_n[i]
+                                            : NAN,
+                          "surviving_synapses_%s", ln);
+    }
+}
