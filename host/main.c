@@ -247,21 +247,28 @@ static void print_info(const struct dsnn_registry_entry *e)
         printf("  keys:   (none documented)\n");
         return;
     }
-    int wn = 4, wt = 4, wd = 7;
+    int wn = 4, wt = 4, wd = 7, wr = 5;
+    char def[256], range[256];
     for (size_t i = 0; i < c->n_keys; i++) {
-        const struct dsnn_key_doc *k = &c->keys[i];
+        const struct dsnn_key_spec *k = &c->keys[i];
+        dsnn_key_default_text(k, def, sizeof def);
+        dsnn_key_range_text(k, range, sizeof range);
         int ln = (int)strlen(k->name), lt = (int)strlen(dsnn_key_type_str(k->type)),
-            ld = (int)strlen(k->default_value ? k->default_value : "(required)");
+            ld = (int)strlen(def), lr = (int)strlen(range);
         wn = ln > wn ? ln : wn;
         wt = lt > wt ? lt : wt;
         wd = ld > wd ? ld : wd;
+        wr = lr > wr ? lr : wr;
     }
     printf("  keys of the '%s' group:\n", dsnn_kind_str(e->kind));
-    printf("    %-*s  %-*s  %-*s  %s\n", wn, "name", wt, "type", wd, "default", "doc");
+    printf("    %-*s  %-*s  %-*s  %-*s  %s\n", wn, "name", wt, "type", wd, "default", wr, "range",
+           "doc");
     for (size_t i = 0; i < c->n_keys; i++) {
-        const struct dsnn_key_doc *k = &c->keys[i];
-        printf("    %-*s  %-*s  %-*s  %s\n", wn, k->name, wt, dsnn_key_type_str(k->type), wd,
-               k->default_value ? k->default_value : "(required)", or_empty(k->doc));
+        const struct dsnn_key_spec *k = &c->keys[i];
+        dsnn_key_default_text(k, def, sizeof def);
+        dsnn_key_range_text(k, range, sizeof range);
+        printf("    %-*s  %-*s  %-*s  %-*s  %s\n", wn, k->name, wt, dsnn_key_type_str(k->type), wd,
+               def, wr, range, or_empty(k->doc));
     }
 }
 

@@ -144,7 +144,7 @@ const void *dsnn_registry_entry_ops(const struct dsnn_registry_entry *e)
     return e ? (const void *)&e->ops : NULL;
 }
 
-const struct dsnn_key_doc *dsnn_registry_entry_key(const struct dsnn_registry_entry *e,
+const struct dsnn_key_spec *dsnn_registry_entry_key(const struct dsnn_registry_entry *e,
                                                    const char *key)
 {
     if (!e || !key)
@@ -170,8 +170,10 @@ void dsnn_registry_free(struct dsnn_registry *reg)
 {
     if (!reg)
         return;
-    for (size_t i = 0; i < reg->n_entries; i++)
+    for (size_t i = 0; i < reg->n_entries; i++) {
+        free(reg->entries[i]->keys);
         free(reg->entries[i]);
+    }
     free(reg->entries);
     /* Unload in reverse order of loading. */
     for (size_t i = reg->n_files; i-- > 0;) {
@@ -312,6 +314,35 @@ static const struct dsnn_registry_entry *find_entry(const struct dsnn_registry *
 }
 
 /* Checks 3 to 6 of registry.h on a descriptor; records and returns the first failure. */
+/* The keys of a component's table, and of the tables it includes (DSNN_KEY_INCLUDE, at most 8
+ * deep), have names and known types. */
+static enum dsnn_status check_key_table(struct dsnn_registry *reg, const struct dsnn_key_spec *keys,
+                                        size_t n, const char *origin, const char *ks,
+                                        const char *cname, int depth, struct dsnn_error *err)
+{
+    for (size_t k = 0; k < n; k++) {
+        const struct dsnn_key_spec *kd = &keys[k];
+        if (!kd->name || !*kd->name)
+            return fail(reg, err, DSNN_ERR_INVALID, "%s: %s '%s': key %zu has no name", origin, ks,
+                        cname, k);
+        if (kd->type == DSNN_KEY_INCLUDE) {
+            enum dsnn_status st;
+            if (!kd->include || (kd->include->n > 0 && !kd->include->keys) || depth >= 8)
+                return fail(reg, err, DSNN_ERR_INVALID,
+                            "%s: %s '%s': key entry '%s' includes no table (or nests too deep)",
+                            origin, ks, cname, kd->name);
+            if ((st = check_key_table(reg, kd->include->keys, kd->include->n, origin, ks, cname,
+                                      depth + 1, err)))
+                return st;
+            continue;
+        }
+        if ((int)kd->type < (int)DSNN_KEY_INT || (int)kd->type > (int)DSNN_KEY_ANY)
+            return fail(reg, err, DSNN_ERR_INVALID, "%s: %s '%s': key '%s' has unknown type %d",
+                        origin, ks, cname, kd->name, (int)kd->type);
+    }
+    return DSNN_OK;
+}
+
 static enum dsnn_status check_descriptor(struct dsnn_registry *reg, const struct dsnn_plugin *p,
                                          const char *origin, struct dsnn_error *err)
 {
@@ -368,16 +399,9 @@ static enum dsnn_status check_descriptor(struct dsnn_registry *reg, const struct
         if (c->n_keys > 0 && !c->keys)
             return fail(reg, err, DSNN_ERR_INVALID, "%s: %s '%s' declares %zu keys but no table",
                         origin, ks, c->name, c->n_keys);
-        for (size_t k = 0; k < c->n_keys; k++) {
-            const struct dsnn_key_doc *kd = &c->keys[k];
-            if (!kd->name || !*kd->name)
-                return fail(reg, err, DSNN_ERR_INVALID, "%s: %s '%s': key %zu has no name",
-                            origin, ks, c->name, k);
-            if ((int)kd->type < (int)DSNN_KEY_INT || (int)kd->type > (int)DSNN_KEY_ANY)
-                return fail(reg, err, DSNN_ERR_INVALID,
-                            "%s: %s '%s': key '%s' has unknown type %d", origin, ks, c->name,
-                            kd->name, (int)kd->type);
-        }
+        enum dsnn_status kst = check_key_table(reg, c->keys, c->n_keys, origin, ks, c->name, 0, err);
+        if (kst != DSNN_OK)
+            return kst;
         union {
             struct dsnn_dataset_ops dataset;
             struct dsnn_network_ops network;
@@ -408,6 +432,27 @@ static enum dsnn_status check_descriptor(struct dsnn_registry *reg, const struct
     return DSNN_OK;
 }
 
+/* e->flat: c with its key table expanded (DSNN_KEY_INCLUDE entries replaced by the keys of the
+ * tables they name) into e->keys. */
+static bool flatten_keys(const struct dsnn_component *c, struct dsnn_registry_entry *e)
+{
+    size_t n = dsnn_keys_flatten(c->keys, c->n_keys, NULL, 0);
+    const struct dsnn_key_spec **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    e->keys = calloc(n ? n : 1, sizeof *e->keys);
+    if (!ptrs || !e->keys) {
+        free(ptrs);
+        return false;
+    }
+    dsnn_keys_flatten(c->keys, c->n_keys, ptrs, n);
+    for (size_t k = 0; k < n; k++)
+        e->keys[k] = *ptrs[k];
+    free(ptrs);
+    e->flat = *c;
+    e->flat.keys = e->keys;
+    e->flat.n_keys = n;
+    return true;
+}
+
 /* Registers the (checked) components of p; takes ownership of handle (dlclosed on failure). */
 static enum dsnn_status register_plugin(struct dsnn_registry *reg, void *handle,
                                         const struct dsnn_plugin *p, const char *origin,
@@ -431,13 +476,17 @@ static enum dsnn_status register_plugin(struct dsnn_registry *reg, void *handle,
             reg->entries = entries;
     }
     for (size_t i = 0; ok && i < p->n_components; i++) {
+        const struct dsnn_component *c = &p->components[i];
         made[i] = calloc(1, sizeof(**made));
-        ok = made[i] != NULL;
+        ok = made[i] != NULL && flatten_keys(c, made[i]);
     }
     if (!ok) {
         if (made)
-            for (size_t i = 0; i < p->n_components; i++)
+            for (size_t i = 0; i < p->n_components; i++) {
+                if (made[i])
+                    free(made[i]->keys);
                 free(made[i]);
+            }
         free(made);
         free(path);
         if (handle)
@@ -451,7 +500,7 @@ static enum dsnn_status register_plugin(struct dsnn_registry *reg, void *handle,
         struct dsnn_registry_entry *e = made[i];
         e->kind = c->kind;
         e->name = c->name;
-        e->component = c;
+        e->component = &e->flat;
         e->plugin = p;
         e->path = path;
         dsnn_registry_copy_ops(c, &e->ops, dsnn_registry_ops_size(c->kind));

@@ -49,10 +49,15 @@ struct dsnn_registry; /* opaque */
 struct dsnn_registry_entry {
     enum dsnn_kind kind;
     const char *name;                     /* == component->name */
-    const struct dsnn_component *component; /* as the plugin declared it (in the plugin's memory) */
+    /* The component as the plugin declared it, but for its key table: DSNN_KEY_INCLUDE entries
+     * (shared tables such as the base model's keys) are expanded into `keys` below, so that
+     * component->keys lists every key once. */
+    const struct dsnn_component *component;
     const struct dsnn_plugin *plugin;     /* descriptor of the file that provides it */
     const char *path;                     /* file it was loaded from (or the origin given to
                                            * dsnn_registry_add) */
+    struct dsnn_component flat;           /* what component points to */
+    struct dsnn_key_spec *keys;           /* flat.keys (owned) */
     /* Full-size copy of the component's ops table, member selected by kind. Functions that an
      * older plugin's smaller table lacks read as NULL here; always call through this copy,
      * never through component->ops. */
@@ -129,7 +134,7 @@ size_t dsnn_registry_names(const struct dsnn_registry *reg, enum dsnn_kind kind,
                            size_t size);
 
 /* The documented key `key` of an entry's component, or NULL (for unknown-key reports). */
-const struct dsnn_key_doc *dsnn_registry_entry_key(const struct dsnn_registry_entry *e,
+const struct dsnn_key_spec *dsnn_registry_entry_key(const struct dsnn_registry_entry *e,
                                                    const char *key);
 /* The entry's full-size ops copy (&e->ops.<kind>) as an untyped pointer. */
 const void *dsnn_registry_entry_ops(const struct dsnn_registry_entry *e);

@@ -53,26 +53,26 @@
 #define SEARCH_STATE_FILE "search_state.bin"
 
 /* Keys of the `experiment` group (the host's own). */
-static const struct dsnn_key_doc experiment_keys[] = {
-    {"name", DSNN_KEY_STRING, "basename of the config file",
-     "experiment name: results go to <results_dir>/<name>/ ([A-Za-z0-9_.-])"},
-    {"seed", DSNN_KEY_INT, "42", "experiment seed; trial i uses a seed derived from (seed, i)"},
-    {"epochs", DSNN_KEY_INT, "1", "epochs per trial"},
-    {"num_samples", DSNN_KEY_INT, "1", "repetitions of the search space (different seeds)"},
-    {"parallel", DSNN_KEY_INT, "1", "trials at once, each in its own process"},
-    {"threads", DSNN_KEY_INT, "0",
-     "threads per trial (0: the cores divided among the trials that run at once, at least 1)"},
-    {"metric", DSNN_KEY_STRING, "\"val_acc\"", "metric the search strategy optimises"},
-    {"mode", DSNN_KEY_STRING, "\"max\"", "\"max\" or \"min\" of metric"},
-    {"results_dir", DSNN_KEY_STRING, "\"results\"", "root of the results directories"},
-    {"allow_unknown_keys", DSNN_KEY_BOOL, "false",
-     "report unknown configuration keys as warnings instead of errors"},
-    {"checkpoint_freq", DSNN_KEY_INT, "1",
-     "write <trial>/checkpoint.bin every this many epochs (0: no checkpoints)"},
-    {"keep_checkpoints", DSNN_KEY_INT, "1",
-     "checkpoints kept per trial (older ones as checkpoint.<epochs>.bin)"},
-    {"max_failures", DSNN_KEY_INT, "0",
-     "retries of a trial that ends in ERROR, each from its last checkpoint"},
+static const struct dsnn_key_spec experiment_keys[] = {
+    {.name = "name", .type = DSNN_KEY_STRING, .default_value = "basename of the config file",
+     .doc = "experiment name: results go to <results_dir>/<name>/ ([A-Za-z0-9_.-])"},
+    {.name = "seed", .type = DSNN_KEY_INT, .def = 42, .doc = "experiment seed; trial i uses a seed derived from (seed, i)"},
+    {.name = "epochs", .type = DSNN_KEY_INT, .def = 1, .doc = "epochs per trial"},
+    {.name = "num_samples", .type = DSNN_KEY_INT, .def = 1, .doc = "repetitions of the search space (different seeds)"},
+    {.name = "parallel", .type = DSNN_KEY_INT, .def = 1, .doc = "trials at once, each in its own process"},
+    {.name = "threads", .type = DSNN_KEY_INT, .def = 0,
+     .doc = "threads per trial (0: the cores divided among the trials that run at once, at least 1)"},
+    {.name = "metric", .type = DSNN_KEY_STRING, .def_str = "val_acc", .doc = "metric the search strategy optimises"},
+    {.name = "mode", .type = DSNN_KEY_STRING, .def_str = "max", .doc = "\"max\" or \"min\" of metric"},
+    {.name = "results_dir", .type = DSNN_KEY_STRING, .def_str = "results", .doc = "root of the results directories"},
+    {.name = "allow_unknown_keys", .type = DSNN_KEY_BOOL, .def = false,
+     .doc = "report unknown configuration keys as warnings instead of errors"},
+    {.name = "checkpoint_freq", .type = DSNN_KEY_INT, .def = 1,
+     .doc = "write <trial>/checkpoint.bin every this many epochs (0: no checkpoints)"},
+    {.name = "keep_checkpoints", .type = DSNN_KEY_INT, .def = 1,
+     .doc = "checkpoints kept per trial (older ones as checkpoint.<epochs>.bin)"},
+    {.name = "max_failures", .type = DSNN_KEY_INT, .def = 0,
+     .doc = "retries of a trial that ends in ERROR, each from its last checkpoint"},
 };
 
 enum trial_status {
@@ -249,7 +249,7 @@ static size_t edit_distance(const char *a, const char *b)
     return d[la][lb];
 }
 
-static const char *closest_key(const struct dsnn_key_doc *keys, size_t n, const char *name)
+static const char *closest_key(const struct dsnn_key_spec *keys, size_t n, const char *name)
 {
     const char *best = NULL;
     size_t best_d = strlen(name) / 3 > 2 ? strlen(name) / 3 : 2;
@@ -267,7 +267,7 @@ static const char *closest_key(const struct dsnn_key_doc *keys, size_t n, const 
  * the getter a plugin uses for that type (same acceptance, same "FILE:LINE: key 'g.k': expected
  * ..." message), so that a type error stops the experiment before any trial runs instead of
  * failing every trial. */
-static enum dsnn_status check_key_type(const struct dsnn_cfg *group, const struct dsnn_key_doc *doc,
+static enum dsnn_status check_key_type(const struct dsnn_cfg *group, const struct dsnn_key_spec *doc,
                                        struct dsnn_error *err)
 {
     int64_t i;
@@ -307,14 +307,15 @@ static enum dsnn_status check_key_type(const struct dsnn_cfg *group, const struc
                                   dsnn_cfg_where(group, doc->name, where, sizeof where),
                                   dsnn_cfg_path(group), doc->name);
         return DSNN_OK;
-    case DSNN_KEY_ANY: return DSNN_OK;
+    case DSNN_KEY_ANY:
+    case DSNN_KEY_INCLUDE: return DSNN_OK;
     }
     return DSNN_OK;
 }
 
 /* Reports keys of group that keys[] does not document ("plugin" is always allowed), and values
  * of documented keys that do not have the documented type. */
-static enum dsnn_status check_keys(const struct dsnn_cfg *group, const struct dsnn_key_doc *keys,
+static enum dsnn_status check_keys(const struct dsnn_cfg *group, const struct dsnn_key_spec *keys,
                                    size_t n_keys, const char *owner, bool warn_only,
                                    struct dsnn_error *err)
 {
@@ -322,12 +323,15 @@ static enum dsnn_status check_keys(const struct dsnn_cfg *group, const struct ds
         const char *name = dsnn_cfg_child_name(group, i);
         if (!name || strcmp(name, "plugin") == 0)
             continue;
-        const struct dsnn_key_doc *doc = NULL;
+        const struct dsnn_key_spec *doc = NULL;
         for (size_t k = 0; k < n_keys && !doc; k++)
             if (strcmp(keys[k].name, name) == 0)
                 doc = &keys[k];
         if (doc) {
+            /* type, then the range / choices of the key's spec: before any trial starts */
             enum dsnn_status st = check_key_type(group, doc, err);
+            if (st == DSNN_OK)
+                st = dsnn_key_check(doc, group, err);
             if (st != DSNN_OK)
                 return st;
             continue;

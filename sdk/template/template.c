@@ -26,10 +26,10 @@ struct tmpl_model {
     double my_factor;
 };
 
-static const struct dsnn_key_doc tmpl_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"template\"", "this plugin"},
+static const struct dsnn_key_spec tmpl_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "template", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
-    {"my_factor", DSNN_KEY_FLOAT, "1.0", "an example key of this plugin"},
+    {.name = "my_factor", .type = DSNN_KEY_FLOAT, .def = 1.0, .doc = "an example key of this plugin"},
 };
 
 static enum dsnn_status tmpl_create(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,

@@ -17,8 +17,8 @@ static const struct dsnn_model_ops model_ops = {
     .evaluate = never_evaluate,
     .destroy = never_destroy,
 };
-static const struct dsnn_key_doc net_keys[] = {
-    {"width", DSNN_KEY_INT, NULL, "a required key"},
+static const struct dsnn_key_spec net_keys[] = {
+    {.name = "width", .type = DSNN_KEY_INT, .required = true, .doc = "a required key"},
 };
 
 static const struct dsnn_component components[] = {

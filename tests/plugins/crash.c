@@ -30,13 +30,13 @@ struct crash_cfg {
     char once_file[1024]; /* "" : always */
 };
 
-static const struct dsnn_key_doc crash_keys[] = {
-    {"crash_epoch", DSNN_KEY_INT, "0", "epoch (0-based) at whose start to crash; -1: never"},
-    {"crash_trial", DSNN_KEY_INT, "-1", "trial index that crashes; -1: every trial"},
-    {"crash_mode", DSNN_KEY_STRING, "segv", "\"segv\", \"abort\", \"exit\", \"error\" or \"hang\""},
-    {"crash_exit_code", DSNN_KEY_INT, "3", "exit status for crash_mode = \"exit\""},
-    {"crash_once_file", DSNN_KEY_STRING, "\"\"",
-     "crash only if this file does not exist, creating it (\"\": every time)"},
+static const struct dsnn_key_spec crash_keys[] = {
+    {.name = "crash_epoch", .type = DSNN_KEY_INT, .def = 0, .doc = "epoch (0-based) at whose start to crash; -1: never"},
+    {.name = "crash_trial", .type = DSNN_KEY_INT, .def = -1, .doc = "trial index that crashes; -1: every trial"},
+    {.name = "crash_mode", .type = DSNN_KEY_STRING, .default_value = "segv", .doc = "\"segv\", \"abort\", \"exit\", \"error\" or \"hang\""},
+    {.name = "crash_exit_code", .type = DSNN_KEY_INT, .def = 3, .doc = "exit status for crash_mode = \"exit\""},
+    {.name = "crash_once_file", .type = DSNN_KEY_STRING, .def_str = "",
+     .doc = "crash only if this file does not exist, creating it (\"\": every time)"},
     TINY_MODEL_KEYS,
 };
 

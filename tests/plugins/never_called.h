@@ -34,8 +34,8 @@ static inline void never_destroy(void *state)
     abort();
 }
 
-static const struct dsnn_key_doc never_keys[] = {
-    {"some_key", DSNN_KEY_INT, "1", "a documented key"},
+static const struct dsnn_key_spec never_keys[] = {
+    {.name = "some_key", .type = DSNN_KEY_INT, .def = 1, .doc = "a documented key"},
 };
 
 #endif

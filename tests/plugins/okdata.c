@@ -23,17 +23,17 @@ struct okdata {
     uint64_t seed;
 };
 
-static const struct dsnn_key_doc okdata_keys[] = {
-    {"n_train", DSNN_KEY_INT, "256", "number of training samples"},
-    {"n_test", DSNN_KEY_INT, "64", "number of test samples"},
-    {"n_noise", DSNN_KEY_INT, "0", "number of samples of the noise split (0: no noise split)"},
-    {"n_features", DSNN_KEY_INT, "8", "features per sample (shape {n_features, 1, 1})"},
-    {"n_classes", DSNN_KEY_INT, "3", "number of classes"},
-    {"separation", DSNN_KEY_FLOAT, "3.0", "scale of the class centres (larger: easier)"},
-    {"noise_std", DSNN_KEY_FLOAT, "1.0", "extra noise of the noise split"},
-    {"data_seed", DSNN_KEY_INT, "1", "seed of the generated data (not of the train order)"},
-    {"batch_size_train", DSNN_KEY_INT, "32", "training batch size"},
-    {"batch_size_test", DSNN_KEY_INT, "64", "evaluation batch size"},
+static const struct dsnn_key_spec okdata_keys[] = {
+    {.name = "n_train", .type = DSNN_KEY_INT, .def = 256, .doc = "number of training samples"},
+    {.name = "n_test", .type = DSNN_KEY_INT, .def = 64, .doc = "number of test samples"},
+    {.name = "n_noise", .type = DSNN_KEY_INT, .def = 0, .doc = "number of samples of the noise split (0: no noise split)"},
+    {.name = "n_features", .type = DSNN_KEY_INT, .def = 8, .doc = "features per sample (shape {n_features, 1, 1})"},
+    {.name = "n_classes", .type = DSNN_KEY_INT, .def = 3, .doc = "number of classes"},
+    {.name = "separation", .type = DSNN_KEY_FLOAT, .def = 3.0, .doc = "scale of the class centres (larger: easier)"},
+    {.name = "noise_std", .type = DSNN_KEY_FLOAT, .def = 1.0, .doc = "extra noise of the noise split"},
+    {.name = "data_seed", .type = DSNN_KEY_INT, .def = 1, .doc = "seed of the generated data (not of the train order)"},
+    {.name = "batch_size_train", .type = DSNN_KEY_INT, .def = 32, .doc = "training batch size"},
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 64, .doc = "evaluation batch size"},
 };
 
 static void okdata_close(void *state)

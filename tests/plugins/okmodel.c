@@ -2,7 +2,7 @@
  * (no sparsity), with checkpointing. */
 #include "tiny_model.h"
 
-static const struct dsnn_key_doc okmodel_keys[] = {TINY_MODEL_KEYS};
+static const struct dsnn_key_spec okmodel_keys[] = {TINY_MODEL_KEYS};
 
 static const struct dsnn_model_ops okmodel_ops = {
     .create = tiny_model_create,

@@ -1,8 +1,8 @@
 /* tests/plugins/oknet.c - test-only network "oknet": linear, or linear-relu-linear. */
 #include "dsnn/dsnn.h"
 
-static const struct dsnn_key_doc oknet_keys[] = {
-    {"hidden", DSNN_KEY_INT, "0", "hidden units (0: a single linear layer)"},
+static const struct dsnn_key_spec oknet_keys[] = {
+    {.name = "hidden", .type = DSNN_KEY_INT, .def = 0, .doc = "hidden units (0: a single linear layer)"},
 };
 
 static enum dsnn_status oknet_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,

@@ -33,18 +33,18 @@ struct oksearch {
     uint64_t n_results, n_completed; /* state */
 };
 
-static const struct dsnn_key_doc oksearch_keys[] = {
-    {"path", DSNN_KEY_STRING, "\"\"", "dotted config path to vary, e.g. \"model.crash_epoch\""},
-    {"values", DSNN_KEY_FLOAT_ARRAY, "[]", "values of path, one trial each (times num_samples)"},
-    {"stop_epoch", DSNN_KEY_INT, "-1", "answer STOP after this epoch (-1: never)"},
-    {"stop_after_results", DSNN_KEY_INT, "-1",
-     "answer STOP from the N-th result on, over all trials (-1: never)"},
-    {"no_save", DSNN_KEY_BOOL, "false", "save answers DSNN_ERR_UNSUPPORTED"},
-    {"pause_epoch", DSNN_KEY_INT, "-1", "answer PAUSE after this epoch (-1: never)"},
-    {"perturb_epoch", DSNN_KEY_INT, "-1", "answer PERTURB after this epoch (-1: never)"},
-    {"perturb_trial", DSNN_KEY_INT, "-1", "trial that is perturbed (-1: every trial)"},
-    {"perturb_source", DSNN_KEY_INT, "-1", "trial exploit() copies (-1: the trial itself)"},
-    {"perturb_value", DSNN_KEY_FLOAT, "0", "new value of path after a perturbation"},
+static const struct dsnn_key_spec oksearch_keys[] = {
+    {.name = "path", .type = DSNN_KEY_STRING, .def_str = "", .doc = "dotted config path to vary, e.g. \"model.crash_epoch\""},
+    {.name = "values", .type = DSNN_KEY_FLOAT_ARRAY, .doc = "values of path, one trial each (times num_samples)"},
+    {.name = "stop_epoch", .type = DSNN_KEY_INT, .def = -1, .doc = "answer STOP after this epoch (-1: never)"},
+    {.name = "stop_after_results", .type = DSNN_KEY_INT, .def = -1,
+     .doc = "answer STOP from the N-th result on, over all trials (-1: never)"},
+    {.name = "no_save", .type = DSNN_KEY_BOOL, .def = false, .doc = "save answers DSNN_ERR_UNSUPPORTED"},
+    {.name = "pause_epoch", .type = DSNN_KEY_INT, .def = -1, .doc = "answer PAUSE after this epoch (-1: never)"},
+    {.name = "perturb_epoch", .type = DSNN_KEY_INT, .def = -1, .doc = "answer PERTURB after this epoch (-1: never)"},
+    {.name = "perturb_trial", .type = DSNN_KEY_INT, .def = -1, .doc = "trial that is perturbed (-1: every trial)"},
+    {.name = "perturb_source", .type = DSNN_KEY_INT, .def = -1, .doc = "trial exploit() copies (-1: the trial itself)"},
+    {.name = "perturb_value", .type = DSNN_KEY_FLOAT, .def = 0, .doc = "new value of path after a perturbation"},
 };
 
 static enum dsnn_status oksearch_create(const struct dsnn_cfg *cfg,

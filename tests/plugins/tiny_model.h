@@ -7,18 +7,18 @@
 
 /* Key docs of what tiny_model_create reads (optimizer and LR schedule keys of dsnn/optim.h). */
 #define TINY_MODEL_KEYS                                                                           \
-    {"optim_alg", DSNN_KEY_STRING, "SGD", "optimizer: \"SGD\" or \"Adam\""},                      \
-        {"learning_rate", DSNN_KEY_FLOAT, "0.1", "learning rate"},                                \
-        {"momentum", DSNN_KEY_FLOAT, "0.0", "SGD momentum"},                                      \
-        {"nesterov_momentum", DSNN_KEY_BOOL, "false", "Nesterov momentum"},                       \
-        {"weight_decay", DSNN_KEY_FLOAT, "0.0", "L2 weight decay"},                               \
-        {"adam_beta1", DSNN_KEY_FLOAT, "0.9", "Adam beta1"},                                      \
-        {"adam_beta2", DSNN_KEY_FLOAT, "0.999", "Adam beta2"},                                    \
-        {"adam_eps", DSNN_KEY_FLOAT, "1e-8", "Adam epsilon"},                                     \
-        {"lr_scheduler", DSNN_KEY_STRING, "none", "\"StepLR\", \"MultiStepLR\" or none"},          \
-        {"lr_step_size", DSNN_KEY_INT, "1", "StepLR period in epochs"},                           \
-        {"lr_gamma", DSNN_KEY_FLOAT, "0.1", "LR decay factor"},                                   \
-        {"lr_milestones", DSNN_KEY_INT_ARRAY, "[]", "MultiStepLR epochs"}
+    {.name = "optim_alg", .type = DSNN_KEY_STRING, .default_value = "SGD", .doc = "optimizer: \"SGD\" or \"Adam\""},                      \
+        {.name = "learning_rate", .type = DSNN_KEY_FLOAT, .def = 0.1, .doc = "learning rate"},                                \
+        {.name = "momentum", .type = DSNN_KEY_FLOAT, .def = 0.0, .doc = "SGD momentum"},                                      \
+        {.name = "nesterov_momentum", .type = DSNN_KEY_BOOL, .def = false, .doc = "Nesterov momentum"},                       \
+        {.name = "weight_decay", .type = DSNN_KEY_FLOAT, .def = 0.0, .doc = "L2 weight decay"},                               \
+        {.name = "adam_beta1", .type = DSNN_KEY_FLOAT, .def = 0.9, .doc = "Adam beta1"},                                      \
+        {.name = "adam_beta2", .type = DSNN_KEY_FLOAT, .def = 0.999, .doc = "Adam beta2"},                                    \
+        {.name = "adam_eps", .type = DSNN_KEY_FLOAT, .def = 1e-8, .doc = "Adam epsilon"},                                     \
+        {.name = "lr_scheduler", .type = DSNN_KEY_STRING, .default_value = "none", .doc = "\"StepLR\", \"MultiStepLR\" or none"},          \
+        {.name = "lr_step_size", .type = DSNN_KEY_INT, .def = 1, .doc = "StepLR period in epochs"},                           \
+        {.name = "lr_gamma", .type = DSNN_KEY_FLOAT, .def = 0.1, .doc = "LR decay factor"},                                   \
+        {.name = "lr_milestones", .type = DSNN_KEY_INT_ARRAY, .doc = "MultiStepLR epochs"}
 
 struct tiny_model {
     struct dsnn_net *net; /* not owned */

@@ -145,7 +145,7 @@ static void test_bad_abi_major(void)
     CU_ASSERT(contains(err.msg, "bad_abi_major/badmajor.so"));
     CU_ASSERT(contains(err.msg, plugin_v));
     CU_ASSERT(contains(err.msg, host_v));
-    CU_ASSERT(contains(err.msg, "2.0") && contains(err.msg, "1.0")); /* for ABI 1.0 */
+    CU_ASSERT(contains(err.msg, "3.0") && contains(err.msg, "2.0")); /* for ABI 2.0 */
     CU_ASSERT(contains(err.msg, "rebuild"));
     CU_ASSERT_EQUAL(dsnn_registry_count(reg), 0);
     CU_ASSERT_EQUAL(dsnn_registry_n_errors(reg), 1);
@@ -353,7 +353,7 @@ static void f_on_complete(void *state, int trial_index, bool error)
 }
 
 static const struct dsnn_network_ops net_ops = {.build = f_build};
-static const struct dsnn_key_doc net_keys[] = {{"depth", DSNN_KEY_INT, "2", "layers"}};
+static const struct dsnn_key_spec net_keys[] = {{.name = "depth", .type = DSNN_KEY_INT, .def = 2, .doc = "layers"}};
 static const struct dsnn_search_ops search_ops = {
     .create = f_create, .suggest = f_suggest, .on_complete = f_on_complete, .destroy = f_destroy};
 
@@ -449,12 +449,12 @@ static void test_descriptor_checks(void)
     CU_ASSERT_EQUAL(add(one(c), &err), DSNN_ERR_INVALID);
     c.n_keys = 0; /* no keys at all is fine */
     CU_ASSERT_EQUAL(add(one(c), &err), DSNN_OK);
-    static const struct dsnn_key_doc bad_keys[] = {{NULL, DSNN_KEY_INT, "1", "x"}};
+    static const struct dsnn_key_spec bad_keys[] = {{.name = NULL, .type = DSNN_KEY_INT, .def = 1, .doc = "x"}};
     c = good;
     c.keys = bad_keys;
     c.n_keys = 1;
     CU_ASSERT_EQUAL(add(one(c), &err), DSNN_ERR_INVALID);
-    static const struct dsnn_key_doc bad_type[] = {{"k", (enum dsnn_key_type)42, "1", "x"}};
+    static const struct dsnn_key_spec bad_type[] = {{.name = "k", .type = (enum dsnn_key_type)42, .def = 1, .doc = "x"}};
     c.keys = bad_type;
     CU_ASSERT_EQUAL(add(one(c), &err), DSNN_ERR_INVALID);
     CU_ASSERT(contains(err.msg, "unknown type 42"));

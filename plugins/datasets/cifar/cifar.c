@@ -69,42 +69,43 @@
 #define CIFAR10_DEFAULT_PATH "/usr/share/datasets/cifar-10-batches-bin"
 #define CIFAR100_DEFAULT_PATH "/usr/share/datasets/cifar-100-binary"
 
-static const struct dsnn_key_doc cifar_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"cifar\"", "this plugin"},
-    {"variant", DSNN_KEY_STRING, "\"cifar10\"",
-     "\"cifar10\" (data_batch_1.bin ... data_batch_5.bin, test_batch.bin; records of 1 label "
+static const struct dsnn_key_spec cifar_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "cifar", .doc = "this plugin"},
+    {.name = "variant", .type = DSNN_KEY_STRING, .def_str = "cifar10",
+     .doc = "\"cifar10\" (data_batch_1.bin ... data_batch_5.bin, test_batch.bin; records of 1 label "
      "byte + 3072 pixels) or \"cifar100\" (train.bin, test.bin; records of a coarse and a fine "
      "label byte + 3072 pixels)"},
-    {"path", DSNN_KEY_STRING, CIFAR10_DEFAULT_PATH " (cifar100: " CIFAR100_DEFAULT_PATH ")",
-     "directory of the binary files (raw or gzip-compressed)"},
-    {"label_mode", DSNN_KEY_STRING, "\"fine\"",
-     "CIFAR-100 labels: \"fine\" (100 classes) or \"coarse\" (20 superclasses); CIFAR-10 has "
+    {.name = "path", .type = DSNN_KEY_STRING,
+     .default_value = CIFAR10_DEFAULT_PATH " (cifar100: " CIFAR100_DEFAULT_PATH ")",
+     .doc = "directory of the binary files (raw or gzip-compressed)"},
+    {.name = "label_mode", .type = DSNN_KEY_STRING, .def_str = "fine",
+     .doc = "CIFAR-100 labels: \"fine\" (100 classes) or \"coarse\" (20 superclasses); CIFAR-10 has "
      "only \"fine\""},
-    {"batch_size_train", DSNN_KEY_FLOAT_OR_ARRAY, "128",
-     "samples per training batch: an integer, or one per epoch such as [64, 128] (the last "
+    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 128,
+     .doc = "samples per training batch: an integer, or one per epoch such as [64, 128] (the last "
      "value repeats, as nupic's VaryingDataLoader)"},
-    {"batch_size_test", DSNN_KEY_INT, "1000", "samples per test (and noise) batch"},
-    {"train_batches_per_epoch", DSNN_KEY_INT, "0",
-     "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
-    {"shuffle", DSNN_KEY_BOOL, "true",
-     "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
-    {"augment", DSNN_KEY_BOOL, "false",
-     "augment the train split (nupic augment_images): random crop of the zero-padded image, "
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, .doc = "samples per test (and noise) batch"},
+    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
+     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
+    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
+     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
+    {.name = "augment", .type = DSNN_KEY_BOOL, .def = false,
+     .doc = "augment the train split (nupic augment_images): random crop of the zero-padded image, "
      "then random horizontal flip; deterministic from (trial seed, epoch, sample)"},
-    {"augment_padding", DSNN_KEY_INT, "4", "zero padding of the random crop, in [0, 16]"},
-    {"augment_flip", DSNN_KEY_BOOL, "true", "mirror with probability 1/2 when augmenting"},
-    {"normalize", DSNN_KEY_STRING, "\"dataset\"",
-     "per channel x = (pixel/255 - mean[c]) / std[c] with \"dataset\" (statistics of the train "
+    {.name = "augment_padding", .type = DSNN_KEY_INT, .def = 4, .doc = "zero padding of the random crop, in [0, 16]"},
+    {.name = "augment_flip", .type = DSNN_KEY_BOOL, .def = true, .doc = "mirror with probability 1/2 when augmenting"},
+    {.name = "normalize", .type = DSNN_KEY_STRING, .def_str = "dataset",
+     .doc = "per channel x = (pixel/255 - mean[c]) / std[c] with \"dataset\" (statistics of the train "
      "split as used), \"cifar10\" (0.4914 0.4822 0.4465 / 0.2470 0.2435 0.2616) or \"cifar100\" "
      "(0.5071 0.4865 0.4409 / 0.2673 0.2564 0.2762); \"none\": x = pixel/255"},
-    {"mean", DSNN_KEY_FLOAT_OR_ARRAY, "(from normalize)",
-     "overrides the means of normalize: one value for all channels or [r, g, b]"},
-    {"std", DSNN_KEY_FLOAT_OR_ARRAY, "(from normalize)",
-     "overrides the standard deviations of normalize (> 0): one value or [r, g, b]"},
-    {"train_size", DSNN_KEY_INT, "0", "use only the first N samples of the train split (0 = all)"},
-    {"test_size", DSNN_KEY_INT, "0", "use only the first N samples of the test split (0 = all)"},
-    {"val_fraction", DSNN_KEY_FLOAT, "0",
-     "in [0, 1): if > 0, the test split is the last round(val_fraction * n) train samples and "
+    {.name = "mean", .type = DSNN_KEY_FLOAT_OR_ARRAY, .default_value = "(from normalize)",
+     .doc = "overrides the means of normalize: one value for all channels or [r, g, b]"},
+    {.name = "std", .type = DSNN_KEY_FLOAT_OR_ARRAY, .default_value = "(from normalize)",
+     .doc = "overrides the standard deviations of normalize (> 0): one value or [r, g, b]"},
+    {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, .doc = "use only the first N samples of the train split (0 = all)"},
+    {.name = "test_size", .type = DSNN_KEY_INT, .def = 0, .doc = "use only the first N samples of the test split (0 = all)"},
+    {.name = "val_fraction", .type = DSNN_KEY_FLOAT, .def = 0,
+     .doc = "in [0, 1): if > 0, the test split is the last round(val_fraction * n) train samples and "
      "the test file is not read"},
     DSNN_NOISE_KEYS,
 };

@@ -55,46 +55,46 @@
 #define GSC_DEFAULT_PATH "/usr/share/datasets/gsc"
 #define GSC_MAX_TRAIN_FILES 1000
 
-static const struct dsnn_key_doc gsc_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"gsc\"", "this plugin"},
-    {"path", DSNN_KEY_STRING, GSC_DEFAULT_PATH,
-     "directory of the .npz files (the file names below are relative to it unless absolute)"},
-    {"train_file", DSNN_KEY_STRING, "\"gsc_train{}.npz\"",
-     "train set; \"{}\" stands for 0, 1, 2 ... (as many consecutive files as exist): epoch e "
+static const struct dsnn_key_spec gsc_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "gsc", .doc = "this plugin"},
+    {.name = "path", .type = DSNN_KEY_STRING, .def_str = GSC_DEFAULT_PATH,
+     .default_value = GSC_DEFAULT_PATH, .doc = "directory of the .npz files (the file names below are relative to it unless absolute)"},
+    {.name = "train_file", .type = DSNN_KEY_STRING, .def_str = "gsc_train{}.npz",
+     .doc = "train set; \"{}\" stands for 0, 1, 2 ... (as many consecutive files as exist): epoch e "
      "reads file e mod K, as nupic cycles through its augmented copies; without \"{}\" one file "
      "for every epoch"},
-    {"test_file", DSNN_KEY_STRING, "\"gsc_valid.npz\"",
-     "test split (nupic's dynamic_sparse tests on the validation set)"},
-    {"noise_file", DSNN_KEY_STRING, "\"gsc_test_noise{}.npz\"",
-     "noise split when test_noise = true; \"{}\" stands for the noise level in percent, two "
+    {.name = "test_file", .type = DSNN_KEY_STRING, .def_str = "gsc_valid.npz",
+     .doc = "test split (nupic's dynamic_sparse tests on the validation set)"},
+    {.name = "noise_file", .type = DSNN_KEY_STRING, .def_str = "gsc_test_noise{}.npz",
+     .doc = "noise split when test_noise = true; \"{}\" stands for the noise level in percent, two "
      "digits (00, 05, ..., 50)"},
-    {"test_noise", DSNN_KEY_BOOL, "false", "also provide the noise split (noise_file)"},
-    {"noise_level", DSNN_KEY_FLOAT, "0.1",
-     "noise level of the noise split, in [0, 1): selects noise_file (0.1 -> \"10\")"},
-    {"x_array", DSNN_KEY_STRING, "\"arr_0\"",
-     "name of the samples array in each .npz (np.savez(f, x, y) names them arr_0, arr_1; "
+    {.name = "test_noise", .type = DSNN_KEY_BOOL, .def = false, .doc = "also provide the noise split (noise_file)"},
+    {.name = "noise_level", .type = DSNN_KEY_FLOAT, .def = 0.1,
+     .doc = "noise level of the noise split, in [0, 1): selects noise_file (0.1 -> \"10\")"},
+    {.name = "x_array", .type = DSNN_KEY_STRING, .def_str = "arr_0",
+     .doc = "name of the samples array in each .npz (np.savez(f, x, y) names them arr_0, arr_1; "
      "np.savez(f, x=x, y=y) names them x, y): shape (N, C, H, W), (N, H, W) or (N, D), numbers"},
-    {"y_array", DSNN_KEY_STRING, "\"arr_1\"",
-     "name of the labels array: shape (N,), integers in [0, n_classes)"},
-    {"n_classes", DSNN_KEY_INT, "12",
-     "number of classes (GSC: unknown, silence, zero ... nine); a label >= n_classes is an error"},
-    {"batch_size_train", DSNN_KEY_FLOAT_OR_ARRAY, "16",
-     "samples per training batch: an integer, or one per epoch such as [4, 16] (the last value "
+    {.name = "y_array", .type = DSNN_KEY_STRING, .def_str = "arr_1",
+     .doc = "name of the labels array: shape (N,), integers in [0, n_classes)"},
+    {.name = "n_classes", .type = DSNN_KEY_INT, .def = 12,
+     .doc = "number of classes (GSC: unknown, silence, zero ... nine); a label >= n_classes is an error"},
+    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 16,
+     .doc = "samples per training batch: an integer, or one per epoch such as [4, 16] (the last value "
      "repeats, as nupic's VaryingDataLoader)"},
-    {"batch_size_test", DSNN_KEY_INT, "1000", "samples per test (and noise) batch"},
-    {"train_batches_per_epoch", DSNN_KEY_INT, "0",
-     "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
-    {"shuffle", DSNN_KEY_BOOL, "true",
-     "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
-    {"train_size", DSNN_KEY_INT, "0", "use only the first N samples of each train file (0 = all)"},
-    {"test_size", DSNN_KEY_INT, "0",
-     "use only the first N samples of the test (and noise) file (0 = all)"},
-    {"normalize", DSNN_KEY_STRING, "\"none\"",
-     "\"none\": values as stored (as nupic); \"dataset\": x = (v - mean) / std with mean and std "
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, .doc = "samples per test (and noise) batch"},
+    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
+     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
+    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
+     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
+    {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, .doc = "use only the first N samples of each train file (0 = all)"},
+    {.name = "test_size", .type = DSNN_KEY_INT, .def = 0,
+     .doc = "use only the first N samples of the test (and noise) file (0 = all)"},
+    {.name = "normalize", .type = DSNN_KEY_STRING, .def_str = "none",
+     .doc = "\"none\": values as stored (as nupic); \"dataset\": x = (v - mean) / std with mean and std "
      "over the epoch-0 train file as used (keys mean and std override them)"},
-    {"mean", DSNN_KEY_FLOAT, "(from normalize)", "overrides the mean of normalize = \"dataset\""},
-    {"std", DSNN_KEY_FLOAT, "(from normalize)",
-     "overrides the standard deviation of normalize = \"dataset\", > 0"},
+    {.name = "mean", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)", .doc = "overrides the mean of normalize = \"dataset\""},
+    {.name = "std", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)",
+     .doc = "overrides the standard deviation of normalize = \"dataset\", > 0"},
 };
 
 enum { GSC_NORM_NONE = 0, GSC_NORM_DATASET = 1 };

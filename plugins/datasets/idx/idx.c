@@ -349,43 +349,43 @@ fail:
 /* Configuration                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 
-static const struct dsnn_key_doc idx_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"idx\"", "this plugin"},
-    {"path", DSNN_KEY_STRING, IDX_DEFAULT_PATH,
-     "directory of the IDX files (the file names below are relative to it unless absolute)"},
-    {"train_images", DSNN_KEY_STRING, "train-images-idx3-ubyte.gz",
-     "training images: IDX, unsigned bytes [n][rows][cols], raw or gzip; if the file is missing "
+static const struct dsnn_key_spec idx_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "idx", .doc = "this plugin"},
+    {.name = "path", .type = DSNN_KEY_STRING, .def_str = IDX_DEFAULT_PATH,
+     .default_value = IDX_DEFAULT_PATH, .doc = "directory of the IDX files (the file names below are relative to it unless absolute)"},
+    {.name = "train_images", .type = DSNN_KEY_STRING, .default_value = "train-images-idx3-ubyte.gz",
+     .doc = "training images: IDX, unsigned bytes [n][rows][cols], raw or gzip; if the file is missing "
      "but the name with (or without) \".gz\" exists, that one is read"},
-    {"train_labels", DSNN_KEY_STRING, "train-labels-idx1-ubyte.gz",
-     "training labels: IDX, unsigned bytes [n], raw or gzip (same \".gz\" fallback)"},
-    {"test_images", DSNN_KEY_STRING, "t10k-images-idx3-ubyte.gz",
-     "test images, same format as train_images (not read when val_fraction > 0)"},
-    {"test_labels", DSNN_KEY_STRING, "t10k-labels-idx1-ubyte.gz",
-     "test labels, same format as train_labels (not read when val_fraction > 0)"},
-    {"batch_size_train", DSNN_KEY_FLOAT_OR_ARRAY, "128",
-     "samples per training batch (the last batch of an epoch may be smaller): an integer, or "
+    {.name = "train_labels", .type = DSNN_KEY_STRING, .default_value = "train-labels-idx1-ubyte.gz",
+     .doc = "training labels: IDX, unsigned bytes [n], raw or gzip (same \".gz\" fallback)"},
+    {.name = "test_images", .type = DSNN_KEY_STRING, .default_value = "t10k-images-idx3-ubyte.gz",
+     .doc = "test images, same format as train_images (not read when val_fraction > 0)"},
+    {.name = "test_labels", .type = DSNN_KEY_STRING, .default_value = "t10k-labels-idx1-ubyte.gz",
+     .doc = "test labels, same format as train_labels (not read when val_fraction > 0)"},
+    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 128,
+     .doc = "samples per training batch (the last batch of an epoch may be smaller): an integer, or "
      "one per epoch such as [4, 16] (the last value repeats, as nupic's VaryingDataLoader)"},
-    {"batch_size_test", DSNN_KEY_INT, "1000", "samples per test (and noise) batch"},
-    {"train_batches_per_epoch", DSNN_KEY_INT, "0",
-     "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
-    {"shuffle", DSNN_KEY_BOOL, "true",
-     "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
-    {"normalize", DSNN_KEY_STRING, "\"dataset\"",
-     "x = (pixel/255 - mean) / std with: \"dataset\": mean and std over all pixels of the train "
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, .doc = "samples per test (and noise) batch"},
+    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
+     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
+    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
+     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
+    {.name = "normalize", .type = DSNN_KEY_STRING, .def_str = "dataset",
+     .doc = "x = (pixel/255 - mean) / std with: \"dataset\": mean and std over all pixels of the train "
      "split as used; \"mnist\": 0.1307 / 0.3081; \"fashion-mnist\": 0.2860 / 0.3530 (keys mean "
      "and std override either value); \"none\": x = pixel/255"},
-    {"mean", DSNN_KEY_FLOAT, "(from normalize)",
-     "overrides the mean of normalize (MNIST 0.1307, Fashion-MNIST 0.2860)"},
-    {"std", DSNN_KEY_FLOAT, "(from normalize)",
-     "overrides the standard deviation of normalize, > 0 (MNIST 0.3081, Fashion-MNIST 0.3530)"},
-    {"train_size", DSNN_KEY_INT, "0", "use only the first N samples of the train split (0 = all)"},
-    {"test_size", DSNN_KEY_INT, "0", "use only the first N samples of the test split (0 = all)"},
-    {"val_fraction", DSNN_KEY_FLOAT, "0",
-     "in [0, 1): if > 0, the test split is the last round(val_fraction * n) samples of the train "
+    {.name = "mean", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)",
+     .doc = "overrides the mean of normalize (MNIST 0.1307, Fashion-MNIST 0.2860)"},
+    {.name = "std", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)",
+     .doc = "overrides the standard deviation of normalize, > 0 (MNIST 0.3081, Fashion-MNIST 0.3530)"},
+    {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, .doc = "use only the first N samples of the train split (0 = all)"},
+    {.name = "test_size", .type = DSNN_KEY_INT, .def = 0, .doc = "use only the first N samples of the test split (0 = all)"},
+    {.name = "val_fraction", .type = DSNN_KEY_FLOAT, .def = 0,
+     .doc = "in [0, 1): if > 0, the test split is the last round(val_fraction * n) samples of the train "
      "files (validation), the train split the samples before them, and the test files are not "
      "read; train_size and test_size then limit these two parts"},
-    {"n_classes", DSNN_KEY_INT, "0",
-     "number of classes, in [1, 256]; 0 = largest label + 1 over the label files read; a label "
+    {.name = "n_classes", .type = DSNN_KEY_INT, .def = 0,
+     .doc = "number of classes, in [1, 256]; 0 = largest label + 1 over the label files read; a label "
      ">= n_classes is an error"},
     DSNN_NOISE_KEYS,
 };

@@ -37,26 +37,26 @@
 #define SYN_STREAM_TEST 0x73796e3365ull
 #define SYN_MAX_VALUES (INT64_C(1) << 31) /* floats held in all (about 8 GiB) */
 
-static const struct dsnn_key_doc syn_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"synthetic\"", "this plugin"},
-    {"n_classes", DSNN_KEY_INT, "10", "number of classes (Gaussian clusters), in [2, 65536]"},
-    {"shape", DSNN_KEY_INT_ARRAY, "[1, 8, 8]",
-     "shape of a sample [c, h, w] (or [n] for a flat vector of n values)"},
-    {"n_train", DSNN_KEY_INT, "1000", "samples in the train split"},
-    {"n_test", DSNN_KEY_INT, "200", "samples in the test split"},
-    {"separation", DSNN_KEY_FLOAT, "1.0",
-     "standard deviation of the values of the class centres; centres lie about separation * "
+static const struct dsnn_key_spec syn_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "synthetic", .doc = "this plugin"},
+    {.name = "n_classes", .type = DSNN_KEY_INT, .def = 10, .doc = "number of classes (Gaussian clusters), in [2, 65536]"},
+    {.name = "shape", .type = DSNN_KEY_INT_ARRAY, .default_value = "[1, 8, 8]",
+     .doc = "shape of a sample [c, h, w] (or [n] for a flat vector of n values)"},
+    {.name = "n_train", .type = DSNN_KEY_INT, .def = 1000, .doc = "samples in the train split"},
+    {.name = "n_test", .type = DSNN_KEY_INT, .def = 200, .doc = "samples in the test split"},
+    {.name = "separation", .type = DSNN_KEY_FLOAT, .def = 1.0,
+     .doc = "standard deviation of the values of the class centres; centres lie about separation * "
      "sqrt(2 c h w) apart (defaults: nearly separable; 0.1 to 0.3: overlapping classes)"},
-    {"noise_std", DSNN_KEY_FLOAT, "1.0", "standard deviation of the samples around their centre"},
-    {"data_seed", DSNN_KEY_INT, "0",
-     "seed of the data (independent of the trial seed: every trial sees the same data)"},
-    {"batch_size_train", DSNN_KEY_FLOAT_OR_ARRAY, "64",
-     "samples per training batch: an integer, or one per epoch (the last value repeats)"},
-    {"batch_size_test", DSNN_KEY_INT, "1000", "samples per test batch"},
-    {"train_batches_per_epoch", DSNN_KEY_INT, "0",
-     "end a train epoch after this many batches; 0 = all"},
-    {"shuffle", DSNN_KEY_BOOL, "true",
-     "shuffle the train split every epoch (order from the trial seed and the epoch)"},
+    {.name = "noise_std", .type = DSNN_KEY_FLOAT, .def = 1.0, .doc = "standard deviation of the samples around their centre"},
+    {.name = "data_seed", .type = DSNN_KEY_INT, .def = 0,
+     .doc = "seed of the data (independent of the trial seed: every trial sees the same data)"},
+    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 64,
+     .doc = "samples per training batch: an integer, or one per epoch (the last value repeats)"},
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, .doc = "samples per test batch"},
+    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
+     .doc = "end a train epoch after this many batches; 0 = all"},
+    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
+     .doc = "shuffle the train split every epoch (order from the trial seed and the epoch)"},
 };
 
 struct syn_state {

@@ -12,8 +12,8 @@ struct dense_model {
     struct dsnn_base_model base;
 };
 
-static const struct dsnn_key_doc dense_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"dense\"", "this plugin"},
+static const struct dsnn_key_spec dense_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "dense", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
 };
 

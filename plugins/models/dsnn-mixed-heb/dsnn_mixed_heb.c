@@ -51,22 +51,22 @@ struct mixed_heb {
     struct dsnn_coact *coact; /* NULL when neither rule needs coactivations */
 };
 
-static const struct dsnn_key_doc mixed_heb_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"dsnn-mixed-heb\"", "this plugin"},
+static const struct dsnn_key_spec mixed_heb_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "dsnn-mixed-heb", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {"hebbian_prune_perc", DSNN_KEY_FLOAT, "0.3",
-     "fraction (tau) of each layer's connections, those of lowest coactivation, pruned by the "
+    {.name = "hebbian_prune_perc", .type = DSNN_KEY_FLOAT, .def = 0.3,
+     .doc = "fraction (tau) of each layer's connections, those of lowest coactivation, pruned by the "
      "Hebbian rule (0: rule off, nupic None)"},
-    {"weight_prune_perc", DSNN_KEY_FLOAT, "0.3",
-     "fraction (zeta) of the positive and of the negative weights, those closest to zero, "
+    {.name = "weight_prune_perc", .type = DSNN_KEY_FLOAT, .def = 0.3,
+     .doc = "fraction (zeta) of the positive and of the negative weights, those closest to zero, "
      "pruned by the magnitude rule (0: rule off, nupic None); a connection goes only if both "
      "rules prune it"},
-    {"hebbian_grow", DSNN_KEY_BOOL, "false",
-     "regrow the inactive connections of highest coactivation (needs a dense n_out x n_in "
+    {.name = "hebbian_grow", .type = DSNN_KEY_BOOL, .def = false,
+     .doc = "regrow the inactive connections of highest coactivation (needs a dense n_out x n_in "
      "count matrix per layer) instead of random ones"},
-    {"moving_average_alpha", DSNN_KEY_FLOAT, "1.0",
-     "coactivations used by a round: alpha * this epoch's + (1 - alpha) * the previous value "
+    {.name = "moving_average_alpha", .type = DSNN_KEY_FLOAT, .def = 1.0,
+     .doc = "coactivations used by a round: alpha * this epoch's + (1 - alpha) * the previous value "
      "(1: this epoch only, as nupic)"},
     DSNN_PRUNE_SCHEDULE_KEYS,
 };

@@ -39,15 +39,15 @@ struct weighted_mag {
     struct dsnn_coact *coact; /* NULL when pruning is off */
 };
 
-static const struct dsnn_key_doc weighted_mag_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"dsnn-weighted-mag\"", "this plugin"},
+static const struct dsnn_key_spec weighted_mag_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "dsnn-weighted-mag", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {"weight_prune_perc", DSNN_KEY_FLOAT, "0.3",
-     "fraction (zeta) of the positive and of the negative scores w * coactivation, those closest "
+    {.name = "weight_prune_perc", .type = DSNN_KEY_FLOAT, .def = 0.3,
+     .doc = "fraction (zeta) of the positive and of the negative scores w * coactivation, those closest "
      "to zero, pruned each round (0: no pruning, nupic None)"},
-    {"moving_average_alpha", DSNN_KEY_FLOAT, "1.0",
-     "coactivations used by a round: alpha * this epoch's + (1 - alpha) * the previous value "
+    {.name = "moving_average_alpha", .type = DSNN_KEY_FLOAT, .def = 1.0,
+     .doc = "coactivations used by a round: alpha * this epoch's + (1 - alpha) * the previous value "
      "(1: this epoch only, as nupic)"},
     DSNN_PRUNE_SCHEDULE_KEYS,
 };

@@ -44,20 +44,20 @@ struct dsr_model {
     struct dsnn_metrics scratch;
 };
 
-static const struct dsnn_key_doc dsr_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"dsr\"", "this plugin"},
+static const struct dsnn_key_spec dsr_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "dsr", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {"update_interval", DSNN_KEY_INT, "200", "optimizer steps between two reparameterizations"},
-    {"begin_step", DSNN_KEY_INT, "0", "first optimizer step (counted from 1) that may update"},
-    {"end_step", DSNN_KEY_INT, "-1", "last optimizer step that may update (-1: no end)"},
-    {"initial_threshold", DSNN_KEY_FLOAT, "0.001",
-     "initial global pruning threshold H on |w| (adapted every round)"},
-    {"target_fraction_to_prune", DSNN_KEY_FLOAT, "0.01",
-     "target Np of weights pruned per round, as a fraction of the network's trainable "
+    {.name = "update_interval", .type = DSNN_KEY_INT, .def = 200, .doc = "optimizer steps between two reparameterizations"},
+    {.name = "begin_step", .type = DSNN_KEY_INT, .def = 0, .doc = "first optimizer step (counted from 1) that may update"},
+    {.name = "end_step", .type = DSNN_KEY_INT, .def = -1, .doc = "last optimizer step that may update (-1: no end)"},
+    {.name = "initial_threshold", .type = DSNN_KEY_FLOAT, .def = 0.001,
+     .doc = "initial global pruning threshold H on |w| (adapted every round)"},
+    {.name = "target_fraction_to_prune", .type = DSNN_KEY_FLOAT, .def = 0.01,
+     .doc = "target Np of weights pruned per round, as a fraction of the network's trainable "
      "parameters at the start"},
-    {"tolerance", DSNN_KEY_FLOAT, "0.1",
-     "fractional tolerance around Np before H is doubled or halved"},
+    {.name = "tolerance", .type = DSNN_KEY_FLOAT, .def = 0.1,
+     .doc = "fractional tolerance around Np before H is doubled or halved"},
 };
 
 static void dsr_destroy(void *state)

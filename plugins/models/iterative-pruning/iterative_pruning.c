@@ -45,23 +45,23 @@ struct itp_model {
 
 static const char *const scope_names[] = {"layer", "global", NULL};
 
-static const struct dsnn_key_doc itp_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"iterative-pruning\"", "this plugin"},
+static const struct dsnn_key_spec itp_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "iterative-pruning", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {"n_iterations", DSNN_KEY_INT, "-1",
-     "prune / rewind / retrain rounds (-1: experiment.epochs / iteration_epochs); n_iterations "
+    {.name = "n_iterations", .type = DSNN_KEY_INT, .def = -1,
+     .doc = "prune / rewind / retrain rounds (-1: experiment.epochs / iteration_epochs); n_iterations "
      "x iteration_epochs must equal experiment.epochs"},
-    {"iteration_epochs", DSNN_KEY_INT, "-1",
-     "training epochs per round (-1: experiment.epochs / n_iterations)"},
-    {"prune_perc", DSNN_KEY_FLOAT_OR_ARRAY, "0.2",
-     "fraction of the remaining connections pruned (smallest |w|) before each round but the "
+    {.name = "iteration_epochs", .type = DSNN_KEY_INT, .def = -1,
+     .doc = "training epochs per round (-1: experiment.epochs / n_iterations)"},
+    {.name = "prune_perc", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.2,
+     .doc = "fraction of the remaining connections pruned (smallest |w|) before each round but the "
      "first; one value, or one per sparse layer with prune_scope = \"layer\""},
-    {"prune_scope", DSNN_KEY_STRING, "\"layer\"",
-     "\"layer\": each sparse layer loses prune_perc of its connections; \"global\": prune_perc "
+    {.name = "prune_scope", .type = DSNN_KEY_STRING, .def_str = "layer",
+     .doc = "\"layer\": each sparse layer loses prune_perc of its connections; \"global\": prune_perc "
      "of all sparse connections, by one magnitude ranking over the layers"},
-    {"rewind", DSNN_KEY_BOOL, "true",
-     "rewind the surviving weights (and biases, dense layers) to their initial values and reset "
+    {.name = "rewind", .type = DSNN_KEY_BOOL, .def = true,
+     .doc = "rewind the surviving weights (and biases, dense layers) to their initial values and reset "
      "the optimizer before each round (false: keep training the pruned weights)"},
 };
 

@@ -33,18 +33,18 @@ struct pruning_model {
     int64_t start_epoch, end_epoch, interval;
 };
 
-static const struct dsnn_key_doc pruning_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"pruning\"", "this plugin"},
+static const struct dsnn_key_spec pruning_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "pruning", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {"target_final_density", DSNN_KEY_FLOAT_OR_ARRAY, "0.1",
-     "density each sparse layer is pruned to (one value or one per sparse layer); the initial "
+    {.name = "target_final_density", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.1,
+     .doc = "density each sparse layer is pruned to (one value or one per sparse layer); the initial "
      "density is on_perc, or 1.0 (dense) when on_perc is unset"},
-    {"start_epoch", DSNN_KEY_INT, "0", "epoch t0 at which the schedule starts (density d_i)"},
-    {"end_epoch", DSNN_KEY_INT, "-1",
-     "epoch at whose start the final density is reached (-1: the last epoch); must be < "
+    {.name = "start_epoch", .type = DSNN_KEY_INT, .def = 0, .doc = "epoch t0 at which the schedule starts (density d_i)"},
+    {.name = "end_epoch", .type = DSNN_KEY_INT, .def = -1,
+     .doc = "epoch at whose start the final density is reached (-1: the last epoch); must be < "
      "experiment.epochs"},
-    {"pruning_interval", DSNN_KEY_INT, "1", "epochs between two pruning steps"},
+    {.name = "pruning_interval", .type = DSNN_KEY_INT, .def = 1, .doc = "epochs between two pruning steps"},
 };
 
 static void pruning_destroy(void *state)

@@ -51,22 +51,22 @@ struct rigl_model {
     struct dsnn_metrics scratch; /* one update's bracket */
 };
 
-static const struct dsnn_key_doc rigl_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"rigl\"", "this plugin"},
+static const struct dsnn_key_spec rigl_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "rigl", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {"drop_fraction", DSNN_KEY_FLOAT, "0.3",
-     "fraction of each sparse layer's active connections dropped (smallest |w|) and regrown "
+    {.name = "drop_fraction", .type = DSNN_KEY_FLOAT, .def = 0.3,
+     .doc = "fraction of each sparse layer's active connections dropped (smallest |w|) and regrown "
      "(largest |gradient|) at an update, before annealing"},
-    {"drop_fraction_anneal", DSNN_KEY_STRING, "\"cosine\"",
-     "decay of drop_fraction from begin_step to end_step: \"constant\", \"cosine\", "
+    {.name = "drop_fraction_anneal", .type = DSNN_KEY_STRING, .def_str = "cosine",
+     .doc = "decay of drop_fraction from begin_step to end_step: \"constant\", \"cosine\", "
      "\"exponential\" ((1 - x)^drop_fraction_exponent) or \"linear\""},
-    {"drop_fraction_exponent", DSNN_KEY_FLOAT, "1.0",
-     "exponent of drop_fraction_anneal = \"exponential\""},
-    {"update_frequency", DSNN_KEY_INT, "100", "optimizer steps between two topology updates"},
-    {"begin_step", DSNN_KEY_INT, "0", "first optimizer step (counted from 1) that may update"},
-    {"end_step", DSNN_KEY_INT, "-1",
-     "last optimizer step that may update (-1: 75 % of training, epochs x ceil(n_train / "
+    {.name = "drop_fraction_exponent", .type = DSNN_KEY_FLOAT, .def = 1.0,
+     .doc = "exponent of drop_fraction_anneal = \"exponential\""},
+    {.name = "update_frequency", .type = DSNN_KEY_INT, .def = 100, .doc = "optimizer steps between two topology updates"},
+    {.name = "begin_step", .type = DSNN_KEY_INT, .def = 0, .doc = "first optimizer step (counted from 1) that may update"},
+    {.name = "end_step", .type = DSNN_KEY_INT, .def = -1,
+     .doc = "last optimizer step that may update (-1: 75 % of training, epochs x ceil(n_train / "
      "batch_size_train) x 0.75)"},
 };
 

@@ -35,12 +35,12 @@ struct set_model {
     struct dsnn_prune_schedule sched;
 };
 
-static const struct dsnn_key_doc set_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"set\"", "this plugin"},
+static const struct dsnn_key_spec set_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "set", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {"weight_prune_perc", DSNN_KEY_FLOAT, "0.3",
-     "fraction (zeta) of the positive and of the negative weights, those closest to zero, pruned "
+    {.name = "weight_prune_perc", .type = DSNN_KEY_FLOAT, .def = 0.3,
+     .doc = "fraction (zeta) of the positive and of the negative weights, those closest to zero, pruned "
      "and regrown at random each round"},
     DSNN_PRUNE_SCHEDULE_KEYS,
 };

@@ -56,16 +56,16 @@ static const char *const decay_names[] = {"constant", "cosine", "linear", NULL};
 static const enum dsnn_anneal decay_values[] = {DSNN_ANNEAL_CONSTANT, DSNN_ANNEAL_COSINE,
                                                 DSNN_ANNEAL_LINEAR};
 
-static const struct dsnn_key_doc snfs_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"snfs\"", "this plugin"},
+static const struct dsnn_key_spec snfs_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "snfs", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {"prune_rate", DSNN_KEY_FLOAT, "0.5",
-     "initial fraction of each sparse layer's active weights pruned (smallest |w|) per round"},
-    {"prune_rate_decay", DSNN_KEY_STRING, "\"cosine\"",
-     "decay of prune_rate over the training steps: \"cosine\", \"linear\" or \"constant\""},
-    {"update_frequency", DSNN_KEY_INT, "0",
-     "0: a round at the end of every epoch but the last (the paper); N > 0: every N optimizer "
+    {.name = "prune_rate", .type = DSNN_KEY_FLOAT, .def = 0.5,
+     .doc = "initial fraction of each sparse layer's active weights pruned (smallest |w|) per round"},
+    {.name = "prune_rate_decay", .type = DSNN_KEY_STRING, .def_str = "cosine",
+     .doc = "decay of prune_rate over the training steps: \"cosine\", \"linear\" or \"constant\""},
+    {.name = "update_frequency", .type = DSNN_KEY_INT, .def = 0,
+     .doc = "0: a round at the end of every epoch but the last (the paper); N > 0: every N optimizer "
      "steps instead"},
 };
 

@@ -11,8 +11,8 @@
 
 #include <stdlib.h>
 
-static const struct dsnn_key_doc sparse_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"sparse\"", "this plugin"},
+static const struct dsnn_key_spec sparse_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "sparse", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
 };

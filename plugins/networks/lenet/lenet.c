@@ -26,17 +26,17 @@
 
 #define LENET_N_CONV 2
 
-static const struct dsnn_key_doc lenet_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"lenet\"", "this plugin"},
-    {"variant", DSNN_KEY_STRING, "\"lenet5\"",
-     "\"lenet5\" (conv 6 - pool - conv 16 - pool - fc 120 - fc 84) or \"300-100\" (MLP with "
+static const struct dsnn_key_spec lenet_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "lenet", .doc = "this plugin"},
+    {.name = "variant", .type = DSNN_KEY_STRING, .def_str = "lenet5",
+     .doc = "\"lenet5\" (conv 6 - pool - conv 16 - pool - fc 120 - fc 84) or \"300-100\" (MLP with "
      "hidden layers of 300 and 100 units)"},
-    {"bias", DSNN_KEY_BOOL, "true", "convolutions and linear layers have a bias"},
-    {"conv1_padding", DSNN_KEY_INT, "-1",
-     "lenet5: zero padding of conv1 (-1: 2 for 28x28 inputs as LeNet-5 on MNIST, else 0)"},
-    {"pool", DSNN_KEY_STRING, "\"max\"", "lenet5: \"max\" or \"avg\" pooling"},
-    {"sparse_conv", DSNN_KEY_FLOAT_OR_ARRAY, "0",
-     "lenet5: density of truly sparse convolutions, in [0, 1] (0: dense); one value or one per "
+    {.name = "bias", .type = DSNN_KEY_BOOL, .def = true, .doc = "convolutions and linear layers have a bias"},
+    {.name = "conv1_padding", .type = DSNN_KEY_INT, .def = -1,
+     .doc = "lenet5: zero padding of conv1 (-1: 2 for 28x28 inputs as LeNet-5 on MNIST, else 0)"},
+    {.name = "pool", .type = DSNN_KEY_STRING, .def_str = "max", .doc = "lenet5: \"max\" or \"avg\" pooling"},
+    {.name = "sparse_conv", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0,
+     .doc = "lenet5: density of truly sparse convolutions, in [0, 1] (0: dense); one value or one per "
      "convolution [conv1, conv2]"},
 };
 

@@ -27,25 +27,25 @@
 
 #define MLPHEB_MAX_HIDDEN 64
 
-static const struct dsnn_key_doc mlp_heb_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"mlp-heb\"", "this plugin"},
-    {"hidden_sizes", DSNN_KEY_INT_ARRAY, "[100, 100, 100]",
-     "width of each hidden layer, input to output (empty: softmax regression)"},
-    {"bias", DSNN_KEY_BOOL, "true", "linear layers have a bias"},
-    {"batch_norm", DSNN_KEY_BOOL, "false",
-     "batch norm 1d (affine) between each hidden linear layer and its activation"},
-    {"dropout", DSNN_KEY_FLOAT, "0",
-     "dropout probability after each hidden activation, in [0, 1) (0: no dropout layer)"},
-    {"kwinners", DSNN_KEY_BOOL, "false", "k-winners instead of ReLU in the hidden layers"},
-    {"percent_on", DSNN_KEY_FLOAT_OR_ARRAY, "0.25",
-     "k-winners: fraction of active units, in (0, 1); one value or one per hidden layer"},
-    {"boost_strength", DSNN_KEY_FLOAT_OR_ARRAY, "1.4",
-     "k-winners: boost strength (>= 0; 0: no boosting); one value or one per hidden layer"},
-    {"boost_strength_factor", DSNN_KEY_FLOAT_OR_ARRAY, "0.7",
-     "k-winners: boost strength decay per epoch, in [0, 1]; one value or one per hidden layer"},
-    {"k_inference_factor", DSNN_KEY_FLOAT, "1.0",
-     "k-winners: k at evaluation is int(k * k_inference_factor)"},
-    {"duty_cycle_period", DSNN_KEY_INT, "1000", "k-winners: period of the duty cycle average"},
+static const struct dsnn_key_spec mlp_heb_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "mlp-heb", .doc = "this plugin"},
+    {.name = "hidden_sizes", .type = DSNN_KEY_INT_ARRAY, .default_value = "[100, 100, 100]",
+     .doc = "width of each hidden layer, input to output (empty: softmax regression)"},
+    {.name = "bias", .type = DSNN_KEY_BOOL, .def = true, .doc = "linear layers have a bias"},
+    {.name = "batch_norm", .type = DSNN_KEY_BOOL, .def = false,
+     .doc = "batch norm 1d (affine) between each hidden linear layer and its activation"},
+    {.name = "dropout", .type = DSNN_KEY_FLOAT, .def = 0,
+     .doc = "dropout probability after each hidden activation, in [0, 1) (0: no dropout layer)"},
+    {.name = "kwinners", .type = DSNN_KEY_BOOL, .def = false, .doc = "k-winners instead of ReLU in the hidden layers"},
+    {.name = "percent_on", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.25,
+     .doc = "k-winners: fraction of active units, in (0, 1); one value or one per hidden layer"},
+    {.name = "boost_strength", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 1.4,
+     .doc = "k-winners: boost strength (>= 0; 0: no boosting); one value or one per hidden layer"},
+    {.name = "boost_strength_factor", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.7,
+     .doc = "k-winners: boost strength decay per epoch, in [0, 1]; one value or one per hidden layer"},
+    {.name = "k_inference_factor", .type = DSNN_KEY_FLOAT, .def = 1.0,
+     .doc = "k-winners: k at evaluation is int(k * k_inference_factor)"},
+    {.name = "duty_cycle_period", .type = DSNN_KEY_INT, .def = 1000, .doc = "k-winners: period of the duty cycle average"},
 };
 
 /* Reads a float or an array of n_layers floats of key into out[n_layers] (one value is used for

@@ -10,11 +10,11 @@
 
 #define MLP_MAX_HIDDEN 64
 
-static const struct dsnn_key_doc mlp_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"mlp\"", "this plugin"},
-    {"hidden_sizes", DSNN_KEY_INT_ARRAY, "[1000, 1000, 1000]",
-     "width of each hidden layer, input to output (empty: softmax regression)"},
-    {"bias", DSNN_KEY_BOOL, "true", "linear layers have a bias"},
+static const struct dsnn_key_spec mlp_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "mlp", .doc = "this plugin"},
+    {.name = "hidden_sizes", .type = DSNN_KEY_INT_ARRAY, .default_value = "[1000, 1000, 1000]",
+     .doc = "width of each hidden layer, input to output (empty: softmax regression)"},
+    {.name = "bias", .type = DSNN_KEY_BOOL, .def = true, .doc = "linear layers have a bias"},
 };
 
 static enum dsnn_status mlp_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,

@@ -38,17 +38,17 @@
 
 #define RESNET_MAX_BLOCKS 64
 
-static const struct dsnn_key_doc resnet_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"resnet\"", "this plugin"},
-    {"variant", DSNN_KEY_STRING, "\"resnet18\"", "\"resnet18\", \"resnet34\" or \"wrn\""},
-    {"width", DSNN_KEY_FLOAT, "1.0",
-     "resnet18/34: channel multiplier (0.25: 16, 32, 64, 128 channels), in (0, 16]"},
-    {"depth", DSNN_KEY_INT, "28", "wrn: depth, 6 n + 4 (n blocks per stage)"},
-    {"widen_factor", DSNN_KEY_INT, "2", "wrn: widening factor k (16 k, 32 k, 64 k channels)"},
-    {"dropout", DSNN_KEY_FLOAT, "0.3",
-     "wrn: dropout probability between the two convolutions of a block, in [0, 1) (0: none)"},
-    {"sparse_conv", DSNN_KEY_FLOAT_OR_ARRAY, "0",
-     "must be 0: sparse convolutions cannot sit inside residual blocks (key kept for the "
+static const struct dsnn_key_spec resnet_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "resnet", .doc = "this plugin"},
+    {.name = "variant", .type = DSNN_KEY_STRING, .def_str = "resnet18", .doc = "\"resnet18\", \"resnet34\" or \"wrn\""},
+    {.name = "width", .type = DSNN_KEY_FLOAT, .def = 1.0,
+     .doc = "resnet18/34: channel multiplier (0.25: 16, 32, 64, 128 channels), in (0, 16]"},
+    {.name = "depth", .type = DSNN_KEY_INT, .def = 28, .doc = "wrn: depth, 6 n + 4 (n blocks per stage)"},
+    {.name = "widen_factor", .type = DSNN_KEY_INT, .def = 2, .doc = "wrn: widening factor k (16 k, 32 k, 64 k channels)"},
+    {.name = "dropout", .type = DSNN_KEY_FLOAT, .def = 0.3,
+     .doc = "wrn: dropout probability between the two convolutions of a block, in [0, 1) (0: none)"},
+    {.name = "sparse_conv", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0,
+     .doc = "must be 0: sparse convolutions cannot sit inside residual blocks (key kept for the "
      "same configuration space as the other CNN plugins)"},
 };
 

@@ -29,24 +29,24 @@
 #define VGG_POOL 0
 #define VGG_MAX_CONV 16
 
-static const struct dsnn_key_doc vgg_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"vgg\"", "this plugin"},
-    {"cfg", DSNN_KEY_STRING, "\"vgg19\"", "\"vgg11\", \"vgg13\", \"vgg16\" or \"vgg19\""},
-    {"width", DSNN_KEY_FLOAT, "1.0",
-     "channel multiplier (e.g. 0.25: 16 ... 128 channels), in (0, 16]"},
-    {"batch_norm", DSNN_KEY_BOOL, "true", "batch norm 2d after every convolution"},
-    {"bias", DSNN_KEY_BOOL, "true", "convolutions and the linear layer have a bias"},
-    {"kwinners", DSNN_KEY_BOOL, "false",
-     "k-winners 2d instead of ReLU, and average instead of max pooling (nupic VGG19)"},
-    {"percent_on", DSNN_KEY_FLOAT_OR_ARRAY, "0.3",
-     "k-winners: fraction of active units, in (0, 1); one value or one per convolution"},
-    {"boost_strength", DSNN_KEY_FLOAT, "1.4", "k-winners: boost strength (>= 0)"},
-    {"boost_strength_factor", DSNN_KEY_FLOAT, "0.7",
-     "k-winners: boost strength decay per epoch, in [0, 1]"},
-    {"k_inference_factor", DSNN_KEY_FLOAT, "1.5", "k-winners: k at evaluation"},
-    {"duty_cycle_period", DSNN_KEY_INT, "1000", "k-winners: period of the duty cycle average"},
-    {"sparse_conv", DSNN_KEY_FLOAT_OR_ARRAY, "0",
-     "density of truly sparse convolutions, in [0, 1] (0: dense); one value or one per "
+static const struct dsnn_key_spec vgg_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "vgg", .doc = "this plugin"},
+    {.name = "cfg", .type = DSNN_KEY_STRING, .def_str = "vgg19", .doc = "\"vgg11\", \"vgg13\", \"vgg16\" or \"vgg19\""},
+    {.name = "width", .type = DSNN_KEY_FLOAT, .def = 1.0,
+     .doc = "channel multiplier (e.g. 0.25: 16 ... 128 channels), in (0, 16]"},
+    {.name = "batch_norm", .type = DSNN_KEY_BOOL, .def = true, .doc = "batch norm 2d after every convolution"},
+    {.name = "bias", .type = DSNN_KEY_BOOL, .def = true, .doc = "convolutions and the linear layer have a bias"},
+    {.name = "kwinners", .type = DSNN_KEY_BOOL, .def = false,
+     .doc = "k-winners 2d instead of ReLU, and average instead of max pooling (nupic VGG19)"},
+    {.name = "percent_on", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.3,
+     .doc = "k-winners: fraction of active units, in (0, 1); one value or one per convolution"},
+    {.name = "boost_strength", .type = DSNN_KEY_FLOAT, .def = 1.4, .doc = "k-winners: boost strength (>= 0)"},
+    {.name = "boost_strength_factor", .type = DSNN_KEY_FLOAT, .def = 0.7,
+     .doc = "k-winners: boost strength decay per epoch, in [0, 1]"},
+    {.name = "k_inference_factor", .type = DSNN_KEY_FLOAT, .def = 1.5, .doc = "k-winners: k at evaluation"},
+    {.name = "duty_cycle_period", .type = DSNN_KEY_INT, .def = 1000, .doc = "k-winners: period of the duty cycle average"},
+    {.name = "sparse_conv", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0,
+     .doc = "density of truly sparse convolutions, in [0, 1] (0: dense); one value or one per "
      "convolution"},
 };
 

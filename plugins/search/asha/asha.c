@@ -55,17 +55,17 @@ struct asha {
     struct asha_bracket *brackets;
 };
 
-static const struct dsnn_key_doc asha_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"asha\"", "this plugin"},
-    {"space", DSNN_KEY_GROUP, "{}",
-     "tree mirroring the configuration whose leaves are distributions (as the random plugin's)"},
-    {"grace_period", DSNN_KEY_INT, "1", "epochs before the first rung (r_0)"},
-    {"reduction_factor", DSNN_KEY_FLOAT, "4",
-     "eta > 1: rungs at grace_period * eta^k; a trial continues if in the top 1/eta of a rung"},
-    {"max_t", DSNN_KEY_INT, "experiment.epochs", "epochs after which a trial is stopped"},
-    {"metric", DSNN_KEY_STRING, "experiment.metric", "metric compared at the rungs"},
-    {"mode", DSNN_KEY_STRING, "experiment.mode", "\"max\" or \"min\" of metric"},
-    {"brackets", DSNN_KEY_INT, "1", "number of brackets (bracket s starts at grace_period * eta^s)"},
+static const struct dsnn_key_spec asha_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "asha", .doc = "this plugin"},
+    {.name = "space", .type = DSNN_KEY_GROUP, .default_value = "{}",
+     .doc = "tree mirroring the configuration whose leaves are distributions (as the random plugin's)"},
+    {.name = "grace_period", .type = DSNN_KEY_INT, .def = 1, .doc = "epochs before the first rung (r_0)"},
+    {.name = "reduction_factor", .type = DSNN_KEY_FLOAT, .def = 4,
+     .doc = "eta > 1: rungs at grace_period * eta^k; a trial continues if in the top 1/eta of a rung"},
+    {.name = "max_t", .type = DSNN_KEY_INT, .default_value = "experiment.epochs", .doc = "epochs after which a trial is stopped"},
+    {.name = "metric", .type = DSNN_KEY_STRING, .default_value = "experiment.metric", .doc = "metric compared at the rungs"},
+    {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode", .doc = "\"max\" or \"min\" of metric"},
+    {.name = "brackets", .type = DSNN_KEY_INT, .def = 1, .doc = "number of brackets (bracket s starts at grace_period * eta^s)"},
 };
 
 /* ---- configuration ---- */

@@ -28,10 +28,10 @@ struct grid {
     int num_samples;
 };
 
-static const struct dsnn_key_doc grid_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"grid\"", "this plugin"},
-    {"grid", DSNN_KEY_GROUP, "{}",
-     "tree mirroring the configuration; arrays/lists are the choices of each key"},
+static const struct dsnn_key_spec grid_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "grid", .doc = "this plugin"},
+    {.name = "grid", .type = DSNN_KEY_GROUP, .default_value = "{}",
+     .doc = "tree mirroring the configuration; arrays/lists are the choices of each key"},
 };
 
 static enum dsnn_status collect(struct grid *g, const struct dsnn_cfg *node, const char *prefix,

@@ -40,16 +40,16 @@ struct median_stop {
     struct median_trial *trials; /* num_samples */
 };
 
-static const struct dsnn_key_doc median_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"median-stop\"", "this plugin"},
-    {"space", DSNN_KEY_GROUP, "{}",
-     "tree mirroring the configuration whose leaves are distributions (as the random plugin's)"},
-    {"grace_period", DSNN_KEY_INT, "1",
-     "epochs before a trial can be stopped; earlier results are left out of running averages"},
-    {"min_samples_required", DSNN_KEY_INT, "3",
-     "other trials that must have reached the epoch before the rule applies"},
-    {"metric", DSNN_KEY_STRING, "experiment.metric", "metric compared"},
-    {"mode", DSNN_KEY_STRING, "experiment.mode", "\"max\" or \"min\" of metric"},
+static const struct dsnn_key_spec median_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "median-stop", .doc = "this plugin"},
+    {.name = "space", .type = DSNN_KEY_GROUP, .default_value = "{}",
+     .doc = "tree mirroring the configuration whose leaves are distributions (as the random plugin's)"},
+    {.name = "grace_period", .type = DSNN_KEY_INT, .def = 1,
+     .doc = "epochs before a trial can be stopped; earlier results are left out of running averages"},
+    {.name = "min_samples_required", .type = DSNN_KEY_INT, .def = 3,
+     .doc = "other trials that must have reached the epoch before the rule applies"},
+    {.name = "metric", .type = DSNN_KEY_STRING, .default_value = "experiment.metric", .doc = "metric compared"},
+    {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode", .doc = "\"max\" or \"min\" of metric"},
 };
 
 static void median_destroy(void *state)

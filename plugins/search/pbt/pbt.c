@@ -67,21 +67,21 @@ struct pbt {
     struct pbt_rank *order;   /* scratch for ranking */
 };
 
-static const struct dsnn_key_doc pbt_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"pbt\"", "this plugin"},
-    {"space", DSNN_KEY_GROUP, "{}",
-     "tree mirroring the configuration whose leaves are distributions (as the random plugin's); "
+static const struct dsnn_key_spec pbt_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "pbt", .doc = "this plugin"},
+    {.name = "space", .type = DSNN_KEY_GROUP, .default_value = "{}",
+     .doc = "tree mirroring the configuration whose leaves are distributions (as the random plugin's); "
      "initial draws and the mutations of exploit"},
-    {"perturbation_interval", DSNN_KEY_INT, "2", "epochs between two perturbations of a trial"},
-    {"burn_in_period", DSNN_KEY_INT, "0", "no perturbation before this many epochs"},
-    {"quantile_fraction", DSNN_KEY_FLOAT, "0.25",
-     "in [0, 0.5]: the bottom fraction is perturbed, cloning one of the top fraction"},
-    {"resample_probability", DSNN_KEY_FLOAT, "0.25",
-     "probability that exploit resamples a parameter from the space instead of perturbing it"},
-    {"perturbation_factors", DSNN_KEY_FLOAT_ARRAY, "[1.2, 0.8]",
-     "factors a numeric parameter is multiplied by (one drawn at random)"},
-    {"metric", DSNN_KEY_STRING, "experiment.metric", "metric the population is ranked by"},
-    {"mode", DSNN_KEY_STRING, "experiment.mode", "\"max\" or \"min\" of metric"},
+    {.name = "perturbation_interval", .type = DSNN_KEY_INT, .def = 2, .doc = "epochs between two perturbations of a trial"},
+    {.name = "burn_in_period", .type = DSNN_KEY_INT, .def = 0, .doc = "no perturbation before this many epochs"},
+    {.name = "quantile_fraction", .type = DSNN_KEY_FLOAT, .def = 0.25,
+     .doc = "in [0, 0.5]: the bottom fraction is perturbed, cloning one of the top fraction"},
+    {.name = "resample_probability", .type = DSNN_KEY_FLOAT, .def = 0.25,
+     .doc = "probability that exploit resamples a parameter from the space instead of perturbing it"},
+    {.name = "perturbation_factors", .type = DSNN_KEY_FLOAT_ARRAY, .default_value = "[1.2, 0.8]",
+     .doc = "factors a numeric parameter is multiplied by (one drawn at random)"},
+    {.name = "metric", .type = DSNN_KEY_STRING, .default_value = "experiment.metric", .doc = "metric the population is ranked by"},
+    {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode", .doc = "\"max\" or \"min\" of metric"},
 };
 
 static void pbt_destroy(void *state)

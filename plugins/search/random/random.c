@@ -22,10 +22,10 @@ struct random_search {
     int num_samples;
 };
 
-static const struct dsnn_key_doc random_keys[] = {
-    {"plugin", DSNN_KEY_STRING, "\"random\"", "this plugin"},
-    {"space", DSNN_KEY_GROUP, "{}",
-     "tree mirroring the configuration; leaves: { dist = \"choice\" (values) | \"uniform\" | "
+static const struct dsnn_key_spec random_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "random", .doc = "this plugin"},
+    {.name = "space", .type = DSNN_KEY_GROUP, .default_value = "{}",
+     .doc = "tree mirroring the configuration; leaves: { dist = \"choice\" (values) | \"uniform\" | "
      "\"loguniform\" | \"randint\" (low, high; high excluded) | \"normal\" (mean, std) }, an "
      "array/list (choice) or a scalar (fixed)"},
 };

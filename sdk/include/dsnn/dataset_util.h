@@ -5,7 +5,7 @@
  *
  * Typical use in a dataset plugin:
  *
- *     static const struct dsnn_key_doc keys[] = {
+ *     static const struct dsnn_key_spec keys[] = {
  *         {"plugin", ...}, ..., DSNN_NOISE_KEYS,
  *     };
  *     open:       dsnn_batch_schedule_read(cfg, "batch_size_train", 128, n_train, &sched, err);
@@ -75,21 +75,8 @@ struct dsnn_noise_options {
     uint64_t seed;              /* noise_seed if given, else the trial seed */
 };
 
-#define DSNN_NOISE_KEYS                                                                           \
-    {"test_noise", DSNN_KEY_BOOL, "false",                                                        \
-     "also provide the noise split: the test split with noise_level of the values of each "      \
-     "sample replaced by noise_high / noise_low (nupic RandomNoise); n_noise = n_test"},          \
-        {"noise_level", DSNN_KEY_FLOAT, "0.1",                                                    \
-         "fraction in [0, 1] of the values of a sample (all channels together) that are "        \
-         "replaced: k = floor(n * noise_level), floor(k/2) by noise_high, the rest by noise_low"}, \
-        {"noise_high", DSNN_KEY_FLOAT, "0.9", "first noise value (nupic: 0.5 + 2 * 0.2)"},        \
-        {"noise_low", DSNN_KEY_FLOAT, "0.1", "second noise value (nupic: 0.5 - 2 * 0.2)"},        \
-        {"noise_space", DSNN_KEY_STRING, "\"normalized\"",                                        \
-         "\"normalized\": the noise values are set after normalisation, as nupic does; "         \
-         "\"pixel\": they are set in the [0, 1] image before normalisation"},                    \
-        {"noise_seed", DSNN_KEY_INT, "(the trial seed)",                                          \
-         "seed of the noise; the noisy copy of test sample i depends on (noise_seed, i) only, "  \
-         "so it is the same at every epoch (set it to give every trial the same noisy set)"}
+DSNN_API extern const struct dsnn_key_table dsnn_noise_keys;
+#define DSNN_NOISE_KEYS DSNN_KEYS_FROM(dsnn_noise_keys)
 
 /* Reads DSNN_NOISE_KEYS from cfg (trial_seed when noise_seed is absent). Noise keys given with
  * test_noise = false are accepted (a search may vary test_noise). */

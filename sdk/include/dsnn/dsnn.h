@@ -10,6 +10,7 @@
 #include "dsnn/export.h"
 #include "dsnn/io.h"
 #include "dsnn/isa.h"
+#include "dsnn/keys.h"
 #include "dsnn/layer.h"
 #include "dsnn/layers.h"
 #include "dsnn/metrics.h"

@@ -95,15 +95,8 @@ struct dsnn_prune_schedule {
 };
 
 /* Key docs of dsnn_prune_schedule_read (lr_milestones is a DSNN_BASE_MODEL_KEYS key). */
-#define DSNN_PRUNE_SCHEDULE_KEYS                                                                   \
-    {"pruning_interval", DSNN_KEY_INT, "1",                                                        \
-     "epochs between prune / regrow rounds: a round ends every pruning_interval-th epoch"},        \
-    {                                                                                              \
-        "pruning_early_stop", DSNN_KEY_INT, "0",                                                   \
-            "no more prune / regrow rounds once this many lr_milestones have passed (nupic: "      \
-            "counted on lr_milestones whatever the lr_scheduler); 0: never stop"                   \
-    }
-
+DSNN_API extern const struct dsnn_key_table dsnn_prune_schedule_keys;
+#define DSNN_PRUNE_SCHEDULE_KEYS DSNN_KEYS_FROM(dsnn_prune_schedule_keys)
 /* Reads pruning_interval, pruning_early_stop and lr_milestones from a model group. A positive
  * pruning_early_stop without lr_milestones is a configuration error. */
 DSNN_API enum dsnn_status dsnn_prune_schedule_read(const struct dsnn_cfg *cfg,

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include "dsnn/config.h"
+#include "dsnn/keys.h"
 #include "dsnn/net.h"
 
 #ifdef __cplusplus
@@ -25,6 +26,8 @@ struct dsnn_optim_cfg {
 
 /* Reads optim_alg ("SGD" | "Adam"), learning_rate, momentum, nesterov_momentum, weight_decay,
  * adam_beta1, adam_beta2, adam_eps from a model group. */
+/* Their key specs (dsnn/keys.h), included by dsnn_base_model_keys. */
+DSNN_API extern const struct dsnn_key_table dsnn_optim_keys;
 DSNN_API enum dsnn_status dsnn_optim_cfg_read(const struct dsnn_cfg *cfg,
                                               struct dsnn_optim_cfg *out,
                                               struct dsnn_error *err);
@@ -60,6 +63,7 @@ struct dsnn_lr_sched {
     size_t n_milestones;
 };
 /* Reads lr_scheduler ("StepLR" | "MultiStepLR" | none), lr_step_size, lr_gamma, lr_milestones. */
+DSNN_API extern const struct dsnn_key_table dsnn_lr_sched_keys;
 DSNN_API enum dsnn_status dsnn_lr_sched_read(const struct dsnn_cfg *cfg, double base_lr,
                                              struct dsnn_lr_sched *out, struct dsnn_error *err);
 /* Learning rate during epoch (0-based), as PyTorch's schedulers stepped once per epoch. */

@@ -24,6 +24,7 @@
 #include "dsnn/config.h"
 #include "dsnn/data.h"
 #include "dsnn/export.h"
+#include "dsnn/keys.h"
 #include "dsnn/metrics.h"
 #include "dsnn/net.h"
 #include "dsnn/status.h"
@@ -32,7 +33,7 @@
 extern "C" {
 #endif
 
-#define DSNN_ABI_MAJOR 1
+#define DSNN_ABI_MAJOR 2
 #define DSNN_ABI_MINOR 0
 #define DSNN_PLUGIN_ENTRY_SYMBOL "dsnn_plugin_entry"
 
@@ -45,26 +46,9 @@ enum dsnn_kind {
 };
 DSNN_API const char *dsnn_kind_str(enum dsnn_kind k); /* "dataset", ... or "unknown" */
 
-enum dsnn_key_type {
-    DSNN_KEY_INT = 0,
-    DSNN_KEY_FLOAT,
-    DSNN_KEY_BOOL,
-    DSNN_KEY_STRING,
-    DSNN_KEY_INT_ARRAY,
-    DSNN_KEY_FLOAT_ARRAY,
-    DSNN_KEY_FLOAT_OR_ARRAY,
-    DSNN_KEY_GROUP, /* a sub-group whose content the plugin checks itself */
-    DSNN_KEY_ANY
-};
-DSNN_API const char *dsnn_key_type_str(enum dsnn_key_type t);
-
-/* Documentation of one configuration key (for `dsnn-host info` and unknown-key reports). */
-struct dsnn_key_doc {
-    const char *name;
-    enum dsnn_key_type type;
-    const char *default_value; /* as text; NULL for "required" */
-    const char *doc;
-};
+/* Configuration keys (type, default, range, doc, where the value goes): dsnn/keys.h. Until ABI
+ * 2.0 a component listed struct dsnn_key_doc {name, type, default text, doc}; struct
+ * dsnn_key_spec starts with the same four fields, so such positional tables still compile. */
 
 /* Context of the trial a component runs in. */
 struct dsnn_run_ctx {
@@ -183,7 +167,7 @@ struct dsnn_component {
     const char *description; /* one line */
     const void *ops;         /* struct dsnn_<kind>_ops */
     size_t ops_size;         /* sizeof the ops table the plugin was built with */
-    const struct dsnn_key_doc *keys;
+    const struct dsnn_key_spec *keys; /* dsnn/keys.h; DSNN_KEY_INCLUDE entries are expanded */
     size_t n_keys;
 };
 
@@ -201,7 +185,7 @@ typedef const struct dsnn_plugin *(*dsnn_plugin_entry_fn)(void);
 #define DSNN_COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* A component entry: ops is an object (not a pointer) of type struct dsnn_<kind>_ops,
- * keys an array of struct dsnn_key_doc. */
+ * keys an array of struct dsnn_key_spec. */
 #define DSNN_COMPONENT(kind, name, version, description, ops, keys)                              \
     { (kind), (name), (version), (description), &(ops), sizeof(ops), (keys), DSNN_COUNT_OF(keys) }
 

@@ -30,36 +30,11 @@ struct dsnn_sparse_model {
     bool have_grown;
 };
 
-/* Keys read by dsnn_sparse_model_configure (besides DSNN_BASE_MODEL_KEYS). */
-#define DSNN_SPARSE_MODEL_KEYS                                                                    \
-    {"on_perc", DSNN_KEY_FLOAT_OR_ARRAY, "(unset: ER with epsilon)",                              \
-     "fraction of active weights of each sparse layer (one value, or one per sparse layer); "     \
-     "with density_distribution = \"erk\" the global fraction"},                                  \
-        {"epsilon", DSNN_KEY_FLOAT, "20",                                                          \
-         "Erdos-Renyi: density = epsilon (n_in + n_out) / (n_in n_out), used when on_perc is "    \
-         "unset"},                                                                                \
-        {"density_distribution", DSNN_KEY_STRING, "\"uniform\"",                                  \
-         "\"uniform\" (on_perc per layer) or \"erk\" (Erdos-Renyi-Kernel: global on_perc "        \
-         "distributed over the sparse layers as RigL does)"},                                     \
-        {"sparse_type", DSNN_KEY_STRING, "\"precise\"",                                           \
-         "initial mask: \"precise\" (exact count over the layer), \"precise_per_output\" (exact " \
-         "count per output unit) or \"approximate\" (each weight with probability on_perc)"},     \
-        {"start_sparse", DSNN_KEY_INT, "0",                                                       \
-         "first linear layer (0-based, input side) made sparse"},                                 \
-        {"end_sparse", DSNN_KEY_INT, "-1",                                                        \
-         "linear layers from start_sparse up to, not including, this index are sparse (-1: all, " \
-         "output layer included; -2: all but the output layer)"},                                 \
-        {"sparse_linear_only", DSNN_KEY_BOOL, "true",                                             \
-         "only linear layers are made sparse (convolutions stay dense)"},                        \
-        {"weight_init", DSNN_KEY_STRING, "\"kaiming_uniform\"",                                   \
-         "initial weights: kaiming_uniform (PyTorch default), kaiming_normal, xavier_uniform, "   \
-         "normal (weight_std), zero"},                                                            \
-        {"weight_std", DSNN_KEY_FLOAT, "0.01", "std of weight_init = \"normal\""},               \
-        {"sparse_fan_in", DSNN_KEY_BOOL, "false",                                                 \
-         "scale weight_init by the sparse fan-in (density n_in) instead of n_in"},                \
-        {"grow_init", DSNN_KEY_STRING, "\"zero\"",                                                \
-         "value of regrown weights: \"zero\", \"normal\" (grow_std) or \"like_init\""},           \
-        {"grow_std", DSNN_KEY_FLOAT, "0.01", "std of grow_init = \"normal\""}
+/* Keys read by dsnn_sparse_model_configure besides the base model's (on_perc, epsilon,
+ * density_distribution, sparse_type, start_sparse, end_sparse, sparse_linear_only, weight_init,
+ * weight_std, sparse_fan_in, grow_init, grow_std), as one entry of a plugin's key table. */
+DSNN_API extern const struct dsnn_key_table dsnn_sparse_model_keys;
+#define DSNN_SPARSE_MODEL_KEYS DSNN_KEYS_FROM(dsnn_sparse_model_keys)
 
 /* Reads DSNN_BASE_MODEL_KEYS and DSNN_SPARSE_MODEL_KEYS from cfg, creates the optimizer and
  * replaces the chosen linear layers of net (not yet initialised) by sparse ones. */

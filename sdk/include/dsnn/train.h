@@ -57,22 +57,13 @@ struct dsnn_base_model {
     uint64_t seed;
 };
 
-/* Key docs of the keys dsnn_base_model_configure reads; put them in a plugin's key table:
- *     static const struct dsnn_key_doc keys[] = { {"plugin", ...}, DSNN_BASE_MODEL_KEYS, ... }; */
-#define DSNN_BASE_MODEL_KEYS \
-    {"optim_alg", DSNN_KEY_STRING, "\"SGD\"", "optimizer: \"SGD\" or \"Adam\""}, \
-    {"learning_rate", DSNN_KEY_FLOAT, "0.1", "initial learning rate"}, \
-    {"momentum", DSNN_KEY_FLOAT, "0.0", "SGD momentum"}, \
-    {"nesterov_momentum", DSNN_KEY_BOOL, "false", "SGD with Nesterov momentum"}, \
-    {"weight_decay", DSNN_KEY_FLOAT, "0.0", "L2 penalty added to the gradient"}, \
-    {"adam_beta1", DSNN_KEY_FLOAT, "0.9", "Adam beta1"}, \
-    {"adam_beta2", DSNN_KEY_FLOAT, "0.999", "Adam beta2"}, \
-    {"adam_eps", DSNN_KEY_FLOAT, "1e-8", "Adam epsilon"}, \
-    {"lr_scheduler", DSNN_KEY_STRING, "\"none\"", \
-     "learning-rate schedule per epoch: \"none\", \"StepLR\" or \"MultiStepLR\""}, \
-    {"lr_gamma", DSNN_KEY_FLOAT, "0.1", "factor applied at each LR step / milestone"}, \
-    {"lr_step_size", DSNN_KEY_INT, "1", "StepLR: epochs between LR steps"}, \
-    {"lr_milestones", DSNN_KEY_INT_ARRAY, "[]", "MultiStepLR: epochs at which LR drops"}
+/* The keys dsnn_base_model_configure reads, as one entry of a plugin's key table:
+ *     static const struct dsnn_key_spec keys[] = { {"plugin", ...}, DSNN_BASE_MODEL_KEYS, ... }; */
+#define DSNN_BASE_MODEL_KEYS DSNN_KEYS_FROM(dsnn_base_model_keys)
+/* The keys of the base model: dsnn_optim_keys (optim_alg, learning_rate, momentum,
+ * nesterov_momentum, weight_decay, adam_beta1, adam_beta2, adam_eps) then dsnn_lr_sched_keys
+ * (lr_scheduler, lr_gamma, lr_step_size, lr_milestones); `dsnn-host info dense` prints them. */
+DSNN_API extern const struct dsnn_key_table dsnn_base_model_keys;
 
 /* Reads the DSNN_BASE_MODEL_KEYS from cfg and creates the optimizer; does not initialise net. */
 DSNN_API enum dsnn_status dsnn_base_model_configure(struct dsnn_base_model *bm,

@@ -1,6 +1,7 @@
 /* core/config.c - typed access to libconfig settings, with one error style for every plugin:
  * "FILE:LINE: key 'model.learning_rate': expected a number, got a string". */
 #include "dsnn/config.h"
+#include "core/core_impl.h"
 
 #include <libconfig.h>
 #include <math.h>
@@ -150,6 +151,20 @@ const struct dsnn_cfg *dsnn_cfg_group(const struct dsnn_cfg *cfg, const char *ke
 {
     config_setting_t *s = member(cfg, key);
     return s && config_setting_is_group(s) ? C(s) : NULL;
+}
+
+size_t cfg_key_count(const struct dsnn_cfg *cfg, const char *key)
+{
+    config_setting_t *s = member(cfg, key);
+    return s && (config_setting_is_array(s) || config_setting_is_list(s))
+               ? (size_t)config_setting_length(s)
+               : 0;
+}
+
+enum dsnn_status cfg_key_error(const struct dsnn_cfg *cfg, const char *key,
+                               struct dsnn_error *err, const char *what)
+{
+    return key_error(cfg, key, err, "%s", what);
 }
 
 bool dsnn_cfg_has(const struct dsnn_cfg *cfg, const char *key)

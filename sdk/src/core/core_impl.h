@@ -1,4 +1,5 @@
-/* core/core_impl.h (private) - element-wise loops built for several instruction sets.
+/* core/core_impl.h (private) - what core/ shares with the rest of libdsnn: element-wise loops
+ * built for several instruction sets, and configuration helpers for core/keys.c.
  *
  * MULTIVERSION before a function definition compiles it for baseline x86-64, AVX2 and
  * AVX-512 (GCC / clang target_clones); the dynamic loader picks the version for the CPU (ifunc).
@@ -15,5 +16,14 @@
 #else
 #define MULTIVERSION
 #endif
+
+#include <stddef.h>
+#include "dsnn/config.h"
+
+/* Number of elements of the array or list `key` of cfg (0 when absent or a scalar). */
+size_t cfg_key_count(const struct dsnn_cfg *cfg, const char *key);
+/* "FILE:LINE: key 'group.key': what" (DSNN_ERR_CONFIG), the style of every key error. */
+enum dsnn_status cfg_key_error(const struct dsnn_cfg *cfg, const char *key,
+                               struct dsnn_error *err, const char *what);
 
 #endif

@@ -39,25 +39,51 @@ void dsnn_noise_rng(struct dsnn_rng *r, uint64_t seed, uint64_t sample)
     dsnn_rng_seed(r, dsnn_seed_mix(seed, sample), NOISE_STREAM);
 }
 
+struct noise_keys {
+    bool enabled;
+    double level, high, low;
+    int space;
+    int64_t seed;
+};
+static const char *const noise_spaces[] = {"normalized", "pixel", NULL};
+#define NK_AT(f) DSNN_KEY_AT(struct noise_keys, f)
+static const struct dsnn_key_spec noise_keys[] = {
+    {.name = "test_noise", .type = DSNN_KEY_BOOL, .def = false, NK_AT(enabled),
+     .doc = "also provide the noise split: the test split with noise_level of the values of each "
+            "sample replaced by noise_high / noise_low (nupic RandomNoise); n_noise = n_test"},
+    {.name = "noise_level", .type = DSNN_KEY_FLOAT, .def = 0.1, DSNN_KEY_RANGE(0, 1), NK_AT(level),
+     .doc = "fraction in [0, 1] of the values of a sample (all channels together) that are "
+            "replaced: k = floor(n * noise_level), floor(k/2) by noise_high, the rest by "
+            "noise_low"},
+    {.name = "noise_high", .type = DSNN_KEY_FLOAT, .def = DSNN_NOISE_HIGH, NK_AT(high),
+     .doc = "first noise value (nupic: 0.5 + 2 * 0.2)"},
+    {.name = "noise_low", .type = DSNN_KEY_FLOAT, .def = DSNN_NOISE_LOW, NK_AT(low),
+     .doc = "second noise value (nupic: 0.5 - 2 * 0.2)"},
+    {.name = "noise_space", .type = DSNN_KEY_STRING, .def_str = "normalized",
+     .choices = noise_spaces, NK_AT(space),
+     .doc = "\"normalized\": the noise values are set after normalisation, as nupic does; "
+            "\"pixel\": they are set in the [0, 1] image before normalisation"},
+    {.name = "noise_seed", .type = DSNN_KEY_INT, .default_value = "(the trial seed)", NK_AT(seed),
+     .doc = "seed of the noise; the noisy copy of test sample i depends on (noise_seed, i) only, "
+            "so it is the same at every epoch (set it to give every trial the same noisy set)"},
+};
+#undef NK_AT
+DSNN_KEY_TABLE_DEFINE(, dsnn_noise_keys, noise_keys);
+
 enum dsnn_status dsnn_noise_options_read(const struct dsnn_cfg *cfg, uint64_t trial_seed,
                                          struct dsnn_noise_options *o, struct dsnn_error *err)
 {
     enum dsnn_status st;
     char kw[700];
-    static const char *const spaces[] = {"normalized", "pixel", NULL};
-    int space = 0;
-    int64_t seed = 0;
-    if ((st = dsnn_cfg_bool(cfg, "test_noise", false, &o->enabled, err)) != DSNN_OK ||
-        (st = dsnn_cfg_float(cfg, "noise_level", 0.1, &o->level, err)) != DSNN_OK ||
-        (st = dsnn_cfg_float(cfg, "noise_high", DSNN_NOISE_HIGH, &o->high, err)) != DSNN_OK ||
-        (st = dsnn_cfg_float(cfg, "noise_low", DSNN_NOISE_LOW, &o->low, err)) != DSNN_OK ||
-        (st = dsnn_cfg_enum(cfg, "noise_space", "normalized", spaces, &space, err)) != DSNN_OK ||
-        (st = dsnn_cfg_int(cfg, "noise_seed", 0, &seed, err)) != DSNN_OK)
+    struct noise_keys k = {0};
+    if ((st = dsnn_keys_read(&dsnn_noise_keys, cfg, &k, err)) != DSNN_OK)
         return st;
-    if (!(o->level >= 0 && o->level <= 1))
-        return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be in [0, 1], got %g",
-                              dsnn_dataset_key_where(cfg, "noise_level", kw, sizeof kw),
-                              o->level);
+    o->enabled = k.enabled;
+    o->level = k.level;
+    o->high = k.high;
+    o->low = k.low;
+    const int space = k.space;
+    const int64_t seed = k.seed;
     if (!isfinite(o->high))
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be a finite number",
                               dsnn_dataset_key_where(cfg, "noise_high", kw, sizeof kw));

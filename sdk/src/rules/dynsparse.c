@@ -292,19 +292,32 @@ enum dsnn_status dsnn_dynsparse_apply(struct dsnn_layer *l, const uint8_t *keep,
     return st;
 }
 
+struct prune_schedule_keys {
+    int64_t interval, early;
+};
+static const struct dsnn_key_spec prune_schedule_keys[] = {
+    {.name = "pruning_interval", .type = DSNN_KEY_INT, .def = 1, DSNN_KEY_RANGE(1, 1e9),
+     DSNN_KEY_AT(struct prune_schedule_keys, interval),
+     .doc = "epochs between prune / regrow rounds: a round ends every pruning_interval-th epoch"},
+    {.name = "pruning_early_stop", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, 1e9),
+     DSNN_KEY_AT(struct prune_schedule_keys, early),
+     .doc = "no more prune / regrow rounds once this many lr_milestones have passed (nupic: "
+            "counted on lr_milestones whatever the lr_scheduler); 0: never stop"},
+};
+DSNN_KEY_TABLE_DEFINE(, dsnn_prune_schedule_keys, prune_schedule_keys);
+
 enum dsnn_status dsnn_prune_schedule_read(const struct dsnn_cfg *cfg, struct dsnn_prune_schedule *s,
                                           struct dsnn_error *err)
 {
-    int64_t interval = 1, early = 0, ms[DSNN_LR_MILESTONES_MAX];
+    struct prune_schedule_keys k = {0};
+    int64_t ms[DSNN_LR_MILESTONES_MAX];
     size_t n_ms = 0;
     enum dsnn_status st;
     memset(s, 0, sizeof *s);
-    if ((st = dsnn_cfg_int(cfg, "pruning_interval", 1, &interval, err)) ||
-        (st = dsnn_cfg_int(cfg, "pruning_early_stop", 0, &early, err)) ||
-        (st = dsnn_cfg_int_array(cfg, "lr_milestones", ms, DSNN_LR_MILESTONES_MAX, &n_ms, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "pruning_interval", (double)interval, 1, 1e9, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "pruning_early_stop", (double)early, 0, 1e9, err)))
+    if ((st = dsnn_keys_read(&dsnn_prune_schedule_keys, cfg, &k, err)) ||
+        (st = dsnn_cfg_int_array(cfg, "lr_milestones", ms, DSNN_LR_MILESTONES_MAX, &n_ms, err)))
         return st;
+    const int64_t interval = k.interval, early = k.early;
     if (early > 0 && n_ms == 0) {
         char where[300];
         return dsnn_error_set(err, DSNN_ERR_CONFIG,

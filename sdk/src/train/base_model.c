@@ -4,6 +4,12 @@
 
 #include <string.h>
 
+static const struct dsnn_key_spec base_model_keys[] = {
+    DSNN_KEYS_FROM(dsnn_optim_keys),
+    DSNN_KEYS_FROM(dsnn_lr_sched_keys),
+};
+DSNN_KEY_TABLE_DEFINE(, dsnn_base_model_keys, base_model_keys);
+
 enum dsnn_status dsnn_base_model_configure(struct dsnn_base_model *bm, const struct dsnn_cfg *cfg,
                                            const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
                                            struct dsnn_error *err)

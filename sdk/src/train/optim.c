@@ -27,29 +27,42 @@ static enum dsnn_status key_error(const struct dsnn_cfg *cfg, const char *key, c
                           key, what);
 }
 
+/* What the optimizer keys read into (optim_alg as the index of its choice). */
+struct optim_keys {
+    int alg;
+    struct dsnn_optim_cfg cfg;
+};
+static const char *const optim_algs[] = {"SGD", "Adam", NULL};
+#define OK_AT(f) DSNN_KEY_AT(struct optim_keys, f)
+static const struct dsnn_key_spec optim_keys[] = {
+    {.name = "optim_alg", .type = DSNN_KEY_STRING, .def_str = "SGD", .choices = optim_algs,
+     OK_AT(alg), .doc = "optimizer: \"SGD\" or \"Adam\""},
+    {.name = "learning_rate", .type = DSNN_KEY_FLOAT, .def = 0.1, DSNN_KEY_RANGE(0, 1e6),
+     OK_AT(cfg.learning_rate), .doc = "initial learning rate"},
+    {.name = "momentum", .type = DSNN_KEY_FLOAT, .def = 0.0, DSNN_KEY_RANGE(0, 1),
+     OK_AT(cfg.momentum), .doc = "SGD momentum"},
+    {.name = "nesterov_momentum", .type = DSNN_KEY_BOOL, .def = false, OK_AT(cfg.nesterov),
+     .doc = "SGD with Nesterov momentum (needs momentum > 0)"},
+    {.name = "weight_decay", .type = DSNN_KEY_FLOAT, .def = 0.0, DSNN_KEY_RANGE(0, 1e6),
+     OK_AT(cfg.weight_decay), .doc = "L2 penalty added to the gradient"},
+    {.name = "adam_beta1", .type = DSNN_KEY_FLOAT, .def = 0.9, DSNN_KEY_RANGE(0, 1),
+     OK_AT(cfg.beta1), .doc = "Adam beta1"},
+    {.name = "adam_beta2", .type = DSNN_KEY_FLOAT, .def = 0.999, DSNN_KEY_RANGE(0, 1),
+     OK_AT(cfg.beta2), .doc = "Adam beta2"},
+    {.name = "adam_eps", .type = DSNN_KEY_FLOAT, .def = 1e-8, OK_AT(cfg.eps), .doc = "Adam epsilon"},
+};
+#undef OK_AT
+DSNN_KEY_TABLE_DEFINE(, dsnn_optim_keys, optim_keys);
+
 enum dsnn_status dsnn_optim_cfg_read(const struct dsnn_cfg *cfg, struct dsnn_optim_cfg *out,
                                      struct dsnn_error *err)
 {
-    static const char *const algs[] = {"SGD", "Adam", NULL};
-    int alg = 0;
-    enum dsnn_status st;
-    memset(out, 0, sizeof *out);
-    if ((st = dsnn_cfg_enum(cfg, "optim_alg", "SGD", algs, &alg, err)) ||
-        (st = dsnn_cfg_float(cfg, "learning_rate", 0.1, &out->learning_rate, err)) ||
-        (st = dsnn_cfg_float(cfg, "momentum", 0.0, &out->momentum, err)) ||
-        (st = dsnn_cfg_bool(cfg, "nesterov_momentum", false, &out->nesterov, err)) ||
-        (st = dsnn_cfg_float(cfg, "weight_decay", 0.0, &out->weight_decay, err)) ||
-        (st = dsnn_cfg_float(cfg, "adam_beta1", 0.9, &out->beta1, err)) ||
-        (st = dsnn_cfg_float(cfg, "adam_beta2", 0.999, &out->beta2, err)) ||
-        (st = dsnn_cfg_float(cfg, "adam_eps", 1e-8, &out->eps, err)))
+    struct optim_keys k = {0};
+    enum dsnn_status st = dsnn_keys_read(&dsnn_optim_keys, cfg, &k, err);
+    if (st != DSNN_OK)
         return st;
-    out->alg = alg == 1 ? DSNN_OPTIM_ADAM : DSNN_OPTIM_SGD;
-    if ((st = dsnn_cfg_check_range(cfg, "learning_rate", out->learning_rate, 0, 1e6, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "momentum", out->momentum, 0, 1, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "weight_decay", out->weight_decay, 0, 1e6, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "adam_beta1", out->beta1, 0, 1, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "adam_beta2", out->beta2, 0, 1, err)))
-        return st;
+    *out = k.cfg;
+    out->alg = k.alg == 1 ? DSNN_OPTIM_ADAM : DSNN_OPTIM_SGD;
     if (out->nesterov && out->momentum <= 0)
         return key_error(cfg, "nesterov_momentum", "true needs momentum > 0", err);
     return DSNN_OK;
@@ -223,21 +236,39 @@ enum dsnn_status dsnn_optim_load(struct dsnn_optim *o, FILE *f, struct dsnn_erro
     return DSNN_OK;
 }
 
+struct lr_sched_keys {
+    int type;
+    double gamma;
+    int64_t step;
+};
+static const char *const lr_sched_types[] = {"none", "StepLR", "MultiStepLR", NULL};
+static const struct dsnn_key_spec lr_sched_keys[] = {
+    {.name = "lr_scheduler", .type = DSNN_KEY_STRING, .def_str = "none", .choices = lr_sched_types,
+     DSNN_KEY_AT(struct lr_sched_keys, type),
+     .doc = "learning-rate schedule per epoch: \"none\", \"StepLR\" or \"MultiStepLR\""},
+    {.name = "lr_gamma", .type = DSNN_KEY_FLOAT, .def = 0.1, DSNN_KEY_AT(struct lr_sched_keys, gamma),
+     .doc = "factor applied at each LR step / milestone"},
+    {.name = "lr_step_size", .type = DSNN_KEY_INT, .def = 1, DSNN_KEY_AT(struct lr_sched_keys, step),
+     .doc = "StepLR: epochs between LR steps (>= 1)"},
+    {.name = "lr_milestones", .type = DSNN_KEY_INT_ARRAY,
+     .doc = "MultiStepLR: epochs at which LR drops (strictly increasing)"},
+};
+DSNN_KEY_TABLE_DEFINE(, dsnn_lr_sched_keys, lr_sched_keys);
+
 enum dsnn_status dsnn_lr_sched_read(const struct dsnn_cfg *cfg, double base_lr,
                                     struct dsnn_lr_sched *out, struct dsnn_error *err)
 {
-    static const char *const types[] = {"none", "StepLR", "MultiStepLR", NULL};
-    int type = 0;
-    int64_t step = 1;
+    struct lr_sched_keys k = {0};
     int64_t ms[DSNN_LR_MILESTONES_MAX];
     size_t n_ms = 0;
     enum dsnn_status st;
     memset(out, 0, sizeof *out);
-    if ((st = dsnn_cfg_enum(cfg, "lr_scheduler", "none", types, &type, err)) ||
-        (st = dsnn_cfg_float(cfg, "lr_gamma", 0.1, &out->gamma, err)) ||
-        (st = dsnn_cfg_int(cfg, "lr_step_size", 1, &step, err)) ||
+    if ((st = dsnn_keys_read(&dsnn_lr_sched_keys, cfg, &k, err)) ||
         (st = dsnn_cfg_int_array(cfg, "lr_milestones", ms, DSNN_LR_MILESTONES_MAX, &n_ms, err)))
         return st;
+    int type = k.type;
+    int64_t step = k.step;
+    out->gamma = k.gamma;
     out->base_lr = base_lr;
     out->type = type == 1 ? DSNN_LR_STEP : type == 2 ? DSNN_LR_MULTISTEP : DSNN_LR_CONSTANT;
     if (out->type == DSNN_LR_STEP && step < 1)

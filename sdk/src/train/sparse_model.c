@@ -18,6 +18,54 @@ static const enum dsnn_sparse_grow_init grow_values[] = {
     DSNN_SPARSE_GROW_ZERO, DSNN_SPARSE_GROW_NORMAL, DSNN_SPARSE_GROW_LIKE_INIT};
 static const char *const dist_names[] = {"uniform", "erk", NULL};
 
+struct sparse_keys {
+    double epsilon, weight_std, grow_std;
+    int dist, mask, winit, ginit;
+    int64_t start, end;
+    bool linear_only, sparse_fan_in;
+};
+#define SK_AT(f) DSNN_KEY_AT(struct sparse_keys, f)
+static const struct dsnn_key_spec sparse_model_keys[] = {
+    {.name = "on_perc", .type = DSNN_KEY_FLOAT_OR_ARRAY, .default_value = "(unset: ER with epsilon)",
+     DSNN_KEY_RANGE(0, 1),
+     .doc = "fraction of active weights of each sparse layer (one value, or one per sparse "
+            "layer); with density_distribution = \"erk\" the global fraction"},
+    {.name = "epsilon", .type = DSNN_KEY_FLOAT, .def = 20, DSNN_KEY_RANGE(0, 1e9), SK_AT(epsilon),
+     .doc = "Erdos-Renyi: density = epsilon (n_in + n_out) / (n_in n_out), used when on_perc is "
+            "unset"},
+    {.name = "density_distribution", .type = DSNN_KEY_STRING, .def_str = "uniform",
+     .choices = dist_names, SK_AT(dist),
+     .doc = "\"uniform\" (on_perc per layer) or \"erk\" (Erdos-Renyi-Kernel: global on_perc "
+            "distributed over the sparse layers as RigL does)"},
+    {.name = "sparse_type", .type = DSNN_KEY_STRING, .def_str = "precise", .choices = mask_names,
+     SK_AT(mask),
+     .doc = "initial mask: \"precise\" (exact count over the layer), \"precise_per_output\" "
+            "(exact count per output unit) or \"approximate\" (each weight with probability "
+            "on_perc)"},
+    {.name = "start_sparse", .type = DSNN_KEY_INT, .def = 0, SK_AT(start),
+     .doc = "first linear layer (0-based, input side) made sparse"},
+    {.name = "end_sparse", .type = DSNN_KEY_INT, .def = -1, SK_AT(end),
+     .doc = "linear layers from start_sparse up to, not including, this index are sparse (-1: "
+            "all, output layer included; -2: all but the output layer)"},
+    {.name = "sparse_linear_only", .type = DSNN_KEY_BOOL, .def = true, SK_AT(linear_only),
+     .doc = "only linear layers are made sparse (convolutions stay dense)"},
+    {.name = "weight_init", .type = DSNN_KEY_STRING, .def_str = "kaiming_uniform",
+     .choices = init_names, SK_AT(winit),
+     .doc = "initial weights: kaiming_uniform (PyTorch default), kaiming_normal, xavier_uniform, "
+            "normal (weight_std), zero"},
+    {.name = "weight_std", .type = DSNN_KEY_FLOAT, .def = 0.01, DSNN_KEY_RANGE(0, 1e3),
+     SK_AT(weight_std), .doc = "std of weight_init = \"normal\""},
+    {.name = "sparse_fan_in", .type = DSNN_KEY_BOOL, .def = false, SK_AT(sparse_fan_in),
+     .doc = "scale weight_init by the sparse fan-in (density n_in) instead of n_in"},
+    {.name = "grow_init", .type = DSNN_KEY_STRING, .def_str = "zero", .choices = grow_names,
+     SK_AT(ginit),
+     .doc = "value of regrown weights: \"zero\", \"normal\" (grow_std) or \"like_init\""},
+    {.name = "grow_std", .type = DSNN_KEY_FLOAT, .def = 0.01, DSNN_KEY_RANGE(0, 1e3),
+     SK_AT(grow_std), .doc = "std of grow_init = \"normal\""},
+};
+#undef SK_AT
+DSNN_KEY_TABLE_DEFINE(, dsnn_sparse_model_keys, sparse_model_keys);
+
 enum dsnn_status dsnn_sparse_model_configure(struct dsnn_sparse_model *sm,
                                              const struct dsnn_cfg *cfg,
                                              const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
@@ -31,32 +79,16 @@ enum dsnn_status dsnn_sparse_model_configure(struct dsnn_sparse_model *sm,
 
     double on_perc[DSNN_SPARSE_MODEL_MAX_LAYERS];
     size_t n_on = 0;
-    double epsilon = 20, weight_std = 0.01, grow_std = 0.01;
-    int mask = 0, winit = 0, ginit = 0, dist = 0;
-    int64_t start = 0, end = -1;
-    bool linear_only = true, sparse_fan_in = false;
+    struct sparse_keys k = {0};
     bool have_on = dsnn_cfg_has(cfg, "on_perc");
     if ((have_on && (st = dsnn_cfg_float_or_array(cfg, "on_perc", 1.0, on_perc,
                                                   DSNN_SPARSE_MODEL_MAX_LAYERS, &n_on, err))) ||
-        (st = dsnn_cfg_float(cfg, "epsilon", 20, &epsilon, err)) ||
-        (st = dsnn_cfg_enum(cfg, "density_distribution", "uniform", dist_names, &dist, err)) ||
-        (st = dsnn_cfg_enum(cfg, "sparse_type", "precise", mask_names, &mask, err)) ||
-        (st = dsnn_cfg_int(cfg, "start_sparse", 0, &start, err)) ||
-        (st = dsnn_cfg_int(cfg, "end_sparse", -1, &end, err)) ||
-        (st = dsnn_cfg_bool(cfg, "sparse_linear_only", true, &linear_only, err)) ||
-        (st = dsnn_cfg_enum(cfg, "weight_init", "kaiming_uniform", init_names, &winit, err)) ||
-        (st = dsnn_cfg_float(cfg, "weight_std", 0.01, &weight_std, err)) ||
-        (st = dsnn_cfg_bool(cfg, "sparse_fan_in", false, &sparse_fan_in, err)) ||
-        (st = dsnn_cfg_enum(cfg, "grow_init", "zero", grow_names, &ginit, err)) ||
-        (st = dsnn_cfg_float(cfg, "grow_std", 0.01, &grow_std, err)))
+        (st = dsnn_keys_read(&dsnn_sparse_model_keys, cfg, &k, err)))
         return st;
-    for (size_t i = 0; i < n_on; i++)
-        if ((st = dsnn_cfg_check_range(cfg, "on_perc", on_perc[i], 0, 1, err)))
-            return st;
-    if ((st = dsnn_cfg_check_range(cfg, "epsilon", epsilon, 0, 1e9, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "weight_std", weight_std, 0, 1e3, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "grow_std", grow_std, 0, 1e3, err)))
-        return st;
+    const double epsilon = k.epsilon, weight_std = k.weight_std, grow_std = k.grow_std;
+    const int mask = k.mask, winit = k.winit, ginit = k.ginit, dist = k.dist;
+    const int64_t start = k.start, end = k.end;
+    const bool linear_only = k.linear_only, sparse_fan_in = k.sparse_fan_in;
     if (dist == 1 && (!have_on || n_on != 1))
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
                               "%s: density_distribution = \"erk\" needs one global on_perc value",
