@@ -337,6 +337,40 @@ static void test_bad_abi_dir(void)
     CU_ASSERT(has(R.err, "no_such_case"));
 }
 
+/* A key's range from its spec is checked for every trial the search proposes before any trial
+ * starts: exit 3 naming file:line and the key, and no trial folder is made (the first trial,
+ * whose values are fine, does not run either). */
+static void test_range_before_trials(void)
+{
+    char dir[] = "/tmp/dsnn_cli_range_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    char cfg[4200], res[4200], plugins[4200], trial[4300];
+    snprintf(cfg, sizeof cfg, "%s/range.cfg", dir);
+    snprintf(res, sizeof res, "%s/results", dir);
+    snprintf(plugins, sizeof plugins, "%s/plugins", dsnn_test_build_dir());
+    FILE *f = fopen(cfg, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs("experiment = { name = \"range\"; epochs = 1; };\n"
+          "dataset = { plugin = \"synthetic\"; n_train = 64; n_test = 32; };\n"
+          "network = { plugin = \"mlp\"; hidden_sizes = [8]; };\n"
+          "model = { plugin = \"dense\"; };\n"
+          "search = { plugin = \"grid\";\n"
+          "  grid = { model = { momentum = [0.5, 1.5]; }; }; };\n",
+          f);
+    fclose(f);
+    struct result R;
+    RUN(&R, "--plugin-dir", plugins, "run", cfg, "--results", res, "--quiet");
+    CU_ASSERT_EQUAL(R.code, 3);
+    CU_ASSERT(has(R.err, "key 'model.momentum': 1.5 is out of range: must be in [0, 1]"));
+    CU_ASSERT(has(R.err, "range.cfg:"));
+    snprintf(trial, sizeof trial, "%s/range/trial_00000", res);
+    struct stat st;
+    CU_ASSERT(stat(trial, &st) != 0); /* no trial ran, not even the valid first one */
+    char rm[4400];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(rm), 0);
+}
+
 static CU_TestInfo tests[] = {
     {"--version", test_version},
     {"--version names the kernel set; DSNN_ISA", test_version_isa},
@@ -348,6 +382,7 @@ static CU_TestInfo tests[] = {
     {"info", test_info},
     {"info of a name", test_info_ambiguous},
     {"plugin errors exit 4", test_bad_abi_dir},
+    {"a key's range is checked before any trial (exit 3)", test_range_before_trials},
     CU_TEST_INFO_NULL,
 };
 
