@@ -539,8 +539,60 @@ static void test_grow_at_duplicates(void)
     dsnn_layer_free(l);
 }
 
+/* The one signed magnitude rule and its two stated roundings: 5 positive weights at 0.3 give
+ * round(1.5) = 2 (half to even) with NEAREST (set) and int(1.5) = 1 with NUPIC (dsnn-*); the
+ * negatives with NUPIC prune n_neg - int(0.7 n_neg) (ceil-like: 3 of 7, where NEAREST prunes 2);
+ * both select the weights closest to zero, ties lowest index, NaN first; the layer call and the
+ * rule function agree. */
+static void test_signed_rule_rounding(void)
+{
+    CU_ASSERT_EQUAL(dsnn_signed_prune_count(5, 0.3, false, DSNN_PRUNE_ROUND_NEAREST), 2);
+    CU_ASSERT_EQUAL(dsnn_signed_prune_count(5, 0.3, false, DSNN_PRUNE_ROUND_NUPIC), 1);
+    CU_ASSERT_EQUAL(dsnn_signed_prune_count(7, 0.3, true, DSNN_PRUNE_ROUND_NEAREST), 2);
+    CU_ASSERT_EQUAL(dsnn_signed_prune_count(7, 0.3, true, DSNN_PRUNE_ROUND_NUPIC), 3);
+    CU_ASSERT_EQUAL(dsnn_signed_prune_count(4, 0.625, false, DSNN_PRUNE_ROUND_NEAREST), 2);
+    CU_ASSERT_EQUAL(dsnn_signed_prune_count(0, 0.5, true, DSNN_PRUNE_ROUND_NUPIC), 0);
+    CU_ASSERT_EQUAL(dsnn_signed_prune_count(9, 1.0, true, DSNN_PRUNE_ROUND_NUPIC), 9);
+    /* 5 positives, 2 negatives: NaN counts as positive and goes first; ties: lowest index */
+    const float w[] = {0.5f, -0.2f, 0.1f, NAN, 0.1f, -0.9f, 0.3f};
+    uint8_t rm[7] = {0};
+    size_t n_rm = 99;
+    struct dsnn_error err = {0};
+    CU_ASSERT_EQUAL(dsnn_signed_magnitude_mark(w, 7, 0.3, DSNN_PRUNE_ROUND_NEAREST, rm, &n_rm, &err),
+                    DSNN_OK);
+    /* positives: round(1.5) = 2 (NaN, 0.1 at 2); negatives: round(0.6) = 1 (-0.2) */
+    const uint8_t want_nearest[7] = {0, 1, 1, 1, 0, 0, 0};
+    CU_ASSERT_EQUAL(memcmp(rm, want_nearest, 7), 0);
+    CU_ASSERT_EQUAL(n_rm, 3);
+    memset(rm, 0, sizeof rm);
+    CU_ASSERT_EQUAL(dsnn_signed_magnitude_mark(w, 7, 0.5, DSNN_PRUNE_ROUND_NEAREST, rm, &n_rm, &err),
+                    DSNN_OK);
+    const uint8_t want_half[7] = {0, 1, 1, 1, 0, 0, 0}; /* round(2.5) = 2, round(1.0) = 1 */
+    CU_ASSERT_EQUAL(memcmp(rm, want_half, 7), 0);
+    memset(rm, 0, sizeof rm);
+    CU_ASSERT_EQUAL(dsnn_signed_magnitude_mark(w, 7, 0.3, DSNN_PRUNE_ROUND_NUPIC, rm, &n_rm, &err),
+                    DSNN_OK);
+    const uint8_t want_nupic[7] = {0, 1, 0, 1, 0, 0, 0}; /* int(1.5) = 1; 2 - int(1.4) = 1 */
+    CU_ASSERT_EQUAL(memcmp(rm, want_nupic, 7), 0);
+    CU_ASSERT_EQUAL(dsnn_signed_magnitude_mark(w, 7, 1.5, DSNN_PRUNE_ROUND_NUPIC, rm, &n_rm, &err),
+                    DSNN_ERR_INVALID);
+    /* the magnitude keep rule of the dsnn-* models is the same rule with nupic's rounding */
+    uint8_t keep[7];
+    size_t n_keep = 0;
+    const float w5[] = {0.4f, 0.1f, 0.3f, 0.2f, 0.5f};
+    CU_ASSERT_EQUAL(dsnn_rule_magnitude_keep(w5, 5, 0.3, keep, &n_keep, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(n_keep, 4); /* 1 pruned: int(0.3 * 5) */
+    CU_ASSERT_EQUAL(keep[1], 0);
+    uint8_t rm5[5] = {0};
+    CU_ASSERT_EQUAL(dsnn_signed_magnitude_mark(w5, 5, 0.3, DSNN_PRUNE_ROUND_NEAREST, rm5, &n_rm, &err),
+                    DSNN_OK);
+    CU_ASSERT_EQUAL(n_rm, 2); /* set prunes 2: 0.1 and 0.2 */
+    CU_ASSERT(rm5[1] && rm5[3] && !rm5[0] && !rm5[2] && !rm5[4]);
+}
+
 static CU_TestInfo tests[] = {
     {"initial masks", test_masks},
+    {"signed magnitude rule: nearest vs nupic rounding", test_signed_rule_rounding},
     {"100000x100000 initialisation", test_big_layer_init},
     {"ER and ERK densities", test_densities},
     {"thousands of random prune / grow rounds", test_random_rounds},

@@ -11,7 +11,9 @@
  *
  * Percentages follow nupic's Python truthiness: a rule whose percentage is unset (nupic None,
  * DSNN_PERC_UNSET here) or 0 is switched off; with both rules off every connection is kept.
- * Counts follow nupic's int() (truncation): the magnitude rule prunes int(perc * n_pos) of the
+ * Counts follow nupic's int() (truncation; DSNN_PRUNE_ROUND_NUPIC of dsnn/sparse.h, whose
+ * dsnn_signed_magnitude_mark is the one implementation of the rule, shared with `set`, which
+ * states DSNN_PRUNE_ROUND_NEAREST instead): the magnitude rule prunes int(perc * n_pos) of the
  * weights >= 0 and n_neg - int((1 - perc) * n_neg) of the weights < 0, the Hebbian rule
  * int(perc * n) of all. Differences from nupic, on ties only: nupic prunes every connection
  * whose value equals the k-th one (thresholds), these functions prune exactly the count (ties:

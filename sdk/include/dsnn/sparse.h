@@ -188,10 +188,30 @@ DSNN_API enum dsnn_status dsnn_sparse_check(const struct dsnn_layer *l, struct d
 /* Removes the count connections of smallest |w| (ties: lowest index first; NaN first). */
 DSNN_API enum dsnn_status dsnn_sparse_prune_magnitude(struct dsnn_layer *l, size_t count,
                                                       struct dsnn_error *err);
-/* SET: removes round(fraction * n_pos) of the weights >= 0 closest to zero and round(fraction *
- * n_neg) of the weights < 0 closest to zero (round: half to even, as Python's round), fraction
- * in [0, 1]. *removed (may be NULL) gets the
- * total count. */
+/* The signed magnitude rule (SET, DSNN): of the weights >= 0 (NaN counts as >= 0, pruned
+ * first) and of the weights < 0, those closest to zero are pruned, separately; how many is the
+ * rounding, a stated choice of each scheme:
+ *   DSNN_PRUNE_ROUND_NEAREST  round(f n_pos) and round(f n_neg), half to even (Python's round):
+ *                             the `set` model, whose counts are symmetric in the two signs;
+ *   DSNN_PRUNE_ROUND_NUPIC    int(f n_pos) and n_neg - int((1 - f) n_neg), nupic's thresholds
+ *                             (truncation): the dsnn-* models, as nupic's DSNN.
+ * Ties: lowest index first. This is the one implementation of the rule; both the `set` layer
+ * call below and dsnn_rule_magnitude_keep (dynsparse_rules.h) use it. */
+enum dsnn_prune_rounding {
+    DSNN_PRUNE_ROUND_NEAREST = 0,
+    DSNN_PRUNE_ROUND_NUPIC = 1
+};
+/* How many of `size` weights of one sign the rule prunes (fraction in [0, 1]). */
+DSNN_API size_t dsnn_signed_prune_count(size_t size, double fraction, bool negative,
+                                        enum dsnn_prune_rounding rounding);
+/* Sets remove[k] = 1 (and leaves the other entries as they are) for the weights w[0..n) that
+ * the rule prunes; *n_removed (may be NULL) gets their number. */
+DSNN_API enum dsnn_status dsnn_signed_magnitude_mark(const float *w, size_t n, double fraction,
+                                                     enum dsnn_prune_rounding rounding,
+                                                     uint8_t *remove, size_t *n_removed,
+                                                     struct dsnn_error *err);
+/* SET on a sparse layer: the signed magnitude rule with DSNN_PRUNE_ROUND_NEAREST, fraction in
+ * [0, 1]. *removed (may be NULL) gets the total count. */
 DSNN_API enum dsnn_status dsnn_sparse_prune_signed(struct dsnn_layer *l, double fraction,
                                                    size_t *removed, struct dsnn_error *err);
 /* Removes the count connections of lowest score; score[nnz] is aligned with the weight block

@@ -2,6 +2,7 @@
  * keep masks over the active connections, their application to a sparse layer, and the prune
  * schedule. See dsnn/dynsparse_rules.h. */
 #include "dsnn/dynsparse_rules.h"
+#include "sparse/sparse_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -19,85 +20,11 @@ static enum dsnn_status check_perc(double perc, const char *what, struct dsnn_er
     return DSNN_OK;
 }
 
-/* Order-preserving map of a float to uint32; NaN maps to 0 (lowest: pruned first). */
-static uint32_t float_key(float f)
+/* keep[k] = !remove[k]: the rules below say which connections stay. */
+static void invert(uint8_t *mask, size_t n)
 {
-    union {
-        float f;
-        uint32_t u;
-    } v = {f};
-    if (f != f)
-        return 0;
-    if (f == 0.0f)
-        v.u = 0; /* -0 == +0 */
-    return (v.u & 0x80000000u) ? ~v.u : (v.u | 0x80000000u);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sorts a ascending: qsort when small, else LSD radix with 16-bit digits (tmp: n entries). */
-static bool sort_u64(uint64_t *a, uint64_t *tmp, size_t n)
-{
-    if (n < 4096) {
-        qsort(a, n, sizeof *a, cmp_u64);
-        return true;
-    }
-    size_t *count = malloc(65536 * sizeof *count);
-    if (!count)
-        return false;
-    uint64_t *src = a, *dst = tmp;
-    for (int shift = 0; shift < 64; shift += 16) {
-        memset(count, 0, 65536 * sizeof *count);
-        for (size_t i = 0; i < n; i++)
-            count[(src[i] >> shift) & 0xffff]++;
-        size_t sum = 0;
-        for (size_t d = 0; d < 65536; d++) {
-            size_t c = count[d];
-            count[d] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            dst[count[(src[i] >> shift) & 0xffff]++] = src[i];
-        uint64_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    free(count); /* an even number of passes: the result is back in a */
-    return true;
-}
-
-/* Clears keep[k] for the count entries of smallest (key[k], k) among those with
- * in_group(k) (group: 1 = scores >= 0, 2 = scores < 0, 0 = all; score may be NULL for 0). */
-static enum dsnn_status prune_smallest(const uint32_t *key, const float *score, int group, size_t n,
-                                       size_t count, uint8_t *keep, struct dsnn_error *err)
-{
-    if (count == 0)
-        return DSNN_OK;
-    uint64_t *a = malloc(2 * (n ? n : 1) * sizeof *a);
-    if (!a)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    size_t m = 0;
-    for (size_t k = 0; k < n; k++) {
-        if (group == 1 && score[k] < 0.0f)
-            continue;
-        if (group == 2 && !(score[k] < 0.0f))
-            continue;
-        a[m++] = (uint64_t)key[k] << 32 | (uint64_t)k;
-    }
-    if (!sort_u64(a, a + n, m)) {
-        free(a);
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    }
-    if (count > m)
-        count = m;
-    for (size_t i = 0; i < count; i++)
-        keep[(uint32_t)a[i]] = 0;
-    free(a);
-    return DSNN_OK;
+    for (size_t k = 0; k < n; k++)
+        mask[k] = !mask[k];
 }
 
 static size_t count_keep(const uint8_t *keep, size_t n)
@@ -108,29 +35,17 @@ static size_t count_keep(const uint8_t *keep, size_t n)
     return c;
 }
 
+/* The signed magnitude rule with nupic's rounding (dsnn/sparse.h: the one implementation). */
 static enum dsnn_status magnitude(const float *score, size_t n, double perc, uint8_t *keep,
                                   struct dsnn_error *err)
 {
     memset(keep, 1, n);
     if (!dsnn_perc_on(perc))
         return DSNN_OK;
-    uint32_t *key = malloc((n ? n : 1) * sizeof *key);
-    if (!key)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    size_t n_neg = 0;
-    for (size_t k = 0; k < n; k++) {
-        float s = score[k];
-        n_neg += s < 0.0f;
-        key[k] = s != s ? 0 : float_key(fabsf(s)); /* closest to zero first */
-    }
-    const size_t n_pos = n - n_neg;
-    /* nupic: pos_kth = int(zeta * len(pos)) pruned; neg_kth = int((1 - zeta) * len(neg)) kept */
-    const size_t prune_pos = (size_t)(perc * (double)n_pos);
-    const size_t prune_neg = n_neg - (size_t)((1.0 - perc) * (double)n_neg);
-    enum dsnn_status st = prune_smallest(key, score, 1, n, prune_pos, keep, err);
-    if (st == DSNN_OK)
-        st = prune_smallest(key, score, 2, n, prune_neg, keep, err);
-    free(key);
+    memset(keep, 0, n);
+    enum dsnn_status st =
+        dsnn_signed_magnitude_mark(score, n, perc, DSNN_PRUNE_ROUND_NUPIC, keep, NULL, err);
+    invert(keep, n);
     return st;
 }
 
@@ -157,11 +72,13 @@ static enum dsnn_status hebbian(const float *coact, size_t n, double perc, uint8
     if (!key)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     for (size_t k = 0; k < n; k++)
-        key[k] = float_key(coact[k]);
+        key[k] = sp_float_key(coact[k]);
     /* nupic: kth = int(tau * total_active) lowest correlations pruned */
-    enum dsnn_status st = prune_smallest(key, NULL, 0, n, (size_t)(perc * (double)n), keep, err);
+    memset(keep, 0, n);
+    sp_mark_smallest(key, n, (size_t)(perc * (double)n), keep);
+    invert(keep, n);
     free(key);
-    return st;
+    return DSNN_OK;
 }
 
 enum dsnn_status dsnn_rule_hebbian_keep(const float *coact, size_t n, double perc, uint8_t *keep,

@@ -3,6 +3,7 @@
  * public API of dsnn/sparse.h is used. */
 #include "dsnn/io.h"
 #include "dsnn/prune_grow.h"
+#include "sparse/sparse_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -148,16 +149,6 @@ enum dsnn_status dsnn_prune_threshold(struct dsnn_layer *l, double threshold, si
 
 /* ---- global selection ---- */
 
-/* Order-preserving map of a float to uint32 (NaN lowest). */
-static inline uint32_t float_key(float f)
-{
-    if (f != f)
-        return 0;
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-}
-
 enum dsnn_status dsnn_select_smallest(size_t n_arrays, const float *const *score, const size_t *n,
                                       size_t count, uint8_t *const *mark, struct dsnn_error *err)
 {
@@ -181,7 +172,7 @@ enum dsnn_status dsnn_select_smallest(size_t n_arrays, const float *const *score
         memset(hist, 0, 65536 * sizeof *hist);
         for (size_t a = 0; a < n_arrays; a++)
             for (size_t k = 0; k < n[a]; k++) {
-                const uint32_t key = float_key(score[a][k]);
+                const uint32_t key = sp_float_key(score[a][k]);
                 if (pass == 0)
                     hist[key >> 16]++;
                 else if ((key >> 16) == hi)
@@ -200,7 +191,7 @@ enum dsnn_status dsnn_select_smallest(size_t n_arrays, const float *const *score
     size_t take_eq = count - below;
     for (size_t a = 0; a < n_arrays; a++)
         for (size_t k = 0; k < n[a]; k++) {
-            const uint32_t key = float_key(score[a][k]);
+            const uint32_t key = sp_float_key(score[a][k]);
             if (key < thr || (key == thr && take_eq > 0 && take_eq--))
                 mark[a][k] = 1;
         }

@@ -130,7 +130,8 @@ enum dsnn_status sp_sample_topology(int n_in, int n_out, double density,
 /* Sorts keys ascending (LSD radix; tmp may be NULL: allocated). false on out of memory. */
 bool sp_sort_u64(uint64_t *keys, size_t n, uint64_t max_key);
 bool sp_sort_u32(uint32_t *keys, size_t n);
-/* Order-preserving map of a float to uint32 (NaN -> 0, i.e. lowest). */
+/* Order-preserving map of a float to uint32: NaN -> 0 (lowest), -0 and +0 the same key. The
+ * one float key of libdsnn's selections (sparse topology, the prune rules, global selection). */
 static inline uint32_t sp_float_key(float f)
 {
     union {
@@ -139,8 +140,13 @@ static inline uint32_t sp_float_key(float f)
     } v = {f};
     if (f != f)
         return 0;
+    if (f == 0.0f)
+        v.u = 0; /* -0 == +0 */
     return (v.u & 0x80000000u) ? ~v.u : (v.u | 0x80000000u);
 }
+/* Marks remove[k] = 1 for the count entries of smallest key (ties: lowest index). Keys of entries
+ * that must not be chosen are UINT32_MAX; count must not exceed the number of other entries. */
+void sp_mark_smallest(const uint32_t *keys, size_t n, size_t count, uint8_t *remove);
 /* Finds the count-th smallest key (count >= 1, count <= n): *thr, and *n_equal_take = how many
  * keys equal to *thr belong to the count smallest (the rest are < *thr). */
 void sp_radix_select(const uint32_t *keys, size_t n, size_t count, uint32_t *thr,

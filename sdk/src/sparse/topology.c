@@ -74,9 +74,7 @@ static size_t compact(struct sp_linear *S, const uint8_t *remove)
     return removed;
 }
 
-/* Marks in remove[] the count entries of smallest key (ties: lowest index). Keys of entries that
- * must not be chosen are UINT32_MAX and count must not exceed the number of other entries. */
-static void mark_smallest(const uint32_t *keys, size_t n, size_t count, uint8_t *remove)
+void sp_mark_smallest(const uint32_t *keys, size_t n, size_t count, uint8_t *remove)
 {
     if (count == 0)
         return;
@@ -101,7 +99,7 @@ static enum dsnn_status prune_by_keys(struct sp_linear *S, uint32_t *keys, size_
         free(keys);
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     }
-    mark_smallest(keys, S->nnz, count, remove);
+    sp_mark_smallest(keys, S->nnz, count, remove);
     free(keys);
     note_prune(S, compact(S, remove));
     free(remove);
@@ -145,6 +143,48 @@ enum dsnn_status dsnn_sparse_prune_score(struct dsnn_layer *l, const float *scor
     return prune_by_keys(S, keys, count, err);
 }
 
+size_t dsnn_signed_prune_count(size_t size, double fraction, bool negative,
+                               enum dsnn_prune_rounding rounding)
+{
+    if (rounding == DSNN_PRUNE_ROUND_NUPIC)
+        return negative ? size - (size_t)((1.0 - fraction) * (double)size)
+                        : (size_t)(fraction * (double)size);
+    return (size_t)nearbyint(fraction * (double)size);
+}
+
+enum dsnn_status dsnn_signed_magnitude_mark(const float *w, size_t n, double fraction,
+                                            enum dsnn_prune_rounding rounding, uint8_t *remove,
+                                            size_t *n_removed, struct dsnn_error *err)
+{
+    if (!(fraction >= 0.0 && fraction <= 1.0))
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "prune fraction %g outside [0, 1]", fraction);
+    uint32_t *keys = malloc((n ? n : 1) * sizeof *keys);
+    if (!keys)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    size_t n_neg = 0, total = 0;
+    for (size_t k = 0; k < n; k++)
+        n_neg += w[k] < 0.0f;
+    const size_t n_pos = n - n_neg; /* w >= 0 (and NaN, pruned first) */
+    for (int group = 0; group < 2; group++) {
+        size_t count = dsnn_signed_prune_count(group ? n_neg : n_pos, fraction, group == 1,
+                                               rounding);
+        if (count > (group ? n_neg : n_pos))
+            count = group ? n_neg : n_pos;
+        if (count == 0)
+            continue;
+        for (size_t k = 0; k < n; k++) {
+            const bool neg = w[k] < 0.0f;
+            keys[k] = neg == (group == 1) ? sp_float_key(fabsf(w[k])) : UINT32_MAX;
+        }
+        sp_mark_smallest(keys, n, count, remove);
+        total += count;
+    }
+    free(keys);
+    if (n_removed)
+        *n_removed = total;
+    return DSNN_OK;
+}
+
 enum dsnn_status dsnn_sparse_prune_signed(struct dsnn_layer *l, double fraction, size_t *removed,
                                           struct dsnn_error *err)
 {
@@ -154,31 +194,15 @@ enum dsnn_status dsnn_sparse_prune_signed(struct dsnn_layer *l, double fraction,
     if (!(fraction >= 0.0 && fraction <= 1.0))
         return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': prune fraction %g outside [0, 1]",
                               l->name, fraction);
-    const size_t n = S->nnz;
-    const float *v = S->blocks[0].value;
-    uint32_t *keys = malloc((n ? n : 1) * sizeof *keys);
-    uint8_t *remove = calloc(n ? n : 1, 1);
-    if (!keys || !remove) {
-        free(keys);
-        free(remove);
+    uint8_t *remove = calloc(S->nnz ? S->nnz : 1, 1);
+    if (!remove)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    enum dsnn_status st = dsnn_signed_magnitude_mark(S->blocks[0].value, S->nnz, fraction,
+                                                     DSNN_PRUNE_ROUND_NEAREST, remove, NULL, err);
+    if (st != DSNN_OK) {
+        free(remove);
+        return st;
     }
-    size_t n_neg = 0;
-    for (size_t k = 0; k < n; k++)
-        n_neg += v[k] < 0.0f;
-    const size_t n_pos = n - n_neg; /* w >= 0 (and NaN, pruned first) */
-    for (int group = 0; group < 2; group++) {
-        const size_t size = group ? n_neg : n_pos;
-        const size_t count = (size_t)nearbyint(fraction * (double)size);
-        if (count == 0)
-            continue;
-        for (size_t k = 0; k < n; k++) {
-            const bool neg = v[k] < 0.0f;
-            keys[k] = neg == (group == 1) ? sp_float_key(fabsf(v[k])) : UINT32_MAX;
-        }
-        mark_smallest(keys, n, count, remove);
-    }
-    free(keys);
     size_t r = compact(S, remove);
     free(remove);
     note_prune(S, r);
