@@ -68,6 +68,51 @@ static const char *signal_name(int sig)
     }
 }
 
+/* The checkpoint t continues from, into cs (with checkpoints: the model can save and load):
+ * none (a fresh start), or <dir>/checkpoint.bin if it is t's and not ahead of result.json;
+ * *payload (owned by the caller) holds its payload. false: the checkpoint is damaged or of
+ * another configuration, and t ended in ERROR. */
+static bool trial_checkpoint(struct experiment *ex, struct trial *t, bool checkpoints,
+                             struct child_start *cs, unsigned char **payload)
+{
+    struct dsnn_error err = {0};
+    const char *model = t->plugin[DSNN_KIND_MODEL]->name;
+    snprintf(cs->ckpt_path, sizeof cs->ckpt_path, "%s/" DSNN_CHECKPOINT_FILE, t->dir);
+    size_t have_lines = dsnn_trial_files_count(t->dir);
+    dsnn_checkpoint_remove_temps(t->dir);
+    if (!checkpoints)
+        return true;
+    enum dsnn_status st = dsnn_checkpoint_read(cs->ckpt_path, &cs->hdr, payload, &err);
+    if (st == DSNN_OK) {
+        if (cs->hdr.trial_index != (uint64_t)t->index || cs->hdr.config_hash != t->cfg_hash)
+            st = dsnn_error_set(&err, DSNN_ERR_FORMAT,
+                                "%s: written by %s for another configuration (trial %llu, "
+                                "configuration hash %016llx, expected %016llx)",
+                                cs->ckpt_path, cs->hdr.trial_id,
+                                (unsigned long long)cs->hdr.trial_index,
+                                (unsigned long long)cs->hdr.config_hash,
+                                (unsigned long long)t->cfg_hash);
+        else if (strcmp(cs->hdr.model, model) != 0)
+            st = dsnn_error_set(&err, DSNN_ERR_FORMAT,
+                                "%s: written by model '%s', the trial's model is '%s'",
+                                cs->ckpt_path, cs->hdr.model, model);
+    }
+    if (st == DSNN_OK && cs->hdr.n_results > have_lines) {
+        rn_warn(ex, "%s: %s is ahead of result.json (%llu results, the file has %zu); the "
+                    "trial starts again from epoch 0",
+                t->id, cs->ckpt_path, (unsigned long long)cs->hdr.n_results, have_lines);
+        free(*payload);
+        *payload = NULL;
+    } else if (st == DSNN_OK) {
+        cs->have_ckpt = true;
+        cs->payload = *payload;
+    } else if (st != DSNN_ERR_NOT_FOUND) {
+        rn_trial_fail(ex, t, true, "cannot continue from its checkpoint: %.980s", err.msg);
+        return false;
+    }
+    return true;
+}
+
 /* Starts (or continues) a queued trial in a child process. */
 static void trial_start(struct experiment *ex, struct trial *t)
 {
@@ -76,70 +121,29 @@ static void trial_start(struct experiment *ex, struct trial *t)
         rn_trial_perturb(ex, t);
     struct dsnn_error err = {0};
     int code;
-    struct dsnn_config_file *tcf = NULL;
-    const struct dsnn_registry_entry *plugin[5] = {0};
-    if (rn_trial_config_checked(ex, t, &tcf, plugin, &code, &err) != DSNN_OK) {
-        snprintf(t->error, sizeof t->error, "%s", err.msg);
-        t->no_retry = true;
-        rn_trial_finish(ex, t, TRIAL_ERROR);
+    if (rn_trial_config(ex, t, &code, &err) != DSNN_OK) {
+        rn_trial_fail(ex, t, true, "%s", err.msg);
         return;
     }
-    const struct dsnn_model_ops *mops = &plugin[DSNN_KIND_MODEL]->ops.model;
+    const struct dsnn_model_ops *mops = &t->plugin[DSNN_KIND_MODEL]->ops.model;
     bool checkpoints = ex->checkpoint_freq > 0 && mops->save && mops->load;
     if (ex->checkpoint_freq > 0 && !checkpoints && !ex->warned_no_checkpoint) {
         rn_warn(ex, "model '%s' has no save/load: trials run without checkpoints (a resumed or "
-                "retried trial starts again from epoch 0)",
-                plugin[DSNN_KIND_MODEL]->name);
+                    "retried trial starts again from epoch 0)",
+                t->plugin[DSNN_KIND_MODEL]->name);
         ex->warned_no_checkpoint = true;
     }
     struct child_start cs = {0};
     unsigned char *payload = NULL;
-    snprintf(cs.ckpt_path, sizeof cs.ckpt_path, "%s/" DSNN_CHECKPOINT_FILE, t->dir);
-    size_t have_lines = dsnn_trial_files_count(t->dir);
-    dsnn_checkpoint_remove_temps(t->dir);
-    if (checkpoints) {
-        enum dsnn_status st = dsnn_checkpoint_read(cs.ckpt_path, &cs.hdr, &payload, &err);
-        if (st == DSNN_OK) {
-            if (cs.hdr.trial_index != (uint64_t)t->index || cs.hdr.config_hash != t->cfg_hash)
-                st = dsnn_error_set(&err, DSNN_ERR_FORMAT,
-                                    "%s: written by %s for another configuration (trial %llu, "
-                                    "configuration hash %016llx, expected %016llx)",
-                                    cs.ckpt_path, cs.hdr.trial_id,
-                                    (unsigned long long)cs.hdr.trial_index,
-                                    (unsigned long long)cs.hdr.config_hash,
-                                    (unsigned long long)t->cfg_hash);
-            else if (strcmp(cs.hdr.model, plugin[DSNN_KIND_MODEL]->name) != 0)
-                st = dsnn_error_set(&err, DSNN_ERR_FORMAT,
-                                    "%s: written by model '%s', the trial's model is '%s'",
-                                    cs.ckpt_path, cs.hdr.model, plugin[DSNN_KIND_MODEL]->name);
-        }
-        if (st == DSNN_OK && cs.hdr.n_results > have_lines) {
-            rn_warn(ex, "%s: %s is ahead of result.json (%llu results, the file has %zu); the "
-                    "trial starts again from epoch 0",
-                    t->id, cs.ckpt_path, (unsigned long long)cs.hdr.n_results, have_lines);
-            free(payload);
-            payload = NULL;
-        } else if (st == DSNN_OK) {
-            cs.have_ckpt = true;
-            cs.payload = payload;
-        } else if (st != DSNN_ERR_NOT_FOUND) {
-            snprintf(t->error, sizeof t->error, "cannot continue from its checkpoint: %.980s",
-                     err.msg);
-            t->no_retry = true;
-            dsnn_config_file_free(tcf);
-            rn_trial_finish(ex, t, TRIAL_ERROR);
-            return;
-        }
-    }
+    if (!trial_checkpoint(ex, t, checkpoints, &cs, &payload))
+        return;
     size_t from_line = cs.have_ckpt ? (size_t)cs.hdr.n_results : 0;
     int from_epoch = cs.have_ckpt ? (int)cs.hdr.epochs : 0;
     if (!cs.have_ckpt)
         dsnn_checkpoint_remove_all(t->dir);
     if (dsnn_trial_files_resume(&t->tf, t->dir, from_line, &err) != DSNN_OK) {
-        snprintf(t->error, sizeof t->error, "%s", err.msg);
         free(payload);
-        dsnn_config_file_free(tcf);
-        rn_trial_finish(ex, t, TRIAL_ERROR);
+        rn_trial_fail(ex, t, false, "%s", err.msg);
         return;
     }
     rn_trial_scan_results(ex, t);
@@ -147,82 +151,41 @@ static void trial_start(struct experiment *ex, struct trial *t)
     t->attempts++;
     char path[1200];
     snprintf(path, sizeof path, "%s/trial.cfg", t->dir);
-    if (dsnn_config_file_write(tcf, path, &err) != DSNN_OK)
+    if (dsnn_config_file_write(t->tcf, path, &err) != DSNN_OK)
         rn_warn(ex, "%s", err.msg);
     dsnn_journal_addf(&ex->journal,
                       "\"event\": \"trial_started\", \"trial_id\": \"%s\", \"attempt\": %d, "
                       "\"from_epoch\": %d, \"from_line\": %zu, \"checkpoint\": %s",
                       t->id, t->attempts, from_epoch, from_line, cs.have_ckpt ? "true" : "false");
-    int to_host[2], to_child[2];
-    if (pipe(to_host) != 0) {
-        snprintf(t->error, sizeof t->error, "cannot create a pipe: %s", strerror(errno));
-        goto fail;
-    }
-    if (pipe(to_child) != 0) {
-        snprintf(t->error, sizeof t->error, "cannot create a pipe: %s", strerror(errno));
-        close(to_host[0]), close(to_host[1]);
-        goto fail;
-    }
-    int slot = -1;
-    for (int i = 0; i < MAX_PARALLEL && slot < 0; i++)
-        if (rn_pids[i] == 0)
-            slot = i;
-    fflush(NULL);
-    /* SIGINT / SIGTERM stay blocked until rn_pids names the child, so that on_signal forwards
-     * them to it (the child unblocks them once their default action is back). */
-    sigset_t stop_signals, old_mask;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    sigprocmask(SIG_BLOCK, &stop_signals, &old_mask);
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        sigprocmask(SIG_SETMASK, &old_mask, NULL);
-        snprintf(t->error, sizeof t->error, "cannot fork: %s", strerror(e));
-        close(to_host[0]), close(to_host[1]), close(to_child[0]), close(to_child[1]);
-        goto fail;
-    }
-    if (pid == 0) {
-        close(to_host[0]);
-        close(to_child[1]);
-        rn_run_child(ex, tcf, t, plugin, &cs, to_host[1], to_child[0]);
-    }
-    if (slot >= 0)
-        rn_pids[slot] = (sig_atomic_t)pid;
-    if (rn_interrupted) /* signalled just before fork(): stop it too */
-        kill(pid, SIGTERM);
-    sigprocmask(SIG_SETMASK, &old_mask, NULL);
-    close(to_host[1]);
-    close(to_child[0]);
+    bool started = rn_spawn_child(ex, t, &cs);
     free(payload);
-    dsnn_config_file_free(tcf);
-    t->pid = pid;
-    t->rfd = to_host[0];
-    t->wfd = to_child[1];
+    if (!started) {
+        rn_trial_finish(ex, t, TRIAL_ERROR);
+        return;
+    }
     t->status = TRIAL_RUNNING;
     t->got_done = t->child_error = t->halted = false;
     t->last_decision = DSNN_SEARCH_CONTINUE;
     t->t_start = rn_now_s();
     ex->n_running++;
     ex->started_any = true;
-    return;
-fail:
-    free(payload);
-    dsnn_config_file_free(tcf);
-    rn_trial_finish(ex, t, TRIAL_ERROR);
 }
 
-static void metrics_to_json(struct dsnn_sbuf *b, const struct dsnn_metrics *m)
+/* The decision on result line `line` that the strategy saw before this resume / retry: the
+ * same, not asked again (a PERTURB's copy was made: CONTINUE from there); a metric that differs
+ * from the first time is warned about once. */
+static int decision_again(struct experiment *ex, struct trial *t, size_t line, int epoch, double v)
 {
-    dsnn_sbuf_puts(b, "{");
-    for (size_t i = 0; i < m->n; i++) {
-        dsnn_sbuf_puts(b, i ? ", " : "");
-        dsnn_sbuf_json_string(b, m->items[i].name);
-        dsnn_sbuf_puts(b, ": ");
-        dsnn_sbuf_json_number(b, m->items[i].value);
+    int decision = t->decisions[line];
+    double before = t->reported_metric[line];
+    if (!t->warned_nondeterministic && !(isnan(before) && isnan(v)) &&
+        memcmp(&before, &v, sizeof v) != 0) {
+        rn_warn(ex, "%s: epoch %d gives %s %.17g again, %.17g before: the trial is not "
+                    "deterministic, a resumed experiment may differ from an uninterrupted one",
+                t->id, epoch, ex->metric, v, before);
+        t->warned_nondeterministic = true;
     }
-    dsnn_sbuf_puts(b, "}");
+    return decision == DSNN_SEARCH_PERTURB ? DSNN_SEARCH_CONTINUE : decision;
 }
 
 /* A trial reported an epoch: record it, get the strategy's decision, answer the child. */
@@ -238,87 +201,9 @@ static void trial_result(struct experiment *ex, struct trial *t, const struct ds
     dsnn_metrics_get(m, ex->metric, &v);
     rn_trial_note_metric(ex, t, v);
     dsnn_progress_epoch(&ex->progress, t->id, t->params_text, (long long)ex->epochs, m);
-    int decision;
     bool perturb = false;
-    if (line < t->n_reported) {
-        /* seen before this resume / retry: same decision, not reported again */
-        decision = t->decisions[line];
-        double before = t->reported_metric[line];
-        if (!t->warned_nondeterministic && !(isnan(before) && isnan(v)) &&
-            memcmp(&before, &v, sizeof v) != 0) {
-            rn_warn(ex, "%s: epoch %d gives %s %.17g again, %.17g before: the trial is not "
-                    "deterministic, a resumed experiment may differ from an uninterrupted one",
-                    t->id, epoch, ex->metric, v, before);
-            t->warned_nondeterministic = true;
-        }
-        if (decision == DSNN_SEARCH_PERTURB)
-            decision = DSNN_SEARCH_CONTINUE; /* its copy was made: go on from there */
-    } else {
-        decision = ex->sops->on_result
-                       ? (int)ex->sops->on_result(ex->search, t->index, epoch, m)
-                       : DSNN_SEARCH_CONTINUE;
-        if (decision < DSNN_SEARCH_CONTINUE || decision > DSNN_SEARCH_PERTURB)
-            decision = DSNN_SEARCH_CONTINUE;
-        struct dsnn_sbuf b = {0};
-        dsnn_sbuf_printf(&b,
-                         "\"event\": \"trial_result\", \"seq\": %llu, \"trial_id\": \"%s\", "
-                         "\"epoch\": %d, \"line\": %zu, ",
-                         (unsigned long long)++ex->journal.seq, t->id, epoch, line);
-        dsnn_sbuf_json_string(&b, ex->metric);
-        dsnn_sbuf_puts(&b, ": ");
-        dsnn_sbuf_json_number(&b, v);
-        dsnn_sbuf_printf(&b, ", \"decision\": \"%s\"", rn_decision_str(decision));
-        if (decision == DSNN_SEARCH_PERTURB) {
-            int source = t->index;
-            struct dsnn_param_set np;
-            memset(&np, 0, sizeof np);
-            char *cfg = NULL;
-            const char *why = NULL;
-            if (!ex->sops->exploit)
-                why = "the strategy has no exploit op";
-            else if (ex->checkpoint_freq <= 0 || ex->warned_no_checkpoint)
-                why = "the trials have no checkpoints";
-            else if (ex->sops->exploit(ex->search, t->index, &source, &np, &err) != DSNN_OK)
-                why = err.msg;
-            else if (!rn_trial_by_index(ex, source))
-                why = "exploit() named no existing trial";
-            else if (!(cfg = rn_params_to_cfg(&np)))
-                why = "out of memory";
-            if (why) {
-                if (!ex->warned_no_exploit)
-                    rn_warn(ex, "search '%s' answered PERTURB for %s, which is ignored: %s",
-                            ex->plugin[DSNN_KIND_SEARCH]->name, t->id, why);
-                ex->warned_no_exploit = true;
-                dsnn_sbuf_puts(&b, ", \"ignored\": ");
-                dsnn_sbuf_json_string(&b, why);
-                decision = DSNN_SEARCH_CONTINUE;
-            } else {
-                perturb = true;
-                char *json = rn_params_to_json(&np);
-                dsnn_sbuf_printf(&b, ", \"exploit\": {\"source\": \"%s\", \"params\": %s, "
-                                     "\"params_cfg\": ",
-                                 rn_trial_by_index(ex, source)->id, json ? json : "{}");
-                dsnn_sbuf_json_string(&b, cfg);
-                dsnn_sbuf_puts(&b, "}");
-                free(json);
-                free(t->perturb_cfg);
-                t->perturb_cfg = cfg;
-                t->perturb_source = source;
-                t->perturb_line = line;
-                t->perturb_pending = true;
-                cfg = NULL;
-            }
-            free(cfg);
-        }
-        dsnn_sbuf_puts(&b, ", \"metrics\": ");
-        metrics_to_json(&b, m);
-        if (!b.oom)
-            dsnn_journal_add(&ex->journal, b.p);
-        dsnn_sbuf_free(&b);
-        if (!rn_trial_note_reported(t, line, perturb ? DSNN_SEARCH_PERTURB : decision, v))
-            rn_warn(ex, "out of memory");
-        rn_search_save(ex);
-    }
+    int decision = line < t->n_reported ? decision_again(ex, t, line, epoch, v)
+                                        : rn_search_decide(ex, t, line, epoch, m, v, &perturb);
     t->last_decision = perturb ? DSNN_SEARCH_PERTURB : decision;
     uint8_t to_child = perturb                          ? CHILD_PERTURB
                        : decision == DSNN_SEARCH_STOP  ? CHILD_STOP

@@ -4,6 +4,7 @@
 #include "runner_impl.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,13 +92,141 @@ static enum dsnn_status write_checkpoint(const struct experiment *ex, const stru
     return st;
 }
 
+/* A trial process at work: what it built and where it is. */
+struct child_run {
+    struct experiment *ex;
+    const struct trial *t;
+    const struct dsnn_model_ops *mops;
+    const char *model_name;
+    bool checkpoints; /* the model can save and load, and experiment.checkpoint_freq > 0 */
+    struct dsnn_data data;
+    struct dsnn_net *net;
+    void *model;
+    int wfd, rfd;
+    FILE *log;
+    size_t lines;       /* lines of result.json so far */
+    double time_before; /* training time before the checkpoint it continues from */
+    double t_start;
+};
+
+/* Opens the dataset, builds the network, creates the model. */
+static enum dsnn_status child_build(struct child_run *r, const struct dsnn_config_file *tcf,
+                                    const struct dsnn_registry_entry *const plugin[5],
+                                    struct dsnn_run_ctx *ctx, struct dsnn_error *err)
+{
+    const struct dsnn_cfg *root = dsnn_config_file_root(tcf);
+    const struct dsnn_network_ops *nops = &plugin[DSNN_KIND_NETWORK]->ops.network;
+    enum dsnn_status st = r->data.ops->open(dsnn_cfg_group(root, "dataset"), ctx, &r->data.state,
+                                            &r->data.info, err);
+    if (st != DSNN_OK) {
+        r->data.state = NULL; /* not closed */
+        dsnn_error_prefix(err, "dataset '%s'", plugin[DSNN_KIND_DATASET]->name);
+        return st;
+    }
+    st = nops->build(dsnn_cfg_group(root, "network"), ctx, r->data.info.shape,
+                     r->data.info.n_classes, &r->net, err);
+    if (st != DSNN_OK) {
+        dsnn_error_prefix(err, "network '%s'", plugin[DSNN_KIND_NETWORK]->name);
+        return st;
+    }
+    st = r->mops->create(dsnn_cfg_group(root, "model"), ctx, r->net, &r->data.info, &r->model,
+                         err);
+    if (st == DSNN_OK && !dsnn_net_initialized(r->net))
+        st = dsnn_error_set(err, DSNN_ERR_INTERNAL, "create() did not initialise the network");
+    if (st != DSNN_OK)
+        dsnn_error_prefix(err, "model '%s'", r->model_name);
+    return st;
+}
+
+/* Loads the checkpoint cs into the model; *start gets the epoch to continue with. A model
+ * that cannot load it is *fatal (a retry would fail the same way). */
+static enum dsnn_status child_load(struct child_run *r, const struct child_start *cs, int *start,
+                                   bool *fatal, struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    FILE *f = cs->hdr.payload_size
+                  ? fmemopen((void *)cs->payload, (size_t)cs->hdr.payload_size, "rb")
+                  : NULL;
+    if (!f || !r->mops->load) {
+        st = dsnn_error_set(err, DSNN_ERR_INTERNAL, "%s: cannot read the payload", cs->ckpt_path);
+    } else {
+        st = r->mops->load(r->model, f, err);
+        fclose(f);
+    }
+    if (st != DSNN_OK) {
+        dsnn_error_prefix(err, "%s: model '%s' cannot load this checkpoint", cs->ckpt_path,
+                          r->model_name);
+        *fatal = true;
+        return st;
+    }
+    *start = (int)cs->hdr.epochs;
+    r->time_before = cs->hdr.time_total_s;
+    fprintf(r->log, "%s: continuing from %s after epoch %d\n", r->t->id, cs->ckpt_path, *start);
+    return DSNN_OK;
+}
+
+/* The checkpoint after an epoch, when the host's decision or checkpoint_freq asks for one;
+ * a failure is a warning (the host prints it), not an error of the trial. */
+static void child_checkpoint(struct child_run *r, int epoch, uint8_t decision)
+{
+    bool due = decision == CHILD_PAUSE || decision == CHILD_PERTURB || decision == CHILD_HALT ||
+               (decision == CHILD_CONTINUE && r->checkpoints &&
+                (epoch + 1) % r->ex->checkpoint_freq == 0);
+    if (!r->checkpoints || !due)
+        return;
+    struct dsnn_error cerr = {0};
+    if (write_checkpoint(r->ex, r->t, r->mops, r->model, r->model_name, epoch + 1, r->lines,
+                         r->time_before + (rn_now_s() - r->t_start), &cerr) == DSNN_OK) {
+        struct ckpt_msg cm = {(uint64_t)epoch + 1, r->lines};
+        send_msg(r->wfd, MSG_CHECKPOINT, &cm, (uint32_t)sizeof cm);
+    } else {
+        fprintf(r->log, "warning: %s\n", cerr.msg);
+        send_msg(r->wfd, MSG_WARNING, &cerr, (uint32_t)sizeof cerr);
+    }
+}
+
+/* One epoch: train, evaluate, report to the host, get its decision (*go_on: CONTINUE),
+ * checkpoint. */
+static enum dsnn_status child_epoch(struct child_run *r, int epoch, bool *go_on,
+                                    struct dsnn_error *err)
+{
+    static struct dsnn_metrics m; /* large: keep it off the stack */
+    dsnn_metrics_clear(&m);
+    dsnn_metrics_set(&m, "epoch", epoch);
+    dsnn_metrics_set(&m, "training_iteration", epoch + 1);
+    double t0 = rn_now_s();
+    enum dsnn_status st = r->mops->train_epoch(r->model, &r->data, epoch, &m, err);
+    if (st != DSNN_OK) {
+        dsnn_error_prefix(err, "model '%s': epoch %d", r->model_name, epoch);
+        return st;
+    }
+    double t1 = rn_now_s();
+    if ((st = r->mops->evaluate(r->model, &r->data, DSNN_SPLIT_TEST, &m, err)) != DSNN_OK)
+        return st;
+    if (r->data.info.n_noise > 0 &&
+        (st = r->mops->evaluate(r->model, &r->data, DSNN_SPLIT_NOISE, &m, err)) != DSNN_OK)
+        return st;
+    double t2 = rn_now_s();
+    dsnn_metrics_set(&m, "time_train_s", t1 - t0);
+    dsnn_metrics_set(&m, "time_this_epoch_s", t2 - t0);
+    dsnn_metrics_set(&m, "time_total_s", r->time_before + (t2 - r->t_start));
+    dsnn_metrics_set(&m, "timestamp", (double)time(NULL));
+    uint8_t decision = CHILD_CONTINUE;
+    if (!send_msg(r->wfd, MSG_RESULT, &m, (uint32_t)sizeof m) ||
+        rn_read_full(r->rfd, &decision, 1) != 1)
+        return dsnn_error_set(err, DSNN_ERR_IO, "lost the connection to the host");
+    r->lines++;
+    child_checkpoint(r, epoch, decision);
+    *go_on = decision == CHILD_CONTINUE;
+    return DSNN_OK;
+}
+
 static enum dsnn_status trial_body(struct experiment *ex, const struct dsnn_config_file *tcf,
                                    const struct trial *t,
                                    const struct dsnn_registry_entry *const plugin[5],
                                    const struct child_start *cs, int wfd, int rfd, FILE *log,
                                    bool *fatal, struct dsnn_error *err)
 {
-    const struct dsnn_cfg *root = dsnn_config_file_root(tcf);
     struct dsnn_run_ctx ctx = {
         .seed = t->seed,
         .trial_index = t->index,
@@ -108,119 +237,39 @@ static enum dsnn_status trial_body(struct experiment *ex, const struct dsnn_conf
     };
     dsnn_set_num_threads(ctx.n_threads);
     ctx.n_threads = dsnn_get_num_threads();
-    const struct dsnn_dataset_ops *dops = &plugin[DSNN_KIND_DATASET]->ops.dataset;
-    const struct dsnn_network_ops *nops = &plugin[DSNN_KIND_NETWORK]->ops.network;
-    const struct dsnn_model_ops *mops = &plugin[DSNN_KIND_MODEL]->ops.model;
-    const char *model_name = plugin[DSNN_KIND_MODEL]->name;
-    bool checkpoints = ex->checkpoint_freq > 0 && mops->save && mops->load;
-    struct dsnn_data data = {.ops = dops};
-    struct dsnn_net *net = NULL;
-    void *model = NULL;
-    enum dsnn_status st =
-        dops->open(dsnn_cfg_group(root, "dataset"), &ctx, &data.state, &data.info, err);
-    if (st != DSNN_OK) {
-        dsnn_error_prefix(err, "dataset '%s'", plugin[DSNN_KIND_DATASET]->name);
-        return st;
-    }
-    st = nops->build(dsnn_cfg_group(root, "network"), &ctx, data.info.shape, data.info.n_classes,
-                     &net, err);
-    if (st != DSNN_OK) {
-        dsnn_error_prefix(err, "network '%s'", plugin[DSNN_KIND_NETWORK]->name);
-        goto out;
-    }
-    st = mops->create(dsnn_cfg_group(root, "model"), &ctx, net, &data.info, &model, err);
-    if (st == DSNN_OK && !dsnn_net_initialized(net))
-        st = dsnn_error_set(err, DSNN_ERR_INTERNAL, "create() did not initialise the network");
-    if (st != DSNN_OK) {
-        dsnn_error_prefix(err, "model '%s'", model_name);
-        goto out;
-    }
+    struct child_run r = {
+        .ex = ex,
+        .t = t,
+        .mops = &plugin[DSNN_KIND_MODEL]->ops.model,
+        .model_name = plugin[DSNN_KIND_MODEL]->name,
+        .wfd = wfd,
+        .rfd = rfd,
+        .log = log,
+        .lines = t->n_lines,
+    };
+    r.checkpoints = ex->checkpoint_freq > 0 && r.mops->save && r.mops->load;
+    r.data.ops = &plugin[DSNN_KIND_DATASET]->ops.dataset;
+    enum dsnn_status st = child_build(&r, tcf, plugin, &ctx, err);
     int start = 0;
-    size_t lines = t->n_lines;
-    double time_before = 0;
-    if (cs->have_ckpt) {
-        FILE *f = cs->hdr.payload_size
-                      ? fmemopen((void *)cs->payload, (size_t)cs->hdr.payload_size, "rb")
-                      : NULL;
-        if (!f || !mops->load) {
-            st = dsnn_error_set(err, DSNN_ERR_INTERNAL, "%s: cannot read the payload",
-                                cs->ckpt_path);
-        } else {
-            st = mops->load(model, f, err);
-            fclose(f);
-        }
-        if (st != DSNN_OK) {
-            dsnn_error_prefix(err, "%s: model '%s' cannot load this checkpoint", cs->ckpt_path,
-                              model_name);
-            *fatal = true;
-            goto out;
-        }
-        start = (int)cs->hdr.epochs;
-        time_before = cs->hdr.time_total_s;
-        fprintf(log, "%s: continuing from %s after epoch %d\n", t->id, cs->ckpt_path, start);
+    if (st == DSNN_OK && cs->have_ckpt)
+        st = child_load(&r, cs, &start, fatal, err);
+    if (st == DSNN_OK) {
+        fprintf(log, "%s: attempt %d, %zu trainable parameters, %d threads\n", t->id,
+                t->attempts, dsnn_net_param_count(r.net), ctx.n_threads);
+        r.t_start = rn_now_s();
+        bool go_on = true;
+        for (int epoch = start; epoch < ex->epochs && go_on && st == DSNN_OK; epoch++)
+            st = child_epoch(&r, epoch, &go_on, err);
     }
-    fprintf(log, "%s: attempt %d, %zu trainable parameters, %d threads\n", t->id, t->attempts,
-            dsnn_net_param_count(net), ctx.n_threads);
-    double t_start = rn_now_s();
-    for (int epoch = start; epoch < ex->epochs; epoch++) {
-        static struct dsnn_metrics m; /* large: keep it off the stack */
-        dsnn_metrics_clear(&m);
-        dsnn_metrics_set(&m, "epoch", epoch);
-        dsnn_metrics_set(&m, "training_iteration", epoch + 1);
-        double t0 = rn_now_s();
-        if ((st = mops->train_epoch(model, &data, epoch, &m, err)) != DSNN_OK) {
-            dsnn_error_prefix(err, "model '%s': epoch %d", model_name, epoch);
-            goto out;
-        }
-        double t1 = rn_now_s();
-        if ((st = mops->evaluate(model, &data, DSNN_SPLIT_TEST, &m, err)) != DSNN_OK)
-            goto out;
-        if (data.info.n_noise > 0 &&
-            (st = mops->evaluate(model, &data, DSNN_SPLIT_NOISE, &m, err)) != DSNN_OK)
-            goto out;
-        double t2 = rn_now_s();
-        dsnn_metrics_set(&m, "time_train_s", t1 - t0);
-        dsnn_metrics_set(&m, "time_this_epoch_s", t2 - t0);
-        dsnn_metrics_set(&m, "time_total_s", time_before + (t2 - t_start));
-        dsnn_metrics_set(&m, "timestamp", (double)time(NULL));
-        if (!send_msg(wfd, MSG_RESULT, &m, (uint32_t)sizeof m)) {
-            st = dsnn_error_set(err, DSNN_ERR_IO, "lost the connection to the host");
-            goto out;
-        }
-        uint8_t decision = CHILD_CONTINUE;
-        if (rn_read_full(rfd, &decision, 1) != 1) {
-            st = dsnn_error_set(err, DSNN_ERR_IO, "lost the connection to the host");
-            goto out;
-        }
-        lines++;
-        bool due = decision == CHILD_PAUSE || decision == CHILD_PERTURB ||
-                   decision == CHILD_HALT ||
-                   (decision == CHILD_CONTINUE && checkpoints &&
-                    (epoch + 1) % ex->checkpoint_freq == 0);
-        if (checkpoints && due) {
-            struct dsnn_error cerr = {0};
-            if (write_checkpoint(ex, t, mops, model, model_name, epoch + 1, lines,
-                                 time_before + (rn_now_s() - t_start), &cerr) == DSNN_OK) {
-                struct ckpt_msg cm = {(uint64_t)epoch + 1, lines};
-                send_msg(wfd, MSG_CHECKPOINT, &cm, (uint32_t)sizeof cm);
-            } else {
-                fprintf(log, "warning: %s\n", cerr.msg);
-                send_msg(wfd, MSG_WARNING, &cerr, (uint32_t)sizeof cerr);
-            }
-        }
-        if (decision != CHILD_CONTINUE)
-            break;
-    }
-out:
-    if (model)
-        mops->destroy(model);
-    dsnn_net_free(net);
-    if (data.state)
-        dops->close(data.state);
+    if (r.model)
+        r.mops->destroy(r.model);
+    dsnn_net_free(r.net);
+    if (r.data.state)
+        r.data.ops->close(r.data.state);
     return st;
 }
 
-void rn_run_child(struct experiment *ex, const struct dsnn_config_file *tcf,
+static void run_child(struct experiment *ex, const struct dsnn_config_file *tcf,
                   const struct trial *t, const struct dsnn_registry_entry *const plugin[5],
                   const struct child_start *cs, int wfd, int rfd)
 {
@@ -270,4 +319,54 @@ void rn_run_child(struct experiment *ex, const struct dsnn_config_file *tcf,
         fclose(log);
     fflush(NULL);
     _exit(st == DSNN_OK ? 0 : 1);
+}
+
+bool rn_spawn_child(struct experiment *ex, struct trial *t, const struct child_start *cs)
+{
+    int to_host[2], to_child[2];
+    if (pipe(to_host) != 0) {
+        snprintf(t->error, sizeof t->error, "cannot create a pipe: %s", strerror(errno));
+        return false;
+    }
+    if (pipe(to_child) != 0) {
+        snprintf(t->error, sizeof t->error, "cannot create a pipe: %s", strerror(errno));
+        close(to_host[0]), close(to_host[1]);
+        return false;
+    }
+    int slot = -1;
+    for (int i = 0; i < MAX_PARALLEL && slot < 0; i++)
+        if (rn_pids[i] == 0)
+            slot = i;
+    fflush(NULL);
+    /* SIGINT / SIGTERM stay blocked until rn_pids names the child, so that the host's handler
+     * forwards them to it (the child unblocks them once their default action is back). */
+    sigset_t stop_signals, old_mask;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop_signals, &old_mask);
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        snprintf(t->error, sizeof t->error, "cannot fork: %s", strerror(e));
+        close(to_host[0]), close(to_host[1]), close(to_child[0]), close(to_child[1]);
+        return false;
+    }
+    if (pid == 0) {
+        close(to_host[0]);
+        close(to_child[1]);
+        run_child(ex, t->tcf, t, t->plugin, cs, to_host[1], to_child[0]);
+    }
+    if (slot >= 0)
+        rn_pids[slot] = (sig_atomic_t)pid;
+    if (rn_interrupted) /* signalled just before fork(): stop it too */
+        kill(pid, SIGTERM);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    close(to_host[1]);
+    close(to_child[0]);
+    t->pid = pid;
+    t->rfd = to_host[0];
+    t->wfd = to_child[1];
+    return true;
 }

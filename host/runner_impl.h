@@ -55,6 +55,15 @@ struct trial {
     char *params_json; /* {"model.x": 1, ...} */
     char params_text[1024];
     uint64_t seed, cfg_hash;
+    /* its configuration (experiment.cfg with the searched values), built and validated once per
+     * set of parameters by rn_trial_config (cfg_built), dropped when they change or the trial
+     * ends for good */
+    bool cfg_built;
+    enum dsnn_status cfg_status;
+    int cfg_code;    /* exit code of a configuration error */
+    char *cfg_error; /* its message (cfg_status != DSNN_OK) */
+    struct dsnn_config_file *tcf;
+    const struct dsnn_registry_entry *plugin[5]; /* by enum dsnn_kind */
     enum trial_status status;
     bool queued; /* waiting for a slot */
     int attempts, failures;
@@ -169,19 +178,22 @@ void rn_print_banner(const struct experiment *ex, const char *verb);
 enum dsnn_status rn_setup(struct experiment *ex, const struct dsnn_registry *reg, int *code,
                           struct dsnn_error *err);
 enum dsnn_status rn_validate_upfront(struct experiment *ex, struct dsnn_error *err);
-enum dsnn_status rn_trial_config_checked(const struct experiment *ex, const struct trial *t,
-                                         struct dsnn_config_file **out,
-                                         const struct dsnn_registry_entry *plugin[5], int *code,
-                                         struct dsnn_error *err);
+/* t's configuration into t->tcf and t->plugin, built and validated on the first call after its
+ * parameters were set; later calls return the same result (DSNN_OK, or the same error and exit
+ * code *code). */
+enum dsnn_status rn_trial_config(const struct experiment *ex, struct trial *t, int *code,
+                                 struct dsnn_error *err);
+/* Frees t's configuration (it is built again on the next rn_trial_config). */
+void rn_trial_config_drop(struct trial *t);
 int rn_trial_threads(const struct experiment *ex, size_t n_trials);
 
 /* ---- runner_child.c ---- */
 bool rn_write_full(int fd, const void *p, size_t n);
 int rn_read_full(int fd, void *p, size_t n);
 double rn_now_s(void);
-void rn_run_child(struct experiment *ex, const struct dsnn_config_file *tcf,
-                  const struct trial *t, const struct dsnn_registry_entry *const plugin[5],
-                  const struct child_start *cs, int wfd, int rfd);
+/* Forks the process of t (its configuration built: t->tcf, t->plugin) starting from cs, with
+ * the pipes to it (t->pid, t->rfd, t->wfd). false: t->error says why it could not. */
+bool rn_spawn_child(struct experiment *ex, struct trial *t, const struct child_start *cs);
 
 /* ---- runner_trial.c ---- */
 const char *rn_status_str(enum trial_status s);
@@ -203,6 +215,9 @@ bool rn_trial_note_reported(struct trial *t, size_t line, int d, double v);
 void rn_trial_note_metric(const struct experiment *ex, struct trial *t, double v);
 void rn_trial_scan_results(const struct experiment *ex, struct trial *t);
 void rn_trial_finish(struct experiment *ex, struct trial *t, enum trial_status status);
+/* t ends in ERROR with the formatted message (no_retry: a retry would fail the same way). */
+void rn_trial_fail(struct experiment *ex, struct trial *t, bool no_retry, const char *fmt, ...)
+    DSNN_PRINTF(4, 5);
 struct trial *rn_trial_create(struct experiment *ex, int index, const struct dsnn_param_set *ps,
                               bool *config_error, struct dsnn_error *err);
 struct trial *rn_next_queued(const struct experiment *ex);
@@ -213,5 +228,11 @@ enum dsnn_status rn_search_create(struct experiment *ex, void **state, struct ds
 void rn_search_save(struct experiment *ex);
 enum dsnn_status rn_search_restore(struct experiment *ex, uint64_t *seq, struct dsnn_error *err);
 bool rn_suggest_next(struct experiment *ex);
+/* The strategy's decision on a new result of t (line `line` of its result.json, epoch, metrics
+ * m, the experiment's metric v): on_result, the trial_result journal event, search_state.bin.
+ * *perturb: PERTURB with a source to exploit (t->perturb_pending; the decision returned is
+ * then PERTURB too). */
+int rn_search_decide(struct experiment *ex, struct trial *t, size_t line, int epoch,
+                     const struct dsnn_metrics *m, double v, bool *perturb);
 
 #endif

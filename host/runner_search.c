@@ -133,3 +133,93 @@ enum dsnn_status rn_search_create(struct experiment *ex, void **state, struct ds
         dsnn_error_prefix(err, "search '%s'", ex->plugin[DSNN_KIND_SEARCH]->name);
     return st;
 }
+
+static void metrics_to_json(struct dsnn_sbuf *b, const struct dsnn_metrics *m)
+{
+    dsnn_sbuf_puts(b, "{");
+    for (size_t i = 0; i < m->n; i++) {
+        dsnn_sbuf_puts(b, i ? ", " : "");
+        dsnn_sbuf_json_string(b, m->items[i].name);
+        dsnn_sbuf_puts(b, ": ");
+        dsnn_sbuf_json_number(b, m->items[i].value);
+    }
+    dsnn_sbuf_puts(b, "}");
+}
+
+/* PERTURB for t at result line `line`: exploit() names the source and the new parameters,
+ * kept on t (perturb_pending) and appended to the journal event b. false: the answer is
+ * ignored (warned about once) and the decision becomes CONTINUE. */
+static bool search_exploit(struct experiment *ex, struct trial *t, size_t line,
+                           struct dsnn_sbuf *b)
+{
+    int source = t->index;
+    struct dsnn_param_set np;
+    memset(&np, 0, sizeof np);
+    struct dsnn_error err = {0};
+    char *cfg = NULL;
+    const char *why = NULL;
+    if (!ex->sops->exploit)
+        why = "the strategy has no exploit op";
+    else if (ex->checkpoint_freq <= 0 || ex->warned_no_checkpoint)
+        why = "the trials have no checkpoints";
+    else if (ex->sops->exploit(ex->search, t->index, &source, &np, &err) != DSNN_OK)
+        why = err.msg;
+    else if (!rn_trial_by_index(ex, source))
+        why = "exploit() named no existing trial";
+    else if (!(cfg = rn_params_to_cfg(&np)))
+        why = "out of memory";
+    if (why) {
+        if (!ex->warned_no_exploit)
+            rn_warn(ex, "search '%s' answered PERTURB for %s, which is ignored: %s",
+                    ex->plugin[DSNN_KIND_SEARCH]->name, t->id, why);
+        ex->warned_no_exploit = true;
+        dsnn_sbuf_puts(b, ", \"ignored\": ");
+        dsnn_sbuf_json_string(b, why);
+        return false;
+    }
+    char *json = rn_params_to_json(&np);
+    dsnn_sbuf_printf(b, ", \"exploit\": {\"source\": \"%s\", \"params\": %s, \"params_cfg\": ",
+                     rn_trial_by_index(ex, source)->id, json ? json : "{}");
+    dsnn_sbuf_json_string(b, cfg);
+    dsnn_sbuf_puts(b, "}");
+    free(json);
+    free(t->perturb_cfg);
+    t->perturb_cfg = cfg;
+    t->perturb_source = source;
+    t->perturb_line = line;
+    t->perturb_pending = true;
+    return true;
+}
+
+int rn_search_decide(struct experiment *ex, struct trial *t, size_t line, int epoch,
+                     const struct dsnn_metrics *m, double v, bool *perturb)
+{
+    int decision = ex->sops->on_result ? (int)ex->sops->on_result(ex->search, t->index, epoch, m)
+                                       : DSNN_SEARCH_CONTINUE;
+    if (decision < DSNN_SEARCH_CONTINUE || decision > DSNN_SEARCH_PERTURB)
+        decision = DSNN_SEARCH_CONTINUE;
+    struct dsnn_sbuf b = {0};
+    dsnn_sbuf_printf(&b,
+                     "\"event\": \"trial_result\", \"seq\": %llu, \"trial_id\": \"%s\", "
+                     "\"epoch\": %d, \"line\": %zu, ",
+                     (unsigned long long)++ex->journal.seq, t->id, epoch, line);
+    dsnn_sbuf_json_string(&b, ex->metric);
+    dsnn_sbuf_puts(&b, ": ");
+    dsnn_sbuf_json_number(&b, v);
+    dsnn_sbuf_printf(&b, ", \"decision\": \"%s\"", rn_decision_str(decision));
+    *perturb = false;
+    if (decision == DSNN_SEARCH_PERTURB) {
+        *perturb = search_exploit(ex, t, line, &b);
+        if (!*perturb)
+            decision = DSNN_SEARCH_CONTINUE;
+    }
+    dsnn_sbuf_puts(&b, ", \"metrics\": ");
+    metrics_to_json(&b, m);
+    if (!b.oom)
+        dsnn_journal_add(&ex->journal, b.p);
+    dsnn_sbuf_free(&b);
+    if (!rn_trial_note_reported(t, line, *perturb ? DSNN_SEARCH_PERTURB : decision, v))
+        rn_warn(ex, "out of memory");
+    rn_search_save(ex);
+    return decision;
+}

@@ -174,6 +174,7 @@ enum dsnn_status rn_trial_set_params(const struct experiment *ex, struct trial *
         dsnn_config_file_free(pcf);
         return st;
     }
+    rn_trial_config_drop(t); /* built from the old parameters */
     dsnn_config_file_free(t->pcf);
     free(t->params_cfg);
     free(t->params_json);
@@ -257,6 +258,7 @@ void rn_trial_free(struct trial *t)
 {
     if (!t)
         return;
+    rn_trial_config_drop(t);
     dsnn_config_file_free(t->pcf);
     free(t->params_cfg);
     free(t->params_json);
@@ -358,10 +360,21 @@ void rn_trial_finish(struct experiment *ex, struct trial *t, enum trial_status s
         dsnn_journal_add(&ex->journal, b.p);
     dsnn_sbuf_free(&b);
     if (final) {
+        rn_trial_config_drop(t); /* never run again */
         if (ex->sops->on_complete)
             ex->sops->on_complete(ex->search, t->index, status == TRIAL_ERROR);
         rn_search_save(ex);
     }
+}
+
+void rn_trial_fail(struct experiment *ex, struct trial *t, bool no_retry, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->error, sizeof t->error, fmt, ap);
+    va_end(ap);
+    t->no_retry = t->no_retry || no_retry;
+    rn_trial_finish(ex, t, TRIAL_ERROR);
 }
 
 /* A suggested trial: parameters owned, journal, folder, params.json. On a configuration error
@@ -404,17 +417,14 @@ struct trial *rn_trial_create(struct experiment *ex, int index,
     rn_search_save(ex);
     int code;
     struct dsnn_error cerr = {0};
-    if (rn_trial_config_checked(ex, t, NULL, (const struct dsnn_registry_entry *[5]){0}, &code,
-                                &cerr) != DSNN_OK) {
+    if (rn_trial_config(ex, t, &code, &cerr) != DSNN_OK) {
         if (!ex->started_any && !ex->resumed && index < ex->parallel) {
             *err = cerr;
             *config_error = true;
             ex->fatal_code = code;
             return NULL;
         }
-        snprintf(t->error, sizeof t->error, "%s", cerr.msg);
-        t->no_retry = true;
-        rn_trial_finish(ex, t, TRIAL_ERROR);
+        rn_trial_fail(ex, t, true, "%s", cerr.msg);
         return t;
     }
     t->status = TRIAL_PENDING;

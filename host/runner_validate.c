@@ -249,7 +249,8 @@ static enum dsnn_status validate(const struct dsnn_config_file *cf, const struct
         const char *gname = kind_group(k);
         const struct dsnn_cfg *g = dsnn_cfg_group(root, gname);
         if (!g && dsnn_cfg_has(root, gname))
-            return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: '%s' must be a group { plugin = ...; }",
+            return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                                  "%s: '%s' must be a group { plugin = ...; }",
                                   dsnn_cfg_where(root, gname, where, sizeof where), gname);
         const char *plugin = NULL;
         enum dsnn_status st = dsnn_cfg_string(g, "plugin", k == DSNN_KIND_SEARCH ? "grid" : NULL,
@@ -283,46 +284,6 @@ static enum dsnn_status validate(const struct dsnn_config_file *cf, const struct
 }
 
 
-/* The trial's full configuration: experiment.cfg with the searched values. */
-static enum dsnn_status trial_config(const struct experiment *ex, const struct trial *t,
-                                     struct dsnn_config_file **out, struct dsnn_error *err)
-{
-    struct dsnn_config_file *tcf = NULL;
-    enum dsnn_status st = dsnn_config_file_load(ex->cfg_path, &tcf, err);
-    for (size_t k = 0; k < t->params.n && st == DSNN_OK; k++)
-        st = dsnn_config_file_set(tcf, t->params.items[k].path, &t->params.items[k].value, err);
-    if (st != DSNN_OK) {
-        dsnn_config_file_free(tcf);
-        return st;
-    }
-    *out = tcf;
-    return DSNN_OK;
-}
-
-/* Builds and validates the trial's configuration (plugin[] gets its plugins). */
-enum dsnn_status rn_trial_config_checked(const struct experiment *ex, const struct trial *t,
-                                         struct dsnn_config_file **out,
-                                         const struct dsnn_registry_entry *plugin[5],
-                                         int *code, struct dsnn_error *err)
-{
-    *code = DSNN_EXIT_CONFIG;
-    struct dsnn_config_file *tcf = NULL;
-    enum dsnn_status st = trial_config(ex, t, &tcf, err);
-    if (st == DSNN_OK)
-        st = validate(tcf, ex->reg, ex->allow_unknown, plugin, code, err);
-    if (st != DSNN_OK) {
-        dsnn_error_prefix(err, "%s (with the searched values of %s: %s)", ex->cfg_path, t->id,
-                          t->params_text[0] ? t->params_text : "none");
-        dsnn_config_file_free(tcf);
-        return st;
-    }
-    if (out)
-        *out = tcf;
-    else
-        dsnn_config_file_free(tcf);
-    return DSNN_OK;
-}
-
 static enum dsnn_status read_cfg_text(struct experiment *ex, struct dsnn_error *err)
 {
     unsigned char *data = NULL;
@@ -353,6 +314,59 @@ static enum dsnn_status read_cfg_text(struct experiment *ex, struct dsnn_error *
     ex->cfg_len = size;
     ex->cfg_hash = dsnn_fnv1a(DSNN_FNV_INIT, data, size);
     return DSNN_OK;
+}
+
+/* Builds experiment.cfg with the searched values ps and validates it (plugin[] gets its
+ * plugins); a failure names the trial (id) and its values (params_text). */
+static enum dsnn_status config_build(const struct experiment *ex, const struct dsnn_param_set *ps,
+                                     const char *id, const char *params_text,
+                                     struct dsnn_config_file **out,
+                                     const struct dsnn_registry_entry *plugin[5], int *code,
+                                     struct dsnn_error *err)
+{
+    *code = DSNN_EXIT_CONFIG;
+    struct dsnn_config_file *tcf = NULL;
+    enum dsnn_status st = dsnn_config_file_load(ex->cfg_path, &tcf, err);
+    for (size_t k = 0; k < ps->n && st == DSNN_OK; k++)
+        st = dsnn_config_file_set(tcf, ps->items[k].path, &ps->items[k].value, err);
+    if (st == DSNN_OK)
+        st = validate(tcf, ex->reg, ex->allow_unknown, plugin, code, err);
+    if (st != DSNN_OK) {
+        dsnn_error_prefix(err, "%s (with the searched values of %s: %s)", ex->cfg_path, id,
+                          params_text[0] ? params_text : "none");
+        dsnn_config_file_free(tcf);
+        return st;
+    }
+    *out = tcf;
+    return DSNN_OK;
+}
+
+enum dsnn_status rn_trial_config(const struct experiment *ex, struct trial *t, int *code,
+                                 struct dsnn_error *err)
+{
+    if (!t->cfg_built) {
+        struct dsnn_error e = {0};
+        t->cfg_status = config_build(ex, &t->params, t->id, t->params_text, &t->tcf, t->plugin,
+                                     &t->cfg_code, &e);
+        if (t->cfg_status != DSNN_OK)
+            t->cfg_error = strdup(e.msg);
+        t->cfg_built = true;
+    }
+    *code = t->cfg_code;
+    if (t->cfg_status != DSNN_OK)
+        return dsnn_error_set(err, t->cfg_status, "%s",
+                              t->cfg_error ? t->cfg_error : "out of memory");
+    return DSNN_OK;
+}
+
+void rn_trial_config_drop(struct trial *t)
+{
+    dsnn_config_file_free(t->tcf);
+    free(t->cfg_error);
+    t->tcf = NULL;
+    t->cfg_error = NULL;
+    memset(t->plugin, 0, sizeof t->plugin);
+    t->cfg_built = false;
 }
 
 /* Loads the configuration, reads the experiment group, validates it against the plugins. */
@@ -390,7 +404,6 @@ enum dsnn_status rn_validate_upfront(struct experiment *ex, struct dsnn_error *e
     enum dsnn_status st = rn_search_create(ex, &scratch, err);
     if (st != DSNN_OK)
         return st;
-    struct trial probe;
     size_t n = 0;
     for (int i = 0;; i++) {
         if (i >= MAX_TRIALS) {
@@ -407,16 +420,15 @@ enum dsnn_status rn_validate_upfront(struct experiment *ex, struct dsnn_error *e
         }
         if (done)
             break;
-        memset(&probe, 0, sizeof probe);
-        probe.index = i;
-        snprintf(probe.id, sizeof probe.id, "trial_%05d", i);
-        probe.params = ps;
-        rn_format_params(&probe.params, probe.params_text, sizeof probe.params_text);
+        char id[32], text[1024];
+        snprintf(id, sizeof id, "trial_%05d", i);
+        rn_format_params(&ps, text, sizeof text);
+        struct dsnn_config_file *tcf = NULL;
+        const struct dsnn_registry_entry *plugin[5] = {0};
         int code;
-        if ((st = rn_trial_config_checked(ex, &probe, NULL,
-                                          (const struct dsnn_registry_entry *[5]){0}, &code, err)) !=
-            DSNN_OK)
+        if ((st = config_build(ex, &ps, id, text, &tcf, plugin, &code, err)) != DSNN_OK)
             break;
+        dsnn_config_file_free(tcf);
         n++;
     }
     ex->sops->destroy(scratch);
