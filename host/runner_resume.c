@@ -20,24 +20,24 @@ static enum trial_status status_parse(const char *s)
     return TRIAL_PENDING;
 }
 
-static void metrics_from_json(const struct dsnn_jnode *obj, struct dsnn_metrics *m)
+static void metrics_from_json(const struct dsnn_json_value *obj, struct dsnn_metrics *m)
 {
     dsnn_metrics_clear(m);
-    if (!obj || obj->type != DSNN_JOBJECT)
+    if (!obj || obj->type != DSNN_JSON_OBJECT)
         return;
-    for (const struct dsnn_jnode *k = obj->kids; k; k = k->next)
-        dsnn_metrics_set(m, k->key, dsnn_jnode_num(obj, k->key, NAN));
+    for (size_t i = 0; i < obj->n; i++)
+        dsnn_metrics_set(m, obj->items[i].key, dsnn_json_num(obj, obj->items[i].key, NAN));
 }
 
 /* trial_created: the trial with the journal's parameters; with call, the strategy is asked to
  * suggest it again (a differing answer is warned about once: the journal's is used). */
-static enum dsnn_status replay_created(struct experiment *ex, const struct dsnn_jnode *ev,
+static enum dsnn_status replay_created(struct experiment *ex, const struct dsnn_json_value *ev,
                                        bool call, bool *warned, struct dsnn_error *err)
 {
-    int index = (int)dsnn_jnode_num(ev, "index", -1);
+    int index = (int)dsnn_json_num(ev, "index", -1);
     struct trial *t = rn_trial_new(ex, index, err);
     enum dsnn_status st = DSNN_ERR_FORMAT;
-    if (!t || (st = rn_trial_set_params(ex, t, dsnn_jnode_str(ev, "params_cfg"), err)))
+    if (!t || (st = rn_trial_set_params(ex, t, dsnn_json_str(ev, "params_cfg"), err)))
         return st;
     ex->next_index = index + 1;
     if (!call)
@@ -69,29 +69,29 @@ static enum dsnn_status replay_created(struct experiment *ex, const struct dsnn_
 /* trial_result: the decision the strategy gave (and a PERTURB's exploit); with call, the
  * strategy sees the result again (a differing decision is warned about once: the journal's is
  * kept). false: out of memory. */
-static bool replay_result(struct experiment *ex, struct trial *t, const struct dsnn_jnode *ev,
+static bool replay_result(struct experiment *ex, struct trial *t, const struct dsnn_json_value *ev,
                           bool call, bool *warned)
 {
     static struct dsnn_metrics m; /* large */
-    size_t line = (size_t)dsnn_jnode_num(ev, "line", (double)t->n_reported);
-    int epoch = (int)dsnn_jnode_num(ev, "epoch", 0);
-    int d = rn_decision_parse(dsnn_jnode_str(ev, "decision"));
-    const struct dsnn_jnode *xp = dsnn_jnode_get(ev, "exploit");
+    size_t line = (size_t)dsnn_json_num(ev, "line", (double)t->n_reported);
+    int epoch = (int)dsnn_json_num(ev, "epoch", 0);
+    int d = rn_decision_parse(dsnn_json_str(ev, "decision"));
+    const struct dsnn_json_value *xp = dsnn_json_get(ev, "exploit");
     if (d == DSNN_SEARCH_PERTURB && !xp)
         d = DSNN_SEARCH_CONTINUE; /* ignored */
-    if (!rn_trial_note_reported(t, line, d, dsnn_jnode_num(ev, ex->metric, NAN)))
+    if (!rn_trial_note_reported(t, line, d, dsnn_json_num(ev, ex->metric, NAN)))
         return false;
     if (xp) {
-        struct trial *src = rn_trial_by_id(ex, dsnn_jnode_str(xp, "source"));
+        struct trial *src = rn_trial_by_id(ex, dsnn_json_str(xp, "source"));
         free(t->perturb_cfg);
-        t->perturb_cfg = strdup(dsnn_jnode_str(xp, "params_cfg"));
+        t->perturb_cfg = strdup(dsnn_json_str(xp, "params_cfg"));
         t->perturb_source = src ? src->index : t->index;
         t->perturb_line = line;
         t->perturb_pending = t->perturb_cfg != NULL;
     }
     if (!call || !ex->sops->on_result)
         return true;
-    metrics_from_json(dsnn_jnode_get(ev, "metrics"), &m);
+    metrics_from_json(dsnn_json_get(ev, "metrics"), &m);
     int again = (int)ex->sops->on_result(ex->search, t->index, epoch, &m);
     if (again == DSNN_SEARCH_PERTURB && xp && ex->sops->exploit) {
         int source;
@@ -112,16 +112,16 @@ static bool replay_result(struct experiment *ex, struct trial *t, const struct d
 
 /* trial_finished: final (with seq: the strategy was told, with call it is told again), else
  * INTERRUPTED. */
-static void replay_finished(struct experiment *ex, struct trial *t, const struct dsnn_jnode *ev,
+static void replay_finished(struct experiment *ex, struct trial *t, const struct dsnn_json_value *ev,
                             uint64_t seq, bool call)
 {
-    enum trial_status s = status_parse(dsnn_jnode_str(ev, "status"));
+    enum trial_status s = status_parse(dsnn_json_str(ev, "status"));
     if (!seq || !rn_status_final(s)) {
         t->status = TRIAL_INTERRUPTED;
         return;
     }
     t->status = s;
-    snprintf(t->error, sizeof t->error, "%s", dsnn_jnode_str(ev, "error"));
+    snprintf(t->error, sizeof t->error, "%s", dsnn_json_str(ev, "error"));
     if (call && ex->sops->on_complete)
         ex->sops->on_complete(ex->search, t->index, s == TRIAL_ERROR);
 }
@@ -134,9 +134,9 @@ static enum dsnn_status replay(struct experiment *ex, const struct dsnn_journal_
 {
     bool warned = false;
     for (size_t i = 0; i < log->n; i++) {
-        const struct dsnn_jnode *ev = log->events[i];
-        const char *type = dsnn_jnode_str(ev, "event");
-        uint64_t seq = (uint64_t)dsnn_jnode_num(ev, "seq", 0);
+        const struct dsnn_json_value *ev = &log->events[i];
+        const char *type = dsnn_json_str(ev, "event");
+        uint64_t seq = (uint64_t)dsnn_json_num(ev, "seq", 0);
         if (seq > ex->journal.seq)
             ex->journal.seq = seq;
         bool call = seq > restored_seq;
@@ -146,16 +146,16 @@ static enum dsnn_status replay(struct experiment *ex, const struct dsnn_journal_
                                          i + 1);
             continue;
         }
-        struct trial *t = rn_trial_by_id(ex, dsnn_jnode_str(ev, "trial_id"));
+        struct trial *t = rn_trial_by_id(ex, dsnn_json_str(ev, "trial_id"));
         if (!t)
             continue;
         if (strcmp(type, "trial_started") == 0) {
-            t->attempts = (int)dsnn_jnode_num(ev, "attempt", t->attempts + 1);
+            t->attempts = (int)dsnn_json_num(ev, "attempt", t->attempts + 1);
         } else if (strcmp(type, "trial_result") == 0) {
             if (!replay_result(ex, t, ev, call, &warned))
                 return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
         } else if (strcmp(type, "trial_perturbed") == 0) {
-            if (rn_trial_set_params(ex, t, dsnn_jnode_str(ev, "params_cfg"), err) != DSNN_OK)
+            if (rn_trial_set_params(ex, t, dsnn_json_str(ev, "params_cfg"), err) != DSNN_OK)
                 return dsnn_error_prefix(err, "%s: event %zu (trial_perturbed)",
                                          ex->journal.path, i + 1);
             t->perturb_pending = false;
@@ -211,11 +211,11 @@ static enum dsnn_status resume_journal(struct experiment *ex, struct dsnn_journa
 static enum dsnn_status resume_started(struct experiment *ex, const struct dsnn_journal_log *log,
                                        bool *finished, int *code, struct dsnn_error *err)
 {
-    const struct dsnn_jnode *started = NULL;
+    const struct dsnn_json_value *started = NULL;
     for (size_t i = 0; i < log->n; i++) {
-        const char *type = dsnn_jnode_str(log->events[i], "event");
+        const char *type = dsnn_json_str(&log->events[i], "event");
         if (!started && strcmp(type, "experiment_started") == 0)
-            started = log->events[i];
+            started = &log->events[i];
         *finished = strcmp(type, "experiment_finished") == 0 ? true
                     : strncmp(type, "experiment_", 11) == 0  ? false
                                                              : *finished;
@@ -225,7 +225,7 @@ static enum dsnn_status resume_started(struct experiment *ex, const struct dsnn_
                               ex->journal.path);
     char hash[32];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)ex->cfg_hash);
-    const char *was = dsnn_jnode_str(started, "config_hash");
+    const char *was = dsnn_json_str(started, "config_hash");
     if (*was && strcmp(was, hash) != 0) {
         *code = DSNN_EXIT_CONFIG;
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
@@ -233,8 +233,8 @@ static enum dsnn_status resume_started(struct experiment *ex, const struct dsnn_
                               "resume needs the configuration as run",
                               ex->cfg_path, hash, was);
     }
-    ex->n_known = (size_t)dsnn_jnode_num(started, "trials", 0);
-    int threads = (int)dsnn_jnode_num(started, "trial_threads", 0);
+    ex->n_known = (size_t)dsnn_json_num(started, "trials", 0);
+    int threads = (int)dsnn_json_num(started, "trial_threads", 0);
     ex->trial_threads = threads > 0 ? threads : rn_trial_threads(ex, ex->n_known);
     return DSNN_OK;
 }

@@ -323,12 +323,12 @@ void rn_trial_scan_results(const struct experiment *ex, struct trial *t)
         if (line[len - 1] != '\n')
             break; /* cut short */
         t->n_lines++;
-        struct dsnn_jnode *o = dsnn_jnode_parse(line);
-        if (o) {
-            rn_trial_note_metric(ex, t, dsnn_jnode_num(o, ex->metric, NAN));
-            t->epochs_done = (int)dsnn_jnode_num(o, "epoch", t->epochs_done - 1) + 1;
+        struct dsnn_json_value o;
+        if (dsnn_json_parse(line, (size_t)len, &o, NULL) == DSNN_OK) {
+            rn_trial_note_metric(ex, t, dsnn_json_num(&o, ex->metric, NAN));
+            t->epochs_done = (int)dsnn_json_num(&o, "epoch", t->epochs_done - 1) + 1;
+            dsnn_json_free(&o);
         }
-        dsnn_jnode_free(o);
     }
     free(line);
     fclose(f);
