@@ -178,7 +178,8 @@ static int decision_again(struct experiment *ex, struct trial *t, size_t line, i
 {
     int decision = t->decisions[line];
     double before = t->reported_metric[line];
-    if (!t->warned_nondeterministic && !(isnan(before) && isnan(v)) &&
+    /* the journal keeps a non-finite metric as null: after a resume, NaN stands for any */
+    if (!t->warned_nondeterministic && !(isnan(before) && !isfinite(v)) &&
         memcmp(&before, &v, sizeof v) != 0) {
         rn_warn(ex, "%s: epoch %d gives %s %.17g again, %.17g before: the trial is not "
                     "deterministic, a resumed experiment may differ from an uninterrupted one",
