@@ -1,5 +1,5 @@
-/* host/journal.h - the experiment journal (results/<experiment>/journal.jsonl) and the small JSON
- * reader that `dsnn-host resume` needs to read it back.
+/* host/journal.h - the experiment journal (results/<experiment>/journal.jsonl), written and read
+ * back (by `dsnn-host resume`) with the JSON module json.h.
  *
  * The journal is append-only, one JSON object per line, each line written with one write() and
  * fdatasync'ed (dsnn_append_line), so that a crash (kill -9, power loss) loses at most the line
@@ -28,43 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "dsnn/dsnn.h"
-
-/* ---- a growable string ---- */
-struct dsnn_sbuf {
-    char *p;     /* NUL-terminated (once anything was added); owned */
-    size_t len, cap;
-    bool oom;    /* an allocation failed: the content is incomplete */
-};
-void dsnn_sbuf_printf(struct dsnn_sbuf *b, const char *fmt, ...) DSNN_PRINTF(2, 3);
-void dsnn_sbuf_puts(struct dsnn_sbuf *b, const char *s);
-/* Appends s as a JSON string literal (quoted, escaped). */
-void dsnn_sbuf_json_string(struct dsnn_sbuf *b, const char *s);
-/* Appends v as a JSON number with enough digits to read back the same double ("%.17g");
- * non-finite values as the strings "nan", "inf", "-inf". */
-void dsnn_sbuf_json_number(struct dsnn_sbuf *b, double v);
-void dsnn_sbuf_free(struct dsnn_sbuf *b);
-
-/* ---- JSON values (a DOM; enough for the journal and params.json) ---- */
-enum dsnn_jtype { DSNN_JNULL = 0, DSNN_JBOOL, DSNN_JNUMBER, DSNN_JSTRING, DSNN_JARRAY, DSNN_JOBJECT };
-struct dsnn_jnode {
-    enum dsnn_jtype type;
-    char *key;               /* member name inside an object, else NULL */
-    double num;              /* DSNN_JNUMBER */
-    bool b;                  /* DSNN_JBOOL */
-    char *str;               /* DSNN_JSTRING (unescaped; \u escapes beyond ASCII become '?') */
-    struct dsnn_jnode *kids; /* first element / member */
-    struct dsnn_jnode *next; /* next sibling */
-};
-/* Parses one JSON text (trailing whitespace allowed). Returns NULL if it is not valid JSON (or
- * out of memory). The caller owns the result (dsnn_jnode_free). */
-struct dsnn_jnode *dsnn_jnode_parse(const char *text);
-void dsnn_jnode_free(struct dsnn_jnode *n);
-/* Member key of an object, or NULL. */
-const struct dsnn_jnode *dsnn_jnode_get(const struct dsnn_jnode *obj, const char *key);
-/* String member key ("" when absent or not a string). */
-const char *dsnn_jnode_str(const struct dsnn_jnode *obj, const char *key);
-/* Number member key (def when absent; "nan"/"inf"/"-inf" strings and null read as numbers). */
-double dsnn_jnode_num(const struct dsnn_jnode *obj, const char *key, double def);
+#include "json.h"
 
 /* ---- the journal ---- */
 struct dsnn_journal {
@@ -81,12 +45,15 @@ void dsnn_journal_addf(struct dsnn_journal *j, const char *fmt, ...) DSNN_PRINTF
 
 /* The lines of a journal read back. */
 struct dsnn_journal_log {
-    struct dsnn_jnode **events; /* owned; one per complete line */
+    struct dsnn_json_value *events; /* owned; one object per complete line */
     size_t n;
     bool dropped_tail;          /* the last line had no '\n' (a write cut short): dropped */
 };
-/* Reads path. A line that is not a JSON object is DSNN_ERR_FORMAT naming the file and line,
- * except the last line when it has no '\n' (dropped_tail). */
+/* Reads path. A line that is not a JSON object is DSNN_ERR_FORMAT naming the file, the line and
+ * the column ("DIR/journal.jsonl:7: column 12: expected ':' after a key, found '1' (the journal
+ * is damaged; ...)"), except the last line when it has no '\n' (dropped_tail). Non-finite
+ * numbers are null; the strings "nan", "inf", "-inf" of older journals read as numbers too
+ * (dsnn_json_num). */
 enum dsnn_status dsnn_journal_load(const char *path, struct dsnn_journal_log *log,
                                    struct dsnn_error *err);
 void dsnn_journal_log_free(struct dsnn_journal_log *log);

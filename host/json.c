@@ -1,30 +1,153 @@
-/* json.c - a small, strict JSON reader (see json.h). */
+/* json.c - the JSON module: string builder, writers, strict reader (see json.h). */
 #include "json.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define JSON_MAX_DEPTH 64
 
+/* ---- dsnn_sbuf ---- */
+
+static bool sbuf_reserve(struct dsnn_sbuf *b, size_t extra)
+{
+    if (b->oom)
+        return false;
+    if (b->len + extra + 1 <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+void dsnn_sbuf_printf(struct dsnn_sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !sbuf_reserve(b, (size_t)n))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void dsnn_sbuf_puts(struct dsnn_sbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (!sbuf_reserve(b, n))
+        return;
+    memcpy(b->p + b->len, s, n + 1);
+    b->len += n;
+}
+
+void dsnn_sbuf_json_string(struct dsnn_sbuf *b, const char *s)
+{
+    size_t need = dsnn_json_string(s, NULL, 0);
+    if (!sbuf_reserve(b, need))
+        return;
+    dsnn_json_string(s, b->p + b->len, need + 1);
+    b->len += need;
+}
+
+void dsnn_sbuf_json_number_digits(struct dsnn_sbuf *b, double v, int digits)
+{
+    if (!isfinite(v))
+        dsnn_sbuf_puts(b, "null");
+    /* range first: (long long)v of a value beyond its range is undefined behaviour */
+    else if (fabs(v) < 1e15 && v == (double)(long long)v)
+        dsnn_sbuf_printf(b, "%lld", (long long)v);
+    else
+        dsnn_sbuf_printf(b, "%.*g", digits, v);
+}
+
+void dsnn_sbuf_json_number(struct dsnn_sbuf *b, double v)
+{
+    dsnn_sbuf_json_number_digits(b, v, 17);
+}
+
+void dsnn_sbuf_free(struct dsnn_sbuf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+size_t dsnn_json_string(const char *s, char *buf, size_t size)
+{
+    size_t len = 0;
+#define PUT(c)                                                                                    \
+    do {                                                                                          \
+        if (len + 1 < size)                                                                       \
+            buf[len] = (c);                                                                       \
+        len++;                                                                                    \
+    } while (0)
+    PUT('"');
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            PUT('\\');
+            PUT((char)c);
+        } else if (c == '\n') {
+            PUT('\\');
+            PUT('n');
+        } else if (c < 0x20) {
+            char hex[8];
+            snprintf(hex, sizeof hex, "\\u%04x", c);
+            for (char *h = hex; *h; h++)
+                PUT(*h);
+        } else {
+            PUT((char)c);
+        }
+    }
+    PUT('"');
+#undef PUT
+    if (size)
+        buf[len < size ? len : size - 1] = '\0';
+    return len;
+}
+
+/* ---- the reader ---- */
+
 struct parser {
     const char *s;
     size_t len, pos;
+    bool lines; /* the text has more than one line: errors name the line too */
     struct dsnn_error *err;
 };
 
 static enum dsnn_status fail(struct parser *p, const char *what)
 {
+    size_t line = 1, col = p->pos + 1;
+    for (size_t i = 0; i < p->pos && i < p->len; i++)
+        if (p->s[i] == '\n') {
+            line++;
+            col = p->pos - i;
+        }
+    char where[64];
+    if (p->lines)
+        snprintf(where, sizeof where, "line %zu, column %zu", line, col);
+    else
+        snprintf(where, sizeof where, "column %zu", col);
     if (p->pos >= p->len)
-        return dsnn_error_set(p->err, DSNN_ERR_FORMAT, "column %zu: %s, found the end of the line",
-                              p->pos + 1, what);
+        return dsnn_error_set(p->err, DSNN_ERR_FORMAT, "%s: %s, found the end of the %s", where,
+                              what, p->lines ? "text" : "line");
     unsigned char c = (unsigned char)p->s[p->pos];
     if (c >= 0x20 && c < 0x7f)
-        return dsnn_error_set(p->err, DSNN_ERR_FORMAT, "column %zu: %s, found '%c'", p->pos + 1,
-                              what, c);
-    return dsnn_error_set(p->err, DSNN_ERR_FORMAT, "column %zu: %s, found byte 0x%02x", p->pos + 1,
-                          what, c);
+        return dsnn_error_set(p->err, DSNN_ERR_FORMAT, "%s: %s, found '%c'", where, what, c);
+    return dsnn_error_set(p->err, DSNN_ERR_FORMAT, "%s: %s, found byte 0x%02x", where, what, c);
 }
 
 static void skip_ws(struct parser *p)
@@ -223,64 +346,73 @@ static bool literal(struct parser *p, const char *word)
     return true;
 }
 
-/* Any value at p->pos; type and number (for scalars) into *type, *number. */
-static enum dsnn_status parse_value(struct parser *p, int depth, enum dsnn_json_type *type,
-                                    double *number)
+static char *copy_span(const char *s, size_t n)
 {
-    skip_ws(p);
-    *number = NAN;
-    if (p->pos >= p->len)
-        return fail(p, "expected a value");
-    char c = p->s[p->pos];
-    if (c == '"') {
-        *type = DSNN_JSON_STRING;
-        return parse_string(p, NULL);
+    char *c = malloc(n + 1);
+    if (c) {
+        memcpy(c, s, n);
+        c[n] = '\0';
     }
-    if (c == '-' || (c >= '0' && c <= '9')) {
-        *type = DSNN_JSON_NUMBER;
-        return parse_number(p, number);
+    return c;
+}
+
+static enum dsnn_status parse_value(struct parser *p, int depth, struct dsnn_json_value *v);
+
+/* Appends a zeroed element to v->items (*cap: its allocated length). */
+static struct dsnn_json_value *add_item(struct parser *p, struct dsnn_json_value *v, size_t *cap)
+{
+    if (v->n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        struct dsnn_json_value *ni = realloc(v->items, ncap * sizeof *ni);
+        if (!ni) {
+            dsnn_error_set(p->err, DSNN_ERR_NOMEM, "out of memory");
+            return NULL;
+        }
+        v->items = ni;
+        *cap = ncap;
     }
-    if (literal(p, "true")) {
-        *type = DSNN_JSON_BOOL;
-        *number = 1;
-        return DSNN_OK;
-    }
-    if (literal(p, "false")) {
-        *type = DSNN_JSON_BOOL;
-        *number = 0;
-        return DSNN_OK;
-    }
-    if (literal(p, "null")) {
-        *type = DSNN_JSON_NULL;
-        return DSNN_OK;
-    }
-    if (c != '[' && c != '{')
-        return fail(p, "expected a value (string, number, true, false, null, array or object)");
+    struct dsnn_json_value *e = &v->items[v->n++];
+    memset(e, 0, sizeof *e);
+    e->number = NAN;
+    return e;
+}
+
+/* The elements / members of an array / object at p->pos (its '[' or '{'). */
+static enum dsnn_status parse_container(struct parser *p, int depth, struct dsnn_json_value *v)
+{
     if (depth >= JSON_MAX_DEPTH)
         return fail(p, "nested deeper than 64 levels");
-    bool object = c == '{';
+    bool object = p->s[p->pos] == '{';
     char close = object ? '}' : ']';
-    *type = object ? DSNN_JSON_OBJECT : DSNN_JSON_ARRAY;
+    v->type = object ? DSNN_JSON_OBJECT : DSNN_JSON_ARRAY;
     p->pos++;
     skip_ws(p);
     if (p->pos < p->len && p->s[p->pos] == close) {
         p->pos++;
         return DSNN_OK;
     }
+    size_t cap = 0;
     for (;;) {
-        enum dsnn_json_type t;
-        double d;
+        char *key = NULL;
         enum dsnn_status st;
         if (object) {
             skip_ws(p);
-            if ((st = parse_string(p, NULL)) != DSNN_OK)
+            if ((st = parse_string(p, &key)) != DSNN_OK)
                 return st;
             skip_ws(p);
-            if (p->pos >= p->len || p->s[p->pos] != ':')
+            if (p->pos >= p->len || p->s[p->pos] != ':') {
+                free(key);
                 return fail(p, "expected ':' after a key");
+            }
             p->pos++;
         }
-        if ((st = parse_value(p, depth + 1, &t, &d)) != DSNN_OK)
+        struct dsnn_json_value *e = add_item(p, v, &cap);
+        if (!e) {
+            free(key);
+            return DSNN_ERR_NOMEM;
+        }
+        e->key = key;
+        if ((st = parse_value(p, depth + 1, e)) != DSNN_OK)
             return st;
         skip_ws(p);
         if (p->pos < p->len && p->s[p->pos] == ',') {
@@ -295,122 +427,151 @@ static enum dsnn_status parse_value(struct parser *p, int depth, enum dsnn_json_
     }
 }
 
-static char *copy_span(const char *s, size_t n)
+/* The scalar or container at p->pos into v (type, number, text, items). */
+static enum dsnn_status parse_value(struct parser *p, int depth, struct dsnn_json_value *v)
 {
-    char *c = malloc(n + 1);
-    if (c) {
-        memcpy(c, s, n);
-        c[n] = '\0';
+    skip_ws(p);
+    v->number = NAN;
+    if (p->pos >= p->len)
+        return fail(p, "expected a value");
+    size_t start = p->pos;
+    char c = p->s[p->pos];
+    enum dsnn_status st = DSNN_OK;
+    if (c == '"') {
+        v->type = DSNN_JSON_STRING;
+        return parse_string(p, &v->text);
     }
-    return c;
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        v->type = DSNN_JSON_NUMBER;
+        st = parse_number(p, &v->number);
+    } else if (literal(p, "true") || literal(p, "false")) {
+        v->type = DSNN_JSON_BOOL;
+        v->number = c == 't';
+    } else if (literal(p, "null")) {
+        v->type = DSNN_JSON_NULL;
+    } else if (c == '[' || c == '{') {
+        st = parse_container(p, depth, v);
+    } else {
+        return fail(p, "expected a value (string, number, true, false, null, array or object)");
+    }
+    if (st == DSNN_OK && !(v->text = copy_span(p->s + start, p->pos - start)))
+        st = dsnn_error_set(p->err, DSNN_ERR_NOMEM, "out of memory");
+    return st;
 }
+
+static enum dsnn_status parse_root(const char *text, size_t len, bool object,
+                                   struct dsnn_json_value *out, struct dsnn_error *err)
+{
+    struct parser p = {text, len, 0, false, err};
+    for (size_t i = 0; i < len && !p.lines; i++)
+        if (text[i] == '\n')
+            for (size_t k = i + 1; k < len && !p.lines; k++)
+                p.lines = text[k] != ' ' && text[k] != '\t' && text[k] != '\r' && text[k] != '\n';
+    memset(out, 0, sizeof *out);
+    skip_ws(&p);
+    if (object && (p.pos >= p.len || text[p.pos] != '{'))
+        return fail(&p, "expected '{' (each line must be one JSON object)");
+    enum dsnn_status st = parse_value(&p, 0, out);
+    if (st == DSNN_OK) {
+        skip_ws(&p);
+        if (p.pos < p.len)
+            st = fail(&p, object ? "expected the end of the line after the object"
+                                 : "expected the end of the text after the value");
+    }
+    if (st != DSNN_OK)
+        dsnn_json_free(out);
+    return st;
+}
+
+enum dsnn_status dsnn_json_parse(const char *text, size_t len, struct dsnn_json_value *out,
+                                 struct dsnn_error *err)
+{
+    return parse_root(text, len, false, out, err);
+}
+
+void dsnn_json_free(struct dsnn_json_value *v)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < v->n; i++)
+        dsnn_json_free(&v->items[i]);
+    free(v->items);
+    free(v->key);
+    free(v->text);
+    memset(v, 0, sizeof *v);
+}
+
+const struct dsnn_json_value *dsnn_json_get(const struct dsnn_json_value *obj, const char *key)
+{
+    if (!obj || obj->type != DSNN_JSON_OBJECT)
+        return NULL;
+    for (size_t i = obj->n; i-- > 0;)
+        if (strcmp(obj->items[i].key, key) == 0)
+            return &obj->items[i];
+    return NULL;
+}
+
+const char *dsnn_json_str(const struct dsnn_json_value *obj, const char *key)
+{
+    const struct dsnn_json_value *v = dsnn_json_get(obj, key);
+    return v && v->type == DSNN_JSON_STRING ? v->text : "";
+}
+
+double dsnn_json_num(const struct dsnn_json_value *obj, const char *key, double def)
+{
+    const struct dsnn_json_value *v = dsnn_json_get(obj, key);
+    if (!v)
+        return def;
+    if (v->type == DSNN_JSON_NUMBER)
+        return v->number;
+    if (v->type == DSNN_JSON_NULL)
+        return NAN;
+    if (v->type == DSNN_JSON_STRING) { /* the legacy forms of non-finite numbers */
+        if (strcmp(v->text, "nan") == 0)
+            return NAN;
+        if (strcmp(v->text, "inf") == 0)
+            return INFINITY;
+        if (strcmp(v->text, "-inf") == 0)
+            return -INFINITY;
+    }
+    return def;
+}
+
+/* ---- one object per line ---- */
 
 enum dsnn_status dsnn_json_parse_object(const char *text, size_t len, struct dsnn_json_object *out,
                                         struct dsnn_error *err)
 {
-    struct parser p = {text, len, 0, err};
-    struct dsnn_json_object o = {0, NULL};
-    size_t cap = 0;
-    enum dsnn_status st = DSNN_OK;
+    struct dsnn_json_value v;
     memset(out, 0, sizeof *out);
-    skip_ws(&p);
-    if (p.pos >= p.len || text[p.pos] != '{')
-        return fail(&p, "expected '{' (each line must be one JSON object)");
-    p.pos++;
-    skip_ws(&p);
-    if (p.pos < p.len && text[p.pos] == '}') {
-        p.pos++;
-    } else {
-        for (;;) {
-            struct dsnn_json_member m = {NULL, DSNN_JSON_NULL, NAN, NULL};
-            skip_ws(&p);
-            if ((st = parse_string(&p, &m.key)) != DSNN_OK)
-                goto fail;
-            skip_ws(&p);
-            if (p.pos >= p.len || text[p.pos] != ':') {
-                free(m.key);
-                st = fail(&p, "expected ':' after a key");
-                goto fail;
-            }
-            p.pos++;
-            skip_ws(&p);
-            size_t vstart = p.pos;
-            if ((st = parse_value(&p, 1, &m.type, &m.number)) != DSNN_OK) {
-                free(m.key);
-                goto fail;
-            }
-            if (m.type == DSNN_JSON_STRING) {
-                struct parser again = {text, len, vstart, err};
-                st = parse_string(&again, &m.text);
-            } else {
-                m.text = copy_span(text + vstart, p.pos - vstart);
-                st = m.text ? DSNN_OK : dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-            }
-            if (st == DSNN_OK && o.n == cap) {
-                size_t ncap = cap ? cap * 2 : 16;
-                struct dsnn_json_member *ni = realloc(o.items, ncap * sizeof *ni);
-                if (ni) {
-                    o.items = ni;
-                    cap = ncap;
-                } else {
-                    st = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-                }
-            }
-            if (st != DSNN_OK) {
-                free(m.key);
-                free(m.text);
-                goto fail;
-            }
-            o.items[o.n++] = m;
-            skip_ws(&p);
-            if (p.pos < p.len && text[p.pos] == ',') {
-                p.pos++;
-                continue;
-            }
-            if (p.pos < p.len && text[p.pos] == '}') {
-                p.pos++;
-                break;
-            }
-            st = fail(&p, "expected ',' or '}'");
-            goto fail;
-        }
-    }
-    skip_ws(&p);
-    if (p.pos < p.len) {
-        st = fail(&p, "expected the end of the line after the object");
-        goto fail;
-    }
-    *out = o;
+    enum dsnn_status st = parse_root(text, len, true, &v, err);
+    if (st != DSNN_OK)
+        return st;
+    out->n = v.n;
+    out->items = v.items;
+    free(v.text);
     return DSNN_OK;
-fail:
-    dsnn_json_object_free(&o);
-    return st;
 }
 
 void dsnn_json_object_free(struct dsnn_json_object *o)
 {
     if (!o)
         return;
-    for (size_t i = 0; i < o->n; i++) {
-        free(o->items[i].key);
-        free(o->items[i].text);
-    }
-    free(o->items);
+    struct dsnn_json_value v = {.type = DSNN_JSON_OBJECT, .n = o->n, .items = o->items};
+    dsnn_json_free(&v);
     o->items = NULL;
     o->n = 0;
 }
 
-const struct dsnn_json_member *dsnn_json_find(const struct dsnn_json_object *o, const char *key)
+const struct dsnn_json_value *dsnn_json_find(const struct dsnn_json_object *o, const char *key)
 {
-    for (size_t i = o->n; i-- > 0;)
-        if (strcmp(o->items[i].key, key) == 0)
-            return &o->items[i];
-    return NULL;
+    struct dsnn_json_value v = {.type = DSNN_JSON_OBJECT, .n = o->n, .items = o->items};
+    return dsnn_json_get(&v, key);
 }
 
 bool dsnn_json_number(const struct dsnn_json_object *o, const char *key, double *out)
 {
-    const struct dsnn_json_member *m = dsnn_json_find(o, key);
+    const struct dsnn_json_value *m = dsnn_json_find(o, key);
     if (!m || m->type != DSNN_JSON_NUMBER)
         return false;
     *out = m->number;
@@ -419,6 +580,6 @@ bool dsnn_json_number(const struct dsnn_json_object *o, const char *key, double 
 
 const char *dsnn_json_string_at(const struct dsnn_json_object *o, const char *key)
 {
-    const struct dsnn_json_member *m = dsnn_json_find(o, key);
+    const struct dsnn_json_value *m = dsnn_json_find(o, key);
     return m && m->type == DSNN_JSON_STRING ? m->text : NULL;
 }

@@ -421,7 +421,7 @@ enum dsnn_status dsnn_report_load(const char *dir, FILE *warn, struct dsnn_repor
             }
         for (size_t k = 0; k < t->n_rows; k++)
             for (size_t m = 0; m < t->rows[k].n; m++) {
-                const struct dsnn_json_member *mm = &t->rows[k].items[m];
+                const struct dsnn_json_value *mm = &t->rows[k].items[m];
                 if (strncmp(mm->key, "density_", 8) == 0 && mm->type == DSNN_JSON_NUMBER &&
                     !add_key(&r->dkeys, &r->n_dkeys, mm->key)) {
                     s = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
@@ -507,7 +507,7 @@ static const char **group_keys(const struct dsnn_report *r, const struct dsnn_re
 
 static const char *param_text(const struct rtrial *t, const char *key)
 {
-    const struct dsnn_json_member *m = dsnn_json_find(&t->params, key);
+    const struct dsnn_json_value *m = dsnn_json_find(&t->params, key);
     return m ? m->text : "-";
 }
 
@@ -515,7 +515,7 @@ static const char *param_text(const struct rtrial *t, const char *key)
  * -> 0.0921144), anything else as written. */
 static const char *param_display(const struct rtrial *t, const char *key, char *buf, size_t size)
 {
-    const struct dsnn_json_member *m = dsnn_json_find(&t->params, key);
+    const struct dsnn_json_value *m = dsnn_json_find(&t->params, key);
     if (!m)
         return "-";
     if (m->type == DSNN_JSON_NUMBER && strpbrk(m->text, ".eE") && isfinite(m->number)) {
@@ -869,7 +869,7 @@ static void trial_label(const struct dsnn_report *r, const struct rtrial *t, str
 {
     sb_html(b, t->id);
     for (size_t k = 0; k < r->n_pkeys; k++) {
-        const struct dsnn_json_member *m = dsnn_json_find(&t->params, r->pkeys[k]);
+        const struct dsnn_json_value *m = dsnn_json_find(&t->params, r->pkeys[k]);
         if (!m)
             continue;
         sb_printf(b, "%s", k ? ", " : " (");

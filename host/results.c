@@ -1,6 +1,8 @@
 /* results.c - writing the results directory (see results.h). */
 #include "results.h"
 
+#include "json.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -90,40 +92,6 @@ enum dsnn_status dsnn_copy_file(const char *from, const char *to, struct dsnn_er
     return st;
 }
 
-size_t dsnn_json_string(const char *s, char *buf, size_t size)
-{
-    size_t len = 0;
-#define PUT(c)                                                                                    \
-    do {                                                                                          \
-        if (len + 1 < size)                                                                       \
-            buf[len] = (c);                                                                       \
-        len++;                                                                                    \
-    } while (0)
-    PUT('"');
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            PUT('\\');
-            PUT((char)c);
-        } else if (c == '\n') {
-            PUT('\\');
-            PUT('n');
-        } else if (c < 0x20) {
-            char hex[8];
-            snprintf(hex, sizeof hex, "\\u%04x", c);
-            for (char *h = hex; *h; h++)
-                PUT(*h);
-        } else {
-            PUT((char)c);
-        }
-    }
-    PUT('"');
-#undef PUT
-    if (size)
-        buf[len < size ? len : size - 1] = '\0';
-    return len;
-}
-
 const char *dsnn_iso_time(char *buf, size_t size)
 {
     time_t t = time(NULL);
@@ -142,10 +110,12 @@ enum dsnn_status dsnn_trial_files_open(struct dsnn_trial_files *tf, const char *
     return dsnn_mkdirs(dir, err);
 }
 
-static void fmt_number(double v, char *buf, size_t size, bool json)
+/* A number of progress.csv: as in result.json, but non-finite values as nan, inf, -inf (what
+ * pandas reads). */
+static void csv_number(double v, char *buf, size_t size)
 {
     if (!isfinite(v))
-        snprintf(buf, size, "%s", json ? "null" : (isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"));
+        snprintf(buf, size, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
     /* range first: (long long)v of a value beyond its range is undefined behaviour */
     else if (fabs(v) < 1e15 && v == (double)(long long)v)
         snprintf(buf, size, "%lld", (long long)v);
@@ -157,26 +127,25 @@ enum dsnn_status dsnn_trial_files_epoch(struct dsnn_trial_files *tf, const char 
                                         const struct dsnn_metrics *m, struct dsnn_error *err)
 {
     char path[1100];
-    size_t cap = 64 + m->n * (DSNN_METRIC_NAME_MAX + 40), len = 0;
-    char *line = malloc(cap);
-    if (!line)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    char id[256];
-    dsnn_json_string(trial_id, id, sizeof id);
-    len += (size_t)snprintf(line + len, cap - len, "{\"trial_id\": %s", id);
+    struct dsnn_sbuf b = {0};
+    dsnn_sbuf_puts(&b, "{\"trial_id\": ");
+    dsnn_sbuf_json_string(&b, trial_id);
     for (size_t i = 0; i < m->n; i++) {
-        char num[64], name[DSNN_METRIC_NAME_MAX * 2 + 8];
-        fmt_number(m->items[i].value, num, sizeof num, true);
-        dsnn_json_string(m->items[i].name, name, sizeof name);
-        len += (size_t)snprintf(line + len, cap - len, ", %s: %s", name, num);
+        dsnn_sbuf_puts(&b, ", ");
+        dsnn_sbuf_json_string(&b, m->items[i].name);
+        dsnn_sbuf_puts(&b, ": ");
+        dsnn_sbuf_json_number_digits(&b, m->items[i].value, 8);
     }
-    snprintf(line + len, cap - len, "}");
+    dsnn_sbuf_puts(&b, "}");
+    if (b.oom) {
+        dsnn_sbuf_free(&b);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    }
     snprintf(path, sizeof path, "%s/result.json", tf->dir);
-    enum dsnn_status st = dsnn_append_line(path, line, err);
-    if (st != DSNN_OK) {
-        free(line);
+    enum dsnn_status st = dsnn_append_line(path, b.p, err);
+    dsnn_sbuf_free(&b);
+    if (st != DSNN_OK)
         return st;
-    }
     /* progress.csv: columns fixed by the first epoch; later metrics missing -> empty cell. */
     snprintf(path, sizeof path, "%s/progress.csv", tf->dir);
     if (!tf->have_header) {
@@ -187,17 +156,12 @@ enum dsnn_status dsnn_trial_files_epoch(struct dsnn_trial_files *tf, const char 
         h += (size_t)snprintf(tf->csv_header + h,
                               h < sizeof tf->csv_header ? sizeof tf->csv_header - h : 0,
                               ",trial_id");
-        if (h >= sizeof tf->csv_header) {
-            free(line);
+        if (h >= sizeof tf->csv_header)
             return dsnn_error_set(err, DSNN_ERR_INVALID, "%s: too many metrics for CSV", path);
-        }
-        if ((st = dsnn_append_line(path, tf->csv_header, err)) != DSNN_OK) {
-            free(line);
+        if ((st = dsnn_append_line(path, tf->csv_header, err)) != DSNN_OK)
             return st;
-        }
         tf->have_header = true;
     }
-    len = 0;
     char header[sizeof tf->csv_header];
     memcpy(header, tf->csv_header, sizeof header);
     char *save = NULL;
@@ -208,14 +172,13 @@ enum dsnn_status dsnn_trial_files_epoch(struct dsnn_trial_files *tf, const char 
         if (strcmp(col, "trial_id") == 0)
             snprintf(cell, sizeof cell, "%s", trial_id);
         else if (dsnn_metrics_get(m, col, &v))
-            fmt_number(v, cell, sizeof cell, false);
-        len += (size_t)snprintf(line + len, len < cap ? cap - len : 0, "%s%s", first ? "" : ",",
-                                cell);
+            csv_number(v, cell, sizeof cell);
+        dsnn_sbuf_printf(&b, "%s%s", first ? "" : ",", cell);
         first = false;
     }
-    st = len < cap ? dsnn_append_line(path, line, err)
-                   : dsnn_error_set(err, DSNN_ERR_INTERNAL, "%s: CSV line too long", path);
-    free(line);
+    st = b.oom ? dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory")
+               : dsnn_append_line(path, b.p ? b.p : "", err);
+    dsnn_sbuf_free(&b);
     return st;
 }
 

@@ -25,8 +25,6 @@ enum dsnn_status dsnn_mkdirs(const char *dir, struct dsnn_error *err);
 enum dsnn_status dsnn_append_line(const char *path, const char *line, struct dsnn_error *err);
 /* Copies a file byte for byte (atomically). */
 enum dsnn_status dsnn_copy_file(const char *from, const char *to, struct dsnn_error *err);
-/* JSON string literal of s (quoted, escaped) into buf. */
-size_t dsnn_json_string(const char *s, char *buf, size_t size);
 /* Current UTC time as ISO 8601 into buf. */
 const char *dsnn_iso_time(char *buf, size_t size);
 

@@ -48,6 +48,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "json.h" /* host/: the JSON module (dsnn_json) */
+
 extern char **environ;
 
 #define MAX_TRIALS 256
@@ -108,102 +110,25 @@ struct object {
     int n;
 };
 
-static const char *ws(const char *p)
-{
-    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-        p++;
-    return p;
-}
-
-static const char *parse_string(const char *p, char *out, size_t size)
-{
-    size_t n = 0;
-    if (*p != '"')
-        return NULL;
-    for (p++; *p && *p != '"'; p++) {
-        char c = *p;
-        if (c == '\\') {
-            p++;
-            if (!*p)
-                return NULL;
-            c = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p;
-            if (*p == 'u') { /* \uXXXX: not expected in our keys; keep a placeholder */
-                for (int i = 1; i <= 4; i++)
-                    if (!isxdigit((unsigned char)p[i]))
-                        return NULL;
-                p += 4;
-                c = '?';
-            }
-        }
-        if (n + 1 < size)
-            out[n++] = c;
-    }
-    if (*p != '"')
-        return NULL;
-    out[n] = '\0';
-    return p + 1;
-}
-
+/* Parses one line with the host's JSON module (host/json.h). */
 static bool parse_object(const char *s, struct object *o)
 {
+    struct dsnn_json_object j;
+    struct dsnn_error err = {0};
     o->n = 0;
-    const char *p = ws(s);
-    if (*p++ != '{')
+    if (dsnn_json_parse_object(s, strlen(s), &j, &err) != DSNN_OK) {
+        fprintf(stderr, "check_results: %s\n", err.msg);
         return false;
-    p = ws(p);
-    if (*p == '}')
-        return *ws(p + 1) == '\0';
-    for (;;) {
-        if (o->n == MAX_FIELDS)
-            return false;
-        struct field *f = &o->f[o->n];
-        if (!(p = parse_string(p, f->key, sizeof f->key)))
-            return false;
-        p = ws(p);
-        if (*p++ != ':')
-            return false;
-        p = ws(p);
-        f->is_string = *p == '"';
-        if (f->is_string) {
-            if (!(p = parse_string(p, f->val, sizeof f->val)))
-                return false;
-        } else {
-            /* a number, literal, or an array / object kept as raw text */
-            const char *start = p;
-            int depth = 0;
-            bool in_str = false;
-            for (; *p; p++) {
-                if (in_str) {
-                    if (*p == '\\' && p[1])
-                        p++;
-                    else if (*p == '"')
-                        in_str = false;
-                    continue;
-                }
-                if (*p == '"')
-                    in_str = true;
-                else if (*p == '[' || *p == '{')
-                    depth++;
-                else if (*p == ']' || (*p == '}' && depth > 0))
-                    depth--;
-                else if (depth == 0 && (*p == ',' || *p == '}'))
-                    break;
-            }
-            size_t len = (size_t)(p - start);
-            while (len > 0 && isspace((unsigned char)start[len - 1]))
-                len--;
-            if (len == 0 || depth != 0)
-                return false;
-            snprintf(f->val, sizeof f->val, "%.*s", (int)len, start);
-        }
-        o->n++;
-        p = ws(p);
-        if (*p == '}')
-            return *ws(p + 1) == '\0';
-        if (*p++ != ',')
-            return false;
-        p = ws(p);
     }
+    bool ok = j.n <= MAX_FIELDS;
+    for (size_t i = 0; ok && i < j.n; i++) {
+        struct field *f = &o->f[o->n++];
+        snprintf(f->key, sizeof f->key, "%s", j.items[i].key);
+        snprintf(f->val, sizeof f->val, "%s", j.items[i].text);
+        f->is_string = j.items[i].type == DSNN_JSON_STRING;
+    }
+    dsnn_json_object_free(&j);
+    return ok;
 }
 
 static const struct field *get(const struct object *o, const char *key)

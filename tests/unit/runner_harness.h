@@ -1,10 +1,13 @@
 /* tests/unit/runner_harness.h - what the tests of dsnn-host (test_runner, test_resume) share:
- * a temporary directory, file helpers, a small flat-JSON reader, a generated IDX dataset, a
+ * a temporary directory, file helpers, flat JSON objects (read with host/json.h), a generated
+ * IDX dataset, a
  * configuration generator, and running dsnn-host as a child process (in its own process
  * group) with its output captured. Include once per test executable, after the system
  * headers listed in test_runner.c. */
 #ifndef DSNN_TEST_RUNNER_HARNESS_H
 #define DSNN_TEST_RUNNER_HARNESS_H
+
+#include "json.h" /* host/: the JSON module (dsnn_json) */
 
 #define RUN_TIMEOUT_S 120 /* a dsnn-host run that takes longer is killed (and fails the test) */
 
@@ -143,9 +146,9 @@ static inline size_t split_lines(char *text, char **lines, size_t max)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* A tiny JSON reader for flat objects ({"key": number | string | true | false | null, ...});  */
-/* arrays and objects as values are kept as raw text. Enough for result.json, journal.jsonl    */
-/* and params.json, and strict enough to catch malformed lines.                                */
+/* Flat JSON objects ({"key": value, ...}) read with the host's JSON module (host/json.h):   */
+/* each member as its decoded string, or the JSON text it was written as (numbers, literals,  */
+/* arrays, objects). Enough for result.json, journal.jsonl and params.json.                   */
 /* ------------------------------------------------------------------------------------------ */
 
 #define JSON_MAX_FIELDS 64
@@ -159,120 +162,24 @@ struct jobj {
     int n;
 };
 
-static inline const char *json_ws(const char *p)
-{
-    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-        p++;
-    return p;
-}
-
-/* Parses a string at p (at '"'); returns the position after it or NULL. */
-static inline const char *json_string(const char *p, char *out, size_t size)
-{
-    if (*p != '"')
-        return NULL;
-    size_t n = 0;
-    for (p++; *p && *p != '"'; p++) {
-        char c = *p;
-        if ((unsigned char)c < 0x20)
-            return NULL;
-        if (c == '\\') {
-            p++;
-            switch (*p) {
-            case '"': c = '"'; break;
-            case '\\': c = '\\'; break;
-            case '/': c = '/'; break;
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            case 'u':
-                for (int i = 1; i <= 4; i++)
-                    if (!isxdigit((unsigned char)p[i]))
-                        return NULL;
-                c = '?';
-                p += 4;
-                break;
-            default: return NULL;
-            }
-        }
-        if (n + 1 < size)
-            out[n++] = c;
-    }
-    if (*p != '"')
-        return NULL;
-    out[n] = '\0';
-    return p + 1;
-}
-
 static inline bool json_parse_flat(const char *s, struct jobj *o)
 {
+    struct dsnn_json_object j;
+    struct dsnn_error err = {0};
     o->n = 0;
-    const char *p = json_ws(s);
-    if (*p++ != '{')
+    if (dsnn_json_parse_object(s, strlen(s), &j, &err) != DSNN_OK) {
+        fprintf(stderr, "\n  JSON: %s\n", err.msg);
         return false;
-    p = json_ws(p);
-    if (*p == '}')
-        return *json_ws(p + 1) == '\0';
-    for (;;) {
-        if (o->n == JSON_MAX_FIELDS)
-            return false;
-        struct jfield *f = &o->f[o->n];
-        if (!(p = json_string(p, f->key, sizeof f->key)))
-            return false;
-        p = json_ws(p);
-        if (*p++ != ':')
-            return false;
-        p = json_ws(p);
-        f->is_string = *p == '"';
-        if (f->is_string) {
-            if (!(p = json_string(p, f->val, sizeof f->val)))
-                return false;
-        } else if (*p == '[' || *p == '{') {
-            const char *start = p;
-            int depth = 0;
-            bool in_str = false;
-            for (; *p; p++) {
-                if (in_str) {
-                    if (*p == '\\' && p[1])
-                        p++;
-                    else if (*p == '"')
-                        in_str = false;
-                } else if (*p == '"') {
-                    in_str = true;
-                } else if (*p == '[' || *p == '{') {
-                    depth++;
-                } else if ((*p == ']' || *p == '}') && --depth == 0) {
-                    p++;
-                    break;
-                }
-            }
-            if (depth != 0)
-                return false;
-            snprintf(f->val, sizeof f->val, "%.*s", (int)(p - start), start);
-        } else {
-            const char *start = p;
-            while (*p && *p != ',' && *p != '}' && *p != ' ')
-                p++;
-            snprintf(f->val, sizeof f->val, "%.*s", (int)(p - start), start);
-            if (strcmp(f->val, "true") != 0 && strcmp(f->val, "false") != 0 &&
-                strcmp(f->val, "null") != 0) {
-                char *end;
-                errno = 0;
-                strtod(f->val, &end);
-                if (!f->val[0] || *end || errno)
-                    return false;
-            }
-        }
-        o->n++;
-        p = json_ws(p);
-        if (*p == '}')
-            return *json_ws(p + 1) == '\0';
-        if (*p++ != ',')
-            return false;
-        p = json_ws(p);
     }
+    bool ok = j.n <= JSON_MAX_FIELDS;
+    for (size_t i = 0; ok && i < j.n; i++) {
+        struct jfield *f = &o->f[o->n++];
+        snprintf(f->key, sizeof f->key, "%s", j.items[i].key);
+        snprintf(f->val, sizeof f->val, "%s", j.items[i].text);
+        f->is_string = j.items[i].type == DSNN_JSON_STRING;
+    }
+    dsnn_json_object_free(&j);
+    return ok;
 }
 
 static inline const struct jfield *jget(const struct jobj *o, const char *key)

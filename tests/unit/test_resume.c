@@ -667,7 +667,8 @@ static void test_checkpoint_files(void)
 }
 
 /* Numbers written to the journal and result files read back exactly (17 significant digits),
- * so that a resumed search replays the same decisions. */
+ * so that a resumed search replays the same decisions; non-finite ones are null (as in
+ * result.json). */
 static void test_json_numbers_round_trip(void)
 {
     const double v[] = {0.1, 1.0 / 3.0, 0.89371234567891234, -2.5e-7, 6.02214076e23, 1e-300,
@@ -686,8 +687,81 @@ static void test_json_numbers_round_trip(void)
     }
     struct dsnn_sbuf b = {0};
     dsnn_sbuf_json_number(&b, NAN);
-    CU_ASSERT_STRING_EQUAL(b.p, "\"nan\"");
+    dsnn_sbuf_puts(&b, " ");
+    dsnn_sbuf_json_number(&b, -INFINITY);
+    CU_ASSERT_STRING_EQUAL(b.p, "null null");
     dsnn_sbuf_free(&b);
+}
+
+/* A journal written before non-finite numbers became null holds them as the strings "nan",
+ * "inf", "-inf": it still loads, reads them as numbers, and `dsnn-host resume` replays it. */
+static void test_legacy_nan_journal(void)
+{
+    struct cfg_spec s = {.name = "lg", .epochs = 3, .search = LR_GRID};
+    s.model = crash_model("hang", 1, 1, existing_file());
+    const char *ref_cfg = write_cfg("lgref.cfg", &s);
+    struct run r = host("run", ref_cfg, "--results", tpath("res_lgref"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    const char *once = tpath("lg.once");
+    s.model = crash_model("hang", 1, 1, once);
+    const char *cfg = write_cfg("lg.cfg", &s);
+    r = run_until_hang(cfg, tpath("res_lg"), once, SIGINT);
+    CHECK_CODE(r, 130);
+    run_free(&r);
+    /* the journal as the previous version wrote it: legacy strings among the metrics; without
+     * the strategy's state file, so that the replay passes them to on_result */
+    const char *dir = tpath("res_lg/lg");
+    const char *jpath = tpath("res_lg/lg/journal.jsonl");
+    char *text = read_file(jpath, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    FILE *f = fopen(jpath, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    int legacy = 0;
+    for (char *line = text, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        CU_ASSERT_PTR_NOT_NULL_FATAL(nl);
+        char *m = strstr(line, "\"metrics\": {");
+        if (m && m < nl) {
+            m += strlen("\"metrics\": {");
+            fprintf(f, "%.*s\"legacy_nan\": \"nan\", \"legacy_inf\": \"inf\", "
+                       "\"legacy_ninf\": \"-inf\", %.*s\n",
+                    (int)(m - line), line, (int)(nl - m), m);
+            legacy++;
+        } else {
+            fprintf(f, "%.*s\n", (int)(nl - line), line);
+        }
+    }
+    fclose(f);
+    free(text);
+    CU_ASSERT(legacy > 0);
+    unlink(tpath("res_lg/lg/search_state.bin"));
+
+    struct dsnn_journal_log log;
+    struct dsnn_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(dsnn_journal_load(jpath, &log, &err), DSNN_OK);
+    int seen = 0;
+    for (size_t i = 0; i < log.n; i++) {
+        const struct dsnn_json_value *m = dsnn_json_get(&log.events[i], "metrics");
+        if (!m)
+            continue;
+        seen++;
+        CU_ASSERT(isnan(dsnn_json_num(m, "legacy_nan", 0)));
+        CU_ASSERT(dsnn_json_num(m, "legacy_inf", 0) == INFINITY);
+        CU_ASSERT(dsnn_json_num(m, "legacy_ninf", 0) == -INFINITY);
+    }
+    CU_ASSERT_EQUAL(seen, legacy);
+    dsnn_journal_log_free(&log);
+
+    r = host("resume", dir, "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    CU_ASSERT(!r.err || !strstr(r.err, "damaged"));
+    run_free(&r);
+    for (int t = 0; t < 3; t++) {
+        char trial[32];
+        snprintf(trial, sizeof trial, "trial_%05d", t);
+        same_results(tpath("res_lgref/lg"), dir, trial, 3);
+    }
 }
 
 static void test_corrupt_checkpoint_on_resume(void)
@@ -972,6 +1046,7 @@ static CU_TestInfo tests[] = {
     {"max_failures: retry from the checkpoint", test_retry},
     {"checkpoint files", test_checkpoint_files},
     {"JSON numbers round-trip exactly", test_json_numbers_round_trip},
+    {"a journal with the legacy \"nan\" strings resumes", test_legacy_nan_journal},
     {"damaged checkpoint on resume", test_corrupt_checkpoint_on_resume},
     {"search strategy state over a resume", test_search_state_resume},
     {"PAUSE", test_pause},
