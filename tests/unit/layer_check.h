@@ -51,7 +51,7 @@ static inline double lc_loss(struct dsnn_layer *l, const float *x, int batch, bo
 {
     if (reset)
         reset(l, user);
-    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, train), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, train, NULL), DSNN_OK);
     const size_t n = (size_t)batch * (size_t)dsnn_shape_size(l->out);
     double s = 0.0;
     for (size_t i = 0; i < n; i++)
@@ -98,8 +98,8 @@ static inline int lc_check_grads(struct dsnn_layer *l, float *x, int batch, bool
     float *y = lc_alloc(n_out), *dx = lc_alloc(n_in);
     if (reset)
         reset(l, user);
-    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, train), DSNN_OK);
-    CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, batch), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, train, NULL), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, batch, NULL), DSNN_OK);
     /* keep the analytic parameter gradients: the finite differences run more forwards */
     size_t np = l->n_params;
     float **pg = calloc(np ? np : 1, sizeof *pg);

@@ -83,7 +83,7 @@ static struct dsnn_layer *new_linear(const char *name, int n_in, int n_out, bool
 static double weighted_output(struct dsnn_layer *l, const float *x, float *y, const float *c,
                               int batch)
 {
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, true), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, true, NULL), DSNN_OK);
     size_t n = (size_t)batch * (size_t)dsnn_shape_size(l->out);
     double s = 0;
     for (size_t i = 0; i < n; i++)
@@ -128,7 +128,7 @@ static void check_linear_forward(int batch, int n_in, int n_out, bool bias)
     float *y = malloc(sizeof(float) * (size_t)(batch * n_out));
     double *want = malloc(sizeof(double) * (size_t)(batch * n_out));
     fill(x, (size_t)(batch * n_in), &r, 1);
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, false), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, false, NULL), DSNN_OK);
     naive_linear(x, dsnn_linear_weight(l), bias ? dsnn_linear_bias(l) : NULL, batch, n_in, n_out,
                  want);
     ASSERT_CLOSE(y, want, (size_t)(batch * n_out), 1e-5, 1e-5, "linear y");
@@ -167,8 +167,8 @@ static void check_linear_backward_fd(int batch, int n_in, int n_out, bool bias, 
         dw[i] = 1e3f;
     for (int o = 0; bias && o < n_out; o++)
         db[o] = -1e3f;
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, true), DSNN_OK);
-    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, dx, batch), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, true, NULL), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, dx, batch, NULL), DSNN_OK);
 
     /* Against the formulas: dW = dy^T x, db = sum dy, dx = dy W. */
     for (int o = 0; o < n_out; o++)
@@ -215,8 +215,8 @@ static void check_linear_backward_fd(int batch, int n_in, int n_out, bool bias, 
 
     /* dx may be NULL (first layer): parameter gradients only. */
     memset(dw, 0, sizeof(float) * nw);
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, true), DSNN_OK);
-    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, NULL, batch), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, true, NULL), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, NULL, batch, NULL), DSNN_OK);
     for (int o = 0; o < n_out; o++)
         for (int i = 0; i < n_in; i++) {
             double acc = 0;
@@ -373,21 +373,21 @@ static void test_relu(void)
     x[4] = 0.0f;
     x[7] = -0.0f;
     fill(dy, N, &r, 1);
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, B, true), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, B, true, NULL), DSNN_OK);
     for (int i = 0; i < N; i++)
         want[i] = x[i] > 0 ? x[i] : 0;
     ASSERT_CLOSE(y, want, N, 0, 0, "relu y");
-    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, dx, B), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, dx, B, NULL), DSNN_OK);
     for (int i = 0; i < N; i++)
         want[i] = x[i] > 0 ? dy[i] : 0;
     ASSERT_CLOSE(dx, want, N, 0, 0, "relu dx");
     for (int i = 0; i < N; i++)
         want[i] = i == 4 || i == 7 ? 0 : fd(l, &x[i], x, y, dy, B, 1e-3);
     ASSERT_CLOSE(dx, want, N, 1e-3, 1e-3, "relu dx (fd)");
-    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, NULL, B), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, NULL, B, NULL), DSNN_OK);
     /* In place (y == x) works for the forward. */
     memcpy(y, x, sizeof x);
-    CU_ASSERT_EQUAL(l->ops->forward(l, y, y, B, false), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, y, y, B, false, NULL), DSNN_OK);
     for (int i = 0; i < N; i++)
         want[i] = x[i] > 0 ? x[i] : 0;
     ASSERT_CLOSE(y, want, N, 0, 0, "relu in place");
@@ -414,14 +414,14 @@ static void test_flatten(void)
     double want[N];
     fill(x, N, &r, 2);
     fill(dy, N, &r, 2);
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, B, true), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, B, true, NULL), DSNN_OK);
     CU_ASSERT_EQUAL(memcmp(x, y, sizeof x), 0);
-    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, dx, B), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, dx, B, NULL), DSNN_OK);
     CU_ASSERT_EQUAL(memcmp(dx, dy, sizeof dx), 0);
     for (int i = 0; i < N; i++)
         want[i] = fd(l, &x[i], x, y, dy, B, 1e-2);
     ASSERT_CLOSE(dx, want, N, 1e-3, 1e-3, "flatten dx (fd)");
-    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, NULL, B), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, NULL, B, NULL), DSNN_OK);
     dsnn_layer_free(l);
 }
 

@@ -81,7 +81,7 @@ static void check_forward(bool is2d, struct dsnn_shape s, bool affine, int batch
     for (int step = 0; step < 4; step++) {
         const bool train = step != 2;
         lc_fill(x, total, &rng, -2.0 + step, 3.0 + step); /* shifting statistics */
-        CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, train), DSNN_OK);
+        CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, train, NULL), DSNN_OK);
         ref_forward(x, yr, batch, C, S, gamma, beta, train, rm, rv, 0.1, 1e-5);
         for (size_t i = 0; i < total; i++)
             bad += !lc_close(y[i], yr[i], 1e-5, 1e-5);
@@ -123,7 +123,7 @@ static void check_grads(bool is2d, struct dsnn_shape s, bool affine, int batch, 
     float *x = lc_alloc(total), *y = lc_alloc(total), *dy = lc_alloc(total);
     if (!train) { /* give the running statistics some values first */
         lc_fill(x, total, &rng, -1, 2);
-        CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, true), DSNN_OK);
+        CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, true, NULL), DSNN_OK);
     }
     lc_fill(x, total, &rng, -1, 1);
     lc_fill(dy, total, &rng, -1, 1);
@@ -147,14 +147,20 @@ static void test_single_value_refused(void)
 {
     struct dsnn_layer *l = make(false, (struct dsnn_shape){4, 1, 1}, true);
     float x[4] = {1, 2, 3, 4}, y[4];
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true), DSNN_ERR_INVALID);
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, false), DSNN_OK); /* evaluation is fine */
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true, NULL), DSNN_ERR_INVALID);
+    /* the layer op says why, naming the layer */
+    struct dsnn_error err = {0};
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true, &err), DSNN_ERR_INVALID);
+    CU_ASSERT_EQUAL(err.status, DSNN_ERR_INVALID);
+    CU_ASSERT(strstr(err.msg, l->name) != NULL);
+    CU_ASSERT(strstr(err.msg, "more than 1 value per channel") != NULL);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, false, NULL), DSNN_OK); /* evaluation is fine */
     /* running stats untouched: y = x / sqrt(1 + eps) */
     CU_ASSERT(lc_close(y[2], 3.0 / sqrt(1.0 + 1e-5), 1e-6, 0));
     dsnn_layer_free(l);
     /* 2d with one sample but several positions is fine */
     l = make(true, (struct dsnn_shape){2, 1, 2}, true);
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true, NULL), DSNN_OK);
     dsnn_layer_free(l);
 }
 
@@ -166,7 +172,7 @@ static void test_momentum_eps(void)
     CU_ASSERT_EQUAL(dsnn_batchnorm_set_momentum_eps(l, 0.5, 0.0, &err), DSNN_ERR_INVALID);
     CU_ASSERT_EQUAL(dsnn_batchnorm_set_momentum_eps(l, 0.5, 1e-3, &err), DSNN_OK);
     float x[4] = {1, 2, 3, 6}, y[4];
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 4, true), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 4, true, NULL), DSNN_OK);
     /* mean 3, biased var 3.5, unbiased 14/3 */
     CU_ASSERT(lc_close(dsnn_batchnorm_running_mean(l)[0], 1.5, 1e-6, 0));
     CU_ASSERT(lc_close(dsnn_batchnorm_running_var(l)[0], 0.5 + 0.5 * 14.0 / 3.0, 1e-6, 0));
@@ -190,7 +196,7 @@ static void test_save_load(void)
     mom[1] = 0.25f;
     for (int i = 0; i < 3; i++) {
         lc_fill(x, total, &rng, -1, 2);
-        CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, batch, true), DSNN_OK);
+        CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, batch, true, NULL), DSNN_OK);
     }
     lc_save_load(a, b);
     CU_ASSERT_EQUAL(dsnn_batchnorm_num_batches_tracked(b), 3u);
@@ -200,8 +206,8 @@ static void test_save_load(void)
                            3 * sizeof(float)), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b->params[0].state[0]);
     CU_ASSERT_EQUAL(b->params[0].state[0][1], 0.25f);
-    CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, batch, false), DSNN_OK);
-    CU_ASSERT_EQUAL(b->ops->forward(b, x, yb, batch, false), DSNN_OK);
+    CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, batch, false, NULL), DSNN_OK);
+    CU_ASSERT_EQUAL(b->ops->forward(b, x, yb, batch, false, NULL), DSNN_OK);
     CU_ASSERT_EQUAL(memcmp(ya, yb, sizeof(float) * total), 0);
     free(x), free(ya), free(yb);
     dsnn_layer_free(a);

@@ -131,8 +131,8 @@ static int compare(struct dsnn_layer *l, const struct geo *g, bool sparse, int b
             W[i] = w[i];
     }
     const float *bias = bias_of(l, sparse);
-    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, true), DSNN_OK);
-    CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, batch), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, true, NULL), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, batch, NULL), DSNN_OK);
     ref_conv(g, W, bias, x, batch, yr);
     ref_conv_grad(g, W, x, dy, batch, dWr, dbr, dxr);
     int bad = 0;
@@ -277,13 +277,13 @@ static void test_rigl_dense_grad(void)
     lc_fill(x, ni, &rng, -1, 1);
     lc_fill(dy, no, &rng, -1, 1);
     /* without the dense gradient, growth by gradient is refused */
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, true), DSNN_OK);
-    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, NULL, batch), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, true, NULL), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, NULL, batch, NULL), DSNN_OK);
     CU_ASSERT_EQUAL(dsnn_sparse_conv2d_grow_gradient(l, 5, &rng, &err), DSNN_ERR_INVALID);
     dsnn_sparse_conv2d_keep_dense_grad(l, true);
     dsnn_conv_set_workspace_limit(1); /* chunks: the dense gradient accumulates */
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, true), DSNN_OK);
-    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, NULL, batch), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, batch, true, NULL), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, NULL, batch, NULL), DSNN_OK);
     dsnn_conv_set_workspace_limit((size_t)16 << 20);
     double *W = dense_of_sparse(l, &g);
     ref_conv_grad(&g, W, x, dy, batch, dWr, dbr, dxr);
@@ -333,8 +333,8 @@ static void test_threads(void)
             dx[t] = lc_alloc(ni);
             gw[t] = lc_alloc(nnz);
             gb[t] = lc_alloc(8);
-            CU_ASSERT_EQUAL(l->ops->forward(l, x, y[t], batch, true), DSNN_OK);
-            CU_ASSERT_EQUAL(l->ops->backward(l, x, y[t], dy, dx[t], batch), DSNN_OK);
+            CU_ASSERT_EQUAL(l->ops->forward(l, x, y[t], batch, true, NULL), DSNN_OK);
+            CU_ASSERT_EQUAL(l->ops->backward(l, x, y[t], dy, dx[t], batch, NULL), DSNN_OK);
             memcpy(gw[t], l->params[0].grad, sizeof(float) * nnz);
             memcpy(gb[t], l->params[1].grad, sizeof(float) * 8);
         }
@@ -364,8 +364,8 @@ static void test_save_load(void)
         struct dsnn_rng rng;
         dsnn_rng_seed(&rng, 3, 1);
         lc_fill(x, 100, &rng, -1, 1);
-        CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, 2, false), DSNN_OK);
-        CU_ASSERT_EQUAL(b->ops->forward(b, x, yb, 2, false), DSNN_OK);
+        CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, 2, false, NULL), DSNN_OK);
+        CU_ASSERT_EQUAL(b->ops->forward(b, x, yb, 2, false, NULL), DSNN_OK);
         CU_ASSERT_EQUAL(memcmp(ya, yb, sizeof ya), 0);
         if (sparse)
             CU_ASSERT_EQUAL(dsnn_sparse_conv2d_nnz(a), dsnn_sparse_conv2d_nnz(b));
@@ -399,7 +399,7 @@ static void test_geometry_and_invalid(void)
                     DSNN_OK);
     float x[50], y[75];
     memset(x, 0, sizeof x);
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true), DSNN_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true, NULL), DSNN_ERR_UNSUPPORTED);
     dsnn_layer_free(l);
     CU_ASSERT_PTR_NULL(dsnn_conv2d_new("c", (struct dsnn_shape){1, 2, 2}, 4, 5, 1, 1, true, &err));
     CU_ASSERT_EQUAL(err.status, DSNN_ERR_INVALID);

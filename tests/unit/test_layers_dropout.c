@@ -25,8 +25,8 @@ static void test_train_mask(void)
           *dx = lc_alloc((size_t)n);
     lc_fill(x, (size_t)n, &rng, 0.5, 1.5); /* never 0 */
     lc_fill(dy, (size_t)n, &rng, -1, 1);
-    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, true), DSNN_OK);
-    CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, batch), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, true, NULL), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, batch, NULL), DSNN_OK);
     const float scale = (float)(1.0 / (1.0 - p));
     int dropped = 0, bad = 0;
     for (int i = 0; i < n; i++) {
@@ -43,7 +43,7 @@ static void test_train_mask(void)
     CU_ASSERT(fabs(dropped - n * p) < 5 * sd);
     /* a second call draws a new mask */
     float *y2 = lc_alloc((size_t)n);
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y2, batch, true), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y2, batch, true, NULL), DSNN_OK);
     CU_ASSERT(memcmp(y, y2, sizeof(float) * n) != 0);
     free(x), free(y), free(y2), free(dy), free(dx);
     dsnn_layer_free(l);
@@ -58,20 +58,20 @@ static void test_eval_and_extremes(void)
     lc_fill(x, 30, &rng, -1, 1);
     lc_fill(dy, 30, &rng, -1, 1);
     struct dsnn_layer *l = make(s, 0.5, 1);
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 3, false), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 3, false, NULL), DSNN_OK);
     CU_ASSERT_EQUAL(memcmp(x, y, sizeof x), 0);
-    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, dx, 3), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, dx, 3, NULL), DSNN_OK);
     CU_ASSERT_EQUAL(memcmp(dx, dy, sizeof dx), 0);
     dsnn_layer_free(l);
     l = make(s, 0.0, 1);
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 3, true), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 3, true, NULL), DSNN_OK);
     CU_ASSERT_EQUAL(memcmp(x, y, sizeof x), 0);
-    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, dx, 3), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, dx, 3, NULL), DSNN_OK);
     CU_ASSERT_EQUAL(memcmp(dx, dy, sizeof dx), 0);
     dsnn_layer_free(l);
     l = make(s, 1.0, 1);
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 3, true), DSNN_OK);
-    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, dx, 3), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 3, true, NULL), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, dx, 3, NULL), DSNN_OK);
     for (int i = 0; i < 30; i++) {
         CU_ASSERT_EQUAL(y[i], 0.0f);
         CU_ASSERT_EQUAL(dx[i], 0.0f);
@@ -92,24 +92,24 @@ static void test_determinism(void)
         x[i] = 1.0f;
     struct dsnn_layer *a = make(s, 0.5, 42), *b = make(s, 0.5, 42), *c = make(s, 0.5, 43);
     for (int step = 0; step < 3; step++) {
-        CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, 4, true), DSNN_OK);
-        CU_ASSERT_EQUAL(b->ops->forward(b, x, yb, 4, true), DSNN_OK);
+        CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, 4, true, NULL), DSNN_OK);
+        CU_ASSERT_EQUAL(b->ops->forward(b, x, yb, 4, true, NULL), DSNN_OK);
         CU_ASSERT_EQUAL(memcmp(ya, yb, sizeof ya), 0);
     }
-    CU_ASSERT_EQUAL(c->ops->forward(c, x, yb, 4, true), DSNN_OK);
+    CU_ASSERT_EQUAL(c->ops->forward(c, x, yb, 4, true, NULL), DSNN_OK);
     CU_ASSERT(memcmp(ya, yb, sizeof ya) != 0);
     /* an explicit stream */
     struct dsnn_rng r;
     dsnn_rng_seed(&r, 7, DSNN_RNG_STREAM_DROPOUT);
     dsnn_dropout_set_rng(a, &r);
     dsnn_dropout_set_rng(c, &r);
-    CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, 4, true), DSNN_OK);
-    CU_ASSERT_EQUAL(c->ops->forward(c, x, yb, 4, true), DSNN_OK);
+    CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, 4, true, NULL), DSNN_OK);
+    CU_ASSERT_EQUAL(c->ops->forward(c, x, yb, 4, true, NULL), DSNN_OK);
     CU_ASSERT_EQUAL(memcmp(ya, yb, sizeof ya), 0);
     /* checkpoint: b resumes a's stream */
     lc_save_load(a, b);
-    CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, 4, true), DSNN_OK);
-    CU_ASSERT_EQUAL(b->ops->forward(b, x, yb, 4, true), DSNN_OK);
+    CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, 4, true, NULL), DSNN_OK);
+    CU_ASSERT_EQUAL(b->ops->forward(b, x, yb, 4, true, NULL), DSNN_OK);
     CU_ASSERT_EQUAL(memcmp(ya, yb, sizeof ya), 0);
     dsnn_layer_free(a);
     dsnn_layer_free(b);

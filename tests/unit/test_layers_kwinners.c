@@ -163,7 +163,7 @@ static void run_vs_reference(struct dsnn_shape shape, bool is2d, double p, doubl
                 x[i] = v == -2 ? -0.0f : (float)v;
             }
         const uint64_t li = dsnn_kwinners_learning_iterations(l);
-        CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, train), DSNN_OK);
+        CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, train, NULL), DSNN_OK);
         ref_forward(&R, x, yr, mask, batch, train);
         bad_y += memcmp(y, yr, sizeof(float) * total) != 0;
         size_t nd;
@@ -175,7 +175,7 @@ static void run_vs_reference(struct dsnn_shape shape, bool is2d, double p, doubl
         CU_ASSERT_EQUAL(dsnn_kwinners_learning_iterations(l), R.li);
         /* backward: dy through the winners only */
         lc_fill(dy, total, &rng, -1, 1);
-        CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, batch), DSNN_OK);
+        CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, batch, NULL), DSNN_OK);
         for (size_t i = 0; i < total; i++)
             bad_dx += dx[i] != (mask[i] ? dy[i] : 0.0f);
         /* the number of winners per sample is k when ties are broken */
@@ -279,13 +279,13 @@ static void test_ties(void)
     float x[30], y[30];
     for (int i = 0; i < 30; i++)
         x[i] = 2.0f;
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true, NULL), DSNN_OK);
     for (int i = 0; i < 30; i++)
         CU_ASSERT_EQUAL(y[i], i < 3 ? 2.0f : 0.0f);
     dsnn_layer_free(l);
     c.break_ties = false;
     l = make((struct dsnn_shape){30, 1, 1}, false, &c);
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true, NULL), DSNN_OK);
     for (int i = 0; i < 30; i++)
         CU_ASSERT_EQUAL(y[i], 2.0f);
     dsnn_layer_free(l);
@@ -296,7 +296,7 @@ static void test_nan_wins(void)
     struct dsnn_kwinners_cfg c = cfg_of(0.1, 1.5, 0.0, 1000, true, false);
     struct dsnn_layer *l = make((struct dsnn_shape){10, 1, 1}, false, &c);
     float x[10] = {1, 2, 3, NAN, 5, 6, 7, 8, 9, 0}, y[10];
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true, NULL), DSNN_OK);
     CU_ASSERT(isnan(y[3]));
     for (int i = 0; i < 10; i++)
         if (i != 3)
@@ -376,7 +376,7 @@ static void test_save_load(void)
         dsnn_rng_seed(&rng, 5, 1);
         for (int i = 0; i < 3; i++) {
             lc_fill(x, total, &rng, -1, 1);
-            CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, batch, true), DSNN_OK);
+            CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, batch, true, NULL), DSNN_OK);
         }
         dsnn_kwinners_update_boost_strength(a);
         lc_save_load(a, b);
@@ -387,8 +387,8 @@ static void test_save_load(void)
         CU_ASSERT_EQUAL(dsnn_kwinners_learning_iterations(b), 15u);
         CU_ASSERT_DOUBLE_EQUAL(dsnn_kwinners_boost_strength(b), 0.9, 1e-15);
         lc_fill(x, total, &rng, -1, 1);
-        CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, batch, true), DSNN_OK);
-        CU_ASSERT_EQUAL(b->ops->forward(b, x, yb, batch, true), DSNN_OK);
+        CU_ASSERT_EQUAL(a->ops->forward(a, x, ya, batch, true, NULL), DSNN_OK);
+        CU_ASSERT_EQUAL(b->ops->forward(b, x, yb, batch, true, NULL), DSNN_OK);
         CU_ASSERT_EQUAL(memcmp(ya, yb, sizeof(float) * total), 0);
         CU_ASSERT_EQUAL(memcmp(da, db, sizeof(float) * na), 0);
         free(x), free(ya), free(yb);

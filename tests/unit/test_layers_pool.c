@@ -88,10 +88,10 @@ static void check_max(struct geo g, int batch)
     dsnn_rng_seed(&rng, (uint64_t)(g.k * 100 + g.s * 10 + g.p), 1);
     fill_distinct(x, ni, &rng);
     lc_fill(dy, no, &rng, -1, 1);
-    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, true), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, true, NULL), DSNN_OK);
     ref_max(&g, x, batch, yr, arg);
     CU_ASSERT_EQUAL(memcmp(y, yr, sizeof(float) * no), 0);
-    CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, batch), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, batch, NULL), DSNN_OK);
     for (size_t o = 0; o < no; o++) {
         const size_t bc = o / ((size_t)oh * ow);
         dxr[bc * g.h * g.w + arg[o]] += dy[o];
@@ -122,7 +122,7 @@ static void check_avg(struct geo g, bool include_pad, int batch)
     dsnn_rng_seed(&rng, 77, 1);
     lc_fill(x, ni, &rng, -1, 1);
     lc_fill(dy, no, &rng, -1, 1);
-    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, true), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, true, NULL), DSNN_OK);
     ref_avg(&g, include_pad, x, batch, yr);
     int bad = 0;
     for (size_t i = 0; i < no; i++)
@@ -159,7 +159,7 @@ static void test_global_and_defaults(void)
     float x[2 * 60], y[6];
     for (int i = 0; i < 120; i++)
         x[i] = (float)i;
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 2, false), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 2, false, NULL), DSNN_OK);
     for (int bc = 0; bc < 6; bc++)
         CU_ASSERT(lc_close(y[bc], bc * 20 + 9.5, 1e-6, 0));
     dsnn_layer_free(l);
@@ -186,14 +186,14 @@ static void test_max_nan_and_inf(void)
     struct dsnn_layer *l = dsnn_maxpool2d_new("mp", (struct dsnn_shape){1, 2, 2}, 2, 2, 0, &err);
     lc_init(l, 1);
     float x[4] = {1, NAN, 3, 2}, y[1], dy[1] = {1}, dx[4];
-    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, x, y, 1, true, NULL), DSNN_OK);
     CU_ASSERT(isnan(y[0]));
-    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, dx, 1), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, dy, dx, 1, NULL), DSNN_OK);
     CU_ASSERT_EQUAL(dx[1], 1.0f);
     float z[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
-    CU_ASSERT_EQUAL(l->ops->forward(l, z, y, 1, true), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->forward(l, z, y, 1, true, NULL), DSNN_OK);
     CU_ASSERT_EQUAL(y[0], -INFINITY);
-    CU_ASSERT_EQUAL(l->ops->backward(l, z, y, dy, dx, 1), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, z, y, dy, dx, 1, NULL), DSNN_OK);
     CU_ASSERT_EQUAL(dx[0], 1.0f); /* the first in-bounds index, as PyTorch */
     dsnn_layer_free(l);
 }

@@ -54,11 +54,11 @@ static void test_equals_manual(void)
     lc_fill(dy, n, &rng, -1, 1);
     for (int pass = 0; pass < 2; pass++) { /* training, then evaluation */
         const bool train = pass == 0;
-        CU_ASSERT_EQUAL_FATAL(blk->ops->forward(blk, x, y, batch, train), DSNN_OK);
-        CU_ASSERT_EQUAL_FATAL(blk->ops->backward(blk, x, y, dy, dx, batch), DSNN_OK);
+        CU_ASSERT_EQUAL_FATAL(blk->ops->forward(blk, x, y, batch, train, NULL), DSNN_OK);
+        CU_ASSERT_EQUAL_FATAL(blk->ops->backward(blk, x, y, dy, dx, batch, NULL), DSNN_OK);
         const float *in = x;
         for (int i = 0; i < 5; i++) {
-            CU_ASSERT_EQUAL_FATAL(c[i]->ops->forward(c[i], in, a[i], batch, train), DSNN_OK);
+            CU_ASSERT_EQUAL_FATAL(c[i]->ops->forward(c[i], in, a[i], batch, train, NULL), DSNN_OK);
             in = a[i];
         }
         for (size_t i = 0; i < n; i++) {
@@ -69,7 +69,7 @@ static void test_equals_manual(void)
         const float *d = ds;
         for (int i = 4; i >= 0; i--) {
             CU_ASSERT_EQUAL_FATAL(c[i]->ops->backward(c[i], i ? a[i - 1] : x, a[i], d, g[i],
-                                                      batch),
+                                                      batch, NULL),
                                   DSNN_OK);
             d = g[i];
         }

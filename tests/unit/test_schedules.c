@@ -327,8 +327,8 @@ static void test_rigl_update(void)
             x[i] = (float)dsnn_rng_normal(&rng);
         for (int i = 0; i < B * NO; i++)
             dy[i] = (float)dsnn_rng_normal(&rng);
-        CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, B, true), DSNN_OK);
-        CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, NULL, B), DSNN_OK);
+        CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, B, true, NULL), DSNN_OK);
+        CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, NULL, B, NULL), DSNN_OK);
         /* SGD momentum of the active connections: nonzero */
         struct dsnn_param_block *w = dsnn_sparse_weight(l);
         float *mom = dsnn_param_block_state(w, 0);

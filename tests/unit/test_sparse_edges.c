@@ -150,7 +150,7 @@ static void test_single_layer(void)
                 x[k] = half_step(&r, true);
             for (size_t k = 0; k < (size_t)B * n_out; k++)
                 dy[k] = half_step(&r, false);
-            CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, B, true), DSNN_OK);
+            CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, B, true, NULL), DSNN_OK);
             ref_forward(l, x, B, pre);
             int bad_y = 0, zeros = 0;
             for (size_t k = 0; k < (size_t)B * n_out; k++) {
@@ -158,7 +158,7 @@ static void test_single_layer(void)
                 zeros += pre[k] == 0.0;
                 g[k] = pre[k] > 0.0 ? dy[k] : 0.0; /* ReLU'(0) = 0 */
             }
-            CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, B), DSNN_OK);
+            CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, B, NULL), DSNN_OK);
             const int bad_g = check_grads(l, x, g, dx, B);
             if (bad_y || bad_g)
                 fprintf(stderr, "\n  %dx%d batch %d: %d bad outputs, %d bad gradients\n", n_out,

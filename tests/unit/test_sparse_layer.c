@@ -66,7 +66,7 @@ static void check_against_reference(int n_in, int n_out, int batch, double densi
     if (bias)
         fill(dsnn_sparse_bias(l)->value, (size_t)n_out, &rng);
     double *W = dense_of(l);
-    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, train), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, train, NULL), DSNN_OK);
     if (edit) { /* the gradients then follow the new topology; y is checked against the old W */
         double *W_old = W;
         float *y_keep = malloc(sizeof(float) * (size_t)batch * n_out);
@@ -94,9 +94,9 @@ static void check_against_reference(int n_in, int n_out, int batch, double densi
         free(W_old);
         free(y_keep);
         /* recompute y with the new weights for the checks below */
-        CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, train), DSNN_OK);
+        CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, train, NULL), DSNN_OK);
     }
-    CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, batch), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, batch, NULL), DSNN_OK);
     const float *b = bias ? dsnn_sparse_bias(l)->value : NULL;
     int bad_y = 0, bad_dx = 0, bad_dw = 0, bad_db = 0;
     for (int s = 0; s < batch; s++)
@@ -180,8 +180,8 @@ static void test_thread_independence(void)
         struct dsnn_layer *l = make_layer(n_in, n_out, true, 0.1, DSNN_SPARSE_MASK_PRECISE, 3);
         y[t] = malloc(sizeof(float) * batch * n_out);
         dx[t] = malloc(sizeof(float) * batch * n_in);
-        CU_ASSERT_EQUAL(l->ops->forward(l, x, y[t], batch, true), DSNN_OK);
-        CU_ASSERT_EQUAL(l->ops->backward(l, x, y[t], dy, dx[t], batch), DSNN_OK);
+        CU_ASSERT_EQUAL(l->ops->forward(l, x, y[t], batch, true, NULL), DSNN_OK);
+        CU_ASSERT_EQUAL(l->ops->backward(l, x, y[t], dy, dx[t], batch, NULL), DSNN_OK);
         size_t nnz = dsnn_sparse_nnz(l);
         dw[t] = malloc(sizeof(float) * nnz);
         db[t] = malloc(sizeof(float) * n_out);
@@ -218,7 +218,7 @@ static void test_finite_differences(void)
     fill(R, sizeof R / sizeof *R, &rng);
 #define LOSS(out)                                                                                 \
     do {                                                                                          \
-        l->ops->forward(l, x, y, batch, true);                                                    \
+        l->ops->forward(l, x, y, batch, true, NULL);                                                    \
         double s_ = 0;                                                                            \
         for (int i_ = 0; i_ < batch * n_out; i_++)                                                \
             s_ += (double)y[i_] * R[i_];                                                          \
@@ -226,7 +226,7 @@ static void test_finite_differences(void)
     } while (0)
     double L0;
     LOSS(L0);
-    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, R, dx, batch), DSNN_OK);
+    CU_ASSERT_EQUAL(l->ops->backward(l, x, y, R, dx, batch, NULL), DSNN_OK);
     struct dsnn_param_block *w = dsnn_sparse_weight(l), *b = dsnn_sparse_bias(l);
     float *gw = malloc(sizeof(float) * w->n), gb[17];
     memcpy(gw, w->grad, sizeof(float) * w->n);
@@ -288,8 +288,8 @@ static void test_density_one_matches_dense(void)
     float x[19 * 40], yd[19 * 24], ys[19 * 24];
     dsnn_rng_seed(&rng, 1, 1);
     fill(x, sizeof x / sizeof *x, &rng);
-    d->ops->forward(d, x, yd, batch, true);
-    s->ops->forward(s, x, ys, batch, true);
+    d->ops->forward(d, x, yd, batch, true, NULL);
+    s->ops->forward(s, x, ys, batch, true, NULL);
     int bad = 0;
     for (int i = 0; i < batch * n_out; i++)
         bad += !close_to(ys[i], yd[i], 1e-5);
@@ -317,8 +317,8 @@ static void test_dense_gradient(void)
     fill(x, sizeof x / sizeof *x, &rng);
     fill(dy, sizeof dy / sizeof *dy, &rng);
     CU_ASSERT_EQUAL(dsnn_sparse_dense_grad_rows(l, 0, 1, y, &err), DSNN_ERR_INVALID);
-    l->ops->forward(l, x, y, batch, true);
-    l->ops->backward(l, x, y, dy, NULL, batch);
+    l->ops->forward(l, x, y, batch, true, NULL);
+    l->ops->backward(l, x, y, dy, NULL, batch, NULL);
     float *G = malloc(sizeof(float) * n_in * n_out);
     CU_ASSERT_EQUAL(dsnn_sparse_dense_grad_rows(l, 3, 20, G + 3 * n_in, &err), DSNN_OK);
     CU_ASSERT_EQUAL(dsnn_sparse_dense_grad_rows(l, 0, 3, G, &err), DSNN_OK);
@@ -385,20 +385,20 @@ static void test_fused_relu(void)
             dsnn_rng_seed(&rng, si, 3);
             fill(x, nx, &rng);
             fill(dy, ny, &rng);
-            a->ops->forward(a, x, ya, batch, true);
-            b->ops->forward(b, x, yb, batch, true);
-            r->ops->forward(r, yb, yr, batch, true);
+            a->ops->forward(a, x, ya, batch, true, NULL);
+            b->ops->forward(b, x, yb, batch, true, NULL);
+            r->ops->forward(r, yb, yr, batch, true, NULL);
             CU_ASSERT(memcmp(ya, yr, sizeof(float) * ny) == 0);
-            CU_ASSERT_EQUAL(a->ops->backward(a, x, ya, dy, dxa, batch), DSNN_OK);
-            r->ops->backward(r, yb, yr, dy, dyr, batch);
-            b->ops->backward(b, x, yb, dyr, dxb, batch);
+            CU_ASSERT_EQUAL(a->ops->backward(a, x, ya, dy, dxa, batch, NULL), DSNN_OK);
+            r->ops->backward(r, yb, yr, dy, dyr, batch, NULL);
+            b->ops->backward(b, x, yb, dyr, dxb, batch, NULL);
             CU_ASSERT(memcmp(dxa, dxb, sizeof(float) * nx) == 0);
             size_t nnz = dsnn_sparse_nnz(a);
             CU_ASSERT(memcmp(dsnn_sparse_weight(a)->grad, dsnn_sparse_weight(b)->grad,
                              sizeof(float) * nnz) == 0);
             CU_ASSERT(memcmp(dsnn_sparse_bias(a)->grad, dsnn_sparse_bias(b)->grad,
                              sizeof(float) * n_out) == 0);
-            CU_ASSERT_EQUAL(a->ops->backward(a, x, NULL, dy, dxa, batch), DSNN_ERR_INVALID);
+            CU_ASSERT_EQUAL(a->ops->backward(a, x, NULL, dy, dxa, batch, NULL), DSNN_ERR_INVALID);
             free(x), free(dy), free(ya), free(yb), free(yr), free(dyr), free(dxa), free(dxb);
             dsnn_layer_free(a);
             dsnn_layer_free(b);
@@ -482,12 +482,12 @@ static void test_panel_handoff(void)
                 fill(dl, (size_t)B * sizes[3], &rng);
                 /* reference: layer by layer, sample-major in between */
                 for (int i = 0; i < 3; i++)
-                    CU_ASSERT_EQUAL(ref[i]->ops->forward(ref[i], i ? y[i - 1] : x, y[i], B, true),
+                    CU_ASSERT_EQUAL(ref[i]->ops->forward(ref[i], i ? y[i - 1] : x, y[i], B, true, NULL),
                                     DSNN_OK);
                 memcpy(dy[2], dl, sizeof(float) * (size_t)B * sizes[3]);
                 for (int i = 2; i >= 0; i--)
                     CU_ASSERT_EQUAL(ref[i]->ops->backward(ref[i], i ? y[i - 1] : x, y[i], dy[i],
-                                                          i ? dy[i - 1] : NULL, B),
+                                                          i ? dy[i - 1] : NULL, B, NULL),
                                     DSNN_OK);
                 const float *z = dsnn_net_forward(net, x, B, true, &err);
                 CU_ASSERT_PTR_NOT_NULL_FATAL(z);
@@ -568,12 +568,12 @@ static void test_relu_fusion(void)
             fill(x, (size_t)B * sizes[0], &rng);
             fill(dl, (size_t)B * sizes[3], &rng);
             for (int i = 0; i < 5; i++)
-                CU_ASSERT_EQUAL(ref[i]->ops->forward(ref[i], i ? y[i - 1] : x, y[i], B, true),
+                CU_ASSERT_EQUAL(ref[i]->ops->forward(ref[i], i ? y[i - 1] : x, y[i], B, true, NULL),
                                 DSNN_OK);
             memcpy(dy[4], dl, sizeof(float) * B * sizes[3]);
             for (int i = 4; i >= 0; i--)
                 CU_ASSERT_EQUAL(ref[i]->ops->backward(ref[i], i ? y[i - 1] : x, y[i], dy[i],
-                                                      i ? dy[i - 1] : NULL, B),
+                                                      i ? dy[i - 1] : NULL, B, NULL),
                                 DSNN_OK);
             const float *z = dsnn_net_forward(net, x, B, true, &err);
             CU_ASSERT_PTR_NOT_NULL_FATAL(z);
@@ -626,8 +626,8 @@ static void test_save_load(void)
     for (int step = 0; step < 6; step++) {
         fill(x, sizeof x / sizeof *x, &rng);
         fill(dy, sizeof dy / sizeof *dy, &rng);
-        a->ops->forward(a, x, y, batch, true);
-        a->ops->backward(a, x, y, dy, NULL, batch);
+        a->ops->forward(a, x, y, batch, true, NULL);
+        a->ops->backward(a, x, y, dy, NULL, batch, NULL);
         for (size_t p = 0; p < a->n_params; p++)
             dsnn_optim_step_block(opt, &a->params[p], &err);
         if (step == 2) {
@@ -698,11 +698,11 @@ static void test_save_load(void)
         float xb[20 * 45], dyb[20 * 33];
         fill(xb, sizeof xb / sizeof *xb, &rng_b);
         fill(dyb, sizeof dyb / sizeof *dyb, &rng_b);
-        a->ops->forward(a, x, y, batch, true);
-        b->ops->forward(b, xb, yb, batch, true);
+        a->ops->forward(a, x, y, batch, true, NULL);
+        b->ops->forward(b, xb, yb, batch, true, NULL);
         CU_ASSERT(memcmp(y, yb, sizeof y) == 0);
-        a->ops->backward(a, x, y, dy, NULL, batch);
-        b->ops->backward(b, xb, yb, dyb, NULL, batch);
+        a->ops->backward(a, x, y, dy, NULL, batch, NULL);
+        b->ops->backward(b, xb, yb, dyb, NULL, batch, NULL);
         for (size_t p = 0; p < a->n_params; p++) {
             dsnn_optim_step_block(opt, &a->params[p], &err);
             dsnn_optim_step_block(opt_b, &b->params[p], &err);

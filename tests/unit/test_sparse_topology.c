@@ -439,7 +439,7 @@ static void test_determinism_and_stats(void)
     CU_ASSERT_EQUAL(dsnn_sparse_nnz(l[0]), 0u);
     CU_ASSERT_EQUAL(dsnn_sparse_check(l[0], &err), DSNN_OK);
     float x[3 * 500] = {0}, y[3 * 400];
-    CU_ASSERT_EQUAL(l[0]->ops->forward(l[0], x, y, 3, true), DSNN_OK);
+    CU_ASSERT_EQUAL(l[0]->ops->forward(l[0], x, y, 3, true, NULL), DSNN_OK);
     dsnn_layer_free(l[0]);
     dsnn_layer_free(l[1]);
 }

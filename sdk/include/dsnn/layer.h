@@ -54,12 +54,14 @@ struct dsnn_layer_ops {
     const char *type; /* "linear", "sparse_linear", "relu" ... */
     /* Allocates and initialises parameters; rng is the trial's init stream. */
     enum dsnn_status (*init)(struct dsnn_layer *l, struct dsnn_rng *rng, struct dsnn_error *err);
-    /* y = f(x) for a batch; train selects training behaviour (dropout, BN statistics). */
+    /* y = f(x) for a batch; train selects training behaviour (dropout, BN statistics). On
+     * failure returns the status and sets err (may be NULL) with a message naming the layer. */
     enum dsnn_status (*forward)(struct dsnn_layer *l, const float *x, float *y, int batch,
-                                bool train);
-    /* Given x, y of the last forward and dy, writes parameter gradients and, if dx != NULL, dx. */
+                                bool train, struct dsnn_error *err);
+    /* Given x, y of the last forward and dy, writes parameter gradients and, if dx != NULL, dx;
+     * errors as forward. */
     enum dsnn_status (*backward)(struct dsnn_layer *l, const float *x, const float *y,
-                                 const float *dy, float *dx, int batch);
+                                 const float *dy, float *dx, int batch, struct dsnn_error *err);
     /* Checkpoint: writes / reads everything the layer needs to continue training exactly
      * (parameters, topology, optimizer state slots, running statistics). May be NULL for
      * stateless layers. */

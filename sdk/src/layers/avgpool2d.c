@@ -44,8 +44,9 @@ static enum dsnn_status ap_init(struct dsnn_layer *l, struct dsnn_rng *rng,
 }
 
 static enum dsnn_status ap_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
-                                   bool train)
+                                   bool train, struct dsnn_error *err)
 {
+    (void)err;
     (void)train;
     const struct avgpool2d *A = (const struct avgpool2d *)l;
     const struct cv_geom *g = &A->g;
@@ -72,8 +73,9 @@ static enum dsnn_status ap_forward(struct dsnn_layer *l, const float *x, float *
 }
 
 static enum dsnn_status ap_backward(struct dsnn_layer *l, const float *x, const float *y,
-                                    const float *dy, float *dx, int batch)
+                                    const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
+    (void)err;
     (void)x, (void)y;
     const struct avgpool2d *A = (const struct avgpool2d *)l;
     const struct cv_geom *g = &A->g;

@@ -52,14 +52,14 @@ static enum dsnn_status bn_init(struct dsnn_layer *l, struct dsnn_rng *rng,
 }
 
 static enum dsnn_status bn_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
-                                   bool train)
+                                   bool train, struct dsnn_error *err)
 {
     struct batchnorm *B = bn_cast(l);
     const int C = B->C, S = B->S;
     const size_t n = (size_t)C * S;
     const int64_t cnt = (int64_t)batch * S;
     if (train && cnt <= 1)
-        return DSNN_ERR_INVALID; /* PyTorch: "Expected more than 1 value per channel" */
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': training batch norm needs more than 1 value per channel (batch %d)", l->name, batch); /* PyTorch: "Expected more than 1 value per channel" */
     const float *gamma = B->affine ? B->blocks[0].value : NULL;
     const float *beta = B->affine ? B->blocks[1].value : NULL;
     const double m = B->momentum, eps = B->eps;
@@ -111,8 +111,9 @@ static enum dsnn_status bn_forward(struct dsnn_layer *l, const float *x, float *
 }
 
 static enum dsnn_status bn_backward(struct dsnn_layer *l, const float *x, const float *y,
-                                    const float *dy, float *dx, int batch)
+                                    const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
+    (void)err;
     (void)y;
     struct batchnorm *B = bn_cast(l);
     const int C = B->C, S = B->S;

@@ -51,7 +51,7 @@ static enum dsnn_status conv_init(struct dsnn_layer *l, struct dsnn_rng *rng,
 }
 
 static enum dsnn_status conv_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
-                                     bool train)
+                                     bool train, struct dsnn_error *err)
 {
     (void)train;
     struct conv2d *C = conv_cast(l);
@@ -66,7 +66,7 @@ static enum dsnn_status conv_forward(struct dsnn_layer *l, const float *x, float
         const int N = nb * P;
         float *cols = ws_get(0, (size_t)K * N);
         if (!cols)
-            return DSNN_ERR_NOMEM;
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in forward", l->name);
         cv_im2col(g, x + (size_t)b0 * in_size, nb, cols);
         if (nb == 1) { /* the product is already in the output layout */
             float *yb = y + (size_t)b0 * out_size;
@@ -79,7 +79,7 @@ static enum dsnn_status conv_forward(struct dsnn_layer *l, const float *x, float
         }
         float *ybuf = ws_get(1, (size_t)M * N);
         if (!ybuf)
-            return DSNN_ERR_NOMEM;
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in forward", l->name);
         ly_sgemm(false, false, M, N, K, 1.0f, W, K, cols, N, 0.0f, ybuf, N);
         cv_scatter(ybuf, M, P, nb, bias, y + (size_t)b0 * out_size);
     }
@@ -87,7 +87,7 @@ static enum dsnn_status conv_forward(struct dsnn_layer *l, const float *x, float
 }
 
 static enum dsnn_status conv_backward(struct dsnn_layer *l, const float *x, const float *y,
-                                      const float *dy, float *dx, int batch)
+                                      const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
     (void)y;
     struct conv2d *C = conv_cast(l);
@@ -105,13 +105,13 @@ static enum dsnn_status conv_backward(struct dsnn_layer *l, const float *x, cons
         const int N = nb * P;
         float *cols = ws_get(0, (size_t)K * N);
         if (!cols)
-            return DSNN_ERR_NOMEM;
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in backward", l->name);
         cv_im2col(g, x + (size_t)b0 * in_size, nb, cols);
         const float *dyc = dy + (size_t)b0 * out_size;
         if (nb > 1) {
             float *buf = ws_get(1, (size_t)M * N);
             if (!buf)
-                return DSNN_ERR_NOMEM;
+                return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in backward", l->name);
             cv_gather(dyc, M, P, nb, buf);
             dyc = buf;
         }
@@ -128,7 +128,7 @@ static enum dsnn_status conv_backward(struct dsnn_layer *l, const float *x, cons
         if (dx) {
             float *dcols = ws_get(2, (size_t)K * N);
             if (!dcols)
-                return DSNN_ERR_NOMEM;
+                return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in backward", l->name);
             /* dcols = W^T dY */
             ly_sgemm(true, false, K, N, M, 1.0f, W, K, dyc, N, 0.0f, dcols, N);
             cv_col2im(g, dcols, nb, dx + (size_t)b0 * in_size);

@@ -31,7 +31,7 @@ static enum dsnn_status do_init(struct dsnn_layer *l, struct dsnn_rng *rng,
 }
 
 static enum dsnn_status do_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
-                                   bool train)
+                                   bool train, struct dsnn_error *err)
 {
     struct dropout *D = do_cast(l);
     const size_t n = (size_t)batch * (size_t)dsnn_shape_size(l->in);
@@ -45,7 +45,7 @@ static enum dsnn_status do_forward(struct dsnn_layer *l, const float *x, float *
     if (n > D->cap) {
         uint8_t *m = realloc(D->mask, n);
         if (!m)
-            return DSNN_ERR_NOMEM;
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in forward", l->name);
         D->mask = m;
         D->cap = n;
     }
@@ -70,7 +70,7 @@ static enum dsnn_status do_forward(struct dsnn_layer *l, const float *x, float *
 }
 
 static enum dsnn_status do_backward(struct dsnn_layer *l, const float *x, const float *y,
-                                    const float *dy, float *dx, int batch)
+                                    const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
     (void)x, (void)y;
     struct dropout *D = do_cast(l);
@@ -83,7 +83,7 @@ static enum dsnn_status do_backward(struct dsnn_layer *l, const float *x, const 
         return DSNN_OK;
     }
     if (n > D->cap)
-        return DSNN_ERR_INVALID;
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': backward called with a batch larger than the buffers or without its forward state (batch %d)", l->name, batch);
     if (D->p >= 1.0) {
         memset(dx, 0, sizeof(float) * n);
         return DSNN_OK;

@@ -228,11 +228,11 @@ static enum dsnn_status kw_reserve(struct kwinners *K, int batch)
 }
 
 static enum dsnn_status kw_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
-                                   bool train)
+                                   bool train, struct dsnn_error *err)
 {
     struct kwinners *K = kw_cast(l);
     if (kw_reserve(K, batch) != DSNN_OK)
-        return DSNN_ERR_NOMEM;
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in forward", l->name);
     const int n = K->n, C = K->C, S = K->S;
     const int k = train ? K->k : K->k_inf;
     const bool local = K->cfg.local, break_ties = K->cfg.break_ties;
@@ -313,14 +313,14 @@ static enum dsnn_status kw_forward(struct dsnn_layer *l, const float *x, float *
 }
 
 static enum dsnn_status kw_backward(struct dsnn_layer *l, const float *x, const float *y,
-                                    const float *dy, float *dx, int batch)
+                                    const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
     (void)x, (void)y;
     struct kwinners *K = kw_cast(l);
     if (!dx)
         return DSNN_OK;
     if (batch > K->mask_cap)
-        return DSNN_ERR_INVALID;
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': backward called with a batch larger than the buffers or without its forward state (batch %d)", l->name, batch);
     const size_t total = (size_t)batch * (size_t)K->n;
     const uint8_t *m = K->mask;
     for (size_t i = 0; i < total; i++)

@@ -39,8 +39,9 @@ static enum dsnn_status linear_init(struct dsnn_layer *l, struct dsnn_rng *rng,
 }
 
 static enum dsnn_status linear_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
-                                       bool train)
+                                       bool train, struct dsnn_error *err)
 {
+    (void)err;
     (void)train;
     struct linear *L = (struct linear *)l;
     ly_sgemm(false, true, batch, L->n_out, L->n_in, 1.0f, x, L->n_in, L->blocks[0].value, L->n_in,
@@ -57,8 +58,9 @@ static enum dsnn_status linear_forward(struct dsnn_layer *l, const float *x, flo
 }
 
 static enum dsnn_status linear_backward(struct dsnn_layer *l, const float *x, const float *y,
-                                        const float *dy, float *dx, int batch)
+                                        const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
+    (void)err;
     (void)y;
     struct linear *L = (struct linear *)l;
     /* dW[out][in] = dy^T x */

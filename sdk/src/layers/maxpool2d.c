@@ -23,7 +23,7 @@ static enum dsnn_status mp_init(struct dsnn_layer *l, struct dsnn_rng *rng,
 }
 
 static enum dsnn_status mp_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
-                                   bool train)
+                                   bool train, struct dsnn_error *err)
 {
     (void)train;
     struct maxpool2d *M = (struct maxpool2d *)l;
@@ -32,7 +32,7 @@ static enum dsnn_status mp_forward(struct dsnn_layer *l, const float *x, float *
         int32_t *a = realloc(M->argmax, sizeof(int32_t) * (size_t)batch *
                                             (size_t)dsnn_shape_size(l->out));
         if (!a)
-            return DSNN_ERR_NOMEM;
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in forward", l->name);
         M->argmax = a;
         M->cap = batch;
     }
@@ -73,7 +73,7 @@ static enum dsnn_status mp_forward(struct dsnn_layer *l, const float *x, float *
 }
 
 static enum dsnn_status mp_backward(struct dsnn_layer *l, const float *x, const float *y,
-                                    const float *dy, float *dx, int batch)
+                                    const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
     (void)x, (void)y;
     struct maxpool2d *M = (struct maxpool2d *)l;
@@ -81,7 +81,7 @@ static enum dsnn_status mp_backward(struct dsnn_layer *l, const float *x, const 
     if (!dx)
         return DSNN_OK;
     if (batch > M->cap)
-        return DSNN_ERR_INVALID;
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': backward called with a batch larger than the buffers or without its forward state (batch %d)", l->name, batch);
     const size_t HW = (size_t)g->h * g->w, P = (size_t)g->oh * g->ow;
     const int items = batch * g->c;
     const int nt = ly_threads();

@@ -224,6 +224,25 @@ enum dsnn_status dsnn_net_init(struct dsnn_net *net, struct dsnn_rng *rng, int m
     return DSNN_OK;
 }
 
+/* err emptied before a layer op, so that a layer that fails without a message is noticed. */
+static struct dsnn_error *clear(struct dsnn_error *err)
+{
+    if (err) {
+        err->status = DSNN_OK;
+        err->msg[0] = '\0';
+    }
+    return err;
+}
+
+/* The layer's own message, or (a layer that gave none) a generic one naming it. */
+static enum dsnn_status layer_failed(struct dsnn_error *err, enum dsnn_status st,
+                                     const struct dsnn_layer *l, const char *op)
+{
+    if (err && err->msg[0])
+        return err->status = st;
+    return dsnn_error_set(err, st, "layer '%s': %s failed (%s)", l->name, op, dsnn_status_str(st));
+}
+
 const float *dsnn_net_forward(struct dsnn_net *net, const float *x, int batch, bool train,
                               struct dsnn_error *err)
 {
@@ -242,10 +261,9 @@ const float *dsnn_net_forward(struct dsnn_net *net, const float *x, int batch, b
         struct dsnn_layer *l = net->layers[i];
         if (net->absorbed[i]) /* act[i] is act[i - 1], already the ReLU output */
             continue;
-        enum dsnn_status st = l->ops->forward(l, in, net->act[i], batch, train);
+        enum dsnn_status st = l->ops->forward(l, in, net->act[i], batch, train, clear(err));
         if (st != DSNN_OK) {
-            dsnn_error_set(err, st, "layer '%s': forward failed (%s)", l->name,
-                           dsnn_status_str(st));
+            layer_failed(err, st, l, "forward");
             return NULL;
         }
         in = net->act[i];
@@ -282,10 +300,9 @@ enum dsnn_status dsnn_net_backward(struct dsnn_net *net, const float *dlogits, i
         const float *x = k ? net->act[k - 1] : net->x;
         float *dx = k ? net->grad[g] : NULL;
         g ^= 1;
-        enum dsnn_status st = l->ops->backward(l, x, net->act[k], dy, dx, batch);
+        enum dsnn_status st = l->ops->backward(l, x, net->act[k], dy, dx, batch, clear(err));
         if (st != DSNN_OK)
-            return dsnn_error_set(err, st, "layer '%s': backward failed (%s)", l->name,
-                                  dsnn_status_str(st));
+            return layer_failed(err, st, l, "backward");
         dy = dx;
     }
     return DSNN_OK;

@@ -16,8 +16,9 @@ static enum dsnn_status relu_init(struct dsnn_layer *l, struct dsnn_rng *rng,
 }
 
 MULTIVERSION static enum dsnn_status relu_forward(struct dsnn_layer *l, const float *restrict x,
-                                     float *restrict y, int batch, bool train)
+                                     float *restrict y, int batch, bool train, struct dsnn_error *err)
 {
+    (void)err;
     (void)train;
     size_t n = (size_t)batch * (size_t)dsnn_shape_size(l->in);
     for (size_t i = 0; i < n; i++)
@@ -27,8 +28,9 @@ MULTIVERSION static enum dsnn_status relu_forward(struct dsnn_layer *l, const fl
 
 MULTIVERSION static enum dsnn_status relu_backward(struct dsnn_layer *l, const float *x,
                                       const float *restrict y, const float *restrict dy,
-                                      float *restrict dx, int batch)
+                                      float *restrict dx, int batch, struct dsnn_error *err)
 {
+    (void)err;
     (void)x;
     if (!dx)
         return DSNN_OK;

@@ -147,7 +147,7 @@ static enum dsnn_status res_reserve(struct residual *R, int batch)
 }
 
 static enum dsnn_status res_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
-                                    bool train)
+                                    bool train, struct dsnn_error *err)
 {
     struct residual *R = res_cast(l);
     enum dsnn_status st = res_reserve(R, batch);
@@ -156,14 +156,14 @@ static enum dsnn_status res_forward(struct dsnn_layer *l, const float *x, float 
     const float *in = x;
     for (size_t j = 0; j < R->n_inner; j++) {
         struct dsnn_layer *c = R->layers[j];
-        if ((st = c->ops->forward(c, in, R->act[j], batch, train)) != DSNN_OK)
+        if ((st = c->ops->forward(c, in, R->act[j], batch, train, err)) != DSNN_OK)
             return st;
         in = R->act[j];
     }
     const float *res = in, *sc = x;
     for (size_t j = R->n_inner; j < R->n; j++) {
         struct dsnn_layer *c = R->layers[j];
-        if ((st = c->ops->forward(c, sc, R->act[j], batch, train)) != DSNN_OK)
+        if ((st = c->ops->forward(c, sc, R->act[j], batch, train, err)) != DSNN_OK)
             return st;
         sc = R->act[j];
     }
@@ -184,7 +184,7 @@ static enum dsnn_status res_forward(struct dsnn_layer *l, const float *x, float 
  * the first layer's input gradient goes to dx0 (may be NULL). */
 static enum dsnn_status res_chain_backward(struct residual *R, size_t first, size_t last,
                                            const float *x, const float *dtop, float *dx0,
-                                           int batch)
+                                           int batch, struct dsnn_error *err)
 {
     const float *dy = dtop;
     for (size_t k = last; k-- > first;) {
@@ -192,7 +192,7 @@ static enum dsnn_status res_chain_backward(struct residual *R, size_t first, siz
         const size_t rel = k - first;
         const float *in = rel ? R->act[k - 1] : x;
         float *dx = rel ? R->g[rel & 1] : dx0;
-        enum dsnn_status st = c->ops->backward(c, in, R->act[k], dy, dx, batch);
+        enum dsnn_status st = c->ops->backward(c, in, R->act[k], dy, dx, batch, err);
         if (st != DSNN_OK)
             return st;
         dy = dx;
@@ -201,11 +201,11 @@ static enum dsnn_status res_chain_backward(struct residual *R, size_t first, siz
 }
 
 static enum dsnn_status res_backward(struct dsnn_layer *l, const float *x, const float *y,
-                                     const float *dy, float *dx, int batch)
+                                     const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
     struct residual *R = res_cast(l);
     if (batch > R->cap)
-        return DSNN_ERR_INVALID;
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': backward called with a batch larger than the buffers or without its forward state (batch %d)", l->name, batch);
     const size_t total = (size_t)batch * (size_t)dsnn_shape_size(l->out);
     const float *ds = dy;
     if (R->relu) {
@@ -213,14 +213,14 @@ static enum dsnn_status res_backward(struct dsnn_layer *l, const float *x, const
             R->ds[i] = y[i] > 0.0f ? dy[i] : 0.0f;
         ds = R->ds;
     }
-    enum dsnn_status st = res_chain_backward(R, 0, R->n_inner, x, ds, dx, batch);
+    enum dsnn_status st = res_chain_backward(R, 0, R->n_inner, x, ds, dx, batch, err);
     if (st != DSNN_OK)
         return st;
     const size_t n_in = (size_t)batch * (size_t)dsnn_shape_size(l->in);
     if (R->n > R->n_inner) {
         /* the shortcut's input gradient lands in g[0] (never its own top gradient) */
         float *dsc = dx ? R->g[0] : NULL;
-        if ((st = res_chain_backward(R, R->n_inner, R->n, x, ds, dsc, batch)) != DSNN_OK)
+        if ((st = res_chain_backward(R, R->n_inner, R->n, x, ds, dsc, batch, err)) != DSNN_OK)
             return st;
         if (dx)
             for (size_t i = 0; i < n_in; i++)

@@ -464,22 +464,22 @@ static void sc_input_grad_s1(struct sparse_conv2d *S, const struct dsnn_sparse_c
 }
 
 static enum dsnn_status sc_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
-                                   bool train)
+                                   bool train, struct dsnn_error *err)
 {
     (void)train;
     struct sparse_conv2d *S = sc_cast(l);
     struct dsnn_sparse_csr W;
     if (!dsnn_sparse_get_csr(S->w, &W))
-        return DSNN_ERR_INVALID;
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': forward called with a batch larger than the buffers or without its forward state (batch %d)", l->name, batch);
     sc_sync(S);
     S->dense_valid = false;
     if (dsnn_sparse_get_activation(S->w) != DSNN_SPARSE_ACT_NONE)
-        return DSNN_ERR_UNSUPPORTED; /* the fused activation is a sparse_linear feature */
+        return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED, "layer '%s': a fused activation is not supported by sparse_conv2d", l->name); /* the fused activation is a sparse_linear feature */
     const struct dsnn_param_block *bb = dsnn_sparse_bias(S->w);
     if (S->g.sh == 1 && S->g.sw == 1) {
         const int nt = ly_threads();
         if (sc_pad_input(S, x, batch) != DSNN_OK || sc_scratch(S, nt) != DSNN_OK)
-            return DSNN_ERR_NOMEM;
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in forward", l->name);
         sc_forward_s1(S, &W, bb ? bb->value : NULL, batch, y, nt);
     } else {
         sc_forward_kernel(S, &W, bb ? bb->value : NULL, x, batch, y);
@@ -519,26 +519,26 @@ static enum dsnn_status sc_dense_grad(struct sparse_conv2d *S, const float *x, c
 }
 
 static enum dsnn_status sc_backward(struct dsnn_layer *l, const float *x, const float *y,
-                                    const float *dy, float *dx, int batch)
+                                    const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
     (void)y;
     struct sparse_conv2d *S = sc_cast(l);
     struct dsnn_sparse_csr W;
     if (!dsnn_sparse_get_csr(S->w, &W))
-        return DSNN_ERR_INVALID;
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': backward called with a batch larger than the buffers or without its forward state (batch %d)", l->name, batch);
     sc_sync(S);
     struct dsnn_param_block *bb = dsnn_sparse_bias(S->w);
     if (dx && sc_build_cindex(S, &W) != DSNN_OK)
-        return DSNN_ERR_NOMEM;
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in backward", l->name);
     if (S->g.sh == 1 && S->g.sw == 1) {
         const int nt = ly_threads();
         /* the padded input of the forward is reused when x is the same */
         if ((!(S->xpad && S->xpad_src == x && S->xpad_batch == batch) &&
              sc_pad_input(S, x, batch) != DSNN_OK) ||
             sc_pad_dy(S, dy, batch) != DSNN_OK || sc_scratch(S, nt) != DSNN_OK)
-            return DSNN_ERR_NOMEM;
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in backward", l->name);
         if (sc_weight_grad_s1(S, &W, batch, bb ? bb->grad : NULL) != DSNN_OK)
-            return DSNN_ERR_NOMEM;
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in backward", l->name);
         if (dx)
             sc_input_grad_s1(S, &W, batch, dx, nt);
     } else {

@@ -693,18 +693,18 @@ void sp_materialize(struct dsnn_layer *l)
 /* ---- forward / backward ---- */
 
 static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
-                                   bool train)
+                                   bool train, struct dsnn_error *err)
 {
     struct sp_linear *S = sp_get(l);
     if (!S || batch <= 0)
-        return DSNN_ERR_INVALID;
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': not a sparse_linear layer, or batch %d <= 0", l ? l->name : "?", batch);
     const struct sp_plan P = sp_make_plan(batch);
     /* y_out is cleared first: if the buffers move, no neighbour keeps a stale borrow */
     S->y_out = NULL;
     S->y_pending = false;
     S->fwd_gen++;
     if (sp_ensure_panels(S, P.ld, false) != DSNN_OK)
-        return DSNN_ERR_NOMEM;
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in forward", l->name);
     const size_t cs = (size_t)P.cs;
     const int n_in = S->n_in, n_out = S->n_out;
     const int64_t *rp = S->row_ptr;
@@ -766,12 +766,12 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
 }
 
 static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const float *y,
-                                    const float *dy, float *dx, int batch)
+                                    const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
     struct sp_linear *S = sp_get(l);
     const bool relu = S && S->act == DSNN_SPARSE_ACT_RELU;
     if (!S || batch <= 0)
-        return DSNN_ERR_INVALID;
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': backward called with a batch larger than the buffers or without its forward state (batch %d)", l->name, batch);
     const struct sp_plan P = sp_make_plan(batch);
     /* dy as a panel handed over by the successor's backward (already ReLU-masked) */
     const struct sp_linear *Nx = S->next;
@@ -779,14 +779,14 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
                           Nx->bwd_gen == S->dy_for_gen;
     S->dy_for = NULL;
     if (relu && !y && !dy_panel)
-        return DSNN_ERR_INVALID;
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': backward called with a batch larger than the buffers or without its forward state (batch %d)", l->name, batch);
     S->bwd_gen++; /* dxT is rewritten */
     if (sp_ensure_panels(S, P.ld, dx != NULL) != DSNN_OK ||
         sp_ensure_dw_part(S, P.chunks) != DSNN_OK || (!dy_panel && sp_ensure_dyT(S) != DSNN_OK))
-        return DSNN_ERR_NOMEM;
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in backward", l->name);
     S->want_dx = dx != NULL;
     if (dx && !S->csc_valid && sp_build_csc(S) != DSNN_OK)
-        return DSNN_ERR_NOMEM;
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in backward", l->name);
     if (dx && !S->csc_val_valid) {
         sp_gather_csc(S, 0, S->nnz);
         S->csc_val_valid = true;
