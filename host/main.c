@@ -427,6 +427,93 @@ static int expect_args(const struct cli *cli, size_t n, const char *what)
     return -1;
 }
 
+/* `report DIR`: reads files only, no plugins. */
+static int cmd_report(struct cli *cli)
+{
+    if (cli->run_opts)
+        return usage_error("--results, --quiet and --overwrite apply to 'run' only, not '%s'",
+                           cli->command);
+    int rc = expect_args(cli, 1, "the results directory DIR");
+    if (rc >= 0)
+        return rc;
+    struct dsnn_report_options ropt = {
+        .group_by = cli->group_by, .n_group_by = cli->n_group_by, .html_path = cli->html};
+    struct dsnn_error rerr = {0};
+    enum dsnn_status st = dsnn_report_run(cli->args[0], &ropt, stdout, stderr, &rerr);
+    if (st != DSNN_OK) {
+        fflush(stdout);
+        fprintf(stderr, PROG ": report: %s\n", rerr.msg);
+        return st == DSNN_ERR_INVALID ? DSNN_EXIT_USAGE : DSNN_EXIT_IO;
+    }
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, PROG ": cannot write to standard output: %s\n", strerror(errno));
+        return DSNN_EXIT_IO;
+    }
+    return DSNN_EXIT_OK;
+}
+
+/* The options and arguments of run / resume / list / info: -1 when fine, else the exit code. */
+static int check_command(struct cli *cli, bool is_run, bool is_list, bool is_info, bool is_resume)
+{
+    if (cli->report_opts)
+        return usage_error("--group-by and --html apply to 'report' only, not '%s'", cli->command);
+    if (!is_run && !is_list && !is_info && !is_resume)
+        return usage_error("unknown command '%s' (commands: run, resume, list, info, report, help)",
+                           cli->command);
+    if (is_resume && (cli->results || cli->overwrite))
+        return usage_error("--results and --overwrite apply to 'run' only, not '%s' (it continues "
+                           "the results directory it is given)",
+                           cli->command);
+    if (!is_run && !is_resume && cli->run_opts)
+        return usage_error("--results, --quiet and --overwrite apply to 'run' only, not '%s'",
+                           cli->command);
+    return expect_args(cli, is_list ? 0 : 1,
+                       is_run      ? "the configuration file CFG"
+                       : is_resume ? "the results directory DIR"
+                                   : "NAME");
+}
+
+/* run / resume / list / info, with the plugins loaded. */
+static int cmd_with_plugins(struct cli *cli, const char *argv0, bool is_list, bool is_info,
+                            bool is_resume)
+{
+    struct dsnn_registry *reg = NULL;
+    struct dsnn_error err = {0};
+    if (dsnn_registry_new(&reg, &err) != DSNN_OK) {
+        fprintf(stderr, PROG ": %s\n", err.msg);
+        return DSNN_EXIT_IO;
+    }
+    bool plugins_ok = load_plugins(reg, cli->plugin_dirs, cli->n_plugin_dirs, argv0);
+    fflush(stderr);
+    int rc;
+    if (is_list) {
+        rc = cmd_list(reg);
+    } else if (is_info) {
+        rc = cmd_info(reg, cli->args[0]);
+    } else if (!plugins_ok) {
+        fprintf(stderr, PROG ": not running %s: plugins failed to load\n", cli->args[0]);
+        rc = DSNN_EXIT_PLUGIN;
+    } else {
+        struct dsnn_run_options opt = {.results_root = cli->results,
+                                       .quiet = cli->quiet,
+                                       .overwrite = cli->overwrite};
+        rc = is_resume ? dsnn_resume_experiment(reg, cli->args[0], &opt, &err)
+                       : dsnn_run_experiment(reg, cli->args[0], &opt, &err);
+        if (rc != DSNN_EXIT_OK && err.msg[0])
+            fprintf(stderr, PROG ": %s\n", err.msg);
+        if (rc < 0 || rc > 255)
+            rc = DSNN_EXIT_IO;
+    }
+    if (rc == DSNN_EXIT_OK && !plugins_ok)
+        rc = DSNN_EXIT_PLUGIN;
+    if (fflush(stdout) != 0 && rc == DSNN_EXIT_OK) {
+        fprintf(stderr, PROG ": cannot write to standard output: %s\n", strerror(errno));
+        rc = DSNN_EXIT_IO;
+    }
+    dsnn_registry_free(reg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli = {0};
@@ -453,83 +540,14 @@ int main(int argc, char **argv)
         print_usage(stderr);
         return DSNN_EXIT_USAGE;
     }
+    if (strcmp(cli.command, "report") == 0)
+        return cmd_report(&cli);
     bool is_run = strcmp(cli.command, "run") == 0;
     bool is_list = strcmp(cli.command, "list") == 0;
     bool is_info = strcmp(cli.command, "info") == 0;
     bool is_resume = strcmp(cli.command, "resume") == 0;
-    if (strcmp(cli.command, "report") == 0) { /* reads files only: no plugins */
-        if (cli.run_opts)
-            return usage_error("--results, --quiet and --overwrite apply to 'run' only, not '%s'",
-                               cli.command);
-        rc = expect_args(&cli, 1, "the results directory DIR");
-        if (rc >= 0)
-            return rc;
-        struct dsnn_report_options ropt = {
-            .group_by = cli.group_by, .n_group_by = cli.n_group_by, .html_path = cli.html};
-        struct dsnn_error rerr = {0};
-        enum dsnn_status st = dsnn_report_run(cli.args[0], &ropt, stdout, stderr, &rerr);
-        if (st != DSNN_OK) {
-            fflush(stdout);
-            fprintf(stderr, PROG ": report: %s\n", rerr.msg);
-            return st == DSNN_ERR_INVALID ? DSNN_EXIT_USAGE : DSNN_EXIT_IO;
-        }
-        if (fflush(stdout) != 0) {
-            fprintf(stderr, PROG ": cannot write to standard output: %s\n", strerror(errno));
-            return DSNN_EXIT_IO;
-        }
-        return DSNN_EXIT_OK;
-    }
-    if (cli.report_opts)
-        return usage_error("--group-by and --html apply to 'report' only, not '%s'", cli.command);
-    if (!is_run && !is_list && !is_info && !is_resume)
-        return usage_error("unknown command '%s' (commands: run, resume, list, info, report, help)", cli.command);
-    if (is_resume && (cli.results || cli.overwrite))
-        return usage_error("--results and --overwrite apply to 'run' only, not '%s' (it continues "
-                           "the results directory it is given)",
-                           cli.command);
-    if (!is_run && !is_resume && cli.run_opts)
-        return usage_error("--results, --quiet and --overwrite apply to 'run' only, not '%s'",
-                           cli.command);
-    rc = expect_args(&cli, is_list ? 0 : 1,
-                     is_run      ? "the configuration file CFG"
-                     : is_resume ? "the results directory DIR"
-                                 : "NAME");
+    rc = check_command(&cli, is_run, is_list, is_info, is_resume);
     if (rc >= 0)
         return rc;
-
-    struct dsnn_registry *reg = NULL;
-    struct dsnn_error err = {0};
-    if (dsnn_registry_new(&reg, &err) != DSNN_OK) {
-        fprintf(stderr, PROG ": %s\n", err.msg);
-        return DSNN_EXIT_IO;
-    }
-    bool plugins_ok = load_plugins(reg, cli.plugin_dirs, cli.n_plugin_dirs, argv[0]);
-    fflush(stderr);
-
-    if (is_list) {
-        rc = cmd_list(reg);
-    } else if (is_info) {
-        rc = cmd_info(reg, cli.args[0]);
-    } else if (!plugins_ok) {
-        fprintf(stderr, PROG ": not running %s: plugins failed to load\n", cli.args[0]);
-        rc = DSNN_EXIT_PLUGIN;
-    } else {
-        struct dsnn_run_options opt = {.results_root = cli.results,
-                                       .quiet = cli.quiet,
-                                       .overwrite = cli.overwrite};
-        rc = is_resume ? dsnn_resume_experiment(reg, cli.args[0], &opt, &err)
-                       : dsnn_run_experiment(reg, cli.args[0], &opt, &err);
-        if (rc != DSNN_EXIT_OK && err.msg[0])
-            fprintf(stderr, PROG ": %s\n", err.msg);
-        if (rc < 0 || rc > 255)
-            rc = DSNN_EXIT_IO;
-    }
-    if (rc == DSNN_EXIT_OK && !plugins_ok)
-        rc = DSNN_EXIT_PLUGIN;
-    if (fflush(stdout) != 0 && rc == DSNN_EXIT_OK) {
-        fprintf(stderr, PROG ": cannot write to standard output: %s\n", strerror(errno));
-        rc = DSNN_EXIT_IO;
-    }
-    dsnn_registry_free(reg);
-    return rc;
+    return cmd_with_plugins(&cli, argv[0], is_list, is_info, is_resume);
 }

@@ -343,6 +343,68 @@ static enum dsnn_status check_key_table(struct dsnn_registry *reg, const struct 
     return DSNN_OK;
 }
 
+/* 5. and 6.: component i of p (kind, name, ops table, keys, required operations) and its
+ * duplicates within the file and against what is registered. */
+static enum dsnn_status check_component(struct dsnn_registry *reg, const struct dsnn_plugin *p,
+                                        size_t i, const char *origin, struct dsnn_error *err)
+{
+    const struct dsnn_component *c = &p->components[i];
+    if (!kind_known((int)c->kind))
+        return fail(reg, err, DSNN_ERR_INVALID,
+                    "%s: component %zu ('%s') has unknown kind %d (known: 1 = dataset, "
+                    "2 = network, 3 = model, 4 = search)",
+                    origin, i, c->name ? c->name : "(null)", (int)c->kind);
+    const char *ks = dsnn_kind_str(c->kind);
+    if (!c->name)
+        return fail(reg, err, DSNN_ERR_INVALID, "%s: %s component %zu has no name", origin,
+                    ks, i);
+    if (!name_ok(c->name))
+        return fail(reg, err, DSNN_ERR_INVALID,
+                    "%s: %s name '%s' is invalid (use letters, digits, '_', '-', '.')",
+                    origin, ks, c->name);
+    if (!c->ops)
+        return fail(reg, err, DSNN_ERR_INVALID, "%s: %s '%s' has no ops table", origin, ks,
+                    c->name);
+    if (c->ops_size == 0 || c->ops_size % sizeof(void (*)(void)) != 0)
+        return fail(reg, err, DSNN_ERR_ABI,
+                    "%s: %s '%s' declares an ops table of %zu bytes, not a whole number of "
+                    "function pointers (use DSNN_COMPONENT)",
+                    origin, ks, c->name, c->ops_size);
+    if (c->n_keys > 0 && !c->keys)
+        return fail(reg, err, DSNN_ERR_INVALID, "%s: %s '%s' declares %zu keys but no table",
+                    origin, ks, c->name, c->n_keys);
+    enum dsnn_status kst = check_key_table(reg, c->keys, c->n_keys, origin, ks, c->name, 0, err);
+    if (kst != DSNN_OK)
+        return kst;
+    union {
+        struct dsnn_dataset_ops dataset;
+        struct dsnn_network_ops network;
+        struct dsnn_model_ops model;
+        struct dsnn_search_ops search;
+    } full;
+    dsnn_registry_copy_ops(c, &full, dsnn_registry_ops_size(c->kind));
+    const char *missing = missing_required_op(c->kind, &full);
+    if (missing)
+        return fail(reg, err, DSNN_ERR_INVALID,
+                    "%s: %s '%s': required operation '%s' is NULL%s", origin, ks, c->name,
+                    missing,
+                    c->ops_size < dsnn_registry_ops_size(c->kind)
+                        ? " (or missing from its older, smaller ops table)"
+                        : "");
+    /* 6. Duplicates, within the file and against what is registered. */
+    for (size_t j = 0; j < i; j++)
+        if (p->components[j].kind == c->kind && strcmp(p->components[j].name, c->name) == 0)
+            return fail(reg, err, DSNN_ERR_INVALID, "%s: declares %s '%s' twice", origin, ks,
+                        c->name);
+    const struct dsnn_registry_entry *dup = find_entry(reg, c->kind, c->name);
+    if (dup)
+        return fail(reg, err, DSNN_ERR_INVALID,
+                    "duplicate %s '%s': provided by %s and by %s (keeping the first; remove "
+                    "or rename one of them)",
+                    ks, c->name, dup->path, origin);
+    return DSNN_OK;
+}
+
 static enum dsnn_status check_descriptor(struct dsnn_registry *reg, const struct dsnn_plugin *p,
                                          const char *origin, struct dsnn_error *err)
 {
@@ -374,60 +436,9 @@ static enum dsnn_status check_descriptor(struct dsnn_registry *reg, const struct
                     p->name);
     /* 5. Components. */
     for (size_t i = 0; i < p->n_components; i++) {
-        const struct dsnn_component *c = &p->components[i];
-        if (!kind_known((int)c->kind))
-            return fail(reg, err, DSNN_ERR_INVALID,
-                        "%s: component %zu ('%s') has unknown kind %d (known: 1 = dataset, "
-                        "2 = network, 3 = model, 4 = search)",
-                        origin, i, c->name ? c->name : "(null)", (int)c->kind);
-        const char *ks = dsnn_kind_str(c->kind);
-        if (!c->name)
-            return fail(reg, err, DSNN_ERR_INVALID, "%s: %s component %zu has no name", origin,
-                        ks, i);
-        if (!name_ok(c->name))
-            return fail(reg, err, DSNN_ERR_INVALID,
-                        "%s: %s name '%s' is invalid (use letters, digits, '_', '-', '.')",
-                        origin, ks, c->name);
-        if (!c->ops)
-            return fail(reg, err, DSNN_ERR_INVALID, "%s: %s '%s' has no ops table", origin, ks,
-                        c->name);
-        if (c->ops_size == 0 || c->ops_size % sizeof(void (*)(void)) != 0)
-            return fail(reg, err, DSNN_ERR_ABI,
-                        "%s: %s '%s' declares an ops table of %zu bytes, not a whole number of "
-                        "function pointers (use DSNN_COMPONENT)",
-                        origin, ks, c->name, c->ops_size);
-        if (c->n_keys > 0 && !c->keys)
-            return fail(reg, err, DSNN_ERR_INVALID, "%s: %s '%s' declares %zu keys but no table",
-                        origin, ks, c->name, c->n_keys);
-        enum dsnn_status kst = check_key_table(reg, c->keys, c->n_keys, origin, ks, c->name, 0, err);
-        if (kst != DSNN_OK)
-            return kst;
-        union {
-            struct dsnn_dataset_ops dataset;
-            struct dsnn_network_ops network;
-            struct dsnn_model_ops model;
-            struct dsnn_search_ops search;
-        } full;
-        dsnn_registry_copy_ops(c, &full, dsnn_registry_ops_size(c->kind));
-        const char *missing = missing_required_op(c->kind, &full);
-        if (missing)
-            return fail(reg, err, DSNN_ERR_INVALID,
-                        "%s: %s '%s': required operation '%s' is NULL%s", origin, ks, c->name,
-                        missing,
-                        c->ops_size < dsnn_registry_ops_size(c->kind)
-                            ? " (or missing from its older, smaller ops table)"
-                            : "");
-        /* 6. Duplicates, within the file and against what is registered. */
-        for (size_t j = 0; j < i; j++)
-            if (p->components[j].kind == c->kind && strcmp(p->components[j].name, c->name) == 0)
-                return fail(reg, err, DSNN_ERR_INVALID, "%s: declares %s '%s' twice", origin, ks,
-                            c->name);
-        const struct dsnn_registry_entry *dup = find_entry(reg, c->kind, c->name);
-        if (dup)
-            return fail(reg, err, DSNN_ERR_INVALID,
-                        "duplicate %s '%s': provided by %s and by %s (keeping the first; remove "
-                        "or rename one of them)",
-                        ks, c->name, dup->path, origin);
+        enum dsnn_status st = check_component(reg, p, i, origin, err);
+        if (st != DSNN_OK)
+            return st;
     }
     return DSNN_OK;
 }

@@ -328,6 +328,109 @@ static bool is_file(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* The trial folders of r->dir (directories with params.json or result.json), sorted. */
+static enum dsnn_status list_trials(struct dsnn_report *r, struct dsnn_error *err)
+{
+    DIR *d = opendir(r->dir);
+    if (!d)
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot list: %s", r->dir, strerror(errno));
+    size_t cap = 0;
+    struct dirent *e;
+    struct stat st;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sub[4200], p1[4300], p2[4300];
+        snprintf(sub, sizeof sub, "%s/%s", r->dir, e->d_name);
+        snprintf(p1, sizeof p1, "%s/params.json", sub);
+        snprintf(p2, sizeof p2, "%s/result.json", sub);
+        if (stat(sub, &st) != 0 || !S_ISDIR(st.st_mode) || (!is_file(p1) && !is_file(p2)))
+            continue;
+        if (r->n == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct rtrial *nt = realloc(r->t, cap * sizeof *nt);
+            if (!nt) {
+                closedir(d);
+                return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+            }
+            r->t = nt;
+        }
+        struct rtrial *t = &r->t[r->n];
+        memset(t, 0, sizeof *t);
+        if (!(t->id = xstrdup(e->d_name))) {
+            closedir(d);
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        }
+        r->n++;
+    }
+    closedir(d);
+    if (r->n == 0)
+        return dsnn_error_set(err, DSNN_ERR_NOT_FOUND,
+                              "%s: no trial folders (directories with params.json or "
+                              "result.json); is it a results directory results/<experiment>?",
+                              r->dir);
+    qsort(r->t, r->n, sizeof *r->t, cmp_trial);
+    return DSNN_OK;
+}
+
+/* A trial's params.json and result.json (either may be missing), the parameter and density keys
+ * it adds to the report, and its summary. */
+static enum dsnn_status load_trial(struct dsnn_report *r, struct rtrial *t, FILE *warn,
+                                   struct dsnn_error *err)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/%s/params.json", r->dir, t->id);
+    enum dsnn_status s = for_lines(path, params_line, t, false, warn, err);
+    if (s == DSNN_ERR_NOT_FOUND)
+        s = DSNN_OK; /* no parameters */
+    if (s != DSNN_OK)
+        return s;
+    snprintf(path, sizeof path, "%s/%s/result.json", r->dir, t->id);
+    s = for_lines(path, result_line, t, true, warn, err);
+    if (s == DSNN_ERR_NOT_FOUND)
+        s = DSNN_OK; /* not started */
+    if (s != DSNN_OK)
+        return s;
+    for (size_t k = 0; k < t->params.n; k++)
+        if (strcmp(t->params.items[k].key, SEED_KEY) != 0 &&
+            !add_key(&r->pkeys, &r->n_pkeys, t->params.items[k].key))
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < t->n_rows; k++)
+        for (size_t m = 0; m < t->rows[k].n; m++) {
+            const struct dsnn_json_value *mm = &t->rows[k].items[m];
+            if (strncmp(mm->key, "density_", 8) == 0 && mm->type == DSNN_JSON_NUMBER &&
+                !add_key(&r->dkeys, &r->n_dkeys, mm->key))
+                return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        }
+    summarise(r, t);
+    return DSNN_OK;
+}
+
+/* Trial statuses from journal.jsonl (unknown without it). */
+static enum dsnn_status load_statuses(struct dsnn_report *r, FILE *warn, struct dsnn_error *err)
+{
+    char jpath[4300];
+    snprintf(jpath, sizeof jpath, "%s/journal.jsonl", r->dir);
+    struct journal_ctx jc = {.r = r};
+    enum dsnn_status s = for_lines(jpath, journal_line, &jc, true, warn, err);
+    if (s == DSNN_ERR_NOT_FOUND) {
+        if (warn)
+            fprintf(warn, "note: %s not found: trial status unknown\n", jpath);
+        s = DSNN_OK;
+    }
+    if (s != DSNN_OK)
+        return s;
+    for (size_t i = 0; i < r->n; i++) {
+        struct rtrial *t = &r->t[i];
+        if (!t->status[0])
+            snprintf(t->status, sizeof t->status, "-");
+        else if (strcmp(t->status, "RUNNING") == 0 &&
+                 strcmp(jc.last_event, "experiment_interrupted") == 0)
+            snprintf(t->status, sizeof t->status, "INTERRUPTED");
+    }
+    return DSNN_OK;
+}
+
 enum dsnn_status dsnn_report_load(const char *dir, FILE *warn, struct dsnn_report **out,
                                   struct dsnn_error *err)
 {
@@ -349,113 +452,18 @@ enum dsnn_status dsnn_report_load(const char *dir, FILE *warn, struct dsnn_repor
     size_t dl = strlen(r->dir);
     while (dl > 1 && r->dir[dl - 1] == '/')
         r->dir[--dl] = '\0';
-    enum dsnn_status s = DSNN_OK;
     read_experiment_cfg(r, warn);
-
-    /* trial folders */
-    DIR *d = opendir(r->dir);
-    if (!d) {
-        s = dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot list: %s", r->dir, strerror(errno));
-        goto fail;
-    }
-    size_t cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char sub[4200], p1[4300], p2[4300];
-        snprintf(sub, sizeof sub, "%s/%s", r->dir, e->d_name);
-        snprintf(p1, sizeof p1, "%s/params.json", sub);
-        snprintf(p2, sizeof p2, "%s/result.json", sub);
-        if (stat(sub, &st) != 0 || !S_ISDIR(st.st_mode) || (!is_file(p1) && !is_file(p2)))
-            continue;
-        if (r->n == cap) {
-            cap = cap ? cap * 2 : 16;
-            struct rtrial *nt = realloc(r->t, cap * sizeof *nt);
-            if (!nt) {
-                closedir(d);
-                s = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-                goto fail;
-            }
-            r->t = nt;
-        }
-        struct rtrial *t = &r->t[r->n];
-        memset(t, 0, sizeof *t);
-        if (!(t->id = xstrdup(e->d_name))) {
-            closedir(d);
-            s = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        r->n++;
-    }
-    closedir(d);
-    if (r->n == 0) {
-        s = dsnn_error_set(err, DSNN_ERR_NOT_FOUND,
-                           "%s: no trial folders (directories with params.json or result.json); "
-                           "is it a results directory results/<experiment>?",
-                           r->dir);
-        goto fail;
-    }
-    qsort(r->t, r->n, sizeof *r->t, cmp_trial);
-
-    for (size_t i = 0; i < r->n; i++) {
-        struct rtrial *t = &r->t[i];
-        char path[4300];
-        snprintf(path, sizeof path, "%s/%s/params.json", r->dir, t->id);
-        s = for_lines(path, params_line, t, false, warn, err);
-        if (s == DSNN_ERR_NOT_FOUND)
-            s = DSNN_OK; /* no parameters */
-        if (s != DSNN_OK)
-            goto fail;
-        snprintf(path, sizeof path, "%s/%s/result.json", r->dir, t->id);
-        s = for_lines(path, result_line, t, true, warn, err);
-        if (s == DSNN_ERR_NOT_FOUND)
-            s = DSNN_OK; /* not started */
-        if (s != DSNN_OK)
-            goto fail;
-        for (size_t k = 0; k < t->params.n; k++)
-            if (strcmp(t->params.items[k].key, SEED_KEY) != 0 &&
-                !add_key(&r->pkeys, &r->n_pkeys, t->params.items[k].key)) {
-                s = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-                goto fail;
-            }
-        for (size_t k = 0; k < t->n_rows; k++)
-            for (size_t m = 0; m < t->rows[k].n; m++) {
-                const struct dsnn_json_value *mm = &t->rows[k].items[m];
-                if (strncmp(mm->key, "density_", 8) == 0 && mm->type == DSNN_JSON_NUMBER &&
-                    !add_key(&r->dkeys, &r->n_dkeys, mm->key)) {
-                    s = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-                    goto fail;
-                }
-            }
-        summarise(r, t);
-    }
-
-    /* statuses */
-    char jpath[4300];
-    snprintf(jpath, sizeof jpath, "%s/journal.jsonl", r->dir);
-    struct journal_ctx jc = {.r = r};
-    s = for_lines(jpath, journal_line, &jc, true, warn, err);
-    if (s == DSNN_ERR_NOT_FOUND) {
-        if (warn)
-            fprintf(warn, "note: %s not found: trial status unknown\n", jpath);
-        s = DSNN_OK;
-    }
-    if (s != DSNN_OK)
-        goto fail;
-    for (size_t i = 0; i < r->n; i++) {
-        struct rtrial *t = &r->t[i];
-        if (!t->status[0])
-            snprintf(t->status, sizeof t->status, "-");
-        else if (strcmp(t->status, "RUNNING") == 0 &&
-                 strcmp(jc.last_event, "experiment_interrupted") == 0)
-            snprintf(t->status, sizeof t->status, "INTERRUPTED");
+    enum dsnn_status s = list_trials(r, err);
+    for (size_t i = 0; s == DSNN_OK && i < r->n; i++)
+        s = load_trial(r, &r->t[i], warn, err);
+    if (s == DSNN_OK)
+        s = load_statuses(r, warn, err);
+    if (s != DSNN_OK) {
+        dsnn_report_free(r);
+        return s;
     }
     *out = r;
     return DSNN_OK;
-fail:
-    dsnn_report_free(r);
-    return s;
 }
 
 void dsnn_report_free(struct dsnn_report *r)
@@ -883,18 +891,102 @@ static void trial_label(const struct dsnn_report *r, const struct rtrial *t, str
 }
 
 /* One SVG line chart of metric per epoch: a polyline per trial with at least one value. */
+/* Plot area and data range of a chart: data (x, y) to SVG coordinates. */
+struct chart {
+    double ml, mt, pw, ph; /* left and top margins, plot width and height */
+    double x0, x1, y0, y1;
+};
+static double chart_x(const struct chart *c, double x)
+{
+    return c->ml + (x - c->x0) / (c->x1 - c->x0) * c->pw;
+}
+static double chart_y(const struct chart *c, double y)
+{
+    return c->mt + (1 - (y - c->y0) / (c->y1 - c->y0)) * c->ph;
+}
+
+/* Frame, grid and ticks (paths and text only: polylines are the data). */
+static void svg_axes(struct sb *b, const struct chart *c, int width, int height)
+{
+    double ys = nice_step(c->y1 - c->y0, height >= 300 ? 6 : 4);
+    double xs = fmax(1, round(nice_step(c->x1 - c->x0, width >= 600 ? 10 : 5)));
+    sb_printf(b, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" class=\"frame\"/>\n", c->ml,
+              c->mt, c->pw, c->ph);
+    for (double y = ceil(c->y0 / ys) * ys; y <= c->y1 + 1e-9 * ys; y += ys) {
+        double yy = chart_y(c, y);
+        sb_printf(b, "<path d=\"M%.1f %.1fH%.1f\" class=\"grid\"/>", c->ml, yy, c->ml + c->pw);
+        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%.4g</text>\n",
+                  c->ml - 5, yy + 4, fabs(y) < 1e-12 * ys ? 0.0 : y);
+    }
+    for (double x = ceil(c->x0 / xs) * xs; x <= c->x1 + 1e-9; x += xs) {
+        double xx = chart_x(c, x);
+        sb_printf(b, "<path d=\"M%.1f %.1fV%.1f\" class=\"grid\"/>", xx, c->mt, c->mt + c->ph);
+        sb_printf(b,
+                  "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"middle\">%g</text>\n",
+                  xx, c->mt + c->ph + 15, x);
+    }
+    sb_printf(b, "<text x=\"%.1f\" y=\"%d\" class=\"lbl\" text-anchor=\"middle\">epoch</text>\n",
+              c->ml + c->pw / 2, height - 6);
+}
+
+/* One polyline for trial t; where its epochs go back (a PBT trial that went on from the
+ * checkpoint of a source behind it) a new polyline starts, joined by a dashed jump. */
+static void svg_trial(struct sb *b, const struct chart *c, const struct dsnn_report *r,
+                      const struct rtrial *t, const char *metric)
+{
+    const char *colour = k_palette[t->group % N_PALETTE];
+    /* colours cycle; the second round of them is dashed, and so on */
+    const char *dash = t->group / N_PALETTE % 2 ? " stroke-dasharray=\"5 3\"" : "";
+    size_t n_pts = 0, seg = 0;
+    bool open = false;
+    double lx = 0, ly = 0, prev_x = 0;
+    for (size_t k = 0; k < t->n_rows; k++) {
+        double v;
+        if (!dsnn_json_number(&t->rows[k], metric, &v) || !isfinite(v))
+            continue;
+        double x = row_x(&t->rows[k], k), px = chart_x(c, x), py = chart_y(c, v);
+        if (open && x <= prev_x) {
+            sb_printf(b, "\"><title>");
+            trial_label(r, t, b);
+            sb_printf(b, "</title></polyline>\n<path class=\"jump\" d=\"M%.1f %.1fL%.1f %.1f\" "
+                         "stroke=\"%s\" stroke-dasharray=\"2 3\" fill=\"none\"/>\n",
+                      lx, ly, px, py, colour);
+            open = false;
+        }
+        if (!open) {
+            sb_printf(b, "<polyline class=\"trial\" data-trial=\"");
+            sb_html(b, t->id);
+            sb_printf(b, "\" data-segment=\"%zu\" fill=\"none\" stroke=\"%s\" "
+                         "stroke-width=\"1.6\"%s points=\"%.1f,%.1f",
+                      seg++, colour, dash, px, py);
+            open = true;
+        } else {
+            sb_printf(b, " %.1f,%.1f", px, py);
+        }
+        lx = px, ly = py, prev_x = x;
+        n_pts++;
+    }
+    if (n_pts == 0)
+        return;
+    sb_printf(b, "\"><title>");
+    trial_label(r, t, b);
+    sb_printf(b, "</title></polyline>");
+    sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", lx, ly, colour);
+}
+
 static void svg_chart(struct sb *b, const struct dsnn_report *r, const char *metric,
                       const char *css_class, int width, int height)
 {
-    const double ml = 58, mr = 16, mt = 26, mb = 40;
-    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    struct chart c = {.ml = 58, .mt = 26, .x0 = INFINITY, .x1 = -INFINITY, .y0 = INFINITY,
+                      .y1 = -INFINITY};
+    const double mr = 16, mb = 40;
     for (size_t i = 0; i < r->n; i++)
         for (size_t k = 0; k < r->t[i].n_rows; k++) {
             double v;
             if (!dsnn_json_number(&r->t[i].rows[k], metric, &v) || !isfinite(v))
                 continue;
             double x = row_x(&r->t[i].rows[k], k);
-            x0 = fmin(x0, x), x1 = fmax(x1, x), y0 = fmin(y0, v), y1 = fmax(y1, v);
+            c.x0 = fmin(c.x0, x), c.x1 = fmax(c.x1, x), c.y0 = fmin(c.y0, v), c.y1 = fmax(c.y1, v);
         }
     sb_printf(b, "<svg class=\"%s\" data-metric=\"", css_class);
     sb_html(b, metric);
@@ -904,89 +996,24 @@ static void svg_chart(struct sb *b, const struct dsnn_report *r, const char *met
               width, height, width, height);
     sb_html(b, metric);
     sb_printf(b, " per epoch</title>\n");
-    sb_printf(b, "<text x=\"%g\" y=\"16\" class=\"ttl\">", ml);
+    sb_printf(b, "<text x=\"%g\" y=\"16\" class=\"ttl\">", c.ml);
     sb_html(b, metric);
     sb_printf(b, "</text>\n");
-    if (!isfinite(x0)) {
-        sb_printf(b, "<text x=\"%g\" y=\"%g\" class=\"lbl\">no values</text>\n</svg>\n", ml,
+    if (!isfinite(c.x0)) {
+        sb_printf(b, "<text x=\"%g\" y=\"%g\" class=\"lbl\">no values</text>\n</svg>\n", c.ml,
                   (double)height / 2);
         return;
     }
-    if (x1 - x0 < 1)
-        x0 -= 0.5, x1 += 0.5;
-    if (y1 - y0 < 1e-12 * fmax(1, fabs(y1)))
-        y0 -= fmax(0.5 * fabs(y0), 0.05), y1 += fmax(0.5 * fabs(y1), 0.05);
-    double pad = (y1 - y0) * 0.05;
-    y0 -= pad, y1 += pad;
-    double pw = width - ml - mr, ph = height - mt - mb;
-#define SX(x) (ml + ((x) - x0) / (x1 - x0) * pw)
-#define SY(y) (mt + (1 - ((y) - y0) / (y1 - y0)) * ph)
-    /* grid and ticks (paths and text only: polylines are the data) */
-    double ys = nice_step(y1 - y0, height >= 300 ? 6 : 4);
-    double xs = fmax(1, round(nice_step(x1 - x0, width >= 600 ? 10 : 5)));
-    sb_printf(b, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" class=\"frame\"/>\n", ml, mt,
-              pw, ph);
-    for (double y = ceil(y0 / ys) * ys; y <= y1 + 1e-9 * ys; y += ys) {
-        double yy = SY(y);
-        sb_printf(b, "<path d=\"M%.1f %.1fH%.1f\" class=\"grid\"/>", ml, yy, ml + pw);
-        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%.4g</text>\n",
-                  ml - 5, yy + 4, fabs(y) < 1e-12 * ys ? 0.0 : y);
-    }
-    for (double x = ceil(x0 / xs) * xs; x <= x1 + 1e-9; x += xs) {
-        double xx = SX(x);
-        sb_printf(b, "<path d=\"M%.1f %.1fV%.1f\" class=\"grid\"/>", xx, mt, mt + ph);
-        sb_printf(b,
-                  "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"middle\">%g</text>\n",
-                  xx, mt + ph + 15, x);
-    }
-    sb_printf(b, "<text x=\"%.1f\" y=\"%d\" class=\"lbl\" text-anchor=\"middle\">epoch</text>\n",
-              ml + pw / 2, height - 6);
-    /* One polyline per trial; where its epochs go back (a PBT trial that went on from the
-     * checkpoint of a source behind it) a new polyline starts, joined by a dashed jump. */
-    for (size_t i = 0; i < r->n; i++) {
-        const struct rtrial *t = &r->t[i];
-        const char *colour = k_palette[t->group % N_PALETTE];
-        /* colours cycle; the second round of them is dashed, and so on */
-        const char *dash = t->group / N_PALETTE % 2 ? " stroke-dasharray=\"5 3\"" : "";
-        size_t n_pts = 0, seg = 0;
-        bool open = false;
-        double lx = 0, ly = 0, prev_x = 0;
-        for (size_t k = 0; k < t->n_rows; k++) {
-            double v;
-            if (!dsnn_json_number(&t->rows[k], metric, &v) || !isfinite(v))
-                continue;
-            double x = row_x(&t->rows[k], k), px = SX(x), py = SY(v);
-            if (open && x <= prev_x) {
-                sb_printf(b, "\"><title>");
-                trial_label(r, t, b);
-                sb_printf(b, "</title></polyline>\n<path class=\"jump\" d=\"M%.1f %.1fL%.1f %.1f\" "
-                             "stroke=\"%s\" stroke-dasharray=\"2 3\" fill=\"none\"/>\n",
-                          lx, ly, px, py, colour);
-                open = false;
-            }
-            if (!open) {
-                sb_printf(b, "<polyline class=\"trial\" data-trial=\"");
-                sb_html(b, t->id);
-                sb_printf(b, "\" data-segment=\"%zu\" fill=\"none\" stroke=\"%s\" "
-                             "stroke-width=\"1.6\"%s points=\"%.1f,%.1f",
-                          seg++, colour, dash, px, py);
-                open = true;
-            } else {
-                sb_printf(b, " %.1f,%.1f", px, py);
-            }
-            lx = px, ly = py, prev_x = x;
-            n_pts++;
-        }
-        if (n_pts == 0)
-            continue;
-        sb_printf(b, "\"><title>");
-        trial_label(r, t, b);
-        sb_printf(b, "</title></polyline>");
-        sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", lx, ly,
-                  colour);
-    }
-#undef SX
-#undef SY
+    if (c.x1 - c.x0 < 1)
+        c.x0 -= 0.5, c.x1 += 0.5;
+    if (c.y1 - c.y0 < 1e-12 * fmax(1, fabs(c.y1)))
+        c.y0 -= fmax(0.5 * fabs(c.y0), 0.05), c.y1 += fmax(0.5 * fabs(c.y1), 0.05);
+    double pad = (c.y1 - c.y0) * 0.05;
+    c.y0 -= pad, c.y1 += pad;
+    c.pw = width - c.ml - mr, c.ph = height - c.mt - mb;
+    svg_axes(b, &c, width, height);
+    for (size_t i = 0; i < r->n; i++)
+        svg_trial(b, &c, r, &r->t[i], metric);
     sb_printf(b, "</svg>\n");
 }
 

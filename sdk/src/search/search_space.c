@@ -35,6 +35,93 @@ static bool is_list(const struct dsnn_cfg *c)
 }
 
 /* Reads a `{ dist = ...; ... }` group into d. */
+/* dist = "choice": values, a non-empty array or list. */
+static enum dsnn_status parse_choice(const struct dsnn_cfg *g, const char *path,
+                                     struct dsnn_search_dim *d, struct dsnn_error *err)
+{
+    char where[300];
+    const struct dsnn_cfg *v = NULL;
+    for (size_t i = 0; i < dsnn_cfg_count(g) && !v; i++)
+        if (strcmp(dsnn_cfg_child_name(g, i), "values") == 0)
+            v = dsnn_cfg_child(g, i);
+    if (!is_list(v))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.values': expected an array or list of choices",
+                              dsnn_cfg_where(g, "values", where, sizeof where), path);
+    if (dsnn_cfg_count(v) == 0)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.values': empty list of choices",
+                              dsnn_cfg_where(g, "values", where, sizeof where), path);
+    d->values = v;
+    d->n_values = dsnn_cfg_count(v);
+    return DSNN_OK;
+}
+
+/* dist = "randint": low <= x < high, integers within +-2^52. */
+static enum dsnn_status parse_randint(const struct dsnn_cfg *g, const char *path,
+                                      struct dsnn_search_dim *d, struct dsnn_error *err)
+{
+    char where[300];
+    enum dsnn_status st;
+    int64_t lo = 0, hi = 0;
+    if ((st = dsnn_cfg_int(g, "low", 0, &lo, err)) != DSNN_OK ||
+        (st = dsnn_cfg_int(g, "high", 0, &hi, err)) != DSNN_OK)
+        return st;
+    if (hi <= lo)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.high': %lld must be greater than low = %lld "
+                              "(randint draws low <= x < high)",
+                              dsnn_cfg_where(g, "high", where, sizeof where), path,
+                              (long long)hi, (long long)lo);
+    if (lo < -(INT64_C(1) << 52) || hi > (INT64_C(1) << 52))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s': bounds must lie within +-2^52",
+                              dsnn_cfg_where(g, NULL, where, sizeof where), path);
+    d->a = (double)lo;
+    d->b = (double)hi;
+    return DSNN_OK;
+}
+
+/* dist = "normal": finite mean, finite std > 0. */
+static enum dsnn_status parse_normal(const struct dsnn_cfg *g, const char *path,
+                                     struct dsnn_search_dim *d, struct dsnn_error *err)
+{
+    char where[300];
+    enum dsnn_status st;
+    if ((st = dsnn_cfg_float(g, "mean", 0, &d->a, err)) != DSNN_OK ||
+        (st = dsnn_cfg_float(g, "std", 0, &d->b, err)) != DSNN_OK)
+        return st;
+    if (!isfinite(d->a))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: key '%s.mean': must be finite",
+                              dsnn_cfg_where(g, "mean", where, sizeof where), path);
+    if (!(d->b > 0) || !isfinite(d->b))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.std': %g must be a finite number > 0",
+                              dsnn_cfg_where(g, "std", where, sizeof where), path, d->b);
+    return DSNN_OK;
+}
+
+/* dist = "uniform" / "loguniform": finite low < high (low > 0 for loguniform). */
+static enum dsnn_status parse_uniform(const struct dsnn_cfg *g, const char *path,
+                                      struct dsnn_search_dim *d, struct dsnn_error *err)
+{
+    char where[300];
+    enum dsnn_status st;
+    if ((st = dsnn_cfg_float(g, "low", 0, &d->a, err)) != DSNN_OK ||
+        (st = dsnn_cfg_float(g, "high", 0, &d->b, err)) != DSNN_OK)
+        return st;
+    if (!isfinite(d->a) || !isfinite(d->b) || !(d->b > d->a))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.high': %g must be greater than low = %g",
+                              dsnn_cfg_where(g, "high", where, sizeof where), path, d->b,
+                              d->a);
+    if (d->dist == DSNN_DIST_LOGUNIFORM && !(d->a > 0))
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.low': %g must be > 0 for dist \"loguniform\"",
+                              dsnn_cfg_where(g, "low", where, sizeof where), path, d->a);
+    return DSNN_OK;
+}
+
 static enum dsnn_status parse_dist(const struct dsnn_cfg *g, struct dsnn_search_dim *d,
                                    struct dsnn_error *err)
 {
@@ -69,68 +156,10 @@ static enum dsnn_status parse_dist(const struct dsnn_cfg *g, struct dsnn_search_
                                   dsnn_dist_str(d->dist));
     d->n_values = 1;
     switch (d->dist) {
-    case DSNN_DIST_CHOICE: {
-        const struct dsnn_cfg *v = NULL;
-        for (size_t i = 0; i < dsnn_cfg_count(g) && !v; i++)
-            if (strcmp(dsnn_cfg_child_name(g, i), "values") == 0)
-                v = dsnn_cfg_child(g, i);
-        if (!is_list(v))
-            return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                                  "%s: key '%s.values': expected an array or list of choices",
-                                  dsnn_cfg_where(g, "values", where, sizeof where), path);
-        if (dsnn_cfg_count(v) == 0)
-            return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                                  "%s: key '%s.values': empty list of choices",
-                                  dsnn_cfg_where(g, "values", where, sizeof where), path);
-        d->values = v;
-        d->n_values = dsnn_cfg_count(v);
-        return DSNN_OK;
-    }
-    case DSNN_DIST_RANDINT: {
-        int64_t lo = 0, hi = 0;
-        if ((st = dsnn_cfg_int(g, "low", 0, &lo, err)) != DSNN_OK ||
-            (st = dsnn_cfg_int(g, "high", 0, &hi, err)) != DSNN_OK)
-            return st;
-        if (hi <= lo)
-            return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                                  "%s: key '%s.high': %lld must be greater than low = %lld "
-                                  "(randint draws low <= x < high)",
-                                  dsnn_cfg_where(g, "high", where, sizeof where), path,
-                                  (long long)hi, (long long)lo);
-        if (lo < -(INT64_C(1) << 52) || hi > (INT64_C(1) << 52))
-            return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                                  "%s: key '%s': bounds must lie within +-2^52",
-                                  dsnn_cfg_where(g, NULL, where, sizeof where), path);
-        d->a = (double)lo;
-        d->b = (double)hi;
-        return DSNN_OK;
-    }
-    case DSNN_DIST_NORMAL:
-        if ((st = dsnn_cfg_float(g, "mean", 0, &d->a, err)) != DSNN_OK ||
-            (st = dsnn_cfg_float(g, "std", 0, &d->b, err)) != DSNN_OK)
-            return st;
-        if (!isfinite(d->a))
-            return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: key '%s.mean': must be finite",
-                                  dsnn_cfg_where(g, "mean", where, sizeof where), path);
-        if (!(d->b > 0) || !isfinite(d->b))
-            return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                                  "%s: key '%s.std': %g must be a finite number > 0",
-                                  dsnn_cfg_where(g, "std", where, sizeof where), path, d->b);
-        return DSNN_OK;
-    default:
-        if ((st = dsnn_cfg_float(g, "low", 0, &d->a, err)) != DSNN_OK ||
-            (st = dsnn_cfg_float(g, "high", 0, &d->b, err)) != DSNN_OK)
-            return st;
-        if (!isfinite(d->a) || !isfinite(d->b) || !(d->b > d->a))
-            return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                                  "%s: key '%s.high': %g must be greater than low = %g",
-                                  dsnn_cfg_where(g, "high", where, sizeof where), path, d->b,
-                                  d->a);
-        if (d->dist == DSNN_DIST_LOGUNIFORM && !(d->a > 0))
-            return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                                  "%s: key '%s.low': %g must be > 0 for dist \"loguniform\"",
-                                  dsnn_cfg_where(g, "low", where, sizeof where), path, d->a);
-        return DSNN_OK;
+    case DSNN_DIST_CHOICE: return parse_choice(g, path, d, err);
+    case DSNN_DIST_RANDINT: return parse_randint(g, path, d, err);
+    case DSNN_DIST_NORMAL: return parse_normal(g, path, d, err);
+    default: return parse_uniform(g, path, d, err);
     }
 }
 
