@@ -53,37 +53,7 @@ void dsnn_journal_addf(struct dsnn_journal *j, const char *fmt, ...)
 static enum dsnn_status read_text(const char *path, char **out, size_t *len,
                                   struct dsnn_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return dsnn_error_set(err, errno == ENOENT ? DSNN_ERR_NOT_FOUND : DSNN_ERR_IO,
-                              "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (size_t r; buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
-        n += r;
-        if (n + 1 == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (!buf)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", path);
-    if (bad) {
-        free(buf);
-        return dsnn_error_set(err, DSNN_ERR_IO, "%s: read error", path);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return DSNN_OK;
+    return dsnn_read_file_raw(path, (unsigned char **)out, len, err);
 }
 
 enum dsnn_status dsnn_journal_load(const char *path, struct dsnn_journal_log *log,

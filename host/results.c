@@ -65,28 +65,14 @@ enum dsnn_status dsnn_append_line(const char *path, const char *line, struct dsn
 
 enum dsnn_status dsnn_copy_file(const char *from, const char *to, struct dsnn_error *err)
 {
-    FILE *f = fopen(from, "rb");
-    if (!f)
-        return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot open: %s", from, strerror(errno));
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while (buf && (r = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += r;
-        if (len == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    enum dsnn_status rs = dsnn_read_file_raw(from, &buf, &len, err);
+    if (rs != DSNN_OK) {
+        if (err && rs == DSNN_ERR_NOT_FOUND)
+            err->status = DSNN_ERR_IO;
+        return rs == DSNN_ERR_NOT_FOUND ? DSNN_ERR_IO : rs;
     }
-    fclose(f);
-    if (!buf)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     enum dsnn_status st = dsnn_write_file_atomic(to, buf, len, err);
     free(buf);
     return st;
@@ -205,30 +191,14 @@ static enum dsnn_status read_prefix(const char *path, size_t n, char **text, siz
 {
     *text = NULL;
     *keep = *lines = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT)
-            return DSNN_OK;
-        return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    }
-    size_t cap = 1 << 14, len = 0;
-    char *buf = malloc(cap);
-    for (size_t r; buf && (r = fread(buf + len, 1, cap - len, f)) > 0;) {
-        len += r;
-        if (len == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!buf)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", path);
+    unsigned char *data = NULL;
+    size_t len = 0;
+    enum dsnn_status st = dsnn_read_file_raw(path, &data, &len, err);
+    if (st == DSNN_ERR_NOT_FOUND)
+        return DSNN_OK;
+    if (st != DSNN_OK)
+        return st;
+    char *buf = (char *)data;
     for (size_t i = 0; i < len; i++)
         if (buf[i] == '\n') {
             if (*lines < n)

@@ -292,28 +292,12 @@ static enum dsnn_status read_cfg_text(struct experiment *ex, struct dsnn_error *
 {
     unsigned char *data = NULL;
     size_t size = 0;
-    FILE *f = fopen(ex->cfg_path, "rb");
-    if (!f)
-        return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot open: %s", ex->cfg_path,
-                              strerror(errno));
-    size_t cap = 4096;
-    data = malloc(cap);
-    for (size_t r; data && (r = fread(data + size, 1, cap - size, f)) > 0;) {
-        size += r;
-        if (size == cap) {
-            unsigned char *nd = realloc(data, cap * 2);
-            if (!nd) {
-                free(data);
-                data = NULL;
-                break;
-            }
-            data = nd;
-            cap *= 2;
-        }
+    enum dsnn_status st = dsnn_read_file_raw(ex->cfg_path, &data, &size, err);
+    if (st != DSNN_OK) {
+        if (err && st == DSNN_ERR_NOT_FOUND)
+            err->status = DSNN_ERR_IO;
+        return st == DSNN_ERR_NOT_FOUND ? DSNN_ERR_IO : st;
     }
-    fclose(f);
-    if (!data)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     ex->cfg_text = (char *)data;
     ex->cfg_len = size;
     ex->cfg_hash = dsnn_fnv1a(DSNN_FNV_INIT, data, size);

@@ -29,6 +29,12 @@ DSNN_API enum dsnn_status dsnn_io_expect_tag(FILE *f, const char tag[4], struct 
 DSNN_API enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size_t size,
                                                  struct dsnn_error *err);
 
+/* Reads a whole file into memory as it is (no decompression), with a NUL after the last byte
+ * (*size does not count it), so that a text file is a C string. A missing file is
+ * DSNN_ERR_NOT_FOUND, other failures DSNN_ERR_IO ("PATH: cannot open: ...", "PATH: read
+ * error"). Caller frees *data with free(). */
+DSNN_API enum dsnn_status dsnn_read_file_raw(const char *path, unsigned char **data, size_t *size,
+                                             struct dsnn_error *err);
 /* Reads a whole (optionally gzip-compressed, detected by magic) file into memory.
  * Caller frees *data with free(). */
 DSNN_API enum dsnn_status dsnn_read_file(const char *path, unsigned char **data, size_t *size,

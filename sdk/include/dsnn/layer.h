@@ -92,6 +92,14 @@ DSNN_API enum dsnn_status dsnn_layer_save_params(struct dsnn_layer *l, FILE *f,
 DSNN_API enum dsnn_status dsnn_layer_load_params(struct dsnn_layer *l, FILE *f,
                                                  struct dsnn_error *err);
 
+/* Allocates a layer of `size` bytes (the implementation's struct, which embeds struct dsnn_layer
+ * first), zeroed, with ops, name (truncated to DSNN_LAYER_NAME_MAX - 1) and shapes set: the
+ * start of every layer constructor. NULL with err set when out of memory. Free it with free()
+ * (in ops->destroy). */
+DSNN_API void *dsnn_layer_alloc(size_t size, const struct dsnn_layer_ops *ops, const char *name,
+                                struct dsnn_shape in, struct dsnn_shape out,
+                                struct dsnn_error *err);
+
 /* Type checks. */
 DSNN_API bool dsnn_layer_is(const struct dsnn_layer *l, const char *type);
 /* Number of trainable scalars (active connections for sparse layers). */

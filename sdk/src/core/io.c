@@ -107,12 +107,15 @@ enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size
     return DSNN_OK;
 }
 
-static enum dsnn_status read_raw(const char *path, unsigned char **data, size_t *size,
-                                 struct dsnn_error *err)
+enum dsnn_status dsnn_read_file_raw(const char *path, unsigned char **data, size_t *size,
+                                    struct dsnn_error *err)
 {
+    *data = NULL;
+    *size = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return dsnn_error_set(err, errno == ENOENT ? DSNN_ERR_NOT_FOUND : DSNN_ERR_IO,
+                              "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 16, len = 0;
     unsigned char *buf = malloc(cap);
     if (!buf) {
@@ -120,7 +123,7 @@ static enum dsnn_status read_raw(const char *path, unsigned char **data, size_t 
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", path);
     }
     for (;;) {
-        if (len == cap) {
+        if (len + 1 >= cap) { /* room for the NUL */
             unsigned char *nb = realloc(buf, cap * 2);
             if (!nb) {
                 free(buf);
@@ -130,7 +133,7 @@ static enum dsnn_status read_raw(const char *path, unsigned char **data, size_t 
             buf = nb;
             cap *= 2;
         }
-        size_t r = fread(buf + len, 1, cap - len, f);
+        size_t r = fread(buf + len, 1, cap - 1 - len, f);
         len += r;
         if (r == 0)
             break;
@@ -141,9 +144,20 @@ static enum dsnn_status read_raw(const char *path, unsigned char **data, size_t 
         free(buf);
         return dsnn_error_set(err, DSNN_ERR_IO, "%s: read error", path);
     }
+    buf[len] = '\0';
     *data = buf;
     *size = len;
     return DSNN_OK;
+}
+
+/* dsnn_read_file's reader: a missing file is DSNN_ERR_IO there, as it always was. */
+static enum dsnn_status read_raw(const char *path, unsigned char **data, size_t *size,
+                                 struct dsnn_error *err)
+{
+    enum dsnn_status st = dsnn_read_file_raw(path, data, size, err);
+    if (st == DSNN_ERR_NOT_FOUND && err)
+        err->status = DSNN_ERR_IO;
+    return st == DSNN_ERR_NOT_FOUND ? DSNN_ERR_IO : st;
 }
 
 enum dsnn_status dsnn_read_file(const char *path, unsigned char **data, size_t *size,

@@ -46,8 +46,7 @@ static enum dsnn_status ap_init(struct dsnn_layer *l, struct dsnn_rng *rng,
 static enum dsnn_status ap_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
                                    bool train, struct dsnn_error *err)
 {
-    (void)err;
-    (void)train;
+    (void)train, (void)err;
     const struct avgpool2d *A = (const struct avgpool2d *)l;
     const struct cv_geom *g = &A->g;
     const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
@@ -75,8 +74,7 @@ static enum dsnn_status ap_forward(struct dsnn_layer *l, const float *x, float *
 static enum dsnn_status ap_backward(struct dsnn_layer *l, const float *x, const float *y,
                                     const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
-    (void)err;
-    (void)x, (void)y;
+    (void)x, (void)y, (void)err;
     const struct avgpool2d *A = (const struct avgpool2d *)l;
     const struct cv_geom *g = &A->g;
     if (!dx)
@@ -127,15 +125,10 @@ static struct dsnn_layer *ap_new(const char *name, struct dsnn_shape in, int kh,
                        name, in.c, in.h, in.w, kh, kw, stride, padding);
         return NULL;
     }
-    struct avgpool2d *A = calloc(1, sizeof *A);
-    if (!A) {
-        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    struct avgpool2d *A =
+        dsnn_layer_alloc(sizeof *A, &avgpool2d_ops, name, in, (struct dsnn_shape){in.c, g.oh, g.ow}, err);
+    if (!A)
         return NULL;
-    }
-    A->base.ops = &avgpool2d_ops;
-    snprintf(A->base.name, sizeof A->base.name, "%s", name);
-    A->base.in = in;
-    A->base.out = (struct dsnn_shape){in.c, g.oh, g.ow};
     A->g = g;
     A->count_include_pad = count_include_pad;
     return &A->base;

@@ -113,8 +113,7 @@ static enum dsnn_status bn_forward(struct dsnn_layer *l, const float *x, float *
 static enum dsnn_status bn_backward(struct dsnn_layer *l, const float *x, const float *y,
                                     const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
-    (void)err;
-    (void)y;
+    (void)y, (void)err;
     struct batchnorm *B = bn_cast(l);
     const int C = B->C, S = B->S;
     const size_t n = (size_t)C * S;
@@ -247,14 +246,10 @@ static struct dsnn_layer *bn_new(const char *name, struct dsnn_shape shape, bool
                        shape.c, shape.h, shape.w);
         return NULL;
     }
-    struct batchnorm *B = calloc(1, sizeof *B);
-    if (!B) {
-        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    struct batchnorm *B =
+        dsnn_layer_alloc(sizeof *B, is2d ? &bn2d_ops : &bn1d_ops, name, shape, shape, err);
+    if (!B)
         return NULL;
-    }
-    B->base.ops = is2d ? &bn2d_ops : &bn1d_ops;
-    snprintf(B->base.name, sizeof B->base.name, "%s", name);
-    B->base.in = B->base.out = shape;
     B->C = shape.c;
     B->S = shape.h * shape.w;
     B->affine = affine;

@@ -166,15 +166,10 @@ struct dsnn_layer *dsnn_conv2d_new(const char *name, struct dsnn_shape in, int o
     struct cv_geom g;
     if (!cv_conv_geom(name, in, out_channels, kernel, stride, padding, &g, err))
         return NULL;
-    struct conv2d *C = calloc(1, sizeof *C);
-    if (!C) {
-        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    struct conv2d *C =
+        dsnn_layer_alloc(sizeof *C, &conv2d_ops, name, in, (struct dsnn_shape){out_channels, g.oh, g.ow}, err);
+    if (!C)
         return NULL;
-    }
-    C->base.ops = &conv2d_ops;
-    snprintf(C->base.name, sizeof C->base.name, "%s", name);
-    C->base.in = in;
-    C->base.out = (struct dsnn_shape){out_channels, g.oh, g.ow};
     C->g = g;
     C->out_c = out_channels;
     C->bias = bias;

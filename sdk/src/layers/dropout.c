@@ -154,14 +154,9 @@ struct dsnn_layer *dsnn_dropout_new(const char *name, struct dsnn_shape shape, d
                        shape.c, shape.h, shape.w);
         return NULL;
     }
-    struct dropout *D = calloc(1, sizeof *D);
-    if (!D) {
-        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    struct dropout *D = dsnn_layer_alloc(sizeof *D, &dropout_ops, name, shape, shape, err);
+    if (!D)
         return NULL;
-    }
-    D->base.ops = &dropout_ops;
-    snprintf(D->base.name, sizeof D->base.name, "%s", name);
-    D->base.in = D->base.out = shape;
     D->p = p;
     dsnn_rng_seed(&D->rng, 0, DSNN_RNG_STREAM_DROPOUT); /* replaced in init */
     return &D->base;

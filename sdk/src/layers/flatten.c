@@ -14,8 +14,7 @@ static enum dsnn_status flatten_init(struct dsnn_layer *l, struct dsnn_rng *rng,
 static enum dsnn_status flatten_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
                                         bool train, struct dsnn_error *err)
 {
-    (void)err;
-    (void)train;
+    (void)train, (void)err;
     memcpy(y, x, sizeof(float) * (size_t)batch * (size_t)dsnn_shape_size(l->in));
     return DSNN_OK;
 }
@@ -23,8 +22,7 @@ static enum dsnn_status flatten_forward(struct dsnn_layer *l, const float *x, fl
 static enum dsnn_status flatten_backward(struct dsnn_layer *l, const float *x, const float *y,
                                          const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
-    (void)err;
-    (void)x, (void)y;
+    (void)x, (void)y, (void)err;
     if (dx)
         memcpy(dx, dy, sizeof(float) * (size_t)batch * (size_t)dsnn_shape_size(l->in));
     return DSNN_OK;

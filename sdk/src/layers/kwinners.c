@@ -440,14 +440,10 @@ static struct dsnn_layer *kw_new(const char *name, struct dsnn_shape shape, bool
                        cfg->boost_strength_factor, cfg->duty_cycle_period);
         return NULL;
     }
-    struct kwinners *K = calloc(1, sizeof *K);
-    if (!K) {
-        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    struct kwinners *K =
+        dsnn_layer_alloc(sizeof *K, is2d ? &kwinners2d_ops : &kwinners_ops, name, shape, shape, err);
+    if (!K)
         return NULL;
-    }
-    K->base.ops = is2d ? &kwinners2d_ops : &kwinners_ops;
-    snprintf(K->base.name, sizeof K->base.name, "%s", name);
-    K->base.in = K->base.out = shape;
     K->cfg = *cfg;
     K->is2d = is2d;
     K->n = (int)n64;

@@ -149,3 +149,18 @@ enum dsnn_status dsnn_layer_load_params(struct dsnn_layer *l, FILE *f, struct ds
     }
     return DSNN_OK;
 }
+
+void *dsnn_layer_alloc(size_t size, const struct dsnn_layer_ops *ops, const char *name,
+                       struct dsnn_shape in, struct dsnn_shape out, struct dsnn_error *err)
+{
+    struct dsnn_layer *l = size >= sizeof *l ? calloc(1, size) : NULL;
+    if (!l) {
+        dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory", name ? name : "?");
+        return NULL;
+    }
+    l->ops = ops;
+    snprintf(l->name, sizeof l->name, "%s", name ? name : "");
+    l->in = in;
+    l->out = out;
+    return l;
+}

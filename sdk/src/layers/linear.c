@@ -41,8 +41,7 @@ static enum dsnn_status linear_init(struct dsnn_layer *l, struct dsnn_rng *rng,
 static enum dsnn_status linear_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
                                        bool train, struct dsnn_error *err)
 {
-    (void)err;
-    (void)train;
+    (void)train, (void)err;
     struct linear *L = (struct linear *)l;
     ly_sgemm(false, true, batch, L->n_out, L->n_in, 1.0f, x, L->n_in, L->blocks[0].value, L->n_in,
                0.0f, y, L->n_out);
@@ -60,8 +59,7 @@ static enum dsnn_status linear_forward(struct dsnn_layer *l, const float *x, flo
 static enum dsnn_status linear_backward(struct dsnn_layer *l, const float *x, const float *y,
                                         const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
-    (void)err;
-    (void)y;
+    (void)y, (void)err;
     struct linear *L = (struct linear *)l;
     /* dW[out][in] = dy^T x */
     ly_sgemm(true, false, L->n_out, L->n_in, batch, 1.0f, dy, L->n_out, x, L->n_in, 0.0f,
@@ -107,15 +105,10 @@ struct dsnn_layer *dsnn_linear_new(const char *name, int n_in, int n_out, bool b
                        name ? name : "linear", n_in, n_out);
         return NULL;
     }
-    struct linear *L = calloc(1, sizeof *L);
-    if (!L) {
-        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    struct linear *L =
+        dsnn_layer_alloc(sizeof *L, &linear_ops, name ? name : "linear", (struct dsnn_shape){n_in, 1, 1}, (struct dsnn_shape){n_out, 1, 1}, err);
+    if (!L)
         return NULL;
-    }
-    L->base.ops = &linear_ops;
-    snprintf(L->base.name, sizeof L->base.name, "%s", name ? name : "linear");
-    L->base.in = (struct dsnn_shape){n_in, 1, 1};
-    L->base.out = (struct dsnn_shape){n_out, 1, 1};
     L->n_in = n_in;
     L->n_out = n_out;
     L->bias = bias;

@@ -131,15 +131,10 @@ struct dsnn_layer *dsnn_maxpool2d_new(const char *name, struct dsnn_shape in, in
                        name, in.c, in.h, in.w, kernel, stride, padding);
         return NULL;
     }
-    struct maxpool2d *M = calloc(1, sizeof *M);
-    if (!M) {
-        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    struct maxpool2d *M =
+        dsnn_layer_alloc(sizeof *M, &maxpool2d_ops, name, in, (struct dsnn_shape){in.c, g.oh, g.ow}, err);
+    if (!M)
         return NULL;
-    }
-    M->base.ops = &maxpool2d_ops;
-    snprintf(M->base.name, sizeof M->base.name, "%s", name);
-    M->base.in = in;
-    M->base.out = (struct dsnn_shape){in.c, g.oh, g.ow};
     M->g = g;
     return &M->base;
 }

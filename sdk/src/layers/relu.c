@@ -18,8 +18,7 @@ static enum dsnn_status relu_init(struct dsnn_layer *l, struct dsnn_rng *rng,
 MULTIVERSION static enum dsnn_status relu_forward(struct dsnn_layer *l, const float *restrict x,
                                      float *restrict y, int batch, bool train, struct dsnn_error *err)
 {
-    (void)err;
-    (void)train;
+    (void)train, (void)err;
     size_t n = (size_t)batch * (size_t)dsnn_shape_size(l->in);
     for (size_t i = 0; i < n; i++)
         y[i] = x[i] > 0.0f ? x[i] : 0.0f;
@@ -30,8 +29,7 @@ MULTIVERSION static enum dsnn_status relu_backward(struct dsnn_layer *l, const f
                                       const float *restrict y, const float *restrict dy,
                                       float *restrict dx, int batch, struct dsnn_error *err)
 {
-    (void)err;
-    (void)x;
+    (void)x, (void)err;
     if (!dx)
         return DSNN_OK;
     size_t n = (size_t)batch * (size_t)dsnn_shape_size(l->in);
@@ -55,13 +53,9 @@ static const struct dsnn_layer_ops relu_ops = {
 
 struct dsnn_layer *dsnn_relu_new(const char *name, struct dsnn_shape shape, struct dsnn_error *err)
 {
-    struct relu *r = calloc(1, sizeof *r);
-    if (!r) {
-        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    struct relu *r =
+        dsnn_layer_alloc(sizeof *r, &relu_ops, name ? name : "relu", shape, shape, err);
+    if (!r)
         return NULL;
-    }
-    r->base.ops = &relu_ops;
-    snprintf(r->base.name, sizeof r->base.name, "%s", name ? name : "relu");
-    r->base.in = r->base.out = shape;
     return &r->base;
 }

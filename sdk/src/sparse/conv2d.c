@@ -620,20 +620,15 @@ struct dsnn_layer *dsnn_sparse_conv2d_new(const char *name, struct dsnn_shape in
         dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': kernel too large", name);
         return NULL;
     }
-    struct sparse_conv2d *S = calloc(1, sizeof *S);
-    if (!S) {
-        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    struct sparse_conv2d *S = dsnn_layer_alloc(sizeof *S, &sparse_conv2d_ops, name, in,
+                                               (struct dsnn_shape){out_channels, g.oh, g.ow}, err);
+    if (!S)
         return NULL;
-    }
     S->w = dsnn_sparse_linear_new(name, (int)K, out_channels, bias, init, err);
     if (!S->w) {
         free(S);
         return NULL;
     }
-    S->base.ops = &sparse_conv2d_ops;
-    snprintf(S->base.name, sizeof S->base.name, "%s", name);
-    S->base.in = in;
-    S->base.out = (struct dsnn_shape){out_channels, g.oh, g.ow};
     S->g = g;
     S->out_c = out_channels;
     S->bias = bias;

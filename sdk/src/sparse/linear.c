@@ -191,15 +191,11 @@ struct dsnn_layer *dsnn_sparse_linear_new(const char *name, int n_in, int n_out,
         init = &def;
     if (sp_check_init(name, init, err) != DSNN_OK)
         return NULL;
-    struct sp_linear *S = calloc(1, sizeof *S);
-    if (!S) {
-        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    struct sp_linear *S = dsnn_layer_alloc(sizeof *S, &sparse_linear_ops, name,
+                                           (struct dsnn_shape){n_in, 1, 1},
+                                           (struct dsnn_shape){n_out, 1, 1}, err);
+    if (!S)
         return NULL;
-    }
-    S->base.ops = &sparse_linear_ops;
-    snprintf(S->base.name, sizeof S->base.name, "%s", name);
-    S->base.in = (struct dsnn_shape){n_in, 1, 1};
-    S->base.out = (struct dsnn_shape){n_out, 1, 1};
     S->want_dx = true;
     S->n_in = n_in;
     S->n_out = n_out;
