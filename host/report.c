@@ -42,53 +42,16 @@ struct dsnn_report {
 
 /* ---- small helpers ---- */
 
-struct sb {
-    char *p;
-    size_t n, cap;
-    bool oom;
-};
-
-static void sb_printf(struct sb *b, const char *fmt, ...) DSNN_PRINTF(2, 3);
-static void sb_printf(struct sb *b, const char *fmt, ...)
-{
-    if (b->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int w = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (w < 0) {
-            b->oom = true;
-            return;
-        }
-        if (b->p && b->n + (size_t)w < b->cap) {
-            b->n += (size_t)w;
-            return;
-        }
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap <= b->n + (size_t)w)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
 /* s with & < > " escaped, for HTML text and attribute values. */
-static void sb_html(struct sb *b, const char *s)
+static void sb_html(struct dsnn_sbuf *b, const char *s)
 {
     for (; s && *s; s++) {
         switch (*s) {
-        case '&': sb_printf(b, "&amp;"); break;
-        case '<': sb_printf(b, "&lt;"); break;
-        case '>': sb_printf(b, "&gt;"); break;
-        case '"': sb_printf(b, "&quot;"); break;
-        default: sb_printf(b, "%c", *s);
+        case '&': dsnn_sbuf_printf(b, "&amp;"); break;
+        case '<': dsnn_sbuf_printf(b, "&lt;"); break;
+        case '>': dsnn_sbuf_printf(b, "&gt;"); break;
+        case '"': dsnn_sbuf_printf(b, "&quot;"); break;
+        default: dsnn_sbuf_printf(b, "%c", *s);
         }
     }
 }
@@ -873,21 +836,21 @@ static double row_x(const struct dsnn_json_object *row, size_t k)
     return (double)k + 1;
 }
 
-static void trial_label(const struct dsnn_report *r, const struct rtrial *t, struct sb *b)
+static void trial_label(const struct dsnn_report *r, const struct rtrial *t, struct dsnn_sbuf *b)
 {
     sb_html(b, t->id);
     for (size_t k = 0; k < r->n_pkeys; k++) {
         const struct dsnn_json_value *m = dsnn_json_find(&t->params, r->pkeys[k]);
         if (!m)
             continue;
-        sb_printf(b, "%s", k ? ", " : " (");
+        dsnn_sbuf_printf(b, "%s", k ? ", " : " (");
         sb_html(b, r->pkeys[k]);
         char buf[64];
-        sb_printf(b, "=");
+        dsnn_sbuf_printf(b, "=");
         sb_html(b, param_display(t, r->pkeys[k], buf, sizeof buf));
     }
     if (r->n_pkeys)
-        sb_printf(b, ")");
+        dsnn_sbuf_printf(b, ")");
 }
 
 /* One SVG line chart of metric per epoch: a polyline per trial with at least one value. */
@@ -906,32 +869,32 @@ static double chart_y(const struct chart *c, double y)
 }
 
 /* Frame, grid and ticks (paths and text only: polylines are the data). */
-static void svg_axes(struct sb *b, const struct chart *c, int width, int height)
+static void svg_axes(struct dsnn_sbuf *b, const struct chart *c, int width, int height)
 {
     double ys = nice_step(c->y1 - c->y0, height >= 300 ? 6 : 4);
     double xs = fmax(1, round(nice_step(c->x1 - c->x0, width >= 600 ? 10 : 5)));
-    sb_printf(b, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" class=\"frame\"/>\n", c->ml,
+    dsnn_sbuf_printf(b, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" class=\"frame\"/>\n", c->ml,
               c->mt, c->pw, c->ph);
     for (double y = ceil(c->y0 / ys) * ys; y <= c->y1 + 1e-9 * ys; y += ys) {
         double yy = chart_y(c, y);
-        sb_printf(b, "<path d=\"M%.1f %.1fH%.1f\" class=\"grid\"/>", c->ml, yy, c->ml + c->pw);
-        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%.4g</text>\n",
+        dsnn_sbuf_printf(b, "<path d=\"M%.1f %.1fH%.1f\" class=\"grid\"/>", c->ml, yy, c->ml + c->pw);
+        dsnn_sbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%.4g</text>\n",
                   c->ml - 5, yy + 4, fabs(y) < 1e-12 * ys ? 0.0 : y);
     }
     for (double x = ceil(c->x0 / xs) * xs; x <= c->x1 + 1e-9; x += xs) {
         double xx = chart_x(c, x);
-        sb_printf(b, "<path d=\"M%.1f %.1fV%.1f\" class=\"grid\"/>", xx, c->mt, c->mt + c->ph);
-        sb_printf(b,
+        dsnn_sbuf_printf(b, "<path d=\"M%.1f %.1fV%.1f\" class=\"grid\"/>", xx, c->mt, c->mt + c->ph);
+        dsnn_sbuf_printf(b,
                   "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"middle\">%g</text>\n",
                   xx, c->mt + c->ph + 15, x);
     }
-    sb_printf(b, "<text x=\"%.1f\" y=\"%d\" class=\"lbl\" text-anchor=\"middle\">epoch</text>\n",
+    dsnn_sbuf_printf(b, "<text x=\"%.1f\" y=\"%d\" class=\"lbl\" text-anchor=\"middle\">epoch</text>\n",
               c->ml + c->pw / 2, height - 6);
 }
 
 /* One polyline for trial t; where its epochs go back (a PBT trial that went on from the
  * checkpoint of a source behind it) a new polyline starts, joined by a dashed jump. */
-static void svg_trial(struct sb *b, const struct chart *c, const struct dsnn_report *r,
+static void svg_trial(struct dsnn_sbuf *b, const struct chart *c, const struct dsnn_report *r,
                       const struct rtrial *t, const char *metric)
 {
     const char *colour = k_palette[t->group % N_PALETTE];
@@ -946,35 +909,35 @@ static void svg_trial(struct sb *b, const struct chart *c, const struct dsnn_rep
             continue;
         double x = row_x(&t->rows[k], k), px = chart_x(c, x), py = chart_y(c, v);
         if (open && x <= prev_x) {
-            sb_printf(b, "\"><title>");
+            dsnn_sbuf_printf(b, "\"><title>");
             trial_label(r, t, b);
-            sb_printf(b, "</title></polyline>\n<path class=\"jump\" d=\"M%.1f %.1fL%.1f %.1f\" "
+            dsnn_sbuf_printf(b, "</title></polyline>\n<path class=\"jump\" d=\"M%.1f %.1fL%.1f %.1f\" "
                          "stroke=\"%s\" stroke-dasharray=\"2 3\" fill=\"none\"/>\n",
                       lx, ly, px, py, colour);
             open = false;
         }
         if (!open) {
-            sb_printf(b, "<polyline class=\"trial\" data-trial=\"");
+            dsnn_sbuf_printf(b, "<polyline class=\"trial\" data-trial=\"");
             sb_html(b, t->id);
-            sb_printf(b, "\" data-segment=\"%zu\" fill=\"none\" stroke=\"%s\" "
+            dsnn_sbuf_printf(b, "\" data-segment=\"%zu\" fill=\"none\" stroke=\"%s\" "
                          "stroke-width=\"1.6\"%s points=\"%.1f,%.1f",
                       seg++, colour, dash, px, py);
             open = true;
         } else {
-            sb_printf(b, " %.1f,%.1f", px, py);
+            dsnn_sbuf_printf(b, " %.1f,%.1f", px, py);
         }
         lx = px, ly = py, prev_x = x;
         n_pts++;
     }
     if (n_pts == 0)
         return;
-    sb_printf(b, "\"><title>");
+    dsnn_sbuf_printf(b, "\"><title>");
     trial_label(r, t, b);
-    sb_printf(b, "</title></polyline>");
-    sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", lx, ly, colour);
+    dsnn_sbuf_printf(b, "</title></polyline>");
+    dsnn_sbuf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", lx, ly, colour);
 }
 
-static void svg_chart(struct sb *b, const struct dsnn_report *r, const char *metric,
+static void svg_chart(struct dsnn_sbuf *b, const struct dsnn_report *r, const char *metric,
                       const char *css_class, int width, int height)
 {
     struct chart c = {.ml = 58, .mt = 26, .x0 = INFINITY, .x1 = -INFINITY, .y0 = INFINITY,
@@ -988,19 +951,19 @@ static void svg_chart(struct sb *b, const struct dsnn_report *r, const char *met
             double x = row_x(&r->t[i].rows[k], k);
             c.x0 = fmin(c.x0, x), c.x1 = fmax(c.x1, x), c.y0 = fmin(c.y0, v), c.y1 = fmax(c.y1, v);
         }
-    sb_printf(b, "<svg class=\"%s\" data-metric=\"", css_class);
+    dsnn_sbuf_printf(b, "<svg class=\"%s\" data-metric=\"", css_class);
     sb_html(b, metric);
-    sb_printf(b,
+    dsnn_sbuf_printf(b,
               "\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
               "viewBox=\"0 0 %d %d\" role=\"img\">\n<title>",
               width, height, width, height);
     sb_html(b, metric);
-    sb_printf(b, " per epoch</title>\n");
-    sb_printf(b, "<text x=\"%g\" y=\"16\" class=\"ttl\">", c.ml);
+    dsnn_sbuf_printf(b, " per epoch</title>\n");
+    dsnn_sbuf_printf(b, "<text x=\"%g\" y=\"16\" class=\"ttl\">", c.ml);
     sb_html(b, metric);
-    sb_printf(b, "</text>\n");
+    dsnn_sbuf_printf(b, "</text>\n");
     if (!isfinite(c.x0)) {
-        sb_printf(b, "<text x=\"%g\" y=\"%g\" class=\"lbl\">no values</text>\n</svg>\n", c.ml,
+        dsnn_sbuf_printf(b, "<text x=\"%g\" y=\"%g\" class=\"lbl\">no values</text>\n</svg>\n", c.ml,
                   (double)height / 2);
         return;
     }
@@ -1014,35 +977,35 @@ static void svg_chart(struct sb *b, const struct dsnn_report *r, const char *met
     svg_axes(b, &c, width, height);
     for (size_t i = 0; i < r->n; i++)
         svg_trial(b, &c, r, &r->t[i], metric);
-    sb_printf(b, "</svg>\n");
+    dsnn_sbuf_printf(b, "</svg>\n");
 }
 
-static void html_table(struct sb *b, const struct table *tb)
+static void html_table(struct dsnn_sbuf *b, const struct table *tb)
 {
-    sb_printf(b, "<table>\n<thead><tr>");
+    dsnn_sbuf_printf(b, "<table>\n<thead><tr>");
     for (size_t c = 0; c < tb->n_cols; c++) {
-        sb_printf(b, "<th>");
+        dsnn_sbuf_printf(b, "<th>");
         sb_html(b, table_cell(tb, 0, c));
-        sb_printf(b, "</th>");
+        dsnn_sbuf_printf(b, "</th>");
     }
-    sb_printf(b, "</tr></thead>\n<tbody>\n");
+    dsnn_sbuf_printf(b, "</tr></thead>\n<tbody>\n");
     for (size_t r = 1; r < tb->n_rows; r++) {
-        sb_printf(b, "<tr>");
+        dsnn_sbuf_printf(b, "<tr>");
         for (size_t c = 0; c < tb->n_cols; c++) {
-            sb_printf(b, tb->right[c] ? "<td class=\"num\">" : "<td>");
+            dsnn_sbuf_printf(b, tb->right[c] ? "<td class=\"num\">" : "<td>");
             sb_html(b, table_cell(tb, r, c));
-            sb_printf(b, "</td>");
+            dsnn_sbuf_printf(b, "</td>");
         }
-        sb_printf(b, "</tr>\n");
+        dsnn_sbuf_printf(b, "</tr>\n");
     }
-    sb_printf(b, "</tbody></table>\n");
+    dsnn_sbuf_printf(b, "</tbody></table>\n");
 }
 
 /* Legend: one entry per group (or trial), with its colour. */
-static void html_legend(struct sb *b, const struct dsnn_report *r, const char **keys,
+static void html_legend(struct dsnn_sbuf *b, const struct dsnn_report *r, const char **keys,
                         size_t n_keys, size_t n_groups)
 {
-    sb_printf(b, "<ul class=\"legend\">\n");
+    dsnn_sbuf_printf(b, "<ul class=\"legend\">\n");
     for (size_t g = 0; g < n_groups; g++) {
         const struct rtrial *first = NULL;
         size_t n = 0;
@@ -1054,28 +1017,28 @@ static void html_legend(struct sb *b, const struct dsnn_report *r, const char **
         if (!first)
             continue;
         if (g / N_PALETTE % 2)
-            sb_printf(b,
+            dsnn_sbuf_printf(b,
                       "<li><span class=\"sw\" style=\"background:repeating-linear-gradient(90deg,"
                       "%s 0 5px,transparent 5px 8px)\"></span>",
                       k_palette[g % N_PALETTE]);
         else
-            sb_printf(b, "<li><span class=\"sw\" style=\"background:%s\"></span>",
+            dsnn_sbuf_printf(b, "<li><span class=\"sw\" style=\"background:%s\"></span>",
                       k_palette[g % N_PALETTE]);
         if (n_keys == 0) {
             trial_label(r, first, b);
         } else {
             for (size_t k = 0; k < n_keys; k++) {
-                sb_printf(b, "%s", k ? ", " : "");
+                dsnn_sbuf_printf(b, "%s", k ? ", " : "");
                 sb_html(b, keys[k]);
                 char buf[64];
-                sb_printf(b, "=");
+                dsnn_sbuf_printf(b, "=");
                 sb_html(b, param_display(first, keys[k], buf, sizeof buf));
             }
-            sb_printf(b, " (%zu trial%s)", n, n == 1 ? "" : "s");
+            dsnn_sbuf_printf(b, " (%zu trial%s)", n, n == 1 ? "" : "s");
         }
-        sb_printf(b, "</li>\n");
+        dsnn_sbuf_printf(b, "</li>\n");
     }
-    sb_printf(b, "</ul>\n");
+    dsnn_sbuf_printf(b, "</ul>\n");
 }
 
 static const char k_css[] =
@@ -1101,65 +1064,65 @@ enum dsnn_status dsnn_report_write_html(const struct dsnn_report *rc,
                                         struct dsnn_error *err)
 {
     struct dsnn_report *r = (struct dsnn_report *)rc;
-    struct sb b = {0};
+    struct dsnn_sbuf b = {0};
     size_t n_keys = 0;
     const char **keys = group_keys(r, opt, &n_keys);
     if (!keys)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     size_t n_groups = assign_groups(r, keys, n_keys);
-    sb_printf(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+    dsnn_sbuf_printf(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                   "<title>dsnn report: ");
     sb_html(&b, r->name);
-    sb_printf(&b, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<h1>Experiment ", k_css);
+    dsnn_sbuf_printf(&b, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<h1>Experiment ", k_css);
     sb_html(&b, r->name);
-    sb_printf(&b, "</h1>\n<p class=\"meta\">");
+    dsnn_sbuf_printf(&b, "</h1>\n<p class=\"meta\">");
     sb_html(&b, r->dir);
-    sb_printf(&b, " &middot; %zu trial%s &middot; metric ", r->n, r->n == 1 ? "" : "s");
+    dsnn_sbuf_printf(&b, " &middot; %zu trial%s &middot; metric ", r->n, r->n == 1 ? "" : "s");
     sb_html(&b, r->metric);
-    sb_printf(&b, " (mode %s) &middot; dsnn-host report, dsnn %s</p>\n",
+    dsnn_sbuf_printf(&b, " (mode %s) &middot; dsnn-host report, dsnn %s</p>\n",
               r->maximize ? "max" : "min", DSNN_VERSION_STRING);
 
     struct table tb;
-    sb_printf(&b, "<h2>Trials</h2>\n<div class=\"tablewrap\">\n");
+    dsnn_sbuf_printf(&b, "<h2>Trials</h2>\n<div class=\"tablewrap\">\n");
     trial_table(r, &tb);
     html_table(&b, &tb);
     bool oom = tb.oom;
     table_free(&tb);
-    sb_printf(&b, "</div>\n");
+    dsnn_sbuf_printf(&b, "</div>\n");
     if (n_keys > 0) {
         char kt[2048];
         keys_text(kt, sizeof kt, keys, n_keys);
-        sb_printf(&b, "<h2>Groups by ");
+        dsnn_sbuf_printf(&b, "<h2>Groups by ");
         sb_html(&b, kt);
-        sb_printf(&b, " (mean &plusmn; std over trials)</h2>\n<div class=\"tablewrap\">\n");
+        dsnn_sbuf_printf(&b, " (mean &plusmn; std over trials)</h2>\n<div class=\"tablewrap\">\n");
         group_table(r, keys, n_keys, n_groups, &tb);
         html_table(&b, &tb);
         oom |= tb.oom;
         table_free(&tb);
-        sb_printf(&b, "</div>\n");
+        dsnn_sbuf_printf(&b, "</div>\n");
     }
 
-    sb_printf(&b, "<h2>");
+    dsnn_sbuf_printf(&b, "<h2>");
     sb_html(&b, r->metric);
-    sb_printf(&b, " per epoch</h2>\n");
+    dsnn_sbuf_printf(&b, " per epoch</h2>\n");
     if (n_keys > 0 || r->n <= 40)
         html_legend(&b, r, keys, n_keys, n_groups);
     svg_chart(&b, r, r->metric, "chart metric", 760, 380);
 
     if (r->n_dkeys > 0) {
-        sb_printf(&b, "<h2>Density per layer</h2>\n<div class=\"charts\">\n");
+        dsnn_sbuf_printf(&b, "<h2>Density per layer</h2>\n<div class=\"charts\">\n");
         for (size_t k = 0; k < r->n_dkeys; k++)
             svg_chart(&b, r, r->dkeys[k], "chart density", 372, 250);
-        sb_printf(&b, "</div>\n");
+        dsnn_sbuf_printf(&b, "</div>\n");
     }
-    sb_printf(&b, "</body>\n</html>\n");
+    dsnn_sbuf_printf(&b, "</body>\n</html>\n");
     free(keys);
     enum dsnn_status s;
     if (b.oom || oom)
         s = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     else
-        s = dsnn_write_file_atomic(path, b.p, b.n, err);
-    free(b.p);
+        s = dsnn_write_file_atomic(path, b.p, b.len, err);
+    dsnn_sbuf_free(&b);
     return s;
 }
 
