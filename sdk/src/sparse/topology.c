@@ -38,16 +38,23 @@ static void note_grow(struct sp_linear *S, size_t n)
 
 /* ---- prune ---- */
 
+/* The optimizer state slots of b that are allocated, into st; returns how many. */
+static int live_slots(const struct dsnn_param_block *b, float **st)
+{
+    int ns = 0;
+    for (int s = 0; s < DSNN_OPT_STATE_MAX; s++)
+        if (b->state[s])
+            st[ns++] = b->state[s];
+    return ns;
+}
+
 /* Removes the connections with remove[k] set; returns how many. */
 static size_t compact(struct sp_linear *S, const uint8_t *remove)
 {
     struct dsnn_param_block *b = &S->blocks[0];
     float *val = b->value, *grad = b->grad;
     float *st[DSNN_OPT_STATE_MAX];
-    int ns = 0;
-    for (int s = 0; s < DSNN_OPT_STATE_MAX; s++)
-        if (b->state[s])
-            st[ns++] = b->state[s];
+    const int ns = live_slots(b, st);
     int64_t *rp = S->row_ptr;
     int32_t *col = S->col;
     int64_t w = 0;
@@ -246,10 +253,7 @@ static enum dsnn_status grow_apply(struct sp_linear *S, const uint64_t *pos, siz
     struct dsnn_param_block *b = &S->blocks[0];
     float *val = b->value, *grad = b->grad;
     float *sl[DSNN_OPT_STATE_MAX];
-    int ns = 0;
-    for (int s = 0; s < DSNN_OPT_STATE_MAX; s++)
-        if (b->state[s])
-            sl[ns++] = b->state[s];
+    const int ns = live_slots(b, sl);
     int64_t *rp = S->row_ptr;
     int32_t *col = S->col;
     const uint64_t n_in = (uint64_t)S->n_in;
