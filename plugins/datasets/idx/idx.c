@@ -349,50 +349,10 @@ fail:
 /* Configuration                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 
-static const struct dsnn_key_spec idx_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "idx", .doc = "this plugin"},
-    {.name = "path", .type = DSNN_KEY_STRING, .def_str = IDX_DEFAULT_PATH,
-     .default_value = IDX_DEFAULT_PATH, .doc = "directory of the IDX files (the file names below are relative to it unless absolute)"},
-    {.name = "train_images", .type = DSNN_KEY_STRING, .default_value = "train-images-idx3-ubyte.gz",
-     .doc = "training images: IDX, unsigned bytes [n][rows][cols], raw or gzip; if the file is missing "
-     "but the name with (or without) \".gz\" exists, that one is read"},
-    {.name = "train_labels", .type = DSNN_KEY_STRING, .default_value = "train-labels-idx1-ubyte.gz",
-     .doc = "training labels: IDX, unsigned bytes [n], raw or gzip (same \".gz\" fallback)"},
-    {.name = "test_images", .type = DSNN_KEY_STRING, .default_value = "t10k-images-idx3-ubyte.gz",
-     .doc = "test images, same format as train_images (not read when val_fraction > 0)"},
-    {.name = "test_labels", .type = DSNN_KEY_STRING, .default_value = "t10k-labels-idx1-ubyte.gz",
-     .doc = "test labels, same format as train_labels (not read when val_fraction > 0)"},
-    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 128,
-     .doc = "samples per training batch (the last batch of an epoch may be smaller): an integer, or "
-     "one per epoch such as [4, 16] (the last value repeats, as nupic's VaryingDataLoader)"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, .doc = "samples per test (and noise) batch"},
-    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
-    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
-     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
-    {.name = "normalize", .type = DSNN_KEY_STRING, .def_str = "dataset",
-     .doc = "x = (pixel/255 - mean) / std with: \"dataset\": mean and std over all pixels of the train "
-     "split as used; \"mnist\": 0.1307 / 0.3081; \"fashion-mnist\": 0.2860 / 0.3530 (keys mean "
-     "and std override either value); \"none\": x = pixel/255"},
-    {.name = "mean", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)",
-     .doc = "overrides the mean of normalize (MNIST 0.1307, Fashion-MNIST 0.2860)"},
-    {.name = "std", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)",
-     .doc = "overrides the standard deviation of normalize, > 0 (MNIST 0.3081, Fashion-MNIST 0.3530)"},
-    {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, .doc = "use only the first N samples of the train split (0 = all)"},
-    {.name = "test_size", .type = DSNN_KEY_INT, .def = 0, .doc = "use only the first N samples of the test split (0 = all)"},
-    {.name = "val_fraction", .type = DSNN_KEY_FLOAT, .def = 0,
-     .doc = "in [0, 1): if > 0, the test split is the last round(val_fraction * n) samples of the train "
-     "files (validation), the train split the samples before them, and the test files are not "
-     "read; train_size and test_size then limit these two parts"},
-    {.name = "n_classes", .type = DSNN_KEY_INT, .def = 0,
-     .doc = "number of classes, in [1, 256]; 0 = largest label + 1 over the label files read; a label "
-     ">= n_classes is an error"},
-    DSNN_NOISE_KEYS,
-};
-
 enum { IDX_NORM_DATASET = 0, IDX_NORM_NONE = 1 }; /* 2, 3: named statistics */
 static const char *const idx_norm_choices[] = {"dataset", "none", "mnist", "fashion-mnist", NULL};
 
+/* The keys, as read (dsnn_keys_read fills the fields named in the specs). */
 struct idx_options {
     const char *dir;
     const char *names[4]; /* train images, train labels, test images, test labels */
@@ -409,60 +369,85 @@ struct idx_options {
     int64_t n_classes;
 };
 
+#define IK_AT(f) DSNN_KEY_AT(struct idx_options, f)
+static const struct dsnn_key_spec idx_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "idx", .doc = "this plugin"},
+    {.name = "path", .type = DSNN_KEY_STRING, .def_str = IDX_DEFAULT_PATH,
+     .default_value = IDX_DEFAULT_PATH, /* unquoted: test_idx and `info` show the bare path */
+     IK_AT(dir),
+     .doc = "directory of the IDX files (the file names below are relative to it unless absolute)"},
+    {.name = "train_images", .type = DSNN_KEY_STRING, .def_str = "train-images-idx3-ubyte.gz",
+     IK_AT(names[0]),
+     .doc = "training images: IDX, unsigned bytes [n][rows][cols], raw or gzip; if the file is missing "
+     "but the name with (or without) \".gz\" exists, that one is read"},
+    {.name = "train_labels", .type = DSNN_KEY_STRING, .def_str = "train-labels-idx1-ubyte.gz",
+     IK_AT(names[1]),
+     .doc = "training labels: IDX, unsigned bytes [n], raw or gzip (same \".gz\" fallback)"},
+    {.name = "test_images", .type = DSNN_KEY_STRING, .def_str = "t10k-images-idx3-ubyte.gz",
+     IK_AT(names[2]),
+     .doc = "test images, same format as train_images (not read when val_fraction > 0)"},
+    {.name = "test_labels", .type = DSNN_KEY_STRING, .def_str = "t10k-labels-idx1-ubyte.gz",
+     IK_AT(names[3]),
+     .doc = "test labels, same format as train_labels (not read when val_fraction > 0)"},
+    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 128,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
+     .doc = "samples per training batch (the last batch of an epoch may be smaller): an integer, or "
+     "one per epoch such as [4, 16] (the last value repeats, as nupic's VaryingDataLoader)"},
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), IK_AT(test_batch),
+     .doc = "samples per test (and noise) batch"},
+    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
+     DSNN_KEY_RANGE(0, (double)INT64_MAX), IK_AT(batches_per_epoch),
+     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
+    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
+     IK_AT(shuffle),
+     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
+    {.name = "normalize", .type = DSNN_KEY_STRING, .def_str = "dataset",
+     .choices = idx_norm_choices, IK_AT(normalize),
+     .doc = "x = (pixel/255 - mean) / std with: \"dataset\": mean and std over all pixels of the train "
+     "split as used; \"mnist\": 0.1307 / 0.3081; \"fashion-mnist\": 0.2860 / 0.3530 (keys mean "
+     "and std override either value); \"none\": x = pixel/255"},
+    {.name = "mean", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)",
+     .doc = "overrides the mean of normalize (MNIST 0.1307, Fashion-MNIST 0.2860)"},
+    {.name = "std", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)",
+     .doc = "overrides the standard deviation of normalize, > 0 (MNIST 0.3081, Fashion-MNIST 0.3530)"},
+    {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), IK_AT(size[0]),
+     .doc = "use only the first N samples of the train split (0 = all)"},
+    {.name = "test_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), IK_AT(size[1]),
+     .doc = "use only the first N samples of the test split (0 = all)"},
+    {.name = "val_fraction", .type = DSNN_KEY_FLOAT, .def = 0,
+     DSNN_KEY_RANGE(0, 1), IK_AT(val_fraction),
+     .doc = "in [0, 1): if > 0, the test split is the last round(val_fraction * n) samples of the train "
+     "files (validation), the train split the samples before them, and the test files are not "
+     "read; train_size and test_size then limit these two parts"},
+    {.name = "n_classes", .type = DSNN_KEY_INT, .def = 0,
+     DSNN_KEY_RANGE(0, 256), IK_AT(n_classes),
+     .doc = "number of classes, in [1, 256]; 0 = largest label + 1 over the label files read; a label "
+     ">= n_classes is an error"},
+    DSNN_NOISE_KEYS,
+};
+#undef IK_AT
+DSNN_KEY_TABLE_DEFINE(static, idx_table, idx_keys);
+
+
+
 static const char *const idx_name_keys[4] = {"train_images", "train_labels", "test_images",
                                              "test_labels"};
-static const char *const idx_name_defaults[4] = {
-    "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz"};
-
-/* "FILE:LINE: key 'dataset.key'" for messages about a key ("key 'dataset.key'" alone when the
- * key is absent from the configuration). */
-static const char *idx_key_where(const struct dsnn_cfg *cfg, const char *key, char *buf,
-                                 size_t size)
-{
-    char where[512];
-    const char *w =
-        cfg && dsnn_cfg_has(cfg, key) ? dsnn_cfg_where(cfg, key, where, sizeof where) : NULL;
-    const char *group = cfg ? dsnn_cfg_path(cfg) : NULL;
-    snprintf(buf, size, "%s%skey '%s%s%s'", w && *w ? w : "", w && *w ? ": " : "",
-             group && *group ? group : "dataset", ".", key);
-    return buf;
-}
-
 static enum dsnn_status idx_read_options(const struct dsnn_cfg *cfg, uint64_t seed,
                                          struct idx_options *o, struct dsnn_error *err)
 {
     enum dsnn_status st;
     char kw[700];
-
-    if ((st = dsnn_cfg_string(cfg, "path", IDX_DEFAULT_PATH, &o->dir, err)) != DSNN_OK)
+    const double def_batch =
+        dsnn_keys_find(idx_keys, DSNN_COUNT_OF(idx_keys), "batch_size_train")->def;
+    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def_batch, &o->train_batch,
+                                       err)) != DSNN_OK ||
+        (st = dsnn_keys_read(&idx_table, cfg, o, err)) != DSNN_OK)
         return st;
-    for (int i = 0; i < 4; i++) {
-        if ((st = dsnn_cfg_string(cfg, idx_name_keys[i], idx_name_defaults[i], &o->names[i],
-                                  err)) != DSNN_OK)
-            return st;
+    for (int i = 0; i < 4; i++)
         if (!o->names[i] || !o->names[i][0])
             return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must name a file",
-                                  idx_key_where(cfg, idx_name_keys[i], kw, sizeof kw));
-    }
-    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", 128, &o->train_batch, err)) !=
-        DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_int(cfg, "batch_size_test", 1000, &o->test_batch, err)) != DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "batch_size_test", (double)o->test_batch, 1,
-                                   DSNN_BATCH_SIZE_MAX, err)) != DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_int(cfg, "train_batches_per_epoch", 0, &o->batches_per_epoch, err)) !=
-            DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "train_batches_per_epoch", (double)o->batches_per_epoch,
-                                   0, (double)INT64_MAX, err)) != DSNN_OK)
-        return st;
+                                  dsnn_dataset_key_where(cfg, idx_name_keys[i], kw, sizeof kw));
     if ((st = dsnn_noise_options_read(cfg, seed, &o->noise, err)) != DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_bool(cfg, "shuffle", true, &o->shuffle, err)) != DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_enum(cfg, "normalize", "dataset", idx_norm_choices, &o->normalize,
-                            err)) != DSNN_OK)
         return st;
     o->has_mean = dsnn_cfg_has(cfg, "mean");
     o->has_std = dsnn_cfg_has(cfg, "std");
@@ -474,32 +459,18 @@ static enum dsnn_status idx_read_options(const struct dsnn_cfg *cfg, uint64_t se
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
                               "%s: given with normalize = \"none\"; remove it, or use normalize "
                               "= \"dataset\" (or a named statistics) to normalise with it",
-                              idx_key_where(cfg, o->has_mean ? "mean" : "std", kw, sizeof kw));
+                              dsnn_dataset_key_where(cfg, o->has_mean ? "mean" : "std", kw,
+                                                     sizeof kw));
     if (o->has_mean && !isfinite(o->mean))
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be a finite number, got %g",
-                              idx_key_where(cfg, "mean", kw, sizeof kw), o->mean);
+                              dsnn_dataset_key_where(cfg, "mean", kw, sizeof kw), o->mean);
     if (o->has_std && !(isfinite(o->std) && o->std > 0))
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be > 0, got %g",
-                              idx_key_where(cfg, "std", kw, sizeof kw), o->std);
-    static const char *const size_keys[2] = {"train_size", "test_size"};
-    for (int i = 0; i < 2; i++) {
-        if ((st = dsnn_cfg_int(cfg, size_keys[i], 0, &o->size[i], err)) != DSNN_OK)
-            return st;
-        if ((st = dsnn_cfg_check_range(cfg, size_keys[i], (double)o->size[i], 0,
-                                       (double)UINT32_MAX, err)) != DSNN_OK)
-            return st;
-    }
-    if ((st = dsnn_cfg_float(cfg, "val_fraction", 0.0, &o->val_fraction, err)) != DSNN_OK)
-        return st;
-    if (!(o->val_fraction >= 0 && o->val_fraction < 1))
+                              dsnn_dataset_key_where(cfg, "std", kw, sizeof kw), o->std);
+    if (!(o->val_fraction < 1)) /* the spec's range is closed: [0, 1] */
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be in [0, 1), got %g",
-                              idx_key_where(cfg, "val_fraction", kw, sizeof kw),
+                              dsnn_dataset_key_where(cfg, "val_fraction", kw, sizeof kw),
                               o->val_fraction);
-    if ((st = dsnn_cfg_int(cfg, "n_classes", 0, &o->n_classes, err)) != DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_check_range(cfg, "n_classes", (double)o->n_classes, 0, 256, err)) !=
-        DSNN_OK)
-        return st;
     return DSNN_OK;
 }
 
@@ -520,7 +491,7 @@ static enum dsnn_status idx_resolve(const struct dsnn_cfg *cfg, const struct idx
                                            : snprintf(out, size, "%s/%s", o->dir, name);
     if (n < 0 || (size_t)n >= size - 3)
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: path too long: %s/%s",
-                              idx_key_where(cfg, idx_name_keys[i], kw, sizeof kw), o->dir, name);
+                              dsnn_dataset_key_where(cfg, idx_name_keys[i], kw, sizeof kw), o->dir, name);
     if (idx_exists(out))
         return DSNN_OK;
     int saved = errno;
@@ -542,7 +513,7 @@ static enum dsnn_status idx_resolve(const struct dsnn_cfg *cfg, const struct idx
                               "%s: cannot open: %s (also tried %s); check %s and %s.path (the "
                               "directory of the IDX files)",
                               out, strerror(saved), alt,
-                              idx_key_where(cfg, idx_name_keys[i], kw, sizeof kw), group);
+                              dsnn_dataset_key_where(cfg, idx_name_keys[i], kw, sizeof kw), group);
     return dsnn_error_set(err, DSNN_ERR_IO,
                           "%s: cannot open: %s (also tried %s); set %s.path to the directory of "
                           "the IDX files, or %s.%s to the file",
@@ -632,6 +603,191 @@ static enum dsnn_status idx_check_labels(const struct idx_file *f, int n_classes
     return DSNN_OK;
 }
 
+/* Reads the train files (and the test files unless val_fraction > 0) and checks that their
+ * images have one size. */
+static enum dsnn_status idx_load(const struct dsnn_cfg *cfg, const struct idx_options *o,
+                                 struct idx_state *s, struct dsnn_error *e)
+{
+    enum dsnn_status st;
+    if ((st = idx_load_pair(cfg, o, s, IDX_TRAIN_IMAGES, e)) != DSNN_OK)
+        return st;
+    const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
+    s->sample_size = (int64_t)tri->item_size;
+    if (o->val_fraction > 0)
+        return DSNN_OK;
+    if ((st = idx_load_pair(cfg, o, s, IDX_TEST_IMAGES, e)) != DSNN_OK)
+        return st;
+    const struct idx_file *tei = &s->files[IDX_TEST_IMAGES];
+    if (tei->dims[1] != tri->dims[1] || tei->dims[2] != tri->dims[2])
+        return dsnn_error_set(e, DSNN_ERR_FORMAT,
+                              "image sizes differ: %s holds %" PRIu32 "x%" PRIu32
+                              " images, %s holds %" PRIu32 "x%" PRIu32 " images",
+                              tri->path, tri->dims[1], tri->dims[2], tei->path, tei->dims[1],
+                              tei->dims[2]);
+    return DSNN_OK;
+}
+
+/* n_classes as given (every label checked against it), or the largest label + 1. */
+static enum dsnn_status idx_classes(const struct dsnn_cfg *cfg, const struct idx_options *o,
+                                    const struct idx_state *s, int *n_classes,
+                                    struct dsnn_error *e)
+{
+    char kw[700];
+    enum dsnn_status st;
+    const bool use_val = o->val_fraction > 0;
+    const struct idx_file *trl = &s->files[IDX_TRAIN_LABELS], *tel = &s->files[IDX_TEST_LABELS];
+    *n_classes = (int)o->n_classes;
+    if (*n_classes == 0) {
+        unsigned m = idx_max_label(trl);
+        if (!use_val && idx_max_label(tel) > m)
+            m = idx_max_label(tel);
+        *n_classes = (int)m + 1;
+        return DSNN_OK;
+    }
+    dsnn_dataset_key_where(cfg, "n_classes", kw, sizeof kw);
+    if ((st = idx_check_labels(trl, *n_classes, kw, e)) != DSNN_OK)
+        return st;
+    return use_val ? DSNN_OK : idx_check_labels(tel, *n_classes, kw, e);
+}
+
+/* Cuts the splits: the validation part of the train files (val_fraction > 0), then train_size
+ * and test_size. */
+static enum dsnn_status idx_split(const struct dsnn_cfg *cfg, const struct idx_options *o,
+                                  struct idx_state *s, struct dsnn_error *e)
+{
+    char kw[700];
+    const bool use_val = o->val_fraction > 0;
+    const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
+    const struct idx_file *trl = &s->files[IDX_TRAIN_LABELS];
+    int64_t n_all = (int64_t)tri->count, n_train = n_all, n_test;
+    int64_t test_first = 0; /* index of the first test sample in its file */
+    const struct idx_file *test_im = &s->files[IDX_TEST_IMAGES];
+    const struct idx_file *test_lb = &s->files[IDX_TEST_LABELS];
+    if (use_val) {
+        int64_t n_val = (int64_t)llround(o->val_fraction * (double)n_all);
+        if (n_val < 1 || n_val >= n_all)
+            return dsnn_error_set(e, DSNN_ERR_CONFIG,
+                                  "%s: %g of the %" PRId64 " samples of %s gives %" PRId64
+                                  " validation and %" PRId64
+                                  " training samples; both must be >= 1",
+                                  dsnn_dataset_key_where(cfg, "val_fraction", kw, sizeof kw),
+                                  o->val_fraction, n_all, tri->path, n_val, n_all - n_val);
+        n_train = n_all - n_val;
+        n_test = n_val;
+        test_first = n_train;
+        test_im = tri;
+        test_lb = trl;
+    } else {
+        n_test = (int64_t)test_im->count;
+    }
+    static const char *const size_keys[2] = {"train_size", "test_size"};
+    int64_t *ns[2] = {&n_train, &n_test};
+    for (int i = 0; i < 2; i++) {
+        if (o->size[i] == 0)
+            continue;
+        if (o->size[i] > *ns[i]) {
+            char from[IDX_PATH_MAX + 64];
+            snprintf(from, sizeof from, "%s%s", use_val ? (i == 0 ? "the training part of "
+                                                                  : "the validation part of ")
+                                                        : "",
+                     i == 0 ? tri->path : test_im->path);
+            return dsnn_error_set(e, DSNN_ERR_CONFIG,
+                                  "%s: %" PRId64 " is more than the %" PRId64
+                                  " samples of the %s split (%s)",
+                                  dsnn_dataset_key_where(cfg, size_keys[i], kw, sizeof kw),
+                                  o->size[i], *ns[i], i == 0 ? "train" : "test", from);
+        }
+        *ns[i] = o->size[i];
+    }
+    s->splits[DSNN_SPLIT_TRAIN] = (struct idx_split){tri->data, trl->data, n_train};
+    s->splits[DSNN_SPLIT_TEST] = (struct idx_split){
+        test_im->data + test_first * s->sample_size, test_lb->data + test_first, n_test};
+    return DSNN_OK;
+}
+
+/* Mean and std of the pixels of the train split as used, exactly from a histogram (std 1 when
+ * the pixels are constant). */
+static void idx_train_stats(const struct idx_state *s, bool warn, FILE *log, double *mean_out,
+                            double *std_out)
+{
+    uint64_t hist[256] = {0};
+    const uint8_t *p = s->splits[DSNN_SPLIT_TRAIN].x;
+    uint64_t npix = (uint64_t)s->splits[DSNN_SPLIT_TRAIN].n * (uint64_t)s->sample_size;
+    for (uint64_t i = 0; i < npix; i++)
+        hist[p[i]]++;
+    double s1 = 0, s2 = 0;
+    for (int v = 0; v < 256; v++) {
+        s1 += (double)hist[v] * v;
+        s2 += (double)hist[v] * v * v;
+    }
+    double mean = s1 / (double)npix / 255.0;
+    double var = s2 / (double)npix / (255.0 * 255.0) - mean * mean;
+    double std = var > 0 ? sqrt(var) : 0.0;
+    if (std < 1e-6) {
+        if (warn && log)
+            fprintf(log, "idx: warning: the train pixels are constant (std = 0); using std = 1\n");
+        std = 1.0;
+    }
+    *mean_out = mean;
+    *std_out = std;
+}
+
+/* Normalisation (named statistics, those of the train split, or given), the pixel table and the
+ * noise values as normalised inputs (given so, as nupic, or as pixels). */
+static enum dsnn_status idx_normalise(const struct idx_options *o, struct idx_state *s, FILE *log,
+                                      struct dsnn_error *e)
+{
+    s->mean = 0.0;
+    s->std = 1.0;
+    if (o->normalize > IDX_NORM_NONE) {
+        const struct dsnn_norm_stats *preset = dsnn_norm_stats_find(idx_norm_choices[o->normalize]);
+        if (!preset)
+            return dsnn_error_set(e, DSNN_ERR_INTERNAL, "idx: no statistics named \"%s\"",
+                                  idx_norm_choices[o->normalize]);
+        s->mean = o->has_mean ? o->mean : preset->mean[0];
+        s->std = o->has_std ? o->std : preset->std[0];
+    } else if (o->normalize == IDX_NORM_DATASET) {
+        if (!o->has_mean || !o->has_std)
+            idx_train_stats(s, !o->has_std, log, &s->mean, &s->std);
+        if (o->has_mean)
+            s->mean = o->mean;
+        if (o->has_std)
+            s->std = o->std;
+    }
+    for (int v = 0; v < 256; v++)
+        s->lut[v] = (float)(((double)v / 255.0 - s->mean) / s->std);
+    if (s->noise.space == DSNN_NOISE_SPACE_PIXEL) {
+        s->noise_high = (float)((s->noise.high - s->mean) / s->std);
+        s->noise_low = (float)((s->noise.low - s->mean) / s->std);
+    } else {
+        s->noise_high = (float)s->noise.high;
+        s->noise_low = (float)s->noise.low;
+    }
+    return DSNN_OK;
+}
+
+static void idx_log(FILE *log, const struct idx_options *o, const struct idx_state *s,
+                    const struct dsnn_dataset_info *info)
+{
+    const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES], *tei = &s->files[IDX_TEST_IMAGES];
+    fprintf(log, "idx: train %" PRId64 " samples of 1x%dx%d from %s%s\n", info->n_train,
+            info->shape.h, info->shape.w, tri->path, tri->gzip ? " (gzip)" : "");
+    if (o->val_fraction > 0)
+        fprintf(log, "idx: test (validation) %" PRId64 " samples: the last %g of %s\n",
+                info->n_test, o->val_fraction, tri->path);
+    else
+        fprintf(log, "idx: test %" PRId64 " samples from %s%s\n", info->n_test, tei->path,
+                tei->gzip ? " (gzip)" : "");
+    fprintf(log, "idx: %d classes; normalize %s: mean %.4f std %.4f; shuffle %s\n",
+            info->n_classes, idx_norm_choices[o->normalize], s->mean, s->std,
+            o->shuffle ? "on" : "off");
+    if (s->cur.train_batch.n > 1 || s->cur.batches_per_epoch > 0)
+        fprintf(log, "idx: train batch sizes per epoch: %d values (largest %d); "
+                     "train_batches_per_epoch %" PRId64 "\n",
+                s->cur.train_batch.n, s->cur.train_max, s->cur.batches_per_epoch);
+    dsnn_noise_options_log(log, "idx", "pixels", &s->noise);
+}
+
 static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
                                  void **state, struct dsnn_dataset_info *info,
                                  struct dsnn_error *err)
@@ -640,7 +796,7 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct dsnn_error *e = err ? err : &e0;
     struct idx_options o;
     enum dsnn_status st;
-    char kw[700];
+    FILE *log = ctx ? ctx->log : NULL;
 
     if (!state || !info)
         return dsnn_error_set(e, DSNN_ERR_INVALID, "idx: open: state and info must not be NULL");
@@ -663,143 +819,12 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
         .split = -1,
     };
     s->noise = o.noise;
-
-    /* Files. */
-    if ((st = idx_load_pair(cfg, &o, s, IDX_TRAIN_IMAGES, e)) != DSNN_OK)
+    int n_classes;
+    if ((st = idx_load(cfg, &o, s, e)) != DSNN_OK ||
+        (st = idx_classes(cfg, &o, s, &n_classes, e)) != DSNN_OK ||
+        (st = idx_split(cfg, &o, s, e)) != DSNN_OK || (st = idx_normalise(&o, s, log, e)) != DSNN_OK)
         goto fail;
-    const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
-    const struct idx_file *trl = &s->files[IDX_TRAIN_LABELS];
-    bool use_val = o.val_fraction > 0;
-    if (!use_val) {
-        if ((st = idx_load_pair(cfg, &o, s, IDX_TEST_IMAGES, e)) != DSNN_OK)
-            goto fail;
-        const struct idx_file *tei = &s->files[IDX_TEST_IMAGES];
-        if (tei->dims[1] != tri->dims[1] || tei->dims[2] != tri->dims[2]) {
-            st = dsnn_error_set(e, DSNN_ERR_FORMAT,
-                                "image sizes differ: %s holds %" PRIu32 "x%" PRIu32
-                                " images, %s holds %" PRIu32 "x%" PRIu32 " images",
-                                tri->path, tri->dims[1], tri->dims[2], tei->path, tei->dims[1],
-                                tei->dims[2]);
-            goto fail;
-        }
-    }
-    s->sample_size = (int64_t)tri->item_size;
-
-    /* Classes. */
-    int n_classes = (int)o.n_classes;
-    if (n_classes == 0) {
-        unsigned m = idx_max_label(trl);
-        if (!use_val && idx_max_label(&s->files[IDX_TEST_LABELS]) > m)
-            m = idx_max_label(&s->files[IDX_TEST_LABELS]);
-        n_classes = (int)m + 1;
-    } else {
-        idx_key_where(cfg, "n_classes", kw, sizeof kw);
-        if ((st = idx_check_labels(trl, n_classes, kw, e)) != DSNN_OK)
-            goto fail;
-        if (!use_val &&
-            (st = idx_check_labels(&s->files[IDX_TEST_LABELS], n_classes, kw, e)) != DSNN_OK)
-            goto fail;
-    }
-
-    /* Splits. */
-    int64_t n_all = (int64_t)tri->count, n_train = n_all, n_test;
-    int64_t test_first = 0; /* index of the first test sample in its file */
-    const struct idx_file *test_im = &s->files[IDX_TEST_IMAGES];
-    const struct idx_file *test_lb = &s->files[IDX_TEST_LABELS];
-    if (use_val) {
-        int64_t n_val = (int64_t)llround(o.val_fraction * (double)n_all);
-        if (n_val < 1 || n_val >= n_all) {
-            st = dsnn_error_set(e, DSNN_ERR_CONFIG,
-                                "%s: %g of the %" PRId64 " samples of %s gives %" PRId64
-                                " validation and %" PRId64 " training samples; both must be >= 1",
-                                idx_key_where(cfg, "val_fraction", kw, sizeof kw),
-                                o.val_fraction, n_all, tri->path, n_val, n_all - n_val);
-            goto fail;
-        }
-        n_train = n_all - n_val;
-        n_test = n_val;
-        test_first = n_train;
-        test_im = tri;
-        test_lb = trl;
-    } else {
-        n_test = (int64_t)test_im->count;
-    }
-    static const char *const size_keys[2] = {"train_size", "test_size"};
-    int64_t *ns[2] = {&n_train, &n_test};
-    for (int i = 0; i < 2; i++) {
-        if (o.size[i] == 0)
-            continue;
-        if (o.size[i] > *ns[i]) {
-            char from[IDX_PATH_MAX + 64];
-            snprintf(from, sizeof from, "%s%s", use_val ? (i == 0 ? "the training part of "
-                                                                  : "the validation part of ")
-                                                        : "",
-                     i == 0 ? tri->path : test_im->path);
-            st = dsnn_error_set(e, DSNN_ERR_CONFIG,
-                                "%s: %" PRId64 " is more than the %" PRId64
-                                " samples of the %s split (%s)",
-                                idx_key_where(cfg, size_keys[i], kw, sizeof kw), o.size[i],
-                                *ns[i], i == 0 ? "train" : "test", from);
-            goto fail;
-        }
-        *ns[i] = o.size[i];
-    }
-    s->splits[DSNN_SPLIT_TRAIN] = (struct idx_split){tri->data, trl->data, n_train};
-    s->splits[DSNN_SPLIT_TEST] = (struct idx_split){
-        test_im->data + test_first * s->sample_size, test_lb->data + test_first, n_test};
-
-    /* Normalisation: named statistics, or mean and std of the train split as used, exactly from
-     * a histogram. */
-    s->mean = 0.0;
-    s->std = 1.0;
-    if (o.normalize > IDX_NORM_NONE) {
-        const struct dsnn_norm_stats *preset = dsnn_norm_stats_find(idx_norm_choices[o.normalize]);
-        if (!preset) {
-            st = dsnn_error_set(e, DSNN_ERR_INTERNAL, "idx: no statistics named \"%s\"",
-                                idx_norm_choices[o.normalize]);
-            goto fail;
-        }
-        s->mean = o.has_mean ? o.mean : preset->mean[0];
-        s->std = o.has_std ? o.std : preset->std[0];
-    } else if (o.normalize == IDX_NORM_DATASET) {
-        if (!o.has_mean || !o.has_std) {
-            uint64_t hist[256] = {0};
-            const uint8_t *p = s->splits[DSNN_SPLIT_TRAIN].x;
-            uint64_t npix = (uint64_t)n_train * (uint64_t)s->sample_size;
-            for (uint64_t i = 0; i < npix; i++)
-                hist[p[i]]++;
-            double s1 = 0, s2 = 0;
-            for (int v = 0; v < 256; v++) {
-                s1 += (double)hist[v] * v;
-                s2 += (double)hist[v] * v * v;
-            }
-            double mean = s1 / (double)npix / 255.0;
-            double var = s2 / (double)npix / (255.0 * 255.0) - mean * mean;
-            double std = var > 0 ? sqrt(var) : 0.0;
-            s->mean = mean;
-            if (std < 1e-6) {
-                if (!o.has_std && ctx && ctx->log)
-                    fprintf(ctx->log, "idx: warning: the train pixels are constant (std = 0); "
-                                      "using std = 1\n");
-                std = 1.0;
-            }
-            s->std = std;
-        }
-        if (o.has_mean)
-            s->mean = o.mean;
-        if (o.has_std)
-            s->std = o.std;
-    }
-    for (int v = 0; v < 256; v++)
-        s->lut[v] = (float)(((double)v / 255.0 - s->mean) / s->std);
-    /* Noise values as normalised inputs: given so (nupic), or as pixels. */
-    if (s->noise.space == DSNN_NOISE_SPACE_PIXEL) {
-        s->noise_high = (float)((s->noise.high - s->mean) / s->std);
-        s->noise_low = (float)((s->noise.low - s->mean) / s->std);
-    } else {
-        s->noise_high = (float)s->noise.high;
-        s->noise_low = (float)s->noise.low;
-    }
+    const int64_t n_train = s->splits[DSNN_SPLIT_TRAIN].n, n_test = s->splits[DSNN_SPLIT_TEST].n;
 
     /* Buffers. */
     if ((st = dsnn_split_cursor_init(&s->cur, n_train, n_test, e)) != DSNN_OK)
@@ -812,6 +837,7 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
         goto fail;
     }
 
+    const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
     memset(info, 0, sizeof *info);
     info->shape = (struct dsnn_shape){1, (int)tri->dims[1], (int)tri->dims[2]};
     info->n_classes = n_classes;
@@ -820,25 +846,8 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     info->n_noise = s->noise.enabled ? n_test : 0;
     info->batch_size_train = s->cur.train_max;
     info->batch_size_test = (int)s->cur.test_batch;
-
-    if (ctx && ctx->log) {
-        fprintf(ctx->log, "idx: train %" PRId64 " samples of 1x%dx%d from %s%s\n", n_train,
-                info->shape.h, info->shape.w, tri->path, tri->gzip ? " (gzip)" : "");
-        if (use_val)
-            fprintf(ctx->log, "idx: test (validation) %" PRId64 " samples: the last %g of %s\n",
-                    n_test, o.val_fraction, tri->path);
-        else
-            fprintf(ctx->log, "idx: test %" PRId64 " samples from %s%s\n", n_test,
-                    test_im->path, test_im->gzip ? " (gzip)" : "");
-        fprintf(ctx->log, "idx: %d classes; normalize %s: mean %.4f std %.4f; shuffle %s\n",
-                n_classes, idx_norm_choices[o.normalize], s->mean, s->std,
-                o.shuffle ? "on" : "off");
-        if (s->cur.train_batch.n > 1 || s->cur.batches_per_epoch > 0)
-            fprintf(ctx->log, "idx: train batch sizes per epoch: %d values (largest %d); "
-                              "train_batches_per_epoch %" PRId64 "\n",
-                    s->cur.train_batch.n, s->cur.train_max, s->cur.batches_per_epoch);
-        dsnn_noise_options_log(ctx->log, "idx", "pixels", &s->noise);
-    }
+    if (log)
+        idx_log(log, &o, s, info);
     *state = s;
     return DSNN_OK;
 
