@@ -105,6 +105,53 @@ static struct dsnn_shape last_out(const struct dsnn_net *net)
     return n ? dsnn_net_layer(net, n - 1)->out : dsnn_net_input_shape(net);
 }
 
+/* The two blocks conv 5x5 -> batch norm 2d -> 2x2 max pooling -> k-winners 2d (or ReLU). */
+static enum dsnn_status add_conv_blocks(struct dsnn_net *net, const int64_t *conv_c, bool bias,
+                                        bool kwinners, struct dsnn_kwinners_cfg *kc,
+                                        const double *percent, const double *boost,
+                                        const double *boost_f, const double *dens,
+                                        struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    st = DSNN_OK;
+    char name[DSNN_LAYER_NAME_MAX];
+    for (int i = 0; st == DSNN_OK && i < GSC_N_CONV; i++) {
+        snprintf(name, sizeof name, "conv%d", i + 1);
+        if (dens[i] > 0) {
+            struct dsnn_sparse_init si = dsnn_sparse_init_default();
+            si.density = dens[i];
+            st = dsnn_net_add(net,
+                              dsnn_sparse_conv2d_new(name, last_out(net), (int)conv_c[i], 5, 1, 0,
+                                                     bias, &si, err),
+                              err);
+        } else {
+            st = dsnn_net_add(net,
+                              dsnn_conv2d_new(name, last_out(net), (int)conv_c[i], 5, 1, 0, bias,
+                                              err),
+                              err);
+        }
+        if (st != DSNN_OK)
+            break;
+        snprintf(name, sizeof name, "bn%d", i + 1);
+        if ((st = dsnn_net_add(net, dsnn_batchnorm2d_new(name, last_out(net), false, err), err)))
+            break;
+        snprintf(name, sizeof name, "pool%d", i + 1);
+        if ((st = dsnn_net_add(net, dsnn_maxpool2d_new(name, last_out(net), 2, 2, 0, err), err)))
+            break;
+        if (kwinners) {
+            kc->percent_on = percent[i];
+            kc->boost_strength = boost[i];
+            kc->boost_strength_factor = boost_f[i];
+            snprintf(name, sizeof name, "kw%d", i + 1);
+            st = dsnn_net_add(net, dsnn_kwinners2d_new(name, last_out(net), kc, err), err);
+        } else {
+            snprintf(name, sizeof name, "relu%d", i + 1);
+            st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
+        }
+    }
+    return st;
+}
+
 static enum dsnn_status gsc_heb_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
                                       struct dsnn_shape input, int n_classes,
                                       struct dsnn_net **out, struct dsnn_error *err)
@@ -154,42 +201,7 @@ static enum dsnn_status gsc_heb_build(const struct dsnn_cfg *cfg, const struct d
     struct dsnn_net *net = dsnn_net_new(input, n_classes, err);
     if (!net)
         return err ? err->status : DSNN_ERR_NOMEM;
-    st = DSNN_OK;
-    char name[DSNN_LAYER_NAME_MAX];
-    for (int i = 0; st == DSNN_OK && i < GSC_N_CONV; i++) {
-        snprintf(name, sizeof name, "conv%d", i + 1);
-        if (dens[i] > 0) {
-            struct dsnn_sparse_init si = dsnn_sparse_init_default();
-            si.density = dens[i];
-            st = dsnn_net_add(net,
-                              dsnn_sparse_conv2d_new(name, last_out(net), (int)conv_c[i], 5, 1, 0,
-                                                     bias, &si, err),
-                              err);
-        } else {
-            st = dsnn_net_add(net,
-                              dsnn_conv2d_new(name, last_out(net), (int)conv_c[i], 5, 1, 0, bias,
-                                              err),
-                              err);
-        }
-        if (st != DSNN_OK)
-            break;
-        snprintf(name, sizeof name, "bn%d", i + 1);
-        if ((st = dsnn_net_add(net, dsnn_batchnorm2d_new(name, last_out(net), false, err), err)))
-            break;
-        snprintf(name, sizeof name, "pool%d", i + 1);
-        if ((st = dsnn_net_add(net, dsnn_maxpool2d_new(name, last_out(net), 2, 2, 0, err), err)))
-            break;
-        if (kwinners) {
-            kc.percent_on = percent[i];
-            kc.boost_strength = boost[i];
-            kc.boost_strength_factor = boost_f[i];
-            snprintf(name, sizeof name, "kw%d", i + 1);
-            st = dsnn_net_add(net, dsnn_kwinners2d_new(name, last_out(net), &kc, err), err);
-        } else {
-            snprintf(name, sizeof name, "relu%d", i + 1);
-            st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
-        }
-    }
+    st = add_conv_blocks(net, conv_c, bias, kwinners, &kc, percent, boost, boost_f, dens, err);
     if (st == DSNN_OK)
         st = dsnn_net_add(net, dsnn_flatten_new("flatten", last_out(net), err), err);
     const struct dsnn_shape h = {(int)fc, 1, 1};

@@ -88,6 +88,44 @@ static enum dsnn_status add_fc_relu(struct dsnn_net *net, int idx, int relu_idx,
     return st;
 }
 
+/* LeNet-5 up to its output layer: (conv 5x5 -> ReLU -> 2x2 pooling) x 2 with 6 and 16
+ * channels, flatten, fc1 (120) -> relu3, fc2 (84) -> relu4. */
+static enum dsnn_status add_lenet5_layers(struct dsnn_net *net, int pad, bool bias, int pool,
+                                          const double *dens, size_t n_dens,
+                                          struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    const int channels[LENET_N_CONV] = {6, 16};
+    st = DSNN_OK;
+    for (int i = 0; st == DSNN_OK && i < LENET_N_CONV; i++) {
+        char name[DSNN_LAYER_NAME_MAX];
+        struct dsnn_shape in = last_out(net);
+        snprintf(name, sizeof name, "conv%d", i + 1);
+        st = dsnn_net_add(net, conv_new(name, in, channels[i], 5, i == 0 ? pad : 0, bias,
+                                        dens[n_dens == 1 ? 0 : i], err),
+                          err);
+        if (st != DSNN_OK)
+            break;
+        snprintf(name, sizeof name, "relu%d", i + 1);
+        st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
+        if (st != DSNN_OK)
+            break;
+        snprintf(name, sizeof name, "pool%d", i + 1);
+        st = dsnn_net_add(net,
+                          pool == 0 ? dsnn_maxpool2d_new(name, last_out(net), 2, 2, 0, err)
+                                    : dsnn_avgpool2d_new(name, last_out(net), 2, 2, 0, true,
+                                                         err),
+                          err);
+    }
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net, dsnn_flatten_new("flatten", last_out(net), err), err);
+    if (st == DSNN_OK)
+        st = add_fc_relu(net, 1, 3, 120, bias, err);
+    if (st == DSNN_OK)
+        st = add_fc_relu(net, 2, 4, 84, bias, err);
+    return st;
+}
+
 static enum dsnn_status lenet_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
                                     struct dsnn_shape input, int n_classes, struct dsnn_net **out,
                                     struct dsnn_error *err)
@@ -140,34 +178,7 @@ static enum dsnn_status lenet_build(const struct dsnn_cfg *cfg, const struct dsn
     if (!net)
         return err ? err->status : DSNN_ERR_NOMEM;
     if (lenet5) {
-        const int channels[LENET_N_CONV] = {6, 16};
-        st = DSNN_OK;
-        for (int i = 0; st == DSNN_OK && i < LENET_N_CONV; i++) {
-            char name[DSNN_LAYER_NAME_MAX];
-            struct dsnn_shape in = last_out(net);
-            snprintf(name, sizeof name, "conv%d", i + 1);
-            st = dsnn_net_add(net, conv_new(name, in, channels[i], 5, i == 0 ? (int)pad : 0, bias,
-                                            dens[n_dens == 1 ? 0 : i], err),
-                              err);
-            if (st != DSNN_OK)
-                break;
-            snprintf(name, sizeof name, "relu%d", i + 1);
-            st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
-            if (st != DSNN_OK)
-                break;
-            snprintf(name, sizeof name, "pool%d", i + 1);
-            st = dsnn_net_add(net,
-                              pool == 0 ? dsnn_maxpool2d_new(name, last_out(net), 2, 2, 0, err)
-                                        : dsnn_avgpool2d_new(name, last_out(net), 2, 2, 0, true,
-                                                             err),
-                              err);
-        }
-        if (st == DSNN_OK)
-            st = dsnn_net_add(net, dsnn_flatten_new("flatten", last_out(net), err), err);
-        if (st == DSNN_OK)
-            st = add_fc_relu(net, 1, 3, 120, bias, err);
-        if (st == DSNN_OK)
-            st = add_fc_relu(net, 2, 4, 84, bias, err);
+        st = add_lenet5_layers(net, (int)pad, bias, pool, dens, n_dens, err);
     } else {
         st = dsnn_net_add(net, dsnn_flatten_new("flatten", input, err), err);
         if (st == DSNN_OK)

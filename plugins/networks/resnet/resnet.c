@@ -121,6 +121,71 @@ static struct dsnn_layer *wide_basic_new(const char *name, struct dsnn_shape in,
     return dsnn_residual_new(name, inner, n, sc, n_sc, false, err);
 }
 
+/* The layers of a wide resnet up to the pooling: stem, 3 stages of (depth - 4) / 6 WideBasic
+ * blocks, batch norm (nupic's momentum) and ReLU. */
+static enum dsnn_status add_wrn_layers(struct dsnn_net *net, struct dsnn_shape input,
+                                       const struct resnet_params *p, struct dsnn_error *err)
+{
+    char name[DSNN_LAYER_NAME_MAX];
+    const int64_t depth = p->depth, widen = p->widen;
+    const double dropout = p->dropout;
+    enum dsnn_status st;
+    const int n = (int)(depth - 4) / 6, k = (int)widen;
+    const int planes[3] = {16 * k, 32 * k, 64 * k};
+    st = dsnn_net_add(net, dsnn_conv2d_new("conv1", input, 16, 3, 1, 1, true, err), err);
+    for (int s = 0; st == DSNN_OK && s < 3; s++)
+        for (int b = 0; st == DSNN_OK && b < n; b++) {
+            snprintf(name, sizeof name, "layer%d_%d", s + 1, b);
+            st = dsnn_net_add(net,
+                              wide_basic_new(name, last_out(net), planes[s],
+                                             s > 0 && b == 0 ? 2 : 1, dropout, err),
+                              err);
+        }
+    if (st == DSNN_OK) {
+        struct dsnn_layer *bn = dsnn_batchnorm2d_new("bn1", last_out(net), true, err);
+        if (bn && (st = dsnn_batchnorm_set_momentum_eps(bn, 0.9, 1e-5, err)) != DSNN_OK) {
+            dsnn_layer_free(bn);
+            bn = NULL;
+        }
+        st = dsnn_net_add(net, bn, err);
+    }
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net, dsnn_relu_new("relu1", last_out(net), err), err);
+    return st;
+}
+
+/* The layers of resnet18/34 up to the pooling: stem conv, batch norm, ReLU, 4 stages of basic
+ * blocks of width * 64, 128, 256, 512 channels. */
+static enum dsnn_status add_resnet_layers(struct dsnn_net *net, struct dsnn_shape input,
+                                          const struct resnet_params *p, struct dsnn_error *err)
+{
+    char name[DSNN_LAYER_NAME_MAX];
+    const int variant = p->variant;
+    const double width = p->width;
+    enum dsnn_status st;
+    static const int blocks[2][4] = {{2, 2, 2, 2}, {3, 4, 6, 3}};
+    static const int base[4] = {64, 128, 256, 512};
+    int ch[4];
+    for (int s = 0; s < 4; s++) {
+        const double c = base[s] * width + 0.5;
+        ch[s] = c < 2 ? 1 : (int)c;
+    }
+    st = dsnn_net_add(net, dsnn_conv2d_new("conv1", input, ch[0], 3, 1, 1, false, err), err);
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net, dsnn_batchnorm2d_new("bn1", last_out(net), true, err), err);
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net, dsnn_relu_new("relu1", last_out(net), err), err);
+    for (int s = 0; st == DSNN_OK && s < 4; s++)
+        for (int b = 0; st == DSNN_OK && b < blocks[variant][s]; b++) {
+            snprintf(name, sizeof name, "layer%d_%d", s + 1, b);
+            st = dsnn_net_add(net,
+                              dsnn_resnet_basic_block_new(name, last_out(net), ch[s],
+                                                          s > 0 && b == 0 ? 2 : 1, err),
+                              err);
+        }
+    return st;
+}
+
 static enum dsnn_status resnet_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
                                      struct dsnn_shape input, int n_classes,
                                      struct dsnn_net **out, struct dsnn_error *err)
@@ -139,8 +204,7 @@ static enum dsnn_status resnet_build(const struct dsnn_cfg *cfg, const struct ds
                                       dens, DSNN_COUNT_OF(dens), &n_dens, err)))
         return st;
     const int variant = p.variant;
-    const double width = p.width, dropout = p.dropout;
-    const int64_t depth = p.depth, widen = p.widen;
+    const int64_t depth = p.depth;
     const char *vname = resnet_variants[variant];
     for (size_t i = 0; i < n_dens; i++)
         if (dens[i] != 0)
@@ -175,51 +239,7 @@ static enum dsnn_status resnet_build(const struct dsnn_cfg *cfg, const struct ds
     struct dsnn_net *net = dsnn_net_new(input, n_classes, err);
     if (!net)
         return err ? err->status : DSNN_ERR_NOMEM;
-    char name[DSNN_LAYER_NAME_MAX];
-    if (wrn) {
-        const int n = (int)(depth - 4) / 6, k = (int)widen;
-        const int planes[3] = {16 * k, 32 * k, 64 * k};
-        st = dsnn_net_add(net, dsnn_conv2d_new("conv1", input, 16, 3, 1, 1, true, err), err);
-        for (int s = 0; st == DSNN_OK && s < 3; s++)
-            for (int b = 0; st == DSNN_OK && b < n; b++) {
-                snprintf(name, sizeof name, "layer%d_%d", s + 1, b);
-                st = dsnn_net_add(net,
-                                  wide_basic_new(name, last_out(net), planes[s],
-                                                 s > 0 && b == 0 ? 2 : 1, dropout, err),
-                                  err);
-            }
-        if (st == DSNN_OK) {
-            struct dsnn_layer *bn = dsnn_batchnorm2d_new("bn1", last_out(net), true, err);
-            if (bn && (st = dsnn_batchnorm_set_momentum_eps(bn, 0.9, 1e-5, err)) != DSNN_OK) {
-                dsnn_layer_free(bn);
-                bn = NULL;
-            }
-            st = dsnn_net_add(net, bn, err);
-        }
-        if (st == DSNN_OK)
-            st = dsnn_net_add(net, dsnn_relu_new("relu1", last_out(net), err), err);
-    } else {
-        static const int blocks[2][4] = {{2, 2, 2, 2}, {3, 4, 6, 3}};
-        static const int base[4] = {64, 128, 256, 512};
-        int ch[4];
-        for (int s = 0; s < 4; s++) {
-            const double c = base[s] * width + 0.5;
-            ch[s] = c < 2 ? 1 : (int)c;
-        }
-        st = dsnn_net_add(net, dsnn_conv2d_new("conv1", input, ch[0], 3, 1, 1, false, err), err);
-        if (st == DSNN_OK)
-            st = dsnn_net_add(net, dsnn_batchnorm2d_new("bn1", last_out(net), true, err), err);
-        if (st == DSNN_OK)
-            st = dsnn_net_add(net, dsnn_relu_new("relu1", last_out(net), err), err);
-        for (int s = 0; st == DSNN_OK && s < 4; s++)
-            for (int b = 0; st == DSNN_OK && b < blocks[variant][s]; b++) {
-                snprintf(name, sizeof name, "layer%d_%d", s + 1, b);
-                st = dsnn_net_add(net,
-                                  dsnn_resnet_basic_block_new(name, last_out(net), ch[s],
-                                                              s > 0 && b == 0 ? 2 : 1, err),
-                                  err);
-            }
-    }
+    st = wrn ? add_wrn_layers(net, input, &p, err) : add_resnet_layers(net, input, &p, err);
     if (st == DSNN_OK)
         st = dsnn_net_add(net, dsnn_global_avgpool2d_new("avgpool", last_out(net), err), err);
     if (st == DSNN_OK)

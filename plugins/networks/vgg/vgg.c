@@ -106,6 +106,39 @@ static enum dsnn_status per_conv(const struct dsnn_cfg *cfg, const char *key, do
     return DSNN_OK;
 }
 
+/* conv<ci> 3x3 (truly sparse of density d when d > 0) -> bn<ci> (batch_norm) -> kw<ci>
+ * (kwinners, with kc) or relu<ci>. */
+static enum dsnn_status add_conv_block(struct dsnn_net *net, int ci, int channels, double d,
+                                       const struct dsnn_kwinners_cfg *kc,
+                                       const struct vgg_params *kp, struct dsnn_error *err)
+{
+    char name[DSNN_LAYER_NAME_MAX];
+    const struct dsnn_shape in = last_out(net);
+    const bool bias = kp->bias;
+    enum dsnn_status st;
+    snprintf(name, sizeof name, "conv%d", ci);
+    if (d > 0) {
+        struct dsnn_sparse_init si = dsnn_sparse_init_default();
+        si.density = d;
+        st = dsnn_net_add(net, dsnn_sparse_conv2d_new(name, in, channels, 3, 1, 1, bias, &si, err),
+                          err);
+    } else {
+        st = dsnn_net_add(net, dsnn_conv2d_new(name, in, channels, 3, 1, 1, bias, err), err);
+    }
+    if (st == DSNN_OK && kp->batch_norm) {
+        snprintf(name, sizeof name, "bn%d", ci);
+        st = dsnn_net_add(net, dsnn_batchnorm2d_new(name, last_out(net), true, err), err);
+    }
+    if (st == DSNN_OK && kp->kwinners) {
+        snprintf(name, sizeof name, "kw%d", ci);
+        st = dsnn_net_add(net, dsnn_kwinners2d_new(name, last_out(net), kc, err), err);
+    } else if (st == DSNN_OK) {
+        snprintf(name, sizeof name, "relu%d", ci);
+        st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
+    }
+    return st;
+}
+
 static enum dsnn_status vgg_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
                                   struct dsnn_shape input, int n_classes, struct dsnn_net **out,
                                   struct dsnn_error *err)
@@ -121,7 +154,7 @@ static enum dsnn_status vgg_build(const struct dsnn_cfg *cfg, const struct dsnn_
     const int which = kp.which;
     const double width = kp.width, boost = kp.boost, boost_f = kp.boost_f, k_inf = kp.k_inf;
     const int64_t period = kp.period;
-    const bool batch_norm = kp.batch_norm, bias = kp.bias, kwinners = kp.kwinners;
+    const bool bias = kp.bias, kwinners = kp.kwinners;
     const int *spec = vgg_cfgs[which];
     size_t n_conv = 0, n_pool = 0;
     for (const int *q = spec; *q >= 0; q++) {
@@ -167,28 +200,8 @@ static enum dsnn_status vgg_build(const struct dsnn_cfg *cfg, const struct dsnn_
         const double d = dens[ci];
         const double pct = percent[ci];
         ci++;
-        snprintf(name, sizeof name, "conv%d", ci);
-        if (d > 0) {
-            struct dsnn_sparse_init si = dsnn_sparse_init_default();
-            si.density = d;
-            st = dsnn_net_add(net,
-                              dsnn_sparse_conv2d_new(name, in, channels, 3, 1, 1, bias, &si, err),
-                              err);
-        } else {
-            st = dsnn_net_add(net, dsnn_conv2d_new(name, in, channels, 3, 1, 1, bias, err), err);
-        }
-        if (st == DSNN_OK && batch_norm) {
-            snprintf(name, sizeof name, "bn%d", ci);
-            st = dsnn_net_add(net, dsnn_batchnorm2d_new(name, last_out(net), true, err), err);
-        }
-        if (st == DSNN_OK && kwinners) {
-            kc.percent_on = pct;
-            snprintf(name, sizeof name, "kw%d", ci);
-            st = dsnn_net_add(net, dsnn_kwinners2d_new(name, last_out(net), &kc, err), err);
-        } else if (st == DSNN_OK) {
-            snprintf(name, sizeof name, "relu%d", ci);
-            st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
-        }
+        kc.percent_on = pct;
+        st = add_conv_block(net, ci, channels, d, &kc, &kp, err);
     }
     if (st == DSNN_OK)
         st = dsnn_net_add(net, dsnn_flatten_new("flatten", last_out(net), err), err);
