@@ -162,24 +162,11 @@ static uint32_t idx_be32(const uint8_t *b)
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
 }
 
-/* Reads the IDX file at path, which must hold unsigned bytes with `ndim` dimensions (1: labels,
- * 3: images). `what` ("images", "labels") is used in messages. On success f->data holds the
- * payload (caller frees with idx_file_free); on failure f->data is NULL. */
-static enum dsnn_status idx_file_read(const char *path, unsigned ndim, const char *what,
-                                      struct idx_file *f, struct dsnn_error *err)
+/* Opens path (a regular file) for reading through zlib, which reads gzip and, transparently, raw
+ * files. */
+static enum dsnn_status idx_gz_open(const char *path, const char *what, gzFile *gz,
+                                    struct dsnn_error *e)
 {
-    /* A local error so that err->status is valid whichever branch fails. */
-    struct dsnn_error e0 = {0};
-    struct dsnn_error *e = err ? err : &e0;
-    enum dsnn_status st = DSNN_OK;
-    gzFile gz = NULL;
-    uint8_t *data = NULL;
-
-    memset(f, 0, sizeof *f);
-    if (strlen(path) >= sizeof f->path)
-        return dsnn_error_set(e, DSNN_ERR_CONFIG, "%s: path too long", path);
-    memcpy(f->path, path, strlen(path) + 1);
-
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return dsnn_error_set(e, DSNN_ERR_IO, "%s: cannot open %s file: %s", path, what,
@@ -196,153 +183,178 @@ static enum dsnn_status idx_file_read(const char *path, unsigned ndim, const cha
         return dsnn_error_set(e, DSNN_ERR_IO, "%s: cannot read %s file: %s", path, what,
                               S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
     }
-    gz = gzdopen(fd, "rb"); /* reads gzip and, transparently, raw files */
-    if (!gz) {
+    *gz = gzdopen(fd, "rb");
+    if (!*gz) {
         close(fd);
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "%s: cannot start zlib", path);
     }
-    gzbuffer(gz, 1u << 17);
+    gzbuffer(*gz, 1u << 17);
+    return DSNN_OK;
+}
 
-    /* Magic: 0, 0, type, number of dimensions. */
-    uint8_t head[4 + 4 * 3];
-    uint64_t got = 0;
-    if ((st = idx_gz_read(gz, f, head, 4, &got, e)) != DSNN_OK)
-        goto fail;
-    f->gzip = !gzdirect(gz);
-    const char *bytes = f->gzip ? "bytes after decompression" : "bytes";
-    if (got < 4) {
-        st = dsnn_error_set(e, DSNN_ERR_FORMAT,
-                            "%s: truncated: %" PRIu64 " %s, an IDX header needs at least 4%s",
-                            path, got, bytes, got == 0 ? " (the file is empty)" : "");
-        goto fail;
-    }
+/* The magic number (0, 0, type, number of dimensions) must announce unsigned bytes in ndim
+ * dimensions; otherwise the message says what the file seems to be. */
+static enum dsnn_status idx_check_magic(const uint8_t head[4], unsigned ndim, const char *what,
+                                        const struct idx_file *f, struct dsnn_error *e)
+{
     uint32_t magic = idx_be32(head);
     uint32_t expected = (IDX_TYPE_UBYTE << 8) | ndim;
-    if (magic != expected) {
-        char hint[160] = "";
-        if (head[0] == 0 && head[1] == 0 && head[3] >= 1 && head[3] <= 4 &&
-            head[2] == IDX_TYPE_UBYTE)
-            snprintf(hint, sizeof hint, " (an IDX file with %u dimension%s: %s)", head[3],
-                     head[3] == 1 ? "" : "s", head[3] == 1 ? "a labels file?"
-                                             : head[3] == 3 ? "an images file?"
-                                                            : "not supported");
-        else if (head[0] == 0 && head[1] == 0)
-            snprintf(hint, sizeof hint, " (an IDX file of %s, %u dimensions: only unsigned "
-                                        "bytes are supported)", idx_type_name(head[2]), head[3]);
-        else
-            snprintf(hint, sizeof hint, " (not an IDX file)");
-        st = dsnn_error_set(e, DSNN_ERR_FORMAT,
-                            "%s: bad magic number for an IDX %s file: expected 0x%08" PRIX32
-                            " (unsigned bytes, %u dimension%s), found 0x%08" PRIX32 "%s",
-                            path, what, expected, ndim, ndim == 1 ? "" : "s", magic, hint);
-        goto fail;
-    }
+    if (magic == expected)
+        return DSNN_OK;
+    char hint[160] = "";
+    if (head[0] == 0 && head[1] == 0 && head[3] >= 1 && head[3] <= 4 &&
+        head[2] == IDX_TYPE_UBYTE)
+        snprintf(hint, sizeof hint, " (an IDX file with %u dimension%s: %s)", head[3],
+                 head[3] == 1 ? "" : "s", head[3] == 1 ? "a labels file?"
+                                         : head[3] == 3 ? "an images file?"
+                                                        : "not supported");
+    else if (head[0] == 0 && head[1] == 0)
+        snprintf(hint, sizeof hint, " (an IDX file of %s, %u dimensions: only unsigned "
+                                    "bytes are supported)", idx_type_name(head[2]), head[3]);
+    else
+        snprintf(hint, sizeof hint, " (not an IDX file)");
+    return dsnn_error_set(e, DSNN_ERR_FORMAT,
+                          "%s: bad magic number for an IDX %s file: expected 0x%08" PRIX32
+                          " (unsigned bytes, %u dimension%s), found 0x%08" PRIX32 "%s",
+                          f->path, what, expected, ndim, ndim == 1 ? "" : "s", magic, hint);
+}
 
-    /* Dimensions. */
+/* Reads and checks the header: magic number, then the ndim dimensions into f (count, item
+ * size); shape receives their description for messages. */
+static enum dsnn_status idx_read_header(gzFile gz, struct idx_file *f, unsigned ndim,
+                                        const char *what, char *shape, size_t shape_size,
+                                        struct dsnn_error *e)
+{
+    enum dsnn_status st;
+    uint8_t head[4 + 4 * 3];
+    uint64_t got = 0;
+    const char *path = f->path;
+    if ((st = idx_gz_read(gz, f, head, 4, &got, e)) != DSNN_OK)
+        return st;
+    f->gzip = !gzdirect(gz);
+    const char *bytes = f->gzip ? "bytes after decompression" : "bytes";
+    if (got < 4)
+        return dsnn_error_set(e, DSNN_ERR_FORMAT,
+                              "%s: truncated: %" PRIu64 " %s, an IDX header needs at least 4%s",
+                              path, got, bytes, got == 0 ? " (the file is empty)" : "");
+    if ((st = idx_check_magic(head, ndim, what, f, e)) != DSNN_OK)
+        return st;
     f->ndim = ndim;
     if ((st = idx_gz_read(gz, f, head + 4, 4ull * ndim, &got, e)) != DSNN_OK)
-        goto fail;
-    if (got < 4ull * ndim) {
-        st = dsnn_error_set(e, DSNN_ERR_FORMAT,
-                            "%s: truncated header: expected %u %s, found %" PRIu64, path,
-                            4 + 4 * ndim, bytes, 4 + got);
-        goto fail;
-    }
+        return st;
+    if (got < 4ull * ndim)
+        return dsnn_error_set(e, DSNN_ERR_FORMAT,
+                              "%s: truncated header: expected %u %s, found %" PRIu64, path,
+                              4 + 4 * ndim, bytes, 4 + got);
     for (unsigned d = 0; d < ndim; d++)
         f->dims[d] = idx_be32(head + 4 + 4 * d);
     f->count = f->dims[0];
     f->item_size = 1;
     for (unsigned d = 1; d < ndim; d++)
         f->item_size *= f->dims[d]; /* < 2^64: at most two factors below 2^32 */
-    char shape[96];
     if (ndim == 3)
-        snprintf(shape, sizeof shape, "%" PRIu32 " images of %" PRIu32 "x%" PRIu32, f->dims[0],
+        snprintf(shape, shape_size, "%" PRIu32 " images of %" PRIu32 "x%" PRIu32, f->dims[0],
                  f->dims[1], f->dims[2]);
     else
-        snprintf(shape, sizeof shape, "%" PRIu32 " labels", f->dims[0]);
-    if (f->count == 0) {
-        st = dsnn_error_set(e, DSNN_ERR_FORMAT, "%s: the header announces no %s (%s)", path,
-                            what, shape);
-        goto fail;
-    }
-    for (unsigned d = 1; d < ndim; d++) {
-        if (f->dims[d] == 0 || f->dims[d] > (1u << 16)) {
-            st = dsnn_error_set(e, DSNN_ERR_FORMAT,
-                                "%s: wrong dimensions in the header (%s): each of rows and "
-                                "columns must be in [1, 65536]",
-                                path, shape);
-            goto fail;
-        }
-    }
-    if (f->item_size > SIZE_MAX / f->count) {
-        st = dsnn_error_set(e, DSNN_ERR_FORMAT, "%s: wrong dimensions in the header (%s): too "
-                            "large", path, shape);
-        goto fail;
-    }
-    uint64_t total = f->count * f->item_size;
+        snprintf(shape, shape_size, "%" PRIu32 " labels", f->dims[0]);
+    if (f->count == 0)
+        return dsnn_error_set(e, DSNN_ERR_FORMAT, "%s: the header announces no %s (%s)", path,
+                              what, shape);
+    for (unsigned d = 1; d < ndim; d++)
+        if (f->dims[d] == 0 || f->dims[d] > (1u << 16))
+            return dsnn_error_set(e, DSNN_ERR_FORMAT,
+                                  "%s: wrong dimensions in the header (%s): each of rows and "
+                                  "columns must be in [1, 65536]",
+                                  path, shape);
+    if (f->item_size > SIZE_MAX / f->count)
+        return dsnn_error_set(e, DSNN_ERR_FORMAT, "%s: wrong dimensions in the header (%s): too "
+                              "large", path, shape);
+    return DSNN_OK;
+}
 
-    /* Payload: grow the buffer as data arrives, so that a header announcing far more than the
-     * file holds gives "truncated", not an allocation failure. */
+/* Reads the count * item_size payload bytes into *out (caller frees, also on failure), growing
+ * the buffer as data arrives, so that a header announcing far more than the file holds gives
+ * "truncated", not an allocation failure. Then nothing may follow (reading on to the end also
+ * makes zlib verify the gzip checksum). */
+static enum dsnn_status idx_read_payload(gzFile gz, const struct idx_file *f, const char *shape,
+                                         uint8_t **out, struct dsnn_error *e)
+{
+    enum dsnn_status st;
+    const char *path = f->path, *bytes = f->gzip ? "bytes after decompression" : "bytes";
+    uint64_t total = f->count * f->item_size, got = 0;
     uint64_t cap = total < IDX_READ_CHUNK ? total : IDX_READ_CHUNK, have = 0;
-    data = malloc((size_t)cap);
-    if (!data) {
-        st = dsnn_error_set(e, DSNN_ERR_NOMEM, "%s: out of memory (%" PRIu64 " bytes)", path,
-                            cap);
-        goto fail;
-    }
+    uint8_t *data = *out = malloc((size_t)cap);
+    if (!data)
+        return dsnn_error_set(e, DSNN_ERR_NOMEM, "%s: out of memory (%" PRIu64 " bytes)", path,
+                              cap);
     for (;;) {
         if ((st = idx_gz_read(gz, f, data + have, cap - have, &got, e)) != DSNN_OK)
-            goto fail;
+            return st;
         have += got;
         if (have < cap || cap == total)
             break;
         uint64_t ncap = cap * 2 < total ? cap * 2 : total;
         uint8_t *p = realloc(data, (size_t)ncap);
-        if (!p) {
-            st = dsnn_error_set(e, DSNN_ERR_NOMEM, "%s: out of memory (%" PRIu64 " bytes)",
-                                path, ncap);
-            goto fail;
-        }
-        data = p;
+        if (!p)
+            return dsnn_error_set(e, DSNN_ERR_NOMEM, "%s: out of memory (%" PRIu64 " bytes)",
+                                  path, ncap);
+        data = *out = p;
         cap = ncap;
     }
-    if (have < total) {
-        st = dsnn_error_set(e, DSNN_ERR_FORMAT,
-                            "%s: truncated: the header announces %s, i.e. %" PRIu64
-                            " data bytes, but the file holds %" PRIu64 " data %s (%" PRIu64
-                            " missing)",
-                            path, shape, total, have, bytes, total - have);
-        goto fail;
-    }
-
-    /* Nothing may follow (reading on to the end also makes zlib verify the gzip checksum). */
+    if (have < total)
+        return dsnn_error_set(e, DSNN_ERR_FORMAT,
+                              "%s: truncated: the header announces %s, i.e. %" PRIu64
+                              " data bytes, but the file holds %" PRIu64 " data %s (%" PRIu64
+                              " missing)",
+                              path, shape, total, have, bytes, total - have);
     uint64_t extra = 0;
     for (;;) {
         uint8_t scratch[4096];
         if ((st = idx_gz_read(gz, f, scratch, sizeof scratch, &got, e)) != DSNN_OK)
-            goto fail;
+            return st;
         extra += got;
         if (got < sizeof scratch)
             break;
     }
-    if (extra) {
-        st = dsnn_error_set(e, DSNN_ERR_FORMAT,
-                            "%s: trailing garbage: %" PRIu64 " %s%s the %" PRIu64
-                            " data bytes that the header announces (%s)",
-                            path, extra, extra == 1 ? "byte follows" : "bytes follow",
-                            f->gzip ? " (after decompression)" : "", total, shape);
-        goto fail;
-    }
+    if (extra)
+        return dsnn_error_set(e, DSNN_ERR_FORMAT,
+                              "%s: trailing garbage: %" PRIu64 " %s%s the %" PRIu64
+                              " data bytes that the header announces (%s)",
+                              path, extra, extra == 1 ? "byte follows" : "bytes follow",
+                              f->gzip ? " (after decompression)" : "", total, shape);
+    return DSNN_OK;
+}
+
+/* Reads the IDX file at path, which must hold unsigned bytes with `ndim` dimensions (1: labels,
+ * 3: images). `what` ("images", "labels") is used in messages. On success f->data holds the
+ * payload (caller frees with idx_file_free); on failure f->data is NULL. */
+static enum dsnn_status idx_file_read(const char *path, unsigned ndim, const char *what,
+                                      struct idx_file *f, struct dsnn_error *err)
+{
+    /* A local error so that err->status is valid whichever branch fails. */
+    struct dsnn_error e0 = {0};
+    struct dsnn_error *e = err ? err : &e0;
+    enum dsnn_status st;
+    gzFile gz = NULL;
+    uint8_t *data = NULL;
+    char shape[96];
+
+    memset(f, 0, sizeof *f);
+    if (strlen(path) >= sizeof f->path)
+        return dsnn_error_set(e, DSNN_ERR_CONFIG, "%s: path too long", path);
+    memcpy(f->path, path, strlen(path) + 1);
+    if ((st = idx_gz_open(path, what, &gz, e)) != DSNN_OK)
+        return st;
+    if ((st = idx_read_header(gz, f, ndim, what, shape, sizeof shape, e)) == DSNN_OK)
+        st = idx_read_payload(gz, f, shape, &data, e);
     gzclose(gz);
+    if (st != DSNN_OK) {
+        free(data);
+        f->data = NULL;
+        return st;
+    }
     f->data = data;
     return DSNN_OK;
-
-fail:
-    free(data);
-    if (gz)
-        gzclose(gz);
-    f->data = NULL;
-    return st;
 }
 
 /* ------------------------------------------------------------------------------------------ */
