@@ -69,47 +69,6 @@
 #define CIFAR10_DEFAULT_PATH "/usr/share/datasets/cifar-10-batches-bin"
 #define CIFAR100_DEFAULT_PATH "/usr/share/datasets/cifar-100-binary"
 
-static const struct dsnn_key_spec cifar_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "cifar", .doc = "this plugin"},
-    {.name = "variant", .type = DSNN_KEY_STRING, .def_str = "cifar10",
-     .doc = "\"cifar10\" (data_batch_1.bin ... data_batch_5.bin, test_batch.bin; records of 1 label "
-     "byte + 3072 pixels) or \"cifar100\" (train.bin, test.bin; records of a coarse and a fine "
-     "label byte + 3072 pixels)"},
-    {.name = "path", .type = DSNN_KEY_STRING,
-     .default_value = CIFAR10_DEFAULT_PATH " (cifar100: " CIFAR100_DEFAULT_PATH ")",
-     .doc = "directory of the binary files (raw or gzip-compressed)"},
-    {.name = "label_mode", .type = DSNN_KEY_STRING, .def_str = "fine",
-     .doc = "CIFAR-100 labels: \"fine\" (100 classes) or \"coarse\" (20 superclasses); CIFAR-10 has "
-     "only \"fine\""},
-    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 128,
-     .doc = "samples per training batch: an integer, or one per epoch such as [64, 128] (the last "
-     "value repeats, as nupic's VaryingDataLoader)"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, .doc = "samples per test (and noise) batch"},
-    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
-    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
-     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
-    {.name = "augment", .type = DSNN_KEY_BOOL, .def = false,
-     .doc = "augment the train split (nupic augment_images): random crop of the zero-padded image, "
-     "then random horizontal flip; deterministic from (trial seed, epoch, sample)"},
-    {.name = "augment_padding", .type = DSNN_KEY_INT, .def = 4, .doc = "zero padding of the random crop, in [0, 16]"},
-    {.name = "augment_flip", .type = DSNN_KEY_BOOL, .def = true, .doc = "mirror with probability 1/2 when augmenting"},
-    {.name = "normalize", .type = DSNN_KEY_STRING, .def_str = "dataset",
-     .doc = "per channel x = (pixel/255 - mean[c]) / std[c] with \"dataset\" (statistics of the train "
-     "split as used), \"cifar10\" (0.4914 0.4822 0.4465 / 0.2470 0.2435 0.2616) or \"cifar100\" "
-     "(0.5071 0.4865 0.4409 / 0.2673 0.2564 0.2762); \"none\": x = pixel/255"},
-    {.name = "mean", .type = DSNN_KEY_FLOAT_OR_ARRAY, .default_value = "(from normalize)",
-     .doc = "overrides the means of normalize: one value for all channels or [r, g, b]"},
-    {.name = "std", .type = DSNN_KEY_FLOAT_OR_ARRAY, .default_value = "(from normalize)",
-     .doc = "overrides the standard deviations of normalize (> 0): one value or [r, g, b]"},
-    {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, .doc = "use only the first N samples of the train split (0 = all)"},
-    {.name = "test_size", .type = DSNN_KEY_INT, .def = 0, .doc = "use only the first N samples of the test split (0 = all)"},
-    {.name = "val_fraction", .type = DSNN_KEY_FLOAT, .def = 0,
-     .doc = "in [0, 1): if > 0, the test split is the last round(val_fraction * n) train samples and "
-     "the test file is not read"},
-    DSNN_NOISE_KEYS,
-};
-
 enum { CIFAR_NORM_DATASET = 0, CIFAR_NORM_NONE = 1 }; /* 2, 3: named statistics */
 static const char *const cifar_norm_choices[] = {"dataset", "none", "cifar10", "cifar100", NULL};
 static const char *const cifar_variants[] = {"cifar10", "cifar100", NULL};
@@ -119,6 +78,7 @@ static const char *const cifar10_train_names[] = {"data_batch_1.bin", "data_batc
                                                   "data_batch_3.bin", "data_batch_4.bin",
                                                   "data_batch_5.bin"};
 
+/* The keys, as read (dsnn_keys_read fills the fields named in the specs). */
 struct cifar_options {
     int variant; /* 0: CIFAR-10, 1: CIFAR-100 */
     const char *dir;
@@ -134,6 +94,65 @@ struct cifar_options {
     double val_fraction;
     struct dsnn_noise_options noise;
 };
+
+#define CK_AT(f) DSNN_KEY_AT(struct cifar_options, f)
+static const struct dsnn_key_spec cifar_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "cifar", .doc = "this plugin"},
+    {.name = "variant", .type = DSNN_KEY_STRING, .def_str = "cifar10",
+     .choices = cifar_variants, CK_AT(variant),
+     .doc = "\"cifar10\" (data_batch_1.bin ... data_batch_5.bin, test_batch.bin; records of 1 label "
+     "byte + 3072 pixels) or \"cifar100\" (train.bin, test.bin; records of a coarse and a fine "
+     "label byte + 3072 pixels)"},
+    {.name = "path", .type = DSNN_KEY_STRING,
+     .default_value = CIFAR10_DEFAULT_PATH " (cifar100: " CIFAR100_DEFAULT_PATH ")",
+     .doc = "directory of the binary files (raw or gzip-compressed)"},
+    {.name = "label_mode", .type = DSNN_KEY_STRING, .def_str = "fine",
+     .choices = cifar_label_modes, CK_AT(label_mode),
+     .doc = "CIFAR-100 labels: \"fine\" (100 classes) or \"coarse\" (20 superclasses); CIFAR-10 has "
+     "only \"fine\""},
+    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 128,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
+     .doc = "samples per training batch: an integer, or one per epoch such as [64, 128] (the last "
+     "value repeats, as nupic's VaryingDataLoader)"},
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), CK_AT(test_batch),
+     .doc = "samples per test (and noise) batch"},
+    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
+     DSNN_KEY_RANGE(0, (double)INT64_MAX), CK_AT(batches_per_epoch),
+     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
+    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
+     CK_AT(shuffle),
+     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
+    {.name = "augment", .type = DSNN_KEY_BOOL, .def = false,
+     CK_AT(augment),
+     .doc = "augment the train split (nupic augment_images): random crop of the zero-padded image, "
+     "then random horizontal flip; deterministic from (trial seed, epoch, sample)"},
+    {.name = "augment_padding", .type = DSNN_KEY_INT, .def = 4, DSNN_KEY_RANGE(0, 16), CK_AT(padding),
+     .doc = "zero padding of the random crop, in [0, 16]"},
+    {.name = "augment_flip", .type = DSNN_KEY_BOOL, .def = true, CK_AT(flip),
+     .doc = "mirror with probability 1/2 when augmenting"},
+    {.name = "normalize", .type = DSNN_KEY_STRING, .def_str = "dataset",
+     .choices = cifar_norm_choices, CK_AT(normalize),
+     .doc = "per channel x = (pixel/255 - mean[c]) / std[c] with \"dataset\" (statistics of the train "
+     "split as used), \"cifar10\" (0.4914 0.4822 0.4465 / 0.2470 0.2435 0.2616) or \"cifar100\" "
+     "(0.5071 0.4865 0.4409 / 0.2673 0.2564 0.2762); \"none\": x = pixel/255"},
+    {.name = "mean", .type = DSNN_KEY_FLOAT_OR_ARRAY, .default_value = "(from normalize)",
+     .doc = "overrides the means of normalize: one value for all channels or [r, g, b]"},
+    {.name = "std", .type = DSNN_KEY_FLOAT_OR_ARRAY, .default_value = "(from normalize)",
+     .doc = "overrides the standard deviations of normalize (> 0): one value or [r, g, b]"},
+    {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), CK_AT(size[0]),
+     .doc = "use only the first N samples of the train split (0 = all)"},
+    {.name = "test_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), CK_AT(size[1]),
+     .doc = "use only the first N samples of the test split (0 = all)"},
+    {.name = "val_fraction", .type = DSNN_KEY_FLOAT, .def = 0,
+     DSNN_KEY_RANGE(0, 1), CK_AT(val_fraction),
+     .doc = "in [0, 1): if > 0, the test split is the last round(val_fraction * n) train samples and "
+     "the test file is not read"},
+    DSNN_NOISE_KEYS,
+};
+#undef CK_AT
+DSNN_KEY_TABLE_DEFINE(static, cifar_table, cifar_keys);
+
+
 
 /* Reads mean or std: absent (n = 0), one value (copied to the three channels) or three. */
 static enum dsnn_status cifar_read_stats(const struct dsnn_cfg *cfg, const char *key,
@@ -170,8 +189,11 @@ static enum dsnn_status cifar_read_options(const struct dsnn_cfg *cfg, uint64_t 
 {
     enum dsnn_status st;
     char kw[700];
-    if ((st = dsnn_cfg_enum(cfg, "variant", "cifar10", cifar_variants, &o->variant, err)) !=
-        DSNN_OK)
+    const double def_batch =
+        dsnn_keys_find(cifar_keys, DSNN_COUNT_OF(cifar_keys), "batch_size_train")->def;
+    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def_batch, &o->train_batch,
+                                       err)) != DSNN_OK ||
+        (st = dsnn_keys_read(&cifar_table, cfg, o, err)) != DSNN_OK)
         return st;
     if ((st = dsnn_cfg_string(cfg, "path",
                               o->variant ? CIFAR100_DEFAULT_PATH : CIFAR10_DEFAULT_PATH, &o->dir,
@@ -180,36 +202,11 @@ static enum dsnn_status cifar_read_options(const struct dsnn_cfg *cfg, uint64_t 
     if (!o->dir || !o->dir[0])
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must name a directory",
                               dsnn_dataset_key_where(cfg, "path", kw, sizeof kw));
-    if ((st = dsnn_cfg_enum(cfg, "label_mode", "fine", cifar_label_modes, &o->label_mode,
-                            err)) != DSNN_OK)
-        return st;
     if (o->variant == 0 && o->label_mode == 1)
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
                               "%s: CIFAR-10 has no coarse labels; use variant = \"cifar100\" or "
                               "remove label_mode",
                               dsnn_dataset_key_where(cfg, "label_mode", kw, sizeof kw));
-    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", 128, &o->train_batch, err)) !=
-        DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_int(cfg, "batch_size_test", 1000, &o->test_batch, err)) != DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "batch_size_test", (double)o->test_batch, 1,
-                                   DSNN_BATCH_SIZE_MAX, err)) != DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_int(cfg, "train_batches_per_epoch", 0, &o->batches_per_epoch, err)) !=
-            DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "train_batches_per_epoch", (double)o->batches_per_epoch,
-                                   0, (double)INT64_MAX, err)) != DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_bool(cfg, "shuffle", true, &o->shuffle, err)) != DSNN_OK ||
-        (st = dsnn_cfg_bool(cfg, "augment", false, &o->augment, err)) != DSNN_OK ||
-        (st = dsnn_cfg_bool(cfg, "augment_flip", true, &o->flip, err)) != DSNN_OK ||
-        (st = dsnn_cfg_int(cfg, "augment_padding", 4, &o->padding, err)) != DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "augment_padding", (double)o->padding, 0, 16, err)) !=
-            DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_enum(cfg, "normalize", "dataset", cifar_norm_choices, &o->normalize,
-                            err)) != DSNN_OK)
-        return st;
     if ((st = cifar_read_stats(cfg, "mean", o->mean, &o->n_mean, false, err)) != DSNN_OK ||
         (st = cifar_read_stats(cfg, "std", o->std, &o->n_std, true, err)) != DSNN_OK)
         return st;
@@ -219,15 +216,7 @@ static enum dsnn_status cifar_read_options(const struct dsnn_cfg *cfg, uint64_t 
                               "= \"dataset\" (or named statistics) to normalise with it",
                               dsnn_dataset_key_where(cfg, o->n_mean ? "mean" : "std", kw,
                                                      sizeof kw));
-    static const char *const size_keys[2] = {"train_size", "test_size"};
-    for (int i = 0; i < 2; i++)
-        if ((st = dsnn_cfg_int(cfg, size_keys[i], 0, &o->size[i], err)) != DSNN_OK ||
-            (st = dsnn_cfg_check_range(cfg, size_keys[i], (double)o->size[i], 0,
-                                       (double)UINT32_MAX, err)) != DSNN_OK)
-            return st;
-    if ((st = dsnn_cfg_float(cfg, "val_fraction", 0.0, &o->val_fraction, err)) != DSNN_OK)
-        return st;
-    if (!(o->val_fraction >= 0 && o->val_fraction < 1))
+    if (!(o->val_fraction < 1)) /* the spec's range is closed: [0, 1] */
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be in [0, 1), got %g",
                               dsnn_dataset_key_where(cfg, "val_fraction", kw, sizeof kw),
                               o->val_fraction);
@@ -374,6 +363,152 @@ static enum dsnn_status cifar_index(struct cifar_state *s, const struct cifar_op
     return DSNN_OK;
 }
 
+/* Reads the train files (and the test file unless val_fraction > 0) and indexes them. */
+static enum dsnn_status cifar_load(const struct dsnn_cfg *cfg, const struct cifar_options *o,
+                                   struct cifar_state *s, struct dsnn_error *e)
+{
+    enum dsnn_status st;
+    size_t record = o->variant ? 3074 : 3073;
+    int n_train_files = o->variant ? 1 : CIFAR_MAX_FILES;
+    for (int i = 0; i < n_train_files; i++) {
+        s->n_files++;
+        if ((st = cifar_file_read(cfg, o, o->variant ? "train.bin" : cifar10_train_names[i],
+                                  record, &s->files[i], e)) != DSNN_OK)
+            return st;
+    }
+    if ((st = cifar_index(s, o, 0, n_train_files, &s->train, e)) != DSNN_OK)
+        return st;
+    if (o->val_fraction > 0)
+        return DSNN_OK;
+    s->n_files++;
+    if ((st = cifar_file_read(cfg, o, o->variant ? "test.bin" : "test_batch.bin", record,
+                              &s->files[n_train_files], e)) != DSNN_OK)
+        return st;
+    return cifar_index(s, o, n_train_files, 1, &s->test, e);
+}
+
+/* Cuts the splits: the validation part of the train files (val_fraction > 0), then train_size
+ * and test_size. */
+static enum dsnn_status cifar_split(const struct dsnn_cfg *cfg, const struct cifar_options *o,
+                                    struct cifar_state *s, struct dsnn_error *e)
+{
+    char kw[700];
+    const bool use_val = o->val_fraction > 0;
+    int64_t n_all = s->train.n, n_train = n_all, n_test, test_first = 0;
+    if (use_val) {
+        int64_t n_val = (int64_t)llround(o->val_fraction * (double)n_all);
+        if (n_val < 1 || n_val >= n_all)
+            return dsnn_error_set(e, DSNN_ERR_CONFIG,
+                                  "%s: %g of the %" PRId64 " train samples gives %" PRId64
+                                  " validation and %" PRId64
+                                  " training samples; both must be >= 1",
+                                  dsnn_dataset_key_where(cfg, "val_fraction", kw, sizeof kw),
+                                  o->val_fraction, n_all, n_val, n_all - n_val);
+        n_train = n_all - n_val;
+        n_test = n_val;
+        test_first = n_train;
+    } else {
+        n_test = s->test.n;
+    }
+    static const char *const size_keys[2] = {"train_size", "test_size"};
+    int64_t *ns[2] = {&n_train, &n_test};
+    for (int i = 0; i < 2; i++) {
+        if (o->size[i] == 0)
+            continue;
+        if (o->size[i] > *ns[i])
+            return dsnn_error_set(e, DSNN_ERR_CONFIG,
+                                  "%s: %" PRId64 " is more than the %" PRId64
+                                  " samples of the %s split",
+                                  dsnn_dataset_key_where(cfg, size_keys[i], kw, sizeof kw),
+                                  o->size[i], *ns[i], i == 0 ? "train" : "test");
+        *ns[i] = o->size[i];
+    }
+    if (use_val) {
+        /* the test split points into the train index (not owned twice) */
+        s->test.x = malloc((size_t)n_test * sizeof *s->test.x);
+        s->test.y = malloc((size_t)n_test * sizeof *s->test.y);
+        if (!s->test.x || !s->test.y)
+            return dsnn_error_set(e, DSNN_ERR_NOMEM, "cifar: out of memory");
+        memcpy(s->test.x, s->train.x + test_first, (size_t)n_test * sizeof *s->test.x);
+        memcpy(s->test.y, s->train.y + test_first, (size_t)n_test * sizeof *s->test.y);
+    }
+    s->train.n = n_train;
+    s->test.n = n_test;
+    return DSNN_OK;
+}
+
+/* Mean and std of channel c over the train split as used, exactly from a histogram (std 1 when
+ * the channel is constant). */
+static void cifar_channel_stats(const struct cifar_state *s, int c, bool warn, FILE *log,
+                                double *mean_out, double *std_out)
+{
+    uint64_t hist[256] = {0};
+    for (int64_t i = 0; i < s->train.n; i++) {
+        const uint8_t *p = s->train.x[i] + c * CIFAR_SIDE * CIFAR_SIDE;
+        for (int j = 0; j < CIFAR_SIDE * CIFAR_SIDE; j++)
+            hist[p[j]]++;
+    }
+    double s1 = 0, s2 = 0, npix = (double)s->train.n * CIFAR_SIDE * CIFAR_SIDE;
+    for (int v = 0; v < 256; v++) {
+        s1 += (double)hist[v] * v;
+        s2 += (double)hist[v] * v * v;
+    }
+    double mean = s1 / npix / 255.0;
+    double var = s2 / npix / (255.0 * 255.0) - mean * mean;
+    double sd = var > 0 ? sqrt(var) : 0.0;
+    if (sd < 1e-6) {
+        if (warn && log)
+            fprintf(log, "cifar: warning: channel %d of the train pixels is constant (std = 0); "
+                         "using std = 1\n", c);
+        sd = 1.0;
+    }
+    *mean_out = mean;
+    *std_out = sd;
+}
+
+/* Per-channel statistics (named, of the train split, or given) and the pixel tables. */
+static void cifar_normalise(const struct cifar_options *o, struct cifar_state *s, FILE *log)
+{
+    for (int c = 0; c < CIFAR_CHANNELS; c++) {
+        s->mean[c] = 0.0;
+        s->std[c] = 1.0;
+    }
+    if (o->normalize > CIFAR_NORM_NONE) {
+        const struct dsnn_norm_stats *p = dsnn_norm_stats_find(cifar_norm_choices[o->normalize]);
+        for (int c = 0; p && c < CIFAR_CHANNELS; c++) {
+            s->mean[c] = p->mean[c];
+            s->std[c] = p->std[c];
+        }
+    } else if (o->normalize == CIFAR_NORM_DATASET && (!o->n_mean || !o->n_std)) {
+        for (int c = 0; c < CIFAR_CHANNELS; c++)
+            cifar_channel_stats(s, c, !o->n_std, log, &s->mean[c], &s->std[c]);
+    }
+    for (int c = 0; c < CIFAR_CHANNELS; c++) {
+        if (o->n_mean)
+            s->mean[c] = o->mean[c];
+        if (o->n_std)
+            s->std[c] = o->std[c];
+        for (int v = 0; v < 256; v++)
+            s->lut[c][v] = (float)(((double)v / 255.0 - s->mean[c]) / s->std[c]);
+    }
+}
+
+static void cifar_log(FILE *log, const struct cifar_options *o, const struct cifar_state *s,
+                      const struct dsnn_dataset_info *info)
+{
+    fprintf(log, "cifar: %s (%s labels, %d classes): train %" PRId64
+                 " samples from %s%s, test %" PRId64 " samples%s\n",
+            o->variant ? "CIFAR-100" : "CIFAR-10", cifar_label_modes[o->label_mode],
+            info->n_classes, info->n_train, o->dir, o->variant ? "/train.bin" : "/data_batch_*.bin",
+            info->n_test, o->val_fraction > 0 ? " (validation: the last train samples)" : "");
+    fprintf(log, "cifar: normalize %s: mean %.4f %.4f %.4f std %.4f %.4f %.4f; "
+                 "shuffle %s; augment %s\n",
+            cifar_norm_choices[o->normalize], s->mean[0], s->mean[1], s->mean[2], s->std[0],
+            s->std[1], s->std[2], o->shuffle ? "on" : "off",
+            o->augment ? (o->flip ? "crop + flip" : "crop") : "off");
+    dsnn_noise_options_log(log, "cifar", "values", &s->noise);
+}
+
 static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
                                    void **state, struct dsnn_dataset_info *info,
                                    struct dsnn_error *err)
@@ -382,12 +517,12 @@ static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn
     struct dsnn_error *e = err ? err : &e0;
     struct cifar_options o;
     enum dsnn_status st;
-    char kw[700];
     if (!state || !info)
         return dsnn_error_set(e, DSNN_ERR_INVALID, "cifar: open: state and info must not be NULL");
     *state = NULL;
     memset(&o, 0, sizeof o);
     uint64_t seed = ctx ? ctx->seed : 0;
+    FILE *log = ctx ? ctx->log : NULL;
     if ((st = cifar_read_options(cfg, seed, &o, e)) != DSNN_OK)
         return st;
     struct cifar_state *s = calloc(1, sizeof *s);
@@ -408,122 +543,12 @@ static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn
     s->flip = o.flip;
     s->padding = (int)o.padding;
     s->noise = o.noise;
-    bool use_val = o.val_fraction > 0;
-    size_t record = o.variant ? 3074 : 3073;
-
-    /* Files. */
-    int n_train_files = o.variant ? 1 : CIFAR_MAX_FILES;
-    for (int i = 0; i < n_train_files; i++) {
-        s->n_files++;
-        if ((st = cifar_file_read(cfg, &o, o.variant ? "train.bin" : cifar10_train_names[i],
-                                  record, &s->files[i], e)) != DSNN_OK)
-            goto fail;
-    }
-    if ((st = cifar_index(s, &o, 0, n_train_files, &s->train, e)) != DSNN_OK)
+    if ((st = cifar_load(cfg, &o, s, e)) != DSNN_OK || (st = cifar_split(cfg, &o, s, e)) != DSNN_OK)
         goto fail;
-    if (!use_val) {
-        s->n_files++;
-        if ((st = cifar_file_read(cfg, &o, o.variant ? "test.bin" : "test_batch.bin", record,
-                                  &s->files[n_train_files], e)) != DSNN_OK ||
-            (st = cifar_index(s, &o, n_train_files, 1, &s->test, e)) != DSNN_OK)
-            goto fail;
-    }
-
-    /* Splits. */
-    int64_t n_all = s->train.n, n_train = n_all, n_test, test_first = 0;
-    if (use_val) {
-        int64_t n_val = (int64_t)llround(o.val_fraction * (double)n_all);
-        if (n_val < 1 || n_val >= n_all) {
-            st = dsnn_error_set(e, DSNN_ERR_CONFIG,
-                                "%s: %g of the %" PRId64 " train samples gives %" PRId64
-                                " validation and %" PRId64 " training samples; both must be >= 1",
-                                dsnn_dataset_key_where(cfg, "val_fraction", kw, sizeof kw),
-                                o.val_fraction, n_all, n_val, n_all - n_val);
-            goto fail;
-        }
-        n_train = n_all - n_val;
-        n_test = n_val;
-        test_first = n_train;
-    } else {
-        n_test = s->test.n;
-    }
-    static const char *const size_keys[2] = {"train_size", "test_size"};
-    int64_t *ns[2] = {&n_train, &n_test};
-    for (int i = 0; i < 2; i++) {
-        if (o.size[i] == 0)
-            continue;
-        if (o.size[i] > *ns[i]) {
-            st = dsnn_error_set(e, DSNN_ERR_CONFIG,
-                                "%s: %" PRId64 " is more than the %" PRId64
-                                " samples of the %s split",
-                                dsnn_dataset_key_where(cfg, size_keys[i], kw, sizeof kw),
-                                o.size[i], *ns[i], i == 0 ? "train" : "test");
-            goto fail;
-        }
-        *ns[i] = o.size[i];
-    }
-    if (use_val) {
-        /* the test split points into the train index (not owned twice) */
-        s->test.x = malloc((size_t)n_test * sizeof *s->test.x);
-        s->test.y = malloc((size_t)n_test * sizeof *s->test.y);
-        if (!s->test.x || !s->test.y) {
-            st = dsnn_error_set(e, DSNN_ERR_NOMEM, "cifar: out of memory");
-            goto fail;
-        }
-        memcpy(s->test.x, s->train.x + test_first, (size_t)n_test * sizeof *s->test.x);
-        memcpy(s->test.y, s->train.y + test_first, (size_t)n_test * sizeof *s->test.y);
-    }
-    s->train.n = n_train;
-    s->test.n = n_test;
-
-    /* Normalisation. */
-    for (int c = 0; c < CIFAR_CHANNELS; c++) {
-        s->mean[c] = 0.0;
-        s->std[c] = 1.0;
-    }
-    if (o.normalize > CIFAR_NORM_NONE) {
-        const struct dsnn_norm_stats *p = dsnn_norm_stats_find(cifar_norm_choices[o.normalize]);
-        for (int c = 0; p && c < CIFAR_CHANNELS; c++) {
-            s->mean[c] = p->mean[c];
-            s->std[c] = p->std[c];
-        }
-    } else if (o.normalize == CIFAR_NORM_DATASET && (!o.n_mean || !o.n_std)) {
-        for (int c = 0; c < CIFAR_CHANNELS; c++) {
-            uint64_t hist[256] = {0};
-            for (int64_t i = 0; i < n_train; i++) {
-                const uint8_t *p = s->train.x[i] + c * CIFAR_SIDE * CIFAR_SIDE;
-                for (int j = 0; j < CIFAR_SIDE * CIFAR_SIDE; j++)
-                    hist[p[j]]++;
-            }
-            double s1 = 0, s2 = 0, npix = (double)n_train * CIFAR_SIDE * CIFAR_SIDE;
-            for (int v = 0; v < 256; v++) {
-                s1 += (double)hist[v] * v;
-                s2 += (double)hist[v] * v * v;
-            }
-            double mean = s1 / npix / 255.0;
-            double var = s2 / npix / (255.0 * 255.0) - mean * mean;
-            double sd = var > 0 ? sqrt(var) : 0.0;
-            if (sd < 1e-6) {
-                if (!o.n_std && ctx && ctx->log)
-                    fprintf(ctx->log, "cifar: warning: channel %d of the train pixels is "
-                                      "constant (std = 0); using std = 1\n", c);
-                sd = 1.0;
-            }
-            s->mean[c] = mean;
-            s->std[c] = sd;
-        }
-    }
-    for (int c = 0; c < CIFAR_CHANNELS; c++) {
-        if (o.n_mean)
-            s->mean[c] = o.mean[c];
-        if (o.n_std)
-            s->std[c] = o.std[c];
-        for (int v = 0; v < 256; v++)
-            s->lut[c][v] = (float)(((double)v / 255.0 - s->mean[c]) / s->std[c]);
-    }
+    cifar_normalise(&o, s, log);
 
     /* Buffers. */
-    if ((st = dsnn_split_cursor_init(&s->cur, n_train, n_test, e)) != DSNN_OK)
+    if ((st = dsnn_split_cursor_init(&s->cur, s->train.n, s->test.n, e)) != DSNN_OK)
         goto fail;
     int max_batch = s->cur.max_batch;
     s->xbuf = malloc((size_t)max_batch * CIFAR_PIXELS * sizeof *s->xbuf);
@@ -536,24 +561,13 @@ static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn
     memset(info, 0, sizeof *info);
     info->shape = (struct dsnn_shape){CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_SIDE};
     info->n_classes = o.variant ? (o.label_mode ? 20 : 100) : 10;
-    info->n_train = n_train;
-    info->n_test = n_test;
-    info->n_noise = s->noise.enabled ? n_test : 0;
+    info->n_train = s->train.n;
+    info->n_test = s->test.n;
+    info->n_noise = s->noise.enabled ? s->test.n : 0;
     info->batch_size_train = s->cur.train_max;
     info->batch_size_test = (int)s->cur.test_batch;
-    if (ctx && ctx->log) {
-        fprintf(ctx->log, "cifar: %s (%s labels, %d classes): train %" PRId64
-                          " samples from %s%s, test %" PRId64 " samples%s\n",
-                o.variant ? "CIFAR-100" : "CIFAR-10", cifar_label_modes[o.label_mode],
-                info->n_classes, n_train, o.dir, o.variant ? "/train.bin" : "/data_batch_*.bin",
-                n_test, use_val ? " (validation: the last train samples)" : "");
-        fprintf(ctx->log, "cifar: normalize %s: mean %.4f %.4f %.4f std %.4f %.4f %.4f; "
-                          "shuffle %s; augment %s\n",
-                cifar_norm_choices[o.normalize], s->mean[0], s->mean[1], s->mean[2], s->std[0],
-                s->std[1], s->std[2], o.shuffle ? "on" : "off",
-                o.augment ? (o.flip ? "crop + flip" : "crop") : "off");
-        dsnn_noise_options_log(ctx->log, "cifar", "values", &s->noise);
-    }
+    if (log)
+        cifar_log(log, &o, s, info);
     *state = s;
     return DSNN_OK;
 

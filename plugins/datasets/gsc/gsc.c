@@ -55,51 +55,10 @@
 #define GSC_DEFAULT_PATH "/usr/share/datasets/gsc"
 #define GSC_MAX_TRAIN_FILES 1000
 
-static const struct dsnn_key_spec gsc_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "gsc", .doc = "this plugin"},
-    {.name = "path", .type = DSNN_KEY_STRING, .def_str = GSC_DEFAULT_PATH,
-     .default_value = GSC_DEFAULT_PATH, .doc = "directory of the .npz files (the file names below are relative to it unless absolute)"},
-    {.name = "train_file", .type = DSNN_KEY_STRING, .def_str = "gsc_train{}.npz",
-     .doc = "train set; \"{}\" stands for 0, 1, 2 ... (as many consecutive files as exist): epoch e "
-     "reads file e mod K, as nupic cycles through its augmented copies; without \"{}\" one file "
-     "for every epoch"},
-    {.name = "test_file", .type = DSNN_KEY_STRING, .def_str = "gsc_valid.npz",
-     .doc = "test split (nupic's dynamic_sparse tests on the validation set)"},
-    {.name = "noise_file", .type = DSNN_KEY_STRING, .def_str = "gsc_test_noise{}.npz",
-     .doc = "noise split when test_noise = true; \"{}\" stands for the noise level in percent, two "
-     "digits (00, 05, ..., 50)"},
-    {.name = "test_noise", .type = DSNN_KEY_BOOL, .def = false, .doc = "also provide the noise split (noise_file)"},
-    {.name = "noise_level", .type = DSNN_KEY_FLOAT, .def = 0.1,
-     .doc = "noise level of the noise split, in [0, 1): selects noise_file (0.1 -> \"10\")"},
-    {.name = "x_array", .type = DSNN_KEY_STRING, .def_str = "arr_0",
-     .doc = "name of the samples array in each .npz (np.savez(f, x, y) names them arr_0, arr_1; "
-     "np.savez(f, x=x, y=y) names them x, y): shape (N, C, H, W), (N, H, W) or (N, D), numbers"},
-    {.name = "y_array", .type = DSNN_KEY_STRING, .def_str = "arr_1",
-     .doc = "name of the labels array: shape (N,), integers in [0, n_classes)"},
-    {.name = "n_classes", .type = DSNN_KEY_INT, .def = 12,
-     .doc = "number of classes (GSC: unknown, silence, zero ... nine); a label >= n_classes is an error"},
-    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 16,
-     .doc = "samples per training batch: an integer, or one per epoch such as [4, 16] (the last value "
-     "repeats, as nupic's VaryingDataLoader)"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, .doc = "samples per test (and noise) batch"},
-    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
-    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
-     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
-    {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, .doc = "use only the first N samples of each train file (0 = all)"},
-    {.name = "test_size", .type = DSNN_KEY_INT, .def = 0,
-     .doc = "use only the first N samples of the test (and noise) file (0 = all)"},
-    {.name = "normalize", .type = DSNN_KEY_STRING, .def_str = "none",
-     .doc = "\"none\": values as stored (as nupic); \"dataset\": x = (v - mean) / std with mean and std "
-     "over the epoch-0 train file as used (keys mean and std override them)"},
-    {.name = "mean", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)", .doc = "overrides the mean of normalize = \"dataset\""},
-    {.name = "std", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)",
-     .doc = "overrides the standard deviation of normalize = \"dataset\", > 0"},
-};
-
 enum { GSC_NORM_NONE = 0, GSC_NORM_DATASET = 1 };
 static const char *const gsc_norm_choices[] = {"none", "dataset", NULL};
 
+/* The keys, as read (dsnn_keys_read fills the fields named in the specs). */
 struct gsc_options {
     const char *dir, *train_file, *test_file, *noise_file, *x_array, *y_array;
     bool test_noise, shuffle;
@@ -110,6 +69,68 @@ struct gsc_options {
     bool has_mean, has_std;
     double mean, std;
 };
+
+#define GK_AT(f) DSNN_KEY_AT(struct gsc_options, f)
+static const struct dsnn_key_spec gsc_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "gsc", .doc = "this plugin"},
+    {.name = "path", .type = DSNN_KEY_STRING, .def_str = GSC_DEFAULT_PATH,
+     GK_AT(dir),
+     .doc = "directory of the .npz files (the file names below are relative to it unless absolute)"},
+    {.name = "train_file", .type = DSNN_KEY_STRING, .def_str = "gsc_train{}.npz",
+     GK_AT(train_file),
+     .doc = "train set; \"{}\" stands for 0, 1, 2 ... (as many consecutive files as exist): epoch e "
+     "reads file e mod K, as nupic cycles through its augmented copies; without \"{}\" one file "
+     "for every epoch"},
+    {.name = "test_file", .type = DSNN_KEY_STRING, .def_str = "gsc_valid.npz",
+     GK_AT(test_file),
+     .doc = "test split (nupic's dynamic_sparse tests on the validation set)"},
+    {.name = "noise_file", .type = DSNN_KEY_STRING, .def_str = "gsc_test_noise{}.npz",
+     GK_AT(noise_file),
+     .doc = "noise split when test_noise = true; \"{}\" stands for the noise level in percent, two "
+     "digits (00, 05, ..., 50)"},
+    {.name = "test_noise", .type = DSNN_KEY_BOOL, .def = false, GK_AT(test_noise),
+     .doc = "also provide the noise split (noise_file)"},
+    {.name = "noise_level", .type = DSNN_KEY_FLOAT, .def = 0.1,
+     DSNN_KEY_RANGE(0, 1), GK_AT(noise_level),
+     .doc = "noise level of the noise split, in [0, 1): selects noise_file (0.1 -> \"10\")"},
+    {.name = "x_array", .type = DSNN_KEY_STRING, .def_str = "arr_0",
+     GK_AT(x_array),
+     .doc = "name of the samples array in each .npz (np.savez(f, x, y) names them arr_0, arr_1; "
+     "np.savez(f, x=x, y=y) names them x, y): shape (N, C, H, W), (N, H, W) or (N, D), numbers"},
+    {.name = "y_array", .type = DSNN_KEY_STRING, .def_str = "arr_1",
+     GK_AT(y_array),
+     .doc = "name of the labels array: shape (N,), integers in [0, n_classes)"},
+    {.name = "n_classes", .type = DSNN_KEY_INT, .def = 12,
+     DSNN_KEY_RANGE(1, 1 << 20), GK_AT(n_classes),
+     .doc = "number of classes (GSC: unknown, silence, zero ... nine); a label >= n_classes is an error"},
+    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 16,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
+     .doc = "samples per training batch: an integer, or one per epoch such as [4, 16] (the last value "
+     "repeats, as nupic's VaryingDataLoader)"},
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), GK_AT(test_batch),
+     .doc = "samples per test (and noise) batch"},
+    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
+     DSNN_KEY_RANGE(0, (double)INT64_MAX), GK_AT(batches_per_epoch),
+     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
+    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
+     GK_AT(shuffle),
+     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
+    {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), GK_AT(size[0]),
+     .doc = "use only the first N samples of each train file (0 = all)"},
+    {.name = "test_size", .type = DSNN_KEY_INT, .def = 0,
+     DSNN_KEY_RANGE(0, UINT32_MAX), GK_AT(size[1]),
+     .doc = "use only the first N samples of the test (and noise) file (0 = all)"},
+    {.name = "normalize", .type = DSNN_KEY_STRING, .def_str = "none",
+     .choices = gsc_norm_choices, GK_AT(normalize),
+     .doc = "\"none\": values as stored (as nupic); \"dataset\": x = (v - mean) / std with mean and std "
+     "over the epoch-0 train file as used (keys mean and std override them)"},
+    {.name = "mean", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)", .doc = "overrides the mean of normalize = \"dataset\""},
+    {.name = "std", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)",
+     .doc = "overrides the standard deviation of normalize = \"dataset\", > 0"},
+};
+#undef GK_AT
+DSNN_KEY_TABLE_DEFINE(static, gsc_table, gsc_keys);
+
 
 /* One loaded .npz: samples and labels. */
 struct gsc_set {
@@ -167,64 +188,40 @@ static enum dsnn_status gsc_read_options(const struct dsnn_cfg *cfg, struct gsc_
 {
     enum dsnn_status st;
     char kw[700];
+    const double def_batch =
+        dsnn_keys_find(gsc_keys, DSNN_COUNT_OF(gsc_keys), "batch_size_train")->def;
+    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def_batch, &o->train_batch,
+                                       err)) != DSNN_OK ||
+        (st = dsnn_keys_read(&gsc_table, cfg, o, err)) != DSNN_OK)
+        return st;
     static const struct {
-        const char *key, *def;
+        const char *key;
         size_t off;
     } strings[] = {
-        {"path", GSC_DEFAULT_PATH, offsetof(struct gsc_options, dir)},
-        {"train_file", "gsc_train{}.npz", offsetof(struct gsc_options, train_file)},
-        {"test_file", "gsc_valid.npz", offsetof(struct gsc_options, test_file)},
-        {"noise_file", "gsc_test_noise{}.npz", offsetof(struct gsc_options, noise_file)},
-        {"x_array", "arr_0", offsetof(struct gsc_options, x_array)},
-        {"y_array", "arr_1", offsetof(struct gsc_options, y_array)},
+        {"path", offsetof(struct gsc_options, dir)},
+        {"train_file", offsetof(struct gsc_options, train_file)},
+        {"test_file", offsetof(struct gsc_options, test_file)},
+        {"noise_file", offsetof(struct gsc_options, noise_file)},
+        {"x_array", offsetof(struct gsc_options, x_array)},
+        {"y_array", offsetof(struct gsc_options, y_array)},
     };
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
-        const char **out = (const char **)((char *)o + strings[i].off);
-        if ((st = dsnn_cfg_string(cfg, strings[i].key, strings[i].def, out, err)) != DSNN_OK)
-            return st;
-        if (!*out || !**out)
+        const char *v = *(const char *const *)((const char *)o + strings[i].off);
+        if (!v || !*v)
             return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must not be empty",
                                   dsnn_dataset_key_where(cfg, strings[i].key, kw, sizeof kw));
-        if (strlen(*out) >= NPZ_NAME_MAX && i >= 4)
+        if (strlen(v) >= NPZ_NAME_MAX && i >= 4)
             return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: too long",
                                   dsnn_dataset_key_where(cfg, strings[i].key, kw, sizeof kw));
     }
-    if ((st = dsnn_cfg_bool(cfg, "test_noise", false, &o->test_noise, err)) != DSNN_OK ||
-        (st = dsnn_cfg_float(cfg, "noise_level", 0.1, &o->noise_level, err)) != DSNN_OK ||
-        (st = dsnn_cfg_bool(cfg, "shuffle", true, &o->shuffle, err)) != DSNN_OK)
-        return st;
-    if (!(o->noise_level >= 0 && o->noise_level < 1) ||
+    /* the spec's range is closed ([0, 1]); the level also names a file */
+    if (!(o->noise_level < 1) ||
         fabs(o->noise_level * 100 - round(o->noise_level * 100)) > 1e-6)
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
                               "%s: must be a whole percentage in [0, 1) (0.05, 0.1 ...; it names "
                               "the noise file), got %g",
                               dsnn_dataset_key_where(cfg, "noise_level", kw, sizeof kw),
                               o->noise_level);
-    if ((st = dsnn_cfg_int(cfg, "n_classes", 12, &o->n_classes, err)) != DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "n_classes", (double)o->n_classes, 1, 1 << 20, err)) !=
-            DSNN_OK)
-        return st;
-    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", 16, &o->train_batch, err)) !=
-        DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_int(cfg, "batch_size_test", 1000, &o->test_batch, err)) != DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "batch_size_test", (double)o->test_batch, 1,
-                                   DSNN_BATCH_SIZE_MAX, err)) != DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_int(cfg, "train_batches_per_epoch", 0, &o->batches_per_epoch, err)) !=
-            DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "train_batches_per_epoch", (double)o->batches_per_epoch,
-                                   0, (double)INT64_MAX, err)) != DSNN_OK)
-        return st;
-    static const char *const size_keys[2] = {"train_size", "test_size"};
-    for (int i = 0; i < 2; i++)
-        if ((st = dsnn_cfg_int(cfg, size_keys[i], 0, &o->size[i], err)) != DSNN_OK ||
-            (st = dsnn_cfg_check_range(cfg, size_keys[i], (double)o->size[i], 0,
-                                       (double)UINT32_MAX, err)) != DSNN_OK)
-            return st;
-    if ((st = dsnn_cfg_enum(cfg, "normalize", "none", gsc_norm_choices, &o->normalize, err)) !=
-        DSNN_OK)
-        return st;
     o->has_mean = dsnn_cfg_has(cfg, "mean");
     o->has_std = dsnn_cfg_has(cfg, "std");
     if ((st = dsnn_cfg_float(cfg, "mean", 0.0, &o->mean, err)) != DSNN_OK ||
@@ -418,6 +415,138 @@ static enum dsnn_status gsc_load_train(struct gsc_state *s, int k, struct dsnn_e
     return DSNN_OK;
 }
 
+/* Finds the train files ("{}" -> 0, 1, 2 ... while they exist) and checks each one: arrays,
+ * shapes and labels (the samples are read when needed). *max_count: the largest file. */
+static enum dsnn_status gsc_find_train(const struct dsnn_cfg *cfg, const struct gsc_options *o,
+                                       struct gsc_state *s, int64_t *max_count,
+                                       struct dsnn_error *e)
+{
+    enum dsnn_status st;
+    char kw[700], path[NPZ_PATH_MAX];
+    bool numbered = strstr(o->train_file, "{}") != NULL;
+    s->train_paths = calloc(numbered ? GSC_MAX_TRAIN_FILES : 1, sizeof *s->train_paths);
+    if (!s->train_paths)
+        return dsnn_error_set(e, DSNN_ERR_NOMEM, "gsc: out of memory");
+    for (int k = 0; k < (numbered ? GSC_MAX_TRAIN_FILES : 1); k++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", k);
+        if (!gsc_path(o, o->train_file, numbered ? num : NULL, path, sizeof path))
+            return dsnn_error_set(e, DSNN_ERR_CONFIG, "%s: path too long",
+                                  dsnn_dataset_key_where(cfg, "train_file", kw, sizeof kw));
+        struct stat sb;
+        if (stat(path, &sb) != 0) {
+            if (k > 0)
+                break;
+            return dsnn_error_set(e, DSNN_ERR_IO,
+                                  "%s: cannot open: %s; set %s to the directory of the "
+                                  "preprocessed GSC files (nupic's gsc_train<N>.npz, "
+                                  "gsc_valid.npz, gsc_test_noise<NN>.npz), or %s",
+                                  path, strerror(errno),
+                                  dsnn_dataset_key_where(cfg, "path", kw, sizeof kw),
+                                  numbered ? "train_file to their name with {} for the number"
+                                           : "train_file to the file");
+        }
+        memcpy(s->train_paths[k], path, strlen(path) + 1);
+        s->n_train_files = k + 1;
+    }
+    s->train_counts = calloc((size_t)s->n_train_files, sizeof *s->train_counts);
+    if (!s->train_counts)
+        return dsnn_error_set(e, DSNN_ERR_NOMEM, "gsc: out of memory");
+    *max_count = 0;
+    for (int k = 0; k < s->n_train_files; k++) {
+        int32_t *labels = NULL;
+        st = gsc_check_file(s, s->train_paths[k], &s->shape, &s->train_counts[k], NULL, &labels,
+                            e);
+        free(labels);
+        if (st != DSNN_OK)
+            return st;
+        if (s->train_size > s->train_counts[k])
+            return dsnn_error_set(e, DSNN_ERR_CONFIG,
+                                  "%s: %" PRId64 " is more than the %" PRId64 " samples of %s",
+                                  dsnn_dataset_key_where(cfg, "train_size", kw, sizeof kw),
+                                  s->train_size, s->train_counts[k], s->train_paths[k]);
+        if (s->train_counts[k] > *max_count)
+            *max_count = s->train_counts[k];
+    }
+    s->d = dsnn_shape_size(s->shape);
+    return DSNN_OK;
+}
+
+/* Loads the test file and, with test_noise, the noise file of noise_level; applies test_size. */
+static enum dsnn_status gsc_load_eval(const struct dsnn_cfg *cfg, const struct gsc_options *o,
+                                      struct gsc_state *s, struct dsnn_error *e)
+{
+    enum dsnn_status st;
+    char kw[700], path[NPZ_PATH_MAX];
+    if (!gsc_path(o, o->test_file, NULL, path, sizeof path))
+        return dsnn_error_set(e, DSNN_ERR_CONFIG, "%s: path too long",
+                              dsnn_dataset_key_where(cfg, "test_file", kw, sizeof kw));
+    if ((st = gsc_load(s, path, &s->test, e)) != DSNN_OK)
+        return st;
+    if (o->test_noise) {
+        char pct[16];
+        snprintf(pct, sizeof pct, "%02d", (int)lround(o->noise_level * 100));
+        if (!gsc_path(o, o->noise_file, pct, path, sizeof path))
+            return dsnn_error_set(e, DSNN_ERR_CONFIG, "%s: path too long",
+                                  dsnn_dataset_key_where(cfg, "noise_file", kw, sizeof kw));
+        if ((st = gsc_load(s, path, &s->noise, e)) != DSNN_OK)
+            return st;
+    }
+    for (int i = 0; i < 1 + o->test_noise; i++) {
+        struct gsc_set *t = i ? &s->noise : &s->test;
+        if (s->test_size > t->n)
+            return dsnn_error_set(e, DSNN_ERR_CONFIG,
+                                  "%s: %" PRId64 " is more than the %" PRId64 " samples of %s",
+                                  dsnn_dataset_key_where(cfg, "test_size", kw, sizeof kw),
+                                  s->test_size, t->n, t->path);
+        if (s->test_size)
+            t->n = s->test_size;
+    }
+    return DSNN_OK;
+}
+
+/* normalize = "dataset": mean and std over the first n_train samples of the epoch-0 train file
+ * (or as given), applied to every loaded set. */
+static void gsc_normalise(const struct gsc_options *o, struct gsc_state *s, int64_t n_train)
+{
+    s->mean = 0;
+    s->std = 1;
+    if (o->normalize != GSC_NORM_DATASET)
+        return;
+    double s1 = 0, s2 = 0, cnt = (double)n_train * (double)s->d;
+    for (int64_t i = 0; i < n_train * s->d; i++) {
+        s1 += s->train.x[i];
+        s2 += (double)s->train.x[i] * s->train.x[i];
+    }
+    double mean = s1 / cnt, var = s2 / cnt - mean * mean;
+    double sd = var > 0 ? sqrt(var) : 0;
+    if (sd < 1e-12)
+        sd = 1;
+    s->mean = o->has_mean ? o->mean : mean;
+    s->std = o->has_std ? o->std : sd;
+    s->normalize = true;
+    float m = (float)s->mean, inv = (float)(1.0 / s->std);
+    struct gsc_set *sets[3] = {&s->train, &s->test, &s->noise};
+    for (int i = 0; i < 3; i++)
+        for (int64_t j = 0; sets[i]->x && j < sets[i]->n * s->d; j++)
+            sets[i]->x[j] = (sets[i]->x[j] - m) * inv;
+}
+
+static void gsc_log(FILE *log, const struct gsc_options *o, const struct gsc_state *s)
+{
+    int64_t n_train = s->train_size ? s->train_size : s->train.n;
+    fprintf(log, "gsc: train %" PRId64 " samples of %dx%dx%d from %s (%d file%s, one per "
+                 "epoch, cycling)\n",
+            n_train, s->shape.c, s->shape.h, s->shape.w, s->train_paths[0], s->n_train_files,
+            s->n_train_files == 1 ? "" : "s");
+    fprintf(log, "gsc: test %" PRId64 " samples from %s\n", s->test.n, s->test.path);
+    if (o->test_noise)
+        fprintf(log, "gsc: noise %" PRId64 " samples from %s\n", s->noise.n, s->noise.path);
+    fprintf(log, "gsc: %d classes; normalize %s (mean %.4g std %.4g); shuffle %s\n",
+            s->n_classes, gsc_norm_choices[o->normalize], s->mean, s->std,
+            s->cur.shuffle ? "on" : "off");
+}
+
 static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
                                  void **state, struct dsnn_dataset_info *info,
                                  struct dsnn_error *err)
@@ -426,7 +555,6 @@ static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct dsnn_error *e = err ? err : &e0;
     struct gsc_options o;
     enum dsnn_status st;
-    char kw[700], path[NPZ_PATH_MAX];
     if (!state || !info)
         return dsnn_error_set(e, DSNN_ERR_INVALID, "gsc: open: state and info must not be NULL");
     *state = NULL;
@@ -453,121 +581,13 @@ static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     s->train_size = o.size[0];
     s->test_size = o.size[1];
 
-    /* Train files: "{}" -> 0, 1, 2 ... while they exist. */
-    bool numbered = strstr(o.train_file, "{}") != NULL;
-    s->train_paths = calloc(numbered ? GSC_MAX_TRAIN_FILES : 1, sizeof *s->train_paths);
-    if (!s->train_paths) {
-        st = dsnn_error_set(e, DSNN_ERR_NOMEM, "gsc: out of memory");
-        goto fail;
-    }
-    for (int k = 0; k < (numbered ? GSC_MAX_TRAIN_FILES : 1); k++) {
-        char num[16];
-        snprintf(num, sizeof num, "%d", k);
-        if (!gsc_path(&o, o.train_file, numbered ? num : NULL, path, sizeof path)) {
-            st = dsnn_error_set(e, DSNN_ERR_CONFIG, "%s: path too long",
-                                dsnn_dataset_key_where(cfg, "train_file", kw, sizeof kw));
-            goto fail;
-        }
-        struct stat sb;
-        if (stat(path, &sb) != 0) {
-            if (k > 0)
-                break;
-            st = dsnn_error_set(e, DSNN_ERR_IO,
-                                "%s: cannot open: %s; set %s to the directory of the preprocessed "
-                                "GSC files (nupic's gsc_train<N>.npz, gsc_valid.npz, "
-                                "gsc_test_noise<NN>.npz), or %s",
-                                path, strerror(errno),
-                                dsnn_dataset_key_where(cfg, "path", kw, sizeof kw),
-                                numbered ? "train_file to their name with {} for the number"
-                                         : "train_file to the file");
-            goto fail;
-        }
-        memcpy(s->train_paths[k], path, strlen(path) + 1);
-        s->n_train_files = k + 1;
-    }
-    s->train_counts = calloc((size_t)s->n_train_files, sizeof *s->train_counts);
-    if (!s->train_counts) {
-        st = dsnn_error_set(e, DSNN_ERR_NOMEM, "gsc: out of memory");
-        goto fail;
-    }
-    /* Every train file: arrays, shapes and labels (the samples are read when needed). */
     int64_t max_count = 0;
-    for (int k = 0; k < s->n_train_files; k++) {
-        int32_t *labels = NULL;
-        st = gsc_check_file(s, s->train_paths[k], &s->shape, &s->train_counts[k], NULL, &labels,
-                            e);
-        free(labels);
-        if (st != DSNN_OK)
-            goto fail;
-        if (s->train_size > s->train_counts[k]) {
-            st = dsnn_error_set(e, DSNN_ERR_CONFIG,
-                                "%s: %" PRId64 " is more than the %" PRId64 " samples of %s",
-                                dsnn_dataset_key_where(cfg, "train_size", kw, sizeof kw),
-                                s->train_size, s->train_counts[k], s->train_paths[k]);
-            goto fail;
-        }
-        if (s->train_counts[k] > max_count)
-            max_count = s->train_counts[k];
-    }
-    s->d = dsnn_shape_size(s->shape);
-
-    /* Test and noise files. */
-    if (!gsc_path(&o, o.test_file, NULL, path, sizeof path)) {
-        st = dsnn_error_set(e, DSNN_ERR_CONFIG, "%s: path too long",
-                            dsnn_dataset_key_where(cfg, "test_file", kw, sizeof kw));
-        goto fail;
-    }
-    if ((st = gsc_load(s, path, &s->test, e)) != DSNN_OK)
-        goto fail;
-    if (o.test_noise) {
-        char pct[16];
-        snprintf(pct, sizeof pct, "%02d", (int)lround(o.noise_level * 100));
-        if (!gsc_path(&o, o.noise_file, pct, path, sizeof path)) {
-            st = dsnn_error_set(e, DSNN_ERR_CONFIG, "%s: path too long",
-                                dsnn_dataset_key_where(cfg, "noise_file", kw, sizeof kw));
-            goto fail;
-        }
-        if ((st = gsc_load(s, path, &s->noise, e)) != DSNN_OK)
-            goto fail;
-    }
-    for (int i = 0; i < 1 + o.test_noise; i++) {
-        struct gsc_set *t = i ? &s->noise : &s->test;
-        if (s->test_size > t->n) {
-            st = dsnn_error_set(e, DSNN_ERR_CONFIG,
-                                "%s: %" PRId64 " is more than the %" PRId64 " samples of %s",
-                                dsnn_dataset_key_where(cfg, "test_size", kw, sizeof kw),
-                                s->test_size, t->n, t->path);
-            goto fail;
-        }
-        if (s->test_size)
-            t->n = s->test_size;
-    }
-
-    /* The epoch-0 train file, and the normalisation from it. */
-    if ((st = gsc_load_train(s, 0, e)) != DSNN_OK)
+    if ((st = gsc_find_train(cfg, &o, s, &max_count, e)) != DSNN_OK ||
+        (st = gsc_load_eval(cfg, &o, s, e)) != DSNN_OK ||
+        (st = gsc_load_train(s, 0, e)) != DSNN_OK) /* the epoch-0 train file */
         goto fail;
     int64_t n_train = s->train_size ? s->train_size : s->train.n;
-    s->mean = 0;
-    s->std = 1;
-    if (o.normalize == GSC_NORM_DATASET) {
-        double s1 = 0, s2 = 0, cnt = (double)n_train * (double)s->d;
-        for (int64_t i = 0; i < n_train * s->d; i++) {
-            s1 += s->train.x[i];
-            s2 += (double)s->train.x[i] * s->train.x[i];
-        }
-        double mean = s1 / cnt, var = s2 / cnt - mean * mean;
-        double sd = var > 0 ? sqrt(var) : 0;
-        if (sd < 1e-12)
-            sd = 1;
-        s->mean = o.has_mean ? o.mean : mean;
-        s->std = o.has_std ? o.std : sd;
-        s->normalize = true;
-        float m = (float)s->mean, inv = (float)(1.0 / s->std);
-        struct gsc_set *sets[3] = {&s->train, &s->test, &s->noise};
-        for (int i = 0; i < 3; i++)
-            for (int64_t j = 0; sets[i]->x && j < sets[i]->n * s->d; j++)
-                sets[i]->x[j] = (sets[i]->x[j] - m) * inv;
-    }
+    gsc_normalise(&o, s, n_train);
 
     /* Buffers. */
     int64_t n_test = s->test.n;
@@ -591,19 +611,8 @@ static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     info->n_noise = o.test_noise ? s->noise.n : 0;
     info->batch_size_train = s->cur.train_max;
     info->batch_size_test = (int)s->cur.test_batch;
-    if (ctx && ctx->log) {
-        fprintf(ctx->log, "gsc: train %" PRId64 " samples of %dx%dx%d from %s (%d file%s, one per "
-                          "epoch, cycling)\n",
-                n_train, s->shape.c, s->shape.h, s->shape.w, s->train_paths[0], s->n_train_files,
-                s->n_train_files == 1 ? "" : "s");
-        fprintf(ctx->log, "gsc: test %" PRId64 " samples from %s\n", n_test, s->test.path);
-        if (o.test_noise)
-            fprintf(ctx->log, "gsc: noise %" PRId64 " samples from %s\n", s->noise.n,
-                    s->noise.path);
-        fprintf(ctx->log, "gsc: %d classes; normalize %s (mean %.4g std %.4g); shuffle %s\n",
-                s->n_classes, gsc_norm_choices[o.normalize], s->mean, s->std,
-                s->cur.shuffle ? "on" : "off");
-    }
+    if (ctx && ctx->log)
+        gsc_log(ctx->log, &o, s);
     *state = s;
     return DSNN_OK;
 

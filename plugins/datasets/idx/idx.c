@@ -162,24 +162,11 @@ static uint32_t idx_be32(const uint8_t *b)
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
 }
 
-/* Reads the IDX file at path, which must hold unsigned bytes with `ndim` dimensions (1: labels,
- * 3: images). `what` ("images", "labels") is used in messages. On success f->data holds the
- * payload (caller frees with idx_file_free); on failure f->data is NULL. */
-static enum dsnn_status idx_file_read(const char *path, unsigned ndim, const char *what,
-                                      struct idx_file *f, struct dsnn_error *err)
+/* Opens path (a regular file) for reading through zlib, which reads gzip and, transparently, raw
+ * files. */
+static enum dsnn_status idx_gz_open(const char *path, const char *what, gzFile *gz,
+                                    struct dsnn_error *e)
 {
-    /* A local error so that err->status is valid whichever branch fails. */
-    struct dsnn_error e0 = {0};
-    struct dsnn_error *e = err ? err : &e0;
-    enum dsnn_status st = DSNN_OK;
-    gzFile gz = NULL;
-    uint8_t *data = NULL;
-
-    memset(f, 0, sizeof *f);
-    if (strlen(path) >= sizeof f->path)
-        return dsnn_error_set(e, DSNN_ERR_CONFIG, "%s: path too long", path);
-    memcpy(f->path, path, strlen(path) + 1);
-
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return dsnn_error_set(e, DSNN_ERR_IO, "%s: cannot open %s file: %s", path, what,
@@ -196,203 +183,188 @@ static enum dsnn_status idx_file_read(const char *path, unsigned ndim, const cha
         return dsnn_error_set(e, DSNN_ERR_IO, "%s: cannot read %s file: %s", path, what,
                               S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
     }
-    gz = gzdopen(fd, "rb"); /* reads gzip and, transparently, raw files */
-    if (!gz) {
+    *gz = gzdopen(fd, "rb");
+    if (!*gz) {
         close(fd);
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "%s: cannot start zlib", path);
     }
-    gzbuffer(gz, 1u << 17);
+    gzbuffer(*gz, 1u << 17);
+    return DSNN_OK;
+}
 
-    /* Magic: 0, 0, type, number of dimensions. */
-    uint8_t head[4 + 4 * 3];
-    uint64_t got = 0;
-    if ((st = idx_gz_read(gz, f, head, 4, &got, e)) != DSNN_OK)
-        goto fail;
-    f->gzip = !gzdirect(gz);
-    const char *bytes = f->gzip ? "bytes after decompression" : "bytes";
-    if (got < 4) {
-        st = dsnn_error_set(e, DSNN_ERR_FORMAT,
-                            "%s: truncated: %" PRIu64 " %s, an IDX header needs at least 4%s",
-                            path, got, bytes, got == 0 ? " (the file is empty)" : "");
-        goto fail;
-    }
+/* The magic number (0, 0, type, number of dimensions) must announce unsigned bytes in ndim
+ * dimensions; otherwise the message says what the file seems to be. */
+static enum dsnn_status idx_check_magic(const uint8_t head[4], unsigned ndim, const char *what,
+                                        const struct idx_file *f, struct dsnn_error *e)
+{
     uint32_t magic = idx_be32(head);
     uint32_t expected = (IDX_TYPE_UBYTE << 8) | ndim;
-    if (magic != expected) {
-        char hint[160] = "";
-        if (head[0] == 0 && head[1] == 0 && head[3] >= 1 && head[3] <= 4 &&
-            head[2] == IDX_TYPE_UBYTE)
-            snprintf(hint, sizeof hint, " (an IDX file with %u dimension%s: %s)", head[3],
-                     head[3] == 1 ? "" : "s", head[3] == 1 ? "a labels file?"
-                                             : head[3] == 3 ? "an images file?"
-                                                            : "not supported");
-        else if (head[0] == 0 && head[1] == 0)
-            snprintf(hint, sizeof hint, " (an IDX file of %s, %u dimensions: only unsigned "
-                                        "bytes are supported)", idx_type_name(head[2]), head[3]);
-        else
-            snprintf(hint, sizeof hint, " (not an IDX file)");
-        st = dsnn_error_set(e, DSNN_ERR_FORMAT,
-                            "%s: bad magic number for an IDX %s file: expected 0x%08" PRIX32
-                            " (unsigned bytes, %u dimension%s), found 0x%08" PRIX32 "%s",
-                            path, what, expected, ndim, ndim == 1 ? "" : "s", magic, hint);
-        goto fail;
-    }
+    if (magic == expected)
+        return DSNN_OK;
+    char hint[160] = "";
+    if (head[0] == 0 && head[1] == 0 && head[3] >= 1 && head[3] <= 4 &&
+        head[2] == IDX_TYPE_UBYTE)
+        snprintf(hint, sizeof hint, " (an IDX file with %u dimension%s: %s)", head[3],
+                 head[3] == 1 ? "" : "s", head[3] == 1 ? "a labels file?"
+                                         : head[3] == 3 ? "an images file?"
+                                                        : "not supported");
+    else if (head[0] == 0 && head[1] == 0)
+        snprintf(hint, sizeof hint, " (an IDX file of %s, %u dimensions: only unsigned "
+                                    "bytes are supported)", idx_type_name(head[2]), head[3]);
+    else
+        snprintf(hint, sizeof hint, " (not an IDX file)");
+    return dsnn_error_set(e, DSNN_ERR_FORMAT,
+                          "%s: bad magic number for an IDX %s file: expected 0x%08" PRIX32
+                          " (unsigned bytes, %u dimension%s), found 0x%08" PRIX32 "%s",
+                          f->path, what, expected, ndim, ndim == 1 ? "" : "s", magic, hint);
+}
 
-    /* Dimensions. */
+/* Reads and checks the header: magic number, then the ndim dimensions into f (count, item
+ * size); shape receives their description for messages. */
+static enum dsnn_status idx_read_header(gzFile gz, struct idx_file *f, unsigned ndim,
+                                        const char *what, char *shape, size_t shape_size,
+                                        struct dsnn_error *e)
+{
+    enum dsnn_status st;
+    uint8_t head[4 + 4 * 3];
+    uint64_t got = 0;
+    const char *path = f->path;
+    if ((st = idx_gz_read(gz, f, head, 4, &got, e)) != DSNN_OK)
+        return st;
+    f->gzip = !gzdirect(gz);
+    const char *bytes = f->gzip ? "bytes after decompression" : "bytes";
+    if (got < 4)
+        return dsnn_error_set(e, DSNN_ERR_FORMAT,
+                              "%s: truncated: %" PRIu64 " %s, an IDX header needs at least 4%s",
+                              path, got, bytes, got == 0 ? " (the file is empty)" : "");
+    if ((st = idx_check_magic(head, ndim, what, f, e)) != DSNN_OK)
+        return st;
     f->ndim = ndim;
     if ((st = idx_gz_read(gz, f, head + 4, 4ull * ndim, &got, e)) != DSNN_OK)
-        goto fail;
-    if (got < 4ull * ndim) {
-        st = dsnn_error_set(e, DSNN_ERR_FORMAT,
-                            "%s: truncated header: expected %u %s, found %" PRIu64, path,
-                            4 + 4 * ndim, bytes, 4 + got);
-        goto fail;
-    }
+        return st;
+    if (got < 4ull * ndim)
+        return dsnn_error_set(e, DSNN_ERR_FORMAT,
+                              "%s: truncated header: expected %u %s, found %" PRIu64, path,
+                              4 + 4 * ndim, bytes, 4 + got);
     for (unsigned d = 0; d < ndim; d++)
         f->dims[d] = idx_be32(head + 4 + 4 * d);
     f->count = f->dims[0];
     f->item_size = 1;
     for (unsigned d = 1; d < ndim; d++)
         f->item_size *= f->dims[d]; /* < 2^64: at most two factors below 2^32 */
-    char shape[96];
     if (ndim == 3)
-        snprintf(shape, sizeof shape, "%" PRIu32 " images of %" PRIu32 "x%" PRIu32, f->dims[0],
+        snprintf(shape, shape_size, "%" PRIu32 " images of %" PRIu32 "x%" PRIu32, f->dims[0],
                  f->dims[1], f->dims[2]);
     else
-        snprintf(shape, sizeof shape, "%" PRIu32 " labels", f->dims[0]);
-    if (f->count == 0) {
-        st = dsnn_error_set(e, DSNN_ERR_FORMAT, "%s: the header announces no %s (%s)", path,
-                            what, shape);
-        goto fail;
-    }
-    for (unsigned d = 1; d < ndim; d++) {
-        if (f->dims[d] == 0 || f->dims[d] > (1u << 16)) {
-            st = dsnn_error_set(e, DSNN_ERR_FORMAT,
-                                "%s: wrong dimensions in the header (%s): each of rows and "
-                                "columns must be in [1, 65536]",
-                                path, shape);
-            goto fail;
-        }
-    }
-    if (f->item_size > SIZE_MAX / f->count) {
-        st = dsnn_error_set(e, DSNN_ERR_FORMAT, "%s: wrong dimensions in the header (%s): too "
-                            "large", path, shape);
-        goto fail;
-    }
-    uint64_t total = f->count * f->item_size;
+        snprintf(shape, shape_size, "%" PRIu32 " labels", f->dims[0]);
+    if (f->count == 0)
+        return dsnn_error_set(e, DSNN_ERR_FORMAT, "%s: the header announces no %s (%s)", path,
+                              what, shape);
+    for (unsigned d = 1; d < ndim; d++)
+        if (f->dims[d] == 0 || f->dims[d] > (1u << 16))
+            return dsnn_error_set(e, DSNN_ERR_FORMAT,
+                                  "%s: wrong dimensions in the header (%s): each of rows and "
+                                  "columns must be in [1, 65536]",
+                                  path, shape);
+    if (f->item_size > SIZE_MAX / f->count)
+        return dsnn_error_set(e, DSNN_ERR_FORMAT, "%s: wrong dimensions in the header (%s): too "
+                              "large", path, shape);
+    return DSNN_OK;
+}
 
-    /* Payload: grow the buffer as data arrives, so that a header announcing far more than the
-     * file holds gives "truncated", not an allocation failure. */
+/* Reads the count * item_size payload bytes into *out (caller frees, also on failure), growing
+ * the buffer as data arrives, so that a header announcing far more than the file holds gives
+ * "truncated", not an allocation failure. Then nothing may follow (reading on to the end also
+ * makes zlib verify the gzip checksum). */
+static enum dsnn_status idx_read_payload(gzFile gz, const struct idx_file *f, const char *shape,
+                                         uint8_t **out, struct dsnn_error *e)
+{
+    enum dsnn_status st;
+    const char *path = f->path, *bytes = f->gzip ? "bytes after decompression" : "bytes";
+    uint64_t total = f->count * f->item_size, got = 0;
     uint64_t cap = total < IDX_READ_CHUNK ? total : IDX_READ_CHUNK, have = 0;
-    data = malloc((size_t)cap);
-    if (!data) {
-        st = dsnn_error_set(e, DSNN_ERR_NOMEM, "%s: out of memory (%" PRIu64 " bytes)", path,
-                            cap);
-        goto fail;
-    }
+    uint8_t *data = *out = malloc((size_t)cap);
+    if (!data)
+        return dsnn_error_set(e, DSNN_ERR_NOMEM, "%s: out of memory (%" PRIu64 " bytes)", path,
+                              cap);
     for (;;) {
         if ((st = idx_gz_read(gz, f, data + have, cap - have, &got, e)) != DSNN_OK)
-            goto fail;
+            return st;
         have += got;
         if (have < cap || cap == total)
             break;
         uint64_t ncap = cap * 2 < total ? cap * 2 : total;
         uint8_t *p = realloc(data, (size_t)ncap);
-        if (!p) {
-            st = dsnn_error_set(e, DSNN_ERR_NOMEM, "%s: out of memory (%" PRIu64 " bytes)",
-                                path, ncap);
-            goto fail;
-        }
-        data = p;
+        if (!p)
+            return dsnn_error_set(e, DSNN_ERR_NOMEM, "%s: out of memory (%" PRIu64 " bytes)",
+                                  path, ncap);
+        data = *out = p;
         cap = ncap;
     }
-    if (have < total) {
-        st = dsnn_error_set(e, DSNN_ERR_FORMAT,
-                            "%s: truncated: the header announces %s, i.e. %" PRIu64
-                            " data bytes, but the file holds %" PRIu64 " data %s (%" PRIu64
-                            " missing)",
-                            path, shape, total, have, bytes, total - have);
-        goto fail;
-    }
-
-    /* Nothing may follow (reading on to the end also makes zlib verify the gzip checksum). */
+    if (have < total)
+        return dsnn_error_set(e, DSNN_ERR_FORMAT,
+                              "%s: truncated: the header announces %s, i.e. %" PRIu64
+                              " data bytes, but the file holds %" PRIu64 " data %s (%" PRIu64
+                              " missing)",
+                              path, shape, total, have, bytes, total - have);
     uint64_t extra = 0;
     for (;;) {
         uint8_t scratch[4096];
         if ((st = idx_gz_read(gz, f, scratch, sizeof scratch, &got, e)) != DSNN_OK)
-            goto fail;
+            return st;
         extra += got;
         if (got < sizeof scratch)
             break;
     }
-    if (extra) {
-        st = dsnn_error_set(e, DSNN_ERR_FORMAT,
-                            "%s: trailing garbage: %" PRIu64 " %s%s the %" PRIu64
-                            " data bytes that the header announces (%s)",
-                            path, extra, extra == 1 ? "byte follows" : "bytes follow",
-                            f->gzip ? " (after decompression)" : "", total, shape);
-        goto fail;
-    }
+    if (extra)
+        return dsnn_error_set(e, DSNN_ERR_FORMAT,
+                              "%s: trailing garbage: %" PRIu64 " %s%s the %" PRIu64
+                              " data bytes that the header announces (%s)",
+                              path, extra, extra == 1 ? "byte follows" : "bytes follow",
+                              f->gzip ? " (after decompression)" : "", total, shape);
+    return DSNN_OK;
+}
+
+/* Reads the IDX file at path, which must hold unsigned bytes with `ndim` dimensions (1: labels,
+ * 3: images). `what` ("images", "labels") is used in messages. On success f->data holds the
+ * payload (caller frees with idx_file_free); on failure f->data is NULL. */
+static enum dsnn_status idx_file_read(const char *path, unsigned ndim, const char *what,
+                                      struct idx_file *f, struct dsnn_error *err)
+{
+    /* A local error so that err->status is valid whichever branch fails. */
+    struct dsnn_error e0 = {0};
+    struct dsnn_error *e = err ? err : &e0;
+    enum dsnn_status st;
+    gzFile gz = NULL;
+    uint8_t *data = NULL;
+    char shape[96];
+
+    memset(f, 0, sizeof *f);
+    if (strlen(path) >= sizeof f->path)
+        return dsnn_error_set(e, DSNN_ERR_CONFIG, "%s: path too long", path);
+    memcpy(f->path, path, strlen(path) + 1);
+    if ((st = idx_gz_open(path, what, &gz, e)) != DSNN_OK)
+        return st;
+    if ((st = idx_read_header(gz, f, ndim, what, shape, sizeof shape, e)) == DSNN_OK)
+        st = idx_read_payload(gz, f, shape, &data, e);
     gzclose(gz);
+    if (st != DSNN_OK) {
+        free(data);
+        f->data = NULL;
+        return st;
+    }
     f->data = data;
     return DSNN_OK;
-
-fail:
-    free(data);
-    if (gz)
-        gzclose(gz);
-    f->data = NULL;
-    return st;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Configuration                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 
-static const struct dsnn_key_spec idx_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "idx", .doc = "this plugin"},
-    {.name = "path", .type = DSNN_KEY_STRING, .def_str = IDX_DEFAULT_PATH,
-     .default_value = IDX_DEFAULT_PATH, .doc = "directory of the IDX files (the file names below are relative to it unless absolute)"},
-    {.name = "train_images", .type = DSNN_KEY_STRING, .default_value = "train-images-idx3-ubyte.gz",
-     .doc = "training images: IDX, unsigned bytes [n][rows][cols], raw or gzip; if the file is missing "
-     "but the name with (or without) \".gz\" exists, that one is read"},
-    {.name = "train_labels", .type = DSNN_KEY_STRING, .default_value = "train-labels-idx1-ubyte.gz",
-     .doc = "training labels: IDX, unsigned bytes [n], raw or gzip (same \".gz\" fallback)"},
-    {.name = "test_images", .type = DSNN_KEY_STRING, .default_value = "t10k-images-idx3-ubyte.gz",
-     .doc = "test images, same format as train_images (not read when val_fraction > 0)"},
-    {.name = "test_labels", .type = DSNN_KEY_STRING, .default_value = "t10k-labels-idx1-ubyte.gz",
-     .doc = "test labels, same format as train_labels (not read when val_fraction > 0)"},
-    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 128,
-     .doc = "samples per training batch (the last batch of an epoch may be smaller): an integer, or "
-     "one per epoch such as [4, 16] (the last value repeats, as nupic's VaryingDataLoader)"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, .doc = "samples per test (and noise) batch"},
-    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
-    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
-     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
-    {.name = "normalize", .type = DSNN_KEY_STRING, .def_str = "dataset",
-     .doc = "x = (pixel/255 - mean) / std with: \"dataset\": mean and std over all pixels of the train "
-     "split as used; \"mnist\": 0.1307 / 0.3081; \"fashion-mnist\": 0.2860 / 0.3530 (keys mean "
-     "and std override either value); \"none\": x = pixel/255"},
-    {.name = "mean", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)",
-     .doc = "overrides the mean of normalize (MNIST 0.1307, Fashion-MNIST 0.2860)"},
-    {.name = "std", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)",
-     .doc = "overrides the standard deviation of normalize, > 0 (MNIST 0.3081, Fashion-MNIST 0.3530)"},
-    {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, .doc = "use only the first N samples of the train split (0 = all)"},
-    {.name = "test_size", .type = DSNN_KEY_INT, .def = 0, .doc = "use only the first N samples of the test split (0 = all)"},
-    {.name = "val_fraction", .type = DSNN_KEY_FLOAT, .def = 0,
-     .doc = "in [0, 1): if > 0, the test split is the last round(val_fraction * n) samples of the train "
-     "files (validation), the train split the samples before them, and the test files are not "
-     "read; train_size and test_size then limit these two parts"},
-    {.name = "n_classes", .type = DSNN_KEY_INT, .def = 0,
-     .doc = "number of classes, in [1, 256]; 0 = largest label + 1 over the label files read; a label "
-     ">= n_classes is an error"},
-    DSNN_NOISE_KEYS,
-};
-
 enum { IDX_NORM_DATASET = 0, IDX_NORM_NONE = 1 }; /* 2, 3: named statistics */
 static const char *const idx_norm_choices[] = {"dataset", "none", "mnist", "fashion-mnist", NULL};
 
+/* The keys, as read (dsnn_keys_read fills the fields named in the specs). */
 struct idx_options {
     const char *dir;
     const char *names[4]; /* train images, train labels, test images, test labels */
@@ -409,60 +381,85 @@ struct idx_options {
     int64_t n_classes;
 };
 
+#define IK_AT(f) DSNN_KEY_AT(struct idx_options, f)
+static const struct dsnn_key_spec idx_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "idx", .doc = "this plugin"},
+    {.name = "path", .type = DSNN_KEY_STRING, .def_str = IDX_DEFAULT_PATH,
+     .default_value = IDX_DEFAULT_PATH, /* unquoted: test_idx and `info` show the bare path */
+     IK_AT(dir),
+     .doc = "directory of the IDX files (the file names below are relative to it unless absolute)"},
+    {.name = "train_images", .type = DSNN_KEY_STRING, .def_str = "train-images-idx3-ubyte.gz",
+     IK_AT(names[0]),
+     .doc = "training images: IDX, unsigned bytes [n][rows][cols], raw or gzip; if the file is missing "
+     "but the name with (or without) \".gz\" exists, that one is read"},
+    {.name = "train_labels", .type = DSNN_KEY_STRING, .def_str = "train-labels-idx1-ubyte.gz",
+     IK_AT(names[1]),
+     .doc = "training labels: IDX, unsigned bytes [n], raw or gzip (same \".gz\" fallback)"},
+    {.name = "test_images", .type = DSNN_KEY_STRING, .def_str = "t10k-images-idx3-ubyte.gz",
+     IK_AT(names[2]),
+     .doc = "test images, same format as train_images (not read when val_fraction > 0)"},
+    {.name = "test_labels", .type = DSNN_KEY_STRING, .def_str = "t10k-labels-idx1-ubyte.gz",
+     IK_AT(names[3]),
+     .doc = "test labels, same format as train_labels (not read when val_fraction > 0)"},
+    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 128,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
+     .doc = "samples per training batch (the last batch of an epoch may be smaller): an integer, or "
+     "one per epoch such as [4, 16] (the last value repeats, as nupic's VaryingDataLoader)"},
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), IK_AT(test_batch),
+     .doc = "samples per test (and noise) batch"},
+    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
+     DSNN_KEY_RANGE(0, (double)INT64_MAX), IK_AT(batches_per_epoch),
+     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
+    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
+     IK_AT(shuffle),
+     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
+    {.name = "normalize", .type = DSNN_KEY_STRING, .def_str = "dataset",
+     .choices = idx_norm_choices, IK_AT(normalize),
+     .doc = "x = (pixel/255 - mean) / std with: \"dataset\": mean and std over all pixels of the train "
+     "split as used; \"mnist\": 0.1307 / 0.3081; \"fashion-mnist\": 0.2860 / 0.3530 (keys mean "
+     "and std override either value); \"none\": x = pixel/255"},
+    {.name = "mean", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)",
+     .doc = "overrides the mean of normalize (MNIST 0.1307, Fashion-MNIST 0.2860)"},
+    {.name = "std", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)",
+     .doc = "overrides the standard deviation of normalize, > 0 (MNIST 0.3081, Fashion-MNIST 0.3530)"},
+    {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), IK_AT(size[0]),
+     .doc = "use only the first N samples of the train split (0 = all)"},
+    {.name = "test_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), IK_AT(size[1]),
+     .doc = "use only the first N samples of the test split (0 = all)"},
+    {.name = "val_fraction", .type = DSNN_KEY_FLOAT, .def = 0,
+     DSNN_KEY_RANGE(0, 1), IK_AT(val_fraction),
+     .doc = "in [0, 1): if > 0, the test split is the last round(val_fraction * n) samples of the train "
+     "files (validation), the train split the samples before them, and the test files are not "
+     "read; train_size and test_size then limit these two parts"},
+    {.name = "n_classes", .type = DSNN_KEY_INT, .def = 0,
+     DSNN_KEY_RANGE(0, 256), IK_AT(n_classes),
+     .doc = "number of classes, in [1, 256]; 0 = largest label + 1 over the label files read; a label "
+     ">= n_classes is an error"},
+    DSNN_NOISE_KEYS,
+};
+#undef IK_AT
+DSNN_KEY_TABLE_DEFINE(static, idx_table, idx_keys);
+
+
+
 static const char *const idx_name_keys[4] = {"train_images", "train_labels", "test_images",
                                              "test_labels"};
-static const char *const idx_name_defaults[4] = {
-    "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz"};
-
-/* "FILE:LINE: key 'dataset.key'" for messages about a key ("key 'dataset.key'" alone when the
- * key is absent from the configuration). */
-static const char *idx_key_where(const struct dsnn_cfg *cfg, const char *key, char *buf,
-                                 size_t size)
-{
-    char where[512];
-    const char *w =
-        cfg && dsnn_cfg_has(cfg, key) ? dsnn_cfg_where(cfg, key, where, sizeof where) : NULL;
-    const char *group = cfg ? dsnn_cfg_path(cfg) : NULL;
-    snprintf(buf, size, "%s%skey '%s%s%s'", w && *w ? w : "", w && *w ? ": " : "",
-             group && *group ? group : "dataset", ".", key);
-    return buf;
-}
-
 static enum dsnn_status idx_read_options(const struct dsnn_cfg *cfg, uint64_t seed,
                                          struct idx_options *o, struct dsnn_error *err)
 {
     enum dsnn_status st;
     char kw[700];
-
-    if ((st = dsnn_cfg_string(cfg, "path", IDX_DEFAULT_PATH, &o->dir, err)) != DSNN_OK)
+    const double def_batch =
+        dsnn_keys_find(idx_keys, DSNN_COUNT_OF(idx_keys), "batch_size_train")->def;
+    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def_batch, &o->train_batch,
+                                       err)) != DSNN_OK ||
+        (st = dsnn_keys_read(&idx_table, cfg, o, err)) != DSNN_OK)
         return st;
-    for (int i = 0; i < 4; i++) {
-        if ((st = dsnn_cfg_string(cfg, idx_name_keys[i], idx_name_defaults[i], &o->names[i],
-                                  err)) != DSNN_OK)
-            return st;
+    for (int i = 0; i < 4; i++)
         if (!o->names[i] || !o->names[i][0])
             return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must name a file",
-                                  idx_key_where(cfg, idx_name_keys[i], kw, sizeof kw));
-    }
-    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", 128, &o->train_batch, err)) !=
-        DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_int(cfg, "batch_size_test", 1000, &o->test_batch, err)) != DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "batch_size_test", (double)o->test_batch, 1,
-                                   DSNN_BATCH_SIZE_MAX, err)) != DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_int(cfg, "train_batches_per_epoch", 0, &o->batches_per_epoch, err)) !=
-            DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "train_batches_per_epoch", (double)o->batches_per_epoch,
-                                   0, (double)INT64_MAX, err)) != DSNN_OK)
-        return st;
+                                  dsnn_dataset_key_where(cfg, idx_name_keys[i], kw, sizeof kw));
     if ((st = dsnn_noise_options_read(cfg, seed, &o->noise, err)) != DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_bool(cfg, "shuffle", true, &o->shuffle, err)) != DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_enum(cfg, "normalize", "dataset", idx_norm_choices, &o->normalize,
-                            err)) != DSNN_OK)
         return st;
     o->has_mean = dsnn_cfg_has(cfg, "mean");
     o->has_std = dsnn_cfg_has(cfg, "std");
@@ -474,32 +471,18 @@ static enum dsnn_status idx_read_options(const struct dsnn_cfg *cfg, uint64_t se
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
                               "%s: given with normalize = \"none\"; remove it, or use normalize "
                               "= \"dataset\" (or a named statistics) to normalise with it",
-                              idx_key_where(cfg, o->has_mean ? "mean" : "std", kw, sizeof kw));
+                              dsnn_dataset_key_where(cfg, o->has_mean ? "mean" : "std", kw,
+                                                     sizeof kw));
     if (o->has_mean && !isfinite(o->mean))
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be a finite number, got %g",
-                              idx_key_where(cfg, "mean", kw, sizeof kw), o->mean);
+                              dsnn_dataset_key_where(cfg, "mean", kw, sizeof kw), o->mean);
     if (o->has_std && !(isfinite(o->std) && o->std > 0))
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be > 0, got %g",
-                              idx_key_where(cfg, "std", kw, sizeof kw), o->std);
-    static const char *const size_keys[2] = {"train_size", "test_size"};
-    for (int i = 0; i < 2; i++) {
-        if ((st = dsnn_cfg_int(cfg, size_keys[i], 0, &o->size[i], err)) != DSNN_OK)
-            return st;
-        if ((st = dsnn_cfg_check_range(cfg, size_keys[i], (double)o->size[i], 0,
-                                       (double)UINT32_MAX, err)) != DSNN_OK)
-            return st;
-    }
-    if ((st = dsnn_cfg_float(cfg, "val_fraction", 0.0, &o->val_fraction, err)) != DSNN_OK)
-        return st;
-    if (!(o->val_fraction >= 0 && o->val_fraction < 1))
+                              dsnn_dataset_key_where(cfg, "std", kw, sizeof kw), o->std);
+    if (!(o->val_fraction < 1)) /* the spec's range is closed: [0, 1] */
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be in [0, 1), got %g",
-                              idx_key_where(cfg, "val_fraction", kw, sizeof kw),
+                              dsnn_dataset_key_where(cfg, "val_fraction", kw, sizeof kw),
                               o->val_fraction);
-    if ((st = dsnn_cfg_int(cfg, "n_classes", 0, &o->n_classes, err)) != DSNN_OK)
-        return st;
-    if ((st = dsnn_cfg_check_range(cfg, "n_classes", (double)o->n_classes, 0, 256, err)) !=
-        DSNN_OK)
-        return st;
     return DSNN_OK;
 }
 
@@ -520,7 +503,7 @@ static enum dsnn_status idx_resolve(const struct dsnn_cfg *cfg, const struct idx
                                            : snprintf(out, size, "%s/%s", o->dir, name);
     if (n < 0 || (size_t)n >= size - 3)
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: path too long: %s/%s",
-                              idx_key_where(cfg, idx_name_keys[i], kw, sizeof kw), o->dir, name);
+                              dsnn_dataset_key_where(cfg, idx_name_keys[i], kw, sizeof kw), o->dir, name);
     if (idx_exists(out))
         return DSNN_OK;
     int saved = errno;
@@ -542,7 +525,7 @@ static enum dsnn_status idx_resolve(const struct dsnn_cfg *cfg, const struct idx
                               "%s: cannot open: %s (also tried %s); check %s and %s.path (the "
                               "directory of the IDX files)",
                               out, strerror(saved), alt,
-                              idx_key_where(cfg, idx_name_keys[i], kw, sizeof kw), group);
+                              dsnn_dataset_key_where(cfg, idx_name_keys[i], kw, sizeof kw), group);
     return dsnn_error_set(err, DSNN_ERR_IO,
                           "%s: cannot open: %s (also tried %s); set %s.path to the directory of "
                           "the IDX files, or %s.%s to the file",
@@ -632,6 +615,191 @@ static enum dsnn_status idx_check_labels(const struct idx_file *f, int n_classes
     return DSNN_OK;
 }
 
+/* Reads the train files (and the test files unless val_fraction > 0) and checks that their
+ * images have one size. */
+static enum dsnn_status idx_load(const struct dsnn_cfg *cfg, const struct idx_options *o,
+                                 struct idx_state *s, struct dsnn_error *e)
+{
+    enum dsnn_status st;
+    if ((st = idx_load_pair(cfg, o, s, IDX_TRAIN_IMAGES, e)) != DSNN_OK)
+        return st;
+    const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
+    s->sample_size = (int64_t)tri->item_size;
+    if (o->val_fraction > 0)
+        return DSNN_OK;
+    if ((st = idx_load_pair(cfg, o, s, IDX_TEST_IMAGES, e)) != DSNN_OK)
+        return st;
+    const struct idx_file *tei = &s->files[IDX_TEST_IMAGES];
+    if (tei->dims[1] != tri->dims[1] || tei->dims[2] != tri->dims[2])
+        return dsnn_error_set(e, DSNN_ERR_FORMAT,
+                              "image sizes differ: %s holds %" PRIu32 "x%" PRIu32
+                              " images, %s holds %" PRIu32 "x%" PRIu32 " images",
+                              tri->path, tri->dims[1], tri->dims[2], tei->path, tei->dims[1],
+                              tei->dims[2]);
+    return DSNN_OK;
+}
+
+/* n_classes as given (every label checked against it), or the largest label + 1. */
+static enum dsnn_status idx_classes(const struct dsnn_cfg *cfg, const struct idx_options *o,
+                                    const struct idx_state *s, int *n_classes,
+                                    struct dsnn_error *e)
+{
+    char kw[700];
+    enum dsnn_status st;
+    const bool use_val = o->val_fraction > 0;
+    const struct idx_file *trl = &s->files[IDX_TRAIN_LABELS], *tel = &s->files[IDX_TEST_LABELS];
+    *n_classes = (int)o->n_classes;
+    if (*n_classes == 0) {
+        unsigned m = idx_max_label(trl);
+        if (!use_val && idx_max_label(tel) > m)
+            m = idx_max_label(tel);
+        *n_classes = (int)m + 1;
+        return DSNN_OK;
+    }
+    dsnn_dataset_key_where(cfg, "n_classes", kw, sizeof kw);
+    if ((st = idx_check_labels(trl, *n_classes, kw, e)) != DSNN_OK)
+        return st;
+    return use_val ? DSNN_OK : idx_check_labels(tel, *n_classes, kw, e);
+}
+
+/* Cuts the splits: the validation part of the train files (val_fraction > 0), then train_size
+ * and test_size. */
+static enum dsnn_status idx_split(const struct dsnn_cfg *cfg, const struct idx_options *o,
+                                  struct idx_state *s, struct dsnn_error *e)
+{
+    char kw[700];
+    const bool use_val = o->val_fraction > 0;
+    const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
+    const struct idx_file *trl = &s->files[IDX_TRAIN_LABELS];
+    int64_t n_all = (int64_t)tri->count, n_train = n_all, n_test;
+    int64_t test_first = 0; /* index of the first test sample in its file */
+    const struct idx_file *test_im = &s->files[IDX_TEST_IMAGES];
+    const struct idx_file *test_lb = &s->files[IDX_TEST_LABELS];
+    if (use_val) {
+        int64_t n_val = (int64_t)llround(o->val_fraction * (double)n_all);
+        if (n_val < 1 || n_val >= n_all)
+            return dsnn_error_set(e, DSNN_ERR_CONFIG,
+                                  "%s: %g of the %" PRId64 " samples of %s gives %" PRId64
+                                  " validation and %" PRId64
+                                  " training samples; both must be >= 1",
+                                  dsnn_dataset_key_where(cfg, "val_fraction", kw, sizeof kw),
+                                  o->val_fraction, n_all, tri->path, n_val, n_all - n_val);
+        n_train = n_all - n_val;
+        n_test = n_val;
+        test_first = n_train;
+        test_im = tri;
+        test_lb = trl;
+    } else {
+        n_test = (int64_t)test_im->count;
+    }
+    static const char *const size_keys[2] = {"train_size", "test_size"};
+    int64_t *ns[2] = {&n_train, &n_test};
+    for (int i = 0; i < 2; i++) {
+        if (o->size[i] == 0)
+            continue;
+        if (o->size[i] > *ns[i]) {
+            char from[IDX_PATH_MAX + 64];
+            snprintf(from, sizeof from, "%s%s", use_val ? (i == 0 ? "the training part of "
+                                                                  : "the validation part of ")
+                                                        : "",
+                     i == 0 ? tri->path : test_im->path);
+            return dsnn_error_set(e, DSNN_ERR_CONFIG,
+                                  "%s: %" PRId64 " is more than the %" PRId64
+                                  " samples of the %s split (%s)",
+                                  dsnn_dataset_key_where(cfg, size_keys[i], kw, sizeof kw),
+                                  o->size[i], *ns[i], i == 0 ? "train" : "test", from);
+        }
+        *ns[i] = o->size[i];
+    }
+    s->splits[DSNN_SPLIT_TRAIN] = (struct idx_split){tri->data, trl->data, n_train};
+    s->splits[DSNN_SPLIT_TEST] = (struct idx_split){
+        test_im->data + test_first * s->sample_size, test_lb->data + test_first, n_test};
+    return DSNN_OK;
+}
+
+/* Mean and std of the pixels of the train split as used, exactly from a histogram (std 1 when
+ * the pixels are constant). */
+static void idx_train_stats(const struct idx_state *s, bool warn, FILE *log, double *mean_out,
+                            double *std_out)
+{
+    uint64_t hist[256] = {0};
+    const uint8_t *p = s->splits[DSNN_SPLIT_TRAIN].x;
+    uint64_t npix = (uint64_t)s->splits[DSNN_SPLIT_TRAIN].n * (uint64_t)s->sample_size;
+    for (uint64_t i = 0; i < npix; i++)
+        hist[p[i]]++;
+    double s1 = 0, s2 = 0;
+    for (int v = 0; v < 256; v++) {
+        s1 += (double)hist[v] * v;
+        s2 += (double)hist[v] * v * v;
+    }
+    double mean = s1 / (double)npix / 255.0;
+    double var = s2 / (double)npix / (255.0 * 255.0) - mean * mean;
+    double std = var > 0 ? sqrt(var) : 0.0;
+    if (std < 1e-6) {
+        if (warn && log)
+            fprintf(log, "idx: warning: the train pixels are constant (std = 0); using std = 1\n");
+        std = 1.0;
+    }
+    *mean_out = mean;
+    *std_out = std;
+}
+
+/* Normalisation (named statistics, those of the train split, or given), the pixel table and the
+ * noise values as normalised inputs (given so, as nupic, or as pixels). */
+static enum dsnn_status idx_normalise(const struct idx_options *o, struct idx_state *s, FILE *log,
+                                      struct dsnn_error *e)
+{
+    s->mean = 0.0;
+    s->std = 1.0;
+    if (o->normalize > IDX_NORM_NONE) {
+        const struct dsnn_norm_stats *preset = dsnn_norm_stats_find(idx_norm_choices[o->normalize]);
+        if (!preset)
+            return dsnn_error_set(e, DSNN_ERR_INTERNAL, "idx: no statistics named \"%s\"",
+                                  idx_norm_choices[o->normalize]);
+        s->mean = o->has_mean ? o->mean : preset->mean[0];
+        s->std = o->has_std ? o->std : preset->std[0];
+    } else if (o->normalize == IDX_NORM_DATASET) {
+        if (!o->has_mean || !o->has_std)
+            idx_train_stats(s, !o->has_std, log, &s->mean, &s->std);
+        if (o->has_mean)
+            s->mean = o->mean;
+        if (o->has_std)
+            s->std = o->std;
+    }
+    for (int v = 0; v < 256; v++)
+        s->lut[v] = (float)(((double)v / 255.0 - s->mean) / s->std);
+    if (s->noise.space == DSNN_NOISE_SPACE_PIXEL) {
+        s->noise_high = (float)((s->noise.high - s->mean) / s->std);
+        s->noise_low = (float)((s->noise.low - s->mean) / s->std);
+    } else {
+        s->noise_high = (float)s->noise.high;
+        s->noise_low = (float)s->noise.low;
+    }
+    return DSNN_OK;
+}
+
+static void idx_log(FILE *log, const struct idx_options *o, const struct idx_state *s,
+                    const struct dsnn_dataset_info *info)
+{
+    const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES], *tei = &s->files[IDX_TEST_IMAGES];
+    fprintf(log, "idx: train %" PRId64 " samples of 1x%dx%d from %s%s\n", info->n_train,
+            info->shape.h, info->shape.w, tri->path, tri->gzip ? " (gzip)" : "");
+    if (o->val_fraction > 0)
+        fprintf(log, "idx: test (validation) %" PRId64 " samples: the last %g of %s\n",
+                info->n_test, o->val_fraction, tri->path);
+    else
+        fprintf(log, "idx: test %" PRId64 " samples from %s%s\n", info->n_test, tei->path,
+                tei->gzip ? " (gzip)" : "");
+    fprintf(log, "idx: %d classes; normalize %s: mean %.4f std %.4f; shuffle %s\n",
+            info->n_classes, idx_norm_choices[o->normalize], s->mean, s->std,
+            o->shuffle ? "on" : "off");
+    if (s->cur.train_batch.n > 1 || s->cur.batches_per_epoch > 0)
+        fprintf(log, "idx: train batch sizes per epoch: %d values (largest %d); "
+                     "train_batches_per_epoch %" PRId64 "\n",
+                s->cur.train_batch.n, s->cur.train_max, s->cur.batches_per_epoch);
+    dsnn_noise_options_log(log, "idx", "pixels", &s->noise);
+}
+
 static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
                                  void **state, struct dsnn_dataset_info *info,
                                  struct dsnn_error *err)
@@ -640,7 +808,7 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct dsnn_error *e = err ? err : &e0;
     struct idx_options o;
     enum dsnn_status st;
-    char kw[700];
+    FILE *log = ctx ? ctx->log : NULL;
 
     if (!state || !info)
         return dsnn_error_set(e, DSNN_ERR_INVALID, "idx: open: state and info must not be NULL");
@@ -663,143 +831,12 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
         .split = -1,
     };
     s->noise = o.noise;
-
-    /* Files. */
-    if ((st = idx_load_pair(cfg, &o, s, IDX_TRAIN_IMAGES, e)) != DSNN_OK)
+    int n_classes;
+    if ((st = idx_load(cfg, &o, s, e)) != DSNN_OK ||
+        (st = idx_classes(cfg, &o, s, &n_classes, e)) != DSNN_OK ||
+        (st = idx_split(cfg, &o, s, e)) != DSNN_OK || (st = idx_normalise(&o, s, log, e)) != DSNN_OK)
         goto fail;
-    const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
-    const struct idx_file *trl = &s->files[IDX_TRAIN_LABELS];
-    bool use_val = o.val_fraction > 0;
-    if (!use_val) {
-        if ((st = idx_load_pair(cfg, &o, s, IDX_TEST_IMAGES, e)) != DSNN_OK)
-            goto fail;
-        const struct idx_file *tei = &s->files[IDX_TEST_IMAGES];
-        if (tei->dims[1] != tri->dims[1] || tei->dims[2] != tri->dims[2]) {
-            st = dsnn_error_set(e, DSNN_ERR_FORMAT,
-                                "image sizes differ: %s holds %" PRIu32 "x%" PRIu32
-                                " images, %s holds %" PRIu32 "x%" PRIu32 " images",
-                                tri->path, tri->dims[1], tri->dims[2], tei->path, tei->dims[1],
-                                tei->dims[2]);
-            goto fail;
-        }
-    }
-    s->sample_size = (int64_t)tri->item_size;
-
-    /* Classes. */
-    int n_classes = (int)o.n_classes;
-    if (n_classes == 0) {
-        unsigned m = idx_max_label(trl);
-        if (!use_val && idx_max_label(&s->files[IDX_TEST_LABELS]) > m)
-            m = idx_max_label(&s->files[IDX_TEST_LABELS]);
-        n_classes = (int)m + 1;
-    } else {
-        idx_key_where(cfg, "n_classes", kw, sizeof kw);
-        if ((st = idx_check_labels(trl, n_classes, kw, e)) != DSNN_OK)
-            goto fail;
-        if (!use_val &&
-            (st = idx_check_labels(&s->files[IDX_TEST_LABELS], n_classes, kw, e)) != DSNN_OK)
-            goto fail;
-    }
-
-    /* Splits. */
-    int64_t n_all = (int64_t)tri->count, n_train = n_all, n_test;
-    int64_t test_first = 0; /* index of the first test sample in its file */
-    const struct idx_file *test_im = &s->files[IDX_TEST_IMAGES];
-    const struct idx_file *test_lb = &s->files[IDX_TEST_LABELS];
-    if (use_val) {
-        int64_t n_val = (int64_t)llround(o.val_fraction * (double)n_all);
-        if (n_val < 1 || n_val >= n_all) {
-            st = dsnn_error_set(e, DSNN_ERR_CONFIG,
-                                "%s: %g of the %" PRId64 " samples of %s gives %" PRId64
-                                " validation and %" PRId64 " training samples; both must be >= 1",
-                                idx_key_where(cfg, "val_fraction", kw, sizeof kw),
-                                o.val_fraction, n_all, tri->path, n_val, n_all - n_val);
-            goto fail;
-        }
-        n_train = n_all - n_val;
-        n_test = n_val;
-        test_first = n_train;
-        test_im = tri;
-        test_lb = trl;
-    } else {
-        n_test = (int64_t)test_im->count;
-    }
-    static const char *const size_keys[2] = {"train_size", "test_size"};
-    int64_t *ns[2] = {&n_train, &n_test};
-    for (int i = 0; i < 2; i++) {
-        if (o.size[i] == 0)
-            continue;
-        if (o.size[i] > *ns[i]) {
-            char from[IDX_PATH_MAX + 64];
-            snprintf(from, sizeof from, "%s%s", use_val ? (i == 0 ? "the training part of "
-                                                                  : "the validation part of ")
-                                                        : "",
-                     i == 0 ? tri->path : test_im->path);
-            st = dsnn_error_set(e, DSNN_ERR_CONFIG,
-                                "%s: %" PRId64 " is more than the %" PRId64
-                                " samples of the %s split (%s)",
-                                idx_key_where(cfg, size_keys[i], kw, sizeof kw), o.size[i],
-                                *ns[i], i == 0 ? "train" : "test", from);
-            goto fail;
-        }
-        *ns[i] = o.size[i];
-    }
-    s->splits[DSNN_SPLIT_TRAIN] = (struct idx_split){tri->data, trl->data, n_train};
-    s->splits[DSNN_SPLIT_TEST] = (struct idx_split){
-        test_im->data + test_first * s->sample_size, test_lb->data + test_first, n_test};
-
-    /* Normalisation: named statistics, or mean and std of the train split as used, exactly from
-     * a histogram. */
-    s->mean = 0.0;
-    s->std = 1.0;
-    if (o.normalize > IDX_NORM_NONE) {
-        const struct dsnn_norm_stats *preset = dsnn_norm_stats_find(idx_norm_choices[o.normalize]);
-        if (!preset) {
-            st = dsnn_error_set(e, DSNN_ERR_INTERNAL, "idx: no statistics named \"%s\"",
-                                idx_norm_choices[o.normalize]);
-            goto fail;
-        }
-        s->mean = o.has_mean ? o.mean : preset->mean[0];
-        s->std = o.has_std ? o.std : preset->std[0];
-    } else if (o.normalize == IDX_NORM_DATASET) {
-        if (!o.has_mean || !o.has_std) {
-            uint64_t hist[256] = {0};
-            const uint8_t *p = s->splits[DSNN_SPLIT_TRAIN].x;
-            uint64_t npix = (uint64_t)n_train * (uint64_t)s->sample_size;
-            for (uint64_t i = 0; i < npix; i++)
-                hist[p[i]]++;
-            double s1 = 0, s2 = 0;
-            for (int v = 0; v < 256; v++) {
-                s1 += (double)hist[v] * v;
-                s2 += (double)hist[v] * v * v;
-            }
-            double mean = s1 / (double)npix / 255.0;
-            double var = s2 / (double)npix / (255.0 * 255.0) - mean * mean;
-            double std = var > 0 ? sqrt(var) : 0.0;
-            s->mean = mean;
-            if (std < 1e-6) {
-                if (!o.has_std && ctx && ctx->log)
-                    fprintf(ctx->log, "idx: warning: the train pixels are constant (std = 0); "
-                                      "using std = 1\n");
-                std = 1.0;
-            }
-            s->std = std;
-        }
-        if (o.has_mean)
-            s->mean = o.mean;
-        if (o.has_std)
-            s->std = o.std;
-    }
-    for (int v = 0; v < 256; v++)
-        s->lut[v] = (float)(((double)v / 255.0 - s->mean) / s->std);
-    /* Noise values as normalised inputs: given so (nupic), or as pixels. */
-    if (s->noise.space == DSNN_NOISE_SPACE_PIXEL) {
-        s->noise_high = (float)((s->noise.high - s->mean) / s->std);
-        s->noise_low = (float)((s->noise.low - s->mean) / s->std);
-    } else {
-        s->noise_high = (float)s->noise.high;
-        s->noise_low = (float)s->noise.low;
-    }
+    const int64_t n_train = s->splits[DSNN_SPLIT_TRAIN].n, n_test = s->splits[DSNN_SPLIT_TEST].n;
 
     /* Buffers. */
     if ((st = dsnn_split_cursor_init(&s->cur, n_train, n_test, e)) != DSNN_OK)
@@ -812,6 +849,7 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
         goto fail;
     }
 
+    const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
     memset(info, 0, sizeof *info);
     info->shape = (struct dsnn_shape){1, (int)tri->dims[1], (int)tri->dims[2]};
     info->n_classes = n_classes;
@@ -820,25 +858,8 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     info->n_noise = s->noise.enabled ? n_test : 0;
     info->batch_size_train = s->cur.train_max;
     info->batch_size_test = (int)s->cur.test_batch;
-
-    if (ctx && ctx->log) {
-        fprintf(ctx->log, "idx: train %" PRId64 " samples of 1x%dx%d from %s%s\n", n_train,
-                info->shape.h, info->shape.w, tri->path, tri->gzip ? " (gzip)" : "");
-        if (use_val)
-            fprintf(ctx->log, "idx: test (validation) %" PRId64 " samples: the last %g of %s\n",
-                    n_test, o.val_fraction, tri->path);
-        else
-            fprintf(ctx->log, "idx: test %" PRId64 " samples from %s%s\n", n_test,
-                    test_im->path, test_im->gzip ? " (gzip)" : "");
-        fprintf(ctx->log, "idx: %d classes; normalize %s: mean %.4f std %.4f; shuffle %s\n",
-                n_classes, idx_norm_choices[o.normalize], s->mean, s->std,
-                o.shuffle ? "on" : "off");
-        if (s->cur.train_batch.n > 1 || s->cur.batches_per_epoch > 0)
-            fprintf(ctx->log, "idx: train batch sizes per epoch: %d values (largest %d); "
-                              "train_batches_per_epoch %" PRId64 "\n",
-                    s->cur.train_batch.n, s->cur.train_max, s->cur.batches_per_epoch);
-        dsnn_noise_options_log(ctx->log, "idx", "pixels", &s->noise);
-    }
+    if (log)
+        idx_log(log, &o, s, info);
     *state = s;
     return DSNN_OK;
 

@@ -37,27 +37,48 @@
 #define SYN_STREAM_TEST 0x73796e3365ull
 #define SYN_MAX_VALUES (INT64_C(1) << 31) /* floats held in all (about 8 GiB) */
 
+/* The keys, as read (shape and batch_size_train are read by syn_read_params itself). */
+struct syn_params {
+    int64_t n_classes, n[2], data_seed, test_batch, per_epoch; /* n: n_train, n_test */
+    double separation, noise_std;
+    bool shuffle;
+    struct dsnn_shape shape;
+    struct dsnn_batch_schedule train_batch;
+};
+
+#define SK_AT(f) DSNN_KEY_AT(struct syn_params, f)
 static const struct dsnn_key_spec syn_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "synthetic", .doc = "this plugin"},
-    {.name = "n_classes", .type = DSNN_KEY_INT, .def = 10, .doc = "number of classes (Gaussian clusters), in [2, 65536]"},
+    {.name = "n_classes", .type = DSNN_KEY_INT, .def = 10, DSNN_KEY_RANGE(2, 65536),
+     SK_AT(n_classes), .doc = "number of classes (Gaussian clusters), in [2, 65536]"},
     {.name = "shape", .type = DSNN_KEY_INT_ARRAY, .default_value = "[1, 8, 8]",
-     .doc = "shape of a sample [c, h, w] (or [n] for a flat vector of n values)"},
-    {.name = "n_train", .type = DSNN_KEY_INT, .def = 1000, .doc = "samples in the train split"},
-    {.name = "n_test", .type = DSNN_KEY_INT, .def = 200, .doc = "samples in the test split"},
-    {.name = "separation", .type = DSNN_KEY_FLOAT, .def = 1.0,
+     DSNN_KEY_RANGE(1, 1 << 20),
+     .doc = "shape of a sample [c, h, w] (or [n] for a flat vector of n values), each in [1, 2^20]"},
+    {.name = "n_train", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, UINT32_MAX),
+     SK_AT(n[0]), .doc = "samples in the train split"},
+    {.name = "n_test", .type = DSNN_KEY_INT, .def = 200, DSNN_KEY_RANGE(1, UINT32_MAX),
+     SK_AT(n[1]), .doc = "samples in the test split"},
+    {.name = "separation", .type = DSNN_KEY_FLOAT, .def = 1.0, DSNN_KEY_RANGE(0, 1e6),
+     SK_AT(separation),
      .doc = "standard deviation of the values of the class centres; centres lie about separation * "
      "sqrt(2 c h w) apart (defaults: nearly separable; 0.1 to 0.3: overlapping classes)"},
-    {.name = "noise_std", .type = DSNN_KEY_FLOAT, .def = 1.0, .doc = "standard deviation of the samples around their centre"},
-    {.name = "data_seed", .type = DSNN_KEY_INT, .def = 0,
+    {.name = "noise_std", .type = DSNN_KEY_FLOAT, .def = 1.0, DSNN_KEY_RANGE(0, 1e6),
+     SK_AT(noise_std), .doc = "standard deviation of the samples around their centre"},
+    {.name = "data_seed", .type = DSNN_KEY_INT, .def = 0, SK_AT(data_seed),
      .doc = "seed of the data (independent of the trial seed: every trial sees the same data)"},
     {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 64,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
      .doc = "samples per training batch: an integer, or one per epoch (the last value repeats)"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, .doc = "samples per test batch"},
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), SK_AT(test_batch), .doc = "samples per test batch"},
     {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
+     DSNN_KEY_RANGE(0, (double)INT64_MAX), SK_AT(per_epoch),
      .doc = "end a train epoch after this many batches; 0 = all"},
-    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
+    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true, SK_AT(shuffle),
      .doc = "shuffle the train split every epoch (order from the trial seed and the epoch)"},
 };
+#undef SK_AT
+DSNN_KEY_TABLE_DEFINE(static, syn_table, syn_keys);
 
 struct syn_state {
     struct dsnn_shape shape;
@@ -85,6 +106,63 @@ static void syn_close(void *state)
     free(s);
 }
 
+/* Reads every key into p and checks what the specs cannot: the number of dimensions of shape,
+ * and the total size. */
+static enum dsnn_status syn_read_params(const struct dsnn_cfg *cfg, struct syn_params *p,
+                                        struct dsnn_error *e)
+{
+    enum dsnn_status st;
+    char kw[700];
+    int64_t dims[4];
+    size_t n_dims = 0;
+    const double def_batch =
+        dsnn_keys_find(syn_keys, DSNN_COUNT_OF(syn_keys), "batch_size_train")->def;
+    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def_batch, &p->train_batch,
+                                       e)) != DSNN_OK ||
+        (st = dsnn_keys_read(&syn_table, cfg, p, e)) != DSNN_OK ||
+        (st = dsnn_cfg_int_array(cfg, "shape", dims, 3, &n_dims, e)) != DSNN_OK)
+        return st;
+    p->shape = (struct dsnn_shape){1, 8, 8}; /* the default of shape */
+    if (dsnn_cfg_has(cfg, "shape")) {
+        if (n_dims != 1 && n_dims != 3)
+            return dsnn_error_set(e, DSNN_ERR_CONFIG,
+                                  "%s: give [c, h, w] or [n] (a flat vector), not %zu values",
+                                  dsnn_dataset_key_where(cfg, "shape", kw, sizeof kw), n_dims);
+        p->shape = n_dims == 1 ? (struct dsnn_shape){(int)dims[0], 1, 1}
+                               : (struct dsnn_shape){(int)dims[0], (int)dims[1], (int)dims[2]};
+    }
+    int64_t d = dsnn_shape_size(p->shape);
+    if (d > SYN_MAX_VALUES || (p->n[0] + p->n[1] + p->n_classes) > SYN_MAX_VALUES / d)
+        return dsnn_error_set(e, DSNN_ERR_CONFIG,
+                              "%s: %" PRId64 " + %" PRId64 " samples of %" PRId64
+                              " values are too many (at most 2^31 values in all)",
+                              dsnn_dataset_key_where(cfg, "n_train", kw, sizeof kw), p->n[0],
+                              p->n[1], d);
+    return DSNN_OK;
+}
+
+/* Draws the class centres, then every sample of both splits (see the top of the file). */
+static void syn_generate(struct syn_state *s, const struct syn_params *p, float *centres)
+{
+    const int64_t d = s->d;
+    struct dsnn_rng r;
+    dsnn_rng_seed(&r, (uint64_t)p->data_seed, SYN_STREAM_CENTRES);
+    for (int64_t j = 0; j < p->n_classes * d; j++)
+        centres[j] = (float)(p->separation * dsnn_rng_normal(&r));
+    static const uint64_t streams[2] = {SYN_STREAM_TRAIN, SYN_STREAM_TEST};
+    for (int sp = 0; sp < 2; sp++) {
+        for (int64_t i = 0; i < p->n[sp]; i++) {
+            int32_t label = (int32_t)(i % p->n_classes);
+            dsnn_rng_seed(&r, dsnn_seed_mix((uint64_t)p->data_seed, (uint64_t)i), streams[sp]);
+            const float *mu = centres + label * d;
+            float *x = s->x[sp] + i * d;
+            for (int64_t j = 0; j < d; j++)
+                x[j] = mu[j] + (float)(p->noise_std * dsnn_rng_normal(&r));
+            s->y[sp][i] = label;
+        }
+    }
+}
+
 static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
                                  void **state, struct dsnn_dataset_info *info,
                                  struct dsnn_error *err)
@@ -92,80 +170,33 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct dsnn_error e0 = {0};
     struct dsnn_error *e = err ? err : &e0;
     enum dsnn_status st;
-    char kw[700];
     if (!state || !info)
         return dsnn_error_set(e, DSNN_ERR_INVALID,
                               "synthetic: open: state and info must not be NULL");
     *state = NULL;
-    int64_t n_classes, n[2], data_seed, test_batch, per_epoch, dims[4];
-    size_t n_dims = 0;
-    double separation, noise_std;
-    bool shuffle;
-    struct dsnn_batch_schedule train_batch;
-    if ((st = dsnn_cfg_int(cfg, "n_classes", 10, &n_classes, e)) != DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "n_classes", (double)n_classes, 2, 65536, e)) !=
-            DSNN_OK ||
-        (st = dsnn_cfg_int(cfg, "n_train", 1000, &n[0], e)) != DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "n_train", (double)n[0], 1, UINT32_MAX, e)) != DSNN_OK ||
-        (st = dsnn_cfg_int(cfg, "n_test", 200, &n[1], e)) != DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "n_test", (double)n[1], 1, UINT32_MAX, e)) != DSNN_OK ||
-        (st = dsnn_cfg_float(cfg, "separation", 1.0, &separation, e)) != DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "separation", separation, 0, 1e6, e)) != DSNN_OK ||
-        (st = dsnn_cfg_float(cfg, "noise_std", 1.0, &noise_std, e)) != DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "noise_std", noise_std, 0, 1e6, e)) != DSNN_OK ||
-        (st = dsnn_cfg_int(cfg, "data_seed", 0, &data_seed, e)) != DSNN_OK ||
-        (st = dsnn_batch_schedule_read(cfg, "batch_size_train", 64, &train_batch, e)) !=
-            DSNN_OK ||
-        (st = dsnn_cfg_int(cfg, "batch_size_test", 1000, &test_batch, e)) != DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "batch_size_test", (double)test_batch, 1,
-                                   DSNN_BATCH_SIZE_MAX, e)) != DSNN_OK ||
-        (st = dsnn_cfg_int(cfg, "train_batches_per_epoch", 0, &per_epoch, e)) != DSNN_OK ||
-        (st = dsnn_cfg_check_range(cfg, "train_batches_per_epoch", (double)per_epoch, 0,
-                                   (double)INT64_MAX, e)) != DSNN_OK ||
-        (st = dsnn_cfg_bool(cfg, "shuffle", true, &shuffle, e)) != DSNN_OK ||
-        (st = dsnn_cfg_int_array(cfg, "shape", dims, 3, &n_dims, e)) != DSNN_OK)
+    struct syn_params p;
+    if ((st = syn_read_params(cfg, &p, e)) != DSNN_OK)
         return st;
-    struct dsnn_shape shape = {1, 8, 8};
-    if (dsnn_cfg_has(cfg, "shape")) {
-        if (n_dims != 1 && n_dims != 3)
-            return dsnn_error_set(e, DSNN_ERR_CONFIG,
-                                  "%s: give [c, h, w] or [n] (a flat vector), not %zu values",
-                                  dsnn_dataset_key_where(cfg, "shape", kw, sizeof kw), n_dims);
-        for (size_t i = 0; i < n_dims; i++)
-            if (dims[i] < 1 || dims[i] > (1 << 20))
-                return dsnn_error_set(e, DSNN_ERR_CONFIG,
-                                      "%s: each dimension must be in [1, 2^20], got %" PRId64,
-                                      dsnn_dataset_key_where(cfg, "shape", kw, sizeof kw),
-                                      dims[i]);
-        shape = n_dims == 1 ? (struct dsnn_shape){(int)dims[0], 1, 1}
-                            : (struct dsnn_shape){(int)dims[0], (int)dims[1], (int)dims[2]};
-    }
-    int64_t d = dsnn_shape_size(shape);
-    if (d > SYN_MAX_VALUES || (n[0] + n[1] + n_classes) > SYN_MAX_VALUES / d)
-        return dsnn_error_set(e, DSNN_ERR_CONFIG,
-                              "%s: %" PRId64 " + %" PRId64 " samples of %" PRId64
-                              " values are too many (at most 2^31 values in all)",
-                              dsnn_dataset_key_where(cfg, "n_train", kw, sizeof kw), n[0], n[1],
-                              d);
+    const int64_t d = dsnn_shape_size(p.shape), *n = p.n;
 
     struct syn_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "synthetic: out of memory");
     s->cur = (struct dsnn_split_cursor){
         .name = "synthetic",
-        .train_batch = train_batch,
-        .test_batch = test_batch,
-        .batches_per_epoch = per_epoch,
-        .shuffle = shuffle,
+        .train_batch = p.train_batch,
+        .test_batch = p.test_batch,
+        .batches_per_epoch = p.per_epoch,
+        .shuffle = p.shuffle,
         .seed = ctx ? ctx->seed : 0,
         .noise = DSNN_NOISE_SPLIT_NONE,
         .split = -1,
     };
-    s->shape = shape;
+    s->shape = p.shape;
     s->d = d;
     s->n[0] = n[0];
     s->n[1] = n[1];
-    float *centres = malloc((size_t)(n_classes * d) * sizeof *centres);
+    float *centres = malloc((size_t)(p.n_classes * d) * sizeof *centres);
     for (int i = 0; i < 2; i++) {
         s->x[i] = malloc((size_t)(n[i] * d) * sizeof *s->x[i]);
         s->y[i] = malloc((size_t)n[i] * sizeof *s->y[i]);
@@ -182,27 +213,12 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "synthetic: out of memory for %" PRId64
                               " samples of %" PRId64 " values", n[0] + n[1], d);
     }
-    struct dsnn_rng r;
-    dsnn_rng_seed(&r, (uint64_t)data_seed, SYN_STREAM_CENTRES);
-    for (int64_t j = 0; j < n_classes * d; j++)
-        centres[j] = (float)(separation * dsnn_rng_normal(&r));
-    static const uint64_t streams[2] = {SYN_STREAM_TRAIN, SYN_STREAM_TEST};
-    for (int sp = 0; sp < 2; sp++) {
-        for (int64_t i = 0; i < n[sp]; i++) {
-            int32_t label = (int32_t)(i % n_classes);
-            dsnn_rng_seed(&r, dsnn_seed_mix((uint64_t)data_seed, (uint64_t)i), streams[sp]);
-            const float *mu = centres + label * d;
-            float *x = s->x[sp] + i * d;
-            for (int64_t j = 0; j < d; j++)
-                x[j] = mu[j] + (float)(noise_std * dsnn_rng_normal(&r));
-            s->y[sp][i] = label;
-        }
-    }
+    syn_generate(s, &p, centres);
     free(centres);
 
     memset(info, 0, sizeof *info);
-    info->shape = shape;
-    info->n_classes = (int)n_classes;
+    info->shape = p.shape;
+    info->n_classes = (int)p.n_classes;
     info->n_train = n[0];
     info->n_test = n[1];
     info->n_noise = 0;
@@ -211,8 +227,8 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     if (ctx && ctx->log)
         fprintf(ctx->log, "synthetic: %d Gaussian classes of %dx%dx%d (separation %g, noise %g, "
                           "data_seed %" PRId64 "): train %" PRId64 ", test %" PRId64 "\n",
-                info->n_classes, shape.c, shape.h, shape.w, separation, noise_std, data_seed,
-                n[0], n[1]);
+                info->n_classes, p.shape.c, p.shape.h, p.shape.w, p.separation, p.noise_std,
+                p.data_seed, n[0], n[1]);
     *state = s;
     return DSNN_OK;
 }

@@ -33,35 +33,49 @@
 #define GSC_N_CONV 2
 #define GSC_N_ACT 3
 
+struct gsc_heb_params {
+    int64_t fc, period;
+    bool bias, batch_norm, kwinners;
+    double dropout, k_inf;
+};
+
+#define GK_AT(f) DSNN_KEY_AT(struct gsc_heb_params, f)
 static const struct dsnn_key_spec gsc_heb_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "gsc-heb", .doc = "this plugin"},
     {.name = "hidden_neurons_conv", .type = DSNN_KEY_INT_ARRAY, .default_value = "[64, 64]",
-     .doc = "output channels of the two 5x5 convolutions"},
-    {.name = "hidden_neurons_fc", .type = DSNN_KEY_INT, .def = 1000, .doc = "units of the hidden linear layer fc1"},
-    {.name = "bias", .type = DSNN_KEY_BOOL, .def = true, .doc = "convolutions and linear layers have a bias"},
-    {.name = "batch_norm", .type = DSNN_KEY_BOOL, .def = true,
+     DSNN_KEY_RANGE(1, 65536), .doc = "output channels of the two 5x5 convolutions"},
+    {.name = "hidden_neurons_fc", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, 1e8),
+     GK_AT(fc), .doc = "units of the hidden linear layer fc1"},
+    {.name = "bias", .type = DSNN_KEY_BOOL, .def = true, GK_AT(bias),
+     .doc = "convolutions and linear layers have a bias"},
+    {.name = "batch_norm", .type = DSNN_KEY_BOOL, .def = true, GK_AT(batch_norm),
      .doc = "batch norm 1d (not affine) after fc1 (the convolutions always have one, as in nupic)"},
-    {.name = "dropout", .type = DSNN_KEY_FLOAT, .def = 0,
+    {.name = "dropout", .type = DSNN_KEY_FLOAT, .def = 0, DSNN_KEY_RANGE(0, 0.999999), GK_AT(dropout),
      .doc = "dropout probability after fc1's activation, in [0, 1) (0: no dropout layer)"},
-    {.name = "kwinners", .type = DSNN_KEY_BOOL, .def = true, .doc = "k-winners (2d after the convolutions) instead of ReLU"},
+    {.name = "kwinners", .type = DSNN_KEY_BOOL, .def = true, GK_AT(kwinners),
+     .doc = "k-winners (2d after the convolutions) instead of ReLU"},
     {.name = "percent_on", .type = DSNN_KEY_FLOAT_OR_ARRAY, .default_value = "[0.095, 0.125, 0.1]",
      .doc = "k-winners: fraction of active units, in (0, 1); one value or [kw1, kw2, kw3]"},
     {.name = "boost_strength", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 1.5,
      .doc = "k-winners: boost strength (>= 0); one value or [kw1, kw2, kw3]"},
     {.name = "boost_strength_factor", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.9,
      .doc = "k-winners: boost strength decay per epoch, in [0, 1]; one value or [kw1, kw2, kw3]"},
-    {.name = "k_inference_factor", .type = DSNN_KEY_FLOAT, .def = 1.5,
+    {.name = "k_inference_factor", .type = DSNN_KEY_FLOAT, .def = 1.5, GK_AT(k_inf),
      .doc = "k-winners: k at evaluation (percent_on * k_inference_factor must stay below 1)"},
-    {.name = "duty_cycle_period", .type = DSNN_KEY_INT, .def = 1000, .doc = "k-winners: period of the duty cycle average"},
-    {.name = "sparse_conv", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0,
+    {.name = "duty_cycle_period", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, 1e9),
+     GK_AT(period), .doc = "k-winners: period of the duty cycle average"},
+    {.name = "sparse_conv", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0, DSNN_KEY_RANGE(0, 1),
      .doc = "density of truly sparse convolutions, in [0, 1] (0: dense); one value or [conv1, conv2]"},
 };
+#undef GK_AT
+DSNN_KEY_TABLE_DEFINE(static, gsc_heb_table, gsc_heb_keys);
 
-/* A float or an array of n floats of key into out[n] (one value is used for all). */
-static enum dsnn_status per_item(const struct dsnn_cfg *cfg, const char *key, double def,
-                                 const double *defs, double *out, size_t n, const char *what,
-                                 struct dsnn_error *err)
+/* A float or an array of n floats of key into out[n] (one value is used for all); when absent,
+ * defs[0..n) if given, else the default of its spec. */
+static enum dsnn_status per_item(const struct dsnn_cfg *cfg, const char *key, const double *defs,
+                                 double *out, size_t n, const char *what, struct dsnn_error *err)
 {
+    const double def = dsnn_keys_find(gsc_heb_keys, DSNN_COUNT_OF(gsc_heb_keys), key)->def;
     double v[64];
     size_t got = 0;
     enum dsnn_status st;
@@ -91,69 +105,14 @@ static struct dsnn_shape last_out(const struct dsnn_net *net)
     return n ? dsnn_net_layer(net, n - 1)->out : dsnn_net_input_shape(net);
 }
 
-static enum dsnn_status gsc_heb_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
-                                      struct dsnn_shape input, int n_classes,
-                                      struct dsnn_net **out, struct dsnn_error *err)
+/* The two blocks conv 5x5 -> batch norm 2d -> 2x2 max pooling -> k-winners 2d (or ReLU). */
+static enum dsnn_status add_conv_blocks(struct dsnn_net *net, const int64_t *conv_c, bool bias,
+                                        bool kwinners, struct dsnn_kwinners_cfg *kc,
+                                        const double *percent, const double *boost,
+                                        const double *boost_f, const double *dens,
+                                        struct dsnn_error *err)
 {
-    (void)ctx;
-    static const double def_percent[GSC_N_ACT] = {0.095, 0.125, 0.1};
-    int64_t conv_c[8] = {64, 64}, fc = 1000, period = 1000;
-    size_t n_conv = GSC_N_CONV;
-    bool bias = true, batch_norm = true, kwinners = true;
-    double dropout = 0, k_inf = 1.5;
-    double percent[GSC_N_ACT], boost[GSC_N_ACT], boost_f[GSC_N_ACT], dens[GSC_N_CONV];
-    char where[300];
     enum dsnn_status st;
-    *out = NULL;
-    if (dsnn_cfg_has(cfg, "hidden_neurons_conv") &&
-        (st = dsnn_cfg_int_array(cfg, "hidden_neurons_conv", conv_c, DSNN_COUNT_OF(conv_c),
-                                 &n_conv, err)))
-        return st;
-    if (n_conv != GSC_N_CONV)
-        return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                              "%s: key '%s.hidden_neurons_conv': %zu values, the network has %d "
-                              "convolutions",
-                              dsnn_cfg_where(cfg, "hidden_neurons_conv", where, sizeof where),
-                              dsnn_cfg_path(cfg), n_conv, GSC_N_CONV);
-    for (size_t i = 0; i < n_conv; i++)
-        if ((st = dsnn_cfg_check_range(cfg, "hidden_neurons_conv", (double)conv_c[i], 1, 65536,
-                                       err)))
-            return st;
-    if ((st = dsnn_cfg_int(cfg, "hidden_neurons_fc", 1000, &fc, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "hidden_neurons_fc", (double)fc, 1, 1e8, err)) ||
-        (st = dsnn_cfg_bool(cfg, "bias", true, &bias, err)) ||
-        (st = dsnn_cfg_bool(cfg, "batch_norm", true, &batch_norm, err)) ||
-        (st = dsnn_cfg_float(cfg, "dropout", 0, &dropout, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "dropout", dropout, 0, 0.999999, err)) ||
-        (st = dsnn_cfg_bool(cfg, "kwinners", true, &kwinners, err)) ||
-        (st = dsnn_cfg_float(cfg, "k_inference_factor", 1.5, &k_inf, err)) ||
-        (st = dsnn_cfg_int(cfg, "duty_cycle_period", 1000, &period, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "duty_cycle_period", (double)period, 1, 1e9, err)) ||
-        (st = per_item(cfg, "percent_on", 0, def_percent, percent, GSC_N_ACT, "activations",
-                       err)) ||
-        (st = per_item(cfg, "boost_strength", 1.5, NULL, boost, GSC_N_ACT, "activations", err)) ||
-        (st = per_item(cfg, "boost_strength_factor", 0.9, NULL, boost_f, GSC_N_ACT,
-                       "activations", err)) ||
-        (st = per_item(cfg, "sparse_conv", 0, NULL, dens, GSC_N_CONV, "convolutions", err)))
-        return st;
-    for (size_t i = 0; i < GSC_N_CONV; i++)
-        if ((st = dsnn_cfg_check_range(cfg, "sparse_conv", dens[i], 0, 1, err)))
-            return st;
-    /* conv 5x5, pool 2, conv 5x5, pool 2: conv2's output must be >= 2, i.e. the input >= 16. */
-    if (input.h < 16 || input.w < 16)
-        return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                              "%s: gsc-heb needs inputs of at least 16x16 (two 5x5 convolutions "
-                              "and two 2x2 poolings; GSC spectrograms are 1x32x32), but the "
-                              "dataset gives %dx%dx%d samples",
-                              dsnn_cfg_where(cfg, NULL, where, sizeof where), input.c, input.h,
-                              input.w);
-
-    struct dsnn_kwinners_cfg kc = dsnn_kwinners_cfg_default();
-    kc.k_inference_factor = k_inf;
-    kc.duty_cycle_period = (int)period;
-    struct dsnn_net *net = dsnn_net_new(input, n_classes, err);
-    if (!net)
-        return err ? err->status : DSNN_ERR_NOMEM;
     st = DSNN_OK;
     char name[DSNN_LAYER_NAME_MAX];
     for (int i = 0; st == DSNN_OK && i < GSC_N_CONV; i++) {
@@ -180,16 +139,69 @@ static enum dsnn_status gsc_heb_build(const struct dsnn_cfg *cfg, const struct d
         if ((st = dsnn_net_add(net, dsnn_maxpool2d_new(name, last_out(net), 2, 2, 0, err), err)))
             break;
         if (kwinners) {
-            kc.percent_on = percent[i];
-            kc.boost_strength = boost[i];
-            kc.boost_strength_factor = boost_f[i];
+            kc->percent_on = percent[i];
+            kc->boost_strength = boost[i];
+            kc->boost_strength_factor = boost_f[i];
             snprintf(name, sizeof name, "kw%d", i + 1);
-            st = dsnn_net_add(net, dsnn_kwinners2d_new(name, last_out(net), &kc, err), err);
+            st = dsnn_net_add(net, dsnn_kwinners2d_new(name, last_out(net), kc, err), err);
         } else {
             snprintf(name, sizeof name, "relu%d", i + 1);
             st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
         }
     }
+    return st;
+}
+
+static enum dsnn_status gsc_heb_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                      struct dsnn_shape input, int n_classes,
+                                      struct dsnn_net **out, struct dsnn_error *err)
+{
+    (void)ctx;
+    static const double def_percent[GSC_N_ACT] = {0.095, 0.125, 0.1};
+    int64_t conv_c[8] = {64, 64}; /* the default of hidden_neurons_conv */
+    size_t n_conv = GSC_N_CONV;
+    struct gsc_heb_params p;
+    double percent[GSC_N_ACT], boost[GSC_N_ACT], boost_f[GSC_N_ACT], dens[GSC_N_CONV];
+    char where[300];
+    enum dsnn_status st;
+    *out = NULL;
+    if ((st = dsnn_keys_read(&gsc_heb_table, cfg, &p, err)))
+        return st;
+    if (dsnn_cfg_has(cfg, "hidden_neurons_conv") &&
+        (st = dsnn_cfg_int_array(cfg, "hidden_neurons_conv", conv_c, DSNN_COUNT_OF(conv_c),
+                                 &n_conv, err)))
+        return st;
+    if (n_conv != GSC_N_CONV)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.hidden_neurons_conv': %zu values, the network has %d "
+                              "convolutions",
+                              dsnn_cfg_where(cfg, "hidden_neurons_conv", where, sizeof where),
+                              dsnn_cfg_path(cfg), n_conv, GSC_N_CONV);
+    if ((st = per_item(cfg, "percent_on", def_percent, percent, GSC_N_ACT, "activations", err)) ||
+        (st = per_item(cfg, "boost_strength", NULL, boost, GSC_N_ACT, "activations", err)) ||
+        (st = per_item(cfg, "boost_strength_factor", NULL, boost_f, GSC_N_ACT, "activations",
+                       err)) ||
+        (st = per_item(cfg, "sparse_conv", NULL, dens, GSC_N_CONV, "convolutions", err)))
+        return st;
+    const int64_t fc = p.fc, period = p.period;
+    const bool bias = p.bias, batch_norm = p.batch_norm, kwinners = p.kwinners;
+    const double dropout = p.dropout, k_inf = p.k_inf;
+    /* conv 5x5, pool 2, conv 5x5, pool 2: conv2's output must be >= 2, i.e. the input >= 16. */
+    if (input.h < 16 || input.w < 16)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: gsc-heb needs inputs of at least 16x16 (two 5x5 convolutions "
+                              "and two 2x2 poolings; GSC spectrograms are 1x32x32), but the "
+                              "dataset gives %dx%dx%d samples",
+                              dsnn_cfg_where(cfg, NULL, where, sizeof where), input.c, input.h,
+                              input.w);
+
+    struct dsnn_kwinners_cfg kc = dsnn_kwinners_cfg_default();
+    kc.k_inference_factor = k_inf;
+    kc.duty_cycle_period = (int)period;
+    struct dsnn_net *net = dsnn_net_new(input, n_classes, err);
+    if (!net)
+        return err ? err->status : DSNN_ERR_NOMEM;
+    st = add_conv_blocks(net, conv_c, bias, kwinners, &kc, percent, boost, boost_f, dens, err);
     if (st == DSNN_OK)
         st = dsnn_net_add(net, dsnn_flatten_new("flatten", last_out(net), err), err);
     const struct dsnn_shape h = {(int)fc, 1, 1};

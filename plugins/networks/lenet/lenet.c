@@ -26,22 +26,34 @@
 
 #define LENET_N_CONV 2
 
-static const struct dsnn_key_spec lenet_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "lenet", .doc = "this plugin"},
-    {.name = "variant", .type = DSNN_KEY_STRING, .def_str = "lenet5",
-     .doc = "\"lenet5\" (conv 6 - pool - conv 16 - pool - fc 120 - fc 84) or \"300-100\" (MLP with "
-     "hidden layers of 300 and 100 units)"},
-    {.name = "bias", .type = DSNN_KEY_BOOL, .def = true, .doc = "convolutions and linear layers have a bias"},
-    {.name = "conv1_padding", .type = DSNN_KEY_INT, .def = -1,
-     .doc = "lenet5: zero padding of conv1 (-1: 2 for 28x28 inputs as LeNet-5 on MNIST, else 0)"},
-    {.name = "pool", .type = DSNN_KEY_STRING, .def_str = "max", .doc = "lenet5: \"max\" or \"avg\" pooling"},
-    {.name = "sparse_conv", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0,
-     .doc = "lenet5: density of truly sparse convolutions, in [0, 1] (0: dense); one value or one per "
-     "convolution [conv1, conv2]"},
+struct lenet_params {
+    int variant, pool;
+    bool bias;
+    int64_t pad;
 };
 
 static const char *const lenet_variants[] = {"lenet5", "300-100", NULL};
 static const char *const lenet_pools[] = {"max", "avg", NULL};
+
+#define LK_AT(f) DSNN_KEY_AT(struct lenet_params, f)
+static const struct dsnn_key_spec lenet_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "lenet", .doc = "this plugin"},
+    {.name = "variant", .type = DSNN_KEY_STRING, .def_str = "lenet5", .choices = lenet_variants,
+     LK_AT(variant),
+     .doc = "\"lenet5\" (conv 6 - pool - conv 16 - pool - fc 120 - fc 84) or \"300-100\" (MLP with "
+     "hidden layers of 300 and 100 units)"},
+    {.name = "bias", .type = DSNN_KEY_BOOL, .def = true, LK_AT(bias),
+     .doc = "convolutions and linear layers have a bias"},
+    {.name = "conv1_padding", .type = DSNN_KEY_INT, .def = -1, DSNN_KEY_RANGE(-1, 64), LK_AT(pad),
+     .doc = "lenet5: zero padding of conv1 (-1: 2 for 28x28 inputs as LeNet-5 on MNIST, else 0)"},
+    {.name = "pool", .type = DSNN_KEY_STRING, .def_str = "max", .choices = lenet_pools,
+     LK_AT(pool), .doc = "lenet5: \"max\" or \"avg\" pooling"},
+    {.name = "sparse_conv", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0, DSNN_KEY_RANGE(0, 1),
+     .doc = "lenet5: density of truly sparse convolutions, in [0, 1] (0: dense); one value or one per "
+     "convolution [conv1, conv2]"},
+};
+#undef LK_AT
+DSNN_KEY_TABLE_DEFINE(static, lenet_table, lenet_keys);
 
 /* A dense (density 0) or truly sparse convolution. */
 static struct dsnn_layer *conv_new(const char *name, struct dsnn_shape in, int out_c, int kernel,
@@ -76,30 +88,64 @@ static enum dsnn_status add_fc_relu(struct dsnn_net *net, int idx, int relu_idx,
     return st;
 }
 
+/* LeNet-5 up to its output layer: (conv 5x5 -> ReLU -> 2x2 pooling) x 2 with 6 and 16
+ * channels, flatten, fc1 (120) -> relu3, fc2 (84) -> relu4. */
+static enum dsnn_status add_lenet5_layers(struct dsnn_net *net, int pad, bool bias, int pool,
+                                          const double *dens, size_t n_dens,
+                                          struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    const int channels[LENET_N_CONV] = {6, 16};
+    st = DSNN_OK;
+    for (int i = 0; st == DSNN_OK && i < LENET_N_CONV; i++) {
+        char name[DSNN_LAYER_NAME_MAX];
+        struct dsnn_shape in = last_out(net);
+        snprintf(name, sizeof name, "conv%d", i + 1);
+        st = dsnn_net_add(net, conv_new(name, in, channels[i], 5, i == 0 ? pad : 0, bias,
+                                        dens[n_dens == 1 ? 0 : i], err),
+                          err);
+        if (st != DSNN_OK)
+            break;
+        snprintf(name, sizeof name, "relu%d", i + 1);
+        st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
+        if (st != DSNN_OK)
+            break;
+        snprintf(name, sizeof name, "pool%d", i + 1);
+        st = dsnn_net_add(net,
+                          pool == 0 ? dsnn_maxpool2d_new(name, last_out(net), 2, 2, 0, err)
+                                    : dsnn_avgpool2d_new(name, last_out(net), 2, 2, 0, true,
+                                                         err),
+                          err);
+    }
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net, dsnn_flatten_new("flatten", last_out(net), err), err);
+    if (st == DSNN_OK)
+        st = add_fc_relu(net, 1, 3, 120, bias, err);
+    if (st == DSNN_OK)
+        st = add_fc_relu(net, 2, 4, 84, bias, err);
+    return st;
+}
+
 static enum dsnn_status lenet_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
                                     struct dsnn_shape input, int n_classes, struct dsnn_net **out,
                                     struct dsnn_error *err)
 {
     (void)ctx;
-    int variant = 0, pool = 0;
-    bool bias = true;
-    int64_t pad = -1;
+    struct lenet_params p;
     double dens[64];
     size_t n_dens = 0;
     char where[300];
     enum dsnn_status st;
     *out = NULL;
-    if ((st = dsnn_cfg_enum(cfg, "variant", "lenet5", lenet_variants, &variant, err)) ||
-        (st = dsnn_cfg_bool(cfg, "bias", true, &bias, err)) ||
-        (st = dsnn_cfg_int(cfg, "conv1_padding", -1, &pad, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "conv1_padding", (double)pad, -1, 64, err)) ||
-        (st = dsnn_cfg_enum(cfg, "pool", "max", lenet_pools, &pool, err)) ||
-        (st = dsnn_cfg_float_or_array(cfg, "sparse_conv", 0, dens, DSNN_COUNT_OF(dens), &n_dens,
-                                      err)))
+    if ((st = dsnn_keys_read(&lenet_table, cfg, &p, err)) ||
+        (st = dsnn_cfg_float_or_array(cfg, "sparse_conv",
+                                      dsnn_keys_find(lenet_keys, DSNN_COUNT_OF(lenet_keys),
+                                                     "sparse_conv")->def,
+                                      dens, DSNN_COUNT_OF(dens), &n_dens, err)))
         return st;
-    for (size_t i = 0; i < n_dens; i++)
-        if ((st = dsnn_cfg_check_range(cfg, "sparse_conv", dens[i], 0, 1, err)))
-            return st;
+    const int variant = p.variant, pool = p.pool;
+    const bool bias = p.bias;
+    int64_t pad = p.pad;
     const bool lenet5 = variant == 0;
     if (n_dens != 1 && n_dens != LENET_N_CONV)
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
@@ -132,34 +178,7 @@ static enum dsnn_status lenet_build(const struct dsnn_cfg *cfg, const struct dsn
     if (!net)
         return err ? err->status : DSNN_ERR_NOMEM;
     if (lenet5) {
-        const int channels[LENET_N_CONV] = {6, 16};
-        st = DSNN_OK;
-        for (int i = 0; st == DSNN_OK && i < LENET_N_CONV; i++) {
-            char name[DSNN_LAYER_NAME_MAX];
-            struct dsnn_shape in = last_out(net);
-            snprintf(name, sizeof name, "conv%d", i + 1);
-            st = dsnn_net_add(net, conv_new(name, in, channels[i], 5, i == 0 ? (int)pad : 0, bias,
-                                            dens[n_dens == 1 ? 0 : i], err),
-                              err);
-            if (st != DSNN_OK)
-                break;
-            snprintf(name, sizeof name, "relu%d", i + 1);
-            st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
-            if (st != DSNN_OK)
-                break;
-            snprintf(name, sizeof name, "pool%d", i + 1);
-            st = dsnn_net_add(net,
-                              pool == 0 ? dsnn_maxpool2d_new(name, last_out(net), 2, 2, 0, err)
-                                        : dsnn_avgpool2d_new(name, last_out(net), 2, 2, 0, true,
-                                                             err),
-                              err);
-        }
-        if (st == DSNN_OK)
-            st = dsnn_net_add(net, dsnn_flatten_new("flatten", last_out(net), err), err);
-        if (st == DSNN_OK)
-            st = add_fc_relu(net, 1, 3, 120, bias, err);
-        if (st == DSNN_OK)
-            st = add_fc_relu(net, 2, 4, 84, bias, err);
+        st = add_lenet5_layers(net, (int)pad, bias, pool, dens, n_dens, err);
     } else {
         st = dsnn_net_add(net, dsnn_flatten_new("flatten", input, err), err);
         if (st == DSNN_OK)

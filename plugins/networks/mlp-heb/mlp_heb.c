@@ -27,34 +27,47 @@
 
 #define MLPHEB_MAX_HIDDEN 64
 
+struct mlp_heb_params {
+    bool bias, batch_norm, kwinners;
+    double dropout, k_inf;
+    int64_t period;
+};
+
+#define MK_AT(f) DSNN_KEY_AT(struct mlp_heb_params, f)
 static const struct dsnn_key_spec mlp_heb_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "mlp-heb", .doc = "this plugin"},
     {.name = "hidden_sizes", .type = DSNN_KEY_INT_ARRAY, .default_value = "[100, 100, 100]",
+     DSNN_KEY_RANGE(1, 100000000),
      .doc = "width of each hidden layer, input to output (empty: softmax regression)"},
-    {.name = "bias", .type = DSNN_KEY_BOOL, .def = true, .doc = "linear layers have a bias"},
-    {.name = "batch_norm", .type = DSNN_KEY_BOOL, .def = false,
+    {.name = "bias", .type = DSNN_KEY_BOOL, .def = true, MK_AT(bias), .doc = "linear layers have a bias"},
+    {.name = "batch_norm", .type = DSNN_KEY_BOOL, .def = false, MK_AT(batch_norm),
      .doc = "batch norm 1d (affine) between each hidden linear layer and its activation"},
-    {.name = "dropout", .type = DSNN_KEY_FLOAT, .def = 0,
+    {.name = "dropout", .type = DSNN_KEY_FLOAT, .def = 0, DSNN_KEY_RANGE(0, 0.999999), MK_AT(dropout),
      .doc = "dropout probability after each hidden activation, in [0, 1) (0: no dropout layer)"},
-    {.name = "kwinners", .type = DSNN_KEY_BOOL, .def = false, .doc = "k-winners instead of ReLU in the hidden layers"},
+    {.name = "kwinners", .type = DSNN_KEY_BOOL, .def = false, MK_AT(kwinners),
+     .doc = "k-winners instead of ReLU in the hidden layers"},
     {.name = "percent_on", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.25,
      .doc = "k-winners: fraction of active units, in (0, 1); one value or one per hidden layer"},
     {.name = "boost_strength", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 1.4,
      .doc = "k-winners: boost strength (>= 0; 0: no boosting); one value or one per hidden layer"},
     {.name = "boost_strength_factor", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.7,
      .doc = "k-winners: boost strength decay per epoch, in [0, 1]; one value or one per hidden layer"},
-    {.name = "k_inference_factor", .type = DSNN_KEY_FLOAT, .def = 1.0,
+    {.name = "k_inference_factor", .type = DSNN_KEY_FLOAT, .def = 1.0, MK_AT(k_inf),
      .doc = "k-winners: k at evaluation is int(k * k_inference_factor)"},
-    {.name = "duty_cycle_period", .type = DSNN_KEY_INT, .def = 1000, .doc = "k-winners: period of the duty cycle average"},
+    {.name = "duty_cycle_period", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, 1e9),
+     MK_AT(period), .doc = "k-winners: period of the duty cycle average"},
 };
+#undef MK_AT
+DSNN_KEY_TABLE_DEFINE(static, mlp_heb_table, mlp_heb_keys);
 
 /* Reads a float or an array of n_layers floats of key into out[n_layers] (one value is used for
- * every layer). */
-static enum dsnn_status per_layer(const struct dsnn_cfg *cfg, const char *key, double def,
-                                  double *out, size_t n_layers, struct dsnn_error *err)
+ * every layer; the default of its spec when absent). */
+static enum dsnn_status per_layer(const struct dsnn_cfg *cfg, const char *key, double *out,
+                                  size_t n_layers, struct dsnn_error *err)
 {
     double v[MLPHEB_MAX_HIDDEN];
     size_t n = 0;
+    const double def = dsnn_keys_find(mlp_heb_keys, DSNN_COUNT_OF(mlp_heb_keys), key)->def;
     enum dsnn_status st = dsnn_cfg_float_or_array(cfg, key, def, v, MLPHEB_MAX_HIDDEN, &n, err);
     if (st != DSNN_OK)
         return st;
@@ -76,42 +89,24 @@ static enum dsnn_status mlp_heb_build(const struct dsnn_cfg *cfg, const struct d
                                       struct dsnn_net **out, struct dsnn_error *err)
 {
     (void)ctx;
-    int64_t hidden[MLPHEB_MAX_HIDDEN];
-    size_t n_hidden = 0;
-    bool bias = true, batch_norm = false, kwinners = false;
-    double dropout = 0, k_inf = 1.0;
-    int64_t period = 1000;
+    int64_t hidden[MLPHEB_MAX_HIDDEN] = {100, 100, 100}; /* the default of hidden_sizes */
+    size_t n_hidden = 3;
+    struct mlp_heb_params p;
     double percent_on[MLPHEB_MAX_HIDDEN], boost[MLPHEB_MAX_HIDDEN], boost_f[MLPHEB_MAX_HIDDEN];
     enum dsnn_status st;
     char where[300];
     *out = NULL;
-    if (dsnn_cfg_has(cfg, "hidden_sizes")) {
-        if ((st = dsnn_cfg_int_array(cfg, "hidden_sizes", hidden, MLPHEB_MAX_HIDDEN, &n_hidden,
-                                     err)))
-            return st;
-    } else {
-        hidden[0] = hidden[1] = hidden[2] = 100;
-        n_hidden = 3;
-    }
-    for (size_t i = 0; i < n_hidden; i++)
-        if (hidden[i] < 1 || hidden[i] > 100000000)
-            return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                                  "%s: key '%s.hidden_sizes': element %zu is %lld, must be in "
-                                  "[1, 100000000]",
-                                  dsnn_cfg_where(cfg, "hidden_sizes", where, sizeof where),
-                                  dsnn_cfg_path(cfg), i, (long long)hidden[i]);
-    if ((st = dsnn_cfg_bool(cfg, "bias", true, &bias, err)) ||
-        (st = dsnn_cfg_bool(cfg, "batch_norm", false, &batch_norm, err)) ||
-        (st = dsnn_cfg_float(cfg, "dropout", 0, &dropout, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "dropout", dropout, 0, 0.999999, err)) ||
-        (st = dsnn_cfg_bool(cfg, "kwinners", false, &kwinners, err)) ||
-        (st = dsnn_cfg_float(cfg, "k_inference_factor", 1.0, &k_inf, err)) ||
-        (st = dsnn_cfg_int(cfg, "duty_cycle_period", 1000, &period, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "duty_cycle_period", (double)period, 1, 1e9, err)) ||
-        (st = per_layer(cfg, "percent_on", 0.25, percent_on, n_hidden, err)) ||
-        (st = per_layer(cfg, "boost_strength", 1.4, boost, n_hidden, err)) ||
-        (st = per_layer(cfg, "boost_strength_factor", 0.7, boost_f, n_hidden, err)))
+    if ((st = dsnn_keys_read(&mlp_heb_table, cfg, &p, err)) ||
+        (dsnn_cfg_has(cfg, "hidden_sizes") &&
+         (st = dsnn_cfg_int_array(cfg, "hidden_sizes", hidden, MLPHEB_MAX_HIDDEN, &n_hidden,
+                                  err))) ||
+        (st = per_layer(cfg, "percent_on", percent_on, n_hidden, err)) ||
+        (st = per_layer(cfg, "boost_strength", boost, n_hidden, err)) ||
+        (st = per_layer(cfg, "boost_strength_factor", boost_f, n_hidden, err)))
         return st;
+    const bool bias = p.bias, batch_norm = p.batch_norm, kwinners = p.kwinners;
+    const double dropout = p.dropout, k_inf = p.k_inf;
+    const int64_t period = p.period;
 
     struct dsnn_net *net = dsnn_net_new(input, n_classes, err);
     if (!net)

@@ -10,42 +10,36 @@
 
 #define MLP_MAX_HIDDEN 64
 
+struct mlp_params {
+    bool bias;
+};
+
 static const struct dsnn_key_spec mlp_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "mlp", .doc = "this plugin"},
     {.name = "hidden_sizes", .type = DSNN_KEY_INT_ARRAY, .default_value = "[1000, 1000, 1000]",
+     DSNN_KEY_RANGE(1, 100000000),
      .doc = "width of each hidden layer, input to output (empty: softmax regression)"},
-    {.name = "bias", .type = DSNN_KEY_BOOL, .def = true, .doc = "linear layers have a bias"},
+    {.name = "bias", .type = DSNN_KEY_BOOL, .def = true, DSNN_KEY_AT(struct mlp_params, bias),
+     .doc = "linear layers have a bias"},
 };
+DSNN_KEY_TABLE_DEFINE(static, mlp_table, mlp_keys);
 
 static enum dsnn_status mlp_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
                                   struct dsnn_shape input, int n_classes, struct dsnn_net **out,
                                   struct dsnn_error *err)
 {
     (void)ctx;
-    int64_t hidden[MLP_MAX_HIDDEN];
-    size_t n_hidden = 0;
-    bool bias = true;
+    int64_t hidden[MLP_MAX_HIDDEN] = {1000, 1000, 1000}; /* the default of hidden_sizes */
+    size_t n_hidden = 3;
+    struct mlp_params p;
     enum dsnn_status st;
     *out = NULL;
-    if ((st = dsnn_cfg_bool(cfg, "bias", true, &bias, err)))
+    if ((st = dsnn_keys_read(&mlp_table, cfg, &p, err)))
         return st;
-    if (dsnn_cfg_has(cfg, "hidden_sizes")) {
-        if ((st = dsnn_cfg_int_array(cfg, "hidden_sizes", hidden, MLP_MAX_HIDDEN, &n_hidden, err)))
-            return st;
-    } else {
-        hidden[0] = hidden[1] = hidden[2] = 1000;
-        n_hidden = 3;
-    }
-    for (size_t i = 0; i < n_hidden; i++) {
-        if (hidden[i] < 1 || hidden[i] > 100000000) {
-            char where[300];
-            return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                                  "%s: key '%s.hidden_sizes': element %zu is %lld, must be in "
-                                  "[1, 100000000]",
-                                  dsnn_cfg_where(cfg, "hidden_sizes", where, sizeof where),
-                                  dsnn_cfg_path(cfg), i, (long long)hidden[i]);
-        }
-    }
+    const bool bias = p.bias;
+    if (dsnn_cfg_has(cfg, "hidden_sizes") &&
+        (st = dsnn_cfg_int_array(cfg, "hidden_sizes", hidden, MLP_MAX_HIDDEN, &n_hidden, err)))
+        return st;
     struct dsnn_net *net = dsnn_net_new(input, n_classes, err);
     if (!net)
         return err ? err->status : DSNN_ERR_NOMEM;

@@ -38,21 +38,34 @@
 
 #define RESNET_MAX_BLOCKS 64
 
+struct resnet_params {
+    int variant;
+    double width, dropout;
+    int64_t depth, widen;
+};
+
+static const char *const resnet_variants[] = {"resnet18", "resnet34", "wrn", NULL};
+
+#define RK_AT(f) DSNN_KEY_AT(struct resnet_params, f)
 static const struct dsnn_key_spec resnet_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "resnet", .doc = "this plugin"},
-    {.name = "variant", .type = DSNN_KEY_STRING, .def_str = "resnet18", .doc = "\"resnet18\", \"resnet34\" or \"wrn\""},
-    {.name = "width", .type = DSNN_KEY_FLOAT, .def = 1.0,
+    {.name = "variant", .type = DSNN_KEY_STRING, .def_str = "resnet18",
+     .choices = resnet_variants, RK_AT(variant), .doc = "\"resnet18\", \"resnet34\" or \"wrn\""},
+    {.name = "width", .type = DSNN_KEY_FLOAT, .def = 1.0, DSNN_KEY_RANGE(1e-6, 16), RK_AT(width),
      .doc = "resnet18/34: channel multiplier (0.25: 16, 32, 64, 128 channels), in (0, 16]"},
-    {.name = "depth", .type = DSNN_KEY_INT, .def = 28, .doc = "wrn: depth, 6 n + 4 (n blocks per stage)"},
-    {.name = "widen_factor", .type = DSNN_KEY_INT, .def = 2, .doc = "wrn: widening factor k (16 k, 32 k, 64 k channels)"},
-    {.name = "dropout", .type = DSNN_KEY_FLOAT, .def = 0.3,
+    {.name = "depth", .type = DSNN_KEY_INT, .def = 28, DSNN_KEY_RANGE(10, 6 * 100 + 4),
+     RK_AT(depth), .doc = "wrn: depth, 6 n + 4 (n blocks per stage)"},
+    {.name = "widen_factor", .type = DSNN_KEY_INT, .def = 2, DSNN_KEY_RANGE(1, 64), RK_AT(widen),
+     .doc = "wrn: widening factor k (16 k, 32 k, 64 k channels)"},
+    {.name = "dropout", .type = DSNN_KEY_FLOAT, .def = 0.3, DSNN_KEY_RANGE(0, 0.999999),
+     RK_AT(dropout),
      .doc = "wrn: dropout probability between the two convolutions of a block, in [0, 1) (0: none)"},
     {.name = "sparse_conv", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0,
      .doc = "must be 0: sparse convolutions cannot sit inside residual blocks (key kept for the "
      "same configuration space as the other CNN plugins)"},
 };
-
-static const char *const resnet_variants[] = {"resnet18", "resnet34", "wrn", NULL};
+#undef RK_AT
+DSNN_KEY_TABLE_DEFINE(static, resnet_table, resnet_keys);
 
 static struct dsnn_shape last_out(const struct dsnn_net *net)
 {
@@ -108,22 +121,90 @@ static struct dsnn_layer *wide_basic_new(const char *name, struct dsnn_shape in,
     return dsnn_residual_new(name, inner, n, sc, n_sc, false, err);
 }
 
+/* The layers of a wide resnet up to the pooling: stem, 3 stages of (depth - 4) / 6 WideBasic
+ * blocks, batch norm (nupic's momentum) and ReLU. */
+static enum dsnn_status add_wrn_layers(struct dsnn_net *net, struct dsnn_shape input,
+                                       const struct resnet_params *p, struct dsnn_error *err)
+{
+    char name[DSNN_LAYER_NAME_MAX];
+    const int64_t depth = p->depth, widen = p->widen;
+    const double dropout = p->dropout;
+    enum dsnn_status st;
+    const int n = (int)(depth - 4) / 6, k = (int)widen;
+    const int planes[3] = {16 * k, 32 * k, 64 * k};
+    st = dsnn_net_add(net, dsnn_conv2d_new("conv1", input, 16, 3, 1, 1, true, err), err);
+    for (int s = 0; st == DSNN_OK && s < 3; s++)
+        for (int b = 0; st == DSNN_OK && b < n; b++) {
+            snprintf(name, sizeof name, "layer%d_%d", s + 1, b);
+            st = dsnn_net_add(net,
+                              wide_basic_new(name, last_out(net), planes[s],
+                                             s > 0 && b == 0 ? 2 : 1, dropout, err),
+                              err);
+        }
+    if (st == DSNN_OK) {
+        struct dsnn_layer *bn = dsnn_batchnorm2d_new("bn1", last_out(net), true, err);
+        if (bn && (st = dsnn_batchnorm_set_momentum_eps(bn, 0.9, 1e-5, err)) != DSNN_OK) {
+            dsnn_layer_free(bn);
+            bn = NULL;
+        }
+        st = dsnn_net_add(net, bn, err);
+    }
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net, dsnn_relu_new("relu1", last_out(net), err), err);
+    return st;
+}
+
+/* The layers of resnet18/34 up to the pooling: stem conv, batch norm, ReLU, 4 stages of basic
+ * blocks of width * 64, 128, 256, 512 channels. */
+static enum dsnn_status add_resnet_layers(struct dsnn_net *net, struct dsnn_shape input,
+                                          const struct resnet_params *p, struct dsnn_error *err)
+{
+    char name[DSNN_LAYER_NAME_MAX];
+    const int variant = p->variant;
+    const double width = p->width;
+    enum dsnn_status st;
+    static const int blocks[2][4] = {{2, 2, 2, 2}, {3, 4, 6, 3}};
+    static const int base[4] = {64, 128, 256, 512};
+    int ch[4];
+    for (int s = 0; s < 4; s++) {
+        const double c = base[s] * width + 0.5;
+        ch[s] = c < 2 ? 1 : (int)c;
+    }
+    st = dsnn_net_add(net, dsnn_conv2d_new("conv1", input, ch[0], 3, 1, 1, false, err), err);
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net, dsnn_batchnorm2d_new("bn1", last_out(net), true, err), err);
+    if (st == DSNN_OK)
+        st = dsnn_net_add(net, dsnn_relu_new("relu1", last_out(net), err), err);
+    for (int s = 0; st == DSNN_OK && s < 4; s++)
+        for (int b = 0; st == DSNN_OK && b < blocks[variant][s]; b++) {
+            snprintf(name, sizeof name, "layer%d_%d", s + 1, b);
+            st = dsnn_net_add(net,
+                              dsnn_resnet_basic_block_new(name, last_out(net), ch[s],
+                                                          s > 0 && b == 0 ? 2 : 1, err),
+                              err);
+        }
+    return st;
+}
+
 static enum dsnn_status resnet_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
                                      struct dsnn_shape input, int n_classes,
                                      struct dsnn_net **out, struct dsnn_error *err)
 {
     (void)ctx;
-    int variant = 0;
-    double width = 1, dropout = 0.3, dens[64];
-    int64_t depth = 28, widen = 2;
+    struct resnet_params p;
+    double dens[64];
     size_t n_dens = 0;
     char where[300];
     enum dsnn_status st;
     *out = NULL;
-    if ((st = dsnn_cfg_enum(cfg, "variant", "resnet18", resnet_variants, &variant, err)) ||
-        (st = dsnn_cfg_float_or_array(cfg, "sparse_conv", 0, dens, DSNN_COUNT_OF(dens), &n_dens,
-                                      err)))
+    if ((st = dsnn_keys_read(&resnet_table, cfg, &p, err)) ||
+        (st = dsnn_cfg_float_or_array(cfg, "sparse_conv",
+                                      dsnn_keys_find(resnet_keys, DSNN_COUNT_OF(resnet_keys),
+                                                     "sparse_conv")->def,
+                                      dens, DSNN_COUNT_OF(dens), &n_dens, err)))
         return st;
+    const int variant = p.variant;
+    const int64_t depth = p.depth;
     const char *vname = resnet_variants[variant];
     for (size_t i = 0; i < n_dens; i++)
         if (dens[i] != 0)
@@ -139,13 +220,7 @@ static enum dsnn_status resnet_build(const struct dsnn_cfg *cfg, const struct ds
                 dens[i], vname);
     const bool wrn = variant == 2;
     if (wrn) {
-        if ((st = not_for(cfg, "width", vname, "use widen_factor", err)) ||
-            (st = dsnn_cfg_int(cfg, "depth", 28, &depth, err)) ||
-            (st = dsnn_cfg_check_range(cfg, "depth", (double)depth, 10, 6 * 100 + 4, err)) ||
-            (st = dsnn_cfg_int(cfg, "widen_factor", 2, &widen, err)) ||
-            (st = dsnn_cfg_check_range(cfg, "widen_factor", (double)widen, 1, 64, err)) ||
-            (st = dsnn_cfg_float(cfg, "dropout", 0.3, &dropout, err)) ||
-            (st = dsnn_cfg_check_range(cfg, "dropout", dropout, 0, 0.999999, err)))
+        if ((st = not_for(cfg, "width", vname, "use widen_factor", err)))
             return st;
         if ((depth - 4) % 6 != 0)
             return dsnn_error_set(err, DSNN_ERR_CONFIG,
@@ -157,60 +232,14 @@ static enum dsnn_status resnet_build(const struct dsnn_cfg *cfg, const struct ds
         const char *hint = "a wide resnet key: use variant = \"wrn\", or width";
         if ((st = not_for(cfg, "depth", vname, hint, err)) ||
             (st = not_for(cfg, "widen_factor", vname, hint, err)) ||
-            (st = not_for(cfg, "dropout", vname, "the basic blocks have no dropout", err)) ||
-            (st = dsnn_cfg_float(cfg, "width", 1.0, &width, err)) ||
-            (st = dsnn_cfg_check_range(cfg, "width", width, 1e-6, 16, err)))
+            (st = not_for(cfg, "dropout", vname, "the basic blocks have no dropout", err)))
             return st;
     }
 
     struct dsnn_net *net = dsnn_net_new(input, n_classes, err);
     if (!net)
         return err ? err->status : DSNN_ERR_NOMEM;
-    char name[DSNN_LAYER_NAME_MAX];
-    if (wrn) {
-        const int n = (int)(depth - 4) / 6, k = (int)widen;
-        const int planes[3] = {16 * k, 32 * k, 64 * k};
-        st = dsnn_net_add(net, dsnn_conv2d_new("conv1", input, 16, 3, 1, 1, true, err), err);
-        for (int s = 0; st == DSNN_OK && s < 3; s++)
-            for (int b = 0; st == DSNN_OK && b < n; b++) {
-                snprintf(name, sizeof name, "layer%d_%d", s + 1, b);
-                st = dsnn_net_add(net,
-                                  wide_basic_new(name, last_out(net), planes[s],
-                                                 s > 0 && b == 0 ? 2 : 1, dropout, err),
-                                  err);
-            }
-        if (st == DSNN_OK) {
-            struct dsnn_layer *bn = dsnn_batchnorm2d_new("bn1", last_out(net), true, err);
-            if (bn && (st = dsnn_batchnorm_set_momentum_eps(bn, 0.9, 1e-5, err)) != DSNN_OK) {
-                dsnn_layer_free(bn);
-                bn = NULL;
-            }
-            st = dsnn_net_add(net, bn, err);
-        }
-        if (st == DSNN_OK)
-            st = dsnn_net_add(net, dsnn_relu_new("relu1", last_out(net), err), err);
-    } else {
-        static const int blocks[2][4] = {{2, 2, 2, 2}, {3, 4, 6, 3}};
-        static const int base[4] = {64, 128, 256, 512};
-        int ch[4];
-        for (int s = 0; s < 4; s++) {
-            const double c = base[s] * width + 0.5;
-            ch[s] = c < 2 ? 1 : (int)c;
-        }
-        st = dsnn_net_add(net, dsnn_conv2d_new("conv1", input, ch[0], 3, 1, 1, false, err), err);
-        if (st == DSNN_OK)
-            st = dsnn_net_add(net, dsnn_batchnorm2d_new("bn1", last_out(net), true, err), err);
-        if (st == DSNN_OK)
-            st = dsnn_net_add(net, dsnn_relu_new("relu1", last_out(net), err), err);
-        for (int s = 0; st == DSNN_OK && s < 4; s++)
-            for (int b = 0; st == DSNN_OK && b < blocks[variant][s]; b++) {
-                snprintf(name, sizeof name, "layer%d_%d", s + 1, b);
-                st = dsnn_net_add(net,
-                                  dsnn_resnet_basic_block_new(name, last_out(net), ch[s],
-                                                              s > 0 && b == 0 ? 2 : 1, err),
-                                  err);
-            }
-    }
+    st = wrn ? add_wrn_layers(net, input, &p, err) : add_resnet_layers(net, input, &p, err);
     if (st == DSNN_OK)
         st = dsnn_net_add(net, dsnn_global_avgpool2d_new("avgpool", last_out(net), err), err);
     if (st == DSNN_OK)

@@ -29,28 +29,45 @@
 #define VGG_POOL 0
 #define VGG_MAX_CONV 16
 
-static const struct dsnn_key_spec vgg_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "vgg", .doc = "this plugin"},
-    {.name = "cfg", .type = DSNN_KEY_STRING, .def_str = "vgg19", .doc = "\"vgg11\", \"vgg13\", \"vgg16\" or \"vgg19\""},
-    {.name = "width", .type = DSNN_KEY_FLOAT, .def = 1.0,
-     .doc = "channel multiplier (e.g. 0.25: 16 ... 128 channels), in (0, 16]"},
-    {.name = "batch_norm", .type = DSNN_KEY_BOOL, .def = true, .doc = "batch norm 2d after every convolution"},
-    {.name = "bias", .type = DSNN_KEY_BOOL, .def = true, .doc = "convolutions and the linear layer have a bias"},
-    {.name = "kwinners", .type = DSNN_KEY_BOOL, .def = false,
-     .doc = "k-winners 2d instead of ReLU, and average instead of max pooling (nupic VGG19)"},
-    {.name = "percent_on", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.3,
-     .doc = "k-winners: fraction of active units, in (0, 1); one value or one per convolution"},
-    {.name = "boost_strength", .type = DSNN_KEY_FLOAT, .def = 1.4, .doc = "k-winners: boost strength (>= 0)"},
-    {.name = "boost_strength_factor", .type = DSNN_KEY_FLOAT, .def = 0.7,
-     .doc = "k-winners: boost strength decay per epoch, in [0, 1]"},
-    {.name = "k_inference_factor", .type = DSNN_KEY_FLOAT, .def = 1.5, .doc = "k-winners: k at evaluation"},
-    {.name = "duty_cycle_period", .type = DSNN_KEY_INT, .def = 1000, .doc = "k-winners: period of the duty cycle average"},
-    {.name = "sparse_conv", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0,
-     .doc = "density of truly sparse convolutions, in [0, 1] (0: dense); one value or one per "
-     "convolution"},
+struct vgg_params {
+    int which;
+    double width, boost, boost_f, k_inf;
+    bool batch_norm, bias, kwinners;
+    int64_t period;
 };
 
 static const char *const vgg_names[] = {"vgg11", "vgg13", "vgg16", "vgg19", NULL};
+
+#define VK_AT(f) DSNN_KEY_AT(struct vgg_params, f)
+static const struct dsnn_key_spec vgg_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "vgg", .doc = "this plugin"},
+    {.name = "cfg", .type = DSNN_KEY_STRING, .def_str = "vgg19", .choices = vgg_names,
+     VK_AT(which), .doc = "\"vgg11\", \"vgg13\", \"vgg16\" or \"vgg19\""},
+    {.name = "width", .type = DSNN_KEY_FLOAT, .def = 1.0, DSNN_KEY_RANGE(1e-6, 16), VK_AT(width),
+     .doc = "channel multiplier (e.g. 0.25: 16 ... 128 channels), in (0, 16]"},
+    {.name = "batch_norm", .type = DSNN_KEY_BOOL, .def = true, VK_AT(batch_norm),
+     .doc = "batch norm 2d after every convolution"},
+    {.name = "bias", .type = DSNN_KEY_BOOL, .def = true, VK_AT(bias),
+     .doc = "convolutions and the linear layer have a bias"},
+    {.name = "kwinners", .type = DSNN_KEY_BOOL, .def = false, VK_AT(kwinners),
+     .doc = "k-winners 2d instead of ReLU, and average instead of max pooling (nupic VGG19)"},
+    {.name = "percent_on", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.3,
+     .doc = "k-winners: fraction of active units, in (0, 1); one value or one per convolution"},
+    {.name = "boost_strength", .type = DSNN_KEY_FLOAT, .def = 1.4, VK_AT(boost),
+     .doc = "k-winners: boost strength (>= 0)"},
+    {.name = "boost_strength_factor", .type = DSNN_KEY_FLOAT, .def = 0.7, VK_AT(boost_f),
+     .doc = "k-winners: boost strength decay per epoch, in [0, 1]"},
+    {.name = "k_inference_factor", .type = DSNN_KEY_FLOAT, .def = 1.5, VK_AT(k_inf),
+     .doc = "k-winners: k at evaluation"},
+    {.name = "duty_cycle_period", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, 1e9),
+     VK_AT(period), .doc = "k-winners: period of the duty cycle average"},
+    {.name = "sparse_conv", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0, DSNN_KEY_RANGE(0, 1),
+     .doc = "density of truly sparse convolutions, in [0, 1] (0: dense); one value or one per "
+     "convolution"},
+};
+#undef VK_AT
+DSNN_KEY_TABLE_DEFINE(static, vgg_table, vgg_keys);
+
 /* Channels per layer, VGG_POOL for a pooling, -1 ends. */
 static const int vgg_cfgs[4][22] = {
     {64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0, -1},
@@ -66,12 +83,13 @@ static struct dsnn_shape last_out(const struct dsnn_net *net)
     return n ? dsnn_net_layer(net, n - 1)->out : dsnn_net_input_shape(net);
 }
 
-/* A float or an array of n floats of key into out[n]. */
-static enum dsnn_status per_conv(const struct dsnn_cfg *cfg, const char *key, double def,
-                                 double *out, size_t n, struct dsnn_error *err)
+/* A float or an array of n floats of key into out[n] (the default of its spec when absent). */
+static enum dsnn_status per_conv(const struct dsnn_cfg *cfg, const char *key, double *out,
+                                 size_t n, struct dsnn_error *err)
 {
     double v[64];
     size_t got = 0;
+    const double def = dsnn_keys_find(vgg_keys, DSNN_COUNT_OF(vgg_keys), key)->def;
     enum dsnn_status st = dsnn_cfg_float_or_array(cfg, key, def, v, DSNN_COUNT_OF(v), &got, err);
     if (st != DSNN_OK)
         return st;
@@ -88,45 +106,66 @@ static enum dsnn_status per_conv(const struct dsnn_cfg *cfg, const char *key, do
     return DSNN_OK;
 }
 
+/* conv<ci> 3x3 (truly sparse of density d when d > 0) -> bn<ci> (batch_norm) -> kw<ci>
+ * (kwinners, with kc) or relu<ci>. */
+static enum dsnn_status add_conv_block(struct dsnn_net *net, int ci, int channels, double d,
+                                       const struct dsnn_kwinners_cfg *kc,
+                                       const struct vgg_params *kp, struct dsnn_error *err)
+{
+    char name[DSNN_LAYER_NAME_MAX];
+    const struct dsnn_shape in = last_out(net);
+    const bool bias = kp->bias;
+    enum dsnn_status st;
+    snprintf(name, sizeof name, "conv%d", ci);
+    if (d > 0) {
+        struct dsnn_sparse_init si = dsnn_sparse_init_default();
+        si.density = d;
+        st = dsnn_net_add(net, dsnn_sparse_conv2d_new(name, in, channels, 3, 1, 1, bias, &si, err),
+                          err);
+    } else {
+        st = dsnn_net_add(net, dsnn_conv2d_new(name, in, channels, 3, 1, 1, bias, err), err);
+    }
+    if (st == DSNN_OK && kp->batch_norm) {
+        snprintf(name, sizeof name, "bn%d", ci);
+        st = dsnn_net_add(net, dsnn_batchnorm2d_new(name, last_out(net), true, err), err);
+    }
+    if (st == DSNN_OK && kp->kwinners) {
+        snprintf(name, sizeof name, "kw%d", ci);
+        st = dsnn_net_add(net, dsnn_kwinners2d_new(name, last_out(net), kc, err), err);
+    } else if (st == DSNN_OK) {
+        snprintf(name, sizeof name, "relu%d", ci);
+        st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
+    }
+    return st;
+}
+
 static enum dsnn_status vgg_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
                                   struct dsnn_shape input, int n_classes, struct dsnn_net **out,
                                   struct dsnn_error *err)
 {
     (void)ctx;
-    int which = 3;
-    double width = 1, boost = 1.4, boost_f = 0.7, k_inf = 1.5;
-    int64_t period = 1000;
-    bool batch_norm = true, bias = true, kwinners = false;
+    struct vgg_params kp;
     double percent[VGG_MAX_CONV], dens[VGG_MAX_CONV];
     char where[300];
     enum dsnn_status st;
     *out = NULL;
-    if ((st = dsnn_cfg_enum(cfg, "cfg", "vgg19", vgg_names, &which, err)) ||
-        (st = dsnn_cfg_float(cfg, "width", 1.0, &width, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "width", width, 1e-6, 16, err)) ||
-        (st = dsnn_cfg_bool(cfg, "batch_norm", true, &batch_norm, err)) ||
-        (st = dsnn_cfg_bool(cfg, "bias", true, &bias, err)) ||
-        (st = dsnn_cfg_bool(cfg, "kwinners", false, &kwinners, err)) ||
-        (st = dsnn_cfg_float(cfg, "boost_strength", 1.4, &boost, err)) ||
-        (st = dsnn_cfg_float(cfg, "boost_strength_factor", 0.7, &boost_f, err)) ||
-        (st = dsnn_cfg_float(cfg, "k_inference_factor", 1.5, &k_inf, err)) ||
-        (st = dsnn_cfg_int(cfg, "duty_cycle_period", 1000, &period, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "duty_cycle_period", (double)period, 1, 1e9, err)))
+    if ((st = dsnn_keys_read(&vgg_table, cfg, &kp, err)))
         return st;
+    const int which = kp.which;
+    const double width = kp.width, boost = kp.boost, boost_f = kp.boost_f, k_inf = kp.k_inf;
+    const int64_t period = kp.period;
+    const bool bias = kp.bias, kwinners = kp.kwinners;
     const int *spec = vgg_cfgs[which];
     size_t n_conv = 0, n_pool = 0;
-    for (const int *p = spec; *p >= 0; p++) {
-        if (*p == VGG_POOL)
+    for (const int *q = spec; *q >= 0; q++) {
+        if (*q == VGG_POOL)
             n_pool++;
         else
             n_conv++;
     }
-    if ((st = per_conv(cfg, "percent_on", 0.3, percent, n_conv, err)) ||
-        (st = per_conv(cfg, "sparse_conv", 0, dens, n_conv, err)))
+    if ((st = per_conv(cfg, "percent_on", percent, n_conv, err)) ||
+        (st = per_conv(cfg, "sparse_conv", dens, n_conv, err)))
         return st;
-    for (size_t i = 0; i < n_conv; i++)
-        if ((st = dsnn_cfg_check_range(cfg, "sparse_conv", dens[i], 0, 1, err)))
-            return st;
     const int min_side = 1 << n_pool;
     if (input.h < min_side || input.w < min_side)
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
@@ -161,28 +200,8 @@ static enum dsnn_status vgg_build(const struct dsnn_cfg *cfg, const struct dsnn_
         const double d = dens[ci];
         const double pct = percent[ci];
         ci++;
-        snprintf(name, sizeof name, "conv%d", ci);
-        if (d > 0) {
-            struct dsnn_sparse_init si = dsnn_sparse_init_default();
-            si.density = d;
-            st = dsnn_net_add(net,
-                              dsnn_sparse_conv2d_new(name, in, channels, 3, 1, 1, bias, &si, err),
-                              err);
-        } else {
-            st = dsnn_net_add(net, dsnn_conv2d_new(name, in, channels, 3, 1, 1, bias, err), err);
-        }
-        if (st == DSNN_OK && batch_norm) {
-            snprintf(name, sizeof name, "bn%d", ci);
-            st = dsnn_net_add(net, dsnn_batchnorm2d_new(name, last_out(net), true, err), err);
-        }
-        if (st == DSNN_OK && kwinners) {
-            kc.percent_on = pct;
-            snprintf(name, sizeof name, "kw%d", ci);
-            st = dsnn_net_add(net, dsnn_kwinners2d_new(name, last_out(net), &kc, err), err);
-        } else if (st == DSNN_OK) {
-            snprintf(name, sizeof name, "relu%d", ci);
-            st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
-        }
+        kc.percent_on = pct;
+        st = add_conv_block(net, ci, channels, d, &kc, &kp, err);
     }
     if (st == DSNN_OK)
         st = dsnn_net_add(net, dsnn_flatten_new("flatten", last_out(net), err), err);

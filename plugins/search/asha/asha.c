@@ -55,18 +55,29 @@ struct asha {
     struct asha_bracket *brackets;
 };
 
+static const char *const asha_modes[] = {"max", "min", NULL};
+#define AK_AT(f) DSNN_KEY_AT(struct asha, f)
 static const struct dsnn_key_spec asha_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "asha", .doc = "this plugin"},
     {.name = "space", .type = DSNN_KEY_GROUP, .default_value = "{}",
      .doc = "tree mirroring the configuration whose leaves are distributions (as the random plugin's)"},
-    {.name = "grace_period", .type = DSNN_KEY_INT, .def = 1, .doc = "epochs before the first rung (r_0)"},
-    {.name = "reduction_factor", .type = DSNN_KEY_FLOAT, .def = 4,
+    {.name = "grace_period", .type = DSNN_KEY_INT, .def = 1, DSNN_KEY_RANGE(1, 1e9),
+     AK_AT(grace_period), .doc = "epochs before the first rung (r_0)"},
+    {.name = "reduction_factor", .type = DSNN_KEY_FLOAT, .def = 4, DSNN_KEY_RANGE(1 + 1e-9, 1e6),
+     AK_AT(eta),
      .doc = "eta > 1: rungs at grace_period * eta^k; a trial continues if in the top 1/eta of a rung"},
-    {.name = "max_t", .type = DSNN_KEY_INT, .default_value = "experiment.epochs", .doc = "epochs after which a trial is stopped"},
+    {.name = "max_t", .type = DSNN_KEY_INT, .default_value = "experiment.epochs",
+     DSNN_KEY_RANGE(1, 1e9), .doc = "epochs after which a trial is stopped"},
     {.name = "metric", .type = DSNN_KEY_STRING, .default_value = "experiment.metric", .doc = "metric compared at the rungs"},
-    {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode", .doc = "\"max\" or \"min\" of metric"},
-    {.name = "brackets", .type = DSNN_KEY_INT, .def = 1, .doc = "number of brackets (bracket s starts at grace_period * eta^s)"},
+    {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode",
+     .choices = asha_modes, .doc = "\"max\" or \"min\" of metric"},
+    {.name = "brackets", .type = DSNN_KEY_INT, .def = 1, DSNN_KEY_RANGE(1, ASHA_MAX_RUNGS),
+     AK_AT(n_brackets),
+     .doc = "number of brackets (bracket s starts at grace_period * eta^s; at most the number of "
+     "rungs of bracket 0)"},
 };
+#undef AK_AT
+DSNN_KEY_TABLE_DEFINE(static, asha_table, asha_keys);
 
 /* ---- configuration ---- */
 
@@ -95,9 +106,9 @@ static size_t rung_count(int64_t grace, double eta, int64_t max_t, int64_t s)
 static enum dsnn_status read_mode(const struct dsnn_cfg *cfg, bool def, bool *maximize,
                                   struct dsnn_error *err)
 {
-    static const char *const modes[] = {"max", "min", NULL};
     int idx = 0;
-    enum dsnn_status st = dsnn_cfg_enum(cfg, "mode", def ? "max" : "min", modes, &idx, err);
+    enum dsnn_status st = dsnn_cfg_enum(cfg, "mode", asha_modes[def ? 0 : 1], asha_modes, &idx,
+                                        err);
     *maximize = idx == 0;
     return st;
 }
@@ -114,17 +125,12 @@ static enum dsnn_status asha_create(const struct dsnn_cfg *cfg, const struct dsn
     char where[300];
     enum dsnn_status st;
     if ((st = dsnn_search_space_parse(cfg, "space", &a->space, err)) ||
-        (st = dsnn_cfg_int(cfg, "grace_period", 1, &a->grace_period, err)) ||
-        (st = dsnn_cfg_float(cfg, "reduction_factor", 4, &a->eta, err)) ||
+        (st = dsnn_keys_read(&asha_table, cfg, a, err)) ||
         (st = dsnn_cfg_int(cfg, "max_t", ctx->max_epochs > 0 ? ctx->max_epochs : 1, &a->max_t,
                            err)) ||
         (st = dsnn_cfg_string(cfg, "metric", ctx->metric ? ctx->metric : "val_acc", &metric,
                               err)) ||
-        (st = read_mode(cfg, ctx->maximize, &a->maximize, err)) ||
-        (st = dsnn_cfg_int(cfg, "brackets", 1, &a->n_brackets, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "grace_period", (double)a->grace_period, 1, 1e9, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "reduction_factor", a->eta, 1 + 1e-9, 1e6, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "max_t", (double)a->max_t, 1, 1e9, err)))
+        (st = read_mode(cfg, ctx->maximize, &a->maximize, err)))
         goto fail;
     if (strlen(metric) >= sizeof a->metric || !*metric) {
         st = dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: key '%s.metric': \"%s\" is not a metric name",

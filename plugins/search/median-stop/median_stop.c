@@ -40,17 +40,24 @@ struct median_stop {
     struct median_trial *trials; /* num_samples */
 };
 
+static const char *const median_modes[] = {"max", "min", NULL};
+#define MK_AT(f) DSNN_KEY_AT(struct median_stop, f)
 static const struct dsnn_key_spec median_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "median-stop", .doc = "this plugin"},
     {.name = "space", .type = DSNN_KEY_GROUP, .default_value = "{}",
      .doc = "tree mirroring the configuration whose leaves are distributions (as the random plugin's)"},
-    {.name = "grace_period", .type = DSNN_KEY_INT, .def = 1,
+    {.name = "grace_period", .type = DSNN_KEY_INT, .def = 1, DSNN_KEY_RANGE(0, 1e9),
+     MK_AT(grace_period),
      .doc = "epochs before a trial can be stopped; earlier results are left out of running averages"},
-    {.name = "min_samples_required", .type = DSNN_KEY_INT, .def = 3,
+    {.name = "min_samples_required", .type = DSNN_KEY_INT, .def = 3, DSNN_KEY_RANGE(1, 1e9),
+     MK_AT(min_samples),
      .doc = "other trials that must have reached the epoch before the rule applies"},
     {.name = "metric", .type = DSNN_KEY_STRING, .default_value = "experiment.metric", .doc = "metric compared"},
-    {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode", .doc = "\"max\" or \"min\" of metric"},
+    {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode",
+     .choices = median_modes, .doc = "\"max\" or \"min\" of metric"},
 };
+#undef MK_AT
+DSNN_KEY_TABLE_DEFINE(static, median_table, median_keys);
 
 static void median_destroy(void *state)
 {
@@ -67,7 +74,6 @@ static enum dsnn_status median_create(const struct dsnn_cfg *cfg,
                                       const struct dsnn_search_ctx *ctx, void **state,
                                       struct dsnn_error *err)
 {
-    static const char *const modes[] = {"max", "min", NULL};
     struct median_stop *ms = calloc(1, sizeof *ms);
     if (!ms)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
@@ -78,14 +84,11 @@ static enum dsnn_status median_create(const struct dsnn_cfg *cfg,
     char where[300];
     enum dsnn_status st;
     if ((st = dsnn_search_space_parse(cfg, "space", &ms->space, err)) ||
-        (st = dsnn_cfg_int(cfg, "grace_period", 1, &ms->grace_period, err)) ||
-        (st = dsnn_cfg_int(cfg, "min_samples_required", 3, &ms->min_samples, err)) ||
+        (st = dsnn_keys_read(&median_table, cfg, ms, err)) ||
         (st = dsnn_cfg_string(cfg, "metric", ctx->metric ? ctx->metric : "val_acc", &metric,
                               err)) ||
-        (st = dsnn_cfg_enum(cfg, "mode", ctx->maximize ? "max" : "min", modes, &mode, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "grace_period", (double)ms->grace_period, 0, 1e9, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "min_samples_required", (double)ms->min_samples, 1, 1e9,
-                                   err)))
+        (st = dsnn_cfg_enum(cfg, "mode", median_modes[ctx->maximize ? 0 : 1], median_modes, &mode,
+                            err)))
         goto fail;
     ms->maximize = mode == 0;
     if (strlen(metric) >= sizeof ms->metric || !*metric) {

@@ -67,22 +67,31 @@ struct pbt {
     struct pbt_rank *order;   /* scratch for ranking */
 };
 
+static const char *const pbt_modes[] = {"max", "min", NULL};
+#define PK_AT(f) DSNN_KEY_AT(struct pbt, f)
 static const struct dsnn_key_spec pbt_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "pbt", .doc = "this plugin"},
     {.name = "space", .type = DSNN_KEY_GROUP, .default_value = "{}",
      .doc = "tree mirroring the configuration whose leaves are distributions (as the random plugin's); "
      "initial draws and the mutations of exploit"},
-    {.name = "perturbation_interval", .type = DSNN_KEY_INT, .def = 2, .doc = "epochs between two perturbations of a trial"},
-    {.name = "burn_in_period", .type = DSNN_KEY_INT, .def = 0, .doc = "no perturbation before this many epochs"},
-    {.name = "quantile_fraction", .type = DSNN_KEY_FLOAT, .def = 0.25,
+    {.name = "perturbation_interval", .type = DSNN_KEY_INT, .def = 2, DSNN_KEY_RANGE(1, 1e9),
+     PK_AT(interval), .doc = "epochs between two perturbations of a trial"},
+    {.name = "burn_in_period", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, 1e9),
+     PK_AT(burn_in), .doc = "no perturbation before this many epochs"},
+    {.name = "quantile_fraction", .type = DSNN_KEY_FLOAT, .def = 0.25, DSNN_KEY_RANGE(0, 0.5),
+     PK_AT(quantile),
      .doc = "in [0, 0.5]: the bottom fraction is perturbed, cloning one of the top fraction"},
-    {.name = "resample_probability", .type = DSNN_KEY_FLOAT, .def = 0.25,
+    {.name = "resample_probability", .type = DSNN_KEY_FLOAT, .def = 0.25, DSNN_KEY_RANGE(0, 1),
+     PK_AT(resample_p),
      .doc = "probability that exploit resamples a parameter from the space instead of perturbing it"},
     {.name = "perturbation_factors", .type = DSNN_KEY_FLOAT_ARRAY, .default_value = "[1.2, 0.8]",
      .doc = "factors a numeric parameter is multiplied by (one drawn at random)"},
     {.name = "metric", .type = DSNN_KEY_STRING, .default_value = "experiment.metric", .doc = "metric the population is ranked by"},
-    {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode", .doc = "\"max\" or \"min\" of metric"},
+    {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode",
+     .choices = pbt_modes, .doc = "\"max\" or \"min\" of metric"},
 };
+#undef PK_AT
+DSNN_KEY_TABLE_DEFINE(static, pbt_table, pbt_keys);
 
 static void pbt_destroy(void *state)
 {
@@ -97,7 +106,6 @@ static void pbt_destroy(void *state)
 static enum dsnn_status pbt_create(const struct dsnn_cfg *cfg, const struct dsnn_search_ctx *ctx,
                                    void **state, struct dsnn_error *err)
 {
-    static const char *const modes[] = {"max", "min", NULL};
     struct pbt *p = calloc(1, sizeof *p);
     if (!p)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
@@ -109,20 +117,13 @@ static enum dsnn_status pbt_create(const struct dsnn_cfg *cfg, const struct dsnn
     char where[300];
     enum dsnn_status st;
     if ((st = dsnn_search_space_parse(cfg, "space", &p->space, err)) ||
-        (st = dsnn_cfg_int(cfg, "perturbation_interval", 2, &p->interval, err)) ||
-        (st = dsnn_cfg_int(cfg, "burn_in_period", 0, &p->burn_in, err)) ||
-        (st = dsnn_cfg_float(cfg, "quantile_fraction", 0.25, &p->quantile, err)) ||
-        (st = dsnn_cfg_float(cfg, "resample_probability", 0.25, &p->resample_p, err)) ||
+        (st = dsnn_keys_read(&pbt_table, cfg, p, err)) ||
         (st = dsnn_cfg_float_array(cfg, "perturbation_factors", p->factors, PBT_MAX_FACTORS,
                                    &p->n_factors, err)) ||
         (st = dsnn_cfg_string(cfg, "metric", ctx->metric ? ctx->metric : "val_acc", &metric,
                               err)) ||
-        (st = dsnn_cfg_enum(cfg, "mode", ctx->maximize ? "max" : "min", modes, &mode, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "perturbation_interval", (double)p->interval, 1, 1e9,
-                                   err)) ||
-        (st = dsnn_cfg_check_range(cfg, "burn_in_period", (double)p->burn_in, 0, 1e9, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "quantile_fraction", p->quantile, 0, 0.5, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "resample_probability", p->resample_p, 0, 1, err)))
+        (st = dsnn_cfg_enum(cfg, "mode", pbt_modes[ctx->maximize ? 0 : 1], pbt_modes, &mode,
+                            err)))
         goto fail;
     p->maximize = mode == 0;
     if (dsnn_cfg_has(cfg, "perturbation_factors") && p->n_factors == 0) {
