@@ -52,6 +52,10 @@ size_t dsnn_key_range_text(const struct dsnn_key_spec *k, char *buf, size_t size
                             "%s\"%s\"", i ? ", " : "one of ", k->choices[i]);
         return len;
     }
+    if (k->has_range && (k->type == DSNN_KEY_INT || k->type == DSNN_KEY_INT_ARRAY) &&
+        fabs(k->min) < 9.2e18 && fabs(k->max) < 9.2e18)
+        return text_out(buf, size, "[%" PRId64 ", %" PRId64 "]", (int64_t)k->min,
+                        (int64_t)k->max); /* integers in full: [1, 1000000000] */
     if (k->has_range)
         return text_out(buf, size, "[%g, %g]", k->min, k->max);
     if (size)
