@@ -12,12 +12,6 @@ static const struct dsnn_key_spec dense_keys[] = {
 };
 
 static const struct dsnn_scheme dense_scheme = {.flags = DSNN_SCHEME_DENSE};
-DSNN_SCHEME_DEFINE(dense_scheme, dense_keys)
-
-static const struct dsnn_component dense_components[] = {
-    DSNN_SCHEME_COMPONENT("dense", "1.0.0",
-                          "Dense supervised training (nupic BaseModel): SGD/Adam, StepLR/MultiStepLR",
-                          dense_scheme, dense_keys),
-};
-
-DSNN_PLUGIN_DEFINE("dense", dense_components)
+DSNN_SCHEME_PLUGIN("dense", "1.0.0",
+                   "Dense supervised training (nupic BaseModel): SGD/Adam, StepLR/MultiStepLR",
+                   dense_scheme, dense_keys)

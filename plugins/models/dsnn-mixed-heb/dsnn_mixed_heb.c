@@ -102,13 +102,7 @@ static const struct dsnn_scheme mixed_heb_scheme = {
     .init = mixed_heb_init,
     .round = mixed_heb_round,
 };
-DSNN_SCHEME_DEFINE(mixed_heb_scheme, mixed_heb_keys)
-
-static const struct dsnn_component mixed_heb_components[] = {
-    DSNN_SCHEME_COMPONENT("dsnn-mixed-heb", "1.0.0",
-                          "DSNN (nupic DSNNMixedHeb): prune connections that are both weak and "
-                          "rarely coactive, regrow at random or by coactivation",
-                          mixed_heb_scheme, mixed_heb_keys),
-};
-
-DSNN_PLUGIN_DEFINE("dsnn-mixed-heb", mixed_heb_components)
+DSNN_SCHEME_PLUGIN("dsnn-mixed-heb", "1.0.0",
+                   "DSNN (nupic DSNNMixedHeb): prune connections that are both weak and rarely "
+                   "coactive, regrow at random or by coactivation",
+                   mixed_heb_scheme, mixed_heb_keys)

@@ -79,13 +79,6 @@ static const struct dsnn_scheme weighted_mag_scheme = {
     .init = weighted_mag_init,
     .round = weighted_mag_round,
 };
-DSNN_SCHEME_DEFINE(weighted_mag_scheme, weighted_mag_keys)
-
-static const struct dsnn_component weighted_mag_components[] = {
-    DSNN_SCHEME_COMPONENT("dsnn-weighted-mag", "1.0.0",
-                          "DSNN (nupic DSNNWeightedMag): prune by |w * coactivation|, regrow at "
-                          "random",
-                          weighted_mag_scheme, weighted_mag_keys),
-};
-
-DSNN_PLUGIN_DEFINE("dsnn-weighted-mag", weighted_mag_components)
+DSNN_SCHEME_PLUGIN("dsnn-weighted-mag", "1.0.0",
+                   "DSNN (nupic DSNNWeightedMag): prune by |w * coactivation|, regrow at random",
+                   weighted_mag_scheme, weighted_mag_keys)

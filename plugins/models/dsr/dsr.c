@@ -211,13 +211,7 @@ static const struct dsnn_scheme dsr_scheme = {
     .save = dsr_save,
     .load = dsr_load,
 };
-DSNN_SCHEME_DEFINE(dsr_scheme, dsr_keys)
-
-static const struct dsnn_component dsr_components[] = {
-    DSNN_SCHEME_COMPONENT("dsr", "1.0.0",
-                          "Dynamic sparse reparameterization (Mostafa & Wang 2019): adaptive "
-                          "global threshold pruning, random regrowth reallocated across layers",
-                          dsr_scheme, dsr_keys),
-};
-
-DSNN_PLUGIN_DEFINE("dsr", dsr_components)
+DSNN_SCHEME_PLUGIN("dsr", "1.0.0",
+                   "Dynamic sparse reparameterization (Mostafa & Wang 2019): adaptive global "
+                   "threshold pruning, random regrowth reallocated across layers",
+                   dsr_scheme, dsr_keys)

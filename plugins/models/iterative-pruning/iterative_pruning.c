@@ -281,13 +281,7 @@ static const struct dsnn_scheme itp_scheme = {
     .load = itp_load,
     .destroy = itp_destroy,
 };
-DSNN_SCHEME_DEFINE(itp_scheme, itp_keys)
-
-static const struct dsnn_component itp_components[] = {
-    DSNN_SCHEME_COMPONENT("iterative-pruning", "1.0.0",
-                          "Iterative magnitude pruning with rewinding to the initial weights "
-                          "(lottery ticket, Frankle & Carbin 2019) on truly sparse layers",
-                          itp_scheme, itp_keys),
-};
-
-DSNN_PLUGIN_DEFINE("iterative-pruning", itp_components)
+DSNN_SCHEME_PLUGIN("iterative-pruning", "1.0.0",
+                   "Iterative magnitude pruning with rewinding to the initial weights (lottery "
+                   "ticket, Frankle & Carbin 2019) on truly sparse layers",
+                   itp_scheme, itp_keys)

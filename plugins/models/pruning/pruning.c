@@ -194,13 +194,7 @@ static const struct dsnn_scheme pruning_scheme = {
     .save = pruning_save,
     .load = pruning_load,
 };
-DSNN_SCHEME_DEFINE(pruning_scheme, pruning_keys)
-
-static const struct dsnn_component pruning_components[] = {
-    DSNN_SCHEME_COMPONENT("pruning", "1.0.0",
-                          "Gradual magnitude pruning (Zhu & Gupta 2017): cubic density schedule "
-                          "over epochs, magnitude pruning of truly sparse layers, no regrowth",
-                          pruning_scheme, pruning_keys),
-};
-
-DSNN_PLUGIN_DEFINE("pruning", pruning_components)
+DSNN_SCHEME_PLUGIN("pruning", "1.0.0",
+                   "Gradual magnitude pruning (Zhu & Gupta 2017): cubic density schedule over "
+                   "epochs, magnitude pruning of truly sparse layers, no regrowth",
+                   pruning_scheme, pruning_keys)

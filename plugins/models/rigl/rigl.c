@@ -214,13 +214,7 @@ static const struct dsnn_scheme rigl_scheme = {
     .save = rigl_save,
     .load = rigl_load,
 };
-DSNN_SCHEME_DEFINE(rigl_scheme, rigl_keys)
-
-static const struct dsnn_component rigl_components[] = {
-    DSNN_SCHEME_COMPONENT("rigl", "1.0.0",
-                          "RigL (Evci et al. 2020): every few steps drop the smallest weights and "
-                          "grow the connections of largest dense gradient, on truly sparse layers",
-                          rigl_scheme, rigl_keys),
-};
-
-DSNN_PLUGIN_DEFINE("rigl", rigl_components)
+DSNN_SCHEME_PLUGIN("rigl", "1.0.0",
+                   "RigL (Evci et al. 2020): every few steps drop the smallest weights and grow "
+                   "the connections of largest dense gradient, on truly sparse layers",
+                   rigl_scheme, rigl_keys)

@@ -20,11 +20,10 @@
  * round may be redrawn by the same round (probability pruned / inactive, about 1 % at 4 %
  * density; nupic draws among the connections inactive before the round).
  *
- * Per epoch, besides the base metrics: pruned_<layer>, grown_<layer> (0 on epochs without a
- * round), surviving_synapses_<layer> (fraction of the previous round's regrown connections that
- * this round kept), pruning_active, density_<layer>, nnz_<layer>, density_total, n_params. The
- * checkpoint is the sparse model's (weights, topology, optimizer state, topology stream, last
- * round's regrown connections); the schedule is a function of the epoch. */
+ * Per epoch, besides the base metrics: pruned_<layer>, grown_<layer> (0 without a round),
+ * surviving_synapses_<layer> (fraction of the previous round's regrown connections this round
+ * kept), pruning_active, density_<layer>, nnz_<layer>, density_total, n_params. Checkpoint: the
+ * sparse model's (dsnn/scheme.h); the schedule is a function of the epoch. */
 #include <dsnn/dsnn.h>
 
 struct set_params {
@@ -62,23 +61,13 @@ static enum dsnn_status set_round(struct dsnn_sparse_model *sm, void *params, in
     for (size_t i = 0; st == DSNN_OK && i < n; i++)
         st = dsnn_sparse_grow_random(dsnn_sparse_model_layer(sm, i), removed[i],
                                      dsnn_sparse_model_topo_rng(sm), err);
-    if (st != DSNN_OK)
-        return st;
-    return dsnn_sparse_model_update_end(sm, metrics, err);
+    return st != DSNN_OK ? st : dsnn_sparse_model_update_end(sm, metrics, err);
 }
 
-static const struct dsnn_scheme set_scheme = {
-    .params_size = sizeof(struct set_params),
-    .flags = DSNN_SCHEME_PRUNE_SCHEDULE,
-    .round = set_round,
-};
-DSNN_SCHEME_DEFINE(set_scheme, set_keys)
-
-static const struct dsnn_component set_components[] = {
-    DSNN_SCHEME_COMPONENT("set", "1.0.0",
-                          "Sparse Evolutionary Training (nupic SET): signed magnitude pruning and "
-                          "random regrowth of truly sparse layers after each epoch",
-                          set_scheme, set_keys),
-};
-
-DSNN_PLUGIN_DEFINE("set", set_components)
+static const struct dsnn_scheme set_scheme = {.params_size = sizeof(struct set_params),
+                                              .flags = DSNN_SCHEME_PRUNE_SCHEDULE,
+                                              .round = set_round};
+DSNN_SCHEME_PLUGIN("set", "1.0.0",
+                   "Sparse Evolutionary Training (nupic SET): signed magnitude pruning and random "
+                   "regrowth of truly sparse layers after each epoch",
+                   set_scheme, set_keys)

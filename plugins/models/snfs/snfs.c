@@ -209,14 +209,7 @@ static const struct dsnn_scheme snfs_scheme = {
     .save = snfs_save,
     .load = snfs_load,
 };
-DSNN_SCHEME_DEFINE(snfs_scheme, snfs_keys)
-
-static const struct dsnn_component snfs_components[] = {
-    DSNN_SCHEME_COMPONENT("snfs", "1.0.0",
-                          "Sparse momentum (Dettmers & Zettlemoyer 2019): magnitude pruning, "
-                          "regrowth redistributed across layers by mean momentum, grown at the "
-                          "largest gradients",
-                          snfs_scheme, snfs_keys),
-};
-
-DSNN_PLUGIN_DEFINE("snfs", snfs_components)
+DSNN_SCHEME_PLUGIN("snfs", "1.0.0",
+                   "Sparse momentum (Dettmers & Zettlemoyer 2019): magnitude pruning, regrowth "
+                   "redistributed across layers by mean momentum, grown at the largest gradients",
+                   snfs_scheme, snfs_keys)

@@ -16,13 +16,7 @@ static const struct dsnn_key_spec sparse_keys[] = {
 };
 
 static const struct dsnn_scheme sparse_scheme = {0}; /* the sparse model alone */
-DSNN_SCHEME_DEFINE(sparse_scheme, sparse_keys)
-
-static const struct dsnn_component sparse_components[] = {
-    DSNN_SCHEME_COMPONENT("sparse", "1.0.0",
-                          "Static sparse training (nupic SparseModel): truly sparse layers with a "
-                          "fixed random topology",
-                          sparse_scheme, sparse_keys),
-};
-
-DSNN_PLUGIN_DEFINE("sparse", sparse_components)
+DSNN_SCHEME_PLUGIN("sparse", "1.0.0",
+                   "Static sparse training (nupic SparseModel): truly sparse layers with a fixed "
+                   "random topology",
+                   sparse_scheme, sparse_keys)

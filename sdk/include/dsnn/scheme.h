@@ -17,10 +17,10 @@
  *     static const struct dsnn_scheme my_scheme = {
  *         .params_size = sizeof(struct my_params), .flags = DSNN_SCHEME_PRUNE_SCHEDULE,
  *         .round = my_round};
- *     DSNN_SCHEME_DEFINE(my_scheme, my_keys)
- *     static const struct dsnn_component my_components[] = {
- *         DSNN_SCHEME_COMPONENT("mine", "1.0.0", "one line", my_scheme, my_keys)};
- *     DSNN_PLUGIN_DEFINE("mine", my_components)
+ *     DSNN_SCHEME_PLUGIN("mine", "1.0.0", "one line", my_scheme, my_keys)
+ *
+ * (DSNN_SCHEME_PLUGIN is DSNN_SCHEME_DEFINE, a component array of one DSNN_SCHEME_COMPONENT and
+ * DSNN_PLUGIN_DEFINE; use those for a plugin of several components.)
  *
  * create: the base model and (unless DSNN_SCHEME_DENSE) the sparse model read their keys and
  * replace the chosen linear layers of the network by sparse ones; the parameter struct (zeroed)
@@ -140,6 +140,14 @@ DSNN_API void dsnn_scheme_destroy(void *state);
 /* The component entry (struct dsnn_component) of a scheme defined by DSNN_SCHEME_DEFINE. */
 #define DSNN_SCHEME_COMPONENT(name, version, description, scheme, keys)                           \
     DSNN_COMPONENT(DSNN_KIND_MODEL, (name), (version), (description), scheme##_ops, keys)
+
+/* A whole plugin of one scheme component, named like the component:
+ *     DSNN_SCHEME_PLUGIN("set", "1.0.0", "one line", set_scheme, set_keys) */
+#define DSNN_SCHEME_PLUGIN(name, version, description, scheme, keys)                              \
+    DSNN_SCHEME_DEFINE(scheme, keys)                                                              \
+    static const struct dsnn_component scheme##_components[] = {                                  \
+        DSNN_SCHEME_COMPONENT(name, version, description, scheme, keys)};                         \
+    DSNN_PLUGIN_DEFINE(name, scheme##_components)
 
 /* ---- Coactivation-driven schemes (DSNN; see dsnn/coactivation.h) ---- */
 
