@@ -36,7 +36,7 @@ struct dsr_model {
     double threshold, tolerance, target_fraction;
     int64_t interval, begin_step, end_step;
     uint64_t target; /* Np */
-    /* per epoch */
+    /* this epoch's, reset by end_epoch */
     struct dsnn_sparse_update_tally tally;
     double pruned_total;
 };
@@ -144,31 +144,18 @@ static enum dsnn_status dsr_after_step(struct dsnn_sparse_model *sm, void *param
     return st;
 }
 
-static enum dsnn_status dsr_begin_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
-                                        int *train_epoch, struct dsnn_metrics *metrics,
-                                        struct dsnn_error *err)
-{
-    (void)sm;
-    (void)epoch;
-    (void)train_epoch;
-    (void)metrics;
-    (void)err;
-    struct dsr_model *m = params;
-    dsnn_sparse_update_tally_clear(&m->tally);
-    m->pruned_total = 0;
-    return DSNN_OK;
-}
-
 static enum dsnn_status dsr_end_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
                                       struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
     (void)epoch;
     (void)err;
-    const struct dsr_model *m = params;
+    struct dsr_model *m = params;
     dsnn_sparse_update_tally_log(&m->tally, sm, metrics);
     dsnn_metrics_set(metrics, "threshold", m->threshold);
     dsnn_metrics_set(metrics, "pruned_total", m->pruned_total);
     dsnn_metrics_set(metrics, "prune_target", (double)m->target);
+    dsnn_sparse_update_tally_clear(&m->tally); /* for the next epoch */
+    m->pruned_total = 0;
     return DSNN_OK;
 }
 
@@ -205,7 +192,6 @@ static const struct dsnn_scheme dsr_scheme = {
     .params_size = sizeof(struct dsr_model),
     .configure = dsr_configure,
     .init = dsr_init,
-    .begin_epoch = dsr_begin_epoch,
     .after_step = dsr_after_step,
     .end_epoch = dsr_end_epoch,
     .save = dsr_save,

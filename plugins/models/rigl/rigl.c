@@ -44,7 +44,7 @@ struct rigl_model {
     int anneal;
     int64_t frequency, begin_step, end_key;
     int64_t end_step; /* end_key resolved (>= 0) */
-    /* per epoch */
+    /* this epoch's, reset by end_epoch */
     struct dsnn_sparse_update_tally tally;
     double last_drop_fraction;
 };
@@ -150,21 +150,6 @@ static enum dsnn_status rigl_after_backward(struct dsnn_sparse_model *sm, void *
     return st;
 }
 
-static enum dsnn_status rigl_begin_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
-                                         int *train_epoch, struct dsnn_metrics *metrics,
-                                         struct dsnn_error *err)
-{
-    (void)sm;
-    (void)epoch;
-    (void)train_epoch;
-    (void)metrics;
-    (void)err;
-    struct rigl_model *m = params;
-    dsnn_sparse_update_tally_clear(&m->tally);
-    m->last_drop_fraction = 0;
-    return DSNN_OK;
-}
-
 static enum dsnn_status rigl_end_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
                                        struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
@@ -173,6 +158,8 @@ static enum dsnn_status rigl_end_epoch(struct dsnn_sparse_model *sm, void *param
     struct rigl_model *m = params;
     dsnn_sparse_update_tally_log(&m->tally, sm, metrics);
     dsnn_metrics_set(metrics, "drop_fraction", m->last_drop_fraction);
+    dsnn_sparse_update_tally_clear(&m->tally); /* for the next epoch */
+    m->last_drop_fraction = 0;
     return DSNN_OK;
 }
 
@@ -208,7 +195,6 @@ static enum dsnn_status rigl_load(struct dsnn_sparse_model *sm, void *params, FI
 static const struct dsnn_scheme rigl_scheme = {
     .params_size = sizeof(struct rigl_model),
     .configure = rigl_configure,
-    .begin_epoch = rigl_begin_epoch,
     .after_backward = rigl_after_backward,
     .end_epoch = rigl_end_epoch,
     .save = rigl_save,

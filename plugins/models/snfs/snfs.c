@@ -44,7 +44,7 @@ struct snfs_model {
     enum dsnn_anneal decay;
     int64_t total_steps; /* decay horizon */
     int epochs;
-    /* per epoch */
+    /* this epoch's, reset by end_epoch */
     struct dsnn_sparse_update_tally tally;
     double last_rate;
     double share[DSNN_SPARSE_MODEL_MAX_LAYERS];
@@ -149,21 +149,6 @@ static enum dsnn_status snfs_after_step(struct dsnn_sparse_model *sm, void *para
     return st;
 }
 
-static enum dsnn_status snfs_begin_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
-                                         int *train_epoch, struct dsnn_metrics *metrics,
-                                         struct dsnn_error *err)
-{
-    (void)sm;
-    (void)epoch;
-    (void)train_epoch;
-    (void)metrics;
-    (void)err;
-    struct snfs_model *m = params;
-    dsnn_sparse_update_tally_clear(&m->tally);
-    m->last_rate = 0;
-    return DSNN_OK;
-}
-
 static enum dsnn_status snfs_end_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
                                        struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
@@ -181,6 +166,8 @@ static enum dsnn_status snfs_end_epoch(struct dsnn_sparse_model *sm, void *param
         for (size_t i = 0; i < dsnn_sparse_model_n_layers(sm); i++)
             dsnn_metrics_setf(metrics, m->share[i], "momentum_share_%s",
                               dsnn_sparse_model_layer(sm, i)->name);
+    dsnn_sparse_update_tally_clear(&m->tally); /* for the next epoch */
+    m->last_rate = 0;
     return DSNN_OK;
 }
 
@@ -203,7 +190,6 @@ static enum dsnn_status snfs_load(struct dsnn_sparse_model *sm, void *params, FI
 static const struct dsnn_scheme snfs_scheme = {
     .params_size = sizeof(struct snfs_model),
     .configure = snfs_configure,
-    .begin_epoch = snfs_begin_epoch,
     .after_step = snfs_after_step,
     .end_epoch = snfs_end_epoch,
     .save = snfs_save,
