@@ -1,106 +1,82 @@
-/* template.c - a copy-and-rename starting point for a dsnn plugin (here: a model plugin).
+/* template.c - a copy-and-rename starting point for a dsnn plugin (here: a model plugin, a
+ * pruning scheme written with the scheme kit of dsnn/scheme.h).
  *
  * Steps:
  *   1. Copy this folder to plugins/<kind>s/<yourname>/ (e.g. plugins/models/mymodel/); adding a
- *      plugin touches only that folder.
+ *      plugin touches only that folder (this file and CMakeLists.txt).
  *   2. Rename this file, and in CMakeLists.txt replace `template` by your plugin name.
  *   3. Rename the `tmpl_` prefix and the component name "template" below.
- *   4. Document every configuration key you read in tmpl_keys[] (name, type, default, doc):
- *      `dsnn-host info <name>` prints them, and the host refuses keys that are not listed.
- *   5. Read keys only with the dsnn_cfg_* getters (dsnn/config.h): errors then name the file,
- *      the line and the key in the same style as every other plugin.
- *   6. Fill in the ops. Never exit(): return a status and describe the error with
- *      dsnn_error_set(err, ...). Random numbers come from dsnn_rng seeded with ctx->seed and a
- *      stream id, so that trials are reproducible.
- *   7. Build (cmake --build build) and check: dsnn-host --plugin-dir build/plugins info <name>.
- *   8. Add a blackbox test (tests/blackbox/) and an example config (configs/).
+ *   4. Declare every configuration key once in tmpl_keys[] (dsnn/keys.h): type, default, range
+ *      or choices, doc, and DSNN_KEY_AT(struct, field) for the keys the kit reads into your
+ *      parameter struct. `dsnn-host info <name>` prints them, the host checks every trial's
+ *      values against them before any trial starts, and refuses keys that are not listed.
+ *      Checks across keys (e.g. against experiment.epochs) go in a configure callback.
+ *   5. Fill in the callbacks of struct dsnn_scheme you need (every one may be NULL): the kit
+ *      supplies create / train_epoch / evaluate / save / load / destroy. Never exit(): return a
+ *      status and describe the error with dsnn_error_set(err, ...). Random draws of topology
+ *      edits come from dsnn_sparse_model_topo_rng(sm) (the trial's topology stream, part of the
+ *      checkpoint), so that trials are reproducible and resume bit for bit.
+ *   6. Build (cmake --build build) and check: dsnn-host --plugin-dir build/plugins info <name>.
+ *   7. Add a blackbox test (tests/blackbox/) and an example config (configs/).
  *
- * The other kinds work the same way with struct dsnn_dataset_ops, dsnn_network_ops and
- * dsnn_search_ops (dsnn/plugin.h); see plugins/ for one real plugin of each kind. */
+ * A dense model: .flags = DSNN_SCHEME_DENSE (no sparse layers; see plugins/models/dense). Step-
+ * wise schemes use after_backward / after_step (plugins/models/rigl, dsr), start-of-epoch ones
+ * begin_epoch (pruning), coactivation-driven ones dsnn_scheme_track_coact (dsnn-mixed-heb).
+ * The other kinds of plugin fill struct dsnn_dataset_ops, dsnn_network_ops or dsnn_search_ops
+ * (dsnn/plugin.h) and list them with DSNN_COMPONENT; see plugins/ for one of each kind. */
 #include <dsnn/dsnn.h>
 
-#include <stdlib.h>
-
-struct tmpl_model {
-    struct dsnn_base_model base; /* optimizer, LR schedule, epoch loop, checkpoint */
-    double my_factor;
+struct tmpl_params {
+    double my_fraction; /* read from the key of the same name */
 };
 
 static const struct dsnn_key_spec tmpl_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "template", .doc = "this plugin"},
-    DSNN_BASE_MODEL_KEYS,
-    {.name = "my_factor", .type = DSNN_KEY_FLOAT, .def = 1.0, .doc = "an example key of this plugin"},
+    DSNN_BASE_MODEL_KEYS,     /* optimizer, learning-rate schedule */
+    DSNN_SPARSE_MODEL_KEYS,   /* which layers are sparse, initial density and weights */
+    DSNN_PRUNE_SCHEDULE_KEYS, /* pruning_interval, pruning_early_stop */
+    {.name = "my_fraction", .type = DSNN_KEY_FLOAT, .def = 0.1, DSNN_KEY_RANGE(0, 1),
+     DSNN_KEY_AT(struct tmpl_params, my_fraction),
+     .doc = "fraction of each sparse layer's connections (smallest |w|) replaced each round"},
 };
 
-static enum dsnn_status tmpl_create(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
-                                    struct dsnn_net *net, const struct dsnn_dataset_info *info,
-                                    void **state, struct dsnn_error *err)
+/* The round, after the training pass of every epoch the prune schedule says: in one update
+ * bracket (which logs pruned_<layer>, grown_<layer>, surviving_synapses_<layer> and the
+ * density), prune by magnitude and regrow as many connections at random. */
+static enum dsnn_status tmpl_round(struct dsnn_sparse_model *sm, void *params, int epoch,
+                                   struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
-    struct tmpl_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    enum dsnn_status st;
-    if ((st = dsnn_cfg_float(cfg, "my_factor", 1.0, &m->my_factor, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "my_factor", m->my_factor, 0, 10, err)) ||
-        (st = dsnn_base_model_configure(&m->base, cfg, ctx, net, err)) ||
-        /* A sparse model would replace layers here (dsnn_net_replace) before init. */
-        (st = dsnn_base_model_init_net(&m->base, info, err))) {
-        dsnn_base_model_release(&m->base);
-        free(m);
-        return st;
+    (void)epoch;
+    const struct tmpl_params *p = params;
+    const size_t n = dsnn_sparse_model_n_layers(sm);
+    size_t removed[DSNN_SPARSE_MODEL_MAX_LAYERS] = {0};
+    enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
+    for (size_t i = 0; st == DSNN_OK && i < n; i++) {
+        struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
+        if (dsnn_sparse_density(l) < 1.0) { /* a full layer has nowhere to regrow */
+            removed[i] = (size_t)(p->my_fraction * (double)dsnn_sparse_nnz(l));
+            st = dsnn_sparse_prune_magnitude(l, removed[i], err);
+        }
     }
-    *state = m;
-    return DSNN_OK;
+    if (st != DSNN_OK)
+        return st;
+    dsnn_sparse_model_update_pruned(sm);
+    for (size_t i = 0; st == DSNN_OK && i < n; i++)
+        st = dsnn_sparse_grow_random(dsnn_sparse_model_layer(sm, i), removed[i],
+                                     dsnn_sparse_model_topo_rng(sm), err);
+    if (st != DSNN_OK)
+        return st;
+    dsnn_metrics_set(metrics, "my_fraction", p->my_fraction); /* any extra per-epoch metric */
+    return dsnn_sparse_model_update_end(sm, metrics, err);
 }
 
-static enum dsnn_status tmpl_train_epoch(void *state, struct dsnn_data *data, int epoch,
-                                         struct dsnn_metrics *metrics, struct dsnn_error *err)
-{
-    struct tmpl_model *m = state;
-    enum dsnn_status st = dsnn_base_model_train_epoch(&m->base, data, epoch, NULL, metrics, err);
-    if (st == DSNN_OK)
-        dsnn_metrics_set(metrics, "my_factor", m->my_factor); /* any extra per-epoch metric */
-    return st;
-}
-
-static enum dsnn_status tmpl_evaluate(void *state, struct dsnn_data *data, enum dsnn_split split,
-                                      struct dsnn_metrics *metrics, struct dsnn_error *err)
-{
-    return dsnn_base_model_evaluate(&((struct tmpl_model *)state)->base, data, split, metrics,
-                                    err);
-}
-
-static enum dsnn_status tmpl_save(void *state, FILE *f, struct dsnn_error *err)
-{
-    return dsnn_base_model_save(&((struct tmpl_model *)state)->base, f, err);
-}
-
-static enum dsnn_status tmpl_load(void *state, FILE *f, struct dsnn_error *err)
-{
-    return dsnn_base_model_load(&((struct tmpl_model *)state)->base, f, err);
-}
-
-static void tmpl_destroy(void *state)
-{
-    struct tmpl_model *m = state;
-    if (!m)
-        return;
-    dsnn_base_model_release(&m->base);
-    free(m);
-}
-
-static const struct dsnn_model_ops tmpl_ops = {
-    .create = tmpl_create,
-    .train_epoch = tmpl_train_epoch,
-    .evaluate = tmpl_evaluate,
-    .save = tmpl_save,
-    .load = tmpl_load,
-    .destroy = tmpl_destroy,
+static const struct dsnn_scheme tmpl_scheme = {
+    .params_size = sizeof(struct tmpl_params),
+    .flags = DSNN_SCHEME_PRUNE_SCHEDULE,
+    .round = tmpl_round,
+    /* .configure, .init, .begin_epoch, .after_backward, .end_epoch, .save / .load (your state
+     * in the checkpoint, after the model's), .destroy: see dsnn/scheme.h */
 };
 
-static const struct dsnn_component tmpl_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_MODEL, "template", "0.1.0", "A template model plugin", tmpl_ops,
-                   tmpl_keys),
-};
-
-DSNN_PLUGIN_DEFINE("template", tmpl_components)
+DSNN_SCHEME_PLUGIN("template", "0.1.0", "A template model plugin: magnitude prune, random regrow",
+                   tmpl_scheme, tmpl_keys)

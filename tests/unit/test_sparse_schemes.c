@@ -823,10 +823,10 @@ static void round_observer(void *user, const struct dsnn_sparse_model *sm,
     struct observer *o = user;
     const struct scheme_row *row = o->row;
     (void)round;
-    CU_ASSERT_FATAL(sm->n_layers <= MAX_SP);
+    CU_ASSERT_FATAL(dsnn_sparse_model_n_layers(sm) <= MAX_SP);
     if (phase == DSNN_SPARSE_ROUND_BEGIN) {
-        o->n_layers = sm->n_layers;
-        for (size_t i = 0; i < sm->n_layers; i++)
+        o->n_layers = dsnn_sparse_model_n_layers(sm);
+        for (size_t i = 0; i < dsnn_sparse_model_n_layers(sm); i++)
             snap_take(&o->before[i], dsnn_sparse_model_layer(sm, i));
         if (row->rule == RULE_RIGL)
             o->step += 4; /* update_frequency 4 */
@@ -834,7 +834,7 @@ static void round_observer(void *user, const struct dsnn_sparse_model *sm,
             o->step += 16; /* end of an epoch of 16 steps */
             /* momentum contribution of each layer: mean |momentum| of its active weights */
             double sum = 0;
-            for (size_t i = 0; i < sm->n_layers; i++) {
+            for (size_t i = 0; i < dsnn_sparse_model_n_layers(sm); i++) {
                 const struct layer_snap *b = &o->before[i];
                 double m = 0;
                 for (size_t k = 0; k < b->nnz && b->state[0]; k++)
@@ -842,8 +842,8 @@ static void round_observer(void *user, const struct dsnn_sparse_model *sm,
                 o->share[i] = b->nnz ? m / (double)b->nnz : 0;
                 sum += o->share[i];
             }
-            for (size_t i = 0; i < sm->n_layers; i++)
-                o->share[i] = sum > 0 ? o->share[i] / sum : 1.0 / (double)sm->n_layers;
+            for (size_t i = 0; i < dsnn_sparse_model_n_layers(sm); i++)
+                o->share[i] = sum > 0 ? o->share[i] / sum : 1.0 / (double)dsnn_sparse_model_n_layers(sm);
         }
         return;
     }
@@ -851,7 +851,7 @@ static void round_observer(void *user, const struct dsnn_sparse_model *sm,
     size_t total_before = 0, total_after = 0, total_pruned = 0, total_grown = 0;
     double dsr_max_pruned = -1, dsr_min_kept = INFINITY;
     size_t must_change = 0; /* layers the rule must edit this round */
-    for (size_t i = 0; i < sm->n_layers; i++) {
+    for (size_t i = 0; i < dsnn_sparse_model_n_layers(sm); i++) {
         struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
         const struct layer_snap *b = &o->before[i];
         uint8_t *pruned = calloc(b->nnz + 1, 1), *expect = malloc(b->nnz + 1);

@@ -31,62 +31,46 @@
 #include <dsnn/dsnn.h>
 
 #include <math.h>
-#include <stdlib.h>
 
 struct dsr_model {
-    struct dsnn_sparse_model sm; /* first */
     double threshold, tolerance, target_fraction;
     int64_t interval, begin_step, end_step;
     uint64_t target; /* Np */
-    /* per epoch */
+    /* this epoch's, reset by end_epoch */
     struct dsnn_sparse_update_tally tally;
     double pruned_total;
-    struct dsnn_metrics scratch;
 };
 
+#define DSR_AT(field) DSNN_KEY_AT(struct dsr_model, field)
 static const struct dsnn_key_spec dsr_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "dsr", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {.name = "update_interval", .type = DSNN_KEY_INT, .def = 200, .doc = "optimizer steps between two reparameterizations"},
-    {.name = "begin_step", .type = DSNN_KEY_INT, .def = 0, .doc = "first optimizer step (counted from 1) that may update"},
-    {.name = "end_step", .type = DSNN_KEY_INT, .def = -1, .doc = "last optimizer step that may update (-1: no end)"},
-    {.name = "initial_threshold", .type = DSNN_KEY_FLOAT, .def = 0.001,
-     .doc = "initial global pruning threshold H on |w| (adapted every round)"},
+    {.name = "update_interval", .type = DSNN_KEY_INT, .def = 200, DSNN_KEY_RANGE(1, 1e12),
+     DSR_AT(interval), .doc = "optimizer steps between two reparameterizations"},
+    {.name = "begin_step", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, 1e15),
+     DSR_AT(begin_step), .doc = "first optimizer step (counted from 1) that may update"},
+    {.name = "end_step", .type = DSNN_KEY_INT, .def = -1, DSNN_KEY_RANGE(-1, 1e15),
+     DSR_AT(end_step), .doc = "last optimizer step that may update (-1: no end)"},
+    {.name = "initial_threshold", .type = DSNN_KEY_FLOAT, .def = 0.001, DSNN_KEY_RANGE(1e-30, 1e6),
+     DSR_AT(threshold), .doc = "initial global pruning threshold H on |w| (adapted every round)"},
     {.name = "target_fraction_to_prune", .type = DSNN_KEY_FLOAT, .def = 0.01,
+     DSNN_KEY_RANGE(0, 1), DSR_AT(target_fraction),
      .doc = "target Np of weights pruned per round, as a fraction of the network's trainable "
      "parameters at the start"},
-    {.name = "tolerance", .type = DSNN_KEY_FLOAT, .def = 0.1,
-     .doc = "fractional tolerance around Np before H is doubled or halved"},
+    {.name = "tolerance", .type = DSNN_KEY_FLOAT, .def = 0.1, DSNN_KEY_RANGE(0, 1),
+     DSR_AT(tolerance), .doc = "fractional tolerance around Np before H is doubled or halved"},
 };
+#undef DSR_AT
 
-static void dsr_destroy(void *state)
+static enum dsnn_status dsr_configure(struct dsnn_sparse_model *sm, void *params,
+                                      const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                      const struct dsnn_dataset_info *info, struct dsnn_error *err)
 {
-    struct dsr_model *m = state;
-    if (!m)
-        return;
-    dsnn_sparse_model_release(&m->sm);
-    free(m);
-}
-
-static enum dsnn_status dsr_read(struct dsr_model *m, const struct dsnn_cfg *cfg,
-                                 struct dsnn_error *err)
-{
-    enum dsnn_status st;
-    if ((st = dsnn_cfg_int(cfg, "update_interval", 200, &m->interval, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "update_interval", (double)m->interval, 1, 1e12, err)) ||
-        (st = dsnn_cfg_int(cfg, "begin_step", 0, &m->begin_step, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "begin_step", (double)m->begin_step, 0, 1e15, err)) ||
-        (st = dsnn_cfg_int(cfg, "end_step", -1, &m->end_step, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "end_step", (double)m->end_step, -1, 1e15, err)) ||
-        (st = dsnn_cfg_float(cfg, "initial_threshold", 0.001, &m->threshold, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "initial_threshold", m->threshold, 1e-30, 1e6, err)) ||
-        (st = dsnn_cfg_float(cfg, "target_fraction_to_prune", 0.01, &m->target_fraction, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "target_fraction_to_prune", m->target_fraction, 0, 1,
-                                   err)) ||
-        (st = dsnn_cfg_float(cfg, "tolerance", 0.1, &m->tolerance, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "tolerance", m->tolerance, 0, 1, err)))
-        return st;
+    (void)sm;
+    (void)ctx;
+    (void)info;
+    const struct dsr_model *m = params;
     if (m->end_step >= 0 && m->end_step < m->begin_step) {
         char where[300];
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
@@ -98,33 +82,24 @@ static enum dsnn_status dsr_read(struct dsr_model *m, const struct dsnn_cfg *cfg
     return DSNN_OK;
 }
 
-static enum dsnn_status dsr_create(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
-                                   struct dsnn_net *net, const struct dsnn_dataset_info *info,
-                                   void **state, struct dsnn_error *err)
+static enum dsnn_status dsr_init(struct dsnn_sparse_model *sm, void *params,
+                                 const struct dsnn_run_ctx *ctx, struct dsnn_error *err)
 {
-    struct dsr_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    enum dsnn_status st;
-    if ((st = dsnn_sparse_model_configure(&m->sm, cfg, ctx, net, err)) ||
-        (st = dsr_read(m, cfg, err)) || (st = dsnn_sparse_model_init_net(&m->sm, info, err))) {
-        dsr_destroy(m);
-        return st;
-    }
-    m->target = (uint64_t)llround(m->target_fraction * (double)dsnn_net_param_count(net));
+    (void)err;
+    struct dsr_model *m = params;
+    const size_t n_params = dsnn_net_param_count(dsnn_sparse_model_net(sm));
+    m->target = (uint64_t)llround(m->target_fraction * (double)n_params);
     if (ctx && ctx->log)
         fprintf(ctx->log, "dsr: every %lld steps, H0 = %g, Np = %llu of %zu parameters\n",
-                (long long)m->interval, m->threshold, (unsigned long long)m->target,
-                dsnn_net_param_count(net));
-    *state = m;
+                (long long)m->interval, m->threshold, (unsigned long long)m->target, n_params);
     return DSNN_OK;
 }
 
 /* One reparameterization: threshold prune, adapt H, reallocate and regrow at random. */
-static enum dsnn_status dsr_round(struct dsr_model *m, struct dsnn_error *err)
+static enum dsnn_status dsr_round(struct dsnn_sparse_model *sm, struct dsr_model *m,
+                                  struct dsnn_error *err)
 {
-    struct dsnn_sparse_model *sm = &m->sm;
-    const size_t n = sm->n_layers;
+    const size_t n = dsnn_sparse_model_n_layers(sm);
     double surviving[DSNN_SPARSE_MODEL_MAX_LAYERS];
     size_t cap[DSNN_SPARSE_MODEL_MAX_LAYERS], grow[DSNN_SPARSE_MODEL_MAX_LAYERS];
     size_t pruned = 0;
@@ -148,76 +123,62 @@ static enum dsnn_status dsr_round(struct dsr_model *m, struct dsnn_error *err)
     }
     dsnn_allocate_capped(n, surviving, cap, pruned, grow);
     for (size_t i = 0; st == DSNN_OK && i < n; i++)
-        st = dsnn_sparse_grow_random(dsnn_sparse_model_layer(sm, i), grow[i], &sm->topo_rng,
-                                     err);
-    if (st != DSNN_OK)
+        st = dsnn_sparse_grow_random(dsnn_sparse_model_layer(sm, i), grow[i],
+                                     dsnn_sparse_model_topo_rng(sm), err);
+    if (st != DSNN_OK || (st = dsnn_sparse_model_update_end_tally(sm, &m->tally, err)))
         return st;
-    dsnn_metrics_clear(&m->scratch);
-    if ((st = dsnn_sparse_model_update_end(sm, &m->scratch, err)))
-        return st;
-    dsnn_sparse_update_tally_add(&m->tally, sm, &m->scratch);
     m->pruned_total += (double)pruned;
     return DSNN_OK;
 }
 
-static enum dsnn_status dsr_after_step(void *user, struct dsnn_net *net, int64_t step,
+static enum dsnn_status dsr_after_step(struct dsnn_sparse_model *sm, void *params, int64_t step,
                                        struct dsnn_error *err)
 {
-    (void)net;
-    struct dsr_model *m = user;
+    struct dsr_model *m = params;
     const int64_t t = step + 1;
     if (!dsnn_schedule_due(t, m->begin_step, m->end_step, m->interval))
         return DSNN_OK;
-    enum dsnn_status st = dsr_round(m, err);
+    enum dsnn_status st = dsr_round(sm, m, err);
     if (st != DSNN_OK)
         dsnn_error_prefix(err, "dsr round at step %lld", (long long)t);
     return st;
 }
 
-static enum dsnn_status dsr_train_epoch(void *state, struct dsnn_data *data, int epoch,
-                                        struct dsnn_metrics *metrics, struct dsnn_error *err)
+static enum dsnn_status dsr_end_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
+                                      struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
-    struct dsr_model *m = state;
-    const struct dsnn_train_hooks hooks = {.user = m, .after_step = dsr_after_step};
-    dsnn_sparse_update_tally_clear(&m->tally);
-    m->pruned_total = 0;
-    enum dsnn_status st =
-        dsnn_base_model_train_epoch(&m->sm.base, data, epoch, &hooks, metrics, err);
-    if (st != DSNN_OK)
-        return st;
-    dsnn_sparse_update_tally_log(&m->tally, &m->sm, metrics);
+    (void)epoch;
+    (void)err;
+    struct dsr_model *m = params;
+    dsnn_sparse_update_tally_log(&m->tally, sm, metrics);
     dsnn_metrics_set(metrics, "threshold", m->threshold);
     dsnn_metrics_set(metrics, "pruned_total", m->pruned_total);
     dsnn_metrics_set(metrics, "prune_target", (double)m->target);
-    dsnn_sparse_model_log_density(&m->sm, metrics);
+    dsnn_sparse_update_tally_clear(&m->tally); /* for the next epoch */
+    m->pruned_total = 0;
     return DSNN_OK;
 }
 
-static enum dsnn_status dsr_evaluate(void *state, struct dsnn_data *data, enum dsnn_split split,
-                                     struct dsnn_metrics *metrics, struct dsnn_error *err)
+static enum dsnn_status dsr_save(struct dsnn_sparse_model *sm, void *params, FILE *f,
+                                 struct dsnn_error *err)
 {
-    return dsnn_base_model_evaluate(&((struct dsr_model *)state)->sm.base, data, split, metrics,
-                                    err);
-}
-
-static enum dsnn_status dsr_save(void *state, FILE *f, struct dsnn_error *err)
-{
-    struct dsr_model *m = state;
+    (void)sm;
+    const struct dsr_model *m = params;
     enum dsnn_status st;
-    if ((st = dsnn_sparse_model_save(&m->sm, f, err)) ||
-        (st = dsnn_io_write(f, "DSR ", 4, "dsr tag", err)) ||
+    if ((st = dsnn_io_write(f, "DSR ", 4, "dsr tag", err)) ||
         (st = dsnn_io_write(f, &m->threshold, sizeof m->threshold, "dsr threshold", err)) ||
         (st = dsnn_io_write_u64(f, m->target, "dsr target", err)))
         return st;
     return DSNN_OK;
 }
 
-static enum dsnn_status dsr_load(void *state, FILE *f, struct dsnn_error *err)
+static enum dsnn_status dsr_load(struct dsnn_sparse_model *sm, void *params, FILE *f,
+                                 struct dsnn_error *err)
 {
-    struct dsr_model *m = state;
+    (void)sm;
+    struct dsr_model *m = params;
     enum dsnn_status st;
-    if ((st = dsnn_sparse_model_load(&m->sm, f, err)) ||
-        (st = dsnn_io_expect_tag(f, "DSR ", err)) ||
+    if ((st = dsnn_io_expect_tag(f, "DSR ", err)) ||
         (st = dsnn_io_read(f, &m->threshold, sizeof m->threshold, "dsr threshold", err)) ||
         (st = dsnn_io_read_u64(f, &m->target, "dsr target", err)))
         return st;
@@ -227,20 +188,16 @@ static enum dsnn_status dsr_load(void *state, FILE *f, struct dsnn_error *err)
     return DSNN_OK;
 }
 
-static const struct dsnn_model_ops dsr_ops = {
-    .create = dsr_create,
-    .train_epoch = dsr_train_epoch,
-    .evaluate = dsr_evaluate,
+static const struct dsnn_scheme dsr_scheme = {
+    .params_size = sizeof(struct dsr_model),
+    .configure = dsr_configure,
+    .init = dsr_init,
+    .after_step = dsr_after_step,
+    .end_epoch = dsr_end_epoch,
     .save = dsr_save,
     .load = dsr_load,
-    .destroy = dsr_destroy,
 };
-
-static const struct dsnn_component dsr_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_MODEL, "dsr", "1.0.0",
+DSNN_SCHEME_PLUGIN("dsr", "1.0.0",
                    "Dynamic sparse reparameterization (Mostafa & Wang 2019): adaptive global "
                    "threshold pruning, random regrowth reallocated across layers",
-                   dsr_ops, dsr_keys),
-};
-
-DSNN_PLUGIN_DEFINE("dsr", dsr_components)
+                   dsr_scheme, dsr_keys)

@@ -36,62 +36,49 @@
 #include <stdlib.h>
 
 struct itp_model {
-    struct dsnn_sparse_model sm; /* first */
-    int64_t n_iterations, iteration_epochs;
+    int64_t n_iterations, iteration_epochs; /* -1: from the other and experiment.epochs */
+    int scope;
+    bool rewind;
+    bool global;
     double perc[DSNN_SPARSE_MODEL_MAX_LAYERS];
-    bool global, rewind;
     struct dsnn_rewind *initial;
 };
 
+#define ITP_AT(field) DSNN_KEY_AT(struct itp_model, field)
+#define PRUNE_PERC_DEF 0.2 /* prune_perc, also when given as [] */
 static const char *const scope_names[] = {"layer", "global", NULL};
 
 static const struct dsnn_key_spec itp_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "iterative-pruning", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {.name = "n_iterations", .type = DSNN_KEY_INT, .def = -1,
+    {.name = "n_iterations", .type = DSNN_KEY_INT, .def = -1, DSNN_KEY_RANGE(-1, 1e6),
+     ITP_AT(n_iterations),
      .doc = "prune / rewind / retrain rounds (-1: experiment.epochs / iteration_epochs); n_iterations "
      "x iteration_epochs must equal experiment.epochs"},
-    {.name = "iteration_epochs", .type = DSNN_KEY_INT, .def = -1,
+    {.name = "iteration_epochs", .type = DSNN_KEY_INT, .def = -1, DSNN_KEY_RANGE(-1, 1e6),
+     ITP_AT(iteration_epochs),
      .doc = "training epochs per round (-1: experiment.epochs / n_iterations)"},
-    {.name = "prune_perc", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.2,
+    {.name = "prune_perc", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = PRUNE_PERC_DEF,
+     DSNN_KEY_RANGE(0, 1),
      .doc = "fraction of the remaining connections pruned (smallest |w|) before each round but the "
      "first; one value, or one per sparse layer with prune_scope = \"layer\""},
-    {.name = "prune_scope", .type = DSNN_KEY_STRING, .def_str = "layer",
+    {.name = "prune_scope", .type = DSNN_KEY_STRING, .def_str = "layer", .choices = scope_names,
+     ITP_AT(scope),
      .doc = "\"layer\": each sparse layer loses prune_perc of its connections; \"global\": prune_perc "
      "of all sparse connections, by one magnitude ranking over the layers"},
-    {.name = "rewind", .type = DSNN_KEY_BOOL, .def = true,
+    {.name = "rewind", .type = DSNN_KEY_BOOL, .def = true, ITP_AT(rewind),
      .doc = "rewind the surviving weights (and biases, dense layers) to their initial values and reset "
      "the optimizer before each round (false: keep training the pruned weights)"},
 };
+#undef ITP_AT
 
-static void itp_destroy(void *state)
-{
-    struct itp_model *m = state;
-    if (!m)
-        return;
-    dsnn_rewind_free(m->initial);
-    dsnn_sparse_model_release(&m->sm);
-    free(m);
-}
-
-static enum dsnn_status itp_read(struct itp_model *m, const struct dsnn_cfg *cfg,
-                                 const struct dsnn_run_ctx *ctx, struct dsnn_error *err)
+/* n_iterations x iteration_epochs = experiment.epochs, one of them possibly derived. */
+static enum dsnn_status itp_rounds(struct itp_model *m, const struct dsnn_cfg *cfg, int epochs,
+                                   struct dsnn_error *err)
 {
     enum dsnn_status st;
-    const int epochs = ctx ? ctx->epochs : 1;
-    const size_t n = m->sm.n_layers;
-    double perc[DSNN_SPARSE_MODEL_MAX_LAYERS];
-    size_t n_perc = 0;
-    int scope = 0;
     char where[300];
-    if ((st = dsnn_cfg_int(cfg, "n_iterations", -1, &m->n_iterations, err)) ||
-        (st = dsnn_cfg_int(cfg, "iteration_epochs", -1, &m->iteration_epochs, err)) ||
-        (st = dsnn_cfg_float_or_array(cfg, "prune_perc", 0.2, perc, DSNN_SPARSE_MODEL_MAX_LAYERS,
-                                      &n_perc, err)) ||
-        (st = dsnn_cfg_enum(cfg, "prune_scope", "layer", scope_names, &scope, err)) ||
-        (st = dsnn_cfg_bool(cfg, "rewind", true, &m->rewind, err)))
-        return st;
     if (m->n_iterations != -1 &&
         (st = dsnn_cfg_check_range(cfg, "n_iterations", (double)m->n_iterations, 1, 1e6, err)))
         return st;
@@ -119,9 +106,27 @@ static enum dsnn_status itp_read(struct itp_model *m, const struct dsnn_cfg *cfg
                                              where, sizeof where),
                               (long long)m->n_iterations, (long long)m->iteration_epochs, epochs,
                               (long long)(m->n_iterations * m->iteration_epochs));
-    m->global = scope == 1;
+    return DSNN_OK;
+}
+
+static enum dsnn_status itp_configure(struct dsnn_sparse_model *sm, void *params,
+                                      const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                      const struct dsnn_dataset_info *info, struct dsnn_error *err)
+{
+    (void)info;
+    struct itp_model *m = params;
+    enum dsnn_status st;
+    const size_t n = dsnn_sparse_model_n_layers(sm);
+    double perc[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    size_t n_perc = 0;
+    char where[300];
+    if ((st = dsnn_cfg_float_or_array(cfg, "prune_perc", PRUNE_PERC_DEF, perc,
+                                      DSNN_SPARSE_MODEL_MAX_LAYERS, &n_perc, err)) ||
+        (st = itp_rounds(m, cfg, ctx ? ctx->epochs : 1, err)))
+        return st;
+    m->global = m->scope == 1;
     if (n_perc == 0) {
-        perc[0] = 0.2;
+        perc[0] = PRUNE_PERC_DEF;
         n_perc = 1;
     }
     if (n_perc != 1 && (m->global || n_perc != n))
@@ -131,46 +136,31 @@ static enum dsnn_status itp_read(struct itp_model *m, const struct dsnn_cfg *cfg
                               dsnn_cfg_where(cfg, "prune_perc", where, sizeof where),
                               dsnn_cfg_path(cfg), n_perc, n,
                               m->global ? ": prune_scope = \"global\"" : ", or one per layer");
-    for (size_t i = 0; i < n_perc; i++)
-        if ((st = dsnn_cfg_check_range(cfg, "prune_perc", perc[i], 0, 1, err)))
-            return st;
     for (size_t i = 0; i < n; i++)
         m->perc[i] = perc[n_perc == 1 ? 0 : i];
-    if (!dsnn_cfg_has(cfg, "on_perc") && (st = dsnn_sparse_model_set_density(&m->sm, 1.0, err)))
+    if (!dsnn_cfg_has(cfg, "on_perc") && (st = dsnn_sparse_model_set_density(sm, 1.0, err)))
         return st;
     return DSNN_OK;
 }
 
-static enum dsnn_status itp_create(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
-                                   struct dsnn_net *net, const struct dsnn_dataset_info *info,
-                                   void **state, struct dsnn_error *err)
+static enum dsnn_status itp_init(struct dsnn_sparse_model *sm, void *params,
+                                 const struct dsnn_run_ctx *ctx, struct dsnn_error *err)
 {
-    struct itp_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    enum dsnn_status st;
-    if ((st = dsnn_sparse_model_configure(&m->sm, cfg, ctx, net, err)) ||
-        (st = itp_read(m, cfg, ctx, err)) || (st = dsnn_sparse_model_init_net(&m->sm, info, err)) ||
-        !(m->initial = dsnn_rewind_new(net, err))) {
-        if (st == DSNN_OK)
-            st = err ? err->status : DSNN_ERR_NOMEM;
-        itp_destroy(m);
-        return st;
-    }
+    struct itp_model *m = params;
+    if (!(m->initial = dsnn_rewind_new(dsnn_sparse_model_net(sm), err)))
+        return err ? err->status : DSNN_ERR_NOMEM;
     if (ctx && ctx->log)
         fprintf(ctx->log, "iterative-pruning: %lld rounds of %lld epochs, %s scope, rewind %s\n",
                 (long long)m->n_iterations, (long long)m->iteration_epochs,
                 m->global ? "global" : "per-layer", m->rewind ? "on" : "off");
-    *state = m;
     return DSNN_OK;
 }
 
 /* Prunes by magnitude (per layer or globally), keeping the initial-value copy aligned. */
-static enum dsnn_status itp_prune(struct itp_model *m, struct dsnn_metrics *metrics,
-                                  struct dsnn_error *err)
+static enum dsnn_status itp_prune(struct dsnn_sparse_model *sm, const struct itp_model *m,
+                                  struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
-    struct dsnn_sparse_model *sm = &m->sm;
-    const size_t n = sm->n_layers;
+    const size_t n = dsnn_sparse_model_n_layers(sm);
     float *score[DSNN_SPARSE_MODEL_MAX_LAYERS] = {0};
     uint8_t *mark[DSNN_SPARSE_MODEL_MAX_LAYERS] = {0};
     size_t len[DSNN_SPARSE_MODEL_MAX_LAYERS], total = 0;
@@ -201,7 +191,8 @@ static enum dsnn_status itp_prune(struct itp_model *m, struct dsnn_metrics *metr
     if (st == DSNN_OK)
         st = dsnn_sparse_model_update_begin(sm, err);
     for (size_t i = 0; st == DSNN_OK && i < n; i++)
-        st = dsnn_rewind_prune_mask(m->initial, sm->base.net, sm->layer_index[i], mark[i], err);
+        st = dsnn_rewind_prune_mask(m->initial, dsnn_sparse_model_net(sm),
+                                    dsnn_sparse_model_layer_index(sm, i), mark[i], err);
     for (size_t i = 0; i < n; i++) {
         free(score[i]);
         free(mark[i]);
@@ -212,92 +203,85 @@ static enum dsnn_status itp_prune(struct itp_model *m, struct dsnn_metrics *metr
     return dsnn_sparse_model_update_end(sm, metrics, err);
 }
 
-/* Lottery-ticket rewind: initial values, zero optimizer state, a fresh optimizer. */
-static enum dsnn_status itp_rewind(struct itp_model *m, struct dsnn_error *err)
+static bool itp_due(const struct itp_model *m, int epoch)
 {
-    struct dsnn_base_model *bm = &m->sm.base;
-    enum dsnn_status st = dsnn_rewind_apply(m->initial, bm->net, err);
-    if (st != DSNN_OK)
-        return st;
-    struct dsnn_optim *o = dsnn_optim_new(&bm->optim_cfg, err);
-    if (!o)
-        return err ? err->status : DSNN_ERR_NOMEM;
-    dsnn_optim_free(bm->opt);
-    bm->opt = o;
-    return DSNN_OK;
+    return epoch > 0 && epoch % m->iteration_epochs == 0;
 }
 
-static enum dsnn_status itp_train_epoch(void *state, struct dsnn_data *data, int epoch,
-                                        struct dsnn_metrics *metrics, struct dsnn_error *err)
+static enum dsnn_status itp_begin_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
+                                        int *train_epoch, struct dsnn_metrics *metrics,
+                                        struct dsnn_error *err)
 {
-    struct itp_model *m = state;
+    struct itp_model *m = params;
     enum dsnn_status st;
     const int64_t iteration = epoch / m->iteration_epochs;
     const int local = (int)(epoch % m->iteration_epochs);
-    const bool due = epoch > 0 && local == 0;
+    const bool due = itp_due(m, epoch);
     dsnn_metrics_set(metrics, "iteration", (double)iteration);
     dsnn_metrics_set(metrics, "iteration_epoch", local);
     dsnn_metrics_set(metrics, "pruning_active", due);
     if (due) {
-        if ((st = itp_prune(m, metrics, err)) != DSNN_OK ||
-            (m->rewind && (st = itp_rewind(m, err)) != DSNN_OK))
+        /* lottery-ticket rewind: initial values, zero optimizer state, a fresh optimizer */
+        struct dsnn_base_model *bm = dsnn_sparse_model_base(sm);
+        if ((st = itp_prune(sm, m, metrics, err)) != DSNN_OK ||
+            (m->rewind && ((st = dsnn_rewind_apply(m->initial, dsnn_base_model_net(bm), err)) ||
+                           (st = dsnn_base_model_reset_optim(bm, err)))))
             return dsnn_error_prefix(err, "iterative pruning before round %lld",
                                      (long long)iteration);
     }
     /* each round replays the first one's LR schedule and data order */
-    if ((st = dsnn_base_model_train_epoch(&m->sm.base, data, m->rewind ? local : epoch, NULL,
-                                          metrics, err)))
-        return st;
-    if (due)
-        dsnn_sparse_model_log_density(&m->sm, metrics);
-    else
-        dsnn_sparse_model_log_idle(&m->sm, metrics);
+    *train_epoch = m->rewind ? local : epoch;
     return DSNN_OK;
 }
 
-static enum dsnn_status itp_evaluate(void *state, struct dsnn_data *data, enum dsnn_split split,
-                                     struct dsnn_metrics *metrics, struct dsnn_error *err)
+static enum dsnn_status itp_end_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
+                                      struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
-    return dsnn_base_model_evaluate(&((struct itp_model *)state)->sm.base, data, split, metrics,
-                                    err);
+    (void)err;
+    if (!itp_due(params, epoch))
+        dsnn_sparse_model_log_idle(sm, metrics);
+    return DSNN_OK;
 }
 
-static enum dsnn_status itp_save(void *state, FILE *f, struct dsnn_error *err)
+static enum dsnn_status itp_save(struct dsnn_sparse_model *sm, void *params, FILE *f,
+                                 struct dsnn_error *err)
 {
-    struct itp_model *m = state;
+    (void)sm;
+    const struct itp_model *m = params;
     enum dsnn_status st;
-    if ((st = dsnn_sparse_model_save(&m->sm, f, err)) ||
-        (st = dsnn_io_write(f, "ITPR", 4, "iterative-pruning tag", err)) ||
+    if ((st = dsnn_io_write(f, "ITPR", 4, "iterative-pruning tag", err)) ||
         (st = dsnn_rewind_save(m->initial, f, err)))
         return st;
     return DSNN_OK;
 }
 
-static enum dsnn_status itp_load(void *state, FILE *f, struct dsnn_error *err)
+static enum dsnn_status itp_load(struct dsnn_sparse_model *sm, void *params, FILE *f,
+                                 struct dsnn_error *err)
 {
-    struct itp_model *m = state;
+    struct itp_model *m = params;
     enum dsnn_status st;
-    if ((st = dsnn_sparse_model_load(&m->sm, f, err)) ||
-        (st = dsnn_io_expect_tag(f, "ITPR", err)) ||
-        (st = dsnn_rewind_load(m->initial, m->sm.base.net, f, err)))
+    if ((st = dsnn_io_expect_tag(f, "ITPR", err)) ||
+        (st = dsnn_rewind_load(m->initial, dsnn_sparse_model_net(sm), f, err)))
         return st;
     return DSNN_OK;
 }
 
-static const struct dsnn_model_ops itp_ops = {
-    .create = itp_create,
-    .train_epoch = itp_train_epoch,
-    .evaluate = itp_evaluate,
+static void itp_destroy(void *params)
+{
+    dsnn_rewind_free(((struct itp_model *)params)->initial);
+}
+
+static const struct dsnn_scheme itp_scheme = {
+    .params_size = sizeof(struct itp_model),
+    .configure = itp_configure,
+    .init = itp_init,
+    .begin_epoch = itp_begin_epoch,
+    .end_epoch = itp_end_epoch,
     .save = itp_save,
     .load = itp_load,
     .destroy = itp_destroy,
 };
-
-static const struct dsnn_component itp_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_MODEL, "iterative-pruning", "1.0.0",
+DSNN_SCHEME_PLUGIN("iterative-pruning", "1.0.0",
                    "Iterative magnitude pruning with rewinding to the initial weights (lottery "
                    "ticket, Frankle & Carbin 2019) on truly sparse layers",
-                   itp_ops, itp_keys),
-};
-
-DSNN_PLUGIN_DEFINE("iterative-pruning", itp_components)
+                   itp_scheme, itp_keys)

@@ -24,58 +24,54 @@
 #include <dsnn/dsnn.h>
 
 #include <math.h>
-#include <stdlib.h>
 
 struct pruning_model {
-    struct dsnn_sparse_model sm; /* first */
+    int64_t start_epoch, end_epoch, interval;
     double d_final[DSNN_SPARSE_MODEL_MAX_LAYERS];
     double d_initial[DSNN_SPARSE_MODEL_MAX_LAYERS];
-    int64_t start_epoch, end_epoch, interval;
 };
 
+#define FINAL_DENSITY_DEF 0.1 /* target_final_density, also when given as [] */
 static const struct dsnn_key_spec pruning_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "pruning", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {.name = "target_final_density", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.1,
+    {.name = "target_final_density", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = FINAL_DENSITY_DEF,
+     DSNN_KEY_RANGE(0, 1),
      .doc = "density each sparse layer is pruned to (one value or one per sparse layer); the initial "
      "density is on_perc, or 1.0 (dense) when on_perc is unset"},
-    {.name = "start_epoch", .type = DSNN_KEY_INT, .def = 0, .doc = "epoch t0 at which the schedule starts (density d_i)"},
-    {.name = "end_epoch", .type = DSNN_KEY_INT, .def = -1,
+    {.name = "start_epoch", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, 1e9),
+     DSNN_KEY_AT(struct pruning_model, start_epoch),
+     .doc = "epoch t0 at which the schedule starts (density d_i); must be < experiment.epochs"},
+    {.name = "end_epoch", .type = DSNN_KEY_INT, .def = -1, DSNN_KEY_RANGE(-1, 1e9),
+     DSNN_KEY_AT(struct pruning_model, end_epoch),
      .doc = "epoch at whose start the final density is reached (-1: the last epoch); must be < "
      "experiment.epochs"},
-    {.name = "pruning_interval", .type = DSNN_KEY_INT, .def = 1, .doc = "epochs between two pruning steps"},
+    {.name = "pruning_interval", .type = DSNN_KEY_INT, .def = 1, DSNN_KEY_RANGE(1, 1e9),
+     DSNN_KEY_AT(struct pruning_model, interval), .doc = "epochs between two pruning steps"},
 };
 
-static void pruning_destroy(void *state)
+static enum dsnn_status pruning_configure(struct dsnn_sparse_model *sm, void *params,
+                                          const struct dsnn_cfg *cfg,
+                                          const struct dsnn_run_ctx *ctx,
+                                          const struct dsnn_dataset_info *info,
+                                          struct dsnn_error *err)
 {
-    struct pruning_model *m = state;
-    if (!m)
-        return;
-    dsnn_sparse_model_release(&m->sm);
-    free(m);
-}
-
-static enum dsnn_status pruning_read(struct pruning_model *m, const struct dsnn_cfg *cfg,
-                                     const struct dsnn_run_ctx *ctx, struct dsnn_error *err)
-{
+    (void)info;
+    struct pruning_model *m = params;
     enum dsnn_status st;
     double df[DSNN_SPARSE_MODEL_MAX_LAYERS];
     size_t n_df = 0;
-    const size_t n = m->sm.n_layers;
+    const size_t n = dsnn_sparse_model_n_layers(sm);
     const int epochs = ctx ? ctx->epochs : 1;
-    if ((st = dsnn_cfg_float_or_array(cfg, "target_final_density", 0.1, df,
+    if ((st = dsnn_cfg_float_or_array(cfg, "target_final_density", FINAL_DENSITY_DEF, df,
                                       DSNN_SPARSE_MODEL_MAX_LAYERS, &n_df, err)) ||
-        (st = dsnn_cfg_int(cfg, "start_epoch", 0, &m->start_epoch, err)) ||
-        (st = dsnn_cfg_int(cfg, "end_epoch", -1, &m->end_epoch, err)) ||
-        (st = dsnn_cfg_int(cfg, "pruning_interval", 1, &m->interval, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "pruning_interval", (double)m->interval, 1, 1e9, err)) ||
         (st = dsnn_cfg_check_range(cfg, "start_epoch", (double)m->start_epoch, 0, epochs - 1,
                                    err)))
         return st;
     char where[300];
-    if (n_df == 0) { /* absent: the default */
-        df[0] = 0.1;
+    if (n_df == 0) { /* [] : the default */
+        df[0] = FINAL_DENSITY_DEF;
         n_df = 1;
     }
     if (n_df != 1 && n_df != n)
@@ -84,9 +80,6 @@ static enum dsnn_status pruning_read(struct pruning_model *m, const struct dsnn_
                               "layers (give one value or one per sparse layer)",
                               dsnn_cfg_where(cfg, "target_final_density", where, sizeof where),
                               dsnn_cfg_path(cfg), n_df, n);
-    for (size_t i = 0; i < n_df; i++)
-        if ((st = dsnn_cfg_check_range(cfg, "target_final_density", df[i], 0, 1, err)))
-            return st;
     for (size_t i = 0; i < n; i++)
         m->d_final[i] = df[n_df == 1 ? 0 : i];
     if (m->end_epoch == -1)
@@ -100,28 +93,19 @@ static enum dsnn_status pruning_read(struct pruning_model *m, const struct dsnn_
                               dsnn_cfg_path(cfg), (long long)m->end_epoch,
                               (long long)m->start_epoch, epochs - 1);
     /* start dense unless on_perc says otherwise */
-    if (!dsnn_cfg_has(cfg, "on_perc") && (st = dsnn_sparse_model_set_density(&m->sm, 1.0, err)))
+    if (!dsnn_cfg_has(cfg, "on_perc") && (st = dsnn_sparse_model_set_density(sm, 1.0, err)))
         return st;
     return DSNN_OK;
 }
 
-static enum dsnn_status pruning_create(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
-                                       struct dsnn_net *net, const struct dsnn_dataset_info *info,
-                                       void **state, struct dsnn_error *err)
+static enum dsnn_status pruning_init(struct dsnn_sparse_model *sm, void *params,
+                                     const struct dsnn_run_ctx *ctx, struct dsnn_error *err)
 {
-    struct pruning_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    enum dsnn_status st;
-    if ((st = dsnn_sparse_model_configure(&m->sm, cfg, ctx, net, err)) ||
-        (st = pruning_read(m, cfg, ctx, err)) ||
-        (st = dsnn_sparse_model_init_net(&m->sm, info, err))) {
-        pruning_destroy(m);
-        return st;
-    }
-    for (size_t i = 0; i < m->sm.n_layers; i++)
-        m->d_initial[i] = dsnn_sparse_density(dsnn_sparse_model_layer(&m->sm, i));
-    *state = m;
+    (void)ctx;
+    (void)err;
+    struct pruning_model *m = params;
+    for (size_t i = 0; i < dsnn_sparse_model_n_layers(sm); i++)
+        m->d_initial[i] = dsnn_sparse_density(dsnn_sparse_model_layer(sm, i));
     return DSNN_OK;
 }
 
@@ -132,12 +116,12 @@ static bool pruning_due(const struct pruning_model *m, int epoch)
 }
 
 /* Prunes every sparse layer to the schedule's density at the start of epoch. */
-static enum dsnn_status pruning_step(struct pruning_model *m, int epoch,
-                                     struct dsnn_metrics *metrics, struct dsnn_error *err)
+static enum dsnn_status pruning_step(struct dsnn_sparse_model *sm, const struct pruning_model *m,
+                                     int epoch, struct dsnn_metrics *metrics,
+                                     struct dsnn_error *err)
 {
-    struct dsnn_sparse_model *sm = &m->sm;
     enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
-    for (size_t i = 0; st == DSNN_OK && i < sm->n_layers; i++) {
+    for (size_t i = 0; st == DSNN_OK && i < dsnn_sparse_model_n_layers(sm); i++) {
         struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
         int n_in = 0, n_out = 0;
         dsnn_linear_dims(l, &n_in, &n_out, NULL);
@@ -155,70 +139,62 @@ static enum dsnn_status pruning_step(struct pruning_model *m, int epoch,
     return dsnn_sparse_model_update_end(sm, metrics, err);
 }
 
-static enum dsnn_status pruning_train_epoch(void *state, struct dsnn_data *data, int epoch,
+static enum dsnn_status pruning_begin_epoch(struct dsnn_sparse_model *sm, void *params,
+                                            int epoch, int *train_epoch,
                                             struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
-    struct pruning_model *m = state;
-    enum dsnn_status st;
+    (void)train_epoch;
+    const struct pruning_model *m = params;
     const bool due = pruning_due(m, epoch);
     dsnn_metrics_set(metrics, "pruning_active", due);
-    if (due && (st = pruning_step(m, epoch, metrics, err)) != DSNN_OK)
+    if (due && pruning_step(sm, m, epoch, metrics, err) != DSNN_OK)
         return dsnn_error_prefix(err, "pruning at the start of epoch %d", epoch);
-    if ((st = dsnn_base_model_train_epoch(&m->sm.base, data, epoch, NULL, metrics, err)))
-        return st;
-    if (!due)
-        dsnn_sparse_model_log_idle(&m->sm, metrics);
-    else
-        dsnn_sparse_model_log_density(&m->sm, metrics);
     return DSNN_OK;
 }
 
-static enum dsnn_status pruning_evaluate(void *state, struct dsnn_data *data,
-                                         enum dsnn_split split, struct dsnn_metrics *metrics,
-                                         struct dsnn_error *err)
+static enum dsnn_status pruning_end_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
+                                          struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
-    return dsnn_base_model_evaluate(&((struct pruning_model *)state)->sm.base, data, split,
-                                    metrics, err);
+    (void)err;
+    if (!pruning_due(params, epoch))
+        dsnn_sparse_model_log_idle(sm, metrics);
+    return DSNN_OK;
 }
 
-static enum dsnn_status pruning_save(void *state, FILE *f, struct dsnn_error *err)
+static enum dsnn_status pruning_save(struct dsnn_sparse_model *sm, void *params, FILE *f,
+                                     struct dsnn_error *err)
 {
-    struct pruning_model *m = state;
+    const struct pruning_model *m = params;
     enum dsnn_status st;
-    if ((st = dsnn_sparse_model_save(&m->sm, f, err)) ||
-        (st = dsnn_io_write(f, "GMP ", 4, "pruning tag", err)) ||
-        (st = dsnn_io_write(f, m->d_initial, m->sm.n_layers * sizeof(double),
+    if ((st = dsnn_io_write(f, "GMP ", 4, "pruning tag", err)) ||
+        (st = dsnn_io_write(f, m->d_initial, dsnn_sparse_model_n_layers(sm) * sizeof(double),
                             "initial densities", err)))
         return st;
     return DSNN_OK;
 }
 
-static enum dsnn_status pruning_load(void *state, FILE *f, struct dsnn_error *err)
+static enum dsnn_status pruning_load(struct dsnn_sparse_model *sm, void *params, FILE *f,
+                                     struct dsnn_error *err)
 {
-    struct pruning_model *m = state;
+    struct pruning_model *m = params;
     enum dsnn_status st;
-    if ((st = dsnn_sparse_model_load(&m->sm, f, err)) ||
-        (st = dsnn_io_expect_tag(f, "GMP ", err)) ||
-        (st = dsnn_io_read(f, m->d_initial, m->sm.n_layers * sizeof(double), "initial densities",
-                           err)))
+    if ((st = dsnn_io_expect_tag(f, "GMP ", err)) ||
+        (st = dsnn_io_read(f, m->d_initial, dsnn_sparse_model_n_layers(sm) * sizeof(double),
+                           "initial densities", err)))
         return st;
     return DSNN_OK;
 }
 
-static const struct dsnn_model_ops pruning_ops = {
-    .create = pruning_create,
-    .train_epoch = pruning_train_epoch,
-    .evaluate = pruning_evaluate,
+static const struct dsnn_scheme pruning_scheme = {
+    .params_size = sizeof(struct pruning_model),
+    .configure = pruning_configure,
+    .init = pruning_init,
+    .begin_epoch = pruning_begin_epoch,
+    .end_epoch = pruning_end_epoch,
     .save = pruning_save,
     .load = pruning_load,
-    .destroy = pruning_destroy,
 };
-
-static const struct dsnn_component pruning_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_MODEL, "pruning", "1.0.0",
+DSNN_SCHEME_PLUGIN("pruning", "1.0.0",
                    "Gradual magnitude pruning (Zhu & Gupta 2017): cubic density schedule over "
                    "epochs, magnitude pruning of truly sparse layers, no regrowth",
-                   pruning_ops, pruning_keys),
-};
-
-DSNN_PLUGIN_DEFINE("pruning", pruning_components)
+                   pruning_scheme, pruning_keys)

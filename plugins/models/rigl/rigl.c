@@ -38,67 +38,53 @@
 #include <dsnn/dsnn.h>
 
 #include <math.h>
-#include <stdlib.h>
 
 struct rigl_model {
-    struct dsnn_sparse_model sm; /* first */
     double drop_fraction, exponent;
     int anneal;
-    int64_t frequency, begin_step, end_step; /* end_step resolved (>= 0) */
-    /* per epoch */
+    int64_t frequency, begin_step, end_key;
+    int64_t end_step; /* end_key resolved (>= 0) */
+    /* this epoch's, reset by end_epoch */
     struct dsnn_sparse_update_tally tally;
     double last_drop_fraction;
-    struct dsnn_metrics scratch; /* one update's bracket */
 };
 
+#define RIGL_AT(field) DSNN_KEY_AT(struct rigl_model, field)
+static const char *const anneal_names[] = {"constant", "cosine", "exponential", "linear",
+                                           NULL}; /* enum dsnn_anneal, dsnn_anneal_names() */
 static const struct dsnn_key_spec rigl_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "rigl", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {.name = "drop_fraction", .type = DSNN_KEY_FLOAT, .def = 0.3,
+    {.name = "drop_fraction", .type = DSNN_KEY_FLOAT, .def = 0.3, DSNN_KEY_RANGE(0, 1),
+     RIGL_AT(drop_fraction),
      .doc = "fraction of each sparse layer's active connections dropped (smallest |w|) and regrown "
      "(largest |gradient|) at an update, before annealing"},
     {.name = "drop_fraction_anneal", .type = DSNN_KEY_STRING, .def_str = "cosine",
+     .choices = anneal_names, RIGL_AT(anneal),
      .doc = "decay of drop_fraction from begin_step to end_step: \"constant\", \"cosine\", "
      "\"exponential\" ((1 - x)^drop_fraction_exponent) or \"linear\""},
-    {.name = "drop_fraction_exponent", .type = DSNN_KEY_FLOAT, .def = 1.0,
-     .doc = "exponent of drop_fraction_anneal = \"exponential\""},
-    {.name = "update_frequency", .type = DSNN_KEY_INT, .def = 100, .doc = "optimizer steps between two topology updates"},
-    {.name = "begin_step", .type = DSNN_KEY_INT, .def = 0, .doc = "first optimizer step (counted from 1) that may update"},
-    {.name = "end_step", .type = DSNN_KEY_INT, .def = -1,
+    {.name = "drop_fraction_exponent", .type = DSNN_KEY_FLOAT, .def = 1.0, DSNN_KEY_RANGE(0, 1e3),
+     RIGL_AT(exponent), .doc = "exponent of drop_fraction_anneal = \"exponential\""},
+    {.name = "update_frequency", .type = DSNN_KEY_INT, .def = 100, DSNN_KEY_RANGE(1, 1e12),
+     RIGL_AT(frequency), .doc = "optimizer steps between two topology updates"},
+    {.name = "begin_step", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, 1e15),
+     RIGL_AT(begin_step), .doc = "first optimizer step (counted from 1) that may update"},
+    {.name = "end_step", .type = DSNN_KEY_INT, .def = -1, DSNN_KEY_RANGE(-1, 1e15),
+     RIGL_AT(end_key),
      .doc = "last optimizer step that may update (-1: 75 % of training, epochs x ceil(n_train / "
      "batch_size_train) x 0.75)"},
 };
+#undef RIGL_AT
 
-static void rigl_destroy(void *state)
+static enum dsnn_status rigl_configure(struct dsnn_sparse_model *sm, void *params,
+                                       const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                       const struct dsnn_dataset_info *info,
+                                       struct dsnn_error *err)
 {
-    struct rigl_model *m = state;
-    if (!m)
-        return;
-    dsnn_sparse_model_release(&m->sm);
-    free(m);
-}
-
-static enum dsnn_status rigl_read(struct rigl_model *m, const struct dsnn_cfg *cfg,
-                                  const struct dsnn_run_ctx *ctx,
-                                  const struct dsnn_dataset_info *info, struct dsnn_error *err)
-{
-    enum dsnn_status st;
-    int64_t end = -1;
-    if ((st = dsnn_cfg_float(cfg, "drop_fraction", 0.3, &m->drop_fraction, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "drop_fraction", m->drop_fraction, 0, 1, err)) ||
-        (st = dsnn_cfg_enum(cfg, "drop_fraction_anneal", "cosine", dsnn_anneal_names(),
-                            &m->anneal, err)) ||
-        (st = dsnn_cfg_float(cfg, "drop_fraction_exponent", 1.0, &m->exponent, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "drop_fraction_exponent", m->exponent, 0, 1e3, err)) ||
-        (st = dsnn_cfg_int(cfg, "update_frequency", 100, &m->frequency, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "update_frequency", (double)m->frequency, 1, 1e12,
-                                   err)) ||
-        (st = dsnn_cfg_int(cfg, "begin_step", 0, &m->begin_step, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "begin_step", (double)m->begin_step, 0, 1e15, err)) ||
-        (st = dsnn_cfg_int(cfg, "end_step", -1, &end, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "end_step", (double)end, -1, 1e15, err)))
-        return st;
+    (void)sm;
+    struct rigl_model *m = params;
+    const int64_t end = m->end_key;
     const int64_t bs = info->batch_size_train > 0 ? info->batch_size_train : 1;
     const int64_t steps_per_epoch = (info->n_train + bs - 1) / bs;
     const int epochs = ctx ? ctx->epochs : 1;
@@ -118,34 +104,16 @@ static enum dsnn_status rigl_read(struct rigl_model *m, const struct dsnn_cfg *c
                 "rigl: updates every %lld steps in [%lld, %lld] (%lld steps per epoch), "
                 "drop_fraction %g %s\n",
                 (long long)m->frequency, (long long)m->begin_step, (long long)m->end_step,
-                (long long)steps_per_epoch, m->drop_fraction, dsnn_anneal_names()[m->anneal]);
-    return DSNN_OK;
-}
-
-static enum dsnn_status rigl_create(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
-                                    struct dsnn_net *net, const struct dsnn_dataset_info *info,
-                                    void **state, struct dsnn_error *err)
-{
-    struct rigl_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    enum dsnn_status st;
-    if ((st = dsnn_sparse_model_configure(&m->sm, cfg, ctx, net, err)) ||
-        (st = rigl_read(m, cfg, ctx, info, err)) ||
-        (st = dsnn_sparse_model_init_net(&m->sm, info, err))) {
-        rigl_destroy(m);
-        return st;
-    }
-    *state = m;
+                (long long)steps_per_epoch, m->drop_fraction, anneal_names[m->anneal]);
     return DSNN_OK;
 }
 
 /* One RigL update of every sparse layer with drop fraction df, logged by the update bracket. */
-static enum dsnn_status rigl_update(struct rigl_model *m, double df, struct dsnn_error *err)
+static enum dsnn_status rigl_update(struct dsnn_sparse_model *sm, struct rigl_model *m, double df,
+                                    struct dsnn_error *err)
 {
-    struct dsnn_sparse_model *sm = &m->sm;
     enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
-    for (size_t i = 0; st == DSNN_OK && i < sm->n_layers; i++) {
+    for (size_t i = 0; st == DSNN_OK && i < dsnn_sparse_model_n_layers(sm); i++) {
         struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
         int n_in = 0, n_out = 0;
         dsnn_linear_dims(l, &n_in, &n_out, NULL);
@@ -154,79 +122,67 @@ static enum dsnn_status rigl_update(struct rigl_model *m, double df, struct dsnn
             continue; /* nothing to explore */
         const size_t k = (size_t)floor(df * (double)nnz);
         if (k > 0)
-            st = dsnn_prune_grow_gradient(l, k, k, &sm->topo_rng, NULL, err);
+            st = dsnn_prune_grow_gradient(l, k, k, dsnn_sparse_model_topo_rng(sm), NULL, err);
     }
     if (st != DSNN_OK)
         return st;
     /* A connection dropped and regrown is restored, so calling this after the grow counts
      * exactly the previous update's new connections that this one did not remove. */
     dsnn_sparse_model_update_pruned(sm);
-    dsnn_metrics_clear(&m->scratch);
-    if ((st = dsnn_sparse_model_update_end(sm, &m->scratch, err)))
+    if ((st = dsnn_sparse_model_update_end_tally(sm, &m->tally, err)))
         return st;
-    dsnn_sparse_update_tally_add(&m->tally, sm, &m->scratch);
     m->last_drop_fraction = df;
     return DSNN_OK;
 }
 
-static enum dsnn_status rigl_after_backward(void *user, struct dsnn_net *net, int64_t step,
-                                            struct dsnn_error *err)
+static enum dsnn_status rigl_after_backward(struct dsnn_sparse_model *sm, void *params,
+                                            int64_t step, struct dsnn_error *err)
 {
-    (void)net;
-    struct rigl_model *m = user;
+    struct rigl_model *m = params;
     const int64_t t = step + 1; /* steps completed once this one is applied */
     if (!dsnn_schedule_due(t, m->begin_step, m->end_step, m->frequency))
         return DSNN_OK;
     const double df = dsnn_anneal_at((enum dsnn_anneal)m->anneal, m->drop_fraction, t,
                                      m->begin_step, m->end_step, m->exponent);
-    enum dsnn_status st = rigl_update(m, df, err);
+    enum dsnn_status st = rigl_update(sm, m, df, err);
     if (st != DSNN_OK)
         dsnn_error_prefix(err, "rigl update at step %lld", (long long)t);
     return st;
 }
 
-static enum dsnn_status rigl_train_epoch(void *state, struct dsnn_data *data, int epoch,
-                                         struct dsnn_metrics *metrics, struct dsnn_error *err)
+static enum dsnn_status rigl_end_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
+                                       struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
-    struct rigl_model *m = state;
-    const struct dsnn_train_hooks hooks = {.user = m, .after_backward = rigl_after_backward};
-    dsnn_sparse_update_tally_clear(&m->tally);
-    m->last_drop_fraction = 0;
-    enum dsnn_status st =
-        dsnn_base_model_train_epoch(&m->sm.base, data, epoch, &hooks, metrics, err);
-    if (st != DSNN_OK)
-        return st;
-    dsnn_sparse_update_tally_log(&m->tally, &m->sm, metrics);
+    (void)epoch;
+    (void)err;
+    struct rigl_model *m = params;
+    dsnn_sparse_update_tally_log(&m->tally, sm, metrics);
     dsnn_metrics_set(metrics, "drop_fraction", m->last_drop_fraction);
-    dsnn_sparse_model_log_density(&m->sm, metrics);
+    dsnn_sparse_update_tally_clear(&m->tally); /* for the next epoch */
+    m->last_drop_fraction = 0;
     return DSNN_OK;
 }
 
-static enum dsnn_status rigl_evaluate(void *state, struct dsnn_data *data, enum dsnn_split split,
-                                      struct dsnn_metrics *metrics, struct dsnn_error *err)
+static enum dsnn_status rigl_save(struct dsnn_sparse_model *sm, void *params, FILE *f,
+                                  struct dsnn_error *err)
 {
-    return dsnn_base_model_evaluate(&((struct rigl_model *)state)->sm.base, data, split, metrics,
-                                    err);
-}
-
-static enum dsnn_status rigl_save(void *state, FILE *f, struct dsnn_error *err)
-{
-    struct rigl_model *m = state;
+    (void)sm;
+    const struct rigl_model *m = params;
     enum dsnn_status st;
-    if ((st = dsnn_sparse_model_save(&m->sm, f, err)) ||
-        (st = dsnn_io_write(f, "RIGL", 4, "rigl tag", err)) ||
+    if ((st = dsnn_io_write(f, "RIGL", 4, "rigl tag", err)) ||
         (st = dsnn_io_write_u64(f, (uint64_t)m->end_step, "rigl end_step", err)))
         return st;
     return DSNN_OK;
 }
 
-static enum dsnn_status rigl_load(void *state, FILE *f, struct dsnn_error *err)
+static enum dsnn_status rigl_load(struct dsnn_sparse_model *sm, void *params, FILE *f,
+                                  struct dsnn_error *err)
 {
-    struct rigl_model *m = state;
+    (void)sm;
+    const struct rigl_model *m = params;
     enum dsnn_status st;
     uint64_t end;
-    if ((st = dsnn_sparse_model_load(&m->sm, f, err)) ||
-        (st = dsnn_io_expect_tag(f, "RIGL", err)) ||
+    if ((st = dsnn_io_expect_tag(f, "RIGL", err)) ||
         (st = dsnn_io_read_u64(f, &end, "rigl end_step", err)))
         return st;
     if (end != (uint64_t)m->end_step)
@@ -236,20 +192,15 @@ static enum dsnn_status rigl_load(void *state, FILE *f, struct dsnn_error *err)
     return DSNN_OK;
 }
 
-static const struct dsnn_model_ops rigl_ops = {
-    .create = rigl_create,
-    .train_epoch = rigl_train_epoch,
-    .evaluate = rigl_evaluate,
+static const struct dsnn_scheme rigl_scheme = {
+    .params_size = sizeof(struct rigl_model),
+    .configure = rigl_configure,
+    .after_backward = rigl_after_backward,
+    .end_epoch = rigl_end_epoch,
     .save = rigl_save,
     .load = rigl_load,
-    .destroy = rigl_destroy,
 };
-
-static const struct dsnn_component rigl_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_MODEL, "rigl", "1.0.0",
+DSNN_SCHEME_PLUGIN("rigl", "1.0.0",
                    "RigL (Evci et al. 2020): every few steps drop the smallest weights and grow "
                    "the connections of largest dense gradient, on truly sparse layers",
-                   rigl_ops, rigl_keys),
-};
-
-DSNN_PLUGIN_DEFINE("rigl", rigl_components)
+                   rigl_scheme, rigl_keys)

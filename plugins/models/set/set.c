@@ -20,130 +20,54 @@
  * round may be redrawn by the same round (probability pruned / inactive, about 1 % at 4 %
  * density; nupic draws among the connections inactive before the round).
  *
- * Per epoch, besides the base metrics: pruned_<layer>, grown_<layer> (0 on epochs without a
- * round), surviving_synapses_<layer> (fraction of the previous round's regrown connections that
- * this round kept), pruning_active, density_<layer>, nnz_<layer>, density_total, n_params. The
- * checkpoint is the sparse model's (weights, topology, optimizer state, topology stream, last
- * round's regrown connections); the schedule is a function of the epoch. */
+ * Per epoch, besides the base metrics: pruned_<layer>, grown_<layer> (0 without a round),
+ * surviving_synapses_<layer> (fraction of the previous round's regrown connections this round
+ * kept), pruning_active, density_<layer>, nnz_<layer>, density_total, n_params. Checkpoint: the
+ * sparse model's (dsnn/scheme.h); the schedule is a function of the epoch. */
 #include <dsnn/dsnn.h>
 
-#include <stdlib.h>
-
-struct set_model {
-    struct dsnn_sparse_model sm; /* first */
+struct set_params {
     double weight_prune_perc;
-    struct dsnn_prune_schedule sched;
 };
 
 static const struct dsnn_key_spec set_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "set", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {.name = "weight_prune_perc", .type = DSNN_KEY_FLOAT, .def = 0.3,
+    {.name = "weight_prune_perc", .type = DSNN_KEY_FLOAT, .def = 0.3, DSNN_KEY_RANGE(0, 1),
+     DSNN_KEY_AT(struct set_params, weight_prune_perc),
      .doc = "fraction (zeta) of the positive and of the negative weights, those closest to zero, pruned "
      "and regrown at random each round"},
     DSNN_PRUNE_SCHEDULE_KEYS,
 };
 
-static void set_destroy(void *state)
-{
-    struct set_model *m = state;
-    if (!m)
-        return;
-    dsnn_sparse_model_release(&m->sm);
-    free(m);
-}
-
-static enum dsnn_status set_create(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
-                                   struct dsnn_net *net, const struct dsnn_dataset_info *info,
-                                   void **state, struct dsnn_error *err)
-{
-    struct set_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    enum dsnn_status st;
-    if ((st = dsnn_sparse_model_configure(&m->sm, cfg, ctx, net, err)) ||
-        (st = dsnn_cfg_float(cfg, "weight_prune_perc", 0.3, &m->weight_prune_perc, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "weight_prune_perc", m->weight_prune_perc, 0, 1, err)) ||
-        (st = dsnn_prune_schedule_read(cfg, &m->sched, err)) ||
-        (st = dsnn_sparse_model_init_net(&m->sm, info, err))) {
-        set_destroy(m);
-        return st;
-    }
-    *state = m;
-    return DSNN_OK;
-}
-
 /* One SET round over every sparse layer, logged by the sparse model's update bracket. */
-static enum dsnn_status set_round(struct set_model *m, struct dsnn_metrics *metrics,
-                                  struct dsnn_error *err)
+static enum dsnn_status set_round(struct dsnn_sparse_model *sm, void *params, int epoch,
+                                  struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
-    struct dsnn_sparse_model *sm = &m->sm;
+    (void)epoch;
+    const struct set_params *p = params;
+    const size_t n = dsnn_sparse_model_n_layers(sm);
     size_t removed[DSNN_SPARSE_MODEL_MAX_LAYERS] = {0};
     enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
-    for (size_t i = 0; st == DSNN_OK && i < sm->n_layers; i++) {
+    for (size_t i = 0; st == DSNN_OK && i < n; i++) {
         struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
         if (dsnn_sparse_density(l) < 1.0) /* a full layer has nowhere to regrow: left alone */
-            st = dsnn_sparse_prune_signed(l, m->weight_prune_perc, &removed[i], err);
+            st = dsnn_sparse_prune_signed(l, p->weight_prune_perc, &removed[i], err);
     }
     if (st != DSNN_OK)
         return st;
     dsnn_sparse_model_update_pruned(sm);
-    for (size_t i = 0; st == DSNN_OK && i < sm->n_layers; i++)
-        st =
-            dsnn_sparse_grow_random(dsnn_sparse_model_layer(sm, i), removed[i], &sm->topo_rng, err);
-    if (st != DSNN_OK)
-        return st;
-    return dsnn_sparse_model_update_end(sm, metrics, err);
+    for (size_t i = 0; st == DSNN_OK && i < n; i++)
+        st = dsnn_sparse_grow_random(dsnn_sparse_model_layer(sm, i), removed[i],
+                                     dsnn_sparse_model_topo_rng(sm), err);
+    return st != DSNN_OK ? st : dsnn_sparse_model_update_end(sm, metrics, err);
 }
 
-static enum dsnn_status set_train_epoch(void *state, struct dsnn_data *data, int epoch,
-                                        struct dsnn_metrics *metrics, struct dsnn_error *err)
-{
-    struct set_model *m = state;
-    enum dsnn_status st = dsnn_base_model_train_epoch(&m->sm.base, data, epoch, NULL, metrics, err);
-    if (st != DSNN_OK)
-        return st;
-    bool active = dsnn_prune_schedule_active(&m->sched, epoch);
-    dsnn_metrics_set(metrics, "pruning_active", active);
-    if (!active) {
-        dsnn_sparse_model_log_idle(&m->sm, metrics);
-        return DSNN_OK;
-    }
-    return set_round(m, metrics, err);
-}
-
-static enum dsnn_status set_evaluate(void *state, struct dsnn_data *data, enum dsnn_split split,
-                                     struct dsnn_metrics *metrics, struct dsnn_error *err)
-{
-    return dsnn_base_model_evaluate(&((struct set_model *)state)->sm.base, data, split, metrics,
-                                    err);
-}
-
-static enum dsnn_status set_save(void *state, FILE *f, struct dsnn_error *err)
-{
-    return dsnn_sparse_model_save(&((struct set_model *)state)->sm, f, err);
-}
-
-static enum dsnn_status set_load(void *state, FILE *f, struct dsnn_error *err)
-{
-    return dsnn_sparse_model_load(&((struct set_model *)state)->sm, f, err);
-}
-
-static const struct dsnn_model_ops set_ops = {
-    .create = set_create,
-    .train_epoch = set_train_epoch,
-    .evaluate = set_evaluate,
-    .save = set_save,
-    .load = set_load,
-    .destroy = set_destroy,
-};
-
-static const struct dsnn_component set_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_MODEL, "set", "1.0.0",
+static const struct dsnn_scheme set_scheme = {.params_size = sizeof(struct set_params),
+                                              .flags = DSNN_SCHEME_PRUNE_SCHEDULE,
+                                              .round = set_round};
+DSNN_SCHEME_PLUGIN("set", "1.0.0",
                    "Sparse Evolutionary Training (nupic SET): signed magnitude pruning and random "
                    "regrowth of truly sparse layers after each epoch",
-                   set_ops, set_keys),
-};
-
-DSNN_PLUGIN_DEFINE("set", set_components)
+                   set_scheme, set_keys)

@@ -36,20 +36,18 @@
 #include <dsnn/dsnn.h>
 
 #include <math.h>
-#include <stdlib.h>
 
 struct snfs_model {
-    struct dsnn_sparse_model sm; /* first */
     double prune_rate;
-    enum dsnn_anneal decay;
+    int decay_key;
     int64_t frequency;   /* 0: end of epoch */
+    enum dsnn_anneal decay;
     int64_t total_steps; /* decay horizon */
     int epochs;
-    /* per epoch */
+    /* this epoch's, reset by end_epoch */
     struct dsnn_sparse_update_tally tally;
     double last_rate;
     double share[DSNN_SPARSE_MODEL_MAX_LAYERS];
-    struct dsnn_metrics scratch;
 };
 
 static const char *const decay_names[] = {"constant", "cosine", "linear", NULL};
@@ -60,38 +58,26 @@ static const struct dsnn_key_spec snfs_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "snfs", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {.name = "prune_rate", .type = DSNN_KEY_FLOAT, .def = 0.5,
+    {.name = "prune_rate", .type = DSNN_KEY_FLOAT, .def = 0.5, DSNN_KEY_RANGE(0, 1),
+     DSNN_KEY_AT(struct snfs_model, prune_rate),
      .doc = "initial fraction of each sparse layer's active weights pruned (smallest |w|) per round"},
     {.name = "prune_rate_decay", .type = DSNN_KEY_STRING, .def_str = "cosine",
+     .choices = decay_names, DSNN_KEY_AT(struct snfs_model, decay_key),
      .doc = "decay of prune_rate over the training steps: \"cosine\", \"linear\" or \"constant\""},
-    {.name = "update_frequency", .type = DSNN_KEY_INT, .def = 0,
+    {.name = "update_frequency", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, 1e12),
+     DSNN_KEY_AT(struct snfs_model, frequency),
      .doc = "0: a round at the end of every epoch but the last (the paper); N > 0: every N optimizer "
      "steps instead"},
 };
 
-static void snfs_destroy(void *state)
+static enum dsnn_status snfs_configure(struct dsnn_sparse_model *sm, void *params,
+                                       const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                       const struct dsnn_dataset_info *info,
+                                       struct dsnn_error *err)
 {
-    struct snfs_model *m = state;
-    if (!m)
-        return;
-    dsnn_sparse_model_release(&m->sm);
-    free(m);
-}
-
-static enum dsnn_status snfs_read(struct snfs_model *m, const struct dsnn_cfg *cfg,
-                                  const struct dsnn_run_ctx *ctx,
-                                  const struct dsnn_dataset_info *info, struct dsnn_error *err)
-{
-    enum dsnn_status st;
-    int decay = 0;
-    if ((st = dsnn_cfg_float(cfg, "prune_rate", 0.5, &m->prune_rate, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "prune_rate", m->prune_rate, 0, 1, err)) ||
-        (st = dsnn_cfg_enum(cfg, "prune_rate_decay", "cosine", decay_names, &decay, err)) ||
-        (st = dsnn_cfg_int(cfg, "update_frequency", 0, &m->frequency, err)) ||
-        (st = dsnn_cfg_check_range(cfg, "update_frequency", (double)m->frequency, 0, 1e12, err)))
-        return st;
-    m->decay = decay_values[decay];
-    const struct dsnn_optim_cfg *oc = &m->sm.base.optim_cfg;
+    struct snfs_model *m = params;
+    m->decay = decay_values[m->decay_key];
+    const struct dsnn_optim_cfg *oc = dsnn_base_model_optim_cfg(dsnn_sparse_model_base(sm));
     if (oc->alg == DSNN_OPTIM_SGD && oc->momentum <= 0) {
         char where[300];
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
@@ -106,29 +92,11 @@ static enum dsnn_status snfs_read(struct snfs_model *m, const struct dsnn_cfg *c
     return DSNN_OK;
 }
 
-static enum dsnn_status snfs_create(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
-                                    struct dsnn_net *net, const struct dsnn_dataset_info *info,
-                                    void **state, struct dsnn_error *err)
-{
-    struct snfs_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    enum dsnn_status st;
-    if ((st = dsnn_sparse_model_configure(&m->sm, cfg, ctx, net, err)) ||
-        (st = snfs_read(m, cfg, ctx, info, err)) ||
-        (st = dsnn_sparse_model_init_net(&m->sm, info, err))) {
-        snfs_destroy(m);
-        return st;
-    }
-    *state = m;
-    return DSNN_OK;
-}
-
 /* One sparse-momentum round at t optimizer steps. Needs the gradients of the last backward. */
-static enum dsnn_status snfs_round(struct snfs_model *m, int64_t t, struct dsnn_error *err)
+static enum dsnn_status snfs_round(struct dsnn_sparse_model *sm, struct snfs_model *m, int64_t t,
+                                   struct dsnn_error *err)
 {
-    struct dsnn_sparse_model *sm = &m->sm;
-    const size_t n = sm->n_layers;
+    const size_t n = dsnn_sparse_model_n_layers(sm);
     const double p = dsnn_anneal_at(m->decay, m->prune_rate, t, 0, m->total_steps, 1.0);
     if (!(p > 0) || n == 0)
         return DSNN_OK;
@@ -156,101 +124,78 @@ static enum dsnn_status snfs_round(struct snfs_model *m, int64_t t, struct dsnn_
     enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
     for (size_t i = 0; st == DSNN_OK && i < n; i++)
         st = dsnn_prune_grow_gradient(dsnn_sparse_model_layer(sm, i), drop[i], grow[i],
-                                      &sm->topo_rng, NULL, err);
+                                      dsnn_sparse_model_topo_rng(sm), NULL, err);
     if (st != DSNN_OK)
         return st;
     dsnn_sparse_model_update_pruned(sm); /* regrown weights were restored: see rigl.c */
-    dsnn_metrics_clear(&m->scratch);
-    if ((st = dsnn_sparse_model_update_end(sm, &m->scratch, err)))
+    if ((st = dsnn_sparse_model_update_end_tally(sm, &m->tally, err)))
         return st;
-    dsnn_sparse_update_tally_add(&m->tally, sm, &m->scratch);
     m->last_rate = p;
     for (size_t i = 0; i < n; i++)
         m->share[i] = msum > 0 ? mom[i] / msum : 1.0 / (double)n;
     return DSNN_OK;
 }
 
-static enum dsnn_status snfs_after_step(void *user, struct dsnn_net *net, int64_t step,
+static enum dsnn_status snfs_after_step(struct dsnn_sparse_model *sm, void *params, int64_t step,
                                         struct dsnn_error *err)
 {
-    (void)net;
-    struct snfs_model *m = user;
+    struct snfs_model *m = params;
     const int64_t t = step + 1;
-    if (!dsnn_schedule_due(t, 0, m->total_steps - 1, m->frequency))
+    if (m->frequency <= 0 || !dsnn_schedule_due(t, 0, m->total_steps - 1, m->frequency))
         return DSNN_OK;
-    enum dsnn_status st = snfs_round(m, t, err);
+    enum dsnn_status st = snfs_round(sm, m, t, err);
     if (st != DSNN_OK)
         dsnn_error_prefix(err, "snfs round at step %lld", (long long)t);
     return st;
 }
 
-static enum dsnn_status snfs_train_epoch(void *state, struct dsnn_data *data, int epoch,
-                                         struct dsnn_metrics *metrics, struct dsnn_error *err)
+static enum dsnn_status snfs_end_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
+                                       struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
-    struct snfs_model *m = state;
-    const struct dsnn_train_hooks hooks = {.user = m, .after_step = snfs_after_step};
-    dsnn_sparse_update_tally_clear(&m->tally);
-    m->last_rate = 0;
-    enum dsnn_status st = dsnn_base_model_train_epoch(&m->sm.base, data, epoch,
-                                                      m->frequency > 0 ? &hooks : NULL, metrics,
-                                                      err);
-    if (st != DSNN_OK)
-        return st;
+    struct snfs_model *m = params;
+    enum dsnn_status st;
     if (m->frequency == 0 && epoch < m->epochs - 1) {
         /* the gradients of the epoch's last batch are still there (no forward since) */
-        if ((st = snfs_round(m, m->sm.base.step, err)) != DSNN_OK)
+        const int64_t t = dsnn_base_model_step(dsnn_sparse_model_base(sm));
+        if ((st = snfs_round(sm, m, t, err)) != DSNN_OK)
             return dsnn_error_prefix(err, "snfs round after epoch %d", epoch);
     }
-    dsnn_sparse_update_tally_log(&m->tally, &m->sm, metrics);
+    dsnn_sparse_update_tally_log(&m->tally, sm, metrics);
     dsnn_metrics_set(metrics, "prune_rate", m->last_rate);
     if (m->tally.rounds)
-        for (size_t i = 0; i < m->sm.n_layers; i++)
+        for (size_t i = 0; i < dsnn_sparse_model_n_layers(sm); i++)
             dsnn_metrics_setf(metrics, m->share[i], "momentum_share_%s",
-                              dsnn_sparse_model_layer(&m->sm, i)->name);
-    dsnn_sparse_model_log_density(&m->sm, metrics);
+                              dsnn_sparse_model_layer(sm, i)->name);
+    dsnn_sparse_update_tally_clear(&m->tally); /* for the next epoch */
+    m->last_rate = 0;
     return DSNN_OK;
 }
 
-static enum dsnn_status snfs_evaluate(void *state, struct dsnn_data *data, enum dsnn_split split,
-                                      struct dsnn_metrics *metrics, struct dsnn_error *err)
+static enum dsnn_status snfs_save(struct dsnn_sparse_model *sm, void *params, FILE *f,
+                                  struct dsnn_error *err)
 {
-    return dsnn_base_model_evaluate(&((struct snfs_model *)state)->sm.base, data, split, metrics,
-                                    err);
+    (void)sm;
+    (void)params;
+    return dsnn_io_write(f, "SNFS", 4, "snfs tag", err);
 }
 
-static enum dsnn_status snfs_save(void *state, FILE *f, struct dsnn_error *err)
+static enum dsnn_status snfs_load(struct dsnn_sparse_model *sm, void *params, FILE *f,
+                                  struct dsnn_error *err)
 {
-    struct snfs_model *m = state;
-    enum dsnn_status st;
-    if ((st = dsnn_sparse_model_save(&m->sm, f, err)) ||
-        (st = dsnn_io_write(f, "SNFS", 4, "snfs tag", err)))
-        return st;
-    return DSNN_OK;
+    (void)sm;
+    (void)params;
+    return dsnn_io_expect_tag(f, "SNFS", err);
 }
 
-static enum dsnn_status snfs_load(void *state, FILE *f, struct dsnn_error *err)
-{
-    struct snfs_model *m = state;
-    enum dsnn_status st;
-    if ((st = dsnn_sparse_model_load(&m->sm, f, err)) || (st = dsnn_io_expect_tag(f, "SNFS", err)))
-        return st;
-    return DSNN_OK;
-}
-
-static const struct dsnn_model_ops snfs_ops = {
-    .create = snfs_create,
-    .train_epoch = snfs_train_epoch,
-    .evaluate = snfs_evaluate,
+static const struct dsnn_scheme snfs_scheme = {
+    .params_size = sizeof(struct snfs_model),
+    .configure = snfs_configure,
+    .after_step = snfs_after_step,
+    .end_epoch = snfs_end_epoch,
     .save = snfs_save,
     .load = snfs_load,
-    .destroy = snfs_destroy,
 };
-
-static const struct dsnn_component snfs_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_MODEL, "snfs", "1.0.0",
+DSNN_SCHEME_PLUGIN("snfs", "1.0.0",
                    "Sparse momentum (Dettmers & Zettlemoyer 2019): magnitude pruning, regrowth "
                    "redistributed across layers by mean momentum, grown at the largest gradients",
-                   snfs_ops, snfs_keys),
-};
-
-DSNN_PLUGIN_DEFINE("snfs", snfs_components)
+                   snfs_scheme, snfs_keys)

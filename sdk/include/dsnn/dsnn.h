@@ -20,6 +20,7 @@
 #include "dsnn/prune_grow.h"
 #include "dsnn/rng.h"
 #include "dsnn/schedules.h"
+#include "dsnn/scheme.h"
 #include "dsnn/search_space.h"
 #include "dsnn/sparse.h"
 #include "dsnn/sparse_model.h"

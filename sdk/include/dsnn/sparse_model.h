@@ -2,7 +2,8 @@
  *
  * It embeds the dense base model (optimizer, LR schedule, epoch loop, checkpoint), replaces the
  * network's linear layers by truly sparse ones before initialisation, and logs their density.
- * Model plugins (sparse, set, dsnn, rigl ...) embed it and add their prune / regrow rule. */
+ * Model plugins (sparse, set, dsnn, rigl ...) get one from the scheme kit (dsnn/scheme.h) and add
+ * their prune / regrow rule. */
 #ifndef DSNN_SPARSE_MODEL_H
 #define DSNN_SPARSE_MODEL_H
 
@@ -15,40 +16,28 @@ extern "C" {
 
 #define DSNN_SPARSE_MODEL_MAX_LAYERS 64
 
-struct dsnn_sparse_model {
-    struct dsnn_base_model base;
-    size_t n_layers;                                 /* sparse layers */
-    size_t layer_index[DSNN_SPARSE_MODEL_MAX_LAYERS]; /* their index in the network */
-    struct dsnn_rng topo_rng; /* DSNN_RNG_STREAM_TOPOLOGY of the trial: prune / regrow draws */
-    /* Update bookkeeping (see dsnn_sparse_model_update_begin), per sparse layer: connection keys
-     * (row * n_in + col, ascending) before the round and grown by the last round. */
-    uint64_t *before[DSNN_SPARSE_MODEL_MAX_LAYERS];
-    size_t n_before[DSNN_SPARSE_MODEL_MAX_LAYERS];
-    uint64_t *grown[DSNN_SPARSE_MODEL_MAX_LAYERS];
-    size_t n_grown[DSNN_SPARSE_MODEL_MAX_LAYERS];
-    size_t grown_survived[DSNN_SPARSE_MODEL_MAX_LAYERS];
-    bool have_grown;
-};
+/* Opaque: plugins reach it through the scheme kit (dsnn/scheme.h), which creates it, and the
+ * accessors below. */
+struct dsnn_sparse_model;
 
-/* Keys read by dsnn_sparse_model_configure besides the base model's (on_perc, epsilon,
+/* Keys read by the sparse model (the scheme kit configures it) besides the base model's (on_perc, epsilon,
  * density_distribution, sparse_type, start_sparse, end_sparse, sparse_linear_only, weight_init,
  * weight_std, sparse_fan_in, grow_init, grow_std), as one entry of a plugin's key table. */
 DSNN_API extern const struct dsnn_key_table dsnn_sparse_model_keys;
 #define DSNN_SPARSE_MODEL_KEYS DSNN_KEYS_FROM(dsnn_sparse_model_keys)
 
-/* Reads DSNN_BASE_MODEL_KEYS and DSNN_SPARSE_MODEL_KEYS from cfg, creates the optimizer and
- * replaces the chosen linear layers of net (not yet initialised) by sparse ones. */
-DSNN_API enum dsnn_status dsnn_sparse_model_configure(struct dsnn_sparse_model *sm,
-                                                      const struct dsnn_cfg *cfg,
-                                                      const struct dsnn_run_ctx *ctx,
-                                                      struct dsnn_net *net,
-                                                      struct dsnn_error *err);
-/* Initialises the network (parameters, initial topology) and reserves sparse buffers. */
-DSNN_API enum dsnn_status dsnn_sparse_model_init_net(struct dsnn_sparse_model *sm,
-                                                     const struct dsnn_dataset_info *info,
-                                                     struct dsnn_error *err);
-/* Sparse layer i (0 <= i < n_layers). */
+/* Sparse layer i (0 <= i < n_layers), or NULL. */
 DSNN_API struct dsnn_layer *dsnn_sparse_model_layer(const struct dsnn_sparse_model *sm, size_t i);
+/* The number of sparse layers (0 for a dense scheme), at most DSNN_SPARSE_MODEL_MAX_LAYERS. */
+DSNN_API size_t dsnn_sparse_model_n_layers(const struct dsnn_sparse_model *sm);
+/* The index in the network of sparse layer i (i < n_layers). */
+DSNN_API size_t dsnn_sparse_model_layer_index(const struct dsnn_sparse_model *sm, size_t i);
+/* The random stream of prune / regrow draws (DSNN_RNG_STREAM_TOPOLOGY of the trial; part of the
+ * checkpoint). */
+DSNN_API struct dsnn_rng *dsnn_sparse_model_topo_rng(struct dsnn_sparse_model *sm);
+/* The network (not owned) and the base model (optimizer, LR schedule, step: dsnn/train.h). */
+DSNN_API struct dsnn_net *dsnn_sparse_model_net(const struct dsnn_sparse_model *sm);
+DSNN_API struct dsnn_base_model *dsnn_sparse_model_base(struct dsnn_sparse_model *sm);
 
 /* Adds density_<layer>, nnz_<layer> for each sparse layer, density_total (active / dense
  * connections over the sparse layers) and n_params (all trainable values). */
@@ -89,14 +78,14 @@ DSNN_API void dsnn_sparse_model_set_round_observer(dsnn_sparse_round_observer fn
 DSNN_API void dsnn_sparse_model_log_idle(const struct dsnn_sparse_model *sm,
                                          struct dsnn_metrics *m);
 
-/* Checkpoint: the base model plus the topology random stream. */
+/* Checkpoint: the base model plus the topology random stream and the last round's regrown
+ * connections (the scheme kit writes it, then the scheme's own part). */
 DSNN_API enum dsnn_status dsnn_sparse_model_save(struct dsnn_sparse_model *sm, FILE *f,
                                                  struct dsnn_error *err);
 DSNN_API enum dsnn_status dsnn_sparse_model_load(struct dsnn_sparse_model *sm, FILE *f,
                                                  struct dsnn_error *err);
-DSNN_API void dsnn_sparse_model_release(struct dsnn_sparse_model *sm);
 
-/* Sets the initial density of every sparse layer (after configure, before init_net), whatever
+/* Sets the initial density of every sparse layer (from a scheme's configure callback, before the network is initialised), whatever
  * on_perc / epsilon said: e.g. 1.0 for schemes that start dense and prune (gradual magnitude
  * pruning, lottery ticket). density in [0, 1]. */
 DSNN_API enum dsnn_status dsnn_sparse_model_set_density(struct dsnn_sparse_model *sm,
@@ -110,7 +99,9 @@ DSNN_API enum dsnn_status dsnn_sparse_model_set_density(struct dsnn_sparse_model
  *         &t, sm, &scratch);                               each round
  *     dsnn_sparse_update_tally_log(&t, sm, m);             at the end of the epoch
  * Logged: update_rounds; per sparse layer pruned_<layer> and grown_<layer> summed over the rounds
- * and surviving_synapses_<layer> averaged over the rounds that had it (absent if none did). */
+ * and surviving_synapses_<layer> averaged over the rounds that had it (absent if none did).
+ * dsnn_sparse_model_update_end_tally(sm, &t, err) ends a bracket that way (with a scratch
+ * struct dsnn_metrics of the model's own). */
 struct dsnn_sparse_update_tally {
     size_t rounds;
     double pruned[DSNN_SPARSE_MODEL_MAX_LAYERS];
@@ -122,6 +113,9 @@ DSNN_API void dsnn_sparse_update_tally_clear(struct dsnn_sparse_update_tally *t)
 DSNN_API void dsnn_sparse_update_tally_add(struct dsnn_sparse_update_tally *t,
                                            const struct dsnn_sparse_model *sm,
                                            const struct dsnn_metrics *round);
+DSNN_API enum dsnn_status dsnn_sparse_model_update_end_tally(struct dsnn_sparse_model *sm,
+                                                             struct dsnn_sparse_update_tally *t,
+                                                             struct dsnn_error *err);
 DSNN_API void dsnn_sparse_update_tally_log(const struct dsnn_sparse_update_tally *t,
                                            const struct dsnn_sparse_model *sm,
                                            struct dsnn_metrics *m);

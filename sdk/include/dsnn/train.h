@@ -92,6 +92,15 @@ DSNN_API enum dsnn_status dsnn_base_model_load(struct dsnn_base_model *bm, FILE 
                                                struct dsnn_error *err);
 DSNN_API void dsnn_base_model_release(struct dsnn_base_model *bm);
 
+/* Accessors, for schemes (dsnn/scheme.h) that look into their base model. */
+DSNN_API struct dsnn_net *dsnn_base_model_net(const struct dsnn_base_model *bm);
+DSNN_API int64_t dsnn_base_model_step(const struct dsnn_base_model *bm); /* optimizer steps so far */
+DSNN_API const struct dsnn_optim_cfg *dsnn_base_model_optim_cfg(const struct dsnn_base_model *bm);
+/* Replaces the optimizer by a fresh one of the same configuration (state and step count of the
+ * optimizer reset; the parameters' state slots are the network's and are left alone). */
+DSNN_API enum dsnn_status dsnn_base_model_reset_optim(struct dsnn_base_model *bm,
+                                                      struct dsnn_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -552,7 +552,7 @@ enum dsnn_status dsnn_coact_train_epoch(struct dsnn_sparse_model *sm, struct dsn
     *round_due = false;
     if (track && (st = dsnn_coact_begin_epoch(coact, err)))
         return st;
-    if ((st = dsnn_base_model_train_epoch(&sm->base, data, epoch, track ? &hooks : NULL, m, err)))
+    if ((st = dsnn_base_model_train_epoch(dsnn_sparse_model_base(sm), data, epoch, track ? &hooks : NULL, m, err)))
         return st;
     if (track && (st = dsnn_coact_end_epoch(coact, err)))
         return st;

@@ -86,3 +86,28 @@ void dsnn_base_model_release(struct dsnn_base_model *bm)
     dsnn_optim_free(bm->opt);
     bm->opt = NULL;
 }
+
+struct dsnn_net *dsnn_base_model_net(const struct dsnn_base_model *bm)
+{
+    return bm->net;
+}
+
+int64_t dsnn_base_model_step(const struct dsnn_base_model *bm)
+{
+    return bm->step;
+}
+
+const struct dsnn_optim_cfg *dsnn_base_model_optim_cfg(const struct dsnn_base_model *bm)
+{
+    return &bm->optim_cfg;
+}
+
+enum dsnn_status dsnn_base_model_reset_optim(struct dsnn_base_model *bm, struct dsnn_error *err)
+{
+    struct dsnn_optim *o = dsnn_optim_new(&bm->optim_cfg, err);
+    if (!o)
+        return err ? err->status : DSNN_ERR_NOMEM;
+    dsnn_optim_free(bm->opt);
+    bm->opt = o;
+    return DSNN_OK;
+}

@@ -2,6 +2,7 @@
  * prune / regrow rounds, checkpoint. */
 #include "dsnn/io.h"
 #include "dsnn/sparse_model.h"
+#include "train/train_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -66,12 +67,10 @@ static const struct dsnn_key_spec sparse_model_keys[] = {
 #undef SK_AT
 DSNN_KEY_TABLE_DEFINE(, dsnn_sparse_model_keys, sparse_model_keys);
 
-enum dsnn_status dsnn_sparse_model_configure(struct dsnn_sparse_model *sm,
-                                             const struct dsnn_cfg *cfg,
-                                             const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
-                                             struct dsnn_error *err)
+enum dsnn_status sm_configure(struct dsnn_sparse_model *sm, const struct dsnn_cfg *cfg,
+                              const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
+                              struct dsnn_error *err)
 {
-    memset(sm, 0, sizeof *sm);
     enum dsnn_status st = dsnn_base_model_configure(&sm->base, cfg, ctx, net, err);
     if (st != DSNN_OK)
         return st;
@@ -161,9 +160,8 @@ enum dsnn_status dsnn_sparse_model_configure(struct dsnn_sparse_model *sm,
     return DSNN_OK;
 }
 
-enum dsnn_status dsnn_sparse_model_init_net(struct dsnn_sparse_model *sm,
-                                            const struct dsnn_dataset_info *info,
-                                            struct dsnn_error *err)
+enum dsnn_status sm_init_net(struct dsnn_sparse_model *sm, const struct dsnn_dataset_info *info,
+                             struct dsnn_error *err)
 {
     enum dsnn_status st = dsnn_base_model_init_net(&sm->base, info, err);
     int max_batch = info->batch_size_train > info->batch_size_test ? info->batch_size_train
@@ -176,6 +174,31 @@ enum dsnn_status dsnn_sparse_model_init_net(struct dsnn_sparse_model *sm,
 struct dsnn_layer *dsnn_sparse_model_layer(const struct dsnn_sparse_model *sm, size_t i)
 {
     return i < sm->n_layers ? dsnn_net_layer(sm->base.net, sm->layer_index[i]) : NULL;
+}
+
+size_t dsnn_sparse_model_n_layers(const struct dsnn_sparse_model *sm)
+{
+    return sm->n_layers;
+}
+
+size_t dsnn_sparse_model_layer_index(const struct dsnn_sparse_model *sm, size_t i)
+{
+    return i < sm->n_layers ? sm->layer_index[i] : (size_t)-1;
+}
+
+struct dsnn_rng *dsnn_sparse_model_topo_rng(struct dsnn_sparse_model *sm)
+{
+    return &sm->topo_rng;
+}
+
+struct dsnn_net *dsnn_sparse_model_net(const struct dsnn_sparse_model *sm)
+{
+    return sm->base.net;
+}
+
+struct dsnn_base_model *dsnn_sparse_model_base(struct dsnn_sparse_model *sm)
+{
+    return &sm->base;
 }
 
 void dsnn_sparse_model_log_density(const struct dsnn_sparse_model *sm, struct dsnn_metrics *m)
@@ -364,11 +387,13 @@ enum dsnn_status dsnn_sparse_model_load(struct dsnn_sparse_model *sm, FILE *f,
     return DSNN_OK;
 }
 
-void dsnn_sparse_model_release(struct dsnn_sparse_model *sm)
+void sm_release(struct dsnn_sparse_model *sm)
 {
     if (!sm)
         return;
     dsnn_base_model_release(&sm->base);
+    dsnn_coact_free(sm->coact);
+    sm->coact = NULL;
     for (size_t i = 0; i < DSNN_SPARSE_MODEL_MAX_LAYERS; i++) {
         free(sm->before[i]);
         free(sm->grown[i]);
@@ -423,6 +448,17 @@ void dsnn_sparse_update_tally_add(struct dsnn_sparse_update_tally *t,
             t->surviving_n[i]++;
         }
     }
+}
+
+enum dsnn_status dsnn_sparse_model_update_end_tally(struct dsnn_sparse_model *sm,
+                                                    struct dsnn_sparse_update_tally *t,
+                                                    struct dsnn_error *err)
+{
+    dsnn_metrics_clear(&sm->scratch);
+    enum dsnn_status st = dsnn_sparse_model_update_end(sm, &sm->scratch, err);
+    if (st == DSNN_OK)
+        dsnn_sparse_update_tally_add(t, sm, &sm->scratch);
+    return st;
 }
 
 void dsnn_sparse_update_tally_log(const struct dsnn_sparse_update_tally *t,

@@ -1,0 +1,244 @@
+/* train/scheme.c - the scheme kit: the model plugin around a struct dsnn_scheme (dsnn/scheme.h). */
+#include "dsnn/io.h"
+#include "dsnn/scheme.h"
+#include "train/train_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum dsnn_status dsnn_scheme_create(const struct dsnn_scheme *s, const struct dsnn_key_spec *keys,
+                                    size_t n_keys, const struct dsnn_cfg *cfg,
+                                    const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
+                                    const struct dsnn_dataset_info *info, void **state,
+                                    struct dsnn_error *err)
+{
+    struct dsnn_sparse_model *sm = calloc(1, sizeof *sm);
+    if (!sm)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    sm->scheme = s;
+    sm->dense = (s->flags & DSNN_SCHEME_DENSE) != 0;
+    sm->params = calloc(1, s->params_size ? s->params_size : 1);
+    const struct dsnn_key_table table = {keys, n_keys};
+    enum dsnn_status st = DSNN_OK;
+    if (!sm->params)
+        st = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    else if (sm->dense)
+        st = dsnn_base_model_configure(&sm->base, cfg, ctx, net, err);
+    else
+        st = sm_configure(sm, cfg, ctx, net, err);
+    if (st == DSNN_OK)
+        st = dsnn_keys_read(&table, cfg, sm->params, err);
+    if (st == DSNN_OK && (s->flags & DSNN_SCHEME_PRUNE_SCHEDULE))
+        st = dsnn_prune_schedule_read(cfg, &sm->sched, err);
+    if (st == DSNN_OK && s->configure)
+        st = s->configure(sm, sm->params, cfg, ctx, info, err);
+    if (st == DSNN_OK)
+        st = sm->dense ? dsnn_base_model_init_net(&sm->base, info, err)
+                       : sm_init_net(sm, info, err);
+    if (st == DSNN_OK && s->init)
+        st = s->init(sm, sm->params, ctx, err);
+    if (st != DSNN_OK) {
+        dsnn_scheme_destroy(sm);
+        return st;
+    }
+    *state = sm;
+    return DSNN_OK;
+}
+
+static enum dsnn_status hook_forward(void *user, struct dsnn_net *net, const struct dsnn_batch *b,
+                                     struct dsnn_error *err)
+{
+    (void)net;
+    struct dsnn_sparse_model *sm = user;
+    enum dsnn_status st;
+    if (sm->coact_tracking && (st = dsnn_coact_accumulate(sm->coact, b->x, b->n, err)))
+        return st;
+    return sm->scheme->after_forward ? sm->scheme->after_forward(sm, sm->params, b, err)
+                                     : DSNN_OK;
+}
+
+static enum dsnn_status hook_backward(void *user, struct dsnn_net *net, int64_t step,
+                                      struct dsnn_error *err)
+{
+    (void)net;
+    struct dsnn_sparse_model *sm = user;
+    return sm->scheme->after_backward(sm, sm->params, step, err);
+}
+
+static enum dsnn_status hook_step(void *user, struct dsnn_net *net, int64_t step,
+                                  struct dsnn_error *err)
+{
+    (void)net;
+    struct dsnn_sparse_model *sm = user;
+    return sm->scheme->after_step(sm, sm->params, step, err);
+}
+
+enum dsnn_status dsnn_scheme_train_epoch(void *state, struct dsnn_data *data, int epoch,
+                                         struct dsnn_metrics *m, struct dsnn_error *err)
+{
+    struct dsnn_sparse_model *sm = state;
+    const struct dsnn_scheme *s = sm->scheme;
+    const bool scheduled = (s->flags & DSNN_SCHEME_PRUNE_SCHEDULE) != 0;
+    const bool active = scheduled && dsnn_prune_schedule_active(&sm->sched, epoch);
+    int train_epoch = epoch;
+    enum dsnn_status st;
+    if (s->begin_epoch && (st = s->begin_epoch(sm, sm->params, epoch, &train_epoch, m, err)))
+        return st;
+    /* Coactivations for this epoch's round, or every epoch for a moving average. */
+    sm->coact_tracking =
+        sm->coact && (active || (sm->coact_alpha < 1.0 &&
+                                 !dsnn_prune_schedule_stopped(&sm->sched, epoch)));
+    const struct dsnn_train_hooks hooks = {
+        .user = sm,
+        .after_forward = sm->coact_tracking || s->after_forward ? hook_forward : NULL,
+        .after_backward = s->after_backward ? hook_backward : NULL,
+        .after_step = s->after_step ? hook_step : NULL,
+    };
+    const bool any = hooks.after_forward || hooks.after_backward || hooks.after_step;
+    if (sm->coact_tracking && (st = dsnn_coact_begin_epoch(sm->coact, err)))
+        return st;
+    if ((st = dsnn_base_model_train_epoch(&sm->base, data, train_epoch, any ? &hooks : NULL, m,
+                                          err)))
+        return st;
+    if (sm->coact_tracking && (st = dsnn_coact_end_epoch(sm->coact, err)))
+        return st;
+    sm->coact_tracking = false;
+    if (scheduled) {
+        dsnn_metrics_set(m, "pruning_active", active);
+        if (!active)
+            dsnn_sparse_model_log_idle(sm, m);
+        else if (s->round && (st = s->round(sm, sm->params, epoch, m, err)))
+            return st;
+    }
+    if (s->end_epoch && (st = s->end_epoch(sm, sm->params, epoch, m, err)))
+        return st;
+    dsnn_sparse_model_log_density(sm, m);
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_scheme_evaluate(void *state, struct dsnn_data *data, enum dsnn_split split,
+                                      struct dsnn_metrics *m, struct dsnn_error *err)
+{
+    struct dsnn_sparse_model *sm = state;
+    return dsnn_base_model_evaluate(&sm->base, data, split, m, err);
+}
+
+enum dsnn_status dsnn_scheme_save(void *state, FILE *f, struct dsnn_error *err)
+{
+    struct dsnn_sparse_model *sm = state;
+    enum dsnn_status st = sm->dense ? dsnn_base_model_save(&sm->base, f, err)
+                                    : dsnn_sparse_model_save(sm, f, err);
+    if (st == DSNN_OK && sm->coact)
+        st = dsnn_coact_save(sm->coact, f, err);
+    if (st == DSNN_OK && sm->scheme->save)
+        st = sm->scheme->save(sm, sm->params, f, err);
+    return st;
+}
+
+enum dsnn_status dsnn_scheme_load(void *state, FILE *f, struct dsnn_error *err)
+{
+    struct dsnn_sparse_model *sm = state;
+    enum dsnn_status st = sm->dense ? dsnn_base_model_load(&sm->base, f, err)
+                                    : dsnn_sparse_model_load(sm, f, err);
+    if (st == DSNN_OK && sm->coact)
+        st = dsnn_coact_load(sm->coact, f, err);
+    if (st == DSNN_OK && sm->scheme->load)
+        st = sm->scheme->load(sm, sm->params, f, err);
+    return st;
+}
+
+void dsnn_scheme_destroy(void *state)
+{
+    struct dsnn_sparse_model *sm = state;
+    if (!sm)
+        return;
+    if (sm->params && sm->scheme->destroy)
+        sm->scheme->destroy(sm->params);
+    free(sm->params);
+    sm_release(sm);
+    free(sm);
+}
+
+/* ---- Coactivation-driven schemes ---- */
+
+enum dsnn_status dsnn_scheme_track_coact(struct dsnn_sparse_model *sm, bool dense, double alpha,
+                                         struct dsnn_error *err)
+{
+    dsnn_coact_free(sm->coact);
+    sm->coact = dsnn_coact_new(sm->base.net, sm->layer_index, sm->n_layers, dense, alpha, err);
+    sm->coact_alpha = alpha;
+    return sm->coact ? DSNN_OK : (err ? err->status : DSNN_ERR_NOMEM);
+}
+
+/* Hebbian growth: the score of an inactive connection is its coactivation. */
+struct heb_score {
+    const float *dense; /* [n_out][n_in] */
+    int n_in;
+};
+
+static enum dsnn_status heb_score(void *user, struct dsnn_layer *l, int row0, int row1, float *out,
+                                  struct dsnn_error *err)
+{
+    (void)l;
+    (void)err;
+    const struct heb_score *h = user;
+    memcpy(out, h->dense + (size_t)row0 * (size_t)h->n_in,
+           (size_t)(row1 - row0) * (size_t)h->n_in * sizeof *out);
+    return DSNN_OK;
+}
+
+/* One layer of dsnn_scheme_coact_round. */
+static enum dsnn_status coact_layer(struct dsnn_sparse_model *sm, size_t i, const void *params,
+                                    dsnn_scheme_keep_fn keep_fn, bool hebbian_grow,
+                                    struct dsnn_metrics *m, struct dsnn_error *err)
+{
+    struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
+    struct dsnn_sparse_csr c;
+    dsnn_sparse_get_csr(l, &c);
+    if (c.nnz == (size_t)c.n_in * (size_t)c.n_out)
+        return DSNN_OK; /* a full layer has nowhere to regrow: left alone */
+    const float *coact = sm->coact ? dsnn_coact_values(sm->coact, i) : NULL;
+    if (sm->coact && !coact)
+        return dsnn_error_set(err, DSNN_ERR_INTERNAL,
+                              "layer '%s': coactivations are not aligned with the topology",
+                              l->name);
+    uint8_t *keep = malloc(c.nnz ? c.nnz : 1);
+    if (!keep)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    size_t n_keep = 0;
+    enum dsnn_status st = keep_fn(params, c.value, coact, c.nnz, keep, &n_keep, err);
+    if (st == DSNN_OK) {
+        double samples = (double)dsnn_coact_samples(sm->coact);
+        if (coact && c.nnz && samples > 0) {
+            double sum = 0;
+            for (size_t k = 0; k < c.nnz; k++)
+                sum += coact[k];
+            dsnn_metrics_setf(m, sum / (double)c.nnz / samples, "coact_mean_%s", l->name);
+        }
+        dsnn_metrics_setf(m, (double)n_keep, "kept_%s", l->name);
+        size_t inactive = (size_t)c.n_in * (size_t)c.n_out - c.nnz;
+        size_t grow = dsnn_rule_grow_count(c.nnz, n_keep, inactive);
+        struct heb_score hs = {hebbian_grow ? dsnn_coact_dense(sm->coact, i) : NULL, c.n_in};
+        if (hebbian_grow && !hs.dense)
+            st = dsnn_error_set(err, DSNN_ERR_INTERNAL,
+                                "layer '%s': no dense coactivations for Hebbian growth", l->name);
+        else
+            st = dsnn_dynsparse_apply(l, keep, grow, hebbian_grow ? heb_score : NULL, &hs,
+                                      &sm->topo_rng, err);
+    }
+    free(keep);
+    return st;
+}
+
+enum dsnn_status dsnn_scheme_coact_round(struct dsnn_sparse_model *sm, const void *params,
+                                         dsnn_scheme_keep_fn keep, bool hebbian_grow,
+                                         struct dsnn_metrics *m, struct dsnn_error *err)
+{
+    enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
+    for (size_t i = 0; st == DSNN_OK && i < sm->n_layers; i++)
+        st = coact_layer(sm, i, params, keep, hebbian_grow, m, err);
+    if (st != DSNN_OK)
+        return st;
+    dsnn_sparse_model_update_pruned(sm);
+    return dsnn_sparse_model_update_end(sm, m, err);
+}

@@ -1,0 +1,47 @@
+/* train/train_impl.h - private to libdsnn: the sparse model's state (opaque to plugins: they use
+ * the accessors of dsnn/sparse_model.h) and the scheme kit's part of it (train/scheme.c). */
+#ifndef DSNN_TRAIN_IMPL_H
+#define DSNN_TRAIN_IMPL_H
+
+#include "dsnn/coactivation.h"
+#include "dsnn/dynsparse_rules.h"
+#include "dsnn/scheme.h"
+#include "dsnn/sparse_model.h"
+
+struct dsnn_sparse_model {
+    struct dsnn_base_model base;
+    size_t n_layers;                                 /* sparse layers */
+    size_t layer_index[DSNN_SPARSE_MODEL_MAX_LAYERS]; /* their index in the network */
+    struct dsnn_rng topo_rng; /* DSNN_RNG_STREAM_TOPOLOGY of the trial: prune / regrow draws */
+    /* Update bookkeeping (see dsnn_sparse_model_update_begin), per sparse layer: connection keys
+     * (row * n_in + col, ascending) before the round and grown by the last round. */
+    uint64_t *before[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    size_t n_before[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    uint64_t *grown[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    size_t n_grown[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    size_t grown_survived[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    bool have_grown;
+    struct dsnn_metrics scratch; /* one round's counts (dsnn_sparse_model_update_end_tally) */
+
+    /* The scheme kit (train/scheme.c). */
+    const struct dsnn_scheme *scheme;
+    void *params;    /* scheme->params_size bytes */
+    bool dense;      /* DSNN_SCHEME_DENSE: the base model alone, no sparse layers */
+    struct dsnn_prune_schedule sched; /* DSNN_SCHEME_PRUNE_SCHEDULE */
+    struct dsnn_coact *coact;         /* dsnn_scheme_track_coact; NULL: none */
+    double coact_alpha;
+    bool coact_tracking; /* counting during this epoch's training pass */
+};
+
+/* Reads DSNN_BASE_MODEL_KEYS and DSNN_SPARSE_MODEL_KEYS from cfg, creates the optimizer and
+ * replaces the chosen linear layers of net (not yet initialised) by sparse ones. */
+enum dsnn_status sm_configure(struct dsnn_sparse_model *sm, const struct dsnn_cfg *cfg,
+                              const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
+                              struct dsnn_error *err);
+/* Initialises the network (parameters, initial topology) and reserves sparse buffers. */
+enum dsnn_status sm_init_net(struct dsnn_sparse_model *sm, const struct dsnn_dataset_info *info,
+                             struct dsnn_error *err);
+/* Frees what sm holds (not sm itself). */
+void sm_release(struct dsnn_sparse_model *sm);
+
+#endif
