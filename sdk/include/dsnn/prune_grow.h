@@ -39,7 +39,8 @@ DSNN_API enum dsnn_status dsnn_prune_threshold(struct dsnn_layer *l, double thre
 
 /* Marks the `count` smallest scores over n_arrays arrays taken together: mark[a][k] = 1 for the
  * chosen, 0 for the others. NaN counts as the smallest; ties go to the earlier array, then the
- * lower index. DSNN_ERR_INVALID if count exceeds the total length. O(total length). */
+ * lower index. DSNN_ERR_INVALID if count exceeds the total length. O(total length) time, 5
+ * bytes per score of scratch. */
 DSNN_API enum dsnn_status dsnn_select_smallest(size_t n_arrays, const float *const *score,
                                                const size_t *n, size_t count,
                                                uint8_t *const *mark, struct dsnn_error *err);

@@ -162,39 +162,23 @@ enum dsnn_status dsnn_select_smallest(size_t n_arrays, const float *const *score
                               total);
     if (count == 0)
         return DSNN_OK;
-    /* Radix select in two 16-bit digits: the threshold key and how many equal to it to take. */
-    size_t *hist = malloc(65536 * sizeof *hist);
-    if (!hist)
+    /* The arrays end to end as one list of keys: the engine's one selection (sp_mark_smallest,
+     * ties to the lower position, i.e. the earlier array, then the lower index). */
+    uint32_t *keys = malloc(total * sizeof *keys);
+    uint8_t *chosen = calloc(total, 1);
+    if (!keys || !chosen) {
+        free(keys);
+        free(chosen);
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    uint32_t hi = 0, lo = 0;
-    size_t below = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        memset(hist, 0, 65536 * sizeof *hist);
-        for (size_t a = 0; a < n_arrays; a++)
-            for (size_t k = 0; k < n[a]; k++) {
-                const uint32_t key = sp_float_key(score[a][k]);
-                if (pass == 0)
-                    hist[key >> 16]++;
-                else if ((key >> 16) == hi)
-                    hist[key & 0xffffu]++;
-            }
-        uint32_t d = 0;
-        while (below + hist[d] < count)
-            below += hist[d++];
-        if (pass == 0)
-            hi = d;
-        else
-            lo = d;
     }
-    free(hist);
-    const uint32_t thr = (hi << 16) | lo;
-    size_t take_eq = count - below;
-    for (size_t a = 0; a < n_arrays; a++)
-        for (size_t k = 0; k < n[a]; k++) {
-            const uint32_t key = sp_float_key(score[a][k]);
-            if (key < thr || (key == thr && take_eq > 0 && take_eq--))
-                mark[a][k] = 1;
-        }
+    for (size_t a = 0, at = 0; a < n_arrays; at += n[a], a++)
+        for (size_t k = 0; k < n[a]; k++)
+            keys[at + k] = sp_float_key(score[a][k]);
+    sp_mark_smallest(keys, total, count, chosen);
+    for (size_t a = 0, at = 0; a < n_arrays; at += n[a], a++)
+        memcpy(mark[a], chosen + at, n[a]);
+    free(keys);
+    free(chosen);
     return DSNN_OK;
 }
 
