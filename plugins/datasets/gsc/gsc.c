@@ -666,18 +666,8 @@ static enum dsnn_status gsc_next_batch(void *state, struct dsnn_batch *b, struct
     return DSNN_OK;
 }
 
-static const struct dsnn_dataset_ops gsc_ops = {
-    .open = gsc_open,
-    .begin = gsc_begin,
-    .next_batch = gsc_next_batch,
-    .close = gsc_close,
-};
-
-static const struct dsnn_component gsc_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_DATASET, "gsc", "1.0.0",
-                   "Google Speech Commands, nupic's preprocessed .npz files (32x32 log-mel, 12 "
-                   "classes)",
-                   gsc_ops, gsc_keys),
-};
-
-DSNN_PLUGIN_DEFINE("gsc", gsc_components)
+DSNN_DATASET_PLUGIN("gsc", "1.0.0",
+                    "Google Speech Commands, nupic's preprocessed .npz files (32x32 log-mel, 12 "
+                    "classes)",
+                    gsc_keys, .open = gsc_open, .begin = gsc_begin, .next_batch = gsc_next_batch,
+                    .close = gsc_close)

@@ -199,6 +199,30 @@ typedef const struct dsnn_plugin *(*dsnn_plugin_entry_fn)(void);
         return &plugin;                                                                           \
     }
 
+/* A plugin of one component, its ops table given by designated initializers:
+ *
+ *     DSNN_DATASET_PLUGIN("gsc", "1.0.0", "Google Speech Commands ...", gsc_keys,
+ *                         .open = gsc_open, .begin = gsc_begin, .next_batch = gsc_next_batch,
+ *                         .close = gsc_close)
+ *
+ * defines the ops table, the component array and dsnn_plugin_entry (use DSNN_COMPONENT and
+ * DSNN_PLUGIN_DEFINE for a plugin of several components). Members left out are NULL. */
+#define DSNN_PLUGIN_ONE(kind, ops_type, name, version, description, keys, ...)                    \
+    static const ops_type dsnn_plugin_one_ops = {__VA_ARGS__};                                  \
+    static const struct dsnn_component dsnn_plugin_one_components[] = {                          \
+        DSNN_COMPONENT(kind, name, version, description, dsnn_plugin_one_ops, keys)};           \
+    DSNN_PLUGIN_DEFINE(name, dsnn_plugin_one_components)
+
+#define DSNN_DATASET_PLUGIN(name, version, description, keys, ...)                                \
+    DSNN_PLUGIN_ONE(DSNN_KIND_DATASET, struct dsnn_dataset_ops, name, version, description, keys, \
+                    __VA_ARGS__)
+#define DSNN_NETWORK_PLUGIN(name, version, description, keys, ...)                                \
+    DSNN_PLUGIN_ONE(DSNN_KIND_NETWORK, struct dsnn_network_ops, name, version, description, keys, \
+                    __VA_ARGS__)
+#define DSNN_SEARCH_PLUGIN(name, version, description, keys, ...)                                 \
+    DSNN_PLUGIN_ONE(DSNN_KIND_SEARCH, struct dsnn_search_ops, name, version, description, keys,   \
+                    __VA_ARGS__)
+
 #ifdef __cplusplus
 }
 #endif
