@@ -267,27 +267,25 @@ static void test_boost_decays_per_epoch(void)
     CU_ASSERT_EQUAL_FATAL(data.ops->open(dsnn_cfg_group(root, "dataset"), &ctx, &data.state,
                                          &data.info, &err),
                           DSNN_OK);
-    struct dsnn_base_model bm;
-    CU_ASSERT_EQUAL_FATAL(
-        dsnn_base_model_configure(&bm, dsnn_cfg_group(root, "model"), &ctx, b.net, &err),
-        DSNN_OK);
-    CU_ASSERT_EQUAL_FATAL(dsnn_base_model_init_net(&bm, &data.info, &err), DSNN_OK);
+    struct dsnn_base_model *bm = dsnn_base_model_new(dsnn_cfg_group(root, "model"), &ctx, b.net, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bm);
+    CU_ASSERT_EQUAL_FATAL(dsnn_base_model_init_net(bm, &data.info, &err), DSNN_OK);
     struct dsnn_layer *kw = find(b.net, "kw1");
     static struct dsnn_metrics m;
     double expected = 2.0;
     for (int epoch = 0; epoch < 2; epoch++) {
         dsnn_metrics_clear(&m);
-        CU_ASSERT_EQUAL_FATAL(dsnn_base_model_train_epoch(&bm, &data, epoch, NULL, &m, &err),
+        CU_ASSERT_EQUAL_FATAL(dsnn_base_model_train_epoch(bm, &data, epoch, NULL, &m, &err),
                               DSNN_OK);
         expected *= 0.5;
         CU_ASSERT_DOUBLE_EQUAL(dsnn_kwinners_boost_strength(kw), expected, 1e-12);
         /* evaluation does not decay it */
-        CU_ASSERT_EQUAL_FATAL(dsnn_base_model_evaluate(&bm, &data, DSNN_SPLIT_TEST, &m, &err),
+        CU_ASSERT_EQUAL_FATAL(dsnn_base_model_evaluate(bm, &data, DSNN_SPLIT_TEST, &m, &err),
                               DSNN_OK);
         CU_ASSERT_DOUBLE_EQUAL(dsnn_kwinners_boost_strength(kw), expected, 1e-12);
     }
     CU_ASSERT_EQUAL(dsnn_kwinners_learning_iterations(kw), 128u);
-    dsnn_base_model_release(&bm);
+    dsnn_base_model_free(bm);
     data.ops->close(data.state);
     dsnn_config_file_free(cf);
     built_free(&b);

@@ -433,17 +433,16 @@ static void test_cfg_read_ok(void)
     CU_ASSERT_EQUAL(err.status, DSNN_OK);
 
     /* The base model reads the same keys and makes the optimizer. */
-    struct dsnn_base_model bm;
     struct dsnn_net *net = one_layer_net(1);
-    CU_ASSERT_EQUAL(dsnn_base_model_configure(&bm, model_of(f), NULL, net, &err), DSNN_OK);
-    CU_ASSERT_PTR_NOT_NULL(bm.opt);
-    CU_ASSERT_PTR_EQUAL(bm.net, net);
-    CU_ASSERT_EQUAL(bm.step, 0);
-    CU_ASSERT_EQUAL(bm.sched.type, DSNN_LR_STEP);
-    CU_ASSERT_EQUAL(dsnn_optim_lr(bm.opt), 0.1);
-    dsnn_base_model_release(&bm);
-    CU_ASSERT_PTR_NULL(bm.opt);
-    dsnn_base_model_release(NULL);
+    struct dsnn_base_model *bm = dsnn_base_model_new(model_of(f), NULL, net, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bm);
+    CU_ASSERT_PTR_NOT_NULL(dsnn_base_model_optim(bm));
+    CU_ASSERT_PTR_EQUAL(dsnn_base_model_net(bm), net);
+    CU_ASSERT_EQUAL(dsnn_base_model_step(bm), 0);
+    CU_ASSERT_EQUAL(dsnn_base_model_lr_sched(bm)->type, DSNN_LR_STEP);
+    CU_ASSERT_EQUAL(dsnn_optim_lr(dsnn_base_model_optim(bm)), 0.1);
+    dsnn_base_model_free(bm); /* the optimizer with it (ASan: no leak) */
+    dsnn_base_model_free(NULL);
     dsnn_net_free(net);
     dsnn_config_file_free(f);
 }
@@ -515,12 +514,10 @@ static void test_cfg_read_errors(void)
         for (int i = 0; i < 4 && cases[k].parts[i]; i++)
             ASSERT_HAS(err.msg, cases[k].parts[i]);
         /* The base model reports the same error. */
-        struct dsnn_base_model bm;
         struct dsnn_error err2 = {0};
-        CU_ASSERT_EQUAL(dsnn_base_model_configure(&bm, model_of(f), NULL, NULL, &err2),
-                        DSNN_ERR_CONFIG);
+        CU_ASSERT_PTR_NULL(dsnn_base_model_new(model_of(f), NULL, NULL, &err2));
+        CU_ASSERT_EQUAL(err2.status, DSNN_ERR_CONFIG);
         CU_ASSERT_STRING_EQUAL(err2.msg, err.msg);
-        dsnn_base_model_release(&bm);
         dsnn_config_file_free(f);
     }
 }

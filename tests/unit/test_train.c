@@ -660,23 +660,24 @@ static struct dsnn_config_file *parse(const char *text)
     return f;
 }
 
-static void base_model_new(struct dsnn_base_model *bm, const struct dsnn_cfg *cfg, uint64_t seed,
-                           const struct dsnn_dataset_info *info)
+static struct dsnn_base_model *base_model_new(const struct dsnn_cfg *cfg, uint64_t seed,
+                                              const struct dsnn_dataset_info *info)
 {
     struct dsnn_error err = {0};
     struct dsnn_run_ctx ctx = {.seed = seed, .trial_index = 0, .epochs = 4, .log = stderr};
     struct dsnn_net *net = small_net(12, 0, 0);
-    enum dsnn_status st = dsnn_base_model_configure(bm, cfg, &ctx, net, &err);
-    if (st != DSNN_OK)
+    struct dsnn_base_model *bm = dsnn_base_model_new(cfg, &ctx, net, &err);
+    if (!bm)
         fprintf(stderr, "\n    configure: %s\n", err.msg);
-    CU_ASSERT_EQUAL_FATAL(st, DSNN_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bm);
     CU_ASSERT_EQUAL_FATAL(dsnn_base_model_init_net(bm, info, &err), DSNN_OK);
+    return bm;
 }
 
 static void base_model_free(struct dsnn_base_model *bm)
 {
-    struct dsnn_net *net = bm->net;
-    dsnn_base_model_release(bm);
+    struct dsnn_net *net = dsnn_base_model_net(bm);
+    dsnn_base_model_free(bm);
     dsnn_net_free(net);
 }
 
@@ -708,51 +709,49 @@ static void check_resume(const char *cfg_text)
     struct dsnn_metrics ma, mb;
 
     /* A: epochs 0, 1, checkpoint, epochs 2, 3. */
-    struct dsnn_base_model a;
-    base_model_new(&a, cfg, 42, &data.info);
+    struct dsnn_base_model *a = base_model_new(cfg, 42, &data.info);
     for (int e = 0; e < 2; e++) {
         dsnn_metrics_clear(&ma);
-        CU_ASSERT_EQUAL_FATAL(dsnn_base_model_train_epoch(&a, &data, e, NULL, &ma, &err), DSNN_OK);
+        CU_ASSERT_EQUAL_FATAL(dsnn_base_model_train_epoch(a, &data, e, NULL, &ma, &err), DSNN_OK);
     }
     FILE *f_ck = tmpfile();
     CU_ASSERT_PTR_NOT_NULL_FATAL(f_ck);
-    CU_ASSERT_EQUAL_FATAL(dsnn_base_model_save(&a, f_ck, &err), DSNN_OK);
-    int64_t step_at_ck = a.step;
+    CU_ASSERT_EQUAL_FATAL(dsnn_base_model_save(a, f_ck, &err), DSNN_OK);
+    int64_t step_at_ck = dsnn_base_model_step(a);
     CU_ASSERT_EQUAL(step_at_ck, 2 * 6);
     for (int e = 2; e < 4; e++) {
         dsnn_metrics_clear(&ma);
-        CU_ASSERT_EQUAL_FATAL(dsnn_base_model_train_epoch(&a, &data, e, NULL, &ma, &err), DSNN_OK);
+        CU_ASSERT_EQUAL_FATAL(dsnn_base_model_train_epoch(a, &data, e, NULL, &ma, &err), DSNN_OK);
     }
 
     /* B: another seed (other initial weights), restored from the checkpoint, epochs 2, 3. */
-    struct dsnn_base_model b;
-    base_model_new(&b, cfg, 7, &data.info);
-    CU_ASSERT_FALSE(same_params(a.net, b.net, false));
+    struct dsnn_base_model *b = base_model_new(cfg, 7, &data.info);
+    CU_ASSERT_FALSE(same_params(dsnn_base_model_net(a), dsnn_base_model_net(b), false));
     rewind(f_ck);
-    enum dsnn_status st = dsnn_base_model_load(&b, f_ck, &err);
+    enum dsnn_status st = dsnn_base_model_load(b, f_ck, &err);
     if (st != DSNN_OK)
         fprintf(stderr, "\n    load: %s\n", err.msg);
     CU_ASSERT_EQUAL_FATAL(st, DSNN_OK);
-    CU_ASSERT_EQUAL(b.step, step_at_ck);
+    CU_ASSERT_EQUAL(dsnn_base_model_step(b), step_at_ck);
     for (int e = 2; e < 4; e++) {
         dsnn_metrics_clear(&mb);
-        CU_ASSERT_EQUAL_FATAL(dsnn_base_model_train_epoch(&b, &data, e, NULL, &mb, &err), DSNN_OK);
+        CU_ASSERT_EQUAL_FATAL(dsnn_base_model_train_epoch(b, &data, e, NULL, &mb, &err), DSNN_OK);
     }
     /* Bit-identical weights, optimizer state, metrics and step count. */
-    CU_ASSERT_TRUE(same_params(a.net, b.net, true));
-    CU_ASSERT_EQUAL(a.step, b.step);
-    CU_ASSERT_EQUAL(a.step, 4 * 6);
+    CU_ASSERT_TRUE(same_params(dsnn_base_model_net(a), dsnn_base_model_net(b), true));
+    CU_ASSERT_EQUAL(dsnn_base_model_step(a), dsnn_base_model_step(b));
+    CU_ASSERT_EQUAL(dsnn_base_model_step(a), 4 * 6);
     CU_ASSERT_EQUAL(ma.n, mb.n);
     for (size_t i = 0; i < ma.n && i < mb.n; i++) {
         CU_ASSERT_STRING_EQUAL(ma.items[i].name, mb.items[i].name);
         CU_ASSERT_EQUAL(memcmp(&ma.items[i].value, &mb.items[i].value, sizeof(double)), 0);
     }
-    CU_ASSERT_EQUAL(dsnn_optim_lr(a.opt), dsnn_optim_lr(b.opt));
+    CU_ASSERT_EQUAL(dsnn_optim_lr(dsnn_base_model_optim(a)), dsnn_optim_lr(dsnn_base_model_optim(b)));
     /* Evaluation agrees too. */
     dsnn_metrics_clear(&ma);
     dsnn_metrics_clear(&mb);
-    CU_ASSERT_EQUAL(dsnn_base_model_evaluate(&a, &data, DSNN_SPLIT_TEST, &ma, &err), DSNN_OK);
-    CU_ASSERT_EQUAL(dsnn_base_model_evaluate(&b, &data, DSNN_SPLIT_TEST, &mb, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_base_model_evaluate(a, &data, DSNN_SPLIT_TEST, &ma, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_base_model_evaluate(b, &data, DSNN_SPLIT_TEST, &mb, &err), DSNN_OK);
     CU_ASSERT_EQUAL(metric(&ma, "val_loss"), metric(&mb, "val_loss"));
 
     /* A truncated or foreign checkpoint is refused. */
@@ -765,7 +764,7 @@ static void check_resume(const char *cfg_text)
     fwrite(buf, 1, (size_t)full - 3, t);
     rewind(t);
     memset(&err, 0, sizeof err);
-    CU_ASSERT_EQUAL(dsnn_base_model_load(&b, t, &err), DSNN_ERR_FORMAT);
+    CU_ASSERT_EQUAL(dsnn_base_model_load(b, t, &err), DSNN_ERR_FORMAT);
     ASSERT_HAS(err.msg, "truncated");
     fclose(t);
     t = tmpfile();
@@ -773,13 +772,13 @@ static void check_resume(const char *cfg_text)
     fwrite(buf, 1, (size_t)full, t);
     rewind(t);
     memset(&err, 0, sizeof err);
-    CU_ASSERT_EQUAL(dsnn_base_model_load(&b, t, &err), DSNN_ERR_FORMAT);
+    CU_ASSERT_EQUAL(dsnn_base_model_load(b, t, &err), DSNN_ERR_FORMAT);
     ASSERT_HAS(err.msg, "BMOD");
     fclose(t);
     free(buf);
     fclose(f_ck);
-    base_model_free(&a);
-    base_model_free(&b);
+    base_model_free(a);
+    base_model_free(b);
     mem_close(&ds);
     dsnn_config_file_free(f);
 }
@@ -804,31 +803,30 @@ static void test_base_model_metrics(void)
     const struct dsnn_cfg *cfg = dsnn_cfg_group(dsnn_config_file_root(f), "model");
     struct mem_ds ds;
     struct dsnn_data data = mem_open(&ds, 64, 32, 16, 3);
-    struct dsnn_base_model bm;
-    base_model_new(&bm, cfg, 1, &data.info);
+    struct dsnn_base_model *bm = base_model_new(cfg, 1, &data.info);
     struct dsnn_error err = {0};
     static const double lr[] = {0.2, 0.2, 0.02, 0.02, 0.002};
     for (int e = 0; e < 5; e++) {
         struct dsnn_metrics m;
         dsnn_metrics_clear(&m);
-        CU_ASSERT_EQUAL(dsnn_base_model_train_epoch(&bm, &data, e, NULL, &m, &err), DSNN_OK);
+        CU_ASSERT_EQUAL(dsnn_base_model_train_epoch(bm, &data, e, NULL, &m, &err), DSNN_OK);
         CU_ASSERT_DOUBLE_EQUAL(metric(&m, "learning_rate"), lr[e], 1e-15);
-        CU_ASSERT_DOUBLE_EQUAL(dsnn_optim_lr(bm.opt), lr[e], 1e-15);
+        CU_ASSERT_DOUBLE_EQUAL(dsnn_optim_lr(dsnn_base_model_optim(bm)), lr[e], 1e-15);
         CU_ASSERT_TRUE(dsnn_metrics_get(&m, "train_loss", NULL));
         CU_ASSERT_TRUE(dsnn_metrics_get(&m, "train_acc", NULL));
     }
-    CU_ASSERT_EQUAL(bm.step, 5 * 4);
+    CU_ASSERT_EQUAL(dsnn_base_model_step(bm), 5 * 4);
     struct dsnn_metrics m;
     dsnn_metrics_clear(&m);
-    CU_ASSERT_EQUAL(dsnn_base_model_evaluate(&bm, &data, DSNN_SPLIT_TEST, &m, &err), DSNN_OK);
-    CU_ASSERT_EQUAL(dsnn_base_model_evaluate(&bm, &data, DSNN_SPLIT_TRAIN, &m, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_base_model_evaluate(bm, &data, DSNN_SPLIT_TEST, &m, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_base_model_evaluate(bm, &data, DSNN_SPLIT_TRAIN, &m, &err), DSNN_OK);
     CU_ASSERT_TRUE(dsnn_metrics_get(&m, "val_acc", NULL));
     CU_ASSERT_TRUE(dsnn_metrics_get(&m, "val_loss", NULL));
     CU_ASSERT_TRUE(dsnn_metrics_get(&m, "train_eval_acc", NULL));
     CU_ASSERT_TRUE(dsnn_metrics_get(&m, "train_eval_loss", NULL));
-    CU_ASSERT_EQUAL(dsnn_base_model_evaluate(&bm, &data, DSNN_SPLIT_NOISE, &m, &err),
+    CU_ASSERT_EQUAL(dsnn_base_model_evaluate(bm, &data, DSNN_SPLIT_NOISE, &m, &err),
                     DSNN_ERR_INVALID); /* no noise split here */
-    base_model_free(&bm);
+    base_model_free(bm);
     mem_close(&ds);
     dsnn_config_file_free(f);
 }

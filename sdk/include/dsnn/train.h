@@ -48,16 +48,9 @@ DSNN_API enum dsnn_status dsnn_evaluate(struct dsnn_net *net, struct dsnn_data *
 
 /* ---- The base model (nupic BaseModel): optimizer + LR schedule + epoch loop ----
  * Model plugins embed it and add their own rules (sparsity, prune/regrow) around it. */
-struct dsnn_base_model {
-    struct dsnn_net *net; /* not owned */
-    struct dsnn_optim *opt;
-    struct dsnn_optim_cfg optim_cfg;
-    struct dsnn_lr_sched sched;
-    int64_t step; /* optimizer steps so far */
-    uint64_t seed;
-};
+struct dsnn_base_model; /* opaque: the accessors below */
 
-/* The keys dsnn_base_model_configure reads, as one entry of a plugin's key table:
+/* The keys dsnn_base_model_new reads, as one entry of a plugin's key table:
  *     static const struct dsnn_key_spec keys[] = { {"plugin", ...}, DSNN_BASE_MODEL_KEYS, ... }; */
 #define DSNN_BASE_MODEL_KEYS DSNN_KEYS_FROM(dsnn_base_model_keys)
 /* The keys of the base model: dsnn_optim_keys (optim_alg, learning_rate, momentum,
@@ -65,11 +58,13 @@ struct dsnn_base_model {
  * (lr_scheduler, lr_gamma, lr_step_size, lr_milestones); `dsnn-host info dense` prints them. */
 DSNN_API extern const struct dsnn_key_table dsnn_base_model_keys;
 
-/* Reads the DSNN_BASE_MODEL_KEYS from cfg and creates the optimizer; does not initialise net. */
-DSNN_API enum dsnn_status dsnn_base_model_configure(struct dsnn_base_model *bm,
-                                                    const struct dsnn_cfg *cfg,
+/* Reads the DSNN_BASE_MODEL_KEYS from cfg and creates the optimizer for net (not owned; not
+ * initialised here). NULL on error (err says why: a key's problem is DSNN_ERR_CONFIG naming it).
+ * ctx may be NULL (seed 0). Free with dsnn_base_model_free. */
+DSNN_API struct dsnn_base_model *dsnn_base_model_new(const struct dsnn_cfg *cfg,
                                                     const struct dsnn_run_ctx *ctx,
                                                     struct dsnn_net *net, struct dsnn_error *err);
+DSNN_API void dsnn_base_model_free(struct dsnn_base_model *bm); /* not the net; NULL is a no-op */
 /* Initialises net's parameters from the trial's init stream, with buffers for the dataset's
  * largest batch. */
 DSNN_API enum dsnn_status dsnn_base_model_init_net(struct dsnn_base_model *bm,
@@ -90,12 +85,13 @@ DSNN_API enum dsnn_status dsnn_base_model_save(struct dsnn_base_model *bm, FILE 
                                                struct dsnn_error *err);
 DSNN_API enum dsnn_status dsnn_base_model_load(struct dsnn_base_model *bm, FILE *f,
                                                struct dsnn_error *err);
-DSNN_API void dsnn_base_model_release(struct dsnn_base_model *bm);
 
 /* Accessors, for schemes (dsnn/scheme.h) that look into their base model. */
 DSNN_API struct dsnn_net *dsnn_base_model_net(const struct dsnn_base_model *bm);
 DSNN_API int64_t dsnn_base_model_step(const struct dsnn_base_model *bm); /* optimizer steps so far */
 DSNN_API const struct dsnn_optim_cfg *dsnn_base_model_optim_cfg(const struct dsnn_base_model *bm);
+DSNN_API struct dsnn_optim *dsnn_base_model_optim(const struct dsnn_base_model *bm);
+DSNN_API const struct dsnn_lr_sched *dsnn_base_model_lr_sched(const struct dsnn_base_model *bm);
 /* Replaces the optimizer by a fresh one of the same configuration (state and step count of the
  * optimizer reset; the parameters' state slots are the network's and are left alone). */
 DSNN_API enum dsnn_status dsnn_base_model_reset_optim(struct dsnn_base_model *bm,

@@ -1,7 +1,9 @@
 /* train/base_model.c - nupic's BaseModel: optimizer, LR schedule, epoch loop, checkpoint. */
 #include "dsnn/io.h"
 #include "dsnn/train.h"
+#include "train_impl.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const struct dsnn_key_spec base_model_keys[] = {
@@ -10,9 +12,9 @@ static const struct dsnn_key_spec base_model_keys[] = {
 };
 DSNN_KEY_TABLE_DEFINE(, dsnn_base_model_keys, base_model_keys);
 
-enum dsnn_status dsnn_base_model_configure(struct dsnn_base_model *bm, const struct dsnn_cfg *cfg,
-                                           const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
-                                           struct dsnn_error *err)
+enum dsnn_status bm_configure(struct dsnn_base_model *bm, const struct dsnn_cfg *cfg,
+                              const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
+                              struct dsnn_error *err)
 {
     enum dsnn_status st;
     memset(bm, 0, sizeof *bm);
@@ -79,7 +81,39 @@ enum dsnn_status dsnn_base_model_load(struct dsnn_base_model *bm, FILE *f, struc
     return DSNN_OK;
 }
 
-void dsnn_base_model_release(struct dsnn_base_model *bm)
+struct dsnn_base_model *dsnn_base_model_new(const struct dsnn_cfg *cfg,
+                                            const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
+                                            struct dsnn_error *err)
+{
+    struct dsnn_base_model *bm = calloc(1, sizeof *bm);
+    if (!bm) {
+        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (bm_configure(bm, cfg, ctx, net, err) != DSNN_OK) {
+        dsnn_base_model_free(bm);
+        return NULL;
+    }
+    return bm;
+}
+
+void dsnn_base_model_free(struct dsnn_base_model *bm)
+{
+    bm_release(bm);
+    free(bm);
+}
+
+struct dsnn_optim *dsnn_base_model_optim(const struct dsnn_base_model *bm)
+{
+    return bm ? bm->opt : NULL;
+}
+
+const struct dsnn_lr_sched *dsnn_base_model_lr_sched(const struct dsnn_base_model *bm)
+{
+    return bm ? &bm->sched : NULL;
+}
+
+void bm_release(struct dsnn_base_model *bm)
 {
     if (!bm)
         return;

@@ -23,7 +23,7 @@ enum dsnn_status dsnn_scheme_create(const struct dsnn_scheme *s, const struct ds
     if (!sm->params)
         st = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     else if (sm->dense)
-        st = dsnn_base_model_configure(&sm->base, cfg, ctx, net, err);
+        st = bm_configure(&sm->base, cfg, ctx, net, err);
     else
         st = sm_configure(sm, cfg, ctx, net, err);
     if (st == DSNN_OK)

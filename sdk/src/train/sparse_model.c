@@ -71,7 +71,7 @@ enum dsnn_status sm_configure(struct dsnn_sparse_model *sm, const struct dsnn_cf
                               const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
                               struct dsnn_error *err)
 {
-    enum dsnn_status st = dsnn_base_model_configure(&sm->base, cfg, ctx, net, err);
+    enum dsnn_status st = bm_configure(&sm->base, cfg, ctx, net, err);
     if (st != DSNN_OK)
         return st;
     dsnn_rng_seed(&sm->topo_rng, sm->base.seed, DSNN_RNG_STREAM_TOPOLOGY);
@@ -391,7 +391,7 @@ void sm_release(struct dsnn_sparse_model *sm)
 {
     if (!sm)
         return;
-    dsnn_base_model_release(&sm->base);
+    bm_release(&sm->base);
     dsnn_coact_free(sm->coact);
     sm->coact = NULL;
     for (size_t i = 0; i < DSNN_SPARSE_MODEL_MAX_LAYERS; i++) {

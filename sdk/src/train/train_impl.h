@@ -8,6 +8,22 @@
 #include "dsnn/scheme.h"
 #include "dsnn/sparse_model.h"
 
+/* The base model (dsnn/train.h; opaque to plugins), embedded by the sparse model. */
+struct dsnn_base_model {
+    struct dsnn_net *net; /* not owned */
+    struct dsnn_optim *opt;
+    struct dsnn_optim_cfg optim_cfg;
+    struct dsnn_lr_sched sched;
+    int64_t step; /* optimizer steps so far */
+    uint64_t seed;
+};
+
+/* dsnn_base_model_new / _free on a caller's struct (zeroed first; bm_release leaves it reusable). */
+enum dsnn_status bm_configure(struct dsnn_base_model *bm, const struct dsnn_cfg *cfg,
+                              const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
+                              struct dsnn_error *err);
+void bm_release(struct dsnn_base_model *bm);
+
 struct dsnn_sparse_model {
     struct dsnn_base_model base;
     size_t n_layers;                                 /* sparse layers */
