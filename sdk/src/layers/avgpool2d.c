@@ -3,7 +3,6 @@
 #include "dsnn/layers.h"
 #include "layers/layers_impl.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 struct avgpool2d {
@@ -34,13 +33,6 @@ static inline float ap_window(const struct avgpool2d *A, int oy, int ox, int *y0
     *x1 = we;
     const int div = A->count_include_pad ? pool : (he - hs) * (we - ws);
     return div > 0 ? 1.0f / (float)div : 0.0f;
-}
-
-static enum dsnn_status ap_init(struct dsnn_layer *l, struct dsnn_rng *rng,
-                                struct dsnn_error *err)
-{
-    (void)l, (void)rng, (void)err;
-    return DSNN_OK;
 }
 
 static enum dsnn_status ap_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
@@ -100,17 +92,10 @@ static enum dsnn_status ap_backward(struct dsnn_layer *l, const float *x, const 
     return DSNN_OK;
 }
 
-static void ap_destroy(struct dsnn_layer *l)
-{
-    free(l);
-}
-
 static const struct dsnn_layer_ops avgpool2d_ops = {
     .type = "avgpool2d",
-    .init = ap_init,
     .forward = ap_forward,
     .backward = ap_backward,
-    .destroy = ap_destroy,
 };
 
 static struct dsnn_layer *ap_new(const char *name, struct dsnn_shape in, int kh, int kw,

@@ -3,7 +3,6 @@
 #include "dsnn/layers.h"
 #include "layers/layers_impl.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 struct conv2d {
@@ -29,10 +28,7 @@ static enum dsnn_status conv_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     struct conv2d *C = conv_cast(l);
     const int K = C->g.c * C->g.kh * C->g.kw;
     const size_t nw = (size_t)C->out_c * (size_t)K;
-    dsnn_param_block_release(&C->blocks[0]);
-    dsnn_param_block_release(&C->blocks[1]);
-    if (dsnn_param_block_alloc(&C->blocks[0], "weight", nw) != DSNN_OK ||
-        (C->bias && dsnn_param_block_alloc(&C->blocks[1], "bias", (size_t)C->out_c) != DSNN_OK))
+    if (dsnn_layer_alloc_params(l, C->blocks, nw, C->bias ? (size_t)C->out_c : 0) != DSNN_OK)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': cannot allocate %zu weights",
                               l->name, nw);
     /* PyTorch: kaiming_uniform(a = sqrt(5)) = U(+-1/sqrt(fan_in)), fan_in = in_c kh kw;
@@ -45,8 +41,6 @@ static enum dsnn_status conv_init(struct dsnn_layer *l, struct dsnn_rng *rng,
         for (int o = 0; o < C->out_c; o++)
             C->blocks[1].value[o] =
                 dsnn_weight_init_draw(DSNN_INIT_KAIMING_UNIFORM, K, fan_out, 0, rng);
-    l->params = C->blocks;
-    l->n_params = C->bias ? 2 : 1;
     return DSNN_OK;
 }
 
@@ -137,24 +131,11 @@ static enum dsnn_status conv_backward(struct dsnn_layer *l, const float *x, cons
     return DSNN_OK;
 }
 
-static void conv_destroy(struct dsnn_layer *l)
-{
-    struct conv2d *C = conv_cast(l);
-    if (!C)
-        return;
-    dsnn_param_block_release(&C->blocks[0]);
-    dsnn_param_block_release(&C->blocks[1]);
-    free(C);
-}
-
 static const struct dsnn_layer_ops conv2d_ops = {
     .type = "conv2d",
     .init = conv_init,
     .forward = conv_forward,
     .backward = conv_backward,
-    .save = dsnn_layer_save_params,
-    .load = dsnn_layer_load_params,
-    .destroy = conv_destroy,
 };
 
 struct dsnn_layer *dsnn_conv2d_new(const char *name, struct dsnn_shape in, int out_channels,

@@ -39,6 +39,14 @@ static inline void dsnn_part_range(int64_t n, int p, int parts, int64_t align, i
     *b = p + 1 == parts ? n : (n * (p + 1) / parts) & ~(align - 1);
 }
 
+/* Checkpoint of a chain of layers (a network, a residual block): each layer's name and type,
+ * then its dsnn_layer_save. Load checks names and types; a mismatch reads "checkpoint layer
+ * <i><of> is ..., the <owner> has ..." (of: "" or " of the block"). */
+enum dsnn_status ly_save_chain(struct dsnn_layer *const *layers, size_t n, FILE *f,
+                               struct dsnn_error *err);
+enum dsnn_status ly_load_chain(struct dsnn_layer *const *layers, size_t n, const char *of,
+                               const char *owner, FILE *f, struct dsnn_error *err);
+
 /* Threads for the layer kernels (>= 1). */
 int ly_threads(void);
 

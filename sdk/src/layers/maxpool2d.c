@@ -15,13 +15,6 @@ struct maxpool2d {
 
 static const struct dsnn_layer_ops maxpool2d_ops;
 
-static enum dsnn_status mp_init(struct dsnn_layer *l, struct dsnn_rng *rng,
-                                struct dsnn_error *err)
-{
-    (void)l, (void)rng, (void)err;
-    return DSNN_OK;
-}
-
 static enum dsnn_status mp_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
                                    bool train, struct dsnn_error *err)
 {
@@ -100,16 +93,12 @@ static enum dsnn_status mp_backward(struct dsnn_layer *l, const float *x, const 
 
 static void mp_destroy(struct dsnn_layer *l)
 {
-    struct maxpool2d *M = (struct maxpool2d *)l;
-    if (!M)
-        return;
-    free(M->argmax);
-    free(M);
+    free(((struct maxpool2d *)l)->argmax);
+    free(l);
 }
 
 static const struct dsnn_layer_ops maxpool2d_ops = {
     .type = "maxpool2d",
-    .init = mp_init,
     .forward = mp_forward,
     .backward = mp_backward,
     .destroy = mp_destroy,

@@ -64,10 +64,9 @@ static enum dsnn_status sc_init(struct dsnn_layer *l, struct dsnn_rng *rng,
                                 struct dsnn_error *err)
 {
     struct sparse_conv2d *S = sc_cast(l);
-    enum dsnn_status st = S->w->ops->init(S->w, rng, err);
+    enum dsnn_status st = dsnn_layer_init(S->w, rng, err);
     if (st != DSNN_OK)
         return st;
-    S->w->initialized = true;
     S->dense_valid = false;
     sc_sync(S);
     return DSNN_OK;
@@ -560,7 +559,7 @@ static enum dsnn_status sc_save(struct dsnn_layer *l, FILE *f, struct dsnn_error
 {
     struct sparse_conv2d *S = sc_cast(l);
     enum dsnn_status st = dsnn_io_write(f, "SPCV", 4, "sparse conv2d tag", err);
-    return st != DSNN_OK ? st : S->w->ops->save(S->w, f, err);
+    return st != DSNN_OK ? st : dsnn_layer_save(S->w, f, err);
 }
 
 static enum dsnn_status sc_load(struct dsnn_layer *l, FILE *f, struct dsnn_error *err)
@@ -568,7 +567,7 @@ static enum dsnn_status sc_load(struct dsnn_layer *l, FILE *f, struct dsnn_error
     struct sparse_conv2d *S = sc_cast(l);
     enum dsnn_status st = dsnn_io_expect_tag(f, "SPCV", err);
     if (st == DSNN_OK)
-        st = S->w->ops->load(S->w, f, err);
+        st = dsnn_layer_load(S->w, f, err);
     sc_sync(S);
     S->dense_valid = false;
     return st;
@@ -576,9 +575,7 @@ static enum dsnn_status sc_load(struct dsnn_layer *l, FILE *f, struct dsnn_error
 
 static void sc_destroy(struct dsnn_layer *l)
 {
-    struct sparse_conv2d *S = sc_cast(l);
-    if (!S)
-        return;
+    struct sparse_conv2d *S = (struct sparse_conv2d *)l;
     dsnn_layer_free(S->w);
     free(S->dense_grad);
     free(S->oy0);

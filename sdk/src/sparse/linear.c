@@ -411,11 +411,8 @@ static enum dsnn_status sp_init(struct dsnn_layer *l, struct dsnn_rng *rng,
 
 static void sp_destroy(struct dsnn_layer *l)
 {
-    struct sp_linear *S = sp_cast(l);
-    if (!S)
-        return;
-    sp_release(S);
-    free(S);
+    sp_release((struct sp_linear *)l);
+    free(l);
 }
 
 /* ---- buffers ---- */
