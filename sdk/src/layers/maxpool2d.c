@@ -30,10 +30,8 @@ static enum dsnn_status mp_forward(struct dsnn_layer *l, const float *x, float *
         M->cap = batch;
     }
     const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
-    const int items = batch * g->c;
-    const int nt = ly_threads();
-    const bool par = nt > 1 && items > 1 && (size_t)items * H * W >= 32768;
-#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    const int items = batch * g->c, nt = ly_threads();
+#pragma omp parallel for schedule(static) num_threads(nt) if (cv_planes_parallel(g, items, nt))
     for (int it = 0; it < items; it++) {
         const float *xc = x + (size_t)it * H * W;
         float *yc = y + (size_t)it * OH * OW;
@@ -76,10 +74,8 @@ static enum dsnn_status mp_backward(struct dsnn_layer *l, const float *x, const 
     if (batch > M->cap)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': backward called with a batch larger than the buffers or without its forward state (batch %d)", l->name, batch);
     const size_t HW = (size_t)g->h * g->w, P = (size_t)g->oh * g->ow;
-    const int items = batch * g->c;
-    const int nt = ly_threads();
-    const bool par = nt > 1 && items > 1 && (size_t)items * HW >= 32768;
-#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    const int items = batch * g->c, nt = ly_threads();
+#pragma omp parallel for schedule(static) num_threads(nt) if (cv_planes_parallel(g, items, nt))
     for (int it = 0; it < items; it++) {
         float *dc = dx + (size_t)it * HW;
         const float *dyc = dy + (size_t)it * P;
