@@ -35,7 +35,7 @@ static inline void lc_init(struct dsnn_layer *l, uint64_t seed)
     struct dsnn_rng rng;
     dsnn_rng_seed(&rng, seed, DSNN_RNG_STREAM_INIT);
     CU_ASSERT_PTR_NOT_NULL_FATAL(l);
-    enum dsnn_status st = l->ops->init(l, &rng, &err);
+    enum dsnn_status st = dsnn_layer_init(l, &rng, &err);
     if (st != DSNN_OK)
         fprintf(stderr, "init of '%s' failed: %s\n", l->name, err.msg);
     CU_ASSERT_EQUAL_FATAL(st, DSNN_OK);
@@ -125,9 +125,9 @@ static inline void lc_save_load(struct dsnn_layer *l, struct dsnn_layer *m)
     struct dsnn_error err = {0};
     FILE *f = tmpfile();
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    CU_ASSERT_EQUAL_FATAL(l->ops->save(l, f, &err), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(dsnn_layer_save(l, f, &err), DSNN_OK);
     rewind(f);
-    enum dsnn_status st = m->ops->load(m, f, &err);
+    enum dsnn_status st = dsnn_layer_load(m, f, &err);
     if (st != DSNN_OK)
         fprintf(stderr, "load: %s\n", err.msg);
     CU_ASSERT_EQUAL_FATAL(st, DSNN_OK);

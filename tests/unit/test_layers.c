@@ -359,7 +359,7 @@ static void test_relu(void)
     CU_ASSERT(l->out.c == 2 && l->out.h == 3 && l->out.w == 2);
     struct dsnn_rng r;
     dsnn_rng_seed(&r, 4, 4);
-    CU_ASSERT_EQUAL(l->ops->init(l, &r, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_layer_init(l, &r, &err), DSNN_OK);
     CU_ASSERT_EQUAL(dsnn_layer_param_count(l), 0);
     enum { B = 3, N = B * 12 };
     float x[N], y[N], dy[N], dx[N];
@@ -408,7 +408,7 @@ static void test_flatten(void)
     CU_ASSERT(l->out.c == 24 && l->out.h == 1 && l->out.w == 1);
     struct dsnn_rng r;
     dsnn_rng_seed(&r, 4, 5);
-    CU_ASSERT_EQUAL(l->ops->init(l, &r, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_layer_init(l, &r, &err), DSNN_OK);
     enum { B = 3, N = B * 24 };
     float x[N], y[N], dy[N], dx[N];
     double want[N];

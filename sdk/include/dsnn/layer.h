@@ -49,10 +49,19 @@ DSNN_API enum dsnn_status dsnn_param_block_alloc(struct dsnn_param_block *b, con
 
 struct dsnn_layer;
 
-/* Ops table of a layer type. Fields are only ever appended. */
+/* Ops table of a layer type. Fields are only ever appended.
+ *
+ * The layer kit: forward and backward are required; every other member may be NULL, with the
+ * default written next to it, so a trivial layer is its type, forward and backward. The
+ * defaults are applied by dsnn_layer_init, dsnn_layer_save, dsnn_layer_load and dsnn_layer_free,
+ * which is how libdsnn (dsnn_net, residual blocks, sparse conv2d) runs a layer: code outside
+ * libdsnn that drives layers itself (a network plugin's composite layer, a test) must call
+ * these too, or check the member for NULL, rather than call ops->init / save / load / destroy
+ * of a built-in layer directly (several of them are NULL). */
 struct dsnn_layer_ops {
     const char *type; /* "linear", "sparse_linear", "relu" ... */
-    /* Allocates and initialises parameters; rng is the trial's init stream. */
+    /* Allocates and initialises parameters; rng is the trial's init stream.
+     * Optional: NULL = nothing to initialise. */
     enum dsnn_status (*init)(struct dsnn_layer *l, struct dsnn_rng *rng, struct dsnn_error *err);
     /* y = f(x) for a batch; train selects training behaviour (dropout, BN statistics). On
      * failure returns the status and sets err (may be NULL) with a message naming the layer. */
@@ -63,11 +72,15 @@ struct dsnn_layer_ops {
     enum dsnn_status (*backward)(struct dsnn_layer *l, const float *x, const float *y,
                                  const float *dy, float *dx, int batch, struct dsnn_error *err);
     /* Checkpoint: writes / reads everything the layer needs to continue training exactly
-     * (parameters, topology, optimizer state slots, running statistics). May be NULL for
-     * stateless layers. */
+     * (parameters, topology, optimizer state slots, running statistics). Optional (set both or
+     * neither): NULL = the layer's state is its parameter blocks, written / read by
+     * dsnn_layer_save_params / dsnn_layer_load_params when it has any (n_params > 0), nothing
+     * otherwise (stateless layers). */
     enum dsnn_status (*save)(struct dsnn_layer *l, FILE *f, struct dsnn_error *err);
     enum dsnn_status (*load)(struct dsnn_layer *l, FILE *f, struct dsnn_error *err);
-    /* Frees the layer (which was allocated by its constructor). */
+    /* Frees the layer (which was allocated by its constructor). Optional: NULL = the layer is
+     * one allocation (dsnn_layer_alloc) that owns its parameter blocks: the blocks are released
+     * (dsnn_layer_release_params) and the allocation freed. */
     void (*destroy)(struct dsnn_layer *l);
     /* Optional (may be NULL): called once at the end of every training epoch by
      * dsnn_net_on_epoch_end, e.g. k-winners decay their boost strength here (nupic's
@@ -95,16 +108,34 @@ DSNN_API enum dsnn_status dsnn_layer_load_params(struct dsnn_layer *l, FILE *f,
 /* Allocates a layer of `size` bytes (the implementation's struct, which embeds struct dsnn_layer
  * first), zeroed, with ops, name (truncated to DSNN_LAYER_NAME_MAX - 1) and shapes set: the
  * start of every layer constructor. NULL with err set when out of memory. Free it with free()
- * (in ops->destroy). */
+ * (in ops->destroy; the default destroy does). */
 DSNN_API void *dsnn_layer_alloc(size_t size, const struct dsnn_layer_ops *ops, const char *name,
                                 struct dsnn_shape in, struct dsnn_shape out,
                                 struct dsnn_error *err);
+
+/* ops->init (nothing when NULL); on success marks the layer initialised. */
+DSNN_API enum dsnn_status dsnn_layer_init(struct dsnn_layer *l, struct dsnn_rng *rng,
+                                          struct dsnn_error *err);
+/* ops->save / ops->load, or their default (see struct dsnn_layer_ops). */
+DSNN_API enum dsnn_status dsnn_layer_save(struct dsnn_layer *l, FILE *f, struct dsnn_error *err);
+DSNN_API enum dsnn_status dsnn_layer_load(struct dsnn_layer *l, FILE *f, struct dsnn_error *err);
+
+/* Parameter blocks of a dense layer in blocks[] (the layer's own array, 2 entries): "weight"
+ * with n_weight values (zeroed) and, if n_bias > 0, "bias" with n_bias values. What blocks[]
+ * held before is released first. On success l->params = blocks and l->n_params = 1 or 2; on
+ * DSNN_ERR_NOMEM both blocks are released and l is unchanged (the caller writes the message). */
+DSNN_API enum dsnn_status dsnn_layer_alloc_params(struct dsnn_layer *l,
+                                                  struct dsnn_param_block *blocks,
+                                                  size_t n_weight, size_t n_bias);
+/* Releases the layer's parameter blocks l->params[0 .. n_params) (dsnn_param_block_release);
+ * the default destroy does this before freeing the layer. */
+DSNN_API void dsnn_layer_release_params(struct dsnn_layer *l);
 
 /* Type checks. */
 DSNN_API bool dsnn_layer_is(const struct dsnn_layer *l, const char *type);
 /* Number of trainable scalars (active connections for sparse layers). */
 DSNN_API size_t dsnn_layer_param_count(const struct dsnn_layer *l);
-/* NULL-safe destructor. */
+/* NULL-safe destructor: ops->destroy, or its default (see struct dsnn_layer_ops). */
 DSNN_API void dsnn_layer_free(struct dsnn_layer *l);
 
 /* ---- Built-in layers (constructors return a layer the caller owns, or NULL with err set) ---- */

@@ -38,15 +38,10 @@ static enum dsnn_status bn_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     }
     B->num_batches_tracked = 0;
     if (B->affine) {
-        dsnn_param_block_release(&B->blocks[0]);
-        dsnn_param_block_release(&B->blocks[1]);
-        if (dsnn_param_block_alloc(&B->blocks[0], "weight", (size_t)B->C) != DSNN_OK ||
-            dsnn_param_block_alloc(&B->blocks[1], "bias", (size_t)B->C) != DSNN_OK)
+        if (dsnn_layer_alloc_params(l, B->blocks, (size_t)B->C, (size_t)B->C) != DSNN_OK)
             return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
         for (int c = 0; c < B->C; c++)
             B->blocks[0].value[c] = 1.0f; /* bias stays 0 */
-        l->params = B->blocks;
-        l->n_params = 2;
     }
     return DSNN_OK;
 }
@@ -206,11 +201,8 @@ static enum dsnn_status bn_load(struct dsnn_layer *l, FILE *f, struct dsnn_error
 
 static void bn_destroy(struct dsnn_layer *l)
 {
-    struct batchnorm *B = bn_cast(l);
-    if (!B)
-        return;
-    dsnn_param_block_release(&B->blocks[0]);
-    dsnn_param_block_release(&B->blocks[1]);
+    struct batchnorm *B = (struct batchnorm *)l;
+    dsnn_layer_release_params(l);
     free(B->running_mean);
     free(B->running_var);
     free(B->mean);

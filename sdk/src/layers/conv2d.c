@@ -3,7 +3,6 @@
 #include "dsnn/layers.h"
 #include "layers/layers_impl.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 struct conv2d {
@@ -29,10 +28,7 @@ static enum dsnn_status conv_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     struct conv2d *C = conv_cast(l);
     const int K = C->g.c * C->g.kh * C->g.kw;
     const size_t nw = (size_t)C->out_c * (size_t)K;
-    dsnn_param_block_release(&C->blocks[0]);
-    dsnn_param_block_release(&C->blocks[1]);
-    if (dsnn_param_block_alloc(&C->blocks[0], "weight", nw) != DSNN_OK ||
-        (C->bias && dsnn_param_block_alloc(&C->blocks[1], "bias", (size_t)C->out_c) != DSNN_OK))
+    if (dsnn_layer_alloc_params(l, C->blocks, nw, C->bias ? (size_t)C->out_c : 0) != DSNN_OK)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': cannot allocate %zu weights",
                               l->name, nw);
     /* PyTorch: kaiming_uniform(a = sqrt(5)) = U(+-1/sqrt(fan_in)), fan_in = in_c kh kw;
@@ -45,8 +41,6 @@ static enum dsnn_status conv_init(struct dsnn_layer *l, struct dsnn_rng *rng,
         for (int o = 0; o < C->out_c; o++)
             C->blocks[1].value[o] =
                 dsnn_weight_init_draw(DSNN_INIT_KAIMING_UNIFORM, K, fan_out, 0, rng);
-    l->params = C->blocks;
-    l->n_params = C->bias ? 2 : 1;
     return DSNN_OK;
 }
 
@@ -57,17 +51,16 @@ static enum dsnn_status conv_forward(struct dsnn_layer *l, const float *x, float
     struct conv2d *C = conv_cast(l);
     const struct cv_geom *g = &C->g;
     const int K = g->c * g->kh * g->kw, M = C->out_c, P = g->oh * g->ow;
-    const size_t in_size = (size_t)g->c * g->h * g->w, out_size = (size_t)M * P;
+    const size_t out_size = (size_t)M * P;
     const float *W = C->blocks[0].value;
     const float *bias = C->bias ? C->blocks[1].value : NULL;
     const int chunk = cv_chunk(g, K, M, batch);
     for (int b0 = 0; b0 < batch; b0 += chunk) {
         const int nb = batch - b0 < chunk ? batch - b0 : chunk;
         const int N = nb * P;
-        float *cols = ws_get(0, (size_t)K * N);
+        const float *cols = cv_cols_of(g, x, b0, nb);
         if (!cols)
             return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in forward", l->name);
-        cv_im2col(g, x + (size_t)b0 * in_size, nb, cols);
         if (nb == 1) { /* the product is already in the output layout */
             float *yb = y + (size_t)b0 * out_size;
             ly_sgemm(false, false, M, N, K, 1.0f, W, K, cols, N, 0.0f, yb, N);
@@ -86,32 +79,25 @@ static enum dsnn_status conv_forward(struct dsnn_layer *l, const float *x, float
     return DSNN_OK;
 }
 
-static enum dsnn_status conv_backward(struct dsnn_layer *l, const float *x, const float *y,
-                                      const float *dy, float *dx, int batch, struct dsnn_error *err)
+enum dsnn_status cv_backward(const struct cv_geom *g, int M, const float *W, const float *x,
+                             const float *dy, int batch, float *dW, float *db, float *dx)
 {
-    (void)y;
-    struct conv2d *C = conv_cast(l);
-    const struct cv_geom *g = &C->g;
-    const int K = g->c * g->kh * g->kw, M = C->out_c, P = g->oh * g->ow;
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow;
     const size_t in_size = (size_t)g->c * g->h * g->w, out_size = (size_t)M * P;
-    const float *W = C->blocks[0].value;
-    float *dW = C->blocks[0].grad;
-    float *db = C->bias ? C->blocks[1].grad : NULL;
     if (db)
         memset(db, 0, sizeof(float) * (size_t)M);
     const int chunk = cv_chunk(g, K, M, batch);
     for (int b0 = 0; b0 < batch; b0 += chunk) {
         const int nb = batch - b0 < chunk ? batch - b0 : chunk;
         const int N = nb * P;
-        float *cols = ws_get(0, (size_t)K * N);
+        const float *cols = cv_cols_of(g, x, b0, nb);
         if (!cols)
-            return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in backward", l->name);
-        cv_im2col(g, x + (size_t)b0 * in_size, nb, cols);
+            return DSNN_ERR_NOMEM;
         const float *dyc = dy + (size_t)b0 * out_size;
         if (nb > 1) {
             float *buf = ws_get(1, (size_t)M * N);
             if (!buf)
-                return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in backward", l->name);
+                return DSNN_ERR_NOMEM;
             cv_gather(dyc, M, P, nb, buf);
             dyc = buf;
         }
@@ -128,7 +114,7 @@ static enum dsnn_status conv_backward(struct dsnn_layer *l, const float *x, cons
         if (dx) {
             float *dcols = ws_get(2, (size_t)K * N);
             if (!dcols)
-                return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in backward", l->name);
+                return DSNN_ERR_NOMEM;
             /* dcols = W^T dY */
             ly_sgemm(true, false, K, N, M, 1.0f, W, K, dyc, N, 0.0f, dcols, N);
             cv_col2im(g, dcols, nb, dx + (size_t)b0 * in_size);
@@ -137,14 +123,15 @@ static enum dsnn_status conv_backward(struct dsnn_layer *l, const float *x, cons
     return DSNN_OK;
 }
 
-static void conv_destroy(struct dsnn_layer *l)
+static enum dsnn_status conv_backward(struct dsnn_layer *l, const float *x, const float *y,
+                                      const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
+    (void)y;
     struct conv2d *C = conv_cast(l);
-    if (!C)
-        return;
-    dsnn_param_block_release(&C->blocks[0]);
-    dsnn_param_block_release(&C->blocks[1]);
-    free(C);
+    if (cv_backward(&C->g, C->out_c, C->blocks[0].value, x, dy, batch, C->blocks[0].grad,
+                    C->bias ? C->blocks[1].grad : NULL, dx) != DSNN_OK)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in backward", l->name);
+    return DSNN_OK;
 }
 
 static const struct dsnn_layer_ops conv2d_ops = {
@@ -152,9 +139,6 @@ static const struct dsnn_layer_ops conv2d_ops = {
     .init = conv_init,
     .forward = conv_forward,
     .backward = conv_backward,
-    .save = dsnn_layer_save_params,
-    .load = dsnn_layer_load_params,
-    .destroy = conv_destroy,
 };
 
 struct dsnn_layer *dsnn_conv2d_new(const char *name, struct dsnn_shape in, int out_channels,

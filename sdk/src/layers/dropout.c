@@ -122,11 +122,8 @@ static enum dsnn_status do_load(struct dsnn_layer *l, FILE *f, struct dsnn_error
 
 static void do_destroy(struct dsnn_layer *l)
 {
-    struct dropout *D = do_cast(l);
-    if (!D)
-        return;
-    free(D->mask);
-    free(D);
+    free(((struct dropout *)l)->mask);
+    free(l);
 }
 
 static const struct dsnn_layer_ops dropout_ops = {

@@ -373,9 +373,7 @@ static void kw_epoch_end(struct dsnn_layer *l)
 
 static void kw_destroy(struct dsnn_layer *l)
 {
-    struct kwinners *K = kw_cast(l);
-    if (!K)
-        return;
+    struct kwinners *K = (struct kwinners *)l;
     free(K->duty);
     free(K->boost);
     free(K->mask);

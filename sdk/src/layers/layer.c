@@ -78,10 +78,60 @@ size_t dsnn_layer_param_count(const struct dsnn_layer *l)
     return n;
 }
 
+void dsnn_layer_release_params(struct dsnn_layer *l)
+{
+    for (size_t i = 0; i < l->n_params; i++)
+        dsnn_param_block_release(&l->params[i]);
+}
+
 void dsnn_layer_free(struct dsnn_layer *l)
 {
-    if (l && l->ops && l->ops->destroy)
+    if (!l || !l->ops)
+        return;
+    if (l->ops->destroy) {
         l->ops->destroy(l);
+        return;
+    }
+    dsnn_layer_release_params(l);
+    free(l);
+}
+
+enum dsnn_status dsnn_layer_init(struct dsnn_layer *l, struct dsnn_rng *rng,
+                                 struct dsnn_error *err)
+{
+    enum dsnn_status st = l->ops->init ? l->ops->init(l, rng, err) : DSNN_OK;
+    if (st == DSNN_OK)
+        l->initialized = true;
+    return st;
+}
+
+enum dsnn_status dsnn_layer_save(struct dsnn_layer *l, FILE *f, struct dsnn_error *err)
+{
+    if (l->ops->save)
+        return l->ops->save(l, f, err);
+    return l->n_params ? dsnn_layer_save_params(l, f, err) : DSNN_OK;
+}
+
+enum dsnn_status dsnn_layer_load(struct dsnn_layer *l, FILE *f, struct dsnn_error *err)
+{
+    if (l->ops->load)
+        return l->ops->load(l, f, err);
+    return l->n_params ? dsnn_layer_load_params(l, f, err) : DSNN_OK;
+}
+
+enum dsnn_status dsnn_layer_alloc_params(struct dsnn_layer *l, struct dsnn_param_block *blocks,
+                                         size_t n_weight, size_t n_bias)
+{
+    dsnn_param_block_release(&blocks[0]);
+    dsnn_param_block_release(&blocks[1]);
+    if (dsnn_param_block_alloc(&blocks[0], "weight", n_weight) != DSNN_OK ||
+        (n_bias && dsnn_param_block_alloc(&blocks[1], "bias", n_bias) != DSNN_OK)) {
+        dsnn_param_block_release(&blocks[0]);
+        return DSNN_ERR_NOMEM;
+    }
+    l->params = blocks;
+    l->n_params = n_bias ? 2 : 1;
+    return DSNN_OK;
 }
 
 enum dsnn_status dsnn_layer_save_params(struct dsnn_layer *l, FILE *f,

@@ -39,8 +39,22 @@ static inline void dsnn_part_range(int64_t n, int p, int parts, int64_t align, i
     *b = p + 1 == parts ? n : (n * (p + 1) / parts) & ~(align - 1);
 }
 
+/* Checkpoint of a chain of layers (a network, a residual block): each layer's name and type,
+ * then its dsnn_layer_save. Load checks names and types; a mismatch reads "checkpoint layer
+ * <i><of> is ..., the <owner> has ..." (of: "" or " of the block"). */
+enum dsnn_status ly_save_chain(struct dsnn_layer *const *layers, size_t n, FILE *f,
+                               struct dsnn_error *err);
+enum dsnn_status ly_load_chain(struct dsnn_layer *const *layers, size_t n, const char *of,
+                               const char *owner, FILE *f, struct dsnn_error *err);
+
 /* Threads for the layer kernels (>= 1). */
 int ly_threads(void);
+
+/* Whether a loop over `items` (sample, channel) input planes of g (pooling) is worth nt threads. */
+static inline bool cv_planes_parallel(const struct cv_geom *g, int items, int nt)
+{
+    return nt > 1 && items > 1 && (size_t)items * g->h * g->w >= 32768;
+}
 
 /* Products below this many FLOPs (2 M N K) run on the calling thread only. */
 #define BLAS_MT_FLOP 4e6
@@ -66,6 +80,16 @@ void cv_im2col(const struct cv_geom *g, const float *x, int nb, float *cols);
 /* Adjoint of im2col: dx[nb][c][h][w] = sum of the columns that read each input (dx is
  * overwritten). */
 void cv_col2im(const struct cv_geom *g, const float *cols, int nb, float *dx);
+
+/* The columns of samples [b0, b0 + nb) of x [batch][c][h][w] (cv_im2col into workspace slot
+ * 0), or NULL if out of memory. */
+const float *cv_cols_of(const struct cv_geom *g, const float *x, int b0, int nb);
+
+/* Backward of a dense convolution with weights W [M][c kh kw] over chunks of samples (im2col +
+ * sgemm): dW = dY cols^T; db[M] = sum dY and dx (col2im of W^T dY) unless NULL (then W is not
+ * read). DSNN_ERR_NOMEM if the workspace cannot be allocated (no message). */
+enum dsnn_status cv_backward(const struct cv_geom *g, int M, const float *W, const float *x,
+                             const float *dy, int batch, float *dW, float *db, float *dx);
 
 /* ybuf[rows][nb P] -> y[nb][rows][P] (+ bias[rows] if not NULL). */
 void cv_scatter(const float *ybuf, int rows, int P, int nb, const float *bias, float *y);

@@ -3,7 +3,6 @@
 #include "dsnn/sparse.h"
 
 #include "layers/layers_impl.h"
-#include <stdlib.h>
 #include <string.h>
 
 struct linear {
@@ -20,8 +19,7 @@ static enum dsnn_status linear_init(struct dsnn_layer *l, struct dsnn_rng *rng,
 {
     struct linear *L = (struct linear *)l;
     size_t nw = (size_t)L->n_in * (size_t)L->n_out;
-    if (dsnn_param_block_alloc(&L->blocks[0], "weight", nw) != DSNN_OK ||
-        (L->bias && dsnn_param_block_alloc(&L->blocks[1], "bias", (size_t)L->n_out) != DSNN_OK))
+    if (dsnn_layer_alloc_params(l, L->blocks, nw, L->bias ? (size_t)L->n_out : 0) != DSNN_OK)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': cannot allocate %d x %d weights",
                               l->name, L->n_out, L->n_in);
     float *w = L->blocks[0].value;
@@ -33,8 +31,6 @@ static enum dsnn_status linear_init(struct dsnn_layer *l, struct dsnn_rng *rng,
             L->blocks[1].value[i] =
                 dsnn_weight_init_draw(DSNN_INIT_KAIMING_UNIFORM, L->n_in, L->n_out, 0, rng);
     }
-    l->params = L->blocks;
-    l->n_params = L->bias ? 2 : 1;
     return DSNN_OK;
 }
 
@@ -79,22 +75,11 @@ static enum dsnn_status linear_backward(struct dsnn_layer *l, const float *x, co
     return DSNN_OK;
 }
 
-static void linear_destroy(struct dsnn_layer *l)
-{
-    struct linear *L = (struct linear *)l;
-    dsnn_param_block_release(&L->blocks[0]);
-    dsnn_param_block_release(&L->blocks[1]);
-    free(L);
-}
-
 static const struct dsnn_layer_ops linear_ops = {
     .type = "linear",
     .init = linear_init,
     .forward = linear_forward,
     .backward = linear_backward,
-    .save = dsnn_layer_save_params,
-    .load = dsnn_layer_load_params,
-    .destroy = linear_destroy,
 };
 
 struct dsnn_layer *dsnn_linear_new(const char *name, int n_in, int n_out, bool bias,

@@ -15,13 +15,6 @@ struct maxpool2d {
 
 static const struct dsnn_layer_ops maxpool2d_ops;
 
-static enum dsnn_status mp_init(struct dsnn_layer *l, struct dsnn_rng *rng,
-                                struct dsnn_error *err)
-{
-    (void)l, (void)rng, (void)err;
-    return DSNN_OK;
-}
-
 static enum dsnn_status mp_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
                                    bool train, struct dsnn_error *err)
 {
@@ -37,10 +30,8 @@ static enum dsnn_status mp_forward(struct dsnn_layer *l, const float *x, float *
         M->cap = batch;
     }
     const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
-    const int items = batch * g->c;
-    const int nt = ly_threads();
-    const bool par = nt > 1 && items > 1 && (size_t)items * H * W >= 32768;
-#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    const int items = batch * g->c, nt = ly_threads();
+#pragma omp parallel for schedule(static) num_threads(nt) if (cv_planes_parallel(g, items, nt))
     for (int it = 0; it < items; it++) {
         const float *xc = x + (size_t)it * H * W;
         float *yc = y + (size_t)it * OH * OW;
@@ -83,10 +74,8 @@ static enum dsnn_status mp_backward(struct dsnn_layer *l, const float *x, const 
     if (batch > M->cap)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': backward called with a batch larger than the buffers or without its forward state (batch %d)", l->name, batch);
     const size_t HW = (size_t)g->h * g->w, P = (size_t)g->oh * g->ow;
-    const int items = batch * g->c;
-    const int nt = ly_threads();
-    const bool par = nt > 1 && items > 1 && (size_t)items * HW >= 32768;
-#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    const int items = batch * g->c, nt = ly_threads();
+#pragma omp parallel for schedule(static) num_threads(nt) if (cv_planes_parallel(g, items, nt))
     for (int it = 0; it < items; it++) {
         float *dc = dx + (size_t)it * HW;
         const float *dyc = dy + (size_t)it * P;
@@ -100,16 +89,12 @@ static enum dsnn_status mp_backward(struct dsnn_layer *l, const float *x, const 
 
 static void mp_destroy(struct dsnn_layer *l)
 {
-    struct maxpool2d *M = (struct maxpool2d *)l;
-    if (!M)
-        return;
-    free(M->argmax);
-    free(M);
+    free(((struct maxpool2d *)l)->argmax);
+    free(l);
 }
 
 static const struct dsnn_layer_ops maxpool2d_ops = {
     .type = "maxpool2d",
-    .init = mp_init,
     .forward = mp_forward,
     .backward = mp_backward,
     .destroy = mp_destroy,

@@ -175,12 +175,9 @@ enum dsnn_status dsnn_net_init(struct dsnn_net *net, struct dsnn_rng *rng, int m
                               (long long)dsnn_shape_size(out), net->n_classes);
     for (size_t i = 0; i < net->n_layers; i++) {
         struct dsnn_layer *l = net->layers[i];
-        if (!l->initialized) {
-            enum dsnn_status st = l->ops->init(l, rng, err);
-            if (st != DSNN_OK)
-                return st;
-            l->initialized = true;
-        }
+        enum dsnn_status st = l->initialized ? DSNN_OK : dsnn_layer_init(l, rng, err);
+        if (st != DSNN_OK)
+            return st;
     }
     net->act = calloc(net->n_layers, sizeof *net->act);
     net->absorbed = calloc(net->n_layers, sizeof *net->absorbed);
@@ -331,17 +328,7 @@ enum dsnn_status dsnn_net_save(struct dsnn_net *net, FILE *f, struct dsnn_error 
     if ((st = dsnn_io_write(f, "DNET", 4, "network tag", err)) ||
         (st = dsnn_io_write_u64(f, net->n_layers, "layer count", err)))
         return st;
-    for (size_t i = 0; i < net->n_layers; i++) {
-        struct dsnn_layer *l = net->layers[i];
-        char type[DSNN_LAYER_NAME_MAX] = {0};
-        snprintf(type, sizeof type, "%s", l->ops->type);
-        if ((st = dsnn_io_write(f, l->name, sizeof l->name, "layer name", err)) ||
-            (st = dsnn_io_write(f, type, sizeof type, "layer type", err)))
-            return st;
-        if (l->ops->save && (st = l->ops->save(l, f, err)) != DSNN_OK)
-            return dsnn_error_prefix(err, "layer '%s'", l->name);
-    }
-    return DSNN_OK;
+    return ly_save_chain(net->layers, net->n_layers, f, err);
 }
 
 enum dsnn_status dsnn_net_load(struct dsnn_net *net, FILE *f, struct dsnn_error *err)
@@ -355,8 +342,32 @@ enum dsnn_status dsnn_net_load(struct dsnn_net *net, FILE *f, struct dsnn_error 
         return dsnn_error_set(err, DSNN_ERR_FORMAT,
                               "checkpoint has %llu layers, the network has %zu",
                               (unsigned long long)n, net->n_layers);
-    for (size_t i = 0; i < net->n_layers; i++) {
-        struct dsnn_layer *l = net->layers[i];
+    return ly_load_chain(net->layers, net->n_layers, "", "network", f, err);
+}
+
+enum dsnn_status ly_save_chain(struct dsnn_layer *const *layers, size_t n, FILE *f,
+                               struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    for (size_t i = 0; i < n; i++) {
+        struct dsnn_layer *l = layers[i];
+        char type[DSNN_LAYER_NAME_MAX] = {0};
+        snprintf(type, sizeof type, "%s", l->ops->type);
+        if ((st = dsnn_io_write(f, l->name, sizeof l->name, "layer name", err)) ||
+            (st = dsnn_io_write(f, type, sizeof type, "layer type", err)))
+            return st;
+        if ((st = dsnn_layer_save(l, f, err)) != DSNN_OK)
+            return dsnn_error_prefix(err, "layer '%s'", l->name);
+    }
+    return DSNN_OK;
+}
+
+enum dsnn_status ly_load_chain(struct dsnn_layer *const *layers, size_t n, const char *of,
+                               const char *owner, FILE *f, struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    for (size_t i = 0; i < n; i++) {
+        struct dsnn_layer *l = layers[i];
         char name[DSNN_LAYER_NAME_MAX], type[DSNN_LAYER_NAME_MAX];
         if ((st = dsnn_io_read(f, name, sizeof name, "layer name", err)) ||
             (st = dsnn_io_read(f, type, sizeof type, "layer type", err)))
@@ -364,9 +375,9 @@ enum dsnn_status dsnn_net_load(struct dsnn_net *net, FILE *f, struct dsnn_error 
         name[sizeof name - 1] = type[sizeof type - 1] = '\0';
         if (strcmp(name, l->name) != 0 || strcmp(type, l->ops->type) != 0)
             return dsnn_error_set(err, DSNN_ERR_FORMAT,
-                                  "checkpoint layer %zu is '%s' (%s), the network has '%s' (%s)",
-                                  i, name, type, l->name, l->ops->type);
-        if (l->ops->load && (st = l->ops->load(l, f, err)) != DSNN_OK)
+                                  "checkpoint layer %zu%s is '%s' (%s), the %s has '%s' (%s)", i,
+                                  of, name, type, owner, l->name, l->ops->type);
+        if ((st = dsnn_layer_load(l, f, err)) != DSNN_OK)
             return dsnn_error_prefix(err, "layer '%s'", l->name);
     }
     return DSNN_OK;

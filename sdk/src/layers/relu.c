@@ -2,19 +2,6 @@
 #include "dsnn/layer.h"
 #include "core/core_impl.h"
 
-#include <stdlib.h>
-
-struct relu {
-    struct dsnn_layer base;
-};
-
-static enum dsnn_status relu_init(struct dsnn_layer *l, struct dsnn_rng *rng,
-                                  struct dsnn_error *err)
-{
-    (void)l, (void)rng, (void)err;
-    return DSNN_OK;
-}
-
 MULTIVERSION static enum dsnn_status relu_forward(struct dsnn_layer *l, const float *restrict x,
                                      float *restrict y, int batch, bool train, struct dsnn_error *err)
 {
@@ -38,24 +25,14 @@ MULTIVERSION static enum dsnn_status relu_backward(struct dsnn_layer *l, const f
     return DSNN_OK;
 }
 
-static void relu_destroy(struct dsnn_layer *l)
-{
-    free(l);
-}
-
 static const struct dsnn_layer_ops relu_ops = {
     .type = "relu",
-    .init = relu_init,
     .forward = relu_forward,
     .backward = relu_backward,
-    .destroy = relu_destroy,
 };
 
 struct dsnn_layer *dsnn_relu_new(const char *name, struct dsnn_shape shape, struct dsnn_error *err)
 {
-    struct relu *r =
-        dsnn_layer_alloc(sizeof *r, &relu_ops, name ? name : "relu", shape, shape, err);
-    if (!r)
-        return NULL;
-    return &r->base;
+    return dsnn_layer_alloc(sizeof(struct dsnn_layer), &relu_ops, name ? name : "relu", shape,
+                            shape, err);
 }

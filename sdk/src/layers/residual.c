@@ -110,12 +110,8 @@ static enum dsnn_status res_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     res_unbind(R);
     for (size_t j = 0; j < R->n; j++) {
         struct dsnn_layer *in = R->layers[j];
-        if (in->initialized)
-            continue;
-        enum dsnn_status st = in->ops->init(in, rng, err);
-        if (st != DSNN_OK)
+        if (!in->initialized && dsnn_layer_init(in, rng, err) != DSNN_OK)
             return dsnn_error_prefix(err, "layer '%s'", l->name);
-        in->initialized = true;
     }
     return res_bind(R, err);
 }
@@ -240,17 +236,7 @@ static enum dsnn_status res_save(struct dsnn_layer *l, FILE *f, struct dsnn_erro
         (st = dsnn_io_write_u64(f, R->n_inner, "inner layer count", err)) ||
         (st = dsnn_io_write_u64(f, R->n - R->n_inner, "shortcut layer count", err)))
         return st;
-    for (size_t j = 0; j < R->n; j++) {
-        struct dsnn_layer *c = R->layers[j];
-        char type[DSNN_LAYER_NAME_MAX] = {0};
-        snprintf(type, sizeof type, "%s", c->ops->type);
-        if ((st = dsnn_io_write(f, c->name, sizeof c->name, "layer name", err)) ||
-            (st = dsnn_io_write(f, type, sizeof type, "layer type", err)))
-            return st;
-        if (c->ops->save && (st = c->ops->save(c, f, err)) != DSNN_OK)
-            return dsnn_error_prefix(err, "layer '%s'", c->name);
-    }
-    return DSNN_OK;
+    return ly_save_chain(R->layers, R->n, f, err);
 }
 
 static enum dsnn_status res_load(struct dsnn_layer *l, FILE *f, struct dsnn_error *err)
@@ -267,22 +253,7 @@ static enum dsnn_status res_load(struct dsnn_layer *l, FILE *f, struct dsnn_erro
                               "checkpoint block has %llu + %llu layers, this block %zu + %zu",
                               (unsigned long long)ni, (unsigned long long)ns, R->n_inner,
                               R->n - R->n_inner);
-    for (size_t j = 0; j < R->n; j++) {
-        struct dsnn_layer *c = R->layers[j];
-        char name[DSNN_LAYER_NAME_MAX], type[DSNN_LAYER_NAME_MAX];
-        if ((st = dsnn_io_read(f, name, sizeof name, "layer name", err)) ||
-            (st = dsnn_io_read(f, type, sizeof type, "layer type", err)))
-            return st;
-        name[sizeof name - 1] = type[sizeof type - 1] = '\0';
-        if (strcmp(name, c->name) != 0 || strcmp(type, c->ops->type) != 0)
-            return dsnn_error_set(err, DSNN_ERR_FORMAT,
-                                  "checkpoint layer %zu of the block is '%s' (%s), the block has "
-                                  "'%s' (%s)",
-                                  j, name, type, c->name, c->ops->type);
-        if (c->ops->load && (st = c->ops->load(c, f, err)) != DSNN_OK)
-            return dsnn_error_prefix(err, "layer '%s'", c->name);
-    }
-    return DSNN_OK;
+    return ly_load_chain(R->layers, R->n, " of the block", "block", f, err);
 }
 
 static void res_epoch_end(struct dsnn_layer *l)

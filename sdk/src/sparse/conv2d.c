@@ -64,10 +64,9 @@ static enum dsnn_status sc_init(struct dsnn_layer *l, struct dsnn_rng *rng,
                                 struct dsnn_error *err)
 {
     struct sparse_conv2d *S = sc_cast(l);
-    enum dsnn_status st = S->w->ops->init(S->w, rng, err);
+    enum dsnn_status st = dsnn_layer_init(S->w, rng, err);
     if (st != DSNN_OK)
         return st;
-    S->w->initialized = true;
     S->dense_valid = false;
     sc_sync(S);
     return DSNN_OK;
@@ -491,31 +490,10 @@ static enum dsnn_status sc_forward(struct dsnn_layer *l, const float *x, float *
 static enum dsnn_status sc_dense_grad(struct sparse_conv2d *S, const float *x, const float *dy,
                                       int batch)
 {
-    const struct cv_geom *g = &S->g;
-    const int K = g->c * g->kh * g->kw, M = S->out_c, P = g->oh * g->ow;
-    const size_t in_size = (size_t)g->c * g->h * g->w, out_size = (size_t)M * P;
-    if (!S->dense_grad && !(S->dense_grad = malloc(sizeof(float) * (size_t)M * (size_t)K)))
+    const size_t K = (size_t)S->g.c * S->g.kh * S->g.kw;
+    if (!S->dense_grad && !(S->dense_grad = malloc(sizeof(float) * (size_t)S->out_c * K)))
         return DSNN_ERR_NOMEM;
-    const int chunk = cv_chunk(g, K, M, batch);
-    for (int b0 = 0; b0 < batch; b0 += chunk) {
-        const int nb = batch - b0 < chunk ? batch - b0 : chunk;
-        const int N = nb * P;
-        float *cols = ws_get(0, (size_t)K * N);
-        if (!cols)
-            return DSNN_ERR_NOMEM;
-        cv_im2col(g, x + (size_t)b0 * in_size, nb, cols);
-        const float *dyc = dy + (size_t)b0 * out_size;
-        if (nb > 1) {
-            float *buf = ws_get(1, (size_t)M * N);
-            if (!buf)
-                return DSNN_ERR_NOMEM;
-            cv_gather(dyc, M, P, nb, buf);
-            dyc = buf;
-        }
-        ly_sgemm(false, true, M, K, N, 1.0f, dyc, N, cols, N, b0 == 0 ? 0.0f : 1.0f,
-                   S->dense_grad, K);
-    }
-    return DSNN_OK;
+    return cv_backward(&S->g, S->out_c, NULL, x, dy, batch, S->dense_grad, NULL, NULL);
 }
 
 static enum dsnn_status sc_backward(struct dsnn_layer *l, const float *x, const float *y,
@@ -560,7 +538,7 @@ static enum dsnn_status sc_save(struct dsnn_layer *l, FILE *f, struct dsnn_error
 {
     struct sparse_conv2d *S = sc_cast(l);
     enum dsnn_status st = dsnn_io_write(f, "SPCV", 4, "sparse conv2d tag", err);
-    return st != DSNN_OK ? st : S->w->ops->save(S->w, f, err);
+    return st != DSNN_OK ? st : dsnn_layer_save(S->w, f, err);
 }
 
 static enum dsnn_status sc_load(struct dsnn_layer *l, FILE *f, struct dsnn_error *err)
@@ -568,7 +546,7 @@ static enum dsnn_status sc_load(struct dsnn_layer *l, FILE *f, struct dsnn_error
     struct sparse_conv2d *S = sc_cast(l);
     enum dsnn_status st = dsnn_io_expect_tag(f, "SPCV", err);
     if (st == DSNN_OK)
-        st = S->w->ops->load(S->w, f, err);
+        st = dsnn_layer_load(S->w, f, err);
     sc_sync(S);
     S->dense_valid = false;
     return st;
@@ -576,9 +554,7 @@ static enum dsnn_status sc_load(struct dsnn_layer *l, FILE *f, struct dsnn_error
 
 static void sc_destroy(struct dsnn_layer *l)
 {
-    struct sparse_conv2d *S = sc_cast(l);
-    if (!S)
-        return;
+    struct sparse_conv2d *S = (struct sparse_conv2d *)l;
     dsnn_layer_free(S->w);
     free(S->dense_grad);
     free(S->oy0);

@@ -81,6 +81,19 @@ float sp_grow_value(const struct sp_linear *S, struct dsnn_rng *rng)
     return 0.0f;
 }
 
+/* Frees the CSC arrays sized by the capacity; the index is rebuilt when next needed. */
+static void sp_free_csc(struct sp_linear *S)
+{
+    free(S->csc_row);
+    free(S->csc_k);
+    free(S->csc_val);
+    S->csc_row = NULL;
+    S->csc_k = NULL;
+    S->csc_val = NULL;
+    S->csc_valid = false;
+    S->csc_val_valid = false;
+}
+
 void sp_topology_changed(struct sp_linear *S)
 {
     S->csc_valid = false;
@@ -122,14 +135,7 @@ enum dsnn_status sp_reserve_nnz(struct sp_linear *S, size_t need,
     S->col = c;
     S->cap = cap;
     b->capacity = cap;
-    free(S->csc_row);
-    free(S->csc_k);
-    free(S->csc_val);
-    S->csc_row = NULL;
-    S->csc_k = NULL;
-    S->csc_val = NULL;
-    S->csc_valid = false;
-    S->csc_val_valid = false;
+    sp_free_csc(S);
     free(S->dw_part);
     S->dw_part = NULL;
     S->dw_part_cap = 0;
@@ -297,21 +303,15 @@ static void sp_free_buffers(struct sp_linear *S)
 static void sp_release(struct sp_linear *S)
 {
     sp_free_buffers(S);
+    sp_free_csc(S);
     dsnn_param_block_release(&S->blocks[0]);
     dsnn_param_block_release(&S->blocks[1]);
     free(S->row_ptr);
     free(S->col);
     free(S->col_ptr);
-    free(S->csc_row);
-    free(S->csc_k);
-    free(S->csc_val);
     S->row_ptr = S->col_ptr = NULL;
-    S->col = S->csc_row = NULL;
-    S->csc_k = NULL;
-    S->csc_val = NULL;
+    S->col = NULL;
     S->nnz = S->cap = 0;
-    S->csc_valid = false;
-    S->csc_val_valid = false;
     S->base.params = NULL;
     S->base.n_params = 0;
 }
@@ -411,11 +411,8 @@ static enum dsnn_status sp_init(struct dsnn_layer *l, struct dsnn_rng *rng,
 
 static void sp_destroy(struct dsnn_layer *l)
 {
-    struct sp_linear *S = sp_cast(l);
-    if (!S)
-        return;
-    sp_release(S);
-    free(S);
+    sp_release((struct sp_linear *)l);
+    free(l);
 }
 
 /* ---- buffers ---- */
@@ -642,6 +639,15 @@ static struct sp_plan sp_make_plan(int batch)
         (void)w;
 #define SP_ITEMS_END }
 
+/* Barrier between the phases of a pass (inside its parallel region) when the threads share
+ * chunks, i.e. a chunk is cut into row parts (an orphaned barrier: it binds to that region). */
+static inline void sp_parts_barrier(const struct sp_plan *P)
+{
+    if (P->parts > 1) {
+#pragma omp barrier
+    }
+}
+
 /* This thread's items [it0, it1) of a panel of n features from sample-major src [batch][n]
  * (zero where mask <= 0 when mask, a ReLU derivative of the same shape). */
 static void sp_items_in(const struct sp_plan *P, int it0, int it1, const float *src,
@@ -731,9 +737,7 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
                           S->nnz * (size_t)(t + 1) / (size_t)nt);
         if (!borrow) {
             sp_items_in(&P, it0, it1, x, NULL, n_in, batch, xT);
-            if (P.parts > 1) {
-#pragma omp barrier
-            }
+            sp_parts_barrier(&P);
         }
         SP_ITEMS_BEGIN(P)
         int r0, r1;
@@ -742,9 +746,7 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
                      yT + (size_t)c * n_out * cs, r0, r1, w, relu, NULL);
         SP_ITEMS_END
         if (!defer_y) {
-            if (P.parts > 1) {
-#pragma omp barrier
-            }
+            sp_parts_barrier(&P);
             sp_items_out(&P, it0, it1, yT, n_out, batch, y);
         }
     }
@@ -819,9 +821,7 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
                 sp_items_in(&P, it0, it1, dy, relu ? y : NULL, n_out, batch, dyT_own);
             if (need_x)
                 sp_items_in(&P, it0, it1, x, NULL, n_in, batch, xT);
-            if (P.parts > 1) {
-#pragma omp barrier
-            }
+            sp_parts_barrier(&P);
         }
         SP_ITEMS_BEGIN(P)
         int r0, r1;
@@ -837,9 +837,7 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
         }
         SP_ITEMS_END
         if (dx && !give) {
-            if (P.parts > 1) {
-#pragma omp barrier
-            }
+            sp_parts_barrier(&P);
             sp_items_out(&P, it0, it1, dxT, n_in, batch, dx);
         }
         if (P.chunks > 1) {
@@ -965,6 +963,11 @@ int64_t dsnn_sparse_find(const struct dsnn_layer *l, int row, int col)
     const struct sp_linear *S = sp_get(l);
     if (!S || row < 0 || row >= S->n_out || col < 0 || col >= S->n_in)
         return -1;
+    return sp_find(S, row, col);
+}
+
+int64_t sp_find(const struct sp_linear *S, int row, int col)
+{
     int64_t lo = S->row_ptr[row], hi = S->row_ptr[row + 1];
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;

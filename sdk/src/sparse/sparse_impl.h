@@ -101,6 +101,8 @@ struct sp_linear *sp_get(const struct dsnn_layer *l);
 /* Capacity >= need for col / values / grads / state slots; CSC and partial buffers dropped. */
 enum dsnn_status sp_reserve_nnz(struct sp_linear *S, size_t need,
                                      struct dsnn_error *err);
+/* Index of connection (row, col) in CSR order, or -1 if it is inactive (row and col in range). */
+int64_t sp_find(const struct sp_linear *S, int row, int col);
 /* Marks caches that depend on the topology stale. */
 void sp_topology_changed(struct sp_linear *S);
 /* Links adjacent sparse linear layers of a sequential net for the panel hand-off (any layer may

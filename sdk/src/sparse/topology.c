@@ -113,13 +113,14 @@ static enum dsnn_status prune_by_keys(struct sp_linear *S, uint32_t *keys, size_
     return DSNN_OK;
 }
 
-enum dsnn_status dsnn_sparse_prune_magnitude(struct dsnn_layer *l, size_t count,
-                                             struct dsnn_error *err)
+/* Prunes the count connections of smallest key: |w| (score NULL and by_magnitude), else score. */
+static enum dsnn_status prune_smallest(struct dsnn_layer *l, const float *score, bool by_magnitude,
+                                       size_t count, struct dsnn_error *err)
 {
     struct sp_linear *S = get(l, err);
     if (!S)
         return DSNN_ERR_INVALID;
-    if (count > S->nnz)
+    if (count > S->nnz || (!by_magnitude && !score && S->nnz))
         return dsnn_error_set(err, DSNN_ERR_INVALID,
                               "layer '%s': cannot prune %zu of %zu connections", l->name, count,
                               S->nnz);
@@ -128,26 +129,20 @@ enum dsnn_status dsnn_sparse_prune_magnitude(struct dsnn_layer *l, size_t count,
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     const float *v = S->blocks[0].value;
     for (size_t k = 0; k < S->nnz; k++)
-        keys[k] = sp_float_key(fabsf(v[k]));
+        keys[k] = sp_float_key(by_magnitude ? fabsf(v[k]) : score[k]);
     return prune_by_keys(S, keys, count, err);
+}
+
+enum dsnn_status dsnn_sparse_prune_magnitude(struct dsnn_layer *l, size_t count,
+                                             struct dsnn_error *err)
+{
+    return prune_smallest(l, NULL, true, count, err);
 }
 
 enum dsnn_status dsnn_sparse_prune_score(struct dsnn_layer *l, const float *score, size_t count,
                                          struct dsnn_error *err)
 {
-    struct sp_linear *S = get(l, err);
-    if (!S)
-        return DSNN_ERR_INVALID;
-    if (count > S->nnz || (!score && S->nnz))
-        return dsnn_error_set(err, DSNN_ERR_INVALID,
-                              "layer '%s': cannot prune %zu of %zu connections", l->name, count,
-                              S->nnz);
-    uint32_t *keys = malloc((S->nnz ? S->nnz : 1) * sizeof *keys);
-    if (!keys)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    for (size_t k = 0; k < S->nnz; k++)
-        keys[k] = sp_float_key(score[k]);
-    return prune_by_keys(S, keys, count, err);
+    return prune_smallest(l, score, false, count, err);
 }
 
 size_t dsnn_signed_prune_count(size_t size, double fraction, bool negative,
@@ -306,15 +301,7 @@ static enum dsnn_status grow_apply(struct sp_linear *S, const uint64_t *pos, siz
 
 static bool is_active(const struct sp_linear *S, int r, int c)
 {
-    int64_t lo = S->row_ptr[r], hi = S->row_ptr[r + 1];
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (S->col[mid] < c)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < S->row_ptr[r + 1] && S->col[lo] == c;
+    return sp_find(S, r, c) >= 0;
 }
 
 static enum dsnn_status check_growable(struct sp_linear *S, size_t count,
@@ -332,17 +319,49 @@ static enum dsnn_status check_growable(struct sp_linear *S, size_t count,
     return DSNN_OK;
 }
 
+/* The layer behind l if count connections can be grown into it, else NULL with *st set. A
+ * growth of 0 is done here (recorded as an empty growth: *st DSNN_OK, NULL returned). */
+static struct sp_linear *grow_target(struct dsnn_layer *l, size_t count, struct dsnn_rng *rng,
+                                     enum dsnn_status *st, struct dsnn_error *err)
+{
+    struct sp_linear *S = get(l, err);
+    *st = S ? check_growable(S, count, err) : DSNN_ERR_INVALID;
+    if (*st == DSNN_OK && count == 0)
+        *st = grow_apply(S, NULL, 0, rng, err);
+    return *st == DSNN_OK && count > 0 ? S : NULL;
+}
+
+/* Sorts the m positions, merges them into the layer and frees pos; with check_twice, a position
+ * listed twice is an error (the smallest such is named). */
+static enum dsnn_status grow_positions(struct sp_linear *S, uint64_t *pos, size_t m,
+                                       bool check_twice, struct dsnn_rng *rng,
+                                       struct dsnn_error *err)
+{
+    const uint64_t n_in = (uint64_t)S->n_in;
+    if (!sp_sort_u64(pos, m, n_in * (uint64_t)S->n_out)) {
+        free(pos);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 1; check_twice && i < m; i++)
+        if (pos[i] == pos[i - 1]) {
+            const uint64_t dup = pos[i];
+            free(pos);
+            return dsnn_error_set(err, DSNN_ERR_INVALID,
+                                  "layer '%s': connection (%d, %d) is listed twice", S->base.name,
+                                  (int)(dup / n_in), (int)(dup % n_in));
+        }
+    enum dsnn_status st = grow_apply(S, pos, m, rng, err);
+    free(pos);
+    return st;
+}
+
 enum dsnn_status dsnn_sparse_grow_random(struct dsnn_layer *l, size_t count, struct dsnn_rng *rng,
                                          struct dsnn_error *err)
 {
-    struct sp_linear *S = get(l, err);
+    enum dsnn_status st;
+    struct sp_linear *S = grow_target(l, count, rng, &st, err);
     if (!S)
-        return DSNN_ERR_INVALID;
-    enum dsnn_status st = check_growable(S, count, err);
-    if (st != DSNN_OK)
         return st;
-    if (count == 0)
-        return grow_apply(S, NULL, 0, rng, err);
     if (!rng)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': random growth needs an rng",
                               l->name);
@@ -392,27 +411,18 @@ enum dsnn_status dsnn_sparse_grow_random(struct dsnn_layer *l, size_t count, str
             pos[j] = t;
         }
     }
-    if (!sp_sort_u64(pos, count, total)) {
-        free(pos);
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    }
-    st = grow_apply(S, pos, count, rng, err);
-    free(pos);
-    return st;
+    return grow_positions(S, pos, count, false, rng, err);
 }
 
 enum dsnn_status dsnn_sparse_grow_at(struct dsnn_layer *l, const int32_t *rows,
                                      const int32_t *cols, size_t count, struct dsnn_rng *rng,
                                      struct dsnn_error *err)
 {
-    struct sp_linear *S = get(l, err);
+    enum dsnn_status st;
+    struct sp_linear *S = grow_target(l, count, rng, &st, err);
     if (!S)
-        return DSNN_ERR_INVALID;
-    enum dsnn_status st = check_growable(S, count, err);
-    if (st != DSNN_OK)
         return st;
-    const uint64_t total = (uint64_t)S->n_in * (uint64_t)S->n_out;
-    uint64_t *pos = malloc((count ? count : 1) * sizeof *pos);
+    uint64_t *pos = malloc(count * sizeof *pos);
     if (!pos)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < count; i++) {
@@ -430,21 +440,7 @@ enum dsnn_status dsnn_sparse_grow_at(struct dsnn_layer *l, const int32_t *rows,
         }
         pos[i] = (uint64_t)rows[i] * (uint64_t)S->n_in + (uint64_t)cols[i];
     }
-    if (!sp_sort_u64(pos, count, total)) {
-        free(pos);
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    }
-    for (size_t i = 1; i < count; i++)
-        if (pos[i] == pos[i - 1]) {
-            const uint64_t dup = pos[i];
-            free(pos);
-            return dsnn_error_set(err, DSNN_ERR_INVALID,
-                                  "layer '%s': connection (%d, %d) is listed twice", l->name,
-                                  (int)(dup / (uint64_t)S->n_in), (int)(dup % (uint64_t)S->n_in));
-        }
-    st = grow_apply(S, pos, count, rng, err);
-    free(pos);
-    return st;
+    return grow_positions(S, pos, count, true, rng, err);
 }
 
 /* Min-heap of the best candidates so far; the root is the worst (lowest score, then highest
@@ -495,14 +491,10 @@ enum dsnn_status dsnn_sparse_grow_score(struct dsnn_layer *l, size_t count,
                                         dsnn_sparse_score_fn fn, void *user,
                                         struct dsnn_rng *rng, struct dsnn_error *err)
 {
-    struct sp_linear *S = get(l, err);
+    enum dsnn_status st;
+    struct sp_linear *S = grow_target(l, count, rng, &st, err);
     if (!S)
-        return DSNN_ERR_INVALID;
-    enum dsnn_status st = check_growable(S, count, err);
-    if (st != DSNN_OK)
         return st;
-    if (count == 0)
-        return grow_apply(S, NULL, 0, rng, err);
     if (!fn)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': NULL score function", l->name);
     const int n_in = S->n_in, n_out = S->n_out;
@@ -557,13 +549,7 @@ enum dsnn_status dsnn_sparse_grow_score(struct dsnn_layer *l, size_t count,
     for (size_t i = 0; i < hn; i++)
         pos[i] = heap[i].p;
     free(heap);
-    if (!sp_sort_u64(pos, hn, (uint64_t)n_in * (uint64_t)n_out)) {
-        free(pos);
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    }
-    st = grow_apply(S, pos, hn, rng, err);
-    free(pos);
-    return st;
+    return grow_positions(S, pos, hn, false, rng, err);
 }
 
 static enum dsnn_status abs_grad_score(void *user, struct dsnn_layer *l, int row0, int row1,

@@ -7,18 +7,28 @@
 #define RADIX_BITS 11
 #define RADIX_SIZE (1u << RADIX_BITS)
 
+/* Insertion sort, the base case of the radix sorts below: one function per key type. */
+#define SP_INSERTION_SORT(fn, T)                                                                   \
+    static void fn(T *keys, size_t n)                                                              \
+    {                                                                                              \
+        for (size_t i = 1; i < n; i++) {                                                           \
+            T v = keys[i];                                                                         \
+            size_t j = i;                                                                          \
+            for (; j > 0 && keys[j - 1] > v; j--)                                                  \
+                keys[j] = keys[j - 1];                                                             \
+            keys[j] = v;                                                                           \
+        }                                                                                          \
+    }
+SP_INSERTION_SORT(insertion_sort_u64, uint64_t)
+SP_INSERTION_SORT(insertion_sort_u32, uint32_t)
+#undef SP_INSERTION_SORT
+
 bool sp_sort_u64(uint64_t *keys, size_t n, uint64_t max_key)
 {
     if (n < 2)
         return true;
-    if (n <= 32) { /* insertion sort */
-        for (size_t i = 1; i < n; i++) {
-            uint64_t v = keys[i];
-            size_t j = i;
-            for (; j > 0 && keys[j - 1] > v; j--)
-                keys[j] = keys[j - 1];
-            keys[j] = v;
-        }
+    if (n <= 32) {
+        insertion_sort_u64(keys, n);
         return true;
     }
     int bits = 0;
@@ -62,13 +72,7 @@ bool sp_sort_u32(uint32_t *keys, size_t n)
     if (n < 2)
         return true;
     if (n <= 48) {
-        for (size_t i = 1; i < n; i++) {
-            uint32_t v = keys[i];
-            size_t j = i;
-            for (; j > 0 && keys[j - 1] > v; j--)
-                keys[j] = keys[j - 1];
-            keys[j] = v;
-        }
+        insertion_sort_u32(keys, n);
         return true;
     }
     uint32_t *tmp = malloc(n * sizeof *tmp);
