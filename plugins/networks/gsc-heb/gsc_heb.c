@@ -70,41 +70,6 @@ static const struct dsnn_key_spec gsc_heb_keys[] = {
 #undef GK_AT
 DSNN_KEY_TABLE_DEFINE(static, gsc_heb_table, gsc_heb_keys);
 
-/* A float or an array of n floats of key into out[n] (one value is used for all); when absent,
- * defs[0..n) if given, else the default of its spec. */
-static enum dsnn_status per_item(const struct dsnn_cfg *cfg, const char *key, const double *defs,
-                                 double *out, size_t n, const char *what, struct dsnn_error *err)
-{
-    const double def = dsnn_keys_find(gsc_heb_keys, DSNN_COUNT_OF(gsc_heb_keys), key)->def;
-    double v[64];
-    size_t got = 0;
-    enum dsnn_status st;
-    if (!dsnn_cfg_has(cfg, key) && defs) {
-        for (size_t i = 0; i < n; i++)
-            out[i] = defs[i];
-        return DSNN_OK;
-    }
-    if ((st = dsnn_cfg_float_or_array(cfg, key, def, v, DSNN_COUNT_OF(v), &got, err)))
-        return st;
-    if (got != 1 && got != n) {
-        char where[300];
-        return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                              "%s: key '%s.%s': %zu values for %zu %s (give one value or one "
-                              "each)",
-                              dsnn_cfg_where(cfg, key, where, sizeof where), dsnn_cfg_path(cfg),
-                              key, got, n, what);
-    }
-    for (size_t i = 0; i < n; i++)
-        out[i] = v[got == 1 ? 0 : i];
-    return DSNN_OK;
-}
-
-static struct dsnn_shape last_out(const struct dsnn_net *net)
-{
-    size_t n = dsnn_net_n_layers(net);
-    return n ? dsnn_net_layer(net, n - 1)->out : dsnn_net_input_shape(net);
-}
-
 /* The two blocks conv 5x5 -> batch norm 2d -> 2x2 max pooling -> k-winners 2d (or ReLU). */
 static enum dsnn_status add_conv_blocks(struct dsnn_net *net, const int64_t *conv_c, bool bias,
                                         bool kwinners, struct dsnn_kwinners_cfg *kc,
@@ -116,37 +81,38 @@ static enum dsnn_status add_conv_blocks(struct dsnn_net *net, const int64_t *con
     st = DSNN_OK;
     char name[DSNN_LAYER_NAME_MAX];
     for (int i = 0; st == DSNN_OK && i < GSC_N_CONV; i++) {
+        const struct dsnn_shape in = dsnn_net_last_shape(net);
         snprintf(name, sizeof name, "conv%d", i + 1);
         if (dens[i] > 0) {
             struct dsnn_sparse_init si = dsnn_sparse_init_default();
             si.density = dens[i];
-            st = dsnn_net_add(net,
-                              dsnn_sparse_conv2d_new(name, last_out(net), (int)conv_c[i], 5, 1, 0,
-                                                     bias, &si, err),
-                              err);
+            st = dsnn_net_add(
+                net, dsnn_sparse_conv2d_new(name, in, (int)conv_c[i], 5, 1, 0, bias, &si, err),
+                err);
         } else {
-            st = dsnn_net_add(net,
-                              dsnn_conv2d_new(name, last_out(net), (int)conv_c[i], 5, 1, 0, bias,
-                                              err),
+            st = dsnn_net_add(net, dsnn_conv2d_new(name, in, (int)conv_c[i], 5, 1, 0, bias, err),
                               err);
         }
         if (st != DSNN_OK)
             break;
         snprintf(name, sizeof name, "bn%d", i + 1);
-        if ((st = dsnn_net_add(net, dsnn_batchnorm2d_new(name, last_out(net), false, err), err)))
+        if ((st = dsnn_net_add(
+                 net, dsnn_batchnorm2d_new(name, dsnn_net_last_shape(net), false, err), err)))
             break;
         snprintf(name, sizeof name, "pool%d", i + 1);
-        if ((st = dsnn_net_add(net, dsnn_maxpool2d_new(name, last_out(net), 2, 2, 0, err), err)))
+        if ((st = dsnn_net_add(
+                 net, dsnn_maxpool2d_new(name, dsnn_net_last_shape(net), 2, 2, 0, err), err)))
             break;
         if (kwinners) {
             kc->percent_on = percent[i];
             kc->boost_strength = boost[i];
             kc->boost_strength_factor = boost_f[i];
             snprintf(name, sizeof name, "kw%d", i + 1);
-            st = dsnn_net_add(net, dsnn_kwinners2d_new(name, last_out(net), kc, err), err);
+            st = dsnn_net_add(net, dsnn_kwinners2d_new(name, dsnn_net_last_shape(net), kc, err),
+                              err);
         } else {
             snprintf(name, sizeof name, "relu%d", i + 1);
-            st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
+            st = dsnn_net_add(net, dsnn_relu_new(name, dsnn_net_last_shape(net), err), err);
         }
     }
     return st;
@@ -158,18 +124,19 @@ static enum dsnn_status gsc_heb_build(const struct dsnn_cfg *cfg, const struct d
 {
     (void)ctx;
     static const double def_percent[GSC_N_ACT] = {0.095, 0.125, 0.1};
-    int64_t conv_c[8] = {64, 64}; /* the default of hidden_neurons_conv */
-    size_t n_conv = GSC_N_CONV;
+    static const int64_t def_conv[GSC_N_CONV] = {64, 64}; /* the default of hidden_neurons_conv */
+    static const struct dsnn_net_items per_act = {"", "activations", "one each"};
+    static const struct dsnn_net_items per_conv = {"", "convolutions", "one each"};
+    int64_t conv_c[8];
+    size_t n_conv = 0;
     struct gsc_heb_params p;
     double percent[GSC_N_ACT], boost[GSC_N_ACT], boost_f[GSC_N_ACT], dens[GSC_N_CONV];
     char where[300];
     enum dsnn_status st;
     *out = NULL;
-    if ((st = dsnn_keys_read(&gsc_heb_table, cfg, &p, err)))
-        return st;
-    if (dsnn_cfg_has(cfg, "hidden_neurons_conv") &&
-        (st = dsnn_cfg_int_array(cfg, "hidden_neurons_conv", conv_c, DSNN_COUNT_OF(conv_c),
-                                 &n_conv, err)))
+    if ((st = dsnn_keys_read(&gsc_heb_table, cfg, &p, err)) ||
+        (st = dsnn_net_read_sizes(cfg, "hidden_neurons_conv", def_conv, GSC_N_CONV, conv_c,
+                                  DSNN_COUNT_OF(conv_c), &n_conv, err)))
         return st;
     if (n_conv != GSC_N_CONV)
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
@@ -177,11 +144,14 @@ static enum dsnn_status gsc_heb_build(const struct dsnn_cfg *cfg, const struct d
                               "convolutions",
                               dsnn_cfg_where(cfg, "hidden_neurons_conv", where, sizeof where),
                               dsnn_cfg_path(cfg), n_conv, GSC_N_CONV);
-    if ((st = per_item(cfg, "percent_on", def_percent, percent, GSC_N_ACT, "activations", err)) ||
-        (st = per_item(cfg, "boost_strength", NULL, boost, GSC_N_ACT, "activations", err)) ||
-        (st = per_item(cfg, "boost_strength_factor", NULL, boost_f, GSC_N_ACT, "activations",
-                       err)) ||
-        (st = per_item(cfg, "sparse_conv", NULL, dens, GSC_N_CONV, "convolutions", err)))
+    if ((st = dsnn_net_read_floats(cfg, &gsc_heb_table, "percent_on", def_percent, percent,
+                                   GSC_N_ACT, &per_act, err)) ||
+        (st = dsnn_net_read_floats(cfg, &gsc_heb_table, "boost_strength", NULL, boost, GSC_N_ACT,
+                                   &per_act, err)) ||
+        (st = dsnn_net_read_floats(cfg, &gsc_heb_table, "boost_strength_factor", NULL, boost_f,
+                                   GSC_N_ACT, &per_act, err)) ||
+        (st = dsnn_net_read_floats(cfg, &gsc_heb_table, "sparse_conv", NULL, dens, GSC_N_CONV,
+                                   &per_conv, err)))
         return st;
     const int64_t fc = p.fc, period = p.period;
     const bool bias = p.bias, batch_norm = p.batch_norm, kwinners = p.kwinners;
@@ -203,13 +173,10 @@ static enum dsnn_status gsc_heb_build(const struct dsnn_cfg *cfg, const struct d
         return err ? err->status : DSNN_ERR_NOMEM;
     st = add_conv_blocks(net, conv_c, bias, kwinners, &kc, percent, boost, boost_f, dens, err);
     if (st == DSNN_OK)
-        st = dsnn_net_add(net, dsnn_flatten_new("flatten", last_out(net), err), err);
+        st = dsnn_net_add(net, dsnn_flatten_new("flatten", dsnn_net_last_shape(net), err), err);
     const struct dsnn_shape h = {(int)fc, 1, 1};
     if (st == DSNN_OK)
-        st = dsnn_net_add(net,
-                          dsnn_linear_new("fc1", (int)dsnn_shape_size(last_out(net)), (int)fc,
-                                          bias, err),
-                          err);
+        st = dsnn_net_add_linear(net, "fc1", (int)fc, bias, err);
     if (st == DSNN_OK && batch_norm)
         st = dsnn_net_add(net, dsnn_batchnorm1d_new("bn3", (int)fc, false, err), err);
     if (st == DSNN_OK && kwinners) {
@@ -222,25 +189,10 @@ static enum dsnn_status gsc_heb_build(const struct dsnn_cfg *cfg, const struct d
     }
     if (st == DSNN_OK && dropout > 0)
         st = dsnn_net_add(net, dsnn_dropout_new("dropout3", h, dropout, err), err);
-    if (st == DSNN_OK)
-        st = dsnn_net_add(net, dsnn_linear_new("output", (int)fc, n_classes, bias, err), err);
-    if (st != DSNN_OK) {
-        dsnn_net_free(net);
-        return dsnn_error_prefix(err, "%s: cannot build the network for %dx%dx%d inputs",
-                                 dsnn_cfg_where(cfg, NULL, where, sizeof where), input.c, input.h,
-                                 input.w);
-    }
-    *out = net;
-    return DSNN_OK;
+    return dsnn_net_build_end(net, st, bias, cfg, NULL, out, err);
 }
 
-static const struct dsnn_network_ops gsc_heb_ops = {.build = gsc_heb_build};
-
-static const struct dsnn_component gsc_heb_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_NETWORK, "gsc-heb", "1.0.0",
-                   "nupic GSCHeb: (conv 5x5 -> BN -> max pool -> k-winners 2d) x 2 -> fc 1000 -> "
-                   "BN -> k-winners -> fc (Google Speech Commands CNN)",
-                   gsc_heb_ops, gsc_heb_keys),
-};
-
-DSNN_PLUGIN_DEFINE("gsc-heb", gsc_heb_components)
+DSNN_NETWORK_PLUGIN("gsc-heb", "1.0.0",
+                    "nupic GSCHeb: (conv 5x5 -> BN -> max pool -> k-winners 2d) x 2 -> fc 1000 -> "
+                    "BN -> k-winners -> fc (Google Speech Commands CNN)",
+                    gsc_heb_keys, .build = gsc_heb_build)

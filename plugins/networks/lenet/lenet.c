@@ -67,20 +67,13 @@ static struct dsnn_layer *conv_new(const char *name, struct dsnn_shape in, int o
     return dsnn_sparse_conv2d_new(name, in, out_c, kernel, 1, padding, bias, &si, err);
 }
 
-static struct dsnn_shape last_out(const struct dsnn_net *net)
-{
-    size_t n = dsnn_net_n_layers(net);
-    return n ? dsnn_net_layer(net, n - 1)->out : dsnn_net_input_shape(net);
-}
-
 /* fc<idx> and relu<relu_idx> after it. */
 static enum dsnn_status add_fc_relu(struct dsnn_net *net, int idx, int relu_idx, int n_out,
                                     bool bias, struct dsnn_error *err)
 {
     char name[DSNN_LAYER_NAME_MAX];
-    int n_in = (int)dsnn_shape_size(last_out(net));
     snprintf(name, sizeof name, "fc%d", idx);
-    enum dsnn_status st = dsnn_net_add(net, dsnn_linear_new(name, n_in, n_out, bias, err), err);
+    enum dsnn_status st = dsnn_net_add_linear(net, name, n_out, bias, err);
     if (st == DSNN_OK) {
         snprintf(name, sizeof name, "relu%d", relu_idx);
         st = dsnn_net_add(net, dsnn_relu_new(name, (struct dsnn_shape){n_out, 1, 1}, err), err);
@@ -91,34 +84,33 @@ static enum dsnn_status add_fc_relu(struct dsnn_net *net, int idx, int relu_idx,
 /* LeNet-5 up to its output layer: (conv 5x5 -> ReLU -> 2x2 pooling) x 2 with 6 and 16
  * channels, flatten, fc1 (120) -> relu3, fc2 (84) -> relu4. */
 static enum dsnn_status add_lenet5_layers(struct dsnn_net *net, int pad, bool bias, int pool,
-                                          const double *dens, size_t n_dens,
-                                          struct dsnn_error *err)
+                                          const double *dens, struct dsnn_error *err)
 {
     enum dsnn_status st;
     const int channels[LENET_N_CONV] = {6, 16};
     st = DSNN_OK;
     for (int i = 0; st == DSNN_OK && i < LENET_N_CONV; i++) {
         char name[DSNN_LAYER_NAME_MAX];
-        struct dsnn_shape in = last_out(net);
+        struct dsnn_shape in = dsnn_net_last_shape(net);
         snprintf(name, sizeof name, "conv%d", i + 1);
         st = dsnn_net_add(net, conv_new(name, in, channels[i], 5, i == 0 ? pad : 0, bias,
-                                        dens[n_dens == 1 ? 0 : i], err),
+                                        dens[i], err),
                           err);
         if (st != DSNN_OK)
             break;
         snprintf(name, sizeof name, "relu%d", i + 1);
-        st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
+        st = dsnn_net_add(net, dsnn_relu_new(name, dsnn_net_last_shape(net), err), err);
         if (st != DSNN_OK)
             break;
         snprintf(name, sizeof name, "pool%d", i + 1);
+        in = dsnn_net_last_shape(net);
         st = dsnn_net_add(net,
-                          pool == 0 ? dsnn_maxpool2d_new(name, last_out(net), 2, 2, 0, err)
-                                    : dsnn_avgpool2d_new(name, last_out(net), 2, 2, 0, true,
-                                                         err),
+                          pool == 0 ? dsnn_maxpool2d_new(name, in, 2, 2, 0, err)
+                                    : dsnn_avgpool2d_new(name, in, 2, 2, 0, true, err),
                           err);
     }
     if (st == DSNN_OK)
-        st = dsnn_net_add(net, dsnn_flatten_new("flatten", last_out(net), err), err);
+        st = dsnn_net_add(net, dsnn_flatten_new("flatten", dsnn_net_last_shape(net), err), err);
     if (st == DSNN_OK)
         st = add_fc_relu(net, 1, 3, 120, bias, err);
     if (st == DSNN_OK)
@@ -131,29 +123,22 @@ static enum dsnn_status lenet_build(const struct dsnn_cfg *cfg, const struct dsn
                                     struct dsnn_error *err)
 {
     (void)ctx;
+    static const struct dsnn_net_items per_conv = {"the ", "convolutions of lenet5",
+                                                   "one per convolution"};
     struct lenet_params p;
-    double dens[64];
-    size_t n_dens = 0;
+    double dens[LENET_N_CONV];
     char where[300];
     enum dsnn_status st;
     *out = NULL;
     if ((st = dsnn_keys_read(&lenet_table, cfg, &p, err)) ||
-        (st = dsnn_cfg_float_or_array(cfg, "sparse_conv",
-                                      dsnn_keys_find(lenet_keys, DSNN_COUNT_OF(lenet_keys),
-                                                     "sparse_conv")->def,
-                                      dens, DSNN_COUNT_OF(dens), &n_dens, err)))
+        (st = dsnn_net_read_floats(cfg, &lenet_table, "sparse_conv", NULL, dens, LENET_N_CONV,
+                                   &per_conv, err)))
         return st;
     const int variant = p.variant, pool = p.pool;
     const bool bias = p.bias;
     int64_t pad = p.pad;
     const bool lenet5 = variant == 0;
-    if (n_dens != 1 && n_dens != LENET_N_CONV)
-        return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                              "%s: key '%s.sparse_conv': %zu values for the %d convolutions of "
-                              "lenet5 (give one value or one per convolution)",
-                              dsnn_cfg_where(cfg, "sparse_conv", where, sizeof where),
-                              dsnn_cfg_path(cfg), n_dens, LENET_N_CONV);
-    if (!lenet5 && (dens[0] > 0 || (n_dens > 1 && dens[1] > 0)))
+    if (!lenet5 && (dens[0] > 0 || dens[1] > 0))
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
                               "%s: key '%s.sparse_conv': variant \"300-100\" has no convolution "
                               "(use a sparse model to make its linear layers sparse)",
@@ -178,7 +163,7 @@ static enum dsnn_status lenet_build(const struct dsnn_cfg *cfg, const struct dsn
     if (!net)
         return err ? err->status : DSNN_ERR_NOMEM;
     if (lenet5) {
-        st = add_lenet5_layers(net, (int)pad, bias, pool, dens, n_dens, err);
+        st = add_lenet5_layers(net, (int)pad, bias, pool, dens, err);
     } else {
         st = dsnn_net_add(net, dsnn_flatten_new("flatten", input, err), err);
         if (st == DSNN_OK)
@@ -186,29 +171,12 @@ static enum dsnn_status lenet_build(const struct dsnn_cfg *cfg, const struct dsn
         if (st == DSNN_OK)
             st = add_fc_relu(net, 2, 2, 100, bias, err);
     }
-    if (st == DSNN_OK)
-        st = dsnn_net_add(net,
-                          dsnn_linear_new("output", (int)dsnn_shape_size(last_out(net)),
-                                          n_classes, bias, err),
-                          err);
-    if (st != DSNN_OK) {
-        dsnn_net_free(net);
-        return dsnn_error_prefix(err, "%s: variant \"%s\": cannot build the network for %dx%dx%d "
-                                 "inputs",
-                                 dsnn_cfg_where(cfg, NULL, where, sizeof where),
-                                 lenet_variants[variant], input.c, input.h, input.w);
-    }
-    *out = net;
-    return DSNN_OK;
+    char what[64];
+    snprintf(what, sizeof what, "variant \"%s\"", lenet_variants[variant]);
+    return dsnn_net_build_end(net, st, bias, cfg, what, out, err);
 }
 
-static const struct dsnn_network_ops lenet_ops = {.build = lenet_build};
-
-static const struct dsnn_component lenet_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_NETWORK, "lenet", "1.0.0",
-                   "LeNet-5 (conv 6 - pool - conv 16 - pool - fc 120 - fc 84, ReLU) or "
-                   "LeNet-300-100",
-                   lenet_ops, lenet_keys),
-};
-
-DSNN_PLUGIN_DEFINE("lenet", lenet_components)
+DSNN_NETWORK_PLUGIN("lenet", "1.0.0",
+                    "LeNet-5 (conv 6 - pool - conv 16 - pool - fc 120 - fc 84, ReLU) or "
+                    "LeNet-300-100",
+                    lenet_keys, .build = lenet_build)

@@ -60,107 +60,66 @@ static const struct dsnn_key_spec mlp_heb_keys[] = {
 #undef MK_AT
 DSNN_KEY_TABLE_DEFINE(static, mlp_heb_table, mlp_heb_keys);
 
-/* Reads a float or an array of n_layers floats of key into out[n_layers] (one value is used for
- * every layer; the default of its spec when absent). */
-static enum dsnn_status per_layer(const struct dsnn_cfg *cfg, const char *key, double *out,
-                                  size_t n_layers, struct dsnn_error *err)
-{
-    double v[MLPHEB_MAX_HIDDEN];
-    size_t n = 0;
-    const double def = dsnn_keys_find(mlp_heb_keys, DSNN_COUNT_OF(mlp_heb_keys), key)->def;
-    enum dsnn_status st = dsnn_cfg_float_or_array(cfg, key, def, v, MLPHEB_MAX_HIDDEN, &n, err);
-    if (st != DSNN_OK)
-        return st;
-    if (n != 1 && n != n_layers) {
-        char where[300];
-        return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                              "%s: key '%s.%s': %zu values for %zu hidden layers (give one value "
-                              "or one per hidden layer)",
-                              dsnn_cfg_where(cfg, key, where, sizeof where), dsnn_cfg_path(cfg),
-                              key, n, n_layers);
-    }
-    for (size_t i = 0; i < n_layers; i++)
-        out[i] = v[n == 1 ? 0 : i];
-    return DSNN_OK;
-}
-
 static enum dsnn_status mlp_heb_build(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
                                       struct dsnn_shape input, int n_classes,
                                       struct dsnn_net **out, struct dsnn_error *err)
 {
     (void)ctx;
-    int64_t hidden[MLPHEB_MAX_HIDDEN] = {100, 100, 100}; /* the default of hidden_sizes */
-    size_t n_hidden = 3;
+    static const int64_t def_hidden[] = {100, 100, 100}; /* the default of hidden_sizes */
+    static const struct dsnn_net_items per_hidden = {"", "hidden layers", "one per hidden layer"};
+    int64_t hidden[MLPHEB_MAX_HIDDEN];
+    size_t n_hidden = 0;
     struct mlp_heb_params p;
     double percent_on[MLPHEB_MAX_HIDDEN], boost[MLPHEB_MAX_HIDDEN], boost_f[MLPHEB_MAX_HIDDEN];
     enum dsnn_status st;
-    char where[300];
     *out = NULL;
     if ((st = dsnn_keys_read(&mlp_heb_table, cfg, &p, err)) ||
-        (dsnn_cfg_has(cfg, "hidden_sizes") &&
-         (st = dsnn_cfg_int_array(cfg, "hidden_sizes", hidden, MLPHEB_MAX_HIDDEN, &n_hidden,
-                                  err))) ||
-        (st = per_layer(cfg, "percent_on", percent_on, n_hidden, err)) ||
-        (st = per_layer(cfg, "boost_strength", boost, n_hidden, err)) ||
-        (st = per_layer(cfg, "boost_strength_factor", boost_f, n_hidden, err)))
+        (st = dsnn_net_read_sizes(cfg, "hidden_sizes", def_hidden, DSNN_COUNT_OF(def_hidden),
+                                  hidden, MLPHEB_MAX_HIDDEN, &n_hidden, err)) ||
+        (st = dsnn_net_read_floats(cfg, &mlp_heb_table, "percent_on", NULL, percent_on, n_hidden,
+                                   &per_hidden, err)) ||
+        (st = dsnn_net_read_floats(cfg, &mlp_heb_table, "boost_strength", NULL, boost, n_hidden,
+                                   &per_hidden, err)) ||
+        (st = dsnn_net_read_floats(cfg, &mlp_heb_table, "boost_strength_factor", NULL, boost_f,
+                                   n_hidden, &per_hidden, err)))
         return st;
-    const bool bias = p.bias, batch_norm = p.batch_norm, kwinners = p.kwinners;
-    const double dropout = p.dropout, k_inf = p.k_inf;
-    const int64_t period = p.period;
 
     struct dsnn_net *net = dsnn_net_new(input, n_classes, err);
     if (!net)
         return err ? err->status : DSNN_ERR_NOMEM;
     st = dsnn_net_add(net, dsnn_flatten_new("flatten", input, err), err);
-    int n_in = (int)dsnn_shape_size(input);
     for (size_t i = 0; st == DSNN_OK && i < n_hidden; i++) {
         const int n = (int)hidden[i];
         const struct dsnn_shape s = {n, 1, 1};
         char name[DSNN_LAYER_NAME_MAX];
         snprintf(name, sizeof name, "fc%zu", i + 1);
-        st = dsnn_net_add(net, dsnn_linear_new(name, n_in, n, bias, err), err);
-        if (st == DSNN_OK && batch_norm) {
+        st = dsnn_net_add_linear(net, name, n, p.bias, err);
+        if (st == DSNN_OK && p.batch_norm) {
             snprintf(name, sizeof name, "bn%zu", i + 1);
             st = dsnn_net_add(net, dsnn_batchnorm1d_new(name, n, true, err), err);
         }
-        if (st == DSNN_OK && kwinners) {
+        if (st == DSNN_OK && p.kwinners) {
             struct dsnn_kwinners_cfg kc = dsnn_kwinners_cfg_default();
             kc.percent_on = percent_on[i];
-            kc.k_inference_factor = k_inf;
+            kc.k_inference_factor = p.k_inf;
             kc.boost_strength = boost[i];
             kc.boost_strength_factor = boost_f[i];
-            kc.duty_cycle_period = (int)period;
+            kc.duty_cycle_period = (int)p.period;
             snprintf(name, sizeof name, "kw%zu", i + 1);
             st = dsnn_net_add(net, dsnn_kwinners_new(name, n, &kc, err), err);
         } else if (st == DSNN_OK) {
             snprintf(name, sizeof name, "relu%zu", i + 1);
             st = dsnn_net_add(net, dsnn_relu_new(name, s, err), err);
         }
-        if (st == DSNN_OK && dropout > 0) {
+        if (st == DSNN_OK && p.dropout > 0) {
             snprintf(name, sizeof name, "dropout%zu", i + 1);
-            st = dsnn_net_add(net, dsnn_dropout_new(name, s, dropout, err), err);
+            st = dsnn_net_add(net, dsnn_dropout_new(name, s, p.dropout, err), err);
         }
-        n_in = n;
     }
-    if (st == DSNN_OK)
-        st = dsnn_net_add(net, dsnn_linear_new("output", n_in, n_classes, bias, err), err);
-    if (st != DSNN_OK) {
-        dsnn_net_free(net);
-        return dsnn_error_prefix(err, "%s: cannot build the network for %dx%dx%d inputs",
-                                 dsnn_cfg_where(cfg, NULL, where, sizeof where), input.c, input.h,
-                                 input.w);
-    }
-    *out = net;
-    return DSNN_OK;
+    return dsnn_net_build_end(net, st, p.bias, cfg, NULL, out, err);
 }
 
-static const struct dsnn_network_ops mlp_heb_ops = {.build = mlp_heb_build};
-
-static const struct dsnn_component mlp_heb_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_NETWORK, "mlp-heb", "1.0.0",
-                   "nupic MLPHeb: [flatten] -> (linear -> [batch norm] -> k-winners or ReLU -> "
-                   "[dropout]) x N -> linear",
-                   mlp_heb_ops, mlp_heb_keys),
-};
-
-DSNN_PLUGIN_DEFINE("mlp-heb", mlp_heb_components)
+DSNN_NETWORK_PLUGIN("mlp-heb", "1.0.0",
+                    "nupic MLPHeb: [flatten] -> (linear -> [batch norm] -> k-winners or ReLU -> "
+                    "[dropout]) x N -> linear",
+                    mlp_heb_keys, .build = mlp_heb_build)

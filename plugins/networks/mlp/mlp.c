@@ -29,50 +29,32 @@ static enum dsnn_status mlp_build(const struct dsnn_cfg *cfg, const struct dsnn_
                                   struct dsnn_error *err)
 {
     (void)ctx;
-    int64_t hidden[MLP_MAX_HIDDEN] = {1000, 1000, 1000}; /* the default of hidden_sizes */
-    size_t n_hidden = 3;
+    static const int64_t def_hidden[] = {1000, 1000, 1000}; /* the default of hidden_sizes */
+    int64_t hidden[MLP_MAX_HIDDEN];
+    size_t n_hidden = 0;
     struct mlp_params p;
     enum dsnn_status st;
     *out = NULL;
-    if ((st = dsnn_keys_read(&mlp_table, cfg, &p, err)))
-        return st;
-    const bool bias = p.bias;
-    if (dsnn_cfg_has(cfg, "hidden_sizes") &&
-        (st = dsnn_cfg_int_array(cfg, "hidden_sizes", hidden, MLP_MAX_HIDDEN, &n_hidden, err)))
+    if ((st = dsnn_keys_read(&mlp_table, cfg, &p, err)) ||
+        (st = dsnn_net_read_sizes(cfg, "hidden_sizes", def_hidden, DSNN_COUNT_OF(def_hidden),
+                                  hidden, MLP_MAX_HIDDEN, &n_hidden, err)))
         return st;
     struct dsnn_net *net = dsnn_net_new(input, n_classes, err);
     if (!net)
         return err ? err->status : DSNN_ERR_NOMEM;
     st = dsnn_net_add(net, dsnn_flatten_new("flatten", input, err), err);
-    int n_in = (int)dsnn_shape_size(input);
     for (size_t i = 0; st == DSNN_OK && i < n_hidden; i++) {
         char name[DSNN_LAYER_NAME_MAX];
         snprintf(name, sizeof name, "fc%zu", i + 1);
-        st = dsnn_net_add(net, dsnn_linear_new(name, n_in, (int)hidden[i], bias, err), err);
+        st = dsnn_net_add_linear(net, name, (int)hidden[i], p.bias, err);
         if (st == DSNN_OK) {
             snprintf(name, sizeof name, "relu%zu", i + 1);
-            st = dsnn_net_add(net, dsnn_relu_new(name, (struct dsnn_shape){(int)hidden[i], 1, 1},
-                                                 err),
-                              err);
+            st = dsnn_net_add(net, dsnn_relu_new(name, dsnn_net_last_shape(net), err), err);
         }
-        n_in = (int)hidden[i];
     }
-    if (st == DSNN_OK)
-        st = dsnn_net_add(net, dsnn_linear_new("output", n_in, n_classes, bias, err), err);
-    if (st != DSNN_OK) {
-        dsnn_net_free(net);
-        return st;
-    }
-    *out = net;
-    return DSNN_OK;
+    return dsnn_net_build_end(net, st, p.bias, NULL, NULL, out, err);
 }
 
-static const struct dsnn_network_ops mlp_ops = {.build = mlp_build};
-
-static const struct dsnn_component mlp_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_NETWORK, "mlp", "1.0.0",
-                   "Multi-layer perceptron: [flatten] -> (linear -> ReLU) x N -> linear",
-                   mlp_ops, mlp_keys),
-};
-
-DSNN_PLUGIN_DEFINE("mlp", mlp_components)
+DSNN_NETWORK_PLUGIN("mlp", "1.0.0",
+                    "Multi-layer perceptron: [flatten] -> (linear -> ReLU) x N -> linear", mlp_keys,
+                    .build = mlp_build)

@@ -67,12 +67,6 @@ static const struct dsnn_key_spec resnet_keys[] = {
 #undef RK_AT
 DSNN_KEY_TABLE_DEFINE(static, resnet_table, resnet_keys);
 
-static struct dsnn_shape last_out(const struct dsnn_net *net)
-{
-    size_t n = dsnn_net_n_layers(net);
-    return n ? dsnn_net_layer(net, n - 1)->out : dsnn_net_input_shape(net);
-}
-
 /* A key that the chosen variant does not use. */
 static enum dsnn_status not_for(const struct dsnn_cfg *cfg, const char *key, const char *variant,
                                 const char *hint, struct dsnn_error *err)
@@ -137,12 +131,12 @@ static enum dsnn_status add_wrn_layers(struct dsnn_net *net, struct dsnn_shape i
         for (int b = 0; st == DSNN_OK && b < n; b++) {
             snprintf(name, sizeof name, "layer%d_%d", s + 1, b);
             st = dsnn_net_add(net,
-                              wide_basic_new(name, last_out(net), planes[s],
+                              wide_basic_new(name, dsnn_net_last_shape(net), planes[s],
                                              s > 0 && b == 0 ? 2 : 1, dropout, err),
                               err);
         }
     if (st == DSNN_OK) {
-        struct dsnn_layer *bn = dsnn_batchnorm2d_new("bn1", last_out(net), true, err);
+        struct dsnn_layer *bn = dsnn_batchnorm2d_new("bn1", dsnn_net_last_shape(net), true, err);
         if (bn && (st = dsnn_batchnorm_set_momentum_eps(bn, 0.9, 1e-5, err)) != DSNN_OK) {
             dsnn_layer_free(bn);
             bn = NULL;
@@ -150,7 +144,7 @@ static enum dsnn_status add_wrn_layers(struct dsnn_net *net, struct dsnn_shape i
         st = dsnn_net_add(net, bn, err);
     }
     if (st == DSNN_OK)
-        st = dsnn_net_add(net, dsnn_relu_new("relu1", last_out(net), err), err);
+        st = dsnn_net_add(net, dsnn_relu_new("relu1", dsnn_net_last_shape(net), err), err);
     return st;
 }
 
@@ -172,14 +166,15 @@ static enum dsnn_status add_resnet_layers(struct dsnn_net *net, struct dsnn_shap
     }
     st = dsnn_net_add(net, dsnn_conv2d_new("conv1", input, ch[0], 3, 1, 1, false, err), err);
     if (st == DSNN_OK)
-        st = dsnn_net_add(net, dsnn_batchnorm2d_new("bn1", last_out(net), true, err), err);
+        st = dsnn_net_add(net, dsnn_batchnorm2d_new("bn1", dsnn_net_last_shape(net), true, err),
+                          err);
     if (st == DSNN_OK)
-        st = dsnn_net_add(net, dsnn_relu_new("relu1", last_out(net), err), err);
+        st = dsnn_net_add(net, dsnn_relu_new("relu1", dsnn_net_last_shape(net), err), err);
     for (int s = 0; st == DSNN_OK && s < 4; s++)
         for (int b = 0; st == DSNN_OK && b < blocks[variant][s]; b++) {
             snprintf(name, sizeof name, "layer%d_%d", s + 1, b);
             st = dsnn_net_add(net,
-                              dsnn_resnet_basic_block_new(name, last_out(net), ch[s],
+                              dsnn_resnet_basic_block_new(name, dsnn_net_last_shape(net), ch[s],
                                                           s > 0 && b == 0 ? 2 : 1, err),
                               err);
         }
@@ -241,29 +236,12 @@ static enum dsnn_status resnet_build(const struct dsnn_cfg *cfg, const struct ds
         return err ? err->status : DSNN_ERR_NOMEM;
     st = wrn ? add_wrn_layers(net, input, &p, err) : add_resnet_layers(net, input, &p, err);
     if (st == DSNN_OK)
-        st = dsnn_net_add(net, dsnn_global_avgpool2d_new("avgpool", last_out(net), err), err);
-    if (st == DSNN_OK)
-        st = dsnn_net_add(net,
-                          dsnn_linear_new("output", (int)dsnn_shape_size(last_out(net)),
-                                          n_classes, true, err),
+        st = dsnn_net_add(net, dsnn_global_avgpool2d_new("avgpool", dsnn_net_last_shape(net), err),
                           err);
-    if (st != DSNN_OK) {
-        dsnn_net_free(net);
-        return dsnn_error_prefix(err, "%s: %s: cannot build the network for %dx%dx%d inputs",
-                                 dsnn_cfg_where(cfg, NULL, where, sizeof where), vname, input.c,
-                                 input.h, input.w);
-    }
-    *out = net;
-    return DSNN_OK;
+    return dsnn_net_build_end(net, st, true, cfg, vname, out, err);
 }
 
-static const struct dsnn_network_ops resnet_ops = {.build = resnet_build};
-
-static const struct dsnn_component resnet_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_NETWORK, "resnet", "1.0.0",
-                   "ResNet-18/34 (CIFAR form, width multiplier) and Wide ResNet (WRN-28-2 ...) "
-                   "for 32x32 images: residual blocks, global average pooling, linear",
-                   resnet_ops, resnet_keys),
-};
-
-DSNN_PLUGIN_DEFINE("resnet", resnet_components)
+DSNN_NETWORK_PLUGIN("resnet", "1.0.0",
+                    "ResNet-18/34 (CIFAR form, width multiplier) and Wide ResNet (WRN-28-2 ...) "
+                    "for 32x32 images: residual blocks, global average pooling, linear",
+                    resnet_keys, .build = resnet_build)

@@ -77,35 +77,6 @@ static const int vgg_cfgs[4][22] = {
      -1},
 };
 
-static struct dsnn_shape last_out(const struct dsnn_net *net)
-{
-    size_t n = dsnn_net_n_layers(net);
-    return n ? dsnn_net_layer(net, n - 1)->out : dsnn_net_input_shape(net);
-}
-
-/* A float or an array of n floats of key into out[n] (the default of its spec when absent). */
-static enum dsnn_status per_conv(const struct dsnn_cfg *cfg, const char *key, double *out,
-                                 size_t n, struct dsnn_error *err)
-{
-    double v[64];
-    size_t got = 0;
-    const double def = dsnn_keys_find(vgg_keys, DSNN_COUNT_OF(vgg_keys), key)->def;
-    enum dsnn_status st = dsnn_cfg_float_or_array(cfg, key, def, v, DSNN_COUNT_OF(v), &got, err);
-    if (st != DSNN_OK)
-        return st;
-    if (got != 1 && got != n) {
-        char where[300];
-        return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                              "%s: key '%s.%s': %zu values for the %zu convolutions of this "
-                              "configuration (give one value or one per convolution)",
-                              dsnn_cfg_where(cfg, key, where, sizeof where), dsnn_cfg_path(cfg),
-                              key, got, n);
-    }
-    for (size_t i = 0; i < n; i++)
-        out[i] = v[got == 1 ? 0 : i];
-    return DSNN_OK;
-}
-
 /* conv<ci> 3x3 (truly sparse of density d when d > 0) -> bn<ci> (batch_norm) -> kw<ci>
  * (kwinners, with kc) or relu<ci>. */
 static enum dsnn_status add_conv_block(struct dsnn_net *net, int ci, int channels, double d,
@@ -113,7 +84,7 @@ static enum dsnn_status add_conv_block(struct dsnn_net *net, int ci, int channel
                                        const struct vgg_params *kp, struct dsnn_error *err)
 {
     char name[DSNN_LAYER_NAME_MAX];
-    const struct dsnn_shape in = last_out(net);
+    const struct dsnn_shape in = dsnn_net_last_shape(net);
     const bool bias = kp->bias;
     enum dsnn_status st;
     snprintf(name, sizeof name, "conv%d", ci);
@@ -127,14 +98,15 @@ static enum dsnn_status add_conv_block(struct dsnn_net *net, int ci, int channel
     }
     if (st == DSNN_OK && kp->batch_norm) {
         snprintf(name, sizeof name, "bn%d", ci);
-        st = dsnn_net_add(net, dsnn_batchnorm2d_new(name, last_out(net), true, err), err);
+        st = dsnn_net_add(net, dsnn_batchnorm2d_new(name, dsnn_net_last_shape(net), true, err),
+                          err);
     }
     if (st == DSNN_OK && kp->kwinners) {
         snprintf(name, sizeof name, "kw%d", ci);
-        st = dsnn_net_add(net, dsnn_kwinners2d_new(name, last_out(net), kc, err), err);
+        st = dsnn_net_add(net, dsnn_kwinners2d_new(name, dsnn_net_last_shape(net), kc, err), err);
     } else if (st == DSNN_OK) {
         snprintf(name, sizeof name, "relu%d", ci);
-        st = dsnn_net_add(net, dsnn_relu_new(name, last_out(net), err), err);
+        st = dsnn_net_add(net, dsnn_relu_new(name, dsnn_net_last_shape(net), err), err);
     }
     return st;
 }
@@ -144,6 +116,8 @@ static enum dsnn_status vgg_build(const struct dsnn_cfg *cfg, const struct dsnn_
                                   struct dsnn_error *err)
 {
     (void)ctx;
+    static const struct dsnn_net_items per_conv = {"the ", "convolutions of this configuration",
+                                                   "one per convolution"};
     struct vgg_params kp;
     double percent[VGG_MAX_CONV], dens[VGG_MAX_CONV];
     char where[300];
@@ -163,8 +137,10 @@ static enum dsnn_status vgg_build(const struct dsnn_cfg *cfg, const struct dsnn_
         else
             n_conv++;
     }
-    if ((st = per_conv(cfg, "percent_on", percent, n_conv, err)) ||
-        (st = per_conv(cfg, "sparse_conv", dens, n_conv, err)))
+    if ((st = dsnn_net_read_floats(cfg, &vgg_table, "percent_on", NULL, percent, n_conv,
+                                   &per_conv, err)) ||
+        (st = dsnn_net_read_floats(cfg, &vgg_table, "sparse_conv", NULL, dens, n_conv, &per_conv,
+                                   err)))
         return st;
     const int min_side = 1 << n_pool;
     if (input.h < min_side || input.w < min_side)
@@ -186,7 +162,7 @@ static enum dsnn_status vgg_build(const struct dsnn_cfg *cfg, const struct dsnn_
     int ci = 0, pi = 0;
     for (const int *p = spec; st == DSNN_OK && *p >= 0; p++) {
         char name[DSNN_LAYER_NAME_MAX];
-        const struct dsnn_shape in = last_out(net);
+        const struct dsnn_shape in = dsnn_net_last_shape(net);
         if (*p == VGG_POOL) {
             snprintf(name, sizeof name, "pool%d", ++pi);
             st = dsnn_net_add(net,
@@ -204,29 +180,11 @@ static enum dsnn_status vgg_build(const struct dsnn_cfg *cfg, const struct dsnn_
         st = add_conv_block(net, ci, channels, d, &kc, &kp, err);
     }
     if (st == DSNN_OK)
-        st = dsnn_net_add(net, dsnn_flatten_new("flatten", last_out(net), err), err);
-    if (st == DSNN_OK)
-        st = dsnn_net_add(net,
-                          dsnn_linear_new("output", (int)dsnn_shape_size(last_out(net)),
-                                          n_classes, bias, err),
-                          err);
-    if (st != DSNN_OK) {
-        dsnn_net_free(net);
-        return dsnn_error_prefix(err, "%s: %s: cannot build the network for %dx%dx%d inputs",
-                                 dsnn_cfg_where(cfg, NULL, where, sizeof where), vgg_names[which],
-                                 input.c, input.h, input.w);
-    }
-    *out = net;
-    return DSNN_OK;
+        st = dsnn_net_add(net, dsnn_flatten_new("flatten", dsnn_net_last_shape(net), err), err);
+    return dsnn_net_build_end(net, st, bias, cfg, vgg_names[which], out, err);
 }
 
-static const struct dsnn_network_ops vgg_ops = {.build = vgg_build};
-
-static const struct dsnn_component vgg_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_NETWORK, "vgg", "1.0.0",
-                   "VGG-11/13/16/19 for 32x32 images: (conv 3x3 -> BN -> ReLU or k-winners, "
-                   "pooling) -> linear; width multiplier, optional sparse convolutions",
-                   vgg_ops, vgg_keys),
-};
-
-DSNN_PLUGIN_DEFINE("vgg", vgg_components)
+DSNN_NETWORK_PLUGIN("vgg", "1.0.0",
+                    "VGG-11/13/16/19 for 32x32 images: (conv 3x3 -> BN -> ReLU or k-winners, "
+                    "pooling) -> linear; width multiplier, optional sparse convolutions",
+                    vgg_keys, .build = vgg_build)

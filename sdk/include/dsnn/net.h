@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include "dsnn/layer.h"
 
@@ -70,6 +71,58 @@ DSNN_API size_t dsnn_net_param_count(const struct dsnn_net *net);
 /* Checkpoint of all layers (calls each layer's save/load; checks layer names and types). */
 DSNN_API enum dsnn_status dsnn_net_save(struct dsnn_net *net, FILE *f, struct dsnn_error *err);
 DSNN_API enum dsnn_status dsnn_net_load(struct dsnn_net *net, FILE *f, struct dsnn_error *err);
+
+/* ---- Helpers of network plugins' build functions (layers/net_build.c) ---- */
+
+struct dsnn_cfg;
+struct dsnn_key_table;
+
+/* The output shape of the last layer, or the input shape of an empty net: the input of the next
+ * layer to add. */
+DSNN_API struct dsnn_shape dsnn_net_last_shape(const struct dsnn_net *net);
+
+/* Appends the dense linear layer `name` from the flattened last shape (dsnn_net_last_shape) to
+ * n_out units, with a bias if bias. */
+DSNN_API enum dsnn_status dsnn_net_add_linear(struct dsnn_net *net, const char *name, int n_out,
+                                              bool bias, struct dsnn_error *err);
+
+/* The end of a network plugin's build function, given the status st of the layers added so far.
+ * When st is DSNN_OK, appends the linear layer "output" (dsnn_net_add_linear to the net's
+ * n_classes, with a bias if bias) and hands net to *out. Otherwise, or when that fails, frees
+ * net, leaves *out alone and returns the error; with cfg (the network group) its message gets
+ * the context "<file:line of cfg>: [<what>: ]cannot build the network for CxHxW inputs" (what
+ * may be NULL, e.g. "vgg19"); with cfg NULL it is returned as it is. */
+DSNN_API enum dsnn_status dsnn_net_build_end(struct dsnn_net *net, enum dsnn_status st, bool bias,
+                                             const struct dsnn_cfg *cfg, const char *what,
+                                             struct dsnn_net **out, struct dsnn_error *err);
+
+/* How dsnn_net_read_floats words the error for a wrong number of values of a per-layer key:
+ *     "<file:line>: key '<group>.<key>': <got> values for <lead><n> <items> (give one value or
+ *     <hint>)"
+ * e.g. {"the ", "convolutions of lenet5", "one per convolution"} or {"", "hidden layers",
+ * "one per hidden layer"}. */
+struct dsnn_net_items {
+    const char *lead;  /* before the count ("" or "the ") */
+    const char *items; /* after the count */
+    const char *hint;  /* what else may be given besides one value */
+};
+
+/* Reads the per-layer key `key` of cfg, one float or an array of n floats, into out[n] (one
+ * value is used for all n). When the key is absent: defs[0..n) if defs is not NULL, else the
+ * default (def) of its spec in keys (the component's key table, which must list it). Another
+ * number of values than 1 or n is a DSNN_ERR_CONFIG error worded by what; at most 64 values. */
+DSNN_API enum dsnn_status dsnn_net_read_floats(const struct dsnn_cfg *cfg,
+                                               const struct dsnn_key_table *keys, const char *key,
+                                               const double *defs, double *out, size_t n,
+                                               const struct dsnn_net_items *what,
+                                               struct dsnn_error *err);
+
+/* Reads the array of layer sizes `key` of cfg into out[0..*n) (at most max values; an empty
+ * array gives *n = 0); when the key is absent, the n_defs values of defs (the default that its
+ * spec names). */
+DSNN_API enum dsnn_status dsnn_net_read_sizes(const struct dsnn_cfg *cfg, const char *key,
+                                              const int64_t *defs, size_t n_defs, int64_t *out,
+                                              size_t max, size_t *n, struct dsnn_error *err);
 
 /* Threads used by libdsnn kernels and OpenBLAS (0: all cores). */
 DSNN_API void dsnn_set_num_threads(int n);
