@@ -667,18 +667,8 @@ static enum dsnn_status cifar_next_batch(void *state, struct dsnn_batch *b,
     return DSNN_OK;
 }
 
-static const struct dsnn_dataset_ops cifar_ops = {
-    .open = cifar_open,
-    .begin = cifar_begin,
-    .next_batch = cifar_next_batch,
-    .close = cifar_close,
-};
-
-static const struct dsnn_component cifar_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_DATASET, "cifar", "1.0.0",
-                   "CIFAR-10 / CIFAR-100 binary files: per-channel normalisation, crop + flip "
-                   "augmentation, noise split",
-                   cifar_ops, cifar_keys),
-};
-
-DSNN_PLUGIN_DEFINE("cifar", cifar_components)
+DSNN_DATASET_PLUGIN("cifar", "1.0.0", "CIFAR-10 / CIFAR-100 binary files: per-channel "
+                    "normalisation, crop + flip augmentation, noise split",
+                    cifar_keys,
+                    .open = cifar_open, .begin = cifar_begin, .next_batch = cifar_next_batch,
+                    .close = cifar_close)

@@ -914,17 +914,8 @@ static enum dsnn_status idx_next_batch(void *state, struct dsnn_batch *b, struct
     return DSNN_OK;
 }
 
-static const struct dsnn_dataset_ops idx_ops = {
-    .open = idx_open,
-    .begin = idx_begin,
-    .next_batch = idx_next_batch,
-    .close = idx_close,
-};
-
-static const struct dsnn_component idx_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_DATASET, "idx", "1.0.0",
-                   "IDX image classification files (MNIST, Fashion-MNIST), raw or gzip",
-                   idx_ops, idx_keys),
-};
-
-DSNN_PLUGIN_DEFINE("idx", idx_components)
+DSNN_DATASET_PLUGIN("idx", "1.0.0", "IDX image classification files (MNIST, Fashion-MNIST), raw "
+                    "or gzip",
+                    idx_keys,
+                    .open = idx_open, .begin = idx_begin, .next_batch = idx_next_batch,
+                    .close = idx_close)

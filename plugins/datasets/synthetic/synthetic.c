@@ -265,16 +265,7 @@ static enum dsnn_status syn_next_batch(void *state, struct dsnn_batch *b, struct
     return DSNN_OK;
 }
 
-static const struct dsnn_dataset_ops syn_ops = {
-    .open = syn_open,
-    .begin = syn_begin,
-    .next_batch = syn_next_batch,
-    .close = syn_close,
-};
-
-static const struct dsnn_component syn_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_DATASET, "synthetic", "1.0.0",
-                   "seeded Gaussian clusters of any shape, for fast tests", syn_ops, syn_keys),
-};
-
-DSNN_PLUGIN_DEFINE("synthetic", syn_components)
+DSNN_DATASET_PLUGIN("synthetic", "1.0.0", "seeded Gaussian clusters of any shape, for fast tests",
+                    syn_keys,
+                    .open = syn_open, .begin = syn_begin, .next_batch = syn_next_batch,
+                    .close = syn_close)

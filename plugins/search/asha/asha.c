@@ -375,22 +375,9 @@ static enum dsnn_status asha_restore(void *state, FILE *f, struct dsnn_error *er
     return DSNN_OK;
 }
 
-static const struct dsnn_search_ops asha_ops = {
-    .create = asha_create,
-    .suggest = asha_suggest,
-    .on_result = asha_on_result,
-    .on_complete = asha_on_complete,
-    .save = asha_save,
-    .restore = asha_restore,
-    .destroy = asha_destroy,
-    .exploit = NULL,
-};
-
-static const struct dsnn_component asha_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_SEARCH, "asha", "1.0.0",
-                   "ASHA: random trials, stopped at rungs grace_period*eta^k unless in the top "
-                   "1/eta",
-                   asha_ops, asha_keys),
-};
-
-DSNN_PLUGIN_DEFINE("asha", asha_components)
+DSNN_SEARCH_PLUGIN("asha", "1.0.0", "ASHA: random trials, stopped at rungs grace_period*eta^k "
+                   "unless in the top 1/eta",
+                   asha_keys,
+                   .create = asha_create, .suggest = asha_suggest, .on_result = asha_on_result,
+                   .on_complete = asha_on_complete, .save = asha_save, .restore = asha_restore,
+                   .destroy = asha_destroy)

@@ -164,21 +164,9 @@ static void grid_destroy(void *state)
     free(state);
 }
 
-static const struct dsnn_search_ops grid_ops = {
-    .create = grid_create,
-    .suggest = grid_suggest,
-    .on_result = grid_on_result,
-    .on_complete = grid_on_complete,
-    .save = NULL, /* stateless: trial i is a pure function of i */
-    .restore = NULL,
-    .destroy = grid_destroy,
-};
-
-static const struct dsnn_component grid_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_SEARCH, "grid", "1.0.0",
-                   "Grid search: Cartesian product over any config key, repeated num_samples "
-                   "times",
-                   grid_ops, grid_keys),
-};
-
-DSNN_PLUGIN_DEFINE("grid", grid_components)
+/* No save / restore: stateless, trial i is a pure function of i. */
+DSNN_SEARCH_PLUGIN("grid", "1.0.0", "Grid search: Cartesian product over any config key, repeated "
+                   "num_samples times",
+                   grid_keys,
+                   .create = grid_create, .suggest = grid_suggest, .on_result = grid_on_result,
+                   .on_complete = grid_on_complete, .destroy = grid_destroy)

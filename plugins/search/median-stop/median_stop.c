@@ -271,22 +271,9 @@ static enum dsnn_status median_restore(void *state, FILE *f, struct dsnn_error *
     return DSNN_OK;
 }
 
-static const struct dsnn_search_ops median_ops = {
-    .create = median_create,
-    .suggest = median_suggest,
-    .on_result = median_on_result,
-    .on_complete = median_on_complete,
-    .save = median_save,
-    .restore = median_restore,
-    .destroy = median_destroy,
-    .exploit = NULL,
-};
-
-static const struct dsnn_component median_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_SEARCH, "median-stop", "1.0.0",
-                   "Median stopping rule: random trials, stopped when their best result is below "
-                   "the median of the others' running averages",
-                   median_ops, median_keys),
-};
-
-DSNN_PLUGIN_DEFINE("median-stop", median_components)
+DSNN_SEARCH_PLUGIN("median-stop", "1.0.0", "Median stopping rule: random trials, stopped when "
+                   "their best result is below the median of the others' running averages",
+                   median_keys,
+                   .create = median_create, .suggest = median_suggest,
+                   .on_result = median_on_result, .on_complete = median_on_complete,
+                   .save = median_save, .restore = median_restore, .destroy = median_destroy)

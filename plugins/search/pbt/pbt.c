@@ -400,22 +400,9 @@ static enum dsnn_status pbt_restore(void *state, FILE *f, struct dsnn_error *err
     return DSNN_OK;
 }
 
-static const struct dsnn_search_ops pbt_ops = {
-    .create = pbt_create,
-    .suggest = pbt_suggest,
-    .on_result = pbt_on_result,
-    .on_complete = pbt_on_complete,
-    .save = pbt_save,
-    .restore = pbt_restore,
-    .destroy = pbt_destroy,
-    .exploit = pbt_exploit,
-};
-
-static const struct dsnn_component pbt_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_SEARCH, "pbt", "1.0.0",
-                   "Population based training: the bottom quantile clones a top trial and "
-                   "perturbs its parameters",
-                   pbt_ops, pbt_keys),
-};
-
-DSNN_PLUGIN_DEFINE("pbt", pbt_components)
+DSNN_SEARCH_PLUGIN("pbt", "1.0.0", "Population based training: the bottom quantile clones a top "
+                   "trial and perturbs its parameters",
+                   pbt_keys,
+                   .create = pbt_create, .suggest = pbt_suggest, .on_result = pbt_on_result,
+                   .on_complete = pbt_on_complete, .save = pbt_save, .restore = pbt_restore,
+                   .destroy = pbt_destroy, .exploit = pbt_exploit)

@@ -80,20 +80,9 @@ static void random_destroy(void *state)
     free(state);
 }
 
-static const struct dsnn_search_ops random_ops = {
-    .create = random_create,
-    .suggest = random_suggest,
-    .on_result = random_on_result,
-    .on_complete = random_on_complete,
-    .save = NULL, /* stateless: trial i is a pure function of (seed, i) */
-    .restore = NULL,
-    .destroy = random_destroy,
-};
-
-static const struct dsnn_component random_components[] = {
-    DSNN_COMPONENT(DSNN_KIND_SEARCH, "random", "1.0.0",
-                   "Random search: num_samples trials drawn from distributions over any config key",
-                   random_ops, random_keys),
-};
-
-DSNN_PLUGIN_DEFINE("random", random_components)
+DSNN_SEARCH_PLUGIN("random", "1.0.0", "Random search: num_samples trials drawn from distributions "
+                   "over any config key",
+                   random_keys,
+                   .create = random_create, .suggest = random_suggest,
+                   .on_result = random_on_result, .on_complete = random_on_complete,
+                   .destroy = random_destroy)
