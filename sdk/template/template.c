@@ -40,43 +40,33 @@ static const struct dsnn_key_spec tmpl_keys[] = {
      .doc = "fraction of each sparse layer's connections (smallest |w|) replaced each round"},
 };
 
+/* The prune rule of a round: removes my_fraction of a sparse layer's connections, those of
+ * smallest |w|, and says how many. */
+static enum dsnn_status tmpl_prune(const void *params, struct dsnn_layer *l, size_t *removed,
+                                   struct dsnn_error *err)
+{
+    const struct tmpl_params *p = params;
+    *removed = (size_t)(p->my_fraction * (double)dsnn_sparse_nnz(l));
+    return dsnn_sparse_prune_magnitude(l, *removed, err);
+}
+
 /* The round, after the training pass of every epoch the prune schedule says: in one update
  * bracket (which logs pruned_<layer>, grown_<layer>, surviving_synapses_<layer> and the
- * density), prune by magnitude and regrow as many connections at random. */
+ * density), prune every sparse layer that is not full by tmpl_prune and regrow as many
+ * connections at random (dsnn_scheme_random_round; write the bracket yourself for other growth:
+ * dsnn_sparse_model_update_begin / _pruned / _end, see dsnn/sparse_model.h). */
 static enum dsnn_status tmpl_round(struct dsnn_sparse_model *sm, void *params, int epoch,
                                    struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
     (void)epoch;
     const struct tmpl_params *p = params;
-    const size_t n = dsnn_sparse_model_n_layers(sm);
-    size_t removed[DSNN_SPARSE_MODEL_MAX_LAYERS] = {0};
-    enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
-    for (size_t i = 0; st == DSNN_OK && i < n; i++) {
-        struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
-        if (dsnn_sparse_density(l) < 1.0) { /* a full layer has nowhere to regrow */
-            removed[i] = (size_t)(p->my_fraction * (double)dsnn_sparse_nnz(l));
-            st = dsnn_sparse_prune_magnitude(l, removed[i], err);
-        }
-    }
-    if (st != DSNN_OK)
-        return st;
-    dsnn_sparse_model_update_pruned(sm);
-    for (size_t i = 0; st == DSNN_OK && i < n; i++)
-        st = dsnn_sparse_grow_random(dsnn_sparse_model_layer(sm, i), removed[i],
-                                     dsnn_sparse_model_topo_rng(sm), err);
-    if (st != DSNN_OK)
-        return st;
     dsnn_metrics_set(metrics, "my_fraction", p->my_fraction); /* any extra per-epoch metric */
-    return dsnn_sparse_model_update_end(sm, metrics, err);
+    return dsnn_scheme_random_round(sm, params, tmpl_prune, metrics, err);
 }
 
-static const struct dsnn_scheme tmpl_scheme = {
-    .params_size = sizeof(struct tmpl_params),
-    .flags = DSNN_SCHEME_PRUNE_SCHEDULE,
-    .round = tmpl_round,
-    /* .configure, .init, .begin_epoch, .after_backward, .end_epoch, .save / .load (your state
-     * in the checkpoint, after the model's), .destroy: see dsnn/scheme.h */
-};
-
-DSNN_SCHEME_PLUGIN("template", "0.1.0", "A template model plugin: magnitude prune, random regrow",
-                   tmpl_scheme, tmpl_keys)
+/* The plugin: the scheme's members in place (every callback may be left out: .configure, .init,
+ * .begin_epoch, .after_backward, .end_epoch, .save / .load (your state in the checkpoint, after
+ * the model's), .destroy; see dsnn/scheme.h). */
+DSNN_MODEL_PLUGIN("template", "0.1.0", "A template model plugin: magnitude prune, random regrow",
+                  tmpl_keys, .params_size = sizeof(struct tmpl_params),
+                  .flags = DSNN_SCHEME_PRUNE_SCHEDULE, .round = tmpl_round)

@@ -660,6 +660,78 @@ static void test_checkpoint_roundtrip(void)
     roundtrip("resnet", CIFAR, "variant = \"wrn\"; depth = 10; widen_factor = 1;");
 }
 
+/* The building helpers of dsnn/net.h (layers/net_build.c) on their own. */
+static void test_net_build_helpers(void)
+{
+    static const struct dsnn_key_spec keys[] = {
+        {.name = "percent_on", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.25, .doc = "per layer"},
+        {.name = "sizes", .type = DSNN_KEY_INT_ARRAY, .doc = "layer sizes"},
+    };
+    static const struct dsnn_key_table table = {keys, DSNN_COUNT_OF(keys)};
+    static const struct dsnn_net_items items = {"the ", "layers of this test", "one per layer"};
+    struct dsnn_config_file *cf = NULL;
+    struct dsnn_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(dsnn_config_file_parse("a = { percent_on = [0.1, 0.2]; sizes = [3]; };\n"
+                                                 "b = { percent_on = 0.5; };\n"
+                                                 "c = { percent_on = [0.1, 0.2, 0.3]; };\n",
+                                                 "helpers.cfg", &cf, &err),
+                          DSNN_OK);
+    const struct dsnn_cfg *root = dsnn_config_file_root(cf);
+    const struct dsnn_cfg *a = dsnn_cfg_group(root, "a"), *b = dsnn_cfg_group(root, "b");
+    double v[2];
+    const double defs[2] = {7, 8};
+    CU_ASSERT_EQUAL(dsnn_net_read_floats(a, &table, "percent_on", NULL, v, 2, &items, &err),
+                    DSNN_OK);
+    CU_ASSERT(v[0] == 0.1 && v[1] == 0.2);
+    CU_ASSERT_EQUAL(dsnn_net_read_floats(b, &table, "percent_on", defs, v, 2, &items, &err),
+                    DSNN_OK);
+    CU_ASSERT(v[0] == 0.5 && v[1] == 0.5); /* one value for all; defs only when absent */
+    CU_ASSERT_EQUAL(dsnn_net_read_floats(root, &table, "percent_on", NULL, v, 2, &items, &err),
+                    DSNN_OK);
+    CU_ASSERT(v[0] == 0.25 && v[1] == 0.25); /* absent: the spec's default */
+    CU_ASSERT_EQUAL(dsnn_net_read_floats(root, &table, "percent_on", defs, v, 2, &items, &err),
+                    DSNN_OK);
+    CU_ASSERT(v[0] == 7 && v[1] == 8);
+    CU_ASSERT_EQUAL(dsnn_net_read_floats(dsnn_cfg_group(root, "c"), &table, "percent_on", NULL,
+                                         v, 2, &items, &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "key 'c.percent_on': 3 values for the 2 layers of "
+                                           "this test (give one value or one per layer)"));
+    int64_t sizes[4];
+    const int64_t def_sizes[2] = {5, 6};
+    size_t n = 0;
+    CU_ASSERT_EQUAL(dsnn_net_read_sizes(a, "sizes", def_sizes, 2, sizes, 4, &n, &err), DSNN_OK);
+    CU_ASSERT(n == 1 && sizes[0] == 3);
+    CU_ASSERT_EQUAL(dsnn_net_read_sizes(b, "sizes", def_sizes, 2, sizes, 4, &n, &err), DSNN_OK);
+    CU_ASSERT(n == 2 && sizes[0] == 5 && sizes[1] == 6);
+
+    /* last shape, linear from it, the output layer at the end */
+    const struct dsnn_shape in = {2, 3, 3};
+    struct dsnn_net *net = dsnn_net_new(in, 4, &err), *out = NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(net);
+    CU_ASSERT_EQUAL(dsnn_net_last_shape(net).c, 2);
+    CU_ASSERT_EQUAL(dsnn_net_last_shape(net).h, 3);
+    CU_ASSERT_EQUAL(dsnn_net_add(net, dsnn_flatten_new("flatten", in, &err), &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_net_last_shape(net).c, 18);
+    CU_ASSERT_EQUAL(dsnn_net_add_linear(net, "fc1", 5, true, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_net_last_shape(net).c, 5);
+    CU_ASSERT_EQUAL(dsnn_net_build_end(net, DSNN_OK, false, a, NULL, &out, &err), DSNN_OK);
+    CU_ASSERT_PTR_EQUAL_FATAL(out, net);
+    check_layers(out, "flatten:flatten fc1:linear output:linear");
+    dsnn_net_free(out);
+    /* a failed build: the net is freed, the error gets the context */
+    out = NULL;
+    net = dsnn_net_new(in, 4, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(net);
+    enum dsnn_status st = dsnn_error_set(&err, DSNN_ERR_CONFIG, "bad layer");
+    CU_ASSERT_EQUAL(dsnn_net_build_end(net, st, true, a, "variant x", &out, &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NULL(out);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, ": variant x: cannot build the network for 2x3x3 "
+                                           "inputs: bad layer"));
+    dsnn_config_file_free(cf);
+}
+
 static CU_TestInfo tests[] = {
     {"mlp-heb: defaults (nupic MLPHeb)", test_mlp_heb_default},
     {"mlp-heb: batch norm, k-winners, dropout", test_mlp_heb_kwinners},
@@ -682,6 +754,7 @@ static CU_TestInfo tests[] = {
     {"resnet: wide resnet 28-2", test_wrn},
     {"resnet: refused configurations", test_resnet_errors},
     {"checkpoint round trip of every plugin", test_checkpoint_roundtrip},
+    {"network building helpers (dsnn/net.h)", test_net_build_helpers},
     CU_TEST_INFO_NULL,
 };
 

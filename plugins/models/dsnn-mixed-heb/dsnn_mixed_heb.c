@@ -96,13 +96,9 @@ static enum dsnn_status mixed_heb_round(struct dsnn_sparse_model *sm, void *para
     return dsnn_scheme_coact_round(sm, p, mixed_heb_keep, p->hebbian_grow, metrics, err);
 }
 
-static const struct dsnn_scheme mixed_heb_scheme = {
-    .params_size = sizeof(struct mixed_heb),
-    .flags = DSNN_SCHEME_PRUNE_SCHEDULE,
-    .init = mixed_heb_init,
-    .round = mixed_heb_round,
-};
-DSNN_SCHEME_PLUGIN("dsnn-mixed-heb", "1.0.0",
-                   "DSNN (nupic DSNNMixedHeb): prune connections that are both weak and rarely "
-                   "coactive, regrow at random or by coactivation",
-                   mixed_heb_scheme, mixed_heb_keys)
+DSNN_MODEL_PLUGIN("dsnn-mixed-heb", "1.0.0",
+                  "DSNN (nupic DSNNMixedHeb): prune connections that are both weak and rarely "
+                  "coactive, regrow at random or by coactivation",
+                  mixed_heb_keys, .params_size = sizeof(struct mixed_heb),
+                  .flags = DSNN_SCHEME_PRUNE_SCHEDULE, .init = mixed_heb_init,
+                  .round = mixed_heb_round)

@@ -73,12 +73,8 @@ static enum dsnn_status weighted_mag_round(struct dsnn_sparse_model *sm, void *p
     return dsnn_scheme_coact_round(sm, params, weighted_mag_keep, false, metrics, err);
 }
 
-static const struct dsnn_scheme weighted_mag_scheme = {
-    .params_size = sizeof(struct weighted_mag),
-    .flags = DSNN_SCHEME_PRUNE_SCHEDULE,
-    .init = weighted_mag_init,
-    .round = weighted_mag_round,
-};
-DSNN_SCHEME_PLUGIN("dsnn-weighted-mag", "1.0.0",
-                   "DSNN (nupic DSNNWeightedMag): prune by |w * coactivation|, regrow at random",
-                   weighted_mag_scheme, weighted_mag_keys)
+DSNN_MODEL_PLUGIN("dsnn-weighted-mag", "1.0.0",
+                  "DSNN (nupic DSNNWeightedMag): prune by |w * coactivation|, regrow at random",
+                  weighted_mag_keys, .params_size = sizeof(struct weighted_mag),
+                  .flags = DSNN_SCHEME_PRUNE_SCHEDULE, .init = weighted_mag_init,
+                  .round = weighted_mag_round)

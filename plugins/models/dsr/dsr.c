@@ -188,16 +188,9 @@ static enum dsnn_status dsr_load(struct dsnn_sparse_model *sm, void *params, FIL
     return DSNN_OK;
 }
 
-static const struct dsnn_scheme dsr_scheme = {
-    .params_size = sizeof(struct dsr_model),
-    .configure = dsr_configure,
-    .init = dsr_init,
-    .after_step = dsr_after_step,
-    .end_epoch = dsr_end_epoch,
-    .save = dsr_save,
-    .load = dsr_load,
-};
-DSNN_SCHEME_PLUGIN("dsr", "1.0.0",
-                   "Dynamic sparse reparameterization (Mostafa & Wang 2019): adaptive global "
-                   "threshold pruning, random regrowth reallocated across layers",
-                   dsr_scheme, dsr_keys)
+DSNN_MODEL_PLUGIN("dsr", "1.0.0",
+                  "Dynamic sparse reparameterization (Mostafa & Wang 2019): adaptive global "
+                  "threshold pruning, random regrowth reallocated across layers",
+                  dsr_keys, .params_size = sizeof(struct dsr_model), .configure = dsr_configure,
+                  .init = dsr_init, .after_step = dsr_after_step, .end_epoch = dsr_end_epoch,
+                  .save = dsr_save, .load = dsr_load)

@@ -234,15 +234,6 @@ static enum dsnn_status itp_begin_epoch(struct dsnn_sparse_model *sm, void *para
     return DSNN_OK;
 }
 
-static enum dsnn_status itp_end_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
-                                      struct dsnn_metrics *metrics, struct dsnn_error *err)
-{
-    (void)err;
-    if (!itp_due(params, epoch))
-        dsnn_sparse_model_log_idle(sm, metrics);
-    return DSNN_OK;
-}
-
 static enum dsnn_status itp_save(struct dsnn_sparse_model *sm, void *params, FILE *f,
                                  struct dsnn_error *err)
 {
@@ -271,17 +262,10 @@ static void itp_destroy(void *params)
     dsnn_rewind_free(((struct itp_model *)params)->initial);
 }
 
-static const struct dsnn_scheme itp_scheme = {
-    .params_size = sizeof(struct itp_model),
-    .configure = itp_configure,
-    .init = itp_init,
-    .begin_epoch = itp_begin_epoch,
-    .end_epoch = itp_end_epoch,
-    .save = itp_save,
-    .load = itp_load,
-    .destroy = itp_destroy,
-};
-DSNN_SCHEME_PLUGIN("iterative-pruning", "1.0.0",
-                   "Iterative magnitude pruning with rewinding to the initial weights (lottery "
-                   "ticket, Frankle & Carbin 2019) on truly sparse layers",
-                   itp_scheme, itp_keys)
+DSNN_MODEL_PLUGIN("iterative-pruning", "1.0.0",
+                  "Iterative magnitude pruning with rewinding to the initial weights (lottery "
+                  "ticket, Frankle & Carbin 2019) on truly sparse layers",
+                  itp_keys, .params_size = sizeof(struct itp_model),
+                  .flags = DSNN_SCHEME_LOG_IDLE, .configure = itp_configure, .init = itp_init,
+                  .begin_epoch = itp_begin_epoch, .save = itp_save, .load = itp_load,
+                  .destroy = itp_destroy)

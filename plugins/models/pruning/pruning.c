@@ -152,15 +152,6 @@ static enum dsnn_status pruning_begin_epoch(struct dsnn_sparse_model *sm, void *
     return DSNN_OK;
 }
 
-static enum dsnn_status pruning_end_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
-                                          struct dsnn_metrics *metrics, struct dsnn_error *err)
-{
-    (void)err;
-    if (!pruning_due(params, epoch))
-        dsnn_sparse_model_log_idle(sm, metrics);
-    return DSNN_OK;
-}
-
 static enum dsnn_status pruning_save(struct dsnn_sparse_model *sm, void *params, FILE *f,
                                      struct dsnn_error *err)
 {
@@ -185,16 +176,10 @@ static enum dsnn_status pruning_load(struct dsnn_sparse_model *sm, void *params,
     return DSNN_OK;
 }
 
-static const struct dsnn_scheme pruning_scheme = {
-    .params_size = sizeof(struct pruning_model),
-    .configure = pruning_configure,
-    .init = pruning_init,
-    .begin_epoch = pruning_begin_epoch,
-    .end_epoch = pruning_end_epoch,
-    .save = pruning_save,
-    .load = pruning_load,
-};
-DSNN_SCHEME_PLUGIN("pruning", "1.0.0",
-                   "Gradual magnitude pruning (Zhu & Gupta 2017): cubic density schedule over "
-                   "epochs, magnitude pruning of truly sparse layers, no regrowth",
-                   pruning_scheme, pruning_keys)
+DSNN_MODEL_PLUGIN("pruning", "1.0.0",
+                  "Gradual magnitude pruning (Zhu & Gupta 2017): cubic density schedule over "
+                  "epochs, magnitude pruning of truly sparse layers, no regrowth",
+                  pruning_keys, .params_size = sizeof(struct pruning_model),
+                  .flags = DSNN_SCHEME_LOG_IDLE, .configure = pruning_configure,
+                  .init = pruning_init, .begin_epoch = pruning_begin_epoch, .save = pruning_save,
+                  .load = pruning_load)

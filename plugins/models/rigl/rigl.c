@@ -192,15 +192,9 @@ static enum dsnn_status rigl_load(struct dsnn_sparse_model *sm, void *params, FI
     return DSNN_OK;
 }
 
-static const struct dsnn_scheme rigl_scheme = {
-    .params_size = sizeof(struct rigl_model),
-    .configure = rigl_configure,
-    .after_backward = rigl_after_backward,
-    .end_epoch = rigl_end_epoch,
-    .save = rigl_save,
-    .load = rigl_load,
-};
-DSNN_SCHEME_PLUGIN("rigl", "1.0.0",
-                   "RigL (Evci et al. 2020): every few steps drop the smallest weights and grow "
-                   "the connections of largest dense gradient, on truly sparse layers",
-                   rigl_scheme, rigl_keys)
+DSNN_MODEL_PLUGIN("rigl", "1.0.0",
+                  "RigL (Evci et al. 2020): every few steps drop the smallest weights and grow "
+                  "the connections of largest dense gradient, on truly sparse layers",
+                  rigl_keys, .params_size = sizeof(struct rigl_model), .configure = rigl_configure,
+                  .after_backward = rigl_after_backward, .end_epoch = rigl_end_epoch,
+                  .save = rigl_save, .load = rigl_load)

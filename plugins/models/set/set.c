@@ -41,33 +41,24 @@ static const struct dsnn_key_spec set_keys[] = {
     DSNN_PRUNE_SCHEDULE_KEYS,
 };
 
+/* SET's prune rule: the weight_prune_perc positive and negative weights closest to zero. */
+static enum dsnn_status set_prune(const void *params, struct dsnn_layer *l, size_t *removed,
+                                  struct dsnn_error *err)
+{
+    const struct set_params *p = params;
+    return dsnn_sparse_prune_signed(l, p->weight_prune_perc, removed, err);
+}
+
 /* One SET round over every sparse layer, logged by the sparse model's update bracket. */
 static enum dsnn_status set_round(struct dsnn_sparse_model *sm, void *params, int epoch,
                                   struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
     (void)epoch;
-    const struct set_params *p = params;
-    const size_t n = dsnn_sparse_model_n_layers(sm);
-    size_t removed[DSNN_SPARSE_MODEL_MAX_LAYERS] = {0};
-    enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
-    for (size_t i = 0; st == DSNN_OK && i < n; i++) {
-        struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
-        if (dsnn_sparse_density(l) < 1.0) /* a full layer has nowhere to regrow: left alone */
-            st = dsnn_sparse_prune_signed(l, p->weight_prune_perc, &removed[i], err);
-    }
-    if (st != DSNN_OK)
-        return st;
-    dsnn_sparse_model_update_pruned(sm);
-    for (size_t i = 0; st == DSNN_OK && i < n; i++)
-        st = dsnn_sparse_grow_random(dsnn_sparse_model_layer(sm, i), removed[i],
-                                     dsnn_sparse_model_topo_rng(sm), err);
-    return st != DSNN_OK ? st : dsnn_sparse_model_update_end(sm, metrics, err);
+    return dsnn_scheme_random_round(sm, params, set_prune, metrics, err);
 }
 
-static const struct dsnn_scheme set_scheme = {.params_size = sizeof(struct set_params),
-                                              .flags = DSNN_SCHEME_PRUNE_SCHEDULE,
-                                              .round = set_round};
-DSNN_SCHEME_PLUGIN("set", "1.0.0",
-                   "Sparse Evolutionary Training (nupic SET): signed magnitude pruning and random "
-                   "regrowth of truly sparse layers after each epoch",
-                   set_scheme, set_keys)
+DSNN_MODEL_PLUGIN("set", "1.0.0",
+                  "Sparse Evolutionary Training (nupic SET): signed magnitude pruning and random "
+                  "regrowth of truly sparse layers after each epoch",
+                  set_keys, .params_size = sizeof(struct set_params),
+                  .flags = DSNN_SCHEME_PRUNE_SCHEDULE, .round = set_round)

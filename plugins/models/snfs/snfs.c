@@ -187,15 +187,9 @@ static enum dsnn_status snfs_load(struct dsnn_sparse_model *sm, void *params, FI
     return dsnn_io_expect_tag(f, "SNFS", err);
 }
 
-static const struct dsnn_scheme snfs_scheme = {
-    .params_size = sizeof(struct snfs_model),
-    .configure = snfs_configure,
-    .after_step = snfs_after_step,
-    .end_epoch = snfs_end_epoch,
-    .save = snfs_save,
-    .load = snfs_load,
-};
-DSNN_SCHEME_PLUGIN("snfs", "1.0.0",
-                   "Sparse momentum (Dettmers & Zettlemoyer 2019): magnitude pruning, regrowth "
-                   "redistributed across layers by mean momentum, grown at the largest gradients",
-                   snfs_scheme, snfs_keys)
+DSNN_MODEL_PLUGIN("snfs", "1.0.0",
+                  "Sparse momentum (Dettmers & Zettlemoyer 2019): magnitude pruning, regrowth "
+                  "redistributed across layers by mean momentum, grown at the largest gradients",
+                  snfs_keys, .params_size = sizeof(struct snfs_model), .configure = snfs_configure,
+                  .after_step = snfs_after_step, .end_epoch = snfs_end_epoch, .save = snfs_save,
+                  .load = snfs_load)

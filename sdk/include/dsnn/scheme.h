@@ -14,13 +14,13 @@
  *     static enum dsnn_status my_round(struct dsnn_sparse_model *sm, void *params, int epoch,
  *                                      struct dsnn_metrics *m, struct dsnn_error *err)
  *     { ... dsnn_sparse_model_update_begin / _pruned / _end ... }
- *     static const struct dsnn_scheme my_scheme = {
- *         .params_size = sizeof(struct my_params), .flags = DSNN_SCHEME_PRUNE_SCHEDULE,
- *         .round = my_round};
- *     DSNN_SCHEME_PLUGIN("mine", "1.0.0", "one line", my_scheme, my_keys)
+ *     DSNN_MODEL_PLUGIN("mine", "1.0.0", "one line", my_keys,
+ *                       .params_size = sizeof(struct my_params),
+ *                       .flags = DSNN_SCHEME_PRUNE_SCHEDULE, .round = my_round)
  *
- * (DSNN_SCHEME_PLUGIN is DSNN_SCHEME_DEFINE, a component array of one DSNN_SCHEME_COMPONENT and
- * DSNN_PLUGIN_DEFINE; use those for a plugin of several components.)
+ * (DSNN_MODEL_PLUGIN is the scheme object and DSNN_SCHEME_PLUGIN: DSNN_SCHEME_DEFINE, a
+ * component array of one DSNN_SCHEME_COMPONENT and DSNN_PLUGIN_DEFINE; use those for a plugin of
+ * several components.)
  *
  * create: the base model and (unless DSNN_SCHEME_DENSE) the sparse model read their keys and
  * replace the chosen linear layers of the network by sparse ones; the parameter struct (zeroed)
@@ -36,6 +36,7 @@
  *     DSNN_SCHEME_PRUNE_SCHEDULE: pruning_active = dsnn_prune_schedule_active(e); round(e) when
  *       it is, else the idle counts (dsnn_sparse_model_log_idle)
  *     end_epoch(e)
+ *     DSNN_SCHEME_LOG_IDLE: the idle counts, when no update bracket ended during this epoch
  *     the density (dsnn_sparse_model_log_density: density_<layer>, nnz_<layer>, density_total,
  *       n_params; a dense scheme logs n_params only)
  *
@@ -64,6 +65,9 @@ enum {
     DSNN_SCHEME_DENSE = 1u << 0,          /* the base model alone: no sparse layers, no SMOD part */
     DSNN_SCHEME_PRUNE_SCHEDULE = 1u << 1, /* round() after the training pass of the epochs of the
                                            * prune schedule (DSNN_PRUNE_SCHEDULE_KEYS) */
+    DSNN_SCHEME_LOG_IDLE = 1u << 2,       /* after end_epoch of an epoch in which no update
+                                           * bracket ended (e.g. start-of-epoch rounds not due),
+                                           * the idle counts (dsnn_sparse_model_log_idle) */
 };
 
 /* Values are part of the ABI: fields are only ever appended. */
@@ -149,6 +153,16 @@ DSNN_API void dsnn_scheme_destroy(void *state);
         DSNN_SCHEME_COMPONENT(name, version, description, scheme, keys)};                         \
     DSNN_PLUGIN_DEFINE(name, scheme##_components)
 
+/* A whole plugin of one scheme component whose struct dsnn_scheme members are given in place
+ * (the one-component model plugin, as DSNN_NETWORK_PLUGIN in dsnn/plugin.h for networks):
+ *     DSNN_MODEL_PLUGIN("set", "1.0.0", "one line", set_keys,
+ *                       .params_size = sizeof(struct set_params), .round = set_round)
+ * defines the scheme, its model ops, the component array and dsnn_plugin_entry. Members left
+ * out are 0 / NULL. */
+#define DSNN_MODEL_PLUGIN(name, version, description, keys, ...)                                  \
+    static const struct dsnn_scheme dsnn_plugin_one_scheme = {__VA_ARGS__};                        \
+    DSNN_SCHEME_PLUGIN(name, version, description, dsnn_plugin_one_scheme, keys)
+
 /* ---- Coactivation-driven schemes (DSNN; see dsnn/coactivation.h) ---- */
 
 /* From init, with DSNN_SCHEME_PRUNE_SCHEDULE: the kit counts the coactivations of every sparse
@@ -173,6 +187,21 @@ typedef enum dsnn_status (*dsnn_scheme_keep_fn)(const void *params, const float 
 DSNN_API enum dsnn_status dsnn_scheme_coact_round(struct dsnn_sparse_model *sm, const void *params,
                                                   dsnn_scheme_keep_fn keep, bool hebbian_grow,
                                                   struct dsnn_metrics *m, struct dsnn_error *err);
+
+/* ---- Prune and regrow at random ---- */
+
+/* Prune rule of dsnn_scheme_random_round: removes connections of sparse layer l (not full) and
+ * says how many in *removed. */
+typedef enum dsnn_status (*dsnn_scheme_prune_fn)(const void *params, struct dsnn_layer *l,
+                                                 size_t *removed, struct dsnn_error *err);
+/* A round in one update bracket (SET and the like): every sparse layer that is not full
+ * (density < 1; a full layer has nowhere to regrow and is left alone) is pruned by the rule,
+ * then each layer regrows as many connections as it lost at random positions
+ * (dsnn_sparse_grow_random with the topology stream), so nnz stays constant. Logs what the
+ * bracket logs (dsnn_sparse_model_update_end). */
+DSNN_API enum dsnn_status dsnn_scheme_random_round(struct dsnn_sparse_model *sm, const void *params,
+                                                   dsnn_scheme_prune_fn prune,
+                                                   struct dsnn_metrics *m, struct dsnn_error *err);
 
 #ifdef __cplusplus
 }

@@ -49,15 +49,27 @@ static enum dsnn_status magnitude(const float *score, size_t n, double perc, uin
     return st;
 }
 
-enum dsnn_status dsnn_rule_magnitude_keep(const float *score, size_t n, double perc, uint8_t *keep,
-                                          size_t *n_keep, struct dsnn_error *err)
+/* A rule of one array and one fraction (magnitude, hebbian). */
+typedef enum dsnn_status (*rule_fn)(const float *x, size_t n, double perc, uint8_t *keep,
+                                    struct dsnn_error *err);
+
+/* The keep mask of a one-rule scheme: the fraction (key `what`) checked, the rule, the count. */
+static enum dsnn_status one_rule_keep(rule_fn rule, const char *what, const float *x, size_t n,
+                                      double perc, uint8_t *keep, size_t *n_keep,
+                                      struct dsnn_error *err)
 {
-    enum dsnn_status st = check_perc(perc, "weight_prune_perc", err);
+    enum dsnn_status st = check_perc(perc, what, err);
     if (st == DSNN_OK)
-        st = magnitude(score, n, perc, keep, err);
+        st = rule(x, n, perc, keep, err);
     if (st == DSNN_OK && n_keep)
         *n_keep = count_keep(keep, n);
     return st;
+}
+
+enum dsnn_status dsnn_rule_magnitude_keep(const float *score, size_t n, double perc, uint8_t *keep,
+                                          size_t *n_keep, struct dsnn_error *err)
+{
+    return one_rule_keep(magnitude, "weight_prune_perc", score, n, perc, keep, n_keep, err);
 }
 
 static enum dsnn_status hebbian(const float *coact, size_t n, double perc, uint8_t *keep,
@@ -84,12 +96,7 @@ static enum dsnn_status hebbian(const float *coact, size_t n, double perc, uint8
 enum dsnn_status dsnn_rule_hebbian_keep(const float *coact, size_t n, double perc, uint8_t *keep,
                                         size_t *n_keep, struct dsnn_error *err)
 {
-    enum dsnn_status st = check_perc(perc, "hebbian_prune_perc", err);
-    if (st == DSNN_OK)
-        st = hebbian(coact, n, perc, keep, err);
-    if (st == DSNN_OK && n_keep)
-        *n_keep = count_keep(keep, n);
-    return st;
+    return one_rule_keep(hebbian, "hebbian_prune_perc", coact, n, perc, keep, n_keep, err);
 }
 
 enum dsnn_status dsnn_rule_mixed_heb_keep(const float *weight, const float *coact, size_t n,

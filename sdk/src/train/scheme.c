@@ -80,6 +80,7 @@ enum dsnn_status dsnn_scheme_train_epoch(void *state, struct dsnn_data *data, in
     const struct dsnn_scheme *s = sm->scheme;
     const bool scheduled = (s->flags & DSNN_SCHEME_PRUNE_SCHEDULE) != 0;
     const bool active = scheduled && dsnn_prune_schedule_active(&sm->sched, epoch);
+    const uint64_t rounds_before = sm->rounds_ended;
     int train_epoch = epoch;
     enum dsnn_status st;
     if (s->begin_epoch && (st = s->begin_epoch(sm, sm->params, epoch, &train_epoch, m, err)))
@@ -112,6 +113,8 @@ enum dsnn_status dsnn_scheme_train_epoch(void *state, struct dsnn_data *data, in
     }
     if (s->end_epoch && (st = s->end_epoch(sm, sm->params, epoch, m, err)))
         return st;
+    if ((s->flags & DSNN_SCHEME_LOG_IDLE) && sm->rounds_ended == rounds_before)
+        dsnn_sparse_model_log_idle(sm, m);
     dsnn_sparse_model_log_density(sm, m);
     return DSNN_OK;
 }
@@ -123,28 +126,33 @@ enum dsnn_status dsnn_scheme_evaluate(void *state, struct dsnn_data *data, enum 
     return dsnn_base_model_evaluate(&sm->base, data, split, m, err);
 }
 
+/* The checkpoint's parts in order (dsnn/scheme.h), written (save) or read back. */
+static enum dsnn_status checkpoint(struct dsnn_sparse_model *sm, FILE *f, bool save,
+                                   struct dsnn_error *err)
+{
+    enum dsnn_status st;
+    if (sm->dense)
+        st = save ? dsnn_base_model_save(&sm->base, f, err)
+                  : dsnn_base_model_load(&sm->base, f, err);
+    else
+        st = save ? dsnn_sparse_model_save(sm, f, err) : dsnn_sparse_model_load(sm, f, err);
+    if (st == DSNN_OK && sm->coact)
+        st = save ? dsnn_coact_save(sm->coact, f, err) : dsnn_coact_load(sm->coact, f, err);
+    enum dsnn_status (*own)(struct dsnn_sparse_model *, void *, FILE *, struct dsnn_error *) =
+        save ? sm->scheme->save : sm->scheme->load;
+    if (st == DSNN_OK && own)
+        st = own(sm, sm->params, f, err);
+    return st;
+}
+
 enum dsnn_status dsnn_scheme_save(void *state, FILE *f, struct dsnn_error *err)
 {
-    struct dsnn_sparse_model *sm = state;
-    enum dsnn_status st = sm->dense ? dsnn_base_model_save(&sm->base, f, err)
-                                    : dsnn_sparse_model_save(sm, f, err);
-    if (st == DSNN_OK && sm->coact)
-        st = dsnn_coact_save(sm->coact, f, err);
-    if (st == DSNN_OK && sm->scheme->save)
-        st = sm->scheme->save(sm, sm->params, f, err);
-    return st;
+    return checkpoint(state, f, true, err);
 }
 
 enum dsnn_status dsnn_scheme_load(void *state, FILE *f, struct dsnn_error *err)
 {
-    struct dsnn_sparse_model *sm = state;
-    enum dsnn_status st = sm->dense ? dsnn_base_model_load(&sm->base, f, err)
-                                    : dsnn_sparse_model_load(sm, f, err);
-    if (st == DSNN_OK && sm->coact)
-        st = dsnn_coact_load(sm->coact, f, err);
-    if (st == DSNN_OK && sm->scheme->load)
-        st = sm->scheme->load(sm, sm->params, f, err);
-    return st;
+    return checkpoint(state, f, false, err);
 }
 
 void dsnn_scheme_destroy(void *state)
@@ -241,4 +249,26 @@ enum dsnn_status dsnn_scheme_coact_round(struct dsnn_sparse_model *sm, const voi
         return st;
     dsnn_sparse_model_update_pruned(sm);
     return dsnn_sparse_model_update_end(sm, m, err);
+}
+
+/* ---- Prune and regrow at random ---- */
+
+enum dsnn_status dsnn_scheme_random_round(struct dsnn_sparse_model *sm, const void *params,
+                                          dsnn_scheme_prune_fn prune, struct dsnn_metrics *m,
+                                          struct dsnn_error *err)
+{
+    size_t removed[DSNN_SPARSE_MODEL_MAX_LAYERS] = {0};
+    enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
+    for (size_t i = 0; st == DSNN_OK && i < sm->n_layers; i++) {
+        struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
+        if (dsnn_sparse_density(l) < 1.0) /* a full layer has nowhere to regrow: left alone */
+            st = prune(params, l, &removed[i], err);
+    }
+    if (st != DSNN_OK)
+        return st;
+    dsnn_sparse_model_update_pruned(sm);
+    for (size_t i = 0; st == DSNN_OK && i < sm->n_layers; i++)
+        st = dsnn_sparse_grow_random(dsnn_sparse_model_layer(sm, i), removed[i], &sm->topo_rng,
+                                     err);
+    return st != DSNN_OK ? st : dsnn_sparse_model_update_end(sm, m, err);
 }

@@ -329,6 +329,7 @@ enum dsnn_status dsnn_sparse_model_update_end(struct dsnn_sparse_model *sm,
         sm->n_before[i] = 0;
     }
     sm->have_grown = true;
+    sm->rounds_ended++;
     dsnn_sparse_model_log_density(sm, m);
     if (g_observer)
         g_observer(g_observer_user, sm, DSNN_SPARSE_ROUND_END, m);
