@@ -47,7 +47,8 @@ DSNN_API enum dsnn_status dsnn_evaluate(struct dsnn_net *net, struct dsnn_data *
                                         struct dsnn_metrics *m, struct dsnn_error *err);
 
 /* ---- The base model (nupic BaseModel): optimizer + LR schedule + epoch loop ----
- * Model plugins embed it and add their own rules (sparsity, prune/regrow) around it. */
+ * The sparse model (dsnn/sparse_model.h) is built on it; schemes reach it through
+ * dsnn_sparse_model_base and the accessors below. */
 struct dsnn_base_model; /* opaque: the accessors below */
 
 /* The keys dsnn_base_model_new reads, as one entry of a plugin's key table:

@@ -35,46 +35,29 @@ static inline float ap_window(const struct avgpool2d *A, int oy, int ox, int *y0
     return div > 0 ? 1.0f / (float)div : 0.0f;
 }
 
-/* Forward (adjoint false: y from x) or backward (true: dx, overwritten, from dy) over one
- * (sample, channel) plane per work item. */
-static void ap_pass(const struct avgpool2d *A, const float *src, float *dst, int batch,
-                    bool adjoint)
-{
-    const struct cv_geom *g = &A->g;
-    const int W = g->w, OW = g->ow;
-    const size_t HW = (size_t)g->h * W, P = (size_t)g->oh * OW;
-    const int items = batch * g->c, nt = ly_threads();
-#pragma omp parallel for schedule(static) num_threads(nt) if (cv_planes_parallel(g, items, nt))
-    for (int it = 0; it < items; it++) {
-        const float *in = src + (size_t)it * (adjoint ? P : HW);
-        float *out = dst + (size_t)it * (adjoint ? HW : P);
-        if (adjoint)
-            memset(out, 0, sizeof(float) * HW);
-        for (int oy = 0; oy < g->oh; oy++)
-            for (int ox = 0; ox < OW; ox++) {
-                int y0, y1, x0, x1;
-                const float inv = ap_window(A, oy, ox, &y0, &y1, &x0, &x1);
-                if (adjoint) {
-                    const float v = in[oy * OW + ox] * inv;
-                    for (int iy = y0; iy < y1; iy++)
-                        for (int ix = x0; ix < x1; ix++)
-                            out[iy * W + ix] += v;
-                    continue;
-                }
-                float s = 0.0f;
-                for (int iy = y0; iy < y1; iy++)
-                    for (int ix = x0; ix < x1; ix++)
-                        s += in[iy * W + ix];
-                out[oy * OW + ox] = s * inv;
-            }
-    }
-}
-
 static enum dsnn_status ap_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
                                    bool train, struct dsnn_error *err)
 {
     (void)train, (void)err;
-    ap_pass((const struct avgpool2d *)l, x, y, batch, false);
+    const struct avgpool2d *A = (const struct avgpool2d *)l;
+    const struct cv_geom *g = &A->g;
+    const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
+    const int items = batch * g->c, nt = ly_threads();
+#pragma omp parallel for schedule(static) num_threads(nt) if (cv_planes_parallel(g, items, nt))
+    for (int it = 0; it < items; it++) {
+        const float *xc = x + (size_t)it * H * W;
+        float *yc = y + (size_t)it * OH * OW;
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                int y0, y1, x0, x1;
+                const float inv = ap_window(A, oy, ox, &y0, &y1, &x0, &x1);
+                float s = 0.0f;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++)
+                        s += xc[iy * W + ix];
+                yc[oy * OW + ox] = s * inv;
+            }
+    }
     return DSNN_OK;
 }
 
@@ -82,8 +65,26 @@ static enum dsnn_status ap_backward(struct dsnn_layer *l, const float *x, const 
                                     const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
     (void)x, (void)y, (void)err;
-    if (dx)
-        ap_pass((const struct avgpool2d *)l, dy, dx, batch, true);
+    const struct avgpool2d *A = (const struct avgpool2d *)l;
+    const struct cv_geom *g = &A->g;
+    if (!dx)
+        return DSNN_OK;
+    const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
+    const int items = batch * g->c, nt = ly_threads();
+#pragma omp parallel for schedule(static) num_threads(nt) if (cv_planes_parallel(g, items, nt))
+    for (int it = 0; it < items; it++) {
+        float *dc = dx + (size_t)it * H * W;
+        const float *dyc = dy + (size_t)it * OH * OW;
+        memset(dc, 0, sizeof(float) * (size_t)H * W);
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                int y0, y1, x0, x1;
+                const float v = dyc[oy * OW + ox] * ap_window(A, oy, ox, &y0, &y1, &x0, &x1);
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++)
+                        dc[iy * W + ix] += v;
+            }
+    }
     return DSNN_OK;
 }
 

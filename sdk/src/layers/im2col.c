@@ -122,9 +122,7 @@ void cv_valid_range(int o, int s, int p, int j, int w, int *x0, int *x1)
     *x1 = b;
 }
 
-/* im2col (adjoint false: cols from img) or its adjoint col2im (true: img, overwritten, from
- * cols), one (sample, channel) plane per work item; img is only read when adjoint is false. */
-static void cv_cols_pass(const struct cv_geom *g, float *img, float *cols, int nb, bool adjoint)
+void cv_im2col(const struct cv_geom *g, const float *x, int nb, float *cols)
 {
     const int C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw, SH = g->sh, SW = g->sw;
     const int PH = g->ph, PW = g->pw, OH = g->oh, OW = g->ow;
@@ -135,38 +133,30 @@ static void cv_cols_pass(const struct cv_geom *g, float *img, float *cols, int n
 #pragma omp parallel for schedule(static) num_threads(nt) if (par)
     for (int it = 0; it < items; it++) {
         const int b = it / C, c = it % C;
-        float *plane = img + (size_t)b * in_size + (size_t)c * H * W;
-        if (adjoint)
-            memset(plane, 0, sizeof(float) * (size_t)H * W);
+        const float *xc = x + (size_t)b * in_size + (size_t)c * H * W;
         for (int i = 0; i < KH; i++) {
             for (int j = 0; j < KW; j++) {
                 const size_t r = ((size_t)c * KH + i) * KW + j;
-                float *col = cols + r * N + (size_t)b * P;
+                float *dst = cols + r * N + (size_t)b * P;
                 int x0, x1;
                 cv_valid_range(OW, SW, PW, j, W, &x0, &x1);
-                const int off = j - PW; /* input column of ox is ox * SW + off */
                 for (int oy = 0; oy < OH; oy++) {
-                    float *row = col + (size_t)oy * OW;
+                    float *row = dst + (size_t)oy * OW;
                     const int iy = oy * SH - PH + i;
                     if (iy < 0 || iy >= H) {
-                        if (!adjoint)
-                            memset(row, 0, sizeof(float) * (size_t)OW);
+                        memset(row, 0, sizeof(float) * (size_t)OW);
                         continue;
                     }
-                    float *line = plane + (size_t)iy * W;
-                    if (adjoint) {
-                        for (int ox = x0; ox < x1; ox++)
-                            line[ox * SW + off] += row[ox];
-                        continue;
-                    }
+                    const float *src = xc + (size_t)iy * W;
+                    const int off = j - PW; /* input column of ox is ox * SW + off */
                     for (int ox = 0; ox < x0; ox++)
                         row[ox] = 0.0f;
                     if (SW == 1) {
                         if (x1 > x0)
-                            memcpy(row + x0, line + x0 + off, sizeof(float) * (size_t)(x1 - x0));
+                            memcpy(row + x0, src + x0 + off, sizeof(float) * (size_t)(x1 - x0));
                     } else {
                         for (int ox = x0; ox < x1; ox++)
-                            row[ox] = line[ox * SW + off];
+                            row[ox] = src[ox * SW + off];
                     }
                     for (int ox = x1; ox < OW; ox++)
                         row[ox] = 0.0f;
@@ -176,14 +166,38 @@ static void cv_cols_pass(const struct cv_geom *g, float *img, float *cols, int n
     }
 }
 
-void cv_im2col(const struct cv_geom *g, const float *x, int nb, float *cols)
-{
-    cv_cols_pass(g, (float *)x, cols, nb, false); /* x is read only */
-}
-
 void cv_col2im(const struct cv_geom *g, const float *cols, int nb, float *dx)
 {
-    cv_cols_pass(g, dx, (float *)cols, nb, true); /* cols is read only */
+    const int C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw, SH = g->sh, SW = g->sw;
+    const int PH = g->ph, PW = g->pw, OH = g->oh, OW = g->ow;
+    const size_t P = (size_t)OH * OW, N = P * (size_t)nb, in_size = (size_t)C * H * W;
+    const int nt = ly_threads();
+    const int items = nb * C;
+    const bool par = nt > 1 && items > 1 && N * KH * KW * C >= 32768;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int it = 0; it < items; it++) {
+        const int b = it / C, c = it % C;
+        float *dc = dx + (size_t)b * in_size + (size_t)c * H * W;
+        memset(dc, 0, sizeof(float) * (size_t)H * W);
+        for (int i = 0; i < KH; i++) {
+            for (int j = 0; j < KW; j++) {
+                const size_t r = ((size_t)c * KH + i) * KW + j;
+                const float *src = cols + r * N + (size_t)b * P;
+                int x0, x1;
+                cv_valid_range(OW, SW, PW, j, W, &x0, &x1);
+                for (int oy = 0; oy < OH; oy++) {
+                    const int iy = oy * SH - PH + i;
+                    if (iy < 0 || iy >= H)
+                        continue;
+                    const float *row = src + (size_t)oy * OW;
+                    float *d = dc + (size_t)iy * W;
+                    const int off = j - PW;
+                    for (int ox = x0; ox < x1; ox++)
+                        d[ox * SW + off] += row[ox];
+                }
+            }
+        }
+    }
 }
 
 const float *cv_cols_of(const struct cv_geom *g, const float *x, int b0, int nb)

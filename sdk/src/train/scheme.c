@@ -126,33 +126,29 @@ enum dsnn_status dsnn_scheme_evaluate(void *state, struct dsnn_data *data, enum 
     return dsnn_base_model_evaluate(&sm->base, data, split, m, err);
 }
 
-/* The checkpoint's parts in order (dsnn/scheme.h), written (save) or read back. */
-static enum dsnn_status checkpoint(struct dsnn_sparse_model *sm, FILE *f, bool save,
-                                   struct dsnn_error *err)
+enum dsnn_status dsnn_scheme_save(void *state, FILE *f, struct dsnn_error *err)
 {
-    enum dsnn_status st;
-    if (sm->dense)
-        st = save ? dsnn_base_model_save(&sm->base, f, err)
-                  : dsnn_base_model_load(&sm->base, f, err);
-    else
-        st = save ? dsnn_sparse_model_save(sm, f, err) : dsnn_sparse_model_load(sm, f, err);
+    struct dsnn_sparse_model *sm = state;
+    enum dsnn_status st = sm->dense ? dsnn_base_model_save(&sm->base, f, err)
+                                    : dsnn_sparse_model_save(sm, f, err);
     if (st == DSNN_OK && sm->coact)
-        st = save ? dsnn_coact_save(sm->coact, f, err) : dsnn_coact_load(sm->coact, f, err);
-    enum dsnn_status (*own)(struct dsnn_sparse_model *, void *, FILE *, struct dsnn_error *) =
-        save ? sm->scheme->save : sm->scheme->load;
-    if (st == DSNN_OK && own)
-        st = own(sm, sm->params, f, err);
+        st = dsnn_coact_save(sm->coact, f, err);
+    if (st == DSNN_OK && sm->scheme->save)
+        st = sm->scheme->save(sm, sm->params, f, err);
     return st;
 }
 
-enum dsnn_status dsnn_scheme_save(void *state, FILE *f, struct dsnn_error *err)
-{
-    return checkpoint(state, f, true, err);
-}
-
+/* Reads back what dsnn_scheme_save wrote, in the same order. */
 enum dsnn_status dsnn_scheme_load(void *state, FILE *f, struct dsnn_error *err)
 {
-    return checkpoint(state, f, false, err);
+    struct dsnn_sparse_model *sm = state;
+    enum dsnn_status st = sm->dense ? dsnn_base_model_load(&sm->base, f, err)
+                                    : dsnn_sparse_model_load(sm, f, err);
+    if (st == DSNN_OK && sm->coact)
+        st = dsnn_coact_load(sm->coact, f, err);
+    if (st == DSNN_OK && sm->scheme->load)
+        st = sm->scheme->load(sm, sm->params, f, err);
+    return st;
 }
 
 void dsnn_scheme_destroy(void *state)
