@@ -35,6 +35,23 @@ static void get(const unsigned char **p, void *v, size_t n)
     *p += n;
 }
 
+/* The header fields after magic, format and header size, in file order, with their sizes on
+ * disk (the whole field). */
+static const struct {
+    size_t offset, size;
+} header_fields[] = {
+    {offsetof(struct dsnn_checkpoint_header, epochs), 8},
+    {offsetof(struct dsnn_checkpoint_header, n_results), 8},
+    {offsetof(struct dsnn_checkpoint_header, trial_index), 8},
+    {offsetof(struct dsnn_checkpoint_header, config_hash), 8},
+    {offsetof(struct dsnn_checkpoint_header, payload_size), 8},
+    {offsetof(struct dsnn_checkpoint_header, payload_hash), 8},
+    {offsetof(struct dsnn_checkpoint_header, time_total_s), 8},
+    {offsetof(struct dsnn_checkpoint_header, trial_id), 32},
+    {offsetof(struct dsnn_checkpoint_header, dsnn_version), 32},
+    {offsetof(struct dsnn_checkpoint_header, model), 64},
+};
+
 static void encode(const struct dsnn_checkpoint_header *h, unsigned char *buf)
 {
     uint32_t format = DSNN_CHECKPOINT_FORMAT, hsize = HEADER_SIZE;
@@ -42,16 +59,15 @@ static void encode(const struct dsnn_checkpoint_header *h, unsigned char *buf)
     put(&p, magic, 8);
     put(&p, &format, 4);
     put(&p, &hsize, 4);
-    put(&p, &h->epochs, 8);
-    put(&p, &h->n_results, 8);
-    put(&p, &h->trial_index, 8);
-    put(&p, &h->config_hash, 8);
-    put(&p, &h->payload_size, 8);
-    put(&p, &h->payload_hash, 8);
-    put(&p, &h->time_total_s, 8);
-    put(&p, h->trial_id, 32);
-    put(&p, h->dsnn_version, 32);
-    put(&p, h->model, 64);
+    for (size_t i = 0; i < DSNN_COUNT_OF(header_fields); i++)
+        put(&p, (const char *)h + header_fields[i].offset, header_fields[i].size);
+}
+
+/* Reads the fields of header_fields from p into h. */
+static void decode_fields(const unsigned char *p, struct dsnn_checkpoint_header *h)
+{
+    for (size_t i = 0; i < DSNN_COUNT_OF(header_fields); i++)
+        get(&p, (char *)h + header_fields[i].offset, header_fields[i].size);
 }
 
 /* Name of the kept copy of a checkpoint of `epochs` epochs. */
@@ -170,16 +186,7 @@ enum dsnn_status dsnn_checkpoint_read(const char *path, struct dsnn_checkpoint_h
         st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: truncated checkpoint header", path);
         goto out;
     }
-    get(&p, &hdr->epochs, 8);
-    get(&p, &hdr->n_results, 8);
-    get(&p, &hdr->trial_index, 8);
-    get(&p, &hdr->config_hash, 8);
-    get(&p, &hdr->payload_size, 8);
-    get(&p, &hdr->payload_hash, 8);
-    get(&p, &hdr->time_total_s, 8);
-    get(&p, hdr->trial_id, 32);
-    get(&p, hdr->dsnn_version, 32);
-    get(&p, hdr->model, 64);
+    decode_fields(p, hdr);
     hdr->trial_id[31] = hdr->dsnn_version[31] = hdr->model[63] = '\0';
     if (fstat(fileno(f), &sb) != 0 || (uint64_t)sb.st_size != HEADER_SIZE + hdr->payload_size) {
         st = dsnn_error_set(err, DSNN_ERR_FORMAT,

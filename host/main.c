@@ -336,6 +336,23 @@ struct cli {
     bool help, version;
 };
 
+/* True when argument a is option name, alone or as name=VALUE. Then *value is VALUE, or the
+ * next argument (taken: *i moves on), or NULL when there is none. */
+static bool option_value(const char *a, const char *name, int argc, char **argv, int *i,
+                         const char **value)
+{
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0 || (a[n] != '\0' && a[n] != '='))
+        return false;
+    if (a[n] == '=')
+        *value = a + n + 1;
+    else if (*i + 1 < argc)
+        *value = argv[++*i];
+    else
+        *value = NULL;
+    return true;
+}
+
 /* Parses argv into cli; returns -1 on success or an exit code. Options may come before or after
  * the command; "--" ends the options. */
 static int parse_args(int argc, char **argv, struct cli *cli)
@@ -355,43 +372,28 @@ static int parse_args(int argc, char **argv, struct cli *cli)
                 cli->quiet = cli->run_opts = true;
             } else if (strcmp(a, "--overwrite") == 0) {
                 cli->overwrite = cli->run_opts = true;
-            } else if (strncmp(a, "--plugin-dir", 12) == 0 && (a[12] == '\0' || a[12] == '=')) {
-                if (a[12] == '=') {
-                    value = a + 13;
-                } else if (i + 1 < argc) {
-                    value = argv[++i];
-                } else {
+            } else if (option_value(a, "--plugin-dir", argc, argv, &i, &value)) {
+                if (!value)
                     return usage_error("option '%s' needs a directory", a);
-                }
                 if (!*value)
                     return usage_error("option '%s' needs a non-empty directory", "--plugin-dir");
                 if (cli->n_plugin_dirs == MAX_PLUGIN_DIRS)
                     return usage_error("too many --plugin-dir options (at most %s)", "64");
                 cli->plugin_dirs[cli->n_plugin_dirs++] = value;
-            } else if (strncmp(a, "--results", 9) == 0 && (a[9] == '\0' || a[9] == '=')) {
-                if (a[9] == '=') {
-                    value = a + 10;
-                } else if (i + 1 < argc) {
-                    value = argv[++i];
-                } else {
+            } else if (option_value(a, "--results", argc, argv, &i, &value)) {
+                if (!value)
                     return usage_error("option '%s' needs a directory", a);
-                }
                 if (!*value)
                     return usage_error("option '%s' needs a non-empty directory", "--results");
                 cli->results = value;
                 cli->run_opts = true;
-            } else if ((strncmp(a, "--group-by", 10) == 0 && (a[10] == '\0' || a[10] == '=')) ||
-                       (strncmp(a, "--html", 6) == 0 && (a[6] == '\0' || a[6] == '='))) {
-                size_t nl = a[2] == 'g' ? 10 : 6;
-                if (a[nl] == '=')
-                    value = a + nl + 1;
-                else if (i + 1 < argc)
-                    value = argv[++i];
-                else
+            } else if (option_value(a, "--group-by", argc, argv, &i, &value) ||
+                       option_value(a, "--html", argc, argv, &i, &value)) {
+                if (!value)
                     return usage_error("option '%s' needs a value", a);
                 if (!*value)
                     return usage_error("option '%s' needs a non-empty value", a);
-                if (nl == 6) {
+                if (a[2] == 'h') {
                     cli->html = value;
                 } else if (cli->n_group_by == MAX_PLUGIN_DIRS) {
                     return usage_error("too many --group-by options (at most %s)", "64");

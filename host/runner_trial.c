@@ -84,6 +84,32 @@ void rn_format_params(const struct dsnn_param_set *ps, char *buf, size_t size)
     }
 }
 
+/* Appends v as format writes it (dsnn_value_to_text or dsnn_value_to_json); out of memory
+ * marks b->oom. */
+static void put_value(struct dsnn_sbuf *b, const struct dsnn_value *v,
+                      size_t (*format)(const struct dsnn_value *, char *, size_t))
+{
+    size_t need = format(v, NULL, 0);
+    char *text = malloc(need + 1);
+    if (!text) {
+        b->oom = true;
+        return;
+    }
+    format(v, text, need + 1);
+    dsnn_sbuf_puts(b, text);
+    free(text);
+}
+
+/* b's text, or NULL (b freed) when an allocation failed. */
+static char *take_text(struct dsnn_sbuf *b)
+{
+    if (b->oom) {
+        dsnn_sbuf_free(b);
+        return NULL;
+    }
+    return b->p;
+}
+
 /* params as libconfig text that reads back to the same values:
  *     p0 = { path = "model.learning_rate"; value = 0.1; };  */
 char *rn_params_to_cfg(const struct dsnn_param_set *ps)
@@ -91,23 +117,13 @@ char *rn_params_to_cfg(const struct dsnn_param_set *ps)
     struct dsnn_sbuf b = {0};
     dsnn_sbuf_puts(&b, "");
     for (size_t i = 0; i < ps->n; i++) {
-        size_t need = dsnn_value_to_text(&ps->items[i].value, NULL, 0);
-        char *v = malloc(need + 1);
-        if (!v) {
-            dsnn_sbuf_free(&b);
-            return NULL;
-        }
-        dsnn_value_to_text(&ps->items[i].value, v, need + 1);
         dsnn_sbuf_printf(&b, "p%zu = { path = ", i);
         dsnn_sbuf_json_string(&b, ps->items[i].path); /* a path is [A-Za-z0-9_.-]: same text */
-        dsnn_sbuf_printf(&b, "; value = %s; };\n", v);
-        free(v);
+        dsnn_sbuf_puts(&b, "; value = ");
+        put_value(&b, &ps->items[i].value, dsnn_value_to_text);
+        dsnn_sbuf_puts(&b, "; };\n");
     }
-    if (b.oom) {
-        dsnn_sbuf_free(&b);
-        return NULL;
-    }
-    return b.p;
+    return take_text(&b);
 }
 
 char *rn_params_to_json(const struct dsnn_param_set *ps)
@@ -115,24 +131,13 @@ char *rn_params_to_json(const struct dsnn_param_set *ps)
     struct dsnn_sbuf b = {0};
     dsnn_sbuf_puts(&b, "{");
     for (size_t i = 0; i < ps->n; i++) {
-        size_t need = dsnn_value_to_json(&ps->items[i].value, NULL, 0);
-        char *v = malloc(need + 1);
-        if (!v) {
-            dsnn_sbuf_free(&b);
-            return NULL;
-        }
-        dsnn_value_to_json(&ps->items[i].value, v, need + 1);
         dsnn_sbuf_puts(&b, i ? ", " : "");
         dsnn_sbuf_json_string(&b, ps->items[i].path);
-        dsnn_sbuf_printf(&b, ": %s", v);
-        free(v);
+        dsnn_sbuf_puts(&b, ": ");
+        put_value(&b, &ps->items[i].value, dsnn_value_to_json);
     }
     dsnn_sbuf_puts(&b, "}");
-    if (b.oom) {
-        dsnn_sbuf_free(&b);
-        return NULL;
-    }
-    return b.p;
+    return take_text(&b);
 }
 
 /* Sets t's parameters from their libconfig text (params_to_cfg); t owns copies of all. */

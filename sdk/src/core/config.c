@@ -204,32 +204,36 @@ enum dsnn_status dsnn_cfg_float(const struct dsnn_cfg *cfg, const char *key, dou
     return DSNN_OK;
 }
 
+/* The setting at key in *s, NULL when there is none (the caller's default applies); a setting of
+ * another type than `type` is an error "expected <expected>, got ...". */
+static enum dsnn_status member_of_type(const struct dsnn_cfg *cfg, const char *key, int type,
+                                       const char *expected, config_setting_t **s,
+                                       struct dsnn_error *err)
+{
+    *s = member(cfg, key);
+    if (*s && config_setting_type(*s) != type)
+        return key_error(cfg, key, err, "expected %s, got %s", expected, type_word(*s));
+    return DSNN_OK;
+}
+
 enum dsnn_status dsnn_cfg_bool(const struct dsnn_cfg *cfg, const char *key, bool def, bool *out,
                                struct dsnn_error *err)
 {
-    config_setting_t *s = member(cfg, key);
-    if (!s) {
-        *out = def;
-        return DSNN_OK;
-    }
-    if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-        return key_error(cfg, key, err, "expected true or false, got %s", type_word(s));
-    *out = config_setting_get_bool(s) != 0;
-    return DSNN_OK;
+    config_setting_t *s;
+    enum dsnn_status st = member_of_type(cfg, key, CONFIG_TYPE_BOOL, "true or false", &s, err);
+    if (st == DSNN_OK)
+        *out = s ? config_setting_get_bool(s) != 0 : def;
+    return st;
 }
 
 enum dsnn_status dsnn_cfg_string(const struct dsnn_cfg *cfg, const char *key, const char *def,
                                  const char **out, struct dsnn_error *err)
 {
-    config_setting_t *s = member(cfg, key);
-    if (!s) {
-        *out = def;
-        return DSNN_OK;
-    }
-    if (config_setting_type(s) != CONFIG_TYPE_STRING)
-        return key_error(cfg, key, err, "expected a string, got %s", type_word(s));
-    *out = config_setting_get_string(s);
-    return DSNN_OK;
+    config_setting_t *s;
+    enum dsnn_status st = member_of_type(cfg, key, CONFIG_TYPE_STRING, "a string", &s, err);
+    if (st == DSNN_OK)
+        *out = s ? config_setting_get_string(s) : def;
+    return st;
 }
 
 enum dsnn_status dsnn_cfg_enum(const struct dsnn_cfg *cfg, const char *key, const char *def,
@@ -352,6 +356,20 @@ static struct dsnn_config_file *file_new(const char *name)
     return f;
 }
 
+/* Ends a load or parse of f: on success (read_result is CONFIG_TRUE) *out owns f; otherwise f
+ * is freed and the error names name and the line. */
+static enum dsnn_status file_finish(struct dsnn_config_file *f, int read_result, const char *name,
+                                  struct dsnn_config_file **out, struct dsnn_error *err)
+{
+    if (read_result != CONFIG_TRUE) {
+        enum dsnn_status st = parse_error(f, name, err);
+        dsnn_config_file_free(f);
+        return st;
+    }
+    *out = f;
+    return DSNN_OK;
+}
+
 enum dsnn_status dsnn_config_file_load(const char *path, struct dsnn_config_file **out,
                                        struct dsnn_error *err)
 {
@@ -365,13 +383,7 @@ enum dsnn_status dsnn_config_file_load(const char *path, struct dsnn_config_file
         return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot open the configuration file", path);
     }
     fclose(fp);
-    if (config_read_file(&f->cfg, path) != CONFIG_TRUE) {
-        enum dsnn_status st = parse_error(f, path, err);
-        dsnn_config_file_free(f);
-        return st;
-    }
-    *out = f;
-    return DSNN_OK;
+    return file_finish(f, config_read_file(&f->cfg, path), path, out, err);
 }
 
 enum dsnn_status dsnn_config_file_parse(const char *text, const char *name,
@@ -381,13 +393,7 @@ enum dsnn_status dsnn_config_file_parse(const char *text, const char *name,
     struct dsnn_config_file *f = file_new(name);
     if (!f)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    if (config_read_string(&f->cfg, text) != CONFIG_TRUE) {
-        enum dsnn_status st = parse_error(f, f->name, err);
-        dsnn_config_file_free(f);
-        return st;
-    }
-    *out = f;
-    return DSNN_OK;
+    return file_finish(f, config_read_string(&f->cfg, text), f->name, out, err);
 }
 
 void dsnn_config_file_free(struct dsnn_config_file *f)

@@ -82,15 +82,11 @@ static enum dsnn_status parse_randint(const struct dsnn_cfg *g, const char *path
     return DSNN_OK;
 }
 
-/* dist = "normal": finite mean, finite std > 0. */
-static enum dsnn_status parse_normal(const struct dsnn_cfg *g, const char *path,
-                                     struct dsnn_search_dim *d, struct dsnn_error *err)
+/* dist = "normal": finite mean (d->a), finite std > 0 (d->b). */
+static enum dsnn_status check_normal(const struct dsnn_cfg *g, const char *path,
+                                     const struct dsnn_search_dim *d, struct dsnn_error *err)
 {
     char where[300];
-    enum dsnn_status st;
-    if ((st = dsnn_cfg_float(g, "mean", 0, &d->a, err)) != DSNN_OK ||
-        (st = dsnn_cfg_float(g, "std", 0, &d->b, err)) != DSNN_OK)
-        return st;
     if (!isfinite(d->a))
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: key '%s.mean': must be finite",
                               dsnn_cfg_where(g, "mean", where, sizeof where), path);
@@ -101,15 +97,11 @@ static enum dsnn_status parse_normal(const struct dsnn_cfg *g, const char *path,
     return DSNN_OK;
 }
 
-/* dist = "uniform" / "loguniform": finite low < high (low > 0 for loguniform). */
-static enum dsnn_status parse_uniform(const struct dsnn_cfg *g, const char *path,
-                                      struct dsnn_search_dim *d, struct dsnn_error *err)
+/* dist = "uniform" / "loguniform": finite low (d->a) < high (d->b), low > 0 for loguniform. */
+static enum dsnn_status check_uniform(const struct dsnn_cfg *g, const char *path,
+                                      const struct dsnn_search_dim *d, struct dsnn_error *err)
 {
     char where[300];
-    enum dsnn_status st;
-    if ((st = dsnn_cfg_float(g, "low", 0, &d->a, err)) != DSNN_OK ||
-        (st = dsnn_cfg_float(g, "high", 0, &d->b, err)) != DSNN_OK)
-        return st;
     if (!isfinite(d->a) || !isfinite(d->b) || !(d->b > d->a))
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
                               "%s: key '%s.high': %g must be greater than low = %g",
@@ -155,12 +147,16 @@ static enum dsnn_status parse_dist(const struct dsnn_cfg *g, struct dsnn_search_
                                   dsnn_cfg_where(g, NULL, where, sizeof where), path, allowed[k],
                                   dsnn_dist_str(d->dist));
     d->n_values = 1;
-    switch (d->dist) {
-    case DSNN_DIST_CHOICE: return parse_choice(g, path, d, err);
-    case DSNN_DIST_RANDINT: return parse_randint(g, path, d, err);
-    case DSNN_DIST_NORMAL: return parse_normal(g, path, d, err);
-    default: return parse_uniform(g, path, d, err);
-    }
+    if (d->dist == DSNN_DIST_CHOICE)
+        return parse_choice(g, path, d, err);
+    if (d->dist == DSNN_DIST_RANDINT)
+        return parse_randint(g, path, d, err);
+    /* the others have two float keys, in d->a and d->b */
+    if ((st = dsnn_cfg_float(g, allowed[0], 0, &d->a, err)) != DSNN_OK ||
+        (st = dsnn_cfg_float(g, allowed[1], 0, &d->b, err)) != DSNN_OK)
+        return st;
+    return d->dist == DSNN_DIST_NORMAL ? check_normal(g, path, d, err)
+                                       : check_uniform(g, path, d, err);
 }
 
 static enum dsnn_status collect(struct dsnn_search_space *s, const struct dsnn_cfg *node,
