@@ -1,4 +1,5 @@
 /* host/registry.c - plugin loading, ABI and descriptor checks, (kind, name) index. */
+#define _XOPEN_SOURCE 700 /* strdup */
 #include "registry.h"
 
 #include <ctype.h>
@@ -31,15 +32,6 @@ struct dsnn_registry {
 };
 
 /* ---- small helpers ---- */
-
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
-}
 
 /* Grows an array p of *cap elements (elem bytes each) to hold at least need elements. Returns
  * the (possibly moved) array, or NULL when out of memory (p is then unchanged). */
@@ -469,7 +461,7 @@ static enum dsnn_status register_plugin(struct dsnn_registry *reg, void *handle,
                                         const struct dsnn_plugin *p, const char *origin,
                                         struct dsnn_error *err)
 {
-    char *path = dup_str(origin);
+    char *path = strdup(origin);
     struct dsnn_registry_entry **made = calloc(p->n_components, sizeof(*made));
     bool ok = path && made;
     if (ok) {
@@ -617,7 +609,7 @@ static int name_cmp(const struct dirent **a, const struct dirent **b)
 enum dsnn_status dsnn_registry_load_dir(struct dsnn_registry *reg, const char *dir,
                                         struct dsnn_error *err)
 {
-    char *copy = dup_str(dir);
+    char *copy = strdup(dir);
     char **dirs = copy ? grow(reg->dirs, &reg->cap_dirs, reg->n_dirs + 1, sizeof(*dirs)) : NULL;
     if (!dirs) {
         free(copy);

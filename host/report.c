@@ -1,5 +1,6 @@
 /* report.c - summary tables and an HTML page with SVG plots of a results directory
  * (see report.h). */
+#define _XOPEN_SOURCE 700 /* strdup */
 #include "report.h"
 
 #include <dirent.h>
@@ -56,15 +57,6 @@ static void sb_html(struct dsnn_sbuf *b, const char *s)
     }
 }
 
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    if (c)
-        memcpy(c, s, n);
-    return c;
-}
-
 /* Adds s to the list (if not there yet); false when out of memory. */
 static bool add_key(char ***list, size_t *n, const char *s)
 {
@@ -75,7 +67,7 @@ static bool add_key(char ***list, size_t *n, const char *s)
     if (!nl)
         return false;
     *list = nl;
-    if (!(nl[*n] = xstrdup(s)))
+    if (!(nl[*n] = strdup(s)))
         return false;
     (*n)++;
     return true;
@@ -320,7 +312,7 @@ static enum dsnn_status list_trials(struct dsnn_report *r, struct dsnn_error *er
         }
         struct rtrial *t = &r->t[r->n];
         memset(t, 0, sizeof *t);
-        if (!(t->id = xstrdup(e->d_name))) {
+        if (!(t->id = strdup(e->d_name))) {
             closedir(d);
             return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
         }
@@ -408,7 +400,7 @@ enum dsnn_status dsnn_report_load(const char *dir, FILE *warn, struct dsnn_repor
                                                 "directory, e.g. results/<experiment>)",
                               dir);
     struct dsnn_report *r = calloc(1, sizeof *r);
-    if (!r || !(r->dir = xstrdup(dir))) {
+    if (!r || !(r->dir = strdup(dir))) {
         free(r);
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     }

@@ -140,6 +140,15 @@ char *rn_params_to_json(const struct dsnn_param_set *ps)
     return take_text(&b);
 }
 
+/* Frees t's parameters (their config file and texts) and the config built from them. */
+static void trial_params_free(struct trial *t)
+{
+    rn_trial_config_drop(t);
+    dsnn_config_file_free(t->pcf);
+    free(t->params_cfg);
+    free(t->params_json);
+}
+
 /* Sets t's parameters from their libconfig text (params_to_cfg); t owns copies of all. */
 enum dsnn_status rn_trial_set_params(const struct experiment *ex, struct trial *t,
                                      const char *params_cfg, struct dsnn_error *err)
@@ -179,10 +188,7 @@ enum dsnn_status rn_trial_set_params(const struct experiment *ex, struct trial *
         dsnn_config_file_free(pcf);
         return st;
     }
-    rn_trial_config_drop(t); /* built from the old parameters */
-    dsnn_config_file_free(t->pcf);
-    free(t->params_cfg);
-    free(t->params_json);
+    trial_params_free(t); /* the old ones */
     t->pcf = pcf;
     t->params = ps;
     t->params_cfg = text;
@@ -263,10 +269,7 @@ void rn_trial_free(struct trial *t)
 {
     if (!t)
         return;
-    rn_trial_config_drop(t);
-    dsnn_config_file_free(t->pcf);
-    free(t->params_cfg);
-    free(t->params_json);
+    trial_params_free(t);
     free(t->decisions);
     free(t->reported_metric);
     free(t->perturb_cfg);

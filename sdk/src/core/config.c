@@ -686,24 +686,25 @@ static void render(struct out *o, const config_setting_t *s, bool json)
     }
 }
 
-size_t dsnn_cfg_to_json(const struct dsnn_cfg *setting, char *buf, size_t size)
+/* Renders setting (NULL: nothing) into buf as render does; the length it needs. */
+static size_t render_into(const struct dsnn_cfg *setting, char *buf, size_t size, bool json)
 {
     struct out o = {buf, size, 0};
     if (size)
         buf[0] = '\0';
     if (setting)
-        render(&o, S(setting), true);
+        render(&o, S(setting), json);
     return o.len;
+}
+
+size_t dsnn_cfg_to_json(const struct dsnn_cfg *setting, char *buf, size_t size)
+{
+    return render_into(setting, buf, size, true);
 }
 
 size_t dsnn_cfg_to_text(const struct dsnn_cfg *setting, char *buf, size_t size)
 {
-    struct out o = {buf, size, 0};
-    if (size)
-        buf[0] = '\0';
-    if (setting)
-        render(&o, S(setting), false);
-    return o.len;
+    return render_into(setting, buf, size, false);
 }
 
 static size_t value_render(const struct dsnn_value *v, char *buf, size_t size, bool json)
