@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../search_util.h"
+
 #define ASHA_MAX_RUNGS 64
 #define ASHA_STATE_VERSION 1
 
@@ -55,7 +57,6 @@ struct asha {
     struct asha_bracket *brackets;
 };
 
-static const char *const asha_modes[] = {"max", "min", NULL};
 #define AK_AT(f) DSNN_KEY_AT(struct asha, f)
 static const struct dsnn_key_spec asha_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "asha", .doc = "this plugin"},
@@ -70,7 +71,7 @@ static const struct dsnn_key_spec asha_keys[] = {
      DSNN_KEY_RANGE(1, 1e9), .doc = "epochs after which a trial is stopped"},
     {.name = "metric", .type = DSNN_KEY_STRING, .default_value = "experiment.metric", .doc = "metric compared at the rungs"},
     {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode",
-     .choices = asha_modes, .doc = "\"max\" or \"min\" of metric"},
+     .choices = su_modes, .doc = "\"max\" or \"min\" of metric"},
     {.name = "brackets", .type = DSNN_KEY_INT, .def = 1, DSNN_KEY_RANGE(1, ASHA_MAX_RUNGS),
      AK_AT(n_brackets),
      .doc = "number of brackets (bracket s starts at grace_period * eta^s; at most the number of "
@@ -103,16 +104,6 @@ static size_t rung_count(int64_t grace, double eta, int64_t max_t, int64_t s)
     return n;
 }
 
-static enum dsnn_status read_mode(const struct dsnn_cfg *cfg, bool def, bool *maximize,
-                                  struct dsnn_error *err)
-{
-    int idx = 0;
-    enum dsnn_status st = dsnn_cfg_enum(cfg, "mode", asha_modes[def ? 0 : 1], asha_modes, &idx,
-                                        err);
-    *maximize = idx == 0;
-    return st;
-}
-
 static enum dsnn_status asha_create(const struct dsnn_cfg *cfg, const struct dsnn_search_ctx *ctx,
                                     void **state, struct dsnn_error *err)
 {
@@ -128,17 +119,9 @@ static enum dsnn_status asha_create(const struct dsnn_cfg *cfg, const struct dsn
         (st = dsnn_keys_read(&asha_table, cfg, a, err)) ||
         (st = dsnn_cfg_int(cfg, "max_t", ctx->max_epochs > 0 ? ctx->max_epochs : 1, &a->max_t,
                            err)) ||
-        (st = dsnn_cfg_string(cfg, "metric", ctx->metric ? ctx->metric : "val_acc", &metric,
-                              err)) ||
-        (st = read_mode(cfg, ctx->maximize, &a->maximize, err)))
+        (st = su_read_objective(cfg, ctx, &metric, &a->maximize, err)) ||
+        (st = su_metric_copy(cfg, metric, a->metric, err)))
         goto fail;
-    if (strlen(metric) >= sizeof a->metric || !*metric) {
-        st = dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: key '%s.metric': \"%s\" is not a metric name",
-                            dsnn_cfg_where(cfg, "metric", where, sizeof where),
-                            dsnn_cfg_path(cfg), metric);
-        goto fail;
-    }
-    memcpy(a->metric, metric, strlen(metric) + 1);
     if (a->max_t < a->grace_period) {
         st = dsnn_error_set(err, DSNN_ERR_CONFIG,
                             "%s: key '%s.max_t': %lld is less than grace_period = %lld",
@@ -176,15 +159,7 @@ static enum dsnn_status asha_suggest(void *state, int trial_index, struct dsnn_p
                                      bool *done, struct dsnn_error *err)
 {
     struct asha *a = state;
-    out->n = 0;
-    *done = trial_index < 0 || trial_index >= a->num_samples;
-    if (*done)
-        return DSNN_OK;
-    struct dsnn_rng rng;
-    struct dsnn_search_point p;
-    dsnn_search_trial_rng(&rng, a->seed, trial_index);
-    dsnn_search_space_sample(&a->space, &rng, &p);
-    return dsnn_search_space_params(&a->space, &p, out, err);
+    return su_suggest_draw(&a->space, a->seed, a->num_samples, trial_index, out, done, err);
 }
 
 /* Bracket of a trial: a pure function of (seed, trial). */
@@ -208,16 +183,10 @@ static size_t bracket_of(const struct asha *a, int trial)
     return (size_t)a->n_brackets - 1;
 }
 
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
-}
-
 /* numpy.percentile(values, q) with linear interpolation; n > 0. Sorts v. */
 static double percentile(double *v, size_t n, double q)
 {
-    qsort(v, n, sizeof *v, cmp_double);
+    qsort(v, n, sizeof *v, su_cmp_double);
     double pos = q / 100.0 * (double)(n - 1);
     size_t lo = (size_t)floor(pos), hi = lo + 1 < n ? lo + 1 : lo;
     double frac = pos - (double)lo;
@@ -282,11 +251,6 @@ static enum dsnn_search_decision asha_on_result(void *state, int trial_index, in
     if (t >= (double)a->max_t)
         action = DSNN_SEARCH_STOP;
     return action;
-}
-
-static void asha_on_complete(void *state, int trial_index, bool error)
-{
-    (void)state, (void)trial_index, (void)error; /* its rung results stay, as in Ray */
 }
 
 /* ---- save / restore: "ASHA", version, brackets, and per rung its milestone and records ---- */
@@ -375,9 +339,10 @@ static enum dsnn_status asha_restore(void *state, FILE *f, struct dsnn_error *er
     return DSNN_OK;
 }
 
+/* A finished trial's rung results stay (su_on_complete_keep), as in Ray. */
 DSNN_SEARCH_PLUGIN("asha", "1.0.0", "ASHA: random trials, stopped at rungs grace_period*eta^k "
                    "unless in the top 1/eta",
                    asha_keys,
                    .create = asha_create, .suggest = asha_suggest, .on_result = asha_on_result,
-                   .on_complete = asha_on_complete, .save = asha_save, .restore = asha_restore,
-                   .destroy = asha_destroy)
+                   .on_complete = su_on_complete_keep, .save = asha_save,
+                   .restore = asha_restore, .destroy = asha_destroy)

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../search_util.h"
+
 struct grid_axis {
     char path[DSNN_PARAM_PATH_MAX];
     const struct dsnn_cfg *choices; /* array/list setting, or a scalar (one fixed choice) */
@@ -147,26 +149,10 @@ static enum dsnn_status grid_suggest(void *state, int trial_index, struct dsnn_p
     return DSNN_OK;
 }
 
-static enum dsnn_search_decision grid_on_result(void *state, int trial_index, int epoch,
-                                                const struct dsnn_metrics *m)
-{
-    (void)state, (void)trial_index, (void)epoch, (void)m;
-    return DSNN_SEARCH_CONTINUE;
-}
-
-static void grid_on_complete(void *state, int trial_index, bool error)
-{
-    (void)state, (void)trial_index, (void)error;
-}
-
-static void grid_destroy(void *state)
-{
-    free(state);
-}
-
 /* No save / restore: stateless, trial i is a pure function of i. */
 DSNN_SEARCH_PLUGIN("grid", "1.0.0", "Grid search: Cartesian product over any config key, repeated "
                    "num_samples times",
                    grid_keys,
-                   .create = grid_create, .suggest = grid_suggest, .on_result = grid_on_result,
-                   .on_complete = grid_on_complete, .destroy = grid_destroy)
+                   .create = grid_create, .suggest = grid_suggest,
+                   .on_result = su_on_result_continue, .on_complete = su_on_complete_keep,
+                   .destroy = free)

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../search_util.h"
+
 #define MEDIAN_STATE_VERSION 1
 
 struct median_point {
@@ -40,7 +42,6 @@ struct median_stop {
     struct median_trial *trials; /* num_samples */
 };
 
-static const char *const median_modes[] = {"max", "min", NULL};
 #define MK_AT(f) DSNN_KEY_AT(struct median_stop, f)
 static const struct dsnn_key_spec median_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "median-stop", .doc = "this plugin"},
@@ -54,7 +55,7 @@ static const struct dsnn_key_spec median_keys[] = {
      .doc = "other trials that must have reached the epoch before the rule applies"},
     {.name = "metric", .type = DSNN_KEY_STRING, .default_value = "experiment.metric", .doc = "metric compared"},
     {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode",
-     .choices = median_modes, .doc = "\"max\" or \"min\" of metric"},
+     .choices = su_modes, .doc = "\"max\" or \"min\" of metric"},
 };
 #undef MK_AT
 DSNN_KEY_TABLE_DEFINE(static, median_table, median_keys);
@@ -80,24 +81,12 @@ static enum dsnn_status median_create(const struct dsnn_cfg *cfg,
     ms->seed = ctx->seed;
     ms->num_samples = ctx->num_samples > 0 ? ctx->num_samples : 1;
     const char *metric = NULL;
-    int mode = 0;
-    char where[300];
     enum dsnn_status st;
     if ((st = dsnn_search_space_parse(cfg, "space", &ms->space, err)) ||
         (st = dsnn_keys_read(&median_table, cfg, ms, err)) ||
-        (st = dsnn_cfg_string(cfg, "metric", ctx->metric ? ctx->metric : "val_acc", &metric,
-                              err)) ||
-        (st = dsnn_cfg_enum(cfg, "mode", median_modes[ctx->maximize ? 0 : 1], median_modes, &mode,
-                            err)))
+        (st = su_read_objective(cfg, ctx, &metric, &ms->maximize, err)) ||
+        (st = su_metric_copy(cfg, metric, ms->metric, err)))
         goto fail;
-    ms->maximize = mode == 0;
-    if (strlen(metric) >= sizeof ms->metric || !*metric) {
-        st = dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: key '%s.metric': \"%s\" is not a metric name",
-                            dsnn_cfg_where(cfg, "metric", where, sizeof where),
-                            dsnn_cfg_path(cfg), metric);
-        goto fail;
-    }
-    memcpy(ms->metric, metric, strlen(metric) + 1);
     ms->trials = calloc((size_t)ms->num_samples, sizeof *ms->trials);
     if (!ms->trials) {
         st = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
@@ -114,15 +103,7 @@ static enum dsnn_status median_suggest(void *state, int trial_index, struct dsnn
                                        bool *done, struct dsnn_error *err)
 {
     struct median_stop *ms = state;
-    out->n = 0;
-    *done = trial_index < 0 || trial_index >= ms->num_samples;
-    if (*done)
-        return DSNN_OK;
-    struct dsnn_rng rng;
-    struct dsnn_search_point p;
-    dsnn_search_trial_rng(&rng, ms->seed, trial_index);
-    dsnn_search_space_sample(&ms->space, &rng, &p);
-    return dsnn_search_space_params(&ms->space, &p, out, err);
+    return su_suggest_draw(&ms->space, ms->seed, ms->num_samples, trial_index, out, done, err);
 }
 
 static bool append(struct median_trial *tr, double t, double score)
@@ -154,12 +135,6 @@ static double running_mean(const struct median_trial *tr, double grace, double t
     return n ? sum / (double)n : NAN;
 }
 
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
-}
-
 static enum dsnn_search_decision median_on_result(void *state, int trial_index, int epoch,
                                                   const struct dsnn_metrics *m)
 {
@@ -189,7 +164,7 @@ static enum dsnn_search_decision median_on_result(void *state, int trial_index, 
     }
     enum dsnn_search_decision action = DSNN_SEARCH_CONTINUE;
     if (n >= (size_t)ms->min_samples) {
-        qsort(means, n, sizeof *means, cmp_double);
+        qsort(means, n, sizeof *means, su_cmp_double);
         double median = n % 2 ? means[n / 2] : (means[n / 2 - 1] + means[n / 2]) / 2;
         double best = -INFINITY;
         for (size_t i = 0; i < tr->n; i++)
@@ -201,11 +176,6 @@ static enum dsnn_search_decision median_on_result(void *state, int trial_index, 
     }
     free(means);
     return action;
-}
-
-static void median_on_complete(void *state, int trial_index, bool error)
-{
-    (void)state, (void)trial_index, (void)error; /* its results stay, as in Ray */
 }
 
 /* ---- save / restore: "MEDS", version, trials, and per trial stopped + its points ---- */
@@ -271,9 +241,10 @@ static enum dsnn_status median_restore(void *state, FILE *f, struct dsnn_error *
     return DSNN_OK;
 }
 
+/* A finished trial's results stay (su_on_complete_keep), as in Ray. */
 DSNN_SEARCH_PLUGIN("median-stop", "1.0.0", "Median stopping rule: random trials, stopped when "
                    "their best result is below the median of the others' running averages",
                    median_keys,
                    .create = median_create, .suggest = median_suggest,
-                   .on_result = median_on_result, .on_complete = median_on_complete,
+                   .on_result = median_on_result, .on_complete = su_on_complete_keep,
                    .save = median_save, .restore = median_restore, .destroy = median_destroy)

@@ -33,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../search_util.h"
+
 #define PBT_STATE_VERSION 1
 #define PBT_MAX_FACTORS 16
 
@@ -67,7 +69,6 @@ struct pbt {
     struct pbt_rank *order;   /* scratch for ranking */
 };
 
-static const char *const pbt_modes[] = {"max", "min", NULL};
 #define PK_AT(f) DSNN_KEY_AT(struct pbt, f)
 static const struct dsnn_key_spec pbt_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "pbt", .doc = "this plugin"},
@@ -88,7 +89,7 @@ static const struct dsnn_key_spec pbt_keys[] = {
      .doc = "factors a numeric parameter is multiplied by (one drawn at random)"},
     {.name = "metric", .type = DSNN_KEY_STRING, .default_value = "experiment.metric", .doc = "metric the population is ranked by"},
     {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode",
-     .choices = pbt_modes, .doc = "\"max\" or \"min\" of metric"},
+     .choices = su_modes, .doc = "\"max\" or \"min\" of metric"},
 };
 #undef PK_AT
 DSNN_KEY_TABLE_DEFINE(static, pbt_table, pbt_keys);
@@ -113,19 +114,14 @@ static enum dsnn_status pbt_create(const struct dsnn_cfg *cfg, const struct dsnn
     p->num_samples = ctx->num_samples > 0 ? ctx->num_samples : 1;
     p->max_t = ctx->max_epochs > 0 ? ctx->max_epochs : INT64_MAX;
     const char *metric = NULL;
-    int mode = 0;
     char where[300];
     enum dsnn_status st;
     if ((st = dsnn_search_space_parse(cfg, "space", &p->space, err)) ||
         (st = dsnn_keys_read(&pbt_table, cfg, p, err)) ||
         (st = dsnn_cfg_float_array(cfg, "perturbation_factors", p->factors, PBT_MAX_FACTORS,
                                    &p->n_factors, err)) ||
-        (st = dsnn_cfg_string(cfg, "metric", ctx->metric ? ctx->metric : "val_acc", &metric,
-                              err)) ||
-        (st = dsnn_cfg_enum(cfg, "mode", pbt_modes[ctx->maximize ? 0 : 1], pbt_modes, &mode,
-                            err)))
+        (st = su_read_objective(cfg, ctx, &metric, &p->maximize, err)))
         goto fail;
-    p->maximize = mode == 0;
     if (dsnn_cfg_has(cfg, "perturbation_factors") && p->n_factors == 0) {
         st = dsnn_error_set(err, DSNN_ERR_CONFIG,
                             "%s: key '%s.perturbation_factors': empty list of factors",
@@ -146,13 +142,8 @@ static enum dsnn_status pbt_create(const struct dsnn_cfg *cfg, const struct dsnn
                                 dsnn_cfg_path(cfg));
             goto fail;
         }
-    if (strlen(metric) >= sizeof p->metric || !*metric) {
-        st = dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: key '%s.metric': \"%s\" is not a metric name",
-                            dsnn_cfg_where(cfg, "metric", where, sizeof where), dsnn_cfg_path(cfg),
-                            metric);
+    if ((st = su_metric_copy(cfg, metric, p->metric, err)))
         goto fail;
-    }
-    memcpy(p->metric, metric, strlen(metric) + 1);
     p->trials = calloc((size_t)p->num_samples, sizeof *p->trials);
     p->order = calloc((size_t)p->num_samples, sizeof *p->order);
     if (!p->trials || !p->order) {

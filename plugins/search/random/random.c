@@ -16,6 +16,8 @@
 
 #include <stdlib.h>
 
+#include "../search_util.h"
+
 struct random_search {
     struct dsnn_search_space space;
     uint64_t seed;
@@ -52,37 +54,12 @@ static enum dsnn_status random_suggest(void *state, int trial_index, struct dsnn
                                        bool *done, struct dsnn_error *err)
 {
     struct random_search *r = state;
-    out->n = 0;
-    *done = trial_index < 0 || trial_index >= r->num_samples;
-    if (*done)
-        return DSNN_OK;
-    struct dsnn_rng rng;
-    struct dsnn_search_point p;
-    dsnn_search_trial_rng(&rng, r->seed, trial_index);
-    dsnn_search_space_sample(&r->space, &rng, &p);
-    return dsnn_search_space_params(&r->space, &p, out, err);
-}
-
-static enum dsnn_search_decision random_on_result(void *state, int trial_index, int epoch,
-                                                  const struct dsnn_metrics *m)
-{
-    (void)state, (void)trial_index, (void)epoch, (void)m;
-    return DSNN_SEARCH_CONTINUE;
-}
-
-static void random_on_complete(void *state, int trial_index, bool error)
-{
-    (void)state, (void)trial_index, (void)error;
-}
-
-static void random_destroy(void *state)
-{
-    free(state);
+    return su_suggest_draw(&r->space, r->seed, r->num_samples, trial_index, out, done, err);
 }
 
 DSNN_SEARCH_PLUGIN("random", "1.0.0", "Random search: num_samples trials drawn from distributions "
                    "over any config key",
                    random_keys,
                    .create = random_create, .suggest = random_suggest,
-                   .on_result = random_on_result, .on_complete = random_on_complete,
-                   .destroy = random_destroy)
+                   .on_result = su_on_result_continue, .on_complete = su_on_complete_keep,
+                   .destroy = free)

@@ -1,0 +1,65 @@
+/* plugins/search/search_util.c - see search_util.h. */
+#include "search_util.h"
+
+#include <string.h>
+
+const char *const su_modes[] = {"max", "min", NULL};
+
+enum dsnn_status su_suggest_draw(const struct dsnn_search_space *space, uint64_t seed,
+                                 int num_samples, int trial_index, struct dsnn_param_set *out,
+                                 bool *done, struct dsnn_error *err)
+{
+    out->n = 0;
+    *done = trial_index < 0 || trial_index >= num_samples;
+    if (*done)
+        return DSNN_OK;
+    struct dsnn_rng rng;
+    struct dsnn_search_point p;
+    dsnn_search_trial_rng(&rng, seed, trial_index);
+    dsnn_search_space_sample(space, &rng, &p);
+    return dsnn_search_space_params(space, &p, out, err);
+}
+
+enum dsnn_status su_read_objective(const struct dsnn_cfg *cfg, const struct dsnn_search_ctx *ctx,
+                                   const char **metric, bool *maximize, struct dsnn_error *err)
+{
+    int mode = 0;
+    enum dsnn_status st;
+    if ((st = dsnn_cfg_string(cfg, "metric", ctx->metric ? ctx->metric : "val_acc", metric,
+                              err)) ||
+        (st = dsnn_cfg_enum(cfg, "mode", su_modes[ctx->maximize ? 0 : 1], su_modes, &mode, err)))
+        return st;
+    *maximize = mode == 0;
+    return DSNN_OK;
+}
+
+enum dsnn_status su_metric_copy(const struct dsnn_cfg *cfg, const char *metric, char *dst,
+                                struct dsnn_error *err)
+{
+    char where[300];
+    if (strlen(metric) >= DSNN_METRIC_NAME_MAX || !*metric)
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.metric': \"%s\" is not a metric name",
+                              dsnn_cfg_where(cfg, "metric", where, sizeof where),
+                              dsnn_cfg_path(cfg), metric);
+    memcpy(dst, metric, strlen(metric) + 1);
+    return DSNN_OK;
+}
+
+int su_cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+enum dsnn_search_decision su_on_result_continue(void *state, int trial_index, int epoch,
+                                                const struct dsnn_metrics *m)
+{
+    (void)state, (void)trial_index, (void)epoch, (void)m;
+    return DSNN_SEARCH_CONTINUE;
+}
+
+void su_on_complete_keep(void *state, int trial_index, bool error)
+{
+    (void)state, (void)trial_index, (void)error;
+}
