@@ -114,12 +114,10 @@ static enum dsnn_status dsr_round(struct dsnn_sparse_model *sm, struct dsr_model
     dsnn_sparse_model_update_pruned(sm);
     dsnn_dsr_adjust_threshold(&m->threshold, pruned, (size_t)m->target, m->tolerance);
     for (size_t i = 0; i < n; i++) {
-        struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
-        int n_in = 0, n_out = 0;
-        dsnn_linear_dims(l, &n_in, &n_out, NULL);
+        const struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
         const size_t nnz = dsnn_sparse_nnz(l);
         surviving[i] = (double)nnz;
-        cap[i] = (size_t)n_in * (size_t)n_out - nnz;
+        cap[i] = dsnn_sparse_capacity(l) - nnz;
     }
     dsnn_allocate_capped(n, surviving, cap, pruned, grow);
     for (size_t i = 0; st == DSNN_OK && i < n; i++)

@@ -115,10 +115,8 @@ static enum dsnn_status rigl_update(struct dsnn_sparse_model *sm, struct rigl_mo
     enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
     for (size_t i = 0; st == DSNN_OK && i < dsnn_sparse_model_n_layers(sm); i++) {
         struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
-        int n_in = 0, n_out = 0;
-        dsnn_linear_dims(l, &n_in, &n_out, NULL);
         const size_t nnz = dsnn_sparse_nnz(l);
-        if (nnz == 0 || (double)nnz >= (double)n_in * (double)n_out)
+        if (nnz == 0 || nnz >= dsnn_sparse_capacity(l))
             continue; /* nothing to explore */
         const size_t k = (size_t)floor(df * (double)nnz);
         if (k > 0)

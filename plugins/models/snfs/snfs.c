@@ -105,8 +105,6 @@ static enum dsnn_status snfs_round(struct dsnn_sparse_model *sm, struct snfs_mod
     size_t grow[DSNN_SPARSE_MODEL_MAX_LAYERS], total = 0;
     for (size_t i = 0; i < n; i++) {
         struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
-        int n_in = 0, n_out = 0;
-        dsnn_linear_dims(l, &n_in, &n_out, NULL);
         const size_t nnz = dsnn_sparse_nnz(l);
         const struct dsnn_param_block *w = dsnn_sparse_weight(l);
         double s = 0;
@@ -117,7 +115,7 @@ static enum dsnn_status snfs_round(struct dsnn_sparse_model *sm, struct snfs_mod
         msum += mom[i];
         double want = ceil(p * (double)nnz - 1e-9);
         drop[i] = want >= (double)nnz ? nnz : (size_t)want;
-        cap[i] = (size_t)n_in * (size_t)n_out - (nnz - drop[i]);
+        cap[i] = dsnn_sparse_capacity(l) - (nnz - drop[i]);
         total += drop[i];
     }
     dsnn_allocate_capped(n, mom, cap, total, grow);

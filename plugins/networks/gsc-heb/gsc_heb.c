@@ -81,19 +81,8 @@ static enum dsnn_status add_conv_blocks(struct dsnn_net *net, const int64_t *con
     st = DSNN_OK;
     char name[DSNN_LAYER_NAME_MAX];
     for (int i = 0; st == DSNN_OK && i < GSC_N_CONV; i++) {
-        const struct dsnn_shape in = dsnn_net_last_shape(net);
         snprintf(name, sizeof name, "conv%d", i + 1);
-        if (dens[i] > 0) {
-            struct dsnn_sparse_init si = dsnn_sparse_init_default();
-            si.density = dens[i];
-            st = dsnn_net_add(
-                net, dsnn_sparse_conv2d_new(name, in, (int)conv_c[i], 5, 1, 0, bias, &si, err),
-                err);
-        } else {
-            st = dsnn_net_add(net, dsnn_conv2d_new(name, in, (int)conv_c[i], 5, 1, 0, bias, err),
-                              err);
-        }
-        if (st != DSNN_OK)
+        if ((st = dsnn_net_add_conv2d(net, name, (int)conv_c[i], 5, 1, 0, bias, dens[i], err)))
             break;
         snprintf(name, sizeof name, "bn%d", i + 1);
         if ((st = dsnn_net_add(

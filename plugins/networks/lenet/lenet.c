@@ -55,32 +55,6 @@ static const struct dsnn_key_spec lenet_keys[] = {
 #undef LK_AT
 DSNN_KEY_TABLE_DEFINE(static, lenet_table, lenet_keys);
 
-/* A dense (density 0) or truly sparse convolution. */
-static struct dsnn_layer *conv_new(const char *name, struct dsnn_shape in, int out_c, int kernel,
-                                   int padding, bool bias, double density,
-                                   struct dsnn_error *err)
-{
-    if (density <= 0)
-        return dsnn_conv2d_new(name, in, out_c, kernel, 1, padding, bias, err);
-    struct dsnn_sparse_init si = dsnn_sparse_init_default();
-    si.density = density;
-    return dsnn_sparse_conv2d_new(name, in, out_c, kernel, 1, padding, bias, &si, err);
-}
-
-/* fc<idx> and relu<relu_idx> after it. */
-static enum dsnn_status add_fc_relu(struct dsnn_net *net, int idx, int relu_idx, int n_out,
-                                    bool bias, struct dsnn_error *err)
-{
-    char name[DSNN_LAYER_NAME_MAX];
-    snprintf(name, sizeof name, "fc%d", idx);
-    enum dsnn_status st = dsnn_net_add_linear(net, name, n_out, bias, err);
-    if (st == DSNN_OK) {
-        snprintf(name, sizeof name, "relu%d", relu_idx);
-        st = dsnn_net_add(net, dsnn_relu_new(name, (struct dsnn_shape){n_out, 1, 1}, err), err);
-    }
-    return st;
-}
-
 /* LeNet-5 up to its output layer: (conv 5x5 -> ReLU -> 2x2 pooling) x 2 with 6 and 16
  * channels, flatten, fc1 (120) -> relu3, fc2 (84) -> relu4. */
 static enum dsnn_status add_lenet5_layers(struct dsnn_net *net, int pad, bool bias, int pool,
@@ -91,11 +65,9 @@ static enum dsnn_status add_lenet5_layers(struct dsnn_net *net, int pad, bool bi
     st = DSNN_OK;
     for (int i = 0; st == DSNN_OK && i < LENET_N_CONV; i++) {
         char name[DSNN_LAYER_NAME_MAX];
-        struct dsnn_shape in = dsnn_net_last_shape(net);
         snprintf(name, sizeof name, "conv%d", i + 1);
-        st = dsnn_net_add(net, conv_new(name, in, channels[i], 5, i == 0 ? pad : 0, bias,
-                                        dens[i], err),
-                          err);
+        st = dsnn_net_add_conv2d(net, name, channels[i], 5, 1, i == 0 ? pad : 0, bias, dens[i],
+                                 err);
         if (st != DSNN_OK)
             break;
         snprintf(name, sizeof name, "relu%d", i + 1);
@@ -103,7 +75,7 @@ static enum dsnn_status add_lenet5_layers(struct dsnn_net *net, int pad, bool bi
         if (st != DSNN_OK)
             break;
         snprintf(name, sizeof name, "pool%d", i + 1);
-        in = dsnn_net_last_shape(net);
+        const struct dsnn_shape in = dsnn_net_last_shape(net);
         st = dsnn_net_add(net,
                           pool == 0 ? dsnn_maxpool2d_new(name, in, 2, 2, 0, err)
                                     : dsnn_avgpool2d_new(name, in, 2, 2, 0, true, err),
@@ -112,9 +84,9 @@ static enum dsnn_status add_lenet5_layers(struct dsnn_net *net, int pad, bool bi
     if (st == DSNN_OK)
         st = dsnn_net_add(net, dsnn_flatten_new("flatten", dsnn_net_last_shape(net), err), err);
     if (st == DSNN_OK)
-        st = add_fc_relu(net, 1, 3, 120, bias, err);
+        st = dsnn_net_add_fc_relu(net, 1, 3, 120, bias, err);
     if (st == DSNN_OK)
-        st = add_fc_relu(net, 2, 4, 84, bias, err);
+        st = dsnn_net_add_fc_relu(net, 2, 4, 84, bias, err);
     return st;
 }
 
@@ -167,9 +139,9 @@ static enum dsnn_status lenet_build(const struct dsnn_cfg *cfg, const struct dsn
     } else {
         st = dsnn_net_add(net, dsnn_flatten_new("flatten", input, err), err);
         if (st == DSNN_OK)
-            st = add_fc_relu(net, 1, 1, 300, bias, err);
+            st = dsnn_net_add_fc_relu(net, 1, 1, 300, bias, err);
         if (st == DSNN_OK)
-            st = add_fc_relu(net, 2, 2, 100, bias, err);
+            st = dsnn_net_add_fc_relu(net, 2, 2, 100, bias, err);
     }
     char what[64];
     snprintf(what, sizeof what, "variant \"%s\"", lenet_variants[variant]);

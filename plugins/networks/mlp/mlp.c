@@ -6,8 +6,6 @@
  * Linear layers are dense here; a sparse model plugin may replace them by sparse ones. */
 #include <dsnn/dsnn.h>
 
-#include <stdio.h>
-
 #define MLP_MAX_HIDDEN 64
 
 struct mlp_params {
@@ -43,15 +41,8 @@ static enum dsnn_status mlp_build(const struct dsnn_cfg *cfg, const struct dsnn_
     if (!net)
         return err ? err->status : DSNN_ERR_NOMEM;
     st = dsnn_net_add(net, dsnn_flatten_new("flatten", input, err), err);
-    for (size_t i = 0; st == DSNN_OK && i < n_hidden; i++) {
-        char name[DSNN_LAYER_NAME_MAX];
-        snprintf(name, sizeof name, "fc%zu", i + 1);
-        st = dsnn_net_add_linear(net, name, (int)hidden[i], p.bias, err);
-        if (st == DSNN_OK) {
-            snprintf(name, sizeof name, "relu%zu", i + 1);
-            st = dsnn_net_add(net, dsnn_relu_new(name, dsnn_net_last_shape(net), err), err);
-        }
-    }
+    for (int i = 0; st == DSNN_OK && i < (int)n_hidden; i++)
+        st = dsnn_net_add_fc_relu(net, i + 1, i + 1, (int)hidden[i], p.bias, err);
     return dsnn_net_build_end(net, st, p.bias, NULL, NULL, out, err);
 }
 

@@ -84,18 +84,8 @@ static enum dsnn_status add_conv_block(struct dsnn_net *net, int ci, int channel
                                        const struct vgg_params *kp, struct dsnn_error *err)
 {
     char name[DSNN_LAYER_NAME_MAX];
-    const struct dsnn_shape in = dsnn_net_last_shape(net);
-    const bool bias = kp->bias;
-    enum dsnn_status st;
     snprintf(name, sizeof name, "conv%d", ci);
-    if (d > 0) {
-        struct dsnn_sparse_init si = dsnn_sparse_init_default();
-        si.density = d;
-        st = dsnn_net_add(net, dsnn_sparse_conv2d_new(name, in, channels, 3, 1, 1, bias, &si, err),
-                          err);
-    } else {
-        st = dsnn_net_add(net, dsnn_conv2d_new(name, in, channels, 3, 1, 1, bias, err), err);
-    }
+    enum dsnn_status st = dsnn_net_add_conv2d(net, name, channels, 3, 1, 1, kp->bias, d, err);
     if (st == DSNN_OK && kp->batch_norm) {
         snprintf(name, sizeof name, "bn%d", ci);
         st = dsnn_net_add(net, dsnn_batchnorm2d_new(name, dsnn_net_last_shape(net), true, err),

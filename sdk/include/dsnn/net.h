@@ -85,6 +85,16 @@ DSNN_API struct dsnn_shape dsnn_net_last_shape(const struct dsnn_net *net);
  * n_out units, with a bias if bias. */
 DSNN_API enum dsnn_status dsnn_net_add_linear(struct dsnn_net *net, const char *name, int n_out,
                                               bool bias, struct dsnn_error *err);
+/* Appends the dense linear layer "fc<fc_idx>" (dsnn_net_add_linear) and the ReLU "relu<relu_idx>"
+ * after it. */
+DSNN_API enum dsnn_status dsnn_net_add_fc_relu(struct dsnn_net *net, int fc_idx, int relu_idx,
+                                               int n_out, bool bias, struct dsnn_error *err);
+/* Appends the 2d convolution `name` from the last shape to out_c channels (dsnn_conv2d_new), or,
+ * when density > 0, a truly sparse one of that density (dsnn_sparse_conv2d_new, the other
+ * settings of dsnn_sparse_init_default). */
+DSNN_API enum dsnn_status dsnn_net_add_conv2d(struct dsnn_net *net, const char *name, int out_c,
+                                              int kernel, int stride, int padding, bool bias,
+                                              double density, struct dsnn_error *err);
 
 /* The end of a network plugin's build function, given the status st of the layers added so far.
  * When st is DSNN_OK, appends the linear layer "output" (dsnn_net_add_linear to the net's

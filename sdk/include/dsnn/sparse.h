@@ -151,6 +151,8 @@ DSNN_API enum dsnn_status dsnn_sparse_reserve(struct dsnn_layer *l, int max_batc
 DSNN_API size_t dsnn_sparse_nnz(const struct dsnn_layer *l);
 /* nnz / (n_in n_out). */
 DSNN_API double dsnn_sparse_density(const struct dsnn_layer *l);
+/* n_in n_out: the connections the layer can hold (0 if l is not a sparse linear layer). */
+DSNN_API size_t dsnn_sparse_capacity(const struct dsnn_layer *l);
 DSNN_API struct dsnn_param_block *dsnn_sparse_weight(struct dsnn_layer *l);
 DSNN_API struct dsnn_param_block *dsnn_sparse_bias(struct dsnn_layer *l); /* NULL: no bias */
 

@@ -2,8 +2,11 @@
  * the output layer and the end of a build, per-layer keys (dsnn/net.h). */
 #include "dsnn/config.h"
 #include "dsnn/keys.h"
+#include "dsnn/layers.h"
 #include "dsnn/net.h"
+#include "dsnn/sparse.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define NET_READ_MAX 64 /* values of a per-layer key */
@@ -19,6 +22,33 @@ enum dsnn_status dsnn_net_add_linear(struct dsnn_net *net, const char *name, int
 {
     const int n_in = (int)dsnn_shape_size(dsnn_net_last_shape(net));
     return dsnn_net_add(net, dsnn_linear_new(name, n_in, n_out, bias, err), err);
+}
+
+enum dsnn_status dsnn_net_add_fc_relu(struct dsnn_net *net, int fc_idx, int relu_idx, int n_out,
+                                      bool bias, struct dsnn_error *err)
+{
+    char name[DSNN_LAYER_NAME_MAX];
+    snprintf(name, sizeof name, "fc%d", fc_idx);
+    enum dsnn_status st = dsnn_net_add_linear(net, name, n_out, bias, err);
+    if (st == DSNN_OK) {
+        snprintf(name, sizeof name, "relu%d", relu_idx);
+        st = dsnn_net_add(net, dsnn_relu_new(name, (struct dsnn_shape){n_out, 1, 1}, err), err);
+    }
+    return st;
+}
+
+enum dsnn_status dsnn_net_add_conv2d(struct dsnn_net *net, const char *name, int out_c, int kernel,
+                                     int stride, int padding, bool bias, double density,
+                                     struct dsnn_error *err)
+{
+    const struct dsnn_shape in = dsnn_net_last_shape(net);
+    if (!(density > 0))
+        return dsnn_net_add(
+            net, dsnn_conv2d_new(name, in, out_c, kernel, stride, padding, bias, err), err);
+    struct dsnn_sparse_init si = dsnn_sparse_init_default();
+    si.density = density;
+    return dsnn_net_add(
+        net, dsnn_sparse_conv2d_new(name, in, out_c, kernel, stride, padding, bias, &si, err), err);
 }
 
 enum dsnn_status dsnn_net_build_end(struct dsnn_net *net, enum dsnn_status st, bool bias,

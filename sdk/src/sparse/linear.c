@@ -921,6 +921,12 @@ double dsnn_sparse_density(const struct dsnn_layer *l)
     return S ? (double)S->nnz / ((double)S->n_in * (double)S->n_out) : 0.0;
 }
 
+size_t dsnn_sparse_capacity(const struct dsnn_layer *l)
+{
+    const struct sp_linear *S = sp_get(l);
+    return S ? (size_t)S->n_in * (size_t)S->n_out : 0;
+}
+
 struct dsnn_param_block *dsnn_sparse_weight(struct dsnn_layer *l)
 {
     struct sp_linear *S = sp_get(l);
