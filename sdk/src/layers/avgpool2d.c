@@ -3,11 +3,11 @@
 #include "dsnn/layers.h"
 #include "layers/layers_impl.h"
 
+#include <stdio.h>
 #include <string.h>
 
 struct avgpool2d {
-    struct dsnn_layer base; /* first */
-    struct cv_geom g;
+    struct cv_pool pool; /* first */
     bool count_include_pad;
 };
 
@@ -15,7 +15,7 @@ struct avgpool2d {
 static inline float ap_window(const struct avgpool2d *A, int oy, int ox, int *y0, int *y1,
                               int *x0, int *x1)
 {
-    const struct cv_geom *g = &A->g;
+    const struct cv_geom *g = &A->pool.g;
     int hs = oy * g->sh - g->ph, ws = ox * g->sw - g->pw;
     int he = hs + g->kh, we = ws + g->kw;
     if (he > g->h + g->ph)
@@ -40,7 +40,7 @@ static enum dsnn_status ap_forward(struct dsnn_layer *l, const float *x, float *
 {
     (void)train, (void)err;
     const struct avgpool2d *A = (const struct avgpool2d *)l;
-    const struct cv_geom *g = &A->g;
+    const struct cv_geom *g = &A->pool.g;
     const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
     const int items = batch * g->c, nt = ly_threads();
 #pragma omp parallel for schedule(static) num_threads(nt) if (cv_planes_parallel(g, items, nt))
@@ -66,7 +66,7 @@ static enum dsnn_status ap_backward(struct dsnn_layer *l, const float *x, const 
 {
     (void)x, (void)y, (void)err;
     const struct avgpool2d *A = (const struct avgpool2d *)l;
-    const struct cv_geom *g = &A->g;
+    const struct cv_geom *g = &A->pool.g;
     if (!dx)
         return DSNN_OK;
     const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
@@ -98,21 +98,14 @@ static struct dsnn_layer *ap_new(const char *name, struct dsnn_shape in, int kh,
                                  int stride, int padding, bool count_include_pad,
                                  struct dsnn_error *err)
 {
-    struct cv_geom g = {in.c, in.h, in.w, kh, kw, stride, stride, padding, padding, 0, 0};
-    if (!cv_geom_resolve(&g) || padding > kh / 2 || padding > kw / 2) {
-        dsnn_error_set(err, DSNN_ERR_INVALID,
-                       "layer '%s': invalid average pooling of a %dx%dx%d input with kernel "
-                       "%dx%d, stride %d, padding %d (padding must be <= kernel / 2)",
-                       name, in.c, in.h, in.w, kh, kw, stride, padding);
-        return NULL;
-    }
-    struct avgpool2d *A =
-        dsnn_layer_alloc(sizeof *A, &avgpool2d_ops, name, in, (struct dsnn_shape){in.c, g.oh, g.ow}, err);
+    char k[32];
+    snprintf(k, sizeof k, "%dx%d", kh, kw);
+    const struct cv_geom g = {in.c, in.h, in.w, kh, kw, stride, stride, padding, padding, 0, 0};
+    struct avgpool2d *A = cv_pool_new(sizeof *A, &avgpool2d_ops, name, "average", k, g, err);
     if (!A)
         return NULL;
-    A->g = g;
     A->count_include_pad = count_include_pad;
-    return &A->base;
+    return &A->pool.base;
 }
 
 struct dsnn_layer *dsnn_avgpool2d_new(const char *name, struct dsnn_shape in, int kernel,

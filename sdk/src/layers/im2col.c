@@ -40,6 +40,23 @@ bool cv_conv_geom(const char *name, struct dsnn_shape in, int out_c, int kernel,
     return true;
 }
 
+void *cv_pool_new(size_t size, const struct dsnn_layer_ops *ops, const char *name,
+                  const char *kind, const char *kernel, struct cv_geom g, struct dsnn_error *err)
+{
+    if (!cv_geom_resolve(&g) || g.ph > g.kh / 2 || g.pw > g.kw / 2) {
+        dsnn_error_set(err, DSNN_ERR_INVALID,
+                       "layer '%s': invalid %s pooling of a %dx%dx%d input with kernel %s, "
+                       "stride %d, padding %d (padding must be <= kernel / 2)",
+                       name, kind, g.c, g.h, g.w, kernel, g.sh, g.ph);
+        return NULL;
+    }
+    struct cv_pool *P = dsnn_layer_alloc(size, ops, name, (struct dsnn_shape){g.c, g.h, g.w},
+                                         (struct dsnn_shape){g.c, g.oh, g.ow}, err);
+    if (P)
+        P->g = g;
+    return P;
+}
+
 int ly_threads(void)
 {
     int t = dsnn_get_num_threads();

@@ -22,6 +22,17 @@ bool cv_geom_resolve(struct cv_geom *g);
 /* Convolution geometry from a constructor's arguments; false with err set if invalid. */
 bool cv_conv_geom(const char *name, struct dsnn_shape in, int out_c, int kernel, int stride,
                        int padding, struct cv_geom *g, struct dsnn_error *err);
+/* The first member of each pooling layer (avgpool2d.c, maxpool2d.c): the layer and its window. */
+struct cv_pool {
+    struct dsnn_layer base; /* first */
+    struct cv_geom g;
+};
+/* Pooling layer of `size` bytes (a struct whose first member is struct cv_pool) over window g
+ * (oh / ow are filled in), or NULL with err set; the message reads "invalid <kind> pooling of a
+ * CxHxW input with kernel <kernel>, stride .., padding .. (padding must be <= kernel / 2)". */
+void *cv_pool_new(size_t size, const struct dsnn_layer_ops *ops, const char *name,
+                  const char *kind, const char *kernel, struct cv_geom g, struct dsnn_error *err);
+
 /* dsnn_conv2d_geometry for sparse layers (sparse/conv2d.c). */
 bool sp_conv2d_geometry(const struct dsnn_layer *l, struct dsnn_conv2d_geom *g);
 

@@ -3,12 +3,12 @@
 #include "layers/layers_impl.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct maxpool2d {
-    struct dsnn_layer base; /* first */
-    struct cv_geom g;
+    struct cv_pool pool; /* first */
     int32_t *argmax; /* [cap][c][oh][ow]: index h * w of the input of each output */
     int cap;
 };
@@ -20,7 +20,7 @@ static enum dsnn_status mp_forward(struct dsnn_layer *l, const float *x, float *
 {
     (void)train;
     struct maxpool2d *M = (struct maxpool2d *)l;
-    const struct cv_geom *g = &M->g;
+    const struct cv_geom *g = &M->pool.g;
     if (batch > M->cap) {
         int32_t *a = realloc(M->argmax, sizeof(int32_t) * (size_t)batch *
                                             (size_t)dsnn_shape_size(l->out));
@@ -68,7 +68,7 @@ static enum dsnn_status mp_backward(struct dsnn_layer *l, const float *x, const 
 {
     (void)x, (void)y;
     struct maxpool2d *M = (struct maxpool2d *)l;
-    const struct cv_geom *g = &M->g;
+    const struct cv_geom *g = &M->pool.g;
     if (!dx)
         return DSNN_OK;
     if (batch > M->cap)
@@ -107,19 +107,10 @@ struct dsnn_layer *dsnn_maxpool2d_new(const char *name, struct dsnn_shape in, in
         name = "maxpool2d";
     if (stride <= 0)
         stride = kernel;
-    struct cv_geom g = {in.c, in.h, in.w, kernel, kernel, stride, stride, padding, padding,
-                             0, 0};
-    if (!cv_geom_resolve(&g) || padding > kernel / 2) {
-        dsnn_error_set(err, DSNN_ERR_INVALID,
-                       "layer '%s': invalid max pooling of a %dx%dx%d input with kernel %d, "
-                       "stride %d, padding %d (padding must be <= kernel / 2)",
-                       name, in.c, in.h, in.w, kernel, stride, padding);
-        return NULL;
-    }
-    struct maxpool2d *M =
-        dsnn_layer_alloc(sizeof *M, &maxpool2d_ops, name, in, (struct dsnn_shape){in.c, g.oh, g.ow}, err);
-    if (!M)
-        return NULL;
-    M->g = g;
-    return &M->base;
+    char k[16];
+    snprintf(k, sizeof k, "%d", kernel);
+    const struct cv_geom g = {in.c, in.h, in.w, kernel, kernel, stride, stride, padding, padding,
+                              0, 0};
+    struct maxpool2d *M = cv_pool_new(sizeof *M, &maxpool2d_ops, name, "max", k, g, err);
+    return M ? &M->pool.base : NULL;
 }

@@ -483,6 +483,19 @@ static bool sp_x_panel_valid(const struct sp_linear *S, const float *x, int batc
     return !S->x_src || (S->x_src == S->prev && S->x_src->fwd_gen == S->x_src_gen);
 }
 
+/* From now on panel xTp holds x of this batch: the layer's own xT (src NULL) or src->yT as src's
+ * forward wrote it last. */
+static void sp_keep_x_panel(struct sp_linear *S, const float *x, int batch, const float *xTp,
+                            const struct sp_linear *src)
+{
+    S->cache_x = x;
+    S->cache_batch = batch;
+    S->xTp = xTp;
+    S->x_src = src;
+    S->x_src_gen = src ? src->fwd_gen : 0;
+    S->xT_valid = true;
+}
+
 bool sp_grad_panels_valid(const struct sp_linear *S)
 {
     if (!S->dyT_valid || !S->dyTp || !sp_x_panel_valid(S, S->cache_x, S->cache_batch))
@@ -750,12 +763,7 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
             sp_items_out(&P, it0, it1, yT, n_out, batch, y);
         }
     }
-    S->cache_x = x;
-    S->cache_batch = batch;
-    S->xTp = xTp;
-    S->x_src = borrow ? Pv : NULL;
-    S->x_src_gen = borrow ? Pv->fwd_gen : 0;
-    S->xT_valid = true;
+    sp_keep_x_panel(S, x, batch, xTp, borrow ? Pv : NULL);
     S->csc_val_valid = gather;
     S->y_out = y;
     S->y_batch = batch;
@@ -861,13 +869,8 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
             }
         }
     }
-    if (need_x) {
-        S->xTp = xT;
-        S->x_src = NULL;
-    }
-    S->cache_x = x;
-    S->cache_batch = batch;
-    S->xT_valid = true;
+    if (need_x) /* otherwise the panel already holds x */
+        sp_keep_x_panel(S, x, batch, xT, NULL);
     S->dyTp = dyT;
     S->dy_src = dy_panel ? Nx : NULL;
     S->dy_src_gen = dy_panel ? Nx->bwd_gen : 0;

@@ -38,25 +38,43 @@ static void note_grow(struct sp_linear *S, size_t n)
 
 /* ---- prune ---- */
 
-/* The optimizer state slots of b that are allocated, into st; returns how many. */
-static int live_slots(const struct dsnn_param_block *b, float **st)
+/* The per-connection arrays of a layer's CSR weights: column, value, gradient and the optimizer
+ * state slots that are allocated (st[0 .. ns)). */
+struct entries {
+    int32_t *col;
+    float *val, *grad;
+    float *st[DSNN_OPT_STATE_MAX];
+    int ns;
+};
+
+static void entries_of(struct sp_linear *S, struct entries *e)
 {
-    int ns = 0;
+    const struct dsnn_param_block *b = &S->blocks[0];
+    e->col = S->col;
+    e->val = b->value;
+    e->grad = b->grad;
+    e->ns = 0;
     for (int s = 0; s < DSNN_OPT_STATE_MAX; s++)
         if (b->state[s])
-            st[ns++] = b->state[s];
-    return ns;
+            e->st[e->ns++] = b->state[s];
+}
+
+/* Connection src moves to slot dst. */
+static inline void entry_move(const struct entries *e, int64_t dst, int64_t src)
+{
+    e->col[dst] = e->col[src];
+    e->val[dst] = e->val[src];
+    e->grad[dst] = e->grad[src];
+    for (int s = 0; s < e->ns; s++)
+        e->st[s][dst] = e->st[s][src];
 }
 
 /* Removes the connections with remove[k] set; returns how many. */
 static size_t compact(struct sp_linear *S, const uint8_t *remove)
 {
-    struct dsnn_param_block *b = &S->blocks[0];
-    float *val = b->value, *grad = b->grad;
-    float *st[DSNN_OPT_STATE_MAX];
-    const int ns = live_slots(b, st);
+    struct entries e;
+    entries_of(S, &e);
     int64_t *rp = S->row_ptr;
-    int32_t *col = S->col;
     int64_t w = 0;
     for (int r = 0; r < S->n_out; r++) {
         const int64_t k0 = rp[r], k1 = rp[r + 1];
@@ -64,13 +82,8 @@ static size_t compact(struct sp_linear *S, const uint8_t *remove)
         for (int64_t k = k0; k < k1; k++) {
             if (remove[k])
                 continue;
-            if (w != k) {
-                col[w] = col[k];
-                val[w] = val[k];
-                grad[w] = grad[k];
-                for (int s = 0; s < ns; s++)
-                    st[s][w] = st[s][k];
-            }
+            if (w != k)
+                entry_move(&e, w, k);
             w++;
         }
     }
@@ -245,12 +258,9 @@ static enum dsnn_status grow_apply(struct sp_linear *S, const uint64_t *pos, siz
         free(newval);
         return st;
     }
-    struct dsnn_param_block *b = &S->blocks[0];
-    float *val = b->value, *grad = b->grad;
-    float *sl[DSNN_OPT_STATE_MAX];
-    const int ns = live_slots(b, sl);
+    struct entries e;
+    entries_of(S, &e);
     int64_t *rp = S->row_ptr;
-    int32_t *col = S->col;
     const uint64_t n_in = (uint64_t)S->n_in;
     int64_t dst = (int64_t)(S->nnz + m); /* one past the next slot to fill, moving left */
     int64_t old_next = rp[S->n_out];
@@ -261,31 +271,23 @@ static enum dsnn_status grow_apply(struct sp_linear *S, const uint64_t *pos, siz
         rp[r + 1] = dst;
         while (q > 0 && pos[q - 1] / n_in == (uint64_t)r) {
             const int32_t c = (int32_t)(pos[q - 1] - (uint64_t)r * n_in);
-            while (k >= k0 && col[k] > c) { /* old entries right of the new one */
+            while (k >= k0 && e.col[k] > c) { /* old entries right of the new one */
                 dst--;
-                col[dst] = col[k];
-                val[dst] = val[k];
-                grad[dst] = grad[k];
-                for (int s = 0; s < ns; s++)
-                    sl[s][dst] = sl[s][k];
+                entry_move(&e, dst, k);
                 k--;
             }
             dst--;
             q--;
-            col[dst] = c;
-            val[dst] = newval[q];
-            grad[dst] = 0.0f;
-            for (int s = 0; s < ns; s++)
-                sl[s][dst] = 0.0f;
+            e.col[dst] = c;
+            e.val[dst] = newval[q];
+            e.grad[dst] = 0.0f;
+            for (int s = 0; s < e.ns; s++)
+                e.st[s][dst] = 0.0f;
         }
         if (dst != k + 1) { /* shift the rest of the row */
             for (; k >= k0; k--) {
                 dst--;
-                col[dst] = col[k];
-                val[dst] = val[k];
-                grad[dst] = grad[k];
-                for (int s = 0; s < ns; s++)
-                    sl[s][dst] = sl[s][k];
+                entry_move(&e, dst, k);
             }
         } else {
             dst = k0;

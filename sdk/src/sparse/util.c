@@ -23,6 +23,39 @@ SP_INSERTION_SORT(insertion_sort_u64, uint64_t)
 SP_INSERTION_SORT(insertion_sort_u32, uint32_t)
 #undef SP_INSERTION_SORT
 
+/* LSD radix sort passes, DIGIT bits at a time, over the low `bits` bits of keys[n], with tmp[n]
+ * and count[2^DIGIT] as scratch (a pass is skipped when every key has the same digit); the sorted
+ * keys end in keys. One function per key type. */
+#define SP_RADIX_PASSES(fn, T, DIGIT)                                                              \
+    static void fn(T *keys, T *tmp, size_t *count, size_t n, int bits)                             \
+    {                                                                                              \
+        const size_t size = (size_t)1 << (DIGIT);                                                  \
+        T *src = keys, *dst = tmp;                                                                 \
+        for (int shift = 0; shift < bits; shift += (DIGIT)) {                                      \
+            memset(count, 0, size * sizeof *count);                                                \
+            for (size_t i = 0; i < n; i++)                                                         \
+                count[(src[i] >> shift) & (size - 1)]++;                                           \
+            if (count[(src[0] >> shift) & (size - 1)] == n)                                        \
+                continue; /* all keys share this digit */                                          \
+            size_t sum = 0;                                                                        \
+            for (size_t d = 0; d < size; d++) {                                                    \
+                size_t c = count[d];                                                               \
+                count[d] = sum;                                                                    \
+                sum += c;                                                                          \
+            }                                                                                      \
+            for (size_t i = 0; i < n; i++)                                                         \
+                dst[count[(src[i] >> shift) & (size - 1)]++] = src[i];                             \
+            T *t = src;                                                                            \
+            src = dst;                                                                             \
+            dst = t;                                                                               \
+        }                                                                                          \
+        if (src != keys)                                                                           \
+            memcpy(keys, src, n * sizeof *keys);                                                   \
+    }
+SP_RADIX_PASSES(radix_passes_u64, uint64_t, RADIX_BITS)
+SP_RADIX_PASSES(radix_passes_u32, uint32_t, 8)
+#undef SP_RADIX_PASSES
+
 bool sp_sort_u64(uint64_t *keys, size_t n, uint64_t max_key)
 {
     if (n < 2)
@@ -41,27 +74,7 @@ bool sp_sort_u64(uint64_t *keys, size_t n, uint64_t max_key)
         free(count);
         return false;
     }
-    uint64_t *src = keys, *dst = tmp;
-    for (int shift = 0; shift < bits; shift += RADIX_BITS) {
-        memset(count, 0, RADIX_SIZE * sizeof *count);
-        for (size_t i = 0; i < n; i++)
-            count[(src[i] >> shift) & (RADIX_SIZE - 1)]++;
-        if (count[(src[0] >> shift) & (RADIX_SIZE - 1)] == n)
-            continue; /* all keys share this digit */
-        size_t sum = 0;
-        for (size_t d = 0; d < RADIX_SIZE; d++) {
-            size_t c = count[d];
-            count[d] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            dst[count[(src[i] >> shift) & (RADIX_SIZE - 1)]++] = src[i];
-        uint64_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != keys)
-        memcpy(keys, src, n * sizeof *keys);
+    radix_passes_u64(keys, tmp, count, n, bits);
     free(tmp);
     free(count);
     return true;
@@ -79,27 +92,7 @@ bool sp_sort_u32(uint32_t *keys, size_t n)
     size_t count[256];
     if (!tmp)
         return false;
-    uint32_t *src = keys, *dst = tmp;
-    for (int shift = 0; shift < 32; shift += 8) {
-        memset(count, 0, sizeof count);
-        for (size_t i = 0; i < n; i++)
-            count[(src[i] >> shift) & 255u]++;
-        if (count[(src[0] >> shift) & 255u] == n)
-            continue;
-        size_t sum = 0;
-        for (int d = 0; d < 256; d++) {
-            size_t c = count[d];
-            count[d] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            dst[count[(src[i] >> shift) & 255u]++] = src[i];
-        uint32_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != keys)
-        memcpy(keys, src, n * sizeof *keys);
+    radix_passes_u32(keys, tmp, count, n, 32);
     free(tmp);
     return true;
 }
