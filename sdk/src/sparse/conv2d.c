@@ -36,6 +36,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,10 +74,8 @@ struct sparse_conv2d {
     size_t xP_cap;
     const float *xP_src; /* xP holds all of this x (batch xP_batch <= SC_PASS) */
     int xP_batch;
-    float *oP; /* y or dx panels */
-    size_t oP_cap;
-    float *dyP;
-    size_t dyP_cap;
+    float *oP;  /* y or dx panels (workspace slot SC_WS_OUT, during one call only) */
+    float *dyP; /* dy panels (workspace slot SC_WS_DY, during one backward only) */
     float *wd; /* dense path: scratch weights [out_c][K] */
     float *dwd; /* dense path: weight gradient [out_c][K] */
     int64_t *grp; /* [threads + 1] first row of each weight-gradient group */
@@ -131,6 +130,18 @@ static bool sc_need(float **p, size_t *cap, size_t n)
     *p = q;
     *cap = q ? n : 0;
     return q != NULL;
+}
+
+/* Workspace slots of the transient panels (shared by every layer of the thread; the dense
+ * helpers cv_forward / cv_backward use slots 0-2, but never while these are live). */
+#define SC_WS_OUT 3
+#define SC_WS_DY 2
+
+/* A 64-byte aligned workspace buffer of n floats, or NULL. */
+static float *sc_ws(int slot, size_t n)
+{
+    float *p = ws_get(slot, n + 16);
+    return p ? (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63) : NULL;
 }
 
 static inline int sc_chunks(int nb)
@@ -431,7 +442,7 @@ static enum dsnn_status sc_forward(struct dsnn_layer *l, const float *x, float *
     }
     const int pass = batch < SC_PASS ? batch : SC_PASS, nch = sc_chunks(pass);
     if (!sc_build_fbase(S, &W) || !sc_need(&S->xP, &S->xP_cap, nch * S->xel) ||
-        !sc_need(&S->oP, &S->oP_cap, nch * (S->yel > S->dxel ? S->yel : S->dxel)))
+        !(S->oP = sc_ws(SC_WS_OUT, nch * S->yel)))
         return sc_nomem(l, "forward", err);
     for (int b0 = 0; b0 < batch; b0 += SC_PASS) {
         const int nb = batch - b0 < SC_PASS ? batch - b0 : SC_PASS;
@@ -523,8 +534,8 @@ static enum dsnn_status sc_backward(struct dsnn_layer *l, const float *x, const 
     const int ngroups = sc_groups(S, &W, ly_threads());
     if (!ngroups || !sc_build_fbase(S, &W) || (dx && !sc_build_cindex(S, &W)) ||
         !sc_need(&S->xP, &S->xP_cap, nch * S->xel) ||
-        !sc_need(&S->dyP, &S->dyP_cap, nch * S->del) ||
-        !sc_need(&S->oP, &S->oP_cap, nch * (S->yel > S->dxel ? S->yel : S->dxel)))
+        !(S->dyP = sc_ws(SC_WS_DY, nch * S->del)) ||
+        (dx && !(S->oP = sc_ws(SC_WS_OUT, nch * S->dxel))))
         return sc_nomem(l, "backward", err);
     if (W.nnz)
         memset(W.grad, 0, sizeof(float) * W.nnz);
@@ -579,8 +590,6 @@ static void sc_destroy(struct dsnn_layer *l)
     free(S->ck);
     free(S->cval);
     free(S->xP);
-    free(S->oP);
-    free(S->dyP);
     free(S->wd);
     free(S->dwd);
     free(S->grp);
