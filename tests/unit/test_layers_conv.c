@@ -78,6 +78,9 @@ static double *dense_of_sparse(struct dsnn_layer *l, const struct geo *g)
     return W;
 }
 
+/* dense_above of the sparse layers make() builds (< 0: the layer's default). */
+static double g_dense_above = -1.0;
+
 static struct dsnn_layer *make(const struct geo *g, bool bias, bool sparse, double density,
                                uint64_t seed)
 {
@@ -94,6 +97,8 @@ static struct dsnn_layer *make(const struct geo *g, bool bias, bool sparse, doub
     if (!l)
         fprintf(stderr, "%s\n", err.msg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    if (sparse && g_dense_above >= 0.0)
+        dsnn_sparse_conv2d_set_dense_above(l, g_dense_above);
     lc_init(l, seed);
     return l;
 }
@@ -163,13 +168,18 @@ static int compare(struct dsnn_layer *l, const struct geo *g, bool sparse, int b
     return bad;
 }
 
+/* {c, h, w, out_c, k, s, p}: odd shapes, and those of the networks (VGG 3x3 s1 p1, ResNet's
+ * 7x7 s2 p3 stem, 3x3 s2 p1 and 1x1 s2 p0 downsampling, channel counts that are multiples of
+ * 16, LeNet's 5x5 p0). */
 static const struct geo geos[] = {
-    {3, 8, 8, 4, 3, 1, 1}, {2, 7, 9, 5, 3, 2, 1}, {3, 6, 5, 2, 1, 1, 0},
-    {2, 9, 7, 3, 5, 2, 2}, {1, 5, 5, 2, 5, 1, 0}, {4, 6, 6, 6, 3, 3, 0},
+    {3, 8, 8, 4, 3, 1, 1},    {2, 7, 9, 5, 3, 2, 1},  {3, 6, 5, 2, 1, 1, 0},
+    {2, 9, 7, 3, 5, 2, 2},    {1, 5, 5, 2, 5, 1, 0},  {4, 6, 6, 6, 3, 3, 0},
+    {16, 6, 6, 16, 3, 1, 1},  {3, 13, 11, 4, 7, 2, 3}, {16, 7, 7, 32, 3, 2, 1},
+    {16, 8, 8, 32, 1, 2, 0},  {1, 12, 12, 6, 5, 1, 0},
 };
 #define N_GEOS (sizeof geos / sizeof geos[0])
 
-static void run_all(bool sparse, double density)
+static void run_all_batch(bool sparse, double density, int batch)
 {
     for (size_t t = 0; t < N_GEOS; t++) {
         const struct geo *g = &geos[t];
@@ -178,14 +188,21 @@ static void run_all(bool sparse, double density)
             CU_ASSERT_EQUAL(l->out.c, g->out_c);
             CU_ASSERT_EQUAL(l->out.h, od(g->h, g->k, g->s, g->p));
             CU_ASSERT_EQUAL(l->out.w, od(g->w, g->k, g->s, g->p));
-            const int bad = compare(l, g, sparse, 3, 100 + t);
+            const int bad = compare(l, g, sparse, batch, 100 + t);
             if (bad)
-                fprintf(stderr, "geometry %zu bias %d sparse %d: %d mismatches\n", t, bias,
-                        sparse, bad);
+                fprintf(stderr,
+                        "geometry %zu bias %d sparse %d density %g dense_above %g batch %d: "
+                        "%d mismatches\n",
+                        t, bias, sparse, density, g_dense_above, batch, bad);
             CU_ASSERT_EQUAL(bad, 0);
             dsnn_layer_free(l);
         }
     }
+}
+
+static void run_all(bool sparse, double density)
+{
+    run_all_batch(sparse, density, 3);
 }
 
 static void test_dense_reference(void)
@@ -195,9 +212,36 @@ static void test_dense_reference(void)
 
 static void test_sparse_reference(void)
 {
-    run_all(true, 1.0);
-    run_all(true, 0.3);
-    run_all(true, 0.0);
+    /* the sparse kernels (dense_above 2: never dense), the dense scratch path (0: always) and
+     * the default choice; batches of one partial sample chunk and of several, with a tail */
+    const double above[3] = {2.0, 0.0, -1.0};
+    for (int a = 0; a < 3; a++) {
+        g_dense_above = above[a];
+        run_all(true, 1.0);
+        run_all(true, 0.3);
+        run_all(true, 0.0);
+        run_all_batch(true, 0.5, 37);
+    }
+    g_dense_above = -1.0;
+}
+
+static void test_sparse_passes(void)
+{
+    /* batches over several passes of the sparse kernels (130 = 128 + 2), both paths */
+    const struct geo g = {3, 6, 6, 5, 3, 2, 1};
+    const double above[2] = {2.0, 0.0};
+    for (int a = 0; a < 2; a++) {
+        g_dense_above = above[a];
+        struct dsnn_layer *l = make(&g, true, true, 0.4, 12);
+        CU_ASSERT_EQUAL(compare(l, &g, true, 130, 13), 0);
+        dsnn_layer_free(l);
+    }
+    g_dense_above = -1.0;
+    struct dsnn_layer *l = make(&g, true, true, 0.4, 12);
+    CU_ASSERT_DOUBLE_EQUAL(dsnn_sparse_conv2d_dense_above(l), 0.75, 1e-12);
+    dsnn_sparse_conv2d_set_dense_above(l, 0.25);
+    CU_ASSERT_DOUBLE_EQUAL(dsnn_sparse_conv2d_dense_above(l), 0.25, 1e-12);
+    dsnn_layer_free(l);
 }
 
 static void test_chunking(void)
@@ -316,10 +360,11 @@ static void test_rigl_dense_grad(void)
 static void test_threads(void)
 {
     const struct geo geo2[2] = {{6, 12, 12, 8, 3, 1, 1}, {6, 12, 12, 8, 3, 2, 1}};
-    const int batch = 10; /* several partial weight-gradient chunks */
-    for (int gi = 0; gi < 2; gi++) {
-        const struct geo g = geo2[gi];
-        struct dsnn_layer *l = make(&g, true, true, 0.3, 2);
+    const int batch = 40; /* several sample chunks, a partial one */
+    g_dense_above = 2.0; /* the sparse kernels at any density */
+    for (int gi = 0; gi < 4; gi++) {
+        const struct geo g = geo2[gi % 2];
+        struct dsnn_layer *l = make(&g, true, true, gi < 2 ? 0.3 : 0.9, 2);
         const size_t ni = (size_t)batch * 6 * 144, no = (size_t)batch * dsnn_shape_size(l->out);
         float *x = lc_alloc(ni), *dy = lc_alloc(no), *y[2], *dx[2], *gw[2], *gb[2];
         struct dsnn_rng rng;
@@ -349,6 +394,7 @@ static void test_threads(void)
         free(x), free(dy);
         dsnn_layer_free(l);
     }
+    g_dense_above = -1.0;
 }
 
 static void test_save_load(void)
@@ -413,7 +459,9 @@ static void test_geometry_and_invalid(void)
 
 static CU_TestInfo tests[] = {
     {"dense conv2d vs reference", test_dense_reference},
-    {"sparse conv2d vs reference (density 1, 0.3, 0)", test_sparse_reference},
+    {"sparse conv2d vs reference (density 1, 0.3, 0; sparse and dense paths)",
+     test_sparse_reference},
+    {"sparse conv2d over several passes; dense_above", test_sparse_passes},
     {"chunked batches", test_chunking},
     {"gradients vs finite differences", test_fd},
     {"sparse topology edits through the engine", test_sparse_topology},

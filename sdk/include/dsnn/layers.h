@@ -148,9 +148,10 @@ DSNN_API void dsnn_dropout_set_rng(struct dsnn_layer *l, const struct dsnn_rng *
  * dsnn_sparse_* accessor and topology edit (prune_magnitude / _signed / _score / _mask,
  * grow_random / _score / _at, set_nnz, get_csr, find, check ...) works on
  * dsnn_sparse_conv2d_weights(l). Forward, weight and input gradients run on the active
- * connections only, one shifted input / output plane per connection and sample (no im2col
- * buffer): time O(nnz out_h out_w batch), memory O(nnz) plus padded copies of the activations
- * (stride 1). Exceptions: dsnn_sparse_grow_gradient and dsnn_sparse_dense_grad_rows do not work
+ * connections only (direct sparse convolution with the batch as the vector dimension, no
+ * im2col buffer): time O(nnz out_h out_w batch), memory O(nnz) plus padded copies of the
+ * activations of up to 128 samples; at high density a dense path can take over
+ * (dsnn_sparse_conv2d_set_dense_above). Exceptions: dsnn_sparse_grow_gradient and dsnn_sparse_dense_grad_rows do not work
  * on the weight store (use dsnn_sparse_conv2d_grow_gradient); the fused activation
  * (dsnn_sparse_set_activation) is not supported (forward returns DSNN_ERR_UNSUPPORTED; add a
  * relu layer); the epsilon (Erdős–Rényi) option of struct dsnn_sparse_init uses the matrix
@@ -187,6 +188,13 @@ DSNN_API struct dsnn_layer *dsnn_sparse_conv2d_new(const char *name, struct dsnn
                                                    const struct dsnn_sparse_init *init,
                                                    struct dsnn_error *err);
 DSNN_API bool dsnn_sparse_conv2d_is(const struct dsnn_layer *l);
+/* Density (nnz / (out_c in_c k k)) from which forward and backward run the dense im2col +
+ * sgemm convolution over a scratch copy of the weights instead of the sparse kernels (the
+ * weight gradient is gathered back at the active connections; storage, gradients and optimizer
+ * state stay sparse). Default 0.75; > 1: never; <= 0: always. Results of the two paths agree
+ * to rounding. */
+DSNN_API void dsnn_sparse_conv2d_set_dense_above(struct dsnn_layer *l, double density);
+DSNN_API double dsnn_sparse_conv2d_dense_above(const struct dsnn_layer *l);
 /* The weight store: a "sparse_linear" layer [out_c][in_c k k] owned by l (row o, column
  * (c k + i) k + j). Valid for l's lifetime; NULL if l is not a sparse conv2d. Use it with the
  * dsnn_sparse_* functions to read and edit the topology (before init: dsnn_sparse_set_init). */

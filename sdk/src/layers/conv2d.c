@@ -44,23 +44,18 @@ static enum dsnn_status conv_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     return DSNN_OK;
 }
 
-static enum dsnn_status conv_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
-                                     bool train, struct dsnn_error *err)
+enum dsnn_status cv_forward(const struct cv_geom *g, int M, const float *W, const float *bias,
+                            const float *x, float *y, int batch)
 {
-    (void)train;
-    struct conv2d *C = conv_cast(l);
-    const struct cv_geom *g = &C->g;
-    const int K = g->c * g->kh * g->kw, M = C->out_c, P = g->oh * g->ow;
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow;
     const size_t out_size = (size_t)M * P;
-    const float *W = C->blocks[0].value;
-    const float *bias = C->bias ? C->blocks[1].value : NULL;
     const int chunk = cv_chunk(g, K, M, batch);
     for (int b0 = 0; b0 < batch; b0 += chunk) {
         const int nb = batch - b0 < chunk ? batch - b0 : chunk;
         const int N = nb * P;
         const float *cols = cv_cols_of(g, x, b0, nb);
         if (!cols)
-            return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in forward", l->name);
+            return DSNN_ERR_NOMEM;
         if (nb == 1) { /* the product is already in the output layout */
             float *yb = y + (size_t)b0 * out_size;
             ly_sgemm(false, false, M, N, K, 1.0f, W, K, cols, N, 0.0f, yb, N);
@@ -72,10 +67,21 @@ static enum dsnn_status conv_forward(struct dsnn_layer *l, const float *x, float
         }
         float *ybuf = ws_get(1, (size_t)M * N);
         if (!ybuf)
-            return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in forward", l->name);
+            return DSNN_ERR_NOMEM;
         ly_sgemm(false, false, M, N, K, 1.0f, W, K, cols, N, 0.0f, ybuf, N);
         cv_scatter(ybuf, M, P, nb, bias, y + (size_t)b0 * out_size);
     }
+    return DSNN_OK;
+}
+
+static enum dsnn_status conv_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
+                                     bool train, struct dsnn_error *err)
+{
+    (void)train;
+    struct conv2d *C = conv_cast(l);
+    if (cv_forward(&C->g, C->out_c, C->blocks[0].value, C->bias ? C->blocks[1].value : NULL, x,
+                   y, batch) != DSNN_OK)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in forward", l->name);
     return DSNN_OK;
 }
 

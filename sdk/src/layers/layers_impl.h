@@ -96,6 +96,10 @@ void cv_col2im(const struct cv_geom *g, const float *cols, int nb, float *dx);
  * 0), or NULL if out of memory. */
 const float *cv_cols_of(const struct cv_geom *g, const float *x, int b0, int nb);
 
+/* Forward of a dense convolution with weights W [M][c kh kw] (bias NULL: none) over chunks of
+ * samples (im2col + sgemm). DSNN_ERR_NOMEM if the workspace cannot be allocated (no message). */
+enum dsnn_status cv_forward(const struct cv_geom *g, int M, const float *W, const float *bias,
+                            const float *x, float *y, int batch);
 /* Backward of a dense convolution with weights W [M][c kh kw] over chunks of samples (im2col +
  * sgemm): dW = dY cols^T; db[M] = sum dY and dx (col2im of W^T dY) unless NULL (then W is not
  * read). DSNN_ERR_NOMEM if the workspace cannot be allocated (no message). */

@@ -1,21 +1,50 @@
-/* sparse/conv2d.c - truly sparse 2d convolution. W [out_c][in_c kh kw] is a CSR matrix kept in a
- * "sparse_linear" layer (the sparse engine's storage and topology API); the kernels work on the
- * active connections directly, one shifted plane per connection, with no im2col buffer, so time
- * and memory scale with nnz:
- *     forward  y[b][o]  = b[o] + sum_{k in row o} w[k] x[b][c(k)] shifted by (i(k), j(k))
- *     weight   dW[k]    = sum_b <dy[b][o], x[b][c(k)] shifted>              (active only)
- *     input    dx[b][c] = sum_{k in channel c} w[k] dy[b][o(k)] shifted back
- * Work items are (sample, output channel), output channels, and (sample, input channel): each
- * writes its own outputs with a fixed summation order, so results do not depend on the thread
- * count. The dense gradient RigL needs (keep_dense_grad) uses im2col + sgemm. */
+/* sparse/conv2d.c - truly sparse 2d convolution (direct sparse convolution, after Park et al.,
+ * "Faster CNNs with direct sparse convolutions", 2017, with the batch as the vector dimension).
+ * W [out_c][in_c kh kw] is a CSR matrix kept in a "sparse_linear" layer (the sparse engine's
+ * storage and topology API); every kernel runs over the active connections only, so time and
+ * memory scale with nnz and no dense weight tensor exists.
+ *
+ * Panels. Activations are copied into panels of SC_NB = SP_PAD samples (one vector per element):
+ * chunk b of the x panel is [hp][wp][cs] elements (the input zero-padded, channel-minor, channel
+ * stride cs = c, or c + 1 when c is a multiple of 16 so that positions do not alias in the
+ * caches), the y panel [oh][ow][ms], the dy panel [dhp][dwp][ms] (dy framed by ty = (kh-1)/sh
+ * rows and tx = (kw-1)/sw columns of zeros), the dx panel [h][w][cs]. A connection
+ * (o, c, i, j) reads element fbase = (i wp + j) cs + c from the position of its output:
+ *     forward  y[p][o]  = b[o] + sum_{k in row o} w[k] x[base(p) + fbase[k]]   (conv_spmm)
+ *     weight   dW[k]   += sum_p <dy[p][o], x[base(p) + fbase[k]]>                (conv_sddmm)
+ *     input    dx[q][c] = sum_{k in channel c} w[k] dy[base(q) + cbase[k]]     (conv_spmm)
+ * with the samples of a chunk as the vector lanes. The input gradient is a convolution of the
+ * framed dy with the transposed kernel: for stride s, an input position of residue class
+ * (Y mod sh, X mod sw) is reached by the kernel offsets of the same class only, so the
+ * connections are indexed by (class, input channel) (CSC per class, rebuilt every backward:
+ * O(nnz)) and each class is a stride-1 product.
+ *
+ * Work items: (chunk, output row) for the forward, (chunk, input row) for dx, and nnz-balanced
+ * groups of output channels for dW (each group walks every chunk and row in the same order, so
+ * weight gradients do not depend on the thread count). Batches are processed SC_PASS samples at
+ * a time, so panel memory is bounded whatever the batch.
+ *
+ * Dense path. At densities >= dense_above (dsnn_sparse_conv2d_set_dense_above) the layer
+ * scatters its weights into a dense scratch copy and runs the dense im2col + sgemm convolution;
+ * the weight gradient is gathered back at the active connections. Storage, gradients and
+ * optimizer state stay sparse. The dense gradient RigL needs (keep_dense_grad) uses im2col +
+ * sgemm too. */
 #include "dsnn/io.h"
 #include "dsnn/layers.h"
 #include "layers/layers_impl.h"
+#include "sparse/sparse_impl.h"
 
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define SC_NB SP_PAD  /* samples per panel chunk: the vector dimension */
+#define SC_PASS 128   /* samples per pass (a multiple of SC_NB) */
+/* Density from which the dense scratch path runs by default (measured on VGG-16, 2 cores: the
+ * sparse kernels are faster up to about this density). */
+#define SC_DENSE_ABOVE_DEFAULT 0.75
 
 struct sparse_conv2d {
     struct dsnn_layer base; /* first */
@@ -26,25 +55,31 @@ struct sparse_conv2d {
     bool keep_dense;
     bool dense_valid;
     float *dense_grad; /* [out_c][K] of the last backward when keep_dense */
-    /* valid output ranges per kernel row i / column j: [oy0[i], oy1[i]), [ox0[j], ox1[j]) */
-    int *oy0, *oy1, *ox0, *ox1;
-    /* column index of the connections (input gradient), rebuilt every backward */
-    int64_t *cptr; /* [in_c + 1] connections of input channel c: cidx[cptr[c] .. cptr[c + 1]) */
-    uint32_t *cidx;
-    int32_t *crow;
+    double dense_above;
+    /* panel geometry (elements of SC_NB floats) */
+    int cs, ms;           /* channel strides of input / output elements */
+    int hp, wp;           /* padded input */
+    int ty, tx, dhp, dwp; /* dy panel: dy at rows [ty, ty + oh), columns [tx, tx + ow) */
+    size_t xel, yel, del, dxel; /* floats per chunk of the x, y, dy and dx panels */
+    int32_t *fbase; /* [nnz] forward offset of each connection (floats) */
+    size_t fcap;
+    /* input gradient index: class cl's channel c holds connections [cptr[cl (C+1) + c],
+     * cptr[cl (C+1) + c + 1]) of cbase (offset in the dy panel), ck (CSR index), cval */
+    int64_t *cptr;
+    int32_t *cbase;
+    uint32_t *ck;
+    float *cval;
     size_t ccap;
-    /* stride 1: zero-padded copies, so that a connection is one contiguous axpy / dot over the
-     * flattened plane (row stride wp = w + 2 pw) */
-    float *xpad;  /* [batch][in_c][hp][wp] of the last forward's x */
-    size_t xpad_cap;
-    const float *xpad_src;
-    int xpad_batch;
-    float *dypad; /* [batch][out_c][oh][wp], zero beyond ow */
-    size_t dypad_cap;
-    float *scratch; /* [threads][hp wp] */
-    int scratch_threads;
-    float *wg_part; /* partial weight / bias gradients of sample chunks */
-    size_t wg_part_cap;
+    float *xP; /* x panels of the current pass */
+    size_t xP_cap;
+    const float *xP_src; /* xP holds all of this x (batch xP_batch <= SC_PASS) */
+    int xP_batch;
+    float *oP;  /* y or dx panels (workspace slot SC_WS_OUT, during one call only) */
+    float *dyP; /* dy panels (workspace slot SC_WS_DY, during one backward only) */
+    float *wd; /* dense path: scratch weights [out_c][K] */
+    float *dwd; /* dense path: weight gradient [out_c][K] */
+    int64_t *grp; /* [threads + 1] first row of each weight-gradient group */
+    int grp_cap;
 };
 
 static const struct dsnn_layer_ops sparse_conv2d_ops;
@@ -68,11 +103,10 @@ static enum dsnn_status sc_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     if (st != DSNN_OK)
         return st;
     S->dense_valid = false;
+    S->xP_src = NULL;
     sc_sync(S);
     return DSNN_OK;
 }
-
-/* Input row / column of output row / column o for kernel offset t: o * s - p + t. */
 
 /* Kernel position of connection column `col`. */
 static inline void sc_decode(const struct cv_geom *g, int col, int *c, int *i, int *j)
@@ -84,382 +118,305 @@ static inline void sc_decode(const struct cv_geom *g, int col, int *c, int *i, i
     *j = r - *i * g->kw;
 }
 
-/* y[b][o] planes: bias + sum over the row's connections of w * shifted x[b][c] planes. */
-static void sc_forward_kernel(const struct sparse_conv2d *S, const struct dsnn_sparse_csr *W,
-                              const float *bias, const float *x, int batch, float *y)
+/* *p holds at least n floats (64-byte aligned, grow-only). */
+static bool sc_need(float **p, size_t *cap, size_t n)
+{
+    if (*p && n <= *cap)
+        return true;
+    free(*p);
+    void *q = NULL;
+    if (posix_memalign(&q, 64, sizeof(float) * (n ? n : SC_NB)) != 0)
+        q = NULL;
+    *p = q;
+    *cap = q ? n : 0;
+    return q != NULL;
+}
+
+/* Workspace slots of the transient panels (shared by every layer of the thread; the dense
+ * helpers cv_forward / cv_backward use slots 0-2, but never while these are live). */
+#define SC_WS_OUT 3
+#define SC_WS_DY 2
+
+/* A 64-byte aligned workspace buffer of n floats, or NULL. */
+static float *sc_ws(int slot, size_t n)
+{
+    float *p = ws_get(slot, n + 16);
+    return p ? (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63) : NULL;
+}
+
+static inline int sc_chunks(int nb)
+{
+    return (nb + SC_NB - 1) / SC_NB;
+}
+
+/* Whether `items` work items of `work` multiply-adds in all are worth nt threads. */
+static inline bool sc_par(int nt, int items, double work)
+{
+    return nt > 1 && items > 1 && work >= 65536.0;
+}
+
+/* ---- panels ---- */
+
+/* x samples [b0, b0 + nb) -> xP chunks, padding zero. */
+static void sc_pack_x(struct sparse_conv2d *S, const float *x, int b0, int nb)
 {
     const struct cv_geom *g = &S->g;
-    const int M = W->n_out, H = g->h, Wd = g->w, OW = g->ow, SH = g->sh, SW = g->sw;
-    const size_t HW = (size_t)H * Wd, P = (size_t)g->oh * OW;
-    const int items = batch * M;
-    const int nt = ly_threads();
-    const bool par = nt > 1 && items > 1 && (W->nnz + (size_t)M) * P * batch >= 65536;
-#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    const int C = g->c, H = g->h, W = g->w, hp = S->hp, wp = S->wp, cs = S->cs;
+    const size_t n = (size_t)C * H * W, ld = (size_t)cs * SC_NB;
+    const int items = sc_chunks(nb) * C, nt = ly_threads();
+    float *xP = S->xP;
+#pragma omp parallel for schedule(static) num_threads(nt) if (sc_par(nt, items, (double)n * nb))
     for (int it = 0; it < items; it++) {
-        const int b = it / M, o = it % M;
-        float *restrict yp = y + (size_t)it * P;
-        const float bo = bias ? bias[o] : 0.0f;
-        for (size_t q = 0; q < P; q++)
-            yp[q] = bo;
+        const int ch = it / C, c = it % C;
+        float *P = xP + (size_t)ch * S->xel + (size_t)c * SC_NB;
+        for (int Y = 0; Y < hp; Y++) {
+            const bool row_pad = Y < g->ph || Y >= g->ph + H;
+            for (int X = 0; X < wp; X++)
+                if (row_pad || X < g->pw || X >= g->pw + W)
+                    memset(P + ((size_t)Y * wp + X) * ld, 0, sizeof(float) * SC_NB);
+        }
+        for (int y = 0; y < H; y++)
+            dsnn_sp_transpose_in(x + (size_t)b0 * n + ((size_t)c * H + y) * W, (int)n, nb,
+                                 P + ((size_t)(y + g->ph) * wp + g->pw) * ld, ld, 0, W,
+                                 ch * SC_NB, (ch + 1) * SC_NB);
+    }
+}
+
+/* dy samples [b0, b0 + nb) -> dyP chunks, framed by zeros. */
+static void sc_pack_dy(struct sparse_conv2d *S, const float *dy, int b0, int nb)
+{
+    const struct cv_geom *g = &S->g;
+    const int M = S->out_c, OH = g->oh, OW = g->ow, dhp = S->dhp, dwp = S->dwp;
+    const size_t n = (size_t)M * OH * OW, ld = (size_t)S->ms * SC_NB;
+    const int items = sc_chunks(nb) * M, nt = ly_threads();
+    float *dyP = S->dyP;
+#pragma omp parallel for schedule(static) num_threads(nt) if (sc_par(nt, items, (double)n * nb))
+    for (int it = 0; it < items; it++) {
+        const int ch = it / M, o = it % M;
+        float *P = dyP + (size_t)ch * S->del + (size_t)o * SC_NB;
+        for (int R = 0; R < dhp; R++) {
+            const bool row_pad = R < S->ty || R >= S->ty + OH;
+            for (int Q = 0; Q < dwp; Q++)
+                if (row_pad || Q < S->tx || Q >= S->tx + OW)
+                    memset(P + ((size_t)R * dwp + Q) * ld, 0, sizeof(float) * SC_NB);
+        }
+        for (int oy = 0; oy < OH; oy++)
+            dsnn_sp_transpose_in(dy + (size_t)b0 * n + ((size_t)o * OH + oy) * OW, (int)n, nb,
+                                 P + ((size_t)(oy + S->ty) * dwp + S->tx) * ld, ld, 0, OW,
+                                 ch * SC_NB, (ch + 1) * SC_NB);
+    }
+}
+
+/* oP chunks of [rows][cols][stride] elements -> out samples [b0, b0 + nb) of [nf][rows][cols]. */
+static void sc_unpack(const float *oP, size_t el, int nf, int rows, int cols, int stride,
+                      float *out, int b0, int nb)
+{
+    const size_t n = (size_t)nf * rows * cols, ld = (size_t)stride * SC_NB;
+    const int items = sc_chunks(nb) * nf, nt = ly_threads();
+#pragma omp parallel for schedule(static) num_threads(nt) if (sc_par(nt, items, (double)n * nb))
+    for (int it = 0; it < items; it++) {
+        const int ch = it / nf, f = it % nf;
+        const float *P = oP + (size_t)ch * el + (size_t)f * SC_NB;
+        for (int r = 0; r < rows; r++)
+            dsnn_sp_transpose_out(P + (size_t)r * cols * ld, ld, (int)n,
+                                  out + (size_t)b0 * n + ((size_t)f * rows + r) * cols, nb, 0,
+                                  cols, ch * SC_NB, (ch + 1) * SC_NB);
+    }
+}
+
+/* ---- connection offsets ---- */
+
+static bool sc_build_fbase(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W)
+{
+    if (W->nnz > S->fcap || !S->fbase) {
+        free(S->fbase);
+        S->fbase = malloc(sizeof(int32_t) * (W->nnz ? W->nnz : 1));
+        S->fcap = S->fbase ? W->nnz : 0;
+        if (!S->fbase)
+            return false;
+    }
+    for (size_t k = 0; k < W->nnz; k++) {
+        int c, i, j;
+        sc_decode(&S->g, W->col[k], &c, &i, &j);
+        S->fbase[k] = (int32_t)((((size_t)i * S->wp + j) * S->cs + c) * SC_NB);
+    }
+    return true;
+}
+
+/* The per-class CSC of the input gradient, values gathered. */
+static bool sc_build_cindex(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W)
+{
+    const struct cv_geom *g = &S->g;
+    const int C = g->c, ncls = g->sh * g->sw;
+    const size_t np = (size_t)ncls * (C + 1);
+    if (!S->cptr && !(S->cptr = malloc(sizeof(int64_t) * np)))
+        return false;
+    if (W->nnz > S->ccap || !S->cbase) {
+        const size_t cap = W->nnz ? W->nnz : 1;
+        free(S->cbase);
+        free(S->ck);
+        free(S->cval);
+        S->cbase = malloc(sizeof(int32_t) * cap);
+        S->ck = malloc(sizeof(uint32_t) * cap);
+        S->cval = malloc(sizeof(float) * cap);
+        S->ccap = S->cbase && S->ck && S->cval ? cap : 0;
+        if (!S->ccap)
+            return false;
+    }
+    int64_t *cp = S->cptr;
+    memset(cp, 0, sizeof(int64_t) * np);
+    for (size_t k = 0; k < W->nnz; k++) {
+        int c, i, j;
+        sc_decode(g, W->col[k], &c, &i, &j);
+        cp[(size_t)((i % g->sh) * g->sw + j % g->sw) * (C + 1) + c]++;
+    }
+    /* exclusive prefix sums over (class, channel): slot C of a class counts nothing, so it
+     * ends up at the class's end */
+    int64_t run = 0;
+    for (size_t q = 0; q < np; q++) {
+        const int64_t n = cp[q];
+        cp[q] = run;
+        run += n;
+    }
+    int64_t *next = malloc(sizeof(int64_t) * np);
+    if (!next)
+        return false;
+    memcpy(next, cp, sizeof(int64_t) * np);
+    const size_t ld = (size_t)S->ms * SC_NB;
+    for (int o = 0; o < W->n_out; o++)
         for (int64_t k = W->row_ptr[o]; k < W->row_ptr[o + 1]; k++) {
             int c, i, j;
             sc_decode(g, W->col[k], &c, &i, &j);
-            const float w = W->value[k];
-            const float *restrict xp = x + ((size_t)b * g->c + c) * HW;
-            const int x0 = S->ox0[j], x1 = S->ox1[j], off = j - g->pw;
-            for (int oy = S->oy0[i]; oy < S->oy1[i]; oy++) {
-                const float *restrict xr = xp + (size_t)(oy * SH - g->ph + i) * Wd;
-                float *restrict yr = yp + (size_t)oy * OW;
-                if (SW == 1)
-                    for (int ox = x0; ox < x1; ox++)
-                        yr[ox] += w * xr[ox + off];
-                else
-                    for (int ox = x0; ox < x1; ox++)
-                        yr[ox] += w * xr[ox * SW + off];
-            }
-        }
-    }
-}
-
-/* grad[k] = sum_b <dy[b][o], shifted x[b][c]>; db[o] = sum dy[b][o]. */
-static void sc_weight_grad_kernel(const struct sparse_conv2d *S, const struct dsnn_sparse_csr *W,
-                                  const float *x, const float *dy, int batch, float *db)
-{
-    const struct cv_geom *g = &S->g;
-    const int M = W->n_out, H = g->h, Wd = g->w, OW = g->ow, SH = g->sh, SW = g->sw;
-    const size_t HW = (size_t)H * Wd, P = (size_t)g->oh * OW;
-    const int nt = ly_threads();
-    const bool par = nt > 1 && M > 1 && (W->nnz + (size_t)M) * P * batch >= 65536;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (par)
-    for (int o = 0; o < M; o++) {
-        const int64_t k0 = W->row_ptr[o], k1 = W->row_ptr[o + 1];
-        for (int64_t k = k0; k < k1; k++)
-            W->grad[k] = 0.0f;
-        double sb = 0.0;
-        for (int b = 0; b < batch; b++) { /* in sample order: deterministic sums */
-            const float *restrict dp = dy + ((size_t)b * M + o) * P;
-            if (db) {
-                float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-                for (size_t q = 0; q < P; q++)
-                    s += dp[q];
-                sb += s;
-            }
-            for (int64_t k = k0; k < k1; k++) {
-                int c, i, j;
-                sc_decode(g, W->col[k], &c, &i, &j);
-                const float *restrict xp = x + ((size_t)b * g->c + c) * HW;
-                const int x0 = S->ox0[j], x1 = S->ox1[j], off = j - g->pw;
-                float s = 0.0f;
-                for (int oy = S->oy0[i]; oy < S->oy1[i]; oy++) {
-                    const float *restrict xr = xp + (size_t)(oy * SH - g->ph + i) * Wd;
-                    const float *restrict dr = dp + (size_t)oy * OW;
-                    if (SW == 1) {
-#pragma omp simd reduction(+ : s)
-                        for (int ox = x0; ox < x1; ox++)
-                            s += dr[ox] * xr[ox + off];
-                    } else {
-#pragma omp simd reduction(+ : s)
-                        for (int ox = x0; ox < x1; ox++)
-                            s += dr[ox] * xr[ox * SW + off];
-                    }
-                }
-                W->grad[k] += s;
-            }
-        }
-        if (db)
-            db[o] = (float)sb;
-    }
-}
-
-/* Column index: the connections of each input channel, in CSR order. */
-static enum dsnn_status sc_build_cindex(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W)
-{
-    const int C = S->g.c, kk = S->g.kh * S->g.kw;
-    if (!S->cptr && !(S->cptr = malloc(sizeof(int64_t) * ((size_t)C + 1))))
-        return DSNN_ERR_NOMEM;
-    if (W->nnz > S->ccap || !S->cidx) {
-        size_t cap = W->nnz > 0 ? W->nnz : 1;
-        free(S->cidx);
-        free(S->crow);
-        S->cidx = malloc(sizeof(uint32_t) * cap);
-        S->crow = malloc(sizeof(int32_t) * cap);
-        S->ccap = S->cidx && S->crow ? cap : 0;
-        if (!S->ccap)
-            return DSNN_ERR_NOMEM;
-    }
-    int64_t *cp = S->cptr;
-    memset(cp, 0, sizeof(int64_t) * ((size_t)C + 1));
-    for (size_t k = 0; k < W->nnz; k++)
-        cp[W->col[k] / kk + 1]++;
-    for (int c = 0; c < C; c++)
-        cp[c + 1] += cp[c];
-    int64_t *next = malloc(sizeof(int64_t) * ((size_t)C + 1));
-    if (!next)
-        return DSNN_ERR_NOMEM;
-    memcpy(next, cp, sizeof(int64_t) * ((size_t)C + 1));
-    for (int r = 0; r < W->n_out; r++)
-        for (int64_t k = W->row_ptr[r]; k < W->row_ptr[r + 1]; k++) {
-            const int64_t q = next[W->col[k] / kk]++;
-            S->cidx[q] = (uint32_t)k;
-            S->crow[q] = r;
+            const int64_t q = next[(size_t)((i % g->sh) * g->sw + j % g->sw) * (C + 1) + c]++;
+            S->cbase[q] = (int32_t)((((size_t)(S->ty - i / g->sh) * S->dwp +
+                                      (size_t)(S->tx - j / g->sw)) * ld) + (size_t)o * SC_NB);
+            S->ck[q] = (uint32_t)k;
+            S->cval[q] = W->value[k];
         }
     free(next);
-    return DSNN_OK;
+    return true;
 }
 
-/* dx[b][c] planes = sum over the connections of channel c of w * dy[b][o] shifted back. */
-static void sc_input_grad_kernel(const struct sparse_conv2d *S, const struct dsnn_sparse_csr *W,
-                                 const float *dy, int batch, float *dx)
+/* ---- sparse kernels over one pass ---- */
+
+static void sc_forward_pass(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W,
+                            const float *bias, int nb)
 {
     const struct cv_geom *g = &S->g;
-    const int M = W->n_out, C = g->c, Wd = g->w, OW = g->ow, SH = g->sh, SW = g->sw;
-    const size_t HW = (size_t)g->h * Wd, P = (size_t)g->oh * OW;
-    const int items = batch * C;
-    const int nt = ly_threads();
-    const bool par = nt > 1 && items > 1 && (W->nnz + (size_t)C) * P * batch >= 65536;
-#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    const struct sp_kernels *K = sp_kernels();
+    const int OH = g->oh, items = sc_chunks(nb) * OH, nt = ly_threads();
+    const size_t xld = (size_t)S->cs * SC_NB, yld = (size_t)S->ms * SC_NB;
+    const double work = ((double)W->nnz + W->n_out) * OH * g->ow * nb;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (sc_par(nt, items, work))
     for (int it = 0; it < items; it++) {
-        const int b = it / C, c = it % C;
-        float *restrict xp = dx + (size_t)it * HW;
-        memset(xp, 0, sizeof(float) * HW);
-        for (int64_t q = S->cptr[c]; q < S->cptr[c + 1]; q++) {
-            const uint32_t k = S->cidx[q];
-            const int o = S->crow[q];
-            int cc, i, j;
-            sc_decode(g, W->col[k], &cc, &i, &j);
-            const float w = W->value[k];
-            const float *restrict dp = dy + ((size_t)b * M + o) * P;
-            const int x0 = S->ox0[j], x1 = S->ox1[j], off = j - g->pw;
-            for (int oy = S->oy0[i]; oy < S->oy1[i]; oy++) {
-                float *restrict xr = xp + (size_t)(oy * SH - g->ph + i) * Wd;
-                const float *restrict dr = dp + (size_t)oy * OW;
-                if (SW == 1)
-                    for (int ox = x0; ox < x1; ox++)
-                        xr[ox + off] += w * dr[ox];
-                else
-                    for (int ox = x0; ox < x1; ox++)
-                        xr[ox * SW + off] += w * dr[ox];
-            }
-        }
+        const int ch = it / OH, oy = it % OH;
+        K->conv_spmm(W->row_ptr, S->fbase, W->value, bias,
+                     S->xP + (size_t)ch * S->xel + (size_t)oy * g->sh * S->wp * xld,
+                     (size_t)g->sw * xld, S->oP + (size_t)ch * S->yel + (size_t)oy * g->ow * yld,
+                     yld, 0, W->n_out, g->ow);
     }
 }
 
-/* ---- stride 1: flattened planes ---- */
-
-static enum dsnn_status sc_grow(float **p, size_t *cap, size_t n)
+/* Row groups of about equal nnz, one per thread. */
+static int sc_groups(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W, int nt)
 {
-    if (n <= *cap && *p)
-        return DSNN_OK;
-    free(*p);
-    *p = malloc(sizeof(float) * (n ? n : 1));
-    *cap = *p ? n : 0;
-    return *p ? DSNN_OK : DSNN_ERR_NOMEM;
+    if (nt + 1 > S->grp_cap) {
+        free(S->grp);
+        S->grp = malloc(sizeof(int64_t) * (size_t)(nt + 1));
+        S->grp_cap = S->grp ? nt + 1 : 0;
+        if (!S->grp)
+            return 0;
+    }
+    int r = 0;
+    S->grp[0] = 0;
+    for (int t = 1; t < nt; t++) {
+        const int64_t target = (int64_t)(W->nnz * (size_t)t / (size_t)nt);
+        while (r < W->n_out && W->row_ptr[r] < target)
+            r++;
+        S->grp[t] = r;
+    }
+    S->grp[nt] = W->n_out;
+    return nt;
 }
 
-static enum dsnn_status sc_scratch(struct sparse_conv2d *S, int nt)
-{
-    if (nt <= S->scratch_threads && S->scratch)
-        return DSNN_OK;
-    const size_t per = (size_t)(S->g.h + 2 * S->g.ph) * (size_t)(S->g.w + 2 * S->g.pw);
-    free(S->scratch);
-    S->scratch = malloc(sizeof(float) * per * (size_t)nt);
-    S->scratch_threads = S->scratch ? nt : 0;
-    return S->scratch ? DSNN_OK : DSNN_ERR_NOMEM;
-}
-
-/* xpad = x with ph / pw zeros around every plane. */
-static enum dsnn_status sc_pad_input(struct sparse_conv2d *S, const float *x, int batch)
+static void sc_weight_grad_pass(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W,
+                                int ngroups, int nb)
 {
     const struct cv_geom *g = &S->g;
-    const int H = g->h, Wd = g->w, Hp = H + 2 * g->ph, Wp = Wd + 2 * g->pw;
-    const size_t HWp = (size_t)Hp * Wp, items = (size_t)batch * g->c;
-    if (sc_grow(&S->xpad, &S->xpad_cap, items * HWp) != DSNN_OK)
-        return DSNN_ERR_NOMEM;
-    float *xpad = S->xpad;
+    const struct sp_kernels *K = sp_kernels();
+    const int nch = sc_chunks(nb);
+    const size_t xld = (size_t)S->cs * SC_NB, yld = (size_t)S->ms * SC_NB;
+    const double work = (double)W->nnz * g->oh * g->ow * nb;
+#pragma omp parallel for schedule(static, 1) num_threads(ngroups) if (sc_par(ngroups, ngroups, work))
+    for (int t = 0; t < ngroups; t++) {
+        const int r0 = (int)S->grp[t], r1 = (int)S->grp[t + 1];
+        if (r0 >= r1)
+            continue;
+        for (int ch = 0; ch < nch; ch++)
+            for (int oy = 0; oy < g->oh; oy++)
+                K->conv_sddmm(W->row_ptr, S->fbase,
+                              S->dyP + (size_t)ch * S->del +
+                                  ((size_t)(oy + S->ty) * S->dwp + S->tx) * yld,
+                              yld, S->xP + (size_t)ch * S->xel + (size_t)oy * g->sh * S->wp * xld,
+                              (size_t)g->sw * xld, W->grad, r0, r1, g->ow);
+    }
+}
+
+/* dx rows: every input row y takes, for each column class rx, the stride-1 product of the
+ * connections of its class (Y mod sh, rx) with the framed dy panel. */
+static void sc_input_grad_pass(struct sparse_conv2d *S, int nb)
+{
+    const struct cv_geom *g = &S->g;
+    const struct sp_kernels *K = sp_kernels();
+    const int H = g->h, C = g->c, sh = g->sh, sw = g->sw, items = sc_chunks(nb) * H;
     const int nt = ly_threads();
-    const bool par = nt > 1 && items * HWp >= 65536;
-#pragma omp parallel for schedule(static) num_threads(nt) if (par)
-    for (size_t it = 0; it < items; it++) {
-        float *d = xpad + it * HWp;
-        const float *src = x + it * (size_t)H * Wd;
-        memset(d, 0, sizeof(float) * (size_t)g->ph * Wp);
-        for (int iy = 0; iy < H; iy++) {
-            float *r = d + (size_t)(iy + g->ph) * Wp;
-            for (int t = 0; t < g->pw; t++)
-                r[t] = r[g->pw + Wd + t] = 0.0f;
-            memcpy(r + g->pw, src + (size_t)iy * Wd, sizeof(float) * (size_t)Wd);
-        }
-        memset(d + (size_t)(H + g->ph) * Wp, 0, sizeof(float) * (size_t)g->ph * Wp);
-    }
-    S->xpad_src = x;
-    S->xpad_batch = batch;
-    return DSNN_OK;
-}
-
-static void sc_forward_s1(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W,
-                          const float *bias, int batch, float *y, int nt)
-{
-    const struct cv_geom *g = &S->g;
-    const int M = W->n_out, OH = g->oh, OW = g->ow, Wp = g->w + 2 * g->pw;
-    const size_t HWp = (size_t)(g->h + 2 * g->ph) * Wp, P = (size_t)OH * OW;
-    const size_t L = (size_t)(OH - 1) * Wp + OW, per = HWp;
-    const int items = batch * M;
-    const bool par = nt > 1 && items > 1 && (W->nnz + (size_t)M) * L * batch >= 65536;
-#pragma omp parallel num_threads(nt) if (par)
-    {
-        float *restrict yb = S->scratch + per * (size_t)omp_get_thread_num();
-#pragma omp for schedule(static)
-        for (int it = 0; it < items; it++) {
-            const int b = it / M, o = it % M;
-            const float bo = bias ? bias[o] : 0.0f;
-            for (size_t q = 0; q < L; q++)
-                yb[q] = bo;
-            for (int64_t k = W->row_ptr[o]; k < W->row_ptr[o + 1]; k++) {
-                int c, i, j;
-                sc_decode(g, W->col[k], &c, &i, &j);
-                const float w = W->value[k];
-                const float *restrict xs =
-                    S->xpad + ((size_t)b * g->c + c) * HWp + (size_t)i * Wp + j;
-                for (size_t q = 0; q < L; q++)
-                    yb[q] += w * xs[q];
-            }
-            float *yp = y + (size_t)it * P;
-            for (int oy = 0; oy < OH; oy++)
-                memcpy(yp + (size_t)oy * OW, yb + (size_t)oy * Wp, sizeof(float) * (size_t)OW);
+    const size_t xld = (size_t)S->cs * SC_NB, yld = (size_t)S->ms * SC_NB;
+    const double work = ((double)S->cptr[(size_t)sh * sw * (C + 1) - 1] + C) * H * g->w * nb;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (sc_par(nt, items, work))
+    for (int it = 0; it < items; it++) {
+        const int ch = it / H, y = it % H, Y = y + g->ph, qy = Y / sh;
+        for (int rx = 0; rx < sw; rx++) {
+            /* columns X = qx sw + rx of the unpadded input: pw <= X < pw + w */
+            const int qx0 = g->pw > rx ? (g->pw - rx + sw - 1) / sw : 0;
+            const int qx1 = (g->pw + g->w - rx + sw - 1) / sw;
+            if (qx1 <= qx0)
+                continue;
+            const int64_t *ptr = S->cptr + (size_t)((Y % sh) * sw + rx) * (C + 1);
+            K->conv_spmm(ptr, S->cbase, S->cval, NULL,
+                         S->dyP + (size_t)ch * S->del + ((size_t)qy * S->dwp + qx0) * yld, yld,
+                         S->oP + (size_t)ch * S->dxel +
+                             ((size_t)y * g->w + (size_t)(qx0 * sw + rx - g->pw)) * xld,
+                         (size_t)sw * xld, 0, C, qx1 - qx0);
         }
     }
 }
 
-/* dypad rows of width wp, zero beyond ow. */
-static enum dsnn_status sc_pad_dy(struct sparse_conv2d *S, const float *dy, int batch)
+/* ---- dense scratch path ---- */
+
+static bool sc_dense_path(const struct sparse_conv2d *S, const struct dsnn_sparse_csr *W)
 {
-    const struct cv_geom *g = &S->g;
-    const int OH = g->oh, OW = g->ow, Wp = g->w + 2 * g->pw;
-    const size_t items = (size_t)batch * S->out_c, Pp = (size_t)OH * Wp;
-    if (sc_grow(&S->dypad, &S->dypad_cap, items * Pp) != DSNN_OK)
-        return DSNN_ERR_NOMEM;
-    float *dypad = S->dypad;
-    const int nt = ly_threads();
-    const bool par = nt > 1 && items * Pp >= 65536;
-#pragma omp parallel for schedule(static) num_threads(nt) if (par)
-    for (size_t it = 0; it < items; it++)
-        for (int oy = 0; oy < OH; oy++) {
-            float *r = dypad + it * Pp + (size_t)oy * Wp;
-            memcpy(r, dy + (it * OH + oy) * OW, sizeof(float) * (size_t)OW);
-            for (int t = OW; t < Wp; t++)
-                r[t] = 0.0f;
-        }
-    return DSNN_OK;
+    const double dens = (double)W->nnz / ((double)W->n_out * W->n_in);
+    return dens >= S->dense_above;
 }
 
-/* Samples per partial weight gradient: fixed, so the sums do not depend on the thread count. */
-#define SC_WG_CHUNK 4
-
-static enum dsnn_status sc_weight_grad_s1(struct sparse_conv2d *S,
-                                          const struct dsnn_sparse_csr *W, int batch, float *db)
+/* wd = the dense weights (zero at inactive connections). */
+static bool sc_scatter_dense(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W)
 {
-    const struct cv_geom *g = &S->g;
-    const int M = W->n_out, OH = g->oh, OW = g->ow, Wp = g->w + 2 * g->pw;
-    const size_t HWp = (size_t)(g->h + 2 * g->ph) * Wp, Pp = (size_t)OH * Wp;
-    const size_t L = (size_t)(OH - 1) * Wp + OW, nnz = W->nnz;
-    const int chunks = (batch + SC_WG_CHUNK - 1) / SC_WG_CHUNK;
-    /* partial sums of chunk > 0: [chunks - 1][nnz + M] (chunk 0 writes grad / db directly) */
-    const size_t stride = nnz + (size_t)M;
-    if (chunks > 1 &&
-        sc_grow(&S->wg_part, &S->wg_part_cap, (size_t)(chunks - 1) * stride) != DSNN_OK)
-        return DSNN_ERR_NOMEM;
-    float *tmp_db0 = NULL;
-    if (!db && !(tmp_db0 = malloc(sizeof(float) * (size_t)M)))
-        return DSNN_ERR_NOMEM;
-    const int nt = ly_threads();
-    const bool par = nt > 1 && chunks > 1 && (nnz + (size_t)M) * L * batch >= 65536;
-#pragma omp parallel num_threads(nt) if (par)
-    {
-#pragma omp for schedule(dynamic, 1)
-        for (int ch = 0; ch < chunks; ch++) {
-            float *gp = ch == 0 ? W->grad : S->wg_part + (size_t)(ch - 1) * stride;
-            float *dbp = ch == 0 ? (db ? db : tmp_db0) : gp + nnz;
-            memset(gp, 0, sizeof(float) * nnz);
-            memset(dbp, 0, sizeof(float) * (size_t)M);
-            const int b1 = (ch + 1) * SC_WG_CHUNK < batch ? (ch + 1) * SC_WG_CHUNK : batch;
-            for (int b = ch * SC_WG_CHUNK; b < b1; b++)
-                for (int o = 0; o < M; o++) {
-                    const float *restrict dp = S->dypad + ((size_t)b * M + o) * Pp;
-                    float sd = 0.0f;
-#pragma omp simd reduction(+ : sd)
-                    for (size_t q = 0; q < L; q++)
-                        sd += dp[q];
-                    dbp[o] += sd;
-                    for (int64_t k = W->row_ptr[o]; k < W->row_ptr[o + 1]; k++) {
-                        int c, i, j;
-                        sc_decode(g, W->col[k], &c, &i, &j);
-                        const float *restrict xs =
-                            S->xpad + ((size_t)b * g->c + c) * HWp + (size_t)i * Wp + j;
-                        float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-                        for (size_t q = 0; q < L; q++)
-                            s += dp[q] * xs[q];
-                        gp[k] += s;
-                    }
-                }
-        }
-        if (chunks > 1) {
-#pragma omp for schedule(static)
-            for (size_t k = 0; k < nnz; k++) {
-                float s = W->grad[k];
-                for (int ch = 1; ch < chunks; ch++)
-                    s += S->wg_part[(size_t)(ch - 1) * stride + k];
-                W->grad[k] = s;
-            }
-            if (db) {
-#pragma omp for schedule(static)
-                for (int o = 0; o < M; o++) {
-                    float s = db[o];
-                    for (int ch = 1; ch < chunks; ch++)
-                        s += S->wg_part[(size_t)(ch - 1) * stride + nnz + (size_t)o];
-                    db[o] = s;
-                }
-            }
-        }
-    }
-    free(tmp_db0);
-    return DSNN_OK;
+    const size_t n = (size_t)W->n_out * W->n_in;
+    if (!S->wd && !(S->wd = malloc(sizeof(float) * n)))
+        return false;
+    memset(S->wd, 0, sizeof(float) * n);
+    for (int o = 0; o < W->n_out; o++)
+        for (int64_t k = W->row_ptr[o]; k < W->row_ptr[o + 1]; k++)
+            S->wd[(size_t)o * W->n_in + W->col[k]] = W->value[k];
+    return true;
 }
 
-static void sc_input_grad_s1(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W,
-                             int batch, float *dx, int nt)
+/* ---- layer ops ---- */
+
+static enum dsnn_status sc_nomem(struct dsnn_layer *l, const char *pass, struct dsnn_error *err)
 {
-    const struct cv_geom *g = &S->g;
-    const int M = W->n_out, C = g->c, H = g->h, Wd = g->w, OH = g->oh, OW = g->ow;
-    const int Wp = Wd + 2 * g->pw;
-    const size_t HWp = (size_t)(H + 2 * g->ph) * Wp, Pp = (size_t)OH * Wp;
-    const size_t L = (size_t)(OH - 1) * Wp + OW;
-    const int items = batch * C;
-    const bool par = nt > 1 && items > 1 && (W->nnz + (size_t)C) * L * batch >= 65536;
-#pragma omp parallel num_threads(nt) if (par)
-    {
-        float *restrict xb = S->scratch + HWp * (size_t)omp_get_thread_num();
-#pragma omp for schedule(static)
-        for (int it = 0; it < items; it++) {
-            const int b = it / C, c = it % C;
-            memset(xb, 0, sizeof(float) * HWp);
-            for (int64_t q = S->cptr[c]; q < S->cptr[c + 1]; q++) {
-                const uint32_t k = S->cidx[q];
-                int cc, i, j;
-                sc_decode(g, W->col[k], &cc, &i, &j);
-                const float w = W->value[k];
-                const float *restrict dp = S->dypad + ((size_t)b * M + S->crow[q]) * Pp;
-                float *restrict xs = xb + (size_t)i * Wp + j;
-                for (size_t t = 0; t < L; t++)
-                    xs[t] += w * dp[t];
-            }
-            float *dxp = dx + (size_t)it * H * Wd;
-            for (int iy = 0; iy < H; iy++)
-                memcpy(dxp + (size_t)iy * Wd, xb + (size_t)(iy + g->ph) * Wp + g->pw,
-                       sizeof(float) * (size_t)Wd);
-        }
-    }
+    return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in %s", l->name, pass);
 }
 
 static enum dsnn_status sc_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
@@ -469,19 +426,33 @@ static enum dsnn_status sc_forward(struct dsnn_layer *l, const float *x, float *
     struct sparse_conv2d *S = sc_cast(l);
     struct dsnn_sparse_csr W;
     if (!dsnn_sparse_get_csr(S->w, &W))
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': forward called with a batch larger than the buffers or without its forward state (batch %d)", l->name, batch);
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': forward before init", l->name);
     sc_sync(S);
     S->dense_valid = false;
+    S->xP_src = NULL;
     if (dsnn_sparse_get_activation(S->w) != DSNN_SPARSE_ACT_NONE)
-        return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED, "layer '%s': a fused activation is not supported by sparse_conv2d", l->name); /* the fused activation is a sparse_linear feature */
+        return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED, "layer '%s': a fused activation is not supported by sparse_conv2d (add a relu layer)", l->name);
     const struct dsnn_param_block *bb = dsnn_sparse_bias(S->w);
-    if (S->g.sh == 1 && S->g.sw == 1) {
-        const int nt = ly_threads();
-        if (sc_pad_input(S, x, batch) != DSNN_OK || sc_scratch(S, nt) != DSNN_OK)
-            return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in forward", l->name);
-        sc_forward_s1(S, &W, bb ? bb->value : NULL, batch, y, nt);
-    } else {
-        sc_forward_kernel(S, &W, bb ? bb->value : NULL, x, batch, y);
+    const float *bias = bb ? bb->value : NULL;
+    if (sc_dense_path(S, &W)) {
+        if (!sc_scatter_dense(S, &W) ||
+            cv_forward(&S->g, S->out_c, S->wd, bias, x, y, batch) != DSNN_OK)
+            return sc_nomem(l, "forward", err);
+        return DSNN_OK;
+    }
+    const int pass = batch < SC_PASS ? batch : SC_PASS, nch = sc_chunks(pass);
+    if (!sc_build_fbase(S, &W) || !sc_need(&S->xP, &S->xP_cap, nch * S->xel) ||
+        !(S->oP = sc_ws(SC_WS_OUT, nch * S->yel)))
+        return sc_nomem(l, "forward", err);
+    for (int b0 = 0; b0 < batch; b0 += SC_PASS) {
+        const int nb = batch - b0 < SC_PASS ? batch - b0 : SC_PASS;
+        sc_pack_x(S, x, b0, nb);
+        sc_forward_pass(S, &W, bias, nb);
+        sc_unpack(S->oP, S->yel, S->out_c, S->g.oh, S->g.ow, S->ms, y, b0, nb);
+    }
+    if (batch <= SC_PASS) { /* the panel of x serves the backward */
+        S->xP_src = x;
+        S->xP_batch = batch;
     }
     return DSNN_OK;
 }
@@ -496,6 +467,52 @@ static enum dsnn_status sc_dense_grad(struct sparse_conv2d *S, const float *x, c
     return cv_backward(&S->g, S->out_c, NULL, x, dy, batch, S->dense_grad, NULL, NULL);
 }
 
+/* The dense path's backward: dense gradients over the scratch weights, gathered at the active
+ * connections. */
+static enum dsnn_status sc_backward_dense(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W,
+                                          const float *x, const float *dy, float *dx, int batch,
+                                          float *db)
+{
+    const size_t n = (size_t)W->n_out * W->n_in;
+    float *dwd = S->keep_dense ? S->dense_grad : S->dwd;
+    if (!dwd) {
+        dwd = malloc(sizeof(float) * n);
+        if (!dwd)
+            return DSNN_ERR_NOMEM;
+        if (S->keep_dense)
+            S->dense_grad = dwd;
+        else
+            S->dwd = dwd;
+    }
+    if (!sc_scatter_dense(S, W) ||
+        cv_backward(&S->g, S->out_c, S->wd, x, dy, batch, dwd, db, dx) != DSNN_OK)
+        return DSNN_ERR_NOMEM;
+    for (int o = 0; o < W->n_out; o++)
+        for (int64_t k = W->row_ptr[o]; k < W->row_ptr[o + 1]; k++)
+            W->grad[k] = dwd[(size_t)o * W->n_in + W->col[k]];
+    S->dense_valid = S->keep_dense;
+    return DSNN_OK;
+}
+
+/* db[o] = sum of dy over samples and positions (in sample order: deterministic). */
+static void sc_bias_grad(const struct sparse_conv2d *S, const float *dy, int batch, float *db)
+{
+    const int M = S->out_c, nt = ly_threads();
+    const size_t P = (size_t)S->g.oh * S->g.ow;
+#pragma omp parallel for schedule(static) num_threads(nt) if (sc_par(nt, M, (double)P * M * batch))
+    for (int o = 0; o < M; o++) {
+        double sb = 0.0;
+        for (int b = 0; b < batch; b++) {
+            const float *d = dy + ((size_t)b * M + o) * P;
+            float s = 0.0f;
+            for (size_t q = 0; q < P; q++)
+                s += d[q];
+            sb += s;
+        }
+        db[o] = (float)sb;
+    }
+}
+
 static enum dsnn_status sc_backward(struct dsnn_layer *l, const float *x, const float *y,
                                     const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
@@ -503,32 +520,42 @@ static enum dsnn_status sc_backward(struct dsnn_layer *l, const float *x, const 
     struct sparse_conv2d *S = sc_cast(l);
     struct dsnn_sparse_csr W;
     if (!dsnn_sparse_get_csr(S->w, &W))
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': backward called with a batch larger than the buffers or without its forward state (batch %d)", l->name, batch);
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': backward before init", l->name);
     sc_sync(S);
-    struct dsnn_param_block *bb = dsnn_sparse_bias(S->w);
-    if (dx && sc_build_cindex(S, &W) != DSNN_OK)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in backward", l->name);
-    if (S->g.sh == 1 && S->g.sw == 1) {
-        const int nt = ly_threads();
-        /* the padded input of the forward is reused when x is the same */
-        if ((!(S->xpad && S->xpad_src == x && S->xpad_batch == batch) &&
-             sc_pad_input(S, x, batch) != DSNN_OK) ||
-            sc_pad_dy(S, dy, batch) != DSNN_OK || sc_scratch(S, nt) != DSNN_OK)
-            return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in backward", l->name);
-        if (sc_weight_grad_s1(S, &W, batch, bb ? bb->grad : NULL) != DSNN_OK)
-            return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in backward", l->name);
-        if (dx)
-            sc_input_grad_s1(S, &W, batch, dx, nt);
-    } else {
-        sc_weight_grad_kernel(S, &W, x, dy, batch, bb ? bb->grad : NULL);
-        if (dx)
-            sc_input_grad_kernel(S, &W, dy, batch, dx);
-    }
     S->dense_valid = false;
+    struct dsnn_param_block *bb = dsnn_sparse_bias(S->w);
+    float *db = bb ? bb->grad : NULL;
+    if (sc_dense_path(S, &W)) {
+        if (sc_backward_dense(S, &W, x, dy, dx, batch, db) != DSNN_OK)
+            return sc_nomem(l, "backward", err);
+        return DSNN_OK;
+    }
+    const int pass = batch < SC_PASS ? batch : SC_PASS, nch = sc_chunks(pass);
+    const int ngroups = sc_groups(S, &W, ly_threads());
+    if (!ngroups || !sc_build_fbase(S, &W) || (dx && !sc_build_cindex(S, &W)) ||
+        !sc_need(&S->xP, &S->xP_cap, nch * S->xel) ||
+        !(S->dyP = sc_ws(SC_WS_DY, nch * S->del)) ||
+        (dx && !(S->oP = sc_ws(SC_WS_OUT, nch * S->dxel))))
+        return sc_nomem(l, "backward", err);
+    if (W.nnz)
+        memset(W.grad, 0, sizeof(float) * W.nnz);
+    if (db)
+        sc_bias_grad(S, dy, batch, db);
+    const bool have_x = S->xP_src == x && S->xP_batch == batch;
+    for (int b0 = 0; b0 < batch; b0 += SC_PASS) {
+        const int nb = batch - b0 < SC_PASS ? batch - b0 : SC_PASS;
+        if (!have_x)
+            sc_pack_x(S, x, b0, nb);
+        sc_pack_dy(S, dy, b0, nb);
+        sc_weight_grad_pass(S, &W, ngroups, nb);
+        if (dx) {
+            sc_input_grad_pass(S, nb);
+            sc_unpack(S->oP, S->dxel, S->g.c, S->g.h, S->g.w, S->cs, dx, b0, nb);
+        }
+    }
     if (S->keep_dense) {
-        enum dsnn_status st = sc_dense_grad(S, x, dy, batch);
-        if (st != DSNN_OK)
-            return st;
+        if (sc_dense_grad(S, x, dy, batch) != DSNN_OK)
+            return sc_nomem(l, "backward", err);
         S->dense_valid = true;
     }
     return DSNN_OK;
@@ -557,18 +584,35 @@ static void sc_destroy(struct dsnn_layer *l)
     struct sparse_conv2d *S = (struct sparse_conv2d *)l;
     dsnn_layer_free(S->w);
     free(S->dense_grad);
-    free(S->oy0);
-    free(S->oy1);
-    free(S->ox0);
-    free(S->ox1);
+    free(S->fbase);
     free(S->cptr);
-    free(S->cidx);
-    free(S->crow);
-    free(S->xpad);
-    free(S->dypad);
-    free(S->scratch);
-    free(S->wg_part);
+    free(S->cbase);
+    free(S->ck);
+    free(S->cval);
+    free(S->xP);
+    free(S->wd);
+    free(S->dwd);
+    free(S->grp);
     free(S);
+}
+
+/* Panel strides and sizes; false if an offset within a chunk would not fit int32. */
+static bool sc_panel_geom(struct sparse_conv2d *S)
+{
+    const struct cv_geom *g = &S->g;
+    S->cs = g->c % 16 == 0 ? g->c + 1 : g->c;
+    S->ms = S->out_c % 16 == 0 ? S->out_c + 1 : S->out_c;
+    S->hp = g->h + 2 * g->ph;
+    S->wp = g->w + 2 * g->pw;
+    S->ty = (g->kh - 1) / g->sh;
+    S->tx = (g->kw - 1) / g->sw;
+    S->dhp = (S->hp - 1) / g->sh + S->ty + 1;
+    S->dwp = (S->wp - 1) / g->sw + S->tx + 1;
+    S->xel = (size_t)S->hp * S->wp * S->cs * SC_NB;
+    S->yel = (size_t)g->oh * g->ow * S->ms * SC_NB;
+    S->del = (size_t)S->dhp * S->dwp * S->ms * SC_NB;
+    S->dxel = (size_t)g->h * g->w * S->cs * SC_NB;
+    return S->xel < INT32_MAX && S->del < INT32_MAX;
 }
 
 static const struct dsnn_layer_ops sparse_conv2d_ops = {
@@ -608,20 +652,26 @@ struct dsnn_layer *dsnn_sparse_conv2d_new(const char *name, struct dsnn_shape in
     S->g = g;
     S->out_c = out_channels;
     S->bias = bias;
-    S->oy0 = malloc(sizeof(int) * (size_t)g.kh);
-    S->oy1 = malloc(sizeof(int) * (size_t)g.kh);
-    S->ox0 = malloc(sizeof(int) * (size_t)g.kw);
-    S->ox1 = malloc(sizeof(int) * (size_t)g.kw);
-    if (!S->oy0 || !S->oy1 || !S->ox0 || !S->ox1) {
+    S->dense_above = SC_DENSE_ABOVE_DEFAULT;
+    if (!sc_panel_geom(S)) {
+        dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': activations too large for the sparse convolution's panels", name);
         sc_destroy(&S->base);
-        dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    for (int i = 0; i < g.kh; i++)
-        cv_valid_range(g.oh, g.sh, g.ph, i, g.h, &S->oy0[i], &S->oy1[i]);
-    for (int j = 0; j < g.kw; j++)
-        cv_valid_range(g.ow, g.sw, g.pw, j, g.w, &S->ox0[j], &S->ox1[j]);
     return &S->base;
+}
+
+void dsnn_sparse_conv2d_set_dense_above(struct dsnn_layer *l, double density)
+{
+    struct sparse_conv2d *S = sc_cast(l);
+    if (S)
+        S->dense_above = density;
+}
+
+double dsnn_sparse_conv2d_dense_above(const struct dsnn_layer *l)
+{
+    const struct sparse_conv2d *S = sc_cast(l);
+    return S ? S->dense_above : 0.0;
 }
 
 bool dsnn_sparse_conv2d_is(const struct dsnn_layer *l)

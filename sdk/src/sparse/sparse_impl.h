@@ -179,7 +179,17 @@ void sp_hashset_free(struct sp_hashset *h);
  * sddmm: out[k] = dot(dyT[r][0:w], xT[idx[k]][0:w]) for the connections k of rows [r0, r1);
  *        db[r] = sum dyT[r][0:w] if db != NULL.
  * Every set computes the same sums in the same connection order; they differ only in rounding
- * (FMA vs separate multiply and add, and the order of the horizontal sums of sddmm). */
+ * (FMA vs separate multiply and add, and the order of the horizontal sums of sddmm).
+ *
+ * Convolution kernels (sparse/conv2d.c) work on panels of SP_PAD samples: one "vector" is the
+ * SP_PAD floats of one (position, channel) element of a chunk, 64-byte aligned; offsets and
+ * steps are in floats (multiples of SP_PAD). For npos positions q:
+ * conv_spmm:  out[q out_step + r SP_PAD + s] = (bias ? bias[r] : 0)
+ *                 + sum_{k in ptr[r]..ptr[r+1]} val[k] in[q in_step + off[k] + s]
+ *             for rows r in [r0, r1), samples s < SP_PAD (forward: rows are output channels, off
+ *             the input element of a connection; input gradient: rows are input channels).
+ * conv_sddmm: grad[k] += sum_q sum_s dy[q dy_step + r SP_PAD + s] x[q x_step + off[k] + s]
+ *             for the connections k of rows [r0, r1) (weight gradient of one output row). */
 struct sp_kernels {
     const char *isa; /* "scalar", "avx2", "avx512" */
     void (*spmm)(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
@@ -193,6 +203,11 @@ struct sp_kernels {
                               size_t ld, int i0, int i1, int j0, int j1);
     void (*transpose_out)(const float *yT, size_t ld, int n, float *y, int batch, int i0, int i1,
                           int j0, int j1);
+    void (*conv_spmm)(const int64_t *ptr, const int32_t *off, const float *val, const float *bias,
+                      const float *in, size_t in_step, float *out, size_t out_step, int r0,
+                      int r1, int npos);
+    void (*conv_sddmm)(const int64_t *ptr, const int32_t *off, const float *dy, size_t dy_step,
+                       const float *x, size_t x_step, float *grad, int r0, int r1, int npos);
 };
 
 extern const struct sp_kernels sp_kernels_scalar, sp_kernels_avx2,
