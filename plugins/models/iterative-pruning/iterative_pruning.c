@@ -191,8 +191,8 @@ static enum dsnn_status itp_prune(struct dsnn_sparse_model *sm, const struct itp
     if (st == DSNN_OK)
         st = dsnn_sparse_model_update_begin(sm, err);
     for (size_t i = 0; st == DSNN_OK && i < n; i++)
-        st = dsnn_rewind_prune_mask(m->initial, dsnn_sparse_model_net(sm),
-                                    dsnn_sparse_model_layer_index(sm, i), mark[i], err);
+        st = dsnn_rewind_prune_mask_layer(m->initial, dsnn_sparse_model_net(sm),
+                                          dsnn_sparse_model_layer(sm, i), mark[i], err);
     for (size_t i = 0; i < n; i++) {
         free(score[i]);
         free(mark[i]);

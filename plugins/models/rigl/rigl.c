@@ -133,6 +133,18 @@ static enum dsnn_status rigl_update(struct dsnn_sparse_model *sm, struct rigl_mo
     return DSNN_OK;
 }
 
+/* Sparse convolutions compute the dense gradient only for the backward of an update step. */
+static enum dsnn_status rigl_after_forward(struct dsnn_sparse_model *sm, void *params,
+                                           const struct dsnn_batch *b, struct dsnn_error *err)
+{
+    (void)b, (void)err;
+    const struct rigl_model *m = params;
+    const int64_t t = dsnn_base_model_step(dsnn_sparse_model_base(sm)) + 1;
+    dsnn_sparse_model_keep_dense_grad(sm,
+                                      dsnn_schedule_due(t, m->begin_step, m->end_step, m->frequency));
+    return DSNN_OK;
+}
+
 static enum dsnn_status rigl_after_backward(struct dsnn_sparse_model *sm, void *params,
                                             int64_t step, struct dsnn_error *err)
 {
@@ -194,5 +206,6 @@ DSNN_MODEL_PLUGIN("rigl", "1.0.0",
                   "RigL (Evci et al. 2020): every few steps drop the smallest weights and grow "
                   "the connections of largest dense gradient, on truly sparse layers",
                   rigl_keys, .params_size = sizeof(struct rigl_model), .configure = rigl_configure,
-                  .after_backward = rigl_after_backward, .end_epoch = rigl_end_epoch,
+                  .after_forward = rigl_after_forward, .after_backward = rigl_after_backward,
+                  .end_epoch = rigl_end_epoch,
                   .save = rigl_save, .load = rigl_load)

@@ -134,6 +134,19 @@ static enum dsnn_status snfs_round(struct dsnn_sparse_model *sm, struct snfs_mod
     return DSNN_OK;
 }
 
+/* Sparse convolutions compute the dense gradient only for the backward whose gradients a round
+ * uses (every backward when rounds run at epoch ends, update_frequency = 0). */
+static enum dsnn_status snfs_after_forward(struct dsnn_sparse_model *sm, void *params,
+                                           const struct dsnn_batch *b, struct dsnn_error *err)
+{
+    (void)b, (void)err;
+    const struct snfs_model *m = params;
+    const int64_t t = dsnn_base_model_step(dsnn_sparse_model_base(sm)) + 1;
+    dsnn_sparse_model_keep_dense_grad(
+        sm, m->frequency <= 0 || dsnn_schedule_due(t, 0, m->total_steps - 1, m->frequency));
+    return DSNN_OK;
+}
+
 static enum dsnn_status snfs_after_step(struct dsnn_sparse_model *sm, void *params, int64_t step,
                                         struct dsnn_error *err)
 {
@@ -189,5 +202,6 @@ DSNN_MODEL_PLUGIN("snfs", "1.0.0",
                   "Sparse momentum (Dettmers & Zettlemoyer 2019): magnitude pruning, regrowth "
                   "redistributed across layers by mean momentum, grown at the largest gradients",
                   snfs_keys, .params_size = sizeof(struct snfs_model), .configure = snfs_configure,
+                  .after_forward = snfs_after_forward,
                   .after_step = snfs_after_step, .end_epoch = snfs_end_epoch, .save = snfs_save,
                   .load = snfs_load)

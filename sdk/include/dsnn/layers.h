@@ -241,9 +241,9 @@ DSNN_API struct dsnn_layer *dsnn_global_avgpool2d_new(const char *name, struct d
  * inner layers' own params pointers are redirected to it, so their save / load (which recurse
  * from the block's) see the optimizer state too. on_epoch_end is forwarded to the inner layers.
  *
- * Inner layers must keep their parameter arrays in place after init: sparse layers
- * ("sparse_linear", "sparse_conv2d", whose topology edits reallocate them) and nested residual
- * blocks are refused. Layer names must be unique within the block.
+ * Inner layers may be sparse ("sparse_linear", "sparse_conv2d"): their topology edits work on
+ * the block's moved parameter blocks (optimizer state included). Nested residual blocks are
+ * refused. Layer names must be unique within the block.
  * ====================================================================================== */
 
 /* type "residual". inner: n_inner >= 1 layers, chained shapes; shortcut: n_shortcut >= 0
@@ -256,6 +256,13 @@ DSNN_API struct dsnn_layer *dsnn_residual_new(const char *name, struct dsnn_laye
 /* Layers of the block (shortcut: the shortcut chain). Owned by the block; NULL out of range. */
 DSNN_API size_t dsnn_residual_n_layers(const struct dsnn_layer *l, bool shortcut);
 DSNN_API struct dsnn_layer *dsnn_residual_layer(struct dsnn_layer *l, bool shortcut, size_t i);
+/* Replaces layer i of the inner (or shortcut) chain by `layer` (same input and output shapes, a
+ * name unique within the block; not a residual block) before the block is initialised, and frees
+ * the old one. Takes ownership of `layer` (freed on failure). Used to make a block's convolutions
+ * sparse (dsnn/sparse_model.h). */
+DSNN_API enum dsnn_status dsnn_residual_replace(struct dsnn_layer *l, bool shortcut, size_t i,
+                                                struct dsnn_layer *layer,
+                                                struct dsnn_error *err);
 /* ResNet BasicBlock (torchvision): conv3x3(stride)-bn-relu-conv3x3-bn, no conv biases, and a
  * 1x1 conv(stride)-bn shortcut when stride != 1 or in.c != out_channels; ReLU after the sum.
  * Inner names: conv1 bn1 relu1 conv2 bn2; shortcut: shortcut_conv shortcut_bn. */

@@ -60,6 +60,12 @@ DSNN_API void dsnn_rewind_free(struct dsnn_rewind *r);
 DSNN_API enum dsnn_status dsnn_rewind_prune_mask(struct dsnn_rewind *r, struct dsnn_net *net,
                                                  size_t layer, const uint8_t *remove,
                                                  struct dsnn_error *err);
+/* The same for a "sparse_linear" layer `l` anywhere in net: a layer of the net, one inside a
+ * residual block, or the weight store of a sparse conv2d (dsnn_sparse_conv2d_weights). */
+DSNN_API enum dsnn_status dsnn_rewind_prune_mask_layer(struct dsnn_rewind *r, struct dsnn_net *net,
+                                                       struct dsnn_layer *l,
+                                                       const uint8_t *remove,
+                                                       struct dsnn_error *err);
 /* Sets every parameter back to its copied value (surviving connections to their initial
  * values), zeroes gradients and every allocated optimizer state slot. DSNN_ERR_INVALID if a
  * block's size no longer matches its copy (the topology was edited behind the copy's back). The

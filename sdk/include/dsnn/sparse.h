@@ -103,8 +103,10 @@ DSNN_API enum dsnn_status dsnn_sparse_erk_densities(size_t n, const int *n_in, c
                                                     const bool *dense, double density,
                                                     double *densities, double *epsilon,
                                                     struct dsnn_error *err);
-/* ERK over a list of layers before init: "linear" layers count as dense, each "sparse_linear"
- * layer's density is set (its epsilon cleared). Other layer types are refused. */
+/* ERK over a list of layers before init: dense "linear" and "conv2d" layers count as dense, each
+ * "sparse_linear" and "sparse_conv2d" layer's density is set (its epsilon cleared). A matrix's
+ * raw density is (n_in + n_out) / (n_in n_out), a kernel's (c_in + c_out + kh + kw) /
+ * (c_in c_out kh kw), as RigL's ERK. Other layer types are refused. */
 DSNN_API enum dsnn_status dsnn_sparse_erk_apply(struct dsnn_layer *const *layers, size_t n,
                                                 double density, struct dsnn_error *err);
 

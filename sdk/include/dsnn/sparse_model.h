@@ -32,6 +32,12 @@ DSNN_API struct dsnn_layer *dsnn_sparse_model_layer(const struct dsnn_sparse_mod
 DSNN_API size_t dsnn_sparse_model_n_layers(const struct dsnn_sparse_model *sm);
 /* The index in the network of sparse layer i (i < n_layers). */
 DSNN_API size_t dsnn_sparse_model_layer_index(const struct dsnn_sparse_model *sm, size_t i);
+/* Gradient-based growth (dsnn_prune_grow_gradient, dsnn_sparse_grow_gradient) needs the dense
+ * gradient dL/dW of the last backward. Sparse linear layers compute it on demand; sparse conv2d
+ * layers only for a backward run with this on (it costs a dense weight-gradient convolution), so
+ * a scheme turns it on from its after_forward hook for the steps whose gradients it will use,
+ * and off for the others. No effect without sparse convolutions. */
+DSNN_API void dsnn_sparse_model_keep_dense_grad(struct dsnn_sparse_model *sm, bool on);
 /* The random stream of prune / regrow draws (DSNN_RNG_STREAM_TOPOLOGY of the trial; part of the
  * checkpoint). */
 DSNN_API struct dsnn_rng *dsnn_sparse_model_topo_rng(struct dsnn_sparse_model *sm);

@@ -1,14 +1,15 @@
 /* layers/residual.c - residual block y = relu?(inner(x) + shortcut(x)), a composite layer that owns a
  * chain of inner layers and an optional shortcut chain.
  *
- * Parameters: after the inner layers are initialised, their parameter blocks are copied into
+ * Parameters: after the inner layers are initialised, their parameter blocks are moved into
  * one array (the block's params, which optimizers walk) and each inner layer's params pointer
- * is redirected to its slice of that array, so the copy is the only one that gets optimizer
- * state slots, and the inner layers' own save / load (dsnn_layer_save_params reads l->params)
- * see them. value / grad arrays are shared with the inner layers' own blocks, which they keep
- * using. On destroy the state slots are handed back to the inner layers' original blocks and
- * their params pointers restored, so each layer frees its own memory exactly once. This is why
- * layers that reallocate their blocks after init (sparse layers) cannot be inner layers. */
+ * is redirected to its slice of that array, so the moved blocks are the only ones that get
+ * optimizer state slots, and the inner layers' own save / load (dsnn_layer_save_params reads
+ * l->params) see them. Dense layers keep using the value / grad arrays through their own blocks
+ * (shared, never reallocated); sparse layers ("sparse_linear", "sparse_conv2d") work on
+ * l->params only, so their topology edits (which reallocate value, grad and state) happen in the
+ * moved blocks. Before a re-init and on destroy the blocks move back and the params pointers are
+ * restored, so each layer frees its own memory exactly once. */
 #include "dsnn/io.h"
 #include "dsnn/layers.h"
 #include "layers/layers_impl.h"
@@ -44,7 +45,9 @@ static bool shape_eq(struct dsnn_shape a, struct dsnn_shape b)
     return a.c == b.c && a.h == b.h && a.w == b.w;
 }
 
-/* Gives the state slots back to the layers' own blocks and restores their params pointers. */
+/* Moves the parameter blocks back into the layers' own arrays and restores their params
+ * pointers. The whole block moves (value, grad, size, capacity, state slots): a sparse layer may
+ * have reallocated its arrays while bound. */
 static void res_unbind(struct residual *R)
 {
     if (!R->bound)
@@ -54,14 +57,10 @@ static void res_unbind(struct residual *R)
         struct dsnn_layer *l = R->layers[j];
         struct dsnn_param_block *own = R->orig[j];
         for (size_t i = 0; i < l->n_params; i++) {
-            struct dsnn_param_block *copy = &R->blocks[off + i];
-            for (int s = 0; s < DSNN_OPT_STATE_MAX; s++) {
-                if (copy->state[s] && own[i].state[s] != copy->state[s]) {
+            for (int s = 0; s < DSNN_OPT_STATE_MAX; s++)
+                if (own[i].state[s] != R->blocks[off + i].state[s])
                     free(own[i].state[s]);
-                    own[i].state[s] = copy->state[s];
-                }
-                copy->state[s] = NULL;
-            }
+            own[i] = R->blocks[off + i];
         }
         off += l->n_params;
         l->params = own;
@@ -74,6 +73,10 @@ static void res_unbind(struct residual *R)
     R->bound = false;
 }
 
+/* Moves every inner and shortcut parameter block into one array (the block's params) and points
+ * each layer's params at its slice. Dense layers keep reading their value / grad arrays through
+ * their own blocks (the arrays are shared and never reallocated); sparse layers reach all of
+ * their block through l->params. */
 static enum dsnn_status res_bind(struct residual *R, struct dsnn_error *err)
 {
     size_t total = 0;
@@ -88,7 +91,7 @@ static enum dsnn_status res_bind(struct residual *R, struct dsnn_error *err)
         R->orig[j] = l->params;
         for (size_t i = 0; i < l->n_params; i++) {
             R->blocks[off + i] = l->params[i];
-            /* the copy owns the state slots from now on */
+            /* the moved block owns the state slots from now on */
             for (int s = 0; s < DSNN_OPT_STATE_MAX; s++)
                 l->params[i].state[s] = NULL;
         }
@@ -316,12 +319,12 @@ static bool check_chain(const char *name, const char *what, struct dsnn_layer *c
                            name, what, i);
             return false;
         }
-        if (dsnn_sparse_is(c) || dsnn_sparse_conv2d_is(c) || dsnn_layer_is(c, "residual")) {
+        if (dsnn_layer_is(c, "residual")) {
             dsnn_error_set(err, DSNN_ERR_INVALID,
-                           "residual block '%s': %s layer '%s' is a '%s' layer; sparse layers "
-                           "and nested residual blocks cannot be inner layers (add them to the "
-                           "network directly)",
-                           name, what, c->name, c->ops->type);
+                           "residual block '%s': %s layer '%s' is a residual block; nested "
+                           "residual blocks cannot be inner layers (add them to the network "
+                           "directly)",
+                           name, what, c->name);
             return false;
         }
         if (c->initialized) {
@@ -433,6 +436,33 @@ struct dsnn_layer *dsnn_residual_layer(struct dsnn_layer *l, bool shortcut, size
     if (shortcut)
         return i < R->n - R->n_inner ? R->layers[R->n_inner + i] : NULL;
     return i < R->n_inner ? R->layers[i] : NULL;
+}
+
+enum dsnn_status dsnn_residual_replace(struct dsnn_layer *l, bool shortcut, size_t i,
+                                       struct dsnn_layer *layer, struct dsnn_error *err)
+{
+    struct residual *R = res_cast(l);
+    struct dsnn_layer *old = R ? dsnn_residual_layer(l, shortcut, i) : NULL;
+    const char *why = !R       ? "not a residual block"
+                      : !old   ? "no such layer"
+                      : !layer ? "no new layer"
+                      : l->initialized ? "the block is initialised"
+                      : dsnn_layer_is(layer, "residual") ? "nested residual blocks are not allowed"
+                      : !shape_eq(old->in, layer->in) || !shape_eq(old->out, layer->out)
+                          ? "the new layer's shapes differ"
+                          : NULL;
+    for (size_t j = 0; !why && j < R->n; j++)
+        if (R->layers[j] != old && strcmp(R->layers[j]->name, layer->name) == 0)
+            why = "a layer of that name exists";
+    if (why) {
+        dsnn_layer_free(layer);
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "residual block '%s': cannot replace %s "
+                              "layer %zu: %s", l ? l->name : "(null)",
+                              shortcut ? "shortcut" : "inner", i, why);
+    }
+    R->layers[shortcut ? R->n_inner + i : i] = layer;
+    dsnn_layer_free(old);
+    return DSNN_OK;
 }
 
 struct dsnn_layer *dsnn_resnet_basic_block_new(const char *name, struct dsnn_shape in,

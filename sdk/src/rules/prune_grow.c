@@ -240,22 +240,28 @@ struct dsnn_rewind *dsnn_rewind_new(struct dsnn_net *net, struct dsnn_error *err
     return r;
 }
 
-static struct rewind_block *find_block(const struct dsnn_rewind *r, size_t layer, size_t block)
+/* The copy of the block whose struct is *p (a block of a network layer's params array: the
+ * layer's own, a residual block's moved ones, or those a sparse conv shares with its store). */
+static struct rewind_block *find_block_at(const struct dsnn_rewind *r, struct dsnn_net *net,
+                                          const struct dsnn_param_block *p)
 {
-    for (size_t i = 0; i < r->n; i++)
-        if (r->b[i].layer == layer && r->b[i].block == block)
+    for (size_t i = 0; i < r->n; i++) {
+        struct dsnn_layer *l =
+            r->b[i].layer < dsnn_net_n_layers(net) ? dsnn_net_layer(net, r->b[i].layer) : NULL;
+        if (l && r->b[i].block < l->n_params && &l->params[r->b[i].block] == p)
             return &r->b[i];
+    }
     return NULL;
 }
 
-enum dsnn_status dsnn_rewind_prune_mask(struct dsnn_rewind *r, struct dsnn_net *net, size_t layer,
-                                        const uint8_t *remove, struct dsnn_error *err)
+enum dsnn_status dsnn_rewind_prune_mask_layer(struct dsnn_rewind *r, struct dsnn_net *net,
+                                              struct dsnn_layer *l, const uint8_t *remove,
+                                              struct dsnn_error *err)
 {
-    struct dsnn_layer *l = layer < dsnn_net_n_layers(net) ? dsnn_net_layer(net, layer) : NULL;
-    if (!l || !dsnn_sparse_is(l))
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "rewind: layer %zu is not a sparse layer",
-                              layer);
-    struct rewind_block *b = find_block(r, layer, 0);
+    if (!l || !dsnn_sparse_is(l) || !l->params)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "rewind: layer '%s' is not a sparse layer",
+                              l ? l->name : "(null)");
+    struct rewind_block *b = find_block_at(r, net, &l->params[0]);
     const size_t nnz = dsnn_sparse_nnz(l);
     if (!b || b->n != nnz)
         return dsnn_error_set(err, DSNN_ERR_INVALID,
@@ -271,6 +277,16 @@ enum dsnn_status dsnn_rewind_prune_mask(struct dsnn_rewind *r, struct dsnn_net *
             b->v[w++] = b->v[k];
     b->n = w;
     return DSNN_OK;
+}
+
+enum dsnn_status dsnn_rewind_prune_mask(struct dsnn_rewind *r, struct dsnn_net *net, size_t layer,
+                                        const uint8_t *remove, struct dsnn_error *err)
+{
+    struct dsnn_layer *l = layer < dsnn_net_n_layers(net) ? dsnn_net_layer(net, layer) : NULL;
+    if (!l || !dsnn_sparse_is(l))
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "rewind: layer %zu is not a sparse layer",
+                              layer);
+    return dsnn_rewind_prune_mask_layer(r, net, l, remove, err);
 }
 
 enum dsnn_status dsnn_rewind_apply(const struct dsnn_rewind *r, struct dsnn_net *net,

@@ -89,7 +89,20 @@ static struct sparse_conv2d *sc_cast(const struct dsnn_layer *l)
     return l && l->ops == &sparse_conv2d_ops ? (struct sparse_conv2d *)l : NULL;
 }
 
-static void sc_sync(struct sparse_conv2d *S)
+/* The parameter blocks are the conv layer's (base.params), which a residual block may have moved
+ * into its own array: the weight store works on whatever base.params points to. sc_w pushes the
+ * layer's blocks to the store before each use; sc_pull takes the store's after it allocated
+ * them (init, load into an uninitialised layer). */
+static struct dsnn_layer *sc_w(struct sparse_conv2d *S)
+{
+    if (S->base.params) {
+        S->w->params = S->base.params;
+        S->w->n_params = S->base.n_params;
+    }
+    return S->w;
+}
+
+static void sc_pull(struct sparse_conv2d *S)
 {
     S->base.params = S->w->params;
     S->base.n_params = S->w->n_params;
@@ -100,11 +113,12 @@ static enum dsnn_status sc_init(struct dsnn_layer *l, struct dsnn_rng *rng,
 {
     struct sparse_conv2d *S = sc_cast(l);
     enum dsnn_status st = dsnn_layer_init(S->w, rng, err);
+    sc_pull(S);
     if (st != DSNN_OK)
         return st;
     S->dense_valid = false;
+    sp_set_ext_grad(S->w, NULL);
     S->xP_src = NULL;
-    sc_sync(S);
     return DSNN_OK;
 }
 
@@ -425,14 +439,14 @@ static enum dsnn_status sc_forward(struct dsnn_layer *l, const float *x, float *
     (void)train;
     struct sparse_conv2d *S = sc_cast(l);
     struct dsnn_sparse_csr W;
-    if (!dsnn_sparse_get_csr(S->w, &W))
+    if (!dsnn_sparse_get_csr(sc_w(S), &W))
         return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': forward before init", l->name);
-    sc_sync(S);
     S->dense_valid = false;
+    sp_set_ext_grad(S->w, NULL);
     S->xP_src = NULL;
-    if (dsnn_sparse_get_activation(S->w) != DSNN_SPARSE_ACT_NONE)
+    if (dsnn_sparse_get_activation(sc_w(S)) != DSNN_SPARSE_ACT_NONE)
         return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED, "layer '%s': a fused activation is not supported by sparse_conv2d (add a relu layer)", l->name);
-    const struct dsnn_param_block *bb = dsnn_sparse_bias(S->w);
+    const struct dsnn_param_block *bb = dsnn_sparse_bias(sc_w(S));
     const float *bias = bb ? bb->value : NULL;
     if (sc_dense_path(S, &W)) {
         if (!sc_scatter_dense(S, &W) ||
@@ -491,6 +505,7 @@ static enum dsnn_status sc_backward_dense(struct sparse_conv2d *S, const struct 
         for (int64_t k = W->row_ptr[o]; k < W->row_ptr[o + 1]; k++)
             W->grad[k] = dwd[(size_t)o * W->n_in + W->col[k]];
     S->dense_valid = S->keep_dense;
+    sp_set_ext_grad(S->w, S->dense_valid ? S->dense_grad : NULL);
     return DSNN_OK;
 }
 
@@ -519,11 +534,11 @@ static enum dsnn_status sc_backward(struct dsnn_layer *l, const float *x, const 
     (void)y;
     struct sparse_conv2d *S = sc_cast(l);
     struct dsnn_sparse_csr W;
-    if (!dsnn_sparse_get_csr(S->w, &W))
+    if (!dsnn_sparse_get_csr(sc_w(S), &W))
         return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': backward before init", l->name);
-    sc_sync(S);
     S->dense_valid = false;
-    struct dsnn_param_block *bb = dsnn_sparse_bias(S->w);
+    sp_set_ext_grad(S->w, NULL);
+    struct dsnn_param_block *bb = dsnn_sparse_bias(sc_w(S));
     float *db = bb ? bb->grad : NULL;
     if (sc_dense_path(S, &W)) {
         if (sc_backward_dense(S, &W, x, dy, dx, batch, db) != DSNN_OK)
@@ -557,6 +572,7 @@ static enum dsnn_status sc_backward(struct dsnn_layer *l, const float *x, const 
         if (sc_dense_grad(S, x, dy, batch) != DSNN_OK)
             return sc_nomem(l, "backward", err);
         S->dense_valid = true;
+        sp_set_ext_grad(S->w, S->dense_grad);
     }
     return DSNN_OK;
 }
@@ -565,7 +581,7 @@ static enum dsnn_status sc_save(struct dsnn_layer *l, FILE *f, struct dsnn_error
 {
     struct sparse_conv2d *S = sc_cast(l);
     enum dsnn_status st = dsnn_io_write(f, "SPCV", 4, "sparse conv2d tag", err);
-    return st != DSNN_OK ? st : dsnn_layer_save(S->w, f, err);
+    return st != DSNN_OK ? st : dsnn_layer_save(sc_w(S), f, err);
 }
 
 static enum dsnn_status sc_load(struct dsnn_layer *l, FILE *f, struct dsnn_error *err)
@@ -573,16 +589,17 @@ static enum dsnn_status sc_load(struct dsnn_layer *l, FILE *f, struct dsnn_error
     struct sparse_conv2d *S = sc_cast(l);
     enum dsnn_status st = dsnn_io_expect_tag(f, "SPCV", err);
     if (st == DSNN_OK)
-        st = dsnn_layer_load(S->w, f, err);
-    sc_sync(S);
+        st = dsnn_layer_load(sc_w(S), f, err);
+    sc_pull(S);
     S->dense_valid = false;
+    sp_set_ext_grad(S->w, NULL);
     return st;
 }
 
 static void sc_destroy(struct dsnn_layer *l)
 {
     struct sparse_conv2d *S = (struct sparse_conv2d *)l;
-    dsnn_layer_free(S->w);
+    dsnn_layer_free(sc_w(S));
     free(S->dense_grad);
     free(S->fbase);
     free(S->cptr);
@@ -682,7 +699,7 @@ bool dsnn_sparse_conv2d_is(const struct dsnn_layer *l)
 struct dsnn_layer *dsnn_sparse_conv2d_weights(struct dsnn_layer *l)
 {
     struct sparse_conv2d *S = sc_cast(l);
-    return S ? S->w : NULL;
+    return S ? sc_w(S) : NULL;
 }
 
 size_t dsnn_sparse_conv2d_nnz(const struct dsnn_layer *l)
@@ -706,6 +723,7 @@ void dsnn_sparse_conv2d_keep_dense_grad(struct dsnn_layer *l, bool on)
             free(S->dense_grad);
             S->dense_grad = NULL;
             S->dense_valid = false;
+            sp_set_ext_grad(S->w, NULL);
         }
     }
 }
@@ -734,9 +752,7 @@ enum dsnn_status dsnn_sparse_conv2d_grow_gradient(struct dsnn_layer *l, size_t c
                               "layer '%s': no dense gradient: turn dsnn_sparse_conv2d_keep_dense_"
                               "grad on before the backward that precedes the growth",
                               l->name);
-    enum dsnn_status st = dsnn_sparse_grow_score(S->w, count, sc_grad_score, S, rng, err);
-    sc_sync(S);
-    return st;
+    return dsnn_sparse_grow_score(sc_w(S), count, sc_grad_score, S, rng, err);
 }
 
 bool sp_conv2d_geometry(const struct dsnn_layer *l, struct dsnn_conv2d_geom *g)

@@ -5,6 +5,7 @@
  * precise_per_output: Floyd's algorithm per row with a reusable bitmap of n_in bits.
  * approximate:        geometric skips between successive connections (Bernoulli process).
  * Time and memory are O(nnz) (O(n_in*n_out) only when density > 1/2, i.e. O(nnz) too). */
+#include "dsnn/layers.h"
 #include "sparse/sparse_impl.h"
 
 #include <math.h>
@@ -19,9 +20,12 @@ double dsnn_sparse_er_density(int n_in, int n_out, double epsilon)
     return d > 1.0 ? 1.0 : d;
 }
 
-enum dsnn_status dsnn_sparse_erk_densities(size_t n, const int *n_in, const int *n_out,
-                                           const bool *dense, double density, double *densities,
-                                           double *epsilon, struct dsnn_error *err)
+/* ERK over n layers of size[i] weights whose dimensions add up to sum[i] (RigL: the raw density
+ * of a layer is sum / size: (n_in + n_out) / (n_in n_out) for a matrix, (c_in + c_out + kh + kw)
+ * / (c_in c_out kh kw) for a kernel). */
+static enum dsnn_status erk_solve(size_t n, const double *size, const double *sum,
+                                  const bool *dense, double density, double *densities,
+                                  double *epsilon, struct dsnn_error *err)
 {
     if (!(density >= 0.0 && density <= 1.0))
         return dsnn_error_set(err, DSNN_ERR_INVALID, "ERK: density %g outside [0, 1]", density);
@@ -30,23 +34,17 @@ enum dsnn_status dsnn_sparse_erk_densities(size_t n, const int *n_in, const int 
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     double total = 0;
     for (size_t i = 0; i < n; i++) {
-        if (n_in[i] <= 0 || n_out[i] <= 0) {
-            free(is_dense);
-            return dsnn_error_set(err, DSNN_ERR_INVALID, "ERK: layer %zu has size %d x %d", i,
-                                  n_out[i], n_in[i]);
-        }
-        total += (double)n_in[i] * n_out[i];
+        total += size[i];
         is_dense[i] = dense && dense[i];
     }
     double eps = 0;
     for (;;) {
         double budget = density * total, denom = 0;
         for (size_t i = 0; i < n; i++) {
-            double size = (double)n_in[i] * n_out[i];
             if (is_dense[i])
-                budget -= size;
+                budget -= size[i];
             else
-                denom += ((double)n_in[i] + n_out[i]); /* raw probability times size */
+                denom += sum[i]; /* raw probability times size */
         }
         if (budget < -1e-9 * total) {
             free(is_dense);
@@ -62,7 +60,7 @@ enum dsnn_status dsnn_sparse_erk_densities(size_t n, const int *n_in, const int 
         for (size_t i = 0; i < n; i++) {
             if (is_dense[i])
                 continue;
-            double raw = ((double)n_in[i] + n_out[i]) / ((double)n_in[i] * n_out[i]);
+            double raw = sum[i] / size[i];
             if (raw > worst_raw) {
                 worst_raw = raw;
                 worst = i;
@@ -73,7 +71,7 @@ enum dsnn_status dsnn_sparse_erk_densities(size_t n, const int *n_in, const int 
         is_dense[worst] = true;
     }
     for (size_t i = 0; i < n; i++) {
-        double raw = ((double)n_in[i] + n_out[i]) / ((double)n_in[i] * n_out[i]);
+        double raw = sum[i] / size[i];
         densities[i] = is_dense[i] ? 1.0 : fmin(1.0, eps * raw);
     }
     if (epsilon)
@@ -82,50 +80,93 @@ enum dsnn_status dsnn_sparse_erk_densities(size_t n, const int *n_in, const int 
     return DSNN_OK;
 }
 
+enum dsnn_status dsnn_sparse_erk_densities(size_t n, const int *n_in, const int *n_out,
+                                           const bool *dense, double density, double *densities,
+                                           double *epsilon, struct dsnn_error *err)
+{
+    double *size = malloc((n ? n : 1) * sizeof *size), *sum = malloc((n ? n : 1) * sizeof *sum);
+    enum dsnn_status st = DSNN_OK;
+    if (!size || !sum)
+        st = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; st == DSNN_OK && i < n; i++) {
+        if (n_in[i] <= 0 || n_out[i] <= 0)
+            st = dsnn_error_set(err, DSNN_ERR_INVALID, "ERK: layer %zu has size %d x %d", i,
+                                n_out[i], n_in[i]);
+        size[i] = (double)n_in[i] * n_out[i];
+        sum[i] = (double)n_in[i] + n_out[i];
+    }
+    if (st == DSNN_OK)
+        st = erk_solve(n, size, sum, dense, density, densities, epsilon, err);
+    free(size);
+    free(sum);
+    return st;
+}
+
+/* ERK size and dimension sum of layer l (linear, sparse_linear, conv2d or sparse_conv2d); *store:
+ * the sparse_linear whose init the density goes to (NULL for a dense layer). false: another
+ * layer type. */
+static bool erk_layer(struct dsnn_layer *l, double *size, double *sum, struct dsnn_layer **store)
+{
+    int ni, no;
+    bool b;
+    struct dsnn_conv2d_geom g;
+    if (dsnn_sparse_linear_dims_(l, &ni, &no, &b) ||
+        (dsnn_layer_is(l, "linear") && dsnn_linear_dims(l, &ni, &no, &b))) {
+        *size = (double)ni * no;
+        *sum = (double)ni + no;
+        *store = dsnn_sparse_is(l) ? l : NULL;
+        return true;
+    }
+    if (dsnn_conv2d_geometry(l, &g)) {
+        *size = (double)g.in_c * g.out_c * g.kernel * g.kernel;
+        *sum = (double)g.in_c + g.out_c + 2.0 * g.kernel;
+        *store = dsnn_sparse_conv2d_weights(l);
+        return true;
+    }
+    return false;
+}
+
 enum dsnn_status dsnn_sparse_erk_apply(struct dsnn_layer *const *layers, size_t n, double density,
                                        struct dsnn_error *err)
 {
-    int *ni = malloc((n ? n : 1) * sizeof *ni), *no = malloc((n ? n : 1) * sizeof *no);
+    double *size = malloc((n ? n : 1) * sizeof *size), *sum = malloc((n ? n : 1) * sizeof *sum);
+    struct dsnn_layer **store = malloc((n ? n : 1) * sizeof *store);
     bool *dense = malloc((n ? n : 1) * sizeof *dense);
     double *d = malloc((n ? n : 1) * sizeof *d);
     enum dsnn_status st = DSNN_OK;
-    if (!ni || !no || !dense || !d) {
+    if (!size || !sum || !store || !dense || !d) {
         st = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
-        bool b;
-        if (dsnn_sparse_linear_dims_(layers[i], &ni[i], &no[i], &b)) {
-            dense[i] = false;
-            if (layers[i]->initialized) {
-                st = dsnn_error_set(err, DSNN_ERR_INVALID,
-                                    "ERK: layer '%s' is already initialised", layers[i]->name);
-                goto done;
-            }
-        } else if (dsnn_layer_is(layers[i], "linear") &&
-                   dsnn_linear_dims(layers[i], &ni[i], &no[i], &b)) {
-            dense[i] = true;
-        } else {
+        if (!layers[i] || !erk_layer(layers[i], &size[i], &sum[i], &store[i])) {
             st = dsnn_error_set(err, DSNN_ERR_INVALID,
-                                "ERK: layer '%s' is neither linear nor sparse_linear",
+                                "ERK: layer '%s' is not a linear or conv2d layer (dense or sparse)",
                                 layers[i] ? layers[i]->name : "(null)");
             goto done;
         }
+        dense[i] = store[i] == NULL;
+        if (!dense[i] && layers[i]->initialized) {
+            st = dsnn_error_set(err, DSNN_ERR_INVALID, "ERK: layer '%s' is already initialised",
+                                layers[i]->name);
+            goto done;
+        }
     }
-    if ((st = dsnn_sparse_erk_densities(n, ni, no, dense, density, d, NULL, err)))
+    if ((st = erk_solve(n, size, sum, dense, density, d, NULL, err)))
         goto done;
     for (size_t i = 0; i < n; i++) {
         if (dense[i])
             continue;
-        struct dsnn_sparse_init init = *dsnn_sparse_get_init(layers[i]);
+        struct dsnn_sparse_init init = *dsnn_sparse_get_init(store[i]);
         init.epsilon = 0;
         init.density = d[i];
-        if ((st = dsnn_sparse_set_init(layers[i], &init, err)))
+        if ((st = dsnn_sparse_set_init(store[i], &init, err)))
             goto done;
     }
 done:
-    free(ni);
-    free(no);
+    free(size);
+    free(sum);
+    free(store);
     free(dense);
     free(d);
     return st;

@@ -98,7 +98,7 @@ void sp_topology_changed(struct sp_linear *S)
 {
     S->csc_valid = false;
     S->csc_val_valid = false;
-    S->blocks[0].n = S->nnz;
+    SP_WB(S).n = S->nnz;
 }
 
 enum dsnn_status sp_reserve_nnz(struct sp_linear *S, size_t need,
@@ -115,7 +115,7 @@ enum dsnn_status sp_reserve_nnz(struct sp_linear *S, size_t need,
         cap = need;
     if (cap > UINT32_MAX)
         cap = UINT32_MAX;
-    struct dsnn_param_block *b = &S->blocks[0];
+    struct dsnn_param_block *b = &SP_WB(S);
     float **arrays[2 + DSNN_OPT_STATE_MAX] = {&b->value, &b->grad};
     int na = 2;
     for (int s = 0; s < DSNN_OPT_STATE_MAX; s++)
@@ -304,8 +304,8 @@ static void sp_release(struct sp_linear *S)
 {
     sp_free_buffers(S);
     sp_free_csc(S);
-    dsnn_param_block_release(&S->blocks[0]);
-    dsnn_param_block_release(&S->blocks[1]);
+    for (size_t i = 0; i < S->base.n_params; i++)
+        dsnn_param_block_release(&S->base.params[i]);
     free(S->row_ptr);
     free(S->col);
     free(S->col_ptr);
@@ -327,8 +327,10 @@ double dsnn_sparse_init_density(const struct dsnn_sparse_init *init, int n_in, i
 static enum dsnn_status sp_alloc_blocks(struct sp_linear *S, size_t cap,
                                         struct dsnn_error *err)
 {
-    struct dsnn_param_block *w = &S->blocks[0];
+    struct dsnn_param_block *w = &S->own[0];
     memset(w, 0, sizeof *w);
+    S->base.params = S->own;
+    S->base.n_params = 1;
     snprintf(w->name, sizeof w->name, "weight");
     if (cap < 1)
         cap = 1;
@@ -339,9 +341,8 @@ static enum dsnn_status sp_alloc_blocks(struct sp_linear *S, size_t cap,
     if (!w->value || !w->grad)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': cannot allocate %zu connections",
                               S->base.name, cap);
-    if (S->bias && dsnn_param_block_alloc(&S->blocks[1], "bias", (size_t)S->n_out) != DSNN_OK)
+    if (S->bias && dsnn_param_block_alloc(&S->own[1], "bias", (size_t)S->n_out) != DSNN_OK)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    S->base.params = S->blocks;
     S->base.n_params = S->bias ? 2 : 1;
     return DSNN_OK;
 }
@@ -394,13 +395,13 @@ static enum dsnn_status sp_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     }
     S->col = col;
     S->nnz = nnz;
-    S->blocks[0].n = nnz;
-    float *v = S->blocks[0].value;
+    SP_WB(S).n = nnz;
+    float *v = SP_WB(S).value;
     for (size_t k = 0; k < nnz; k++)
         v[k] = sp_init_value(S, rng);
     if (S->bias) /* PyTorch nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as the dense layer */
         for (int o = 0; o < S->n_out; o++)
-            S->blocks[1].value[o] = dsnn_weight_init_draw(DSNN_INIT_KAIMING_UNIFORM,
+            SP_BB(S).value[o] = dsnn_weight_init_draw(DSNN_INIT_KAIMING_UNIFORM,
                                                           sp_fan_in(S), S->n_out, 0, rng);
     S->stats = (struct dsnn_sparse_update_stats){0, 0};
     S->last_edit = 0;
@@ -571,7 +572,7 @@ static enum dsnn_status sp_build_csc(struct sp_linear *S)
 /* csc_val[p] = value[csc_k[p]] for p in [p0, p1). */
 static void sp_gather_csc(struct sp_linear *S, size_t p0, size_t p1)
 {
-    const float *v = S->blocks[0].value;
+    const float *v = SP_WB(S).value;
     const uint32_t *ck = S->csc_k;
     float *cv = S->csc_val;
     for (size_t p = p0; p < p1; p++)
@@ -724,8 +725,8 @@ static enum dsnn_status sp_forward(struct dsnn_layer *l, const float *x, float *
     const int n_in = S->n_in, n_out = S->n_out;
     const int64_t *rp = S->row_ptr;
     const int32_t *col = S->col;
-    const float *val = S->blocks[0].value;
-    const float *bias = S->bias ? S->blocks[1].value : NULL;
+    const float *val = SP_WB(S).value;
+    const float *bias = S->bias ? SP_BB(S).value : NULL;
     /* the predecessor's output panel is this layer's x panel when x is its output */
     const struct sp_linear *Pv = S->prev;
     const bool borrow = sp_y_panel_is(Pv, x, batch);
@@ -812,8 +813,8 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
     const int64_t *rp = S->row_ptr, *cp = S->col_ptr;
     const int32_t *col = S->col, *crow = S->csc_row;
     const float *cval = S->csc_val;
-    float *grad = S->blocks[0].grad;
-    float *dbias = S->bias ? S->blocks[1].grad : NULL;
+    float *grad = SP_WB(S).grad;
+    float *dbias = S->bias ? SP_BB(S).grad : NULL;
     float *xT = S->xT, *dxT = S->dxT, *dwp = S->dw_part, *dbp = S->db_part;
     float *dyT_own = S->dyT;
     const float *dyT = dy_panel ? Nx->dxT : dyT_own;
@@ -883,6 +884,20 @@ static enum dsnn_status sp_backward(struct dsnn_layer *l, const float *x, const 
     return DSNN_OK;
 }
 
+void sp_set_ext_grad(struct dsnn_layer *l, const float *g)
+{
+    struct sp_linear *S = sp_get(l);
+    if (S) {
+        S->ext_owned = true;
+        S->ext_grad = g;
+    }
+}
+
+bool sp_dense_grad_valid(const struct sp_linear *S)
+{
+    return S->ext_owned ? S->ext_grad != NULL : sp_grad_panels_valid(S);
+}
+
 enum dsnn_status dsnn_sparse_dense_grad_rows(struct dsnn_layer *l, int row0, int row1, float *out,
                                              struct dsnn_error *err)
 {
@@ -892,6 +907,17 @@ enum dsnn_status dsnn_sparse_dense_grad_rows(struct dsnn_layer *l, int row0, int
     if (row0 < 0 || row1 > S->n_out || row0 > row1)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': rows [%d, %d) outside [0, %d)",
                               l->name, row0, row1, S->n_out);
+    if (S->ext_owned) {
+        if (!S->ext_grad)
+            return dsnn_error_set(err, DSNN_ERR_INVALID,
+                                  "layer '%s': the dense gradient of a sparse convolution is kept "
+                                  "only for a backward run with keep_dense_grad on "
+                                  "(dsnn_sparse_conv2d_keep_dense_grad), until the next forward",
+                                  l->name);
+        memcpy(out, S->ext_grad + (size_t)row0 * S->n_in,
+               sizeof(float) * (size_t)(row1 - row0) * S->n_in);
+        return DSNN_OK;
+    }
     if (!sp_grad_panels_valid(S))
         return dsnn_error_set(err, DSNN_ERR_INVALID,
                               "layer '%s': the dense gradient is available between a backward "
@@ -933,13 +959,13 @@ size_t dsnn_sparse_capacity(const struct dsnn_layer *l)
 struct dsnn_param_block *dsnn_sparse_weight(struct dsnn_layer *l)
 {
     struct sp_linear *S = sp_get(l);
-    return S ? &S->blocks[0] : NULL;
+    return S ? &SP_WB(S) : NULL;
 }
 
 struct dsnn_param_block *dsnn_sparse_bias(struct dsnn_layer *l)
 {
     struct sp_linear *S = sp_get(l);
-    return S && S->bias ? &S->blocks[1] : NULL;
+    return S && S->bias ? &SP_BB(S) : NULL;
 }
 
 bool dsnn_sparse_get_csr(struct dsnn_layer *l, struct dsnn_sparse_csr *out)
@@ -952,8 +978,8 @@ bool dsnn_sparse_get_csr(struct dsnn_layer *l, struct dsnn_sparse_csr *out)
     out->nnz = S->nnz;
     out->row_ptr = S->row_ptr;
     out->col = S->col;
-    out->value = S->blocks[0].value;
-    out->grad = S->blocks[0].grad;
+    out->value = SP_WB(S).value;
+    out->grad = SP_WB(S).grad;
     return true;
 }
 
@@ -964,7 +990,7 @@ void dsnn_sparse_foreach(const struct dsnn_layer *l, dsnn_sparse_visit_fn fn, vo
         return;
     for (int r = 0; r < S->n_out; r++)
         for (int64_t k = S->row_ptr[r]; k < S->row_ptr[r + 1]; k++)
-            fn(user, r, S->col[k], (size_t)k, S->blocks[0].value[k]);
+            fn(user, r, S->col[k], (size_t)k, SP_WB(S).value[k]);
 }
 
 int64_t dsnn_sparse_find(const struct dsnn_layer *l, int row, int col)
@@ -1002,10 +1028,10 @@ enum dsnn_status dsnn_sparse_check(const struct dsnn_layer *l, struct dsnn_error
     if (S->row_ptr[0] != 0 || (size_t)S->row_ptr[S->n_out] != S->nnz)
         return dsnn_error_set(err, DSNN_ERR_INTERNAL, "layer '%s': row_ptr ends %lld, nnz %zu",
                               l->name, (long long)S->row_ptr[S->n_out], S->nnz);
-    if (S->blocks[0].n != S->nnz || S->blocks[0].capacity != S->cap || S->cap < S->nnz)
+    if (SP_WB(S).n != S->nnz || SP_WB(S).capacity != S->cap || S->cap < S->nnz)
         return dsnn_error_set(err, DSNN_ERR_INTERNAL,
                               "layer '%s': weight block n %zu cap %zu, nnz %zu cap %zu", l->name,
-                              S->blocks[0].n, S->blocks[0].capacity, S->nnz, S->cap);
+                              SP_WB(S).n, SP_WB(S).capacity, S->nnz, S->cap);
     for (int r = 0; r < S->n_out; r++) {
         if (S->row_ptr[r + 1] < S->row_ptr[r])
             return dsnn_error_set(err, DSNN_ERR_INTERNAL, "layer '%s': row_ptr decreases at %d",
@@ -1091,8 +1117,8 @@ static enum dsnn_status sp_save(struct dsnn_layer *l, FILE *f, struct dsnn_error
         (st = dsnn_io_write(f, S->row_ptr, sizeof(int64_t) * ((size_t)S->n_out + 1), "row_ptr",
                             err)) ||
         (st = dsnn_io_write(f, S->col, sizeof(int32_t) * S->nnz, "columns", err)) ||
-        (st = sp_write_block(f, &S->blocks[0], err)) ||
-        (S->bias && (st = sp_write_block(f, &S->blocks[1], err))) ||
+        (st = sp_write_block(f, &SP_WB(S), err)) ||
+        (S->bias && (st = sp_write_block(f, &SP_BB(S), err))) ||
         (st = dsnn_io_write(f, d, sizeof d, "density", err)) ||
         (st = dsnn_io_write_u64(f, (uint64_t)S->init.grow_init, "grow init", err)) ||
         (st = dsnn_io_write_u64(f, S->stats.pruned, "pruned", err)) ||
@@ -1141,7 +1167,7 @@ static enum dsnn_status sp_load(struct dsnn_layer *l, FILE *f, struct dsnn_error
         return st;
     /* Read the topology into the layer; on a format error the layer is left empty. */
     S->nnz = (size_t)nnz;
-    S->blocks[0].n = S->nnz;
+    SP_WB(S).n = S->nnz;
     S->csc_valid = false;
     S->csc_val_valid = false;
     S->xT_valid = S->dyT_valid = false;
@@ -1155,8 +1181,8 @@ static enum dsnn_status sp_load(struct dsnn_layer *l, FILE *f, struct dsnn_error
     }
     double d[2];
     uint64_t grow_init, pruned, grown, last_edit;
-    if ((st = sp_read_block(f, &S->blocks[0], err)) ||
-        (S->bias && (st = sp_read_block(f, &S->blocks[1], err))) ||
+    if ((st = sp_read_block(f, &SP_WB(S), err)) ||
+        (S->bias && (st = sp_read_block(f, &SP_BB(S), err))) ||
         (st = dsnn_io_read(f, d, sizeof d, "density", err)) ||
         (st = dsnn_io_read_u64(f, &grow_init, "grow init", err)) ||
         (st = dsnn_io_read_u64(f, &pruned, "pruned", err)) ||
@@ -1177,7 +1203,7 @@ static enum dsnn_status sp_load(struct dsnn_layer *l, FILE *f, struct dsnn_error
 bad:
     memset(S->row_ptr, 0, sizeof(int64_t) * ((size_t)S->n_out + 1));
     S->nnz = 0;
-    S->blocks[0].n = 0;
+    SP_WB(S).n = 0;
     return st;
 }
 

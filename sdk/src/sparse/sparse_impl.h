@@ -34,6 +34,9 @@
 
 #define SP_PAD 16   /* ld is a multiple of this (floats; 64 bytes) */
 #define SP_CHUNK 64 /* batch columns per work item (multiple of SP_PAD) */
+/* The weight and bias parameter blocks of a struct sp_linear *. */
+#define SP_WB(S) ((S)->base.params[0])
+#define SP_BB(S) ((S)->base.params[1])
 
 struct sp_linear {
     struct dsnn_layer base; /* first */
@@ -41,9 +44,19 @@ struct sp_linear {
     bool bias;
     struct dsnn_sparse_init init;
     double density; /* resolved at init */
-    struct dsnn_param_block blocks[2]; /* weight [cap], bias [n_out] */
+    /* The parameter blocks, weight [cap] and bias [n_out], are base.params[0] and [1]: own[]
+     * until a container (a residual block) moves them into its own array and points
+     * base.params there; every access goes through base.params (SP_WB / SP_BB). */
+    struct dsnn_param_block own[2];
 
-    /* CSR (blocks[0].n == nnz, blocks[0].capacity == cap) */
+    /* Dense gradient [n_out][n_in] of the last backward, supplied by the layer that owns this one
+     * as its weight store (a sparse conv2d with keep_dense_grad on; NULL: none). When the store
+     * has an owner (ext_owned), dsnn_sparse_dense_grad_rows and dsnn_sparse_grow_gradient read it
+     * instead of the layer's own panels. */
+    bool ext_owned;
+    const float *ext_grad;
+
+    /* CSR (SP_WB(S).n == nnz, SP_WB(S).capacity == cap) */
     size_t nnz, cap;
     int64_t *row_ptr; /* [n_out + 1] */
     int32_t *col;     /* [cap] */
@@ -105,6 +118,11 @@ enum dsnn_status sp_reserve_nnz(struct sp_linear *S, size_t need,
 int64_t sp_find(const struct sp_linear *S, int row, int col);
 /* Marks caches that depend on the topology stale. */
 void sp_topology_changed(struct sp_linear *S);
+/* Marks l (a "sparse_linear" layer) as the weight store of another layer and sets the dense
+ * gradient it supplies (g: [n_out][n_in], valid until the next call; NULL: none). */
+void sp_set_ext_grad(struct dsnn_layer *l, const float *g);
+/* Whether the dense gradient of the last backward is available (own panels or the owner's). */
+bool sp_dense_grad_valid(const struct sp_linear *S);
 /* Links adjacent sparse linear layers of a sequential net for the panel hand-off (any layer may
  * be of another type: only sparse linear pairs are linked). */
 void sp_link_net(struct dsnn_layer *const *layers, size_t n);

@@ -49,7 +49,7 @@ struct entries {
 
 static void entries_of(struct sp_linear *S, struct entries *e)
 {
-    const struct dsnn_param_block *b = &S->blocks[0];
+    const struct dsnn_param_block *b = &SP_WB(S);
     e->col = S->col;
     e->val = b->value;
     e->grad = b->grad;
@@ -140,7 +140,7 @@ static enum dsnn_status prune_smallest(struct dsnn_layer *l, const float *score,
     uint32_t *keys = malloc((S->nnz ? S->nnz : 1) * sizeof *keys);
     if (!keys)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    const float *v = S->blocks[0].value;
+    const float *v = SP_WB(S).value;
     for (size_t k = 0; k < S->nnz; k++)
         keys[k] = sp_float_key(by_magnitude ? fabsf(v[k]) : score[k]);
     return prune_by_keys(S, keys, count, err);
@@ -212,7 +212,7 @@ enum dsnn_status dsnn_sparse_prune_signed(struct dsnn_layer *l, double fraction,
     uint8_t *remove = calloc(S->nnz ? S->nnz : 1, 1);
     if (!remove)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    enum dsnn_status st = dsnn_signed_magnitude_mark(S->blocks[0].value, S->nnz, fraction,
+    enum dsnn_status st = dsnn_signed_magnitude_mark(SP_WB(S).value, S->nnz, fraction,
                                                      DSNN_PRUNE_ROUND_NEAREST, remove, NULL, err);
     if (st != DSNN_OK) {
         free(remove);
@@ -573,11 +573,14 @@ enum dsnn_status dsnn_sparse_grow_gradient(struct dsnn_layer *l, size_t count,
     struct sp_linear *S = get(l, err);
     if (!S)
         return DSNN_ERR_INVALID;
-    if (count > 0 && !sp_grad_panels_valid(S))
+    if (count > 0 && !sp_dense_grad_valid(S))
         return dsnn_error_set(err, DSNN_ERR_INVALID,
                               "layer '%s': gradient growth needs the gradients of a backward "
-                              "(call it between backward and the next forward)",
-                              l->name);
+                              "(call it between backward and the next forward%s)",
+                              l->name,
+                              S->ext_owned ? "; for a sparse convolution, a backward with "
+                                             "keep_dense_grad on"
+                                           : "");
     return dsnn_sparse_grow_score(l, count, abs_grad_score, NULL, rng, err);
 }
 

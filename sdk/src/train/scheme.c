@@ -168,6 +168,12 @@ void dsnn_scheme_destroy(void *state)
 enum dsnn_status dsnn_scheme_track_coact(struct dsnn_sparse_model *sm, bool dense, double alpha,
                                          struct dsnn_error *err)
 {
+    for (size_t i = 0; i < sm->n_layers; i++)
+        if (!dsnn_sparse_is(sm->layer[i]))
+            return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                                  "layer '%s': coactivation statistics of convolutions (nupic's "
+                                  "DSConv2d) are not implemented; use sparse_linear_only = true",
+                                  sm->layer[i]->name);
     dsnn_coact_free(sm->coact);
     sm->coact = dsnn_coact_new(sm->base.net, sm->layer_index, sm->n_layers, dense, alpha, err);
     sm->coact_alpha = alpha;

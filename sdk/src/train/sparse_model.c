@@ -1,6 +1,9 @@
 /* train/sparse_model.c - nupic's SparseModel: sparsify the network's linear layers, log density and
- * prune / regrow rounds, checkpoint. */
+ * prune / regrow rounds, checkpoint. With sparse_linear_only = false the conv2d layers, those of
+ * residual blocks included, become truly sparse too; rules see a sparse conv through its weight
+ * store (a "sparse_linear" [out_c][in_c k k] matrix), so every rule works on both. */
 #include "dsnn/io.h"
+#include "dsnn/layers.h"
 #include "dsnn/sparse_model.h"
 #include "train/train_impl.h"
 
@@ -44,12 +47,15 @@ static const struct dsnn_key_spec sparse_model_keys[] = {
             "(exact count per output unit) or \"approximate\" (each weight with probability "
             "on_perc)"},
     {.name = "start_sparse", .type = DSNN_KEY_INT, .def = 0, SK_AT(start),
-     .doc = "first linear layer (0-based, input side) made sparse"},
+     .doc = "first layer (0-based, input side) made sparse, counting linear layers and, with "
+            "sparse_linear_only = false, conv2d layers (those of residual blocks included, in "
+            "network order)"},
     {.name = "end_sparse", .type = DSNN_KEY_INT, .def = -1, SK_AT(end),
-     .doc = "linear layers from start_sparse up to, not including, this index are sparse (-1: "
+     .doc = "layers from start_sparse up to, not including, this index are sparse (-1: "
             "all, output layer included; -2: all but the output layer)"},
     {.name = "sparse_linear_only", .type = DSNN_KEY_BOOL, .def = true, SK_AT(linear_only),
-     .doc = "only linear layers are made sparse (convolutions stay dense)"},
+     .doc = "only linear layers are made sparse (convolutions stay dense); false: conv2d layers "
+            "too, truly sparse (kernel weights pruned and grown like connections)"},
     {.name = "weight_init", .type = DSNN_KEY_STRING, .def_str = "kaiming_uniform",
      .choices = init_names, SK_AT(winit),
      .doc = "initial weights: kaiming_uniform (PyTorch default), kaiming_normal, xavier_uniform, "
@@ -66,6 +72,82 @@ static const struct dsnn_key_spec sparse_model_keys[] = {
 };
 #undef SK_AT
 DSNN_KEY_TABLE_DEFINE(, dsnn_sparse_model_keys, sparse_model_keys);
+
+/* A layer that a sparse model may make sparse: a linear layer of the network or, with
+ * sparse_linear_only = false, a conv2d layer, also inside a residual block (inner chain, then
+ * shortcut: the order of PyTorch's named_modules). */
+struct sm_cand {
+    size_t top;             /* index in the network */
+    struct dsnn_layer *res; /* the residual block holding it, or NULL */
+    bool shortcut;
+    size_t j; /* index in the block's chain */
+};
+
+static struct dsnn_layer *sm_cand_layer(struct dsnn_net *net, const struct sm_cand *c)
+{
+    return c->res ? dsnn_residual_layer(c->res, c->shortcut, c->j) : dsnn_net_layer(net, c->top);
+}
+
+static bool sm_is_cand(const struct dsnn_layer *l, bool linear_only)
+{
+    return dsnn_layer_is(l, "linear") || (!linear_only && dsnn_layer_is(l, "conv2d"));
+}
+
+static size_t sm_candidates(struct dsnn_net *net, bool linear_only, struct sm_cand *c, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < dsnn_net_n_layers(net) && n < max; i++) {
+        struct dsnn_layer *l = dsnn_net_layer(net, i);
+        if (sm_is_cand(l, linear_only))
+            c[n++] = (struct sm_cand){.top = i};
+        if (linear_only || !dsnn_layer_is(l, "residual"))
+            continue;
+        for (int sc = 0; sc < 2; sc++)
+            for (size_t j = 0; j < dsnn_residual_n_layers(l, sc) && n < max; j++)
+                if (sm_is_cand(dsnn_residual_layer(l, sc, j), false))
+                    c[n++] = (struct sm_cand){.top = i, .res = l, .shortcut = sc, .j = j};
+    }
+    return n;
+}
+
+/* Replaces candidate c by its truly sparse version (*out). Layers of a residual block are named
+ * "<block>.<layer>", so that their metrics are unique in the network. */
+static enum dsnn_status sm_sparsify(struct dsnn_net *net, const struct sm_cand *c,
+                                    const struct dsnn_sparse_init *init, struct dsnn_layer **out,
+                                    struct dsnn_error *err)
+{
+    struct dsnn_layer *old = sm_cand_layer(net, c);
+    char name[DSNN_LAYER_NAME_MAX];
+    const size_t nb = c->res ? strlen(c->res->name) : 0, nl = strlen(old->name);
+    if (c->res && nb + 1 + nl >= sizeof name)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "sparse model: the name '%s.%s' of a sparse layer is longer than "
+                              "%d characters",
+                              c->res->name, old->name, DSNN_LAYER_NAME_MAX - 1);
+    if (c->res) {
+        memcpy(name, c->res->name, nb);
+        name[nb] = '.';
+        memcpy(name + nb + 1, old->name, nl + 1);
+    } else {
+        memcpy(name, old->name, nl + 1);
+    }
+    struct dsnn_layer *sl;
+    struct dsnn_conv2d_geom g;
+    if (dsnn_conv2d_geometry(old, &g)) {
+        sl = dsnn_sparse_conv2d_new(name, old->in, g.out_c, g.kernel, g.stride, g.padding, g.bias,
+                                    init, err);
+    } else {
+        int n_in, n_out;
+        bool bias;
+        dsnn_linear_dims(old, &n_in, &n_out, &bias);
+        sl = dsnn_sparse_linear_new(name, n_in, n_out, bias, init, err);
+    }
+    if (!sl)
+        return err ? err->status : DSNN_ERR_NOMEM;
+    *out = sl;
+    return c->res ? dsnn_residual_replace(c->res, c->shortcut, c->j, sl, err)
+                  : dsnn_net_replace(net, c->top, sl, err);
+}
 
 enum dsnn_status sm_configure(struct dsnn_sparse_model *sm, const struct dsnn_cfg *cfg,
                               const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
@@ -93,20 +175,18 @@ enum dsnn_status sm_configure(struct dsnn_sparse_model *sm, const struct dsnn_cf
                               "%s: density_distribution = \"erk\" needs one global on_perc value",
                               dsnn_cfg_path(cfg));
 
-    /* The linear layers, input side first; choose [start, end). */
-    size_t lin[DSNN_SPARSE_MODEL_MAX_LAYERS * 4];
-    size_t n_lin = 0;
-    for (size_t i = 0; i < dsnn_net_n_layers(net) && n_lin < DSNN_COUNT_OF(lin); i++)
-        if (dsnn_layer_is(dsnn_net_layer(net, i), "linear"))
-            lin[n_lin++] = i;
+    /* The candidate layers, input side first; choose [start, end). */
+    struct sm_cand cand[DSNN_SPARSE_MODEL_MAX_LAYERS * 4];
+    const size_t n_lin = sm_candidates(net, linear_only, cand, DSNN_COUNT_OF(cand));
     int64_t e = end == -1 ? (int64_t)n_lin : end == -2 ? (int64_t)n_lin - 1 : end;
     if (start < 0 || start > (int64_t)n_lin || e < start || e > (int64_t)n_lin) {
         char where[300];
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                              "%s: start_sparse = %lld, end_sparse = %lld do not select linear "
+                              "%s: start_sparse = %lld, end_sparse = %lld do not select %s "
                               "layers of a network that has %zu",
                               dsnn_cfg_where(cfg, "start_sparse", where, sizeof where),
-                              (long long)start, (long long)end, n_lin);
+                              (long long)start, (long long)end,
+                              linear_only ? "linear" : "linear or conv2d", n_lin);
     }
     size_t n_sparse = (size_t)(e - start);
     if (n_sparse > DSNN_SPARSE_MODEL_MAX_LAYERS)
@@ -121,11 +201,6 @@ enum dsnn_status sm_configure(struct dsnn_sparse_model *sm, const struct dsnn_cf
                               dsnn_cfg_path(cfg), n_on, n_sparse);
     }
     for (size_t k = 0; k < n_sparse; k++) {
-        size_t idx = lin[(size_t)start + k];
-        struct dsnn_layer *old = dsnn_net_layer(net, idx);
-        int n_in, n_out;
-        bool bias;
-        dsnn_linear_dims(old, &n_in, &n_out, &bias);
         struct dsnn_sparse_init init = dsnn_sparse_init_default();
         init.mask = (enum dsnn_sparse_mask)mask;
         init.weight_init = init_values[winit];
@@ -139,24 +214,20 @@ enum dsnn_status sm_configure(struct dsnn_sparse_model *sm, const struct dsnn_cf
         } else {
             init.epsilon = epsilon;
         }
-        char name[DSNN_LAYER_NAME_MAX];
-        snprintf(name, sizeof name, "%s", old->name);
-        struct dsnn_layer *sl = dsnn_sparse_linear_new(name, n_in, n_out, bias, &init, err);
-        if (!sl)
-            return err ? err->status : DSNN_ERR_NOMEM;
-        if ((st = dsnn_net_replace(net, idx, sl, err)))
+        struct dsnn_layer *sl = NULL;
+        if ((st = sm_sparsify(net, &cand[(size_t)start + k], &init, &sl, err)))
             return st;
-        sm->layer_index[sm->n_layers++] = idx;
+        sm->layer[sm->n_layers] = sl;
+        sm->layer_index[sm->n_layers++] = cand[(size_t)start + k].top;
     }
     if (dist == 1) {
-        /* ERK over every linear layer of the net: dense ones count as dense. */
+        /* ERK over every candidate layer of the net: dense ones count as dense. */
         struct dsnn_layer *all[DSNN_SPARSE_MODEL_MAX_LAYERS * 4];
         for (size_t i = 0; i < n_lin; i++)
-            all[i] = dsnn_net_layer(net, lin[i]);
+            all[i] = sm_cand_layer(net, &cand[i]);
         if ((st = dsnn_sparse_erk_apply(all, n_lin, on_perc[0], err)))
             return dsnn_error_prefix(err, "%s: density_distribution = \"erk\"", dsnn_cfg_path(cfg));
     }
-    (void)linear_only; /* only linear layers exist so far; convolutions will honour it */
     return DSNN_OK;
 }
 
@@ -167,13 +238,17 @@ enum dsnn_status sm_init_net(struct dsnn_sparse_model *sm, const struct dsnn_dat
     int max_batch = info->batch_size_train > info->batch_size_test ? info->batch_size_train
                                                                    : info->batch_size_test;
     for (size_t i = 0; st == DSNN_OK && i < sm->n_layers; i++)
-        st = dsnn_sparse_reserve(dsnn_sparse_model_layer(sm, i), max_batch, err);
+        if (dsnn_sparse_is(sm->layer[i])) /* a conv's weight store needs no panels */
+            st = dsnn_sparse_reserve(sm->layer[i], max_batch, err);
     return st;
 }
 
 struct dsnn_layer *dsnn_sparse_model_layer(const struct dsnn_sparse_model *sm, size_t i)
 {
-    return i < sm->n_layers ? dsnn_net_layer(sm->base.net, sm->layer_index[i]) : NULL;
+    if (i >= sm->n_layers)
+        return NULL;
+    struct dsnn_layer *l = sm->layer[i];
+    return dsnn_sparse_conv2d_is(l) ? dsnn_sparse_conv2d_weights(l) : l;
 }
 
 size_t dsnn_sparse_model_n_layers(const struct dsnn_sparse_model *sm)
@@ -184,6 +259,13 @@ size_t dsnn_sparse_model_n_layers(const struct dsnn_sparse_model *sm)
 size_t dsnn_sparse_model_layer_index(const struct dsnn_sparse_model *sm, size_t i)
 {
     return i < sm->n_layers ? sm->layer_index[i] : (size_t)-1;
+}
+
+void dsnn_sparse_model_keep_dense_grad(struct dsnn_sparse_model *sm, bool on)
+{
+    for (size_t i = 0; i < sm->n_layers; i++)
+        if (dsnn_sparse_conv2d_is(sm->layer[i]))
+            dsnn_sparse_conv2d_keep_dense_grad(sm->layer[i], on);
 }
 
 struct dsnn_rng *dsnn_sparse_model_topo_rng(struct dsnn_sparse_model *sm)

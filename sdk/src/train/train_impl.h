@@ -27,7 +27,9 @@ void bm_release(struct dsnn_base_model *bm);
 struct dsnn_sparse_model {
     struct dsnn_base_model base;
     size_t n_layers;                                 /* sparse layers */
-    size_t layer_index[DSNN_SPARSE_MODEL_MAX_LAYERS]; /* their index in the network */
+    struct dsnn_layer *layer[DSNN_SPARSE_MODEL_MAX_LAYERS]; /* sparse_linear or sparse_conv2d */
+    size_t layer_index[DSNN_SPARSE_MODEL_MAX_LAYERS]; /* their index in the network (of the
+                                                          residual block holding them) */
     struct dsnn_rng topo_rng; /* DSNN_RNG_STREAM_TOPOLOGY of the trial: prune / regrow draws */
     /* Update bookkeeping (see dsnn_sparse_model_update_begin), per sparse layer: connection keys
      * (row * n_in + col, ascending) before the round and grown by the last round. */
