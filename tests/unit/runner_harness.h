@@ -151,7 +151,7 @@ static inline size_t split_lines(char *text, char **lines, size_t max)
 /* arrays, objects). Enough for result.json, journal.jsonl and params.json.                   */
 /* ------------------------------------------------------------------------------------------ */
 
-#define JSON_MAX_FIELDS 64
+#define JSON_MAX_FIELDS 256 /* a sparse ResNet-18 logs about 120 metrics an epoch */
 struct jfield {
     char key[128];
     char val[1024]; /* unescaped string, or the literal / raw text */
@@ -297,6 +297,7 @@ struct cfg_spec {
     int threads;        /* experiment.threads (default 1; -1 for 0, "cores / parallel") */
     const char *experiment_extra; /* more keys of the experiment group, on the threads line */
     const char *search_plugin;    /* search.plugin (default "grid") */
+    const char *network; /* content of the network group, two lines (default: mlp [16]) */
 };
 
 static const char *const default_model = "  plugin = \"dense\";\n"
@@ -325,8 +326,7 @@ static inline void make_cfg(char *buf, size_t size, const struct cfg_spec *s)
                      "  batch_size_test = 50;\n"                          /* 17 */
                      "};\n"                                               /* 18 */
                      "network = {\n"                                      /* 19 */
-                     "  plugin = \"mlp\";\n"                              /* 20 */
-                     "  hidden_sizes = [16];\n"                           /* 21 */
+                     "%s"                                                 /* 20, 21 */
                      "};\n"                                               /* 22 */
                      "model = {\n"                                        /* 23 */
                      "%s"                                                 /* 24.. */
@@ -337,7 +337,9 @@ static inline void make_cfg(char *buf, size_t size, const struct cfg_spec *s)
                      "};\n",
                      s->name, s->epochs > 0 ? s->epochs : 1,
                      s->num_samples > 0 ? s->num_samples : 1, s->threads > 0 ? s->threads : s->threads < 0 ? 0 : 1,
-                     s->experiment_extra ? s->experiment_extra : "", s->data ? s->data : data_dir(), s->model ? s->model : default_model,
+                     s->experiment_extra ? s->experiment_extra : "", s->data ? s->data : data_dir(),
+                     s->network ? s->network : "  plugin = \"mlp\";\n  hidden_sizes = [16];\n",
+                     s->model ? s->model : default_model,
                      s->search_plugin ? s->search_plugin : "grid", s->search ? s->search : "");
     if (w < 0 || (size_t)w >= size) {
         fprintf(stderr, "configuration too long\n");

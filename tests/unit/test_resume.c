@@ -7,7 +7,8 @@
  *     (but the time fields), finished trials are not run again, the interrupted one continues
  *     from its checkpoint (the journal shows both); a journal line cut short is tolerated;
  *   - a resume from an older checkpoint gives the uninterrupted run's numbers bit for bit, for a
- *     dense, a sparse (SET) and a gradient-grown (RigL) model;
+ *     dense, a sparse (SET) and a gradient-grown (RigL) model, and SET / RigL on a ResNet whose
+ *     convolutions (those of the residual blocks too) are truly sparse;
  *   - the same after SIGINT (exit 130, INTERRUPTED, resumable);
  *   - experiment.max_failures: a trial crashing once is retried from its checkpoint and ends
  *     like an uninterrupted one (error.1.txt kept); retries exhausted end in ERROR;
@@ -403,9 +404,9 @@ static void test_kill9_resume(void)
  * result of epoch 1. Resumed, it must give the uninterrupted run's numbers bit for bit: the
  * model's save/load carry everything (weights, sparse topology, optimizer state, RNG states,
  * schedules) and the data order depends on (seed, epoch) only. */
-static void resume_from_epoch2(const char *name, const char *model)
+static void resume_from_epoch2_net(const char *name, const char *model, const char *network)
 {
-    struct cfg_spec s = {.name = name, .epochs = 4, .model = model,
+    struct cfg_spec s = {.name = name, .epochs = 4, .model = model, .network = network,
                          .experiment_extra = " keep_checkpoints = 10;"};
     char file[64];
     snprintf(file, sizeof file, "%s.cfg", name);
@@ -443,6 +444,11 @@ static void resume_from_epoch2(const char *name, const char *model)
     CU_ASSERT_EQUAL(count_events(g_objs, n, "trial_result", "trial_00000"), 4);
 }
 
+static void resume_from_epoch2(const char *name, const char *model)
+{
+    resume_from_epoch2_net(name, model, NULL);
+}
+
 static void test_resume_models(void)
 {
 #define SCHED "  momentum = 0.9;\n  lr_scheduler = \"StepLR\";\n  lr_gamma = 0.8;\n"
@@ -451,6 +457,15 @@ static void test_resume_models(void)
                                 "  learning_rate = 0.1;\n" SCHED);
     resume_from_epoch2("m_rigl", "  plugin = \"rigl\";\n  on_perc = 0.3;\n"
                                  "  update_frequency = 5;\n  learning_rate = 0.1;\n" SCHED);
+    /* truly sparse convolutions, also inside residual blocks (ResNet-18 at width 1/8) */
+#define RESNET "  plugin = \"resnet\";\n  width = 0.125;\n"
+    resume_from_epoch2_net("m_set_conv", "  plugin = \"set\";\n  on_perc = 0.2;\n"
+                           "  sparse_linear_only = false;\n  learning_rate = 0.1;\n" SCHED,
+                           RESNET);
+    resume_from_epoch2_net("m_rigl_conv", "  plugin = \"rigl\";\n  on_perc = 0.2;\n"
+                           "  sparse_linear_only = false;\n  update_frequency = 3;\n"
+                           "  learning_rate = 0.1;\n" SCHED, RESNET);
+#undef RESNET
 #undef SCHED
 }
 
@@ -1041,7 +1056,8 @@ static void test_tty_table(void)
 static CU_TestInfo tests[] = {
     {"parallel = 2 gives the results of parallel = 1", test_parallel_same_results},
     {"kill -9 of the host, then resume", test_kill9_resume},
-    {"resume from a checkpoint is bitwise exact (dense, set, rigl)", test_resume_models},
+    {"resume from a checkpoint is bitwise exact (dense, set, rigl; sparse convs)",
+     test_resume_models},
     {"SIGINT, then resume", test_sigint_resume},
     {"max_failures: retry from the checkpoint", test_retry},
     {"checkpoint files", test_checkpoint_files},
