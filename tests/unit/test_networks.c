@@ -571,12 +571,47 @@ static void test_wrn(void)
     built_free(&b);
 }
 
+/* sparse_conv: truly sparse convolutions, inside the residual blocks too */
+static void test_resnet_sparse_conv(void)
+{
+    struct built b;
+    /* one density per convolution: the stem stays dense (0), the 19 others are sparse */
+    char keys[256] = "width = 0.125; sparse_conv = [0.0";
+    for (int i = 0; i < 19; i++)
+        strcat(keys, ", 0.5");
+    strcat(keys, "];");
+    if (build(&b, "resnet", CIFAR, 10, keys) != DSNN_OK)
+        return;
+    CU_ASSERT_STRING_EQUAL(find(b.net, "conv1")->ops->type, "conv2d");
+    struct dsnn_layer *blk = find(b.net, "layer2_0");
+    struct dsnn_layer *c1 = dsnn_residual_layer(blk, false, 0);
+    struct dsnn_layer *sc = dsnn_residual_layer(blk, true, 0);
+    CU_ASSERT_STRING_EQUAL(c1->ops->type, "sparse_conv2d");
+    CU_ASSERT_STRING_EQUAL(c1->name, "conv1");
+    CU_ASSERT_STRING_EQUAL(sc->ops->type, "sparse_conv2d");
+    struct dsnn_conv2d_geom g;
+    CU_ASSERT_FATAL(dsnn_conv2d_geometry(sc, &g));
+    CU_ASSERT_EQUAL(g.kernel, 1);
+    CU_ASSERT_EQUAL(g.stride, 2);
+    /* half of every block convolution's weights: 176,402 less half of them */
+    const size_t conv_w = 2 * (9 * 8 * 8 * 2) + (9 * 8 * 16 + 9 * 16 * 16 + 8 * 16) +
+                          (9 * 16 * 16 * 2) + (9 * 16 * 32 + 9 * 32 * 32 + 16 * 32) +
+                          (9 * 32 * 32 * 2) + (9 * 32 * 64 + 9 * 64 * 64 + 32 * 64) +
+                          (9 * 64 * 64 * 2);
+    init_count(b.net, 176402 - conv_w / 2);
+    CU_ASSERT_EQUAL(dsnn_sparse_conv2d_nnz(c1), 9u * 8 * 16 / 2);
+    run_batch(b.net);
+    built_free(&b);
+}
+
 static void test_resnet_errors(void)
 {
     struct built b;
-    build(&b, "resnet", CIFAR, 10, "sparse_conv = 0.5;");
-    check_error(&b, DSNN_ERR_CONFIG, "cannot have sparse convolutions");
-    CU_ASSERT_PTR_NOT_NULL(strstr(b.err.msg, "residual blocks"));
+    build(&b, "resnet", CIFAR, 10, "width = 0.125; sparse_conv = [0.5, 0.5];");
+    check_error(&b, DSNN_ERR_CONFIG, "2 values for 20 convolutions");
+    built_free(&b);
+    build(&b, "resnet", CIFAR, 10, "width = 0.125; sparse_conv = 1.5;");
+    check_error(&b, DSNN_ERR_CONFIG, "sparse_conv");
     built_free(&b);
     CU_ASSERT_EQUAL(build(&b, "resnet", CIFAR, 10, "width = 0.125; sparse_conv = 0;"), DSNN_OK);
     built_free(&b);
@@ -752,6 +787,7 @@ static CU_TestInfo tests[] = {
     {"resnet: resnet18", test_resnet18},
     {"resnet: resnet18 width 0.125, resnet34", test_resnet_small_and_34},
     {"resnet: wide resnet 28-2", test_wrn},
+    {"resnet: truly sparse convolutions in the blocks", test_resnet_sparse_conv},
     {"resnet: refused configurations", test_resnet_errors},
     {"checkpoint round trip of every plugin", test_checkpoint_roundtrip},
     {"network building helpers (dsnn/net.h)", test_net_build_helpers},

@@ -27,10 +27,10 @@
  * Parameters for 3x32x32 inputs and 10 classes (PyTorch counts): resnet18 11,173,962;
  * resnet34 21,282,122; wrn 28-2 1,469,642 (with nupic's conv biases).
  *
- * Truly sparse convolutions (sparse_conv > 0, as in the other CNN plugins) are refused: the
- * convolutions sit inside residual blocks, which cannot hold sparse layers (dsnn_residual_new:
- * inner layers must keep their parameter arrays in place, and sparse topology edits reallocate
- * them). The final linear layer can still be made sparse by a sparse model. */
+ * sparse_conv > 0 (one density, or one per convolution in network order: the stem conv1, then
+ * each block's conv1, conv2 and shortcut_conv) builds those convolutions as truly sparse layers
+ * of that density (static topology), inside the residual blocks too; a sparse model with
+ * sparse_linear_only = false makes the dense ones sparse and rewires them. */
 #include <dsnn/dsnn.h>
 
 #include <stdio.h>
@@ -60,9 +60,9 @@ static const struct dsnn_key_spec resnet_keys[] = {
     {.name = "dropout", .type = DSNN_KEY_FLOAT, .def = 0.3, DSNN_KEY_RANGE(0, 0.999999),
      RK_AT(dropout),
      .doc = "wrn: dropout probability between the two convolutions of a block, in [0, 1) (0: none)"},
-    {.name = "sparse_conv", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0,
-     .doc = "must be 0: sparse convolutions cannot sit inside residual blocks (key kept for the "
-     "same configuration space as the other CNN plugins)"},
+    {.name = "sparse_conv", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0, DSNN_KEY_RANGE(0, 1),
+     .doc = "density of truly sparse convolutions (0: dense), one value or one per convolution "
+     "(stem, then each block's conv1, conv2, shortcut_conv)"},
 };
 #undef RK_AT
 DSNN_KEY_TABLE_DEFINE(static, resnet_table, resnet_keys);
@@ -78,6 +78,56 @@ static enum dsnn_status not_for(const struct dsnn_cfg *cfg, const char *key, con
                           "(%s)",
                           dsnn_cfg_where(cfg, key, where, sizeof where), dsnn_cfg_path(cfg), key,
                           variant, hint);
+}
+
+/* Layer (shortcut, j) of residual block l, or l itself when it is not one (j = 0). */
+static struct dsnn_layer *conv_at(struct dsnn_layer *l, int shortcut, size_t j)
+{
+    return dsnn_layer_is(l, "residual") ? dsnn_residual_layer(l, shortcut, j)
+                                        : (shortcut || j) ? NULL : l;
+}
+
+/* sparse_conv: the convolutions, in network order (inside a block: inner chain, then shortcut),
+ * with density dens[k] (one value: all) > 0 become truly sparse. Counts them first (n_conv) to
+ * check the key. */
+static enum dsnn_status sparsify_convs(struct dsnn_net *net, const double *dens, size_t n_dens,
+                                       const struct dsnn_cfg *cfg, struct dsnn_error *err)
+{
+    size_t k = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1 && n_dens != 1 && n_dens != k) {
+            char where[300];
+            return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                                  "%s: key '%s.sparse_conv': %zu values for %zu convolutions "
+                                  "(give one value or one per convolution)",
+                                  dsnn_cfg_where(cfg, "sparse_conv", where, sizeof where),
+                                  dsnn_cfg_path(cfg), n_dens, k);
+        }
+        k = 0;
+        for (size_t i = 0; i < dsnn_net_n_layers(net); i++)
+            for (int sc = 0; sc < 2; sc++)
+                for (size_t j = 0;; j++) {
+                    struct dsnn_layer *l = dsnn_net_layer(net, i), *c = conv_at(l, sc, j);
+                    if (!c)
+                        break;
+                    if (!dsnn_layer_is(c, "conv2d"))
+                        continue;
+                    const size_t at = k++;
+                    if (pass == 0 || dens[n_dens == 1 ? 0 : at] == 0)
+                        continue;
+                    const double d = dens[n_dens == 1 ? 0 : at];
+                    struct dsnn_sparse_init init = dsnn_sparse_init_default();
+                    init.density = d;
+                    struct dsnn_layer *s = dsnn_sparse_conv2d_like(c, NULL, &init, err);
+                    enum dsnn_status st =
+                        !s ? (err ? err->status : DSNN_ERR_NOMEM)
+                        : c == l ? dsnn_net_replace(net, i, s, err)
+                                 : dsnn_residual_replace(l, sc, j, s, err);
+                    if (st != DSNN_OK)
+                        return st;
+                }
+    }
+    return DSNN_OK;
 }
 
 /* nupic's WideBasic as a residual block. */
@@ -201,18 +251,6 @@ static enum dsnn_status resnet_build(const struct dsnn_cfg *cfg, const struct ds
     const int variant = p.variant;
     const int64_t depth = p.depth;
     const char *vname = resnet_variants[variant];
-    for (size_t i = 0; i < n_dens; i++)
-        if (dens[i] != 0)
-            return dsnn_error_set(
-                err, DSNN_ERR_CONFIG,
-                "%s: key '%s.sparse_conv' = %g: %s cannot have sparse convolutions: they sit "
-                "inside residual blocks, which cannot hold sparse layers (a sparse layer's "
-                "topology edits reallocate its parameter arrays, which a residual block shares "
-                "with the optimizer); use sparse_conv = 0 (a sparse model can still make the "
-                "final linear layer sparse), or a plugin without residual blocks (vgg, lenet, "
-                "gsc-heb)",
-                dsnn_cfg_where(cfg, "sparse_conv", where, sizeof where), dsnn_cfg_path(cfg),
-                dens[i], vname);
     const bool wrn = variant == 2;
     if (wrn) {
         if ((st = not_for(cfg, "width", vname, "use widen_factor", err)))
@@ -235,6 +273,8 @@ static enum dsnn_status resnet_build(const struct dsnn_cfg *cfg, const struct ds
     if (!net)
         return err ? err->status : DSNN_ERR_NOMEM;
     st = wrn ? add_wrn_layers(net, input, &p, err) : add_resnet_layers(net, input, &p, err);
+    if (st == DSNN_OK)
+        st = sparsify_convs(net, dens, n_dens, cfg, err);
     if (st == DSNN_OK)
         st = dsnn_net_add(net, dsnn_global_avgpool2d_new("avgpool", dsnn_net_last_shape(net), err),
                           err);

@@ -188,6 +188,14 @@ DSNN_API struct dsnn_layer *dsnn_sparse_conv2d_new(const char *name, struct dsnn
                                                    const struct dsnn_sparse_init *init,
                                                    struct dsnn_error *err);
 DSNN_API bool dsnn_sparse_conv2d_is(const struct dsnn_layer *l);
+/* A new truly sparse conv2d with the geometry (input, channels, kernel, stride, padding, bias) of
+ * `conv`, a dense or sparse conv2d layer, named `name` (NULL: conv's name); init as for
+ * dsnn_sparse_conv2d_new. For replacing a network's convolutions (dsnn_net_replace,
+ * dsnn_residual_replace) before init. */
+DSNN_API struct dsnn_layer *dsnn_sparse_conv2d_like(const struct dsnn_layer *conv,
+                                                    const char *name,
+                                                    const struct dsnn_sparse_init *init,
+                                                    struct dsnn_error *err);
 /* Density (nnz / (out_c in_c k k)) from which forward and backward run the dense im2col +
  * sgemm convolution over a scratch copy of the weights instead of the sparse kernels (the
  * weight gradient is gathered back at the active connections; storage, gradients and optimizer

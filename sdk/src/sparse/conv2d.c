@@ -691,6 +691,20 @@ double dsnn_sparse_conv2d_dense_above(const struct dsnn_layer *l)
     return S ? S->dense_above : 0.0;
 }
 
+struct dsnn_layer *dsnn_sparse_conv2d_like(const struct dsnn_layer *conv, const char *name,
+                                           const struct dsnn_sparse_init *init,
+                                           struct dsnn_error *err)
+{
+    struct dsnn_conv2d_geom g;
+    if (!conv || !dsnn_conv2d_geometry(conv, &g)) {
+        dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s' is not a conv2d layer",
+                       conv ? conv->name : "(null)");
+        return NULL;
+    }
+    return dsnn_sparse_conv2d_new(name ? name : conv->name, conv->in, g.out_c, g.kernel, g.stride,
+                                  g.padding, g.bias, init, err);
+}
+
 bool dsnn_sparse_conv2d_is(const struct dsnn_layer *l)
 {
     return sc_cast(l) != NULL;

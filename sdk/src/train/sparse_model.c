@@ -132,10 +132,8 @@ static enum dsnn_status sm_sparsify(struct dsnn_net *net, const struct sm_cand *
         memcpy(name, old->name, nl + 1);
     }
     struct dsnn_layer *sl;
-    struct dsnn_conv2d_geom g;
-    if (dsnn_conv2d_geometry(old, &g)) {
-        sl = dsnn_sparse_conv2d_new(name, old->in, g.out_c, g.kernel, g.stride, g.padding, g.bias,
-                                    init, err);
+    if (dsnn_layer_is(old, "conv2d")) {
+        sl = dsnn_sparse_conv2d_like(old, name, init, err);
     } else {
         int n_in, n_out;
         bool bias;
