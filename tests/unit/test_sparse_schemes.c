@@ -4,6 +4,7 @@
  *   - one table (test_scheme_table) runs every scheme through the same per-round invariants:
  *     counts and sets the rule implies, no duplicates, survivors untouched, new connections as
  *     grow_init says with zero optimizer state, nnz kept, checkpoint round trip;
+ *     the same table on a CNN whose convolutions (one in a residual block) are truly sparse;
  *   - per-scheme invariants of the logged metrics (constant nnz for the dynamic schemes, the GMP
  *     density schedule, the lottery-ticket density per round);
  *   - checkpoints: a model saved after 2 epochs and loaded into a fresh one continues exactly
@@ -19,6 +20,9 @@
 #include <string.h>
 
 /* ---- a small dataset: 4 Gaussian blobs in 20 dimensions ---- */
+
+/* The convolutional variant: the same samples as 1x4x5 images, through a CNN (make_net). */
+static bool g_conv;
 
 enum { NF = 20, NC = 4, NTRAIN = 256, NTEST = 64, BS = 16 };
 
@@ -87,7 +91,8 @@ static struct blobs *blobs_new(struct dsnn_data *data)
     *data = (struct dsnn_data){
         .ops = &blobs_ops,
         .state = d,
-        .info = {{NF, 1, 1}, NC, NTRAIN, NTEST, 0, BS, BS},
+        .info = {g_conv ? (struct dsnn_shape){1, 4, 5} : (struct dsnn_shape){NF, 1, 1}, NC,
+                 NTRAIN, NTEST, 0, BS, BS},
     };
     return d;
 }
@@ -116,10 +121,24 @@ static const struct dsnn_model_ops *model_ops(const char *name)
     return e ? &e->ops.model : NULL;
 }
 
-/* MLP 20 -> 48 -> 32 -> 4 with dense linear layers (the model makes them sparse). */
+/* MLP 20 -> 48 -> 32 -> 4 with dense linear layers (the model makes them sparse); with g_conv
+ * a CNN on 1x4x5 inputs: conv1 3x3 8 -> relu1 -> basic block (conv1 bn1 relu1 conv2 bn2, ReLU
+ * after the sum) -> flatten -> linear output 160 -> 4 (sparse_linear_only = false makes the three
+ * convolutions and the output layer sparse). */
 static struct dsnn_net *make_net(void)
 {
     struct dsnn_error err = {0};
+    if (g_conv) {
+        const struct dsnn_shape in = {1, 4, 5}, mid = {8, 4, 5};
+        struct dsnn_net *net = dsnn_net_new(in, NC, &err);
+        dsnn_net_add(net, dsnn_conv2d_new("conv1", in, 8, 3, 1, 1, true, &err), &err);
+        dsnn_net_add(net, dsnn_relu_new("relu1", mid, &err), &err);
+        dsnn_net_add(net, dsnn_resnet_basic_block_new("block", mid, 8, 1, &err), &err);
+        dsnn_net_add(net, dsnn_flatten_new("flat", mid, &err), &err);
+        dsnn_net_add(net, dsnn_linear_new("output", 160, NC, true, &err), &err);
+        CU_ASSERT_EQUAL(dsnn_net_n_layers(net), 5u);
+        return net;
+    }
     struct dsnn_net *net = dsnn_net_new((struct dsnn_shape){NF, 1, 1}, NC, &err);
     dsnn_net_add(net, dsnn_linear_new("fc1", NF, 48, true, &err), &err);
     dsnn_net_add(net, dsnn_relu_new("relu1", (struct dsnn_shape){48, 1, 1}, &err), &err);
@@ -1024,6 +1043,59 @@ static void test_scheme_table(void)
     }
 }
 
+/* The same table on a CNN whose convolutions (one inside a residual block) are truly sparse and
+ * rewired (sparse_linear_only = false): every scheme but the coactivation ones (nupic's conv
+ * coactivations are not implemented) and the rows with per-layer arrays. */
+static void test_scheme_table_conv(void)
+{
+    g_conv = true;
+    for (size_t ri = 0; ri < DSNN_COUNT_OF(scheme_rows); ri++) {
+        const struct scheme_row *row = &scheme_rows[ri];
+        if (strncmp(row->plugin, "dsnn-", 5) == 0 || strchr(row->cfg, '['))
+            continue;
+        struct scheme_row conv = *row;
+        char cfg[600];
+        snprintf(cfg, sizeof cfg, "%s sparse_linear_only = false;", row->cfg);
+        conv.cfg = cfg;
+        struct observer o = {.row = &conv};
+        struct dsnn_data data;
+        struct blobs *b = blobs_new(&data);
+        struct dsnn_error err = {0};
+        struct dsnn_metrics *m = malloc(sizeof *m);
+        struct run r;
+        enum dsnn_status st = run_open(&r, conv.plugin, conv.cfg, conv.epochs, &data, &err);
+        if (st != DSNN_OK)
+            fprintf(stderr, "\n%s: %s\n", conv.plugin, err.msg);
+        CU_ASSERT_EQUAL_FATAL(st, DSNN_OK);
+        dsnn_sparse_model_set_round_observer(round_observer, &o);
+        train(&r, &data, 0, conv.epochs, NULL, &o, m);
+        dsnn_sparse_model_set_round_observer(NULL, NULL);
+        CU_ASSERT_EQUAL(o.n_layers, 4u); /* conv1, block.conv1, block.conv2, output */
+        if (o.rounds != conv.rounds || o.rounds_changed < o.rounds_must_change)
+            fprintf(stderr, "\n%s (%s): %d rounds (want %d), %d changed the topology (%d must)\n",
+                    conv.plugin, conv.cfg, o.rounds, conv.rounds, o.rounds_changed,
+                    o.rounds_must_change);
+        CU_ASSERT_EQUAL(o.rounds, conv.rounds);
+        CU_ASSERT(o.rounds_changed >= o.rounds_must_change);
+        CU_ASSERT(o.rounds_changed > 0);
+        /* the block's convolutions are logged under their qualified names */
+        CU_ASSERT(metric(m, "density_block.conv2") > 0);
+        CU_ASSERT(metric(m, "nnz_conv1") > 0);
+        const double acc = metric(m, "val_acc");
+        if (!(acc > 0.8))
+            fprintf(stderr, "\n%s (conv): val_acc %g\n", conv.plugin, acc);
+        CU_ASSERT(acc > 0.8);
+        for (size_t i = 0; i < MAX_SP; i++)
+            snap_free(&o.before[i]);
+        run_close(&r);
+        free(m);
+        free(b);
+        if (conv.resume)
+            check_resume(conv.plugin, conv.cfg, conv.epochs);
+    }
+    g_conv = false;
+}
+
 static int cleanup(void)
 {
     dsnn_registry_free(g_reg);
@@ -1033,6 +1105,7 @@ static int cleanup(void)
 
 static CU_TestInfo tests[] = {
     {"every scheme through the same round invariants (table)", test_scheme_table},
+    {"the same on a CNN with truly sparse convolutions (table)", test_scheme_table_conv},
     {"rigl", test_rigl},
     {"snfs", test_snfs},
     {"dsr", test_dsr},
