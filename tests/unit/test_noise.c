@@ -1,5 +1,6 @@
 /* tests/unit/test_noise.c - libdsnn's dataset helpers (dsnn/dataset_util.h): nupic's RandomNoise
- * (dsnn_noise_apply), the noise keys, per-epoch batch sizes and named normalisation statistics. */
+ * (dsnn_noise_apply), the noise keys, per-epoch batch sizes, batch buffers filled from a split
+ * cursor and named normalisation statistics. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -225,6 +226,69 @@ static void test_batch_schedule(void)
     CU_ASSERT_EQUAL(dsnn_batch_schedule_read(parse(many), "b", 1, &s, &err), DSNN_ERR_CONFIG);
 }
 
+/* dsnn_sample_fn of test_batch_buffer: sample i is {i, -i}, its label 10 i; counts its calls. */
+static int32_t fake_sample(void *state, int64_t i, float *x)
+{
+    (*(int *)state)++;
+    x[0] = (float)i;
+    x[1] = (float)-i;
+    return (int32_t)(10 * i);
+}
+
+static void test_batch_buffer(void)
+{
+    struct dsnn_error err = {0};
+    struct dsnn_split_cursor c = {.name = "t", .train_batch = {.n = 1, .size = {3}, .max = 3},
+                                  .test_batch = 2, .noise = DSNN_NOISE_SPLIT_NONE};
+    struct dsnn_batch_buffer buf = {0};
+    CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_init(&c, 7, 4, &err), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(dsnn_batch_buffer_init(&buf, &c, 2, &err), DSNN_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf.x);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf.y);
+    CU_ASSERT_EQUAL(buf.sample_size, 2);
+
+    /* before begin: an error, the batch untouched, no sample written */
+    int calls = 0;
+    struct dsnn_batch b = {.n = -5};
+    CU_ASSERT_EQUAL(dsnn_split_cursor_fill(&c, &buf, fake_sample, &calls, &b, &err),
+                    DSNN_ERR_INVALID);
+    CU_ASSERT_STRING_EQUAL(err.msg, "t: next_batch called before begin");
+    CU_ASSERT_EQUAL(b.n, -5);
+    CU_ASSERT_EQUAL(calls, 0);
+
+    /* train, in order: batches of 3, 3, 1, then the end */
+    CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_begin(&c, DSNN_SPLIT_TRAIN, 0, 7, &err), DSNN_OK);
+    static const int sizes[] = {3, 3, 1, 0};
+    int64_t next = 0;
+    for (int k = 0; k < 4; k++) {
+        CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_fill(&c, &buf, fake_sample, &calls, &b, &err),
+                              DSNN_OK);
+        CU_ASSERT_EQUAL(b.n, sizes[k]);
+        CU_ASSERT_PTR_EQUAL(b.x, buf.x);
+        CU_ASSERT_PTR_EQUAL(b.y, buf.y);
+        for (int j = 0; j < b.n; j++, next++) {
+            CU_ASSERT_EQUAL(b.x[2 * j], (float)next);
+            CU_ASSERT_EQUAL(b.x[2 * j + 1], (float)-next);
+            CU_ASSERT_EQUAL(b.y[j], 10 * next);
+        }
+    }
+    CU_ASSERT_EQUAL(next, 7);
+    CU_ASSERT_EQUAL(calls, 7);
+
+    /* test: batches of test_batch = 2 */
+    CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_begin(&c, DSNN_SPLIT_TEST, 0, 4, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_split_cursor_fill(&c, &buf, fake_sample, &calls, &b, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(b.n, 2);
+    CU_ASSERT_EQUAL(b.y[1], 10);
+
+    dsnn_batch_buffer_free(&buf);
+    CU_ASSERT_PTR_NULL(buf.x);
+    CU_ASSERT_PTR_NULL(buf.y);
+    dsnn_batch_buffer_free(&buf); /* twice, and NULL */
+    dsnn_batch_buffer_free(NULL);
+    dsnn_split_cursor_free(&c);
+}
+
 static void test_norm_stats(void)
 {
     const struct dsnn_norm_stats *s = dsnn_norm_stats_find("mnist");
@@ -267,6 +331,7 @@ static CU_TestInfo tests[] = {
     {"noise: deterministic per (seed, sample)", test_determinism},
     {"noise keys", test_noise_options},
     {"batch size per epoch", test_batch_schedule},
+    {"batch buffers filled from a split cursor", test_batch_buffer},
     {"named normalisation statistics", test_norm_stats},
     {"key locations in messages", test_key_where},
     CU_TEST_INFO_NULL,

@@ -250,8 +250,7 @@ struct cifar_state {
     double mean[CIFAR_CHANNELS], std[CIFAR_CHANNELS];
     float lut[CIFAR_CHANNELS][256];
     struct dsnn_noise_options noise;
-    float *xbuf;
-    int32_t *ybuf;
+    struct dsnn_batch_buffer buf; /* the batch served */
 };
 
 static void cifar_close(void *state)
@@ -266,8 +265,7 @@ static void cifar_close(void *state)
     free(s->test.x);
     free(s->test.y);
     dsnn_split_cursor_free(&s->cur);
-    free(s->xbuf);
-    free(s->ybuf);
+    dsnn_batch_buffer_free(&s->buf);
     free(s);
 }
 
@@ -548,15 +546,9 @@ static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn
     cifar_normalise(&o, s, log);
 
     /* Buffers. */
-    if ((st = dsnn_split_cursor_init(&s->cur, s->train.n, s->test.n, e)) != DSNN_OK)
+    if ((st = dsnn_split_cursor_init(&s->cur, s->train.n, s->test.n, e)) != DSNN_OK ||
+        (st = dsnn_batch_buffer_init(&s->buf, &s->cur, CIFAR_PIXELS, e)) != DSNN_OK)
         goto fail;
-    int max_batch = s->cur.max_batch;
-    s->xbuf = malloc((size_t)max_batch * CIFAR_PIXELS * sizeof *s->xbuf);
-    s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
-    if (!s->xbuf || !s->ybuf) {
-        st = dsnn_error_set(e, DSNN_ERR_NOMEM, "cifar: out of memory for batch buffers");
-        goto fail;
-    }
 
     memset(info, 0, sizeof *info);
     info->shape = (struct dsnn_shape){CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_SIDE};
@@ -615,56 +607,51 @@ static void cifar_augment(const struct cifar_state *s, const uint8_t *src, int64
     }
 }
 
+/* Writes sample i of the split begun to dst (dsnn_sample_fn): augmented (train, augment on),
+ * noisy (noise split) or as is, normalised. */
+static int32_t cifar_sample(void *state, int64_t i, float *dst)
+{
+    const struct cifar_state *s = state;
+    bool train = s->cur.split == DSNN_SPLIT_TRAIN, noise = s->cur.split == DSNN_SPLIT_NOISE;
+    const struct cifar_split *sp = train ? &s->train : &s->test;
+    const int plane = CIFAR_SIDE * CIFAR_SIDE;
+    const uint8_t *src = sp->x[i];
+    if (train && s->augment) {
+        cifar_augment(s, src, i, dst);
+    } else if (noise && s->noise.space == DSNN_NOISE_SPACE_PIXEL) {
+        /* noise in the [0, 1] image, then normalisation */
+        for (int j = 0; j < CIFAR_PIXELS; j++)
+            dst[j] = (float)(src[j] / 255.0);
+        struct dsnn_rng r;
+        dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
+        dsnn_noise_apply(dst, CIFAR_PIXELS, s->noise.level, (float)s->noise.high,
+                         (float)s->noise.low, &r);
+        for (int c = 0; c < CIFAR_CHANNELS; c++)
+            for (int j = c * plane; j < (c + 1) * plane; j++)
+                dst[j] = dst[j] == (float)(src[j] / 255.0)
+                             ? s->lut[c][src[j]] /* untouched: exactly as the test split */
+                             : (float)((dst[j] - s->mean[c]) / s->std[c]);
+    } else {
+        for (int c = 0; c < CIFAR_CHANNELS; c++)
+            for (int j = c * plane; j < (c + 1) * plane; j++)
+                dst[j] = s->lut[c][src[j]];
+        if (noise) { /* nupic: noise values set after normalisation */
+            struct dsnn_rng r;
+            dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
+            dsnn_noise_apply(dst, CIFAR_PIXELS, s->noise.level, (float)s->noise.high,
+                             (float)s->noise.low, &r);
+        }
+    }
+    return sp->y[i];
+}
+
 static enum dsnn_status cifar_next_batch(void *state, struct dsnn_batch *b,
                                          struct dsnn_error *err)
 {
     struct cifar_state *s = state;
     if (!s || !b)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "cifar: next_batch: NULL argument");
-    int n;
-    const uint32_t *samples;
-    enum dsnn_status st = dsnn_split_cursor_next(&s->cur, &n, &samples, err);
-    if (st != DSNN_OK)
-        return st;
-    bool train = s->cur.split == DSNN_SPLIT_TRAIN, noise = s->cur.split == DSNN_SPLIT_NOISE;
-    const struct cifar_split *sp = train ? &s->train : &s->test;
-    const int plane = CIFAR_SIDE * CIFAR_SIDE;
-    for (int k = 0; k < n; k++) {
-        int64_t i = samples[k];
-        const uint8_t *src = sp->x[i];
-        float *dst = s->xbuf + (int64_t)k * CIFAR_PIXELS;
-        if (train && s->augment) {
-            cifar_augment(s, src, i, dst);
-        } else if (noise && s->noise.space == DSNN_NOISE_SPACE_PIXEL) {
-            /* noise in the [0, 1] image, then normalisation */
-            for (int j = 0; j < CIFAR_PIXELS; j++)
-                dst[j] = (float)(src[j] / 255.0);
-            struct dsnn_rng r;
-            dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
-            dsnn_noise_apply(dst, CIFAR_PIXELS, s->noise.level, (float)s->noise.high,
-                             (float)s->noise.low, &r);
-            for (int c = 0; c < CIFAR_CHANNELS; c++)
-                for (int j = c * plane; j < (c + 1) * plane; j++)
-                    dst[j] = dst[j] == (float)(src[j] / 255.0)
-                                 ? s->lut[c][src[j]] /* untouched: exactly as the test split */
-                                 : (float)((dst[j] - s->mean[c]) / s->std[c]);
-        } else {
-            for (int c = 0; c < CIFAR_CHANNELS; c++)
-                for (int j = c * plane; j < (c + 1) * plane; j++)
-                    dst[j] = s->lut[c][src[j]];
-            if (noise) { /* nupic: noise values set after normalisation */
-                struct dsnn_rng r;
-                dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
-                dsnn_noise_apply(dst, CIFAR_PIXELS, s->noise.level, (float)s->noise.high,
-                                 (float)s->noise.low, &r);
-            }
-        }
-        s->ybuf[k] = sp->y[i];
-    }
-    b->x = s->xbuf;
-    b->y = s->ybuf;
-    b->n = n;
-    return DSNN_OK;
+    return dsnn_split_cursor_fill(&s->cur, &s->buf, cifar_sample, s, b, err);
 }
 
 DSNN_DATASET_PLUGIN("cifar", "1.0.0", "CIFAR-10 / CIFAR-100 binary files: per-channel "

@@ -154,8 +154,7 @@ struct gsc_state {
     struct dsnn_split_cursor cur; /* split begun, order, batch sizes, position */
     bool normalize;
     double mean, std;
-    float *xbuf;
-    int32_t *ybuf;
+    struct dsnn_batch_buffer buf; /* the batch served */
 };
 
 static void gsc_set_free(struct gsc_set *t)
@@ -178,8 +177,7 @@ static void gsc_close(void *state)
     free(s->train_paths);
     free(s->train_counts);
     dsnn_split_cursor_free(&s->cur);
-    free(s->xbuf);
-    free(s->ybuf);
+    dsnn_batch_buffer_free(&s->buf);
     free(s);
 }
 
@@ -593,15 +591,9 @@ static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     int64_t n_test = s->test.n;
     int64_t n_eval = s->noise.n > n_test ? s->noise.n : n_test; /* largest test-like split */
     if ((st = dsnn_split_cursor_init(&s->cur, s->train_size ? s->train_size : max_count, n_eval,
-                                     e)) != DSNN_OK)
+                                     e)) != DSNN_OK ||
+        (st = dsnn_batch_buffer_init(&s->buf, &s->cur, s->d, e)) != DSNN_OK)
         goto fail;
-    int max_batch = s->cur.max_batch;
-    s->xbuf = malloc((size_t)max_batch * (size_t)s->d * sizeof *s->xbuf);
-    s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
-    if (!s->xbuf || !s->ybuf) {
-        st = dsnn_error_set(e, DSNN_ERR_NOMEM, "gsc: out of memory for batch buffers");
-        goto fail;
-    }
 
     memset(info, 0, sizeof *info);
     info->shape = s->shape;
@@ -642,28 +634,23 @@ static enum dsnn_status gsc_begin(void *state, enum dsnn_split split, int epoch,
     return dsnn_split_cursor_begin(&s->cur, split, epoch, n, err);
 }
 
+/* Copies sample i of the split begun to dst (dsnn_sample_fn). */
+static int32_t gsc_sample(void *state, int64_t i, float *dst)
+{
+    const struct gsc_state *s = state;
+    const struct gsc_set *t = s->cur.split == DSNN_SPLIT_TRAIN  ? &s->train
+                              : s->cur.split == DSNN_SPLIT_TEST ? &s->test
+                                                                : &s->noise;
+    memcpy(dst, t->x + i * s->d, (size_t)s->d * sizeof *dst);
+    return t->y[i];
+}
+
 static enum dsnn_status gsc_next_batch(void *state, struct dsnn_batch *b, struct dsnn_error *err)
 {
     struct gsc_state *s = state;
     if (!s || !b)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "gsc: next_batch: NULL argument");
-    int n;
-    const uint32_t *samples;
-    enum dsnn_status st = dsnn_split_cursor_next(&s->cur, &n, &samples, err);
-    if (st != DSNN_OK)
-        return st;
-    const struct gsc_set *t = s->cur.split == DSNN_SPLIT_TRAIN  ? &s->train
-                              : s->cur.split == DSNN_SPLIT_TEST ? &s->test
-                                                                : &s->noise;
-    for (int k = 0; k < n; k++) {
-        int64_t i = samples[k];
-        memcpy(s->xbuf + (int64_t)k * s->d, t->x + i * s->d, (size_t)s->d * sizeof *s->xbuf);
-        s->ybuf[k] = t->y[i];
-    }
-    b->x = s->xbuf;
-    b->y = s->ybuf;
-    b->n = n;
-    return DSNN_OK;
+    return dsnn_split_cursor_fill(&s->cur, &s->buf, gsc_sample, s, b, err);
 }
 
 DSNN_DATASET_PLUGIN("gsc", "1.0.0",

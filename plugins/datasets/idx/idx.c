@@ -553,8 +553,7 @@ struct idx_state {
     float noise_high, noise_low; /* normalised values the noise sets */
     double mean, std;
     float lut[256]; /* pixel value -> normalised input */
-    float *xbuf;   /* [max batch][sample_size] */
-    int32_t *ybuf; /* [max batch] */
+    struct dsnn_batch_buffer buf; /* the batch served */
 };
 
 static void idx_close(void *state)
@@ -565,8 +564,7 @@ static void idx_close(void *state)
     for (int i = 0; i < 4; i++)
         idx_file_free(&s->files[i]);
     dsnn_split_cursor_free(&s->cur);
-    free(s->xbuf);
-    free(s->ybuf);
+    dsnn_batch_buffer_free(&s->buf);
     free(s);
 }
 
@@ -839,15 +837,9 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     const int64_t n_train = s->splits[DSNN_SPLIT_TRAIN].n, n_test = s->splits[DSNN_SPLIT_TEST].n;
 
     /* Buffers. */
-    if ((st = dsnn_split_cursor_init(&s->cur, n_train, n_test, e)) != DSNN_OK)
+    if ((st = dsnn_split_cursor_init(&s->cur, n_train, n_test, e)) != DSNN_OK ||
+        (st = dsnn_batch_buffer_init(&s->buf, &s->cur, s->sample_size, e)) != DSNN_OK)
         goto fail;
-    int max_batch = s->cur.max_batch;
-    s->xbuf = malloc((size_t)max_batch * (size_t)s->sample_size * sizeof *s->xbuf);
-    s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
-    if (!s->xbuf || !s->ybuf) {
-        st = dsnn_error_set(e, DSNN_ERR_NOMEM, "idx: out of memory for batch buffers");
-        goto fail;
-    }
 
     const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
     memset(info, 0, sizeof *info);
@@ -881,37 +873,32 @@ static enum dsnn_status idx_begin(void *state, enum dsnn_split split, int epoch,
                                    err);
 }
 
+/* Writes sample i of the split begun, normalised (and noisy for the noise split), to dst
+ * (dsnn_sample_fn). */
+static int32_t idx_sample(void *state, int64_t i, float *dst)
+{
+    const struct idx_state *s = state;
+    /* The noise split is the test split with noise. */
+    const struct idx_split *sp =
+        &s->splits[s->cur.split == DSNN_SPLIT_TRAIN ? DSNN_SPLIT_TRAIN : DSNN_SPLIT_TEST];
+    const int64_t d = s->sample_size;
+    const uint8_t *src = sp->x + i * d;
+    for (int64_t j = 0; j < d; j++)
+        dst[j] = s->lut[src[j]];
+    if (s->cur.split == DSNN_SPLIT_NOISE) {
+        struct dsnn_rng r;
+        dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
+        dsnn_noise_apply(dst, (size_t)d, s->noise.level, s->noise_high, s->noise_low, &r);
+    }
+    return sp->y[i];
+}
+
 static enum dsnn_status idx_next_batch(void *state, struct dsnn_batch *b, struct dsnn_error *err)
 {
     struct idx_state *s = state;
     if (!s || !b)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: next_batch: NULL argument");
-    int n;
-    const uint32_t *samples;
-    enum dsnn_status st = dsnn_split_cursor_next(&s->cur, &n, &samples, err);
-    if (st != DSNN_OK)
-        return st;
-    bool train = s->cur.split == DSNN_SPLIT_TRAIN, noise = s->cur.split == DSNN_SPLIT_NOISE;
-    /* The noise split is the test split with noise. */
-    const struct idx_split *sp = &s->splits[train ? DSNN_SPLIT_TRAIN : DSNN_SPLIT_TEST];
-    const int64_t d = s->sample_size;
-    for (int k = 0; k < n; k++) {
-        int64_t i = samples[k];
-        const uint8_t *src = sp->x + i * d;
-        float *dst = s->xbuf + (int64_t)k * d;
-        for (int64_t j = 0; j < d; j++)
-            dst[j] = s->lut[src[j]];
-        if (noise) {
-            struct dsnn_rng r;
-            dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
-            dsnn_noise_apply(dst, (size_t)d, s->noise.level, s->noise_high, s->noise_low, &r);
-        }
-        s->ybuf[k] = sp->y[i];
-    }
-    b->x = s->xbuf;
-    b->y = s->ybuf;
-    b->n = n;
-    return DSNN_OK;
+    return dsnn_split_cursor_fill(&s->cur, &s->buf, idx_sample, s, b, err);
 }
 
 DSNN_DATASET_PLUGIN("idx", "1.0.0", "IDX image classification files (MNIST, Fashion-MNIST), raw "

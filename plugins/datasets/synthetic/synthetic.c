@@ -87,8 +87,7 @@ struct syn_state {
     float *x[2];
     int32_t *y[2];
     struct dsnn_split_cursor cur; /* split begun, order, batch sizes, position */
-    float *xbuf;
-    int32_t *ybuf;
+    struct dsnn_batch_buffer buf; /* the batch served */
 };
 
 static void syn_close(void *state)
@@ -101,8 +100,7 @@ static void syn_close(void *state)
         free(s->y[i]);
     }
     dsnn_split_cursor_free(&s->cur);
-    free(s->xbuf);
-    free(s->ybuf);
+    dsnn_batch_buffer_free(&s->buf);
     free(s);
 }
 
@@ -203,11 +201,8 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     }
     /* n[1] >= 1 and test_batch >= 1: init clamps test_batch to n[1] */
     bool cur_ok = dsnn_split_cursor_init(&s->cur, n[0], n[1], NULL) == DSNN_OK;
-    int max_batch = s->cur.max_batch;
-    s->xbuf = malloc((size_t)(max_batch * d) * sizeof *s->xbuf);
-    s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
-    if (!centres || !s->x[0] || !s->x[1] || !s->y[0] || !s->y[1] || !cur_ok || !s->xbuf ||
-        !s->ybuf) {
+    bool buf_ok = dsnn_batch_buffer_init(&s->buf, &s->cur, d, NULL) == DSNN_OK;
+    if (!centres || !s->x[0] || !s->x[1] || !s->y[0] || !s->y[1] || !cur_ok || !buf_ok) {
         free(centres);
         syn_close(s);
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "synthetic: out of memory for %" PRId64
@@ -243,26 +238,21 @@ static enum dsnn_status syn_begin(void *state, enum dsnn_split split, int epoch,
                                    err);
 }
 
+/* Copies sample i of the split begun to dst (dsnn_sample_fn). */
+static int32_t syn_sample(void *state, int64_t i, float *dst)
+{
+    const struct syn_state *s = state;
+    const int sp = s->cur.split; /* DSNN_SPLIT_TRAIN (0) or DSNN_SPLIT_TEST (1) */
+    memcpy(dst, s->x[sp] + i * s->d, (size_t)s->d * sizeof *dst);
+    return s->y[sp][i];
+}
+
 static enum dsnn_status syn_next_batch(void *state, struct dsnn_batch *b, struct dsnn_error *err)
 {
     struct syn_state *s = state;
     if (!s || !b)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "synthetic: next_batch: NULL argument");
-    int n;
-    const uint32_t *samples;
-    enum dsnn_status st = dsnn_split_cursor_next(&s->cur, &n, &samples, err);
-    if (st != DSNN_OK)
-        return st;
-    const int sp = s->cur.split; /* DSNN_SPLIT_TRAIN (0) or DSNN_SPLIT_TEST (1) */
-    for (int k = 0; k < n; k++) {
-        int64_t i = samples[k];
-        memcpy(s->xbuf + k * s->d, s->x[sp] + i * s->d, (size_t)s->d * sizeof *s->xbuf);
-        s->ybuf[k] = s->y[sp][i];
-    }
-    b->x = s->xbuf;
-    b->y = s->ybuf;
-    b->n = n;
-    return DSNN_OK;
+    return dsnn_split_cursor_fill(&s->cur, &s->buf, syn_sample, s, b, err);
 }
 
 DSNN_DATASET_PLUGIN("synthetic", "1.0.0", "seeded Gaussian clusters of any shape, for fast tests",

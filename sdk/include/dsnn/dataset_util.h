@@ -128,11 +128,11 @@ DSNN_API int dsnn_batch_schedule_max(const struct dsnn_batch_schedule *s, int64_
  *                     .test_batch = o.test_batch, .batches_per_epoch = ..., .shuffle = ...,
  *                     .seed = ctx->seed, .noise = DSNN_NOISE_SPLIT_OFF or _ON};
  *                 dsnn_split_cursor_init(&s->cur, n_train, n_test, err);
- *                 xbuf = malloc(s->cur.max_batch * sample_size * sizeof(float)) ...
+ *                 dsnn_batch_buffer_init(&s->buf, &s->cur, sample_size, err);
  *     begin:      dsnn_split_cursor_begin(&s->cur, split, epoch, n_of_that_split, err);
- *     next_batch: dsnn_split_cursor_next(&s->cur, &n, &samples, err);
- *                 for (k = 0; k < n; k++) copy sample samples[k] of split s->cur.split
- *     close:      dsnn_split_cursor_free(&s->cur);
+ *     next_batch: dsnn_split_cursor_fill(&s->cur, &s->buf, my_sample, s, b, err);
+ *                 (my_sample(s, i, x) writes sample i of split s->cur.split, returns its label)
+ *     close:      dsnn_split_cursor_free(&s->cur); dsnn_batch_buffer_free(&s->buf);
  */
 
 /* Whether a dataset offers the noise split (DSNN_SPLIT_NOISE). */
@@ -196,6 +196,36 @@ DSNN_API enum dsnn_status dsnn_split_cursor_begin(struct dsnn_split_cursor *c,
 DSNN_API enum dsnn_status dsnn_split_cursor_next(struct dsnn_split_cursor *c, int *n,
                                                  const uint32_t **samples,
                                                  struct dsnn_error *err);
+
+/* The values and labels of the batch a dataset serves, sized for the largest batch of its split
+ * cursor. */
+struct dsnn_batch_buffer {
+    float *x;            /* [max_batch * sample_size]; owned */
+    int32_t *y;          /* [max_batch]; owned */
+    int64_t sample_size; /* values per sample */
+};
+
+/* Allocates b for c->max_batch samples (c initialised by dsnn_split_cursor_init) of sample_size
+ * values each. Out of memory is DSNN_ERR_NOMEM, "NAME: out of memory for batch buffers", and
+ * leaves b holding nothing. */
+DSNN_API enum dsnn_status dsnn_batch_buffer_init(struct dsnn_batch_buffer *b,
+                                                 const struct dsnn_split_cursor *c,
+                                                 int64_t sample_size, struct dsnn_error *err);
+/* Frees what b owns (not b itself). Accepts NULL and a zeroed buffer. */
+DSNN_API void dsnn_batch_buffer_free(struct dsnn_batch_buffer *b);
+
+/* Writes the sample_size values of sample i (its index in the split the cursor began) to x and
+ * returns its label. */
+typedef int32_t (*dsnn_sample_fn)(void *state, int64_t i, float *x);
+
+/* What next_batch of a dataset on a split cursor does: advances c by one batch
+ * (dsnn_split_cursor_next), fills row k of buf with sample(state, i, row) for the k-th sample i
+ * of the batch, and points out at buf (out->n = 0 at the end of the split). On error out is
+ * unchanged. */
+DSNN_API enum dsnn_status dsnn_split_cursor_fill(struct dsnn_split_cursor *c,
+                                                 struct dsnn_batch_buffer *buf,
+                                                 dsnn_sample_fn sample, void *state,
+                                                 struct dsnn_batch *out, struct dsnn_error *err);
 
 /* ---- Named normalisation statistics ---- */
 

@@ -200,6 +200,48 @@ enum dsnn_status dsnn_split_cursor_next(struct dsnn_split_cursor *c, int *n,
     return DSNN_OK;
 }
 
+enum dsnn_status dsnn_batch_buffer_init(struct dsnn_batch_buffer *b,
+                                        const struct dsnn_split_cursor *c, int64_t sample_size,
+                                        struct dsnn_error *err)
+{
+    b->sample_size = sample_size;
+    b->x = malloc((size_t)c->max_batch * (size_t)sample_size * sizeof *b->x);
+    b->y = malloc((size_t)c->max_batch * sizeof *b->y);
+    if (!b->x || !b->y) {
+        dsnn_batch_buffer_free(b);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory for batch buffers",
+                              c->name);
+    }
+    return DSNN_OK;
+}
+
+void dsnn_batch_buffer_free(struct dsnn_batch_buffer *b)
+{
+    if (!b)
+        return;
+    free(b->x);
+    free(b->y);
+    b->x = NULL;
+    b->y = NULL;
+}
+
+enum dsnn_status dsnn_split_cursor_fill(struct dsnn_split_cursor *c, struct dsnn_batch_buffer *buf,
+                                        dsnn_sample_fn sample, void *state,
+                                        struct dsnn_batch *out, struct dsnn_error *err)
+{
+    int n;
+    const uint32_t *samples;
+    enum dsnn_status st = dsnn_split_cursor_next(c, &n, &samples, err);
+    if (st != DSNN_OK)
+        return st;
+    for (int k = 0; k < n; k++)
+        buf->y[k] = sample(state, samples[k], buf->x + (int64_t)k * buf->sample_size);
+    out->x = buf->x;
+    out->y = buf->y;
+    out->n = n;
+    return DSNN_OK;
+}
+
 static const struct dsnn_norm_stats norm_stats[] = {
     {"mnist", 1, {0.1307, 0, 0}, {0.3081, 1, 1}},
     {"fashion-mnist", 1, {0.2860, 0, 0}, {0.3530, 1, 1}},
