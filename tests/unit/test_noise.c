@@ -226,6 +226,83 @@ static void test_batch_schedule(void)
     CU_ASSERT_EQUAL(dsnn_batch_schedule_read(parse(many), "b", 1, &s, &err), DSNN_ERR_CONFIG);
 }
 
+/* The cursor keys of a dataset, read with dsnn_dataset_keys_read and set up as a cursor. */
+struct fake_options {
+    int64_t other;
+    struct dsnn_split_options split;
+};
+#define FK_AT(f) DSNN_KEY_AT(struct fake_options, f)
+static const struct dsnn_key_spec fake_keys[] = {
+    {.name = "other", .type = DSNN_KEY_INT, .def = 3, FK_AT(other), .doc = "a key of the plugin"},
+    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 32,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), .doc = "train batch"},
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), FK_AT(split.test_batch), .doc = "test batch"},
+    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
+     DSNN_KEY_RANGE(0, (double)INT64_MAX), FK_AT(split.batches_per_epoch), .doc = "per epoch"},
+    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true, FK_AT(split.shuffle),
+     .doc = "shuffle"},
+};
+#undef FK_AT
+DSNN_KEY_TABLE_DEFINE(static, fake_table, fake_keys);
+
+static void test_split_options(void)
+{
+    struct dsnn_error err = {0};
+    struct fake_options o;
+    memset(&o, 0, sizeof o);
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table, parse(""), &o, &o.split.train_batch, &err),
+                    DSNN_OK);
+    CU_ASSERT_EQUAL(o.other, 3);
+    CU_ASSERT_EQUAL(o.split.train_batch.n, 1);
+    CU_ASSERT_EQUAL(o.split.train_batch.size[0], 32); /* the default of the spec */
+    CU_ASSERT_EQUAL(o.split.test_batch, 1000);
+    CU_ASSERT_EQUAL(o.split.batches_per_epoch, 0);
+    CU_ASSERT_TRUE(o.split.shuffle);
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table,
+                                           parse("batch_size_train = [4, 8]; batch_size_test = 7; "
+                                                 "train_batches_per_epoch = 2; shuffle = false;"),
+                                           &o, &o.split.train_batch, &err),
+                    DSNN_OK);
+    CU_ASSERT_EQUAL(o.split.train_batch.n, 2);
+    CU_ASSERT_EQUAL(o.split.train_batch.max, 8);
+    CU_ASSERT_EQUAL(o.split.test_batch, 7);
+    CU_ASSERT_EQUAL(o.split.batches_per_epoch, 2);
+    CU_ASSERT_FALSE(o.split.shuffle);
+    /* batch_size_train is read (and its error reported) before the other keys */
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table,
+                                           parse("batch_size_train = 0; batch_size_test = 0;"),
+                                           &o, &o.split.train_batch, &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'dataset.batch_size_train'"));
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table, parse("batch_size_test = 0;"), &o,
+                                           &o.split.train_batch, &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "batch_size_test"));
+
+    /* the cursor of those options */
+    struct dsnn_split_cursor c;
+    memset(&c, 0x5a, sizeof c);
+    o.split = (struct dsnn_split_options){.train_batch = {.n = 1, .size = {5}, .max = 5},
+                                          .test_batch = 9, .batches_per_epoch = 4,
+                                          .shuffle = true};
+    dsnn_split_cursor_setup(&c, "fake", &o.split, 77, DSNN_NOISE_SPLIT_OFF);
+    CU_ASSERT_STRING_EQUAL(c.name, "fake");
+    CU_ASSERT_EQUAL(c.train_batch.size[0], 5);
+    CU_ASSERT_EQUAL(c.test_batch, 9);
+    CU_ASSERT_EQUAL(c.batches_per_epoch, 4);
+    CU_ASSERT_TRUE(c.shuffle);
+    CU_ASSERT_EQUAL(c.seed, 77);
+    CU_ASSERT_EQUAL(c.noise, DSNN_NOISE_SPLIT_OFF);
+    CU_ASSERT_EQUAL(c.split, -1);
+    CU_ASSERT_PTR_NULL(c.order);
+    CU_ASSERT_EQUAL(c.capacity, 0);
+    CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_init(&c, 20, 6, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(c.test_batch, 6); /* clamped to n_test */
+    CU_ASSERT_EQUAL(c.max_batch, 6);
+    dsnn_split_cursor_free(&c);
+}
+
 /* dsnn_sample_fn of test_batch_buffer: sample i is {i, -i}, its label 10 i; counts its calls. */
 static int32_t fake_sample(void *state, int64_t i, float *x)
 {
@@ -331,6 +408,7 @@ static CU_TestInfo tests[] = {
     {"noise: deterministic per (seed, sample)", test_determinism},
     {"noise keys", test_noise_options},
     {"batch size per epoch", test_batch_schedule},
+    {"cursor keys and cursor setup", test_split_options},
     {"batch buffers filled from a split cursor", test_batch_buffer},
     {"named normalisation statistics", test_norm_stats},
     {"key locations in messages", test_key_where},

@@ -83,9 +83,8 @@ struct cifar_options {
     int variant; /* 0: CIFAR-10, 1: CIFAR-100 */
     const char *dir;
     int label_mode; /* 0: fine, 1: coarse */
-    struct dsnn_batch_schedule train_batch;
-    int64_t test_batch, batches_per_epoch;
-    bool shuffle, augment, flip;
+    struct dsnn_split_options split; /* batch sizes, train_batches_per_epoch, shuffle */
+    bool augment, flip;
     int64_t padding;
     int normalize;
     size_t n_mean, n_std;
@@ -114,13 +113,13 @@ static const struct dsnn_key_spec cifar_keys[] = {
      DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
      .doc = "samples per training batch: an integer, or one per epoch such as [64, 128] (the last "
      "value repeats, as nupic's VaryingDataLoader)"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), CK_AT(test_batch),
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), CK_AT(split.test_batch),
      .doc = "samples per test (and noise) batch"},
     {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     DSNN_KEY_RANGE(0, (double)INT64_MAX), CK_AT(batches_per_epoch),
+     DSNN_KEY_RANGE(0, (double)INT64_MAX), CK_AT(split.batches_per_epoch),
      .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
     {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
-     CK_AT(shuffle),
+     CK_AT(split.shuffle),
      .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
     {.name = "augment", .type = DSNN_KEY_BOOL, .def = false,
      CK_AT(augment),
@@ -189,11 +188,7 @@ static enum dsnn_status cifar_read_options(const struct dsnn_cfg *cfg, uint64_t 
 {
     enum dsnn_status st;
     char kw[700];
-    const double def_batch =
-        dsnn_keys_find(cifar_keys, DSNN_COUNT_OF(cifar_keys), "batch_size_train")->def;
-    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def_batch, &o->train_batch,
-                                       err)) != DSNN_OK ||
-        (st = dsnn_keys_read(&cifar_table, cfg, o, err)) != DSNN_OK)
+    if ((st = dsnn_dataset_keys_read(&cifar_table, cfg, o, &o->split.train_batch, err)) != DSNN_OK)
         return st;
     if ((st = dsnn_cfg_string(cfg, "path",
                               o->variant ? CIFAR100_DEFAULT_PATH : CIFAR10_DEFAULT_PATH, &o->dir,
@@ -502,7 +497,7 @@ static void cifar_log(FILE *log, const struct cifar_options *o, const struct cif
     fprintf(log, "cifar: normalize %s: mean %.4f %.4f %.4f std %.4f %.4f %.4f; "
                  "shuffle %s; augment %s\n",
             cifar_norm_choices[o->normalize], s->mean[0], s->mean[1], s->mean[2], s->std[0],
-            s->std[1], s->std[2], o->shuffle ? "on" : "off",
+            s->std[1], s->std[2], o->split.shuffle ? "on" : "off",
             o->augment ? (o->flip ? "crop + flip" : "crop") : "off");
     dsnn_noise_options_log(log, "cifar", "values", &s->noise);
 }
@@ -526,16 +521,8 @@ static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn
     struct cifar_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "cifar: out of memory");
-    s->cur = (struct dsnn_split_cursor){
-        .name = "cifar",
-        .train_batch = o.train_batch,
-        .test_batch = o.test_batch,
-        .batches_per_epoch = o.batches_per_epoch,
-        .shuffle = o.shuffle,
-        .seed = seed,
-        .noise = o.noise.enabled ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF,
-        .split = -1,
-    };
+    dsnn_split_cursor_setup(&s->cur, "cifar", &o.split, seed,
+                            o.noise.enabled ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF);
     s->seed = seed;
     s->augment = o.augment;
     s->flip = o.flip;

@@ -61,10 +61,10 @@ static const char *const gsc_norm_choices[] = {"none", "dataset", NULL};
 /* The keys, as read (dsnn_keys_read fills the fields named in the specs). */
 struct gsc_options {
     const char *dir, *train_file, *test_file, *noise_file, *x_array, *y_array;
-    bool test_noise, shuffle;
+    bool test_noise;
     double noise_level;
-    int64_t n_classes, test_batch, batches_per_epoch, size[2];
-    struct dsnn_batch_schedule train_batch;
+    int64_t n_classes, size[2];
+    struct dsnn_split_options split; /* batch sizes, train_batches_per_epoch, shuffle */
     int normalize;
     bool has_mean, has_std;
     double mean, std;
@@ -107,13 +107,13 @@ static const struct dsnn_key_spec gsc_keys[] = {
      DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
      .doc = "samples per training batch: an integer, or one per epoch such as [4, 16] (the last value "
      "repeats, as nupic's VaryingDataLoader)"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), GK_AT(test_batch),
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), GK_AT(split.test_batch),
      .doc = "samples per test (and noise) batch"},
     {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     DSNN_KEY_RANGE(0, (double)INT64_MAX), GK_AT(batches_per_epoch),
+     DSNN_KEY_RANGE(0, (double)INT64_MAX), GK_AT(split.batches_per_epoch),
      .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
     {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
-     GK_AT(shuffle),
+     GK_AT(split.shuffle),
      .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
     {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), GK_AT(size[0]),
      .doc = "use only the first N samples of each train file (0 = all)"},
@@ -186,11 +186,7 @@ static enum dsnn_status gsc_read_options(const struct dsnn_cfg *cfg, struct gsc_
 {
     enum dsnn_status st;
     char kw[700];
-    const double def_batch =
-        dsnn_keys_find(gsc_keys, DSNN_COUNT_OF(gsc_keys), "batch_size_train")->def;
-    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def_batch, &o->train_batch,
-                                       err)) != DSNN_OK ||
-        (st = dsnn_keys_read(&gsc_table, cfg, o, err)) != DSNN_OK)
+    if ((st = dsnn_dataset_keys_read(&gsc_table, cfg, o, &o->split.train_batch, err)) != DSNN_OK)
         return st;
     static const struct {
         const char *key;
@@ -562,16 +558,8 @@ static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct gsc_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "gsc: out of memory");
-    s->cur = (struct dsnn_split_cursor){
-        .name = "gsc",
-        .train_batch = o.train_batch,
-        .test_batch = o.test_batch,
-        .batches_per_epoch = o.batches_per_epoch,
-        .shuffle = o.shuffle,
-        .seed = ctx ? ctx->seed : 0,
-        .noise = o.test_noise ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF,
-        .split = -1,
-    };
+    dsnn_split_cursor_setup(&s->cur, "gsc", &o.split, ctx ? ctx->seed : 0,
+                            o.test_noise ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF);
     s->loaded = -1;
     s->n_classes = (int)o.n_classes;
     snprintf(s->x_name, sizeof s->x_name, "%s", o.x_array);

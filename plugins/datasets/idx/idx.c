@@ -368,11 +368,8 @@ static const char *const idx_norm_choices[] = {"dataset", "none", "mnist", "fash
 struct idx_options {
     const char *dir;
     const char *names[4]; /* train images, train labels, test images, test labels */
-    struct dsnn_batch_schedule train_batch;
-    int64_t test_batch;
-    int64_t batches_per_epoch; /* train_batches_per_epoch, 0 = all */
+    struct dsnn_split_options split; /* batch sizes, train_batches_per_epoch, shuffle */
     struct dsnn_noise_options noise;
-    bool shuffle;
     int normalize;
     bool has_mean, has_std;
     double mean, std;
@@ -405,13 +402,13 @@ static const struct dsnn_key_spec idx_keys[] = {
      DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
      .doc = "samples per training batch (the last batch of an epoch may be smaller): an integer, or "
      "one per epoch such as [4, 16] (the last value repeats, as nupic's VaryingDataLoader)"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), IK_AT(test_batch),
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), IK_AT(split.test_batch),
      .doc = "samples per test (and noise) batch"},
     {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     DSNN_KEY_RANGE(0, (double)INT64_MAX), IK_AT(batches_per_epoch),
+     DSNN_KEY_RANGE(0, (double)INT64_MAX), IK_AT(split.batches_per_epoch),
      .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
     {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
-     IK_AT(shuffle),
+     IK_AT(split.shuffle),
      .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
     {.name = "normalize", .type = DSNN_KEY_STRING, .def_str = "dataset",
      .choices = idx_norm_choices, IK_AT(normalize),
@@ -449,11 +446,7 @@ static enum dsnn_status idx_read_options(const struct dsnn_cfg *cfg, uint64_t se
 {
     enum dsnn_status st;
     char kw[700];
-    const double def_batch =
-        dsnn_keys_find(idx_keys, DSNN_COUNT_OF(idx_keys), "batch_size_train")->def;
-    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def_batch, &o->train_batch,
-                                       err)) != DSNN_OK ||
-        (st = dsnn_keys_read(&idx_table, cfg, o, err)) != DSNN_OK)
+    if ((st = dsnn_dataset_keys_read(&idx_table, cfg, o, &o->split.train_batch, err)) != DSNN_OK)
         return st;
     for (int i = 0; i < 4; i++)
         if (!o->names[i] || !o->names[i][0])
@@ -790,7 +783,7 @@ static void idx_log(FILE *log, const struct idx_options *o, const struct idx_sta
                 tei->gzip ? " (gzip)" : "");
     fprintf(log, "idx: %d classes; normalize %s: mean %.4f std %.4f; shuffle %s\n",
             info->n_classes, idx_norm_choices[o->normalize], s->mean, s->std,
-            o->shuffle ? "on" : "off");
+            o->split.shuffle ? "on" : "off");
     if (s->cur.train_batch.n > 1 || s->cur.batches_per_epoch > 0)
         fprintf(log, "idx: train batch sizes per epoch: %d values (largest %d); "
                      "train_batches_per_epoch %" PRId64 "\n",
@@ -818,16 +811,8 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct idx_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "idx: out of memory");
-    s->cur = (struct dsnn_split_cursor){
-        .name = "idx",
-        .train_batch = o.train_batch,
-        .test_batch = o.test_batch,
-        .batches_per_epoch = o.batches_per_epoch,
-        .shuffle = o.shuffle,
-        .seed = ctx ? ctx->seed : 0,
-        .noise = o.noise.enabled ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF,
-        .split = -1,
-    };
+    dsnn_split_cursor_setup(&s->cur, "idx", &o.split, ctx ? ctx->seed : 0,
+                            o.noise.enabled ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF);
     s->noise = o.noise;
     int n_classes;
     if ((st = idx_load(cfg, &o, s, e)) != DSNN_OK ||

@@ -39,11 +39,10 @@
 
 /* The keys, as read (shape and batch_size_train are read by syn_read_params itself). */
 struct syn_params {
-    int64_t n_classes, n[2], data_seed, test_batch, per_epoch; /* n: n_train, n_test */
+    int64_t n_classes, n[2], data_seed; /* n: n_train, n_test */
     double separation, noise_std;
-    bool shuffle;
     struct dsnn_shape shape;
-    struct dsnn_batch_schedule train_batch;
+    struct dsnn_split_options split; /* batch sizes, train_batches_per_epoch, shuffle */
 };
 
 #define SK_AT(f) DSNN_KEY_AT(struct syn_params, f)
@@ -70,11 +69,11 @@ static const struct dsnn_key_spec syn_keys[] = {
      DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
      .doc = "samples per training batch: an integer, or one per epoch (the last value repeats)"},
     {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000,
-     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), SK_AT(test_batch), .doc = "samples per test batch"},
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), SK_AT(split.test_batch), .doc = "samples per test batch"},
     {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     DSNN_KEY_RANGE(0, (double)INT64_MAX), SK_AT(per_epoch),
+     DSNN_KEY_RANGE(0, (double)INT64_MAX), SK_AT(split.batches_per_epoch),
      .doc = "end a train epoch after this many batches; 0 = all"},
-    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true, SK_AT(shuffle),
+    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true, SK_AT(split.shuffle),
      .doc = "shuffle the train split every epoch (order from the trial seed and the epoch)"},
 };
 #undef SK_AT
@@ -113,11 +112,7 @@ static enum dsnn_status syn_read_params(const struct dsnn_cfg *cfg, struct syn_p
     char kw[700];
     int64_t dims[4];
     size_t n_dims = 0;
-    const double def_batch =
-        dsnn_keys_find(syn_keys, DSNN_COUNT_OF(syn_keys), "batch_size_train")->def;
-    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def_batch, &p->train_batch,
-                                       e)) != DSNN_OK ||
-        (st = dsnn_keys_read(&syn_table, cfg, p, e)) != DSNN_OK ||
+    if ((st = dsnn_dataset_keys_read(&syn_table, cfg, p, &p->split.train_batch, e)) != DSNN_OK ||
         (st = dsnn_cfg_int_array(cfg, "shape", dims, 3, &n_dims, e)) != DSNN_OK)
         return st;
     p->shape = (struct dsnn_shape){1, 8, 8}; /* the default of shape */
@@ -180,16 +175,8 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct syn_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "synthetic: out of memory");
-    s->cur = (struct dsnn_split_cursor){
-        .name = "synthetic",
-        .train_batch = p.train_batch,
-        .test_batch = p.test_batch,
-        .batches_per_epoch = p.per_epoch,
-        .shuffle = p.shuffle,
-        .seed = ctx ? ctx->seed : 0,
-        .noise = DSNN_NOISE_SPLIT_NONE,
-        .split = -1,
-    };
+    dsnn_split_cursor_setup(&s->cur, "synthetic", &p.split, ctx ? ctx->seed : 0,
+                            DSNN_NOISE_SPLIT_NONE);
     s->shape = p.shape;
     s->d = d;
     s->n[0] = n[0];

@@ -24,6 +24,7 @@
 #include "dsnn/config.h"
 #include "dsnn/data.h" /* enum dsnn_split */
 #include "dsnn/export.h"
+#include "dsnn/keys.h"
 #include "dsnn/plugin.h" /* DSNN_KEY_* for DSNN_NOISE_KEYS */
 #include "dsnn/rng.h"
 #include "dsnn/status.h"
@@ -124,9 +125,13 @@ DSNN_API int dsnn_batch_schedule_max(const struct dsnn_batch_schedule *s, int64_
  * noise splits), train_batches_per_epoch, and the position in the split. The plugin keeps the
  * samples and turns the indices of a batch into its values.
  *
- *     open:       s->cur = (struct dsnn_split_cursor){.name = "idx", .train_batch = o.train_batch,
- *                     .test_batch = o.test_batch, .batches_per_epoch = ..., .shuffle = ...,
- *                     .seed = ctx->seed, .noise = DSNN_NOISE_SPLIT_OFF or _ON};
+ *     options:    struct my_options { struct dsnn_split_options split; ... };
+ *                 key specs: {"batch_size_train", .def = 128 ...},
+ *                     {"batch_size_test", ..., DSNN_KEY_AT(struct my_options, split.test_batch)},
+ *                     train_batches_per_epoch (split.batches_per_epoch), shuffle (split.shuffle)
+ *                 dsnn_dataset_keys_read(&my_table, cfg, &o, &o.split.train_batch, err);
+ *     open:       dsnn_split_cursor_setup(&s->cur, "idx", &o.split, ctx->seed,
+ *                                         DSNN_NOISE_SPLIT_OFF or _ON);
  *                 dsnn_split_cursor_init(&s->cur, n_train, n_test, err);
  *                 dsnn_batch_buffer_init(&s->buf, &s->cur, sample_size, err);
  *     begin:      dsnn_split_cursor_begin(&s->cur, split, epoch, n_of_that_split, err);
@@ -164,6 +169,30 @@ struct dsnn_split_cursor {
     int64_t pos;     /* samples served in this epoch */
     int64_t batches; /* batches served in this epoch */
 };
+
+/* The keys of a split cursor as read: a member of a dataset plugin's options, into which its key
+ * specs of batch_size_test, train_batches_per_epoch and shuffle point. */
+struct dsnn_split_options {
+    struct dsnn_batch_schedule train_batch; /* batch_size_train (dsnn_dataset_keys_read) */
+    int64_t test_batch;                     /* batch_size_test */
+    int64_t batches_per_epoch;              /* train_batches_per_epoch, 0 = all */
+    bool shuffle;                           /* shuffle */
+};
+
+/* Reads the keys of a dataset plugin: first its key batch_size_train (an integer or one per
+ * epoch, the default the .def of that key in t) into *train_batch with dsnn_batch_schedule_read,
+ * then every key of t into out with dsnn_keys_read. t must hold the key batch_size_train. */
+DSNN_API enum dsnn_status dsnn_dataset_keys_read(const struct dsnn_key_table *t,
+                                                 const struct dsnn_cfg *cfg, void *out,
+                                                 struct dsnn_batch_schedule *train_batch,
+                                                 struct dsnn_error *err);
+
+/* Sets every field of c for the options o: name (static), train_batch, test_batch,
+ * batches_per_epoch and shuffle from o, seed, noise; split = -1, the rest zero. Then
+ * dsnn_split_cursor_init. */
+DSNN_API void dsnn_split_cursor_setup(struct dsnn_split_cursor *c, const char *name,
+                                      const struct dsnn_split_options *o, uint64_t seed,
+                                      enum dsnn_noise_split noise);
 
 /* Prepares c, whose fields name ... noise are set, for splits of at most n_train (train) and
  * n_test (test and noise) samples: clamps c->test_batch to [1, n_test], sets c->train_max and

@@ -103,6 +103,32 @@ void dsnn_noise_options_log(FILE *log, const char *name, const char *what,
                                                : "after normalisation");
 }
 
+enum dsnn_status dsnn_dataset_keys_read(const struct dsnn_key_table *t, const struct dsnn_cfg *cfg,
+                                        void *out, struct dsnn_batch_schedule *train_batch,
+                                        struct dsnn_error *err)
+{
+    const double def = dsnn_keys_find(t->keys, t->n, "batch_size_train")->def;
+    enum dsnn_status st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def,
+                                                   train_batch, err);
+    return st != DSNN_OK ? st : dsnn_keys_read(t, cfg, out, err);
+}
+
+void dsnn_split_cursor_setup(struct dsnn_split_cursor *c, const char *name,
+                             const struct dsnn_split_options *o, uint64_t seed,
+                             enum dsnn_noise_split noise)
+{
+    *c = (struct dsnn_split_cursor){
+        .name = name,
+        .train_batch = o->train_batch,
+        .test_batch = o->test_batch,
+        .batches_per_epoch = o->batches_per_epoch,
+        .shuffle = o->shuffle,
+        .seed = seed,
+        .noise = noise,
+        .split = -1,
+    };
+}
+
 enum dsnn_status dsnn_split_cursor_init(struct dsnn_split_cursor *c, int64_t n_train,
                                         int64_t n_test, struct dsnn_error *err)
 {
