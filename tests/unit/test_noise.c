@@ -243,15 +243,23 @@ static const struct dsnn_key_spec fake_keys[] = {
     {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true, FK_AT(split.shuffle),
      .doc = "shuffle"},
 };
+/* the same keys, the cursor's shared */
+static const struct dsnn_key_spec fake_shared_keys[] = {
+    {.name = "other", .type = DSNN_KEY_INT, .def = 3, FK_AT(other), .doc = "a key of the plugin"},
+    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 16,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), .doc = "train batch"},
+    DSNN_SPLIT_KEYS,
+};
 #undef FK_AT
 DSNN_KEY_TABLE_DEFINE(static, fake_table, fake_keys);
+DSNN_KEY_TABLE_DEFINE(static, fake_shared_table, fake_shared_keys);
 
 static void test_split_options(void)
 {
     struct dsnn_error err = {0};
     struct fake_options o;
     memset(&o, 0, sizeof o);
-    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table, parse(""), &o, &o.split.train_batch, &err),
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table, parse(""), &o, &o.split, &err),
                     DSNN_OK);
     CU_ASSERT_EQUAL(o.other, 3);
     CU_ASSERT_EQUAL(o.split.train_batch.n, 1);
@@ -262,7 +270,7 @@ static void test_split_options(void)
     CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table,
                                            parse("batch_size_train = [4, 8]; batch_size_test = 7; "
                                                  "train_batches_per_epoch = 2; shuffle = false;"),
-                                           &o, &o.split.train_batch, &err),
+                                           &o, &o.split, &err),
                     DSNN_OK);
     CU_ASSERT_EQUAL(o.split.train_batch.n, 2);
     CU_ASSERT_EQUAL(o.split.train_batch.max, 8);
@@ -272,13 +280,37 @@ static void test_split_options(void)
     /* batch_size_train is read (and its error reported) before the other keys */
     CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table,
                                            parse("batch_size_train = 0; batch_size_test = 0;"),
-                                           &o, &o.split.train_batch, &err),
+                                           &o, &o.split, &err),
                     DSNN_ERR_CONFIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'dataset.batch_size_train'"));
     CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table, parse("batch_size_test = 0;"), &o,
-                                           &o.split.train_batch, &err),
+                                           &o.split, &err),
                     DSNN_ERR_CONFIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "batch_size_test"));
+
+    /* DSNN_SPLIT_KEYS: the same keys, read into o.split */
+    memset(&o, 0, sizeof o);
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_shared_table, parse(""), &o, &o.split, &err),
+                    DSNN_OK);
+    CU_ASSERT_EQUAL(o.other, 3);
+    CU_ASSERT_EQUAL(o.split.train_batch.size[0], 16);
+    CU_ASSERT_EQUAL(o.split.test_batch, 1000);
+    CU_ASSERT_EQUAL(o.split.batches_per_epoch, 0);
+    CU_ASSERT_TRUE(o.split.shuffle);
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_shared_table,
+                                           parse("other = 5; batch_size_test = 7; "
+                                                 "train_batches_per_epoch = 2; shuffle = false;"),
+                                           &o, &o.split, &err),
+                    DSNN_OK);
+    CU_ASSERT_EQUAL(o.other, 5);
+    CU_ASSERT_EQUAL(o.split.test_batch, 7);
+    CU_ASSERT_EQUAL(o.split.batches_per_epoch, 2);
+    CU_ASSERT_FALSE(o.split.shuffle);
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_shared_table, parse("batch_size_test = 0;"), &o,
+                                           &o.split, &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'dataset.batch_size_test'"));
+    CU_ASSERT_EQUAL(dsnn_split_keys.n, 3);
 
     /* the cursor of those options */
     struct dsnn_split_cursor c;
@@ -300,6 +332,23 @@ static void test_split_options(void)
     CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_init(&c, 20, 6, &err), DSNN_OK);
     CU_ASSERT_EQUAL(c.test_batch, 6); /* clamped to n_test */
     CU_ASSERT_EQUAL(c.max_batch, 6);
+
+    /* what open reports: n_noise only when the noise split is on */
+    struct dsnn_dataset_info info;
+    memset(&info, 0x5a, sizeof info);
+    dsnn_split_cursor_describe(&c, (struct dsnn_shape){3, 4, 5}, 10, 20, 6, 6, &info);
+    CU_ASSERT_EQUAL(info.shape.c, 3);
+    CU_ASSERT_EQUAL(info.shape.h, 4);
+    CU_ASSERT_EQUAL(info.shape.w, 5);
+    CU_ASSERT_EQUAL(info.n_classes, 10);
+    CU_ASSERT_EQUAL(info.n_train, 20);
+    CU_ASSERT_EQUAL(info.n_test, 6);
+    CU_ASSERT_EQUAL(info.n_noise, 0); /* DSNN_NOISE_SPLIT_OFF */
+    CU_ASSERT_EQUAL(info.batch_size_train, 5);
+    CU_ASSERT_EQUAL(info.batch_size_test, 6);
+    c.noise = DSNN_NOISE_SPLIT_ON;
+    dsnn_split_cursor_describe(&c, (struct dsnn_shape){3, 4, 5}, 10, 20, 6, 6, &info);
+    CU_ASSERT_EQUAL(info.n_noise, 6);
     dsnn_split_cursor_free(&c);
 }
 
@@ -408,7 +457,7 @@ static CU_TestInfo tests[] = {
     {"noise: deterministic per (seed, sample)", test_determinism},
     {"noise keys", test_noise_options},
     {"batch size per epoch", test_batch_schedule},
-    {"cursor keys and cursor setup", test_split_options},
+    {"cursor keys, cursor setup and dataset info", test_split_options},
     {"batch buffers filled from a split cursor", test_batch_buffer},
     {"named normalisation statistics", test_norm_stats},
     {"key locations in messages", test_key_where},

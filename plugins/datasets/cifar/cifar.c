@@ -113,14 +113,7 @@ static const struct dsnn_key_spec cifar_keys[] = {
      DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
      .doc = "samples per training batch: an integer, or one per epoch such as [64, 128] (the last "
      "value repeats, as nupic's VaryingDataLoader)"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), CK_AT(split.test_batch),
-     .doc = "samples per test (and noise) batch"},
-    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     DSNN_KEY_RANGE(0, (double)INT64_MAX), CK_AT(split.batches_per_epoch),
-     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
-    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
-     CK_AT(split.shuffle),
-     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
+    DSNN_SPLIT_KEYS, /* batch_size_test, train_batches_per_epoch, shuffle */
     {.name = "augment", .type = DSNN_KEY_BOOL, .def = false,
      CK_AT(augment),
      .doc = "augment the train split (nupic augment_images): random crop of the zero-padded image, "
@@ -188,7 +181,7 @@ static enum dsnn_status cifar_read_options(const struct dsnn_cfg *cfg, uint64_t 
 {
     enum dsnn_status st;
     char kw[700];
-    if ((st = dsnn_dataset_keys_read(&cifar_table, cfg, o, &o->split.train_batch, err)) != DSNN_OK)
+    if ((st = dsnn_dataset_keys_read(&cifar_table, cfg, o, &o->split, err)) != DSNN_OK)
         return st;
     if ((st = dsnn_cfg_string(cfg, "path",
                               o->variant ? CIFAR100_DEFAULT_PATH : CIFAR10_DEFAULT_PATH, &o->dir,
@@ -537,14 +530,10 @@ static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn
         (st = dsnn_batch_buffer_init(&s->buf, &s->cur, CIFAR_PIXELS, e)) != DSNN_OK)
         goto fail;
 
-    memset(info, 0, sizeof *info);
-    info->shape = (struct dsnn_shape){CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_SIDE};
-    info->n_classes = o.variant ? (o.label_mode ? 20 : 100) : 10;
-    info->n_train = s->train.n;
-    info->n_test = s->test.n;
-    info->n_noise = s->noise.enabled ? s->test.n : 0;
-    info->batch_size_train = s->cur.train_max;
-    info->batch_size_test = (int)s->cur.test_batch;
+    /* the noise split (when on) is the test split with noise */
+    dsnn_split_cursor_describe(&s->cur, (struct dsnn_shape){CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_SIDE},
+                               o.variant ? (o.label_mode ? 20 : 100) : 10, s->train.n, s->test.n,
+                               s->test.n, info);
     if (log)
         cifar_log(log, &o, s, info);
     *state = s;

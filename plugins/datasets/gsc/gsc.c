@@ -107,14 +107,7 @@ static const struct dsnn_key_spec gsc_keys[] = {
      DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
      .doc = "samples per training batch: an integer, or one per epoch such as [4, 16] (the last value "
      "repeats, as nupic's VaryingDataLoader)"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), GK_AT(split.test_batch),
-     .doc = "samples per test (and noise) batch"},
-    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     DSNN_KEY_RANGE(0, (double)INT64_MAX), GK_AT(split.batches_per_epoch),
-     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
-    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
-     GK_AT(split.shuffle),
-     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
+    DSNN_SPLIT_KEYS, /* batch_size_test, train_batches_per_epoch, shuffle */
     {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), GK_AT(size[0]),
      .doc = "use only the first N samples of each train file (0 = all)"},
     {.name = "test_size", .type = DSNN_KEY_INT, .def = 0,
@@ -186,7 +179,7 @@ static enum dsnn_status gsc_read_options(const struct dsnn_cfg *cfg, struct gsc_
 {
     enum dsnn_status st;
     char kw[700];
-    if ((st = dsnn_dataset_keys_read(&gsc_table, cfg, o, &o->split.train_batch, err)) != DSNN_OK)
+    if ((st = dsnn_dataset_keys_read(&gsc_table, cfg, o, &o->split, err)) != DSNN_OK)
         return st;
     static const struct {
         const char *key;
@@ -583,14 +576,7 @@ static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_r
         (st = dsnn_batch_buffer_init(&s->buf, &s->cur, s->d, e)) != DSNN_OK)
         goto fail;
 
-    memset(info, 0, sizeof *info);
-    info->shape = s->shape;
-    info->n_classes = s->n_classes;
-    info->n_train = n_train;
-    info->n_test = n_test;
-    info->n_noise = o.test_noise ? s->noise.n : 0;
-    info->batch_size_train = s->cur.train_max;
-    info->batch_size_test = (int)s->cur.test_batch;
+    dsnn_split_cursor_describe(&s->cur, s->shape, s->n_classes, n_train, n_test, s->noise.n, info);
     if (ctx && ctx->log)
         gsc_log(ctx->log, &o, s);
     *state = s;

@@ -402,14 +402,7 @@ static const struct dsnn_key_spec idx_keys[] = {
      DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
      .doc = "samples per training batch (the last batch of an epoch may be smaller): an integer, or "
      "one per epoch such as [4, 16] (the last value repeats, as nupic's VaryingDataLoader)"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), IK_AT(split.test_batch),
-     .doc = "samples per test (and noise) batch"},
-    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     DSNN_KEY_RANGE(0, (double)INT64_MAX), IK_AT(split.batches_per_epoch),
-     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
-    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
-     IK_AT(split.shuffle),
-     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
+    DSNN_SPLIT_KEYS, /* batch_size_test, train_batches_per_epoch, shuffle */
     {.name = "normalize", .type = DSNN_KEY_STRING, .def_str = "dataset",
      .choices = idx_norm_choices, IK_AT(normalize),
      .doc = "x = (pixel/255 - mean) / std with: \"dataset\": mean and std over all pixels of the train "
@@ -446,7 +439,7 @@ static enum dsnn_status idx_read_options(const struct dsnn_cfg *cfg, uint64_t se
 {
     enum dsnn_status st;
     char kw[700];
-    if ((st = dsnn_dataset_keys_read(&idx_table, cfg, o, &o->split.train_batch, err)) != DSNN_OK)
+    if ((st = dsnn_dataset_keys_read(&idx_table, cfg, o, &o->split, err)) != DSNN_OK)
         return st;
     for (int i = 0; i < 4; i++)
         if (!o->names[i] || !o->names[i][0])
@@ -827,14 +820,9 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
         goto fail;
 
     const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
-    memset(info, 0, sizeof *info);
-    info->shape = (struct dsnn_shape){1, (int)tri->dims[1], (int)tri->dims[2]};
-    info->n_classes = n_classes;
-    info->n_train = n_train;
-    info->n_test = n_test;
-    info->n_noise = s->noise.enabled ? n_test : 0;
-    info->batch_size_train = s->cur.train_max;
-    info->batch_size_test = (int)s->cur.test_batch;
+    /* the noise split (when on) is the test split with noise */
+    const struct dsnn_shape shape = {1, (int)tri->dims[1], (int)tri->dims[2]};
+    dsnn_split_cursor_describe(&s->cur, shape, n_classes, n_train, n_test, n_test, info);
     if (log)
         idx_log(log, &o, s, info);
     *state = s;

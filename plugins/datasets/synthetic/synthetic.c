@@ -112,7 +112,7 @@ static enum dsnn_status syn_read_params(const struct dsnn_cfg *cfg, struct syn_p
     char kw[700];
     int64_t dims[4];
     size_t n_dims = 0;
-    if ((st = dsnn_dataset_keys_read(&syn_table, cfg, p, &p->split.train_batch, e)) != DSNN_OK ||
+    if ((st = dsnn_dataset_keys_read(&syn_table, cfg, p, &p->split, e)) != DSNN_OK ||
         (st = dsnn_cfg_int_array(cfg, "shape", dims, 3, &n_dims, e)) != DSNN_OK)
         return st;
     p->shape = (struct dsnn_shape){1, 8, 8}; /* the default of shape */
@@ -198,14 +198,7 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     syn_generate(s, &p, centres);
     free(centres);
 
-    memset(info, 0, sizeof *info);
-    info->shape = p.shape;
-    info->n_classes = (int)p.n_classes;
-    info->n_train = n[0];
-    info->n_test = n[1];
-    info->n_noise = 0;
-    info->batch_size_train = s->cur.train_max;
-    info->batch_size_test = (int)s->cur.test_batch;
+    dsnn_split_cursor_describe(&s->cur, p.shape, (int)p.n_classes, n[0], n[1], 0, info);
     if (ctx && ctx->log)
         fprintf(ctx->log, "synthetic: %d Gaussian classes of %dx%dx%d (separation %g, noise %g, "
                           "data_seed %" PRId64 "): train %" PRId64 ", test %" PRId64 "\n",

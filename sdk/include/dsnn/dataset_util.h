@@ -126,10 +126,8 @@ DSNN_API int dsnn_batch_schedule_max(const struct dsnn_batch_schedule *s, int64_
  * samples and turns the indices of a batch into its values.
  *
  *     options:    struct my_options { struct dsnn_split_options split; ... };
- *                 key specs: {"batch_size_train", .def = 128 ...},
- *                     {"batch_size_test", ..., DSNN_KEY_AT(struct my_options, split.test_batch)},
- *                     train_batches_per_epoch (split.batches_per_epoch), shuffle (split.shuffle)
- *                 dsnn_dataset_keys_read(&my_table, cfg, &o, &o.split.train_batch, err);
+ *                 key specs: {"batch_size_train", .def = 128 ...}, DSNN_SPLIT_KEYS, ...
+ *                 dsnn_dataset_keys_read(&my_table, cfg, &o, &o.split, err);
  *     open:       dsnn_split_cursor_setup(&s->cur, "idx", &o.split, ctx->seed,
  *                                         DSNN_NOISE_SPLIT_OFF or _ON);
  *                 dsnn_split_cursor_init(&s->cur, n_train, n_test, err);
@@ -170,21 +168,28 @@ struct dsnn_split_cursor {
     int64_t batches; /* batches served in this epoch */
 };
 
-/* The keys of a split cursor as read: a member of a dataset plugin's options, into which its key
- * specs of batch_size_test, train_batches_per_epoch and shuffle point. */
+/* The keys of a split cursor as read: a member of a dataset plugin's options. */
 struct dsnn_split_options {
-    struct dsnn_batch_schedule train_batch; /* batch_size_train (dsnn_dataset_keys_read) */
+    struct dsnn_batch_schedule train_batch; /* batch_size_train */
     int64_t test_batch;                     /* batch_size_test */
     int64_t batches_per_epoch;              /* train_batches_per_epoch, 0 = all */
     bool shuffle;                           /* shuffle */
 };
 
+/* batch_size_test (default 1000, "samples per test (and noise) batch"), train_batches_per_epoch
+ * (default 0 = all) and shuffle (default true), the cursor keys shared by the image datasets
+ * (DSNN_SPLIT_KEYS, after the plugin's own batch_size_train, whose default and doc vary). */
+DSNN_API extern const struct dsnn_key_table dsnn_split_keys;
+#define DSNN_SPLIT_KEYS DSNN_KEYS_FROM(dsnn_split_keys)
+
 /* Reads the keys of a dataset plugin: first its key batch_size_train (an integer or one per
- * epoch, the default the .def of that key in t) into *train_batch with dsnn_batch_schedule_read,
- * then every key of t into out with dsnn_keys_read. t must hold the key batch_size_train. */
+ * epoch, the default the .def of that key in t) into split->train_batch with
+ * dsnn_batch_schedule_read, then the keys of DSNN_SPLIT_KEYS into split when t includes them,
+ * then every key of t into out with dsnn_keys_read (a plugin without DSNN_SPLIT_KEYS points
+ * its own specs of those keys into split). t must hold the key batch_size_train. */
 DSNN_API enum dsnn_status dsnn_dataset_keys_read(const struct dsnn_key_table *t,
                                                  const struct dsnn_cfg *cfg, void *out,
-                                                 struct dsnn_batch_schedule *train_batch,
+                                                 struct dsnn_split_options *split,
                                                  struct dsnn_error *err);
 
 /* Sets every field of c for the options o: name (static), train_batch, test_batch,
@@ -200,6 +205,13 @@ DSNN_API void dsnn_split_cursor_setup(struct dsnn_split_cursor *c, const char *n
  * c->split = -1. Out of memory is DSNN_ERR_NOMEM, "NAME: out of memory for batch buffers". */
 DSNN_API enum dsnn_status dsnn_split_cursor_init(struct dsnn_split_cursor *c, int64_t n_train,
                                                  int64_t n_test, struct dsnn_error *err);
+/* What a dataset on cursor c (initialised) reports from open: info receives shape, n_classes,
+ * n_train and n_test as given, n_noise when c offers the noise split (c->noise is
+ * DSNN_NOISE_SPLIT_ON; 0 otherwise), and the largest batches of c (batch_size_train =
+ * c->train_max, batch_size_test = c->test_batch); every other field of info is zeroed. */
+DSNN_API void dsnn_split_cursor_describe(const struct dsnn_split_cursor *c, struct dsnn_shape shape,
+                                         int n_classes, int64_t n_train, int64_t n_test,
+                                         int64_t n_noise, struct dsnn_dataset_info *info);
 /* Frees what c owns (not c itself). Accepts NULL and a cursor never initialised but zeroed. */
 DSNN_API void dsnn_split_cursor_free(struct dsnn_split_cursor *c);
 /* Checks that split can be begun at epoch, in this order: the noise split when c->noise is not
