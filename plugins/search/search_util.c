@@ -1,6 +1,7 @@
 /* plugins/search/search_util.c - see search_util.h. */
 #include "search_util.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,15 @@ void *su_reserve_one(void *items, size_t *cap, size_t n, size_t size)
     if (p)
         *cap = c;
     return p;
+}
+
+bool su_score(const struct dsnn_metrics *m, const char *metric, bool maximize, double *score)
+{
+    double v;
+    if (!dsnn_metrics_get(m, metric, &v))
+        return false;
+    *score = isnan(v) ? -INFINITY : maximize ? v : -v;
+    return true;
 }
 
 int su_cmp_double(const void *x, const void *y)

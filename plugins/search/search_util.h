@@ -55,6 +55,10 @@ enum dsnn_status su_state_read_head(FILE *f, const char tag[4], uint64_t version
  * caller). */
 void *su_reserve_one(void *items, size_t *cap, size_t n, size_t size);
 
+/* The score of a result, larger is better: the value of metric in m (negated when not
+ * maximize; -infinity when NaN) into *score. False, *score untouched, when m lacks metric. */
+bool su_score(const struct dsnn_metrics *m, const char *metric, bool maximize, double *score);
+
 /* qsort comparison of doubles, ascending. */
 int su_cmp_double(const void *x, const void *y);
 

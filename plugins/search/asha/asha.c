@@ -209,10 +209,9 @@ static enum dsnn_search_decision asha_on_result(void *state, int trial_index, in
                                                 const struct dsnn_metrics *m)
 {
     struct asha *a = state;
-    double v;
-    if (trial_index < 0 || !dsnn_metrics_get(m, a->metric, &v))
+    double score;
+    if (trial_index < 0 || !su_score(m, a->metric, a->maximize, &score))
         return DSNN_SEARCH_CONTINUE;
-    double score = isnan(v) ? -INFINITY : a->maximize ? v : -v;
     double t = (double)epoch + 1;
     struct asha_bracket *b = &a->brackets[bracket_of(a, trial_index)];
     enum dsnn_search_decision action = DSNN_SEARCH_CONTINUE;

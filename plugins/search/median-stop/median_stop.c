@@ -124,15 +124,14 @@ static enum dsnn_search_decision median_on_result(void *state, int trial_index, 
                                                   const struct dsnn_metrics *m)
 {
     struct median_stop *ms = state;
-    double v;
+    double score;
     if (trial_index < 0 || trial_index >= ms->draw.num_samples ||
-        !dsnn_metrics_get(m, ms->metric, &v))
+        !su_score(m, ms->metric, ms->maximize, &score))
         return DSNN_SEARCH_CONTINUE;
     struct median_trial *tr = &ms->trials[trial_index];
     if (tr->stopped)
         return DSNN_SEARCH_STOP;
     double t = (double)epoch + 1, grace = (double)ms->grace_period;
-    double score = isnan(v) ? -INFINITY : ms->maximize ? v : -v;
     if (!append(tr, t, score) || t <= grace)
         return DSNN_SEARCH_CONTINUE;
     double *means = malloc((size_t)ms->draw.num_samples * sizeof *means);

@@ -214,9 +214,9 @@ static enum dsnn_search_decision pbt_on_result(void *state, int trial_index, int
                                                const struct dsnn_metrics *m)
 {
     struct pbt *p = state;
-    double v;
+    double score;
     if (trial_index < 0 || trial_index >= p->draw.num_samples ||
-        !dsnn_metrics_get(m, p->metric, &v))
+        !su_score(m, p->metric, p->maximize, &score))
         return DSNN_SEARCH_CONTINUE;
     struct pbt_trial *tr = &p->trials[trial_index];
     if (!tr->initialised) {
@@ -224,7 +224,7 @@ static enum dsnn_search_decision pbt_on_result(void *state, int trial_index, int
         tr->initialised = true;
     }
     double t = (double)epoch + 1;
-    tr->last_score = isnan(v) ? -INFINITY : p->maximize ? v : -v;
+    tr->last_score = score;
     tr->has_score = true;
     tr->finished = false;
     tr->last_t = t;
