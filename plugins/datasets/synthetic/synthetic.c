@@ -37,7 +37,8 @@
 #define SYN_STREAM_TEST 0x73796e3365ull
 #define SYN_MAX_VALUES (INT64_C(1) << 31) /* floats held in all (about 8 GiB) */
 
-/* The keys, as read (shape and batch_size_train are read by syn_read_params itself). */
+/* The keys, as read (shape is read by syn_read_params itself, batch_size_train by
+ * dsnn_dataset_keys_read). */
 struct syn_params {
     int64_t n_classes, n[2], data_seed; /* n: n_train, n_test */
     double separation, noise_std;
@@ -69,7 +70,8 @@ static const struct dsnn_key_spec syn_keys[] = {
      DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
      .doc = "samples per training batch: an integer, or one per epoch (the last value repeats)"},
     {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000,
-     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), SK_AT(split.test_batch), .doc = "samples per test batch"},
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), SK_AT(split.test_batch),
+     .doc = "samples per test batch"},
     {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
      DSNN_KEY_RANGE(0, (double)INT64_MAX), SK_AT(split.batches_per_epoch),
      .doc = "end a train epoch after this many batches; 0 = all"},
