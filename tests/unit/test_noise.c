@@ -1,5 +1,6 @@
 /* tests/unit/test_noise.c - libdsnn's dataset helpers (dsnn/dataset_util.h): nupic's RandomNoise
- * (dsnn_noise_apply), the noise keys, per-epoch batch sizes and named normalisation statistics. */
+ * (dsnn_noise_apply), the noise keys, per-epoch batch sizes, batch buffers filled from a split
+ * cursor and named normalisation statistics. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -225,6 +226,195 @@ static void test_batch_schedule(void)
     CU_ASSERT_EQUAL(dsnn_batch_schedule_read(parse(many), "b", 1, &s, &err), DSNN_ERR_CONFIG);
 }
 
+/* The cursor keys of a dataset, read with dsnn_dataset_keys_read and set up as a cursor. */
+struct fake_options {
+    int64_t other;
+    struct dsnn_split_options split;
+};
+#define FK_AT(f) DSNN_KEY_AT(struct fake_options, f)
+static const struct dsnn_key_spec fake_keys[] = {
+    {.name = "other", .type = DSNN_KEY_INT, .def = 3, FK_AT(other), .doc = "a key of the plugin"},
+    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 32,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), .doc = "train batch"},
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), FK_AT(split.test_batch), .doc = "test batch"},
+    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
+     DSNN_KEY_RANGE(0, (double)INT64_MAX), FK_AT(split.batches_per_epoch), .doc = "per epoch"},
+    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true, FK_AT(split.shuffle),
+     .doc = "shuffle"},
+};
+/* the same keys, the cursor's shared */
+static const struct dsnn_key_spec fake_shared_keys[] = {
+    {.name = "other", .type = DSNN_KEY_INT, .def = 3, FK_AT(other), .doc = "a key of the plugin"},
+    {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 16,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), .doc = "train batch"},
+    DSNN_SPLIT_KEYS,
+};
+#undef FK_AT
+DSNN_KEY_TABLE_DEFINE(static, fake_table, fake_keys);
+DSNN_KEY_TABLE_DEFINE(static, fake_shared_table, fake_shared_keys);
+
+static void test_split_options(void)
+{
+    struct dsnn_error err = {0};
+    struct fake_options o;
+    memset(&o, 0, sizeof o);
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table, parse(""), &o, &o.split, &err),
+                    DSNN_OK);
+    CU_ASSERT_EQUAL(o.other, 3);
+    CU_ASSERT_EQUAL(o.split.train_batch.n, 1);
+    CU_ASSERT_EQUAL(o.split.train_batch.size[0], 32); /* the default of the spec */
+    CU_ASSERT_EQUAL(o.split.test_batch, 1000);
+    CU_ASSERT_EQUAL(o.split.batches_per_epoch, 0);
+    CU_ASSERT_TRUE(o.split.shuffle);
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table,
+                                           parse("batch_size_train = [4, 8]; batch_size_test = 7; "
+                                                 "train_batches_per_epoch = 2; shuffle = false;"),
+                                           &o, &o.split, &err),
+                    DSNN_OK);
+    CU_ASSERT_EQUAL(o.split.train_batch.n, 2);
+    CU_ASSERT_EQUAL(o.split.train_batch.max, 8);
+    CU_ASSERT_EQUAL(o.split.test_batch, 7);
+    CU_ASSERT_EQUAL(o.split.batches_per_epoch, 2);
+    CU_ASSERT_FALSE(o.split.shuffle);
+    /* batch_size_train is read (and its error reported) before the other keys */
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table,
+                                           parse("batch_size_train = 0; batch_size_test = 0;"),
+                                           &o, &o.split, &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'dataset.batch_size_train'"));
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table, parse("batch_size_test = 0;"), &o,
+                                           &o.split, &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "batch_size_test"));
+
+    /* DSNN_SPLIT_KEYS: the same keys, read into o.split */
+    memset(&o, 0, sizeof o);
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_shared_table, parse(""), &o, &o.split, &err),
+                    DSNN_OK);
+    CU_ASSERT_EQUAL(o.other, 3);
+    CU_ASSERT_EQUAL(o.split.train_batch.size[0], 16);
+    CU_ASSERT_EQUAL(o.split.test_batch, 1000);
+    CU_ASSERT_EQUAL(o.split.batches_per_epoch, 0);
+    CU_ASSERT_TRUE(o.split.shuffle);
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_shared_table,
+                                           parse("other = 5; batch_size_test = 7; "
+                                                 "train_batches_per_epoch = 2; shuffle = false;"),
+                                           &o, &o.split, &err),
+                    DSNN_OK);
+    CU_ASSERT_EQUAL(o.other, 5);
+    CU_ASSERT_EQUAL(o.split.test_batch, 7);
+    CU_ASSERT_EQUAL(o.split.batches_per_epoch, 2);
+    CU_ASSERT_FALSE(o.split.shuffle);
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_shared_table, parse("batch_size_test = 0;"), &o,
+                                           &o.split, &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'dataset.batch_size_test'"));
+    CU_ASSERT_EQUAL(dsnn_split_keys.n, 3);
+
+    /* the cursor of those options */
+    struct dsnn_split_cursor c;
+    memset(&c, 0x5a, sizeof c);
+    o.split = (struct dsnn_split_options){.train_batch = {.n = 1, .size = {5}, .max = 5},
+                                          .test_batch = 9, .batches_per_epoch = 4,
+                                          .shuffle = true};
+    dsnn_split_cursor_setup(&c, "fake", &o.split, 77, DSNN_NOISE_SPLIT_OFF);
+    CU_ASSERT_STRING_EQUAL(c.name, "fake");
+    CU_ASSERT_EQUAL(c.train_batch.size[0], 5);
+    CU_ASSERT_EQUAL(c.test_batch, 9);
+    CU_ASSERT_EQUAL(c.batches_per_epoch, 4);
+    CU_ASSERT_TRUE(c.shuffle);
+    CU_ASSERT_EQUAL(c.seed, 77);
+    CU_ASSERT_EQUAL(c.noise, DSNN_NOISE_SPLIT_OFF);
+    CU_ASSERT_EQUAL(c.split, -1);
+    CU_ASSERT_PTR_NULL(c.order);
+    CU_ASSERT_EQUAL(c.capacity, 0);
+    CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_init(&c, 20, 6, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(c.test_batch, 6); /* clamped to n_test */
+    CU_ASSERT_EQUAL(c.max_batch, 6);
+
+    /* what open reports: n_noise only when the noise split is on */
+    struct dsnn_dataset_info info;
+    memset(&info, 0x5a, sizeof info);
+    dsnn_split_cursor_describe(&c, (struct dsnn_shape){3, 4, 5}, 10, 20, 6, 6, &info);
+    CU_ASSERT_EQUAL(info.shape.c, 3);
+    CU_ASSERT_EQUAL(info.shape.h, 4);
+    CU_ASSERT_EQUAL(info.shape.w, 5);
+    CU_ASSERT_EQUAL(info.n_classes, 10);
+    CU_ASSERT_EQUAL(info.n_train, 20);
+    CU_ASSERT_EQUAL(info.n_test, 6);
+    CU_ASSERT_EQUAL(info.n_noise, 0); /* DSNN_NOISE_SPLIT_OFF */
+    CU_ASSERT_EQUAL(info.batch_size_train, 5);
+    CU_ASSERT_EQUAL(info.batch_size_test, 6);
+    c.noise = DSNN_NOISE_SPLIT_ON;
+    dsnn_split_cursor_describe(&c, (struct dsnn_shape){3, 4, 5}, 10, 20, 6, 6, &info);
+    CU_ASSERT_EQUAL(info.n_noise, 6);
+    dsnn_split_cursor_free(&c);
+}
+
+/* dsnn_sample_fn of test_batch_buffer: sample i is {i, -i}, its label 10 i; counts its calls. */
+static int32_t fake_sample(void *state, int64_t i, float *x)
+{
+    (*(int *)state)++;
+    x[0] = (float)i;
+    x[1] = (float)-i;
+    return (int32_t)(10 * i);
+}
+
+static void test_batch_buffer(void)
+{
+    struct dsnn_error err = {0};
+    struct dsnn_split_cursor c = {.name = "t", .train_batch = {.n = 1, .size = {3}, .max = 3},
+                                  .test_batch = 2, .noise = DSNN_NOISE_SPLIT_NONE};
+    struct dsnn_batch_buffer buf = {0};
+    CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_init(&c, 7, 4, &err), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(dsnn_batch_buffer_init(&buf, &c, 2, &err), DSNN_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf.x);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf.y);
+    CU_ASSERT_EQUAL(buf.sample_size, 2);
+
+    /* before begin: an error, the batch untouched, no sample written */
+    int calls = 0;
+    struct dsnn_batch b = {.n = -5};
+    CU_ASSERT_EQUAL(dsnn_split_cursor_fill(&c, &buf, fake_sample, &calls, &b, &err),
+                    DSNN_ERR_INVALID);
+    CU_ASSERT_STRING_EQUAL(err.msg, "t: next_batch called before begin");
+    CU_ASSERT_EQUAL(b.n, -5);
+    CU_ASSERT_EQUAL(calls, 0);
+
+    /* train, in order: batches of 3, 3, 1, then the end */
+    CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_begin(&c, DSNN_SPLIT_TRAIN, 0, 7, &err), DSNN_OK);
+    static const int sizes[] = {3, 3, 1, 0};
+    int64_t next = 0;
+    for (int k = 0; k < 4; k++) {
+        CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_fill(&c, &buf, fake_sample, &calls, &b, &err),
+                              DSNN_OK);
+        CU_ASSERT_EQUAL(b.n, sizes[k]);
+        CU_ASSERT_PTR_EQUAL(b.x, buf.x);
+        CU_ASSERT_PTR_EQUAL(b.y, buf.y);
+        for (int j = 0; j < b.n; j++, next++) {
+            CU_ASSERT_EQUAL(b.x[2 * j], (float)next);
+            CU_ASSERT_EQUAL(b.x[2 * j + 1], (float)-next);
+            CU_ASSERT_EQUAL(b.y[j], 10 * next);
+        }
+    }
+    CU_ASSERT_EQUAL(next, 7);
+    CU_ASSERT_EQUAL(calls, 7);
+
+    /* test: batches of test_batch = 2 */
+    CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_begin(&c, DSNN_SPLIT_TEST, 0, 4, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_split_cursor_fill(&c, &buf, fake_sample, &calls, &b, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(b.n, 2);
+    CU_ASSERT_EQUAL(b.y[1], 10);
+
+    dsnn_batch_buffer_free(&buf);
+    CU_ASSERT_PTR_NULL(buf.x);
+    CU_ASSERT_PTR_NULL(buf.y);
+    dsnn_batch_buffer_free(&buf); /* twice, and NULL */
+    dsnn_batch_buffer_free(NULL);
+    dsnn_split_cursor_free(&c);
+}
+
 static void test_norm_stats(void)
 {
     const struct dsnn_norm_stats *s = dsnn_norm_stats_find("mnist");
@@ -267,6 +457,8 @@ static CU_TestInfo tests[] = {
     {"noise: deterministic per (seed, sample)", test_determinism},
     {"noise keys", test_noise_options},
     {"batch size per epoch", test_batch_schedule},
+    {"cursor keys, cursor setup and dataset info", test_split_options},
+    {"batch buffers filled from a split cursor", test_batch_buffer},
     {"named normalisation statistics", test_norm_stats},
     {"key locations in messages", test_key_where},
     CU_TEST_INFO_NULL,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dsnn/config.h"
+#include "dsnn/io.h"
 #include "dsnn/metrics.h"
 #include "dsnn/plugin.h"
 #include "dsnn/search_space.h"
@@ -1187,6 +1188,41 @@ static void test_pbt_done_trials(void)
     strat_close(&s);
 }
 
+/* Every strategy with a state refuses one of another version or with another tag, naming itself. */
+static void test_state_head(void)
+{
+    static const struct {
+        const char *plugin, *prefix;
+    } cases[] = {{"asha", "asha state"}, {"median-stop", "median-stop state"}, {"pbt", "pbt state"}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        struct strat a, b;
+        struct dsnn_error err = {0};
+        char want[128];
+        strat_must_open(&a, cases[c].plugin, "search = { };\n", 4, 9);
+        strat_must_open(&b, cases[c].plugin, "search = { };\n", 4, 9);
+        FILE *f = tmpfile();
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        CU_ASSERT_EQUAL(a.ops->save(a.state, f, &err), DSNN_OK);
+        /* the version, a u64 after the 4-byte tag */
+        fseek(f, 4, SEEK_SET);
+        CU_ASSERT_EQUAL(dsnn_io_write_u64(f, 99, "version", &err), DSNN_OK);
+        rewind(f);
+        CU_ASSERT_EQUAL(b.ops->restore(b.state, f, &err), DSNN_ERR_FORMAT);
+        snprintf(want, sizeof want, "%s: version 99, expected 1", cases[c].prefix);
+        CU_ASSERT_STRING_EQUAL(err.msg, want);
+        /* the tag */
+        rewind(f);
+        fputc('#', f);
+        rewind(f);
+        memset(&err, 0, sizeof err);
+        CU_ASSERT_EQUAL(b.ops->restore(b.state, f, &err), DSNN_ERR_FORMAT);
+        CU_ASSERT_EQUAL(strncmp(err.msg, cases[c].prefix, strlen(cases[c].prefix)), 0);
+        fclose(f);
+        strat_close(&a);
+        strat_close(&b);
+    }
+}
+
 static CU_TestInfo tests[] = {
     {"plugins load through the registry", test_plugins_load},
     {"random: distributions", test_random_distributions},
@@ -1207,6 +1243,7 @@ static CU_TestInfo tests[] = {
     {"pbt: save / restore", test_pbt_save_restore},
     {"pbt: config errors, custom factors", test_pbt_refused},
     {"pbt: done trials are no sources", test_pbt_done_trials},
+    {"asha, median-stop, pbt: state version and tag checked", test_state_head},
     CU_TEST_INFO_NULL,
 };
 

@@ -83,9 +83,8 @@ struct cifar_options {
     int variant; /* 0: CIFAR-10, 1: CIFAR-100 */
     const char *dir;
     int label_mode; /* 0: fine, 1: coarse */
-    struct dsnn_batch_schedule train_batch;
-    int64_t test_batch, batches_per_epoch;
-    bool shuffle, augment, flip;
+    struct dsnn_split_options split; /* batch sizes, train_batches_per_epoch, shuffle */
+    bool augment, flip;
     int64_t padding;
     int normalize;
     size_t n_mean, n_std;
@@ -114,14 +113,7 @@ static const struct dsnn_key_spec cifar_keys[] = {
      DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
      .doc = "samples per training batch: an integer, or one per epoch such as [64, 128] (the last "
      "value repeats, as nupic's VaryingDataLoader)"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), CK_AT(test_batch),
-     .doc = "samples per test (and noise) batch"},
-    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     DSNN_KEY_RANGE(0, (double)INT64_MAX), CK_AT(batches_per_epoch),
-     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
-    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
-     CK_AT(shuffle),
-     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
+    DSNN_SPLIT_KEYS, /* batch_size_test, train_batches_per_epoch, shuffle */
     {.name = "augment", .type = DSNN_KEY_BOOL, .def = false,
      CK_AT(augment),
      .doc = "augment the train split (nupic augment_images): random crop of the zero-padded image, "
@@ -189,11 +181,7 @@ static enum dsnn_status cifar_read_options(const struct dsnn_cfg *cfg, uint64_t 
 {
     enum dsnn_status st;
     char kw[700];
-    const double def_batch =
-        dsnn_keys_find(cifar_keys, DSNN_COUNT_OF(cifar_keys), "batch_size_train")->def;
-    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def_batch, &o->train_batch,
-                                       err)) != DSNN_OK ||
-        (st = dsnn_keys_read(&cifar_table, cfg, o, err)) != DSNN_OK)
+    if ((st = dsnn_dataset_keys_read(&cifar_table, cfg, o, &o->split, err)) != DSNN_OK)
         return st;
     if ((st = dsnn_cfg_string(cfg, "path",
                               o->variant ? CIFAR100_DEFAULT_PATH : CIFAR10_DEFAULT_PATH, &o->dir,
@@ -250,8 +238,7 @@ struct cifar_state {
     double mean[CIFAR_CHANNELS], std[CIFAR_CHANNELS];
     float lut[CIFAR_CHANNELS][256];
     struct dsnn_noise_options noise;
-    float *xbuf;
-    int32_t *ybuf;
+    struct dsnn_batch_buffer buf; /* the batch served */
 };
 
 static void cifar_close(void *state)
@@ -266,8 +253,7 @@ static void cifar_close(void *state)
     free(s->test.x);
     free(s->test.y);
     dsnn_split_cursor_free(&s->cur);
-    free(s->xbuf);
-    free(s->ybuf);
+    dsnn_batch_buffer_free(&s->buf);
     free(s);
 }
 
@@ -504,7 +490,7 @@ static void cifar_log(FILE *log, const struct cifar_options *o, const struct cif
     fprintf(log, "cifar: normalize %s: mean %.4f %.4f %.4f std %.4f %.4f %.4f; "
                  "shuffle %s; augment %s\n",
             cifar_norm_choices[o->normalize], s->mean[0], s->mean[1], s->mean[2], s->std[0],
-            s->std[1], s->std[2], o->shuffle ? "on" : "off",
+            s->std[1], s->std[2], o->split.shuffle ? "on" : "off",
             o->augment ? (o->flip ? "crop + flip" : "crop") : "off");
     dsnn_noise_options_log(log, "cifar", "values", &s->noise);
 }
@@ -528,16 +514,8 @@ static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn
     struct cifar_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "cifar: out of memory");
-    s->cur = (struct dsnn_split_cursor){
-        .name = "cifar",
-        .train_batch = o.train_batch,
-        .test_batch = o.test_batch,
-        .batches_per_epoch = o.batches_per_epoch,
-        .shuffle = o.shuffle,
-        .seed = seed,
-        .noise = o.noise.enabled ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF,
-        .split = -1,
-    };
+    dsnn_split_cursor_setup(&s->cur, "cifar", &o.split, seed,
+                            o.noise.enabled ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF);
     s->seed = seed;
     s->augment = o.augment;
     s->flip = o.flip;
@@ -548,24 +526,14 @@ static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn
     cifar_normalise(&o, s, log);
 
     /* Buffers. */
-    if ((st = dsnn_split_cursor_init(&s->cur, s->train.n, s->test.n, e)) != DSNN_OK)
+    if ((st = dsnn_split_cursor_init(&s->cur, s->train.n, s->test.n, e)) != DSNN_OK ||
+        (st = dsnn_batch_buffer_init(&s->buf, &s->cur, CIFAR_PIXELS, e)) != DSNN_OK)
         goto fail;
-    int max_batch = s->cur.max_batch;
-    s->xbuf = malloc((size_t)max_batch * CIFAR_PIXELS * sizeof *s->xbuf);
-    s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
-    if (!s->xbuf || !s->ybuf) {
-        st = dsnn_error_set(e, DSNN_ERR_NOMEM, "cifar: out of memory for batch buffers");
-        goto fail;
-    }
 
-    memset(info, 0, sizeof *info);
-    info->shape = (struct dsnn_shape){CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_SIDE};
-    info->n_classes = o.variant ? (o.label_mode ? 20 : 100) : 10;
-    info->n_train = s->train.n;
-    info->n_test = s->test.n;
-    info->n_noise = s->noise.enabled ? s->test.n : 0;
-    info->batch_size_train = s->cur.train_max;
-    info->batch_size_test = (int)s->cur.test_batch;
+    /* the noise split (when on) is the test split with noise */
+    dsnn_split_cursor_describe(&s->cur, (struct dsnn_shape){CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_SIDE},
+                               o.variant ? (o.label_mode ? 20 : 100) : 10, s->train.n, s->test.n,
+                               s->test.n, info);
     if (log)
         cifar_log(log, &o, s, info);
     *state = s;
@@ -615,56 +583,51 @@ static void cifar_augment(const struct cifar_state *s, const uint8_t *src, int64
     }
 }
 
+/* Writes sample i of the split begun to dst (dsnn_sample_fn): augmented (train, augment on),
+ * noisy (noise split) or as is, normalised. */
+static int32_t cifar_sample(void *state, int64_t i, float *dst)
+{
+    const struct cifar_state *s = state;
+    bool train = s->cur.split == DSNN_SPLIT_TRAIN, noise = s->cur.split == DSNN_SPLIT_NOISE;
+    const struct cifar_split *sp = train ? &s->train : &s->test;
+    const int plane = CIFAR_SIDE * CIFAR_SIDE;
+    const uint8_t *src = sp->x[i];
+    if (train && s->augment) {
+        cifar_augment(s, src, i, dst);
+    } else if (noise && s->noise.space == DSNN_NOISE_SPACE_PIXEL) {
+        /* noise in the [0, 1] image, then normalisation */
+        for (int j = 0; j < CIFAR_PIXELS; j++)
+            dst[j] = (float)(src[j] / 255.0);
+        struct dsnn_rng r;
+        dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
+        dsnn_noise_apply(dst, CIFAR_PIXELS, s->noise.level, (float)s->noise.high,
+                         (float)s->noise.low, &r);
+        for (int c = 0; c < CIFAR_CHANNELS; c++)
+            for (int j = c * plane; j < (c + 1) * plane; j++)
+                dst[j] = dst[j] == (float)(src[j] / 255.0)
+                             ? s->lut[c][src[j]] /* untouched: exactly as the test split */
+                             : (float)((dst[j] - s->mean[c]) / s->std[c]);
+    } else {
+        for (int c = 0; c < CIFAR_CHANNELS; c++)
+            for (int j = c * plane; j < (c + 1) * plane; j++)
+                dst[j] = s->lut[c][src[j]];
+        if (noise) { /* nupic: noise values set after normalisation */
+            struct dsnn_rng r;
+            dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
+            dsnn_noise_apply(dst, CIFAR_PIXELS, s->noise.level, (float)s->noise.high,
+                             (float)s->noise.low, &r);
+        }
+    }
+    return sp->y[i];
+}
+
 static enum dsnn_status cifar_next_batch(void *state, struct dsnn_batch *b,
                                          struct dsnn_error *err)
 {
     struct cifar_state *s = state;
     if (!s || !b)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "cifar: next_batch: NULL argument");
-    int n;
-    const uint32_t *samples;
-    enum dsnn_status st = dsnn_split_cursor_next(&s->cur, &n, &samples, err);
-    if (st != DSNN_OK)
-        return st;
-    bool train = s->cur.split == DSNN_SPLIT_TRAIN, noise = s->cur.split == DSNN_SPLIT_NOISE;
-    const struct cifar_split *sp = train ? &s->train : &s->test;
-    const int plane = CIFAR_SIDE * CIFAR_SIDE;
-    for (int k = 0; k < n; k++) {
-        int64_t i = samples[k];
-        const uint8_t *src = sp->x[i];
-        float *dst = s->xbuf + (int64_t)k * CIFAR_PIXELS;
-        if (train && s->augment) {
-            cifar_augment(s, src, i, dst);
-        } else if (noise && s->noise.space == DSNN_NOISE_SPACE_PIXEL) {
-            /* noise in the [0, 1] image, then normalisation */
-            for (int j = 0; j < CIFAR_PIXELS; j++)
-                dst[j] = (float)(src[j] / 255.0);
-            struct dsnn_rng r;
-            dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
-            dsnn_noise_apply(dst, CIFAR_PIXELS, s->noise.level, (float)s->noise.high,
-                             (float)s->noise.low, &r);
-            for (int c = 0; c < CIFAR_CHANNELS; c++)
-                for (int j = c * plane; j < (c + 1) * plane; j++)
-                    dst[j] = dst[j] == (float)(src[j] / 255.0)
-                                 ? s->lut[c][src[j]] /* untouched: exactly as the test split */
-                                 : (float)((dst[j] - s->mean[c]) / s->std[c]);
-        } else {
-            for (int c = 0; c < CIFAR_CHANNELS; c++)
-                for (int j = c * plane; j < (c + 1) * plane; j++)
-                    dst[j] = s->lut[c][src[j]];
-            if (noise) { /* nupic: noise values set after normalisation */
-                struct dsnn_rng r;
-                dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
-                dsnn_noise_apply(dst, CIFAR_PIXELS, s->noise.level, (float)s->noise.high,
-                                 (float)s->noise.low, &r);
-            }
-        }
-        s->ybuf[k] = sp->y[i];
-    }
-    b->x = s->xbuf;
-    b->y = s->ybuf;
-    b->n = n;
-    return DSNN_OK;
+    return dsnn_split_cursor_fill(&s->cur, &s->buf, cifar_sample, s, b, err);
 }
 
 DSNN_DATASET_PLUGIN("cifar", "1.0.0", "CIFAR-10 / CIFAR-100 binary files: per-channel "

@@ -61,10 +61,10 @@ static const char *const gsc_norm_choices[] = {"none", "dataset", NULL};
 /* The keys, as read (dsnn_keys_read fills the fields named in the specs). */
 struct gsc_options {
     const char *dir, *train_file, *test_file, *noise_file, *x_array, *y_array;
-    bool test_noise, shuffle;
+    bool test_noise;
     double noise_level;
-    int64_t n_classes, test_batch, batches_per_epoch, size[2];
-    struct dsnn_batch_schedule train_batch;
+    int64_t n_classes, size[2];
+    struct dsnn_split_options split; /* batch sizes, train_batches_per_epoch, shuffle */
     int normalize;
     bool has_mean, has_std;
     double mean, std;
@@ -107,14 +107,7 @@ static const struct dsnn_key_spec gsc_keys[] = {
      DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
      .doc = "samples per training batch: an integer, or one per epoch such as [4, 16] (the last value "
      "repeats, as nupic's VaryingDataLoader)"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), GK_AT(test_batch),
-     .doc = "samples per test (and noise) batch"},
-    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     DSNN_KEY_RANGE(0, (double)INT64_MAX), GK_AT(batches_per_epoch),
-     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
-    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
-     GK_AT(shuffle),
-     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
+    DSNN_SPLIT_KEYS, /* batch_size_test, train_batches_per_epoch, shuffle */
     {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), GK_AT(size[0]),
      .doc = "use only the first N samples of each train file (0 = all)"},
     {.name = "test_size", .type = DSNN_KEY_INT, .def = 0,
@@ -154,8 +147,7 @@ struct gsc_state {
     struct dsnn_split_cursor cur; /* split begun, order, batch sizes, position */
     bool normalize;
     double mean, std;
-    float *xbuf;
-    int32_t *ybuf;
+    struct dsnn_batch_buffer buf; /* the batch served */
 };
 
 static void gsc_set_free(struct gsc_set *t)
@@ -178,8 +170,7 @@ static void gsc_close(void *state)
     free(s->train_paths);
     free(s->train_counts);
     dsnn_split_cursor_free(&s->cur);
-    free(s->xbuf);
-    free(s->ybuf);
+    dsnn_batch_buffer_free(&s->buf);
     free(s);
 }
 
@@ -188,11 +179,7 @@ static enum dsnn_status gsc_read_options(const struct dsnn_cfg *cfg, struct gsc_
 {
     enum dsnn_status st;
     char kw[700];
-    const double def_batch =
-        dsnn_keys_find(gsc_keys, DSNN_COUNT_OF(gsc_keys), "batch_size_train")->def;
-    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def_batch, &o->train_batch,
-                                       err)) != DSNN_OK ||
-        (st = dsnn_keys_read(&gsc_table, cfg, o, err)) != DSNN_OK)
+    if ((st = dsnn_dataset_keys_read(&gsc_table, cfg, o, &o->split, err)) != DSNN_OK)
         return st;
     static const struct {
         const char *key;
@@ -564,16 +551,8 @@ static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct gsc_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "gsc: out of memory");
-    s->cur = (struct dsnn_split_cursor){
-        .name = "gsc",
-        .train_batch = o.train_batch,
-        .test_batch = o.test_batch,
-        .batches_per_epoch = o.batches_per_epoch,
-        .shuffle = o.shuffle,
-        .seed = ctx ? ctx->seed : 0,
-        .noise = o.test_noise ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF,
-        .split = -1,
-    };
+    dsnn_split_cursor_setup(&s->cur, "gsc", &o.split, ctx ? ctx->seed : 0,
+                            o.test_noise ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF);
     s->loaded = -1;
     s->n_classes = (int)o.n_classes;
     snprintf(s->x_name, sizeof s->x_name, "%s", o.x_array);
@@ -593,24 +572,11 @@ static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     int64_t n_test = s->test.n;
     int64_t n_eval = s->noise.n > n_test ? s->noise.n : n_test; /* largest test-like split */
     if ((st = dsnn_split_cursor_init(&s->cur, s->train_size ? s->train_size : max_count, n_eval,
-                                     e)) != DSNN_OK)
+                                     e)) != DSNN_OK ||
+        (st = dsnn_batch_buffer_init(&s->buf, &s->cur, s->d, e)) != DSNN_OK)
         goto fail;
-    int max_batch = s->cur.max_batch;
-    s->xbuf = malloc((size_t)max_batch * (size_t)s->d * sizeof *s->xbuf);
-    s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
-    if (!s->xbuf || !s->ybuf) {
-        st = dsnn_error_set(e, DSNN_ERR_NOMEM, "gsc: out of memory for batch buffers");
-        goto fail;
-    }
 
-    memset(info, 0, sizeof *info);
-    info->shape = s->shape;
-    info->n_classes = s->n_classes;
-    info->n_train = n_train;
-    info->n_test = n_test;
-    info->n_noise = o.test_noise ? s->noise.n : 0;
-    info->batch_size_train = s->cur.train_max;
-    info->batch_size_test = (int)s->cur.test_batch;
+    dsnn_split_cursor_describe(&s->cur, s->shape, s->n_classes, n_train, n_test, s->noise.n, info);
     if (ctx && ctx->log)
         gsc_log(ctx->log, &o, s);
     *state = s;
@@ -642,28 +608,23 @@ static enum dsnn_status gsc_begin(void *state, enum dsnn_split split, int epoch,
     return dsnn_split_cursor_begin(&s->cur, split, epoch, n, err);
 }
 
+/* Copies sample i of the split begun to dst (dsnn_sample_fn). */
+static int32_t gsc_sample(void *state, int64_t i, float *dst)
+{
+    const struct gsc_state *s = state;
+    const struct gsc_set *t = s->cur.split == DSNN_SPLIT_TRAIN  ? &s->train
+                              : s->cur.split == DSNN_SPLIT_TEST ? &s->test
+                                                                : &s->noise;
+    memcpy(dst, t->x + i * s->d, (size_t)s->d * sizeof *dst);
+    return t->y[i];
+}
+
 static enum dsnn_status gsc_next_batch(void *state, struct dsnn_batch *b, struct dsnn_error *err)
 {
     struct gsc_state *s = state;
     if (!s || !b)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "gsc: next_batch: NULL argument");
-    int n;
-    const uint32_t *samples;
-    enum dsnn_status st = dsnn_split_cursor_next(&s->cur, &n, &samples, err);
-    if (st != DSNN_OK)
-        return st;
-    const struct gsc_set *t = s->cur.split == DSNN_SPLIT_TRAIN  ? &s->train
-                              : s->cur.split == DSNN_SPLIT_TEST ? &s->test
-                                                                : &s->noise;
-    for (int k = 0; k < n; k++) {
-        int64_t i = samples[k];
-        memcpy(s->xbuf + (int64_t)k * s->d, t->x + i * s->d, (size_t)s->d * sizeof *s->xbuf);
-        s->ybuf[k] = t->y[i];
-    }
-    b->x = s->xbuf;
-    b->y = s->ybuf;
-    b->n = n;
-    return DSNN_OK;
+    return dsnn_split_cursor_fill(&s->cur, &s->buf, gsc_sample, s, b, err);
 }
 
 DSNN_DATASET_PLUGIN("gsc", "1.0.0",

@@ -368,11 +368,8 @@ static const char *const idx_norm_choices[] = {"dataset", "none", "mnist", "fash
 struct idx_options {
     const char *dir;
     const char *names[4]; /* train images, train labels, test images, test labels */
-    struct dsnn_batch_schedule train_batch;
-    int64_t test_batch;
-    int64_t batches_per_epoch; /* train_batches_per_epoch, 0 = all */
+    struct dsnn_split_options split; /* batch sizes, train_batches_per_epoch, shuffle */
     struct dsnn_noise_options noise;
-    bool shuffle;
     int normalize;
     bool has_mean, has_std;
     double mean, std;
@@ -405,14 +402,7 @@ static const struct dsnn_key_spec idx_keys[] = {
      DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
      .doc = "samples per training batch (the last batch of an epoch may be smaller): an integer, or "
      "one per epoch such as [4, 16] (the last value repeats, as nupic's VaryingDataLoader)"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), IK_AT(test_batch),
-     .doc = "samples per test (and noise) batch"},
-    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     DSNN_KEY_RANGE(0, (double)INT64_MAX), IK_AT(batches_per_epoch),
-     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
-    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true,
-     IK_AT(shuffle),
-     .doc = "shuffle the train split every epoch; the order of epoch e depends only on (trial seed, e)"},
+    DSNN_SPLIT_KEYS, /* batch_size_test, train_batches_per_epoch, shuffle */
     {.name = "normalize", .type = DSNN_KEY_STRING, .def_str = "dataset",
      .choices = idx_norm_choices, IK_AT(normalize),
      .doc = "x = (pixel/255 - mean) / std with: \"dataset\": mean and std over all pixels of the train "
@@ -449,11 +439,7 @@ static enum dsnn_status idx_read_options(const struct dsnn_cfg *cfg, uint64_t se
 {
     enum dsnn_status st;
     char kw[700];
-    const double def_batch =
-        dsnn_keys_find(idx_keys, DSNN_COUNT_OF(idx_keys), "batch_size_train")->def;
-    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def_batch, &o->train_batch,
-                                       err)) != DSNN_OK ||
-        (st = dsnn_keys_read(&idx_table, cfg, o, err)) != DSNN_OK)
+    if ((st = dsnn_dataset_keys_read(&idx_table, cfg, o, &o->split, err)) != DSNN_OK)
         return st;
     for (int i = 0; i < 4; i++)
         if (!o->names[i] || !o->names[i][0])
@@ -553,8 +539,7 @@ struct idx_state {
     float noise_high, noise_low; /* normalised values the noise sets */
     double mean, std;
     float lut[256]; /* pixel value -> normalised input */
-    float *xbuf;   /* [max batch][sample_size] */
-    int32_t *ybuf; /* [max batch] */
+    struct dsnn_batch_buffer buf; /* the batch served */
 };
 
 static void idx_close(void *state)
@@ -565,8 +550,7 @@ static void idx_close(void *state)
     for (int i = 0; i < 4; i++)
         idx_file_free(&s->files[i]);
     dsnn_split_cursor_free(&s->cur);
-    free(s->xbuf);
-    free(s->ybuf);
+    dsnn_batch_buffer_free(&s->buf);
     free(s);
 }
 
@@ -792,7 +776,7 @@ static void idx_log(FILE *log, const struct idx_options *o, const struct idx_sta
                 tei->gzip ? " (gzip)" : "");
     fprintf(log, "idx: %d classes; normalize %s: mean %.4f std %.4f; shuffle %s\n",
             info->n_classes, idx_norm_choices[o->normalize], s->mean, s->std,
-            o->shuffle ? "on" : "off");
+            o->split.shuffle ? "on" : "off");
     if (s->cur.train_batch.n > 1 || s->cur.batches_per_epoch > 0)
         fprintf(log, "idx: train batch sizes per epoch: %d values (largest %d); "
                      "train_batches_per_epoch %" PRId64 "\n",
@@ -820,16 +804,8 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct idx_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "idx: out of memory");
-    s->cur = (struct dsnn_split_cursor){
-        .name = "idx",
-        .train_batch = o.train_batch,
-        .test_batch = o.test_batch,
-        .batches_per_epoch = o.batches_per_epoch,
-        .shuffle = o.shuffle,
-        .seed = ctx ? ctx->seed : 0,
-        .noise = o.noise.enabled ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF,
-        .split = -1,
-    };
+    dsnn_split_cursor_setup(&s->cur, "idx", &o.split, ctx ? ctx->seed : 0,
+                            o.noise.enabled ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF);
     s->noise = o.noise;
     int n_classes;
     if ((st = idx_load(cfg, &o, s, e)) != DSNN_OK ||
@@ -839,25 +815,14 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     const int64_t n_train = s->splits[DSNN_SPLIT_TRAIN].n, n_test = s->splits[DSNN_SPLIT_TEST].n;
 
     /* Buffers. */
-    if ((st = dsnn_split_cursor_init(&s->cur, n_train, n_test, e)) != DSNN_OK)
+    if ((st = dsnn_split_cursor_init(&s->cur, n_train, n_test, e)) != DSNN_OK ||
+        (st = dsnn_batch_buffer_init(&s->buf, &s->cur, s->sample_size, e)) != DSNN_OK)
         goto fail;
-    int max_batch = s->cur.max_batch;
-    s->xbuf = malloc((size_t)max_batch * (size_t)s->sample_size * sizeof *s->xbuf);
-    s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
-    if (!s->xbuf || !s->ybuf) {
-        st = dsnn_error_set(e, DSNN_ERR_NOMEM, "idx: out of memory for batch buffers");
-        goto fail;
-    }
 
     const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
-    memset(info, 0, sizeof *info);
-    info->shape = (struct dsnn_shape){1, (int)tri->dims[1], (int)tri->dims[2]};
-    info->n_classes = n_classes;
-    info->n_train = n_train;
-    info->n_test = n_test;
-    info->n_noise = s->noise.enabled ? n_test : 0;
-    info->batch_size_train = s->cur.train_max;
-    info->batch_size_test = (int)s->cur.test_batch;
+    /* the noise split (when on) is the test split with noise */
+    const struct dsnn_shape shape = {1, (int)tri->dims[1], (int)tri->dims[2]};
+    dsnn_split_cursor_describe(&s->cur, shape, n_classes, n_train, n_test, n_test, info);
     if (log)
         idx_log(log, &o, s, info);
     *state = s;
@@ -881,37 +846,32 @@ static enum dsnn_status idx_begin(void *state, enum dsnn_split split, int epoch,
                                    err);
 }
 
+/* Writes sample i of the split begun, normalised (and noisy for the noise split), to dst
+ * (dsnn_sample_fn). */
+static int32_t idx_sample(void *state, int64_t i, float *dst)
+{
+    const struct idx_state *s = state;
+    /* The noise split is the test split with noise. */
+    const struct idx_split *sp =
+        &s->splits[s->cur.split == DSNN_SPLIT_TRAIN ? DSNN_SPLIT_TRAIN : DSNN_SPLIT_TEST];
+    const int64_t d = s->sample_size;
+    const uint8_t *src = sp->x + i * d;
+    for (int64_t j = 0; j < d; j++)
+        dst[j] = s->lut[src[j]];
+    if (s->cur.split == DSNN_SPLIT_NOISE) {
+        struct dsnn_rng r;
+        dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
+        dsnn_noise_apply(dst, (size_t)d, s->noise.level, s->noise_high, s->noise_low, &r);
+    }
+    return sp->y[i];
+}
+
 static enum dsnn_status idx_next_batch(void *state, struct dsnn_batch *b, struct dsnn_error *err)
 {
     struct idx_state *s = state;
     if (!s || !b)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: next_batch: NULL argument");
-    int n;
-    const uint32_t *samples;
-    enum dsnn_status st = dsnn_split_cursor_next(&s->cur, &n, &samples, err);
-    if (st != DSNN_OK)
-        return st;
-    bool train = s->cur.split == DSNN_SPLIT_TRAIN, noise = s->cur.split == DSNN_SPLIT_NOISE;
-    /* The noise split is the test split with noise. */
-    const struct idx_split *sp = &s->splits[train ? DSNN_SPLIT_TRAIN : DSNN_SPLIT_TEST];
-    const int64_t d = s->sample_size;
-    for (int k = 0; k < n; k++) {
-        int64_t i = samples[k];
-        const uint8_t *src = sp->x + i * d;
-        float *dst = s->xbuf + (int64_t)k * d;
-        for (int64_t j = 0; j < d; j++)
-            dst[j] = s->lut[src[j]];
-        if (noise) {
-            struct dsnn_rng r;
-            dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
-            dsnn_noise_apply(dst, (size_t)d, s->noise.level, s->noise_high, s->noise_low, &r);
-        }
-        s->ybuf[k] = sp->y[i];
-    }
-    b->x = s->xbuf;
-    b->y = s->ybuf;
-    b->n = n;
-    return DSNN_OK;
+    return dsnn_split_cursor_fill(&s->cur, &s->buf, idx_sample, s, b, err);
 }
 
 DSNN_DATASET_PLUGIN("idx", "1.0.0", "IDX image classification files (MNIST, Fashion-MNIST), raw "

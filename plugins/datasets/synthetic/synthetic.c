@@ -37,13 +37,13 @@
 #define SYN_STREAM_TEST 0x73796e3365ull
 #define SYN_MAX_VALUES (INT64_C(1) << 31) /* floats held in all (about 8 GiB) */
 
-/* The keys, as read (shape and batch_size_train are read by syn_read_params itself). */
+/* The keys, as read (shape is read by syn_read_params itself, batch_size_train by
+ * dsnn_dataset_keys_read). */
 struct syn_params {
-    int64_t n_classes, n[2], data_seed, test_batch, per_epoch; /* n: n_train, n_test */
+    int64_t n_classes, n[2], data_seed; /* n: n_train, n_test */
     double separation, noise_std;
-    bool shuffle;
     struct dsnn_shape shape;
-    struct dsnn_batch_schedule train_batch;
+    struct dsnn_split_options split; /* batch sizes, train_batches_per_epoch, shuffle */
 };
 
 #define SK_AT(f) DSNN_KEY_AT(struct syn_params, f)
@@ -70,11 +70,12 @@ static const struct dsnn_key_spec syn_keys[] = {
      DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
      .doc = "samples per training batch: an integer, or one per epoch (the last value repeats)"},
     {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000,
-     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), SK_AT(test_batch), .doc = "samples per test batch"},
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), SK_AT(split.test_batch),
+     .doc = "samples per test batch"},
     {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     DSNN_KEY_RANGE(0, (double)INT64_MAX), SK_AT(per_epoch),
+     DSNN_KEY_RANGE(0, (double)INT64_MAX), SK_AT(split.batches_per_epoch),
      .doc = "end a train epoch after this many batches; 0 = all"},
-    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true, SK_AT(shuffle),
+    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true, SK_AT(split.shuffle),
      .doc = "shuffle the train split every epoch (order from the trial seed and the epoch)"},
 };
 #undef SK_AT
@@ -87,8 +88,7 @@ struct syn_state {
     float *x[2];
     int32_t *y[2];
     struct dsnn_split_cursor cur; /* split begun, order, batch sizes, position */
-    float *xbuf;
-    int32_t *ybuf;
+    struct dsnn_batch_buffer buf; /* the batch served */
 };
 
 static void syn_close(void *state)
@@ -101,8 +101,7 @@ static void syn_close(void *state)
         free(s->y[i]);
     }
     dsnn_split_cursor_free(&s->cur);
-    free(s->xbuf);
-    free(s->ybuf);
+    dsnn_batch_buffer_free(&s->buf);
     free(s);
 }
 
@@ -115,11 +114,7 @@ static enum dsnn_status syn_read_params(const struct dsnn_cfg *cfg, struct syn_p
     char kw[700];
     int64_t dims[4];
     size_t n_dims = 0;
-    const double def_batch =
-        dsnn_keys_find(syn_keys, DSNN_COUNT_OF(syn_keys), "batch_size_train")->def;
-    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def_batch, &p->train_batch,
-                                       e)) != DSNN_OK ||
-        (st = dsnn_keys_read(&syn_table, cfg, p, e)) != DSNN_OK ||
+    if ((st = dsnn_dataset_keys_read(&syn_table, cfg, p, &p->split, e)) != DSNN_OK ||
         (st = dsnn_cfg_int_array(cfg, "shape", dims, 3, &n_dims, e)) != DSNN_OK)
         return st;
     p->shape = (struct dsnn_shape){1, 8, 8}; /* the default of shape */
@@ -182,16 +177,8 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct syn_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "synthetic: out of memory");
-    s->cur = (struct dsnn_split_cursor){
-        .name = "synthetic",
-        .train_batch = p.train_batch,
-        .test_batch = p.test_batch,
-        .batches_per_epoch = p.per_epoch,
-        .shuffle = p.shuffle,
-        .seed = ctx ? ctx->seed : 0,
-        .noise = DSNN_NOISE_SPLIT_NONE,
-        .split = -1,
-    };
+    dsnn_split_cursor_setup(&s->cur, "synthetic", &p.split, ctx ? ctx->seed : 0,
+                            DSNN_NOISE_SPLIT_NONE);
     s->shape = p.shape;
     s->d = d;
     s->n[0] = n[0];
@@ -203,11 +190,8 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     }
     /* n[1] >= 1 and test_batch >= 1: init clamps test_batch to n[1] */
     bool cur_ok = dsnn_split_cursor_init(&s->cur, n[0], n[1], NULL) == DSNN_OK;
-    int max_batch = s->cur.max_batch;
-    s->xbuf = malloc((size_t)(max_batch * d) * sizeof *s->xbuf);
-    s->ybuf = malloc((size_t)max_batch * sizeof *s->ybuf);
-    if (!centres || !s->x[0] || !s->x[1] || !s->y[0] || !s->y[1] || !cur_ok || !s->xbuf ||
-        !s->ybuf) {
+    bool buf_ok = dsnn_batch_buffer_init(&s->buf, &s->cur, d, NULL) == DSNN_OK;
+    if (!centres || !s->x[0] || !s->x[1] || !s->y[0] || !s->y[1] || !cur_ok || !buf_ok) {
         free(centres);
         syn_close(s);
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "synthetic: out of memory for %" PRId64
@@ -216,14 +200,7 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     syn_generate(s, &p, centres);
     free(centres);
 
-    memset(info, 0, sizeof *info);
-    info->shape = p.shape;
-    info->n_classes = (int)p.n_classes;
-    info->n_train = n[0];
-    info->n_test = n[1];
-    info->n_noise = 0;
-    info->batch_size_train = s->cur.train_max;
-    info->batch_size_test = (int)s->cur.test_batch;
+    dsnn_split_cursor_describe(&s->cur, p.shape, (int)p.n_classes, n[0], n[1], 0, info);
     if (ctx && ctx->log)
         fprintf(ctx->log, "synthetic: %d Gaussian classes of %dx%dx%d (separation %g, noise %g, "
                           "data_seed %" PRId64 "): train %" PRId64 ", test %" PRId64 "\n",
@@ -243,26 +220,21 @@ static enum dsnn_status syn_begin(void *state, enum dsnn_split split, int epoch,
                                    err);
 }
 
+/* Copies sample i of the split begun to dst (dsnn_sample_fn). */
+static int32_t syn_sample(void *state, int64_t i, float *dst)
+{
+    const struct syn_state *s = state;
+    const int sp = s->cur.split; /* DSNN_SPLIT_TRAIN (0) or DSNN_SPLIT_TEST (1) */
+    memcpy(dst, s->x[sp] + i * s->d, (size_t)s->d * sizeof *dst);
+    return s->y[sp][i];
+}
+
 static enum dsnn_status syn_next_batch(void *state, struct dsnn_batch *b, struct dsnn_error *err)
 {
     struct syn_state *s = state;
     if (!s || !b)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "synthetic: next_batch: NULL argument");
-    int n;
-    const uint32_t *samples;
-    enum dsnn_status st = dsnn_split_cursor_next(&s->cur, &n, &samples, err);
-    if (st != DSNN_OK)
-        return st;
-    const int sp = s->cur.split; /* DSNN_SPLIT_TRAIN (0) or DSNN_SPLIT_TEST (1) */
-    for (int k = 0; k < n; k++) {
-        int64_t i = samples[k];
-        memcpy(s->xbuf + k * s->d, s->x[sp] + i * s->d, (size_t)s->d * sizeof *s->xbuf);
-        s->ybuf[k] = s->y[sp][i];
-    }
-    b->x = s->xbuf;
-    b->y = s->ybuf;
-    b->n = n;
-    return DSNN_OK;
+    return dsnn_split_cursor_fill(&s->cur, &s->buf, syn_sample, s, b, err);
 }
 
 DSNN_DATASET_PLUGIN("synthetic", "1.0.0", "seeded Gaussian clusters of any shape, for fast tests",

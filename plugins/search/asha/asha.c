@@ -47,9 +47,7 @@ struct asha_bracket {
 };
 
 struct asha {
-    struct dsnn_search_space space;
-    uint64_t seed;
-    int num_samples;
+    struct su_draw draw; /* first: su_draw_suggest serves as suggest */
     char metric[DSNN_METRIC_NAME_MAX];
     bool maximize;
     int64_t grace_period, max_t, n_brackets;
@@ -110,12 +108,10 @@ static enum dsnn_status asha_create(const struct dsnn_cfg *cfg, const struct dsn
     struct asha *a = calloc(1, sizeof *a);
     if (!a)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    a->seed = ctx->seed;
-    a->num_samples = ctx->num_samples > 0 ? ctx->num_samples : 1;
     const char *metric = NULL;
     char where[300];
     enum dsnn_status st;
-    if ((st = dsnn_search_space_parse(cfg, "space", &a->space, err)) ||
+    if ((st = su_draw_init(&a->draw, cfg, ctx, err)) ||
         (st = dsnn_keys_read(&asha_table, cfg, a, err)) ||
         (st = dsnn_cfg_int(cfg, "max_t", ctx->max_epochs > 0 ? ctx->max_epochs : 1, &a->max_t,
                            err)) ||
@@ -155,20 +151,14 @@ fail:
 
 /* ---- trials ---- */
 
-static enum dsnn_status asha_suggest(void *state, int trial_index, struct dsnn_param_set *out,
-                                     bool *done, struct dsnn_error *err)
-{
-    struct asha *a = state;
-    return su_suggest_draw(&a->space, a->seed, a->num_samples, trial_index, out, done, err);
-}
-
 /* Bracket of a trial: a pure function of (seed, trial). */
 static size_t bracket_of(const struct asha *a, int trial)
 {
     if (a->n_brackets == 1)
         return 0;
     struct dsnn_rng rng;
-    dsnn_rng_seed(&rng, dsnn_seed_mix(dsnn_seed_mix(a->seed, (uint64_t)(int64_t)trial), 0xA5A),
+    dsnn_rng_seed(&rng,
+                  dsnn_seed_mix(dsnn_seed_mix(a->draw.seed, (uint64_t)(int64_t)trial), 0xA5A),
                   DSNN_RNG_STREAM_SEARCH);
     double w[ASHA_MAX_RUNGS], total = 0;
     double top = (double)a->brackets[0].n_rungs;
@@ -205,14 +195,10 @@ static bool recorded(const struct asha_rung *r, int64_t trial)
 
 static bool record(struct asha_rung *r, int64_t trial, double score)
 {
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
-        struct asha_record *nr = realloc(r->rec, cap * sizeof *nr);
-        if (!nr)
-            return false;
-        r->rec = nr;
-        r->cap = cap;
-    }
+    struct asha_record *rec = su_reserve_one(r->rec, &r->cap, r->n, sizeof *rec);
+    if (!rec)
+        return false;
+    r->rec = rec;
     r->rec[r->n].trial = trial;
     r->rec[r->n].score = score;
     r->n++;
@@ -223,10 +209,9 @@ static enum dsnn_search_decision asha_on_result(void *state, int trial_index, in
                                                 const struct dsnn_metrics *m)
 {
     struct asha *a = state;
-    double v;
-    if (trial_index < 0 || !dsnn_metrics_get(m, a->metric, &v))
+    double score;
+    if (trial_index < 0 || !su_score(m, a->metric, a->maximize, &score))
         return DSNN_SEARCH_CONTINUE;
-    double score = isnan(v) ? -INFINITY : a->maximize ? v : -v;
     double t = (double)epoch + 1;
     struct asha_bracket *b = &a->brackets[bracket_of(a, trial_index)];
     enum dsnn_search_decision action = DSNN_SEARCH_CONTINUE;
@@ -259,8 +244,7 @@ static enum dsnn_status asha_save(void *state, FILE *f, struct dsnn_error *err)
 {
     struct asha *a = state;
     enum dsnn_status st;
-    if ((st = dsnn_io_write(f, "ASHA", 4, "ASHA tag", err)) ||
-        (st = dsnn_io_write_u64(f, ASHA_STATE_VERSION, "ASHA version", err)) ||
+    if ((st = su_state_write_head(f, "ASHA", ASHA_STATE_VERSION, "ASHA", err)) ||
         (st = dsnn_io_write_u64(f, (uint64_t)a->n_brackets, "ASHA brackets", err)))
         return st;
     for (int64_t s = 0; s < a->n_brackets; s++) {
@@ -287,14 +271,10 @@ static enum dsnn_status asha_save(void *state, FILE *f, struct dsnn_error *err)
 static enum dsnn_status asha_restore(void *state, FILE *f, struct dsnn_error *err)
 {
     struct asha *a = state;
-    uint64_t version = 0, nb = 0, nr = 0, n = 0;
+    uint64_t nb = 0, nr = 0, n = 0;
     enum dsnn_status st;
-    if ((st = dsnn_io_expect_tag(f, "ASHA", err)) ||
-        (st = dsnn_io_read_u64(f, &version, "ASHA version", err)))
-        return dsnn_error_prefix(err, "asha state");
-    if (version != ASHA_STATE_VERSION)
-        return dsnn_error_set(err, DSNN_ERR_FORMAT, "asha state: version %llu, expected %d",
-                              (unsigned long long)version, ASHA_STATE_VERSION);
+    if ((st = su_state_read_head(f, "ASHA", ASHA_STATE_VERSION, "ASHA", "asha", err)))
+        return st;
     if ((st = dsnn_io_read_u64(f, &nb, "ASHA brackets", err)))
         return dsnn_error_prefix(err, "asha state");
     if (nb != (uint64_t)a->n_brackets)
@@ -343,6 +323,6 @@ static enum dsnn_status asha_restore(void *state, FILE *f, struct dsnn_error *er
 DSNN_SEARCH_PLUGIN("asha", "1.0.0", "ASHA: random trials, stopped at rungs grace_period*eta^k "
                    "unless in the top 1/eta",
                    asha_keys,
-                   .create = asha_create, .suggest = asha_suggest, .on_result = asha_on_result,
+                   .create = asha_create, .suggest = su_draw_suggest, .on_result = asha_on_result,
                    .on_complete = su_on_complete_keep, .save = asha_save,
                    .restore = asha_restore, .destroy = asha_destroy)

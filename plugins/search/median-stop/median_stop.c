@@ -33,9 +33,7 @@ struct median_trial {
 };
 
 struct median_stop {
-    struct dsnn_search_space space;
-    uint64_t seed;
-    int num_samples;
+    struct su_draw draw; /* first: su_draw_suggest serves as suggest */
     char metric[DSNN_METRIC_NAME_MAX];
     bool maximize;
     int64_t grace_period, min_samples;
@@ -65,7 +63,7 @@ static void median_destroy(void *state)
     struct median_stop *ms = state;
     if (!ms)
         return;
-    for (int i = 0; ms->trials && i < ms->num_samples; i++)
+    for (int i = 0; ms->trials && i < ms->draw.num_samples; i++)
         free(ms->trials[i].pts);
     free(ms->trials);
     free(ms);
@@ -78,16 +76,14 @@ static enum dsnn_status median_create(const struct dsnn_cfg *cfg,
     struct median_stop *ms = calloc(1, sizeof *ms);
     if (!ms)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    ms->seed = ctx->seed;
-    ms->num_samples = ctx->num_samples > 0 ? ctx->num_samples : 1;
     const char *metric = NULL;
     enum dsnn_status st;
-    if ((st = dsnn_search_space_parse(cfg, "space", &ms->space, err)) ||
+    if ((st = su_draw_init(&ms->draw, cfg, ctx, err)) ||
         (st = dsnn_keys_read(&median_table, cfg, ms, err)) ||
         (st = su_read_objective(cfg, ctx, &metric, &ms->maximize, err)) ||
         (st = su_metric_copy(cfg, metric, ms->metric, err)))
         goto fail;
-    ms->trials = calloc((size_t)ms->num_samples, sizeof *ms->trials);
+    ms->trials = calloc((size_t)ms->draw.num_samples, sizeof *ms->trials);
     if (!ms->trials) {
         st = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
         goto fail;
@@ -99,23 +95,12 @@ fail:
     return st;
 }
 
-static enum dsnn_status median_suggest(void *state, int trial_index, struct dsnn_param_set *out,
-                                       bool *done, struct dsnn_error *err)
-{
-    struct median_stop *ms = state;
-    return su_suggest_draw(&ms->space, ms->seed, ms->num_samples, trial_index, out, done, err);
-}
-
 static bool append(struct median_trial *tr, double t, double score)
 {
-    if (tr->n == tr->cap) {
-        size_t cap = tr->cap ? tr->cap * 2 : 16;
-        struct median_point *np = realloc(tr->pts, cap * sizeof *np);
-        if (!np)
-            return false;
-        tr->pts = np;
-        tr->cap = cap;
-    }
+    struct median_point *pts = su_reserve_one(tr->pts, &tr->cap, tr->n, sizeof *pts);
+    if (!pts)
+        return false;
+    tr->pts = pts;
     tr->pts[tr->n].t = t;
     tr->pts[tr->n].score = score;
     tr->n++;
@@ -139,22 +124,21 @@ static enum dsnn_search_decision median_on_result(void *state, int trial_index, 
                                                   const struct dsnn_metrics *m)
 {
     struct median_stop *ms = state;
-    double v;
-    if (trial_index < 0 || trial_index >= ms->num_samples ||
-        !dsnn_metrics_get(m, ms->metric, &v))
+    double score;
+    if (trial_index < 0 || trial_index >= ms->draw.num_samples ||
+        !su_score(m, ms->metric, ms->maximize, &score))
         return DSNN_SEARCH_CONTINUE;
     struct median_trial *tr = &ms->trials[trial_index];
     if (tr->stopped)
         return DSNN_SEARCH_STOP;
     double t = (double)epoch + 1, grace = (double)ms->grace_period;
-    double score = isnan(v) ? -INFINITY : ms->maximize ? v : -v;
     if (!append(tr, t, score) || t <= grace)
         return DSNN_SEARCH_CONTINUE;
-    double *means = malloc((size_t)ms->num_samples * sizeof *means);
+    double *means = malloc((size_t)ms->draw.num_samples * sizeof *means);
     if (!means)
         return DSNN_SEARCH_CONTINUE;
     size_t n = 0;
-    for (int j = 0; j < ms->num_samples; j++) {
+    for (int j = 0; j < ms->draw.num_samples; j++) {
         const struct median_trial *o = &ms->trials[j];
         if (j == trial_index || o->n == 0 || o->pts[o->n - 1].t < t)
             continue;
@@ -184,11 +168,10 @@ static enum dsnn_status median_save(void *state, FILE *f, struct dsnn_error *err
 {
     struct median_stop *ms = state;
     enum dsnn_status st;
-    if ((st = dsnn_io_write(f, "MEDS", 4, "median-stop tag", err)) ||
-        (st = dsnn_io_write_u64(f, MEDIAN_STATE_VERSION, "median-stop version", err)) ||
-        (st = dsnn_io_write_u64(f, (uint64_t)ms->num_samples, "median-stop trials", err)))
+    if ((st = su_state_write_head(f, "MEDS", MEDIAN_STATE_VERSION, "median-stop", err)) ||
+        (st = dsnn_io_write_u64(f, (uint64_t)ms->draw.num_samples, "median-stop trials", err)))
         return st;
-    for (int i = 0; i < ms->num_samples; i++) {
+    for (int i = 0; i < ms->draw.num_samples; i++) {
         const struct median_trial *tr = &ms->trials[i];
         uint8_t stopped = tr->stopped;
         if ((st = dsnn_io_write(f, &stopped, 1, "median-stop trial", err)) ||
@@ -205,22 +188,19 @@ static enum dsnn_status median_save(void *state, FILE *f, struct dsnn_error *err
 static enum dsnn_status median_restore(void *state, FILE *f, struct dsnn_error *err)
 {
     struct median_stop *ms = state;
-    uint64_t version = 0, n_trials = 0, n = 0;
+    uint64_t n_trials = 0, n = 0;
     enum dsnn_status st;
-    if ((st = dsnn_io_expect_tag(f, "MEDS", err)) ||
-        (st = dsnn_io_read_u64(f, &version, "median-stop version", err)))
-        return dsnn_error_prefix(err, "median-stop state");
-    if (version != MEDIAN_STATE_VERSION)
-        return dsnn_error_set(err, DSNN_ERR_FORMAT, "median-stop state: version %llu, expected %d",
-                              (unsigned long long)version, MEDIAN_STATE_VERSION);
+    if ((st = su_state_read_head(f, "MEDS", MEDIAN_STATE_VERSION, "median-stop", "median-stop",
+                                 err)))
+        return st;
     if ((st = dsnn_io_read_u64(f, &n_trials, "median-stop trials", err)))
         return dsnn_error_prefix(err, "median-stop state");
-    if (n_trials != (uint64_t)ms->num_samples)
+    if (n_trials != (uint64_t)ms->draw.num_samples)
         return dsnn_error_set(err, DSNN_ERR_FORMAT,
                               "median-stop state: saved with %llu trials, configured %d "
                               "(experiment.num_samples changed)",
-                              (unsigned long long)n_trials, ms->num_samples);
-    for (int i = 0; i < ms->num_samples; i++) {
+                              (unsigned long long)n_trials, ms->draw.num_samples);
+    for (int i = 0; i < ms->draw.num_samples; i++) {
         struct median_trial *tr = &ms->trials[i];
         uint8_t stopped = 0;
         if ((st = dsnn_io_read(f, &stopped, 1, "median-stop trial", err)) ||
@@ -245,6 +225,6 @@ static enum dsnn_status median_restore(void *state, FILE *f, struct dsnn_error *
 DSNN_SEARCH_PLUGIN("median-stop", "1.0.0", "Median stopping rule: random trials, stopped when "
                    "their best result is below the median of the others' running averages",
                    median_keys,
-                   .create = median_create, .suggest = median_suggest,
+                   .create = median_create, .suggest = su_draw_suggest,
                    .on_result = median_on_result, .on_complete = su_on_complete_keep,
                    .save = median_save, .restore = median_restore, .destroy = median_destroy)

@@ -55,9 +55,7 @@ struct pbt_trial {
 };
 
 struct pbt {
-    struct dsnn_search_space space;
-    uint64_t seed;
-    int num_samples;
+    struct su_draw draw; /* space, seed, trials (su_draw_init) */
     int64_t max_t;
     char metric[DSNN_METRIC_NAME_MAX];
     bool maximize;
@@ -110,13 +108,11 @@ static enum dsnn_status pbt_create(const struct dsnn_cfg *cfg, const struct dsnn
     struct pbt *p = calloc(1, sizeof *p);
     if (!p)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    p->seed = ctx->seed;
-    p->num_samples = ctx->num_samples > 0 ? ctx->num_samples : 1;
     p->max_t = ctx->max_epochs > 0 ? ctx->max_epochs : INT64_MAX;
     const char *metric = NULL;
     char where[300];
     enum dsnn_status st;
-    if ((st = dsnn_search_space_parse(cfg, "space", &p->space, err)) ||
+    if ((st = su_draw_init(&p->draw, cfg, ctx, err)) ||
         (st = dsnn_keys_read(&pbt_table, cfg, p, err)) ||
         (st = dsnn_cfg_float_array(cfg, "perturbation_factors", p->factors, PBT_MAX_FACTORS,
                                    &p->n_factors, err)) ||
@@ -144,8 +140,8 @@ static enum dsnn_status pbt_create(const struct dsnn_cfg *cfg, const struct dsnn
         }
     if ((st = su_metric_copy(cfg, metric, p->metric, err)))
         goto fail;
-    p->trials = calloc((size_t)p->num_samples, sizeof *p->trials);
-    p->order = calloc((size_t)p->num_samples, sizeof *p->order);
+    p->trials = calloc((size_t)p->draw.num_samples, sizeof *p->trials);
+    p->order = calloc((size_t)p->draw.num_samples, sizeof *p->order);
     if (!p->trials || !p->order) {
         st = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
         goto fail;
@@ -160,8 +156,8 @@ fail:
 static void initial_point(const struct pbt *p, int trial, struct dsnn_search_point *x)
 {
     struct dsnn_rng rng;
-    dsnn_search_trial_rng(&rng, p->seed, trial);
-    dsnn_search_space_sample(&p->space, &rng, x);
+    dsnn_search_trial_rng(&rng, p->draw.seed, trial);
+    dsnn_search_space_sample(&p->draw.space, &rng, x);
 }
 
 static enum dsnn_status pbt_suggest(void *state, int trial_index, struct dsnn_param_set *out,
@@ -169,7 +165,7 @@ static enum dsnn_status pbt_suggest(void *state, int trial_index, struct dsnn_pa
 {
     struct pbt *p = state;
     out->n = 0;
-    *done = trial_index < 0 || trial_index >= p->num_samples;
+    *done = trial_index < 0 || trial_index >= p->draw.num_samples;
     if (*done)
         return DSNN_OK;
     struct dsnn_search_point x;
@@ -179,7 +175,7 @@ static enum dsnn_status pbt_suggest(void *state, int trial_index, struct dsnn_pa
         tr->x = x;
         tr->initialised = true;
     }
-    return dsnn_search_space_params(&p->space, &x, out, err);
+    return dsnn_search_space_params(&p->draw.space, &x, out, err);
 }
 
 /* ---- ranking ---- */
@@ -198,7 +194,7 @@ static int cmp_rank(const void *a, const void *b)
 static size_t rank(struct pbt *p, size_t *q)
 {
     size_t n = 0;
-    for (int i = 0; i < p->num_samples; i++)
+    for (int i = 0; i < p->draw.num_samples; i++)
         if (p->trials[i].has_score && !p->trials[i].finished &&
             p->trials[i].last_t < (double)p->max_t) {
             p->order[n].score = p->trials[i].last_score;
@@ -218,8 +214,9 @@ static enum dsnn_search_decision pbt_on_result(void *state, int trial_index, int
                                                const struct dsnn_metrics *m)
 {
     struct pbt *p = state;
-    double v;
-    if (trial_index < 0 || trial_index >= p->num_samples || !dsnn_metrics_get(m, p->metric, &v))
+    double score;
+    if (trial_index < 0 || trial_index >= p->draw.num_samples ||
+        !su_score(m, p->metric, p->maximize, &score))
         return DSNN_SEARCH_CONTINUE;
     struct pbt_trial *tr = &p->trials[trial_index];
     if (!tr->initialised) {
@@ -227,7 +224,7 @@ static enum dsnn_search_decision pbt_on_result(void *state, int trial_index, int
         tr->initialised = true;
     }
     double t = (double)epoch + 1;
-    tr->last_score = isnan(v) ? -INFINITY : p->maximize ? v : -v;
+    tr->last_score = score;
     tr->has_score = true;
     tr->finished = false;
     tr->last_t = t;
@@ -247,7 +244,7 @@ static void pbt_on_complete(void *state, int trial_index, bool error)
 {
     struct pbt *p = state;
     (void)error;
-    if (trial_index >= 0 && trial_index < p->num_samples)
+    if (trial_index >= 0 && trial_index < p->draw.num_samples)
         p->trials[trial_index].finished = true; /* out of the ranking, as in Ray */
 }
 
@@ -278,10 +275,10 @@ static enum dsnn_status pbt_exploit(void *state, int trial_index, int *source_tr
 {
     struct pbt *p = state;
     new_params->n = 0;
-    if (trial_index < 0 || trial_index >= p->num_samples)
+    if (trial_index < 0 || trial_index >= p->draw.num_samples)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "pbt: exploit of trial %d: no such trial "
                                                      "(population of %d)",
-                              trial_index, p->num_samples);
+                              trial_index, p->draw.num_samples);
     struct pbt_trial *tr = &p->trials[trial_index];
     if (!tr->initialised) {
         initial_point(p, trial_index, &tr->x);
@@ -292,15 +289,15 @@ static enum dsnn_status pbt_exploit(void *state, int trial_index, int *source_tr
     if (q > 0) {
         struct dsnn_rng rng;
         dsnn_rng_seed(&rng,
-                      dsnn_seed_mix(dsnn_seed_mix(p->seed, (uint64_t)(int64_t)trial_index),
+                      dsnn_seed_mix(dsnn_seed_mix(p->draw.seed, (uint64_t)(int64_t)trial_index),
                                     tr->n_perturb + 1),
                       DSNN_RNG_STREAM_SEARCH);
         int src = p->order[n - q + dsnn_rng_below(&rng, q)].trial;
         const struct pbt_trial *s = &p->trials[src];
         struct dsnn_search_point y;
         memset(&y, 0, sizeof y);
-        for (size_t i = 0; i < p->space.n; i++)
-            y.x[i] = explore_dim(p, &p->space.dims[i], s->x.x[i], &rng);
+        for (size_t i = 0; i < p->draw.space.n; i++)
+            y.x[i] = explore_dim(p, &p->draw.space.dims[i], s->x.x[i], &rng);
         *source_trial = src;
         tr->x = y;
         /* it goes on from the source's checkpoint, hence on the source's perturbation
@@ -308,7 +305,7 @@ static enum dsnn_status pbt_exploit(void *state, int trial_index, int *source_tr
         tr->last_perturb_t = s->last_perturb_t;
         tr->n_perturb++;
     }
-    return dsnn_search_space_params(&p->space, &tr->x, new_params, err);
+    return dsnn_search_space_params(&p->draw.space, &tr->x, new_params, err);
 }
 
 /* ---- save / restore: "PBT_", version, trials, dims, and per trial its state ---- */
@@ -317,12 +314,11 @@ static enum dsnn_status pbt_save(void *state, FILE *f, struct dsnn_error *err)
 {
     struct pbt *p = state;
     enum dsnn_status st;
-    if ((st = dsnn_io_write(f, "PBT_", 4, "pbt tag", err)) ||
-        (st = dsnn_io_write_u64(f, PBT_STATE_VERSION, "pbt version", err)) ||
-        (st = dsnn_io_write_u64(f, (uint64_t)p->num_samples, "pbt trials", err)) ||
-        (st = dsnn_io_write_u64(f, p->space.n, "pbt dimensions", err)))
+    if ((st = su_state_write_head(f, "PBT_", PBT_STATE_VERSION, "pbt", err)) ||
+        (st = dsnn_io_write_u64(f, (uint64_t)p->draw.num_samples, "pbt trials", err)) ||
+        (st = dsnn_io_write_u64(f, p->draw.space.n, "pbt dimensions", err)))
         return st;
-    for (int i = 0; i < p->num_samples; i++) {
+    for (int i = 0; i < p->draw.num_samples; i++) {
         const struct pbt_trial *tr = &p->trials[i];
         uint8_t flags = (uint8_t)(tr->initialised | tr->has_score << 1 | tr->finished << 2);
         if ((st = dsnn_io_write(f, &flags, 1, "pbt trial", err)) ||
@@ -330,7 +326,7 @@ static enum dsnn_status pbt_save(void *state, FILE *f, struct dsnn_error *err)
             (st = dsnn_io_write(f, &tr->last_perturb_t, sizeof(double), "pbt trial", err)) ||
             (st = dsnn_io_write(f, &tr->last_t, sizeof(double), "pbt trial", err)) ||
             (st = dsnn_io_write_u64(f, tr->n_perturb, "pbt trial", err)) ||
-            (st = dsnn_io_write(f, tr->x.x, p->space.n * sizeof(double), "pbt trial", err)))
+            (st = dsnn_io_write(f, tr->x.x, p->draw.space.n * sizeof(double), "pbt trial", err)))
             return st;
     }
     return DSNN_OK;
@@ -339,27 +335,23 @@ static enum dsnn_status pbt_save(void *state, FILE *f, struct dsnn_error *err)
 static enum dsnn_status pbt_restore(void *state, FILE *f, struct dsnn_error *err)
 {
     struct pbt *p = state;
-    uint64_t version = 0, n_trials = 0, n_dims = 0;
+    uint64_t n_trials = 0, n_dims = 0;
     enum dsnn_status st;
-    if ((st = dsnn_io_expect_tag(f, "PBT_", err)) ||
-        (st = dsnn_io_read_u64(f, &version, "pbt version", err)))
-        return dsnn_error_prefix(err, "pbt state");
-    if (version != PBT_STATE_VERSION)
-        return dsnn_error_set(err, DSNN_ERR_FORMAT, "pbt state: version %llu, expected %d",
-                              (unsigned long long)version, PBT_STATE_VERSION);
+    if ((st = su_state_read_head(f, "PBT_", PBT_STATE_VERSION, "pbt", "pbt", err)))
+        return st;
     if ((st = dsnn_io_read_u64(f, &n_trials, "pbt trials", err)) ||
         (st = dsnn_io_read_u64(f, &n_dims, "pbt dimensions", err)))
         return dsnn_error_prefix(err, "pbt state");
-    if (n_trials != (uint64_t)p->num_samples || n_dims != p->space.n)
+    if (n_trials != (uint64_t)p->draw.num_samples || n_dims != p->draw.space.n)
         return dsnn_error_set(err, DSNN_ERR_FORMAT,
                               "pbt state: saved for %llu trials x %llu parameters, configured "
                               "%d x %zu: the configuration changed",
                               (unsigned long long)n_trials, (unsigned long long)n_dims,
-                              p->num_samples, p->space.n);
-    struct pbt_trial *trials = calloc((size_t)p->num_samples, sizeof *trials);
+                              p->draw.num_samples, p->draw.space.n);
+    struct pbt_trial *trials = calloc((size_t)p->draw.num_samples, sizeof *trials);
     if (!trials)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < p->num_samples; i++) {
+    for (int i = 0; i < p->draw.num_samples; i++) {
         struct pbt_trial *tr = &trials[i];
         uint8_t flags = 0;
         if ((st = dsnn_io_read(f, &flags, 1, "pbt trial", err)) ||
@@ -367,7 +359,7 @@ static enum dsnn_status pbt_restore(void *state, FILE *f, struct dsnn_error *err
             (st = dsnn_io_read(f, &tr->last_perturb_t, sizeof(double), "pbt trial", err)) ||
             (st = dsnn_io_read(f, &tr->last_t, sizeof(double), "pbt trial", err)) ||
             (st = dsnn_io_read_u64(f, &tr->n_perturb, "pbt trial", err)) ||
-            (st = dsnn_io_read(f, tr->x.x, p->space.n * sizeof(double), "pbt trial", err))) {
+            (st = dsnn_io_read(f, tr->x.x, p->draw.space.n * sizeof(double), "pbt trial", err))) {
             free(trials);
             return dsnn_error_prefix(err, "pbt state");
         }
@@ -375,8 +367,8 @@ static enum dsnn_status pbt_restore(void *state, FILE *f, struct dsnn_error *err
         tr->has_score = flags >> 1 & 1;
         tr->finished = flags >> 2 & 1;
         bool ok = flags < 8;
-        for (size_t d = 0; d < p->space.n && ok; d++) {
-            const struct dsnn_search_dim *dim = &p->space.dims[d];
+        for (size_t d = 0; d < p->draw.space.n && ok; d++) {
+            const struct dsnn_search_dim *dim = &p->draw.space.dims[d];
             double x = tr->x.x[d];
             ok = isfinite(x) && (dim->dist != DSNN_DIST_CHOICE ||
                                  (x >= 0 && x < (double)dim->n_values && x == floor(x)));

@@ -18,12 +18,6 @@
 
 #include "../search_util.h"
 
-struct random_search {
-    struct dsnn_search_space space;
-    uint64_t seed;
-    int num_samples;
-};
-
 static const struct dsnn_key_spec random_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "random", .doc = "this plugin"},
     {.name = "space", .type = DSNN_KEY_GROUP, .default_value = "{}",
@@ -36,30 +30,21 @@ static enum dsnn_status random_create(const struct dsnn_cfg *cfg,
                                       const struct dsnn_search_ctx *ctx, void **state,
                                       struct dsnn_error *err)
 {
-    struct random_search *r = calloc(1, sizeof *r);
+    struct su_draw *r = calloc(1, sizeof *r); /* the state: su_draw_suggest serves as suggest */
     if (!r)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    enum dsnn_status st = dsnn_search_space_parse(cfg, "space", &r->space, err);
+    enum dsnn_status st = su_draw_init(r, cfg, ctx, err);
     if (st != DSNN_OK) {
         free(r);
         return st;
     }
-    r->seed = ctx->seed;
-    r->num_samples = ctx->num_samples > 0 ? ctx->num_samples : 1;
     *state = r;
     return DSNN_OK;
-}
-
-static enum dsnn_status random_suggest(void *state, int trial_index, struct dsnn_param_set *out,
-                                       bool *done, struct dsnn_error *err)
-{
-    struct random_search *r = state;
-    return su_suggest_draw(&r->space, r->seed, r->num_samples, trial_index, out, done, err);
 }
 
 DSNN_SEARCH_PLUGIN("random", "1.0.0", "Random search: num_samples trials drawn from distributions "
                    "over any config key",
                    random_keys,
-                   .create = random_create, .suggest = random_suggest,
+                   .create = random_create, .suggest = su_draw_suggest,
                    .on_result = su_on_result_continue, .on_complete = su_on_complete_keep,
                    .destroy = free)

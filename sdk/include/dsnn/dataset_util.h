@@ -24,6 +24,7 @@
 #include "dsnn/config.h"
 #include "dsnn/data.h" /* enum dsnn_split */
 #include "dsnn/export.h"
+#include "dsnn/keys.h"
 #include "dsnn/plugin.h" /* DSNN_KEY_* for DSNN_NOISE_KEYS */
 #include "dsnn/rng.h"
 #include "dsnn/status.h"
@@ -124,15 +125,17 @@ DSNN_API int dsnn_batch_schedule_max(const struct dsnn_batch_schedule *s, int64_
  * noise splits), train_batches_per_epoch, and the position in the split. The plugin keeps the
  * samples and turns the indices of a batch into its values.
  *
- *     open:       s->cur = (struct dsnn_split_cursor){.name = "idx", .train_batch = o.train_batch,
- *                     .test_batch = o.test_batch, .batches_per_epoch = ..., .shuffle = ...,
- *                     .seed = ctx->seed, .noise = DSNN_NOISE_SPLIT_OFF or _ON};
+ *     options:    struct my_options { struct dsnn_split_options split; ... };
+ *                 key specs: {"batch_size_train", .def = 128 ...}, DSNN_SPLIT_KEYS, ...
+ *                 dsnn_dataset_keys_read(&my_table, cfg, &o, &o.split, err);
+ *     open:       dsnn_split_cursor_setup(&s->cur, "idx", &o.split, ctx->seed,
+ *                                         DSNN_NOISE_SPLIT_OFF or _ON);
  *                 dsnn_split_cursor_init(&s->cur, n_train, n_test, err);
- *                 xbuf = malloc(s->cur.max_batch * sample_size * sizeof(float)) ...
+ *                 dsnn_batch_buffer_init(&s->buf, &s->cur, sample_size, err);
  *     begin:      dsnn_split_cursor_begin(&s->cur, split, epoch, n_of_that_split, err);
- *     next_batch: dsnn_split_cursor_next(&s->cur, &n, &samples, err);
- *                 for (k = 0; k < n; k++) copy sample samples[k] of split s->cur.split
- *     close:      dsnn_split_cursor_free(&s->cur);
+ *     next_batch: dsnn_split_cursor_fill(&s->cur, &s->buf, my_sample, s, b, err);
+ *                 (my_sample(s, i, x) writes sample i of split s->cur.split, returns its label)
+ *     close:      dsnn_split_cursor_free(&s->cur); dsnn_batch_buffer_free(&s->buf);
  */
 
 /* Whether a dataset offers the noise split (DSNN_SPLIT_NOISE). */
@@ -165,12 +168,50 @@ struct dsnn_split_cursor {
     int64_t batches; /* batches served in this epoch */
 };
 
+/* The keys of a split cursor as read: a member of a dataset plugin's options. */
+struct dsnn_split_options {
+    struct dsnn_batch_schedule train_batch; /* batch_size_train */
+    int64_t test_batch;                     /* batch_size_test */
+    int64_t batches_per_epoch;              /* train_batches_per_epoch, 0 = all */
+    bool shuffle;                           /* shuffle */
+};
+
+/* batch_size_test (default 1000, "samples per test (and noise) batch"), train_batches_per_epoch
+ * (default 0 = all) and shuffle (default true), the cursor keys shared by the image datasets
+ * (DSNN_SPLIT_KEYS, after the plugin's own batch_size_train, whose default and doc vary). */
+DSNN_API extern const struct dsnn_key_table dsnn_split_keys;
+#define DSNN_SPLIT_KEYS DSNN_KEYS_FROM(dsnn_split_keys)
+
+/* Reads the keys of a dataset plugin: first its key batch_size_train (an integer or one per
+ * epoch, the default the .def of that key in t) into split->train_batch with
+ * dsnn_batch_schedule_read, then the keys of DSNN_SPLIT_KEYS into split when t includes them,
+ * then every key of t into out with dsnn_keys_read (a plugin without DSNN_SPLIT_KEYS points
+ * its own specs of those keys into split). t must hold the key batch_size_train. */
+DSNN_API enum dsnn_status dsnn_dataset_keys_read(const struct dsnn_key_table *t,
+                                                 const struct dsnn_cfg *cfg, void *out,
+                                                 struct dsnn_split_options *split,
+                                                 struct dsnn_error *err);
+
+/* Sets every field of c for the options o: name (static), train_batch, test_batch,
+ * batches_per_epoch and shuffle from o, seed, noise; split = -1, the rest zero. Then
+ * dsnn_split_cursor_init. */
+DSNN_API void dsnn_split_cursor_setup(struct dsnn_split_cursor *c, const char *name,
+                                      const struct dsnn_split_options *o, uint64_t seed,
+                                      enum dsnn_noise_split noise);
+
 /* Prepares c, whose fields name ... noise are set, for splits of at most n_train (train) and
  * n_test (test and noise) samples: clamps c->test_batch to [1, n_test], sets c->train_max and
  * c->max_batch, allocates c->order (freed by dsnn_split_cursor_free, also on failure) and sets
  * c->split = -1. Out of memory is DSNN_ERR_NOMEM, "NAME: out of memory for batch buffers". */
 DSNN_API enum dsnn_status dsnn_split_cursor_init(struct dsnn_split_cursor *c, int64_t n_train,
                                                  int64_t n_test, struct dsnn_error *err);
+/* What a dataset on cursor c (initialised) reports from open: info receives shape, n_classes,
+ * n_train and n_test as given, n_noise when c offers the noise split (c->noise is
+ * DSNN_NOISE_SPLIT_ON; 0 otherwise), and the largest batches of c (batch_size_train =
+ * c->train_max, batch_size_test = c->test_batch); every other field of info is zeroed. */
+DSNN_API void dsnn_split_cursor_describe(const struct dsnn_split_cursor *c, struct dsnn_shape shape,
+                                         int n_classes, int64_t n_train, int64_t n_test,
+                                         int64_t n_noise, struct dsnn_dataset_info *info);
 /* Frees what c owns (not c itself). Accepts NULL and a cursor never initialised but zeroed. */
 DSNN_API void dsnn_split_cursor_free(struct dsnn_split_cursor *c);
 /* Checks that split can be begun at epoch, in this order: the noise split when c->noise is not
@@ -196,6 +237,36 @@ DSNN_API enum dsnn_status dsnn_split_cursor_begin(struct dsnn_split_cursor *c,
 DSNN_API enum dsnn_status dsnn_split_cursor_next(struct dsnn_split_cursor *c, int *n,
                                                  const uint32_t **samples,
                                                  struct dsnn_error *err);
+
+/* The values and labels of the batch a dataset serves, sized for the largest batch of its split
+ * cursor. */
+struct dsnn_batch_buffer {
+    float *x;            /* [max_batch * sample_size]; owned */
+    int32_t *y;          /* [max_batch]; owned */
+    int64_t sample_size; /* values per sample */
+};
+
+/* Allocates b for c->max_batch samples (c initialised by dsnn_split_cursor_init) of sample_size
+ * values each. Out of memory is DSNN_ERR_NOMEM, "NAME: out of memory for batch buffers", and
+ * leaves b holding nothing. */
+DSNN_API enum dsnn_status dsnn_batch_buffer_init(struct dsnn_batch_buffer *b,
+                                                 const struct dsnn_split_cursor *c,
+                                                 int64_t sample_size, struct dsnn_error *err);
+/* Frees what b owns (not b itself). Accepts NULL and a zeroed buffer. */
+DSNN_API void dsnn_batch_buffer_free(struct dsnn_batch_buffer *b);
+
+/* Writes the sample_size values of sample i (its index in the split the cursor began) to x and
+ * returns its label. */
+typedef int32_t (*dsnn_sample_fn)(void *state, int64_t i, float *x);
+
+/* What next_batch of a dataset on a split cursor does: advances c by one batch
+ * (dsnn_split_cursor_next), fills row k of buf with sample(state, i, row) for the k-th sample i
+ * of the batch, and points out at buf (out->n = 0 at the end of the split). On error out is
+ * unchanged. */
+DSNN_API enum dsnn_status dsnn_split_cursor_fill(struct dsnn_split_cursor *c,
+                                                 struct dsnn_batch_buffer *buf,
+                                                 dsnn_sample_fn sample, void *state,
+                                                 struct dsnn_batch *out, struct dsnn_error *err);
 
 /* ---- Named normalisation statistics ---- */
 

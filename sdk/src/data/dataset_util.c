@@ -103,6 +103,60 @@ void dsnn_noise_options_log(FILE *log, const char *name, const char *what,
                                                : "after normalisation");
 }
 
+#define SK_AT(f) DSNN_KEY_AT(struct dsnn_split_options, f)
+static const struct dsnn_key_spec split_keys[] = {
+    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), SK_AT(test_batch),
+     .doc = "samples per test (and noise) batch"},
+    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
+     DSNN_KEY_RANGE(0, (double)INT64_MAX), SK_AT(batches_per_epoch),
+     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
+    {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true, SK_AT(shuffle),
+     .doc = "shuffle the train split every epoch; the order of epoch e depends only on "
+            "(trial seed, e)"},
+};
+#undef SK_AT
+DSNN_KEY_TABLE_DEFINE(, dsnn_split_keys, split_keys);
+
+/* Whether t includes the table u. */
+static bool includes(const struct dsnn_key_table *t, const struct dsnn_key_table *u)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (t->keys[i].type == DSNN_KEY_INCLUDE && t->keys[i].include == u)
+            return true;
+    return false;
+}
+
+enum dsnn_status dsnn_dataset_keys_read(const struct dsnn_key_table *t, const struct dsnn_cfg *cfg,
+                                        void *out, struct dsnn_split_options *split,
+                                        struct dsnn_error *err)
+{
+    const double def = dsnn_keys_find(t->keys, t->n, "batch_size_train")->def;
+    enum dsnn_status st;
+    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def, &split->train_batch,
+                                       err)) != DSNN_OK ||
+        (includes(t, &dsnn_split_keys) &&
+         (st = dsnn_keys_read(&dsnn_split_keys, cfg, split, err)) != DSNN_OK))
+        return st;
+    return dsnn_keys_read(t, cfg, out, err);
+}
+
+void dsnn_split_cursor_setup(struct dsnn_split_cursor *c, const char *name,
+                             const struct dsnn_split_options *o, uint64_t seed,
+                             enum dsnn_noise_split noise)
+{
+    *c = (struct dsnn_split_cursor){
+        .name = name,
+        .train_batch = o->train_batch,
+        .test_batch = o->test_batch,
+        .batches_per_epoch = o->batches_per_epoch,
+        .shuffle = o->shuffle,
+        .seed = seed,
+        .noise = noise,
+        .split = -1,
+    };
+}
+
 enum dsnn_status dsnn_split_cursor_init(struct dsnn_split_cursor *c, int64_t n_train,
                                         int64_t n_test, struct dsnn_error *err)
 {
@@ -122,6 +176,20 @@ enum dsnn_status dsnn_split_cursor_init(struct dsnn_split_cursor *c, int64_t n_t
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory for batch buffers",
                               c->name);
     return DSNN_OK;
+}
+
+void dsnn_split_cursor_describe(const struct dsnn_split_cursor *c, struct dsnn_shape shape,
+                                int n_classes, int64_t n_train, int64_t n_test, int64_t n_noise,
+                                struct dsnn_dataset_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->shape = shape;
+    info->n_classes = n_classes;
+    info->n_train = n_train;
+    info->n_test = n_test;
+    info->n_noise = c->noise == DSNN_NOISE_SPLIT_ON ? n_noise : 0;
+    info->batch_size_train = c->train_max;
+    info->batch_size_test = (int)c->test_batch;
 }
 
 void dsnn_split_cursor_free(struct dsnn_split_cursor *c)
@@ -197,6 +265,48 @@ enum dsnn_status dsnn_split_cursor_next(struct dsnn_split_cursor *c, int *n,
     if (k > 0)
         c->batches++;
     *n = k;
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_batch_buffer_init(struct dsnn_batch_buffer *b,
+                                        const struct dsnn_split_cursor *c, int64_t sample_size,
+                                        struct dsnn_error *err)
+{
+    b->sample_size = sample_size;
+    b->x = malloc((size_t)c->max_batch * (size_t)sample_size * sizeof *b->x);
+    b->y = malloc((size_t)c->max_batch * sizeof *b->y);
+    if (!b->x || !b->y) {
+        dsnn_batch_buffer_free(b);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory for batch buffers",
+                              c->name);
+    }
+    return DSNN_OK;
+}
+
+void dsnn_batch_buffer_free(struct dsnn_batch_buffer *b)
+{
+    if (!b)
+        return;
+    free(b->x);
+    free(b->y);
+    b->x = NULL;
+    b->y = NULL;
+}
+
+enum dsnn_status dsnn_split_cursor_fill(struct dsnn_split_cursor *c, struct dsnn_batch_buffer *buf,
+                                        dsnn_sample_fn sample, void *state,
+                                        struct dsnn_batch *out, struct dsnn_error *err)
+{
+    int n;
+    const uint32_t *samples;
+    enum dsnn_status st = dsnn_split_cursor_next(c, &n, &samples, err);
+    if (st != DSNN_OK)
+        return st;
+    for (int k = 0; k < n; k++)
+        buf->y[k] = sample(state, samples[k], buf->x + (int64_t)k * buf->sample_size);
+    out->x = buf->x;
+    out->y = buf->y;
+    out->n = n;
     return DSNN_OK;
 }
 
