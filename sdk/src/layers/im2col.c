@@ -63,6 +63,19 @@ int ly_threads(void)
     return t > 0 ? t : 1;
 }
 
+void cv_pool_planes(const struct cv_pool *P, int batch, cv_pool_plane_fn fn, const float *in,
+                    float *out, bool backward)
+{
+    const struct cv_geom *g = &P->g;
+    const size_t HW = (size_t)g->h * g->w, OHW = (size_t)g->oh * g->ow;
+    const size_t in_plane = backward ? OHW : HW, out_plane = backward ? HW : OHW;
+    const int items = batch * g->c, nt = ly_threads();
+    const bool par = nt > 1 && items > 1 && (size_t)items * g->h * g->w >= 32768;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int it = 0; it < items; it++)
+        fn(P, it, in + (size_t)it * in_plane, out + (size_t)it * out_plane);
+}
+
 /* ---- workspace ---- */
 
 static size_t g_ws_limit = (size_t)4 << 20; /* floats (16 MiB) */
