@@ -1,6 +1,7 @@
 /* host/registry.c - plugin loading, ABI and descriptor checks, (kind, name) index. */
 #define _XOPEN_SOURCE 700 /* strdup */
 #include "registry.h"
+#include "json.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -48,28 +49,6 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
     return q;
 }
 
-
-/* Appending formatter for building messages in a fixed buffer. */
-struct strbuf {
-    char *buf;
-    size_t size, len;
-};
-
-static void sb_printf(struct strbuf *sb, const char *fmt, ...) DSNN_PRINTF(2, 3);
-static void sb_printf(struct strbuf *sb, const char *fmt, ...)
-{
-    if (sb->size == 0 || sb->len >= sb->size - 1)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(sb->buf + sb->len, sb->size - sb->len, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    sb->len += (size_t)n;
-    if (sb->len >= sb->size)
-        sb->len = sb->size - 1;
-}
 
 static const char *kind_plural(enum dsnn_kind k)
 {
@@ -676,17 +655,18 @@ const struct dsnn_registry_entry *dsnn_registry_find(const struct dsnn_registry 
 size_t dsnn_registry_names(const struct dsnn_registry *reg, enum dsnn_kind kind, char *buf,
                            size_t size)
 {
-    struct strbuf sb = {buf, size, 0};
-    if (size > 0)
-        buf[0] = '\0';
+    struct dsnn_sbuf sb = {0};
     size_t count = 0;
     for (size_t i = 0; reg && i < reg->n_entries; i++) {
         const struct dsnn_registry_entry *e = reg->entries[i];
         if (e->kind != kind)
             continue;
-        sb_printf(&sb, "%s%s", count ? ", " : "", e->name);
+        dsnn_sbuf_printf(&sb, "%s%s", count ? ", " : "", e->name);
         count++;
     }
+    if (size > 0)
+        snprintf(buf, size, "%s", sb.p ? sb.p : "");
+    dsnn_sbuf_free(&sb);
     return count;
 }
 
@@ -753,30 +733,32 @@ enum dsnn_status dsnn_registry_lookup(const struct dsnn_registry *reg, enum dsnn
             *out = e;
         return DSNN_OK;
     }
-    char msg[DSNN_ERROR_MSG_MAX];
-    struct strbuf sb = {msg, sizeof(msg), 0};
-    sb_printf(&sb, "no %s plugin named '%s' (", dsnn_kind_str(kind), name);
+    struct dsnn_sbuf sb = {0};
+    dsnn_sbuf_printf(&sb, "no %s plugin named '%s' (", dsnn_kind_str(kind), name);
 
     const char *best = dsnn_registry_suggest(reg, kind, name);
     if (best)
-        sb_printf(&sb, "did you mean '%s'?; ", best);
+        dsnn_sbuf_printf(&sb, "did you mean '%s'?; ", best);
     char names[DSNN_ERROR_MSG_MAX / 2];
     if (dsnn_registry_names(reg, kind, names, sizeof(names)) > 0)
-        sb_printf(&sb, "available %s: %s", kind_plural(kind), names);
+        dsnn_sbuf_printf(&sb, "available %s: %s", kind_plural(kind), names);
     else
-        sb_printf(&sb, "no %s are loaded", kind_plural(kind));
+        dsnn_sbuf_printf(&sb, "no %s are loaded", kind_plural(kind));
     for (size_t i = 0; reg && i < reg->n_entries; i++) {
         const struct dsnn_registry_entry *c = reg->entries[i];
         if (c->kind != kind && strcmp(c->name, name) == 0)
-            sb_printf(&sb, "; note: '%s' is a %s", name, dsnn_kind_str(c->kind));
+            dsnn_sbuf_printf(&sb, "; note: '%s' is a %s", name, dsnn_kind_str(c->kind));
     }
     if (reg && reg->n_dirs > 0) {
-        sb_printf(&sb, "; plugin director%s: ", reg->n_dirs == 1 ? "y" : "ies");
+        dsnn_sbuf_printf(&sb, "; plugin director%s: ", reg->n_dirs == 1 ? "y" : "ies");
         for (size_t i = 0; i < reg->n_dirs; i++)
-            sb_printf(&sb, "%s%s", i ? ":" : "", reg->dirs[i]);
+            dsnn_sbuf_printf(&sb, "%s%s", i ? ":" : "", reg->dirs[i]);
     } else {
-        sb_printf(&sb, "; no plugin directory was searched");
+        dsnn_sbuf_puts(&sb, "; no plugin directory was searched");
     }
-    sb_printf(&sb, ")");
-    return dsnn_error_set(err, DSNN_ERR_NOT_FOUND, "%s", msg);
+    dsnn_sbuf_puts(&sb, ")");
+    enum dsnn_status st =
+        dsnn_error_set(err, DSNN_ERR_NOT_FOUND, "%s", sb.p ? sb.p : "out of memory");
+    dsnn_sbuf_free(&sb);
+    return st;
 }

@@ -174,6 +174,46 @@ static void test_io_round_trip(void)
     dir_teardown();
 }
 
+/* A counted section: the right count passes, another count names both, a wrong tag and a short
+ * count fail as expect_tag and read_u64 do. */
+static void test_io_expect_count(void)
+{
+    CU_ASSERT_FATAL(dir_setup());
+    char path[1024];
+    path_in_dir(path, sizeof path, "count.bin");
+    struct dsnn_error err = {0};
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(dsnn_io_write(f, i == 2 ? "CNT2" : "CNT1", 4, "tag", &err), DSNN_OK);
+        CU_ASSERT_EQUAL(dsnn_io_write_u64(f, 7, "count", &err), DSNN_OK);
+    }
+    CU_ASSERT_EQUAL(dsnn_io_write(f, "CNT1", 4, "tag", &err), DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_io_write(f, "abc", 3, "short count", &err), DSNN_OK);
+    CU_ASSERT_EQUAL(fclose(f), 0);
+
+    f = fopen(path, "rb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(dsnn_io_expect_count(f, "CNT1", 7, "layers", "the network", &err), DSNN_OK);
+    CU_ASSERT_EQUAL(err.status, DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_io_expect_count(f, "CNT1", 5, "channels", "the layer", &err),
+                    DSNN_ERR_FORMAT);
+    ASSERT_HAS(err.msg, "checkpoint has 7 channels, the layer has 5");
+    memset(&err, 0, sizeof err);
+    CU_ASSERT_EQUAL(dsnn_io_expect_count(f, "CNTX", 7, "layers", "the network", &err),
+                    DSNN_ERR_FORMAT);
+    ASSERT_HAS(err.msg, "'CNTX'");
+    uint64_t v = 0;
+    CU_ASSERT_EQUAL(dsnn_io_read_u64(f, &v, "count", &err), DSNN_OK); /* skip the count */
+    memset(&err, 0, sizeof err);
+    CU_ASSERT_EQUAL(dsnn_io_expect_count(f, "CNT1", 7, "layers", "the network", &err),
+                    DSNN_ERR_FORMAT);
+    ASSERT_HAS(err.msg, "number of layers");
+    ASSERT_HAS(err.msg, "truncated");
+    fclose(f);
+    dir_teardown();
+}
+
 static void test_io_read_short(void)
 {
     CU_ASSERT_FATAL(dir_setup());
@@ -453,6 +493,7 @@ static void test_read_gzip_truncated(void)
 static CU_TestInfo tests[] = {
     {"io write/read round trip, tags", test_io_round_trip},
     {"io read of a short file: truncated", test_io_read_short},
+    {"io counted section: count checked", test_io_expect_count},
     {"atomic write leaves no temporary", test_atomic_write},
     {"read_file raw", test_read_raw},
     {"read_file gzip", test_read_gzip},

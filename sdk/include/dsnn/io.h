@@ -24,6 +24,13 @@ DSNN_API enum dsnn_status dsnn_io_write_u64(FILE *f, uint64_t v, const char *wha
 DSNN_API enum dsnn_status dsnn_io_read_u64(FILE *f, uint64_t *v, const char *what,
                                            struct dsnn_error *err);
 DSNN_API enum dsnn_status dsnn_io_expect_tag(FILE *f, const char tag[4], struct dsnn_error *err);
+/* Reads a section's tag and the count written after it, which must be expected: the number of
+ * items (what, plural: "layers") that the reader (owner: "the network") has. Another count is
+ * DSNN_ERR_FORMAT "checkpoint has N <what>, <owner> has M"; a wrong tag or a short read fails as
+ * in dsnn_io_expect_tag and dsnn_io_read_u64. */
+DSNN_API enum dsnn_status dsnn_io_expect_count(FILE *f, const char tag[4], uint64_t expected,
+                                               const char *what, const char *owner,
+                                               struct dsnn_error *err);
 
 /* Writes data to path atomically: path.tmp, fsync, rename. */
 DSNN_API enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size_t size,

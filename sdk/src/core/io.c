@@ -52,6 +52,21 @@ enum dsnn_status dsnn_io_expect_tag(FILE *f, const char tag[4], struct dsnn_erro
     return DSNN_OK;
 }
 
+enum dsnn_status dsnn_io_expect_count(FILE *f, const char tag[4], uint64_t expected,
+                                      const char *what, const char *owner, struct dsnn_error *err)
+{
+    char desc[96];
+    snprintf(desc, sizeof desc, "number of %s", what);
+    uint64_t n;
+    enum dsnn_status st;
+    if ((st = dsnn_io_expect_tag(f, tag, err)) || (st = dsnn_io_read_u64(f, &n, desc, err)))
+        return st;
+    if (n != expected)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT, "checkpoint has %llu %s, %s has %llu",
+                              (unsigned long long)n, what, owner, (unsigned long long)expected);
+    return DSNN_OK;
+}
+
 enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size_t size,
                                         struct dsnn_error *err)
 {

@@ -35,56 +35,53 @@ static inline float ap_window(const struct avgpool2d *A, int oy, int ox, int *y0
     return div > 0 ? 1.0f / (float)div : 0.0f;
 }
 
+static void ap_forward_plane(const struct cv_pool *P, int it, const float *xc, float *yc)
+{
+    (void)it;
+    const struct avgpool2d *A = (const struct avgpool2d *)P;
+    const int W = P->g.w, OH = P->g.oh, OW = P->g.ow;
+    for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++) {
+            int y0, y1, x0, x1;
+            const float inv = ap_window(A, oy, ox, &y0, &y1, &x0, &x1);
+            float s = 0.0f;
+            for (int iy = y0; iy < y1; iy++)
+                for (int ix = x0; ix < x1; ix++)
+                    s += xc[iy * W + ix];
+            yc[oy * OW + ox] = s * inv;
+        }
+}
+
 static enum dsnn_status ap_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
                                    bool train, struct dsnn_error *err)
 {
     (void)train, (void)err;
-    const struct avgpool2d *A = (const struct avgpool2d *)l;
-    const struct cv_geom *g = &A->pool.g;
-    const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
-    const int items = batch * g->c, nt = ly_threads();
-#pragma omp parallel for schedule(static) num_threads(nt) if (cv_planes_parallel(g, items, nt))
-    for (int it = 0; it < items; it++) {
-        const float *xc = x + (size_t)it * H * W;
-        float *yc = y + (size_t)it * OH * OW;
-        for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++) {
-                int y0, y1, x0, x1;
-                const float inv = ap_window(A, oy, ox, &y0, &y1, &x0, &x1);
-                float s = 0.0f;
-                for (int iy = y0; iy < y1; iy++)
-                    for (int ix = x0; ix < x1; ix++)
-                        s += xc[iy * W + ix];
-                yc[oy * OW + ox] = s * inv;
-            }
-    }
+    cv_pool_planes((const struct cv_pool *)l, batch, ap_forward_plane, x, y, false);
     return DSNN_OK;
+}
+
+static void ap_backward_plane(const struct cv_pool *P, int it, const float *dyc, float *dc)
+{
+    (void)it;
+    const struct avgpool2d *A = (const struct avgpool2d *)P;
+    const int H = P->g.h, W = P->g.w, OH = P->g.oh, OW = P->g.ow;
+    memset(dc, 0, sizeof(float) * (size_t)H * W);
+    for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++) {
+            int y0, y1, x0, x1;
+            const float v = dyc[oy * OW + ox] * ap_window(A, oy, ox, &y0, &y1, &x0, &x1);
+            for (int iy = y0; iy < y1; iy++)
+                for (int ix = x0; ix < x1; ix++)
+                    dc[iy * W + ix] += v;
+        }
 }
 
 static enum dsnn_status ap_backward(struct dsnn_layer *l, const float *x, const float *y,
                                     const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
     (void)x, (void)y, (void)err;
-    const struct avgpool2d *A = (const struct avgpool2d *)l;
-    const struct cv_geom *g = &A->pool.g;
-    if (!dx)
-        return DSNN_OK;
-    const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
-    const int items = batch * g->c, nt = ly_threads();
-#pragma omp parallel for schedule(static) num_threads(nt) if (cv_planes_parallel(g, items, nt))
-    for (int it = 0; it < items; it++) {
-        float *dc = dx + (size_t)it * H * W;
-        const float *dyc = dy + (size_t)it * OH * OW;
-        memset(dc, 0, sizeof(float) * (size_t)H * W);
-        for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++) {
-                int y0, y1, x0, x1;
-                const float v = dyc[oy * OW + ox] * ap_window(A, oy, ox, &y0, &y1, &x0, &x1);
-                for (int iy = y0; iy < y1; iy++)
-                    for (int ix = x0; ix < x1; ix++)
-                        dc[iy * W + ix] += v;
-            }
-    }
+    if (dx)
+        cv_pool_planes((const struct cv_pool *)l, batch, ap_backward_plane, dy, dx, true);
     return DSNN_OK;
 }
 

@@ -182,16 +182,10 @@ static enum dsnn_status bn_load(struct dsnn_layer *l, FILE *f, struct dsnn_error
     struct batchnorm *B = bn_cast(l);
     enum dsnn_status st;
     const size_t bytes = sizeof(float) * (size_t)B->C;
-    uint64_t c, nbt;
+    uint64_t nbt;
     if ((st = dsnn_layer_load_params(l, f, err)) ||
-        (st = dsnn_io_expect_tag(f, "BNRS", err)) ||
-        (st = dsnn_io_read_u64(f, &c, "channel count", err)))
-        return st;
-    if (c != (uint64_t)B->C)
-        return dsnn_error_set(err, DSNN_ERR_FORMAT,
-                              "checkpoint has %llu channels, the layer has %d",
-                              (unsigned long long)c, B->C);
-    if ((st = dsnn_io_read(f, B->running_mean, bytes, "running mean", err)) ||
+        (st = dsnn_io_expect_count(f, "BNRS", (uint64_t)B->C, "channels", "the layer", err)) ||
+        (st = dsnn_io_read(f, B->running_mean, bytes, "running mean", err)) ||
         (st = dsnn_io_read(f, B->running_var, bytes, "running variance", err)) ||
         (st = dsnn_io_read_u64(f, &nbt, "num_batches_tracked", err)))
         return st;

@@ -44,18 +44,30 @@ static enum dsnn_status conv_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     return DSNN_OK;
 }
 
+/* Steps through a batch in chunks of samples whose column matrices fit the workspace (cv_chunk
+ * with M output rows): from *b0 = *nb = 0, each call moves on to the next chunk, samples
+ * [*b0, *b0 + *nb), and returns its column matrix; NULL after the last chunk (*b0 == batch) or
+ * when out of memory (*b0 < batch). */
+static const float *cv_next_chunk(const struct cv_geom *g, int M, const float *x, int batch,
+                                  int *b0, int *nb)
+{
+    const int chunk = cv_chunk(g, g->c * g->kh * g->kw, M, batch);
+    *b0 += *nb;
+    if (*b0 >= batch)
+        return NULL;
+    *nb = batch - *b0 < chunk ? batch - *b0 : chunk;
+    return cv_cols_of(g, x, *b0, *nb);
+}
+
 enum dsnn_status cv_forward(const struct cv_geom *g, int M, const float *W, const float *bias,
                             const float *x, float *y, int batch)
 {
     const int K = g->c * g->kh * g->kw, P = g->oh * g->ow;
     const size_t out_size = (size_t)M * P;
-    const int chunk = cv_chunk(g, K, M, batch);
-    for (int b0 = 0; b0 < batch; b0 += chunk) {
-        const int nb = batch - b0 < chunk ? batch - b0 : chunk;
+    int b0 = 0, nb = 0;
+    const float *cols;
+    while ((cols = cv_next_chunk(g, M, x, batch, &b0, &nb))) {
         const int N = nb * P;
-        const float *cols = cv_cols_of(g, x, b0, nb);
-        if (!cols)
-            return DSNN_ERR_NOMEM;
         if (nb == 1) { /* the product is already in the output layout */
             float *yb = y + (size_t)b0 * out_size;
             ly_sgemm(false, false, M, N, K, 1.0f, W, K, cols, N, 0.0f, yb, N);
@@ -71,7 +83,7 @@ enum dsnn_status cv_forward(const struct cv_geom *g, int M, const float *W, cons
         ly_sgemm(false, false, M, N, K, 1.0f, W, K, cols, N, 0.0f, ybuf, N);
         cv_scatter(ybuf, M, P, nb, bias, y + (size_t)b0 * out_size);
     }
-    return DSNN_OK;
+    return b0 < batch ? DSNN_ERR_NOMEM : DSNN_OK;
 }
 
 static enum dsnn_status conv_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
@@ -92,13 +104,10 @@ enum dsnn_status cv_backward(const struct cv_geom *g, int M, const float *W, con
     const size_t in_size = (size_t)g->c * g->h * g->w, out_size = (size_t)M * P;
     if (db)
         memset(db, 0, sizeof(float) * (size_t)M);
-    const int chunk = cv_chunk(g, K, M, batch);
-    for (int b0 = 0; b0 < batch; b0 += chunk) {
-        const int nb = batch - b0 < chunk ? batch - b0 : chunk;
+    int b0 = 0, nb = 0;
+    const float *cols;
+    while ((cols = cv_next_chunk(g, M, x, batch, &b0, &nb))) {
         const int N = nb * P;
-        const float *cols = cv_cols_of(g, x, b0, nb);
-        if (!cols)
-            return DSNN_ERR_NOMEM;
         const float *dyc = dy + (size_t)b0 * out_size;
         if (nb > 1) {
             float *buf = ws_get(1, (size_t)M * N);
@@ -126,7 +135,7 @@ enum dsnn_status cv_backward(const struct cv_geom *g, int M, const float *W, con
             cv_col2im(g, dcols, nb, dx + (size_t)b0 * in_size);
         }
     }
-    return DSNN_OK;
+    return b0 < batch ? DSNN_ERR_NOMEM : DSNN_OK;
 }
 
 static enum dsnn_status conv_backward(struct dsnn_layer *l, const float *x, const float *y,

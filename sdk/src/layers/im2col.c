@@ -63,6 +63,19 @@ int ly_threads(void)
     return t > 0 ? t : 1;
 }
 
+void cv_pool_planes(const struct cv_pool *P, int batch, cv_pool_plane_fn fn, const float *in,
+                    float *out, bool backward)
+{
+    const struct cv_geom *g = &P->g;
+    const size_t HW = (size_t)g->h * g->w, OHW = (size_t)g->oh * g->ow;
+    const size_t in_plane = backward ? OHW : HW, out_plane = backward ? HW : OHW;
+    const int items = batch * g->c, nt = ly_threads();
+    const bool par = nt > 1 && items > 1 && (size_t)items * g->h * g->w >= 32768;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par)
+    for (int it = 0; it < items; it++)
+        fn(P, it, in + (size_t)it * in_plane, out + (size_t)it * out_plane);
+}
+
 /* ---- workspace ---- */
 
 static size_t g_ws_limit = (size_t)4 << 20; /* floats (16 MiB) */
@@ -139,82 +152,103 @@ void cv_valid_range(int o, int s, int p, int j, int w, int *x0, int *x1)
     *x1 = b;
 }
 
-void cv_im2col(const struct cv_geom *g, const float *x, int nb, float *cols)
+/* Work on one (image b, channel c) plane of a batch whose column matrix has rows of N entries;
+ * in and out are the batch's whole arrays. */
+typedef void (*cv_plane_fn)(const struct cv_geom *g, size_t N, int b, int c, const float *in,
+                            float *out);
+
+/* Runs fn on every (image, channel) plane of a batch of nb images, one plane per loop item, on
+ * the layer threads when the column matrix is large enough to pay for them. */
+static void cv_each_plane(const struct cv_geom *g, int nb, cv_plane_fn fn, const float *in,
+                          float *out)
 {
-    const int C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw, SH = g->sh, SW = g->sw;
-    const int PH = g->ph, PW = g->pw, OH = g->oh, OW = g->ow;
-    const size_t P = (size_t)OH * OW, N = P * (size_t)nb, in_size = (size_t)C * H * W;
+    const int C = g->c;
+    const size_t N = (size_t)g->oh * g->ow * (size_t)nb;
     const int nt = ly_threads();
     const int items = nb * C;
-    const bool par = nt > 1 && items > 1 && N * KH * KW * C >= 32768;
+    const bool par = nt > 1 && items > 1 && N * g->kh * g->kw * C >= 32768;
 #pragma omp parallel for schedule(static) num_threads(nt) if (par)
-    for (int it = 0; it < items; it++) {
-        const int b = it / C, c = it % C;
-        const float *xc = x + (size_t)b * in_size + (size_t)c * H * W;
-        for (int i = 0; i < KH; i++) {
-            for (int j = 0; j < KW; j++) {
-                const size_t r = ((size_t)c * KH + i) * KW + j;
-                float *dst = cols + r * N + (size_t)b * P;
-                int x0, x1;
-                cv_valid_range(OW, SW, PW, j, W, &x0, &x1);
-                for (int oy = 0; oy < OH; oy++) {
-                    float *row = dst + (size_t)oy * OW;
-                    const int iy = oy * SH - PH + i;
-                    if (iy < 0 || iy >= H) {
-                        memset(row, 0, sizeof(float) * (size_t)OW);
-                        continue;
-                    }
-                    const float *src = xc + (size_t)iy * W;
-                    const int off = j - PW; /* input column of ox is ox * SW + off */
-                    for (int ox = 0; ox < x0; ox++)
-                        row[ox] = 0.0f;
-                    if (SW == 1) {
-                        if (x1 > x0)
-                            memcpy(row + x0, src + x0 + off, sizeof(float) * (size_t)(x1 - x0));
-                    } else {
-                        for (int ox = x0; ox < x1; ox++)
-                            row[ox] = src[ox * SW + off];
-                    }
-                    for (int ox = x1; ox < OW; ox++)
-                        row[ox] = 0.0f;
+    for (int it = 0; it < items; it++)
+        fn(g, N, it / C, it % C, in, out);
+}
+
+/* The window offset (i, j) of channel c: the offset of its row of the column matrix for image b,
+ * and the output columns [*x0, *x1) that read inside the image. */
+static size_t cv_tap(const struct cv_geom *g, size_t N, int b, int c, int i, int j, int *x0,
+                     int *x1)
+{
+    cv_valid_range(g->ow, g->sw, g->pw, j, g->w, x0, x1);
+    return (((size_t)c * g->kh + i) * g->kw + j) * N + (size_t)b * g->oh * g->ow;
+}
+
+static void im2col_plane(const struct cv_geom *g, size_t N, int b, int c, const float *x,
+                         float *cols)
+{
+    const int H = g->h, W = g->w, SH = g->sh, SW = g->sw, PH = g->ph, PW = g->pw;
+    const int OH = g->oh, OW = g->ow;
+    const float *xc = x + ((size_t)b * g->c + c) * H * W;
+    for (int i = 0; i < g->kh; i++) {
+        for (int j = 0; j < g->kw; j++) {
+            int x0, x1;
+            float *dst = cols + cv_tap(g, N, b, c, i, j, &x0, &x1);
+            const int off = j - PW; /* input column of ox is ox * SW + off */
+            for (int oy = 0; oy < OH; oy++) {
+                float *row = dst + (size_t)oy * OW;
+                const int iy = oy * SH - PH + i;
+                if (iy < 0 || iy >= H) {
+                    memset(row, 0, sizeof(float) * (size_t)OW);
+                    continue;
                 }
+                const float *src = xc + (size_t)iy * W;
+                for (int ox = 0; ox < x0; ox++)
+                    row[ox] = 0.0f;
+                if (SW == 1) {
+                    if (x1 > x0)
+                        memcpy(row + x0, src + x0 + off, sizeof(float) * (size_t)(x1 - x0));
+                } else {
+                    for (int ox = x0; ox < x1; ox++)
+                        row[ox] = src[ox * SW + off];
+                }
+                for (int ox = x1; ox < OW; ox++)
+                    row[ox] = 0.0f;
             }
         }
     }
 }
 
-void cv_col2im(const struct cv_geom *g, const float *cols, int nb, float *dx)
+static void col2im_plane(const struct cv_geom *g, size_t N, int b, int c, const float *cols,
+                         float *dx)
 {
-    const int C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw, SH = g->sh, SW = g->sw;
-    const int PH = g->ph, PW = g->pw, OH = g->oh, OW = g->ow;
-    const size_t P = (size_t)OH * OW, N = P * (size_t)nb, in_size = (size_t)C * H * W;
-    const int nt = ly_threads();
-    const int items = nb * C;
-    const bool par = nt > 1 && items > 1 && N * KH * KW * C >= 32768;
-#pragma omp parallel for schedule(static) num_threads(nt) if (par)
-    for (int it = 0; it < items; it++) {
-        const int b = it / C, c = it % C;
-        float *dc = dx + (size_t)b * in_size + (size_t)c * H * W;
-        memset(dc, 0, sizeof(float) * (size_t)H * W);
-        for (int i = 0; i < KH; i++) {
-            for (int j = 0; j < KW; j++) {
-                const size_t r = ((size_t)c * KH + i) * KW + j;
-                const float *src = cols + r * N + (size_t)b * P;
-                int x0, x1;
-                cv_valid_range(OW, SW, PW, j, W, &x0, &x1);
-                for (int oy = 0; oy < OH; oy++) {
-                    const int iy = oy * SH - PH + i;
-                    if (iy < 0 || iy >= H)
-                        continue;
-                    const float *row = src + (size_t)oy * OW;
-                    float *d = dc + (size_t)iy * W;
-                    const int off = j - PW;
-                    for (int ox = x0; ox < x1; ox++)
-                        d[ox * SW + off] += row[ox];
-                }
+    const int H = g->h, W = g->w, SH = g->sh, SW = g->sw, PH = g->ph, PW = g->pw;
+    const int OH = g->oh, OW = g->ow;
+    float *dc = dx + ((size_t)b * g->c + c) * H * W;
+    memset(dc, 0, sizeof(float) * (size_t)H * W);
+    for (int i = 0; i < g->kh; i++) {
+        for (int j = 0; j < g->kw; j++) {
+            int x0, x1;
+            const float *src = cols + cv_tap(g, N, b, c, i, j, &x0, &x1);
+            const int off = j - PW;
+            for (int oy = 0; oy < OH; oy++) {
+                const int iy = oy * SH - PH + i;
+                if (iy < 0 || iy >= H)
+                    continue;
+                const float *row = src + (size_t)oy * OW;
+                float *d = dc + (size_t)iy * W;
+                for (int ox = x0; ox < x1; ox++)
+                    d[ox * SW + off] += row[ox];
             }
         }
     }
+}
+
+void cv_im2col(const struct cv_geom *g, const float *x, int nb, float *cols)
+{
+    cv_each_plane(g, nb, im2col_plane, x, cols);
+}
+
+void cv_col2im(const struct cv_geom *g, const float *cols, int nb, float *dx)
+{
+    cv_each_plane(g, nb, col2im_plane, cols, dx);
 }
 
 const float *cv_cols_of(const struct cv_geom *g, const float *x, int b0, int nb)
@@ -226,7 +260,11 @@ const float *cv_cols_of(const struct cv_geom *g, const float *x, int b0, int nb)
     return cols;
 }
 
-void cv_scatter(const float *ybuf, int rows, int P, int nb, const float *bias, float *y)
+/* Copies the (image b, row o) blocks of P values between the layout of a product, [rows][nb P],
+ * and that of the images, [nb][rows][P], in the direction to_images says; bias[o] (if not NULL)
+ * is added on the way. */
+static void cv_relayout(const float *src, int rows, int P, int nb, const float *bias,
+                        bool to_images, float *dst)
 {
     const size_t N = (size_t)P * nb;
     const int nt = ly_threads();
@@ -235,28 +273,26 @@ void cv_scatter(const float *ybuf, int rows, int P, int nb, const float *bias, f
 #pragma omp parallel for schedule(static) num_threads(nt) if (par)
     for (int it = 0; it < items; it++) {
         const int b = it / rows, o = it % rows;
-        const float *src = ybuf + (size_t)o * N + (size_t)b * P;
-        float *dst = y + ((size_t)b * rows + o) * P;
+        const size_t in_product = (size_t)o * N + (size_t)b * P;
+        const size_t in_images = ((size_t)b * rows + o) * P;
+        const float *s = src + (to_images ? in_product : in_images);
+        float *d = dst + (to_images ? in_images : in_product);
         if (bias) {
             const float bo = bias[o];
             for (int p = 0; p < P; p++)
-                dst[p] = src[p] + bo;
+                d[p] = s[p] + bo;
         } else {
-            memcpy(dst, src, sizeof(float) * (size_t)P);
+            memcpy(d, s, sizeof(float) * (size_t)P);
         }
     }
 }
 
+void cv_scatter(const float *ybuf, int rows, int P, int nb, const float *bias, float *y)
+{
+    cv_relayout(ybuf, rows, P, nb, bias, true, y);
+}
+
 void cv_gather(const float *y, int rows, int P, int nb, float *ybuf)
 {
-    const size_t N = (size_t)P * nb;
-    const int nt = ly_threads();
-    const int items = nb * rows;
-    const bool par = nt > 1 && items > 1 && N * rows >= 65536;
-#pragma omp parallel for schedule(static) num_threads(nt) if (par)
-    for (int it = 0; it < items; it++) {
-        const int b = it / rows, o = it % rows;
-        memcpy(ybuf + (size_t)o * N + (size_t)b * P, y + ((size_t)b * rows + o) * P,
-               sizeof(float) * (size_t)P);
-    }
+    cv_relayout(y, rows, P, nb, NULL, false, ybuf);
 }

@@ -345,17 +345,10 @@ static enum dsnn_status kw_load(struct dsnn_layer *l, FILE *f, struct dsnn_error
 {
     struct kwinners *K = kw_cast(l);
     enum dsnn_status st;
-    uint64_t c;
-    if ((st = dsnn_io_expect_tag(f, "KWIN", err)) ||
-        (st = dsnn_io_read_u64(f, &c, "duty cycle count", err)))
-        return st;
-    if (c != (uint64_t)K->C)
-        return dsnn_error_set(err, DSNN_ERR_FORMAT,
-                              "checkpoint has %llu duty cycles, the layer has %d",
-                              (unsigned long long)c, K->C);
     double bs;
     uint64_t li;
-    if ((st = dsnn_io_read(f, K->duty, sizeof(float) * (size_t)K->C, "duty cycles", err)) ||
+    if ((st = dsnn_io_expect_count(f, "KWIN", (uint64_t)K->C, "duty cycles", "the layer", err)) ||
+        (st = dsnn_io_read(f, K->duty, sizeof(float) * (size_t)K->C, "duty cycles", err)) ||
         (st = dsnn_io_read_u64(f, &li, "learning iterations", err)) ||
         (st = dsnn_io_read(f, &bs, sizeof bs, "boost strength", err)))
         return st;

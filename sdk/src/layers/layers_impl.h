@@ -61,11 +61,14 @@ enum dsnn_status ly_load_chain(struct dsnn_layer *const *layers, size_t n, const
 /* Threads for the layer kernels (>= 1). */
 int ly_threads(void);
 
-/* Whether a loop over `items` (sample, channel) input planes of g (pooling) is worth nt threads. */
-static inline bool cv_planes_parallel(const struct cv_geom *g, int items, int nt)
-{
-    return nt > 1 && items > 1 && (size_t)items * g->h * g->w >= 32768;
-}
+/* Work on plane it (one (sample, channel) pair) of a pooling layer's batch: in and out point at
+ * that plane of the operation's input and output. */
+typedef void (*cv_pool_plane_fn)(const struct cv_pool *P, int it, const float *in, float *out);
+/* Runs fn on each of the batch * c planes of a pooling layer, from in to out: the forward's x to
+ * y, or with backward the backward's dy to dx; on the layer threads when the input planes hold
+ * enough values to pay for them. */
+void cv_pool_planes(const struct cv_pool *P, int batch, cv_pool_plane_fn fn, const float *in,
+                    float *out, bool backward);
 
 /* Products below this many FLOPs (2 M N K) run on the calling thread only. */
 #define BLAS_MT_FLOP 4e6

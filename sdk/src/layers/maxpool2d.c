@@ -15,12 +15,41 @@ struct maxpool2d {
 
 static const struct dsnn_layer_ops maxpool2d_ops;
 
+static void mp_forward_plane(const struct cv_pool *P, int it, const float *xc, float *yc)
+{
+    const struct cv_geom *g = &P->g;
+    const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
+    int32_t *ac = ((const struct maxpool2d *)P)->argmax + (size_t)it * OH * OW;
+    for (int oy = 0; oy < OH; oy++) {
+        int y0 = oy * g->sh - g->ph, y1 = y0 + g->kh;
+        y0 = y0 < 0 ? 0 : y0;
+        y1 = y1 > H ? H : y1;
+        for (int ox = 0; ox < OW; ox++) {
+            int x0 = ox * g->sw - g->pw, x1 = x0 + g->kw;
+            x0 = x0 < 0 ? 0 : x0;
+            x1 = x1 > W ? W : x1;
+            /* PyTorch: first in-bounds index, replaced by a larger value or a NaN */
+            int best = y0 * W + x0;
+            float m = -INFINITY;
+            for (int iy = y0; iy < y1; iy++)
+                for (int ix = x0; ix < x1; ix++) {
+                    const float v = xc[iy * W + ix];
+                    if (v > m || isnan(v)) {
+                        m = v;
+                        best = iy * W + ix;
+                    }
+                }
+            yc[oy * OW + ox] = m;
+            ac[oy * OW + ox] = best;
+        }
+    }
+}
+
 static enum dsnn_status mp_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
                                    bool train, struct dsnn_error *err)
 {
     (void)train;
     struct maxpool2d *M = (struct maxpool2d *)l;
-    const struct cv_geom *g = &M->pool.g;
     if (batch > M->cap) {
         int32_t *a = realloc(M->argmax, sizeof(int32_t) * (size_t)batch *
                                             (size_t)dsnn_shape_size(l->out));
@@ -29,38 +58,17 @@ static enum dsnn_status mp_forward(struct dsnn_layer *l, const float *x, float *
         M->argmax = a;
         M->cap = batch;
     }
-    const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
-    const int items = batch * g->c, nt = ly_threads();
-#pragma omp parallel for schedule(static) num_threads(nt) if (cv_planes_parallel(g, items, nt))
-    for (int it = 0; it < items; it++) {
-        const float *xc = x + (size_t)it * H * W;
-        float *yc = y + (size_t)it * OH * OW;
-        int32_t *ac = M->argmax + (size_t)it * OH * OW;
-        for (int oy = 0; oy < OH; oy++) {
-            int y0 = oy * g->sh - g->ph, y1 = y0 + g->kh;
-            y0 = y0 < 0 ? 0 : y0;
-            y1 = y1 > H ? H : y1;
-            for (int ox = 0; ox < OW; ox++) {
-                int x0 = ox * g->sw - g->pw, x1 = x0 + g->kw;
-                x0 = x0 < 0 ? 0 : x0;
-                x1 = x1 > W ? W : x1;
-                /* PyTorch: first in-bounds index, replaced by a larger value or a NaN */
-                int best = y0 * W + x0;
-                float m = -INFINITY;
-                for (int iy = y0; iy < y1; iy++)
-                    for (int ix = x0; ix < x1; ix++) {
-                        const float v = xc[iy * W + ix];
-                        if (v > m || isnan(v)) {
-                            m = v;
-                            best = iy * W + ix;
-                        }
-                    }
-                yc[oy * OW + ox] = m;
-                ac[oy * OW + ox] = best;
-            }
-        }
-    }
+    cv_pool_planes(&M->pool, batch, mp_forward_plane, x, y, false);
     return DSNN_OK;
+}
+
+static void mp_backward_plane(const struct cv_pool *P, int it, const float *dyc, float *dc)
+{
+    const size_t HW = (size_t)P->g.h * P->g.w, OHW = (size_t)P->g.oh * P->g.ow;
+    const int32_t *ac = ((const struct maxpool2d *)P)->argmax + (size_t)it * OHW;
+    memset(dc, 0, sizeof(float) * HW);
+    for (size_t p = 0; p < OHW; p++)
+        dc[ac[p]] += dyc[p];
 }
 
 static enum dsnn_status mp_backward(struct dsnn_layer *l, const float *x, const float *y,
@@ -68,22 +76,11 @@ static enum dsnn_status mp_backward(struct dsnn_layer *l, const float *x, const 
 {
     (void)x, (void)y;
     struct maxpool2d *M = (struct maxpool2d *)l;
-    const struct cv_geom *g = &M->pool.g;
     if (!dx)
         return DSNN_OK;
     if (batch > M->cap)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': backward called with a batch larger than the buffers or without its forward state (batch %d)", l->name, batch);
-    const size_t HW = (size_t)g->h * g->w, P = (size_t)g->oh * g->ow;
-    const int items = batch * g->c, nt = ly_threads();
-#pragma omp parallel for schedule(static) num_threads(nt) if (cv_planes_parallel(g, items, nt))
-    for (int it = 0; it < items; it++) {
-        float *dc = dx + (size_t)it * HW;
-        const float *dyc = dy + (size_t)it * P;
-        const int32_t *ac = M->argmax + (size_t)it * P;
-        memset(dc, 0, sizeof(float) * HW);
-        for (size_t p = 0; p < P; p++)
-            dc[ac[p]] += dyc[p];
-    }
+    cv_pool_planes(&M->pool, batch, mp_backward_plane, dy, dx, true);
     return DSNN_OK;
 }
 

@@ -333,15 +333,10 @@ enum dsnn_status dsnn_net_save(struct dsnn_net *net, FILE *f, struct dsnn_error 
 
 enum dsnn_status dsnn_net_load(struct dsnn_net *net, FILE *f, struct dsnn_error *err)
 {
-    enum dsnn_status st;
-    uint64_t n;
-    if ((st = dsnn_io_expect_tag(f, "DNET", err)) ||
-        (st = dsnn_io_read_u64(f, &n, "layer count", err)))
+    enum dsnn_status st =
+        dsnn_io_expect_count(f, "DNET", net->n_layers, "layers", "the network", err);
+    if (st != DSNN_OK)
         return st;
-    if (n != net->n_layers)
-        return dsnn_error_set(err, DSNN_ERR_FORMAT,
-                              "checkpoint has %llu layers, the network has %zu",
-                              (unsigned long long)n, net->n_layers);
     return ly_load_chain(net->layers, net->n_layers, "", "network", f, err);
 }
 

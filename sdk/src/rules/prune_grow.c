@@ -335,15 +335,10 @@ enum dsnn_status dsnn_rewind_save(const struct dsnn_rewind *r, FILE *f, struct d
 enum dsnn_status dsnn_rewind_load(struct dsnn_rewind *r, struct dsnn_net *net, FILE *f,
                                   struct dsnn_error *err)
 {
-    enum dsnn_status st;
-    uint64_t n;
-    if ((st = dsnn_io_expect_tag(f, "RWND", err)) ||
-        (st = dsnn_io_read_u64(f, &n, "rewind block count", err)))
+    enum dsnn_status st =
+        dsnn_io_expect_count(f, "RWND", r->n, "rewind blocks", "the network", err);
+    if (st != DSNN_OK)
         return st;
-    if (n != r->n)
-        return dsnn_error_set(err, DSNN_ERR_FORMAT,
-                              "checkpoint: %llu rewind blocks, the network has %zu",
-                              (unsigned long long)n, r->n);
     for (size_t i = 0; i < r->n; i++) {
         struct rewind_block *b = &r->b[i];
         uint64_t layer, block, size;
