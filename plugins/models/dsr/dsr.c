@@ -157,29 +157,19 @@ static enum dsnn_status dsr_end_epoch(struct dsnn_sparse_model *sm, void *params
     return DSNN_OK;
 }
 
-static enum dsnn_status dsr_save(struct dsnn_sparse_model *sm, void *params, FILE *f,
-                                 struct dsnn_error *err)
-{
-    (void)sm;
-    const struct dsr_model *m = params;
-    enum dsnn_status st;
-    if ((st = dsnn_io_write(f, "DSR ", 4, "dsr tag", err)) ||
-        (st = dsnn_io_write(f, &m->threshold, sizeof m->threshold, "dsr threshold", err)) ||
-        (st = dsnn_io_write_u64(f, m->target, "dsr target", err)))
-        return st;
-    return DSNN_OK;
-}
+/* The checkpoint's part of the scheme, after the tag "DSR ": H and Np. */
+static const struct dsnn_scheme_state dsr_state[] = {
+    DSNN_SCHEME_STATE(struct dsr_model, threshold, "dsr threshold"),
+    DSNN_SCHEME_STATE(struct dsr_model, target, "dsr target"),
+};
 
+/* Checks the threshold read back from a checkpoint. */
 static enum dsnn_status dsr_load(struct dsnn_sparse_model *sm, void *params, FILE *f,
                                  struct dsnn_error *err)
 {
     (void)sm;
-    struct dsr_model *m = params;
-    enum dsnn_status st;
-    if ((st = dsnn_io_expect_tag(f, "DSR ", err)) ||
-        (st = dsnn_io_read(f, &m->threshold, sizeof m->threshold, "dsr threshold", err)) ||
-        (st = dsnn_io_read_u64(f, &m->target, "dsr target", err)))
-        return st;
+    (void)f;
+    const struct dsr_model *m = params;
     if (!(m->threshold > 0) || !isfinite(m->threshold))
         return dsnn_error_set(err, DSNN_ERR_FORMAT, "checkpoint: bad dsr threshold %g",
                               m->threshold);
@@ -191,4 +181,5 @@ DSNN_MODEL_PLUGIN("dsr", "1.0.0",
                   "threshold pruning, random regrowth reallocated across layers",
                   dsr_keys, .params_size = sizeof(struct dsr_model), .configure = dsr_configure,
                   .init = dsr_init, .after_step = dsr_after_step, .end_epoch = dsr_end_epoch,
-                  .save = dsr_save, .load = dsr_load)
+                  .load = dsr_load, .tag = "DSR ", .state = dsr_state,
+                  .n_state = DSNN_COUNT_OF(dsr_state))

@@ -178,11 +178,7 @@ static enum dsnn_status rigl_save(struct dsnn_sparse_model *sm, void *params, FI
 {
     (void)sm;
     const struct rigl_model *m = params;
-    enum dsnn_status st;
-    if ((st = dsnn_io_write(f, "RIGL", 4, "rigl tag", err)) ||
-        (st = dsnn_io_write_u64(f, (uint64_t)m->end_step, "rigl end_step", err)))
-        return st;
-    return DSNN_OK;
+    return dsnn_io_write_u64(f, (uint64_t)m->end_step, "rigl end_step", err);
 }
 
 static enum dsnn_status rigl_load(struct dsnn_sparse_model *sm, void *params, FILE *f,
@@ -190,16 +186,13 @@ static enum dsnn_status rigl_load(struct dsnn_sparse_model *sm, void *params, FI
 {
     (void)sm;
     const struct rigl_model *m = params;
-    enum dsnn_status st;
-    uint64_t end;
-    if ((st = dsnn_io_expect_tag(f, "RIGL", err)) ||
-        (st = dsnn_io_read_u64(f, &end, "rigl end_step", err)))
-        return st;
-    if (end != (uint64_t)m->end_step)
-        return dsnn_error_set(err, DSNN_ERR_FORMAT,
-                              "checkpoint: rigl end_step %llu, the configuration gives %lld",
-                              (unsigned long long)end, (long long)m->end_step);
-    return DSNN_OK;
+    uint64_t end = 0;
+    enum dsnn_status st = dsnn_io_read_u64(f, &end, "rigl end_step", err);
+    if (st == DSNN_OK && end != (uint64_t)m->end_step)
+        st = dsnn_error_set(err, DSNN_ERR_FORMAT,
+                            "checkpoint: rigl end_step %llu, the configuration gives %lld",
+                            (unsigned long long)end, (long long)m->end_step);
+    return st;
 }
 
 DSNN_MODEL_PLUGIN("rigl", "1.0.0",
@@ -207,5 +200,5 @@ DSNN_MODEL_PLUGIN("rigl", "1.0.0",
                   "the connections of largest dense gradient, on truly sparse layers",
                   rigl_keys, .params_size = sizeof(struct rigl_model), .configure = rigl_configure,
                   .after_forward = rigl_after_forward, .after_backward = rigl_after_backward,
-                  .end_epoch = rigl_end_epoch,
-                  .save = rigl_save, .load = rigl_load)
+                  .end_epoch = rigl_end_epoch, .save = rigl_save, .load = rigl_load,
+                  .tag = "RIGL")

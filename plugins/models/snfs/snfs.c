@@ -182,26 +182,9 @@ static enum dsnn_status snfs_end_epoch(struct dsnn_sparse_model *sm, void *param
     return DSNN_OK;
 }
 
-static enum dsnn_status snfs_save(struct dsnn_sparse_model *sm, void *params, FILE *f,
-                                  struct dsnn_error *err)
-{
-    (void)sm;
-    (void)params;
-    return dsnn_io_write(f, "SNFS", 4, "snfs tag", err);
-}
-
-static enum dsnn_status snfs_load(struct dsnn_sparse_model *sm, void *params, FILE *f,
-                                  struct dsnn_error *err)
-{
-    (void)sm;
-    (void)params;
-    return dsnn_io_expect_tag(f, "SNFS", err);
-}
-
 DSNN_MODEL_PLUGIN("snfs", "1.0.0",
                   "Sparse momentum (Dettmers & Zettlemoyer 2019): magnitude pruning, regrowth "
                   "redistributed across layers by mean momentum, grown at the largest gradients",
                   snfs_keys, .params_size = sizeof(struct snfs_model), .configure = snfs_configure,
-                  .after_forward = snfs_after_forward,
-                  .after_step = snfs_after_step, .end_epoch = snfs_end_epoch, .save = snfs_save,
-                  .load = snfs_load)
+                  .after_forward = snfs_after_forward, .after_step = snfs_after_step,
+                  .end_epoch = snfs_end_epoch, .tag = "SNFS")

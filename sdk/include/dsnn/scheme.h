@@ -41,8 +41,9 @@
  *       n_params; a dense scheme logs n_params only)
  *
  * The checkpoint is the base model's (dense) or the sparse model's (dsnn_sparse_model_save), then
- * the coactivation history (if tracked), then what the scheme's save writes. Every callback may
- * be NULL. A callback's params is the scheme's parameter struct. */
+ * the coactivation history (if tracked), then the scheme's tag and state members (declared in
+ * struct dsnn_scheme: the kit writes and reads them), then what the scheme's save writes. Every
+ * callback may be NULL. A callback's params is the scheme's parameter struct. */
 #ifndef DSNN_SCHEME_H
 #define DSNN_SCHEME_H
 
@@ -69,6 +70,23 @@ enum {
                                            * bracket ended (e.g. start-of-epoch rounds not due),
                                            * the idle counts (dsnn_sparse_model_log_idle) */
 };
+
+/* A member of the scheme's parameter struct that is part of the checkpoint (struct
+ * dsnn_scheme.state): size bytes at offset, or with per_layer an array of which the first
+ * n_layers elements of size bytes (one per sparse layer) are. Written and read as raw bytes;
+ * what names it in I/O errors. Values are part of the ABI: fields are only ever appended. */
+struct dsnn_scheme_state {
+    const char *what;
+    size_t offset, size;
+    bool per_layer;
+};
+/* The state entry of member of the parameter struct type (a scalar or a struct). */
+#define DSNN_SCHEME_STATE(type, member, what)                                                     \
+    {(what), offsetof(type, member), sizeof(((type *)0)->member), false}
+/* The state entry of the per-sparse-layer array member (DSNN_SPARSE_MODEL_MAX_LAYERS elements)
+ * of type: its first n_layers elements. */
+#define DSNN_SCHEME_STATE_PER_LAYER(type, member, what)                                           \
+    {(what), offsetof(type, member), sizeof(((type *)0)->member[0]), true}
 
 /* Values are part of the ABI: fields are only ever appended. */
 struct dsnn_scheme {
@@ -102,13 +120,21 @@ struct dsnn_scheme {
     /* After the training pass (and the round): end-of-epoch rounds, the scheme's metrics. */
     enum dsnn_status (*end_epoch)(struct dsnn_sparse_model *sm, void *params, int epoch,
                                   struct dsnn_metrics *m, struct dsnn_error *err);
-    /* The scheme's part of the checkpoint, after the model's. */
+    /* The rest of the scheme's part of the checkpoint, after its tag and state members (load:
+     * once they are read back, so it may check them). */
     enum dsnn_status (*save)(struct dsnn_sparse_model *sm, void *params, FILE *f,
                              struct dsnn_error *err);
     enum dsnn_status (*load)(struct dsnn_sparse_model *sm, void *params, FILE *f,
                              struct dsnn_error *err);
     /* Frees what the scheme allocated in params (not params itself). */
     void (*destroy)(void *params);
+    /* The scheme's checkpoint section: 4 characters written after the model's part and checked
+     * on load (dsnn_io_expect_tag); NULL: none. */
+    const char *tag;
+    /* Members of params written after the tag and read back, in this order (the state that is
+     * not a function of the configuration and the step). */
+    const struct dsnn_scheme_state *state;
+    size_t n_state;
 };
 
 /* The model plugin around a scheme (used by DSNN_SCHEME_DEFINE). keys: the component's table. */
