@@ -214,6 +214,30 @@ DSNN_API enum dsnn_status dsnn_scheme_coact_round(struct dsnn_sparse_model *sm, 
                                                   dsnn_scheme_keep_fn keep, bool hebbian_grow,
                                                   struct dsnn_metrics *m, struct dsnn_error *err);
 
+/* ---- Rounds within the epoch (every few optimizer steps: RigL, DSR, SNFS) ---- */
+
+/* A round at t optimizer steps (counted from 1: the steps completed once the current one is
+ * applied). */
+typedef enum dsnn_status (*dsnn_scheme_step_fn)(struct dsnn_sparse_model *sm, void *params,
+                                                int64_t t, struct dsnn_error *err);
+/* For an after_backward / after_step callback (step: its argument): runs round at t = step + 1
+ * when dsnn_schedule_due(t, begin, end, every) (end < 0: no end), else does nothing; an error of
+ * the round is prefixed with "<name> at step <t>". */
+DSNN_API enum dsnn_status dsnn_scheme_step_round(struct dsnn_sparse_model *sm, void *params,
+                                                 int64_t step, int64_t begin, int64_t end,
+                                                 int64_t every, dsnn_scheme_step_fn round,
+                                                 const char *name, struct dsnn_error *err);
+/* Ends the update bracket of a round within the epoch (instead of dsnn_sparse_model_update_end):
+ * its counts go to the epoch's tally (struct dsnn_sparse_update_tally) that the kit keeps and
+ * clears before each begin_epoch. */
+DSNN_API enum dsnn_status dsnn_scheme_update_end(struct dsnn_sparse_model *sm,
+                                                 struct dsnn_error *err);
+/* Logs the epoch's tally so far (dsnn_sparse_update_tally_log: update_rounds, and per sparse
+ * layer pruned_, grown_ and surviving_synapses_<layer>), typically from end_epoch, and returns
+ * its number of rounds. */
+DSNN_API size_t dsnn_scheme_log_rounds(const struct dsnn_sparse_model *sm,
+                                       struct dsnn_metrics *m);
+
 /* ---- Prune and regrow at random ---- */
 
 /* Prune rule of dsnn_scheme_random_round: removes connections of sparse layer l (not full) and

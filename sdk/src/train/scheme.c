@@ -1,6 +1,7 @@
 /* train/scheme.c - the scheme kit: the model plugin around a struct dsnn_scheme (dsnn/scheme.h). */
 #include "dsnn/io.h"
 #include "dsnn/scheme.h"
+#include "dsnn/schedules.h"
 #include "train/train_impl.h"
 
 #include <stdlib.h>
@@ -83,6 +84,7 @@ enum dsnn_status dsnn_scheme_train_epoch(void *state, struct dsnn_data *data, in
     const uint64_t rounds_before = sm->rounds_ended;
     int train_epoch = epoch;
     enum dsnn_status st;
+    dsnn_sparse_update_tally_clear(&sm->tally);
     if (s->begin_epoch && (st = s->begin_epoch(sm, sm->params, epoch, &train_epoch, m, err)))
         return st;
     /* Coactivations for this epoch's round, or every epoch for a moving average. */
@@ -268,6 +270,33 @@ enum dsnn_status dsnn_scheme_coact_round(struct dsnn_sparse_model *sm, const voi
         return st;
     dsnn_sparse_model_update_pruned(sm);
     return dsnn_sparse_model_update_end(sm, m, err);
+}
+
+/* ---- Rounds within the epoch ---- */
+
+enum dsnn_status dsnn_scheme_step_round(struct dsnn_sparse_model *sm, void *params, int64_t step,
+                                        int64_t begin, int64_t end, int64_t every,
+                                        dsnn_scheme_step_fn round, const char *name,
+                                        struct dsnn_error *err)
+{
+    const int64_t t = step + 1; /* steps completed once this one is applied */
+    if (!dsnn_schedule_due(t, begin, end, every))
+        return DSNN_OK;
+    enum dsnn_status st = round(sm, params, t, err);
+    if (st != DSNN_OK)
+        dsnn_error_prefix(err, "%s at step %lld", name, (long long)t);
+    return st;
+}
+
+enum dsnn_status dsnn_scheme_update_end(struct dsnn_sparse_model *sm, struct dsnn_error *err)
+{
+    return dsnn_sparse_model_update_end_tally(sm, &sm->tally, err);
+}
+
+size_t dsnn_scheme_log_rounds(const struct dsnn_sparse_model *sm, struct dsnn_metrics *m)
+{
+    dsnn_sparse_update_tally_log(&sm->tally, sm, m);
+    return sm->tally.rounds;
 }
 
 /* ---- Prune and regrow at random ---- */
