@@ -65,8 +65,9 @@ static enum dsnn_status tmpl_round(struct dsnn_sparse_model *sm, void *params, i
 }
 
 /* The plugin: the scheme's members in place (every callback may be left out: .configure, .init,
- * .begin_epoch, .after_backward, .end_epoch, .save / .load (your state in the checkpoint, after
- * the model's), .destroy; see dsnn/scheme.h). */
+ * .begin_epoch, .after_backward, .end_epoch, .tag / .state (a checkpoint section of members of
+ * your parameter struct, after the model's), .save / .load (any other state), .destroy; see
+ * dsnn/scheme.h). */
 DSNN_MODEL_PLUGIN("template", "0.1.0", "A template model plugin: magnitude prune, random regrow",
                   tmpl_keys, .params_size = sizeof(struct tmpl_params),
                   .flags = DSNN_SCHEME_PRUNE_SCHEDULE, .round = tmpl_round)

@@ -10,6 +10,9 @@
  *   - checkpoints: a model saved after 2 epochs and loaded into a fresh one continues exactly
  *     (bit for bit) as the original;
  *   - configuration errors name the key (inconsistent epochs, end_epoch out of range ...).
+ *   - the scheme kit with a scheme of the test's own: rounds every few steps and their tally
+ *     (dsnn_scheme_step_round, _update_end, _log_rounds), the tag and state members in the
+ *     checkpoint.
  * Needs the plugins built (DSNN_BUILD_DIR/plugins, set by ctest). */
 #include "harness.h"
 #include "registry.h"
@@ -1096,6 +1099,168 @@ static void test_scheme_table_conv(void)
     g_conv = false;
 }
 
+/* ---- the scheme kit itself: step rounds, the epoch's tally, tag and state in the checkpoint ---- */
+
+struct kit_params {
+    double x;                                       /* state */
+    double per_layer[DSNN_SPARSE_MODEL_MAX_LAYERS]; /* state, one per sparse layer */
+    int64_t every;
+    int64_t ts[16]; /* steps of the rounds run */
+    size_t n_ts, logged;
+    bool fail;
+};
+static struct kit_params *g_kit; /* the parameters of the model created last */
+
+static const struct dsnn_key_spec kit_keys[] = {
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "kit", .doc = "this plugin"},
+    DSNN_BASE_MODEL_KEYS,
+    DSNN_SPARSE_MODEL_KEYS,
+    {.name = "every", .type = DSNN_KEY_INT, .def = 5, DSNN_KEY_RANGE(1, 100),
+     DSNN_KEY_AT(struct kit_params, every), .doc = "optimizer steps between two rounds"},
+};
+
+static enum dsnn_status kit_init(struct dsnn_sparse_model *sm, void *params,
+                                 const struct dsnn_run_ctx *ctx, struct dsnn_error *err)
+{
+    (void)sm;
+    (void)ctx;
+    (void)err;
+    g_kit = params;
+    return DSNN_OK;
+}
+
+static enum dsnn_status kit_round(struct dsnn_sparse_model *sm, void *params, int64_t t,
+                                  struct dsnn_error *err)
+{
+    struct kit_params *p = params;
+    if (p->fail)
+        return dsnn_error_set(err, DSNN_ERR_INTERNAL, "failed");
+    if (p->n_ts < DSNN_COUNT_OF(p->ts))
+        p->ts[p->n_ts++] = t;
+    enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
+    if (st != DSNN_OK)
+        return st;
+    dsnn_sparse_model_update_pruned(sm);
+    return dsnn_scheme_update_end(sm, err);
+}
+
+static enum dsnn_status kit_after_step(struct dsnn_sparse_model *sm, void *params, int64_t step,
+                                       struct dsnn_error *err)
+{
+    const struct kit_params *p = params;
+    return dsnn_scheme_step_round(sm, params, step, 3, -1, p->every, kit_round, "kit round", err);
+}
+
+static enum dsnn_status kit_end_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
+                                      struct dsnn_metrics *m, struct dsnn_error *err)
+{
+    (void)epoch;
+    (void)err;
+    ((struct kit_params *)params)->logged = dsnn_scheme_log_rounds(sm, m);
+    return DSNN_OK;
+}
+
+static const struct dsnn_scheme_state kit_state[] = {
+    DSNN_SCHEME_STATE(struct kit_params, x, "kit x"),
+    DSNN_SCHEME_STATE_PER_LAYER(struct kit_params, per_layer, "kit per layer"),
+};
+static const struct dsnn_scheme kit_scheme = {
+    .params_size = sizeof(struct kit_params), .init = kit_init, .after_step = kit_after_step,
+    .end_epoch = kit_end_epoch, .tag = "KIT ", .state = kit_state,
+    .n_state = DSNN_COUNT_OF(kit_state)};
+/* The same with another checkpoint tag. */
+static const struct dsnn_scheme kit_other_tag = {
+    .params_size = sizeof(struct kit_params), .init = kit_init, .tag = "KOT ",
+    .state = kit_state, .n_state = DSNN_COUNT_OF(kit_state)};
+
+static void *kit_open(const struct dsnn_scheme *s, struct dsnn_config_file *cf,
+                      struct dsnn_net **net, const struct dsnn_data *data)
+{
+    struct dsnn_error err = {0};
+    const struct dsnn_run_ctx ctx = {.seed = 42, .epochs = 2, .n_threads = 1};
+    void *state = NULL;
+    *net = make_net();
+    enum dsnn_status st =
+        dsnn_scheme_create(s, kit_keys, DSNN_COUNT_OF(kit_keys),
+                           dsnn_cfg_group(dsnn_config_file_root(cf), "model"), &ctx, *net,
+                           &data->info, &state, &err);
+    if (st != DSNN_OK)
+        fprintf(stderr, "\ncreate: %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(st, DSNN_OK);
+    return state;
+}
+
+static void test_scheme_kit(void)
+{
+    struct dsnn_data data;
+    struct blobs *b = blobs_new(&data);
+    struct dsnn_error err = {0};
+    struct dsnn_config_file *cf = NULL;
+    CU_ASSERT_EQUAL_FATAL(dsnn_config_file_parse("model = { plugin = \"kit\"; on_perc = 0.3; };",
+                                                 "test.cfg", &cf, &err),
+                          DSNN_OK);
+    struct dsnn_metrics *m = malloc(sizeof *m);
+    struct dsnn_net *net_a, *net_c, *net_d;
+    void *a = kit_open(&kit_scheme, cf, &net_a, &data);
+    struct kit_params *pa = g_kit;
+    /* 16 steps per epoch, rounds at t = 3, 8, 13 | 18, 23, 28: three per epoch, tallied */
+    const int64_t want[6] = {3, 8, 13, 18, 23, 28};
+    for (int e = 0; e < 2; e++) {
+        dsnn_metrics_clear(m);
+        CU_ASSERT_EQUAL_FATAL(dsnn_scheme_train_epoch(a, &data, e, m, &err), DSNN_OK);
+        CU_ASSERT_EQUAL(pa->logged, 3u);
+        CU_ASSERT_EQUAL(metric(m, "update_rounds"), 3.0);
+        CU_ASSERT_EQUAL(metric(m, "pruned_fc1"), 0.0);
+    }
+    CU_ASSERT_EQUAL_FATAL(pa->n_ts, 6u);
+    CU_ASSERT(memcmp(pa->ts, want, sizeof want) == 0);
+
+    /* tag and state: the checkpoint ends with "KIT ", x, one double per sparse layer */
+    pa->x = 1.5;
+    for (int i = 0; i < 3; i++)
+        pa->per_layer[i] = 0.25 * (i + 1);
+    FILE *f = tmpfile();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL_FATAL(dsnn_scheme_save(a, f, &err), DSNN_OK);
+    const long size = ftell(f);
+    char tail[4 + 4 * sizeof(double)];
+    CU_ASSERT_EQUAL_FATAL(fseek(f, size - (long)sizeof tail, SEEK_SET), 0);
+    CU_ASSERT_EQUAL_FATAL(fread(tail, 1, sizeof tail, f), sizeof tail);
+    CU_ASSERT(memcmp(tail, "KIT ", 4) == 0);
+    CU_ASSERT(memcmp(tail + 4, &pa->x, sizeof(double)) == 0);
+    CU_ASSERT(memcmp(tail + 4 + sizeof(double), pa->per_layer, 3 * sizeof(double)) == 0);
+
+    void *c = kit_open(&kit_scheme, cf, &net_c, &data);
+    struct kit_params *pc = g_kit;
+    rewind(f);
+    CU_ASSERT_EQUAL(dsnn_scheme_load(c, f, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(ftell(f), size);
+    CU_ASSERT_EQUAL(pc->x, 1.5);
+    CU_ASSERT(memcmp(pc->per_layer, pa->per_layer, sizeof pa->per_layer) == 0);
+
+    void *d = kit_open(&kit_other_tag, cf, &net_d, &data);
+    rewind(f);
+    CU_ASSERT_EQUAL(dsnn_scheme_load(d, f, &err), DSNN_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "KOT "));
+    fclose(f);
+
+    /* a failing round: the error names the step */
+    pc->fail = true;
+    dsnn_metrics_clear(m);
+    CU_ASSERT_EQUAL(dsnn_scheme_train_epoch(c, &data, 0, m, &err), DSNN_ERR_INTERNAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "kit round at step 3"));
+
+    dsnn_scheme_destroy(a);
+    dsnn_scheme_destroy(c);
+    dsnn_scheme_destroy(d);
+    dsnn_net_free(net_a);
+    dsnn_net_free(net_c);
+    dsnn_net_free(net_d);
+    dsnn_config_file_free(cf);
+    free(m);
+    free(b);
+}
+
 static int cleanup(void)
 {
     dsnn_registry_free(g_reg);
@@ -1111,6 +1276,7 @@ static CU_TestInfo tests[] = {
     {"dsr", test_dsr},
     {"pruning (GMP)", test_pruning},
     {"iterative-pruning (lottery ticket)", test_iterative},
+    {"the scheme kit: step rounds, the epoch's tally, tag and state", test_scheme_kit},
     CU_TEST_INFO_NULL,
 };
 

@@ -35,10 +35,8 @@
 struct dsr_model {
     double threshold, tolerance, target_fraction;
     int64_t interval, begin_step, end_step;
-    uint64_t target; /* Np */
-    /* this epoch's, reset by end_epoch */
-    struct dsnn_sparse_update_tally tally;
-    double pruned_total;
+    uint64_t target;     /* Np */
+    double pruned_total; /* this epoch's, reset by end_epoch */
 };
 
 #define DSR_AT(field) DSNN_KEY_AT(struct dsr_model, field)
@@ -96,9 +94,11 @@ static enum dsnn_status dsr_init(struct dsnn_sparse_model *sm, void *params,
 }
 
 /* One reparameterization: threshold prune, adapt H, reallocate and regrow at random. */
-static enum dsnn_status dsr_round(struct dsnn_sparse_model *sm, struct dsr_model *m,
+static enum dsnn_status dsr_round(struct dsnn_sparse_model *sm, void *params, int64_t t,
                                   struct dsnn_error *err)
 {
+    (void)t;
+    struct dsr_model *m = params;
     const size_t n = dsnn_sparse_model_n_layers(sm);
     double surviving[DSNN_SPARSE_MODEL_MAX_LAYERS];
     size_t cap[DSNN_SPARSE_MODEL_MAX_LAYERS], grow[DSNN_SPARSE_MODEL_MAX_LAYERS];
@@ -123,7 +123,7 @@ static enum dsnn_status dsr_round(struct dsnn_sparse_model *sm, struct dsr_model
     for (size_t i = 0; st == DSNN_OK && i < n; i++)
         st = dsnn_sparse_grow_random(dsnn_sparse_model_layer(sm, i), grow[i],
                                      dsnn_sparse_model_topo_rng(sm), err);
-    if (st != DSNN_OK || (st = dsnn_sparse_model_update_end_tally(sm, &m->tally, err)))
+    if (st != DSNN_OK || (st = dsnn_scheme_update_end(sm, err)))
         return st;
     m->pruned_total += (double)pruned;
     return DSNN_OK;
@@ -132,14 +132,9 @@ static enum dsnn_status dsr_round(struct dsnn_sparse_model *sm, struct dsr_model
 static enum dsnn_status dsr_after_step(struct dsnn_sparse_model *sm, void *params, int64_t step,
                                        struct dsnn_error *err)
 {
-    struct dsr_model *m = params;
-    const int64_t t = step + 1;
-    if (!dsnn_schedule_due(t, m->begin_step, m->end_step, m->interval))
-        return DSNN_OK;
-    enum dsnn_status st = dsr_round(sm, m, err);
-    if (st != DSNN_OK)
-        dsnn_error_prefix(err, "dsr round at step %lld", (long long)t);
-    return st;
+    const struct dsr_model *m = params;
+    return dsnn_scheme_step_round(sm, params, step, m->begin_step, m->end_step, m->interval,
+                                  dsr_round, "dsr round", err);
 }
 
 static enum dsnn_status dsr_end_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
@@ -148,38 +143,27 @@ static enum dsnn_status dsr_end_epoch(struct dsnn_sparse_model *sm, void *params
     (void)epoch;
     (void)err;
     struct dsr_model *m = params;
-    dsnn_sparse_update_tally_log(&m->tally, sm, metrics);
+    dsnn_scheme_log_rounds(sm, metrics);
     dsnn_metrics_set(metrics, "threshold", m->threshold);
     dsnn_metrics_set(metrics, "pruned_total", m->pruned_total);
     dsnn_metrics_set(metrics, "prune_target", (double)m->target);
-    dsnn_sparse_update_tally_clear(&m->tally); /* for the next epoch */
-    m->pruned_total = 0;
+    m->pruned_total = 0; /* for the next epoch */
     return DSNN_OK;
 }
 
-static enum dsnn_status dsr_save(struct dsnn_sparse_model *sm, void *params, FILE *f,
-                                 struct dsnn_error *err)
-{
-    (void)sm;
-    const struct dsr_model *m = params;
-    enum dsnn_status st;
-    if ((st = dsnn_io_write(f, "DSR ", 4, "dsr tag", err)) ||
-        (st = dsnn_io_write(f, &m->threshold, sizeof m->threshold, "dsr threshold", err)) ||
-        (st = dsnn_io_write_u64(f, m->target, "dsr target", err)))
-        return st;
-    return DSNN_OK;
-}
+/* The checkpoint's part of the scheme, after the tag "DSR ": H and Np. */
+static const struct dsnn_scheme_state dsr_state[] = {
+    DSNN_SCHEME_STATE(struct dsr_model, threshold, "dsr threshold"),
+    DSNN_SCHEME_STATE(struct dsr_model, target, "dsr target"),
+};
 
+/* Checks the threshold read back from a checkpoint. */
 static enum dsnn_status dsr_load(struct dsnn_sparse_model *sm, void *params, FILE *f,
                                  struct dsnn_error *err)
 {
     (void)sm;
-    struct dsr_model *m = params;
-    enum dsnn_status st;
-    if ((st = dsnn_io_expect_tag(f, "DSR ", err)) ||
-        (st = dsnn_io_read(f, &m->threshold, sizeof m->threshold, "dsr threshold", err)) ||
-        (st = dsnn_io_read_u64(f, &m->target, "dsr target", err)))
-        return st;
+    (void)f;
+    const struct dsr_model *m = params;
     if (!(m->threshold > 0) || !isfinite(m->threshold))
         return dsnn_error_set(err, DSNN_ERR_FORMAT, "checkpoint: bad dsr threshold %g",
                               m->threshold);
@@ -191,4 +175,5 @@ DSNN_MODEL_PLUGIN("dsr", "1.0.0",
                   "threshold pruning, random regrowth reallocated across layers",
                   dsr_keys, .params_size = sizeof(struct dsr_model), .configure = dsr_configure,
                   .init = dsr_init, .after_step = dsr_after_step, .end_epoch = dsr_end_epoch,
-                  .save = dsr_save, .load = dsr_load)
+                  .load = dsr_load, .tag = "DSR ", .state = dsr_state,
+                  .n_state = DSNN_COUNT_OF(dsr_state))

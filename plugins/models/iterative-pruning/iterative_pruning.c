@@ -239,22 +239,14 @@ static enum dsnn_status itp_save(struct dsnn_sparse_model *sm, void *params, FIL
 {
     (void)sm;
     const struct itp_model *m = params;
-    enum dsnn_status st;
-    if ((st = dsnn_io_write(f, "ITPR", 4, "iterative-pruning tag", err)) ||
-        (st = dsnn_rewind_save(m->initial, f, err)))
-        return st;
-    return DSNN_OK;
+    return dsnn_rewind_save(m->initial, f, err);
 }
 
 static enum dsnn_status itp_load(struct dsnn_sparse_model *sm, void *params, FILE *f,
                                  struct dsnn_error *err)
 {
     struct itp_model *m = params;
-    enum dsnn_status st;
-    if ((st = dsnn_io_expect_tag(f, "ITPR", err)) ||
-        (st = dsnn_rewind_load(m->initial, dsnn_sparse_model_net(sm), f, err)))
-        return st;
-    return DSNN_OK;
+    return dsnn_rewind_load(m->initial, dsnn_sparse_model_net(sm), f, err);
 }
 
 static void itp_destroy(void *params)
@@ -268,4 +260,4 @@ DSNN_MODEL_PLUGIN("iterative-pruning", "1.0.0",
                   itp_keys, .params_size = sizeof(struct itp_model),
                   .flags = DSNN_SCHEME_LOG_IDLE, .configure = itp_configure, .init = itp_init,
                   .begin_epoch = itp_begin_epoch, .save = itp_save, .load = itp_load,
-                  .destroy = itp_destroy)
+                  .destroy = itp_destroy, .tag = "ITPR")

@@ -152,34 +152,15 @@ static enum dsnn_status pruning_begin_epoch(struct dsnn_sparse_model *sm, void *
     return DSNN_OK;
 }
 
-static enum dsnn_status pruning_save(struct dsnn_sparse_model *sm, void *params, FILE *f,
-                                     struct dsnn_error *err)
-{
-    const struct pruning_model *m = params;
-    enum dsnn_status st;
-    if ((st = dsnn_io_write(f, "GMP ", 4, "pruning tag", err)) ||
-        (st = dsnn_io_write(f, m->d_initial, dsnn_sparse_model_n_layers(sm) * sizeof(double),
-                            "initial densities", err)))
-        return st;
-    return DSNN_OK;
-}
-
-static enum dsnn_status pruning_load(struct dsnn_sparse_model *sm, void *params, FILE *f,
-                                     struct dsnn_error *err)
-{
-    struct pruning_model *m = params;
-    enum dsnn_status st;
-    if ((st = dsnn_io_expect_tag(f, "GMP ", err)) ||
-        (st = dsnn_io_read(f, m->d_initial, dsnn_sparse_model_n_layers(sm) * sizeof(double),
-                           "initial densities", err)))
-        return st;
-    return DSNN_OK;
-}
+/* The checkpoint's part of the scheme, after the tag "GMP ": each layer's initial density. */
+static const struct dsnn_scheme_state pruning_state[] = {
+    DSNN_SCHEME_STATE_PER_LAYER(struct pruning_model, d_initial, "initial densities"),
+};
 
 DSNN_MODEL_PLUGIN("pruning", "1.0.0",
                   "Gradual magnitude pruning (Zhu & Gupta 2017): cubic density schedule over "
                   "epochs, magnitude pruning of truly sparse layers, no regrowth",
                   pruning_keys, .params_size = sizeof(struct pruning_model),
                   .flags = DSNN_SCHEME_LOG_IDLE, .configure = pruning_configure,
-                  .init = pruning_init, .begin_epoch = pruning_begin_epoch, .save = pruning_save,
-                  .load = pruning_load)
+                  .init = pruning_init, .begin_epoch = pruning_begin_epoch, .tag = "GMP ",
+                  .state = pruning_state, .n_state = DSNN_COUNT_OF(pruning_state))

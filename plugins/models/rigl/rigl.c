@@ -44,9 +44,7 @@ struct rigl_model {
     int anneal;
     int64_t frequency, begin_step, end_key;
     int64_t end_step; /* end_key resolved (>= 0) */
-    /* this epoch's, reset by end_epoch */
-    struct dsnn_sparse_update_tally tally;
-    double last_drop_fraction;
+    double last_drop_fraction; /* this epoch's, reset by end_epoch */
 };
 
 #define RIGL_AT(field) DSNN_KEY_AT(struct rigl_model, field)
@@ -108,10 +106,13 @@ static enum dsnn_status rigl_configure(struct dsnn_sparse_model *sm, void *param
     return DSNN_OK;
 }
 
-/* One RigL update of every sparse layer with drop fraction df, logged by the update bracket. */
-static enum dsnn_status rigl_update(struct dsnn_sparse_model *sm, struct rigl_model *m, double df,
+/* One RigL update of every sparse layer at t optimizer steps, logged by the update bracket. */
+static enum dsnn_status rigl_update(struct dsnn_sparse_model *sm, void *params, int64_t t,
                                     struct dsnn_error *err)
 {
+    struct rigl_model *m = params;
+    const double df = dsnn_anneal_at((enum dsnn_anneal)m->anneal, m->drop_fraction, t,
+                                     m->begin_step, m->end_step, m->exponent);
     enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
     for (size_t i = 0; st == DSNN_OK && i < dsnn_sparse_model_n_layers(sm); i++) {
         struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
@@ -127,7 +128,7 @@ static enum dsnn_status rigl_update(struct dsnn_sparse_model *sm, struct rigl_mo
     /* A connection dropped and regrown is restored, so calling this after the grow counts
      * exactly the previous update's new connections that this one did not remove. */
     dsnn_sparse_model_update_pruned(sm);
-    if ((st = dsnn_sparse_model_update_end_tally(sm, &m->tally, err)))
+    if ((st = dsnn_scheme_update_end(sm, err)))
         return st;
     m->last_drop_fraction = df;
     return DSNN_OK;
@@ -148,16 +149,9 @@ static enum dsnn_status rigl_after_forward(struct dsnn_sparse_model *sm, void *p
 static enum dsnn_status rigl_after_backward(struct dsnn_sparse_model *sm, void *params,
                                             int64_t step, struct dsnn_error *err)
 {
-    struct rigl_model *m = params;
-    const int64_t t = step + 1; /* steps completed once this one is applied */
-    if (!dsnn_schedule_due(t, m->begin_step, m->end_step, m->frequency))
-        return DSNN_OK;
-    const double df = dsnn_anneal_at((enum dsnn_anneal)m->anneal, m->drop_fraction, t,
-                                     m->begin_step, m->end_step, m->exponent);
-    enum dsnn_status st = rigl_update(sm, m, df, err);
-    if (st != DSNN_OK)
-        dsnn_error_prefix(err, "rigl update at step %lld", (long long)t);
-    return st;
+    const struct rigl_model *m = params;
+    return dsnn_scheme_step_round(sm, params, step, m->begin_step, m->end_step, m->frequency,
+                                  rigl_update, "rigl update", err);
 }
 
 static enum dsnn_status rigl_end_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
@@ -166,10 +160,9 @@ static enum dsnn_status rigl_end_epoch(struct dsnn_sparse_model *sm, void *param
     (void)epoch;
     (void)err;
     struct rigl_model *m = params;
-    dsnn_sparse_update_tally_log(&m->tally, sm, metrics);
+    dsnn_scheme_log_rounds(sm, metrics);
     dsnn_metrics_set(metrics, "drop_fraction", m->last_drop_fraction);
-    dsnn_sparse_update_tally_clear(&m->tally); /* for the next epoch */
-    m->last_drop_fraction = 0;
+    m->last_drop_fraction = 0; /* for the next epoch */
     return DSNN_OK;
 }
 
@@ -178,11 +171,7 @@ static enum dsnn_status rigl_save(struct dsnn_sparse_model *sm, void *params, FI
 {
     (void)sm;
     const struct rigl_model *m = params;
-    enum dsnn_status st;
-    if ((st = dsnn_io_write(f, "RIGL", 4, "rigl tag", err)) ||
-        (st = dsnn_io_write_u64(f, (uint64_t)m->end_step, "rigl end_step", err)))
-        return st;
-    return DSNN_OK;
+    return dsnn_io_write_u64(f, (uint64_t)m->end_step, "rigl end_step", err);
 }
 
 static enum dsnn_status rigl_load(struct dsnn_sparse_model *sm, void *params, FILE *f,
@@ -190,16 +179,13 @@ static enum dsnn_status rigl_load(struct dsnn_sparse_model *sm, void *params, FI
 {
     (void)sm;
     const struct rigl_model *m = params;
-    enum dsnn_status st;
-    uint64_t end;
-    if ((st = dsnn_io_expect_tag(f, "RIGL", err)) ||
-        (st = dsnn_io_read_u64(f, &end, "rigl end_step", err)))
-        return st;
-    if (end != (uint64_t)m->end_step)
-        return dsnn_error_set(err, DSNN_ERR_FORMAT,
-                              "checkpoint: rigl end_step %llu, the configuration gives %lld",
-                              (unsigned long long)end, (long long)m->end_step);
-    return DSNN_OK;
+    uint64_t end = 0;
+    enum dsnn_status st = dsnn_io_read_u64(f, &end, "rigl end_step", err);
+    if (st == DSNN_OK && end != (uint64_t)m->end_step)
+        st = dsnn_error_set(err, DSNN_ERR_FORMAT,
+                            "checkpoint: rigl end_step %llu, the configuration gives %lld",
+                            (unsigned long long)end, (long long)m->end_step);
+    return st;
 }
 
 DSNN_MODEL_PLUGIN("rigl", "1.0.0",
@@ -207,5 +193,5 @@ DSNN_MODEL_PLUGIN("rigl", "1.0.0",
                   "the connections of largest dense gradient, on truly sparse layers",
                   rigl_keys, .params_size = sizeof(struct rigl_model), .configure = rigl_configure,
                   .after_forward = rigl_after_forward, .after_backward = rigl_after_backward,
-                  .end_epoch = rigl_end_epoch,
-                  .save = rigl_save, .load = rigl_load)
+                  .end_epoch = rigl_end_epoch, .save = rigl_save, .load = rigl_load,
+                  .tag = "RIGL")

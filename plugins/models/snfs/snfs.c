@@ -45,7 +45,6 @@ struct snfs_model {
     int64_t total_steps; /* decay horizon */
     int epochs;
     /* this epoch's, reset by end_epoch */
-    struct dsnn_sparse_update_tally tally;
     double last_rate;
     double share[DSNN_SPARSE_MODEL_MAX_LAYERS];
 };
@@ -93,9 +92,10 @@ static enum dsnn_status snfs_configure(struct dsnn_sparse_model *sm, void *param
 }
 
 /* One sparse-momentum round at t optimizer steps. Needs the gradients of the last backward. */
-static enum dsnn_status snfs_round(struct dsnn_sparse_model *sm, struct snfs_model *m, int64_t t,
+static enum dsnn_status snfs_round(struct dsnn_sparse_model *sm, void *params, int64_t t,
                                    struct dsnn_error *err)
 {
+    struct snfs_model *m = params;
     const size_t n = dsnn_sparse_model_n_layers(sm);
     const double p = dsnn_anneal_at(m->decay, m->prune_rate, t, 0, m->total_steps, 1.0);
     if (!(p > 0) || n == 0)
@@ -126,7 +126,7 @@ static enum dsnn_status snfs_round(struct dsnn_sparse_model *sm, struct snfs_mod
     if (st != DSNN_OK)
         return st;
     dsnn_sparse_model_update_pruned(sm); /* regrown weights were restored: see rigl.c */
-    if ((st = dsnn_sparse_model_update_end_tally(sm, &m->tally, err)))
+    if ((st = dsnn_scheme_update_end(sm, err)))
         return st;
     m->last_rate = p;
     for (size_t i = 0; i < n; i++)
@@ -150,14 +150,11 @@ static enum dsnn_status snfs_after_forward(struct dsnn_sparse_model *sm, void *p
 static enum dsnn_status snfs_after_step(struct dsnn_sparse_model *sm, void *params, int64_t step,
                                         struct dsnn_error *err)
 {
-    struct snfs_model *m = params;
-    const int64_t t = step + 1;
-    if (m->frequency <= 0 || !dsnn_schedule_due(t, 0, m->total_steps - 1, m->frequency))
+    const struct snfs_model *m = params;
+    if (m->frequency <= 0)
         return DSNN_OK;
-    enum dsnn_status st = snfs_round(sm, m, t, err);
-    if (st != DSNN_OK)
-        dsnn_error_prefix(err, "snfs round at step %lld", (long long)t);
-    return st;
+    return dsnn_scheme_step_round(sm, params, step, 0, m->total_steps - 1, m->frequency,
+                                  snfs_round, "snfs round", err);
 }
 
 static enum dsnn_status snfs_end_epoch(struct dsnn_sparse_model *sm, void *params, int epoch,
@@ -171,37 +168,19 @@ static enum dsnn_status snfs_end_epoch(struct dsnn_sparse_model *sm, void *param
         if ((st = snfs_round(sm, m, t, err)) != DSNN_OK)
             return dsnn_error_prefix(err, "snfs round after epoch %d", epoch);
     }
-    dsnn_sparse_update_tally_log(&m->tally, sm, metrics);
+    const size_t rounds = dsnn_scheme_log_rounds(sm, metrics);
     dsnn_metrics_set(metrics, "prune_rate", m->last_rate);
-    if (m->tally.rounds)
+    if (rounds)
         for (size_t i = 0; i < dsnn_sparse_model_n_layers(sm); i++)
             dsnn_metrics_setf(metrics, m->share[i], "momentum_share_%s",
                               dsnn_sparse_model_layer(sm, i)->name);
-    dsnn_sparse_update_tally_clear(&m->tally); /* for the next epoch */
-    m->last_rate = 0;
+    m->last_rate = 0; /* for the next epoch */
     return DSNN_OK;
-}
-
-static enum dsnn_status snfs_save(struct dsnn_sparse_model *sm, void *params, FILE *f,
-                                  struct dsnn_error *err)
-{
-    (void)sm;
-    (void)params;
-    return dsnn_io_write(f, "SNFS", 4, "snfs tag", err);
-}
-
-static enum dsnn_status snfs_load(struct dsnn_sparse_model *sm, void *params, FILE *f,
-                                  struct dsnn_error *err)
-{
-    (void)sm;
-    (void)params;
-    return dsnn_io_expect_tag(f, "SNFS", err);
 }
 
 DSNN_MODEL_PLUGIN("snfs", "1.0.0",
                   "Sparse momentum (Dettmers & Zettlemoyer 2019): magnitude pruning, regrowth "
                   "redistributed across layers by mean momentum, grown at the largest gradients",
                   snfs_keys, .params_size = sizeof(struct snfs_model), .configure = snfs_configure,
-                  .after_forward = snfs_after_forward,
-                  .after_step = snfs_after_step, .end_epoch = snfs_end_epoch, .save = snfs_save,
-                  .load = snfs_load)
+                  .after_forward = snfs_after_forward, .after_step = snfs_after_step,
+                  .end_epoch = snfs_end_epoch, .tag = "SNFS")

@@ -41,8 +41,9 @@
  *       n_params; a dense scheme logs n_params only)
  *
  * The checkpoint is the base model's (dense) or the sparse model's (dsnn_sparse_model_save), then
- * the coactivation history (if tracked), then what the scheme's save writes. Every callback may
- * be NULL. A callback's params is the scheme's parameter struct. */
+ * the coactivation history (if tracked), then the scheme's tag and state members (declared in
+ * struct dsnn_scheme: the kit writes and reads them), then what the scheme's save writes. Every
+ * callback may be NULL. A callback's params is the scheme's parameter struct. */
 #ifndef DSNN_SCHEME_H
 #define DSNN_SCHEME_H
 
@@ -69,6 +70,23 @@ enum {
                                            * bracket ended (e.g. start-of-epoch rounds not due),
                                            * the idle counts (dsnn_sparse_model_log_idle) */
 };
+
+/* A member of the scheme's parameter struct that is part of the checkpoint (struct
+ * dsnn_scheme.state): size bytes at offset, or with per_layer an array of which the first
+ * n_layers elements of size bytes (one per sparse layer) are. Written and read as raw bytes;
+ * what names it in I/O errors. Values are part of the ABI: fields are only ever appended. */
+struct dsnn_scheme_state {
+    const char *what;
+    size_t offset, size;
+    bool per_layer;
+};
+/* The state entry of member of the parameter struct type (a scalar or a struct). */
+#define DSNN_SCHEME_STATE(type, member, what)                                                     \
+    {(what), offsetof(type, member), sizeof(((type *)0)->member), false}
+/* The state entry of the per-sparse-layer array member (DSNN_SPARSE_MODEL_MAX_LAYERS elements)
+ * of type: its first n_layers elements. */
+#define DSNN_SCHEME_STATE_PER_LAYER(type, member, what)                                           \
+    {(what), offsetof(type, member), sizeof(((type *)0)->member[0]), true}
 
 /* Values are part of the ABI: fields are only ever appended. */
 struct dsnn_scheme {
@@ -102,13 +120,21 @@ struct dsnn_scheme {
     /* After the training pass (and the round): end-of-epoch rounds, the scheme's metrics. */
     enum dsnn_status (*end_epoch)(struct dsnn_sparse_model *sm, void *params, int epoch,
                                   struct dsnn_metrics *m, struct dsnn_error *err);
-    /* The scheme's part of the checkpoint, after the model's. */
+    /* The rest of the scheme's part of the checkpoint, after its tag and state members (load:
+     * once they are read back, so it may check them). */
     enum dsnn_status (*save)(struct dsnn_sparse_model *sm, void *params, FILE *f,
                              struct dsnn_error *err);
     enum dsnn_status (*load)(struct dsnn_sparse_model *sm, void *params, FILE *f,
                              struct dsnn_error *err);
     /* Frees what the scheme allocated in params (not params itself). */
     void (*destroy)(void *params);
+    /* The scheme's checkpoint section: 4 characters written after the model's part and checked
+     * on load (dsnn_io_expect_tag); NULL: none. */
+    const char *tag;
+    /* Members of params written after the tag and read back, in this order (the state that is
+     * not a function of the configuration and the step). */
+    const struct dsnn_scheme_state *state;
+    size_t n_state;
 };
 
 /* The model plugin around a scheme (used by DSNN_SCHEME_DEFINE). keys: the component's table. */
@@ -187,6 +213,30 @@ typedef enum dsnn_status (*dsnn_scheme_keep_fn)(const void *params, const float 
 DSNN_API enum dsnn_status dsnn_scheme_coact_round(struct dsnn_sparse_model *sm, const void *params,
                                                   dsnn_scheme_keep_fn keep, bool hebbian_grow,
                                                   struct dsnn_metrics *m, struct dsnn_error *err);
+
+/* ---- Rounds within the epoch (every few optimizer steps: RigL, DSR, SNFS) ---- */
+
+/* A round at t optimizer steps (counted from 1: the steps completed once the current one is
+ * applied). */
+typedef enum dsnn_status (*dsnn_scheme_step_fn)(struct dsnn_sparse_model *sm, void *params,
+                                                int64_t t, struct dsnn_error *err);
+/* For an after_backward / after_step callback (step: its argument): runs round at t = step + 1
+ * when dsnn_schedule_due(t, begin, end, every) (end < 0: no end), else does nothing; an error of
+ * the round is prefixed with "<name> at step <t>". */
+DSNN_API enum dsnn_status dsnn_scheme_step_round(struct dsnn_sparse_model *sm, void *params,
+                                                 int64_t step, int64_t begin, int64_t end,
+                                                 int64_t every, dsnn_scheme_step_fn round,
+                                                 const char *name, struct dsnn_error *err);
+/* Ends the update bracket of a round within the epoch (instead of dsnn_sparse_model_update_end):
+ * its counts go to the epoch's tally (struct dsnn_sparse_update_tally) that the kit keeps and
+ * clears before each begin_epoch. */
+DSNN_API enum dsnn_status dsnn_scheme_update_end(struct dsnn_sparse_model *sm,
+                                                 struct dsnn_error *err);
+/* Logs the epoch's tally so far (dsnn_sparse_update_tally_log: update_rounds, and per sparse
+ * layer pruned_, grown_ and surviving_synapses_<layer>), typically from end_epoch, and returns
+ * its number of rounds. */
+DSNN_API size_t dsnn_scheme_log_rounds(const struct dsnn_sparse_model *sm,
+                                       struct dsnn_metrics *m);
 
 /* ---- Prune and regrow at random ---- */
 

@@ -1,6 +1,7 @@
 /* train/scheme.c - the scheme kit: the model plugin around a struct dsnn_scheme (dsnn/scheme.h). */
 #include "dsnn/io.h"
 #include "dsnn/scheme.h"
+#include "dsnn/schedules.h"
 #include "train/train_impl.h"
 
 #include <stdlib.h>
@@ -83,6 +84,7 @@ enum dsnn_status dsnn_scheme_train_epoch(void *state, struct dsnn_data *data, in
     const uint64_t rounds_before = sm->rounds_ended;
     int train_epoch = epoch;
     enum dsnn_status st;
+    dsnn_sparse_update_tally_clear(&sm->tally);
     if (s->begin_epoch && (st = s->begin_epoch(sm, sm->params, epoch, &train_epoch, m, err)))
         return st;
     /* Coactivations for this epoch's round, or every epoch for a moving average. */
@@ -126,29 +128,46 @@ enum dsnn_status dsnn_scheme_evaluate(void *state, struct dsnn_data *data, enum 
     return dsnn_base_model_evaluate(&sm->base, data, split, m, err);
 }
 
-enum dsnn_status dsnn_scheme_save(void *state, FILE *f, struct dsnn_error *err)
+/* The scheme's checkpoint, written (save) or read back in one order: the base model's (dense) or
+ * the sparse model's, the coactivation history, the scheme's tag and state members, then its
+ * save / load callback. */
+static enum dsnn_status scheme_io(struct dsnn_sparse_model *sm, FILE *f, bool save,
+                                  struct dsnn_error *err)
 {
-    struct dsnn_sparse_model *sm = state;
-    enum dsnn_status st = sm->dense ? dsnn_base_model_save(&sm->base, f, err)
-                                    : dsnn_sparse_model_save(sm, f, err);
+    const struct dsnn_scheme *s = sm->scheme;
+    enum dsnn_status st;
+    if (sm->dense)
+        st = save ? dsnn_base_model_save(&sm->base, f, err)
+                  : dsnn_base_model_load(&sm->base, f, err);
+    else
+        st = save ? dsnn_sparse_model_save(sm, f, err) : dsnn_sparse_model_load(sm, f, err);
     if (st == DSNN_OK && sm->coact)
-        st = dsnn_coact_save(sm->coact, f, err);
-    if (st == DSNN_OK && sm->scheme->save)
-        st = sm->scheme->save(sm, sm->params, f, err);
+        st = save ? dsnn_coact_save(sm->coact, f, err) : dsnn_coact_load(sm->coact, f, err);
+    if (st == DSNN_OK && s->tag)
+        st = save ? dsnn_io_write(f, s->tag, 4, "scheme tag", err)
+                  : dsnn_io_expect_tag(f, s->tag, err);
+    for (size_t i = 0; st == DSNN_OK && i < s->n_state; i++) {
+        const struct dsnn_scheme_state *v = &s->state[i];
+        void *p = (char *)sm->params + v->offset;
+        const size_t size = v->per_layer ? v->size * sm->n_layers : v->size;
+        st = save ? dsnn_io_write(f, p, size, v->what, err)
+                  : dsnn_io_read(f, p, size, v->what, err);
+    }
+    if (st == DSNN_OK && save && s->save)
+        st = s->save(sm, sm->params, f, err);
+    if (st == DSNN_OK && !save && s->load)
+        st = s->load(sm, sm->params, f, err);
     return st;
 }
 
-/* Reads back what dsnn_scheme_save wrote, in the same order. */
+enum dsnn_status dsnn_scheme_save(void *state, FILE *f, struct dsnn_error *err)
+{
+    return scheme_io(state, f, true, err);
+}
+
 enum dsnn_status dsnn_scheme_load(void *state, FILE *f, struct dsnn_error *err)
 {
-    struct dsnn_sparse_model *sm = state;
-    enum dsnn_status st = sm->dense ? dsnn_base_model_load(&sm->base, f, err)
-                                    : dsnn_sparse_model_load(sm, f, err);
-    if (st == DSNN_OK && sm->coact)
-        st = dsnn_coact_load(sm->coact, f, err);
-    if (st == DSNN_OK && sm->scheme->load)
-        st = sm->scheme->load(sm, sm->params, f, err);
-    return st;
+    return scheme_io(state, f, false, err);
 }
 
 void dsnn_scheme_destroy(void *state)
@@ -251,6 +270,33 @@ enum dsnn_status dsnn_scheme_coact_round(struct dsnn_sparse_model *sm, const voi
         return st;
     dsnn_sparse_model_update_pruned(sm);
     return dsnn_sparse_model_update_end(sm, m, err);
+}
+
+/* ---- Rounds within the epoch ---- */
+
+enum dsnn_status dsnn_scheme_step_round(struct dsnn_sparse_model *sm, void *params, int64_t step,
+                                        int64_t begin, int64_t end, int64_t every,
+                                        dsnn_scheme_step_fn round, const char *name,
+                                        struct dsnn_error *err)
+{
+    const int64_t t = step + 1; /* steps completed once this one is applied */
+    if (!dsnn_schedule_due(t, begin, end, every))
+        return DSNN_OK;
+    enum dsnn_status st = round(sm, params, t, err);
+    if (st != DSNN_OK)
+        dsnn_error_prefix(err, "%s at step %lld", name, (long long)t);
+    return st;
+}
+
+enum dsnn_status dsnn_scheme_update_end(struct dsnn_sparse_model *sm, struct dsnn_error *err)
+{
+    return dsnn_sparse_model_update_end_tally(sm, &sm->tally, err);
+}
+
+size_t dsnn_scheme_log_rounds(const struct dsnn_sparse_model *sm, struct dsnn_metrics *m)
+{
+    dsnn_sparse_update_tally_log(&sm->tally, sm, m);
+    return sm->tally.rounds;
 }
 
 /* ---- Prune and regrow at random ---- */

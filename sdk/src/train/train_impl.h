@@ -50,6 +50,7 @@ struct dsnn_sparse_model {
     struct dsnn_coact *coact;         /* dsnn_scheme_track_coact; NULL: none */
     double coact_alpha;
     bool coact_tracking; /* counting during this epoch's training pass */
+    struct dsnn_sparse_update_tally tally; /* this epoch's rounds ended by dsnn_scheme_update_end */
 };
 
 /* Reads DSNN_BASE_MODEL_KEYS and DSNN_SPARSE_MODEL_KEYS from cfg, creates the optimizer and
