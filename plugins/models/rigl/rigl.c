@@ -140,9 +140,7 @@ static enum dsnn_status rigl_after_forward(struct dsnn_sparse_model *sm, void *p
 {
     (void)b, (void)err;
     const struct rigl_model *m = params;
-    const int64_t t = dsnn_base_model_step(dsnn_sparse_model_base(sm)) + 1;
-    dsnn_sparse_model_keep_dense_grad(sm,
-                                      dsnn_schedule_due(t, m->begin_step, m->end_step, m->frequency));
+    dsnn_scheme_dense_grad_when_due(sm, m->begin_step, m->end_step, m->frequency);
     return DSNN_OK;
 }
 

@@ -141,9 +141,7 @@ static enum dsnn_status snfs_after_forward(struct dsnn_sparse_model *sm, void *p
 {
     (void)b, (void)err;
     const struct snfs_model *m = params;
-    const int64_t t = dsnn_base_model_step(dsnn_sparse_model_base(sm)) + 1;
-    dsnn_sparse_model_keep_dense_grad(
-        sm, m->frequency <= 0 || dsnn_schedule_due(t, 0, m->total_steps - 1, m->frequency));
+    dsnn_scheme_dense_grad_when_due(sm, 0, m->total_steps - 1, m->frequency);
     return DSNN_OK;
 }
 

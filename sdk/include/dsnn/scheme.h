@@ -227,6 +227,12 @@ DSNN_API enum dsnn_status dsnn_scheme_step_round(struct dsnn_sparse_model *sm, v
                                                  int64_t step, int64_t begin, int64_t end,
                                                  int64_t every, dsnn_scheme_step_fn round,
                                                  const char *name, struct dsnn_error *err);
+/* For an after_forward callback of a scheme whose rounds grow by gradient: the sparse
+ * convolutions compute the dense gradient in this step's backward (dsnn_sparse_model_keep_dense_
+ * grad) only when a round is due at t = the step's number counted from 1 (every <= 0: always),
+ * so the other steps stay sparse. */
+DSNN_API void dsnn_scheme_dense_grad_when_due(struct dsnn_sparse_model *sm, int64_t begin,
+                                              int64_t end, int64_t every);
 /* Ends the update bracket of a round within the epoch (instead of dsnn_sparse_model_update_end):
  * its counts go to the epoch's tally (struct dsnn_sparse_update_tally) that the kit keeps and
  * clears before each begin_epoch. */

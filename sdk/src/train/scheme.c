@@ -288,6 +288,13 @@ enum dsnn_status dsnn_scheme_step_round(struct dsnn_sparse_model *sm, void *para
     return st;
 }
 
+void dsnn_scheme_dense_grad_when_due(struct dsnn_sparse_model *sm, int64_t begin, int64_t end,
+                                     int64_t every)
+{
+    const int64_t t = dsnn_base_model_step(&sm->base) + 1; /* the step being computed */
+    dsnn_sparse_model_keep_dense_grad(sm, every <= 0 || dsnn_schedule_due(t, begin, end, every));
+}
+
 enum dsnn_status dsnn_scheme_update_end(struct dsnn_sparse_model *sm, struct dsnn_error *err)
 {
     return dsnn_sparse_model_update_end_tally(sm, &sm->tally, err);
