@@ -171,54 +171,44 @@ static inline bool sc_par(int nt, int items, double work)
 
 /* ---- panels ---- */
 
+/* in samples [b0, b0 + nb) of [nf][rows][cols] -> dst chunks (el floats each) of
+ * [prows][pcols][stride] elements: sample position (r, q) at (r + top, q + left), the frame
+ * around them zero. The inverse of sc_unpack, but for the frame. */
+static void sc_pack(const float *in, int nf, int rows, int cols, int stride, size_t el, int prows,
+                    int pcols, int top, int left, float *dst, int b0, int nb)
+{
+    const size_t n = (size_t)nf * rows * cols, ld = (size_t)stride * SC_NB;
+    const int items = sc_chunks(nb) * nf, nt = ly_threads();
+#pragma omp parallel for schedule(static) num_threads(nt) if (sc_par(nt, items, (double)n * nb))
+    for (int it = 0; it < items; it++) {
+        const int ch = it / nf, f = it % nf;
+        float *P = dst + (size_t)ch * el + (size_t)f * SC_NB;
+        for (int R = 0; R < prows; R++) {
+            const bool row_pad = R < top || R >= top + rows;
+            for (int Q = 0; Q < pcols; Q++)
+                if (row_pad || Q < left || Q >= left + cols)
+                    memset(P + ((size_t)R * pcols + Q) * ld, 0, sizeof(float) * SC_NB);
+        }
+        for (int r = 0; r < rows; r++)
+            dsnn_sp_transpose_in(in + (size_t)b0 * n + ((size_t)f * rows + r) * cols, (int)n, nb,
+                                 P + ((size_t)(r + top) * pcols + left) * ld, ld, 0, cols,
+                                 ch * SC_NB, (ch + 1) * SC_NB);
+    }
+}
+
 /* x samples [b0, b0 + nb) -> xP chunks, padding zero. */
 static void sc_pack_x(struct sparse_conv2d *S, const float *x, int b0, int nb)
 {
     const struct cv_geom *g = &S->g;
-    const int C = g->c, H = g->h, W = g->w, hp = S->hp, wp = S->wp, cs = S->cs;
-    const size_t n = (size_t)C * H * W, ld = (size_t)cs * SC_NB;
-    const int items = sc_chunks(nb) * C, nt = ly_threads();
-    float *xP = S->xP;
-#pragma omp parallel for schedule(static) num_threads(nt) if (sc_par(nt, items, (double)n * nb))
-    for (int it = 0; it < items; it++) {
-        const int ch = it / C, c = it % C;
-        float *P = xP + (size_t)ch * S->xel + (size_t)c * SC_NB;
-        for (int Y = 0; Y < hp; Y++) {
-            const bool row_pad = Y < g->ph || Y >= g->ph + H;
-            for (int X = 0; X < wp; X++)
-                if (row_pad || X < g->pw || X >= g->pw + W)
-                    memset(P + ((size_t)Y * wp + X) * ld, 0, sizeof(float) * SC_NB);
-        }
-        for (int y = 0; y < H; y++)
-            dsnn_sp_transpose_in(x + (size_t)b0 * n + ((size_t)c * H + y) * W, (int)n, nb,
-                                 P + ((size_t)(y + g->ph) * wp + g->pw) * ld, ld, 0, W,
-                                 ch * SC_NB, (ch + 1) * SC_NB);
-    }
+    sc_pack(x, g->c, g->h, g->w, S->cs, S->xel, S->hp, S->wp, g->ph, g->pw, S->xP, b0, nb);
 }
 
 /* dy samples [b0, b0 + nb) -> dyP chunks, framed by zeros. */
 static void sc_pack_dy(struct sparse_conv2d *S, const float *dy, int b0, int nb)
 {
     const struct cv_geom *g = &S->g;
-    const int M = S->out_c, OH = g->oh, OW = g->ow, dhp = S->dhp, dwp = S->dwp;
-    const size_t n = (size_t)M * OH * OW, ld = (size_t)S->ms * SC_NB;
-    const int items = sc_chunks(nb) * M, nt = ly_threads();
-    float *dyP = S->dyP;
-#pragma omp parallel for schedule(static) num_threads(nt) if (sc_par(nt, items, (double)n * nb))
-    for (int it = 0; it < items; it++) {
-        const int ch = it / M, o = it % M;
-        float *P = dyP + (size_t)ch * S->del + (size_t)o * SC_NB;
-        for (int R = 0; R < dhp; R++) {
-            const bool row_pad = R < S->ty || R >= S->ty + OH;
-            for (int Q = 0; Q < dwp; Q++)
-                if (row_pad || Q < S->tx || Q >= S->tx + OW)
-                    memset(P + ((size_t)R * dwp + Q) * ld, 0, sizeof(float) * SC_NB);
-        }
-        for (int oy = 0; oy < OH; oy++)
-            dsnn_sp_transpose_in(dy + (size_t)b0 * n + ((size_t)o * OH + oy) * OW, (int)n, nb,
-                                 P + ((size_t)(oy + S->ty) * dwp + S->tx) * ld, ld, 0, OW,
-                                 ch * SC_NB, (ch + 1) * SC_NB);
-    }
+    sc_pack(dy, S->out_c, g->oh, g->ow, S->ms, S->del, S->dhp, S->dwp, S->ty, S->tx, S->dyP, b0,
+            nb);
 }
 
 /* oP chunks of [rows][cols][stride] elements -> out samples [b0, b0 + nb) of [nf][rows][cols]. */
