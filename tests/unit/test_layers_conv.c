@@ -1,7 +1,7 @@
 /* test_layers_conv.c - dense and sparse conv2d against a naive double-precision convolution
  * (forward, weight / bias / input gradients) over several geometries and sample chunkings,
  * finite differences, sparse topology edits through the sparse engine, RigL's dense gradient,
- * thread-count independence, checkpoints and argument checks. */
+ * thread-count independence, checkpoints, Hebbian coactivations and argument checks. */
 #include "layer_check.h"
 
 struct geo {
@@ -457,6 +457,71 @@ static void test_geometry_and_invalid(void)
     CU_ASSERT_PTR_NULL(dsnn_sparse_conv2d_new("c", in, 4, 3, 1, 1, true, &bad, &err));
 }
 
+/* Hebbian coactivations (nupic DSCNN) against a naive count: for every (o, c, i, j), the
+ * (sample, output position) pairs with input element and output both > 0; at the active
+ * connections and dense, over every geometry (batch 37: several panel chunks). */
+static void test_coactivations(void)
+{
+    struct dsnn_error err = {0};
+    for (size_t gi = 0; gi < N_GEOS; gi++) {
+        const struct geo *g = &geos[gi];
+        const int oh = od(g->h, g->k, g->s, g->p), ow = od(g->w, g->k, g->s, g->p), batch = 37;
+        const size_t nx = (size_t)batch * g->c * g->h * g->w;
+        const size_t ny = (size_t)batch * g->out_c * oh * ow;
+        const size_t K = (size_t)g->c * g->k * g->k, pairs = K * (size_t)g->out_c;
+        struct dsnn_layer *l = make(g, false, true, 0.4, 3 + gi);
+        float *x = lc_alloc(nx), *y = lc_alloc(ny), *dense = lc_alloc(pairs);
+        struct dsnn_rng rng;
+        dsnn_rng_seed(&rng, 40 + gi, 1);
+        lc_fill(x, nx, &rng, -1, 1);
+        lc_fill(y, ny, &rng, -1, 1);
+        for (size_t i = 0; i < nx; i += 7)
+            x[i] = 0.0f; /* exact zeros are inactive */
+        double *ref = calloc(pairs, sizeof *ref);
+        for (int b = 0; b < batch; b++)
+            for (int o = 0; o < g->out_c; o++)
+                for (int oy = 0; oy < oh; oy++)
+                    for (int ox = 0; ox < ow; ox++) {
+                        if (!(y[(((size_t)b * g->out_c + o) * oh + oy) * ow + ox] > 0))
+                            continue;
+                        for (int c = 0; c < g->c; c++)
+                            for (int i = 0; i < g->k; i++)
+                                for (int j = 0; j < g->k; j++) {
+                                    const int iy = oy * g->s - g->p + i, ix = ox * g->s - g->p + j;
+                                    if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                                        continue;
+                                    if (x[(((size_t)b * g->c + c) * g->h + iy) * g->w + ix] > 0)
+                                        ref[(size_t)o * K + ((size_t)c * g->k + i) * g->k + j] +=
+                                            1;
+                                }
+                    }
+        struct dsnn_layer *w = dsnn_sparse_conv2d_weights(l);
+        struct dsnn_sparse_csr csr;
+        CU_ASSERT_FATAL(dsnn_sparse_get_csr(w, &csr));
+        float *acc = lc_alloc(csr.nnz ? csr.nnz : 1);
+        for (size_t k = 0; k < csr.nnz; k++)
+            acc[k] = 1.0f; /* incremented, not overwritten */
+        memset(dense, 0, sizeof(float) * pairs);
+        CU_ASSERT_EQUAL_FATAL(dsnn_sparse_conv2d_coactivations(l, x, y, batch, acc, dense, &err),
+                              DSNN_OK);
+        int bad = 0;
+        for (size_t p = 0; p < pairs; p++)
+            bad += dense[p] != (float)ref[p];
+        for (int o = 0; o < csr.n_out; o++)
+            for (int64_t k = csr.row_ptr[o]; k < csr.row_ptr[o + 1]; k++)
+                bad += acc[k] != 1.0f + (float)ref[(size_t)o * K + (size_t)csr.col[k]];
+        if (bad)
+            fprintf(stderr, "\ngeometry %zu: %d coactivation counts differ\n", gi, bad);
+        CU_ASSERT_EQUAL(bad, 0);
+        /* forward and backward are still exact after the input panels were overwritten */
+        CU_ASSERT_EQUAL(compare(l, g, true, batch, 99 + gi), 0);
+        free(x), free(y), free(dense), free(acc), free(ref);
+        dsnn_layer_free(l);
+    }
+    CU_ASSERT_EQUAL(dsnn_sparse_conv2d_coactivations(NULL, NULL, NULL, 1, NULL, NULL, &err),
+                    DSNN_ERR_INVALID);
+}
+
 static CU_TestInfo tests[] = {
     {"dense conv2d vs reference", test_dense_reference},
     {"sparse conv2d vs reference (density 1, 0.3, 0; sparse and dense paths)",
@@ -468,6 +533,7 @@ static CU_TestInfo tests[] = {
     {"RigL growth from the dense gradient", test_rigl_dense_grad},
     {"thread count independence (sparse)", test_threads},
     {"save / load", test_save_load},
+    {"Hebbian coactivations vs a naive count", test_coactivations},
     {"geometry and invalid arguments", test_geometry_and_invalid},
     CU_TEST_INFO_NULL,
 };

@@ -214,6 +214,16 @@ DSNN_API double dsnn_sparse_conv2d_density(const struct dsnn_layer *l);
  * sgemm: dense cost), which dsnn_sparse_conv2d_grow_gradient needs. Turn it on for the backward
  * before a RigL update only. */
 DSNN_API void dsnn_sparse_conv2d_keep_dense_grad(struct dsnn_layer *l, bool on);
+/* Hebbian coactivations of a sparse conv2d (nupic's DSConv2d / DSCNN): for the batch x (the
+ * layer's input) and y (its output, or the output after an activation function), the number of
+ * (sample, output position) pairs at which both the input element a connection reads and the
+ * output it feeds are > 0. acc[k] (CSR order of the weight store, nnz entries) is incremented at
+ * the active connections (cost of a sparse weight gradient), dense[o (in_c k k) + col] for every
+ * pair when not NULL (cost of a dense one). Either may be NULL. Overwrites the layer's input
+ * panels (the next backward packs them again). */
+DSNN_API enum dsnn_status dsnn_sparse_conv2d_coactivations(struct dsnn_layer *l, const float *x,
+                                                           const float *y, int batch, float *acc,
+                                                           float *dense, struct dsnn_error *err);
 /* RigL growth: activates the count inactive connections of largest |dL/dW| of the last backward
  * (run with keep_dense_grad on), like dsnn_sparse_grow_gradient. */
 DSNN_API enum dsnn_status dsnn_sparse_conv2d_grow_gradient(struct dsnn_layer *l, size_t count,

@@ -1,7 +1,10 @@
 /* rules/coactivation.c - Hebbian coactivation counts of linear layers with bit-packed activities and
- * popcount (nupic MLPHeb's sum of binary outer products). See dsnn/coactivation.h. */
+ * popcount (nupic MLPHeb's sum of binary outer products), and of truly sparse convolutions (nupic
+ * DSCNN: binary input element x binary output, summed over samples and output positions, by the
+ * layer's own sparse / dense weight-gradient kernels). See dsnn/coactivation.h. */
 #include "dsnn/coactivation.h"
 #include "dsnn/io.h"
+#include "dsnn/layers.h"
 #include "dsnn/sparse.h"
 
 #include <math.h>
@@ -15,7 +18,8 @@
 #define PAR_MIN_WORK ((size_t)1 << 21)
 
 struct coact_layer {
-    struct dsnn_layer *l;
+    struct dsnn_layer *l; /* the linear layer, or a sparse convolution's weight store */
+    struct dsnn_layer *conv; /* the "sparse_conv2d" layer, or NULL */
     bool sparse; /* "sparse_linear" (else dense "linear": dense storage) */
     bool dense;  /* dense storage */
     int n_in, n_out;
@@ -106,9 +110,17 @@ struct dsnn_coact *dsnn_coact_new(struct dsnn_net *net, const size_t *layer_inde
         struct coact_layer *t = &c->L[i];
         size_t idx = layer_index[i];
         struct dsnn_layer *l = idx < n_net ? dsnn_net_layer(net, idx) : NULL;
+        if (l && dsnn_sparse_conv2d_is(l)) { /* counted at its weight store's connections */
+            t->conv = l;
+            l = dsnn_sparse_conv2d_weights(l);
+        }
         if (!l || !dsnn_linear_dims(l, &t->n_in, &t->n_out, NULL)) {
             dsnn_error_set(err, DSNN_ERR_INVALID,
-                           "coactivations: layer %zu of the network is not a linear layer", idx);
+                           "coactivations: layer %zu of the network is not a linear layer or a "
+                           "sparse convolution%s",
+                           idx, l && dsnn_layer_is(l, "residual")
+                                    ? " (the layers of residual blocks are not tracked)"
+                                    : "");
             dsnn_coact_free(c);
             return NULL;
         }
@@ -271,6 +283,15 @@ static enum dsnn_status accumulate_layer(struct dsnn_coact *c, struct coact_laye
                               "coactivations of layer '%s': no "
                               "activations (call after a forward)",
                               t->l->name);
+    if (t->conv) {
+        if (!t->dense && dsnn_sparse_nnz(t->l) != t->acc_n)
+            return dsnn_error_set(err, DSNN_ERR_INVALID,
+                                  "coactivations of layer '%s': the "
+                                  "topology changed during the epoch",
+                                  t->l->name);
+        return dsnn_sparse_conv2d_coactivations(t->conv, in, out, batch, t->dense ? NULL : t->acc,
+                                                t->dense ? t->dacc : NULL, err);
+    }
     const int words = (batch + 63) / 64;
     if (words > t->words_cap) {
         free(t->xb);

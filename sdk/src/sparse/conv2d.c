@@ -567,6 +567,67 @@ static enum dsnn_status sc_backward(struct dsnn_layer *l, const float *x, const 
     return DSNN_OK;
 }
 
+/* 1 where a > 0, else 0: n floats. */
+static void sc_binarize(const float *a, size_t n, float *out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] > 0.0f ? 1.0f : 0.0f;
+}
+
+enum dsnn_status dsnn_sparse_conv2d_coactivations(struct dsnn_layer *l, const float *x,
+                                                  const float *y, int batch, float *acc,
+                                                  float *dense, struct dsnn_error *err)
+{
+    struct sparse_conv2d *S = sc_cast(l);
+    struct dsnn_sparse_csr W;
+    if (!S || !dsnn_sparse_get_csr(sc_w(S), &W))
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': not an initialised sparse "
+                              "conv2d layer", l ? l->name : "(null)");
+    if (batch <= 0 || (!acc && !dense))
+        return DSNN_OK;
+    const struct cv_geom *g = &S->g;
+    const size_t nx = (size_t)batch * g->c * g->h * g->w;
+    const size_t ny = (size_t)batch * S->out_c * g->oh * g->ow, K = (size_t)W.n_in;
+    float *xb = malloc(sizeof(float) * nx), *yb = malloc(sizeof(float) * ny);
+    float *tmp = malloc(sizeof(float) * (dense ? K * (size_t)W.n_out : (W.nnz ? W.nnz : 1)));
+    enum dsnn_status st = xb && yb && tmp ? DSNN_OK : DSNN_ERR_NOMEM;
+    if (st == DSNN_OK) {
+        sc_binarize(x, nx, xb);
+        sc_binarize(y, ny, yb);
+    }
+    if (st == DSNN_OK && dense) {
+        /* every pair: the dense weight gradient of the binary activities */
+        st = cv_backward(g, S->out_c, NULL, xb, yb, batch, tmp, NULL, NULL);
+        for (size_t i = 0; st == DSNN_OK && i < K * (size_t)W.n_out; i++)
+            dense[i] += tmp[i];
+    }
+    if (st == DSNN_OK && acc && W.nnz) {
+        /* the active connections: the sparse weight gradient of the binary activities */
+        const int pass = batch < SC_PASS ? batch : SC_PASS, nch = sc_chunks(pass);
+        const int ngroups = sc_groups(S, &W, ly_threads());
+        if (!ngroups || !sc_build_fbase(S, &W) || !sc_need(&S->xP, &S->xP_cap, nch * S->xel) ||
+            !(S->dyP = sc_ws(SC_WS_DY, nch * S->del)))
+            st = DSNN_ERR_NOMEM;
+        S->xP_src = NULL; /* the x panels are overwritten: the next backward repacks */
+        struct dsnn_sparse_csr Wc = W;
+        Wc.grad = tmp;
+        if (st == DSNN_OK)
+            memset(tmp, 0, sizeof(float) * W.nnz);
+        for (int b0 = 0; st == DSNN_OK && b0 < batch; b0 += SC_PASS) {
+            const int nb = batch - b0 < SC_PASS ? batch - b0 : SC_PASS;
+            sc_pack_x(S, xb, b0, nb);
+            sc_pack_dy(S, yb, b0, nb);
+            sc_weight_grad_pass(S, &Wc, ngroups, nb);
+        }
+        for (size_t k = 0; st == DSNN_OK && k < W.nnz; k++)
+            acc[k] += tmp[k];
+    }
+    free(xb);
+    free(yb);
+    free(tmp);
+    return st == DSNN_OK ? DSNN_OK : sc_nomem(l, "coactivations", err);
+}
+
 static enum dsnn_status sc_save(struct dsnn_layer *l, FILE *f, struct dsnn_error *err)
 {
     struct sparse_conv2d *S = sc_cast(l);

@@ -188,10 +188,12 @@ enum dsnn_status dsnn_scheme_track_coact(struct dsnn_sparse_model *sm, bool dens
                                          struct dsnn_error *err)
 {
     for (size_t i = 0; i < sm->n_layers; i++)
-        if (!dsnn_sparse_is(sm->layer[i]))
+        if (sm->layer_index[i] < dsnn_net_n_layers(sm->base.net) &&
+            dsnn_net_layer(sm->base.net, sm->layer_index[i]) != sm->layer[i])
             return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                                  "layer '%s': coactivation statistics of convolutions (nupic's "
-                                  "DSConv2d) are not implemented; use sparse_linear_only = true",
+                                  "layer '%s': coactivations of layers inside residual blocks are "
+                                  "not tracked; exclude them (start_sparse / end_sparse) or use "
+                                  "sparse_linear_only = true",
                                   sm->layer[i]->name);
     dsnn_coact_free(sm->coact);
     sm->coact = dsnn_coact_new(sm->base.net, sm->layer_index, sm->n_layers, dense, alpha, err);
