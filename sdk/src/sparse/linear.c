@@ -914,8 +914,9 @@ enum dsnn_status dsnn_sparse_dense_grad_rows(struct dsnn_layer *l, int row0, int
                                   "only for a backward run with keep_dense_grad on "
                                   "(dsnn_sparse_conv2d_keep_dense_grad), until the next forward",
                                   l->name);
-        memcpy(out, S->ext_grad + (size_t)row0 * S->n_in,
-               sizeof(float) * (size_t)(row1 - row0) * S->n_in);
+        if (row1 > row0)
+            memcpy(out, S->ext_grad + (size_t)row0 * S->n_in,
+                   sizeof(float) * (size_t)(row1 - row0) * S->n_in);
         return DSNN_OK;
     }
     if (!sp_grad_panels_valid(S))
