@@ -368,10 +368,18 @@ static int run_layers(const struct opts *o, struct config *cs, int nc)
                 die("layer", &err);
             double tf;
             const double tb = time_layer(l, x, y, dy, dx, B, o->steps > 0 ? o->steps : 1, &tf);
+            char label[48];
+            if (cs[k].dense)
+                snprintf(label, sizeof label, "1.0");
+            else
+                snprintf(label, sizeof label, "%g%s", cs[k].density,
+                         cs[k].above < 0    ? ""
+                         : cs[k].above > 1  ? "@sparse"
+                         : cs[k].above <= 0 ? "@dense"
+                                            : "");
             printf("{\"layer\":\"%dx%dx%d->%d\",\"config\":\"%s\",\"fwd_ms\":%.2f,\"bwd_ms\":%.2f,"
                    "\"isa\":\"%s\"}\n",
-                   C, H, H, M, cs[k].dense ? "1.0" : "", tf * 1e3, tb * 1e3,
-                   dsnn_isa_str(dsnn_isa_active()));
+                   C, H, H, M, label, tf * 1e3, tb * 1e3, dsnn_isa_str(dsnn_isa_active()));
             fflush(stdout);
             dsnn_layer_free(l);
         }
