@@ -242,6 +242,12 @@ static void test_sparse_passes(void)
     dsnn_sparse_conv2d_set_dense_above(l, 0.25);
     CU_ASSERT_DOUBLE_EQUAL(dsnn_sparse_conv2d_dense_above(l), 0.25, 1e-12);
     dsnn_layer_free(l);
+    /* outputs at most 2 wide switch to the dense path earlier; both paths agree there */
+    const struct geo narrow = {8, 2, 2, 8, 3, 1, 1};
+    l = make(&narrow, true, true, 0.5, 14);
+    CU_ASSERT_DOUBLE_EQUAL(dsnn_sparse_conv2d_dense_above(l), 0.45, 1e-12);
+    CU_ASSERT_EQUAL(compare(l, &narrow, true, 40, 15), 0);
+    dsnn_layer_free(l);
 }
 
 static void test_chunking(void)

@@ -151,11 +151,13 @@ DSNN_API void dsnn_dropout_set_rng(struct dsnn_layer *l, const struct dsnn_rng *
  * connections only (direct sparse convolution with the batch as the vector dimension, no
  * im2col buffer): time O(nnz out_h out_w batch), memory O(nnz) plus padded copies of the
  * activations of up to 128 samples; at high density a dense path can take over
- * (dsnn_sparse_conv2d_set_dense_above). Exceptions: dsnn_sparse_grow_gradient and dsnn_sparse_dense_grad_rows do not work
- * on the weight store (use dsnn_sparse_conv2d_grow_gradient); the fused activation
+ * (dsnn_sparse_conv2d_set_dense_above). Exceptions: dsnn_sparse_grow_gradient and
+ * dsnn_sparse_dense_grad_rows work on the weight store only after a backward run with
+ * dsnn_sparse_conv2d_keep_dense_grad on (until the next forward); the fused activation
  * (dsnn_sparse_set_activation) is not supported (forward returns DSNN_ERR_UNSUPPORTED; add a
  * relu layer); the epsilon (Erdős–Rényi) option of struct dsnn_sparse_init uses the matrix
- * formula (in_c k k + out_c) / (in_c k k out_c), not RigL's kernel-aware ERK.
+ * formula (in_c k k + out_c) / (in_c k k out_c); dsnn_sparse_erk_apply uses RigL's kernel-aware
+ * ERK.
  * ====================================================================================== */
 
 /* Dense convolution; type "conv2d". */
@@ -199,8 +201,9 @@ DSNN_API struct dsnn_layer *dsnn_sparse_conv2d_like(const struct dsnn_layer *con
 /* Density (nnz / (out_c in_c k k)) from which forward and backward run the dense im2col +
  * sgemm convolution over a scratch copy of the weights instead of the sparse kernels (the
  * weight gradient is gathered back at the active connections; storage, gradients and optimizer
- * state stay sparse). Default 0.75; > 1: never; <= 0: always. Results of the two paths agree
- * to rounding. */
+ * state stay sparse). Default 0.75, or 0.45 for outputs at most 2 positions wide (where the
+ * sparse kernels use a quarter of their registers); > 1: never; <= 0: always. Results of the two
+ * paths agree to rounding. */
 DSNN_API void dsnn_sparse_conv2d_set_dense_above(struct dsnn_layer *l, double density);
 DSNN_API double dsnn_sparse_conv2d_dense_above(const struct dsnn_layer *l);
 /* The weight store: a "sparse_linear" layer [out_c][in_c k k] owned by l (row o, column
