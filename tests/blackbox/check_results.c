@@ -54,7 +54,7 @@ extern char **environ;
 
 #define MAX_TRIALS 256
 #define MAX_GROUPS 64
-#define MAX_FIELDS 64
+#define MAX_FIELDS 256 /* a sparse ResNet-18 logs about 120 metrics an epoch */
 #define MAX_DIRS 8
 #define MAX_WHERE 8
 #define MAX_FINITE 8
