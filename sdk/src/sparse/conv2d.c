@@ -313,27 +313,16 @@ static void sc_forward_pass(struct sparse_conv2d *S, const struct dsnn_sparse_cs
 {
     const struct cv_geom *g = &S->g;
     const struct sp_kernels *K = sp_kernels();
-    /* rows narrower than a register block go in groups of R (2 rows of 4 positions fill the
-     * AVX-512 kernel's 8 accumulators) */
-    int R = 1;
-    while (R * 2 * g->ow <= K->conv_block && R * 2 <= g->oh)
-        R *= 2;
-    const int OH = g->oh, groups = (OH + R - 1) / R, items = sc_chunks(nb) * groups;
-    const int nt = ly_threads();
+    const int OH = g->oh, items = sc_chunks(nb) * OH, nt = ly_threads();
     const size_t xld = (size_t)S->cs * SC_NB, yld = (size_t)S->ms * SC_NB;
-    const size_t in_row = (size_t)g->sh * S->wp * xld, out_row = (size_t)g->ow * yld;
     const double work = ((double)W->nnz + W->n_out) * OH * g->ow * nb;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (sc_par(nt, items, work))
     for (int it = 0; it < items; it++) {
-        const int ch = it / groups, oy = it % groups * R, nr = OH - oy < R ? OH - oy : R;
-        const float *in = S->xP + (size_t)ch * S->xel + (size_t)oy * in_row;
-        float *out = S->oP + (size_t)ch * S->yel + (size_t)oy * out_row;
-        if (nr > 1)
-            K->conv_spmm_rows(W->row_ptr, S->fbase, W->value, bias, in, (size_t)g->sw * xld,
-                              in_row, out, yld, out_row, 0, W->n_out, g->ow, nr);
-        else
-            K->conv_spmm(W->row_ptr, S->fbase, W->value, bias, in, (size_t)g->sw * xld, out,
-                         yld, 0, W->n_out, g->ow);
+        const int ch = it / OH, oy = it % OH;
+        K->conv_spmm(W->row_ptr, S->fbase, W->value, bias,
+                     S->xP + (size_t)ch * S->xel + (size_t)oy * g->sh * S->wp * xld,
+                     (size_t)g->sw * xld, S->oP + (size_t)ch * S->yel + (size_t)oy * g->ow * yld,
+                     yld, 0, W->n_out, g->ow);
     }
 }
 

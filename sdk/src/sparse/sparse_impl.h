@@ -226,14 +226,6 @@ struct sp_kernels {
                       int r1, int npos);
     void (*conv_sddmm)(const int64_t *ptr, const int32_t *off, const float *dy, size_t dy_step,
                        const float *x, size_t x_step, float *grad, int r0, int r1, int npos);
-    /* conv_spmm of nrows rows of npos positions at once (row j: in + j in_row, out + j out_row),
-     * for rows narrower than a register block: nrows npos <= conv_block fills it; the same
-     * results as nrows conv_spmm calls. */
-    void (*conv_spmm_rows)(const int64_t *ptr, const int32_t *off, const float *val,
-                           const float *bias, const float *in, size_t in_step, size_t in_row,
-                           float *out, size_t out_step, size_t out_row, int r0, int r1, int npos,
-                           int nrows);
-    int conv_block; /* positions conv_spmm keeps in registers (1: no blocks) */
 };
 
 extern const struct sp_kernels sp_kernels_scalar, sp_kernels_avx2,
