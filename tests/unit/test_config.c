@@ -144,6 +144,60 @@ static void test_parse_error_name_line(void)
     }
 }
 
+/* libconfig 1.5 keeps an integer literal without L in 32 bits (4294967298 -> 2): such literals
+ * are refused with the file, line and literal; strings, comments, floats, identifiers, the L
+ * suffix and the 32-bit limits themselves pass; an @included file is scanned too. */
+static void test_int_literals(void)
+{
+    static const char *const bad[] = {
+        "a = 1;\nepochs = 4294967298;\n",
+        "a = 1;\nx = [1, 2,\n 2147483648];\n",
+        "x = -2147483649;\n",
+        "x = 0x1ffffffff;\n",
+        "g = { y = (1, 99999999999999999999999); };\n",
+    };
+    static const int lines[] = {2, 3, 1, 1, 1};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct dsnn_config_file *f = (struct dsnn_config_file *)1;
+        struct dsnn_error err = {0};
+        CU_ASSERT_EQUAL(dsnn_config_file_parse(bad[i], "exp.cfg", &f, &err), DSNN_ERR_CONFIG);
+        CU_ASSERT_PTR_NULL(f);
+        char want[64];
+        snprintf(want, sizeof want, "exp.cfg:%d: integer ", lines[i]);
+        CU_ASSERT_EQUAL(strncmp(err.msg, want, strlen(want)), 0);
+        if (strncmp(err.msg, want, strlen(want)) != 0)
+            fprintf(stderr, "\n    got \"%s\", want prefix \"%s\"\n", err.msg, want);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "L suffix"));
+    }
+    const char *ok = "a = 2147483647; b = -2147483648; c = 0xffffffff; d = 4294967298L;\n"
+                     "s = \"4294967298\"; # 4294967298\n// 4294967298\n/* 4294967298\n*/\n"
+                     "f = 4294967298.0; e = 1e999; layer4294967298x = 1; h = 5e-4;\n";
+    struct dsnn_config_file *f = NULL;
+    struct dsnn_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(dsnn_config_file_parse(ok, "ok.cfg", &f, &err), DSNN_OK);
+    int64_t v = 0;
+    CU_ASSERT_EQUAL(dsnn_cfg_int(dsnn_config_file_root(f), "d", 0, &v, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(v, 4294967298LL);
+    CU_ASSERT_EQUAL(dsnn_cfg_int(dsnn_config_file_root(f), "b", 0, &v, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(v, -2147483648LL);
+    dsnn_config_file_free(f);
+    /* an included file with a bad literal: its path and line */
+    char inc[512], main_path[512], text[1200];
+    CU_ASSERT_FATAL(write_temp("x = 1;\ny = 8589934592;\n", inc, sizeof inc));
+    snprintf(text, sizeof text, "a = 1;\n@include \"%s\"\n", inc);
+    CU_ASSERT_FATAL(write_temp(text, main_path, sizeof main_path));
+    f = NULL;
+    CU_ASSERT_EQUAL(dsnn_config_file_load(main_path, &f, &err), DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NULL(f);
+    char want[600];
+    snprintf(want, sizeof want, "%s:2: integer 8589934592", inc);
+    CU_ASSERT_EQUAL(strncmp(err.msg, want, strlen(want)), 0);
+    if (strncmp(err.msg, want, strlen(want)) != 0)
+        fprintf(stderr, "\n    got \"%s\", want prefix \"%s\"\n", err.msg, want);
+    unlink(inc);
+    unlink(main_path);
+}
+
 static void test_load_errors(void)
 {
     char path[512];
@@ -997,6 +1051,7 @@ static CU_TestInfo tests[] = {
     {"parse ok", test_parse_ok},
     {"parse error: NAME:LINE", test_parse_error_name_line},
     {"load errors: PATH:LINE, missing file", test_load_errors},
+    {"integer literals beyond 32 bits without L are refused", test_int_literals},
     {"type errors (parsed text)", test_type_errors_parsed},
     {"type errors (loaded file)", test_type_errors_loaded},
     {"scalars, defaults, int as float", test_scalars},

@@ -1,8 +1,10 @@
 /* core/config.c - typed access to libconfig settings, with one error style for every plugin:
  * "FILE:LINE: key 'model.learning_rate': expected a number, got a string". */
 #include "dsnn/config.h"
+#include "dsnn/io.h"
 #include "core/core_impl.h"
 
+#include <errno.h>
 #include <libconfig.h>
 #include <math.h>
 #include <stdio.h>
@@ -339,6 +341,111 @@ static enum dsnn_status parse_error(struct dsnn_config_file *f, const char *name
                           text ? text : "syntax error");
 }
 
+/* libconfig 1.5 (Debian 12) keeps an integer literal without the L suffix in 32 bits: 4294967298
+ * silently becomes 2. Before parsing, the text (and every file it @includes, up to a depth of 8)
+ * is scanned for integer literals outside strings and comments that do not fit 32 bits
+ * (decimal beyond [-2^31, 2^31 - 1], hexadecimal beyond 0xffffffff) without the suffix: an error
+ * naming the file, the line and the literal, and what to write. */
+static bool lit_is_ident(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.';
+}
+
+static enum dsnn_status scan_file(const char *path, int depth, struct dsnn_error *err);
+
+/* The @include "path" at p (after "@include"): scans that file, resolved as libconfig does
+ * (relative paths from the current directory); one that cannot be read is left to libconfig. */
+static enum dsnn_status scan_include(const char *p, int depth, struct dsnn_error *err)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p != '"')
+        return DSNN_OK;
+    const char *e = strchr(p + 1, '"');
+    if (!e || e - p - 1 >= 4096)
+        return DSNN_OK;
+    char path[4096];
+    memcpy(path, p + 1, (size_t)(e - p - 1));
+    path[e - p - 1] = '\0';
+    return scan_file(path, depth + 1, err);
+}
+
+static enum dsnn_status scan_ints(const char *text, const char *name, int depth,
+                                  struct dsnn_error *err)
+{
+    int line = 1;
+    const char *p = text;
+    while (*p) {
+        const char c = *p;
+        if (c == '\n') {
+            line++, p++;
+        } else if (c == '"') { /* string, with escapes */
+            for (p++; *p && *p != '"'; p++) {
+                if (*p == '\\' && p[1])
+                    p++;
+                if (*p == '\n')
+                    line++;
+            }
+            if (*p)
+                p++;
+        } else if (c == '#' || (c == '/' && p[1] == '/')) {
+            while (*p && *p != '\n')
+                p++;
+        } else if (c == '/' && p[1] == '*') {
+            for (p += 2; *p && !(*p == '*' && p[1] == '/'); p++)
+                if (*p == '\n')
+                    line++;
+            if (*p)
+                p += 2;
+        } else if (c == '@' && strncmp(p, "@include", 8) == 0) {
+            enum dsnn_status st = depth < 8 ? scan_include(p + 8, depth, err) : DSNN_OK;
+            if (st != DSNN_OK)
+                return st;
+            while (*p && *p != '\n')
+                p++;
+        } else if ((c >= '0' && c <= '9') && (p == text || !lit_is_ident(p[-1]))) {
+            const char *start = p > text && (p[-1] == '-' || p[-1] == '+') ? p - 1 : p;
+            const bool hex = c == '0' && (p[1] == 'x' || p[1] == 'X');
+            const char *q = hex ? p + 2 : p;
+            while ((*q >= '0' && *q <= '9') ||
+                   (hex && ((*q >= 'a' && *q <= 'f') || (*q >= 'A' && *q <= 'F'))))
+                q++;
+            const bool is_float = !hex && (*q == '.' || *q == 'e' || *q == 'E');
+            if (!is_float && *q != 'L' && *q != 'l') {
+                errno = 0;
+                const unsigned long long v = strtoull(hex ? p + 2 : p, NULL, hex ? 16 : 10);
+                const bool neg = *start == '-';
+                const bool fits = errno == 0 && (hex ? v <= 0xffffffffull
+                                                     : v <= (neg ? 2147483648ull : 2147483647ull));
+                if (!fits)
+                    return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                                          "%s:%d: integer %.*s does not fit 32 bits: write it "
+                                          "with the L suffix (%.*sL) for a 64-bit value",
+                                          name, line, (int)(q - start), start, (int)(q - start),
+                                          start);
+            }
+            p = q;
+            while (lit_is_ident(*p) || ((*p == '+' || *p == '-') && (p[-1] == 'e' || p[-1] == 'E')))
+                p++;
+        } else {
+            p++;
+        }
+    }
+    return DSNN_OK;
+}
+
+static enum dsnn_status scan_file(const char *path, int depth, struct dsnn_error *err)
+{
+    unsigned char *data = NULL;
+    size_t size = 0;
+    if (dsnn_read_file_raw(path, &data, &size, NULL) != DSNN_OK)
+        return DSNN_OK; /* libconfig reports it */
+    enum dsnn_status st = scan_ints((const char *)data, path, depth, err);
+    free(data);
+    return st;
+}
+
 static struct dsnn_config_file *file_new(const char *name)
 {
     struct dsnn_config_file *f = calloc(1, sizeof *f);
@@ -383,6 +490,11 @@ enum dsnn_status dsnn_config_file_load(const char *path, struct dsnn_config_file
         return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot open the configuration file", path);
     }
     fclose(fp);
+    enum dsnn_status st = scan_file(path, 0, err);
+    if (st != DSNN_OK) {
+        dsnn_config_file_free(f);
+        return st;
+    }
     return file_finish(f, config_read_file(&f->cfg, path), path, out, err);
 }
 
@@ -393,6 +505,11 @@ enum dsnn_status dsnn_config_file_parse(const char *text, const char *name,
     struct dsnn_config_file *f = file_new(name);
     if (!f)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    enum dsnn_status st = scan_ints(text, f->name, 0, err);
+    if (st != DSNN_OK) {
+        dsnn_config_file_free(f);
+        return st;
+    }
     return file_finish(f, config_read_string(&f->cfg, text), f->name, out, err);
 }
 
