@@ -517,6 +517,21 @@ const char *dsnn_json_str(const struct dsnn_json_value *obj, const char *key)
     return v && v->type == DSNN_JSON_STRING ? v->text : "";
 }
 
+bool dsnn_json_int(const struct dsnn_json_value *obj, const char *key, int64_t lo, int64_t hi,
+                   int64_t def, int64_t *out)
+{
+    const struct dsnn_json_value *v = dsnn_json_get(obj, key);
+    if (!v) {
+        *out = def;
+        return true;
+    }
+    const double d = v->type == DSNN_JSON_NUMBER ? v->number : NAN;
+    if (!(d >= (double)lo && d <= (double)hi) || d != floor(d))
+        return false;
+    *out = (int64_t)d;
+    return true;
+}
+
 double dsnn_json_num(const struct dsnn_json_value *obj, const char *key, double def)
 {
     const struct dsnn_json_value *v = dsnn_json_get(obj, key);

@@ -33,6 +33,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "dsnn/status.h"
 
 /* ---- a growable string ---- */
@@ -89,6 +90,11 @@ const char *dsnn_json_str(const struct dsnn_json_value *obj, const char *key);
 /* The number member key: def when absent; null reads as NaN, and so do the legacy strings "nan",
  * "inf", "-inf" (NaN, +inf, -inf); def for other types. */
 double dsnn_json_num(const struct dsnn_json_value *obj, const char *key, double def);
+/* The integer member key into *out: def when absent; false (and *out untouched) when it is not a
+ * number, not integral or outside [lo, hi] (|lo|, |hi| <= 2^53). For fields of untrusted files
+ * (the journal) that index or size anything. */
+bool dsnn_json_int(const struct dsnn_json_value *obj, const char *key, int64_t lo, int64_t hi,
+                   int64_t def, int64_t *out);
 
 /* ---- one object per line (result.json, journal.jsonl, params.json) ---- */
 struct dsnn_json_object {

@@ -29,14 +29,35 @@ static void metrics_from_json(const struct dsnn_json_value *obj, struct dsnn_met
         dsnn_metrics_set(m, obj->items[i].key, dsnn_json_num(obj, obj->items[i].key, NAN));
 }
 
+/* Journal fields that index or size anything are range-checked: a damaged or forged journal is
+ * an error naming the file, the event and the field, never a huge allocation or a hang. */
+#define JOURNAL_MAX_TRIALS 1000000
+#define JOURNAL_MAX_LINES 100000000
+
+static enum dsnn_status ev_int(const struct experiment *ex, const struct dsnn_json_value *ev,
+                               const char *key, int64_t lo, int64_t hi, int64_t def,
+                               int64_t *out, struct dsnn_error *err)
+{
+    if (dsnn_json_int(ev, key, lo, hi, def, out))
+        return DSNN_OK;
+    return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                          "%s: event \"%s\": field '%s' is not an integer in [%lld, %lld]",
+                          ex->journal.path, dsnn_json_str(ev, "event"), key, (long long)lo,
+                          (long long)hi);
+}
+
 /* trial_created: the trial with the journal's parameters; with call, the strategy is asked to
  * suggest it again (a differing answer is warned about once: the journal's is used). */
 static enum dsnn_status replay_created(struct experiment *ex, const struct dsnn_json_value *ev,
                                        bool call, bool *warned, struct dsnn_error *err)
 {
-    int index = (int)dsnn_json_num(ev, "index", -1);
+    int64_t i64;
+    enum dsnn_status st = ev_int(ex, ev, "index", 0, JOURNAL_MAX_TRIALS, -1, &i64, err);
+    if (st != DSNN_OK)
+        return st;
+    const int index = (int)i64;
     struct trial *t = rn_trial_new(ex, index, err);
-    enum dsnn_status st = DSNN_ERR_FORMAT;
+    st = DSNN_ERR_FORMAT;
     if (!t || (st = rn_trial_set_params(ex, t, dsnn_json_str(ev, "params_cfg"), err)))
         return st;
     ex->next_index = index + 1;
@@ -69,30 +90,37 @@ static enum dsnn_status replay_created(struct experiment *ex, const struct dsnn_
 /* trial_result: the decision the strategy gave (and a PERTURB's exploit); with call, the
  * strategy sees the result again (a differing decision is warned about once: the journal's is
  * kept). false: out of memory. */
-static bool replay_result(struct experiment *ex, struct trial *t, const struct dsnn_json_value *ev,
-                          bool call, bool *warned)
+static enum dsnn_status replay_result(struct experiment *ex, struct trial *t,
+                                      const struct dsnn_json_value *ev, bool call, bool *warned,
+                                      struct dsnn_error *err)
 {
     static struct dsnn_metrics m; /* large */
-    size_t line = (size_t)dsnn_json_num(ev, "line", (double)t->n_reported);
-    int epoch = (int)dsnn_json_num(ev, "epoch", 0);
+    int64_t line, epoch;
+    /* a trial's results come in order: a line beyond the next one would leave a gap */
+    enum dsnn_status st = ev_int(ex, ev, "line", 0, (int64_t)t->n_reported, (int64_t)t->n_reported,
+                                 &line, err);
+    if (st == DSNN_OK)
+        st = ev_int(ex, ev, "epoch", 0, JOURNAL_MAX_LINES, 0, &epoch, err);
+    if (st != DSNN_OK)
+        return dsnn_error_prefix(err, "trial %s", t->id);
     int d = rn_decision_parse(dsnn_json_str(ev, "decision"));
     const struct dsnn_json_value *xp = dsnn_json_get(ev, "exploit");
     if (d == DSNN_SEARCH_PERTURB && !xp)
         d = DSNN_SEARCH_CONTINUE; /* ignored */
-    if (!rn_trial_note_reported(t, line, d, dsnn_json_num(ev, ex->metric, NAN)))
-        return false;
+    if (!rn_trial_note_reported(t, (size_t)line, d, dsnn_json_num(ev, ex->metric, NAN)))
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     if (xp) {
         struct trial *src = rn_trial_by_id(ex, dsnn_json_str(xp, "source"));
         free(t->perturb_cfg);
         t->perturb_cfg = strdup(dsnn_json_str(xp, "params_cfg"));
         t->perturb_source = src ? src->index : t->index;
-        t->perturb_line = line;
+        t->perturb_line = (size_t)line;
         t->perturb_pending = t->perturb_cfg != NULL;
     }
     if (!call || !ex->sops->on_result)
-        return true;
+        return DSNN_OK;
     metrics_from_json(dsnn_json_get(ev, "metrics"), &m);
-    int again = (int)ex->sops->on_result(ex->search, t->index, epoch, &m);
+    int again = (int)ex->sops->on_result(ex->search, t->index, (int)epoch, &m);
     if (again == DSNN_SEARCH_PERTURB && xp && ex->sops->exploit) {
         int source;
         struct dsnn_param_set np;
@@ -103,11 +131,11 @@ static bool replay_result(struct experiment *ex, struct trial *t, const struct d
     if (again != d && !(again == DSNN_SEARCH_PERTURB && !xp) && !*warned) {
         rn_warn(ex, "search '%s' decides %s for %s epoch %d when replayed, %s before; the "
                     "journal's decision is kept",
-                ex->plugin[DSNN_KIND_SEARCH]->name, rn_decision_str(again), t->id, epoch,
+                ex->plugin[DSNN_KIND_SEARCH]->name, rn_decision_str(again), t->id, (int)epoch,
                 rn_decision_str(d));
         *warned = true;
     }
-    return true;
+    return DSNN_OK;
 }
 
 /* trial_finished: final (with seq: the strategy was told, with call it is told again), else
@@ -136,7 +164,10 @@ static enum dsnn_status replay(struct experiment *ex, const struct dsnn_journal_
     for (size_t i = 0; i < log->n; i++) {
         const struct dsnn_json_value *ev = &log->events[i];
         const char *type = dsnn_json_str(ev, "event");
-        uint64_t seq = (uint64_t)dsnn_json_num(ev, "seq", 0);
+        int64_t seq64, attempt;
+        if (ev_int(ex, ev, "seq", 0, (int64_t)1 << 53, 0, &seq64, err) != DSNN_OK)
+            return dsnn_error_prefix(err, "event %zu", i + 1);
+        const uint64_t seq = (uint64_t)seq64;
         if (seq > ex->journal.seq)
             ex->journal.seq = seq;
         bool call = seq > restored_seq;
@@ -150,10 +181,12 @@ static enum dsnn_status replay(struct experiment *ex, const struct dsnn_journal_
         if (!t)
             continue;
         if (strcmp(type, "trial_started") == 0) {
-            t->attempts = (int)dsnn_json_num(ev, "attempt", t->attempts + 1);
+            if (ev_int(ex, ev, "attempt", 0, 1000000, t->attempts + 1, &attempt, err) != DSNN_OK)
+                return dsnn_error_prefix(err, "event %zu", i + 1);
+            t->attempts = (int)attempt;
         } else if (strcmp(type, "trial_result") == 0) {
-            if (!replay_result(ex, t, ev, call, &warned))
-                return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+            if (replay_result(ex, t, ev, call, &warned, err) != DSNN_OK)
+                return dsnn_error_prefix(err, "event %zu (trial_result)", i + 1);
         } else if (strcmp(type, "trial_perturbed") == 0) {
             if (rn_trial_set_params(ex, t, dsnn_json_str(ev, "params_cfg"), err) != DSNN_OK)
                 return dsnn_error_prefix(err, "%s: event %zu (trial_perturbed)",
@@ -233,9 +266,16 @@ static enum dsnn_status resume_started(struct experiment *ex, const struct dsnn_
                               "resume needs the configuration as run",
                               ex->cfg_path, hash, was);
     }
-    ex->n_known = (size_t)dsnn_json_num(started, "trials", 0);
-    int threads = (int)dsnn_json_num(started, "trial_threads", 0);
-    ex->trial_threads = threads > 0 ? threads : rn_trial_threads(ex, ex->n_known);
+    int64_t trials, threads;
+    enum dsnn_status st = ev_int(ex, started, "trials", 0, JOURNAL_MAX_TRIALS, 0, &trials, err);
+    if (st == DSNN_OK)
+        st = ev_int(ex, started, "trial_threads", 0, 4096, 0, &threads, err);
+    if (st != DSNN_OK) {
+        *code = DSNN_EXIT_IO;
+        return st;
+    }
+    ex->n_known = (size_t)trials;
+    ex->trial_threads = threads > 0 ? (int)threads : rn_trial_threads(ex, ex->n_known);
     return DSNN_OK;
 }
 

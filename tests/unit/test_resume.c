@@ -779,6 +779,51 @@ static void test_legacy_nan_journal(void)
     }
 }
 
+/* Journal fields that index or size anything are range-checked on resume: a trial_result whose
+ * "line" is -1, 1.8e19, 1e9 (beyond the trial's next line) or not integral ends the resume with an
+ * error naming the journal and the field, at once (it used to hang or allocate gigabytes). */
+static void test_journal_field_ranges(void)
+{
+    struct cfg_spec s = {.name = "jr", .epochs = 3, .search = LR_GRID};
+    const char *once = tpath("jr.once");
+    s.model = crash_model("hang", 1, 1, once);
+    const char *cfg = write_cfg("jr.cfg", &s);
+    struct run r = run_until_hang(cfg, tpath("res_jr"), once, SIGINT);
+    CHECK_CODE(r, 130);
+    run_free(&r);
+    const char *dir = tpath("res_jr/jr");
+    char jpath[4200];
+    snprintf(jpath, sizeof jpath, "%s/journal.jsonl", dir);
+    size_t len = 0;
+    char *orig = read_file(jpath, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(orig);
+    const char *at = strstr(orig, "\"line\": 0,");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    static const char *const bad[] = {"-1", "1.8e19", "1000000000", "0.5", "\"0\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *text = malloc(len + 64);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+        const size_t head = (size_t)(at - orig) + strlen("\"line\": ");
+        int n = snprintf(text, len + 64, "%.*s%s%s", (int)head, orig, bad[i],
+                         orig + head + 1 /* the 0 */);
+        CU_ASSERT_FATAL(n > 0 && write_file(jpath, text, (size_t)n));
+        free(text);
+        r = host("resume", dir, "--quiet", NULL);
+        CU_ASSERT(r.code != 0 && r.code != -1 && r.code != 130);
+        if (!r.err || !strstr(r.err, "'line'"))
+            fprintf(stderr, "\n    line = %s: code %d, stderr: %s\n", bad[i], r.code,
+                    r.err ? r.err : "(none)");
+        CU_ASSERT(r.err && strstr(r.err, "'line'") && strstr(r.err, "journal.jsonl"));
+        run_free(&r);
+    }
+    /* the journal as written resumes */
+    CU_ASSERT_FATAL(write_file(jpath, orig, len));
+    free(orig);
+    r = host("resume", dir, "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+}
+
 static void test_corrupt_checkpoint_on_resume(void)
 {
     struct cfg_spec s = {.name = "cc", .epochs = 3, .search = LR_GRID};
@@ -1064,6 +1109,7 @@ static CU_TestInfo tests[] = {
     {"JSON numbers round-trip exactly", test_json_numbers_round_trip},
     {"a journal with the legacy \"nan\" strings resumes", test_legacy_nan_journal},
     {"damaged checkpoint on resume", test_corrupt_checkpoint_on_resume},
+    {"journal fields out of range on resume", test_journal_field_ranges},
     {"search strategy state over a resume", test_search_state_resume},
     {"PAUSE", test_pause},
     {"PERTURB (PBT mechanics)", test_perturb},
