@@ -70,6 +70,8 @@ struct zip_opts {
     const char *comment;
     uint16_t method_override; /* != 0: the method written in both headers */
     uint16_t flags;
+    uint64_t cd_usize; /* != 0: a forged uncompressed size of the first member in the central
+                        * directory (ZIP64 extra field) */
 };
 
 static struct bytes deflate_raw(const struct bytes *in)
@@ -127,20 +129,25 @@ static struct bytes zip_build(struct member *m, int n, struct zip_opts o)
         put_le16(&cd, 0);
         put_le16(&cd, 0x21);
         put_le32(&cd, crc);
+        const bool forged = o.cd_usize && i == 0;
+        const uint16_t xlen = (uint16_t)((forged ? 8 : 0) + (o.zip64_end ? 8 : 0));
         put_le32(&cd, (uint32_t)csize);
-        put_le32(&cd, (uint32_t)usize);
+        put_le32(&cd, forged ? 0xFFFFFFFFu : (uint32_t)usize);
         put_le16(&cd, name_len);
-        put_le16(&cd, o.zip64_end ? 12 : 0);
+        put_le16(&cd, xlen ? (uint16_t)(xlen + 4) : 0);
         put_le16(&cd, 0);
         put_le16(&cd, 0);
         put_le16(&cd, 0);
         put_le32(&cd, 0x01800000u);
         put_le32(&cd, o.zip64_end ? 0xFFFFFFFFu : (uint32_t)offset);
         put(&cd, m[i].name, name_len);
-        if (o.zip64_end) { /* the offset in a ZIP64 extra field */
+        if (xlen) { /* the forged size and / or the offset in a ZIP64 extra field */
             put_le16(&cd, 1);
-            put_le16(&cd, 8);
-            put_le64(&cd, offset);
+            put_le16(&cd, xlen);
+            if (forged)
+                put_le64(&cd, o.cd_usize);
+            if (o.zip64_end)
+                put_le64(&cd, offset);
         }
         if (o.deflate)
             free(payload.p);
@@ -675,6 +682,25 @@ static void test_damaged(void)
                            {"arr_1.npy", npy("<i8", ys, 1, y, sizeof y)}};
     write_bytes("gsc_train1.npz", zip_build(m7, 2, (struct zip_opts){0}));
     expect_error(DSNN_ERR_FORMAT, "", path_of("gsc_train1.npz"), "1x32x16", "1x32x32", NULL);
+    /* a '|u1' sample array of 2^63 elements (2^23 x 1 x 2^20 x 2^20) in a member whose central
+     * directory entry claims exactly those bytes: its float copy, 2^65 bytes, used to wrap to 0
+     * and be overflowed; the 2^23 labels are real (64 MiB of zeros, deflated) so that the
+     * samples are reached */
+    make_gsc(1, 6, 3, NULL, 0, (struct zip_opts){0});
+    unlink(path_of("gsc_train1.npz"));
+    const size_t nl = (size_t)1 << 23;
+    int64_t *zeros = calloc(nl, sizeof *zeros);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(zeros);
+    uint64_t xs_big[4] = {nl, 1, 1u << 20, 1u << 20}, ys_big[1] = {nl};
+    uint8_t pix[64] = {0};
+    struct member m8[2] = {{"arr_0.npy", npy("|u1", xs_big, 4, pix, sizeof pix)},
+                           {"arr_1.npy", npy("<i8", ys_big, 1, zeros, nl * sizeof *zeros)}};
+    free(zeros);
+    const uint64_t x_header = m8[0].data.n - sizeof pix;
+    write_bytes("big.npz", zip_build(m8, 2, (struct zip_opts){.deflate = true,
+                                                               .cd_usize = x_header + (nl << 40)}));
+    expect_error(DSNN_ERR_FORMAT, "train_file = \"big.npz\"; test_file = \"big.npz\";",
+                 path_of("big.npz"), "do not fit in memory", NULL);
     dir_cleanup();
 }
 

@@ -47,6 +47,7 @@
 #include "dsnn/config.h"
 #include "dsnn/data.h"
 #include "dsnn/dataset_util.h"
+#include "dsnn/io.h"
 #include "dsnn/plugin.h"
 #include "dsnn/rng.h"
 #include "dsnn/status.h"
@@ -343,7 +344,14 @@ static enum dsnn_status gsc_check_file(struct gsc_state *s, const char *path,
         }
     }
     if (x) {
-        size_t bytes = (size_t)hx.count * sizeof **x;
+        size_t bytes;
+        if (hx.count > SIZE_MAX || !dsnn_size_mul((size_t)hx.count, sizeof **x, &bytes)) {
+            st = dsnn_error_set(err, DSNN_ERR_FORMAT,
+                                "%s: array %s: %" PRIu64 " elements do not fit in memory as "
+                                "floats",
+                                path, s->x_name, hx.count);
+            goto out;
+        }
         *x = malloc(bytes ? bytes : 1);
         if (!*x) {
             st = dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory (%zu bytes)", path,

@@ -2,6 +2,7 @@
 #ifndef DSNN_IO_H
 #define DSNN_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,6 +36,10 @@ DSNN_API enum dsnn_status dsnn_io_expect_count(FILE *f, const char tag[4], uint6
 /* Writes data to path atomically: path.tmp, fsync, rename. */
 DSNN_API enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size_t size,
                                                  struct dsnn_error *err);
+
+/* a * b into *out, false when it does not fit a size_t (then *out is SIZE_MAX): for every
+ * size computed from untrusted counts (file headers, checkpoints) before it is allocated. */
+DSNN_API bool dsnn_size_mul(size_t a, size_t b, size_t *out);
 
 /* Reads a whole file into memory as it is (no decompression), with a NUL after the last byte
  * (*size does not count it), so that a text file is a C string. A missing file is

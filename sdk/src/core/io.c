@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -120,6 +121,16 @@ enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size
     }
     free(tmp);
     return DSNN_OK;
+}
+
+bool dsnn_size_mul(size_t a, size_t b, size_t *out)
+{
+    if (b != 0 && a > SIZE_MAX / b) {
+        *out = SIZE_MAX;
+        return false;
+    }
+    *out = a * b;
+    return true;
 }
 
 enum dsnn_status dsnn_read_file_raw(const char *path, unsigned char **data, size_t *size,
