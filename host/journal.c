@@ -65,6 +65,28 @@ enum dsnn_status dsnn_journal_load(const char *path, struct dsnn_journal_log *lo
     enum dsnn_status st = read_text(path, &text, &len, err);
     if (st != DSNN_OK)
         return st;
+    /* NUL bytes: a tail of them (a power loss) is dropped with the line it cuts; anything
+     * after them is damage that no later line may hide behind */
+    const char *z = memchr(text, '\0', len);
+    if (z) {
+        size_t at = (size_t)(z - text), line = 1;
+        for (size_t i = 0; i < at; i++)
+            line += text[i] == '\n';
+        for (size_t i = at; i < len; i++)
+            if (text[i] != '\0') {
+                free(text);
+                return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                                      "%s:%zu: NUL bytes inside the journal (it is damaged; "
+                                      "remove them and the lines they cut to resume)",
+                                      path, line);
+            }
+        log->nul_tail = len - at;
+        log->dropped_tail = true;
+        size_t keep = at;
+        while (keep > 0 && text[keep - 1] != '\n')
+            keep--;
+        text[keep] = '\0';
+    }
     size_t cap = 0, line_no = 0;
     for (char *p = text; *p;) {
         char *nl = strchr(p, '\n');

@@ -48,10 +48,14 @@ struct dsnn_journal_log {
     struct dsnn_json_value *events; /* owned; one object per complete line */
     size_t n;
     bool dropped_tail;          /* the last line had no '\n' (a write cut short): dropped */
+    size_t nul_tail;            /* NUL bytes that ended the file (a power loss): dropped with
+                                   the line they cut (dropped_tail is set too) */
 };
 /* Reads path. A line that is not a JSON object is DSNN_ERR_FORMAT naming the file, the line and
  * the column ("DIR/journal.jsonl:7: column 12: expected ':' after a key, found '1' (the journal
- * is damaged; ...)"), except the last line when it has no '\n' (dropped_tail). Non-finite
+ * is damaged; ...)"), except the last line when it has no '\n' (dropped_tail), also when
+ * it is followed by NUL bytes only (what a power loss leaves: nul_tail); NUL bytes followed by
+ * anything else are DSNN_ERR_FORMAT naming the line. Non-finite
  * numbers are null; the strings "nan", "inf", "-inf" of older journals read as numbers too
  * (dsnn_json_num). */
 enum dsnn_status dsnn_journal_load(const char *path, struct dsnn_journal_log *log,

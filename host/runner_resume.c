@@ -232,9 +232,14 @@ static enum dsnn_status resume_journal(struct experiment *ex, struct dsnn_journa
     enum dsnn_status st = dsnn_journal_load(ex->journal.path, log, err);
     if (st != DSNN_OK || !log->dropped_tail)
         return st;
-    rn_warn(ex, "%s: its last line was cut short (the host was killed while writing it); it is "
-                "dropped",
-            ex->journal.path);
+    if (log->nul_tail)
+        rn_warn(ex, "%s: it ends in %zu NUL bytes (left by a power loss while it was written); "
+                    "they and the line they cut are dropped",
+                ex->journal.path, log->nul_tail);
+    else
+        rn_warn(ex, "%s: its last line was cut short (the host was killed while writing it); it "
+                    "is dropped",
+                ex->journal.path);
     return dsnn_journal_repair(ex->journal.path, err);
 }
 

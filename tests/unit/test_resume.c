@@ -824,6 +824,69 @@ static void test_journal_field_ranges(void)
     run_free(&r);
 }
 
+/* A journal that ends in NUL bytes (what a power loss leaves behind a write) resumes with a
+ * warning, the NULs and the line they cut dropped and cut off the file, to the uninterrupted
+ * run's results; NUL bytes followed by more lines are damage: an error naming the line. */
+static void test_journal_nul_tail(void)
+{
+    struct cfg_spec s = {.name = "jn", .epochs = 3, .search = LR_GRID};
+    s.model = crash_model("hang", 1, 1, existing_file());
+    const char *ref_cfg = write_cfg("jnref.cfg", &s);
+    struct run r = host("run", ref_cfg, "--results", tpath("res_jnref"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    const char *once = tpath("jn.once");
+    s.model = crash_model("hang", 1, 1, once);
+    const char *cfg = write_cfg("jn.cfg", &s);
+    r = run_until_hang(cfg, tpath("res_jn"), once, SIGINT);
+    CHECK_CODE(r, 130);
+    run_free(&r);
+    const char *dir = tpath("res_jn/jn");
+    char jpath[4200];
+    snprintf(jpath, sizeof jpath, "%s/journal.jsonl", dir);
+    size_t len = 0;
+    char *orig = read_file(jpath, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(orig);
+    /* NULs in the middle, then more lines: refused */
+    const char *second = strchr(orig, '\n');
+    CU_ASSERT_PTR_NOT_NULL_FATAL(second);
+    const size_t cut = (size_t)(second + 1 - orig);
+    char *mid = malloc(len + 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mid);
+    memcpy(mid, orig, cut);
+    memset(mid + cut, 0, 16);
+    memcpy(mid + cut + 16, orig + cut, len - cut);
+    CU_ASSERT_FATAL(write_file(jpath, mid, len + 16));
+    free(mid);
+    r = host("resume", dir, "--quiet", NULL);
+    CU_ASSERT(r.code != 0 && r.code != -1);
+    CU_ASSERT(r.err && strstr(r.err, "journal.jsonl:2: NUL bytes inside"));
+    run_free(&r);
+    /* a NUL tail after a line cut short: dropped with a warning */
+    char *tail = malloc(len + 4096);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tail);
+    memcpy(tail, orig, len);
+    memcpy(tail + len, "{\"event\": \"trial_res", 20);
+    memset(tail + len + 20, 0, 4096 - 20);
+    CU_ASSERT_FATAL(write_file(jpath, tail, len + 4096));
+    free(tail);
+    free(orig);
+    r = host("resume", dir, "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    CU_ASSERT(r.err && strstr(r.err, "4076 NUL bytes"));
+    run_free(&r);
+    size_t now = 0;
+    char *after = read_file(jpath, &now);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(after);
+    CU_ASSERT(memchr(after, '\0', now) == NULL);
+    free(after);
+    for (int t = 0; t < 3; t++) {
+        char trial[32];
+        snprintf(trial, sizeof trial, "trial_%05d", t);
+        same_results(tpath("res_jnref/jn"), dir, trial, 3);
+    }
+}
+
 static void test_corrupt_checkpoint_on_resume(void)
 {
     struct cfg_spec s = {.name = "cc", .epochs = 3, .search = LR_GRID};
@@ -1110,6 +1173,7 @@ static CU_TestInfo tests[] = {
     {"a journal with the legacy \"nan\" strings resumes", test_legacy_nan_journal},
     {"damaged checkpoint on resume", test_corrupt_checkpoint_on_resume},
     {"journal fields out of range on resume", test_journal_field_ranges},
+    {"journal with a NUL tail (power loss) on resume", test_journal_nul_tail},
     {"search strategy state over a resume", test_search_state_resume},
     {"PAUSE", test_pause},
     {"PERTURB (PBT mechanics)", test_perturb},
