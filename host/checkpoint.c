@@ -52,6 +52,21 @@ static const struct {
     {offsetof(struct dsnn_checkpoint_header, model), 64},
 };
 
+/* Where payload_hash lies in the encoded header. */
+#define HASH_AT (8 + 4 + 4 + 5 * 8)
+/* Upper bounds of the header's counts (a checkpoint beyond them is damaged or forged). */
+#define CKPT_MAX_EPOCHS 1000000000ull
+#define CKPT_MAX_TRIALS 1000000ull
+
+/* The hash of an encoded header (its hash field taken as 0) and the payload. */
+static uint64_t ckpt_hash(const unsigned char *head, const void *payload, size_t size)
+{
+    unsigned char h[HEADER_SIZE];
+    memcpy(h, head, HEADER_SIZE);
+    memset(h + HASH_AT, 0, 8);
+    return dsnn_fnv1a(dsnn_fnv1a(DSNN_FNV_INIT, h, HEADER_SIZE), payload, size);
+}
+
 static void encode(const struct dsnn_checkpoint_header *h, unsigned char *buf)
 {
     uint32_t format = DSNN_CHECKPOINT_FORMAT, hsize = HEADER_SIZE;
@@ -122,7 +137,7 @@ enum dsnn_status dsnn_checkpoint_write(const char *dir, struct dsnn_checkpoint_h
     if (snprintf(path, sizeof path, "%s/" DSNN_CHECKPOINT_FILE, dir) >= (int)sizeof path)
         return dsnn_error_set(err, DSNN_ERR_IO, "%s: path too long", dir);
     hdr->payload_size = size;
-    hdr->payload_hash = dsnn_fnv1a(DSNN_FNV_INIT, payload, size);
+    hdr->payload_hash = 0;
     memset(hdr->dsnn_version, 0, sizeof hdr->dsnn_version);
     snprintf(hdr->dsnn_version, sizeof hdr->dsnn_version, "%s", DSNN_VERSION_STRING);
     unsigned char *buf = malloc(HEADER_SIZE + size);
@@ -131,6 +146,8 @@ enum dsnn_status dsnn_checkpoint_write(const char *dir, struct dsnn_checkpoint_h
     encode(hdr, buf);
     if (size)
         memcpy(buf + HEADER_SIZE, payload, size);
+    hdr->payload_hash = ckpt_hash(buf, payload, size);
+    memcpy(buf + HASH_AT, &hdr->payload_hash, 8);
     if (keep > 1) {
         /* the current one stays as checkpoint.<epochs>.bin (a hard link: no copy, and
          * checkpoint.bin never goes missing) */
@@ -188,7 +205,19 @@ enum dsnn_status dsnn_checkpoint_read(const char *path, struct dsnn_checkpoint_h
     }
     decode_fields(p, hdr);
     hdr->trial_id[31] = hdr->dsnn_version[31] = hdr->model[63] = '\0';
-    if (fstat(fileno(f), &sb) != 0 || (uint64_t)sb.st_size != HEADER_SIZE + hdr->payload_size) {
+    if (hdr->epochs > CKPT_MAX_EPOCHS || hdr->n_results > CKPT_MAX_EPOCHS ||
+        hdr->trial_index > CKPT_MAX_TRIALS || !(hdr->time_total_s >= 0.0) ||
+        hdr->time_total_s > 1e12) {
+        st = dsnn_error_set(err, DSNN_ERR_FORMAT,
+                            "%s: header fields out of range (epochs %llu, results %llu, trial "
+                            "%llu, time %g s): the checkpoint is damaged",
+                            path, (unsigned long long)hdr->epochs,
+                            (unsigned long long)hdr->n_results,
+                            (unsigned long long)hdr->trial_index, hdr->time_total_s);
+        goto out;
+    }
+    if (fstat(fileno(f), &sb) != 0 || hdr->payload_size > (uint64_t)sb.st_size ||
+        (uint64_t)sb.st_size != HEADER_SIZE + hdr->payload_size) {
         st = dsnn_error_set(err, DSNN_ERR_FORMAT,
                             "%s: the checkpoint is %lld bytes, its header says %llu: truncated or "
                             "damaged",
@@ -205,9 +234,16 @@ enum dsnn_status dsnn_checkpoint_read(const char *path, struct dsnn_checkpoint_h
         st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: cannot read the checkpoint payload", path);
         goto out;
     }
-    if (dsnn_fnv1a(DSNN_FNV_INIT, data, hdr->payload_size) != hdr->payload_hash) {
+    if (ckpt_hash(head, data, hdr->payload_size) != hdr->payload_hash) {
         st = dsnn_error_set(err, DSNN_ERR_FORMAT,
                             "%s: checksum mismatch: the checkpoint is damaged", path);
+        goto out;
+    }
+    if (strcmp(hdr->dsnn_version, DSNN_VERSION_STRING) != 0) {
+        st = dsnn_error_set(err, DSNN_ERR_FORMAT,
+                            "%s: written by dsnn %s; this is dsnn %s (a checkpoint is read by the "
+                            "version that wrote it)",
+                            path, hdr->dsnn_version, DSNN_VERSION_STRING);
         goto out;
     }
 out:

@@ -13,7 +13,9 @@
  *     u64 trial_index
  *     u64 config_hash     hash of the configuration the trial ran with (experiment.cfg + params)
  *     u64 payload_size
- *     u64 payload_hash    FNV-1a 64 of the payload
+ *     u64 payload_hash    FNV-1a 64 of the header (this field as 0) and the payload (format 2:
+ *                         a damaged header field, e.g. epochs, is caught too; format 1 hashed
+ *                         the payload only and is refused)
  *     f64 time_total_s    training time of the trial so far
  *     char trial_id[32], dsnn_version[32], model[64]   NUL-padded
  *     payload
@@ -30,7 +32,7 @@
 #include "dsnn/dsnn.h"
 
 #define DSNN_CHECKPOINT_FILE "checkpoint.bin"
-#define DSNN_CHECKPOINT_FORMAT 1u
+#define DSNN_CHECKPOINT_FORMAT 2u
 
 struct dsnn_checkpoint_header {
     uint64_t epochs;
@@ -56,7 +58,8 @@ enum dsnn_status dsnn_checkpoint_write(const char *dir, struct dsnn_checkpoint_h
                                        const void *payload, size_t size, int keep,
                                        struct dsnn_error *err);
 
-/* Reads and checks path (magic, format, sizes, payload hash). On success the caller owns
+/* Reads and checks path (magic, format, sizes, the hash of header and payload, the dsnn version
+ * that wrote it, the ranges of the header's counts). On success the caller owns
  * *payload (free()). A missing file is DSNN_ERR_NOT_FOUND; anything damaged is DSNN_ERR_FORMAT
  * with a message naming the file and what is wrong. payload may be NULL to check the header
  * only (the payload is still hashed). */
