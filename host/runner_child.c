@@ -300,9 +300,11 @@ static void run_child(struct experiment *ex, const struct dsnn_config_file *tcf,
         close(ex->lock_fd);
     char path[1200];
     snprintf(path, sizeof path, "%s/log.txt", t->dir);
-    FILE *log = fopen(path, "a");
+    FILE *log = fopen(path, "ae"); /* close-on-exec */
     if (!log)
         log = stderr;
+    else
+        setvbuf(log, NULL, _IOLBF, 0); /* a trial that crashes keeps the lines it wrote */
     struct dsnn_error err = {0};
     bool fatal = false;
     enum dsnn_status st = trial_body(ex, tcf, t, plugin, cs, wfd, rfd, log, &fatal, &err);

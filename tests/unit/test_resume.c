@@ -806,6 +806,26 @@ static void test_legacy_nan_journal(void)
 /* Journal fields that index or size anything are range-checked on resume: a trial_result whose
  * "line" is -1, 1.8e19, 1e9 (beyond the trial's next line) or not integral ends the resume with an
  * error naming the journal and the field, at once (it used to hang or allocate gigabytes). */
+/* A trial process that dies (SIGSEGV in epoch 1) keeps what it wrote to its log.txt: the log is
+ * line-buffered (fully buffered, it used to be empty). */
+static void test_crashed_trial_log(void)
+{
+    struct cfg_spec s = {.name = "cl", .epochs = 2};
+    s.model = crash_model("segv", 0, 1, tpath("cl.once"));
+    const char *cfg = write_cfg("cl.cfg", &s);
+    struct run r = host("run", cfg, "--results", tpath("res_cl"), "--quiet", NULL);
+    if (r.code != 1)
+        fprintf(stderr, "\n    code %d: %s\n", r.code, r.err ? r.err : "");
+    CU_ASSERT(r.code == 1); /* the trial ended in ERROR */
+    run_free(&r);
+    char *log = read_file(tpath("res_cl/cl/trial_00000/log.txt"), NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    CU_ASSERT(contains(log, "trial_00000: attempt 1"));
+    if (!contains(log, "trial_00000: attempt 1"))
+        fprintf(stderr, "\n    log.txt: \"%s\"\n", log);
+    free(log);
+}
+
 static void test_journal_field_ranges(void)
 {
     struct cfg_spec s = {.name = "jr", .epochs = 3, .search = LR_GRID};
@@ -1197,6 +1217,7 @@ static CU_TestInfo tests[] = {
     {"a journal with the legacy \"nan\" strings resumes", test_legacy_nan_journal},
     {"damaged checkpoint on resume", test_corrupt_checkpoint_on_resume},
     {"journal fields out of range on resume", test_journal_field_ranges},
+    {"the log of a crashed trial keeps its lines", test_crashed_trial_log},
     {"journal with a NUL tail (power loss) on resume", test_journal_nul_tail},
     {"search strategy state over a resume", test_search_state_resume},
     {"PAUSE", test_pause},
