@@ -423,9 +423,15 @@ static void schedule(struct experiment *ex)
 
 /* ---- experiment setup ---- */
 
+/* --overwrite removes everything below the results directory but the directory itself and its
+ * lock file, which this host holds while it removes (nftw passes no user data). */
+static const char *g_keep_root, *g_keep_lock;
+
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb, (void)flag, (void)ftw;
+    if (strcmp(path, g_keep_root) == 0 || strcmp(path, g_keep_lock) == 0)
+        return 0;
     return remove(path);
 }
 
@@ -451,7 +457,17 @@ static enum dsnn_status prepare_dir(struct experiment *ex, const char *root, boo
                                   "%s exists but is not a dsnn results directory; refusing "
                                   "to overwrite it",
                                   ex->dir);
-        if (nftw(ex->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        /* lock first: a live experiment (another dsnn-host running in it) is not deleted */
+        enum dsnn_status lst = rn_lock_dir(ex, err);
+        if (lst != DSNN_OK)
+            return lst;
+        char lock_path[1100];
+        snprintf(lock_path, sizeof lock_path, "%s/.lock", ex->dir);
+        g_keep_root = ex->dir;
+        g_keep_lock = lock_path;
+        const int rc = nftw(ex->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        g_keep_root = g_keep_lock = NULL;
+        if (rc != 0)
             return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot remove: %s", ex->dir,
                                   strerror(errno));
     }
@@ -461,6 +477,8 @@ static enum dsnn_status prepare_dir(struct experiment *ex, const char *root, boo
 /* One dsnn-host at a time per results directory (a lock that a killed host leaves free). */
 enum dsnn_status rn_lock_dir(struct experiment *ex, struct dsnn_error *err)
 {
+    if (ex->lock_fd >= 0) /* taken already (run --overwrite locks before it removes) */
+        return DSNN_OK;
     char path[1100];
     snprintf(path, sizeof path, "%s/.lock", ex->dir);
     int fd = open(path, O_RDWR | O_CREAT, 0644);

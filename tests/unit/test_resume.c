@@ -826,6 +826,38 @@ static void test_crashed_trial_log(void)
     free(log);
 }
 
+/* run --overwrite of an experiment that another dsnn-host is running: refused before anything is
+ * removed (the lock is taken before the delete); once that host is gone, it overwrites. */
+static void test_overwrite_live(void)
+{
+    struct cfg_spec s = {.name = "ow", .epochs = 2, .search = LR_GRID};
+    const char *once = tpath("ow.once");
+    s.model = crash_model("hang", 1, 1, once);
+    const char *cfg = write_cfg("ow.cfg", &s);
+    const char *res = tpath("res_ow");
+    const char *args[] = {"run", cfg, "--results", res, "--quiet", NULL};
+    struct proc p;
+    host_start(&p, args);
+    CU_ASSERT_FATAL(wait_for_file(once));
+    struct run r = host("run", cfg, "--results", res, "--quiet", "--overwrite", NULL);
+    CU_ASSERT_EQUAL(r.code, 5);
+    CU_ASSERT(r.err && contains(r.err, "in use by another dsnn-host"));
+    run_free(&r);
+    char *journal = read_file(tpath("res_ow/ow/journal.jsonl"), NULL);
+    CU_ASSERT_PTR_NOT_NULL(journal); /* the live experiment is intact */
+    free(journal);
+    kill(p.pid, SIGINT);
+    r = host_wait(&p, 30);
+    CHECK_CODE(r, 130);
+    run_free(&r);
+    r = host("run", cfg, "--results", res, "--quiet", "--overwrite", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    journal = read_file(tpath("res_ow/ow/journal.jsonl"), NULL);
+    CU_ASSERT(journal && !contains(journal, "experiment_resumed"));
+    free(journal);
+}
+
 static void test_journal_field_ranges(void)
 {
     struct cfg_spec s = {.name = "jr", .epochs = 3, .search = LR_GRID};
@@ -1217,6 +1249,7 @@ static CU_TestInfo tests[] = {
     {"a journal with the legacy \"nan\" strings resumes", test_legacy_nan_journal},
     {"damaged checkpoint on resume", test_corrupt_checkpoint_on_resume},
     {"journal fields out of range on resume", test_journal_field_ranges},
+    {"run --overwrite of a live experiment is refused", test_overwrite_live},
     {"the log of a crashed trial keeps its lines", test_crashed_trial_log},
     {"journal with a NUL tail (power loss) on resume", test_journal_nul_tail},
     {"search strategy state over a resume", test_search_state_resume},
