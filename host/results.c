@@ -38,10 +38,18 @@ enum dsnn_status dsnn_mkdirs(const char *dir, struct dsnn_error *err)
 
 enum dsnn_status dsnn_append_line(const char *path, const char *line, struct dsnn_error *err)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    /* never through a symbolic link; a file created here gets its directory synced */
+    bool created = false;
+    int fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        created = fd >= 0;
+    }
     if (fd < 0)
         return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot open for append: %s", path,
-                              strerror(errno));
+                              errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+    struct stat sb;
+    const off_t before = fstat(fd, &sb) == 0 ? sb.st_size : -1;
     size_t len = strlen(line);
     char *buf = malloc(len + 1);
     if (!buf) {
@@ -54,13 +62,15 @@ enum dsnn_status dsnn_append_line(const char *path, const char *line, struct dsn
     ssize_t w = write(fd, buf, len + 1);
     free(buf);
     if (w != (ssize_t)(len + 1) || fdatasync(fd) != 0) {
-        int e = errno;
+        int e = w < 0 ? errno : w != (ssize_t)(len + 1) ? ENOSPC : errno;
+        if (w > 0 && w != (ssize_t)(len + 1) && before >= 0 && ftruncate(fd, before) == 0)
+            e = ENOSPC; /* a short write is rolled back: the file keeps whole lines */
         close(fd);
         return dsnn_error_set(err, DSNN_ERR_IO, "%s: write failed: %s", path, strerror(e));
     }
     if (close(fd) != 0)
         return dsnn_error_set(err, DSNN_ERR_IO, "%s: close failed: %s", path, strerror(errno));
-    return DSNN_OK;
+    return created ? dsnn_fsync_parent(path, err) : DSNN_OK;
 }
 
 enum dsnn_status dsnn_copy_file(const char *from, const char *to, struct dsnn_error *err)

@@ -330,6 +330,35 @@ static void test_atomic_write(void)
 
 /* ---- dsnn_read_file ---- */
 
+/* The temporary file of an atomic write is never opened through a symbolic link planted at its
+ * name (a stale one is removed): the file the link points to stays as it was. */
+static void test_atomic_write_no_follow(void)
+{
+    CU_ASSERT_FATAL(dir_setup());
+    char path[1024], tmp[1100], outside[1024];
+    path_in_dir(path, sizeof path, "params.json");
+    path_in_dir(outside, sizeof outside, "outside.txt");
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    struct dsnn_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(dsnn_write_file_atomic(outside, "keep", 4, &err), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(symlink(outside, tmp), 0);
+    CU_ASSERT_EQUAL(dsnn_write_file_atomic(path, "{}", 2, &err), DSNN_OK);
+    unsigned char *data = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(dsnn_read_file(outside, &data, &n, &err), DSNN_OK);
+    CU_ASSERT(n == 4 && memcmp(data, "keep", 4) == 0);
+    free(data);
+    CU_ASSERT_EQUAL_FATAL(dsnn_read_file(path, &data, &n, &err), DSNN_OK);
+    CU_ASSERT(n == 2 && memcmp(data, "{}", 2) == 0);
+    free(data);
+    struct stat st;
+    CU_ASSERT(lstat(tmp, &st) != 0); /* no temporary, no link left */
+    CU_ASSERT_EQUAL(dsnn_fsync_parent(path, &err), DSNN_OK);
+    unlink(path);
+    unlink(outside);
+    dir_teardown();
+}
+
 static void test_read_raw(void)
 {
     CU_ASSERT_FATAL(dir_setup());
@@ -495,6 +524,7 @@ static CU_TestInfo tests[] = {
     {"io read of a short file: truncated", test_io_read_short},
     {"io counted section: count checked", test_io_expect_count},
     {"atomic write leaves no temporary", test_atomic_write},
+    {"atomic write never follows a link at its temporary", test_atomic_write_no_follow},
     {"read_file raw", test_read_raw},
     {"read_file gzip", test_read_gzip},
     {"read_file truncated / corrupt gzip", test_read_gzip_truncated},

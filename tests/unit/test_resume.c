@@ -858,6 +858,35 @@ static void test_overwrite_live(void)
     free(journal);
 }
 
+/* Result files are never written through a symbolic link: a link planted at a trial's
+ * result.json (pointing out of the results directory) is replaced by the resume's rewrite of the
+ * file or refused (appends open with O_NOFOLLOW), and the file it points to stays as it was. */
+static void test_results_no_follow(void)
+{
+    struct cfg_spec s = {.name = "nf", .epochs = 3, .search = LR_GRID};
+    const char *once = tpath("nf.once");
+    s.model = crash_model("hang", 1, 1, once);
+    const char *cfg = write_cfg("nf.cfg", &s);
+    struct run r = run_until_hang(cfg, tpath("res_nf"), once, SIGINT);
+    CHECK_CODE(r, 130);
+    run_free(&r);
+    const char *outside = tpath("nf_outside.txt");
+    CU_ASSERT_FATAL(write_file(outside, "keep", 4));
+    const char *target = tpath("res_nf/nf/trial_00001/result.json");
+    unlink(target);
+    CU_ASSERT_EQUAL_FATAL(symlink(outside, target), 0);
+    r = host("resume", tpath("res_nf/nf"), "--quiet", NULL);
+    const bool refused = r.err && contains(r.err, "symbolic link");
+    run_free(&r);
+    /* the link was replaced (atomic rewrite) or refused, never written through */
+    struct stat st;
+    CU_ASSERT(lstat(target, &st) != 0 || !S_ISLNK(st.st_mode) || refused);
+    size_t n = 0;
+    char *kept = read_file(outside, &n);
+    CU_ASSERT(kept && n == 4 && memcmp(kept, "keep", 4) == 0);
+    free(kept);
+}
+
 static void test_journal_field_ranges(void)
 {
     struct cfg_spec s = {.name = "jr", .epochs = 3, .search = LR_GRID};
@@ -1249,6 +1278,7 @@ static CU_TestInfo tests[] = {
     {"a journal with the legacy \"nan\" strings resumes", test_legacy_nan_journal},
     {"damaged checkpoint on resume", test_corrupt_checkpoint_on_resume},
     {"journal fields out of range on resume", test_journal_field_ranges},
+    {"result files are not written through symbolic links", test_results_no_follow},
     {"run --overwrite of a live experiment is refused", test_overwrite_live},
     {"the log of a crashed trial keeps its lines", test_crashed_trial_log},
     {"journal with a NUL tail (power loss) on resume", test_journal_nul_tail},

@@ -37,6 +37,10 @@ DSNN_API enum dsnn_status dsnn_io_expect_count(FILE *f, const char tag[4], uint6
 DSNN_API enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size_t size,
                                                  struct dsnn_error *err);
 
+/* fsyncs the directory that holds path (after a file in it was created or renamed, so that the
+ * entry survives a power loss). */
+DSNN_API enum dsnn_status dsnn_fsync_parent(const char *path, struct dsnn_error *err);
+
 /* a * b into *out, false when it does not fit a size_t (then *out is SIZE_MAX): for every
  * size computed from untrusted counts (file headers, checkpoints) before it is allocated. */
 DSNN_API bool dsnn_size_mul(size_t a, size_t b, size_t *out);

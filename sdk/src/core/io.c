@@ -68,6 +68,28 @@ enum dsnn_status dsnn_io_expect_count(FILE *f, const char tag[4], uint64_t expec
     return DSNN_OK;
 }
 
+enum dsnn_status dsnn_fsync_parent(const char *path, struct dsnn_error *err)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if ((size_t)(slash - path) >= sizeof dir)
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: path too long", path);
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot open the directory: %s", dir,
+                              strerror(errno));
+    bool ok = fsync(fd) == 0 || errno == EINVAL; /* some file systems cannot sync directories */
+    int e = errno;
+    close(fd);
+    return ok ? DSNN_OK
+              : dsnn_error_set(err, DSNN_ERR_IO, "%s: fsync of the directory failed: %s", dir,
+                               strerror(e));
+}
+
 enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size_t size,
                                         struct dsnn_error *err)
 {
@@ -76,7 +98,8 @@ enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size
     if (!tmp)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     snprintf(tmp, plen + 16, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    unlink(tmp); /* a stale one (or a link planted there) is removed, never followed */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
         enum dsnn_status st =
             dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
@@ -120,7 +143,7 @@ enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size
         return st;
     }
     free(tmp);
-    return DSNN_OK;
+    return dsnn_fsync_parent(path, err); /* the rename survives a power loss */
 }
 
 bool dsnn_size_mul(size_t a, size_t b, size_t *out)
