@@ -167,6 +167,7 @@ static void trial_start(struct experiment *ex, struct trial *t)
     t->got_done = t->child_error = t->halted = false;
     t->last_decision = DSNN_SEARCH_CONTINUE;
     t->t_start = rn_now_s();
+    t->term_sent = 0;
     ex->n_running++;
     ex->started_any = true;
 }
@@ -382,6 +383,33 @@ static void show_table(struct experiment *ex, bool force)
     free(rows);
 }
 
+/* experiment.trial_timeout_s: an attempt that runs past it gets SIGTERM, and SIGKILL 5 s later;
+ * it fails with a message saying so (trial_reap keeps it: child_error). */
+#define TIMEOUT_KILL_AFTER_S 5.0
+static void check_timeouts(struct experiment *ex)
+{
+    if (!(ex->trial_timeout_s > 0))
+        return;
+    const double now = rn_now_s();
+    for (size_t i = 0; i < ex->n_trials; i++) {
+        struct trial *t = ex->trials[i];
+        if (t->status != TRIAL_RUNNING || t->pid <= 0)
+            continue;
+        if (t->term_sent == 0 && now - t->t_start > ex->trial_timeout_s) {
+            snprintf(t->error, sizeof t->error,
+                     "the attempt ran past experiment.trial_timeout_s = %g s (after %d epoch(s)); "
+                     "stopped; see %.600s/log.txt",
+                     ex->trial_timeout_s, t->epochs_done, t->dir);
+            t->child_error = true;
+            t->term_sent = now;
+            kill(t->pid, SIGTERM);
+        } else if (t->term_sent > 0 && now - t->term_sent > TIMEOUT_KILL_AFTER_S) {
+            t->term_sent = -1;
+            kill(t->pid, SIGKILL);
+        }
+    }
+}
+
 /* Runs trials until none is left to run (or the host is interrupted / a fatal error). */
 static void schedule(struct experiment *ex)
 {
@@ -406,7 +434,7 @@ static void schedule(struct experiment *ex)
                 fds[n] = (struct pollfd){.fd = ex->trials[i]->rfd, .events = POLLIN};
                 who[n++] = ex->trials[i];
             }
-        int r = poll(fds, n, ex->progress.table ? 1000 : -1);
+        int r = poll(fds, n, ex->progress.table ? 1000 : ex->trial_timeout_s > 0 ? 250 : -1);
         if (r < 0 && errno != EINTR) {
             rn_warn(ex, "poll: %s", strerror(errno));
             struct timespec ts = {0, 100 * 1000 * 1000};
@@ -416,6 +444,7 @@ static void schedule(struct experiment *ex)
         for (nfds_t i = 0; r > 0 && i < n; i++)
             if (fds[i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))
                 trial_read(ex, who[i]);
+        check_timeouts(ex);
     }
     show_table(ex, true);
     dsnn_progress_end(&ex->progress);

@@ -87,6 +87,7 @@ struct trial {
     pid_t pid;
     int rfd, wfd;
     double t_start;
+    double term_sent; /* experiment.trial_timeout_s: when SIGTERM was sent (0: not), -1 after SIGKILL */
     bool got_done, child_error;
     int last_decision; /* search decision of the last result */
     bool halted;       /* told to stop because the host was interrupted */
@@ -102,6 +103,7 @@ struct experiment {
     const char *name;
     int64_t seed, epochs, num_samples, parallel, threads;
     int64_t checkpoint_freq, keep_checkpoints, max_failures;
+    double trial_timeout_s; /* experiment.trial_timeout_s (0: none) */
     int trial_threads;
     const char *metric;
     bool maximize;

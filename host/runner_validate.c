@@ -35,6 +35,9 @@ static const struct dsnn_key_spec experiment_keys[] = {
      .doc = "checkpoints kept per trial (older ones as checkpoint.<epochs>.bin)"},
     {.name = "max_failures", .type = DSNN_KEY_INT, .def = 0,
      .doc = "retries of a trial that ends in ERROR, each from its last checkpoint"},
+    {.name = "trial_timeout_s", .type = DSNN_KEY_FLOAT, .def = 0,
+     .doc = "wall-clock seconds an attempt of a trial may run (0: no limit); then SIGTERM, and "
+            "SIGKILL 5 s later: the attempt fails (retried as max_failures says)"},
 };
 
 static const char *kind_group(enum dsnn_kind k)
@@ -201,7 +204,8 @@ static enum dsnn_status read_experiment(struct experiment *ex, struct dsnn_error
         (st = dsnn_cfg_string(g, "mode", "max", &mode, err)) ||
         (st = dsnn_cfg_int(g, "checkpoint_freq", 1, &ex->checkpoint_freq, err)) ||
         (st = dsnn_cfg_int(g, "keep_checkpoints", 1, &ex->keep_checkpoints, err)) ||
-        (st = dsnn_cfg_int(g, "max_failures", 0, &ex->max_failures, err)))
+        (st = dsnn_cfg_int(g, "max_failures", 0, &ex->max_failures, err)) ||
+        (st = dsnn_cfg_float(g, "trial_timeout_s", 0, &ex->trial_timeout_s, err)))
         return st;
     if ((st = dsnn_cfg_check_range(g, "epochs", (double)ex->epochs, 1, 1e6, err)) ||
         (st = dsnn_cfg_check_range(g, "num_samples", (double)ex->num_samples, 1, 1e5, err)) ||
@@ -211,7 +215,8 @@ static enum dsnn_status read_experiment(struct experiment *ex, struct dsnn_error
                                    err)) ||
         (st = dsnn_cfg_check_range(g, "keep_checkpoints", (double)ex->keep_checkpoints, 1, 1000,
                                    err)) ||
-        (st = dsnn_cfg_check_range(g, "max_failures", (double)ex->max_failures, 0, 1000, err)))
+        (st = dsnn_cfg_check_range(g, "max_failures", (double)ex->max_failures, 0, 1000, err)) ||
+        (st = dsnn_cfg_check_range(g, "trial_timeout_s", ex->trial_timeout_s, 0, 1e9, err)))
         return st;
     if (strcasecmp(mode, "max") != 0 && strcasecmp(mode, "min") != 0)
         return dsnn_error_set(err, DSNN_ERR_CONFIG,

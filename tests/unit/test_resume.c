@@ -887,6 +887,32 @@ static void test_results_no_follow(void)
     free(kept);
 }
 
+/* experiment.trial_timeout_s: an attempt that hangs is stopped (SIGTERM, then SIGKILL) and the
+ * trial ends in ERROR with a message naming the key, instead of blocking the host for ever. */
+static void test_trial_timeout(void)
+{
+    struct cfg_spec s = {.name = "to", .epochs = 2, .experiment_extra = " trial_timeout_s = 1.5;"};
+    s.model = crash_model("hang", 0, 1, tpath("to.once"));
+    const char *cfg = write_cfg("to.cfg", &s);
+    const double t0 = (double)time(NULL);
+    struct run r = host("run", cfg, "--results", tpath("res_to"), "--quiet", NULL);
+    CU_ASSERT_EQUAL(r.code, 1);
+    CU_ASSERT((double)time(NULL) - t0 < 25); /* stopped, not waited for */
+    run_free(&r);
+    char *journal = read_file(tpath("res_to/to/journal.jsonl"), NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(journal);
+    CU_ASSERT(contains(journal, "trial_timeout_s"));
+    free(journal);
+    /* the key's range is checked before anything runs */
+    s.name = "to2";
+    s.experiment_extra = " trial_timeout_s = -1.0;";
+    cfg = write_cfg("to2.cfg", &s);
+    r = host("run", cfg, "--results", tpath("res_to"), "--quiet", NULL);
+    CU_ASSERT_EQUAL(r.code, 3);
+    CU_ASSERT(r.err && contains(r.err, "trial_timeout_s"));
+    run_free(&r);
+}
+
 static void test_journal_field_ranges(void)
 {
     struct cfg_spec s = {.name = "jr", .epochs = 3, .search = LR_GRID};
@@ -1278,6 +1304,7 @@ static CU_TestInfo tests[] = {
     {"a journal with the legacy \"nan\" strings resumes", test_legacy_nan_journal},
     {"damaged checkpoint on resume", test_corrupt_checkpoint_on_resume},
     {"journal fields out of range on resume", test_journal_field_ranges},
+    {"experiment.trial_timeout_s stops a hung trial", test_trial_timeout},
     {"result files are not written through symbolic links", test_results_no_follow},
     {"run --overwrite of a live experiment is refused", test_overwrite_live},
     {"the log of a crashed trial keeps its lines", test_crashed_trial_log},
