@@ -200,7 +200,24 @@ static void trial_result(struct experiment *ex, struct trial *t, const struct ds
     double v = NAN, e;
     int epoch = dsnn_metrics_get(m, "epoch", &e) ? (int)e : t->epochs_done;
     t->epochs_done = epoch + 1;
-    dsnn_metrics_get(m, ex->metric, &v);
+    if (!dsnn_metrics_get(m, ex->metric, &v) && !ex->warned_metric) {
+        /* a misspelt experiment.metric would make every decision of the strategy on NaN */
+        static const char *const usual[] = {"val_", "train_", "test_", "noise_"};
+        char names[512] = "";
+        size_t at = 0, shown = 0;
+        for (size_t i = 0; i < m->n; i++)
+            for (size_t k = 0; k < DSNN_COUNT_OF(usual); k++)
+                if (strncmp(m->items[i].name, usual[k], strlen(usual[k])) == 0 &&
+                    at + strlen(m->items[i].name) + 3 < sizeof names) {
+                    at += (size_t)snprintf(names + at, sizeof names - at, "%s%s",
+                                           shown++ ? ", " : "", m->items[i].name);
+                    break;
+                }
+        rn_warn(ex, "experiment.metric = \"%s\" is not among the metrics %s reports (%s%s%zu in "
+                    "all); the search strategy sees NaN",
+                ex->metric, t->id, names, shown ? "; " : "", m->n);
+        ex->warned_metric = true;
+    }
     rn_trial_note_metric(ex, t, v);
     dsnn_progress_epoch(&ex->progress, t->id, t->params_text, (long long)ex->epochs, m);
     bool perturb = false;

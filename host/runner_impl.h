@@ -129,6 +129,7 @@ struct experiment {
     size_t n_trials, cap_trials;
     int n_running;
     bool started_any;
+    bool warned_metric; /* experiment.metric missing from a result: warned once */
     bool fatal; /* stop starting trials; exit with fatal_code */
     int fatal_code;
     struct dsnn_error fatal_err;

@@ -913,6 +913,26 @@ static void test_trial_timeout(void)
     run_free(&r);
 }
 
+/* A misspelt experiment.metric is warned about (once, with the usual metrics the model reports)
+ * instead of silently feeding NaN to the search strategy; the right one gives no warning. */
+static void test_unknown_metric(void)
+{
+    struct cfg_spec s = {.name = "um", .epochs = 2, .experiment_extra = " metric = \"val_accuracy\";"};
+    const char *cfg = write_cfg("um.cfg", &s);
+    struct run r = host("run", cfg, "--results", tpath("res_um"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    CU_ASSERT(r.err && contains(r.err, "experiment.metric = \"val_accuracy\" is not among") &&
+              contains(r.err, "val_acc"));
+    run_free(&r);
+    s.name = "um2";
+    s.experiment_extra = " metric = \"val_acc\";";
+    cfg = write_cfg("um2.cfg", &s);
+    r = host("run", cfg, "--results", tpath("res_um"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    CU_ASSERT(!r.err || !contains(r.err, "experiment.metric"));
+    run_free(&r);
+}
+
 static void test_journal_field_ranges(void)
 {
     struct cfg_spec s = {.name = "jr", .epochs = 3, .search = LR_GRID};
@@ -1304,6 +1324,7 @@ static CU_TestInfo tests[] = {
     {"a journal with the legacy \"nan\" strings resumes", test_legacy_nan_journal},
     {"damaged checkpoint on resume", test_corrupt_checkpoint_on_resume},
     {"journal fields out of range on resume", test_journal_field_ranges},
+    {"a misspelt experiment.metric is warned about", test_unknown_metric},
     {"experiment.trial_timeout_s stops a hung trial", test_trial_timeout},
     {"result files are not written through symbolic links", test_results_no_follow},
     {"run --overwrite of a live experiment is refused", test_overwrite_live},
