@@ -204,6 +204,38 @@ static void train_steps(struct dsnn_net *net, struct dsnn_optim *opt, int steps)
     }
 }
 
+/* Saves net a to a memory file and loads it into b (same construction). */
+static void copy_net(struct dsnn_net *a, struct dsnn_net *b)
+{
+    struct dsnn_error err = {0};
+    FILE *f = tmpfile();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL_FATAL(dsnn_net_save(a, f, &err), DSNN_OK);
+    rewind(f);
+    enum dsnn_status st = dsnn_net_load(b, f, &err);
+    if (st != DSNN_OK)
+        fprintf(stderr, "%s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(st, DSNN_OK);
+    fclose(f);
+}
+
+/* The evaluation outputs of a and b on one fixed batch are bit-identical. */
+static void same_outputs(struct dsnn_net *a, struct dsnn_net *b)
+{
+    struct dsnn_error err = {0};
+    float x[4 * 144];
+    struct dsnn_rng rng;
+    dsnn_rng_seed(&rng, 8, 1);
+    lc_fill(x, 4 * 144, &rng, -1, 1);
+    const float *la = dsnn_net_forward(a, x, 4, false, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(la);
+    float ya[12];
+    memcpy(ya, la, sizeof ya);
+    const float *lb = dsnn_net_forward(b, x, 4, false, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(lb);
+    CU_ASSERT_EQUAL(memcmp(ya, lb, sizeof ya), 0);
+}
+
 static void test_optimizer_sees_params(void)
 {
     struct dsnn_error err = {0};
@@ -254,14 +286,7 @@ static void test_checkpoint(void)
     struct dsnn_net *a = make_net(1), *b = make_net(2);
     train_steps(a, opt, 3);
     dsnn_net_on_epoch_end(a);
-    FILE *f = tmpfile();
-    CU_ASSERT_EQUAL_FATAL(dsnn_net_save(a, f, &err), DSNN_OK);
-    rewind(f);
-    enum dsnn_status st = dsnn_net_load(b, f, &err);
-    if (st != DSNN_OK)
-        fprintf(stderr, "%s\n", err.msg);
-    CU_ASSERT_EQUAL_FATAL(st, DSNN_OK);
-    fclose(f);
+    copy_net(a, b);
     /* parameters, optimizer state, running statistics and duty cycles all match */
     struct dsnn_layer *ba = dsnn_net_layer(a, 0), *bb = dsnn_net_layer(b, 0);
     for (size_t i = 0; i < ba->n_params; i++) {
@@ -279,15 +304,7 @@ static void test_checkpoint(void)
     /* and training continues identically */
     train_steps(a, opt, 2);
     train_steps(b, opt, 2);
-    float x[4 * 144];
-    struct dsnn_rng rng;
-    dsnn_rng_seed(&rng, 8, 1);
-    lc_fill(x, 4 * 144, &rng, -1, 1);
-    const float *la = dsnn_net_forward(a, x, 4, false, &err);
-    float ya[12];
-    memcpy(ya, la, sizeof ya);
-    const float *lb = dsnn_net_forward(b, x, 4, false, &err);
-    CU_ASSERT_EQUAL(memcmp(ya, lb, sizeof ya), 0);
+    same_outputs(a, b);
     dsnn_optim_free(opt);
     dsnn_net_free(a);
     dsnn_net_free(b);
@@ -364,29 +381,13 @@ static void test_sparse_inner(void)
     CU_ASSERT_EQUAL(bad, 0);
     /* training goes on through the edited blocks; a checkpoint resumes it exactly */
     train_steps(a, opt, 2);
-    FILE *f = tmpfile();
-    CU_ASSERT_EQUAL_FATAL(dsnn_net_save(a, f, &err), DSNN_OK);
-    rewind(f);
-    enum dsnn_status st = dsnn_net_load(b, f, &err);
-    if (st != DSNN_OK)
-        fprintf(stderr, "%s\n", err.msg);
-    CU_ASSERT_EQUAL_FATAL(st, DSNN_OK);
-    fclose(f);
+    copy_net(a, b);
     struct dsnn_layer *bb2 = dsnn_net_layer(b, 1);
     CU_ASSERT_EQUAL(bb2->params[3].n, nnz);
     CU_ASSERT_PTR_EQUAL(dsnn_residual_layer(bb2, false, 3)->params, &bb2->params[3]);
     train_steps(a, opt, 2);
     train_steps(b, opt, 2);
-    float x[4 * 144];
-    dsnn_rng_seed(&rng, 8, 1);
-    lc_fill(x, 4 * 144, &rng, -1, 1);
-    const float *la = dsnn_net_forward(a, x, 4, false, &err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(la);
-    float ya[12];
-    memcpy(ya, la, sizeof ya);
-    const float *lb = dsnn_net_forward(b, x, 4, false, &err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(lb);
-    CU_ASSERT_EQUAL(memcmp(ya, lb, sizeof ya), 0);
+    same_outputs(a, b);
     /* replacing needs an uninitialised block, equal shapes and a free name */
     struct dsnn_layer *blk = dsnn_resnet_basic_block_new("blk", IN, 4, 1, &err);
     struct dsnn_layer *bad_shape = dsnn_conv2d_new("x", IN, 8, 3, 1, 1, false, &err);

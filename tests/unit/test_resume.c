@@ -732,22 +732,39 @@ static void test_json_numbers_round_trip(void)
     dsnn_sbuf_free(&b);
 }
 
+/* A 3-epoch grid experiment `name` whose trial_00001 hangs in epoch 1, stopped there by SIGINT
+ * (exit 130) in res_<name>/<name>; with reference, the same experiment first runs uninterrupted
+ * into res_<name>ref/<name>. */
+static void interrupted_grid(const char *name, bool reference)
+{
+    struct cfg_spec s = {.name = name, .epochs = 3, .search = LR_GRID};
+    char file[64], res[64];
+    struct run r;
+    if (reference) {
+        s.model = crash_model("hang", 1, 1, existing_file());
+        snprintf(file, sizeof file, "%sref.cfg", name);
+        const char *ref_cfg = write_cfg(file, &s);
+        r = host("run", ref_cfg, "--results", tpath("res_%sref", name), "--quiet", NULL);
+        CHECK_CODE(r, 0);
+        run_free(&r);
+    }
+    snprintf(file, sizeof file, "%s.once", name);
+    const char *once = tpath("%s", file);
+    s.model = crash_model("hang", 1, 1, once);
+    snprintf(file, sizeof file, "%s.cfg", name);
+    const char *cfg = write_cfg(file, &s);
+    snprintf(res, sizeof res, "res_%s", name);
+    r = run_until_hang(cfg, tpath("%s", res), once, SIGINT);
+    CHECK_CODE(r, 130);
+    run_free(&r);
+}
+
 /* A journal written before non-finite numbers became null holds them as the strings "nan",
  * "inf", "-inf": it still loads, reads them as numbers, and `dsnn-host resume` replays it. */
 static void test_legacy_nan_journal(void)
 {
-    struct cfg_spec s = {.name = "lg", .epochs = 3, .search = LR_GRID};
-    s.model = crash_model("hang", 1, 1, existing_file());
-    const char *ref_cfg = write_cfg("lgref.cfg", &s);
-    struct run r = host("run", ref_cfg, "--results", tpath("res_lgref"), "--quiet", NULL);
-    CHECK_CODE(r, 0);
-    run_free(&r);
-    const char *once = tpath("lg.once");
-    s.model = crash_model("hang", 1, 1, once);
-    const char *cfg = write_cfg("lg.cfg", &s);
-    r = run_until_hang(cfg, tpath("res_lg"), once, SIGINT);
-    CHECK_CODE(r, 130);
-    run_free(&r);
+    interrupted_grid("lg", true);
+    struct run r;
     /* the journal as the previous version wrote it: legacy strings among the metrics; without
      * the strategy's state file, so that the replay passes them to on_result */
     const char *dir = tpath("res_lg/lg");
@@ -863,13 +880,8 @@ static void test_overwrite_live(void)
  * file or refused (appends open with O_NOFOLLOW), and the file it points to stays as it was. */
 static void test_results_no_follow(void)
 {
-    struct cfg_spec s = {.name = "nf", .epochs = 3, .search = LR_GRID};
-    const char *once = tpath("nf.once");
-    s.model = crash_model("hang", 1, 1, once);
-    const char *cfg = write_cfg("nf.cfg", &s);
-    struct run r = run_until_hang(cfg, tpath("res_nf"), once, SIGINT);
-    CHECK_CODE(r, 130);
-    run_free(&r);
+    interrupted_grid("nf", false);
+    struct run r;
     const char *outside = tpath("nf_outside.txt");
     CU_ASSERT_FATAL(write_file(outside, "keep", 4));
     const char *target = tpath("res_nf/nf/trial_00001/result.json");
@@ -935,13 +947,8 @@ static void test_unknown_metric(void)
 
 static void test_journal_field_ranges(void)
 {
-    struct cfg_spec s = {.name = "jr", .epochs = 3, .search = LR_GRID};
-    const char *once = tpath("jr.once");
-    s.model = crash_model("hang", 1, 1, once);
-    const char *cfg = write_cfg("jr.cfg", &s);
-    struct run r = run_until_hang(cfg, tpath("res_jr"), once, SIGINT);
-    CHECK_CODE(r, 130);
-    run_free(&r);
+    interrupted_grid("jr", false);
+    struct run r;
     const char *dir = tpath("res_jr/jr");
     char jpath[4200];
     snprintf(jpath, sizeof jpath, "%s/journal.jsonl", dir);
@@ -980,18 +987,8 @@ static void test_journal_field_ranges(void)
  * run's results; NUL bytes followed by more lines are damage: an error naming the line. */
 static void test_journal_nul_tail(void)
 {
-    struct cfg_spec s = {.name = "jn", .epochs = 3, .search = LR_GRID};
-    s.model = crash_model("hang", 1, 1, existing_file());
-    const char *ref_cfg = write_cfg("jnref.cfg", &s);
-    struct run r = host("run", ref_cfg, "--results", tpath("res_jnref"), "--quiet", NULL);
-    CHECK_CODE(r, 0);
-    run_free(&r);
-    const char *once = tpath("jn.once");
-    s.model = crash_model("hang", 1, 1, once);
-    const char *cfg = write_cfg("jn.cfg", &s);
-    r = run_until_hang(cfg, tpath("res_jn"), once, SIGINT);
-    CHECK_CODE(r, 130);
-    run_free(&r);
+    interrupted_grid("jn", true);
+    struct run r;
     const char *dir = tpath("res_jn/jn");
     char jpath[4200];
     snprintf(jpath, sizeof jpath, "%s/journal.jsonl", dir);
