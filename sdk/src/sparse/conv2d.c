@@ -798,19 +798,6 @@ void dsnn_sparse_conv2d_keep_dense_grad(struct dsnn_layer *l, bool on)
     }
 }
 
-static enum dsnn_status sc_grad_score(void *user, struct dsnn_layer *w, int row0, int row1,
-                                      float *out, struct dsnn_error *err)
-{
-    (void)w, (void)err;
-    const struct sparse_conv2d *S = user;
-    const size_t K = (size_t)S->g.c * S->g.kh * S->g.kw;
-    const float *src = S->dense_grad + (size_t)row0 * K;
-    const size_t n = (size_t)(row1 - row0) * K;
-    for (size_t i = 0; i < n; i++)
-        out[i] = fabsf(src[i]);
-    return DSNN_OK;
-}
-
 enum dsnn_status dsnn_sparse_conv2d_grow_gradient(struct dsnn_layer *l, size_t count,
                                                   struct dsnn_rng *rng, struct dsnn_error *err)
 {
@@ -822,7 +809,7 @@ enum dsnn_status dsnn_sparse_conv2d_grow_gradient(struct dsnn_layer *l, size_t c
                               "layer '%s': no dense gradient: turn dsnn_sparse_conv2d_keep_dense_"
                               "grad on before the backward that precedes the growth",
                               l->name);
-    return dsnn_sparse_grow_score(sc_w(S), count, sc_grad_score, S, rng, err);
+    return dsnn_sparse_grow_gradient(sc_w(S), count, rng, err); /* the store serves it */
 }
 
 bool sp_conv2d_geometry(const struct dsnn_layer *l, struct dsnn_conv2d_geom *g)
