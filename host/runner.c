@@ -632,7 +632,6 @@ void rn_experiment_release(struct experiment *ex)
     for (size_t i = 0; i < ex->n_trials; i++)
         rn_trial_free(ex->trials[i]);
     free(ex->trials);
-    free(ex->cfg_text);
     dsnn_config_file_free(ex->cf);
     if (ex->lock_fd >= 0)
         close(ex->lock_fd);

@@ -96,10 +96,10 @@ struct trial {
 
 struct experiment {
     const char *cfg_path; /* the configuration read (resume: <dir>/experiment.cfg) */
-    struct dsnn_config_file *cf;
-    char *cfg_text;
+    struct dsnn_config_file *cf; /* read once; every trial's configuration is a clone of it */
+    const char *cfg_text; /* cf's snapshot (@includes expanded): saved as experiment.cfg */
     size_t cfg_len;
-    uint64_t cfg_hash;
+    uint64_t cfg_hash; /* of the snapshot */
     const char *name;
     int64_t seed, epochs, num_samples, parallel, threads;
     int64_t checkpoint_freq, keep_checkpoints, max_failures;

@@ -292,23 +292,6 @@ static enum dsnn_status validate(const struct dsnn_config_file *cf, const struct
     return DSNN_OK;
 }
 
-
-static enum dsnn_status read_cfg_text(struct experiment *ex, struct dsnn_error *err)
-{
-    unsigned char *data = NULL;
-    size_t size = 0;
-    enum dsnn_status st = dsnn_read_file_raw(ex->cfg_path, &data, &size, err);
-    if (st != DSNN_OK) {
-        if (err && st == DSNN_ERR_NOT_FOUND)
-            err->status = DSNN_ERR_IO;
-        return st == DSNN_ERR_NOT_FOUND ? DSNN_ERR_IO : st;
-    }
-    ex->cfg_text = (char *)data;
-    ex->cfg_len = size;
-    ex->cfg_hash = dsnn_fnv1a(DSNN_FNV_INIT, data, size);
-    return DSNN_OK;
-}
-
 /* Builds experiment.cfg with the searched values ps and validates it (plugin[] gets its
  * plugins); a failure names the trial (id) and its values (params_text). */
 static enum dsnn_status config_build(const struct experiment *ex, const struct dsnn_param_set *ps,
@@ -319,7 +302,7 @@ static enum dsnn_status config_build(const struct experiment *ex, const struct d
 {
     *code = DSNN_EXIT_CONFIG;
     struct dsnn_config_file *tcf = NULL;
-    enum dsnn_status st = dsnn_config_file_load(ex->cfg_path, &tcf, err);
+    enum dsnn_status st = dsnn_config_file_clone(ex->cf, &tcf, err);
     for (size_t k = 0; k < ps->n && st == DSNN_OK; k++)
         st = dsnn_config_file_set(tcf, ps->items[k].path, &ps->items[k].value, err);
     if (st == DSNN_OK)
@@ -362,7 +345,9 @@ void rn_trial_config_drop(struct trial *t)
     t->cfg_built = false;
 }
 
-/* Loads the configuration, reads the experiment group, validates it against the plugins. */
+/* Loads the configuration (once: its snapshot, @includes expanded, is what every trial is built
+ * from, what is hashed and what is saved as experiment.cfg), reads the experiment group,
+ * validates it against the plugins. */
 enum dsnn_status rn_setup(struct experiment *ex, const struct dsnn_registry *reg, int *code,
                           struct dsnn_error *err)
 {
@@ -375,11 +360,10 @@ enum dsnn_status rn_setup(struct experiment *ex, const struct dsnn_registry *reg
         *code = st == DSNN_ERR_IO ? DSNN_EXIT_IO : DSNN_EXIT_CONFIG;
         return st;
     }
+    ex->cfg_text = dsnn_config_file_text(ex->cf, &ex->cfg_len);
+    ex->cfg_hash = dsnn_fnv1a(DSNN_FNV_INIT, ex->cfg_text, ex->cfg_len);
     if ((st = read_experiment(ex, err)) != DSNN_OK ||
         (st = validate(ex->cf, reg, ex->allow_unknown, ex->plugin, code, err)) != DSNN_OK)
-        return st;
-    *code = DSNN_EXIT_IO;
-    if ((st = read_cfg_text(ex, err)) != DSNN_OK)
         return st;
     ex->sops = &ex->plugin[DSNN_KIND_SEARCH]->ops.search;
     *code = DSNN_EXIT_CONFIG;

@@ -7,6 +7,8 @@
  *   "exit"  - calls _exit(crash_exit_code) without a word (a plugin that exits the process)
  *   "error" - returns DSNN_ERR_INTERNAL with a message (a clean, reported failure)
  *   "hang"  - sleeps forever (for timeout / interrupt tests)
+ *   "pause" - waits until crash_once_file is removed (at most 120 s), then trains on (for tests
+ *             that change something while a run is under way)
  * With crash_once_file = "PATH" it fails only while PATH does not exist, and creates PATH as it
  * fails: the first attempt crashes, a retried or resumed one goes on (max_failures / resume
  * tests).
@@ -21,8 +23,8 @@
 
 #include "tiny_model.h"
 
-enum crash_mode { CRASH_SEGV = 0, CRASH_ABORT, CRASH_EXIT, CRASH_ERROR, CRASH_HANG };
-static const char *const crash_modes[] = {"segv", "abort", "exit", "error", "hang", NULL};
+enum crash_mode { CRASH_SEGV = 0, CRASH_ABORT, CRASH_EXIT, CRASH_ERROR, CRASH_HANG, CRASH_PAUSE };
+static const char *const crash_modes[] = {"segv", "abort", "exit", "error", "hang", "pause", NULL};
 
 struct crash_cfg {
     int64_t epoch, trial, exit_code;
@@ -33,7 +35,7 @@ struct crash_cfg {
 static const struct dsnn_key_spec crash_keys[] = {
     {.name = "crash_epoch", .type = DSNN_KEY_INT, .def = 0, .doc = "epoch (0-based) at whose start to crash; -1: never"},
     {.name = "crash_trial", .type = DSNN_KEY_INT, .def = -1, .doc = "trial index that crashes; -1: every trial"},
-    {.name = "crash_mode", .type = DSNN_KEY_STRING, .default_value = "segv", .doc = "\"segv\", \"abort\", \"exit\", \"error\" or \"hang\""},
+    {.name = "crash_mode", .type = DSNN_KEY_STRING, .default_value = "segv", .doc = "\"segv\", \"abort\", \"exit\", \"error\", \"hang\" or \"pause\""},
     {.name = "crash_exit_code", .type = DSNN_KEY_INT, .def = 3, .doc = "exit status for crash_mode = \"exit\""},
     {.name = "crash_once_file", .type = DSNN_KEY_STRING, .def_str = "",
      .doc = "crash only if this file does not exist, creating it (\"\": every time)"},
@@ -109,6 +111,12 @@ static enum dsnn_status crash_train_epoch(void *state, struct dsnn_data *data, i
                 struct timespec ts = {3600, 0};
                 nanosleep(&ts, NULL);
             }
+        case CRASH_PAUSE:
+            for (int i = 0; i < 12000 && c->once_file[0] && access(c->once_file, F_OK) == 0; i++) {
+                struct timespec ts = {0, 10000000L};
+                nanosleep(&ts, NULL);
+            }
+            break;
         }
     }
     return tiny_model_train_epoch(state, data, epoch, m, err);

@@ -221,6 +221,118 @@ static void test_load_errors(void)
     ASSERT_HAS(err2.msg, "/nonexistent/dir/exp.cfg");
 }
 
+/* ---- the snapshot: @includes expanded once, messages naming the file written ---- */
+
+static void expect_prefix(const char *msg, const char *want)
+{
+    CU_ASSERT_EQUAL(strncmp(msg, want, strlen(want)), 0);
+    if (strncmp(msg, want, strlen(want)) != 0)
+        fprintf(stderr, "\n    got \"%s\", want prefix \"%s\"\n", msg, want);
+}
+
+static void test_snapshot(void)
+{
+    char inc[512], main_path[512], text[2400], want[1200];
+    struct dsnn_error err = {0};
+    CU_ASSERT_FATAL(write_temp("  lr = 0.5;\n  name = \"x\";", inc, sizeof inc));
+    /* an @include in a comment or a string is not one */
+    snprintf(text, sizeof text,
+             "# @include \"nowhere.cfg\"\nmodel = {\n  @include \"%s\"\n  k = 2;\n};\n"
+             "s = \"\n@include \\\"nowhere.cfg\\\"\";\n/*\n@include \"nowhere.cfg\"\n*/\n",
+             inc);
+    CU_ASSERT_FATAL(write_temp(text, main_path, sizeof main_path));
+    struct dsnn_config_file *f = NULL;
+    CU_ASSERT_EQUAL_FATAL(dsnn_config_file_load(main_path, &f, &err), DSNN_OK);
+    size_t len = 0;
+    const char *snap = dsnn_config_file_text(f, &len);
+    CU_ASSERT_EQUAL(len, strlen(snap));
+    ASSERT_HAS(snap, "  lr = 0.5;\n  name = \"x\";\n");
+    ASSERT_HAS(snap, "# >>> @include");
+    CU_ASSERT(strstr(snap, "\n  @include") == NULL);
+    /* messages name the included file and its line */
+    const struct dsnn_cfg *model = dsnn_cfg_group(dsnn_config_file_root(f), "model");
+    int64_t v = 0;
+    CU_ASSERT_EQUAL(dsnn_cfg_int(model, "name", 0, &v, &err), DSNN_ERR_CONFIG);
+    snprintf(want, sizeof want, "%s:2: ", inc);
+    expect_prefix(err.msg, want);
+    CU_ASSERT_EQUAL(dsnn_cfg_int(model, "k", 0, &v, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(v, 2);
+    char where[1200];
+    snprintf(want, sizeof want, "%s:4", main_path);
+    ASSERT_STR(dsnn_cfg_where(model, "k", where, sizeof where), want);
+    /* a clone is parsed from the snapshot: the files may change or go */
+    CU_ASSERT_FATAL(write_temp("", text, sizeof text));
+    unlink(inc);
+    unlink(main_path);
+    struct dsnn_config_file *g = NULL;
+    CU_ASSERT_EQUAL_FATAL(dsnn_config_file_clone(f, &g, &err), DSNN_OK);
+    ASSERT_STR(dsnn_config_file_text(g, NULL), snap);
+    double lr = 0;
+    CU_ASSERT_EQUAL(dsnn_cfg_float(dsnn_cfg_group(dsnn_config_file_root(g), "model"), "lr", 0,
+                                   &lr, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(lr, 0.5);
+    CU_ASSERT_EQUAL(dsnn_cfg_int(dsnn_cfg_group(dsnn_config_file_root(g), "model"), "name", 0,
+                                 &v, &err), DSNN_ERR_CONFIG);
+    snprintf(want, sizeof want, "%s:2: ", inc);
+    expect_prefix(err.msg, want);
+    dsnn_config_file_free(g);
+    dsnn_config_file_free(f);
+    unlink(text);
+
+    /* a text without @include is its own snapshot, byte for byte (no newline added) */
+    const char *plain = "a = 1;\n# c\nb = \"two\";";
+    CU_ASSERT_EQUAL_FATAL(dsnn_config_file_parse(plain, "p.cfg", &f, &err), DSNN_OK);
+    ASSERT_STR(dsnn_config_file_text(f, NULL), plain);
+    dsnn_config_file_free(f);
+}
+
+static void test_snapshot_errors(void)
+{
+    char inc[512], main_path[512], text[1400], want[1200];
+    struct dsnn_error err = {0};
+    struct dsnn_config_file *f = NULL;
+    /* a syntax error in an included file: that file and its line */
+    CU_ASSERT_FATAL(write_temp("x = 1;\ny = [1, 2;\n", inc, sizeof inc));
+    snprintf(text, sizeof text, "a = 1;\n@include \"%s\"\nb = 2;\n", inc);
+    CU_ASSERT_FATAL(write_temp(text, main_path, sizeof main_path));
+    CU_ASSERT_EQUAL(dsnn_config_file_load(main_path, &f, &err), DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NULL(f);
+    snprintf(want, sizeof want, "%s:2: ", inc);
+    expect_prefix(err.msg, want);
+    /* a missing include: the line of the directive and the path */
+    unlink(inc);
+    CU_ASSERT_EQUAL(dsnn_config_file_load(main_path, &f, &err), DSNN_ERR_CONFIG);
+    snprintf(want, sizeof want, "%s:2: cannot open the included file '%s'", main_path, inc);
+    expect_prefix(err.msg, want);
+    /* a file that includes itself */
+    snprintf(text, sizeof text, "a = 1;\n@include \"%s\"\n", main_path);
+    FILE *fp = fopen(main_path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    fputs(text, fp);
+    fclose(fp);
+    CU_ASSERT_EQUAL(dsnn_config_file_load(main_path, &f, &err), DSNN_ERR_CONFIG);
+    ASSERT_HAS(err.msg, "nested deeper than 10 files");
+    snprintf(want, sizeof want, "%s:2: ", main_path);
+    expect_prefix(err.msg, want);
+    unlink(main_path);
+    /* a NUL byte (libconfig would stop reading there, silently) */
+    static const char with_nul[] = "a = 1;\nb = 2;\0c = 3;\n";
+    snprintf(main_path, sizeof main_path, "%s/dsnn-config-nul-XXXXXX",
+             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    int fd = mkstemp(main_path);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(write(fd, with_nul, sizeof with_nul - 1), (ssize_t)(sizeof with_nul - 1));
+    close(fd);
+    CU_ASSERT_EQUAL(dsnn_config_file_load(main_path, &f, &err), DSNN_ERR_CONFIG);
+    snprintf(want, sizeof want, "%s:2: a NUL byte", main_path);
+    expect_prefix(err.msg, want);
+    unlink(main_path);
+    /* an unterminated file name */
+    CU_ASSERT_EQUAL(dsnn_config_file_parse("a = 1;\n@include \"x.cfg\n", "u.cfg", &f, &err),
+                    DSNN_ERR_CONFIG);
+    expect_prefix(err.msg, "u.cfg:2: @include");
+}
+
 /* ---- typed getters: the error style ---- */
 
 static void check_type_error(const struct dsnn_cfg *model, const char *where_name, const char *text)
@@ -1052,6 +1164,8 @@ static CU_TestInfo tests[] = {
     {"parse error: NAME:LINE", test_parse_error_name_line},
     {"load errors: PATH:LINE, missing file", test_load_errors},
     {"integer literals beyond 32 bits without L are refused", test_int_literals},
+    {"snapshot: @includes expanded once, origins kept, clone", test_snapshot},
+    {"snapshot: errors in and of includes", test_snapshot_errors},
     {"type errors (parsed text)", test_type_errors_parsed},
     {"type errors (loaded file)", test_type_errors_loaded},
     {"scalars, defaults, int as float", test_scalars},

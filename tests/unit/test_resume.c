@@ -845,6 +845,66 @@ static void test_crashed_trial_log(void)
 
 /* run --overwrite of an experiment that another dsnn-host is running: refused before anything is
  * removed (the lock is taken before the delete); once that host is gone, it overwrites. */
+/* The configuration is read once: its snapshot (@includes expanded) is what every trial is built
+ * from and what experiment.cfg holds. Trial 0 pauses in epoch 1 while the configuration and the
+ * file it includes are edited; trials 1 and 2 must still run as an unedited run does. Then, with
+ * the include deleted, `resume` needs only experiment.cfg. */
+static void snapshot_cfg(const char *name, const char *once, const char *inc)
+{
+    char model[8800];
+    snprintf(model, sizeof model,
+             "  plugin = \"crash\";\n  learning_rate = 0.1;\n  crash_mode = \"pause\";\n"
+             "  crash_trial = 0;\n  crash_epoch = 1;\n  crash_once_file = \"%s\";\n"
+             "  @include \"%s\"\n",
+             once, inc);
+    char file[64];
+    snprintf(file, sizeof file, "%s.cfg", name);
+    struct cfg_spec s = {.name = name, .epochs = 3, .search = LR_GRID, .model = model};
+    write_cfg(file, &s);
+}
+
+static void test_config_snapshot(void)
+{
+    char inc[4096], once[4096]; /* tpath's buffers rotate */
+    snprintf(inc, sizeof inc, "%s", tpath("snap_inc.cfg"));
+    CU_ASSERT_FATAL(write_text(inc, "  momentum = 0.5;\n"));
+    snapshot_cfg("snapref", existing_file(), inc);
+    struct run r = host("run", tpath("snapref.cfg"), "--results", tpath("res_snapref"),
+                        "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+
+    snprintf(once, sizeof once, "%s", tpath("snap.once"));
+    snapshot_cfg("snap", once, inc);
+    const char *args[] = {"run", tpath("snap.cfg"), "--results", tpath("res_snap"), "--quiet",
+                          NULL};
+    struct proc p;
+    host_start(&p, args);
+    CU_ASSERT(wait_for_file(once));
+    CU_ASSERT_FATAL(write_text(inc, "  momentum = 0.0;\n"));
+    struct cfg_spec edited = {.name = "snap", .epochs = 3, .search = LR_GRID};
+    write_cfg("snap.cfg", &edited);
+    CU_ASSERT_EQUAL(unlink(once), 0);
+    r = host_wait(&p, 60);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    for (int t = 0; t < 3; t++) {
+        char trial[32];
+        snprintf(trial, sizeof trial, "trial_%05d", t);
+        same_results(tpath("res_snapref/snapref"), tpath("res_snap/snap"), trial, 3);
+    }
+    char *saved = read_file(tpath("res_snap/snap/experiment.cfg"), NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(saved);
+    CU_ASSERT(contains(saved, "momentum = 0.5;"));
+    CU_ASSERT(contains(saved, "# >>> @include"));
+    CU_ASSERT(strstr(saved, "\n  @include") == NULL);
+    free(saved);
+    CU_ASSERT_EQUAL(unlink(inc), 0);
+    r = host("resume", tpath("res_snap/snap"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+}
+
 static void test_overwrite_live(void)
 {
     struct cfg_spec s = {.name = "ow", .epochs = 2, .search = LR_GRID};
@@ -1325,6 +1385,7 @@ static CU_TestInfo tests[] = {
     {"experiment.trial_timeout_s stops a hung trial", test_trial_timeout},
     {"result files are not written through symbolic links", test_results_no_follow},
     {"run --overwrite of a live experiment is refused", test_overwrite_live},
+    {"the configuration is read once, its @includes snapshotted", test_config_snapshot},
     {"the log of a crashed trial keeps its lines", test_crashed_trial_log},
     {"journal with a NUL tail (power loss) on resume", test_journal_nul_tail},
     {"search strategy state over a resume", test_search_state_resume},

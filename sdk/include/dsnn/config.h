@@ -65,15 +65,26 @@ DSNN_API enum dsnn_status dsnn_cfg_check_range(const struct dsnn_cfg *cfg, const
 
 /* ---- Used by the host (not usually needed by plugins) ---- */
 
-/* A parsed configuration file. */
+/* A parsed configuration file. Its @includes are expanded once, when it is loaded, into one
+ * self-contained text, its snapshot (dsnn_config_file_text), which is what is parsed; messages
+ * still name the file and line each setting came from. */
 struct dsnn_config_file;
-/* Parses path; on syntax error returns DSNN_ERR_CONFIG with "FILE:LINE: message". */
+/* Reads and parses path; on syntax error returns DSNN_ERR_CONFIG with "FILE:LINE: message"; an
+ * unreadable path is DSNN_ERR_IO. */
 DSNN_API enum dsnn_status dsnn_config_file_load(const char *path, struct dsnn_config_file **out,
                                                 struct dsnn_error *err);
 /* Parses text (name is used in messages). */
 DSNN_API enum dsnn_status dsnn_config_file_parse(const char *text, const char *name,
                                                  struct dsnn_config_file **out,
                                                  struct dsnn_error *err);
+/* A new configuration parsed from f's snapshot (f as loaded, without later edits), reading no
+ * file; messages name the same files and lines as f's. The caller frees *out. */
+DSNN_API enum dsnn_status dsnn_config_file_clone(const struct dsnn_config_file *f,
+                                                 struct dsnn_config_file **out,
+                                                 struct dsnn_error *err);
+/* f's snapshot: the text parsed, with @includes expanded (owned by f; *len its length). A text
+ * without @include is its own snapshot, byte for byte. */
+DSNN_API const char *dsnn_config_file_text(const struct dsnn_config_file *f, size_t *len);
 DSNN_API void dsnn_config_file_free(struct dsnn_config_file *f);
 DSNN_API const struct dsnn_cfg *dsnn_config_file_root(const struct dsnn_config_file *f);
 DSNN_API enum dsnn_status dsnn_config_file_write(const struct dsnn_config_file *f,

@@ -13,8 +13,9 @@
 #include <strings.h>
 
 struct dsnn_config_file {
-    config_t cfg;
+    config_t cfg; /* first: a setting's config is its file */
     char *name;
+    struct cfg_source src; /* the text parsed (@includes expanded) and its lines' origins */
 };
 
 /* A struct dsnn_cfg is a config_setting_t in disguise. */
@@ -76,6 +77,12 @@ static void where_of(const config_setting_t *s, char *buf, size_t size)
     if (!file && s && s->config)
         file = ((const struct dsnn_config_file *)(const void *)s->config)->name;
     int line = s ? config_setting_source_line(s) : 0;
+    if (s && s->config && !config_setting_source_file(s)) { /* parsed from its snapshot */
+        const char *origin = cfg_source_origin(
+            &((const struct dsnn_config_file *)(const void *)s->config)->src, line, &line);
+        if (origin)
+            file = origin;
+    }
     if (file && line > 0)
         snprintf(buf, size, "%s:%d", file, line);
     else if (file)
@@ -334,6 +341,8 @@ static enum dsnn_status parse_error(struct dsnn_config_file *f, const char *name
     const char *file = config_error_file(&f->cfg);
     int line = config_error_line(&f->cfg);
     const char *text = config_error_text(&f->cfg);
+    if (!file)
+        file = cfg_source_origin(&f->src, line, &line);
     if (config_error_type(&f->cfg) == CONFIG_ERR_FILE_IO)
         return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot read the configuration file: %s",
                               name, text ? text : "I/O error");
@@ -342,8 +351,8 @@ static enum dsnn_status parse_error(struct dsnn_config_file *f, const char *name
 }
 
 /* libconfig 1.5 (Debian 12) keeps an integer literal without the L suffix in 32 bits: 4294967298
- * silently becomes 2. Before parsing, the text (and every file it @includes, up to a depth of 8)
- * is scanned for integer literals outside strings and comments that do not fit 32 bits
+ * silently becomes 2. Before parsing, the snapshot (the text with its @includes expanded) is
+ * scanned for integer literals outside strings and comments that do not fit 32 bits
  * (decimal beyond [-2^31, 2^31 - 1], hexadecimal beyond 0xffffffff) without the suffix: an error
  * naming the file, the line and the literal, and what to write. */
 static bool lit_is_ident(char c)
@@ -352,28 +361,9 @@ static bool lit_is_ident(char c)
            c == '_' || c == '.';
 }
 
-static enum dsnn_status scan_file(const char *path, int depth, struct dsnn_error *err);
-
-/* The @include "path" at p (after "@include"): scans that file, resolved as libconfig does
- * (relative paths from the current directory); one that cannot be read is left to libconfig. */
-static enum dsnn_status scan_include(const char *p, int depth, struct dsnn_error *err)
+static enum dsnn_status scan_ints(const struct cfg_source *src, struct dsnn_error *err)
 {
-    while (*p == ' ' || *p == '\t')
-        p++;
-    if (*p != '"')
-        return DSNN_OK;
-    const char *e = strchr(p + 1, '"');
-    if (!e || e - p - 1 >= 4096)
-        return DSNN_OK;
-    char path[4096];
-    memcpy(path, p + 1, (size_t)(e - p - 1));
-    path[e - p - 1] = '\0';
-    return scan_file(path, depth + 1, err);
-}
-
-static enum dsnn_status scan_ints(const char *text, const char *name, int depth,
-                                  struct dsnn_error *err)
-{
+    const char *text = src->text;
     int line = 1;
     const char *p = text;
     while (*p) {
@@ -398,12 +388,6 @@ static enum dsnn_status scan_ints(const char *text, const char *name, int depth,
                     line++;
             if (*p)
                 p += 2;
-        } else if (c == '@' && strncmp(p, "@include", 8) == 0) {
-            enum dsnn_status st = depth < 8 ? scan_include(p + 8, depth, err) : DSNN_OK;
-            if (st != DSNN_OK)
-                return st;
-            while (*p && *p != '\n')
-                p++;
         } else if ((c >= '0' && c <= '9') && (p == text || !lit_is_ident(p[-1]))) {
             const char *start = p > text && (p[-1] == '-' || p[-1] == '+') ? p - 1 : p;
             const bool hex = c == '0' && (p[1] == 'x' || p[1] == 'X');
@@ -418,12 +402,14 @@ static enum dsnn_status scan_ints(const char *text, const char *name, int depth,
                 const bool neg = *start == '-';
                 const bool fits = errno == 0 && (hex ? v <= 0xffffffffull
                                                      : v <= (neg ? 2147483648ull : 2147483647ull));
+                int at = line;
+                const char *name = cfg_source_origin(src, line, &at);
                 if (!fits)
                     return dsnn_error_set(err, DSNN_ERR_CONFIG,
                                           "%s:%d: integer %.*s does not fit 32 bits: write it "
                                           "with the L suffix (%.*sL) for a 64-bit value",
-                                          name, line, (int)(q - start), start, (int)(q - start),
-                                          start);
+                                          name ? name : "<config>", at, (int)(q - start), start,
+                                          (int)(q - start), start);
             }
             p = q;
             while (lit_is_ident(*p) || ((*p == '+' || *p == '-') && (p[-1] == 'e' || p[-1] == 'E')))
@@ -433,17 +419,6 @@ static enum dsnn_status scan_ints(const char *text, const char *name, int depth,
         }
     }
     return DSNN_OK;
-}
-
-static enum dsnn_status scan_file(const char *path, int depth, struct dsnn_error *err)
-{
-    unsigned char *data = NULL;
-    size_t size = 0;
-    if (dsnn_read_file_raw(path, &data, &size, NULL) != DSNN_OK)
-        return DSNN_OK; /* libconfig reports it */
-    enum dsnn_status st = scan_ints((const char *)data, path, depth, err);
-    free(data);
-    return st;
 }
 
 static struct dsnn_config_file *file_new(const char *name)
@@ -477,6 +452,18 @@ static enum dsnn_status file_finish(struct dsnn_config_file *f, int read_result,
     return DSNN_OK;
 }
 
+/* Parses f->src (the snapshot) into f; on failure f is freed. */
+static enum dsnn_status file_parse_source(struct dsnn_config_file *f, bool scan,
+                                          struct dsnn_config_file **out, struct dsnn_error *err)
+{
+    enum dsnn_status st = scan ? scan_ints(&f->src, err) : DSNN_OK;
+    if (st != DSNN_OK) {
+        dsnn_config_file_free(f);
+        return st;
+    }
+    return file_finish(f, config_read_string(&f->cfg, f->src.text), f->name, out, err);
+}
+
 enum dsnn_status dsnn_config_file_load(const char *path, struct dsnn_config_file **out,
                                        struct dsnn_error *err)
 {
@@ -484,18 +471,12 @@ enum dsnn_status dsnn_config_file_load(const char *path, struct dsnn_config_file
     struct dsnn_config_file *f = file_new(path);
     if (!f)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        dsnn_config_file_free(f);
-        return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot open the configuration file", path);
-    }
-    fclose(fp);
-    enum dsnn_status st = scan_file(path, 0, err);
+    enum dsnn_status st = cfg_source_from_file(&f->src, path, err);
     if (st != DSNN_OK) {
         dsnn_config_file_free(f);
         return st;
     }
-    return file_finish(f, config_read_file(&f->cfg, path), path, out, err);
+    return file_parse_source(f, true, out, err);
 }
 
 enum dsnn_status dsnn_config_file_parse(const char *text, const char *name,
@@ -505,12 +486,31 @@ enum dsnn_status dsnn_config_file_parse(const char *text, const char *name,
     struct dsnn_config_file *f = file_new(name);
     if (!f)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    enum dsnn_status st = scan_ints(text, f->name, 0, err);
+    enum dsnn_status st = cfg_source_from_text(&f->src, text, strlen(text), f->name, err);
     if (st != DSNN_OK) {
         dsnn_config_file_free(f);
         return st;
     }
-    return file_finish(f, config_read_string(&f->cfg, text), f->name, out, err);
+    return file_parse_source(f, true, out, err);
+}
+
+enum dsnn_status dsnn_config_file_clone(const struct dsnn_config_file *f,
+                                        struct dsnn_config_file **out, struct dsnn_error *err)
+{
+    *out = NULL;
+    struct dsnn_config_file *g = file_new(f->name);
+    if (!g || cfg_source_copy(&g->src, &f->src) != DSNN_OK) {
+        dsnn_config_file_free(g);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    }
+    return file_parse_source(g, false, out, err);
+}
+
+const char *dsnn_config_file_text(const struct dsnn_config_file *f, size_t *len)
+{
+    if (len)
+        *len = f ? f->src.len : 0;
+    return f ? f->src.text : NULL;
 }
 
 void dsnn_config_file_free(struct dsnn_config_file *f)
@@ -518,6 +518,7 @@ void dsnn_config_file_free(struct dsnn_config_file *f)
     if (!f)
         return;
     config_destroy(&f->cfg);
+    cfg_source_free(&f->src);
     free(f->name);
     free(f);
 }
