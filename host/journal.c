@@ -14,8 +14,10 @@
 
 /* ---- the journal ---- */
 
-void dsnn_journal_add(struct dsnn_journal *j, const char *members)
+enum dsnn_status dsnn_journal_add(struct dsnn_journal *j, const char *members)
 {
+    if (j->failed)
+        return j->error.status;
     struct dsnn_sbuf b = {0};
     char ts[32];
     dsnn_sbuf_printf(&b, "{\"time\": \"%s\", %s}", dsnn_iso_time(ts, sizeof ts), members);
@@ -24,30 +26,34 @@ void dsnn_journal_add(struct dsnn_journal *j, const char *members)
         dsnn_error_set(&err, DSNN_ERR_NOMEM, "%s: out of memory", j->path);
     else
         dsnn_append_line(j->path, b.p, &err);
-    if (err.status != DSNN_OK && !j->warned) {
-        fprintf(stderr, "warning: %s (the experiment goes on, but may not be resumable)\n",
-                err.msg);
-        j->warned = true;
-    }
     dsnn_sbuf_free(&b);
+    if (err.status != DSNN_OK) {
+        j->failed = true;
+        j->error = err;
+    }
+    return err.status;
 }
 
-void dsnn_journal_addf(struct dsnn_journal *j, const char *fmt, ...)
+enum dsnn_status dsnn_journal_addf(struct dsnn_journal *j, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
-    char *buf = malloc((size_t)n + 1);
-    if (!buf)
-        return;
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!buf) {
+        if (!j->failed) {
+            j->failed = true;
+            dsnn_error_set(&j->error, DSNN_ERR_NOMEM, "%s: out of memory", j->path);
+        }
+        return j->error.status;
+    }
     va_start(ap, fmt);
     vsnprintf(buf, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    dsnn_journal_add(j, buf);
+    enum dsnn_status st = dsnn_journal_add(j, buf);
     free(buf);
+    return st;
 }
 
 static enum dsnn_status read_text(const char *path, char **out, size_t *len,

@@ -33,15 +33,19 @@
 /* ---- the journal ---- */
 struct dsnn_journal {
     char path[1100];
-    uint64_t seq; /* search events written so far */
-    bool warned;  /* a write failure was reported once */
+    uint64_t seq;             /* search events written so far */
+    bool failed;              /* an append failed (or the host stopped it): nothing more is
+                                 appended, so that the file stays a prefix of the events */
+    struct dsnn_error error;  /* why */
 };
 /* Appends {"time": "...", <members>} where members is the text of the object's members
- * ("\"event\": \"x\", ..."). Failures are reported on stderr once (the experiment goes on:
- * losing the journal loses resumability, not results). */
-void dsnn_journal_add(struct dsnn_journal *j, const char *members);
+ * ("\"event\": \"x\", ..."). A failed append leaves the file as it was (dsnn_append_line rolls a
+ * short write back) and sets j->failed: later appends are skipped and return the same error,
+ * so that the journal is what a kill -9 at that moment would leave (the host stops, exit 5). */
+enum dsnn_status dsnn_journal_add(struct dsnn_journal *j, const char *members);
 /* The same, formatted. */
-void dsnn_journal_addf(struct dsnn_journal *j, const char *fmt, ...) DSNN_PRINTF(2, 3);
+enum dsnn_status dsnn_journal_addf(struct dsnn_journal *j, const char *fmt, ...)
+    DSNN_PRINTF(2, 3);
 
 /* The lines of a journal read back. */
 struct dsnn_journal_log {

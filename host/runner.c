@@ -23,6 +23,7 @@
  * of the trial that exploit() names, with the new parameters. */
 #include "runner_impl.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -143,7 +144,10 @@ static void trial_start(struct experiment *ex, struct trial *t)
         dsnn_checkpoint_remove_all(t->dir);
     if (dsnn_trial_files_resume(&t->tf, t->dir, from_line, &err) != DSNN_OK) {
         free(payload);
-        rn_trial_fail(ex, t, false, "%s", err.msg);
+        if (err.status == DSNN_ERR_IO)
+            rn_io_failed(ex, &err);
+        else
+            rn_trial_fail(ex, t, false, "%s", err.msg);
         return;
     }
     rn_trial_scan_results(ex, t);
@@ -151,8 +155,11 @@ static void trial_start(struct experiment *ex, struct trial *t)
     t->attempts++;
     char path[1200];
     snprintf(path, sizeof path, "%s/trial.cfg", t->dir);
-    if (dsnn_config_file_write(t->tcf, path, &err) != DSNN_OK)
-        rn_warn(ex, "%s", err.msg);
+    if (dsnn_config_file_write(t->tcf, path, &err) != DSNN_OK) {
+        free(payload);
+        rn_io_failed(ex, &err);
+        return;
+    }
     dsnn_journal_addf(&ex->journal,
                       "\"event\": \"trial_started\", \"trial_id\": \"%s\", \"attempt\": %d, "
                       "\"from_epoch\": %d, \"from_line\": %zu, \"checkpoint\": %s",
@@ -195,8 +202,10 @@ static void trial_result(struct experiment *ex, struct trial *t, const struct ds
 {
     struct dsnn_error err = {0};
     size_t line = t->n_lines++;
-    if (dsnn_trial_files_epoch(&t->tf, t->id, m, &err) != DSNN_OK)
-        rn_warn(ex, "%s", err.msg);
+    if (dsnn_trial_files_epoch(&t->tf, t->id, m, &err) != DSNN_OK) {
+        rn_io_failed(ex, &err); /* the child is stopped before it hears a decision */
+        return;
+    }
     double v = NAN, e;
     int epoch = dsnn_metrics_get(m, "epoch", &e) ? (int)e : t->epochs_done;
     t->epochs_done = epoch + 1;
@@ -228,6 +237,10 @@ static void trial_result(struct experiment *ex, struct trial *t, const struct ds
                        : decision == DSNN_SEARCH_STOP  ? CHILD_STOP
                        : decision == DSNN_SEARCH_PAUSE ? CHILD_PAUSE
                                                        : CHILD_CONTINUE;
+    if (ex->journal.failed) { /* the result is not in the journal: no decision, no checkpoint */
+        rn_io_failed(ex, &ex->journal.error);
+        return;
+    }
     if (rn_interrupted && to_child == CHILD_CONTINUE) {
         to_child = CHILD_HALT;
         t->halted = true;
@@ -288,7 +301,7 @@ static void trial_reap(struct experiment *ex, struct trial *t)
             int n = snprintf(text, sizeof text, "%s\n", t->error);
             struct dsnn_error err = {0};
             if (dsnn_write_file_atomic(path, text, (size_t)n, &err) != DSNN_OK)
-                rn_warn(ex, "%s", err.msg);
+                rn_io_failed(ex, &err);
             struct dsnn_sbuf b = {0};
             dsnn_sbuf_printf(&b,
                              "\"event\": \"trial_failed\", \"trial_id\": \"%s\", \"attempt\": %d, "
@@ -335,6 +348,11 @@ static void trial_read(struct experiment *ex, struct trial *t)
         if (rn_read_full(t->rfd, &cerr, sizeof cerr) != 1)
             goto protocol;
         cerr.msg[sizeof cerr.msg - 1] = '\0';
+        if (h.type == MSG_WARNING && cerr.status == DSNN_ERR_IO) { /* its checkpoint */
+            dsnn_error_prefix(&cerr, "%s", t->id);
+            rn_io_failed(ex, &cerr);
+            return;
+        }
         if (h.type == MSG_WARNING) {
             rn_warn(ex, "%s: %s", t->id, cerr.msg);
             return;
@@ -431,6 +449,8 @@ static void check_timeouts(struct experiment *ex)
 static void schedule(struct experiment *ex)
 {
     for (;;) {
+        if (ex->journal.failed)
+            rn_io_failed(ex, &ex->journal.error);
         while (!rn_interrupted && !ex->fatal && ex->n_running < ex->parallel) {
             struct trial *t = rn_next_queued(ex);
             if (t) {
@@ -481,12 +501,30 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
+/* A directory that a run left before it wrote anything (it failed to write experiment.cfg):
+ * nothing in it but the lock file and temporaries of experiment.cfg. */
+static bool never_started(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    bool empty = true;
+    for (struct dirent *e; empty && (e = readdir(d)) != NULL;)
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+                strcmp(e->d_name, ".lock") == 0 ||
+                strncmp(e->d_name, "experiment.cfg.tmp.", 19) == 0;
+    closedir(d);
+    return empty;
+}
+
 static enum dsnn_status prepare_dir(struct experiment *ex, const char *root, bool overwrite,
                                     struct dsnn_error *err)
 {
     if (snprintf(ex->dir, sizeof ex->dir, "%s/%s", root, ex->name) >= (int)sizeof ex->dir)
         return dsnn_error_set(err, DSNN_ERR_IO, "results path too long");
     struct stat st;
+    if (stat(ex->dir, &st) == 0 && S_ISDIR(st.st_mode) && never_started(ex->dir))
+        return rn_lock_dir(ex, err); /* it is used as if new */
     if (stat(ex->dir, &st) == 0) {
         if (!overwrite)
             return dsnn_error_set(err, DSNN_ERR_IO,
@@ -573,6 +611,32 @@ void rn_print_banner(const struct experiment *ex, const char *verb)
     fflush(stdout);
 }
 
+int rn_start(struct experiment *ex, struct dsnn_error *err)
+{
+    ex->trial_threads = rn_trial_threads(ex, ex->n_known);
+    enum dsnn_status st = rn_search_create(ex, &ex->search, err);
+    if (st != DSNN_OK)
+        return DSNN_EXIT_CONFIG;
+    ex->search_saves = ex->sops->save && ex->sops->restore;
+    struct dsnn_sbuf b = {0};
+    dsnn_sbuf_puts(&b, "\"event\": \"experiment_started\", \"name\": ");
+    dsnn_sbuf_json_string(&b, ex->name);
+    dsnn_sbuf_printf(&b,
+                     ", \"trials\": %zu, \"dsnn_version\": \"%s\", \"config_hash\": "
+                     "\"%016llx\", \"parallel\": %lld, \"trial_threads\": %d",
+                     ex->n_known, DSNN_VERSION_STRING, (unsigned long long)ex->cfg_hash,
+                     (long long)ex->parallel, ex->trial_threads);
+    if (!b.oom)
+        dsnn_journal_add(&ex->journal, b.p);
+    dsnn_sbuf_free(&b);
+    dsnn_progress_init(&ex->progress, ex->quiet, -1, ex->metric);
+    rn_print_banner(ex, "experiment");
+    /* The first `parallel` trials are suggested (and validated) before any starts. */
+    for (int64_t i = 0; i < ex->parallel && !ex->journal.failed && rn_suggest_next(ex);)
+        i++;
+    return rn_run_and_finish(ex, err);
+}
+
 /* Runs the scheduler with the signal handlers installed; then journal, summary, exit code. */
 int rn_run_and_finish(struct experiment *ex, struct dsnn_error *err)
 {
@@ -596,6 +660,15 @@ int rn_run_and_finish(struct experiment *ex, struct dsnn_error *err)
     size_t n_failed = 0;
     for (size_t i = 0; i < ex->n_trials; i++)
         n_failed += ex->trials[i]->status == TRIAL_ERROR;
+    if (ex->journal.failed) /* failed while the last trials were reaped */
+        rn_io_failed(ex, &ex->journal.error);
+    if (ex->io_failed) {
+        dsnn_error_set(err, DSNN_ERR_IO,
+                       "%s; the experiment stopped there, with what it had written intact: make "
+                       "room (or fix the cause), then continue it with: dsnn-host resume %s",
+                       ex->io_err.msg, ex->dir);
+        return DSNN_EXIT_IO;
+    }
     if (rn_interrupted) {
         dsnn_journal_add(&ex->journal, "\"event\": \"experiment_interrupted\"");
         dsnn_error_set(err, DSNN_ERR_INTERRUPTED,
@@ -662,28 +735,7 @@ int dsnn_run_experiment(struct dsnn_registry *reg, const char *cfg_path,
     snprintf(path, sizeof path, "%s/experiment.cfg", ex.dir);
     if ((st = dsnn_write_file_atomic(path, ex.cfg_text, ex.cfg_len, err)) != DSNN_OK)
         goto out;
-    ex.trial_threads = rn_trial_threads(&ex, ex.n_known);
-    code = DSNN_EXIT_CONFIG;
-    if ((st = rn_search_create(&ex, &ex.search, err)) != DSNN_OK)
-        goto out;
-    ex.search_saves = ex.sops->save && ex.sops->restore;
-    struct dsnn_sbuf b = {0};
-    dsnn_sbuf_puts(&b, "\"event\": \"experiment_started\", \"name\": ");
-    dsnn_sbuf_json_string(&b, ex.name);
-    dsnn_sbuf_printf(&b,
-                     ", \"trials\": %zu, \"dsnn_version\": \"%s\", \"config_hash\": "
-                     "\"%016llx\", \"parallel\": %lld, \"trial_threads\": %d",
-                     ex.n_known, DSNN_VERSION_STRING, (unsigned long long)ex.cfg_hash,
-                     (long long)ex.parallel, ex.trial_threads);
-    if (!b.oom)
-        dsnn_journal_add(&ex.journal, b.p);
-    dsnn_sbuf_free(&b);
-    dsnn_progress_init(&ex.progress, ex.quiet, -1, ex.metric);
-    rn_print_banner(&ex, "experiment");
-    /* The first `parallel` trials are suggested (and validated) before any starts. */
-    for (int64_t i = 0; i < ex.parallel && rn_suggest_next(&ex);)
-        i++;
-    code = rn_run_and_finish(&ex, err);
+    code = rn_start(&ex, err);
     st = DSNN_OK;
 out:
     rn_experiment_release(&ex);

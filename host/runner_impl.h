@@ -133,6 +133,8 @@ struct experiment {
     bool fatal; /* stop starting trials; exit with fatal_code */
     int fatal_code;
     struct dsnn_error fatal_err;
+    bool io_failed; /* a write to the results directory failed: stopping (rn_io_failed) */
+    struct dsnn_error io_err;
     struct dsnn_progress progress;
 };
 
@@ -205,6 +207,15 @@ const char *rn_decision_str(int d);
 int rn_decision_parse(const char *s);
 void rn_say_clear(struct experiment *ex);
 void rn_warn(struct experiment *ex, const char *fmt, ...) DSNN_PRINTF(2, 3);
+/* A write to the results directory failed (disk full, I/O error ...): the experiment stops as a
+ * kill -9 would stop it, nothing more being written: the journal is frozen, the running trial
+ * processes get SIGTERM, no trial starts, and the host exits with DSNN_EXIT_IO naming e; what
+ * was written stays consistent, and `resume` continues once the cause is gone. */
+void rn_io_failed(struct experiment *ex, const struct dsnn_error *e);
+/* Starts the experiment set up in ex (validated, its directory locked, experiment.cfg written,
+ * the journal empty): experiment_started, the first trials, the scheduler. Returns the exit
+ * code (run, and resume of a journal that has no event yet). */
+int rn_start(struct experiment *ex, struct dsnn_error *err);
 void rn_format_params(const struct dsnn_param_set *ps, char *buf, size_t size);
 char *rn_params_to_cfg(const struct dsnn_param_set *ps);
 char *rn_params_to_json(const struct dsnn_param_set *ps);

@@ -334,7 +334,7 @@ static void resume_requeue(struct experiment *ex, struct trial *t)
     if (t->n_lines > t->n_reported) {
         struct dsnn_error ferr = {0};
         if (dsnn_trial_files_resume(&t->tf, t->dir, t->n_reported, &ferr) != DSNN_OK)
-            rn_warn(ex, "%s", ferr.msg);
+            rn_io_failed(ex, &ferr);
         rn_trial_scan_results(ex, t);
     }
     int last = t->n_reported ? t->decisions[t->n_reported - 1] : -1;
@@ -367,6 +367,13 @@ int dsnn_resume_experiment(struct dsnn_registry *reg, const char *results_dir,
     code = DSNN_EXIT_IO;
     if ((st = rn_lock_dir(&ex, err)) != DSNN_OK || (st = resume_journal(&ex, &log, err)) != DSNN_OK)
         goto out;
+    if (log.n == 0) { /* stopped (disk full, kill -9) before its first event: start it now */
+        code = DSNN_EXIT_CONFIG;
+        if ((st = rn_validate_upfront(&ex, err)) == DSNN_OK)
+            code = rn_start(&ex, err);
+        st = DSNN_OK;
+        goto out;
+    }
     if ((st = resume_started(&ex, &log, &finished, &code, err)) != DSNN_OK)
         goto out;
     code = DSNN_EXIT_CONFIG;

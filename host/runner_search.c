@@ -107,6 +107,10 @@ bool rn_suggest_next(struct experiment *ex)
         return false;
     }
     struct trial *t = rn_trial_create(ex, ex->next_index, &ps, &config_error, &err);
+    if (!t && !config_error && err.status == DSNN_ERR_IO) {
+        rn_io_failed(ex, &err);
+        return false;
+    }
     if (!t) {
         ex->fatal = true;
         if (!config_error)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <unistd.h>
 
 const char *rn_status_str(enum trial_status s)
@@ -67,6 +68,24 @@ void rn_warn(struct experiment *ex, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
     va_end(ap);
+}
+
+void rn_io_failed(struct experiment *ex, const struct dsnn_error *e)
+{
+    if (ex->io_failed)
+        return;
+    ex->io_failed = true;
+    ex->io_err = *e;
+    if (!ex->journal.failed) {
+        ex->journal.failed = true;
+        ex->journal.error = *e;
+    }
+    rn_interrupted = 1;
+    for (int i = 0; i < MAX_PARALLEL; i++)
+        if (rn_pids[i] > 0)
+            kill((pid_t)rn_pids[i], SIGTERM);
+    rn_say_clear(ex);
+    fprintf(stderr, "error: %s; stopping\n", e->msg);
 }
 
 void rn_format_params(const struct dsnn_param_set *ps, char *buf, size_t size)
@@ -352,7 +371,7 @@ void rn_trial_finish(struct experiment *ex, struct trial *t, enum trial_status s
     if (status == TRIAL_ERROR) {
         dsnn_trial_files_open(&t->tf, t->dir, &err);
         if (dsnn_trial_files_error(&t->tf, t->error, &err) != DSNN_OK)
-            rn_warn(ex, "%s", err.msg);
+            rn_io_failed(ex, &err);
         rn_say_clear(ex);
         fprintf(stderr, "%s: ERROR: %s\n", t->id, t->error);
     }
@@ -499,7 +518,7 @@ void rn_trial_perturb(struct experiment *ex, struct trial *t)
     bool copied = payload != NULL;
     free(payload);
     if (write_params_json(t, &err) != DSNN_OK)
-        rn_warn(ex, "%s", err.msg);
+        rn_io_failed(ex, &err);
     struct dsnn_sbuf h = {0};
     char ts[32];
     dsnn_sbuf_printf(&h,
@@ -510,7 +529,7 @@ void rn_trial_perturb(struct experiment *ex, struct trial *t)
                      old_json, t->params_json);
     snprintf(path, sizeof path, "%s/pbt_history.jsonl", t->dir);
     if (!h.oom && dsnn_append_line(path, h.p, &err) != DSNN_OK)
-        rn_warn(ex, "%s", err.msg);
+        rn_io_failed(ex, &err);
     dsnn_sbuf_free(&h);
     struct dsnn_sbuf b = {0};
     dsnn_sbuf_printf(&b,

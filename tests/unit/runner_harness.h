@@ -643,4 +643,128 @@ static inline bool is_time_key(const char *k)
     return strncmp(k, "time", 4) == 0; /* time_train_s, time_this_epoch_s, timestamp ... */
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Runs compared, journals read (test_resume, test_crash)                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+static inline void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits (at most 60 s) for path to exist. */
+static inline bool wait_for_file(const char *path)
+{
+    for (int i = 0; i < 12000; i++) {
+        if (exists(path))
+            return true;
+        sleep_ms(5);
+    }
+    fprintf(stderr, "\n  %s did not appear\n", path);
+    return false;
+}
+
+/* Compares result.json of trial in two results directories field by field, but the time
+ * fields: same lines, same keys, same text of every value. */
+static inline void same_results(const char *a, const char *b, const char *trial, int epochs)
+{
+    char pa[4200], pb[4200];
+    snprintf(pa, sizeof pa, "%s/%s/result.json", a, trial);
+    snprintf(pb, sizeof pb, "%s/%s/result.json", b, trial);
+    int na = read_jsonl(pa, g_objs, MAX_LINES), nb = read_jsonl(pb, g_objs2, MAX_LINES);
+    if (na != nb || (epochs >= 0 && na != epochs))
+        fprintf(stderr, "\n  %s: %d lines, %s: %d lines (expected %d)\n", pa, na, pb, nb, epochs);
+    CU_ASSERT_EQUAL(na, nb);
+    if (epochs >= 0)
+        CU_ASSERT_EQUAL(na, epochs);
+    for (int e = 0; e < na && e < nb; e++) {
+        CU_ASSERT_EQUAL(g_objs[e].n, g_objs2[e].n);
+        int compared = 0;
+        for (int k = 0; k < g_objs[e].n; k++) {
+            const struct jfield *x = &g_objs[e].f[k];
+            if (is_time_key(x->key))
+                continue;
+            const struct jfield *y = jget(&g_objs2[e], x->key);
+            if (!y || strcmp(x->val, y->val) != 0) {
+                fprintf(stderr, "\n  %s line %d: %s = %s, in %s: %s\n", pa, e + 1, x->key, x->val,
+                        pb, y ? y->val : "(missing)");
+                CU_FAIL("result.json differs from the uninterrupted run's");
+            }
+            compared++;
+        }
+        CU_ASSERT(compared >= 7);
+    }
+    /* progress.csv: same rows but the time columns */
+    snprintf(pa, sizeof pa, "%s/%s/progress.csv", a, trial);
+    snprintf(pb, sizeof pb, "%s/%s/progress.csv", b, trial);
+    char *ta = read_file(pa, NULL), *tb = read_file(pb, NULL);
+    CU_ASSERT_PTR_NOT_NULL(ta);
+    CU_ASSERT_PTR_NOT_NULL(tb);
+    if (ta && tb) {
+        char *la[MAX_LINES], *lb[MAX_LINES];
+        size_t n1 = split_lines(ta, la, MAX_LINES), n2 = split_lines(tb, lb, MAX_LINES);
+        CU_ASSERT_EQUAL(n1, n2);
+        if (epochs >= 0)
+            CU_ASSERT_EQUAL(n1, (size_t)epochs + 1);
+        CU_ASSERT(n1 > 0 && strcmp(la[0], lb[0]) == 0);
+        bool is_time[128] = {false};
+        char header[4096];
+        snprintf(header, sizeof header, "%s", n1 ? la[0] : "");
+        int c = 0;
+        for (char *save = NULL, *col = strtok_r(header, ",", &save); col && c < 128;
+             col = strtok_r(NULL, ",", &save))
+            is_time[c++] = is_time_key(col);
+        for (size_t i = 1; i < n1 && i < n2; i++) {
+            /* cells may be empty (a metric missing in that epoch): split by hand */
+            char *ca = la[i], *cb = lb[i];
+            for (int k = 0; ca && cb; k++) {
+                char *ea = strchr(ca, ','), *eb = strchr(cb, ',');
+                if (ea)
+                    *ea = '\0';
+                if (eb)
+                    *eb = '\0';
+                if (!(k < 128 && is_time[k]) && strcmp(ca, cb) != 0) {
+                    fprintf(stderr, "\n  %s row %zu column %d: %s vs %s\n", pa, i, k, ca, cb);
+                    CU_FAIL("progress.csv differs from the uninterrupted run's");
+                }
+                ca = ea ? ea + 1 : NULL;
+                cb = eb ? eb + 1 : NULL;
+            }
+            CU_ASSERT(!ca && !cb);
+        }
+    }
+    free(ta);
+    free(tb);
+}
+
+static inline int read_journal(const char *dir)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/journal.jsonl", dir);
+    int n = read_jsonl(path, g_objs, MAX_LINES);
+    CU_ASSERT(n > 0);
+    return n;
+}
+
+/* The k-th (0-based) journal line with event ev of trial, or NULL. */
+static inline const struct jobj *nth_event(int n, const char *ev, const char *trial, int k)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(jstr(&g_objs[i], "event"), ev) == 0 &&
+            (!trial || strcmp(jstr(&g_objs[i], "trial_id"), trial) == 0) && k-- == 0)
+            return &g_objs[i];
+    return NULL;
+}
+
+static inline const char *final_status(int n, const char *trial)
+{
+    const char *s = "";
+    for (int i = 0; i < n; i++)
+        if (strcmp(jstr(&g_objs[i], "event"), "trial_finished") == 0 &&
+            strcmp(jstr(&g_objs[i], "trial_id"), trial) == 0)
+            s = jstr(&g_objs[i], "status");
+    return s;
+}
+
 #endif
