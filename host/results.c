@@ -59,6 +59,7 @@ enum dsnn_status dsnn_append_line(const char *path, const char *line, struct dsn
     memcpy(buf, line, len);
     buf[len] = '\n';
     /* One write() of the whole line: O_APPEND keeps lines whole. */
+    dsnn_io_kill_point(fd, buf, len + 1);
     ssize_t w = write(fd, buf, len + 1);
     free(buf);
     if (w != (ssize_t)(len + 1) || fdatasync(fd) != 0) {

@@ -199,9 +199,88 @@ static void test_disk_full_no_checkpoints(void)
     disk_full("dfn", " checkpoint_freq = 0;");
 }
 
+/* ---- kill -9 at random moments ---- */
+
+/* Runs (or resumes) the experiment of cfg in res; with kill_at > 0 the process (host or trial)
+ * that makes the kill_at-th file write of this run dies of SIGKILL in its middle
+ * (DSNN_TEST_KILL_AT_WRITE), with kill_at < 0 the host gets SIGKILL -kill_at milliseconds after
+ * it started. */
+static struct run run_killed(const char *cfg, const char *res, const char *dir, int kill_at)
+{
+    char saved[4300];
+    snprintf(saved, sizeof saved, "%s/experiment.cfg", dir);
+    const char *args_run[] = {"run", cfg, "--results", res, "--quiet", NULL};
+    const char *args_resume[] = {"resume", dir, "--quiet", NULL};
+    char counter[4200], var[4300];
+    snprintf(counter, sizeof counter, "%s", tpath("km.writes"));
+    unlink(counter);
+    snprintf(var, sizeof var, "%d:%s", kill_at, counter);
+    if (kill_at > 0)
+        setenv("DSNN_TEST_KILL_AT_WRITE", var, 1);
+    struct proc p;
+    host_start(&p, exists(saved) ? args_resume : args_run);
+    unsetenv("DSNN_TEST_KILL_AT_WRITE");
+    if (kill_at < 0) {
+        sleep_ms(-kill_at);
+        kill(p.pid, SIGKILL);
+    }
+    return host_wait(&p, 60);
+}
+
+static void test_kill9_many(void)
+{
+    struct cfg_spec s = {.name = "kmref", .epochs = EPOCHS, .search = GRID3, .model = k_sgd_model,
+                         .experiment_extra = " max_failures = 1000;"};
+    const char *cfg = write_cfg("kmref.cfg", &s);
+    struct run r = host("run", cfg, "--results", tpath("res_kmref"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    char ref[4096];
+    snprintf(ref, sizeof ref, "%s", tpath("res_kmref/kmref"));
+    s.name = "km";
+    char cfg_km[4096];
+    snprintf(cfg_km, sizeof cfg_km, "%s", write_cfg("km.cfg", &s));
+    srand(20261204);
+    int kills = 0, torn = 0, runs = 0, experiments = 0, killed_trials = 0;
+    while (kills < 36 && runs < 400) {
+        char res[4096], dir[4200];
+        snprintf(res, sizeof res, "%s", tpath("res_km%d", experiments));
+        snprintf(dir, sizeof dir, "%s/km", res);
+        bool done = false;
+        while (!done && runs < 400) {
+            /* mostly in the middle of a write; every fourth at a moment in time */
+            const int at = runs % 4 == 3 ? -(1 + rand() % 60) : 1 + rand() % 30;
+            r = run_killed(cfg_km, res, dir, at);
+            runs++;
+            if (r.code == 128 + SIGKILL) {
+                kills++;
+            } else {
+                CHECK_CODE(r, 0);
+                done = r.code == 0;
+            }
+            torn += strstr(r.err, "its last line was cut short") != NULL;
+            run_free(&r);
+        }
+        CU_ASSERT_FATAL(done);
+        check_like_reference(ref, dir);
+        int n = read_journal(dir);
+        for (int i = 0; i < n; i++)
+            killed_trials += strcmp(jstr(&g_objs[i], "event"), "trial_failed") == 0 &&
+                             strstr(jstr(&g_objs[i], "error"), "signal 9") != NULL;
+        experiments++;
+    }
+    fprintf(stderr, "\n  %d kill(s) -9 of the host in %d runs of %d experiment(s); %d torn journal "
+                    "line(s) repaired, %d trial process(es) killed while writing\n",
+            kills, runs, experiments, torn, killed_trials);
+    CU_ASSERT(kills >= 30);
+    CU_ASSERT(torn >= 1);
+    CU_ASSERT(killed_trials >= 1);
+}
+
 static CU_TestInfo tests[] = {
     {"a full disk: exit 5, results intact, resume", test_disk_full},
     {"the same without checkpoints (journal and results fill it)", test_disk_full_no_checkpoints},
+    {"kill -9 at random moments and in writes, resume each time", test_kill9_many},
     CU_TEST_INFO_NULL,
 };
 

@@ -37,6 +37,13 @@ DSNN_API enum dsnn_status dsnn_io_expect_count(FILE *f, const char tag[4], uint6
 DSNN_API enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size_t size,
                                                  struct dsnn_error *err);
 
+/* Crash-consistency testing (tests/unit/test_crash.c): with DSNN_TEST_KILL_AT_WRITE=N:PATH in
+ * the environment, every file write (dsnn_write_file_atomic, the host's appended lines) of the
+ * host and of its trial processes appends a byte to PATH first; the write that makes PATH N
+ * bytes long writes the first half of its bytes to fd and its process dies of SIGKILL, as a
+ * kill -9 in the middle of that write would leave it. Without the variable: nothing. */
+DSNN_API void dsnn_io_kill_point(int fd, const void *data, size_t size);
+
 /* fsyncs the directory that holds path (after a file in it was created or renamed, so that the
  * entry survives a power loss). */
 DSNN_API enum dsnn_status dsnn_fsync_parent(const char *path, struct dsnn_error *err);

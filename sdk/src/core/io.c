@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -90,6 +91,33 @@ enum dsnn_status dsnn_fsync_parent(const char *path, struct dsnn_error *err)
                                strerror(e));
 }
 
+void dsnn_io_kill_point(int fd, const void *data, size_t size)
+{
+    static int state; /* 0: the variable not read yet; 1: off; 2: on */
+    static long at;
+    static char counter[4096];
+    if (state == 0) {
+        const char *s = getenv("DSNN_TEST_KILL_AT_WRITE");
+        char *end = NULL;
+        at = s ? strtol(s, &end, 10) : 0;
+        state = at > 0 && end && *end == ':' && strlen(end + 1) < sizeof counter ? 2 : 1;
+        if (state == 2)
+            strcpy(counter, end + 1);
+    }
+    if (state != 2)
+        return;
+    int c = open(counter, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    struct stat sb;
+    bool hit = c >= 0 && write(c, "w", 1) == 1 && fstat(c, &sb) == 0 && sb.st_size == at;
+    if (c >= 0)
+        close(c);
+    if (!hit)
+        return;
+    ssize_t w = write(fd, data, size / 2); /* the first half, as far as it goes */
+    (void)w;
+    raise(SIGKILL);
+}
+
 enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size_t size,
                                         struct dsnn_error *err)
 {
@@ -108,6 +136,7 @@ enum dsnn_status dsnn_write_file_atomic(const char *path, const void *data, size
     }
     const char *p = data;
     size_t left = size;
+    dsnn_io_kill_point(fd, data, size);
     while (left) {
         ssize_t w = write(fd, p, left);
         if (w < 0) {
