@@ -185,8 +185,29 @@ static void child_checkpoint(struct child_run *r, int epoch, uint8_t decision)
     }
 }
 
-/* One epoch: train, evaluate, report to the host, get its decision (*go_on: CONTINUE),
- * checkpoint. */
+static enum dsnn_status epoch_error(const struct child_run *r, int epoch, struct dsnn_error *err)
+{
+    return dsnn_error_prefix(err, "model '%s': epoch %d", r->model_name, epoch);
+}
+
+/* The test split again after the epoch's round: val_loss / val_acc as *_after_rewire in m. */
+static enum dsnn_status evaluate_after_rewire(struct child_run *r, struct dsnn_metrics *m,
+                                              struct dsnn_error *err)
+{
+    static struct dsnn_metrics after; /* large: keep it off the stack */
+    dsnn_metrics_clear(&after);
+    enum dsnn_status st = r->mops->evaluate(r->model, &r->data, DSNN_SPLIT_TEST, &after, err);
+    double v;
+    if (st == DSNN_OK && dsnn_metrics_get(&after, "val_acc", &v))
+        dsnn_metrics_set(m, "val_acc_after_rewire", v);
+    if (st == DSNN_OK && dsnn_metrics_get(&after, "val_loss", &v))
+        dsnn_metrics_set(m, "val_loss_after_rewire", v);
+    return st;
+}
+
+/* One epoch: train, evaluate, the model's end of epoch (its round; with
+ * experiment.rewire_before_eval before the evaluation), report to the host, get its decision
+ * (*go_on: CONTINUE), checkpoint. */
 static enum dsnn_status child_epoch(struct child_run *r, int epoch, bool *go_on,
                                     struct dsnn_error *err)
 {
@@ -196,16 +217,24 @@ static enum dsnn_status child_epoch(struct child_run *r, int epoch, bool *go_on,
     dsnn_metrics_set(&m, "training_iteration", epoch + 1);
     double t0 = rn_now_s();
     enum dsnn_status st = r->mops->train_epoch(r->model, &r->data, epoch, &m, err);
-    if (st != DSNN_OK) {
-        dsnn_error_prefix(err, "model '%s': epoch %d", r->model_name, epoch);
-        return st;
-    }
+    if (st != DSNN_OK)
+        return epoch_error(r, epoch, err);
     double t1 = rn_now_s();
+    bool rewired = false;
+    if (r->mops->end_epoch && r->ex->rewire_before_eval &&
+        (st = r->mops->end_epoch(r->model, &r->data, epoch, &m, &rewired, err)) != DSNN_OK)
+        return epoch_error(r, epoch, err);
     if ((st = r->mops->evaluate(r->model, &r->data, DSNN_SPLIT_TEST, &m, err)) != DSNN_OK)
         return st;
     if (r->data.info.n_noise > 0 &&
         (st = r->mops->evaluate(r->model, &r->data, DSNN_SPLIT_NOISE, &m, err)) != DSNN_OK)
         return st;
+    if (r->mops->end_epoch && !r->ex->rewire_before_eval) {
+        if ((st = r->mops->end_epoch(r->model, &r->data, epoch, &m, &rewired, err)) != DSNN_OK)
+            return epoch_error(r, epoch, err);
+        if (rewired && (st = evaluate_after_rewire(r, &m, err)) != DSNN_OK)
+            return st;
+    }
     double t2 = rn_now_s();
     dsnn_metrics_set(&m, "time_train_s", t1 - t0);
     dsnn_metrics_set(&m, "time_this_epoch_s", t2 - t0);

@@ -104,6 +104,7 @@ struct experiment {
     int64_t seed, epochs, num_samples, parallel, threads;
     int64_t checkpoint_freq, keep_checkpoints, max_failures;
     double trial_timeout_s; /* experiment.trial_timeout_s (0: none) */
+    bool rewire_before_eval; /* experiment.rewire_before_eval: the round before the evaluation */
     int trial_threads;
     const char *metric;
     bool maximize;

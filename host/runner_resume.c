@@ -201,8 +201,8 @@ static enum dsnn_status replay(struct experiment *ex, const struct dsnn_journal_
     return DSNN_OK;
 }
 
-/* ex->dir, cfg_path, ex->journal.path from results_dir, which must hold experiment.cfg and
- * journal.jsonl. */
+/* ex->dir, cfg_path, ex->journal.path from results_dir, which must hold experiment.cfg (a run
+ * killed before it created journal.jsonl left none: the experiment starts on resume). */
 static enum dsnn_status resume_paths(struct experiment *ex, const char *results_dir,
                                      char *cfg_path, size_t size, struct dsnn_error *err)
 {
@@ -215,8 +215,7 @@ static enum dsnn_status resume_paths(struct experiment *ex, const char *results_
     snprintf(cfg_path, size, "%s/experiment.cfg", ex->dir);
     snprintf(ex->journal.path, sizeof ex->journal.path, "%s/journal.jsonl", ex->dir);
     struct stat sb;
-    if (stat(ex->dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || stat(cfg_path, &sb) != 0 ||
-        stat(ex->journal.path, &sb) != 0)
+    if (stat(ex->dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || stat(cfg_path, &sb) != 0)
         return dsnn_error_set(err, DSNN_ERR_IO,
                               "%s is not a dsnn results directory (it needs experiment.cfg and "
                               "journal.jsonl, as 'dsnn-host run' writes them)",
@@ -229,6 +228,11 @@ static enum dsnn_status resume_paths(struct experiment *ex, const char *results_
 static enum dsnn_status resume_journal(struct experiment *ex, struct dsnn_journal_log *log,
                                        struct dsnn_error *err)
 {
+    struct stat sb;
+    if (stat(ex->journal.path, &sb) != 0 && errno == ENOENT) { /* killed before its first event */
+        memset(log, 0, sizeof *log);
+        return DSNN_OK;
+    }
     enum dsnn_status st = dsnn_journal_load(ex->journal.path, log, err);
     if (st != DSNN_OK || !log->dropped_tail)
         return st;

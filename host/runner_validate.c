@@ -38,6 +38,9 @@ static const struct dsnn_key_spec experiment_keys[] = {
     {.name = "trial_timeout_s", .type = DSNN_KEY_FLOAT, .def = 0,
      .doc = "wall-clock seconds an attempt of a trial may run (0: no limit); then SIGTERM, and "
             "SIGKILL 5 s later: the attempt fails (retried as max_failures says)"},
+    {.name = "rewire_before_eval", .type = DSNN_KEY_BOOL, .def = false,
+     .doc = "evaluate each epoch after its prune / regrow round (false: before it, as nupic, and "
+            "again after a round: val_acc_after_rewire, val_loss_after_rewire)"},
 };
 
 static const char *kind_group(enum dsnn_kind k)
@@ -205,7 +208,8 @@ static enum dsnn_status read_experiment(struct experiment *ex, struct dsnn_error
         (st = dsnn_cfg_int(g, "checkpoint_freq", 1, &ex->checkpoint_freq, err)) ||
         (st = dsnn_cfg_int(g, "keep_checkpoints", 1, &ex->keep_checkpoints, err)) ||
         (st = dsnn_cfg_int(g, "max_failures", 0, &ex->max_failures, err)) ||
-        (st = dsnn_cfg_float(g, "trial_timeout_s", 0, &ex->trial_timeout_s, err)))
+        (st = dsnn_cfg_float(g, "trial_timeout_s", 0, &ex->trial_timeout_s, err)) ||
+        (st = dsnn_cfg_bool(g, "rewire_before_eval", false, &ex->rewire_before_eval, err)))
         return st;
     if ((st = dsnn_cfg_check_range(g, "epochs", (double)ex->epochs, 1, 1e6, err)) ||
         (st = dsnn_cfg_check_range(g, "num_samples", (double)ex->num_samples, 1, 1e5, err)) ||

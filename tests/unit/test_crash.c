@@ -277,10 +277,37 @@ static void test_kill9_many(void)
     CU_ASSERT(killed_trials >= 1);
 }
 
+/* The moment between experiment.cfg's rename and the journal's creation, made exactly: a results
+ * directory holding experiment.cfg only resumes to the uninterrupted run's results. */
+static void test_killed_before_journal(void)
+{
+    struct cfg_spec s = {.name = "kbref", .epochs = EPOCHS, .search = GRID3, .model = k_sgd_model};
+    const char *cfg = write_cfg("kbref.cfg", &s);
+    struct run r = host("run", cfg, "--results", tpath("res_kbref"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    s.name = "kb";
+    char *text = NULL;
+    {
+        static char buf[16384];
+        make_cfg(buf, sizeof buf, &s);
+        text = buf;
+    }
+    CU_ASSERT_FATAL(mkdir(tpath("res_kb"), 0755) == 0 && mkdir(tpath("res_kb/kb"), 0755) == 0);
+    CU_ASSERT_FATAL(write_text(tpath("res_kb/kb/experiment.cfg"), text));
+    r = host("resume", tpath("res_kb/kb"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    char ref[4096];
+    snprintf(ref, sizeof ref, "%s", tpath("res_kbref/kbref"));
+    check_like_reference(ref, tpath("res_kb/kb"));
+}
+
 static CU_TestInfo tests[] = {
     {"a full disk: exit 5, results intact, resume", test_disk_full},
     {"the same without checkpoints (journal and results fill it)", test_disk_full_no_checkpoints},
     {"kill -9 at random moments and in writes, resume each time", test_kill9_many},
+    {"killed before the journal was created: resume", test_killed_before_journal},
     CU_TEST_INFO_NULL,
 };
 

@@ -747,7 +747,10 @@ static bool epoch(struct run *r, struct dsnn_data *data, int e, struct dsnn_metr
 {
     struct dsnn_error err = {0};
     dsnn_metrics_clear(m);
+    bool rewired = false; /* the round before the evaluation (experiment.rewire_before_eval) */
     enum dsnn_status st = r->ops->train_epoch(r->state, data, e, m, &err);
+    if (st == DSNN_OK && r->ops->end_epoch)
+        st = r->ops->end_epoch(r->state, data, e, m, &rewired, &err);
     if (st == DSNN_OK)
         st = r->ops->evaluate(r->state, data, DSNN_SPLIT_TEST, m, &err);
     if (st != DSNN_OK)

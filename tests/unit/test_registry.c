@@ -145,7 +145,7 @@ static void test_bad_abi_major(void)
     CU_ASSERT(contains(err.msg, "bad_abi_major/badmajor.so"));
     CU_ASSERT(contains(err.msg, plugin_v));
     CU_ASSERT(contains(err.msg, host_v));
-    CU_ASSERT(contains(err.msg, "3.0") && contains(err.msg, "2.0")); /* for ABI 2.0 */
+    CU_ASSERT(contains(err.msg, "3.0") && contains(err.msg, "2.1")); /* for ABI 2.1 */
     CU_ASSERT(contains(err.msg, "rebuild"));
     CU_ASSERT_EQUAL(dsnn_registry_count(reg), 0);
     CU_ASSERT_EQUAL(dsnn_registry_n_errors(reg), 1);
@@ -600,7 +600,10 @@ static enum dsnn_status run_tiny(struct dsnn_registry *reg, const char *model, c
         goto out;
     for (int ep = 0; ep < epochs; ep++) {
         dsnn_metrics_clear(&m);
+        bool rewired = false;
         if ((st = me->ops.model.train_epoch(ms, &data, ep, &m, err)) ||
+            (me->ops.model.end_epoch &&
+             (st = me->ops.model.end_epoch(ms, &data, ep, &m, &rewired, err))) ||
             (st = me->ops.model.evaluate(ms, &data, DSNN_SPLIT_TEST, &m, err)))
             goto out;
         double lr = 0;

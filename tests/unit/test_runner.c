@@ -633,6 +633,51 @@ static void test_determinism(void)
     CU_ASSERT(jnum(&g_objs[0], "train_loss") != jnum(&g_objs2[0], "train_loss"));
 }
 
+/* nupic's order: each epoch is evaluated before its prune / regrow round, and again after it
+ * (val_acc_after_rewire / val_loss_after_rewire); experiment.rewire_before_eval = true evaluates
+ * after the round only. Training is the same either way, so the second evaluation of the default
+ * run is the only evaluation of the other, number for number. */
+static void test_eval_before_rewire(void)
+{
+    const char *model = "  plugin = \"set\";\n  on_perc = 0.3;\n  learning_rate = 0.1;\n"
+                        "  momentum = 0.9;\n  weight_prune_perc = 0.3;\n";
+    struct cfg_spec s = {.name = "ebr", .epochs = 3, .model = model};
+    const char *cfg = write_cfg("ebr.cfg", &s);
+    struct run r = host("run", cfg, "--results", tpath("res_ebr"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    s.experiment_extra = " rewire_before_eval = true;";
+    cfg = write_cfg("ebr_after.cfg", &s);
+    r = host("run", cfg, "--results", tpath("res_ebr_after"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    int na = read_jsonl(tpath("res_ebr/ebr/trial_00000/result.json"), g_objs, MAX_LINES);
+    int nb = read_jsonl(tpath("res_ebr_after/ebr/trial_00000/result.json"), g_objs2, MAX_LINES);
+    CU_ASSERT_FATAL(na == 3 && nb == 3);
+    int rewired = 0;
+    for (int e = 0; e < 3; e++) {
+        const struct jobj *a = &g_objs[e], *b = &g_objs2[e];
+        CU_ASSERT_STRING_EQUAL(jget(a, "train_loss")->val, jget(b, "train_loss")->val);
+        CU_ASSERT_STRING_EQUAL(jget(a, "nnz_fc1") ? jget(a, "nnz_fc1")->val : "?",
+                               jget(b, "nnz_fc1") ? jget(b, "nnz_fc1")->val : "!");
+        CU_ASSERT_PTR_NULL(jget(b, "val_acc_after_rewire"));
+        const struct jfield *after = jget(a, "val_acc_after_rewire");
+        const struct jfield *loss_after = jget(a, "val_loss_after_rewire");
+        if (jnum(a, "pruned_fc1") > 0) { /* a round ran */
+            rewired++;
+            CU_ASSERT_PTR_NOT_NULL_FATAL(after);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(loss_after);
+            CU_ASSERT_STRING_EQUAL(after->val, jget(b, "val_acc")->val);
+            CU_ASSERT_STRING_EQUAL(loss_after->val, jget(b, "val_loss")->val);
+            /* the evaluation before the round saw another network */
+            CU_ASSERT_STRING_NOT_EQUAL(jget(a, "val_loss")->val, jget(b, "val_loss")->val);
+        } else {
+            CU_ASSERT_PTR_NULL(after);
+        }
+    }
+    CU_ASSERT(rewired >= 2);
+}
+
 static CU_TestInfo tests[] = {
     {"plain run: results directory", test_plain_run},
     {"grid search over learning_rate x num_samples", test_grid},
@@ -649,6 +694,7 @@ static CU_TestInfo tests[] = {
     {"SIGTERM during a hanging trial", test_interrupt},
     {"missing dataset files", test_missing_dataset},
     {"determinism", test_determinism},
+    {"evaluation before the rewiring round, and after it", test_eval_before_rewire},
     CU_TEST_INFO_NULL,
 };
 

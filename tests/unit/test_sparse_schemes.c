@@ -213,7 +213,10 @@ static void train(struct run *r, struct dsnn_data *data, int from, int to, check
     struct dsnn_error err = {0};
     for (int e = from; e < to; e++) {
         dsnn_metrics_clear(last);
+        bool rewired = false; /* the round before the evaluation (rewire_before_eval) */
         enum dsnn_status st = r->ops->train_epoch(r->model, data, e, last, &err);
+        if (st == DSNN_OK && r->ops->end_epoch)
+            st = r->ops->end_epoch(r->model, data, e, last, &rewired, &err);
         if (st != DSNN_OK)
             fprintf(stderr, "\nepoch %d: %s\n", e, err.msg);
         CU_ASSERT_EQUAL_FATAL(st, DSNN_OK);

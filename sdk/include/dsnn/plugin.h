@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define DSNN_ABI_MAJOR 2
-#define DSNN_ABI_MINOR 0
+#define DSNN_ABI_MINOR 1
 #define DSNN_PLUGIN_ENTRY_SYMBOL "dsnn_plugin_entry"
 
 /* Values are part of the ABI: append only. */
@@ -101,6 +101,12 @@ struct dsnn_model_ops {
     enum dsnn_status (*save)(void *state, FILE *f, struct dsnn_error *err);
     enum dsnn_status (*load)(void *state, FILE *f, struct dsnn_error *err);
     void (*destroy)(void *state);
+    /* Optional (ABI 2.1): the end of the epoch, after its evaluation, as nupic's post-epoch
+     * updates: the prune / regrow round and the metrics that follow it. *rewired: the
+     * topology or the weights changed (the host evaluates again: val_acc_after_rewire /
+     * val_loss_after_rewire). NULL: train_epoch does everything before the evaluation. */
+    enum dsnn_status (*end_epoch)(void *state, struct dsnn_data *data, int epoch,
+                                  struct dsnn_metrics *m, bool *rewired, struct dsnn_error *err);
 };
 
 /* ---- search strategy ---- */

@@ -144,6 +144,14 @@ DSNN_API enum dsnn_status dsnn_scheme_create(const struct dsnn_scheme *s,
                                              const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
                                              const struct dsnn_dataset_info *info, void **state,
                                              struct dsnn_error *err);
+/* The training pass of an epoch (begin_epoch, the hooks); then, after the evaluation,
+ * dsnn_scheme_end_epoch: the round (DSNN_SCHEME_PRUNE_SCHEDULE), end_epoch, the density metrics
+ * (*rewired: a round ended). dsnn_scheme_train_epoch is both at once (ABI 2.0's model ops). */
+DSNN_API enum dsnn_status dsnn_scheme_train_pass(void *state, struct dsnn_data *data, int epoch,
+                                                 struct dsnn_metrics *m, struct dsnn_error *err);
+DSNN_API enum dsnn_status dsnn_scheme_end_epoch(void *state, struct dsnn_data *data, int epoch,
+                                                struct dsnn_metrics *m, bool *rewired,
+                                                struct dsnn_error *err);
 DSNN_API enum dsnn_status dsnn_scheme_train_epoch(void *state, struct dsnn_data *data, int epoch,
                                                   struct dsnn_metrics *m, struct dsnn_error *err);
 DSNN_API enum dsnn_status dsnn_scheme_evaluate(void *state, struct dsnn_data *data,
@@ -164,8 +172,8 @@ DSNN_API void dsnn_scheme_destroy(void *state);
                                   state, err);                                                    \
     }                                                                                             \
     static const struct dsnn_model_ops scheme##_ops = {                                           \
-        scheme##_create,      dsnn_scheme_train_epoch, dsnn_scheme_evaluate,                      \
-        dsnn_scheme_save,     dsnn_scheme_load,        dsnn_scheme_destroy};
+        scheme##_create,  dsnn_scheme_train_pass, dsnn_scheme_evaluate, dsnn_scheme_save,         \
+        dsnn_scheme_load, dsnn_scheme_destroy,    dsnn_scheme_end_epoch};
 
 /* The component entry (struct dsnn_component) of a scheme defined by DSNN_SCHEME_DEFINE. */
 #define DSNN_SCHEME_COMPONENT(name, version, description, scheme, keys)                           \

@@ -74,14 +74,14 @@ static enum dsnn_status hook_step(void *user, struct dsnn_net *net, int64_t step
     return sm->scheme->after_step(sm, sm->params, step, err);
 }
 
-enum dsnn_status dsnn_scheme_train_epoch(void *state, struct dsnn_data *data, int epoch,
-                                         struct dsnn_metrics *m, struct dsnn_error *err)
+enum dsnn_status dsnn_scheme_train_pass(void *state, struct dsnn_data *data, int epoch,
+                                        struct dsnn_metrics *m, struct dsnn_error *err)
 {
     struct dsnn_sparse_model *sm = state;
     const struct dsnn_scheme *s = sm->scheme;
     const bool scheduled = (s->flags & DSNN_SCHEME_PRUNE_SCHEDULE) != 0;
     const bool active = scheduled && dsnn_prune_schedule_active(&sm->sched, epoch);
-    const uint64_t rounds_before = sm->rounds_ended;
+    sm->epoch_rounds_before = sm->rounds_ended;
     int train_epoch = epoch;
     enum dsnn_status st;
     dsnn_sparse_update_tally_clear(&sm->tally);
@@ -106,6 +106,21 @@ enum dsnn_status dsnn_scheme_train_epoch(void *state, struct dsnn_data *data, in
     if (sm->coact_tracking && (st = dsnn_coact_end_epoch(sm->coact, err)))
         return st;
     sm->coact_tracking = false;
+    return DSNN_OK;
+}
+
+enum dsnn_status dsnn_scheme_end_epoch(void *state, struct dsnn_data *data, int epoch,
+                                       struct dsnn_metrics *m, bool *rewired,
+                                       struct dsnn_error *err)
+{
+    (void)data;
+    struct dsnn_sparse_model *sm = state;
+    const struct dsnn_scheme *s = sm->scheme;
+    const bool scheduled = (s->flags & DSNN_SCHEME_PRUNE_SCHEDULE) != 0;
+    const bool active = scheduled && dsnn_prune_schedule_active(&sm->sched, epoch);
+    const uint64_t rounds_before = sm->rounds_ended;
+    enum dsnn_status st;
+    *rewired = false;
     if (scheduled) {
         dsnn_metrics_set(m, "pruning_active", active);
         if (!active)
@@ -115,10 +130,19 @@ enum dsnn_status dsnn_scheme_train_epoch(void *state, struct dsnn_data *data, in
     }
     if (s->end_epoch && (st = s->end_epoch(sm, sm->params, epoch, m, err)))
         return st;
-    if ((s->flags & DSNN_SCHEME_LOG_IDLE) && sm->rounds_ended == rounds_before)
+    if ((s->flags & DSNN_SCHEME_LOG_IDLE) && sm->rounds_ended == sm->epoch_rounds_before)
         dsnn_sparse_model_log_idle(sm, m);
     dsnn_sparse_model_log_density(sm, m);
+    *rewired = sm->rounds_ended != rounds_before;
     return DSNN_OK;
+}
+
+enum dsnn_status dsnn_scheme_train_epoch(void *state, struct dsnn_data *data, int epoch,
+                                         struct dsnn_metrics *m, struct dsnn_error *err)
+{
+    bool rewired;
+    enum dsnn_status st = dsnn_scheme_train_pass(state, data, epoch, m, err);
+    return st != DSNN_OK ? st : dsnn_scheme_end_epoch(state, data, epoch, m, &rewired, err);
 }
 
 enum dsnn_status dsnn_scheme_evaluate(void *state, struct dsnn_data *data, enum dsnn_split split,

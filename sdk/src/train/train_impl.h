@@ -40,6 +40,7 @@ struct dsnn_sparse_model {
     size_t grown_survived[DSNN_SPARSE_MODEL_MAX_LAYERS];
     bool have_grown;
     uint64_t rounds_ended; /* update brackets ended (dsnn_sparse_model_update_end) */
+    uint64_t epoch_rounds_before; /* rounds_ended when the epoch's training pass began */
     struct dsnn_metrics scratch; /* one round's counts (dsnn_sparse_model_update_end_tally) */
 
     /* The scheme kit (train/scheme.c). */
