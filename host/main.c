@@ -24,7 +24,7 @@
 static void print_usage(FILE *f)
 {
     fprintf(f,
-            "usage: " PROG " [--plugin-dir DIR]... COMMAND [ARGS]\n"
+            "usage: " PROG " [--plugin-dir DIR]... [--allow-unsafe-plugins] COMMAND [ARGS]\n"
             "\n"
             "Commands:\n"
             "  run CFG [--results DIR] [--quiet] [--overwrite]\n"
@@ -51,7 +51,13 @@ static void print_usage(FILE *f)
             "                     Without it: the directories of $DSNN_PLUGIN_PATH\n"
             "                     (colon-separated), else the 'plugins' directory next to the\n"
             "                     directory of this executable (<bin>/../plugins; in a build\n"
-            "                     tree that is build/plugins)\n"
+            "                     tree that is build/plugins). A plugin directory or file\n"
+            "                     that is writable by group or others, or owned by another\n"
+            "                     user than you or root, is refused (exit 4); so is a file\n"
+            "                     that is not a valid shared object (truncated, corrupt)\n"
+            "  --allow-unsafe-plugins\n"
+            "                     load such unsafe directories and files anyway, with a\n"
+            "                     warning naming each\n"
             "  --results DIR      (run) root directory of the results (default: 'results',\n"
             "                     or experiment.results_dir of the config)\n"
             "  -q, --quiet        (run, resume) no progress on stdout (a table refreshed in\n"
@@ -127,10 +133,12 @@ static bool default_plugin_dir(const char *argv0, char *buf, size_t size)
     return true;
 }
 
-/* Loads the plugin directories; prints every load error. Returns false if any failed. */
+/* Loads the plugin directories; prints every load error and warning. Returns false if any
+ * failed. */
 static bool load_plugins(struct dsnn_registry *reg, const char *const *dirs, size_t n_dirs,
-                         const char *argv0)
+                         const char *argv0, bool allow_unsafe)
 {
+    dsnn_registry_set_allow_unsafe(reg, allow_unsafe);
     char env_copy[8192];
     const char *list[MAX_PLUGIN_DIRS];
     size_t n = 0;
@@ -168,6 +176,8 @@ static bool load_plugins(struct dsnn_registry *reg, const char *const *dirs, siz
         }
         dsnn_registry_load_dir(reg, list[i], &err); /* errors are collected in reg */
     }
+    for (size_t i = 0; i < dsnn_registry_n_warnings(reg); i++)
+        fprintf(stderr, PROG ": warning: %s\n", dsnn_registry_warning_at(reg, i));
     size_t n_err = dsnn_registry_n_errors(reg);
     for (size_t i = 0; i < n_err; i++)
         fprintf(stderr, PROG ": plugin error: %s\n", dsnn_registry_error_at(reg, i)->msg);
@@ -329,6 +339,7 @@ struct cli {
     size_t n_args;
     const char *results;
     bool quiet, overwrite, run_opts;
+    bool allow_unsafe_plugins;
     const char *group_by[MAX_PLUGIN_DIRS]; /* report */
     size_t n_group_by;
     const char *html;
@@ -370,6 +381,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
                 cli->version = true;
             } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
                 cli->quiet = cli->run_opts = true;
+            } else if (strcmp(a, "--allow-unsafe-plugins") == 0) {
+                cli->allow_unsafe_plugins = true;
             } else if (strcmp(a, "--overwrite") == 0) {
                 cli->overwrite = cli->run_opts = true;
             } else if (option_value(a, "--plugin-dir", argc, argv, &i, &value)) {
@@ -485,7 +498,8 @@ static int cmd_with_plugins(struct cli *cli, const char *argv0, bool is_list, bo
         fprintf(stderr, PROG ": %s\n", err.msg);
         return DSNN_EXIT_IO;
     }
-    bool plugins_ok = load_plugins(reg, cli->plugin_dirs, cli->n_plugin_dirs, argv0);
+    bool plugins_ok = load_plugins(reg, cli->plugin_dirs, cli->n_plugin_dirs, argv0,
+                                   cli->allow_unsafe_plugins);
     fflush(stderr);
     int rc;
     if (is_list) {

@@ -1,6 +1,7 @@
 /* host/registry.c - plugin loading, ABI and descriptor checks, (kind, name) index. */
 #define _XOPEN_SOURCE 700 /* strdup */
 #include "registry.h"
+#include "elf_check.h"
 #include "json.h"
 
 #include <ctype.h>
@@ -12,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* A loaded plugin file (or an in-memory descriptor added with dsnn_registry_add). */
 struct plugin_file {
@@ -30,7 +33,15 @@ struct dsnn_registry {
     size_t n_errors, cap_errors;
     char **dirs;
     size_t n_dirs, cap_dirs;
+    struct dsnn_error *warnings; /* unsafe files loaded anyway (allow_unsafe) */
+    size_t n_warnings, cap_warnings;
+    int *fds; /* files dlopen mapped through /proc/self/fd/N: open until free (see hold_fd) */
+    size_t n_fds, cap_fds;
+    bool allow_unsafe;
 };
+
+/* Largest plugin file read (whole, to check its ELF structure before dlopen). */
+#define DSNN_PLUGIN_MAX_BYTES (1ull << 30)
 
 /* ---- small helpers ---- */
 
@@ -153,7 +164,11 @@ void dsnn_registry_free(struct dsnn_registry *reg)
         free(reg->files[i].path);
     }
     free(reg->files);
+    for (size_t i = 0; i < reg->n_fds; i++)
+        close(reg->fds[i]);
+    free(reg->fds);
     free(reg->errors);
+    free(reg->warnings);
     for (size_t i = 0; i < reg->n_dirs; i++)
         free(reg->dirs[i]);
     free(reg->dirs);
@@ -515,26 +530,147 @@ enum dsnn_status dsnn_registry_add(struct dsnn_registry *reg, const struct dsnn_
 
 /* ---- loading ---- */
 
-enum dsnn_status dsnn_registry_load_file(struct dsnn_registry *reg, const char *path,
-                                         struct dsnn_error *err)
+/* Why a plugin file or directory with status st is unsafe to load code from, into buf (empty
+ * when safe): owned by someone other than this (effective) user or root, or writable by group
+ * or others. */
+static void unsafe_reason(const struct stat *st, char *buf, size_t size)
 {
-    /* A name without '/' would make dlopen search the library path instead of the file. */
-    char local[4096];
-    const char *open_path = path;
-    if (!strchr(path, '/')) {
-        snprintf(local, sizeof(local), "./%s", path);
-        open_path = local;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return fail(reg, err, errno == ENOENT ? DSNN_ERR_NOT_FOUND : DSNN_ERR_IO,
-                    "%s: cannot load plugin: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return fail(reg, err, DSNN_ERR_IO, "%s: cannot load plugin: not a regular file", path);
+    buf[0] = '\0';
+    uid_t me = geteuid();
+    bool wg = (st->st_mode & S_IWGRP) != 0, wo = (st->st_mode & S_IWOTH) != 0;
+    if (st->st_uid != me && st->st_uid != 0)
+        snprintf(buf, size, "owned by uid %u, neither you (uid %u) nor root", (unsigned)st->st_uid,
+                 (unsigned)me);
+    else if (wg || wo)
+        snprintf(buf, size, "writable by %s (mode %04o)",
+                 wg && wo ? "group and others" : wg ? "group" : "others",
+                 (unsigned)(st->st_mode & 07777));
+}
 
+/* Applies the safe-path policy to path (a plugin file or directory, status st): DSNN_OK when
+ * safe, or unsafe but allowed (then with a warning); else refused (DSNN_ERR_INVALID). */
+static enum dsnn_status check_safe(struct dsnn_registry *reg, const struct stat *st,
+                                   const char *path, const char *what, struct dsnn_error *err)
+{
+    char why[128];
+    unsafe_reason(st, why, sizeof why);
+    if (!why[0])
+        return DSNN_OK;
+    const char *fix = st->st_uid != geteuid() && st->st_uid != 0 ? "chown it" : "chmod go-w it";
+    if (reg->allow_unsafe) {
+        char msg[DSNN_ERROR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s: loading the unsafe plugin %s anyway (allowed by "
+                 "--allow-unsafe-plugins): it is %s", path, what, why);
+        struct dsnn_error *w =
+            grow(reg->warnings, &reg->cap_warnings, reg->n_warnings + 1, sizeof(*reg->warnings));
+        if (w) {
+            reg->warnings = w;
+            reg->warnings[reg->n_warnings] = (struct dsnn_error){.status = DSNN_ERR_INVALID};
+            snprintf(reg->warnings[reg->n_warnings++].msg, DSNN_ERROR_MSG_MAX, "%s", msg);
+        }
+        return DSNN_OK;
+    }
+    return fail(reg, err, DSNN_ERR_INVALID,
+                "%s: refusing to load the plugin %s: it is %s, so another user could make "
+                "dsnn-host run their code (%s, or pass --allow-unsafe-plugins)",
+                path, what, why, fix);
+}
+
+/* Reads the whole file fd (size bytes by fstat) into *out (caller frees). */
+static enum dsnn_status read_all(struct dsnn_registry *reg, int fd, off_t size, const char *path,
+                                 unsigned char **out, size_t *len, struct dsnn_error *err)
+{
+    *out = NULL;
+    *len = 0;
+    if (size < 0 || (uint64_t)size > DSNN_PLUGIN_MAX_BYTES)
+        return fail(reg, err, DSNN_ERR_FORMAT,
+                    "%s: cannot load plugin: %lld bytes, more than the %llu bytes a plugin may "
+                    "have",
+                    path, (long long)size, (unsigned long long)DSNN_PLUGIN_MAX_BYTES);
+    unsigned char *buf = malloc(size > 0 ? (size_t)size : 1);
+    if (!buf)
+        return fail(reg, err, DSNN_ERR_NOMEM, "%s: out of memory reading the plugin", path);
+    size_t n = 0;
+    while (n < (size_t)size) {
+        ssize_t r = pread(fd, buf + n, (size_t)size - n, (off_t)n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            return fail(reg, err, DSNN_ERR_IO, "%s: cannot read plugin: %s", path, strerror(e));
+        }
+        if (r == 0)
+            break; /* shrank meanwhile: check what is there */
+        n += (size_t)r;
+    }
+    *out = buf;
+    *len = n;
+    return DSNN_OK;
+}
+
+/* The name dlopen is given for the opened file fd: "/proc/self/fd/N" when that names the same
+ * file (Linux), so that what is mapped is what was checked; else path itself (then a file
+ * replaced between the checks and dlopen goes unnoticed: see registry.h). */
+static const char *dlopen_name(int fd, const struct stat *st, const char *path, char *buf,
+                               size_t size)
+{
+    struct stat ps;
+    snprintf(buf, size, "/proc/self/fd/%d", fd);
+    if (stat(buf, &ps) == 0 && ps.st_dev == st->st_dev && ps.st_ino == st->st_ino)
+        return buf;
+    /* A name without '/' would make dlopen search the library path instead of the file. */
+    if (!strchr(path, '/'))
+        snprintf(buf, size, "./%s", path);
+    else
+        snprintf(buf, size, "%s", path);
+    return buf;
+}
+
+/* Keeps fd open until dsnn_registry_free: a file that dlopen mapped under "/proc/self/fd/N"
+ * keeps that name in the loader (even after dlclose when the object cannot be unloaded), and a
+ * later file opened as the same N must not be mistaken for it. Closes fd when out of memory. */
+static void hold_fd(struct dsnn_registry *reg, int fd)
+{
+    int *fds = grow(reg->fds, &reg->cap_fds, reg->n_fds + 1, sizeof(*reg->fds));
+    if (!fds) {
+        close(fd);
+        return;
+    }
+    reg->fds = fds;
+    reg->fds[reg->n_fds++] = fd;
+}
+
+/* Loads the plugin file open as fd (status st; path for messages); takes ownership of fd. */
+static enum dsnn_status load_fd(struct dsnn_registry *reg, int fd, const struct stat *st,
+                                const char *path, struct dsnn_error *err)
+{
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return fail(reg, err, DSNN_ERR_IO, "%s: cannot load plugin: not a regular file", path);
+    }
+    enum dsnn_status s = check_safe(reg, st, path, "file", err);
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    if (s == DSNN_OK)
+        s = read_all(reg, fd, st->st_size, path, &bytes, &len, err);
+    if (s == DSNN_OK) {
+        struct dsnn_error e = {0};
+        if (dsnn_elf_check(bytes, len, &e) != DSNN_OK)
+            s = fail(reg, err, DSNN_ERR_FORMAT, "%s: cannot load plugin: %s", path, e.msg);
+    }
+    free(bytes);
+    if (s != DSNN_OK) {
+        close(fd);
+        return s;
+    }
+
+    char name[4096];
+    const char *open_path = dlopen_name(fd, st, path, name, sizeof name);
     dlerror();
     void *handle = dlopen(open_path, RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
+        close(fd);
         const char *why = dlerror();
         if (!why)
             why = "dlopen failed";
@@ -544,6 +680,7 @@ enum dsnn_status dsnn_registry_load_file(struct dsnn_registry *reg, const char *
             why += ol + 2;
         return fail(reg, err, DSNN_ERR_IO, "%s: cannot load plugin: %s", path, why);
     }
+    hold_fd(reg, fd);
     for (size_t i = 0; i < reg->n_files; i++) {
         if (reg->files[i].handle == handle) { /* same file loaded before: nothing to do */
             dlclose(handle);
@@ -554,8 +691,7 @@ enum dsnn_status dsnn_registry_load_file(struct dsnn_registry *reg, const char *
     void *sym = dlsym(handle, DSNN_PLUGIN_ENTRY_SYMBOL);
     if (!sym) {
         const char *why = dlerror();
-        enum dsnn_status s =
-            fail(reg, err, DSNN_ERR_NOT_FOUND,
+        s = fail(reg, err, DSNN_ERR_NOT_FOUND,
                  "%s: not a dsnn plugin: it does not export '%s' (%s); define the plugin with "
                  "DSNN_PLUGIN_DEFINE from dsnn/plugin.h",
                  path, DSNN_PLUGIN_ENTRY_SYMBOL, why ? why : "symbol is NULL");
@@ -565,7 +701,7 @@ enum dsnn_status dsnn_registry_load_file(struct dsnn_registry *reg, const char *
     dsnn_plugin_entry_fn entry;
     memcpy(&entry, &sym, sizeof(entry)); /* POSIX: object pointer -> function pointer */
     const struct dsnn_plugin *p = entry();
-    enum dsnn_status s = check_descriptor(reg, p, path, err);
+    s = check_descriptor(reg, p, path, err);
     if (s != DSNN_OK) {
         dlclose(handle);
         return s;
@@ -573,16 +709,64 @@ enum dsnn_status dsnn_registry_load_file(struct dsnn_registry *reg, const char *
     return register_plugin(reg, handle, p, path, err);
 }
 
-static int so_filter(const struct dirent *d)
+#define OPEN_FLAGS (O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) /* a FIFO must not block */
+
+enum dsnn_status dsnn_registry_load_file(struct dsnn_registry *reg, const char *path,
+                                         struct dsnn_error *err)
 {
-    const char *n = d->d_name;
+    int fd = open(path, OPEN_FLAGS);
+    if (fd < 0)
+        return fail(reg, err, errno == ENOENT ? DSNN_ERR_NOT_FOUND : DSNN_ERR_IO,
+                    "%s: cannot load plugin: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return fail(reg, err, DSNN_ERR_IO, "%s: cannot load plugin: %s", path, strerror(e));
+    }
+    return load_fd(reg, fd, &st, path, err);
+}
+
+static bool so_name(const char *n)
+{
     size_t len = strlen(n);
     return n[0] != '.' && len > 3 && strcmp(n + len - 3, ".so") == 0;
 }
 
-static int name_cmp(const struct dirent **a, const struct dirent **b)
+static int name_cmp(const void *a, const void *b)
 {
-    return strcmp((*a)->d_name, (*b)->d_name);
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The sorted "*.so" names of the open directory d into *out (n_out; caller frees each and the
+ * array). */
+static enum dsnn_status dir_names(struct dsnn_registry *reg, DIR *d, const char *dir,
+                                  char ***out, size_t *n_out, struct dsnn_error *err)
+{
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    errno = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (!so_name(de->d_name))
+            continue;
+        char **g = grow(names, &cap, n + 1, sizeof(*names));
+        char *copy = g ? strdup(de->d_name) : NULL;
+        if (g)
+            names = g;
+        if (!copy) {
+            for (size_t i = 0; i < n; i++)
+                free(names[i]);
+            free(names);
+            return fail(reg, err, DSNN_ERR_NOMEM, "%s: out of memory", dir);
+        }
+        names[n++] = copy;
+    }
+    if (n > 0)
+        qsort(names, n, sizeof(*names), name_cmp);
+    *out = names;
+    *n_out = n;
+    return DSNN_OK;
 }
 
 enum dsnn_status dsnn_registry_load_dir(struct dsnn_registry *reg, const char *dir,
@@ -597,42 +781,62 @@ enum dsnn_status dsnn_registry_load_dir(struct dsnn_registry *reg, const char *d
     reg->dirs = dirs;
     reg->dirs[reg->n_dirs++] = copy;
 
-    struct dirent **list = NULL;
-    int n = scandir(dir, &list, so_filter, name_cmp);
-    if (n < 0) {
+    /* Opened once: the directory checked is the one whose files are opened (openat). */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct stat dst;
+    if (dfd < 0 || fstat(dfd, &dst) != 0) {
         int e = errno;
+        if (dfd >= 0)
+            close(dfd);
         return fail(reg, err, e == ENOENT ? DSNN_ERR_NOT_FOUND : DSNN_ERR_IO,
                     "%s: cannot read plugin directory: %s", dir, strerror(e));
+    }
+    enum dsnn_status s = check_safe(reg, &dst, dir, "directory", err);
+    DIR *d = s == DSNN_OK ? fdopendir(dfd) : NULL;
+    if (!d) {
+        int e = errno;
+        close(dfd);
+        return s != DSNN_OK ? s
+                            : fail(reg, err, DSNN_ERR_IO, "%s: cannot read plugin directory: %s",
+                                   dir, strerror(e));
+    }
+    char **names = NULL;
+    size_t n = 0;
+    s = dir_names(reg, d, dir, &names, &n, err);
+    if (s != DSNN_OK) {
+        closedir(d);
+        return s;
     }
     size_t errors_before = reg->n_errors;
     enum dsnn_status first = DSNN_OK;
     struct dsnn_error first_err = {0};
     size_t dlen = strlen(dir);
     bool slash = dlen > 0 && dir[dlen - 1] == '/';
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         char path[4096];
-        int len = snprintf(path, sizeof(path), "%s%s%s", dir, slash ? "" : "/", list[i]->d_name);
-        free(list[i]);
-        if (len < 0 || (size_t)len >= sizeof(path)) {
-            struct dsnn_error e = {0};
-            enum dsnn_status s = fail(reg, &e, DSNN_ERR_IO, "%s/...: path too long", dir);
-            if (first == DSNN_OK) {
-                first = s;
-                first_err = e;
-            }
-            continue;
-        }
-        struct stat st;
-        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-            continue; /* a directory or dangling link named *.so: not a plugin */
+        int len = snprintf(path, sizeof(path), "%s%s%s", dir, slash ? "" : "/", names[i]);
         struct dsnn_error e = {0};
-        enum dsnn_status s = dsnn_registry_load_file(reg, path, &e);
-        if (s != DSNN_OK && first == DSNN_OK) {
-            first = s;
+        enum dsnn_status fs = DSNN_OK;
+        int fd = -1;
+        struct stat st;
+        if (len < 0 || (size_t)len >= sizeof(path))
+            fs = fail(reg, &e, DSNN_ERR_IO, "%s/...: path too long", dir);
+        else if ((fd = openat(dirfd(d), names[i], OPEN_FLAGS)) < 0 || fstat(fd, &st) != 0 ||
+                 !S_ISREG(st.st_mode)) {
+            /* A directory, FIFO or dangling link named *.so: not a plugin. */
+            if (fd >= 0)
+                close(fd);
+        } else {
+            fs = load_fd(reg, fd, &st, path, &e);
+        }
+        free(names[i]);
+        if (fs != DSNN_OK && first == DSNN_OK) {
+            first = fs;
             first_err = e;
         }
     }
-    free(list);
+    free(names);
+    closedir(d);
     if (first == DSNN_OK)
         return DSNN_OK;
     size_t more = reg->n_errors - errors_before - 1;
@@ -640,6 +844,22 @@ enum dsnn_status dsnn_registry_load_dir(struct dsnn_registry *reg, const char *d
         return dsnn_error_set(err, first, "%s", first_err.msg);
     return dsnn_error_set(err, first, "%s (and %zu more plugin error%s)", first_err.msg, more,
                           more == 1 ? "" : "s");
+}
+
+void dsnn_registry_set_allow_unsafe(struct dsnn_registry *reg, bool allow)
+{
+    if (reg)
+        reg->allow_unsafe = allow;
+}
+
+size_t dsnn_registry_n_warnings(const struct dsnn_registry *reg)
+{
+    return reg ? reg->n_warnings : 0;
+}
+
+const char *dsnn_registry_warning_at(const struct dsnn_registry *reg, size_t i)
+{
+    return reg && i < reg->n_warnings ? reg->warnings[i].msg : NULL;
 }
 
 /* ---- lookup ---- */

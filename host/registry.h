@@ -14,7 +14,21 @@
  *
  * A plugin file is accepted or refused as a whole: nothing of a refused file is registered and
  * the file is unloaded again. Checks, in order (the first failure refuses the file):
- *   1. dlopen(path, RTLD_NOW | RTLD_LOCAL) succeeds (message carries dlerror());
+ *   0. safe path: the file is opened (following symbolic links) and what was opened is checked
+ *      with fstat: a regular file, owned by this (effective) user or root, not writable by group
+ *      or others (DSNN_ERR_INVALID; message names the path and why). A directory given to
+ *      dsnn_registry_load_dir is opened once and checked the same way, and its files are opened
+ *      relative to that open directory (openat), so a directory swapped after the check is not
+ *      read. Parent directories are not checked. With dsnn_registry_set_allow_unsafe(reg,
+ *      true) such a file or directory is loaded anyway and a warning is recorded instead;
+ *   0b. the file is read whole (at most 1 GiB) and dsnn_elf_check (elf_check.h) validates it, so
+ *      that a truncated or corrupt .so is refused (DSNN_ERR_FORMAT, message names the file and
+ *      what is wrong) instead of killing the process with SIGBUS inside dlopen;
+ *   1. dlopen(RTLD_NOW | RTLD_LOCAL) of the very file that was checked: through
+ *      "/proc/self/fd/N" where /proc is mounted (the descriptor stays open until
+ *      dsnn_registry_free). Without /proc the path is opened again by dlopen, and a file
+ *      replaced between the checks and dlopen (by its owner: nobody else may write it) is not
+ *      noticed. Message carries dlerror();
  *   2. the file exports DSNN_PLUGIN_ENTRY_SYMBOL (message carries dlerror());
  *   3. the entry function returns a descriptor whose abi_major == DSNN_ABI_MAJOR and
  *      abi_minor <= DSNN_ABI_MINOR (DSNN_ERR_ABI; message names the file and both versions).
@@ -77,8 +91,9 @@ void dsnn_registry_free(struct dsnn_registry *reg);
 
 /* Loads one plugin file (see the checks above). On failure nothing of the file is registered,
  * the error is also appended to the registry's error list, and its status is returned:
- * DSNN_ERR_IO (cannot be opened / not a shared object), DSNN_ERR_NOT_FOUND (no entry symbol),
- * DSNN_ERR_ABI (version or descriptor layout), DSNN_ERR_INVALID (bad component, duplicate). */
+ * DSNN_ERR_IO (cannot be opened / read / dlopen failed), DSNN_ERR_NOT_FOUND (no such file, no
+ * entry symbol), DSNN_ERR_FORMAT (not a valid shared object: dsnn_elf_check), DSNN_ERR_ABI
+ * (version or descriptor layout), DSNN_ERR_INVALID (unsafe path, bad component, duplicate). */
 enum dsnn_status dsnn_registry_load_file(struct dsnn_registry *reg, const char *path,
                                          struct dsnn_error *err);
 
@@ -87,8 +102,10 @@ enum dsnn_status dsnn_registry_load_file(struct dsnn_registry *reg, const char *
  * fail are skipped and their errors appended to the error list; the others are still loaded.
  * Returns DSNN_OK if every file loaded; otherwise the status of the first failure, with err
  * holding its message (plus "(and N more plugin errors)"). A directory that cannot be read is
- * DSNN_ERR_NOT_FOUND / DSNN_ERR_IO (also appended to the error list). dir is remembered for
- * "not found" messages. */
+ * DSNN_ERR_NOT_FOUND / DSNN_ERR_IO, an unsafe one (check 0) DSNN_ERR_INVALID: then no file of
+ * it is loaded (also appended to the error list). A broken file among good ones (check 0b)
+ * is refused like any other failing file: its error is recorded and the others still load.
+ * dir is remembered for "not found" messages. */
 enum dsnn_status dsnn_registry_load_dir(struct dsnn_registry *reg, const char *dir,
                                         struct dsnn_error *err);
 
@@ -96,6 +113,13 @@ enum dsnn_status dsnn_registry_load_dir(struct dsnn_registry *reg, const char *d
  * Performs checks 3 to 6; origin (copied) stands for the file name in messages and entries. */
 enum dsnn_status dsnn_registry_add(struct dsnn_registry *reg, const struct dsnn_plugin *plugin,
                                    const char *origin, struct dsnn_error *err);
+
+/* With allow true, plugin files and directories that fail the safe-path check (0 above) are
+ * loaded anyway, each with a warning (dsnn_registry_warning_at); default false: refused. */
+void dsnn_registry_set_allow_unsafe(struct dsnn_registry *reg, bool allow);
+/* Warnings recorded so far (unsafe paths loaded anyway), in order; owned by the registry. */
+size_t dsnn_registry_n_warnings(const struct dsnn_registry *reg);
+const char *dsnn_registry_warning_at(const struct dsnn_registry *reg, size_t i);
 
 /* Errors of every failed load so far, in order (owned by the registry). */
 size_t dsnn_registry_n_errors(const struct dsnn_registry *reg);

@@ -719,7 +719,8 @@ int dsnn_run_experiment(struct dsnn_registry *reg, const char *cfg_path,
     if (st != DSNN_OK)
         goto out;
     code = DSNN_EXIT_CONFIG;
-    if ((st = rn_validate_upfront(&ex, err)) != DSNN_OK)
+    if ((st = rn_validate_upfront(&ex, err)) != DSNN_OK ||
+        (st = rn_probe_data(&ex, &code, err)) != DSNN_OK)
         goto out;
     const char *root_dir = opt && opt->results_root ? opt->results_root : NULL;
     if (!root_dir &&

@@ -193,6 +193,13 @@ enum dsnn_status rn_trial_config(const struct experiment *ex, struct trial *t, i
 void rn_trial_config_drop(struct trial *t);
 int rn_trial_threads(const struct experiment *ex, size_t n_trials);
 
+/* ---- runner_probe.c ---- */
+/* Before any trial of `run`: opens (and closes) the dataset of the first trial the search
+ * proposes, in a child process. A data error (DSNN_ERR_IO / FORMAT / NOT_FOUND) is returned with
+ * *code = DSNN_EXIT_IO, a configuration error of the dataset (CONFIG / INVALID) with
+ * DSNN_EXIT_CONFIG; anything else (a crash, out of memory) is DSNN_OK: the trials report it. */
+enum dsnn_status rn_probe_data(struct experiment *ex, int *code, struct dsnn_error *err);
+
 /* ---- runner_child.c ---- */
 bool rn_write_full(int fd, const void *p, size_t n);
 int rn_read_full(int fd, void *p, size_t n);

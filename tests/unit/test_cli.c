@@ -48,12 +48,18 @@ static void slurp(int fd, char *buf, size_t size)
     buf[n] = '\0';
 }
 
+/* When set, the executable run instead of $DSNN_BUILD_DIR/bin/dsnn-host (a copy elsewhere). */
+static const char *g_exe;
+
 /* Runs dsnn-host with the NULL-terminated args; env_set ("NAME=value" or NULL) is added to the
  * environment, env_unset (a name or NULL) removed from it. */
 static void run_env(struct result *r, const char *env_set, const char *env_unset, ...)
 {
     char exe[4096];
-    snprintf(exe, sizeof(exe), "%s/bin/dsnn-host", dsnn_test_build_dir());
+    if (g_exe)
+        snprintf(exe, sizeof(exe), "%s", g_exe);
+    else
+        snprintf(exe, sizeof(exe), "%s/bin/dsnn-host", dsnn_test_build_dir());
     const char *argv[32] = {exe};
     size_t n = 1;
     va_list ap;
@@ -168,6 +174,7 @@ static void test_help(void)
     CU_ASSERT(has(R.out, "DSNN_PLUGIN_PATH"));
     CU_ASSERT(has(R.out, "Exit codes"));
     CU_ASSERT(has(R.out, "130"));
+    CU_ASSERT(has(R.out, "--allow-unsafe-plugins"));
     RUN(&R, "-h");
     CU_ASSERT_EQUAL(R.code, 0);
     RUN(&R, "help");
@@ -371,6 +378,174 @@ static void test_range_before_trials(void)
     CU_ASSERT_EQUAL(system(rm), 0);
 }
 
+
+/* ---- unsafe plugin paths and broken shared objects ---- */
+
+/* Copies file src to dst with the given mode (exactly, whatever the umask). */
+static void copy_file(const char *src, const char *dst, mode_t mode)
+{
+    FILE *in = fopen(src, "rb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+    unlink(dst);
+    int fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CU_ASSERT_FATAL(fd >= 0);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        CU_ASSERT_EQUAL_FATAL(write(fd, buf, n), (ssize_t)n);
+    fclose(in);
+    close(fd);
+    CU_ASSERT_EQUAL_FATAL(chmod(dst, mode), 0);
+}
+
+static void rm_tree(const char *dir)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+/* dir/<the ok plugins> with mode 0755 (the directory too). */
+static void make_plugin_dir(const char *dir)
+{
+    static const char *names[] = {"okdata.so", "oknet.so", "okmodel.so", "oksearch.so"};
+    CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0755), 0);
+    CU_ASSERT_EQUAL_FATAL(chmod(dir, 0755), 0);
+    for (size_t i = 0; i < DSNN_COUNT_OF(names); i++) {
+        char src[4200], dst[4200];
+        snprintf(src, sizeof src, "%s/%s", tp("ok"), names[i]);
+        snprintf(dst, sizeof dst, "%s/%s", dir, names[i]);
+        copy_file(src, dst, 0755);
+    }
+}
+
+/* A truncated or corrupt .so among good ones: `list` lists the good ones and exits 4 naming the
+ * broken file and what is wrong, never dies of a signal (it died of SIGBUS); `info` and `run`
+ * exit 4 too. */
+static void test_broken_so(void)
+{
+    char tmp[] = "/tmp/dsnn_cli_broken_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(tmp) != NULL);
+    char dir[4200], bad[4300], src[4300];
+    snprintf(dir, sizeof dir, "%s/plugins", tmp);
+    make_plugin_dir(dir);
+    snprintf(src, sizeof src, "%s/oknet.so", tp("ok"));
+    snprintf(bad, sizeof bad, "%s/oknet.so", dir);
+    struct stat st;
+    CU_ASSERT_EQUAL_FATAL(stat(src, &st), 0);
+    size_t size = (size_t)st.st_size;
+    /* half; just past the ELF and program headers; all but the last byte; corrupt e_phoff */
+    const long cuts[] = {(long)size / 2, 64 + 56 * 4, (long)size - 1, -1};
+    const char *why[] = {"ends past the end of the file", "ends past the end of the file",
+                         "section header table", "program header table"};
+    for (size_t c = 0; c < DSNN_COUNT_OF(cuts); c++) {
+        copy_file(src, bad, 0755);
+        if (cuts[c] >= 0) {
+            CU_ASSERT_EQUAL_FATAL(truncate(bad, cuts[c]), 0);
+        } else {
+            int fd = open(bad, O_WRONLY);
+            CU_ASSERT_FATAL(fd >= 0);
+            const unsigned char phoff[8] = {0xf0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
+            CU_ASSERT_EQUAL(pwrite(fd, phoff, sizeof phoff, 32), 8); /* e_phoff of Elf64 */
+            close(fd);
+        }
+        RUN(&R, "--plugin-dir", dir, "list");
+        CU_ASSERT_EQUAL(R.code, 4);
+        CU_ASSERT(has(R.err, bad));
+        CU_ASSERT(has(R.err, why[c]));
+        CU_ASSERT(has(R.out, "okdata")); /* the good files are still listed */
+        CU_ASSERT(!strstr(R.out, "oknet"));
+        RUN(&R, "--plugin-dir", dir, "info", "okdata");
+        CU_ASSERT_EQUAL(R.code, 4);
+        CU_ASSERT(has(R.err, bad));
+        RUN(&R, "--plugin-dir", dir, "run", "x.cfg");
+        CU_ASSERT_EQUAL(R.code, 4);
+        CU_ASSERT(has(R.err, "not running x.cfg"));
+    }
+    rm_tree(tmp);
+}
+
+/* A plugin directory or file writable by group / others, or owned by another user, is refused
+ * (exit 4, naming the path and why) by run, resume, list and info, whether it comes from
+ * --plugin-dir, $DSNN_PLUGIN_PATH or the default <bin>/../plugins; --allow-unsafe-plugins loads
+ * it with a warning. */
+static void test_unsafe_plugin_paths(void)
+{
+    char tmp[] = "/tmp/dsnn_cli_unsafe_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(tmp) != NULL);
+    char dir[4200], file[4300], env[4300];
+    snprintf(dir, sizeof dir, "%s/plugins", tmp);
+    snprintf(file, sizeof file, "%s/okmodel.so", dir);
+    snprintf(env, sizeof env, "DSNN_PLUGIN_PATH=%s", dir);
+    make_plugin_dir(dir);
+    RUN(&R, "--plugin-dir", dir, "list");
+    CU_ASSERT_EQUAL(R.code, 0);
+
+    CU_ASSERT_EQUAL(chmod(dir, 0777), 0);
+    RUN(&R, "--plugin-dir", dir, "list");
+    CU_ASSERT_EQUAL(R.code, 4);
+    CU_ASSERT(has(R.err, dir));
+    CU_ASSERT(has(R.err, "writable by group and others (mode 0777)"));
+    CU_ASSERT(has(R.err, "--allow-unsafe-plugins"));
+    CU_ASSERT(!strstr(R.out, "okdata"));
+    RUN(&R, "--plugin-dir", dir, "info", "okdata");
+    CU_ASSERT_EQUAL(R.code, 4);
+    CU_ASSERT(has(R.err, "writable by group and others"));
+    RUN(&R, "--plugin-dir", dir, "run", "x.cfg");
+    CU_ASSERT_EQUAL(R.code, 4);
+    CU_ASSERT(has(R.err, "writable by group and others"));
+    RUN(&R, "--plugin-dir", dir, "resume", tmp);
+    CU_ASSERT_EQUAL(R.code, 4);
+    CU_ASSERT(has(R.err, "writable by group and others"));
+    run_env(&R, env, NULL, "list", (const char *)NULL);
+    CU_ASSERT_EQUAL(R.code, 4);
+    CU_ASSERT(has(R.err, dir));
+    /* the override: loaded, with a warning naming the directory */
+    RUN(&R, "--allow-unsafe-plugins", "--plugin-dir", dir, "list");
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT(has(R.out, "okdata"));
+    CU_ASSERT(has(R.err, "warning"));
+    CU_ASSERT(has(R.err, dir));
+    RUN(&R, "--plugin-dir", dir, "info", "okmodel", "--allow-unsafe-plugins");
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT_EQUAL(chmod(dir, 0755), 0);
+
+    /* one file writable by group: that file is refused, the others load */
+    CU_ASSERT_EQUAL(chmod(file, 0775), 0);
+    RUN(&R, "--plugin-dir", dir, "list");
+    CU_ASSERT_EQUAL(R.code, 4);
+    CU_ASSERT(has(R.err, file));
+    CU_ASSERT(has(R.err, "writable by group (mode 0775)"));
+    CU_ASSERT(has(R.out, "okdata"));
+    CU_ASSERT(!strstr(R.out, "okmodel"));
+    CU_ASSERT_EQUAL(chmod(file, 0755), 0);
+    if (geteuid() == 0) {
+        CU_ASSERT_EQUAL(chown(file, 65534, 65534), 0);
+        RUN(&R, "--plugin-dir", dir, "list");
+        CU_ASSERT_EQUAL(R.code, 4);
+        CU_ASSERT(has(R.err, "owned by uid 65534"));
+        CU_ASSERT_EQUAL(chown(file, 0, 0), 0);
+    }
+
+    /* the default directory, next to a copy of the executable: <tmp>/bin/../plugins */
+    char bin[4200], exe[4300], src[4300];
+    snprintf(bin, sizeof bin, "%s/bin", tmp);
+    CU_ASSERT_EQUAL_FATAL(mkdir(bin, 0755), 0);
+    snprintf(exe, sizeof exe, "%s/dsnn-host", bin);
+    snprintf(src, sizeof src, "%s/bin/dsnn-host", dsnn_test_build_dir());
+    copy_file(src, exe, 0755);
+    g_exe = exe;
+    RUN(&R, "list");
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT(has(R.out, "okdata"));
+    CU_ASSERT_EQUAL(chmod(dir, 0757), 0);
+    RUN(&R, "list");
+    CU_ASSERT_EQUAL(R.code, 4);
+    CU_ASSERT(has(R.err, "writable by others (mode 0757)"));
+    g_exe = NULL;
+    rm_tree(tmp);
+}
+
 static CU_TestInfo tests[] = {
     {"--version", test_version},
     {"--version names the kernel set; DSNN_ISA", test_version_isa},
@@ -383,6 +558,8 @@ static CU_TestInfo tests[] = {
     {"info of a name", test_info_ambiguous},
     {"plugin errors exit 4", test_bad_abi_dir},
     {"a key's range is checked before any trial (exit 3)", test_range_before_trials},
+    {"a broken .so is refused, not a SIGBUS (exit 4)", test_broken_so},
+    {"unsafe plugin paths are refused (exit 4)", test_unsafe_plugin_paths},
     CU_TEST_INFO_NULL,
 };
 

@@ -794,6 +794,39 @@ static void test_trailing_garbage(void)
     dir_cleanup();
 }
 
+/* Bytes after the gzip stream (not inside the decompressed data): refused naming the file; a
+ * second gzip member is read on as part of the same data (gzip -d does the same). */
+static void test_bytes_after_gzip(void)
+{
+    SETUP();
+    make_dataset(true, 5, 2, 2, 2, 2);
+    const char *name = fname(TRAIN_IMAGES, true);
+    struct bytes raw = idx_images(0x803, 5, 2, 2, 0);
+    struct bytes z = gzip_stored(raw.p, raw.n);
+    put(&z, "junk!", 5);
+    write_file(name, z, false);
+    expect_error(DSNN_ERR_FORMAT, "", path_of(name), "trailing bytes after the gzip data",
+                 "5 bytes", NULL);
+    z = gzip_stored(raw.p, raw.n);
+    put(&z, "\0\0\0\0", 4); /* zero padding */
+    write_file(name, z, false);
+    expect_error(DSNN_ERR_FORMAT, "", path_of(name), "trailing bytes after the gzip data", NULL);
+    /* two members: the header and some pixels, then the other pixels */
+    z = gzip_stored(raw.p, 12);
+    struct bytes z2 = gzip_stored(raw.p + 12, raw.n - 12);
+    put(&z, z2.p, z2.n);
+    free(z2.p);
+    write_file(name, z, false);
+    struct ds d;
+    CU_ASSERT_EQUAL(ds_open(&d, 1, "normalize = \"none\"; shuffle = false; batch_size_train = 2;"),
+                    DSNN_OK);
+    if (d.st == DSNN_OK)
+        check_sequential(&d, DSNN_SPLIT_TRAIN, 5, 0, 2, 2);
+    ds_close(&d);
+    free(raw.p);
+    dir_cleanup();
+}
+
 static void test_count_mismatch(void)
 {
     SETUP();
@@ -1353,6 +1386,7 @@ static CU_TestInfo tests[] = {
     {"trailing garbage", test_trailing_garbage},
     {"image and label counts differ", test_count_mismatch},
     {"corrupt gzip", test_corrupt_gzip},
+    {"bytes after the gzip stream", test_bytes_after_gzip},
     {"batch size per epoch", test_batch_schedule},
     {"train_batches_per_epoch", test_train_batches_per_epoch},
     {"noise split", test_noise_split},

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "dsnn/gzin.h"
 #include "dsnn/io.h"
 #include "dsnn/rng.h"
 #include "dsnn/status.h"
@@ -519,6 +520,96 @@ static void test_read_gzip_truncated(void)
     dir_teardown();
 }
 
+
+/* After the gzip data: another gzip member is read on (as gzip -d does); any other bytes (junk,
+ * zero padding, a zlib stream) are an error naming the file, not silently dropped. The same for
+ * the streaming reader (dsnn/gzin.h). */
+static void test_read_gzip_trailing(void)
+{
+    CU_ASSERT_FATAL(dir_setup());
+    char path[1024];
+    path_in_dir(path, sizeof path, "tail.gz");
+    size_t na = 5000, nb = 70000, za = 0, zb = 0;
+    unsigned char *a = make_data(na, false), *b = make_data(nb, true);
+    unsigned char *ga = gzip(a, na, &za), *gb = gzip(b, nb, &zb);
+    CU_ASSERT_FATAL(a && b && ga && gb);
+    unsigned char *cat = malloc(za + zb + 1024);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cat);
+    /* two members: one stream a || b */
+    memcpy(cat, ga, za);
+    memcpy(cat + za, gb, zb);
+    CU_ASSERT_FATAL(write_bytes(path, cat, za + zb));
+    struct dsnn_error err = {0};
+    unsigned char *data = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(dsnn_read_file(path, &data, &n, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(n, na + nb);
+    CU_ASSERT(n == na + nb && memcmp(data, a, na) == 0 && memcmp(data + na, b, nb) == 0);
+    free(data);
+    /* the second member cut short: truncated */
+    CU_ASSERT_FATAL(write_bytes(path, cat, za + zb - 3));
+    CU_ASSERT_EQUAL(dsnn_read_file(path, &data, &n, &err), DSNN_ERR_FORMAT);
+    ASSERT_HAS(err.msg, "truncated");
+
+    /* junk, one byte, zero padding, a lone 0x1f, a zlib stream after the gzip data */
+    unsigned char zl[64];
+    uLongf zl_n = sizeof zl;
+    CU_ASSERT_EQUAL_FATAL(compress(zl, &zl_n, (const Bytef *)"abc", 3), Z_OK);
+    struct { const void *p; size_t n; const char *count; } tails[] = {
+        {"junk!", 5, "5 bytes"}, {"x", 1, "1 byte "}, {NULL, 512, "512 bytes"},
+        {"\x1f", 1, "1 byte "}, {zl, (size_t)zl_n, "bytes"}};
+    for (size_t k = 0; k < sizeof tails / sizeof tails[0]; k++) {
+        memcpy(cat, ga, za);
+        if (tails[k].p)
+            memcpy(cat + za, tails[k].p, tails[k].n);
+        else
+            memset(cat + za, 0, tails[k].n);
+        CU_ASSERT_FATAL(write_bytes(path, cat, za + tails[k].n));
+        memset(&err, 0, sizeof err);
+        data = (unsigned char *)1;
+        CU_ASSERT_EQUAL(dsnn_read_file(path, &data, &n, &err), DSNN_ERR_FORMAT);
+        CU_ASSERT_PTR_NULL(data);
+        ASSERT_HAS(err.msg, "tail.gz");
+        ASSERT_HAS(err.msg, "trailing bytes after the gzip data");
+        ASSERT_HAS(err.msg, tails[k].count);
+        char off[64];
+        snprintf(off, sizeof off, "offset %zu", za);
+        ASSERT_HAS(err.msg, off);
+        /* the streaming reader from the file says the same */
+        struct dsnn_gzin *in = NULL;
+        CU_ASSERT_EQUAL_FATAL(dsnn_gzin_open(path, NULL, &in, &err), DSNN_OK);
+        CU_ASSERT(dsnn_gzin_compressed(in));
+        unsigned char buf[8192];
+        size_t got = 0, total = 0;
+        enum dsnn_status st;
+        while ((st = dsnn_gzin_read(in, buf, sizeof buf, &got, &err)) == DSNN_OK && got > 0)
+            total += got;
+        CU_ASSERT_EQUAL(st, DSNN_ERR_FORMAT);
+        ASSERT_HAS(err.msg, "trailing bytes after the gzip data");
+        ASSERT_HAS(err.msg, tails[k].count);
+        CU_ASSERT(total <= na);
+        dsnn_gzin_close(in);
+    }
+    /* raw input through the streaming reader: as it is */
+    CU_ASSERT_FATAL(write_bytes(path, b, nb));
+    struct dsnn_gzin *in = NULL;
+    CU_ASSERT_EQUAL_FATAL(dsnn_gzin_open(path, "test file", &in, &err), DSNN_OK);
+    CU_ASSERT(!dsnn_gzin_compressed(in));
+    unsigned char *back = malloc(nb + 1);
+    size_t got = 0;
+    CU_ASSERT_EQUAL(dsnn_gzin_read(in, back, nb + 1, &got, &err), DSNN_OK);
+    CU_ASSERT(got == nb && memcmp(back, b, nb) == 0);
+    dsnn_gzin_close(in);
+    dsnn_gzin_close(NULL);
+    free(back);
+    free(cat);
+    free(ga);
+    free(gb);
+    free(a);
+    free(b);
+    dir_teardown();
+}
+
 static CU_TestInfo tests[] = {
     {"io write/read round trip, tags", test_io_round_trip},
     {"io read of a short file: truncated", test_io_read_short},
@@ -528,6 +619,7 @@ static CU_TestInfo tests[] = {
     {"read_file raw", test_read_raw},
     {"read_file gzip", test_read_gzip},
     {"read_file truncated / corrupt gzip", test_read_gzip_truncated},
+    {"gzip: more members read on, other trailing bytes refused", test_read_gzip_trailing},
     CU_TEST_INFO_NULL,
 };
 

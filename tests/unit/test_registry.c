@@ -1,7 +1,10 @@
 /* tests/unit/test_registry.c - the plugin registry: loading, ABI and descriptor checks,
  * duplicates, lookup and suggestions, and the test-only plugins of tests/plugins (including a
  * short training run through the registry and the crash plugin's failure modes). */
+#include <elf.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,7 @@
 #include <unistd.h>
 
 #include "dsnn/dsnn.h"
+#include "elf_check.h"
 #include "harness.h"
 #include "registry.h"
 
@@ -222,9 +226,9 @@ static void test_not_a_shared_object(void)
 {
     struct dsnn_registry *reg = new_reg();
     struct dsnn_error err = {0};
-    CU_ASSERT_EQUAL(dsnn_registry_load_dir(reg, tp("not_so"), &err), DSNN_ERR_IO);
+    CU_ASSERT_EQUAL(dsnn_registry_load_dir(reg, tp("not_so"), &err), DSNN_ERR_FORMAT);
     CU_ASSERT(contains(err.msg, "not_so/x.so"));
-    CU_ASSERT(contains(err.msg, "cannot load plugin"));
+    CU_ASSERT(contains(err.msg, "cannot load plugin: not an ELF file"));
     CU_ASSERT_EQUAL(dsnn_registry_count(reg), 0);
     dsnn_registry_free(reg);
 }
@@ -528,6 +532,253 @@ static void test_ops_sizes(void)
     CU_ASSERT_PTR_NULL(full.create);
 }
 
+
+/* ---- broken shared objects (dsnn_elf_check) and unsafe paths ---- */
+
+/* The bytes of file path (caller frees); *size its length. */
+static unsigned char *slurp_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL_FATAL(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *size = (size_t)n;
+    return b;
+}
+
+/* Writes n bytes of b to path with the given mode (exactly, whatever the umask). */
+static void write_bytes(const char *path, const unsigned char *b, size_t n, mode_t mode)
+{
+    unlink(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL_FATAL(write(fd, b, n), (ssize_t)n);
+    close(fd);
+    CU_ASSERT_EQUAL_FATAL(chmod(path, mode), 0);
+}
+
+/* A fresh directory (mode 0755) under /tmp; the caller removes it with rm_tree. */
+static void make_tmp_dir(char *dir)
+{
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    CU_ASSERT_EQUAL_FATAL(chmod(dir, 0755), 0);
+}
+
+static void rm_tree(const char *dir)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+/* dsnn_elf_check refuses bytes, with a message containing want. */
+static void expect_elf_error(const unsigned char *b, size_t n, const char *want)
+{
+    struct dsnn_error err = {0};
+    CU_ASSERT_EQUAL(dsnn_elf_check(b, n, &err), DSNN_ERR_FORMAT);
+    CU_ASSERT(contains(err.msg, want));
+}
+
+static void test_elf_check(void)
+{
+#if UINTPTR_MAX > 0xffffffffu
+    size_t n = 0;
+    unsigned char *so = slurp_file(tp("ok/oknet.so"), &n);
+    struct dsnn_error err = {0};
+    CU_ASSERT_EQUAL(dsnn_elf_check(so, n, &err), DSNN_OK);
+    /* Every proper prefix is refused (the section header table is at the end). */
+    size_t accepted = 0;
+    for (size_t len = 0; len < n; len++)
+        accepted += dsnn_elf_check(so, len, NULL) == DSNN_OK;
+    CU_ASSERT_EQUAL(accepted, 0);
+    expect_elf_error(so, 0, "empty file");
+    expect_elf_error(so, 3, "not an ELF file");
+    expect_elf_error(so, 40, "truncated ELF file");
+    Elf64_Ehdr h;
+    memcpy(&h, so, sizeof h);
+    expect_elf_error(so, h.e_phoff + 4, "program header table");
+    expect_elf_error(so, n / 2, "ends past the end of the file");
+
+    unsigned char *m = malloc(n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+#define MUTATE(field_stmt, want)                                                                  \
+    do {                                                                                          \
+        memcpy(m, so, n);                                                                         \
+        Elf64_Ehdr e;                                                                             \
+        memcpy(&e, m, sizeof e);                                                                  \
+        field_stmt;                                                                               \
+        memcpy(m, &e, sizeof e);                                                                  \
+        expect_elf_error(m, n, want);                                                             \
+    } while (0)
+    MUTATE(e.e_phoff = n, "program header table");
+    MUTATE(e.e_phoff = UINT64_MAX - 8, "program header table"); /* offset + size overflows */
+    MUTATE(e.e_phnum = 0xffff, "program headers");
+    MUTATE(e.e_phnum = 0, "program headers");
+    MUTATE(e.e_phentsize = 1, "program header entries");
+    MUTATE(e.e_type = ET_EXEC, "not a shared object");
+    MUTATE(e.e_machine = (Elf64_Half)(e.e_machine + 1), "another machine");
+    MUTATE(e.e_ident[EI_CLASS] = ELFCLASS32, "32-bit");
+    MUTATE(e.e_ident[EI_DATA] = ELFDATA2MSB, "byte order");
+    MUTATE(e.e_shoff = UINT64_MAX - 16, "section header table");
+    MUTATE(e.e_shentsize = 3, "section header entries");
+#undef MUTATE
+    /* Program headers: a PT_LOAD reaching past the end, or overflowing; PT_DYNAMIC likewise. */
+    unsigned patched = 0;
+    for (unsigned i = 0; i < h.e_phnum; i++) {
+        Elf64_Phdr p;
+        size_t at = h.e_phoff + i * sizeof p;
+        memcpy(&p, so + at, sizeof p);
+        if (p.p_type != PT_LOAD && p.p_type != PT_DYNAMIC)
+            continue;
+        Elf64_Phdr q = p;
+        q.p_offset = UINT64_MAX - 1;
+        memcpy(m, so, n);
+        memcpy(m + at, &q, sizeof q);
+        expect_elf_error(m, n, "ends past the end of the file");
+        q = p; /* one byte too long (memsz too: filesz <= memsz) */
+        q.p_filesz = q.p_memsz = n - p.p_offset + 1;
+        memcpy(m, so, n);
+        memcpy(m + at, &q, sizeof q);
+        expect_elf_error(m, n, p.p_type == PT_LOAD ? "PT_LOAD" : "PT_DYNAMIC");
+        patched++;
+    }
+    CU_ASSERT(patched >= 2);
+    free(m);
+    free(so);
+#endif
+    CU_ASSERT_EQUAL(dsnn_elf_check(NULL, 5, NULL), DSNN_ERR_INVALID);
+}
+
+/* A truncated copy of a real plugin among good ones: refused with a message naming it
+ * (DSNN_ERR_FORMAT), the others load; no SIGBUS. */
+static void test_load_truncated_plugin(void)
+{
+    char dir[] = "/tmp/dsnn_reg_trunc_XXXXXX";
+    make_tmp_dir(dir);
+    size_t n = 0;
+    unsigned char *so = slurp_file(tp("ok/oknet.so"), &n);
+    size_t n2 = 0;
+    unsigned char *good = slurp_file(tp("ok/okdata.so"), &n2);
+    char path[4200], bad[4200];
+    snprintf(path, sizeof path, "%s/okdata.so", dir);
+    write_bytes(path, good, n2, 0755);
+    snprintf(bad, sizeof bad, "%s/oknet.so", dir);
+    const size_t cuts[] = {n / 2, 64 + 56 * 3, n - 1};
+    for (size_t c = 0; c < DSNN_COUNT_OF(cuts); c++) {
+        write_bytes(bad, so, cuts[c], 0755);
+        struct dsnn_registry *reg = new_reg();
+        struct dsnn_error err = {0};
+        CU_ASSERT_EQUAL(dsnn_registry_load_dir(reg, dir, &err), DSNN_ERR_FORMAT);
+        CU_ASSERT(contains(err.msg, bad));
+        CU_ASSERT(contains(err.msg, "truncated"));
+        CU_ASSERT_EQUAL(dsnn_registry_count(reg), 1); /* okdata */
+        CU_ASSERT_PTR_NOT_NULL(dsnn_registry_find(reg, DSNN_KIND_DATASET, "okdata"));
+        CU_ASSERT_EQUAL(dsnn_registry_load_file(reg, bad, &err), DSNN_ERR_FORMAT);
+        dsnn_registry_free(reg);
+    }
+    free(so);
+    free(good);
+    rm_tree(dir);
+}
+
+/* Loads dir into a fresh registry (allow_unsafe as given); returns the status, err filled. */
+static enum dsnn_status load_one_dir(const char *dir, bool allow, struct dsnn_error *err,
+                                     size_t *count, size_t *warnings)
+{
+    struct dsnn_registry *reg = new_reg();
+    dsnn_registry_set_allow_unsafe(reg, allow);
+    enum dsnn_status s = dsnn_registry_load_dir(reg, dir, err);
+    *count = dsnn_registry_count(reg);
+    *warnings = dsnn_registry_n_warnings(reg);
+    if (*warnings)
+        snprintf(err->msg, sizeof err->msg, "%s", dsnn_registry_warning_at(reg, 0));
+    dsnn_registry_free(reg);
+    return s;
+}
+
+static void test_unsafe_paths(void)
+{
+    char dir[] = "/tmp/dsnn_reg_unsafe_XXXXXX", other[] = "/tmp/dsnn_reg_other_XXXXXX";
+    make_tmp_dir(dir);
+    make_tmp_dir(other);
+    size_t n = 0, count = 0, warnings = 0;
+    unsigned char *so = slurp_file(tp("ok/okdata.so"), &n);
+    char file[4200], target[4200], link[4200];
+    snprintf(file, sizeof file, "%s/okdata.so", dir);
+    write_bytes(file, so, n, 0755);
+    struct dsnn_error err = {0};
+    CU_ASSERT_EQUAL(load_one_dir(dir, false, &err, &count, &warnings), DSNN_OK);
+    CU_ASSERT_EQUAL(count, 1);
+
+    /* The directory writable by group, by others: nothing of it is loaded. */
+    CU_ASSERT_EQUAL(chmod(dir, 0775), 0);
+    CU_ASSERT_EQUAL(load_one_dir(dir, false, &err, &count, &warnings), DSNN_ERR_INVALID);
+    CU_ASSERT(contains(err.msg, dir));
+    CU_ASSERT(contains(err.msg, "writable by group (mode 0775)"));
+    CU_ASSERT_EQUAL(count, 0);
+    CU_ASSERT_EQUAL(chmod(dir, 01777), 0); /* sticky does not make it safe */
+    CU_ASSERT_EQUAL(load_one_dir(dir, false, &err, &count, &warnings), DSNN_ERR_INVALID);
+    CU_ASSERT(contains(err.msg, "writable by group and others"));
+    /* allowed: loaded, with a warning naming the directory */
+    CU_ASSERT_EQUAL(load_one_dir(dir, true, &err, &count, &warnings), DSNN_OK);
+    CU_ASSERT_EQUAL(count, 1);
+    CU_ASSERT_EQUAL(warnings, 1);
+    CU_ASSERT(contains(err.msg, dir));
+    CU_ASSERT_EQUAL(chmod(dir, 0755), 0);
+
+    /* The file writable by others. */
+    CU_ASSERT_EQUAL(chmod(file, 0757), 0);
+    CU_ASSERT_EQUAL(load_one_dir(dir, false, &err, &count, &warnings), DSNN_ERR_INVALID);
+    CU_ASSERT(contains(err.msg, file));
+    CU_ASSERT(contains(err.msg, "writable by others"));
+    CU_ASSERT_EQUAL(count, 0);
+    CU_ASSERT_EQUAL(chmod(file, 0755), 0);
+
+    /* Owned by another user (only root can make such a file). */
+    if (geteuid() == 0) {
+        CU_ASSERT_EQUAL(chown(file, 65534, 65534), 0);
+        CU_ASSERT_EQUAL(load_one_dir(dir, false, &err, &count, &warnings), DSNN_ERR_INVALID);
+        CU_ASSERT(contains(err.msg, "owned by uid 65534"));
+        CU_ASSERT_EQUAL(chown(file, 0, 0), 0);
+        CU_ASSERT_EQUAL(chown(dir, 65534, 65534), 0);
+        CU_ASSERT_EQUAL(load_one_dir(dir, false, &err, &count, &warnings), DSNN_ERR_INVALID);
+        CU_ASSERT(contains(err.msg, "owned by uid 65534"));
+        CU_ASSERT_EQUAL(chown(dir, 0, 0), 0);
+    }
+
+    /* A symbolic link: what it points to is checked (the opened file), not the link. */
+    unlink(file);
+    snprintf(target, sizeof target, "%s/real.so", other);
+    write_bytes(target, so, n, 0777);
+    snprintf(link, sizeof link, "%s/linked.so", dir);
+    CU_ASSERT_EQUAL_FATAL(symlink(target, link), 0);
+    CU_ASSERT_EQUAL(load_one_dir(dir, false, &err, &count, &warnings), DSNN_ERR_INVALID);
+    CU_ASSERT(contains(err.msg, link));
+    CU_ASSERT(contains(err.msg, "writable by group and others"));
+    CU_ASSERT_EQUAL(chmod(target, 0755), 0);
+    CU_ASSERT_EQUAL(load_one_dir(dir, false, &err, &count, &warnings), DSNN_OK);
+    CU_ASSERT_EQUAL(count, 1);
+    /* A linked directory: the directory it points to is checked. */
+    char dlink[4200];
+    snprintf(dlink, sizeof dlink, "%s/plugins", dir);
+    CU_ASSERT_EQUAL_FATAL(symlink(other, dlink), 0);
+    CU_ASSERT_EQUAL(chmod(other, 0777), 0);
+    CU_ASSERT_EQUAL(load_one_dir(dlink, false, &err, &count, &warnings), DSNN_ERR_INVALID);
+    CU_ASSERT(contains(err.msg, "mode 0777"));
+    CU_ASSERT_EQUAL(chmod(other, 0755), 0);
+    CU_ASSERT_EQUAL(load_one_dir(dlink, false, &err, &count, &warnings), DSNN_OK);
+    CU_ASSERT_EQUAL(count, 1);
+
+    free(so);
+    rm_tree(dir);
+    rm_tree(other);
+}
+
 /* ---- the real plugins, if built: every one must pass the checks ---- */
 
 static void test_real_plugin_dir(void)
@@ -690,6 +941,9 @@ static CU_TestInfo tests[] = {
     {"refuse missing required op", test_missing_required_op},
     {"refuse duplicate (kind, name)", test_duplicate},
     {"refuse non-ELF .so", test_not_a_shared_object},
+    {"ELF check over bytes", test_elf_check},
+    {"truncated plugin refused, others load", test_load_truncated_plugin},
+    {"unsafe plugin paths refused", test_unsafe_paths},
     {"missing directory", test_missing_dir},
     {"errors are collected", test_several_bad_dirs_collect_errors},
     {"lookup and suggestions", test_lookup_suggestions},

@@ -554,28 +554,71 @@ static void test_interrupt(void)
 /* (6) Missing dataset files                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
+/* A missing or corrupt data file stops `run` before any trial starts: exit 5 naming the file,
+ * no results directory. Only the first trial's dataset is checked up front: a later trial
+ * whose (searched) data cannot be read ends in ERROR as other trial failures (exit 1). */
 static void test_missing_dataset(void)
 {
     const char *nodir = tpath("no_such_data");
     struct cfg_spec s = {.name = "nofiles", .data = nodir};
     const char *cfg = write_cfg("nofiles.cfg", &s);
     struct run r = host("run", cfg, "--results", tpath("res_nofiles"), NULL);
-    CHECK_CODE(r, 1);
-    CU_ASSERT(contains(r.err, nodir));
-    run_free(&r);
-    char *etxt = read_file(tpath("res_nofiles/nofiles/trial_00000/error.txt"), NULL);
-    CU_ASSERT_PTR_NOT_NULL(etxt);
+    CHECK_CODE(r, 5);
     char file[4200];
+    snprintf(file, sizeof file, "%s/train-images.idx", nodir);
+    CU_ASSERT(contains(r.err, file));
+    CU_ASSERT(contains(r.err, "before any trial starts"));
+    CU_ASSERT(!exists(tpath("res_nofiles")));
+    run_free(&r);
+
+    /* a corrupt (truncated) images file */
+    const char *bad = tpath("bad_data");
+    CU_ASSERT_FATAL(mkdir(bad, 0755) == 0);
+    static const char *const names[] = {"train-images.idx", "train-labels.idx",
+                                        "test-images.idx", "test-labels.idx"};
+    for (int i = 0; i < 4; i++) {
+        char src[4200], dst[4200];
+        snprintf(src, sizeof src, "%s/%s", data_dir(), names[i]);
+        snprintf(dst, sizeof dst, "%s/%s", bad, names[i]);
+        size_t len = 0;
+        char *d = read_file(src, &len);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+        CU_ASSERT_FATAL(write_file(dst, d, i == 0 ? len / 2 : len));
+        free(d);
+    }
+    struct cfg_spec s2 = {.name = "corrupt", .data = bad};
+    cfg = write_cfg("corrupt.cfg", &s2);
+    r = host("run", cfg, "--results", tpath("res_corrupt"), NULL);
+    CHECK_CODE(r, 5);
+    snprintf(file, sizeof file, "%s/train-images.idx", bad);
+    CU_ASSERT(contains(r.err, file));
+    CU_ASSERT(contains(r.err, "truncated"));
+    CU_ASSERT(!exists(tpath("res_corrupt")));
+    run_free(&r);
+
+    /* the second trial's data is missing: that trial ends in ERROR, the first runs */
+    char search[8400];
+    snprintf(search, sizeof search, "  grid = { dataset = { path = [\"%s\", \"%s\"]; }; };\n",
+             data_dir(), nodir);
+    struct cfg_spec s3 = {.name = "later", .search = search};
+    cfg = write_cfg("later.cfg", &s3);
+    r = host("run", cfg, "--results", tpath("res_later"), "--quiet", NULL);
+    CHECK_CODE(r, 1);
+    run_free(&r);
+    char *etxt = read_file(tpath("res_later/later/trial_00001/error.txt"), NULL);
+    CU_ASSERT_PTR_NOT_NULL(etxt);
     snprintf(file, sizeof file, "%s/train-images.idx", nodir);
     CU_ASSERT(contains(etxt, file));
     free(etxt);
-    int n = read_jsonl(tpath("res_nofiles/nofiles/journal.jsonl"), g_objs, MAX_LINES);
+    int n = read_jsonl(tpath("res_later/later/journal.jsonl"), g_objs, MAX_LINES);
     CU_ASSERT_FATAL(n > 0);
-    const struct jobj *f = finished_event(g_objs, n, "trial_00000");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    CU_ASSERT_STRING_EQUAL(jstr(f, "status"), "ERROR");
-    CU_ASSERT_EQUAL(jnum(f, "epochs"), 0);
-    CU_ASSERT(contains(jstr(f, "error"), nodir));
+    const struct jobj *f0 = finished_event(g_objs, n, "trial_00000");
+    const struct jobj *f1 = finished_event(g_objs, n, "trial_00001");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f1);
+    CU_ASSERT_STRING_EQUAL(jstr(f0, "status"), "TERMINATED");
+    CU_ASSERT_STRING_EQUAL(jstr(f1, "status"), "ERROR");
+    CU_ASSERT_EQUAL(jnum(f1, "epochs"), 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -692,7 +735,7 @@ static CU_TestInfo tests[] = {
     {"existing results directory / --overwrite", test_existing_results},
     {"results root: experiment.results_dir, --results, unwritable", test_results_root},
     {"SIGTERM during a hanging trial", test_interrupt},
-    {"missing dataset files", test_missing_dataset},
+    {"missing / corrupt dataset files: exit 5 up front", test_missing_dataset},
     {"determinism", test_determinism},
     {"evaluation before the rewiring round, and after it", test_eval_before_rewire},
     CU_TEST_INFO_NULL,

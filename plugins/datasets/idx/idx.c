@@ -1,7 +1,8 @@
 /* plugins/datasets/idx/idx.c - dataset plugin for IDX files (MNIST, Fashion-MNIST, KMNIST ...).
  *
  * Reads the four files of the classic LeCun IDX layout, raw or gzip-compressed (detected by the
- * gzip magic, decompressed with zlib while reading):
+ * gzip magic, decompressed while reading by dsnn/gzin.h: several gzip members are one stream,
+ * bytes after the gzip data that are not another member are an error naming the file):
  *
  *     images: magic 0x00000803 (unsigned bytes, 3 dimensions), u32 n, u32 rows, u32 cols,
  *             then n*rows*cols pixels
@@ -53,11 +54,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "dsnn/config.h"
 #include "dsnn/data.h"
 #include "dsnn/dataset_util.h"
+#include "dsnn/gzin.h"
 #include "dsnn/plugin.h"
 #include "dsnn/rng.h"
 #include "dsnn/status.h"
@@ -67,7 +68,7 @@
 #define IDX_MAGIC_IMAGES 0x00000803u
 #define IDX_MAGIC_LABELS 0x00000801u
 #define IDX_TYPE_UBYTE 0x08u
-#define IDX_READ_CHUNK (1u << 20) /* first allocation and largest single gzread */
+#define IDX_READ_CHUNK (1u << 20) /* first allocation and largest single read */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Reading one IDX file                                                                       */
@@ -105,56 +106,15 @@ static const char *idx_type_name(unsigned code)
     }
 }
 
-/* Checks the state of gz after a read that returned less than asked. Returns DSNN_OK on a clean
- * end of file, otherwise the error (corrupt or cut-short gzip, I/O error). */
-static enum dsnn_status idx_gz_check(gzFile gz, const struct idx_file *f, struct dsnn_error *err)
-{
-    int errnum = Z_OK;
-    const char *msg = gzerror(gz, &errnum);
-    /* zlib prefixes its messages with the name given to gzdopen ("<fd:3>: "); drop it. */
-    if (msg && strncmp(msg, "<fd:", 4) == 0 && strstr(msg, ": "))
-        msg = strstr(msg, ": ") + 2;
-    switch (errnum) {
-    case Z_OK:
-        return DSNN_OK;
-    case Z_ERRNO:
-        return dsnn_error_set(err, DSNN_ERR_IO, "%s: read error: %s", f->path, strerror(errno));
-    case Z_BUF_ERROR:
-        return dsnn_error_set(err, DSNN_ERR_FORMAT,
-                              "%s: corrupt gzip file: %s: the compressed stream ends early (the "
-                              "file is cut short; download it again)",
-                              f->path, msg ? msg : "unexpected end of file");
-    case Z_MEM_ERROR:
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory while decompressing",
-                              f->path);
-    default:
-        return dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt gzip file: %s", f->path,
-                              msg ? msg : "unknown zlib error");
-    }
-}
-
 /* Reads up to n bytes (less only at the end of the data); *got receives the count. */
-static enum dsnn_status idx_gz_read(gzFile gz, const struct idx_file *f, void *buf, uint64_t n,
-                                    uint64_t *got, struct dsnn_error *err)
+static enum dsnn_status idx_gz_read(struct dsnn_gzin *gz, const struct idx_file *f, void *buf,
+                                    uint64_t n, uint64_t *got, struct dsnn_error *err)
 {
-    uint8_t *p = buf;
-    *got = 0;
-    while (*got < n) {
-        uint64_t want = n - *got;
-        if (want > IDX_READ_CHUNK)
-            want = IDX_READ_CHUNK;
-        int r = gzread(gz, p + *got, (unsigned)want);
-        if (r < 0) {
-            enum dsnn_status st = idx_gz_check(gz, f, err);
-            return st != DSNN_OK ? st
-                                 : dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: read failed",
-                                                  f->path);
-        }
-        *got += (uint64_t)r;
-        if ((uint64_t)r < want) /* end of data, or an error that gzerror reports */
-            return idx_gz_check(gz, f, err);
-    }
-    return DSNN_OK;
+    (void)f; /* the reader's messages name the file */
+    size_t k = 0;
+    enum dsnn_status st = dsnn_gzin_read(gz, buf, (size_t)n, &k, err);
+    *got = k;
+    return st;
 }
 
 static uint32_t idx_be32(const uint8_t *b)
@@ -162,34 +122,14 @@ static uint32_t idx_be32(const uint8_t *b)
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
 }
 
-/* Opens path (a regular file) for reading through zlib, which reads gzip and, transparently, raw
- * files. */
-static enum dsnn_status idx_gz_open(const char *path, const char *what, gzFile *gz,
+/* Opens path (a regular file) for reading, gzip-compressed or raw (dsnn/gzin.h: several gzip
+ * members are read as one stream, other bytes after the gzip data are an error). */
+static enum dsnn_status idx_gz_open(const char *path, const char *what, struct dsnn_gzin **gz,
                                     struct dsnn_error *e)
 {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return dsnn_error_set(e, DSNN_ERR_IO, "%s: cannot open %s file: %s", path, what,
-                              strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int saved = errno;
-        close(fd);
-        return dsnn_error_set(e, DSNN_ERR_IO, "%s: cannot read %s file: %s", path, what,
-                              strerror(saved));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return dsnn_error_set(e, DSNN_ERR_IO, "%s: cannot read %s file: %s", path, what,
-                              S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
-    }
-    *gz = gzdopen(fd, "rb");
-    if (!*gz) {
-        close(fd);
-        return dsnn_error_set(e, DSNN_ERR_NOMEM, "%s: cannot start zlib", path);
-    }
-    gzbuffer(*gz, 1u << 17);
-    return DSNN_OK;
+    char w[64];
+    snprintf(w, sizeof w, "%s file", what);
+    return dsnn_gzin_open(path, w, gz, e);
 }
 
 /* The magic number (0, 0, type, number of dimensions) must announce unsigned bytes in ndim
@@ -221,7 +161,7 @@ static enum dsnn_status idx_check_magic(const uint8_t head[4], unsigned ndim, co
 
 /* Reads and checks the header: magic number, then the ndim dimensions into f (count, item
  * size); shape receives their description for messages. */
-static enum dsnn_status idx_read_header(gzFile gz, struct idx_file *f, unsigned ndim,
+static enum dsnn_status idx_read_header(struct dsnn_gzin *gz, struct idx_file *f, unsigned ndim,
                                         const char *what, char *shape, size_t shape_size,
                                         struct dsnn_error *e)
 {
@@ -231,7 +171,7 @@ static enum dsnn_status idx_read_header(gzFile gz, struct idx_file *f, unsigned 
     const char *path = f->path;
     if ((st = idx_gz_read(gz, f, head, 4, &got, e)) != DSNN_OK)
         return st;
-    f->gzip = !gzdirect(gz);
+    f->gzip = dsnn_gzin_compressed(gz);
     const char *bytes = f->gzip ? "bytes after decompression" : "bytes";
     if (got < 4)
         return dsnn_error_set(e, DSNN_ERR_FORMAT,
@@ -275,8 +215,8 @@ static enum dsnn_status idx_read_header(gzFile gz, struct idx_file *f, unsigned 
 /* Reads the count * item_size payload bytes into *out (caller frees, also on failure), growing
  * the buffer as data arrives, so that a header announcing far more than the file holds gives
  * "truncated", not an allocation failure. Then nothing may follow (reading on to the end also
- * makes zlib verify the gzip checksum). */
-static enum dsnn_status idx_read_payload(gzFile gz, const struct idx_file *f, const char *shape,
+ * makes the reader verify the gzip checksum and what follows the gzip data). */
+static enum dsnn_status idx_read_payload(struct dsnn_gzin *gz, const struct idx_file *f, const char *shape,
                                          uint8_t **out, struct dsnn_error *e)
 {
     enum dsnn_status st;
@@ -335,7 +275,7 @@ static enum dsnn_status idx_file_read(const char *path, unsigned ndim, const cha
     struct dsnn_error e0 = {0};
     struct dsnn_error *e = err ? err : &e0;
     enum dsnn_status st;
-    gzFile gz = NULL;
+    struct dsnn_gzin *gz = NULL;
     uint8_t *data = NULL;
     char shape[96];
 
@@ -347,7 +287,7 @@ static enum dsnn_status idx_file_read(const char *path, unsigned ndim, const cha
         return st;
     if ((st = idx_read_header(gz, f, ndim, what, shape, sizeof shape, e)) == DSNN_OK)
         st = idx_read_payload(gz, f, shape, &data, e);
-    gzclose(gz);
+    dsnn_gzin_close(gz);
     if (st != DSNN_OK) {
         free(data);
         f->data = NULL;

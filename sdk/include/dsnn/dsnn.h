@@ -8,6 +8,7 @@
 #include "dsnn/dataset_util.h"
 #include "dsnn/dynsparse_rules.h"
 #include "dsnn/export.h"
+#include "dsnn/gzin.h"
 #include "dsnn/io.h"
 #include "dsnn/isa.h"
 #include "dsnn/keys.h"

@@ -58,7 +58,9 @@ DSNN_API bool dsnn_size_mul(size_t a, size_t b, size_t *out);
  * error"). Caller frees *data with free(). */
 DSNN_API enum dsnn_status dsnn_read_file_raw(const char *path, unsigned char **data, size_t *size,
                                              struct dsnn_error *err);
-/* Reads a whole (optionally gzip-compressed, detected by magic) file into memory.
+/* Reads a whole (optionally gzip-compressed, detected by magic) file into memory. Several gzip
+ * members are read as one stream; bytes after the gzip data that are not another member are
+ * DSNN_ERR_FORMAT naming the file (dsnn/gzin.h).
  * Caller frees *data with free(). */
 DSNN_API enum dsnn_status dsnn_read_file(const char *path, unsigned char **data, size_t *size,
                                          struct dsnn_error *err);

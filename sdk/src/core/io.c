@@ -1,5 +1,6 @@
 /* core/io.c - checked binary I/O, atomic writes, whole-file reads (raw or gzip). */
 #include "dsnn/io.h"
+#include "dsnn/gzin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 enum dsnn_status dsnn_io_write(FILE *f, const void *p, size_t size, const char *what,
                                struct dsnn_error *err)
@@ -253,66 +253,37 @@ enum dsnn_status dsnn_read_file(const char *path, unsigned char **data, size_t *
         *size = rlen;
         return DSNN_OK;
     }
-    /* gzip: inflate (possibly several members). */
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    if (inflateInit2(&zs, 15 + 32) != Z_OK) {
-        free(raw);
-        return dsnn_error_set(err, DSNN_ERR_INTERNAL, "%s: zlib init failed", path);
-    }
+    /* gzip: one stream of every member; other bytes after the gzip data are an error
+     * (dsnn/gzin.h). */
+    struct dsnn_gzin *gz = NULL;
+    st = dsnn_gzin_open_mem(raw, rlen, path, &gz, err);
     size_t cap = rlen * 4 + 1024, len = 0;
-    unsigned char *out = malloc(cap);
-    if (!out) {
-        inflateEnd(&zs);
-        free(raw);
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", path);
-    }
-    zs.next_in = raw;
-    zs.avail_in = (uInt)rlen;
-    int zr;
-    for (;;) {
+    unsigned char *out = st == DSNN_OK ? malloc(cap) : NULL;
+    if (st == DSNN_OK && !out)
+        st = dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", path);
+    while (st == DSNN_OK) {
         if (len == cap) {
-            unsigned char *nb = realloc(out, cap * 2);
+            unsigned char *nb = cap <= SIZE_MAX / 2 ? realloc(out, cap * 2) : NULL;
             if (!nb) {
                 st = dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", path);
-                goto fail;
+                break;
             }
             out = nb;
             cap *= 2;
         }
-        zs.next_out = out + len;
-        zs.avail_out = (uInt)(cap - len > 1u << 30 ? 1u << 30 : cap - len);
-        uInt before = zs.avail_out;
-        zr = inflate(&zs, Z_NO_FLUSH);
-        len += before - zs.avail_out;
-        if (zr == Z_STREAM_END) {
-            if (zs.avail_in == 0)
-                break;
-            if (inflateReset(&zs) != Z_OK) { /* next gzip member */
-                st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt gzip data", path);
-                goto fail;
-            }
-            continue;
-        }
-        if (zr == Z_BUF_ERROR && zs.avail_in == 0) {
-            st = dsnn_error_set(err, DSNN_ERR_FORMAT,
-                                "%s: gzip data is truncated (unexpected end of file)", path);
-            goto fail;
-        }
-        if (zr != Z_OK && zr != Z_BUF_ERROR) {
-            st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt gzip data (%s)", path,
-                                zs.msg ? zs.msg : "inflate failed");
-            goto fail;
-        }
+        size_t got = 0;
+        st = dsnn_gzin_read(gz, out + len, cap - len, &got, err);
+        len += got;
+        if (st == DSNN_OK && len < cap)
+            break; /* the end of the data */
     }
-    inflateEnd(&zs);
+    dsnn_gzin_close(gz);
     free(raw);
+    if (st != DSNN_OK) {
+        free(out);
+        return st;
+    }
     *data = out;
     *size = len;
     return DSNN_OK;
-fail:
-    inflateEnd(&zs);
-    free(raw);
-    free(out);
-    return st;
 }
