@@ -322,7 +322,12 @@ static enum dsnn_status check_key_table(struct dsnn_registry *reg, const struct 
                 return st;
             continue;
         }
-        if ((int)kd->type < (int)DSNN_KEY_INT || (int)kd->type > (int)DSNN_KEY_ANY)
+        if (kd->type == DSNN_KEY_ALIAS && (!kd->def_str || !*kd->def_str))
+            return fail(reg, err, DSNN_ERR_INVALID,
+                        "%s: %s '%s': alias '%s' names no key (.def_str)", origin, ks, cname,
+                        kd->name);
+        if (((int)kd->type < (int)DSNN_KEY_INT || (int)kd->type > (int)DSNN_KEY_ANY) &&
+            kd->type != DSNN_KEY_ALIAS)
             return fail(reg, err, DSNN_ERR_INVALID, "%s: %s '%s': key '%s' has unknown type %d",
                         origin, ks, cname, kd->name, (int)kd->type);
     }

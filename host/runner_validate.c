@@ -131,7 +131,8 @@ static enum dsnn_status check_key_type(const struct dsnn_cfg *group, const struc
                                   dsnn_cfg_path(group), doc->name);
         return DSNN_OK;
     case DSNN_KEY_ANY:
-    case DSNN_KEY_INCLUDE: return DSNN_OK;
+    case DSNN_KEY_INCLUDE:
+    case DSNN_KEY_ALIAS: return DSNN_OK;
     }
     return DSNN_OK;
 }
@@ -237,8 +238,26 @@ static enum dsnn_status read_experiment(struct experiment *ex, struct dsnn_error
     return DSNN_OK;
 }
 
-/* Checks the groups of a (trial) configuration and looks up their plugins into plugin[]. */
-static enum dsnn_status validate(const struct dsnn_config_file *cf, const struct dsnn_registry *reg,
+/* The other names of keys (DSNN_KEY_ALIAS, e.g. nupic's) given in group gname of cf are
+ * renamed to the keys' own names, so that the plugin and every check see those only. */
+static enum dsnn_status rename_aliases(struct dsnn_config_file *cf, const char *gname,
+                                       const struct dsnn_key_spec *keys, size_t n,
+                                       struct dsnn_error *err)
+{
+    const struct dsnn_key_spec *flat[512];
+    size_t nf = dsnn_keys_flatten(keys, n, flat, DSNN_COUNT_OF(flat));
+    if (nf > DSNN_COUNT_OF(flat))
+        nf = DSNN_COUNT_OF(flat);
+    enum dsnn_status st = DSNN_OK;
+    for (size_t i = 0; i < nf && st == DSNN_OK; i++)
+        if (flat[i]->type == DSNN_KEY_ALIAS)
+            st = dsnn_config_file_rename(cf, gname, flat[i]->name, flat[i]->def_str, err);
+    return st;
+}
+
+/* Checks the groups of a (trial) configuration and looks up their plugins into plugin[]; the
+ * other names of keys are renamed (rename_aliases). */
+static enum dsnn_status validate(struct dsnn_config_file *cf, const struct dsnn_registry *reg,
                                  bool allow_unknown,
                                  const struct dsnn_registry_entry *out_plugin[5], int *exit_code,
                                  struct dsnn_error *err)
@@ -283,6 +302,9 @@ static enum dsnn_status validate(const struct dsnn_config_file *cf, const struct
                                      gname);
         }
         out_plugin[k] = e;
+        if (g && (st = rename_aliases(cf, gname, e->component->keys, e->component->n_keys,
+                                      err)) != DSNN_OK)
+            return st;
         if (g) {
             char owner[200];
             snprintf(owner, sizeof owner, "%s plugin '%s' (see 'dsnn-host info %s')", gname,

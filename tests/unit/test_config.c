@@ -333,6 +333,32 @@ static void test_snapshot_errors(void)
     expect_prefix(err.msg, "u.cfg:2: @include");
 }
 
+static void test_rename(void)
+{
+    struct dsnn_error err = {0};
+    struct dsnn_config_file *f = NULL;
+    CU_ASSERT_EQUAL_FATAL(dsnn_config_file_parse("model = {\n  k = 1;\n  old = [1, 2];\n};\n"
+                                                 "other = { old = 3; new = 4; };\n",
+                                                 "r.cfg", &f, &err),
+                          DSNN_OK);
+    CU_ASSERT_EQUAL(dsnn_config_file_rename(f, "model", "old", "new", &err), DSNN_OK);
+    const struct dsnn_cfg *model = dsnn_cfg_group(dsnn_config_file_root(f), "model");
+    CU_ASSERT(!dsnn_cfg_has(model, "old"));
+    int64_t v[4];
+    size_t n = 0;
+    CU_ASSERT_EQUAL(dsnn_cfg_int_array(model, "new", v, 4, &n, &err), DSNN_OK);
+    CU_ASSERT(n == 2 && v[0] == 1 && v[1] == 2);
+    char where[64];
+    ASSERT_STR(dsnn_cfg_where(model, "new", where, sizeof where), "r.cfg:3"); /* its line */
+    /* absent: nothing; both given: an error naming the line and both names */
+    CU_ASSERT_EQUAL(dsnn_config_file_rename(f, "model", "none", "k2", &err), DSNN_OK);
+    CU_ASSERT(!dsnn_cfg_has(model, "k2"));
+    CU_ASSERT_EQUAL(dsnn_config_file_rename(f, "other", "old", "new", &err), DSNN_ERR_CONFIG);
+    ASSERT_HAS(err.msg, "r.cfg:5: key 'other.new' and its other name 'old' are both given");
+    CU_ASSERT_EQUAL(dsnn_config_file_rename(f, "nogroup", "old", "new", &err), DSNN_OK);
+    dsnn_config_file_free(f);
+}
+
 /* ---- typed getters: the error style ---- */
 
 static void check_type_error(const struct dsnn_cfg *model, const char *where_name, const char *text)
@@ -1166,6 +1192,7 @@ static CU_TestInfo tests[] = {
     {"integer literals beyond 32 bits without L are refused", test_int_literals},
     {"snapshot: @includes expanded once, origins kept, clone", test_snapshot},
     {"snapshot: errors in and of includes", test_snapshot_errors},
+    {"rename a setting (key aliases)", test_rename},
     {"type errors (parsed text)", test_type_errors_parsed},
     {"type errors (loaded file)", test_type_errors_loaded},
     {"scalars, defaults, int as float", test_scalars},

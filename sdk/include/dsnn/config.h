@@ -131,6 +131,12 @@ struct dsnn_value {
 DSNN_API enum dsnn_status dsnn_config_file_set(struct dsnn_config_file *f, const char *path,
                                                const struct dsnn_value *value,
                                                struct dsnn_error *err);
+/* Renames the setting `from` of the group at dotted path group ("" or NULL: the root) to `to`,
+ * keeping its value and the file and line it came from. Absent: nothing. DSNN_ERR_CONFIG when
+ * `to` is given too ("FILE:LINE: key 'g.to' and 'g.from' are both given ..."). */
+DSNN_API enum dsnn_status dsnn_config_file_rename(struct dsnn_config_file *f, const char *group,
+                                                  const char *from, const char *to,
+                                                  struct dsnn_error *err);
 /* Writes a value as JSON / libconfig text into buf (like snprintf). */
 DSNN_API size_t dsnn_value_to_json(const struct dsnn_value *v, char *buf, size_t size);
 DSNN_API size_t dsnn_value_to_text(const struct dsnn_value *v, char *buf, size_t size);

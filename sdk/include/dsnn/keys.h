@@ -53,7 +53,10 @@ enum dsnn_key_type {
     DSNN_KEY_FLOAT_OR_ARRAY,
     DSNN_KEY_GROUP, /* a sub-group whose content the plugin checks itself */
     DSNN_KEY_ANY,
-    DSNN_KEY_INCLUDE /* not a key: the keys of another table (.include), e.g. the base model's */
+    DSNN_KEY_INCLUDE, /* not a key: the keys of another table (.include), e.g. the base model's */
+    DSNN_KEY_ALIAS    /* not a key: another name (.name) of the key .def_str, e.g. nupic's
+                         (DSNN_KEY_ALIAS_OF); the host renames it before anything reads the
+                         group, so the plugin reads the key by its own name only */
 };
 DSNN_API const char *dsnn_key_type_str(enum dsnn_key_type t);
 
@@ -83,6 +86,10 @@ struct dsnn_key_table {
 #define DSNN_KEY_AT(T, field) .offset = offsetof(T, field), .size = sizeof(((T *)0)->field)
 #define DSNN_KEY_RANGE(lo, hi) .has_range = true, .min = (lo), .max = (hi)
 #define DSNN_KEYS_FROM(table) {.name = #table, .type = DSNN_KEY_INCLUDE, .include = &(table)}
+/* alias (a string literal) is accepted for the key `key` of the same table (or of a table it
+ * includes); why says where the name comes from, e.g. "nupic". Giving both is an error. */
+#define DSNN_KEY_ALIAS_OF(alias, key, why)                                                        \
+    {.name = (alias), .type = DSNN_KEY_ALIAS, .def_str = (key), .doc = why " name of '" key "'"}
 #define DSNN_KEY_TABLE_DEFINE(storage, name, array)                                               \
     storage const struct dsnn_key_table name = {(array), sizeof(array) / sizeof((array)[0])}
 

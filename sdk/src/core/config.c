@@ -619,6 +619,33 @@ static bool copy_into(config_setting_t *dst, const config_setting_t *src)
     }
 }
 
+enum dsnn_status dsnn_config_file_rename(struct dsnn_config_file *f, const char *group,
+                                         const char *from, const char *to,
+                                         struct dsnn_error *err)
+{
+    config_setting_t *g = group && *group ? config_lookup(&f->cfg, group)
+                                          : config_root_setting(&f->cfg);
+    config_setting_t *src = g && config_setting_is_group(g) ? config_setting_get_member(g, from)
+                                                            : NULL;
+    if (!src)
+        return DSNN_OK;
+    char where[300], name[300];
+    if (config_setting_get_member(g, to)) {
+        where_of(src, where, sizeof where);
+        key_name(C(g), to, name, sizeof name);
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s' and its other name '%s' are both given: keep one",
+                              where, name, from);
+    }
+    config_setting_t *dst = config_setting_add(g, to, config_setting_type(src));
+    if (!dst || !copy_into(dst, src))
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    dst->line = src->line;
+    dst->file = src->file;
+    config_setting_remove(g, from);
+    return DSNN_OK;
+}
+
 enum dsnn_status dsnn_config_file_set(struct dsnn_config_file *f, const char *path,
                                       const struct dsnn_value *value, struct dsnn_error *err)
 {

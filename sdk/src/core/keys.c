@@ -26,6 +26,8 @@ static size_t text_out(char *buf, size_t size, const char *fmt, ...)
 
 size_t dsnn_key_default_text(const struct dsnn_key_spec *k, char *buf, size_t size)
 {
+    if (k->type == DSNN_KEY_ALIAS)
+        return text_out(buf, size, "= %s", k->def_str ? k->def_str : "?");
     if (k->default_value)
         return text_out(buf, size, "%s", k->default_value);
     if (k->required)
@@ -187,7 +189,7 @@ enum dsnn_status dsnn_keys_read(const struct dsnn_key_table *t, const struct dsn
     for (size_t i = 0; i < t->n; i++) {
         const struct dsnn_key_spec *k = &t->keys[i];
         enum dsnn_status st;
-        if (k->type == DSNN_KEY_INCLUDE)
+        if (k->type == DSNN_KEY_INCLUDE || k->type == DSNN_KEY_ALIAS)
             continue;
         if (k->size > 0)
             st = read_one(k, cfg, out, err);

@@ -27,6 +27,7 @@ const char *dsnn_key_type_str(enum dsnn_key_type t)
     case DSNN_KEY_GROUP: return "group";
     case DSNN_KEY_ANY: return "any";
     case DSNN_KEY_INCLUDE: return "include";
+    case DSNN_KEY_ALIAS: return "alias";
     }
     return "unknown";
 }
