@@ -902,6 +902,61 @@ static void test_plugin_weighted_mag(void)
                     true);
 }
 
+/* nupic's sparse_model_test: input 300, hidden [100] x 3, no bias, on_perc 0.1: the network has
+ * 4 sparse modules and int(0.1 * 51000) non-zero weights (nupic checks it within +-25 %, its masks
+ * being random; dsnn keeps the count of every layer exact: int(0.1 * n) each). */
+static void test_nupic_sparse_model(void)
+{
+    struct dsnn_error err = {0};
+    struct dsnn_net *net = dsnn_net_new((struct dsnn_shape){300, 1, 1}, 10, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(net);
+    const int sizes[] = {300, 100, 100, 100, 10};
+    for (int i = 0; i < 4; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "fc%d", i + 1);
+        CU_ASSERT_EQUAL_FATAL(
+            dsnn_net_add(net, dsnn_linear_new(name, sizes[i], sizes[i + 1], false, &err), &err),
+            DSNN_OK);
+        if (i < 3) {
+            snprintf(name, sizeof name, "relu%d", i + 1);
+            CU_ASSERT_EQUAL_FATAL(
+                dsnn_net_add(net, dsnn_relu_new(name, (struct dsnn_shape){sizes[i + 1], 1, 1}, &err),
+                             &err),
+                DSNN_OK);
+        }
+    }
+    const struct dsnn_model_ops *ops = load_model("sparse");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ops);
+    struct dsnn_config_file *cf = NULL;
+    CU_ASSERT_EQUAL_FATAL(dsnn_config_file_parse("model = { plugin = \"sparse\"; on_perc = 0.1; };",
+                                                 "t.cfg", &cf, &err),
+                          DSNN_OK);
+    struct dsnn_dataset_info info = {.shape = {300, 1, 1}, .n_classes = 10, .n_train = 64,
+                                     .n_test = 64, .batch_size_train = 32, .batch_size_test = 32};
+    struct dsnn_run_ctx ctx = {.seed = 1234, .epochs = 1, .n_threads = 1, .log = stderr};
+    void *state = NULL;
+    enum dsnn_status st = ops->create(dsnn_cfg_group(dsnn_config_file_root(cf), "model"), &ctx,
+                                      net, &info, &state, &err);
+    if (st != DSNN_OK)
+        fprintf(stderr, "\n    %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(st, DSNN_OK);
+    const struct dsnn_sparse_model *sm = state; /* the scheme kit's state */
+    CU_ASSERT_EQUAL(dsnn_sparse_model_n_layers(sm), 4);
+    size_t total = 0;
+    for (size_t i = 0; i < dsnn_sparse_model_n_layers(sm); i++) {
+        const struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
+        const size_t n = (size_t)sizes[i] * (size_t)sizes[i + 1];
+        CU_ASSERT_EQUAL(dsnn_sparse_nnz(l), (size_t)(0.1 * (double)n));
+        total += dsnn_sparse_nnz(l);
+    }
+    const double want = (double)(size_t)(0.1 * 51000);
+    CU_ASSERT(fabs((double)total - want) <= 0.25 * want);
+    CU_ASSERT_EQUAL(total, 5100);
+    ops->destroy(state);
+    dsnn_net_free(net);
+    dsnn_config_file_free(cf);
+}
+
 static CU_TestInfo tests[] = {
     {"nupic: partial magnitude", test_nupic_partial_magnitude},
     {"nupic: partial hebbian", test_nupic_partial_hebbian},
@@ -917,6 +972,7 @@ static CU_TestInfo tests[] = {
     {"plugin set", test_plugin_set},
     {"plugin dsnn-mixed-heb", test_plugin_mixed_heb},
     {"plugin dsnn-weighted-mag", test_plugin_weighted_mag},
+    {"nupic sparse_model_test: 300 -> [100] x 3 -> 10, on_perc 0.1", test_nupic_sparse_model},
     CU_TEST_INFO_NULL,
 };
 
