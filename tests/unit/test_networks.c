@@ -242,13 +242,11 @@ static void test_mlp_heb_errors(void)
 
 /* The base model calls dsnn_net_on_epoch_end after every training epoch: the k-winners' boost
  * strength decays once per epoch (nupic's update_boost_strength). Data: the synthetic plugin. */
-static void test_boost_decays_per_epoch(void)
+/* Trains the network of b (built on 1 x 8 x 8 inputs, 4 classes) for `epochs` epochs of
+ * generated data; after each, check(b, epoch) (also after an evaluation, which must not change
+ * what it checks). */
+static void train_synthetic(struct built *b, int epochs, void (*check)(struct built *, int))
 {
-    struct built b;
-    if (build(&b, "mlp-heb", (struct dsnn_shape){1, 8, 8}, 4,
-              "hidden_sizes = [32]; kwinners = true; percent_on = 0.25; boost_strength = 2.0; "
-              "boost_strength_factor = 0.5;") != DSNN_OK)
-        return;
     const struct dsnn_component *syn =
         component("synthetic", DSNN_KIND_DATASET, "synthetic");
     CU_ASSERT_PTR_NOT_NULL_FATAL(syn);
@@ -262,32 +260,84 @@ static void test_boost_decays_per_epoch(void)
                                "test.cfg", &cf, &err),
         DSNN_OK);
     const struct dsnn_cfg *root = dsnn_config_file_root(cf);
-    struct dsnn_run_ctx ctx = {.seed = 3, .epochs = 2, .n_threads = 1, .log = g_log};
+    struct dsnn_run_ctx ctx = {.seed = 3, .epochs = epochs, .n_threads = 1, .log = g_log};
     struct dsnn_data data = {.ops = syn->ops};
     CU_ASSERT_EQUAL_FATAL(data.ops->open(dsnn_cfg_group(root, "dataset"), &ctx, &data.state,
                                          &data.info, &err),
                           DSNN_OK);
-    struct dsnn_base_model *bm = dsnn_base_model_new(dsnn_cfg_group(root, "model"), &ctx, b.net, &err);
+    struct dsnn_base_model *bm = dsnn_base_model_new(dsnn_cfg_group(root, "model"), &ctx, b->net, &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(bm);
     CU_ASSERT_EQUAL_FATAL(dsnn_base_model_init_net(bm, &data.info, &err), DSNN_OK);
-    struct dsnn_layer *kw = find(b.net, "kw1");
     static struct dsnn_metrics m;
-    double expected = 2.0;
-    for (int epoch = 0; epoch < 2; epoch++) {
+    for (int epoch = 0; epoch < epochs; epoch++) {
         dsnn_metrics_clear(&m);
         CU_ASSERT_EQUAL_FATAL(dsnn_base_model_train_epoch(bm, &data, epoch, NULL, &m, &err),
                               DSNN_OK);
-        expected *= 0.5;
-        CU_ASSERT_DOUBLE_EQUAL(dsnn_kwinners_boost_strength(kw), expected, 1e-12);
-        /* evaluation does not decay it */
+        check(b, epoch);
         CU_ASSERT_EQUAL_FATAL(dsnn_base_model_evaluate(bm, &data, DSNN_SPLIT_TEST, &m, &err),
                               DSNN_OK);
-        CU_ASSERT_DOUBLE_EQUAL(dsnn_kwinners_boost_strength(kw), expected, 1e-12);
+        check(b, epoch);
     }
-    CU_ASSERT_EQUAL(dsnn_kwinners_learning_iterations(kw), 128u);
     dsnn_base_model_free(bm);
     data.ops->close(data.state);
     dsnn_config_file_free(cf);
+}
+
+static void check_boost_halves(struct built *b, int epoch)
+{
+    CU_ASSERT_DOUBLE_EQUAL(dsnn_kwinners_boost_strength(find(b->net, "kw1")),
+                           2.0 * pow(0.5, epoch + 1), 1e-12);
+}
+
+static void test_boost_decays_per_epoch(void)
+{
+    struct built b;
+    if (build(&b, "mlp-heb", (struct dsnn_shape){1, 8, 8}, 4,
+              "hidden_sizes = [32]; kwinners = true; percent_on = 0.25; boost_strength = 2.0; "
+              "boost_strength_factor = 0.5;") != DSNN_OK)
+        return;
+    train_synthetic(&b, 2, check_boost_halves);
+    CU_ASSERT_EQUAL(dsnn_kwinners_learning_iterations(find(b.net, "kw1")), 128u);
+    built_free(&b);
+}
+
+/* nupic's base_model_test: percent_on_k_winner [0.2, 1.0, 0.1] (k-winners where below 0.5,
+ * ReLU otherwise), boost strengths [1.4, 1.5, 1.6] with factors [0.7, 0.8, 0.9]: after one
+ * epoch 1.4 * 0.7 and 1.6 * 0.9; the second activation is a ReLU. */
+static void check_nupic_boosts(struct built *b, int epoch)
+{
+    (void)epoch;
+    CU_ASSERT_DOUBLE_EQUAL(dsnn_kwinners_boost_strength(find(b->net, "kw1")), 1.4 * 0.7, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(dsnn_kwinners_boost_strength(find(b->net, "kw3")), 1.6 * 0.9, 1e-12);
+}
+
+static void test_nupic_per_layer_boost(void)
+{
+    struct built b;
+    CU_ASSERT_EQUAL_FATAL(
+        build(&b, "mlp-heb", (struct dsnn_shape){1, 8, 8}, 4,
+              "hidden_sizes = [40, 30, 20]; percent_on_k_winner = [0.2, 1.0, 0.1]; "
+              "boost_strength = [1.4, 1.5, 1.6]; boost_strength_factor = [0.7, 0.8, 0.9];"),
+        DSNN_OK);
+    CU_ASSERT_PTR_NOT_NULL(find(b.net, "kw1"));
+    CU_ASSERT_PTR_NULL(find(b.net, "kw2"));
+    CU_ASSERT_PTR_NOT_NULL(find(b.net, "relu2"));
+    CU_ASSERT_PTR_NOT_NULL(find(b.net, "kw3"));
+    train_synthetic(&b, 1, check_nupic_boosts);
+    built_free(&b);
+    /* one form or the other */
+    CU_ASSERT_NOT_EQUAL(build(&b, "mlp-heb", (struct dsnn_shape){1, 8, 8}, 4,
+                              "percent_on_k_winner = 0.2; kwinners = true;"),
+                        DSNN_OK);
+    CU_ASSERT_NOT_EQUAL(build(&b, "gsc-heb", (struct dsnn_shape){1, 32, 32}, 12,
+                              "percent_on_k_winner = [0.1, 0.1, 0.1]; percent_on = 0.1;"),
+                        DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(build(&b, "gsc-heb", (struct dsnn_shape){1, 32, 32}, 12,
+                                "percent_on_k_winner = [0.1, 0.6, 0.1];"),
+                          DSNN_OK);
+    CU_ASSERT_PTR_NOT_NULL(find(b.net, "kw1"));
+    CU_ASSERT_PTR_NOT_NULL(find(b.net, "relu2"));
+    CU_ASSERT_PTR_NOT_NULL(find(b.net, "kw3"));
     built_free(&b);
 }
 
@@ -771,6 +821,7 @@ static CU_TestInfo tests[] = {
     {"mlp-heb: defaults (nupic MLPHeb)", test_mlp_heb_default},
     {"mlp-heb: batch norm, k-winners, dropout", test_mlp_heb_kwinners},
     {"mlp-heb: refused configurations", test_mlp_heb_errors},
+    {"nupic base_model_test: per-layer percent_on and boosting", test_nupic_per_layer_boost},
     {"base model decays the boost strength once per epoch", test_boost_decays_per_epoch},
     {"lenet: lenet5 on 28x28 (padding 2)", test_lenet5_mnist},
     {"lenet: lenet5 on 32x32, average pooling", test_lenet5_cifar_avg},

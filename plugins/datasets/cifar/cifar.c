@@ -118,6 +118,7 @@ static const struct dsnn_key_spec cifar_keys[] = {
      CK_AT(augment),
      .doc = "augment the train split (nupic augment_images): random crop of the zero-padded image, "
      "then random horizontal flip; deterministic from (trial seed, epoch, sample)"},
+    DSNN_KEY_ALIAS_OF("augment_images", "augment", "nupic's"),
     {.name = "augment_padding", .type = DSNN_KEY_INT, .def = 4, DSNN_KEY_RANGE(0, 16), CK_AT(padding),
      .doc = "zero padding of the random crop, in [0, 16]"},
     {.name = "augment_flip", .type = DSNN_KEY_BOOL, .def = true, CK_AT(flip),
@@ -131,6 +132,8 @@ static const struct dsnn_key_spec cifar_keys[] = {
      .doc = "overrides the means of normalize: one value for all channels or [r, g, b]"},
     {.name = "std", .type = DSNN_KEY_FLOAT_OR_ARRAY, .default_value = "(from normalize)",
      .doc = "overrides the standard deviations of normalize (> 0): one value or [r, g, b]"},
+    DSNN_KEY_ALIAS_OF("stats_mean", "mean", "nupic's"),
+    DSNN_KEY_ALIAS_OF("stats_std", "std", "nupic's"),
     {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), CK_AT(size[0]),
      .doc = "use only the first N samples of the train split (0 = all)"},
     {.name = "test_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), CK_AT(size[1]),

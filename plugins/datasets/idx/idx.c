@@ -352,6 +352,8 @@ static const struct dsnn_key_spec idx_keys[] = {
      .doc = "overrides the mean of normalize (MNIST 0.1307, Fashion-MNIST 0.2860)"},
     {.name = "std", .type = DSNN_KEY_FLOAT, .default_value = "(from normalize)",
      .doc = "overrides the standard deviation of normalize, > 0 (MNIST 0.3081, Fashion-MNIST 0.3530)"},
+    DSNN_KEY_ALIAS_OF("stats_mean", "mean", "nupic's"),
+    DSNN_KEY_ALIAS_OF("stats_std", "std", "nupic's"),
     {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), IK_AT(size[0]),
      .doc = "use only the first N samples of the train split (0 = all)"},
     {.name = "test_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), IK_AT(size[1]),

@@ -41,6 +41,9 @@ static const struct dsnn_key_spec weighted_mag_keys[] = {
      DSNN_KEY_AT(struct weighted_mag, weight_prune_perc),
      .doc = "fraction (zeta) of the positive and of the negative scores w * coactivation, those closest "
      "to zero, pruned each round (0: no pruning, nupic None)"},
+    /* nupic read weight_prune_perc for this rule in 2019 (run_blackbox.py), hebbian_prune_perc
+     * since: either name works, not both */
+    DSNN_KEY_ALIAS_OF("hebbian_prune_perc", "weight_prune_perc", "nupic's later"),
     {.name = "moving_average_alpha", .type = DSNN_KEY_FLOAT, .def = 1.0, DSNN_KEY_RANGE(1e-9, 1),
      DSNN_KEY_AT(struct weighted_mag, alpha),
      .doc = "coactivations used by a round: alpha * this epoch's + (1 - alpha) * the previous value "

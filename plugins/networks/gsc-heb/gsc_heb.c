@@ -56,6 +56,7 @@ static const struct dsnn_key_spec gsc_heb_keys[] = {
      .doc = "k-winners (2d after the convolutions) instead of ReLU"},
     {.name = "percent_on", .type = DSNN_KEY_FLOAT_OR_ARRAY, .default_value = "[0.095, 0.125, 0.1]",
      .doc = "k-winners: fraction of active units, in (0, 1); one value or [kw1, kw2, kw3]"},
+    DSNN_PERCENT_ON_K_WINNER_KEY,
     {.name = "boost_strength", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 1.5,
      .doc = "k-winners: boost strength (>= 0); one value or [kw1, kw2, kw3]"},
     {.name = "boost_strength_factor", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.9,
@@ -72,7 +73,7 @@ DSNN_KEY_TABLE_DEFINE(static, gsc_heb_table, gsc_heb_keys);
 
 /* The two blocks conv 5x5 -> batch norm 2d -> 2x2 max pooling -> k-winners 2d (or ReLU). */
 static enum dsnn_status add_conv_blocks(struct dsnn_net *net, const int64_t *conv_c, bool bias,
-                                        bool kwinners, struct dsnn_kwinners_cfg *kc,
+                                        const bool *use_kw, struct dsnn_kwinners_cfg *kc,
                                         const double *percent, const double *boost,
                                         const double *boost_f, const double *dens,
                                         struct dsnn_error *err)
@@ -92,7 +93,7 @@ static enum dsnn_status add_conv_blocks(struct dsnn_net *net, const int64_t *con
         if ((st = dsnn_net_add(
                  net, dsnn_maxpool2d_new(name, dsnn_net_last_shape(net), 2, 2, 0, err), err)))
             break;
-        if (kwinners) {
+        if (use_kw[i]) {
             kc->percent_on = percent[i];
             kc->boost_strength = boost[i];
             kc->boost_strength_factor = boost_f[i];
@@ -120,6 +121,7 @@ static enum dsnn_status gsc_heb_build(const struct dsnn_cfg *cfg, const struct d
     size_t n_conv = 0;
     struct gsc_heb_params p;
     double percent[GSC_N_ACT], boost[GSC_N_ACT], boost_f[GSC_N_ACT], dens[GSC_N_CONV];
+    bool use_kw[GSC_N_ACT];
     char where[300];
     enum dsnn_status st;
     *out = NULL;
@@ -133,8 +135,8 @@ static enum dsnn_status gsc_heb_build(const struct dsnn_cfg *cfg, const struct d
                               "convolutions",
                               dsnn_cfg_where(cfg, "hidden_neurons_conv", where, sizeof where),
                               dsnn_cfg_path(cfg), n_conv, GSC_N_CONV);
-    if ((st = dsnn_net_read_floats(cfg, &gsc_heb_table, "percent_on", def_percent, percent,
-                                   GSC_N_ACT, &per_act, err)) ||
+    if ((st = dsnn_net_read_activations(cfg, &gsc_heb_table, def_percent, p.kwinners, percent,
+                                        use_kw, GSC_N_ACT, &per_act, err)) ||
         (st = dsnn_net_read_floats(cfg, &gsc_heb_table, "boost_strength", NULL, boost, GSC_N_ACT,
                                    &per_act, err)) ||
         (st = dsnn_net_read_floats(cfg, &gsc_heb_table, "boost_strength_factor", NULL, boost_f,
@@ -143,7 +145,7 @@ static enum dsnn_status gsc_heb_build(const struct dsnn_cfg *cfg, const struct d
                                    &per_conv, err)))
         return st;
     const int64_t fc = p.fc, period = p.period;
-    const bool bias = p.bias, batch_norm = p.batch_norm, kwinners = p.kwinners;
+    const bool bias = p.bias, batch_norm = p.batch_norm;
     const double dropout = p.dropout, k_inf = p.k_inf;
     /* conv 5x5, pool 2, conv 5x5, pool 2: conv2's output must be >= 2, i.e. the input >= 16. */
     if (input.h < 16 || input.w < 16)
@@ -160,7 +162,7 @@ static enum dsnn_status gsc_heb_build(const struct dsnn_cfg *cfg, const struct d
     struct dsnn_net *net = dsnn_net_new(input, n_classes, err);
     if (!net)
         return err ? err->status : DSNN_ERR_NOMEM;
-    st = add_conv_blocks(net, conv_c, bias, kwinners, &kc, percent, boost, boost_f, dens, err);
+    st = add_conv_blocks(net, conv_c, bias, use_kw, &kc, percent, boost, boost_f, dens, err);
     if (st == DSNN_OK)
         st = dsnn_net_add(net, dsnn_flatten_new("flatten", dsnn_net_last_shape(net), err), err);
     const struct dsnn_shape h = {(int)fc, 1, 1};
@@ -168,7 +170,7 @@ static enum dsnn_status gsc_heb_build(const struct dsnn_cfg *cfg, const struct d
         st = dsnn_net_add_linear(net, "fc1", (int)fc, bias, err);
     if (st == DSNN_OK && batch_norm)
         st = dsnn_net_add(net, dsnn_batchnorm1d_new("bn3", (int)fc, false, err), err);
-    if (st == DSNN_OK && kwinners) {
+    if (st == DSNN_OK && use_kw[2]) {
         kc.percent_on = percent[2];
         kc.boost_strength = boost[2];
         kc.boost_strength_factor = boost_f[2];

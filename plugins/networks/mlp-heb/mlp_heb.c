@@ -48,6 +48,7 @@ static const struct dsnn_key_spec mlp_heb_keys[] = {
      .doc = "k-winners instead of ReLU in the hidden layers"},
     {.name = "percent_on", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.25,
      .doc = "k-winners: fraction of active units, in (0, 1); one value or one per hidden layer"},
+    DSNN_PERCENT_ON_K_WINNER_KEY,
     {.name = "boost_strength", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 1.4,
      .doc = "k-winners: boost strength (>= 0; 0: no boosting); one value or one per hidden layer"},
     {.name = "boost_strength_factor", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.7,
@@ -71,13 +72,14 @@ static enum dsnn_status mlp_heb_build(const struct dsnn_cfg *cfg, const struct d
     size_t n_hidden = 0;
     struct mlp_heb_params p;
     double percent_on[MLPHEB_MAX_HIDDEN], boost[MLPHEB_MAX_HIDDEN], boost_f[MLPHEB_MAX_HIDDEN];
+    bool use_kw[MLPHEB_MAX_HIDDEN];
     enum dsnn_status st;
     *out = NULL;
     if ((st = dsnn_keys_read(&mlp_heb_table, cfg, &p, err)) ||
         (st = dsnn_net_read_sizes(cfg, "hidden_sizes", def_hidden, DSNN_COUNT_OF(def_hidden),
                                   hidden, MLPHEB_MAX_HIDDEN, &n_hidden, err)) ||
-        (st = dsnn_net_read_floats(cfg, &mlp_heb_table, "percent_on", NULL, percent_on, n_hidden,
-                                   &per_hidden, err)) ||
+        (st = dsnn_net_read_activations(cfg, &mlp_heb_table, NULL, p.kwinners, percent_on,
+                                        use_kw, n_hidden, &per_hidden, err)) ||
         (st = dsnn_net_read_floats(cfg, &mlp_heb_table, "boost_strength", NULL, boost, n_hidden,
                                    &per_hidden, err)) ||
         (st = dsnn_net_read_floats(cfg, &mlp_heb_table, "boost_strength_factor", NULL, boost_f,
@@ -98,7 +100,7 @@ static enum dsnn_status mlp_heb_build(const struct dsnn_cfg *cfg, const struct d
             snprintf(name, sizeof name, "bn%zu", i + 1);
             st = dsnn_net_add(net, dsnn_batchnorm1d_new(name, n, true, err), err);
         }
-        if (st == DSNN_OK && p.kwinners) {
+        if (st == DSNN_OK && use_kw[i]) {
             struct dsnn_kwinners_cfg kc = dsnn_kwinners_cfg_default();
             kc.percent_on = percent_on[i];
             kc.k_inference_factor = p.k_inf;

@@ -60,6 +60,7 @@ static const struct dsnn_key_spec resnet_keys[] = {
     {.name = "dropout", .type = DSNN_KEY_FLOAT, .def = 0.3, DSNN_KEY_RANGE(0, 0.999999),
      RK_AT(dropout),
      .doc = "wrn: dropout probability between the two convolutions of a block, in [0, 1) (0: none)"},
+    DSNN_KEY_ALIAS_OF("dropout_rate", "dropout", "nupic WideResNet's"),
     {.name = "sparse_conv", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0, DSNN_KEY_RANGE(0, 1),
      .doc = "density of truly sparse convolutions (0: dense), one value or one per convolution "
      "(stem, then each block's conv1, conv2, shortcut_conv)"},

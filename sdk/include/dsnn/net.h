@@ -127,6 +127,25 @@ DSNN_API enum dsnn_status dsnn_net_read_floats(const struct dsnn_cfg *cfg,
                                                const struct dsnn_net_items *what,
                                                struct dsnn_error *err);
 
+/* The activations of n layers that are k-winners or ReLU. With the key percent_on_k_winner
+ * (nupic MLPHeb / GSCHeb: one value or one per layer) layer i is k-winners with percent_on[i] =
+ * that value where it is below 0.5, ReLU otherwise (use_kw[i]); giving percent_on or kwinners
+ * with it is an error. Without it: percent_on as dsnn_net_read_floats reads it (defs), and
+ * use_kw[i] = kwinners for every layer. keys must list percent_on and percent_on_k_winner. */
+DSNN_API enum dsnn_status dsnn_net_read_activations(const struct dsnn_cfg *cfg,
+                                                    const struct dsnn_key_table *keys,
+                                                    const double *defs, bool kwinners,
+                                                    double *percent_on, bool *use_kw, size_t n,
+                                                    const struct dsnn_net_items *what,
+                                                    struct dsnn_error *err);
+/* The key spec of percent_on_k_winner for a table that uses dsnn_net_read_activations. */
+#define DSNN_PERCENT_ON_K_WINNER_KEY                                                              \
+    {.name = "percent_on_k_winner", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 1.0,                  \
+     .default_value = "(not set)", DSNN_KEY_RANGE(0, 1),                                          \
+     .doc = "nupic's form: per hidden activation, k-winners with this percent_on where it is "    \
+            "below 0.5, ReLU otherwise (one value or one per activation; instead of kwinners "    \
+            "and percent_on)"}
+
 /* Reads the array of layer sizes `key` of cfg into out[0..*n) (at most max values; an empty
  * array gives *n = 0); when the key is absent, the n_defs values of defs (the default that its
  * spec names). */

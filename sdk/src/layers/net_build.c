@@ -101,6 +101,36 @@ enum dsnn_status dsnn_net_read_floats(const struct dsnn_cfg *cfg,
     return DSNN_OK;
 }
 
+enum dsnn_status dsnn_net_read_activations(const struct dsnn_cfg *cfg,
+                                           const struct dsnn_key_table *keys, const double *defs,
+                                           bool kwinners, double *percent_on, bool *use_kw,
+                                           size_t n, const struct dsnn_net_items *what,
+                                           struct dsnn_error *err)
+{
+    static const char nupic[] = "percent_on_k_winner";
+    if (!dsnn_cfg_has(cfg, nupic)) {
+        for (size_t i = 0; i < n; i++)
+            use_kw[i] = kwinners;
+        return dsnn_net_read_floats(cfg, keys, "percent_on", defs, percent_on, n, what, err);
+    }
+    const char *other = dsnn_cfg_has(cfg, "percent_on") ? "percent_on"
+                        : dsnn_cfg_has(cfg, "kwinners") ? "kwinners"
+                                                        : NULL;
+    if (other) {
+        char where[300];
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.%s' and key '%s' are both given: %s (nupic's form) "
+                              "says per layer whether it is k-winners and its percent_on; keep "
+                              "one form",
+                              dsnn_cfg_where(cfg, nupic, where, sizeof where), dsnn_cfg_path(cfg),
+                              nupic, other, nupic);
+    }
+    enum dsnn_status st = dsnn_net_read_floats(cfg, keys, nupic, NULL, percent_on, n, what, err);
+    for (size_t i = 0; st == DSNN_OK && i < n; i++)
+        use_kw[i] = percent_on[i] < 0.5;
+    return st;
+}
+
 enum dsnn_status dsnn_net_read_sizes(const struct dsnn_cfg *cfg, const char *key,
                                      const int64_t *defs, size_t n_defs, int64_t *out, size_t max,
                                      size_t *n, struct dsnn_error *err)
