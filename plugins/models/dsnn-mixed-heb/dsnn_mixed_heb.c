@@ -8,8 +8,9 @@
  * During the training pass the model counts, for every connection of every sparse layer, the
  * samples in which its input and its output are both active (coactivations: the sum of binary
  * outer products (y > 0)(x > 0)^T, y after the ReLU, the raw output for the output layer; see
- * dsnn/coactivation.h). After the training pass of every pruning_interval-th epoch (then the
- * host evaluates), each sparse layer:
+ * dsnn/coactivation.h; the training pass only, as nupic's hook). At the end of every
+ * pruning_interval-th epoch, after its evaluation (nupic's _post_epoch_updates), each sparse
+ * layer:
  *   - keeps a connection if the Hebbian rule keeps it (its coactivation is not among the
  *     int(hebbian_prune_perc * nnz) lowest) OR the magnitude rule keeps it (its weight is not
  *     among the int(weight_prune_perc * n_pos) positive, nor the n_neg - int((1 - zeta) n_neg)
@@ -20,7 +21,7 @@
  *     those of highest coactivation with hebbian_grow = true, else uniformly at random.
  * Regrown weights start at grow_init ("zero"). pruning_early_stop = N stops the rounds once N
  * lr_milestones have passed. A layer at density 1 (e.g. the output layer under Erdos-Renyi) has
- * no inactive connection to regrow into and is left alone (nupic would prune it for a round).
+ * no inactive connection to regrow into and is left alone (nupic, which never masks a module of on_perc >= 1, does not prune it either).
  *
  * Cost: coactivations are counted only at active connections, O(nnz * batch / 64) per batch
  * and 4 bytes per connection, unless hebbian_grow = true, which needs those of EVERY pair: a
@@ -29,10 +30,9 @@
  * popcounts per batch. Coactivations are not tracked at all when neither the Hebbian rule nor
  * Hebbian growth is on (the model then is nupic's SET variant of DSNNMixedHeb).
  *
- * Differences from nupic: coactivations count the training pass only (nupic's forward hook also
- * counted the test pass that precedes its update); ties prune / grow exactly the count (lowest
- * index first) where nupic's thresholds prune all tied values; nupic's default hebbian_grow is
- * true and both percentages default to None.
+ * Differences from nupic: ties prune / grow exactly the count (lowest index first) where nupic's
+ * thresholds prune all tied values; nupic's default hebbian_grow is true and both percentages
+ * default to None.
  *
  * Per epoch, besides the base metrics: pruned_<layer>, grown_<layer>, surviving_synapses_<layer>,
  * kept_<layer> (connections kept by the rule), coact_mean_<layer> (mean coactivation of the

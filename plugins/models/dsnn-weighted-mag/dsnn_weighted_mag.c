@@ -17,11 +17,11 @@
  * weight_prune_perc = 0 switches pruning off (nupic None). Regrown weights start at grow_init
  * ("zero"). pruning_early_stop = N stops the rounds once N lr_milestones have passed. A layer at
  * density 1 (e.g. the output layer under Erdos-Renyi) has no inactive connection to regrow into
- * and is left alone (nupic would prune it for a round).
+ * and is left alone (nupic, which never masks a module of on_perc >= 1, does not prune it either).
  *
- * Differences from nupic: coactivations count the training pass only (nupic's forward hook also
- * counted the test pass that precedes its update); ties prune exactly the count (lowest index
- * first) where nupic's thresholds prune every tied value (e.g. all zero scores).
+ * Differences from nupic: ties prune exactly the count (lowest index first) where nupic's
+ * thresholds prune every tied value (e.g. all zero scores). The fraction is weight_prune_perc, the
+ * key nupic read in 2019 (run_blackbox.py); its later name hebbian_prune_perc is accepted too.
  *
  * Per epoch, besides the base metrics: pruned_<layer>, grown_<layer>, surviving_synapses_<layer>,
  * kept_<layer>, coact_mean_<layer> (mean coactivation of the active connections per sample),

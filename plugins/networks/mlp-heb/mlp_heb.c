@@ -12,8 +12,10 @@
  *     linear to n_classes [output]
  * Defaults are nupic's MLPHeb ones: hidden_sizes [100, 100, 100], bias, no batch norm, no
  * dropout, k-winners with boost_strength 1.4 and boost_strength_factor 0.7 (per layer or one
- * value for all), percent_on 0.25 (MLPHeb's k-winners), k_inference_factor 1.0, duty cycle
- * period 1000. Every linear layer is dense here: a sparse model (sparse, set, dsnn-mixed-heb ...)
+ * value for all), percent_on 0.25 (nupic's hebbian_v0 MLP; the later MLPHeb's
+ * percent_on_k_winner default [1.0, 1.0, 1.0] means ReLU), k_inference_factor 1.0, duty cycle
+ * period 1000. percent_on_k_winner (nupic's form) chooses per layer: k-winners below 0.5, else
+ * ReLU. Every linear layer is dense here: a sparse model (sparse, set, dsnn-mixed-heb ...)
  * replaces the ones it selects by truly sparse layers. The k-winners' boost strength decays by
  * boost_strength_factor after every training epoch (the base model calls dsnn_net_on_epoch_end).
  *
