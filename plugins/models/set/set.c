@@ -7,8 +7,8 @@
  * The chosen linear layers become truly sparse (on_perc, or Erdos-Renyi with epsilon as the
  * static `sparse` model). At the end of every pruning_interval-th epoch, after its evaluation
  * (nupic's order: train, test, then prune / regrow in _post_epoch_updates), each sparse layer
- * loses the round(weight_prune_perc * n) weights closest to zero among its n positive weights, and as many
- * among its negative ones (dsnn_sparse_prune_signed), then regrows as many connections at random
+ * loses the round(weight_prune_perc * n) weights closest to zero among its n positive weights,
+ * and as many among its negative ones (dsnn_sparse_prune_signed), then regrows as many connections at random
  * positions (dsnn_sparse_grow_random with the trial's topology stream), so nnz stays constant.
  * Regrown weights start at grow_init ("zero" by default, as nupic). pruning_early_stop = N stops
  * the rounds once N lr_milestones have passed (nupic DSNNHeb). A layer at density 1 (e.g. the
