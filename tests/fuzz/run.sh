@@ -23,6 +23,7 @@ SRC="$(cd "$(dirname "$0")/../.." && pwd)"
 export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-Haswell}"
 export OMP_NUM_THREADS=1
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$SRC/tests/fuzz/lsan.supp:print_suppressions=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
 if [ ! -x "$BUILD/fuzz/fuzz_corpus" ]; then
@@ -56,7 +57,7 @@ for h in "${HARNESSES[@]}"; do
     [ -d "$SRC/tests/fuzz/regressions/$h" ] && dirs+=("$SRC/tests/fuzz/regressions/$h")
     flags=(-artifact_prefix="$BUILD/fuzz-artifacts/$h-" -timeout=25 -rss_limit_mb=2048
            -print_final_stats=1 ${FUZZ_FLAGS:-})
-    echo "== $h: $(ls "${dirs[@]}" | grep -vc ':$') seed and regression inputs"
+    echo "== $h: $(find "${dirs[@]}" -type f | wc -l) seed and regression inputs"
     if ! "$exe" "${flags[@]}" -runs=0 "${dirs[@]}" >"$log" 2>&1; then
         echo "$h: FAILED on its seeds or regression inputs (log: $log)"
         grep -E "ERROR|SUMMARY|Test unit written" "$log" | head -5
