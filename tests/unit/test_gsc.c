@@ -699,8 +699,24 @@ static void test_damaged(void)
     const uint64_t x_header = m8[0].data.n - sizeof pix;
     write_bytes("big.npz", zip_build(m8, 2, (struct zip_opts){.deflate = true,
                                                                .cd_usize = x_header + (nl << 40)}));
+    /* (the claim is refused before that: more than deflate can expand, see below) */
     expect_error(DSNN_ERR_FORMAT, "train_file = \"big.npz\"; test_file = \"big.npz\";",
-                 path_of("big.npz"), "do not fit in memory", NULL);
+                 path_of("big.npz"), "arr_0.npy", "more than deflate can expand", NULL);
+    /* a deflated member whose directory claims an uncompressed size deflate cannot reach (here
+     * 2^33 labels, the header agreeing): refused naming the member before its header sizes
+     * anything (fuzz_npz: with as many samples claimed the same way, a 410-byte file had the
+     * labels allocated from the claim, 8 GB) */
+    make_gsc(1, 6, 3, NULL, 0, (struct zip_opts){0});
+    uint64_t ys_claim[1] = {(uint64_t)1 << 33};
+    struct bytes ya = npy("|u1", ys_claim, 1, y, 6);
+    const uint64_t y_header = ya.n - 6;
+    struct member m9[2] = {{"arr_1.npy", ya}, {"arr_0.npy", npy("<f4", xs, 4, x, sizeof x)}};
+    write_bytes("claim.npz", zip_build(m9, 2, (struct zip_opts){.deflate = true,
+                                                                 .cd_usize = y_header +
+                                                                             ys_claim[0]}));
+    expect_error(DSNN_ERR_FORMAT, "train_file = \"claim.npz\"; test_file = \"claim.npz\";",
+                 path_of("claim.npz"), "arr_1.npy", "bytes uncompressed",
+                 "more than deflate can expand", NULL);
     dir_cleanup();
 }
 

@@ -18,6 +18,7 @@
 #define ZIP_MAX_COMMENT 65535
 #define NPZ_CHUNK (1u << 16)
 #define NPY_HEADER_MAX (1u << 20)
+#define NPZ_DEFLATE_MAX_RATIO 1032u /* the largest expansion of deflate (zlib's FAQ) */
 
 static uint16_t le16(const unsigned char *p)
 {
@@ -307,6 +308,15 @@ static enum dsnn_status npz_stream_open(struct npz *z, const struct npz_member *
                               "%s: member %s is stored but its sizes differ (%" PRIu64
                               " compressed, %" PRIu64 " uncompressed)",
                               z->path, m->name, m->csize, m->size);
+    /* The uncompressed size is only the directory's word: deflate cannot expand more than
+     * NPZ_DEFLATE_MAX_RATIO times, so a larger claim is damage, refused before the header it
+     * announces sizes anything (a claim of 8 GB in a 400-byte file) */
+    if (m->method == 8 && m->size / NPZ_DEFLATE_MAX_RATIO > m->csize)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                              "%s: corrupt ZIP archive: member %s claims %" PRIu64
+                              " bytes uncompressed from %" PRIu64 " compressed, more than "
+                              "deflate can expand (%u:1); the file is damaged",
+                              z->path, m->name, m->size, m->csize, NPZ_DEFLATE_MAX_RATIO);
     unsigned char lh[30];
     enum dsnn_status st = npz_pread(z, m->local_offset, lh, sizeof lh, "a local header", err);
     if (st != DSNN_OK)

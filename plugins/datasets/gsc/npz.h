@@ -8,7 +8,8 @@
  *        inflated with zlib), ZIP64 extra fields (numpy writes them with force_zip64) and ZIP64
  *        end records, an archive comment; the CRC-32 of every member read is checked. Refused with
  *        a message naming the file and member: encryption, other compression methods, archives on
- *        several disks, members whose data lies outside the file.
+ *        several disks, members whose data lies outside the file, deflated members claiming more
+ *        than deflate can expand (1032 times their compressed size).
  *   NPY: format versions 1.0, 2.0 and 3.0; the header dict {'descr', 'fortran_order', 'shape'};
  *        descr of a plain number type: floats of 4 and 8 bytes ('<f4', '<f8'), signed and
  *        unsigned integers of 1, 2, 4 and 8 bytes ('|u1', '<i8' ...), bool ('|b1'), in either
