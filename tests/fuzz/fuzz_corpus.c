@@ -577,6 +577,23 @@ static void registry_seeds(void)
     }
 }
 
+/* fuzz_elf: a shared object built like a plugin, whole and cut after its headers. */
+static void elf_seeds(void)
+{
+    FILE *f = fopen(FUZZ_ELF_SEED, "rb");
+    static unsigned char so[1 << 20];
+    size_t n = f ? fread(so, 1, sizeof so, f) : 0;
+    if (f)
+        fclose(f);
+    if (n < 64 || n == sizeof so) {
+        fprintf(stderr, "fuzz_corpus: %s: cannot read the ELF seed\n", FUZZ_ELF_SEED);
+        g_failed = 1;
+        return;
+    }
+    seed("fuzz_elf", "plugin.so", so, n);
+    seed("fuzz_elf", "headers.so", so, n < 1024 ? n : 1024);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -599,6 +616,7 @@ int main(int argc, char **argv)
     journal_seeds(dir);
     config_seeds(argv[2]);
     registry_seeds();
+    elf_seeds();
     rmdir(dir);
     return g_failed;
 }

@@ -327,6 +327,10 @@ static void test_snapshot_errors(void)
     snprintf(want, sizeof want, "%s:2: a NUL byte", main_path);
     expect_prefix(err.msg, want);
     unlink(main_path);
+    /* an include that is not a regular file (it could block or never end) */
+    CU_ASSERT_EQUAL(dsnn_config_file_parse("a = 1;\n@include \"/dev/zero\"\n", "z.cfg", &f, &err),
+                    DSNN_ERR_CONFIG);
+    expect_prefix(err.msg, "z.cfg:2: the included file '/dev/zero' is not a regular file");
     /* an unterminated file name */
     CU_ASSERT_EQUAL(dsnn_config_file_parse("a = 1;\n@include \"x.cfg\n", "u.cfg", &f, &err),
                     DSNN_ERR_CONFIG);

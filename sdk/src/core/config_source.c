@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum { MAX_DEPTH = 10 }; /* libconfig's limit of nested includes */
 #define MAX_TEXT ((size_t)16 << 20) /* the snapshot's size limit */
@@ -149,6 +150,10 @@ static enum dsnn_status read_text(const char *path, char **out, size_t *len, con
                                   struct dsnn_error *err)
 {
     *out = NULL;
+    struct stat sb;
+    if (where && stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) /* /dev/zero, a FIFO ... */
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: the included file '%s' is not a regular file", where, path);
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (!where)
