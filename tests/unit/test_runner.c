@@ -721,6 +721,49 @@ static void test_eval_before_rewire(void)
     CU_ASSERT(rewired >= 2);
 }
 
+/* A configuration written with nupic's key names runs (without allow_unknown_keys) and gives the
+ * numbers of the one written with dsnn's: the aliases (stats_mean, stats_std of idx;
+ * hebbian_prune_perc of dsnn-weighted-mag) and percent_on_k_winner (k-winners below 0.5). */
+static void test_nupic_names(void)
+{
+    struct cfg_spec s = {.name = "names", .epochs = 2,
+                         .network = "  plugin = \"mlp-heb\";\n  hidden_sizes = [24, 16];\n"
+                                    "  kwinners = true;\n  percent_on = [0.25, 0.375];\n",
+                         .model = "  plugin = \"dsnn-weighted-mag\";\n  on_perc = 0.3;\n"
+                                  "  learning_rate = 0.1;\n  momentum = 0.9;\n"
+                                  "  weight_prune_perc = 0.2;\n"};
+    const char *cfg = write_cfg("names_dsnn.cfg", &s);
+    struct run r = host("run", cfg, "--results", tpath("res_names_dsnn"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    s.network = "  plugin = \"mlp-heb\";\n  hidden_sizes = [24, 16];\n"
+                "  percent_on_k_winner = [0.25, 0.375];\n";
+    s.model = "  plugin = \"dsnn-weighted-mag\";\n  on_perc = 0.3;\n  learning_rate = 0.1;\n"
+              "  momentum = 0.9;\n  hebbian_prune_perc = 0.2;\n";
+    cfg = write_cfg("names_nupic.cfg", &s);
+    r = host("run", cfg, "--results", tpath("res_names_nupic"), "--quiet", NULL);
+    CHECK_CODE(r, 0);
+    run_free(&r);
+    char a[4096], b[4096];
+    snprintf(a, sizeof a, "%s", tpath("res_names_dsnn/names"));
+    snprintf(b, sizeof b, "%s", tpath("res_names_nupic/names"));
+    same_results(a, b, "trial_00000", 2);
+    /* the trial's configuration names the keys as the plugins read them */
+    char *t = read_file(tpath("res_names_nupic/names/trial_00000/trial.cfg"), NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT(strstr(t, "weight_prune_perc") != NULL && strstr(t, "hebbian_prune_perc") == NULL);
+    free(t);
+    /* both names of one key: an error naming the line and both */
+    s.model = "  plugin = \"dsnn-weighted-mag\";\n  weight_prune_perc = 0.2;\n"
+              "  hebbian_prune_perc = 0.2;\n";
+    cfg = write_cfg("names_both.cfg", &s);
+    r = host("run", cfg, "--results", tpath("res_names_both"), "--quiet", NULL);
+    CHECK_CODE(r, 3);
+    CU_ASSERT(contains(r.err, "names_both.cfg:27: key 'model.weight_prune_perc' and its other "
+                              "name 'hebbian_prune_perc' are both given"));
+    run_free(&r);
+}
+
 static CU_TestInfo tests[] = {
     {"plain run: results directory", test_plain_run},
     {"grid search over learning_rate x num_samples", test_grid},
@@ -738,6 +781,7 @@ static CU_TestInfo tests[] = {
     {"missing / corrupt dataset files: exit 5 up front", test_missing_dataset},
     {"determinism", test_determinism},
     {"evaluation before the rewiring round, and after it", test_eval_before_rewire},
+    {"nupic's key names give the numbers of dsnn's", test_nupic_names},
     CU_TEST_INFO_NULL,
 };
 
