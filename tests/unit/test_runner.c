@@ -722,8 +722,8 @@ static void test_eval_before_rewire(void)
 }
 
 /* A configuration written with nupic's key names runs (without allow_unknown_keys) and gives the
- * numbers of the one written with dsnn's: the aliases (stats_mean, stats_std of idx;
- * hebbian_prune_perc of dsnn-weighted-mag) and percent_on_k_winner (k-winners below 0.5). */
+ * numbers of the one written with dsnn's: an alias (hebbian_prune_perc of dsnn-weighted-mag)
+ * and percent_on_k_winner (k-winners below 0.5). */
 static void test_nupic_names(void)
 {
     struct cfg_spec s = {.name = "names", .epochs = 2,
