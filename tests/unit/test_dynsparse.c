@@ -864,6 +864,55 @@ static void test_plugin_set(void)
     run_close(&r);
 }
 
+/* Per-layer fractions (nupic's per-module lists): one value per sparse layer, 0 keeps that layer
+ * static; another count is a configuration error naming the key. For set, dsnn-weighted-mag
+ * (weight_prune_perc) and dsnn-mixed-heb (hebbian_prune_perc and weight_prune_perc). */
+static void per_layer_case(const char *plugin, const char *fractions)
+{
+    static struct blobs d;
+    struct dsnn_data data = blobs_open(&d);
+    struct run r;
+    struct dsnn_metrics m;
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "on_perc = 0.3; learning_rate = 0.05; %s", fractions);
+    if (!run_open(&r, plugin, cfg, &data))
+        return;
+    double fc1 = -1, fc2 = -1, out = -1;
+    CU_ASSERT(epoch(&r, &data, 0, &m));
+    CU_ASSERT(dsnn_metrics_get(&m, "pruned_fc1", &fc1) && fc1 > 0);
+    CU_ASSERT(dsnn_metrics_get(&m, "pruned_fc2", &fc2) && fc2 == 0);
+    CU_ASSERT(dsnn_metrics_get(&m, "pruned_output", &out) && out > 0);
+    run_close(&r);
+}
+
+static void test_per_layer_fractions(void)
+{
+    per_layer_case("set", "weight_prune_perc = [0.3, 0.0, 0.2];");
+    per_layer_case("dsnn-weighted-mag", "weight_prune_perc = [0.3, 0.0, 0.2];");
+    per_layer_case("dsnn-mixed-heb",
+                   "hebbian_prune_perc = [0.3, 0.0, 0.3]; weight_prune_perc = [0.3, 0.0, 0.3];");
+    /* 2 values for 3 sparse layers */
+    static struct blobs d;
+    struct dsnn_data data = blobs_open(&d);
+    const struct dsnn_model_ops *ops = load_model("set");
+    struct dsnn_config_file *cf = NULL;
+    struct dsnn_error err = {0};
+    CU_ASSERT_EQUAL_FATAL(dsnn_config_file_parse("model = { plugin = \"set\"; on_perc = 0.3; "
+                                                 "weight_prune_perc = [0.3, 0.1]; };",
+                                                 "pl.cfg", &cf, &err),
+                          DSNN_OK);
+    struct dsnn_net *net = mlp();
+    struct dsnn_run_ctx ctx = {.seed = 1, .epochs = 1, .n_threads = 1, .log = stderr};
+    void *state = NULL;
+    CU_ASSERT_EQUAL(ops->create(dsnn_cfg_group(dsnn_config_file_root(cf), "model"), &ctx, net,
+                                &data.info, &state, &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT(strstr(err.msg, "pl.cfg:1: key 'model.weight_prune_perc': 2 values for 3 sparse "
+                              "layers") != NULL);
+    dsnn_net_free(net);
+    dsnn_config_file_free(cf);
+}
+
 static void test_plugin_mixed_heb(void)
 {
     /* Hebbian growth: dense coactivations with a moving average */
@@ -972,6 +1021,7 @@ static CU_TestInfo tests[] = {
     {"plugin set", test_plugin_set},
     {"plugin dsnn-mixed-heb", test_plugin_mixed_heb},
     {"plugin dsnn-weighted-mag", test_plugin_weighted_mag},
+    {"per-layer prune fractions", test_per_layer_fractions},
     {"nupic sparse_model_test: 300 -> [100] x 3 -> 10, on_perc 0.1", test_nupic_sparse_model},
     CU_TEST_INFO_NULL,
 };

@@ -41,7 +41,9 @@
 #include <dsnn/dsnn.h>
 
 struct mixed_heb {
-    double hebbian_prune_perc, weight_prune_perc, alpha;
+    double hebbian_prune_perc[DSNN_SPARSE_MODEL_MAX_LAYERS]; /* per sparse layer */
+    double weight_prune_perc[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    double alpha;
     bool hebbian_grow;
 };
 
@@ -49,15 +51,13 @@ static const struct dsnn_key_spec mixed_heb_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "dsnn-mixed-heb", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {.name = "hebbian_prune_perc", .type = DSNN_KEY_FLOAT, .def = 0.3, DSNN_KEY_RANGE(0, 1),
-     DSNN_KEY_AT(struct mixed_heb, hebbian_prune_perc),
+    {.name = "hebbian_prune_perc", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.3, DSNN_KEY_RANGE(0, 1),
      .doc = "fraction (tau) of each layer's connections, those of lowest coactivation, pruned by the "
-     "Hebbian rule (0: rule off, nupic None)"},
-    {.name = "weight_prune_perc", .type = DSNN_KEY_FLOAT, .def = 0.3, DSNN_KEY_RANGE(0, 1),
-     DSNN_KEY_AT(struct mixed_heb, weight_prune_perc),
+     "Hebbian rule: one value or one per sparse layer (0: rule off there, nupic None)"},
+    {.name = "weight_prune_perc", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.3, DSNN_KEY_RANGE(0, 1),
      .doc = "fraction (zeta) of the positive and of the negative weights, those closest to zero, "
-     "pruned by the magnitude rule (0: rule off, nupic None); a connection goes only if both "
-     "rules prune it"},
+     "pruned by the magnitude rule: one value or one per sparse layer (0: rule off there, nupic "
+     "None); a connection goes only if both rules prune it"},
     {.name = "hebbian_grow", .type = DSNN_KEY_BOOL, .def = false,
      DSNN_KEY_AT(struct mixed_heb, hebbian_grow),
      .doc = "regrow the inactive connections of highest coactivation (needs a dense n_out x n_in "
@@ -69,23 +69,41 @@ static const struct dsnn_key_spec mixed_heb_keys[] = {
     DSNN_PRUNE_SCHEDULE_KEYS,
 };
 
+static enum dsnn_status mixed_heb_configure(struct dsnn_sparse_model *sm, void *params,
+                                            const struct dsnn_cfg *cfg,
+                                            const struct dsnn_run_ctx *ctx,
+                                            const struct dsnn_dataset_info *info,
+                                            struct dsnn_error *err)
+{
+    (void)ctx, (void)info;
+    struct mixed_heb *p = params;
+    enum dsnn_status st = dsnn_scheme_read_per_layer(sm, cfg, "hebbian_prune_perc", 0.3,
+                                                     p->hebbian_prune_perc, err);
+    return st != DSNN_OK ? st
+                         : dsnn_scheme_read_per_layer(sm, cfg, "weight_prune_perc", 0.3,
+                                                      p->weight_prune_perc, err);
+}
+
 static enum dsnn_status mixed_heb_init(struct dsnn_sparse_model *sm, void *params,
                                        const struct dsnn_run_ctx *ctx, struct dsnn_error *err)
 {
     (void)ctx;
     const struct mixed_heb *p = params;
-    if (!dsnn_perc_on(p->hebbian_prune_perc) && !p->hebbian_grow)
+    bool hebbian = false;
+    for (size_t i = 0; i < dsnn_sparse_model_n_layers(sm); i++)
+        hebbian = hebbian || dsnn_perc_on(p->hebbian_prune_perc[i]);
+    if (!hebbian && !p->hebbian_grow)
         return DSNN_OK; /* neither rule needs coactivations */
     return dsnn_scheme_track_coact(sm, p->hebbian_grow, p->alpha, err);
 }
 
-static enum dsnn_status mixed_heb_keep(const void *params, const float *w, const float *coact,
-                                       size_t nnz, uint8_t *keep, size_t *n_keep,
-                                       struct dsnn_error *err)
+static enum dsnn_status mixed_heb_keep(const void *params, size_t layer, const float *w,
+                                       const float *coact, size_t nnz, uint8_t *keep,
+                                       size_t *n_keep, struct dsnn_error *err)
 {
     const struct mixed_heb *p = params;
-    return dsnn_rule_mixed_heb_keep(w, coact, nnz, p->hebbian_prune_perc, p->weight_prune_perc,
-                                    keep, n_keep, err);
+    return dsnn_rule_mixed_heb_keep(w, coact, nnz, p->hebbian_prune_perc[layer],
+                                    p->weight_prune_perc[layer], keep, n_keep, err);
 }
 
 static enum dsnn_status mixed_heb_round(struct dsnn_sparse_model *sm, void *params, int epoch,
@@ -93,12 +111,12 @@ static enum dsnn_status mixed_heb_round(struct dsnn_sparse_model *sm, void *para
 {
     (void)epoch;
     const struct mixed_heb *p = params;
-    return dsnn_scheme_coact_round(sm, p, mixed_heb_keep, p->hebbian_grow, metrics, err);
+    return dsnn_scheme_coact_round_layers(sm, p, mixed_heb_keep, p->hebbian_grow, metrics, err);
 }
 
 DSNN_MODEL_PLUGIN("dsnn-mixed-heb", "1.0.0",
                   "DSNN (nupic DSNNMixedHeb): prune connections that are both weak and rarely "
                   "coactive, regrow at random or by coactivation",
                   mixed_heb_keys, .params_size = sizeof(struct mixed_heb),
-                  .flags = DSNN_SCHEME_PRUNE_SCHEDULE, .init = mixed_heb_init,
-                  .round = mixed_heb_round)
+                  .flags = DSNN_SCHEME_PRUNE_SCHEDULE, .configure = mixed_heb_configure,
+                  .init = mixed_heb_init, .round = mixed_heb_round)

@@ -30,17 +30,18 @@
 #include <dsnn/dsnn.h>
 
 struct weighted_mag {
-    double weight_prune_perc, alpha;
+    double weight_prune_perc[DSNN_SPARSE_MODEL_MAX_LAYERS]; /* per sparse layer */
+    double alpha;
 };
 
 static const struct dsnn_key_spec weighted_mag_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "dsnn-weighted-mag", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {.name = "weight_prune_perc", .type = DSNN_KEY_FLOAT, .def = 0.3, DSNN_KEY_RANGE(0, 1),
-     DSNN_KEY_AT(struct weighted_mag, weight_prune_perc),
+    {.name = "weight_prune_perc", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.3, DSNN_KEY_RANGE(0, 1),
      .doc = "fraction (zeta) of the positive and of the negative scores w * coactivation, those closest "
-     "to zero, pruned each round (0: no pruning, nupic None)"},
+     "to zero, pruned each round: one value, or one per sparse layer (0: no pruning there, nupic "
+     "None)"},
     /* nupic read weight_prune_perc for this rule in 2019 (run_blackbox.py), hebbian_prune_perc
      * since: either name works, not both */
     DSNN_KEY_ALIAS_OF("hebbian_prune_perc", "weight_prune_perc", "nupic's later"),
@@ -51,33 +52,49 @@ static const struct dsnn_key_spec weighted_mag_keys[] = {
     DSNN_PRUNE_SCHEDULE_KEYS,
 };
 
+static enum dsnn_status weighted_mag_configure(struct dsnn_sparse_model *sm, void *params,
+                                               const struct dsnn_cfg *cfg,
+                                               const struct dsnn_run_ctx *ctx,
+                                               const struct dsnn_dataset_info *info,
+                                               struct dsnn_error *err)
+{
+    (void)ctx, (void)info;
+    struct weighted_mag *p = params;
+    return dsnn_scheme_read_per_layer(sm, cfg, "weight_prune_perc", 0.3, p->weight_prune_perc,
+                                      err);
+}
+
 static enum dsnn_status weighted_mag_init(struct dsnn_sparse_model *sm, void *params,
                                           const struct dsnn_run_ctx *ctx, struct dsnn_error *err)
 {
     (void)ctx;
     const struct weighted_mag *p = params;
-    if (!dsnn_perc_on(p->weight_prune_perc))
+    bool any = false;
+    for (size_t i = 0; i < dsnn_sparse_model_n_layers(sm); i++)
+        any = any || dsnn_perc_on(p->weight_prune_perc[i]);
+    if (!any)
         return DSNN_OK; /* pruning off: no coactivations */
     return dsnn_scheme_track_coact(sm, false, p->alpha, err);
 }
 
-static enum dsnn_status weighted_mag_keep(const void *params, const float *w, const float *coact,
-                                          size_t nnz, uint8_t *keep, size_t *n_keep,
-                                          struct dsnn_error *err)
+static enum dsnn_status weighted_mag_keep(const void *params, size_t layer, const float *w,
+                                          const float *coact, size_t nnz, uint8_t *keep,
+                                          size_t *n_keep, struct dsnn_error *err)
 {
     const struct weighted_mag *p = params;
-    return dsnn_rule_weighted_mag_keep(w, coact, nnz, p->weight_prune_perc, keep, n_keep, err);
+    return dsnn_rule_weighted_mag_keep(w, coact, nnz, p->weight_prune_perc[layer], keep, n_keep,
+                                       err);
 }
 
 static enum dsnn_status weighted_mag_round(struct dsnn_sparse_model *sm, void *params, int epoch,
                                            struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
     (void)epoch;
-    return dsnn_scheme_coact_round(sm, params, weighted_mag_keep, false, metrics, err);
+    return dsnn_scheme_coact_round_layers(sm, params, weighted_mag_keep, false, metrics, err);
 }
 
 DSNN_MODEL_PLUGIN("dsnn-weighted-mag", "1.0.0",
                   "DSNN (nupic DSNNWeightedMag): prune by |w * coactivation|, regrow at random",
                   weighted_mag_keys, .params_size = sizeof(struct weighted_mag),
-                  .flags = DSNN_SCHEME_PRUNE_SCHEDULE, .init = weighted_mag_init,
-                  .round = weighted_mag_round)
+                  .flags = DSNN_SCHEME_PRUNE_SCHEDULE, .configure = weighted_mag_configure,
+                  .init = weighted_mag_init, .round = weighted_mag_round)

@@ -27,26 +27,35 @@
 #include <dsnn/dsnn.h>
 
 struct set_params {
-    double weight_prune_perc;
+    double weight_prune_perc[DSNN_SPARSE_MODEL_MAX_LAYERS]; /* per sparse layer */
 };
 
 static const struct dsnn_key_spec set_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "set", .doc = "this plugin"},
     DSNN_BASE_MODEL_KEYS,
     DSNN_SPARSE_MODEL_KEYS,
-    {.name = "weight_prune_perc", .type = DSNN_KEY_FLOAT, .def = 0.3, DSNN_KEY_RANGE(0, 1),
-     DSNN_KEY_AT(struct set_params, weight_prune_perc),
+    {.name = "weight_prune_perc", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.3, DSNN_KEY_RANGE(0, 1),
      .doc = "fraction (zeta) of the positive and of the negative weights, those closest to zero, pruned "
-     "and regrown at random each round"},
+     "and regrown at random each round: one value, or one per sparse layer (0: that layer static)"},
     DSNN_PRUNE_SCHEDULE_KEYS,
 };
 
+static enum dsnn_status set_configure(struct dsnn_sparse_model *sm, void *params,
+                                      const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                      const struct dsnn_dataset_info *info, struct dsnn_error *err)
+{
+    (void)ctx, (void)info;
+    struct set_params *p = params;
+    return dsnn_scheme_read_per_layer(sm, cfg, "weight_prune_perc", 0.3, p->weight_prune_perc,
+                                      err);
+}
+
 /* SET's prune rule: the weight_prune_perc positive and negative weights closest to zero. */
-static enum dsnn_status set_prune(const void *params, struct dsnn_layer *l, size_t *removed,
-                                  struct dsnn_error *err)
+static enum dsnn_status set_prune(const void *params, size_t layer, struct dsnn_layer *l,
+                                  size_t *removed, struct dsnn_error *err)
 {
     const struct set_params *p = params;
-    return dsnn_sparse_prune_signed(l, p->weight_prune_perc, removed, err);
+    return dsnn_sparse_prune_signed(l, p->weight_prune_perc[layer], removed, err);
 }
 
 /* One SET round over every sparse layer, logged by the sparse model's update bracket. */
@@ -54,11 +63,12 @@ static enum dsnn_status set_round(struct dsnn_sparse_model *sm, void *params, in
                                   struct dsnn_metrics *metrics, struct dsnn_error *err)
 {
     (void)epoch;
-    return dsnn_scheme_random_round(sm, params, set_prune, metrics, err);
+    return dsnn_scheme_random_round_layers(sm, params, set_prune, metrics, err);
 }
 
 DSNN_MODEL_PLUGIN("set", "1.0.0",
                   "Sparse Evolutionary Training (nupic SET): signed magnitude pruning and random "
                   "regrowth of truly sparse layers after each epoch",
                   set_keys, .params_size = sizeof(struct set_params),
-                  .flags = DSNN_SCHEME_PRUNE_SCHEDULE, .round = set_round)
+                  .flags = DSNN_SCHEME_PRUNE_SCHEDULE, .configure = set_configure,
+                  .round = set_round)

@@ -221,6 +221,17 @@ typedef enum dsnn_status (*dsnn_scheme_keep_fn)(const void *params, const float 
 DSNN_API enum dsnn_status dsnn_scheme_coact_round(struct dsnn_sparse_model *sm, const void *params,
                                                   dsnn_scheme_keep_fn keep, bool hebbian_grow,
                                                   struct dsnn_metrics *m, struct dsnn_error *err);
+/* The same with a rule that is told the index of its layer among the sparse layers (per-layer
+ * parameters: dsnn_scheme_read_per_layer). */
+typedef enum dsnn_status (*dsnn_scheme_keep_layer_fn)(const void *params, size_t layer,
+                                                      const float *w, const float *coact,
+                                                      size_t nnz, uint8_t *keep, size_t *n_keep,
+                                                      struct dsnn_error *err);
+DSNN_API enum dsnn_status dsnn_scheme_coact_round_layers(struct dsnn_sparse_model *sm,
+                                                         const void *params,
+                                                         dsnn_scheme_keep_layer_fn keep,
+                                                         bool hebbian_grow, struct dsnn_metrics *m,
+                                                         struct dsnn_error *err);
 
 /* ---- Rounds within the epoch (every few optimizer steps: RigL, DSR, SNFS) ---- */
 
@@ -266,6 +277,26 @@ typedef enum dsnn_status (*dsnn_scheme_prune_fn)(const void *params, struct dsnn
 DSNN_API enum dsnn_status dsnn_scheme_random_round(struct dsnn_sparse_model *sm, const void *params,
                                                    dsnn_scheme_prune_fn prune,
                                                    struct dsnn_metrics *m, struct dsnn_error *err);
+/* The same with a rule that is told the index of its layer among the sparse layers. */
+typedef enum dsnn_status (*dsnn_scheme_prune_layer_fn)(const void *params, size_t layer,
+                                                       struct dsnn_layer *l, size_t *removed,
+                                                       struct dsnn_error *err);
+DSNN_API enum dsnn_status dsnn_scheme_random_round_layers(struct dsnn_sparse_model *sm,
+                                                          const void *params,
+                                                          dsnn_scheme_prune_layer_fn prune,
+                                                          struct dsnn_metrics *m,
+                                                          struct dsnn_error *err);
+
+/* ---- Per-layer parameters ---- */
+
+/* Reads the float key of cfg, one value or one per sparse layer of sm (nupic's per-module lists
+ * of weight_prune_perc / hebbian_prune_perc), into out[0 .. n_layers) (def when absent; call it
+ * from the scheme's configure, once the sparse layers are chosen). Another number of values is
+ * DSNN_ERR_CONFIG naming the key and the layer count. */
+DSNN_API enum dsnn_status dsnn_scheme_read_per_layer(const struct dsnn_sparse_model *sm,
+                                                     const struct dsnn_cfg *cfg, const char *key,
+                                                     double def, double *out,
+                                                     struct dsnn_error *err);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The rule of a round, with or without the layer's index. */
+struct rule {
+    dsnn_scheme_prune_fn prune;
+    dsnn_scheme_prune_layer_fn prune_layer;
+    dsnn_scheme_keep_fn keep;
+    dsnn_scheme_keep_layer_fn keep_layer;
+};
+
 enum dsnn_status dsnn_scheme_create(const struct dsnn_scheme *s, const struct dsnn_key_spec *keys,
                                     size_t n_keys, const struct dsnn_cfg *cfg,
                                     const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
@@ -244,7 +252,7 @@ static enum dsnn_status heb_score(void *user, struct dsnn_layer *l, int row0, in
 
 /* One layer of dsnn_scheme_coact_round. */
 static enum dsnn_status coact_layer(struct dsnn_sparse_model *sm, size_t i, const void *params,
-                                    dsnn_scheme_keep_fn keep_fn, bool hebbian_grow,
+                                    struct rule r, bool hebbian_grow,
                                     struct dsnn_metrics *m, struct dsnn_error *err)
 {
     struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
@@ -261,7 +269,9 @@ static enum dsnn_status coact_layer(struct dsnn_sparse_model *sm, size_t i, cons
     if (!keep)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     size_t n_keep = 0;
-    enum dsnn_status st = keep_fn(params, c.value, coact, c.nnz, keep, &n_keep, err);
+    enum dsnn_status st =
+        r.keep ? r.keep(params, c.value, coact, c.nnz, keep, &n_keep, err)
+               : r.keep_layer(params, i, c.value, coact, c.nnz, keep, &n_keep, err);
     if (st == DSNN_OK) {
         double samples = (double)dsnn_coact_samples(sm->coact);
         if (coact && c.nnz && samples > 0) {
@@ -285,17 +295,31 @@ static enum dsnn_status coact_layer(struct dsnn_sparse_model *sm, size_t i, cons
     return st;
 }
 
-enum dsnn_status dsnn_scheme_coact_round(struct dsnn_sparse_model *sm, const void *params,
-                                         dsnn_scheme_keep_fn keep, bool hebbian_grow,
-                                         struct dsnn_metrics *m, struct dsnn_error *err)
+static enum dsnn_status coact_round(struct dsnn_sparse_model *sm, const void *params,
+                                    struct rule r, bool hebbian_grow, struct dsnn_metrics *m,
+                                    struct dsnn_error *err)
 {
     enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
     for (size_t i = 0; st == DSNN_OK && i < sm->n_layers; i++)
-        st = coact_layer(sm, i, params, keep, hebbian_grow, m, err);
+        st = coact_layer(sm, i, params, r, hebbian_grow, m, err);
     if (st != DSNN_OK)
         return st;
     dsnn_sparse_model_update_pruned(sm);
     return dsnn_sparse_model_update_end(sm, m, err);
+}
+
+enum dsnn_status dsnn_scheme_coact_round(struct dsnn_sparse_model *sm, const void *params,
+                                         dsnn_scheme_keep_fn keep, bool hebbian_grow,
+                                         struct dsnn_metrics *m, struct dsnn_error *err)
+{
+    return coact_round(sm, params, (struct rule){.keep = keep}, hebbian_grow, m, err);
+}
+
+enum dsnn_status dsnn_scheme_coact_round_layers(struct dsnn_sparse_model *sm, const void *params,
+                                                dsnn_scheme_keep_layer_fn keep, bool hebbian_grow,
+                                                struct dsnn_metrics *m, struct dsnn_error *err)
+{
+    return coact_round(sm, params, (struct rule){.keep_layer = keep}, hebbian_grow, m, err);
 }
 
 /* ---- Rounds within the epoch ---- */
@@ -334,16 +358,17 @@ size_t dsnn_scheme_log_rounds(const struct dsnn_sparse_model *sm, struct dsnn_me
 
 /* ---- Prune and regrow at random ---- */
 
-enum dsnn_status dsnn_scheme_random_round(struct dsnn_sparse_model *sm, const void *params,
-                                          dsnn_scheme_prune_fn prune, struct dsnn_metrics *m,
-                                          struct dsnn_error *err)
+static enum dsnn_status random_round(struct dsnn_sparse_model *sm, const void *params,
+                                     struct rule r, struct dsnn_metrics *m,
+                                     struct dsnn_error *err)
 {
     size_t removed[DSNN_SPARSE_MODEL_MAX_LAYERS] = {0};
     enum dsnn_status st = dsnn_sparse_model_update_begin(sm, err);
     for (size_t i = 0; st == DSNN_OK && i < sm->n_layers; i++) {
         struct dsnn_layer *l = dsnn_sparse_model_layer(sm, i);
         if (dsnn_sparse_density(l) < 1.0) /* a full layer has nowhere to regrow: left alone */
-            st = prune(params, l, &removed[i], err);
+            st = r.prune ? r.prune(params, l, &removed[i], err)
+                         : r.prune_layer(params, i, l, &removed[i], err);
     }
     if (st != DSNN_OK)
         return st;
@@ -352,4 +377,42 @@ enum dsnn_status dsnn_scheme_random_round(struct dsnn_sparse_model *sm, const vo
         st = dsnn_sparse_grow_random(dsnn_sparse_model_layer(sm, i), removed[i], &sm->topo_rng,
                                      err);
     return st != DSNN_OK ? st : dsnn_sparse_model_update_end(sm, m, err);
+}
+
+enum dsnn_status dsnn_scheme_random_round(struct dsnn_sparse_model *sm, const void *params,
+                                          dsnn_scheme_prune_fn prune, struct dsnn_metrics *m,
+                                          struct dsnn_error *err)
+{
+    return random_round(sm, params, (struct rule){.prune = prune}, m, err);
+}
+
+enum dsnn_status dsnn_scheme_random_round_layers(struct dsnn_sparse_model *sm,
+                                                 const void *params,
+                                                 dsnn_scheme_prune_layer_fn prune,
+                                                 struct dsnn_metrics *m, struct dsnn_error *err)
+{
+    return random_round(sm, params, (struct rule){.prune_layer = prune}, m, err);
+}
+
+enum dsnn_status dsnn_scheme_read_per_layer(const struct dsnn_sparse_model *sm,
+                                            const struct dsnn_cfg *cfg, const char *key,
+                                            double def, double *out, struct dsnn_error *err)
+{
+    double v[DSNN_SPARSE_MODEL_MAX_LAYERS];
+    size_t got = 0;
+    enum dsnn_status st =
+        dsnn_cfg_float_or_array(cfg, key, def, v, DSNN_SPARSE_MODEL_MAX_LAYERS, &got, err);
+    if (st != DSNN_OK)
+        return st;
+    if (got != 1 && got != sm->n_layers) {
+        char where[300];
+        return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                              "%s: key '%s.%s': %zu values for %zu sparse layers (give one value "
+                              "or one per sparse layer)",
+                              dsnn_cfg_where(cfg, key, where, sizeof where), dsnn_cfg_path(cfg),
+                              key, got, sm->n_layers);
+    }
+    for (size_t i = 0; i < sm->n_layers; i++)
+        out[i] = v[got == 1 ? 0 : i];
+    return DSNN_OK;
 }
