@@ -913,6 +913,58 @@ static void test_per_layer_fractions(void)
     dsnn_config_file_free(cf);
 }
 
+/* nupic's debug metrics, opt-in: debug_weights (mean and std of each layer's weights, a sparse
+ * layer's over its active connections) and log_surviving_synapses (their mean over layers). */
+static void test_debug_metrics(void)
+{
+    static struct blobs d;
+    struct dsnn_data data = blobs_open(&d);
+    struct run r;
+    struct dsnn_metrics m;
+    if (!run_open(&r, "set",
+                  "on_perc = 0.3; learning_rate = 0.05; debug_weights = true; "
+                  "log_surviving_synapses = true;",
+                  &data))
+        return;
+    for (int e = 0; e < 2; e++) {
+        CU_ASSERT(epoch(&r, &data, e, &m));
+        const struct dsnn_layer *l = dsnn_net_layer(r.net, 0); /* fc1, sparse */
+        const struct dsnn_param_block *w = NULL;
+        for (size_t b = 0; b < l->n_params; b++)
+            if (strcmp(l->params[b].name, "weight") == 0)
+                w = &l->params[b];
+        CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+        CU_ASSERT_EQUAL(w->n, dsnn_sparse_nnz(l));
+        double sum = 0, sq = 0, mean = 0, std = 0;
+        for (size_t j = 0; j < w->n; j++)
+            sum += w->value[j];
+        for (size_t j = 0; j < w->n; j++)
+            sq += (w->value[j] - sum / (double)w->n) * (w->value[j] - sum / (double)w->n);
+        CU_ASSERT(dsnn_metrics_get(&m, "weight_mean_fc1", &mean));
+        CU_ASSERT(dsnn_metrics_get(&m, "weight_std_fc1", &std));
+        CU_ASSERT_DOUBLE_EQUAL(mean, sum / (double)w->n, 1e-12);
+        CU_ASSERT_DOUBLE_EQUAL(std, sqrt(sq / (double)w->n), 1e-12);
+        double avg = 0, s1 = 0, s2 = 0, s3 = 0;
+        CU_ASSERT(dsnn_metrics_get(&m, "surviving_synapses_avg", &avg));
+        if (e == 0) {
+            CU_ASSERT(isnan(avg)); /* no round before the first to survive from */
+        } else {
+            CU_ASSERT(dsnn_metrics_get(&m, "surviving_synapses_fc1", &s1));
+            CU_ASSERT(dsnn_metrics_get(&m, "surviving_synapses_fc2", &s2));
+            CU_ASSERT(dsnn_metrics_get(&m, "surviving_synapses_output", &s3));
+            CU_ASSERT_DOUBLE_EQUAL(avg, (s1 + s2 + s3) / 3, 1e-12);
+        }
+    }
+    run_close(&r);
+    /* off by default */
+    CU_ASSERT_FATAL(run_open(&r, "set", "on_perc = 0.3;", &data));
+    CU_ASSERT(epoch(&r, &data, 0, &m));
+    double v;
+    CU_ASSERT(!dsnn_metrics_get(&m, "weight_mean_fc1", &v));
+    CU_ASSERT(!dsnn_metrics_get(&m, "surviving_synapses_avg", &v));
+    run_close(&r);
+}
+
 static void test_plugin_mixed_heb(void)
 {
     /* Hebbian growth: dense coactivations with a moving average */
@@ -1022,6 +1074,7 @@ static CU_TestInfo tests[] = {
     {"plugin dsnn-mixed-heb", test_plugin_mixed_heb},
     {"plugin dsnn-weighted-mag", test_plugin_weighted_mag},
     {"per-layer prune fractions", test_per_layer_fractions},
+    {"debug metrics: debug_weights, log_surviving_synapses", test_debug_metrics},
     {"nupic sparse_model_test: 300 -> [100] x 3 -> 10, on_perc 0.1", test_nupic_sparse_model},
     CU_TEST_INFO_NULL,
 };

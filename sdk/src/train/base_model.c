@@ -3,12 +3,17 @@
 #include "dsnn/train.h"
 #include "train_impl.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const struct dsnn_key_spec base_model_keys[] = {
     DSNN_KEYS_FROM(dsnn_optim_keys),
     DSNN_KEYS_FROM(dsnn_lr_sched_keys),
+    {.name = "debug_weights", .type = DSNN_KEY_BOOL, .def = false,
+     .doc = "log weight_mean_<layer> and weight_std_<layer> every epoch, after its round (nupic "
+            "debug_weights; a sparse layer's over its active connections)"},
 };
 DSNN_KEY_TABLE_DEFINE(, dsnn_base_model_keys, base_model_keys);
 
@@ -21,10 +26,35 @@ enum dsnn_status bm_configure(struct dsnn_base_model *bm, const struct dsnn_cfg 
     bm->net = net;
     bm->seed = ctx ? ctx->seed : 0;
     if ((st = dsnn_optim_cfg_read(cfg, &bm->optim_cfg, err)) ||
-        (st = dsnn_lr_sched_read(cfg, bm->optim_cfg.learning_rate, &bm->sched, err)))
+        (st = dsnn_lr_sched_read(cfg, bm->optim_cfg.learning_rate, &bm->sched, err)) ||
+        (st = dsnn_cfg_bool(cfg, "debug_weights", false, &bm->debug_weights, err)))
         return st;
     bm->opt = dsnn_optim_new(&bm->optim_cfg, err);
     return bm->opt ? DSNN_OK : (err ? err->status : DSNN_ERR_NOMEM);
+}
+
+void bm_log_weights(const struct dsnn_base_model *bm, struct dsnn_metrics *m)
+{
+    for (size_t i = 0; i < dsnn_net_n_layers(bm->net); i++) {
+        const struct dsnn_layer *l = dsnn_net_layer(bm->net, i);
+        int k = 0;
+        for (size_t b = 0; b < l->n_params; b++) {
+            const struct dsnn_param_block *p = &l->params[b];
+            if (strcmp(p->name, "weight") != 0 || p->n == 0)
+                continue;
+            double sum = 0, sq = 0;
+            for (size_t j = 0; j < p->n; j++)
+                sum += p->value[j];
+            const double mean = sum / (double)p->n;
+            for (size_t j = 0; j < p->n; j++)
+                sq += (p->value[j] - mean) * (p->value[j] - mean);
+            char suffix[24] = "";
+            if (k++ > 0)
+                snprintf(suffix, sizeof suffix, "_%d", k - 1);
+            dsnn_metrics_setf(m, mean, "weight_mean_%s%s", l->name, suffix);
+            dsnn_metrics_setf(m, sqrt(sq / (double)p->n), "weight_std_%s%s", l->name, suffix);
+        }
+    }
 }
 
 enum dsnn_status dsnn_base_model_init_net(struct dsnn_base_model *bm,

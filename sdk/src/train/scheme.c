@@ -4,6 +4,8 @@
 #include "dsnn/schedules.h"
 #include "train/train_impl.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,6 +119,20 @@ enum dsnn_status dsnn_scheme_train_pass(void *state, struct dsnn_data *data, int
     return DSNN_OK;
 }
 
+/* surviving_synapses_avg: the mean of the finite surviving_synapses_<layer> of m (NaN: none). */
+static void log_surviving_avg(const struct dsnn_sparse_model *sm, struct dsnn_metrics *m)
+{
+    double sum = 0, v;
+    size_t n = 0;
+    for (size_t i = 0; i < sm->n_layers; i++) {
+        char name[DSNN_METRIC_NAME_MAX + DSNN_LAYER_NAME_MAX];
+        snprintf(name, sizeof name, "surviving_synapses_%s", dsnn_sparse_model_layer(sm, i)->name);
+        if (dsnn_metrics_get(m, name, &v) && isfinite(v))
+            sum += v, n++;
+    }
+    dsnn_metrics_set(m, "surviving_synapses_avg", n ? sum / (double)n : NAN);
+}
+
 enum dsnn_status dsnn_scheme_end_epoch(void *state, struct dsnn_data *data, int epoch,
                                        struct dsnn_metrics *m, bool *rewired,
                                        struct dsnn_error *err)
@@ -141,6 +157,10 @@ enum dsnn_status dsnn_scheme_end_epoch(void *state, struct dsnn_data *data, int 
     if ((s->flags & DSNN_SCHEME_LOG_IDLE) && sm->rounds_ended == sm->epoch_rounds_before)
         dsnn_sparse_model_log_idle(sm, m);
     dsnn_sparse_model_log_density(sm, m);
+    if (sm->base.debug_weights)
+        bm_log_weights(&sm->base, m);
+    if (sm->log_surviving)
+        log_surviving_avg(sm, m);
     *rewired = sm->rounds_ended != rounds_before;
     return DSNN_OK;
 }

@@ -26,7 +26,7 @@ struct sparse_keys {
     double epsilon, weight_std, grow_std;
     int dist, mask, winit, ginit;
     int64_t start, end;
-    bool linear_only, sparse_fan_in;
+    bool linear_only, sparse_fan_in, log_surviving;
 };
 #define SK_AT(f) DSNN_KEY_AT(struct sparse_keys, f)
 static const struct dsnn_key_spec sparse_model_keys[] = {
@@ -64,6 +64,9 @@ static const struct dsnn_key_spec sparse_model_keys[] = {
      SK_AT(weight_std), .doc = "std of weight_init = \"normal\""},
     {.name = "sparse_fan_in", .type = DSNN_KEY_BOOL, .def = false, SK_AT(sparse_fan_in),
      .doc = "scale weight_init by the sparse fan-in (density n_in) instead of n_in"},
+    {.name = "log_surviving_synapses", .type = DSNN_KEY_BOOL, .def = false, SK_AT(log_surviving),
+     .doc = "also log surviving_synapses_avg: the mean of the layers' surviving_synapses_<layer> "
+            "(nupic log_surviving_synapses)"},
     {.name = "grow_init", .type = DSNN_KEY_STRING, .def_str = "zero", .choices = grow_names,
      SK_AT(ginit),
      .doc = "value of regrown weights: \"zero\", \"normal\" (grow_std) or \"like_init\""},
@@ -168,6 +171,7 @@ enum dsnn_status sm_configure(struct dsnn_sparse_model *sm, const struct dsnn_cf
     const int mask = k.mask, winit = k.winit, ginit = k.ginit, dist = k.dist;
     const int64_t start = k.start, end = k.end;
     const bool linear_only = k.linear_only, sparse_fan_in = k.sparse_fan_in;
+    sm->log_surviving = k.log_surviving;
     if (dist == 1 && (!have_on || n_on != 1))
         return dsnn_error_set(err, DSNN_ERR_CONFIG,
                               "%s: density_distribution = \"erk\" needs one global on_perc value",

@@ -16,6 +16,7 @@ struct dsnn_base_model {
     struct dsnn_lr_sched sched;
     int64_t step; /* optimizer steps so far */
     uint64_t seed;
+    bool debug_weights; /* key debug_weights: bm_log_weights at the end of each epoch */
 };
 
 /* dsnn_base_model_new / _free on a caller's struct (zeroed first; bm_release leaves it reusable). */
@@ -23,6 +24,9 @@ enum dsnn_status bm_configure(struct dsnn_base_model *bm, const struct dsnn_cfg 
                               const struct dsnn_run_ctx *ctx, struct dsnn_net *net,
                               struct dsnn_error *err);
 void bm_release(struct dsnn_base_model *bm);
+/* weight_mean_<layer>, weight_std_<layer> (population std) of every "weight" parameter block of
+ * the top-level layers (a second one of a layer: _1, ...). */
+void bm_log_weights(const struct dsnn_base_model *bm, struct dsnn_metrics *m);
 
 struct dsnn_sparse_model {
     struct dsnn_base_model base;
@@ -41,6 +45,7 @@ struct dsnn_sparse_model {
     bool have_grown;
     uint64_t rounds_ended; /* update brackets ended (dsnn_sparse_model_update_end) */
     uint64_t epoch_rounds_before; /* rounds_ended when the epoch's training pass began */
+    bool log_surviving; /* key log_surviving_synapses: surviving_synapses_avg */
     struct dsnn_metrics scratch; /* one round's counts (dsnn_sparse_model_update_end_tally) */
 
     /* The scheme kit (train/scheme.c). */
