@@ -232,7 +232,7 @@ static void test_shared_tables(void)
 {
     const char *base[] = {"optim_alg", "learning_rate", "momentum", "nesterov_momentum",
                           "weight_decay", "adam_beta1", "adam_beta2", "adam_eps", "lr_scheduler",
-                          "lr_gamma", "lr_step_size", "lr_milestones"};
+                          "lr_gamma", "lr_step_size", "lr_milestones", "debug_weights"};
     const struct dsnn_key_spec inc = DSNN_BASE_MODEL_KEYS;
     const struct dsnn_key_spec *flat[64];
     size_t n = dsnn_keys_flatten(&inc, 1, flat, DSNN_COUNT_OF(flat));
@@ -247,7 +247,7 @@ static void test_shared_tables(void)
     CU_ASSERT_DOUBLE_EQUAL(oc.eps, dsnn_keys_find(&inc, 1, "adam_eps")->def, 0);
     CU_ASSERT_EQUAL(oc.alg, DSNN_OPTIM_SGD);
     const struct dsnn_key_spec sm = DSNN_SPARSE_MODEL_KEYS, ps = DSNN_PRUNE_SCHEDULE_KEYS;
-    CU_ASSERT_EQUAL(dsnn_keys_flatten(&sm, 1, NULL, 0), 12);
+    CU_ASSERT_EQUAL(dsnn_keys_flatten(&sm, 1, NULL, 0), 13);
     CU_ASSERT_DOUBLE_EQUAL(dsnn_keys_find(&sm, 1, "epsilon")->def, 20, 0);
     CU_ASSERT_EQUAL(dsnn_keys_flatten(&ps, 1, NULL, 0), 2);
     struct dsnn_prune_schedule sched;
