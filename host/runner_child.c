@@ -351,12 +351,17 @@ static void run_child(struct experiment *ex, const struct trial *t, const struct
     struct dsnn_error err = {0};
     bool fatal = false;
     enum dsnn_status st = trial_body(ex, t, cs, wfd, rfd, log, &fatal, &err);
+    rn_child_exit(wfd, log, st, &err, fatal);
+}
+
+void rn_child_exit(int wfd, FILE *log, enum dsnn_status st, struct dsnn_error *err, bool fatal)
+{
     if (st != DSNN_OK) {
-        if (!err.msg[0])
-            dsnn_error_set(&err, st, "%s", dsnn_status_str(st));
-        err.status = st;
-        fprintf(log, "error: %s\n", err.msg);
-        rn_send_msg(wfd, fatal ? MSG_FATAL : MSG_ERROR, &err, (uint32_t)sizeof err);
+        if (!err->msg[0])
+            dsnn_error_set(err, st, "%s", dsnn_status_str(st));
+        err->status = st;
+        fprintf(log, "error: %s\n", err->msg);
+        rn_send_msg(wfd, fatal ? MSG_FATAL : MSG_ERROR, err, (uint32_t)sizeof *err);
     } else {
         rn_send_msg(wfd, MSG_DONE, NULL, 0);
     }

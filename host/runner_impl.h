@@ -9,6 +9,7 @@
  *   runner_trial.c     trial records, parameters, trial events (created, perturbed, finished)
  *   runner_search.c    the search strategy: instance, state file, suggest, decisions
  *   runner_resume.c    dsnn-host resume: the journal replayed
+ *   runner_evaluate.c  dsnn-host evaluate: a trial's checkpoint on the noise split
  *
  * Functions shared between these files carry the prefix rn_. Include this header first (it sets
  * _XOPEN_SOURCE). */
@@ -215,6 +216,14 @@ enum dsnn_status rn_checkpoint_open(const struct trial *t, const char *path,
 enum dsnn_status rn_setup(struct experiment *ex, const struct dsnn_registry *reg, int *code,
                           struct dsnn_error *err);
 enum dsnn_status rn_validate_upfront(struct experiment *ex, struct dsnn_error *err);
+/* Builds experiment.cfg with the searched values ps and validates it (plugin[] gets its
+ * plugins); a failure names the trial (id) and its values (params_text). The caller frees
+ * *out. */
+enum dsnn_status rn_config_build(const struct experiment *ex, const struct dsnn_param_set *ps,
+                                 const char *id, const char *params_text,
+                                 struct dsnn_config_file **out,
+                                 const struct dsnn_registry_entry *plugin[5], int *code,
+                                 struct dsnn_error *err);
 /* t's configuration into t->tcf and t->plugin, built and validated on the first call after its
  * parameters were set; later calls return the same result (DSNN_OK, or the same error and exit
  * code *code). */
@@ -260,6 +269,10 @@ enum dsnn_status rn_child_load_model(struct child_run *r, const struct child_sta
                                      struct dsnn_error *err);
 /* Destroys the model, frees the network, closes the dataset of r. */
 void rn_child_release(struct child_run *r);
+/* The end of a process forked for a trial: st's message (err, or the status text) to the log
+ * and as MSG_ERROR (MSG_FATAL when fatal) to the host, else MSG_DONE; closes log; _exit. */
+void rn_child_exit(int wfd, FILE *log, enum dsnn_status st, struct dsnn_error *err, bool fatal)
+    __attribute__((noreturn));
 
 /* ---- runner_trial.c ---- */
 const char *rn_status_str(enum trial_status s);
