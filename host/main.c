@@ -1,5 +1,5 @@
 /* host/main.c - the dsnn-host command line: option parsing, plugin directories, and the
- * commands run / resume / list / info / report. Only this file decides to exit. */
+ * commands run / resume / evaluate / list / info / report. Only this file decides to exit. */
 /* realpath() is XSI. */
 #ifndef _XOPEN_SOURCE
 #define _XOPEN_SOURCE 700
@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "dsnn/dsnn.h"
+#include "evaluate.h"
 #include "registry.h"
 #include "report.h"
 #include "runner.h"
@@ -33,6 +34,16 @@ static void print_usage(FILE *f)
             "                     continue the interrupted experiment of the results\n"
             "                     directory DIR (e.g. results/<name>): finished trials are\n"
             "                     kept, unfinished ones go on from their last checkpoint\n"
+            "  evaluate TRIAL_DIR [--noise-levels L,...] [--repeats N] [--checkpoint FILE]\n"
+            "                     nupic's noise-robustness test of a trial of a results\n"
+            "                     directory (results/<experiment>/trial_NNNNN): its\n"
+            "                     configuration rebuilt, its checkpoint (default\n"
+            "                     TRIAL_DIR/checkpoint.bin) evaluated on the dataset's noise\n"
+            "                     split at each level L (increasing, in [0, 1]; default\n"
+            "                     0,0.025,...,0.2 as nupic's noise_tests.py), N times each\n"
+            "                     (default 1, at most 1000) with noise seeds derived from the\n"
+            "                     trial's; prints accuracy and loss (mean, std) per level and\n"
+            "                     writes TRIAL_DIR/noise_eval.json (level 0: the test split)\n"
             "  list               list the loaded components (datasets, networks, models,\n"
             "                     search strategies) with version, description and file\n"
             "  info NAME          describe a component and its configuration keys; NAME may\n"
@@ -61,7 +72,8 @@ static void print_usage(FILE *f)
             "  --results DIR      (run) root directory of the results (default: 'results',\n"
             "                     or experiment.results_dir of the config)\n"
             "  -q, --quiet        (run, resume) no progress on stdout (a table refreshed in\n"
-            "                     place on a terminal, else one line per epoch)\n"
+            "                     place on a terminal, else one line per epoch); (evaluate)\n"
+            "                     no table\n"
             "  --overwrite        (run) replace an existing results/<experiment>\n"
             "  -h, --help         print this help\n"
             "  --version          print the dsnn version, the plugin ABI version, the sparse\n"
@@ -74,11 +86,14 @@ static void print_usage(FILE *f)
             "\n"
             "Exit codes:\n"
             "  %3d  success (all trials terminated normally)\n"
-            "  %3d  the experiment ran, but at least one trial ended in error\n"
+            "  %3d  the experiment ran, but at least one trial ended in error (evaluate: a\n"
+            "       plugin failed or crashed in the evaluation)\n"
             "  %3d  bad command line (or DSNN_ISA)\n"
-            "  %3d  configuration file invalid\n"
+            "  %3d  configuration file invalid (evaluate: the checkpoint is of another\n"
+            "       trial, configuration or model; the dataset has no noise split)\n"
             "  %3d  a plugin could not be loaded, or a named plugin is missing\n"
-            "  %3d  results directory or data could not be read / written\n"
+            "  %3d  results directory or data could not be read / written (evaluate: not a\n"
+            "       trial folder, no checkpoint)\n"
             "  %3d  interrupted by SIGINT / SIGTERM ('" PROG " resume DIR' continues)\n",
             DSNN_EXIT_OK, DSNN_EXIT_TRIALS_FAILED, DSNN_EXIT_USAGE, DSNN_EXIT_CONFIG,
             DSNN_EXIT_PLUGIN, DSNN_EXIT_IO, DSNN_EXIT_INTERRUPTED);
@@ -344,8 +359,13 @@ struct cli {
     size_t n_group_by;
     const char *html;
     bool report_opts;
+    const char *noise_levels, *repeats, *checkpoint; /* evaluate */
+    bool eval_opts;
     bool help, version;
 };
+
+/* The commands that load plugins. */
+enum command { CMD_RUN, CMD_RESUME, CMD_EVALUATE, CMD_LIST, CMD_INFO, CMD_UNKNOWN };
 
 /* True when argument a is option name, alone or as name=VALUE. Then *value is VALUE, or the
  * next argument (taken: *i moves on), or NULL when there is none. */
@@ -400,6 +420,16 @@ static int parse_args(int argc, char **argv, struct cli *cli)
                     return usage_error("option '%s' needs a non-empty directory", "--results");
                 cli->results = value;
                 cli->run_opts = true;
+            } else if (option_value(a, "--noise-levels", argc, argv, &i, &value) ||
+                       option_value(a, "--repeats", argc, argv, &i, &value) ||
+                       option_value(a, "--checkpoint", argc, argv, &i, &value)) {
+                if (!value || !*value)
+                    return usage_error("option '%s' needs a value", a);
+                const char **slot = a[2] == 'n' ? &cli->noise_levels
+                                    : a[2] == 'r' ? &cli->repeats
+                                                  : &cli->checkpoint;
+                *slot = value;
+                cli->eval_opts = true;
             } else if (option_value(a, "--group-by", argc, argv, &i, &value) ||
                        option_value(a, "--html", argc, argv, &i, &value)) {
                 if (!value)
@@ -448,6 +478,10 @@ static int cmd_report(struct cli *cli)
     if (cli->run_opts)
         return usage_error("--results, --quiet and --overwrite apply to 'run' only, not '%s'",
                            cli->command);
+    if (cli->eval_opts)
+        return usage_error("--noise-levels, --repeats and --checkpoint apply to 'evaluate' only, "
+                           "not '%s'",
+                           cli->command);
     int rc = expect_args(cli, 1, "the results directory DIR");
     if (rc >= 0)
         return rc;
@@ -467,30 +501,74 @@ static int cmd_report(struct cli *cli)
     return DSNN_EXIT_OK;
 }
 
-/* The options and arguments of run / resume / list / info: -1 when fine, else the exit code. */
-static int check_command(struct cli *cli, bool is_run, bool is_list, bool is_info, bool is_resume)
+static enum command command_parse(const char *name)
+{
+    static const char *const names[] = {"run", "resume", "evaluate", "list", "info"};
+    for (size_t i = 0; i < DSNN_COUNT_OF(names); i++)
+        if (strcmp(name, names[i]) == 0)
+            return (enum command)i;
+    return CMD_UNKNOWN;
+}
+
+/* The options and arguments of run / resume / evaluate / list / info: -1 when fine, else the
+ * exit code. */
+static int check_command(struct cli *cli, enum command cmd)
 {
     if (cli->report_opts)
         return usage_error("--group-by and --html apply to 'report' only, not '%s'", cli->command);
-    if (!is_run && !is_list && !is_info && !is_resume)
-        return usage_error("unknown command '%s' (commands: run, resume, list, info, report, help)",
+    if (cmd == CMD_UNKNOWN)
+        return usage_error("unknown command '%s' (commands: run, resume, evaluate, list, info, "
+                           "report, help)",
                            cli->command);
-    if (is_resume && (cli->results || cli->overwrite))
-        return usage_error("--results and --overwrite apply to 'run' only, not '%s' (it continues "
-                           "the results directory it is given)",
+    if (cmd != CMD_EVALUATE && cli->eval_opts)
+        return usage_error("--noise-levels, --repeats and --checkpoint apply to 'evaluate' only, "
+                           "not '%s'",
                            cli->command);
-    if (!is_run && !is_resume && cli->run_opts)
+    if ((cmd == CMD_RESUME || cmd == CMD_EVALUATE) && (cli->results || cli->overwrite))
+        return usage_error("--results and --overwrite apply to 'run' only, not '%s' (it works in "
+                           "the directory it is given)",
+                           cli->command);
+    if (cmd != CMD_RUN && cmd != CMD_RESUME && cmd != CMD_EVALUATE && cli->run_opts)
         return usage_error("--results, --quiet and --overwrite apply to 'run' only, not '%s'",
                            cli->command);
-    return expect_args(cli, is_list ? 0 : 1,
-                       is_run      ? "the configuration file CFG"
-                       : is_resume ? "the results directory DIR"
-                                   : "NAME");
+    return expect_args(cli, cmd == CMD_LIST ? 0 : 1,
+                       cmd == CMD_RUN        ? "the configuration file CFG"
+                       : cmd == CMD_RESUME   ? "the results directory DIR"
+                       : cmd == CMD_EVALUATE ? "the trial folder TRIAL_DIR"
+                                             : "NAME");
 }
 
-/* run / resume / list / info, with the plugins loaded. */
-static int cmd_with_plugins(struct cli *cli, const char *argv0, bool is_list, bool is_info,
-                            bool is_resume)
+/* evaluate TRIAL_DIR: the options, then the command. */
+static int cmd_evaluate(const struct cli *cli, struct dsnn_registry *reg, struct dsnn_error *err)
+{
+    static double levels[DSNN_EVAL_MAX_LEVELS];
+    struct dsnn_eval_options opt = {.checkpoint = cli->checkpoint, .quiet = cli->quiet};
+    if (cli->noise_levels &&
+        dsnn_eval_parse_levels(cli->noise_levels, levels, DSNN_COUNT_OF(levels), &opt.n_levels,
+                               err) != DSNN_OK)
+        return DSNN_EXIT_USAGE;
+    opt.levels = cli->noise_levels ? levels : NULL;
+    if (cli->repeats && dsnn_eval_parse_repeats(cli->repeats, &opt.repeats, err) != DSNN_OK)
+        return DSNN_EXIT_USAGE;
+    return dsnn_evaluate_trial(reg, cli->args[0], &opt, err);
+}
+
+/* run / resume / evaluate with the plugins loaded. */
+static int cmd_run_like(const struct cli *cli, enum command cmd, struct dsnn_registry *reg)
+{
+    struct dsnn_error err = {0};
+    struct dsnn_run_options opt = {
+        .results_root = cli->results, .quiet = cli->quiet, .overwrite = cli->overwrite};
+    int rc = cmd == CMD_EVALUATE ? cmd_evaluate(cli, reg, &err)
+             : cmd == CMD_RESUME ? dsnn_resume_experiment(reg, cli->args[0], &opt, &err)
+                                 : dsnn_run_experiment(reg, cli->args[0], &opt, &err);
+    if (rc != DSNN_EXIT_OK && err.msg[0])
+        fprintf(stderr, PROG ": %s%s\n", cmd == CMD_EVALUATE ? "evaluate: " : "", err.msg);
+    return rc < 0 || rc > 255 ? DSNN_EXIT_IO : rc;
+}
+
+/* run / resume / evaluate / list / info, with the plugins loaded. */
+static int cmd_with_plugins(struct cli *cli, const char *argv0, enum command cmd)
 {
     struct dsnn_registry *reg = NULL;
     struct dsnn_error err = {0};
@@ -502,23 +580,15 @@ static int cmd_with_plugins(struct cli *cli, const char *argv0, bool is_list, bo
                                    cli->allow_unsafe_plugins);
     fflush(stderr);
     int rc;
-    if (is_list) {
+    if (cmd == CMD_LIST) {
         rc = cmd_list(reg);
-    } else if (is_info) {
+    } else if (cmd == CMD_INFO) {
         rc = cmd_info(reg, cli->args[0]);
     } else if (!plugins_ok) {
         fprintf(stderr, PROG ": not running %s: plugins failed to load\n", cli->args[0]);
         rc = DSNN_EXIT_PLUGIN;
     } else {
-        struct dsnn_run_options opt = {.results_root = cli->results,
-                                       .quiet = cli->quiet,
-                                       .overwrite = cli->overwrite};
-        rc = is_resume ? dsnn_resume_experiment(reg, cli->args[0], &opt, &err)
-                       : dsnn_run_experiment(reg, cli->args[0], &opt, &err);
-        if (rc != DSNN_EXIT_OK && err.msg[0])
-            fprintf(stderr, PROG ": %s\n", err.msg);
-        if (rc < 0 || rc > 255)
-            rc = DSNN_EXIT_IO;
+        rc = cmd_run_like(cli, cmd, reg);
     }
     if (rc == DSNN_EXIT_OK && !plugins_ok)
         rc = DSNN_EXIT_PLUGIN;
@@ -558,12 +628,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cli.command, "report") == 0)
         return cmd_report(&cli);
-    bool is_run = strcmp(cli.command, "run") == 0;
-    bool is_list = strcmp(cli.command, "list") == 0;
-    bool is_info = strcmp(cli.command, "info") == 0;
-    bool is_resume = strcmp(cli.command, "resume") == 0;
-    rc = check_command(&cli, is_run, is_list, is_info, is_resume);
+    enum command cmd = command_parse(cli.command);
+    rc = check_command(&cli, cmd);
     if (rc >= 0)
         return rc;
-    return cmd_with_plugins(&cli, argv[0], is_list, is_info, is_resume);
+    return cmd_with_plugins(&cli, argv[0], cmd);
 }

@@ -26,6 +26,7 @@ struct rtrial {
     double best, last, time_s; /* NAN when unknown */
     double epochs;             /* training_iteration of the last result (PBT may skip some) */
     size_t group;
+    struct dsnn_json_value noise; /* noise_eval.json of dsnn-host evaluate (NULL type: none) */
 };
 
 struct dsnn_report {
@@ -39,6 +40,7 @@ struct dsnn_report {
     size_t n_pkeys;
     char **dkeys; /* density_* metrics in order of first appearance */
     size_t n_dkeys;
+    size_t n_noise; /* trials with a noise_eval.json */
 };
 
 /* ---- small helpers ---- */
@@ -328,6 +330,33 @@ static enum dsnn_status list_trials(struct dsnn_report *r, struct dsnn_error *er
     return DSNN_OK;
 }
 
+/* <trial>/noise_eval.json (dsnn-host evaluate), if there is one: an object with an array
+ * "levels". */
+static enum dsnn_status load_noise(struct dsnn_report *r, struct rtrial *t, struct dsnn_error *err)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/%s/noise_eval.json", r->dir, t->id);
+    size_t len = 0;
+    unsigned char *text = NULL;
+    enum dsnn_status s = dsnn_read_file_raw(path, &text, &len, err);
+    if (s == DSNN_ERR_NOT_FOUND)
+        return DSNN_OK;
+    if (s == DSNN_OK && (s = dsnn_json_parse((const char *)text, len, &t->noise, err)) != DSNN_OK)
+        dsnn_error_prefix(err, "%s", path);
+    free(text);
+    if (s != DSNN_OK)
+        return s;
+    const struct dsnn_json_value *levels = dsnn_json_get(&t->noise, "levels");
+    if (!levels || levels->type != DSNN_JSON_ARRAY) {
+        dsnn_json_free(&t->noise);
+        memset(&t->noise, 0, sizeof t->noise);
+        return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                              "%s: not a noise evaluation (no array \"levels\")", path);
+    }
+    r->n_noise++;
+    return DSNN_OK;
+}
+
 /* A trial's params.json and result.json (either may be missing), the parameter and density keys
  * it adds to the report, and its summary. */
 static enum dsnn_status load_trial(struct dsnn_report *r, struct rtrial *t, FILE *warn,
@@ -358,7 +387,7 @@ static enum dsnn_status load_trial(struct dsnn_report *r, struct rtrial *t, FILE
                 return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
         }
     summarise(r, t);
-    return DSNN_OK;
+    return load_noise(r, t, err);
 }
 
 /* Trial statuses from journal.jsonl (unknown without it). */
@@ -431,6 +460,7 @@ void dsnn_report_free(struct dsnn_report *r)
         for (size_t k = 0; k < r->t[i].n_rows; k++)
             dsnn_json_object_free(&r->t[i].rows[k]);
         free(r->t[i].rows);
+        dsnn_json_free(&r->t[i].noise);
     }
     free(r->t);
     for (size_t i = 0; i < r->n_pkeys; i++)
@@ -769,6 +799,35 @@ static void group_table(struct dsnn_report *r, const char **keys, size_t n_keys,
     }
 }
 
+/* Noise table: a row per trial and level of its noise_eval.json (dsnn-host evaluate). */
+static void noise_table(const struct dsnn_report *r, struct table *tb)
+{
+    static const char *const head[] = {"trial", "checkpoint epochs", "repeats", "noise_level",
+                                       "acc (mean ± std)", "loss (mean ± std)"};
+    table_init(tb, DSNN_COUNT_OF(head));
+    table_add_row(tb);
+    for (size_t c = 0; c < DSNN_COUNT_OF(head); c++) {
+        table_set(tb, c, "%s", head[c]);
+        tb->right[c] = c > 0;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        const struct rtrial *t = &r->t[i];
+        const struct dsnn_json_value *levels = dsnn_json_get(&t->noise, "levels");
+        for (size_t k = 0; levels && k < levels->n; k++) {
+            const struct dsnn_json_value *l = &levels->items[k];
+            table_add_row(tb);
+            table_set(tb, 0, "%s", t->id);
+            table_set(tb, 1, "%.0f", dsnn_json_num(&t->noise, "checkpoint_epochs", NAN));
+            table_set(tb, 2, "%.0f", dsnn_json_num(&t->noise, "repeats", NAN));
+            table_set(tb, 3, "%g", dsnn_json_num(l, "noise_level", NAN));
+            table_set(tb, 4, "%.4f ± %.4f", dsnn_json_num(l, "acc_mean", NAN),
+                      dsnn_json_num(l, "acc_std", NAN));
+            table_set(tb, 5, "%.4g ± %.4g", dsnn_json_num(l, "loss_mean", NAN),
+                      dsnn_json_num(l, "loss_std", NAN));
+        }
+    }
+}
+
 static void keys_text(char *buf, size_t size, const char **keys, size_t n)
 {
     size_t len = 0;
@@ -802,6 +861,13 @@ void dsnn_report_print(const struct dsnn_report *rc, const struct dsnn_report_op
         fprintf(out, "\n(no parameters to group by)\n");
     }
     free(keys);
+    if (r->n_noise > 0) {
+        fprintf(out, "\nnoise robustness (dsnn-host evaluate, noise_eval.json of %zu trial%s):\n\n",
+                r->n_noise, r->n_noise == 1 ? "" : "s");
+        noise_table(r, &tb);
+        table_print(&tb, out);
+        table_free(&tb);
+    }
 }
 
 /* ---- HTML and SVG ---- */
@@ -826,6 +892,33 @@ static double row_x(const struct dsnn_json_object *row, size_t k)
     if (dsnn_json_number(row, "epoch", &v) && isfinite(v))
         return v + 1;
     return (double)k + 1;
+}
+
+/* What a chart plots: metric per epoch (the rows of result.json) or, noise, metric (acc_mean)
+ * per noise level (the levels of noise_eval.json). */
+struct series {
+    const char *metric;
+    bool noise;
+};
+
+static size_t series_len(const struct rtrial *t, const struct series *s)
+{
+    const struct dsnn_json_value *l = s->noise ? dsnn_json_get(&t->noise, "levels") : NULL;
+    return !s->noise ? t->n_rows : l ? l->n : 0;
+}
+
+/* Point k of t's series: false when it has no finite value. */
+static bool series_point(const struct rtrial *t, const struct series *s, size_t k, double *x,
+                         double *y)
+{
+    if (!s->noise) {
+        *x = row_x(&t->rows[k], k);
+        return dsnn_json_number(&t->rows[k], s->metric, y) && isfinite(*y);
+    }
+    const struct dsnn_json_value *p = &dsnn_json_get(&t->noise, "levels")->items[k];
+    *x = dsnn_json_num(p, "noise_level", NAN);
+    *y = dsnn_json_num(p, s->metric, NAN);
+    return isfinite(*x) && isfinite(*y);
 }
 
 static void trial_label(const struct dsnn_report *r, const struct rtrial *t, struct dsnn_sbuf *b)
@@ -861,10 +954,13 @@ static double chart_y(const struct chart *c, double y)
 }
 
 /* Frame, grid and ticks (paths and text only: polylines are the data). */
-static void svg_axes(struct dsnn_sbuf *b, const struct chart *c, int width, int height)
+static void svg_axes(struct dsnn_sbuf *b, const struct chart *c, int width, int height,
+                     bool noise)
 {
     double ys = nice_step(c->y1 - c->y0, height >= 300 ? 6 : 4);
-    double xs = fmax(1, round(nice_step(c->x1 - c->x0, width >= 600 ? 10 : 5)));
+    double xs = nice_step(c->x1 - c->x0, width >= 600 ? 10 : 5);
+    if (!noise)
+        xs = fmax(1, round(xs)); /* whole epochs */
     dsnn_sbuf_printf(b, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" class=\"frame\"/>\n", c->ml,
               c->mt, c->pw, c->ph);
     for (double y = ceil(c->y0 / ys) * ys; y <= c->y1 + 1e-9 * ys; y += ys) {
@@ -873,21 +969,21 @@ static void svg_axes(struct dsnn_sbuf *b, const struct chart *c, int width, int 
         dsnn_sbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%.4g</text>\n",
                   c->ml - 5, yy + 4, fabs(y) < 1e-12 * ys ? 0.0 : y);
     }
-    for (double x = ceil(c->x0 / xs) * xs; x <= c->x1 + 1e-9; x += xs) {
+    for (double x = ceil(c->x0 / xs) * xs; x <= c->x1 + 1e-9 * xs; x += xs) {
         double xx = chart_x(c, x);
         dsnn_sbuf_printf(b, "<path d=\"M%.1f %.1fV%.1f\" class=\"grid\"/>", xx, c->mt, c->mt + c->ph);
         dsnn_sbuf_printf(b,
                   "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"middle\">%g</text>\n",
-                  xx, c->mt + c->ph + 15, x);
+                  xx, c->mt + c->ph + 15, fabs(x) < 1e-12 * xs ? 0.0 : x);
     }
-    dsnn_sbuf_printf(b, "<text x=\"%.1f\" y=\"%d\" class=\"lbl\" text-anchor=\"middle\">epoch</text>\n",
-              c->ml + c->pw / 2, height - 6);
+    dsnn_sbuf_printf(b, "<text x=\"%.1f\" y=\"%d\" class=\"lbl\" text-anchor=\"middle\">%s</text>\n",
+              c->ml + c->pw / 2, height - 6, noise ? "noise level" : "epoch");
 }
 
 /* One polyline for trial t; where its epochs go back (a PBT trial that went on from the
  * checkpoint of a source behind it) a new polyline starts, joined by a dashed jump. */
 static void svg_trial(struct dsnn_sbuf *b, const struct chart *c, const struct dsnn_report *r,
-                      const struct rtrial *t, const char *metric)
+                      const struct rtrial *t, const struct series *s)
 {
     const char *colour = k_palette[t->group % N_PALETTE];
     /* colours cycle; the second round of them is dashed, and so on */
@@ -895,11 +991,11 @@ static void svg_trial(struct dsnn_sbuf *b, const struct chart *c, const struct d
     size_t n_pts = 0, seg = 0;
     bool open = false;
     double lx = 0, ly = 0, prev_x = 0;
-    for (size_t k = 0; k < t->n_rows; k++) {
-        double v;
-        if (!dsnn_json_number(&t->rows[k], metric, &v) || !isfinite(v))
+    for (size_t k = 0; k < series_len(t, s); k++) {
+        double x, v;
+        if (!series_point(t, s, k, &x, &v))
             continue;
-        double x = row_x(&t->rows[k], k), px = chart_x(c, x), py = chart_y(c, v);
+        double px = chart_x(c, x), py = chart_y(c, v);
         if (open && x <= prev_x) {
             dsnn_sbuf_printf(b, "\"><title>");
             trial_label(r, t, b);
@@ -929,18 +1025,18 @@ static void svg_trial(struct dsnn_sbuf *b, const struct chart *c, const struct d
     dsnn_sbuf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", lx, ly, colour);
 }
 
-static void svg_chart(struct dsnn_sbuf *b, const struct dsnn_report *r, const char *metric,
+static void svg_chart(struct dsnn_sbuf *b, const struct dsnn_report *r, const struct series *s,
                       const char *css_class, int width, int height)
 {
+    const char *metric = s->metric;
     struct chart c = {.ml = 58, .mt = 26, .x0 = INFINITY, .x1 = -INFINITY, .y0 = INFINITY,
                       .y1 = -INFINITY};
     const double mr = 16, mb = 40;
     for (size_t i = 0; i < r->n; i++)
-        for (size_t k = 0; k < r->t[i].n_rows; k++) {
-            double v;
-            if (!dsnn_json_number(&r->t[i].rows[k], metric, &v) || !isfinite(v))
+        for (size_t k = 0; k < series_len(&r->t[i], s); k++) {
+            double x, v;
+            if (!series_point(&r->t[i], s, k, &x, &v))
                 continue;
-            double x = row_x(&r->t[i].rows[k], k);
             c.x0 = fmin(c.x0, x), c.x1 = fmax(c.x1, x), c.y0 = fmin(c.y0, v), c.y1 = fmax(c.y1, v);
         }
     dsnn_sbuf_printf(b, "<svg class=\"%s\" data-metric=\"", css_class);
@@ -950,7 +1046,7 @@ static void svg_chart(struct dsnn_sbuf *b, const struct dsnn_report *r, const ch
               "viewBox=\"0 0 %d %d\" role=\"img\">\n<title>",
               width, height, width, height);
     sb_html(b, metric);
-    dsnn_sbuf_printf(b, " per epoch</title>\n");
+    dsnn_sbuf_printf(b, " per %s</title>\n", s->noise ? "noise level" : "epoch");
     dsnn_sbuf_printf(b, "<text x=\"%g\" y=\"16\" class=\"ttl\">", c.ml);
     sb_html(b, metric);
     dsnn_sbuf_printf(b, "</text>\n");
@@ -959,16 +1055,16 @@ static void svg_chart(struct dsnn_sbuf *b, const struct dsnn_report *r, const ch
                   (double)height / 2);
         return;
     }
-    if (c.x1 - c.x0 < 1)
-        c.x0 -= 0.5, c.x1 += 0.5;
+    if (c.x1 - c.x0 < (s->noise ? 1e-9 : 1))
+        c.x0 -= s->noise ? 0.05 : 0.5, c.x1 += s->noise ? 0.05 : 0.5;
     if (c.y1 - c.y0 < 1e-12 * fmax(1, fabs(c.y1)))
         c.y0 -= fmax(0.5 * fabs(c.y0), 0.05), c.y1 += fmax(0.5 * fabs(c.y1), 0.05);
     double pad = (c.y1 - c.y0) * 0.05;
     c.y0 -= pad, c.y1 += pad;
     c.pw = width - c.ml - mr, c.ph = height - c.mt - mb;
-    svg_axes(b, &c, width, height);
+    svg_axes(b, &c, width, height, s->noise);
     for (size_t i = 0; i < r->n; i++)
-        svg_trial(b, &c, r, &r->t[i], metric);
+        svg_trial(b, &c, r, &r->t[i], s);
     dsnn_sbuf_printf(b, "</svg>\n");
 }
 
@@ -1099,13 +1195,23 @@ enum dsnn_status dsnn_report_write_html(const struct dsnn_report *rc,
     dsnn_sbuf_printf(&b, " per epoch</h2>\n");
     if (n_keys > 0 || r->n <= 40)
         html_legend(&b, r, keys, n_keys, n_groups);
-    svg_chart(&b, r, r->metric, "chart metric", 760, 380);
+    svg_chart(&b, r, &(struct series){r->metric, false}, "chart metric", 760, 380);
 
     if (r->n_dkeys > 0) {
         dsnn_sbuf_printf(&b, "<h2>Density per layer</h2>\n<div class=\"charts\">\n");
         for (size_t k = 0; k < r->n_dkeys; k++)
-            svg_chart(&b, r, r->dkeys[k], "chart density", 372, 250);
+            svg_chart(&b, r, &(struct series){r->dkeys[k], false}, "chart density", 372, 250);
         dsnn_sbuf_printf(&b, "</div>\n");
+    }
+    if (r->n_noise > 0) {
+        dsnn_sbuf_printf(&b, "<h2>Accuracy against noise level (dsnn-host evaluate, mean over "
+                             "repeats)</h2>\n<div class=\"tablewrap\">\n");
+        noise_table(r, &tb);
+        html_table(&b, &tb);
+        oom |= tb.oom;
+        table_free(&tb);
+        dsnn_sbuf_printf(&b, "</div>\n");
+        svg_chart(&b, r, &(struct series){"acc_mean", true}, "chart noise", 760, 380);
     }
     dsnn_sbuf_printf(&b, "</body>\n</html>\n");
     free(keys);

@@ -10,6 +10,8 @@
  *                                                attempt that was retried)
  *                                 /checkpoint.bin    the latest epoch checkpoint (checkpoint.h)
  *                                 /pbt_history.jsonl parameter changes of a PBT trial
+ *                                 /noise_eval.json   dsnn-host evaluate (evaluate.h), with
+ *                                                    noise_eval.log, its plugins' log
  *
  * Every append is flushed and fsync'ed, so a crash loses at most the line being written;
  * whole files are written atomically (temp file, fsync, rename). */

@@ -54,7 +54,7 @@ static void on_signal(int sig)
     }
 }
 
-static const char *signal_name(int sig)
+const char *rn_signal_name(int sig)
 {
     switch (sig) {
     case SIGSEGV: return "SIGSEGV (segmentation fault)";
@@ -69,6 +69,32 @@ static const char *signal_name(int sig)
     }
 }
 
+enum dsnn_status rn_checkpoint_open(const struct trial *t, const char *path,
+                                    struct dsnn_checkpoint_header *hdr, unsigned char **payload,
+                                    struct dsnn_error *err)
+{
+    const char *model = t->plugin[DSNN_KIND_MODEL]->name;
+    enum dsnn_status st = dsnn_checkpoint_read(path, hdr, payload, err);
+    if (st == DSNN_OK) {
+        if (hdr->trial_index != (uint64_t)t->index || hdr->config_hash != t->cfg_hash)
+            st = dsnn_error_set(err, DSNN_ERR_CONFIG,
+                                "%s: written by %s for another configuration (trial %llu, "
+                                "configuration hash %016llx, expected %016llx)",
+                                path, hdr->trial_id, (unsigned long long)hdr->trial_index,
+                                (unsigned long long)hdr->config_hash,
+                                (unsigned long long)t->cfg_hash);
+        else if (strcmp(hdr->model, model) != 0)
+            st = dsnn_error_set(err, DSNN_ERR_CONFIG,
+                                "%s: written by model '%s', the trial's model is '%s'", path,
+                                hdr->model, model);
+    }
+    if (st != DSNN_OK && payload) {
+        free(*payload);
+        *payload = NULL;
+    }
+    return st;
+}
+
 /* The checkpoint t continues from, into cs (with checkpoints: the model can save and load):
  * none (a fresh start), or <dir>/checkpoint.bin if it is t's and not ahead of result.json;
  * *payload (owned by the caller) holds its payload. false: the checkpoint is damaged or of
@@ -77,27 +103,12 @@ static bool trial_checkpoint(struct experiment *ex, struct trial *t, bool checkp
                              struct child_start *cs, unsigned char **payload)
 {
     struct dsnn_error err = {0};
-    const char *model = t->plugin[DSNN_KIND_MODEL]->name;
     snprintf(cs->ckpt_path, sizeof cs->ckpt_path, "%s/" DSNN_CHECKPOINT_FILE, t->dir);
     size_t have_lines = dsnn_trial_files_count(t->dir);
     dsnn_checkpoint_remove_temps(t->dir);
     if (!checkpoints)
         return true;
-    enum dsnn_status st = dsnn_checkpoint_read(cs->ckpt_path, &cs->hdr, payload, &err);
-    if (st == DSNN_OK) {
-        if (cs->hdr.trial_index != (uint64_t)t->index || cs->hdr.config_hash != t->cfg_hash)
-            st = dsnn_error_set(&err, DSNN_ERR_FORMAT,
-                                "%s: written by %s for another configuration (trial %llu, "
-                                "configuration hash %016llx, expected %016llx)",
-                                cs->ckpt_path, cs->hdr.trial_id,
-                                (unsigned long long)cs->hdr.trial_index,
-                                (unsigned long long)cs->hdr.config_hash,
-                                (unsigned long long)t->cfg_hash);
-        else if (strcmp(cs->hdr.model, model) != 0)
-            st = dsnn_error_set(&err, DSNN_ERR_FORMAT,
-                                "%s: written by model '%s', the trial's model is '%s'",
-                                cs->ckpt_path, cs->hdr.model, model);
-    }
+    enum dsnn_status st = rn_checkpoint_open(t, cs->ckpt_path, &cs->hdr, payload, &err);
     if (st == DSNN_OK && cs->hdr.n_results > have_lines) {
         rn_warn(ex, "%s: %s is ahead of result.json (%llu results, the file has %zu); the "
                     "trial starts again from epoch 0",
@@ -284,7 +295,7 @@ static void trial_reap(struct experiment *ex, struct trial *t)
                 snprintf(t->error, sizeof t->error,
                          "the trial process was killed by signal %d, %s, after %d epoch(s); see "
                          "%.600s/log.txt",
-                         WTERMSIG(status), signal_name(WTERMSIG(status)), t->epochs_done,
+                         WTERMSIG(status), rn_signal_name(WTERMSIG(status)), t->epochs_done,
                          t->dir);
             else if (!t->error[0] || !t->got_done)
                 snprintf(t->error, sizeof t->error,

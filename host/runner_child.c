@@ -45,7 +45,7 @@ int rn_read_full(int fd, void *p, size_t n)
     return 1;
 }
 
-static bool send_msg(int fd, uint32_t type, const void *payload, uint32_t size)
+bool rn_send_msg(int fd, uint32_t type, const void *payload, uint32_t size)
 {
     struct msg_header h = {type, size};
     return rn_write_full(fd, &h, sizeof h) && (!size || rn_write_full(fd, payload, size));
@@ -92,30 +92,15 @@ static enum dsnn_status write_checkpoint(const struct experiment *ex, const stru
     return st;
 }
 
-/* A trial process at work: what it built and where it is. */
-struct child_run {
-    struct experiment *ex;
-    const struct trial *t;
-    const struct dsnn_model_ops *mops;
-    const char *model_name;
-    bool checkpoints; /* the model can save and load, and experiment.checkpoint_freq > 0 */
-    struct dsnn_data data;
-    struct dsnn_net *net;
-    void *model;
-    int wfd, rfd;
-    FILE *log;
-    size_t lines;       /* lines of result.json so far */
-    double time_before; /* training time before the checkpoint it continues from */
-    double t_start;
-};
-
-/* Opens the dataset, builds the network, creates the model. */
-static enum dsnn_status child_build(struct child_run *r, const struct dsnn_config_file *tcf,
-                                    const struct dsnn_registry_entry *const plugin[5],
-                                    struct dsnn_run_ctx *ctx, struct dsnn_error *err)
+enum dsnn_status rn_child_build(struct child_run *r, const struct dsnn_config_file *tcf,
+                                const struct dsnn_registry_entry *const plugin[5],
+                                struct dsnn_run_ctx *ctx, struct dsnn_error *err)
 {
     const struct dsnn_cfg *root = dsnn_config_file_root(tcf);
     const struct dsnn_network_ops *nops = &plugin[DSNN_KIND_NETWORK]->ops.network;
+    r->data.ops = &plugin[DSNN_KIND_DATASET]->ops.dataset;
+    r->mops = &plugin[DSNN_KIND_MODEL]->ops.model;
+    r->model_name = plugin[DSNN_KIND_MODEL]->name;
     enum dsnn_status st = r->data.ops->open(dsnn_cfg_group(root, "dataset"), ctx, &r->data.state,
                                             &r->data.info, err);
     if (st != DSNN_OK) {
@@ -138,10 +123,8 @@ static enum dsnn_status child_build(struct child_run *r, const struct dsnn_confi
     return st;
 }
 
-/* Loads the checkpoint cs into the model; *start gets the epoch to continue with. A model
- * that cannot load it is *fatal (a retry would fail the same way). */
-static enum dsnn_status child_load(struct child_run *r, const struct child_start *cs, int *start,
-                                   bool *fatal, struct dsnn_error *err)
+enum dsnn_status rn_child_load_model(struct child_run *r, const struct child_start *cs,
+                                     struct dsnn_error *err)
 {
     enum dsnn_status st;
     FILE *f = cs->hdr.payload_size
@@ -153,9 +136,19 @@ static enum dsnn_status child_load(struct child_run *r, const struct child_start
         st = r->mops->load(r->model, f, err);
         fclose(f);
     }
-    if (st != DSNN_OK) {
+    if (st != DSNN_OK)
         dsnn_error_prefix(err, "%s: model '%s' cannot load this checkpoint", cs->ckpt_path,
                           r->model_name);
+    return st;
+}
+
+/* Loads the checkpoint cs into the model; *start gets the epoch to continue with. A model
+ * that cannot load it is *fatal (a retry would fail the same way). */
+static enum dsnn_status child_load(struct child_run *r, const struct child_start *cs, int *start,
+                                   bool *fatal, struct dsnn_error *err)
+{
+    enum dsnn_status st = rn_child_load_model(r, cs, err);
+    if (st != DSNN_OK) {
         *fatal = true;
         return st;
     }
@@ -178,10 +171,10 @@ static void child_checkpoint(struct child_run *r, int epoch, uint8_t decision)
     if (write_checkpoint(r->ex, r->t, r->mops, r->model, r->model_name, epoch + 1, r->lines,
                          r->time_before + (rn_now_s() - r->t_start), &cerr) == DSNN_OK) {
         struct ckpt_msg cm = {(uint64_t)epoch + 1, r->lines};
-        send_msg(r->wfd, MSG_CHECKPOINT, &cm, (uint32_t)sizeof cm);
+        rn_send_msg(r->wfd, MSG_CHECKPOINT, &cm, (uint32_t)sizeof cm);
     } else {
         fprintf(r->log, "warning: %s\n", cerr.msg);
-        send_msg(r->wfd, MSG_WARNING, &cerr, (uint32_t)sizeof cerr);
+        rn_send_msg(r->wfd, MSG_WARNING, &cerr, (uint32_t)sizeof cerr);
     }
 }
 
@@ -241,7 +234,7 @@ static enum dsnn_status child_epoch(struct child_run *r, int epoch, bool *go_on,
     dsnn_metrics_set(&m, "time_total_s", r->time_before + (t2 - r->t_start));
     dsnn_metrics_set(&m, "timestamp", (double)time(NULL));
     uint8_t decision = CHILD_CONTINUE;
-    if (!send_msg(r->wfd, MSG_RESULT, &m, (uint32_t)sizeof m) ||
+    if (!rn_send_msg(r->wfd, MSG_RESULT, &m, (uint32_t)sizeof m) ||
         rn_read_full(r->rfd, &decision, 1) != 1)
         return dsnn_error_set(err, DSNN_ERR_IO, "lost the connection to the host");
     r->lines++;
@@ -250,13 +243,10 @@ static enum dsnn_status child_epoch(struct child_run *r, int epoch, bool *go_on,
     return DSNN_OK;
 }
 
-static enum dsnn_status trial_body(struct experiment *ex, const struct dsnn_config_file *tcf,
-                                   const struct trial *t,
-                                   const struct dsnn_registry_entry *const plugin[5],
-                                   const struct child_start *cs, int wfd, int rfd, FILE *log,
-                                   bool *fatal, struct dsnn_error *err)
+void rn_child_ctx(const struct experiment *ex, const struct trial *t, FILE *log,
+                  struct dsnn_run_ctx *ctx)
 {
-    struct dsnn_run_ctx ctx = {
+    *ctx = (struct dsnn_run_ctx){
         .seed = t->seed,
         .trial_index = t->index,
         .epochs = (int)ex->epochs,
@@ -264,21 +254,38 @@ static enum dsnn_status trial_body(struct experiment *ex, const struct dsnn_conf
         .trial_dir = t->dir,
         .log = log,
     };
-    dsnn_set_num_threads(ctx.n_threads);
-    ctx.n_threads = dsnn_get_num_threads();
+    dsnn_set_num_threads(ctx->n_threads);
+    ctx->n_threads = dsnn_get_num_threads();
+}
+
+void rn_child_release(struct child_run *r)
+{
+    if (r->model)
+        r->mops->destroy(r->model);
+    dsnn_net_free(r->net);
+    if (r->data.state)
+        r->data.ops->close(r->data.state);
+    r->model = NULL;
+    r->net = NULL;
+    r->data.state = NULL;
+}
+
+static enum dsnn_status trial_body(struct experiment *ex, const struct trial *t,
+                                   const struct child_start *cs, int wfd, int rfd, FILE *log,
+                                   bool *fatal, struct dsnn_error *err)
+{
+    struct dsnn_run_ctx ctx;
+    rn_child_ctx(ex, t, log, &ctx);
     struct child_run r = {
         .ex = ex,
         .t = t,
-        .mops = &plugin[DSNN_KIND_MODEL]->ops.model,
-        .model_name = plugin[DSNN_KIND_MODEL]->name,
         .wfd = wfd,
         .rfd = rfd,
         .log = log,
         .lines = t->n_lines,
     };
+    enum dsnn_status st = rn_child_build(&r, t->tcf, t->plugin, &ctx, err);
     r.checkpoints = ex->checkpoint_freq > 0 && r.mops->save && r.mops->load;
-    r.data.ops = &plugin[DSNN_KIND_DATASET]->ops.dataset;
-    enum dsnn_status st = child_build(&r, tcf, plugin, &ctx, err);
     int start = 0;
     if (st == DSNN_OK && cs->have_ckpt)
         st = child_load(&r, cs, &start, fatal, err);
@@ -290,17 +297,24 @@ static enum dsnn_status trial_body(struct experiment *ex, const struct dsnn_conf
         for (int epoch = start; epoch < ex->epochs && go_on && st == DSNN_OK; epoch++)
             st = child_epoch(&r, epoch, &go_on, err);
     }
-    if (r.model)
-        r.mops->destroy(r.model);
-    dsnn_net_free(r.net);
-    if (r.data.state)
-        r.data.ops->close(r.data.state);
+    rn_child_release(&r);
     return st;
 }
 
-static void run_child(struct experiment *ex, const struct dsnn_config_file *tcf,
-                  const struct trial *t, const struct dsnn_registry_entry *const plugin[5],
-                  const struct child_start *cs, int wfd, int rfd)
+FILE *rn_child_log(const char *dir, const char *name)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *log = fopen(path, "ae"); /* close-on-exec */
+    if (!log)
+        return stderr;
+    setvbuf(log, NULL, _IOLBF, 0); /* a process that crashes keeps the lines it wrote */
+    return log;
+}
+
+/* What every process forked for a trial does first: default signal actions, death with the
+ * host, none of the host's other descriptors. */
+static void child_enter(struct experiment *ex, const struct trial *t)
 {
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
@@ -327,24 +341,29 @@ static void run_child(struct experiment *ex, const struct dsnn_config_file *tcf,
     }
     if (ex->lock_fd >= 0)
         close(ex->lock_fd);
-    char path[1200];
-    snprintf(path, sizeof path, "%s/log.txt", t->dir);
-    FILE *log = fopen(path, "ae"); /* close-on-exec */
-    if (!log)
-        log = stderr;
-    else
-        setvbuf(log, NULL, _IOLBF, 0); /* a trial that crashes keeps the lines it wrote */
+}
+
+static void run_child(struct experiment *ex, const struct trial *t, const struct child_start *cs,
+                      int wfd, int rfd, void *arg)
+{
+    (void)arg;
+    FILE *log = rn_child_log(t->dir, "log.txt");
     struct dsnn_error err = {0};
     bool fatal = false;
-    enum dsnn_status st = trial_body(ex, tcf, t, plugin, cs, wfd, rfd, log, &fatal, &err);
+    enum dsnn_status st = trial_body(ex, t, cs, wfd, rfd, log, &fatal, &err);
+    rn_child_exit(wfd, log, st, &err, fatal);
+}
+
+void rn_child_exit(int wfd, FILE *log, enum dsnn_status st, struct dsnn_error *err, bool fatal)
+{
     if (st != DSNN_OK) {
-        if (!err.msg[0])
-            dsnn_error_set(&err, st, "%s", dsnn_status_str(st));
-        err.status = st;
-        fprintf(log, "error: %s\n", err.msg);
-        send_msg(wfd, fatal ? MSG_FATAL : MSG_ERROR, &err, (uint32_t)sizeof err);
+        if (!err->msg[0])
+            dsnn_error_set(err, st, "%s", dsnn_status_str(st));
+        err->status = st;
+        fprintf(log, "error: %s\n", err->msg);
+        rn_send_msg(wfd, fatal ? MSG_FATAL : MSG_ERROR, err, (uint32_t)sizeof *err);
     } else {
-        send_msg(wfd, MSG_DONE, NULL, 0);
+        rn_send_msg(wfd, MSG_DONE, NULL, 0);
     }
     if (log != stderr)
         fclose(log);
@@ -353,6 +372,12 @@ static void run_child(struct experiment *ex, const struct dsnn_config_file *tcf,
 }
 
 bool rn_spawn_child(struct experiment *ex, struct trial *t, const struct child_start *cs)
+{
+    return rn_spawn_process(ex, t, cs, run_child, NULL);
+}
+
+bool rn_spawn_process(struct experiment *ex, struct trial *t, const struct child_start *cs,
+                      rn_child_body body, void *arg)
 {
     int to_host[2], to_child[2];
     if (pipe(to_host) != 0) {
@@ -387,7 +412,9 @@ bool rn_spawn_child(struct experiment *ex, struct trial *t, const struct child_s
     if (pid == 0) {
         close(to_host[0]);
         close(to_child[1]);
-        run_child(ex, t->tcf, t, t->plugin, cs, to_host[1], to_child[0]);
+        child_enter(ex, t);
+        body(ex, t, cs, to_host[1], to_child[0], arg);
+        _exit(1); /* not reached: body exits */
     }
     if (slot >= 0)
         rn_pids[slot] = (sig_atomic_t)pid;

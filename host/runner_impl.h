@@ -9,6 +9,7 @@
  *   runner_trial.c     trial records, parameters, trial events (created, perturbed, finished)
  *   runner_search.c    the search strategy: instance, state file, suggest, decisions
  *   runner_resume.c    dsnn-host resume: the journal replayed
+ *   runner_evaluate.c  dsnn-host evaluate: a trial's checkpoint on the noise split
  *
  * Functions shared between these files carry the prefix rn_. Include this header first (it sets
  * _XOPEN_SOURCE). */
@@ -171,6 +172,28 @@ struct child_start {
     char ckpt_path[1200];
 };
 
+/* A trial process at work: what it built and where it is (runner_child.c; the evaluation
+ * process of `dsnn-host evaluate` builds the same, evaluate.c). */
+struct child_run {
+    struct experiment *ex;
+    const struct trial *t;
+    const struct dsnn_model_ops *mops;
+    const char *model_name;
+    bool checkpoints; /* the model can save and load, and experiment.checkpoint_freq > 0 */
+    struct dsnn_data data;
+    struct dsnn_net *net;
+    void *model;
+    int wfd, rfd;
+    FILE *log;
+    size_t lines;       /* lines of result.json so far */
+    double time_before; /* training time before the checkpoint it continues from */
+    double t_start;
+};
+
+/* What runs in a child process forked by rn_spawn_process (it never returns: _exit). */
+typedef void (*rn_child_body)(struct experiment *ex, const struct trial *t,
+                              const struct child_start *cs, int wfd, int rfd, void *arg);
+
 /* ---- runner.c ---- */
 extern volatile sig_atomic_t rn_interrupted;         /* SIGINT / SIGTERM received */
 extern volatile sig_atomic_t rn_pids[MAX_PARALLEL];  /* running trial processes, 0 = free slot */
@@ -179,11 +202,28 @@ void rn_experiment_release(struct experiment *ex);
 enum dsnn_status rn_lock_dir(struct experiment *ex, struct dsnn_error *err);
 void rn_print_summary(const struct experiment *ex);
 void rn_print_banner(const struct experiment *ex, const char *verb);
+/* "SIGSEGV (segmentation fault)" and the like; "a signal" for others. Static text. */
+const char *rn_signal_name(int sig);
+/* Reads the checkpoint at path (dsnn_checkpoint_read) and checks that it is t's: its trial
+ * index and configuration hash (DSNN_ERR_CONFIG "written by ... for another configuration"),
+ * its model (DSNN_ERR_CONFIG); t's configuration must be built. *payload as
+ * dsnn_checkpoint_read (NULL on any error). */
+enum dsnn_status rn_checkpoint_open(const struct trial *t, const char *path,
+                                    struct dsnn_checkpoint_header *hdr, unsigned char **payload,
+                                    struct dsnn_error *err);
 
 /* ---- runner_validate.c ---- */
 enum dsnn_status rn_setup(struct experiment *ex, const struct dsnn_registry *reg, int *code,
                           struct dsnn_error *err);
 enum dsnn_status rn_validate_upfront(struct experiment *ex, struct dsnn_error *err);
+/* Builds experiment.cfg with the searched values ps and validates it (plugin[] gets its
+ * plugins); a failure names the trial (id) and its values (params_text). The caller frees
+ * *out. */
+enum dsnn_status rn_config_build(const struct experiment *ex, const struct dsnn_param_set *ps,
+                                 const char *id, const char *params_text,
+                                 struct dsnn_config_file **out,
+                                 const struct dsnn_registry_entry *plugin[5], int *code,
+                                 struct dsnn_error *err);
 /* t's configuration into t->tcf and t->plugin, built and validated on the first call after its
  * parameters were set; later calls return the same result (DSNN_OK, or the same error and exit
  * code *code). */
@@ -207,6 +247,32 @@ double rn_now_s(void);
 /* Forks the process of t (its configuration built: t->tcf, t->plugin) starting from cs, with
  * the pipes to it (t->pid, t->rfd, t->wfd). false: t->error says why it could not. */
 bool rn_spawn_child(struct experiment *ex, struct trial *t, const struct child_start *cs);
+/* As rn_spawn_child with another body: forks a process for t (default signal actions, killed
+ * with the host, the other trials' pipes and the lock closed) that runs body(ex, t, cs, wfd,
+ * rfd, arg); t->pid, t->rfd (messages from it), t->wfd (to it). false: t->error says why. */
+bool rn_spawn_process(struct experiment *ex, struct trial *t, const struct child_start *cs,
+                      rn_child_body body, void *arg);
+bool rn_send_msg(int fd, uint32_t type, const void *payload, uint32_t size);
+/* <dir>/<name> opened for appending, line-buffered, close-on-exec; stderr if it cannot be. */
+FILE *rn_child_log(const char *dir, const char *name);
+/* The run context of t's process (seed, index, epochs, threads, trial dir, log); sets the
+ * threads of libdsnn (ctx->n_threads: what it got). */
+void rn_child_ctx(const struct experiment *ex, const struct trial *t, FILE *log,
+                  struct dsnn_run_ctx *ctx);
+/* Opens the dataset, builds the network, creates the model (r->data.ops, r->mops and
+ * r->model_name set): what a trial process does first. */
+enum dsnn_status rn_child_build(struct child_run *r, const struct dsnn_config_file *tcf,
+                                const struct dsnn_registry_entry *const plugin[5],
+                                struct dsnn_run_ctx *ctx, struct dsnn_error *err);
+/* Loads the payload of checkpoint cs into r's model (an error names the checkpoint). */
+enum dsnn_status rn_child_load_model(struct child_run *r, const struct child_start *cs,
+                                     struct dsnn_error *err);
+/* Destroys the model, frees the network, closes the dataset of r. */
+void rn_child_release(struct child_run *r);
+/* The end of a process forked for a trial: st's message (err, or the status text) to the log
+ * and as MSG_ERROR (MSG_FATAL when fatal) to the host, else MSG_DONE; closes log; _exit. */
+void rn_child_exit(int wfd, FILE *log, enum dsnn_status st, struct dsnn_error *err, bool fatal)
+    __attribute__((noreturn));
 
 /* ---- runner_trial.c ---- */
 const char *rn_status_str(enum trial_status s);
@@ -244,6 +310,16 @@ struct trial *rn_trial_create(struct experiment *ex, int index, const struct dsn
                               bool *config_error, struct dsnn_error *err);
 struct trial *rn_next_queued(const struct experiment *ex);
 void rn_trial_perturb(struct experiment *ex, struct trial *t);
+
+/* ---- runner_resume.c ---- */
+/* ex->dir, cfg_path, ex->journal.path from results_dir, which must hold experiment.cfg (a run
+ * killed before it created journal.jsonl left none: the experiment starts on resume). */
+enum dsnn_status rn_results_paths(struct experiment *ex, const char *results_dir, char *cfg_path,
+                                  size_t size, struct dsnn_error *err);
+/* The trials of ex's journal (read only, never repaired) with their current parameters (the
+ * last trial_created / trial_perturbed), as resume rebuilds them, without the search strategy:
+ * ex set up by rn_setup. */
+enum dsnn_status rn_trials_from_journal(struct experiment *ex, struct dsnn_error *err);
 
 /* ---- runner_search.c ---- */
 enum dsnn_status rn_search_create(struct experiment *ex, void **state, struct dsnn_error *err);

@@ -201,9 +201,7 @@ static enum dsnn_status replay(struct experiment *ex, const struct dsnn_journal_
     return DSNN_OK;
 }
 
-/* ex->dir, cfg_path, ex->journal.path from results_dir, which must hold experiment.cfg (a run
- * killed before it created journal.jsonl left none: the experiment starts on resume). */
-static enum dsnn_status resume_paths(struct experiment *ex, const char *results_dir,
+enum dsnn_status rn_results_paths(struct experiment *ex, const char *results_dir,
                                      char *cfg_path, size_t size, struct dsnn_error *err)
 {
     size_t len = strlen(results_dir);
@@ -313,6 +311,16 @@ static enum dsnn_status resume_search(struct experiment *ex, uint64_t *restored,
     return rn_search_create(ex, &ex->search, err);
 }
 
+enum dsnn_status rn_trials_from_journal(struct experiment *ex, struct dsnn_error *err)
+{
+    struct dsnn_journal_log log = {0};
+    enum dsnn_status st = dsnn_journal_load(ex->journal.path, &log, err);
+    if (st == DSNN_OK)
+        st = replay(ex, &log, UINT64_MAX, err); /* every event as seen: no search call */
+    dsnn_journal_log_free(&log);
+    return st;
+}
+
 /* Every trial had finished: the summary, and the exit code of the run. */
 static int resume_nothing_left(struct experiment *ex, struct dsnn_error *err)
 {
@@ -365,7 +373,7 @@ int dsnn_resume_experiment(struct dsnn_registry *reg, const char *results_dir,
     int code = DSNN_EXIT_IO;
     bool finished = false;
     uint64_t restored = 0;
-    enum dsnn_status st = resume_paths(&ex, results_dir, cfg_path, sizeof cfg_path, err);
+    enum dsnn_status st = rn_results_paths(&ex, results_dir, cfg_path, sizeof cfg_path, err);
     if (st != DSNN_OK || (st = rn_setup(&ex, reg, &code, err)) != DSNN_OK)
         goto out;
     code = DSNN_EXIT_IO;

@@ -318,9 +318,7 @@ static enum dsnn_status validate(struct dsnn_config_file *cf, const struct dsnn_
     return DSNN_OK;
 }
 
-/* Builds experiment.cfg with the searched values ps and validates it (plugin[] gets its
- * plugins); a failure names the trial (id) and its values (params_text). */
-static enum dsnn_status config_build(const struct experiment *ex, const struct dsnn_param_set *ps,
+enum dsnn_status rn_config_build(const struct experiment *ex, const struct dsnn_param_set *ps,
                                      const char *id, const char *params_text,
                                      struct dsnn_config_file **out,
                                      const struct dsnn_registry_entry *plugin[5], int *code,
@@ -348,7 +346,7 @@ enum dsnn_status rn_trial_config(const struct experiment *ex, struct trial *t, i
 {
     if (!t->cfg_built) {
         struct dsnn_error e = {0};
-        t->cfg_status = config_build(ex, &t->params, t->id, t->params_text, &t->tcf, t->plugin,
+        t->cfg_status = rn_config_build(ex, &t->params, t->id, t->params_text, &t->tcf, t->plugin,
                                      &t->cfg_code, &e);
         if (t->cfg_status != DSNN_OK)
             t->cfg_error = strdup(e.msg);
@@ -429,7 +427,7 @@ enum dsnn_status rn_validate_upfront(struct experiment *ex, struct dsnn_error *e
         struct dsnn_config_file *tcf = NULL;
         const struct dsnn_registry_entry *plugin[5] = {0};
         int code;
-        if ((st = config_build(ex, &ps, id, text, &tcf, plugin, &code, err)) != DSNN_OK)
+        if ((st = rn_config_build(ex, &ps, id, text, &tcf, plugin, &code, err)) != DSNN_OK)
             break;
         dsnn_config_file_free(tcf);
         n++;

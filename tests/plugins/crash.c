@@ -29,6 +29,7 @@ static const char *const crash_modes[] = {"segv", "abort", "exit", "error", "han
 struct crash_cfg {
     int64_t epoch, trial, exit_code;
     int mode;
+    bool on_noise;
     char once_file[1024]; /* "" : always */
 };
 
@@ -39,6 +40,8 @@ static const struct dsnn_key_spec crash_keys[] = {
     {.name = "crash_exit_code", .type = DSNN_KEY_INT, .def = 3, .doc = "exit status for crash_mode = \"exit\""},
     {.name = "crash_once_file", .type = DSNN_KEY_STRING, .def_str = "",
      .doc = "crash only if this file does not exist, creating it (\"\": every time)"},
+    {.name = "crash_on_noise", .type = DSNN_KEY_BOOL, .def = false,
+     .doc = "crash (crash_mode) when evaluating the noise split instead"},
     TINY_MODEL_KEYS,
 };
 
@@ -54,7 +57,8 @@ static enum dsnn_status crash_create(const struct dsnn_cfg *cfg, const struct ds
         (st = dsnn_cfg_int(cfg, "crash_exit_code", 3, &c.exit_code, err)) ||
         (st = dsnn_cfg_check_range(cfg, "crash_exit_code", (double)c.exit_code, 0, 255, err)) ||
         (st = dsnn_cfg_enum(cfg, "crash_mode", "segv", crash_modes, &c.mode, err)) ||
-        (st = dsnn_cfg_string(cfg, "crash_once_file", "", &once, err)))
+        (st = dsnn_cfg_string(cfg, "crash_once_file", "", &once, err)) ||
+        (st = dsnn_cfg_bool(cfg, "crash_on_noise", false, &c.on_noise, err)))
         return st;
     if (strlen(once) >= sizeof c.once_file)
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "crash: crash_once_file too long");
@@ -82,50 +86,73 @@ static void crash_segv(void)
     raise(SIGSEGV); /* not reached */
 }
 
+/* Fails as c->mode says; DSNN_OK when it goes on (pause). */
+static enum dsnn_status crash_now(const struct crash_cfg *c, int epoch, int trial,
+                                  struct dsnn_error *err)
+{
+    switch ((enum crash_mode)c->mode) {
+    case CRASH_SEGV:
+        crash_segv();
+        break;
+    case CRASH_ABORT:
+        abort();
+    case CRASH_EXIT:
+        _exit((int)c->exit_code);
+    case CRASH_ERROR:
+        return dsnn_error_set(err, DSNN_ERR_INTERNAL,
+                              "crash: deliberate failure at epoch %d of trial %d", epoch, trial);
+    case CRASH_HANG:
+        for (;;) {
+            struct timespec ts = {3600, 0};
+            nanosleep(&ts, NULL);
+        }
+    case CRASH_PAUSE:
+        for (int i = 0; i < 12000 && c->once_file[0] && access(c->once_file, F_OK) == 0; i++) {
+            struct timespec ts = {0, 10000000L};
+            nanosleep(&ts, NULL);
+        }
+        break;
+    }
+    return DSNN_OK;
+}
+
 static enum dsnn_status crash_train_epoch(void *state, struct dsnn_data *data, int epoch,
                                           struct dsnn_metrics *m, struct dsnn_error *err)
 {
     struct tiny_model *t = state;
     const struct crash_cfg *c = t->extra;
-    if (c->epoch >= 0 && epoch == c->epoch && (c->trial < 0 || c->trial == t->trial_index)) {
+    if (!c->on_noise && c->epoch >= 0 && epoch == c->epoch &&
+        (c->trial < 0 || c->trial == t->trial_index)) {
         if (c->once_file[0]) {
             int fd = open(c->once_file, O_WRONLY | O_CREAT | O_EXCL, 0644);
             if (fd < 0) /* exists: crashed before */
                 return tiny_model_train_epoch(state, data, epoch, m, err);
             close(fd);
         }
-        switch ((enum crash_mode)c->mode) {
-        case CRASH_SEGV:
-            crash_segv();
-            break;
-        case CRASH_ABORT:
-            abort();
-        case CRASH_EXIT:
-            _exit((int)c->exit_code);
-        case CRASH_ERROR:
-            return dsnn_error_set(err, DSNN_ERR_INTERNAL,
-                                  "crash: deliberate failure at epoch %d of trial %d", epoch,
-                                  t->trial_index);
-        case CRASH_HANG:
-            for (;;) {
-                struct timespec ts = {3600, 0};
-                nanosleep(&ts, NULL);
-            }
-        case CRASH_PAUSE:
-            for (int i = 0; i < 12000 && c->once_file[0] && access(c->once_file, F_OK) == 0; i++) {
-                struct timespec ts = {0, 10000000L};
-                nanosleep(&ts, NULL);
-            }
-            break;
-        }
+        enum dsnn_status st = crash_now(c, epoch, t->trial_index, err);
+        if (st != DSNN_OK)
+            return st;
     }
     return tiny_model_train_epoch(state, data, epoch, m, err);
+}
+
+static enum dsnn_status crash_evaluate(void *state, struct dsnn_data *data, enum dsnn_split split,
+                                       struct dsnn_metrics *m, struct dsnn_error *err)
+{
+    struct tiny_model *t = state;
+    const struct crash_cfg *c = t->extra;
+    if (c->on_noise && split == DSNN_SPLIT_NOISE) {
+        enum dsnn_status st = crash_now(c, -1, t->trial_index, err);
+        if (st != DSNN_OK)
+            return st;
+    }
+    return tiny_model_evaluate(state, data, split, m, err);
 }
 
 static const struct dsnn_model_ops crash_ops = {
     .create = crash_create,
     .train_epoch = crash_train_epoch,
-    .evaluate = tiny_model_evaluate,
+    .evaluate = crash_evaluate,
     .save = tiny_model_save,
     .load = tiny_model_load,
     .destroy = tiny_model_destroy,
