@@ -329,9 +329,11 @@ static void test_nupic_per_layer_boost(void)
     CU_ASSERT_NOT_EQUAL(build(&b, "mlp-heb", (struct dsnn_shape){1, 8, 8}, 4,
                               "percent_on_k_winner = 0.2; kwinners = true;"),
                         DSNN_OK);
+    built_free(&b);
     CU_ASSERT_NOT_EQUAL(build(&b, "gsc-heb", (struct dsnn_shape){1, 32, 32}, 12,
                               "percent_on_k_winner = [0.1, 0.1, 0.1]; percent_on = 0.1;"),
                         DSNN_OK);
+    built_free(&b);
     CU_ASSERT_EQUAL_FATAL(build(&b, "gsc-heb", (struct dsnn_shape){1, 32, 32}, 12,
                                 "percent_on_k_winner = [0.1, 0.6, 0.1];"),
                           DSNN_OK);
