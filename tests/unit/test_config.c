@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "dsnn/config.h"
 #include "dsnn/status.h"
@@ -331,6 +332,27 @@ static void test_snapshot_errors(void)
     CU_ASSERT_EQUAL(dsnn_config_file_parse("a = 1;\n@include \"/dev/zero\"\n", "z.cfg", &f, &err),
                     DSNN_ERR_CONFIG);
     expect_prefix(err.msg, "z.cfg:2: the included file '/dev/zero' is not a regular file");
+    CU_ASSERT_EQUAL(dsnn_config_file_parse("a = 1;\n@include \"/tmp\"\n", "d.cfg", &f, &err),
+                    DSNN_ERR_CONFIG);
+    expect_prefix(err.msg, "d.cfg:2: the included file '/tmp' is a directory");
+    /* the configuration file itself: a directory, a device, a FIFO (an open of a FIFO without a
+     * writer would block for ever) */
+    CU_ASSERT_EQUAL(dsnn_config_file_load("/tmp", &f, &err), DSNN_ERR_CONFIG);
+    expect_prefix(err.msg, "/tmp: the configuration file is a directory");
+    CU_ASSERT_EQUAL(dsnn_config_file_load("/dev/zero", &f, &err), DSNN_ERR_CONFIG);
+    expect_prefix(err.msg, "/dev/zero: the configuration file is not a regular file");
+    char fifo[512];
+    snprintf(fifo, sizeof fifo, "%s/dsnn-config-fifo-%d",
+             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    if (mkfifo(fifo, 0600) == 0) {
+        CU_ASSERT_EQUAL(dsnn_config_file_load(fifo, &f, &err), DSNN_ERR_CONFIG);
+        ASSERT_HAS(err.msg, "the configuration file is not a regular file");
+        snprintf(text, sizeof text, "a = 1;\n@include \"%s\"\n", fifo);
+        CU_ASSERT_EQUAL(dsnn_config_file_parse(text, "f.cfg", &f, &err), DSNN_ERR_CONFIG);
+        expect_prefix(err.msg, "f.cfg:2: the included file");
+        ASSERT_HAS(err.msg, "is not a regular file");
+        unlink(fifo);
+    }
     /* an unterminated file name */
     CU_ASSERT_EQUAL(dsnn_config_file_parse("a = 1;\n@include \"x.cfg\n", "u.cfg", &f, &err),
                     DSNN_ERR_CONFIG);

@@ -17,10 +17,12 @@
 #include "dsnn/status.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 enum { MAX_DEPTH = 10 }; /* libconfig's limit of nested includes */
 #define MAX_TEXT ((size_t)16 << 20) /* the snapshot's size limit */
@@ -145,22 +147,41 @@ static enum dsnn_status add_file(struct builder *b, const char *name, uint32_t *
     return DSNN_OK;
 }
 
-/* Reads path whole (at most MAX_TEXT bytes) into *out (NUL-terminated). */
+/* Reads path whole (at most MAX_TEXT bytes) into *out (NUL-terminated). Only a regular file is
+ * read: a directory, a device (/dev/zero) or a FIFO (whose open would block for ever) is refused.
+ * It is opened non-blocking and checked with fstat on the open descriptor, so that the check
+ * and the read concern the same file. */
 static enum dsnn_status read_text(const char *path, char **out, size_t *len, const char *where,
                                   struct dsnn_error *err)
 {
     *out = NULL;
-    struct stat sb;
-    if (where && stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) /* /dev/zero, a FIFO ... */
-        return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                              "%s: the included file '%s' is not a regular file", where, path);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
         if (!where)
             return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot open the configuration file: %s",
                                   path, strerror(errno));
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: cannot open the included file '%s': %s",
                               where, path, strerror(errno));
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        const bool dir = S_ISDIR(sb.st_mode);
+        close(fd);
+        const char *what = dir ? "a directory" : "not a regular file (a device or a FIFO?)";
+        if (!where)
+            return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                                  "%s: the configuration file is %s", path, what);
+        return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: the included file '%s' is %s", where,
+                              path, what);
+    }
+    /* back to blocking reads (a regular file never blocks, but keep the stdio contract) */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", path);
     }
     char *buf = malloc(MAX_TEXT + 1);
     size_t n = buf ? fread(buf, 1, MAX_TEXT + 1, f) : 0;
