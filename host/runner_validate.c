@@ -137,6 +137,27 @@ static enum dsnn_status check_key_type(const struct dsnn_cfg *group, const struc
     return DSNN_OK;
 }
 
+/* Prints a configuration warning on stderr unless the same text was printed before: every trial's
+ * configuration is checked (up front, then again when it starts), and a trial configuration is
+ * the experiment's with the searched values, so the same ignored key would be reported once per
+ * check. Up-front validation says each one before any trial starts, and a trial's child (a fork)
+ * inherits what was said. */
+static void warn_once(const char *msg)
+{
+    enum { MAX_SAID = 512 };
+    static uint64_t said[MAX_SAID];
+    static size_t n_said;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    for (size_t i = 0; i < n_said; i++)
+        if (said[i] == h)
+            return;
+    if (n_said < MAX_SAID)
+        said[n_said++] = h;
+    fprintf(stderr, "warning: %s\n", msg);
+}
+
 /* Reports keys of group that keys[] does not document ("plugin" is always allowed), and values
  * of documented keys that do not have the documented type. */
 static enum dsnn_status check_keys(const struct dsnn_cfg *group, const struct dsnn_key_spec *keys,
@@ -166,8 +187,10 @@ static enum dsnn_status check_keys(const struct dsnn_cfg *group, const struct ds
             snprintf(hint, sizeof hint, " (did you mean '%s'?)", near);
         dsnn_cfg_where(group, name, where, sizeof where);
         if (warn_only) {
-            fprintf(stderr, "warning: %s: key '%s.%s' is not a key of %s%s; it is ignored\n", where,
-                    dsnn_cfg_path(group), name, owner, hint);
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s: key '%s.%s' is not a key of %s%s; it is ignored",
+                     where, dsnn_cfg_path(group), name, owner, hint);
+            warn_once(msg);
             continue;
         }
         return dsnn_error_set(err, DSNN_ERR_CONFIG,

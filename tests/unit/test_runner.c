@@ -721,6 +721,31 @@ static void test_eval_before_rewire(void)
     CU_ASSERT(rewired >= 2);
 }
 
+/* A configuration warning (an ignored key, allow_unknown_keys) is said once, before the first
+ * trial starts, not once per trial check and per trial child (3 trials, 2 at once). */
+static void test_warning_once(void)
+{
+    struct cfg_spec s = {.name = "warn", .epochs = 1,
+                         .experiment_extra = " parallel = 2; allow_unknown_keys = true;",
+                         .model = "  plugin = \"dense\";\n  learning_rate = 0.1;\n"
+                                  "  no_such_key = 3;\n",
+                         .search = "  grid = { model = { momentum = [0.0, 0.5, 0.9]; }; };\n"};
+    const char *cfg = write_cfg("warn.cfg", &s);
+    struct run r = host("run", cfg, "--results", tpath("res_warn"), NULL);
+    CHECK_CODE(r, 0);
+    size_t n = 0;
+    for (const char *p = r.err; (p = strstr(p, "model.no_such_key")) != NULL; p++)
+        n++;
+    CU_ASSERT_EQUAL(n, 1);
+    if (n != 1)
+        printf("\n    stderr:\n%s\n", r.err);
+    /* said before the table: nothing of a trial on stdout precedes it (stderr is unbuffered, and
+     * the host's first trial line comes after validation) */
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "warning: "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "trial_00002"));
+    run_free(&r);
+}
+
 /* A configuration written with nupic's key names runs (without allow_unknown_keys) and gives the
  * numbers of the one written with dsnn's: an alias (hebbian_prune_perc of dsnn-weighted-mag)
  * and percent_on_k_winner (k-winners below 0.5). */
@@ -782,6 +807,7 @@ static CU_TestInfo tests[] = {
     {"determinism", test_determinism},
     {"evaluation before the rewiring round, and after it", test_eval_before_rewire},
     {"nupic's key names give the numbers of dsnn's", test_nupic_names},
+    {"a configuration warning is said once", test_warning_once},
     CU_TEST_INFO_NULL,
 };
 
