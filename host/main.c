@@ -21,11 +21,18 @@
 
 #define PROG "dsnn-host"
 #define MAX_PLUGIN_DIRS 64
+/* The installed plugin directory relative to the installed executable's directory (CMake sets
+ * it from the install layout: <bindir> -> <libdir>/dsnn/plugins). */
+#ifndef DSNN_PLUGIN_DIR_FROM_BIN
+#define DSNN_PLUGIN_DIR_FROM_BIN "../lib/dsnn/plugins"
+#endif
+
 
 static void print_usage(FILE *f)
 {
     fprintf(f,
-            "usage: " PROG " [--plugin-dir DIR]... [--allow-unsafe-plugins] COMMAND [ARGS]\n"
+            "usage: " PROG " [--plugin-dir DIR]... [--default-plugins] [--allow-unsafe-plugins]\n"
+            "                 COMMAND [ARGS]\n"
             "\n"
             "Commands:\n"
             "  run CFG [--results DIR] [--quiet] [--overwrite]\n"
@@ -60,9 +67,13 @@ static void print_usage(FILE *f)
             "Options:\n"
             "  --plugin-dir DIR   load every *.so file of DIR (repeatable, in the order given).\n"
             "                     Without it: the directories of $DSNN_PLUGIN_PATH\n"
-            "                     (colon-separated), else the 'plugins' directory next to the\n"
-            "                     directory of this executable (<bin>/../plugins; in a build\n"
-            "                     tree that is build/plugins). A plugin directory or file\n"
+            "                     (colon-separated; an empty element is the default\n"
+            "                     directory), else the default directory: <bin>/../plugins\n"
+            "                     in a build tree (build/plugins), <bin>/" DSNN_PLUGIN_DIR_FROM_BIN "\n"
+            "                     installed (--version prints it)\n"
+            "  --default-plugins  load the default plugin directory too, at this place among\n"
+            "                     the --plugin-dir options (your plugins and the shipped ones)\n"
+            "                     A plugin directory or file\n"
             "                     that is writable by group or others, or owned by another\n"
             "                     user than you or root, is refused (exit 4); so is a file\n"
             "                     that is not a valid shared object (truncated, corrupt)\n"
@@ -115,7 +126,10 @@ static bool is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* <directory of this executable>/../plugins into buf (canonical if it exists). */
+/* The default plugin directory into buf (canonical if it exists): in a build tree
+ * <bin>/../plugins; installed, <bin>/DSNN_PLUGIN_DIR_FROM_BIN (e.g. /usr/lib/x86_64-linux-gnu/
+ * dsnn/plugins for /usr/bin/dsnn-host). Relative to the executable, so that an installed tree can be
+ * moved (cmake --install --prefix, dpkg). */
 static bool default_plugin_dir(const char *argv0, char *buf, size_t size)
 {
     char exe[PATH_MAX];
@@ -131,14 +145,13 @@ static bool default_plugin_dir(const char *argv0, char *buf, size_t size)
     if (!slash)
         return false;
     *slash = '\0';
-    /* Build tree: <bin>/../plugins; installed (cmake --install): <bin>/../lib/dsnn/plugins. */
-    char raw[PATH_MAX + 32];
+    char raw[PATH_MAX + 64];
     snprintf(raw, sizeof(raw), "%s/../plugins", exe[0] ? exe : "");
     if (!is_dir(raw)) {
-        char installed[PATH_MAX + 32];
-        snprintf(installed, sizeof(installed), "%s/../lib/dsnn/plugins", exe[0] ? exe : "");
-        if (is_dir(installed))
-            memcpy(raw, installed, sizeof(raw));
+        char installed[PATH_MAX + 64];
+        snprintf(installed, sizeof(installed), "%s/%s", exe[0] ? exe : "",
+                 DSNN_PLUGIN_DIR_FROM_BIN);
+        memcpy(raw, installed, sizeof(raw));
     }
     char canon[PATH_MAX];
     const char *use = realpath(raw, canon) ? canon : raw;
@@ -148,16 +161,20 @@ static bool default_plugin_dir(const char *argv0, char *buf, size_t size)
     return true;
 }
 
+/* What stands for the default plugin directory in a list of directories: --default-plugins on
+ * the command line, an empty element of DSNN_PLUGIN_PATH ("DIR:" or ":DIR", as MANPATH). */
+static const char default_marker[] = "";
+
 /* Loads the plugin directories; prints every load error and warning. Returns false if any
- * failed. */
+ * failed. The directories: those of --plugin-dir / --default-plugins in their order, else those
+ * of $DSNN_PLUGIN_PATH, else the default directory. */
 static bool load_plugins(struct dsnn_registry *reg, const char *const *dirs, size_t n_dirs,
                          const char *argv0, bool allow_unsafe)
 {
     dsnn_registry_set_allow_unsafe(reg, allow_unsafe);
-    char env_copy[8192];
+    static char env_copy[8192];
     const char *list[MAX_PLUGIN_DIRS];
     size_t n = 0;
-    bool implicit = false; /* the executable-relative default: may be absent */
     if (n_dirs > 0) {
         for (size_t i = 0; i < n_dirs; i++)
             list[n++] = dirs[i];
@@ -169,27 +186,33 @@ static bool load_plugins(struct dsnn_registry *reg, const char *const *dirs, siz
                 char *colon = strchr(p, ':');
                 if (colon)
                     *colon = '\0';
-                if (*p)
-                    list[n++] = p;
+                list[n++] = *p ? p : default_marker;
                 p = colon ? colon + 1 : NULL;
             }
         }
-        static char def[PATH_MAX];
-        if (n == 0 && default_plugin_dir(argv0, def, sizeof(def))) {
-            list[n++] = def;
-            implicit = true;
-        }
+        if (n == 0)
+            list[n++] = default_marker;
     }
+    static char def[PATH_MAX];
+    bool have_def = false, def_done = false;
     for (size_t i = 0; i < n; i++) {
         struct dsnn_error err = {0};
-        if (implicit && !is_dir(list[i])) {
-            fprintf(stderr,
-                    PROG ": note: default plugin directory %s does not exist; use --plugin-dir "
-                    "DIR or set DSNN_PLUGIN_PATH\n",
-                    list[i]);
-            continue;
+        const char *dir = list[i];
+        if (dir == default_marker || !*dir) {
+            if (def_done)
+                continue; /* named twice */
+            def_done = true;
+            have_def = default_plugin_dir(argv0, def, sizeof(def));
+            if (!have_def || !is_dir(def)) {
+                fprintf(stderr,
+                        PROG ": note: default plugin directory %s does not exist; use "
+                        "--plugin-dir DIR or set DSNN_PLUGIN_PATH\n",
+                        have_def ? def : "(unknown: the path of this executable)");
+                continue;
+            }
+            dir = def;
         }
-        dsnn_registry_load_dir(reg, list[i], &err); /* errors are collected in reg */
+        dsnn_registry_load_dir(reg, dir, &err); /* errors are collected in reg */
     }
     for (size_t i = 0; i < dsnn_registry_n_warnings(reg); i++)
         fprintf(stderr, PROG ": warning: %s\n", dsnn_registry_warning_at(reg, i));
@@ -405,6 +428,10 @@ static int parse_args(int argc, char **argv, struct cli *cli)
                 cli->allow_unsafe_plugins = true;
             } else if (strcmp(a, "--overwrite") == 0) {
                 cli->overwrite = cli->run_opts = true;
+            } else if (strcmp(a, "--default-plugins") == 0) {
+                if (cli->n_plugin_dirs == MAX_PLUGIN_DIRS)
+                    return usage_error("too many --plugin-dir options (at most %s)", "64");
+                cli->plugin_dirs[cli->n_plugin_dirs++] = default_marker;
             } else if (option_value(a, "--plugin-dir", argc, argv, &i, &value)) {
                 if (!value)
                     return usage_error("option '%s' needs a directory", a);
@@ -616,10 +643,14 @@ int main(int argc, char **argv)
         return DSNN_EXIT_USAGE;
     }
     if (cli.version) {
+        char def[PATH_MAX];
+        if (!default_plugin_dir(argv[0], def, sizeof def))
+            snprintf(def, sizeof def, "(unknown)");
         printf(PROG " (dsnn) %s\nplugin ABI %d.%d\nsparse kernels %s (this CPU has: %s)\n"
-               "OpenBLAS core %s\n",
+               "OpenBLAS core %s\ndefault plugin directory %s%s\n",
                DSNN_VERSION_STRING, DSNN_ABI_MAJOR, DSNN_ABI_MINOR,
-               dsnn_isa_str(dsnn_isa_active()), dsnn_isa_cpu_list(), dsnn_blas_core());
+               dsnn_isa_str(dsnn_isa_active()), dsnn_isa_cpu_list(), dsnn_blas_core(), def,
+               is_dir(def) ? "" : " (missing)");
         return DSNN_EXIT_OK;
     }
     if (!cli.command) {

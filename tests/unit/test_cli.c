@@ -241,7 +241,7 @@ static void test_list(void)
 static void test_plugin_path_env(void)
 {
     char env[4200];
-    snprintf(env, sizeof(env), "DSNN_PLUGIN_PATH=%s::%s", tp("ok"), tp("duplicate"));
+    snprintf(env, sizeof(env), "DSNN_PLUGIN_PATH=%s:%s", tp("ok"), tp("duplicate"));
     run_env(&R, env, NULL, "list", (const char *)NULL);
     CU_ASSERT_EQUAL(R.code, 4); /* the duplicate directory has a refused file */
     CU_ASSERT(has(R.out, "okdata"));
@@ -265,6 +265,37 @@ static void test_default_plugin_dir(void)
     } else {
         CU_ASSERT(has(R.err, "does not exist"));
     }
+}
+
+/* The shipped plugins next to one's own: --default-plugins among the --plugin-dir options, an
+ * empty element of DSNN_PLUGIN_PATH; either way the default directory is loaded once. */
+static void test_default_plugins_too(void)
+{
+    char want[4096], canon[4096];
+    snprintf(want, sizeof(want), "%s/plugins", dsnn_test_build_dir());
+    CU_ASSERT_PTR_NOT_NULL_FATAL(realpath(want, canon));
+    RUN(&R, "--plugin-dir", tp("ok"), "--default-plugins", "list");
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT(has(R.out, "okdata"));
+    CU_ASSERT(has(R.out, canon));
+    CU_ASSERT(has(R.out, "set.so"));
+    /* named twice: loaded once (a second load would be duplicate components, exit 4) */
+    RUN(&R, "--default-plugins", "--plugin-dir", tp("ok"), "--default-plugins", "list");
+    CU_ASSERT_EQUAL(R.code, 0);
+    char env[4200];
+    snprintf(env, sizeof(env), "DSNN_PLUGIN_PATH=%s:", tp("ok"));
+    run_env(&R, env, NULL, "list", (const char *)NULL);
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT(has(R.out, "okdata"));
+    CU_ASSERT(has(R.out, "set.so"));
+    snprintf(env, sizeof(env), "DSNN_PLUGIN_PATH=%s", tp("ok"));
+    run_env(&R, env, NULL, "list", (const char *)NULL);
+    CU_ASSERT_EQUAL(R.code, 0);
+    CU_ASSERT(!has(R.out, "set.so"));
+    /* --version names it */
+    RUN(&R, "--version");
+    CU_ASSERT(has(R.out, "default plugin directory "));
+    CU_ASSERT(has(R.out, canon));
 }
 
 static void test_info(void)
@@ -553,6 +584,7 @@ static CU_TestInfo tests[] = {
     {"usage errors exit 2", test_usage_errors},
     {"list", test_list},
     {"DSNN_PLUGIN_PATH", test_plugin_path_env},
+    {"--default-plugins, DSNN_PLUGIN_PATH=DIR:", test_default_plugins_too},
     {"default plugin dir", test_default_plugin_dir},
     {"info", test_info},
     {"info of a name", test_info_ambiguous},

@@ -28,9 +28,14 @@
 #include "dsnn/status.h"
 #include "dsnn/train.h"
 
+/* The SDK's version: the one source of the project's, the CMake package's and the .deb's
+ * version (CMakeLists.txt reads it from here). It is tied to the plugin ABI (plugin.h): while
+ * the major is 0, the minor is DSNN_ABI_MAJOR (an ABI break is a new minor, so that
+ * find_package(dsnn 0.M) refuses an SDK of another ABI major); from 1.0 on, the major is.
+ * CMake checks the rule at configure time. */
 #define DSNN_VERSION_MAJOR 0
-#define DSNN_VERSION_MINOR 1
-#define DSNN_VERSION_PATCH 0
-#define DSNN_VERSION_STRING "0.1.0"
+#define DSNN_VERSION_MINOR 2
+#define DSNN_VERSION_PATCH 1
+#define DSNN_VERSION_STRING "0.2.1"
 
 #endif
