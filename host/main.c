@@ -607,7 +607,13 @@ static int cmd_with_plugins(struct cli *cli, const char *argv0, enum command cmd
                                    cli->allow_unsafe_plugins);
     fflush(stderr);
     int rc;
-    if (cmd == CMD_LIST) {
+    if (dsnn_mpi_size() > 1 && dsnn_mpi_rank() > 0) {
+        /* a worker rank: run / resume run the trials rank 0 sends; the other commands are rank
+         * 0's alone */
+        rc = cmd == CMD_RUN || cmd == CMD_RESUME ? dsnn_mpi_worker(reg, &err) : DSNN_EXIT_OK;
+        if (rc != DSNN_EXIT_OK && err.msg[0])
+            fprintf(stderr, PROG " (rank %d): %s\n", dsnn_mpi_rank(), err.msg);
+    } else if (cmd == CMD_LIST) {
         rc = cmd_list(reg);
     } else if (cmd == CMD_INFO) {
         rc = cmd_info(reg, cli->args[0]);
@@ -627,7 +633,7 @@ static int cmd_with_plugins(struct cli *cli, const char *argv0, enum command cmd
     return rc;
 }
 
-int main(int argc, char **argv)
+static int main_body(int argc, char **argv)
 {
     struct cli cli = {0};
     int rc = parse_args(argc, argv, &cli);
@@ -664,4 +670,19 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     return cmd_with_plugins(&cli, argv[0], cmd);
+}
+
+/* Under an MPI launcher with N > 1 processes (mpirun, srun), every rank runs this: rank 0 is the
+ * host, the others run trials (runner_mpi.c). */
+int main(int argc, char **argv)
+{
+    struct dsnn_error err = {0};
+    int mpi = dsnn_mpi_init(&argc, &argv, &err);
+    if (mpi < 0) {
+        fprintf(stderr, PROG ": %s\n", err.msg);
+        return DSNN_EXIT_USAGE;
+    }
+    int rc = main_body(argc, argv);
+    dsnn_mpi_finalize();
+    return rc;
 }

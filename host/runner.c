@@ -54,6 +54,15 @@ static void on_signal(int sig)
     }
 }
 
+/* Sends sig to t's process, local or on its MPI rank. */
+static void trial_signal(struct trial *t, int sig)
+{
+    if (t->mpi_slot >= 0)
+        rn_mpi_kill(t, sig);
+    else if (t->pid > 0)
+        kill(t->pid, sig);
+}
+
 const char *rn_signal_name(int sig)
 {
     switch (sig) {
@@ -171,11 +180,14 @@ static void trial_start(struct experiment *ex, struct trial *t)
         rn_io_failed(ex, &err);
         return;
     }
+    /* under MPI, the worker rank that runs it ("rank"; 0 is the host itself, locally) */
+    t->rank = rn_mpi_active() ? rn_mpi_pick(ex, t) : 0;
     dsnn_journal_addf(&ex->journal,
                       "\"event\": \"trial_started\", \"trial_id\": \"%s\", \"attempt\": %d, "
-                      "\"from_epoch\": %d, \"from_line\": %zu, \"checkpoint\": %s",
-                      t->id, t->attempts, from_epoch, from_line, cs.have_ckpt ? "true" : "false");
-    bool started = rn_spawn_child(ex, t, &cs);
+                      "\"from_epoch\": %d, \"from_line\": %zu, \"checkpoint\": %s, \"rank\": %d",
+                      t->id, t->attempts, from_epoch, from_line, cs.have_ckpt ? "true" : "false",
+                      t->rank);
+    bool started = rn_mpi_active() ? rn_mpi_spawn(ex, t, &cs) : rn_spawn_child(ex, t, &cs);
     free(payload);
     if (!started) {
         rn_trial_finish(ex, t, TRIAL_ERROR);
@@ -266,8 +278,11 @@ static void trial_reap(struct experiment *ex, struct trial *t)
     close(t->wfd);
     t->rfd = t->wfd = -1;
     int status = 0;
-    while (waitpid(t->pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    if (t->mpi_slot >= 0)
+        status = rn_mpi_wait(t);
+    else
+        while (waitpid(t->pid, &status, 0) < 0 && errno == EINTR)
+            ;
     for (int i = 0; i < MAX_PARALLEL; i++)
         if (rn_pids[i] == (sig_atomic_t)t->pid)
             rn_pids[i] = 0;
@@ -384,7 +399,9 @@ static void trial_read(struct experiment *ex, struct trial *t)
 protocol:
     snprintf(t->error, sizeof t->error, "protocol error from the trial process");
     t->child_error = true;
-    kill(t->pid, SIGKILL);
+    trial_signal(t, SIGKILL);
+    if (t->mpi_slot >= 0) /* its EOF comes once the worker reaped it */
+        return;
     trial_reap(ex, t);
 }
 
@@ -439,7 +456,7 @@ static void check_timeouts(struct experiment *ex)
     const double now = rn_now_s();
     for (size_t i = 0; i < ex->n_trials; i++) {
         struct trial *t = ex->trials[i];
-        if (t->status != TRIAL_RUNNING || t->pid <= 0)
+        if (t->status != TRIAL_RUNNING || (t->pid <= 0 && t->mpi_slot < 0))
             continue;
         if (t->term_sent == 0 && now - t->t_start > ex->trial_timeout_s) {
             snprintf(t->error, sizeof t->error,
@@ -448,10 +465,10 @@ static void check_timeouts(struct experiment *ex)
                      ex->trial_timeout_s, t->epochs_done, t->dir);
             t->child_error = true;
             t->term_sent = now;
-            kill(t->pid, SIGTERM);
+            trial_signal(t, SIGTERM);
         } else if (t->term_sent > 0 && now - t->term_sent > TIMEOUT_KILL_AFTER_S) {
             t->term_sent = -1;
-            kill(t->pid, SIGKILL);
+            trial_signal(t, SIGKILL);
         }
     }
 }
@@ -459,10 +476,15 @@ static void check_timeouts(struct experiment *ex)
 /* Runs trials until none is left to run (or the host is interrupted / a fatal error). */
 static void schedule(struct experiment *ex)
 {
+    bool mpi_signalled = false;
     for (;;) {
         if (ex->journal.failed)
             rn_io_failed(ex, &ex->journal.error);
-        while (!rn_interrupted && !ex->fatal && ex->n_running < ex->parallel) {
+        if (rn_interrupted && rn_mpi_active() && !mpi_signalled) {
+            rn_mpi_kill_all(SIGTERM); /* as on_signal does for local trial processes */
+            mpi_signalled = true;
+        }
+        while (!rn_interrupted && !ex->fatal && ex->n_running < ex->slots) {
             struct trial *t = rn_next_queued(ex);
             if (t) {
                 trial_start(ex, t);
@@ -643,7 +665,7 @@ int rn_start(struct experiment *ex, struct dsnn_error *err)
     dsnn_progress_init(&ex->progress, ex->quiet, -1, ex->metric);
     rn_print_banner(ex, "experiment");
     /* The first `parallel` trials are suggested (and validated) before any starts. */
-    for (int64_t i = 0; i < ex->parallel && !ex->journal.failed && rn_suggest_next(ex);)
+    for (int64_t i = 0; i < ex->slots && !ex->journal.failed && rn_suggest_next(ex);)
         i++;
     return rn_run_and_finish(ex, err);
 }
@@ -729,6 +751,7 @@ int dsnn_run_experiment(struct dsnn_registry *reg, const char *cfg_path,
     enum dsnn_status st = rn_setup(&ex, reg, &code, err);
     if (st != DSNN_OK)
         goto out;
+    rn_mpi_prepare(&ex);
     code = DSNN_EXIT_CONFIG;
     if ((st = rn_validate_upfront(&ex, err)) != DSNN_OK ||
         (st = rn_probe_data(&ex, &code, err)) != DSNN_OK)

@@ -41,4 +41,18 @@ int dsnn_run_experiment(struct dsnn_registry *reg, const char *cfg_path,
 int dsnn_resume_experiment(struct dsnn_registry *reg, const char *results_dir,
                            const struct dsnn_run_options *opt, struct dsnn_error *err);
 
+/* ---- MPI (runner_mpi.c; without MPI support: a job of one process) ---- */
+/* Before anything else in main(): when started by an MPI launcher (mpirun, srun) as one of N > 1
+ * processes, MPI_Init. Returns 1 (MPI started, N > 1), 0 (a local run: MPI is not started),
+ * -1 with err (started under a launcher with N > 1 but built without MPI, or MPI failed). */
+int dsnn_mpi_init(int *argc, char ***argv, struct dsnn_error *err);
+int dsnn_mpi_rank(void);
+int dsnn_mpi_size(void);
+/* A worker rank (1..N-1) of run / resume: runs the trials rank 0 sends until it says stop.
+ * Returns an exit code. */
+int dsnn_mpi_worker(const struct dsnn_registry *reg, struct dsnn_error *err);
+/* Last thing before exit (every rank; rank 0 tells the workers to stop). */
+void dsnn_mpi_finalize(void);
+void dsnn_mpi_abort(int code);
+
 #endif

@@ -84,7 +84,9 @@ struct trial {
     int perturb_source;
     size_t perturb_line;
     char *perturb_cfg;
-    /* the running child */
+    /* the running child (under MPI: on the worker rank `rank`, remote slot mpi_slot, pid 0) */
+    int mpi_slot; /* -1: a local process */
+    int rank;
     pid_t pid;
     int rfd, wfd;
     double t_start;
@@ -103,6 +105,7 @@ struct experiment {
     uint64_t cfg_hash; /* of the snapshot */
     const char *name;
     int64_t seed, epochs, num_samples, parallel, threads;
+    int64_t slots; /* trials at once: parallel, or parallel per worker rank under MPI */
     int64_t checkpoint_freq, keep_checkpoints, max_failures;
     double trial_timeout_s; /* experiment.trial_timeout_s (0: none) */
     bool rewire_before_eval; /* experiment.rewire_before_eval: the round before the evaluation */
@@ -232,6 +235,27 @@ enum dsnn_status rn_trial_config(const struct experiment *ex, struct trial *t, i
 /* Frees t's configuration (it is built again on the next rn_trial_config). */
 void rn_trial_config_drop(struct trial *t);
 int rn_trial_threads(const struct experiment *ex, size_t n_trials);
+
+/* As rn_setup, from the snapshot text of a configuration (an MPI worker: rank 0's experiment.cfg)
+ * named name. */
+enum dsnn_status rn_setup_text(struct experiment *ex, const struct dsnn_registry *reg,
+                               const char *name, const char *text, size_t len, int *code,
+                               struct dsnn_error *err);
+
+/* ---- runner_mpi.c: trials on MPI worker ranks (rank 0's side; the worker is dsnn_mpi_worker)
+ * ---- */
+/* Rank 0 of a job with workers: the remote slots (ex->slots = parallel per worker). false: not
+ * such a job (a local run). */
+bool rn_mpi_prepare(struct experiment *ex);
+bool rn_mpi_active(void);
+/* A free slot for t (t->mpi_slot); returns its rank. */
+int rn_mpi_pick(struct experiment *ex, struct trial *t);
+/* As rn_spawn_child, on t's slot (rn_mpi_pick): t->rfd / t->wfd lead to the remote process. */
+bool rn_mpi_spawn(struct experiment *ex, struct trial *t, const struct child_start *cs);
+void rn_mpi_kill(struct trial *t, int sig);
+void rn_mpi_kill_all(int sig);
+/* The wait status of t's remote process, after EOF on t->rfd; frees its slot. */
+int rn_mpi_wait(struct trial *t);
 
 /* ---- runner_probe.c ---- */
 /* Before any trial of `run`: opens (and closes) the dataset of the first trial the search

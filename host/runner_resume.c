@@ -374,7 +374,9 @@ int dsnn_resume_experiment(struct dsnn_registry *reg, const char *results_dir,
     bool finished = false;
     uint64_t restored = 0;
     enum dsnn_status st = rn_results_paths(&ex, results_dir, cfg_path, sizeof cfg_path, err);
-    if (st != DSNN_OK || (st = rn_setup(&ex, reg, &code, err)) != DSNN_OK)
+    if (st == DSNN_OK && (st = rn_setup(&ex, reg, &code, err)) == DSNN_OK)
+        rn_mpi_prepare(&ex);
+    if (st != DSNN_OK)
         goto out;
     code = DSNN_EXIT_IO;
     if ((st = rn_lock_dir(&ex, err)) != DSNN_OK || (st = resume_journal(&ex, &log, err)) != DSNN_OK)

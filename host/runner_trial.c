@@ -84,6 +84,8 @@ void rn_io_failed(struct experiment *ex, const struct dsnn_error *e)
     for (int i = 0; i < MAX_PARALLEL; i++)
         if (rn_pids[i] > 0)
             kill((pid_t)rn_pids[i], SIGTERM);
+    if (rn_mpi_active())
+        rn_mpi_kill_all(SIGTERM);
     rn_say_clear(ex);
     fprintf(stderr, "error: %s; stopping\n", e->msg);
 }
@@ -280,6 +282,7 @@ struct trial *rn_trial_new(struct experiment *ex, int index, struct dsnn_error *
     t->seed = dsnn_seed_mix((uint64_t)ex->seed, (uint64_t)index);
     t->best_metric = t->last_metric = NAN;
     t->rfd = t->wfd = -1;
+    t->mpi_slot = -1;
     ex->trials[ex->n_trials++] = t;
     return t;
 }
@@ -445,7 +448,7 @@ struct trial *rn_trial_create(struct experiment *ex, int index,
     int code;
     struct dsnn_error cerr = {0};
     if (rn_trial_config(ex, t, &code, &cerr) != DSNN_OK) {
-        if (!ex->started_any && !ex->resumed && index < ex->parallel) {
+        if (!ex->started_any && !ex->resumed && index < ex->slots) {
             *err = cerr;
             *config_error = true;
             ex->fatal_code = code;

@@ -395,6 +395,22 @@ void rn_trial_config_drop(struct trial *t)
 /* Loads the configuration (once: its snapshot, @includes expanded, is what every trial is built
  * from, what is hashed and what is saved as experiment.cfg), reads the experiment group,
  * validates it against the plugins. */
+/* The common part of rn_setup and rn_setup_text: ex->cf loaded. */
+static enum dsnn_status setup_loaded(struct experiment *ex, const struct dsnn_registry *reg,
+                                     int *code, struct dsnn_error *err)
+{
+    ex->cfg_text = dsnn_config_file_text(ex->cf, &ex->cfg_len);
+    ex->cfg_hash = dsnn_fnv1a(DSNN_FNV_INIT, ex->cfg_text, ex->cfg_len);
+    enum dsnn_status st;
+    if ((st = read_experiment(ex, err)) != DSNN_OK ||
+        (st = validate(ex->cf, reg, ex->allow_unknown, ex->plugin, code, err)) != DSNN_OK)
+        return st;
+    ex->sops = &ex->plugin[DSNN_KIND_SEARCH]->ops.search;
+    ex->slots = ex->parallel; /* rn_mpi_prepare: parallel per worker rank */
+    *code = DSNN_EXIT_CONFIG;
+    return DSNN_OK;
+}
+
 enum dsnn_status rn_setup(struct experiment *ex, const struct dsnn_registry *reg, int *code,
                           struct dsnn_error *err)
 {
@@ -407,14 +423,26 @@ enum dsnn_status rn_setup(struct experiment *ex, const struct dsnn_registry *reg
         *code = st == DSNN_ERR_IO ? DSNN_EXIT_IO : DSNN_EXIT_CONFIG;
         return st;
     }
-    ex->cfg_text = dsnn_config_file_text(ex->cf, &ex->cfg_len);
-    ex->cfg_hash = dsnn_fnv1a(DSNN_FNV_INIT, ex->cfg_text, ex->cfg_len);
-    if ((st = read_experiment(ex, err)) != DSNN_OK ||
-        (st = validate(ex->cf, reg, ex->allow_unknown, ex->plugin, code, err)) != DSNN_OK)
-        return st;
-    ex->sops = &ex->plugin[DSNN_KIND_SEARCH]->ops.search;
+    return setup_loaded(ex, reg, code, err);
+}
+
+enum dsnn_status rn_setup_text(struct experiment *ex, const struct dsnn_registry *reg,
+                               const char *name, const char *text, size_t len, int *code,
+                               struct dsnn_error *err)
+{
     *code = DSNN_EXIT_CONFIG;
-    return DSNN_OK;
+    ex->reg = reg;
+    ex->lock_fd = -1;
+    ex->host_pid = getpid();
+    ex->cfg_path = name;
+    char *copy = malloc(len + 1); /* NUL-terminated for the parser */
+    if (!copy)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    enum dsnn_status st = dsnn_config_file_parse(copy, name, &ex->cf, err);
+    free(copy);
+    return st != DSNN_OK ? st : setup_loaded(ex, reg, code, err);
 }
 
 /* Up front, before anything runs: asks a scratch instance of the strategy for every trial it
