@@ -109,10 +109,18 @@ unset PKG_CONFIG_PATH
 
 step "Debian packages (cpack, prefix /usr)"
 B="$T/build-deb"
+# without MPI (-DDSNN_MPI=OFF): the runtime package needs no Open MPI libraries
 cmake -S "$SRC" -B "$B" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
-    -DDSNN_BUILD_TESTS=OFF >/dev/null
+    -DDSNN_BUILD_TESTS=OFF -DDSNN_MPI=OFF >/dev/null
 cmake --build "$B" -j"$(nproc)" >/dev/null
 (cd "$B" && cpack -G DEB >/dev/null)
+# a build without MPI started as one of several MPI processes says so (exit 2)
+set +e
+OMPI_COMM_WORLD_SIZE=3 "$B/bin/dsnn-host" --version >"$T/nompi.log" 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 2 ] && grep -q 'built without MPI' "$T/nompi.log" ||
+    fail "a build without MPI under a 3-process launcher: exit $rc, $(cat "$T/nompi.log")"
 RUN_DEB="$(ls "$B"/dsnn_*.deb)"
 DEV_DEB="$(ls "$B"/dsnn-dev_*.deb)"
 MA="$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)"
