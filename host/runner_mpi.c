@@ -641,7 +641,11 @@ static void worker_fail(const char *msg)
 static void worker_refuse(uint32_t slot, enum dsnn_status st, const char *msg)
 {
     struct dsnn_error e = {.status = st};
-    snprintf(e.msg, sizeof e.msg, "rank %d: %s", g_rank, msg);
+    int w = snprintf(e.msg, sizeof e.msg, "rank %d: ", g_rank);
+    size_t at = w > 0 && (size_t)w < sizeof e.msg ? (size_t)w : 0;
+    size_t n = strlen(msg) < sizeof e.msg - 1 - at ? strlen(msg) : sizeof e.msg - 1 - at;
+    memcpy(e.msg + at, msg, n); /* cut to fit */
+    e.msg[at + n] = '\0';
     struct msg_header h = {.type = MSG_FATAL, .size = sizeof e};
     unsigned char buf[sizeof h + sizeof e];
     memcpy(buf, &h, sizeof h);
@@ -729,47 +733,123 @@ static void worker_start(struct experiment *ex, struct wslot *ws, size_t n_ws, u
 static volatile sig_atomic_t g_worker_signal;
 static void worker_on_signal(int sig) { g_worker_signal = sig; }
 
-int dsnn_mpi_worker(const struct dsnn_registry *reg, struct dsnn_error *err)
+/* The experiment of a worker: rank 0's snapshot (CFG). false: rank 0 stopped before any trial
+ * (STOP), or the snapshot does not set up here (*code; rank 0 is told, and aborts the job). */
+static bool worker_setup(struct experiment *ex, const struct dsnn_registry *reg, char **name,
+                         int *code)
 {
-    (void)err;
-    /* the experiment: its snapshot from rank 0 (or STOP: rank 0 stopped before any trial) */
     unsigned char *buf = NULL;
     size_t n = 0;
     uint32_t slot;
     int tag = 0, source;
+    *code = DSNN_EXIT_OK;
     while (!recv_msg(0, &buf, &n, &slot, &tag, &source))
         nap_ms(2);
     if (tag != TAG_CFG) {
         free(buf);
-        dsnn_mpi_finalize();
-        return DSNN_EXIT_OK;
+        return false;
     }
     struct rbuf r = {.p = buf, .len = n};
-    char *name = get_str(&r);
-    struct experiment ex = {.lock_fd = -1};
-    int code = DSNN_EXIT_CONFIG;
+    *name = get_str(&r);
     struct dsnn_error e = {0};
     enum dsnn_status st =
-        !name || r.bad ? dsnn_error_set(&e, DSNN_ERR_INTERNAL, "a malformed CFG message")
-                       : rn_setup_text(&ex, reg, name, (const char *)r.p + r.at, r.len - r.at,
-                                       &code, &e);
+        !*name || r.bad ? dsnn_error_set(&e, DSNN_ERR_INTERNAL, "a malformed CFG message")
+                        : rn_setup_text(ex, reg, *name, (const char *)r.p + r.at, r.len - r.at,
+                                        code, &e);
     free(buf);
     if (st != DSNN_OK) {
-        char msg[DSNN_ERROR_MSG_MAX + 64];
-        snprintf(msg, sizeof msg, "%s", e.msg);
-        worker_fail(msg);
+        worker_fail(e.msg);
+        return false;
+    }
+    ex->cfg_path = *name;
+    ex->trial_threads = rn_trial_threads(ex, 0);
+    return true;
+}
+
+/* The trial process of slot k ended (EOF on its pipe): its wait status to rank 0. */
+static void worker_reap(struct wslot *ws, size_t k)
+{
+    struct trial *t = ws[k].t;
+    close(t->rfd);
+    close(t->wfd);
+    int status = 0;
+    while (waitpid(t->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    for (int i = 0; i < MAX_PARALLEL; i++)
+        if (rn_pids[i] == (sig_atomic_t)t->pid)
+            rn_pids[i] = 0;
+    int32_t s32 = status;
+    send_msg(0, TAG_EXIT, (uint32_t)k, &s32, sizeof s32);
+    rn_trial_free(t);
+    ws[k].t = NULL;
+}
+
+/* Relays the trial processes' pipes to rank 0 (for up to 2 ms). */
+static void worker_pipes(struct wslot *ws, size_t n_ws)
+{
+    static unsigned char chunk[65536];
+    struct pollfd fds[MAX_PARALLEL];
+    size_t who[MAX_PARALLEL];
+    nfds_t nf = 0;
+    for (size_t i = 0; i < n_ws && nf < MAX_PARALLEL; i++)
+        if (ws[i].t) {
+            fds[nf] = (struct pollfd){.fd = ws[i].t->rfd, .events = POLLIN};
+            who[nf++] = i;
+        }
+    int pr = poll(fds, nf, 2);
+    for (nfds_t k = 0; pr > 0 && k < nf; k++) {
+        if (!(fds[k].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)))
+            continue;
+        ssize_t got = read(ws[who[k]].t->rfd, chunk, sizeof chunk);
+        if (got > 0)
+            send_msg(0, TAG_BYTES, (uint32_t)who[k], chunk, (size_t)got);
+        else if (!(got < 0 && errno == EINTR))
+            worker_reap(ws, who[k]); /* EOF: the trial process ended */
+    }
+}
+
+/* Handles rank 0's messages; false after STOP. */
+static bool worker_messages(struct experiment *ex, struct wslot *ws, size_t n_ws)
+{
+    unsigned char *mb;
+    size_t mn;
+    uint32_t ms;
+    int mtag, msrc;
+    while (recv_msg(0, &mb, &mn, &ms, &mtag, &msrc)) {
+        struct trial *t = ms < n_ws ? ws[ms].t : NULL;
+        if (mtag == TAG_START) {
+            worker_start(ex, ws, n_ws, ms, mb, mn);
+        } else if (mtag == TAG_BYTES && t) {
+            (void)rn_write_full(t->wfd, mb, mn);
+        } else if (mtag == TAG_KILL && t && mn >= sizeof(int32_t)) {
+            int32_t sig;
+            memcpy(&sig, mb, sizeof sig);
+            kill(t->pid, sig);
+        } else if (mtag == TAG_STOP) {
+            free(mb);
+            return false;
+        }
+        free(mb);
+    }
+    return true;
+}
+
+int dsnn_mpi_worker(const struct dsnn_registry *reg, struct dsnn_error *err)
+{
+    (void)err;
+    struct experiment ex = {.lock_fd = -1};
+    char *name = NULL;
+    int code;
+    if (!worker_setup(&ex, reg, &name, &code)) {
+        rn_experiment_release(&ex);
         free(name);
-        dsnn_mpi_finalize();
         return code;
     }
-    ex.cfg_path = name;
-    ex.trial_threads = rn_trial_threads(&ex, 0);
     size_t n_ws = (size_t)ex.parallel;
     struct wslot *ws = calloc(n_ws, sizeof *ws);
     ex.trials = calloc(n_ws + 1, sizeof *ex.trials);
     if (!ws || !ex.trials) {
         worker_fail("out of memory");
-        dsnn_mpi_finalize();
         return DSNN_EXIT_IO;
     }
     ex.cap_trials = n_ws + 1;
@@ -782,67 +862,15 @@ int dsnn_mpi_worker(const struct dsnn_registry *reg, struct dsnn_error *err)
     memset(&ign, 0, sizeof ign);
     ign.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &ign, NULL);
-    unsigned char chunk[65536];
-    bool stop = false;
-    while (!stop) {
+    for (bool go = true; go;) {
         if (g_worker_signal) { /* as a local host: the signal goes to the trial processes */
             for (size_t i = 0; i < n_ws; i++)
                 if (ws[i].t && ws[i].t->pid > 0)
                     kill(ws[i].t->pid, g_worker_signal);
             g_worker_signal = 0;
         }
-        struct pollfd fds[MAX_PARALLEL];
-        size_t who[MAX_PARALLEL];
-        nfds_t nf = 0;
-        for (size_t i = 0; i < n_ws && nf < MAX_PARALLEL; i++)
-            if (ws[i].t) {
-                fds[nf] = (struct pollfd){.fd = ws[i].t->rfd, .events = POLLIN};
-                who[nf++] = i;
-            }
-        int pr = poll(fds, nf, 2);
-        for (nfds_t k = 0; pr > 0 && k < nf; k++) {
-            if (!(fds[k].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)))
-                continue;
-            struct trial *t = ws[who[k]].t;
-            ssize_t got = read(t->rfd, chunk, sizeof chunk);
-            if (got > 0) {
-                send_msg(0, TAG_BYTES, (uint32_t)who[k], chunk, (size_t)got);
-                continue;
-            }
-            if (got < 0 && errno == EINTR)
-                continue;
-            /* EOF: the trial process ended */
-            close(t->rfd);
-            close(t->wfd);
-            int status = 0;
-            while (waitpid(t->pid, &status, 0) < 0 && errno == EINTR)
-                ;
-            for (int i = 0; i < MAX_PARALLEL; i++)
-                if (rn_pids[i] == (sig_atomic_t)t->pid)
-                    rn_pids[i] = 0;
-            int32_t s32 = status;
-            send_msg(0, TAG_EXIT, (uint32_t)who[k], &s32, sizeof s32);
-            rn_trial_free(t);
-            ws[who[k]].t = NULL;
-        }
-        unsigned char *mb;
-        size_t mn;
-        uint32_t ms;
-        int mtag, msrc;
-        while (!stop && recv_msg(0, &mb, &mn, &ms, &mtag, &msrc)) {
-            struct trial *t = ms < n_ws ? ws[ms].t : NULL;
-            if (mtag == TAG_START)
-                worker_start(&ex, ws, n_ws, ms, mb, mn);
-            else if (mtag == TAG_BYTES && t)
-                (void)rn_write_full(t->wfd, mb, mn);
-            else if (mtag == TAG_KILL && t && mn >= sizeof(int32_t)) {
-                int32_t sig;
-                memcpy(&sig, mb, sizeof sig);
-                kill(t->pid, sig);
-            } else if (mtag == TAG_STOP)
-                stop = true;
-            free(mb);
-        }
+        worker_pipes(ws, n_ws);
+        go = worker_messages(&ex, ws, n_ws);
         progress_sends();
     }
     for (size_t i = 0; i < n_ws; i++) /* not expected: rank 0 stops when none runs */
@@ -856,7 +884,6 @@ int dsnn_mpi_worker(const struct dsnn_registry *reg, struct dsnn_error *err)
     ex.n_trials = 0;
     rn_experiment_release(&ex);
     free(name);
-    dsnn_mpi_finalize();
     return DSNN_EXIT_OK;
 }
 

@@ -99,6 +99,116 @@ static enum dsnn_status npz_find_eocd(struct npz *z, uint64_t *at, unsigned char
                                  : " (an .npz file is a ZIP archive, as numpy.savez writes)");
 }
 
+/* The end of central directory record (ZIP64's where the classic one says so): how many
+ * members, and the central directory's size and offset, checked against the file. */
+static enum dsnn_status npz_end_record(struct npz *z, uint64_t *n_entries, uint64_t *cd_size,
+                                       uint64_t *cd_offset, struct dsnn_error *err)
+{
+    const char *path = z->path;
+    unsigned char eocd[ZIP_EOCD_SIZE] = {0};
+    uint64_t eocd_at = 0;
+    enum dsnn_status st;
+    if ((st = npz_find_eocd(z, &eocd_at, eocd, err)) != DSNN_OK)
+        return st;
+    *n_entries = le16(eocd + 10), *cd_size = le32(eocd + 12), *cd_offset = le32(eocd + 16);
+    if (le16(eocd + 4) != 0 || le16(eocd + 6) != 0 || le16(eocd + 8) != le16(eocd + 10))
+        return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED,
+                              "%s: a ZIP archive split over several disks is not supported", path);
+    if (*n_entries == 0xFFFF || *cd_size == 0xFFFFFFFFu || *cd_offset == 0xFFFFFFFFu) {
+        /* ZIP64: locator just before the end record, then the ZIP64 end record. */
+        unsigned char loc[20], rec[56];
+        if (eocd_at < sizeof loc)
+            return dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt ZIP64 archive: no ZIP64 "
+                                  "end of central directory locator", path);
+        if ((st = npz_pread(z, eocd_at - sizeof loc, loc, sizeof loc, "the ZIP64 locator",
+                            err)) != DSNN_OK)
+            return st;
+        if (le32(loc) != ZIP64_LOCATOR_SIG)
+            return dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt ZIP64 archive: no ZIP64 "
+                                  "end of central directory locator", path);
+        if ((st = npz_pread(z, le64(loc + 8), rec, sizeof rec, "the ZIP64 end record", err)) !=
+            DSNN_OK)
+            return st;
+        if (le32(rec) != ZIP64_EOCD_SIG)
+            return dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt ZIP64 archive: bad ZIP64 "
+                                  "end of central directory record", path);
+        *n_entries = le64(rec + 32);
+        *cd_size = le64(rec + 40);
+        *cd_offset = le64(rec + 48);
+        eocd_at = le64(loc + 8);
+    }
+    if (*cd_offset > eocd_at || *cd_size > eocd_at - *cd_offset)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                              "%s: corrupt ZIP archive: the central directory (%" PRIu64
+                              " bytes at %" PRIu64 ") does not lie before its end record (at %"
+                              PRIu64 "); the file is cut short or damaged",
+                              path, *cd_size, *cd_offset, eocd_at);
+    if (*n_entries == 0)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: the archive holds no arrays", path);
+    if (*n_entries > *cd_size / 46)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt ZIP archive: %" PRIu64 " members "
+                              "cannot fit in a central directory of %" PRIu64 " bytes",
+                              path, *n_entries, *cd_size);
+    return DSNN_OK;
+}
+
+/* ZIP64 extra field of a central directory entry: the 64-bit values of m's fields set to
+ * 0xFFFFFFFF, in order. */
+static void npz_zip64_extra(struct npz_member *m, const unsigned char *x, const unsigned char *xend)
+{
+    while (xend - x >= 4) {
+        uint16_t id = le16(x), len = le16(x + 2);
+        if (xend - x - 4 < len)
+            break;
+        if (id == 0x0001) {
+            const unsigned char *v = x + 4, *vend = v + len;
+            if (m->size == 0xFFFFFFFFu && vend - v >= 8) {
+                m->size = le64(v);
+                v += 8;
+            }
+            if (m->csize == 0xFFFFFFFFu && vend - v >= 8) {
+                m->csize = le64(v);
+                v += 8;
+            }
+            if (m->local_offset == 0xFFFFFFFFu && vend - v >= 8) {
+                m->local_offset = le64(v);
+                v += 8;
+            }
+        }
+        x += 4 + len;
+    }
+}
+
+/* The n_entries entries of the central directory cd (cd_size bytes) into z->members. */
+static enum dsnn_status npz_members(struct npz *z, const unsigned char *cd, uint64_t cd_size,
+                                    uint64_t n_entries, struct dsnn_error *err)
+{
+    uint64_t pos = 0;
+    for (uint64_t k = 0; k < n_entries; k++) {
+        struct npz_member *m = &z->members[k];
+        if (cd_size - pos < 46 || le32(cd + pos) != ZIP_CDIR_SIG)
+            return dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt ZIP archive: bad central "
+                                  "directory entry %" PRIu64, z->path, k);
+        const unsigned char *e = cd + pos;
+        uint16_t name_len = le16(e + 28), extra_len = le16(e + 30), comment_len = le16(e + 32);
+        if (cd_size - pos - 46 < (uint64_t)name_len + extra_len + comment_len)
+            return dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt ZIP archive: central "
+                                  "directory entry %" PRIu64 " runs past its end", z->path, k);
+        m->flags = le16(e + 8);
+        m->method = le16(e + 10);
+        m->crc = le32(e + 16);
+        m->csize = le32(e + 20);
+        m->size = le32(e + 24);
+        m->local_offset = le32(e + 42);
+        size_t nl = name_len < NPZ_NAME_MAX - 1 ? name_len : NPZ_NAME_MAX - 1;
+        memcpy(m->name, e + 46, nl);
+        m->name[nl] = '\0';
+        npz_zip64_extra(m, e + 46 + name_len, e + 46 + name_len + extra_len);
+        pos += 46ull + name_len + extra_len + comment_len;
+    }
+    return DSNN_OK;
+}
+
 enum dsnn_status npz_open(const char *path, struct npz *z, struct dsnn_error *err)
 {
     enum dsnn_status st;
@@ -116,129 +226,20 @@ enum dsnn_status npz_open(const char *path, struct npz *z, struct dsnn_error *er
     if (!z->f)
         return dsnn_error_set(err, DSNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     z->file_size = (uint64_t)sb.st_size;
-
-    unsigned char eocd[ZIP_EOCD_SIZE] = {0};
-    uint64_t eocd_at = 0;
-    if ((st = npz_find_eocd(z, &eocd_at, eocd, err)) != DSNN_OK)
+    uint64_t n_entries = 0, cd_size = 0, cd_offset = 0;
+    if ((st = npz_end_record(z, &n_entries, &cd_size, &cd_offset, err)) != DSNN_OK)
         goto fail;
-    uint64_t n_entries = le16(eocd + 10), cd_size = le32(eocd + 12), cd_offset = le32(eocd + 16);
-    if (le16(eocd + 4) != 0 || le16(eocd + 6) != 0 || le16(eocd + 8) != le16(eocd + 10)) {
-        st = dsnn_error_set(err, DSNN_ERR_UNSUPPORTED,
-                            "%s: a ZIP archive split over several disks is not supported", path);
-        goto fail;
-    }
-    if (n_entries == 0xFFFF || cd_size == 0xFFFFFFFFu || cd_offset == 0xFFFFFFFFu) {
-        /* ZIP64: locator just before the end record, then the ZIP64 end record. */
-        unsigned char loc[20], rec[56];
-        if (eocd_at < sizeof loc) {
-            st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt ZIP64 archive: no ZIP64 end "
-                                "of central directory locator", path);
-            goto fail;
-        }
-        if ((st = npz_pread(z, eocd_at - sizeof loc, loc, sizeof loc, "the ZIP64 locator",
-                            err)) != DSNN_OK)
-            goto fail;
-        if (le32(loc) != ZIP64_LOCATOR_SIG) {
-            st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt ZIP64 archive: no ZIP64 end "
-                                "of central directory locator", path);
-            goto fail;
-        }
-        if ((st = npz_pread(z, le64(loc + 8), rec, sizeof rec, "the ZIP64 end record", err)) !=
-            DSNN_OK)
-            goto fail;
-        if (le32(rec) != ZIP64_EOCD_SIG) {
-            st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt ZIP64 archive: bad ZIP64 end "
-                                "of central directory record", path);
-            goto fail;
-        }
-        n_entries = le64(rec + 32);
-        cd_size = le64(rec + 40);
-        cd_offset = le64(rec + 48);
-        eocd_at = le64(loc + 8);
-    }
-    if (cd_offset > eocd_at || cd_size > eocd_at - cd_offset) {
-        st = dsnn_error_set(err, DSNN_ERR_FORMAT,
-                            "%s: corrupt ZIP archive: the central directory (%" PRIu64
-                            " bytes at %" PRIu64 ") does not lie before its end record (at %" PRIu64
-                            "); the file is cut short or damaged",
-                            path, cd_size, cd_offset, eocd_at);
-        goto fail;
-    }
-    if (n_entries == 0) {
-        st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: the archive holds no arrays", path);
-        goto fail;
-    }
-    if (n_entries > cd_size / 46) {
-        st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt ZIP archive: %" PRIu64 " members "
-                            "cannot fit in a central directory of %" PRIu64 " bytes",
-                            path, n_entries, cd_size);
-        goto fail;
-    }
     z->cd_offset = cd_offset;
     unsigned char *cd = malloc(cd_size ? (size_t)cd_size : 1);
     z->members = calloc((size_t)n_entries, sizeof *z->members);
-    if (!cd || !z->members) {
-        free(cd);
+    if (!cd || !z->members)
         st = dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", path);
-        goto fail;
-    }
-    if ((st = npz_pread(z, cd_offset, cd, (size_t)cd_size, "the central directory", err)) !=
-        DSNN_OK) {
-        free(cd);
-        goto fail;
-    }
-    uint64_t pos = 0;
-    for (uint64_t k = 0; k < n_entries; k++) {
-        struct npz_member *m = &z->members[k];
-        if (cd_size - pos < 46 || le32(cd + pos) != ZIP_CDIR_SIG) {
-            free(cd);
-            st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt ZIP archive: bad central "
-                                "directory entry %" PRIu64, path, k);
-            goto fail;
-        }
-        const unsigned char *e = cd + pos;
-        uint16_t name_len = le16(e + 28), extra_len = le16(e + 30), comment_len = le16(e + 32);
-        if (cd_size - pos - 46 < (uint64_t)name_len + extra_len + comment_len) {
-            free(cd);
-            st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: corrupt ZIP archive: central "
-                                "directory entry %" PRIu64 " runs past its end", path, k);
-            goto fail;
-        }
-        m->flags = le16(e + 8);
-        m->method = le16(e + 10);
-        m->crc = le32(e + 16);
-        m->csize = le32(e + 20);
-        m->size = le32(e + 24);
-        m->local_offset = le32(e + 42);
-        size_t nl = name_len < NPZ_NAME_MAX - 1 ? name_len : NPZ_NAME_MAX - 1;
-        memcpy(m->name, e + 46, nl);
-        m->name[nl] = '\0';
-        /* ZIP64 extra field: the 64-bit values of the fields set to 0xFFFFFFFF, in order. */
-        const unsigned char *x = e + 46 + name_len, *xend = x + extra_len;
-        while (xend - x >= 4) {
-            uint16_t id = le16(x), len = le16(x + 2);
-            if (xend - x - 4 < len)
-                break;
-            if (id == 0x0001) {
-                const unsigned char *v = x + 4, *vend = v + len;
-                if (m->size == 0xFFFFFFFFu && vend - v >= 8) {
-                    m->size = le64(v);
-                    v += 8;
-                }
-                if (m->csize == 0xFFFFFFFFu && vend - v >= 8) {
-                    m->csize = le64(v);
-                    v += 8;
-                }
-                if (m->local_offset == 0xFFFFFFFFu && vend - v >= 8) {
-                    m->local_offset = le64(v);
-                    v += 8;
-                }
-            }
-            x += 4 + len;
-        }
-        pos += 46ull + name_len + extra_len + comment_len;
-    }
+    else if ((st = npz_pread(z, cd_offset, cd, (size_t)cd_size, "the central directory", err)) ==
+             DSNN_OK)
+        st = npz_members(z, cd, cd_size, n_entries, err);
     free(cd);
+    if (st != DSNN_OK)
+        goto fail;
     z->n_members = (size_t)n_entries;
     return DSNN_OK;
 
@@ -519,25 +520,95 @@ static bool npy_descr(const char *d, struct npy_header *h)
     return true;
 }
 
-enum dsnn_status npz_header(struct npz *z, const struct npz_member *m, struct npy_header *h,
-                            struct dsnn_error *err)
+/* 'shape': (d0, d1, ...) after its key; NULL, or what is wrong. */
+static const char *npy_shape(struct npy_parser *q, struct npy_header *h)
 {
-    struct npz_stream *s = malloc(sizeof *s);
-    if (!s)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", z->path);
-    char *text = NULL;
-    enum dsnn_status st = npz_stream_open(z, m, s, err);
-    memset(h, 0, sizeof *h);
-    if (st != DSNN_OK)
-        goto out;
-    unsigned char pre[12];
-    if ((st = npz_stream_read(s, pre, 10, "the .npy magic and header length", err)) != DSNN_OK)
-        goto out;
-    if (memcmp(pre, "\x93NUMPY", 6) != 0) {
-        st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: member %s is not a .npy array (bad "
-                            "magic; expected \\x93NUMPY)", z->path, m->name);
-        goto out;
+    if (!npy_char(q, '('))
+        return "'shape' is not a tuple";
+    h->ndim = 0;
+    while (!npy_char(q, ')')) {
+        npy_ws(q);
+        char *endp = NULL;
+        if (q->p >= q->end || *q->p < '0' || *q->p > '9')
+            return "'shape' holds something other than non-negative integers";
+        errno = 0;
+        unsigned long long v = strtoull(q->p, &endp, 10);
+        if (errno || endp > q->end)
+            return "a dimension of 'shape' is too large";
+        q->p = endp;
+        (void)npy_char(q, 'L'); /* a Python 2 long */
+        if (h->ndim >= NPZ_MAX_DIMS)
+            return "too many dimensions";
+        h->shape[h->ndim++] = v;
+        if (npy_char(q, ','))
+            continue;
+        npy_ws(q);
+        if (q->p >= q->end || *q->p != ')')
+            return "'shape' does not parse";
     }
+    return NULL;
+}
+
+/* The header dict {'descr': '<f4', 'fortran_order': False, 'shape': (3, 1, 32, 32), } into h,
+ * descr and *fortran. NULL, or what is wrong; a key that is not one of the three: NULL with
+ * unknown set to it. */
+static const char *npy_dict(const char *text, size_t len, struct npy_header *h, char *descr,
+                            size_t descr_size, bool *fortran, char *unknown, size_t unknown_size)
+{
+    struct npy_parser q = {text, text + len};
+    bool have_descr = false, have_order = false, have_shape = false;
+    char key[64];
+    unknown[0] = '\0';
+    if (!npy_char(&q, '{'))
+        return "the header is not a Python dict";
+    while (!npy_char(&q, '}')) {
+        if (!npy_string(&q, key, sizeof key) || !npy_char(&q, ':'))
+            return "a key of the header dict does not parse";
+        const char *bad = NULL;
+        if (strcmp(key, "descr") == 0) {
+            if (!npy_string(&q, descr, descr_size))
+                return "'descr' is not a string (structured arrays are not supported)";
+            have_descr = true;
+        } else if (strcmp(key, "fortran_order") == 0) {
+            if (npy_word(&q, "False"))
+                *fortran = false;
+            else if (npy_word(&q, "True"))
+                *fortran = true;
+            else
+                return "'fortran_order' is not True or False";
+            have_order = true;
+        } else if (strcmp(key, "shape") == 0) {
+            if ((bad = npy_shape(&q, h)) != NULL)
+                return bad;
+            have_shape = true;
+        } else {
+            snprintf(unknown, unknown_size, "%s", key);
+            return NULL;
+        }
+        if (!npy_char(&q, ',')) {
+            if (!npy_char(&q, '}'))
+                return "the header dict does not parse";
+            break;
+        }
+    }
+    if (!have_descr || !have_order || !have_shape)
+        return "the header lacks descr, fortran_order or shape";
+    return NULL;
+}
+
+/* The magic, version and length of member m's .npy header, then its text (*text, malloc'd,
+ * NUL-terminated, *len bytes) from stream s; h->data_offset. */
+static enum dsnn_status npy_header_text(struct npz *z, const struct npz_member *m,
+                                        struct npz_stream *s, struct npy_header *h, char **text,
+                                        uint64_t *len, struct dsnn_error *err)
+{
+    unsigned char pre[12];
+    enum dsnn_status st;
+    if ((st = npz_stream_read(s, pre, 10, "the .npy magic and header length", err)) != DSNN_OK)
+        return st;
+    if (memcmp(pre, "\x93NUMPY", 6) != 0)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: member %s is not a .npy array (bad "
+                              "magic; expected \\x93NUMPY)", z->path, m->name);
     unsigned major = pre[6], minor = pre[7];
     uint64_t hlen;
     if (major == 1 && minor == 0) {
@@ -545,148 +616,90 @@ enum dsnn_status npz_header(struct npz *z, const struct npz_member *m, struct np
         h->data_offset = 10 + hlen;
     } else if ((major == 2 || major == 3) && minor == 0) {
         if ((st = npz_stream_read(s, pre + 10, 2, "the .npy header length", err)) != DSNN_OK)
-            goto out;
+            return st;
         hlen = le32(pre + 8);
         h->data_offset = 12 + hlen;
     } else {
-        st = dsnn_error_set(err, DSNN_ERR_UNSUPPORTED,
-                            "%s: member %s: .npy format version %u.%u is not supported (1.0, "
-                            "2.0, 3.0 are)",
-                            z->path, m->name, major, minor);
-        goto out;
+        return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED,
+                              "%s: member %s: .npy format version %u.%u is not supported (1.0, "
+                              "2.0, 3.0 are)",
+                              z->path, m->name, major, minor);
     }
-    if (hlen == 0 || hlen > NPY_HEADER_MAX) {
-        st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: member %s: implausible .npy header length "
-                            "%" PRIu64, z->path, m->name, hlen);
-        goto out;
-    }
-    text = malloc((size_t)hlen + 1);
-    if (!text) {
-        st = dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", z->path);
-        goto out;
-    }
-    if ((st = npz_stream_read(s, text, (size_t)hlen, "the .npy header", err)) != DSNN_OK)
-        goto out;
-    text[hlen] = '\0';
+    if (hlen == 0 || hlen > NPY_HEADER_MAX)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: member %s: implausible .npy header "
+                              "length %" PRIu64, z->path, m->name, hlen);
+    *text = malloc((size_t)hlen + 1);
+    if (!*text)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", z->path);
+    if ((st = npz_stream_read(s, *text, (size_t)hlen, "the .npy header", err)) != DSNN_OK)
+        return st;
+    (*text)[hlen] = '\0';
+    *len = hlen;
+    return DSNN_OK;
+}
 
-    /* {'descr': '<f4', 'fortran_order': False, 'shape': (3, 1, 32, 32), } */
-    struct npy_parser q = {text, text + hlen};
-    bool have_descr = false, have_order = false, have_shape = false, fortran = false;
-    char key[64], descr[64] = "";
-    const char *bad = NULL;
-    if (!npy_char(&q, '{'))
-        bad = "the header is not a Python dict";
-    while (!bad && !npy_char(&q, '}')) {
-        if (!npy_string(&q, key, sizeof key) || !npy_char(&q, ':')) {
-            bad = "a key of the header dict does not parse";
-            break;
-        }
-        if (strcmp(key, "descr") == 0) {
-            if (!npy_string(&q, descr, sizeof descr)) {
-                bad = "'descr' is not a string (structured arrays are not supported)";
-                break;
-            }
-            have_descr = true;
-        } else if (strcmp(key, "fortran_order") == 0) {
-            if (npy_word(&q, "False"))
-                fortran = false;
-            else if (npy_word(&q, "True"))
-                fortran = true;
-            else {
-                bad = "'fortran_order' is not True or False";
-                break;
-            }
-            have_order = true;
-        } else if (strcmp(key, "shape") == 0) {
-            if (!npy_char(&q, '(')) {
-                bad = "'shape' is not a tuple";
-                break;
-            }
-            h->ndim = 0;
-            while (!npy_char(&q, ')')) {
-                npy_ws(&q);
-                char *endp = NULL;
-                if (q.p >= q.end || *q.p < '0' || *q.p > '9') {
-                    bad = "'shape' holds something other than non-negative integers";
-                    break;
-                }
-                errno = 0;
-                unsigned long long v = strtoull(q.p, &endp, 10);
-                if (errno || endp > q.end) {
-                    bad = "a dimension of 'shape' is too large";
-                    break;
-                }
-                q.p = endp;
-                (void)npy_char(&q, 'L'); /* a Python 2 long */
-                if (h->ndim >= NPZ_MAX_DIMS) {
-                    bad = "too many dimensions";
-                    break;
-                }
-                h->shape[h->ndim++] = v;
-                if (npy_char(&q, ','))
-                    continue;
-                npy_ws(&q);
-                if (q.p >= q.end || *q.p != ')') {
-                    bad = "'shape' does not parse";
-                    break;
-                }
-            }
-            have_shape = !bad;
-        } else {
-            st = dsnn_error_set(err, DSNN_ERR_FORMAT,
-                                "%s: member %s: unexpected key '%s' in the .npy header (only "
-                                "descr, fortran_order and shape are allowed)",
-                                z->path, m->name, key);
-            goto out;
-        }
-        if (!bad && !npy_char(&q, ',')) {
-            if (!npy_char(&q, '}'))
-                bad = "the header dict does not parse";
-            break;
-        }
-    }
-    if (!bad && (!have_descr || !have_order || !have_shape))
-        bad = "the header lacks descr, fortran_order or shape";
-    if (bad) {
-        st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: member %s: bad .npy header: %s: %.200s",
-                            z->path, m->name, bad, text);
-        goto out;
-    }
-    if (!npy_descr(descr, h)) {
-        st = dsnn_error_set(err, DSNN_ERR_UNSUPPORTED,
-                            "%s: member %s: element type '%s' is not supported (floats '<f4' "
-                            "'<f8', integers '|u1' '<i8' ..., bool '|b1')",
-                            z->path, m->name, descr);
-        goto out;
-    }
+/* The element type, order and size of h (parsed) against member m. */
+static enum dsnn_status npy_check(const struct npz *z, const struct npz_member *m,
+                                  struct npy_header *h, const char *descr, bool fortran,
+                                  struct dsnn_error *err)
+{
+    if (!npy_descr(descr, h))
+        return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED,
+                              "%s: member %s: element type '%s' is not supported (floats '<f4' "
+                              "'<f8', integers '|u1' '<i8' ..., bool '|b1')",
+                              z->path, m->name, descr);
     snprintf(h->descr, sizeof h->descr, "%s", descr);
-    if (fortran && h->ndim > 1) {
-        st = dsnn_error_set(err, DSNN_ERR_UNSUPPORTED,
-                            "%s: member %s: Fortran-ordered arrays are not supported (save it "
-                            "with numpy.ascontiguousarray)",
-                            z->path, m->name);
-        goto out;
-    }
+    if (fortran && h->ndim > 1)
+        return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED,
+                              "%s: member %s: Fortran-ordered arrays are not supported (save it "
+                              "with numpy.ascontiguousarray)",
+                              z->path, m->name);
     h->count = 1;
     for (int d = 0; d < h->ndim; d++) {
-        if (h->shape[d] != 0 && h->count > UINT64_MAX / h->shape[d] / (uint64_t)h->itemsize) {
-            st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: member %s: shape too large", z->path,
-                                m->name);
-            goto out;
-        }
+        if (h->shape[d] != 0 && h->count > UINT64_MAX / h->shape[d] / (uint64_t)h->itemsize)
+            return dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: member %s: shape too large",
+                                  z->path, m->name);
         h->count *= h->shape[d];
     }
     uint64_t need = h->data_offset + h->count * (uint64_t)h->itemsize;
-    if (need != m->size) {
-        st = dsnn_error_set(err, DSNN_ERR_FORMAT,
-                            "%s: member %s: the .npy header announces %" PRIu64 " elements of %d "
-                            "bytes, i.e. %" PRIu64 " bytes with the header, but the member holds "
-                            "%" PRIu64 " bytes (%s)",
-                            z->path, m->name, h->count, h->itemsize, need, m->size,
-                            need > m->size ? "truncated" : "trailing bytes");
-        goto out;
+    if (need != m->size)
+        return dsnn_error_set(err, DSNN_ERR_FORMAT,
+                              "%s: member %s: the .npy header announces %" PRIu64 " elements of "
+                              "%d bytes, i.e. %" PRIu64 " bytes with the header, but the member "
+                              "holds %" PRIu64 " bytes (%s)",
+                              z->path, m->name, h->count, h->itemsize, need, m->size,
+                              need > m->size ? "truncated" : "trailing bytes");
+    return DSNN_OK;
+}
+
+enum dsnn_status npz_header(struct npz *z, const struct npz_member *m, struct npy_header *h,
+                            struct dsnn_error *err)
+{
+    struct npz_stream *s = malloc(sizeof *s);
+    if (!s)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "%s: out of memory", z->path);
+    char *text = NULL;
+    uint64_t hlen = 0;
+    memset(h, 0, sizeof *h);
+    enum dsnn_status st = npz_stream_open(z, m, s, err);
+    if (st == DSNN_OK)
+        st = npy_header_text(z, m, s, h, &text, &hlen, err);
+    if (st == DSNN_OK) {
+        char descr[64] = "", unknown[64];
+        bool fortran = false;
+        const char *bad = npy_dict(text, (size_t)hlen, h, descr, sizeof descr, &fortran,
+                                   unknown, sizeof unknown);
+        if (unknown[0])
+            st = dsnn_error_set(err, DSNN_ERR_FORMAT,
+                                "%s: member %s: unexpected key '%s' in the .npy header (only "
+                                "descr, fortran_order and shape are allowed)",
+                                z->path, m->name, unknown);
+        else if (bad)
+            st = dsnn_error_set(err, DSNN_ERR_FORMAT, "%s: member %s: bad .npy header: %s: "
+                                "%.200s", z->path, m->name, bad, text);
+        else
+            st = npy_check(z, m, h, descr, fortran, err);
     }
-out:
     free(text);
     npz_stream_close(s);
     free(s);
