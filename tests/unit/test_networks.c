@@ -393,6 +393,57 @@ static void test_lenet_300_100(void)
     built_free(&b);
 }
 
+/* Largest |w| of dense linear layer `name` (initialised). */
+static float max_abs_weight(struct dsnn_net *net, const char *name)
+{
+    struct dsnn_layer *l = find(net, name);
+    int n_in = 0, n_out = 0;
+    bool bias;
+    CU_ASSERT_FATAL(l && dsnn_linear_dims(l, &n_in, &n_out, &bias));
+    const float *w = dsnn_linear_weight(l);
+    float m = 0;
+    for (size_t i = 0; i < (size_t)n_in * (size_t)n_out; i++)
+        m = fabsf(w[i]) > m ? fabsf(w[i]) : m;
+    return m;
+}
+
+/* nupic's MLP (networks/main.py): Linear (no bias) -> ReLU -> BatchNorm1d -> Dropout(0.3) per
+ * hidden layer, xavier uniform weights; its keys override the preset. */
+static void test_mlp_nupic(void)
+{
+    struct built b;
+    if (build(&b, "mlp", MNIST, 10, "variant = \"nupic\"; hidden_sizes = [400, 400];") != DSNN_OK)
+        return;
+    check_layers(b.net, "flatten:flatten fc1:linear relu1:relu bn1:batchnorm1d dropout1:dropout "
+                        "fc2:linear relu2:relu bn2:batchnorm1d dropout2:dropout output:linear");
+    /* 784 x 400 + 400 x 400 + 400 x 10 weights, no biases; 2 x (400 + 400) batch norm affine */
+    init_count(b.net, 313600 + 160000 + 4000 + 1600);
+    /* xavier uniform: |w| <= sqrt(6 / (784 + 400)) = 0.0712; kaiming uniform (PyTorch's
+     * nn.Linear default) would stay below 1 / sqrt(784) = 0.0357 */
+    float m = max_abs_weight(b.net, "fc1");
+    CU_ASSERT(m <= 0.07119f + 1e-6f);
+    CU_ASSERT(m > 0.06f);
+    run_batch(b.net);
+    built_free(&b);
+    /* the preset is only defaults: explicit keys win */
+    if (build(&b, "mlp", MNIST, 10,
+              "variant = \"nupic\"; hidden_sizes = [50]; bias = true; dropout = 0.0; "
+              "weight_init = \"kaiming_uniform\";") != DSNN_OK)
+        return;
+    check_layers(b.net, "flatten:flatten fc1:linear relu1:relu bn1:batchnorm1d output:linear");
+    init_count(b.net, 784 * 50 + 50 + 50 * 10 + 10 + 100);
+    CU_ASSERT(max_abs_weight(b.net, "fc1") <= 1.0f / 28.0f + 1e-6f);
+    built_free(&b);
+    /* the dsnn variant is unchanged: bias, no batch norm, no dropout */
+    if (build(&b, "mlp", MNIST, 10, "hidden_sizes = [50];") != DSNN_OK)
+        return;
+    check_layers(b.net, "flatten:flatten fc1:linear relu1:relu output:linear");
+    init_count(b.net, 784 * 50 + 50 + 50 * 10 + 10);
+    built_free(&b);
+    CU_ASSERT_NOT_EQUAL(build(&b, "mlp", MNIST, 10, "variant = \"keras\";"), DSNN_OK);
+    built_free(&b);
+}
+
 static void test_lenet5_sparse_conv(void)
 {
     struct built b;
@@ -828,6 +879,7 @@ static CU_TestInfo tests[] = {
     {"lenet: lenet5 on 28x28 (padding 2)", test_lenet5_mnist},
     {"lenet: lenet5 on 32x32, average pooling", test_lenet5_cifar_avg},
     {"lenet: 300-100", test_lenet_300_100},
+    {"mlp: variant nupic (nupic's MLP), its keys override", test_mlp_nupic},
     {"lenet: sparse conv2", test_lenet5_sparse_conv},
     {"lenet: refused configurations and inputs", test_lenet_errors},
     {"gsc-heb: defaults (nupic GSCHeb)", test_gsc_heb_default},
