@@ -575,6 +575,262 @@ static void test_coactivation_average(void)
     }
 }
 
+/* nupic's mlp_coactivations_test network 3 -> 4 -> 5 -> 2: fc1 -> relu1 -> fc2 -> relu2 -> output
+ * (sparse at density 1: every connection active), weights set by hand so that the hand
+ * calculation below is easy to follow. */
+static struct dsnn_net *coact_net_3452(void)
+{
+    struct dsnn_error err = {0};
+    struct dsnn_net *net = dsnn_net_new((struct dsnn_shape){3, 1, 1}, 2, &err);
+    struct dsnn_sparse_init init = dsnn_sparse_init_default();
+    init.density = 1.0;
+    const int dims[4] = {3, 4, 5, 2};
+    for (int k = 0; k < 3; k++) {
+        char name[16];
+        snprintf(name, sizeof name, k == 2 ? "output" : "fc%d", k + 1);
+        CU_ASSERT_EQUAL_FATAL(dsnn_net_add(net, dsnn_sparse_linear_new(name, dims[k], dims[k + 1],
+                                                                       false, &init, &err),
+                                           &err),
+                              DSNN_OK);
+        if (k < 2) {
+            snprintf(name, sizeof name, "relu%d", k + 1);
+            CU_ASSERT_EQUAL_FATAL(
+                dsnn_net_add(net, dsnn_relu_new(name, (struct dsnn_shape){dims[k + 1], 1, 1}, &err),
+                             &err),
+                DSNN_OK);
+        }
+    }
+    struct dsnn_rng rng;
+    dsnn_rng_seed(&rng, 3, DSNN_RNG_STREAM_INIT);
+    CU_ASSERT_EQUAL_FATAL(dsnn_net_init(net, &rng, 128, &err), DSNN_OK);
+    /* weights w[o][i] = +1 or -1 in a fixed pattern ((o + i) % 3 == 0 negative) */
+    for (int li = 0; li < 5; li += 2) {
+        struct dsnn_sparse_csr c;
+        CU_ASSERT_FATAL(dsnn_sparse_get_csr(dsnn_net_layer(net, (size_t)li), &c));
+        CU_ASSERT_EQUAL_FATAL(c.nnz, (size_t)c.n_in * (size_t)c.n_out);
+        for (int o = 0; o < c.n_out; o++)
+            for (int64_t k = c.row_ptr[o]; k < c.row_ptr[o + 1]; k++)
+                c.value[k] = (o + c.col[k]) % 3 == 0 ? -1.0f : 1.0f;
+    }
+    return net;
+}
+
+/* Reference coactivations of net layer li (0, 2, 4) for a forward of x: binary counts or real
+ * sums, added to ref[o][i]. */
+static void ref_coact(struct dsnn_net *net, const float *x, int batch, int li, bool real,
+                      double *ref)
+{
+    const float *in = li == 0 ? x : dsnn_net_activation(net, (size_t)li - 1);
+    const float *out = dsnn_net_activation(net, li == 4 ? 4 : (size_t)li + 1);
+    const int n_in = li == 0 ? 3 : li == 2 ? 4 : 5, n_out = li == 0 ? 4 : li == 2 ? 5 : 2;
+    for (int s = 0; s < batch; s++)
+        for (int o = 0; o < n_out; o++)
+            for (int i = 0; i < n_in; i++) {
+                float y = out[s * n_out + o], v = in[s * n_in + i];
+                ref[o * n_in + i] += real ? (double)y * v : (y > 0 && v > 0);
+            }
+}
+
+/* Compares tracked layer t (net layer li) with ref (CSR order and, dense, every pair). */
+static int coact_mismatches(struct dsnn_coact *c, struct dsnn_net *net, size_t t, int li,
+                            const double *ref, double tol)
+{
+    struct dsnn_sparse_csr s;
+    dsnn_sparse_get_csr(dsnn_net_layer(net, (size_t)li), &s);
+    const float *v = dsnn_coact_values(c, t);
+    if (!v)
+        return -1;
+    int bad = 0;
+    for (int o = 0; o < s.n_out; o++)
+        for (int64_t k = s.row_ptr[o]; k < s.row_ptr[o + 1]; k++)
+            bad += fabs(v[k] - ref[o * s.n_in + s.col[k]]) > tol;
+    const float *d = dsnn_coact_dense(c, t);
+    for (int p = 0; d && p < s.n_out * s.n_in; p++)
+        bad += fabs(d[p] - ref[p]) > tol;
+    return bad;
+}
+
+/* nupic's mlp_coactivations_test: after one sample, then after 100 samples, the coactivations
+ * of the three layers of 3 -> 4 -> 5 -> 2; the sample of the first check is worked out by hand.
+ * Binary (nupic) and real-valued, both storages. */
+static void test_coactivations_3452(void)
+{
+    struct dsnn_error err = {0};
+    for (int real = 0; real < 2; real++)
+        for (int dense = 0; dense < 2; dense++) {
+            struct dsnn_net *net = coact_net_3452();
+            const size_t idx[3] = {0, 2, 4};
+            struct dsnn_coact *c = dsnn_coact_new(net, idx, 3, dense, 1.0, &err);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+            const struct dsnn_coact_options o = {.real_valued = real, .update_interval = 1};
+            CU_ASSERT_EQUAL_FATAL(dsnn_coact_set_options(c, &o, &err), DSNN_OK);
+            /* one sample x = (1, 2, 0):
+             *   fc1 row o: sum_i w[o][i] x[i], w = -1 where (o + i) % 3 == 0:
+             *     o0: -1 + 2 + 0 = 1; o1: 1 + 2 + 0 = 3; o2: 1 - 2 + 0 = -1; o3: -1 + 2 + 0 = 1
+             *   relu1 = (1, 3, 0, 1): inputs 0, 1 active (x2 = 0), outputs 0, 1, 3 active, so
+             *   binary counts of fc1: rows 0, 1, 3 have 1 at columns 0, 1; row 2 and column 2 0 */
+            const float x1[3] = {1, 2, 0};
+            CU_ASSERT_EQUAL_FATAL(dsnn_coact_begin_epoch(c, &err), DSNN_OK);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(dsnn_net_forward(net, x1, 1, true, &err));
+            const float *h1 = dsnn_net_activation(net, 1);
+            CU_ASSERT(h1[0] == 1 && h1[1] == 3 && h1[2] == 0 && h1[3] == 1);
+            CU_ASSERT_EQUAL(dsnn_coact_accumulate(c, x1, 1, &err), DSNN_OK);
+            CU_ASSERT_EQUAL_FATAL(dsnn_coact_end_epoch(c, &err), DSNN_OK);
+            const double hand_bin[12] = {1, 1, 0, 1, 1, 0, 0, 0, 0, 1, 1, 0};
+            /* real: y[o] x[i] = (1, 2, 0), (3, 6, 0), 0, (1, 2, 0) */
+            const double hand_real[12] = {1, 2, 0, 3, 6, 0, 0, 0, 0, 1, 2, 0};
+            CU_ASSERT_EQUAL(coact_mismatches(c, net, 0, 0, real ? hand_real : hand_bin, 1e-6), 0);
+            double r2[20] = {0}, r4[10] = {0};
+            ref_coact(net, x1, 1, 2, real, r2);
+            ref_coact(net, x1, 1, 4, real, r4);
+            CU_ASSERT_EQUAL(coact_mismatches(c, net, 1, 2, r2, 1e-5), 0);
+            CU_ASSERT_EQUAL(coact_mismatches(c, net, 2, 4, r4, 1e-5), 0);
+            /* 100 samples (batches of 64 and 36): the sums of their counts */
+            double ref[3][20];
+            memset(ref, 0, sizeof ref);
+            struct dsnn_rng r;
+            dsnn_rng_seed(&r, 17, 1);
+            static float x[64 * 3];
+            CU_ASSERT_EQUAL_FATAL(dsnn_coact_begin_epoch(c, &err), DSNN_OK);
+            for (int b = 0; b < 2; b++) {
+                const int n = b ? 36 : 64;
+                for (int k = 0; k < n * 3; k++)
+                    x[k] = (float)dsnn_rng_normal(&r);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(dsnn_net_forward(net, x, n, true, &err));
+                CU_ASSERT_EQUAL(dsnn_coact_accumulate(c, x, n, &err), DSNN_OK);
+                for (int t = 0; t < 3; t++)
+                    ref_coact(net, x, n, 2 * t, real, ref[t]);
+            }
+            CU_ASSERT_EQUAL(dsnn_coact_samples(c), 100);
+            CU_ASSERT_EQUAL_FATAL(dsnn_coact_end_epoch(c, &err), DSNN_OK);
+            double total = 0;
+            for (int t = 0; t < 3; t++) {
+                CU_ASSERT_EQUAL(coact_mismatches(c, net, (size_t)t, 2 * t, ref[t], 1e-3), 0);
+                for (int p = 0; p < 20; p++)
+                    total += ref[t][p];
+            }
+            CU_ASSERT(total > 100); /* the samples did coactivate */
+            dsnn_coact_free(c);
+            dsnn_net_free(net);
+        }
+}
+
+/* update_interval (nupic's update_nsteps): batches 0, 3, 6, 9 of 10 are counted; the clock is
+ * part of the checkpoint. keep_across_epochs (reset_coactivations = false): the counts of two
+ * epochs add up, a connection grown in between starts from 0; bad option combinations. */
+static void test_coactivation_options(void)
+{
+    struct dsnn_error err = {0};
+    for (int dense = 0; dense < 2; dense++) {
+        struct dsnn_net *net = coact_net();
+        const size_t idx[1] = {0};
+        struct dsnn_coact *c = dsnn_coact_new(net, idx, 1, dense, 1.0, &err);
+        const struct dsnn_coact_options every3 = {.update_interval = 3};
+        CU_ASSERT_EQUAL_FATAL(dsnn_coact_set_options(c, &every3, &err), DSNN_OK);
+        static double ref[CHID * CIN];
+        memset(ref, 0, sizeof ref);
+        struct dsnn_rng r;
+        dsnn_rng_seed(&r, 23, 1);
+        static float x[CBATCH * CIN];
+        CU_ASSERT_EQUAL_FATAL(dsnn_coact_begin_epoch(c, &err), DSNN_OK);
+        for (int b = 0; b < 10; b++) {
+            if (b == 5) { /* a checkpoint in the middle: the clock goes on where it was */
+                CU_ASSERT_EQUAL_FATAL(dsnn_coact_end_epoch(c, &err), DSNN_OK);
+                FILE *f = tmpfile();
+                CU_ASSERT_EQUAL_FATAL(dsnn_coact_save(c, f, &err), DSNN_OK);
+                struct dsnn_coact *c2 = dsnn_coact_new(net, idx, 1, dense, 1.0, &err);
+                CU_ASSERT_EQUAL_FATAL(dsnn_coact_set_options(c2, &every3, &err), DSNN_OK);
+                rewind(f);
+                CU_ASSERT_EQUAL_FATAL(dsnn_coact_load(c2, f, &err), DSNN_OK);
+                struct dsnn_coact *c3 = dsnn_coact_new(net, idx, 1, dense, 1.0, &err);
+                rewind(f);
+                CU_ASSERT_EQUAL(dsnn_coact_load(c3, f, &err), DSNN_ERR_FORMAT); /* interval 1 */
+                fclose(f);
+                dsnn_coact_free(c3);
+                dsnn_coact_free(c);
+                c = c2;
+                CU_ASSERT_EQUAL_FATAL(dsnn_coact_begin_epoch(c, &err), DSNN_OK);
+                memset(ref, 0, sizeof ref);
+            }
+            for (int k = 0; k < CBATCH * CIN; k++)
+                x[k] = (float)dsnn_rng_normal(&r);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(dsnn_net_forward(net, x, CBATCH, true, &err));
+            CU_ASSERT_EQUAL(dsnn_coact_accumulate(c, x, CBATCH, &err), DSNN_OK);
+            if (b % 3 == 0)
+                naive_count(net, x, CBATCH, 0, ref);
+        }
+        CU_ASSERT_EQUAL(dsnn_coact_samples(c), 2 * CBATCH); /* batches 6 and 9 since the load */
+        CU_ASSERT_EQUAL_FATAL(dsnn_coact_end_epoch(c, &err), DSNN_OK);
+        struct dsnn_sparse_csr s;
+        dsnn_sparse_get_csr(dsnn_net_layer(net, 0), &s);
+        const float *v = dsnn_coact_values(c, 0);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+        int bad = 0;
+        for (int o = 0; o < s.n_out; o++)
+            for (int64_t k = s.row_ptr[o]; k < s.row_ptr[o + 1]; k++)
+                bad += v[k] != (float)ref[o * s.n_in + s.col[k]];
+        CU_ASSERT_EQUAL(bad, 0);
+        dsnn_coact_free(c);
+
+        /* kept across epochs, with a topology edit in between */
+        c = dsnn_coact_new(net, idx, 1, dense, 1.0, &err);
+        const struct dsnn_coact_options keep = {.update_interval = 1, .keep_across_epochs = true};
+        CU_ASSERT_EQUAL_FATAL(dsnn_coact_set_options(c, &keep, &err), DSNN_OK);
+        CU_ASSERT(dsnn_coact_every_epoch(c));
+        static double e1[CHID * CIN], e2[CHID * CIN];
+        memset(e1, 0, sizeof e1);
+        memset(e2, 0, sizeof e2);
+        struct dsnn_layer *l = dsnn_net_layer(net, 0);
+        uint64_t before[CHID * CIN];
+        size_t n_before = 0;
+        struct dsnn_rng topo;
+        dsnn_rng_seed(&topo, 4, DSNN_RNG_STREAM_TOPOLOGY);
+        for (int epoch = 0; epoch < 2; epoch++) {
+            CU_ASSERT_EQUAL_FATAL(dsnn_coact_begin_epoch(c, &err), DSNN_OK);
+            for (int k = 0; k < CBATCH * CIN; k++)
+                x[k] = (float)dsnn_rng_normal(&r);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(dsnn_net_forward(net, x, CBATCH, true, &err));
+            CU_ASSERT_EQUAL(dsnn_coact_accumulate(c, x, CBATCH, &err), DSNN_OK);
+            naive_count(net, x, CBATCH, 0, epoch ? e2 : e1);
+            CU_ASSERT_EQUAL_FATAL(dsnn_coact_end_epoch(c, &err), DSNN_OK);
+            if (epoch == 0) {
+                dsnn_sparse_get_csr(l, &s);
+                n_before = s.nnz;
+                for (int o = 0; o < CHID; o++)
+                    for (int64_t k = s.row_ptr[o]; k < s.row_ptr[o + 1]; k++)
+                        before[k] = (uint64_t)o * CIN + (uint64_t)s.col[k];
+                CU_ASSERT_EQUAL(dsnn_sparse_prune_magnitude(l, 30, &err), DSNN_OK);
+                CU_ASSERT_EQUAL(dsnn_sparse_grow_random(l, 30, &topo, &err), DSNN_OK);
+            }
+        }
+        dsnn_sparse_get_csr(l, &s);
+        v = dsnn_coact_values(c, 0);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+        bad = 0;
+        int fresh = 0;
+        for (int o = 0; o < CHID; o++)
+            for (int64_t k = s.row_ptr[o]; k < s.row_ptr[o + 1]; k++) {
+                int p = o * CIN + s.col[k];
+                bool survivor = false;
+                for (size_t j = 0; j < n_before; j++)
+                    survivor |= before[j] == (uint64_t)p;
+                double expect = survivor || dense ? e1[p] + e2[p] : e2[p];
+                bad += fabs(v[k] - expect) > 1e-4;
+                fresh += !survivor;
+            }
+        CU_ASSERT_EQUAL(bad, 0);
+        CU_ASSERT(fresh > 0);
+        dsnn_coact_free(c);
+        /* refused: interval 0; kept counts with a moving average */
+        c = dsnn_coact_new(net, idx, 1, dense, 0.5, &err);
+        const struct dsnn_coact_options zero = {.update_interval = 0};
+        CU_ASSERT_EQUAL(dsnn_coact_set_options(c, &zero, &err), DSNN_ERR_INVALID);
+        CU_ASSERT_EQUAL(dsnn_coact_set_options(c, &keep, &err), DSNN_ERR_INVALID);
+        dsnn_coact_free(c);
+        dsnn_net_free(net);
+    }
+}
+
 /* ---- the plugins ---- */
 
 enum { DDIM = 20, DCLASSES = 4, DTRAIN = 384, DTEST = 128, DBATCH = 32 };
@@ -1070,6 +1326,10 @@ static CU_TestInfo tests[] = {
     {"nnz constant over many rounds", test_many_rounds},
     {"coactivations vs naive", test_coactivations},
     {"coactivation moving average", test_coactivation_average},
+    {"coactivations of nupic's 3-4-5-2 test: one sample, 100 samples; binary, real",
+     test_coactivations_3452},
+    {"coactivation options: update interval (and its checkpoint), kept across epochs",
+     test_coactivation_options},
     {"plugin set", test_plugin_set},
     {"plugin dsnn-mixed-heb", test_plugin_mixed_heb},
     {"plugin dsnn-weighted-mag", test_plugin_weighted_mag},

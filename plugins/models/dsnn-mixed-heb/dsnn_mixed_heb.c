@@ -44,6 +44,7 @@ struct mixed_heb {
     double hebbian_prune_perc[DSNN_SPARSE_MODEL_MAX_LAYERS]; /* per sparse layer */
     double weight_prune_perc[DSNN_SPARSE_MODEL_MAX_LAYERS];
     double alpha;
+    struct dsnn_coact_keys ck; /* coactivations, update_nsteps, reset_coactivations */
     bool hebbian_grow;
 };
 
@@ -66,6 +67,7 @@ static const struct dsnn_key_spec mixed_heb_keys[] = {
      DSNN_KEY_AT(struct mixed_heb, alpha),
      .doc = "coactivations used by a round: alpha * this epoch's + (1 - alpha) * the previous value "
      "(1: this epoch only, as nupic)"},
+    DSNN_COACT_KEYS(struct mixed_heb, ck),
     DSNN_PRUNE_SCHEDULE_KEYS,
 };
 
@@ -77,8 +79,10 @@ static enum dsnn_status mixed_heb_configure(struct dsnn_sparse_model *sm, void *
 {
     (void)ctx, (void)info;
     struct mixed_heb *p = params;
-    enum dsnn_status st = dsnn_scheme_read_per_layer(sm, cfg, "hebbian_prune_perc", 0.3,
-                                                     p->hebbian_prune_perc, err);
+    enum dsnn_status st = dsnn_coact_keys_check(cfg, &p->ck, p->alpha, err);
+    if (st == DSNN_OK)
+        st = dsnn_scheme_read_per_layer(sm, cfg, "hebbian_prune_perc", 0.3, p->hebbian_prune_perc,
+                                        err);
     return st != DSNN_OK ? st
                          : dsnn_scheme_read_per_layer(sm, cfg, "weight_prune_perc", 0.3,
                                                       p->weight_prune_perc, err);
@@ -94,7 +98,8 @@ static enum dsnn_status mixed_heb_init(struct dsnn_sparse_model *sm, void *param
         hebbian = hebbian || dsnn_perc_on(p->hebbian_prune_perc[i]);
     if (!hebbian && !p->hebbian_grow)
         return DSNN_OK; /* neither rule needs coactivations */
-    return dsnn_scheme_track_coact(sm, p->hebbian_grow, p->alpha, err);
+    const struct dsnn_coact_options o = dsnn_coact_keys_options(&p->ck);
+    return dsnn_scheme_track_coact_opts(sm, p->hebbian_grow, p->alpha, &o, err);
 }
 
 static enum dsnn_status mixed_heb_keep(const void *params, size_t layer, const float *w,

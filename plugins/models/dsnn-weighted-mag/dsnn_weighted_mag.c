@@ -32,6 +32,7 @@
 struct weighted_mag {
     double weight_prune_perc[DSNN_SPARSE_MODEL_MAX_LAYERS]; /* per sparse layer */
     double alpha;
+    struct dsnn_coact_keys ck; /* coactivations, update_nsteps, reset_coactivations */
 };
 
 static const struct dsnn_key_spec weighted_mag_keys[] = {
@@ -49,6 +50,7 @@ static const struct dsnn_key_spec weighted_mag_keys[] = {
      DSNN_KEY_AT(struct weighted_mag, alpha),
      .doc = "coactivations used by a round: alpha * this epoch's + (1 - alpha) * the previous value "
      "(1: this epoch only, as nupic)"},
+    DSNN_COACT_KEYS(struct weighted_mag, ck),
     DSNN_PRUNE_SCHEDULE_KEYS,
 };
 
@@ -60,8 +62,10 @@ static enum dsnn_status weighted_mag_configure(struct dsnn_sparse_model *sm, voi
 {
     (void)ctx, (void)info;
     struct weighted_mag *p = params;
-    return dsnn_scheme_read_per_layer(sm, cfg, "weight_prune_perc", 0.3, p->weight_prune_perc,
-                                      err);
+    enum dsnn_status st = dsnn_coact_keys_check(cfg, &p->ck, p->alpha, err);
+    return st != DSNN_OK ? st
+                         : dsnn_scheme_read_per_layer(sm, cfg, "weight_prune_perc", 0.3,
+                                                      p->weight_prune_perc, err);
 }
 
 static enum dsnn_status weighted_mag_init(struct dsnn_sparse_model *sm, void *params,
@@ -74,7 +78,8 @@ static enum dsnn_status weighted_mag_init(struct dsnn_sparse_model *sm, void *pa
         any = any || dsnn_perc_on(p->weight_prune_perc[i]);
     if (!any)
         return DSNN_OK; /* pruning off: no coactivations */
-    return dsnn_scheme_track_coact(sm, false, p->alpha, err);
+    const struct dsnn_coact_options o = dsnn_coact_keys_options(&p->ck);
+    return dsnn_scheme_track_coact_opts(sm, false, p->alpha, &o, err);
 }
 
 static enum dsnn_status weighted_mag_keep(const void *params, size_t layer, const float *w,

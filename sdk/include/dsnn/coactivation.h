@@ -31,8 +31,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include "dsnn/config.h"
 #include "dsnn/export.h"
+#include "dsnn/keys.h"
 #include "dsnn/net.h"
 #include "dsnn/dynsparse_rules.h"
 #include "dsnn/sparse_model.h"
@@ -65,6 +68,57 @@ DSNN_API const float *dsnn_coact_values(const struct dsnn_coact *c, size_t i);
 /* Values of every pair of tracked layer i, [n_out][n_in] row-major (dense storage only; NULL
  * otherwise or before the first dsnn_coact_end_epoch). Valid across topology edits. */
 DSNN_API const float *dsnn_coact_dense(const struct dsnn_coact *c, size_t i);
+/* Variants of nupic's DSLinear / MLPHeb coactivations (set before the first epoch):
+ *   real_valued: value(o, i) = sum over samples of y[o] x[i] (activities after the activation
+ *       function) instead of the count of samples with both > 0; linear layers only.
+ *   update_interval: only every N-th training batch is counted, the first one included (nupic's
+ *       update_nsteps; the clock runs over the batches passed to dsnn_coact_accumulate and is
+ *       part of the checkpoint); 1: every batch.
+ *   keep_across_epochs: begin_epoch does not reset the values, the epoch's counts are added to
+ *       them (nupic's reset_coactivations = false); a connection grown since starts from 0.
+ *       Excludes a moving average (alpha < 1). */
+struct dsnn_coact_options {
+    bool real_valued;
+    int64_t update_interval;
+    bool keep_across_epochs;
+};
+DSNN_API enum dsnn_status dsnn_coact_set_options(struct dsnn_coact *c,
+                                                 const struct dsnn_coact_options *o,
+                                                 struct dsnn_error *err);
+/* The three keys of these variants in a coactivation-driven model's key table, read into a
+ * struct dsnn_coact_keys member M of the plugin's parameter struct T; then
+ * dsnn_coact_keys_options gives the options. */
+struct dsnn_coact_keys {
+    int values;            /* coactivations: 0 "binary", 1 "real" */
+    int64_t update_nsteps; /* update_nsteps */
+    bool reset;            /* reset_coactivations */
+};
+DSNN_API extern const char *const dsnn_coact_value_choices[];
+#define DSNN_COACT_KEYS(T, M)                                                              \
+    {.name = "coactivations", .type = DSNN_KEY_STRING, .def_str = "binary",                        \
+     .choices = dsnn_coact_value_choices, DSNN_KEY_AT(T, M.values),                        \
+     .doc = "\"binary\": a connection's coactivation is the number of samples whose input and "    \
+            "output are both > 0 (nupic's DSLinear); \"real\": the sum over samples of output * "   \
+            "input (after the activation function; linear layers only)"},                          \
+    {.name = "update_nsteps", .type = DSNN_KEY_INT, .def = 1, DSNN_KEY_RANGE(1, 1000000000),       \
+     DSNN_KEY_AT(T, M.update_nsteps),                                                      \
+     .doc = "count coactivations in every N-th training batch only, the first one included "       \
+            "(nupic's update_nsteps)"},                                                            \
+    {.name = "reset_coactivations", .type = DSNN_KEY_BOOL, .def = true,                            \
+     DSNN_KEY_AT(T, M.reset),                                                              \
+     .doc = "start each epoch's coactivations from 0 (false: add them up over the epochs, grown "   \
+            "connections from 0; excludes moving_average_alpha < 1)"}
+DSNN_API struct dsnn_coact_options dsnn_coact_keys_options(const struct dsnn_coact_keys *k);
+/* The check across keys (for a configure callback): reset_coactivations = false excludes
+ * moving_average_alpha < 1 (DSNN_ERR_CONFIG naming the file and line). */
+DSNN_API enum dsnn_status dsnn_coact_keys_check(const struct dsnn_cfg *cfg,
+                                                const struct dsnn_coact_keys *k, double alpha,
+                                                struct dsnn_error *err);
+
+/* Whether values outlive an epoch (a moving average or kept counts): the coactivations are then
+ * counted in every epoch before rewiring stops, not only in epochs followed by a round. */
+DSNN_API bool dsnn_coact_every_epoch(const struct dsnn_coact *c);
+
 /* Samples accumulated since dsnn_coact_begin_epoch. */
 DSNN_API long long dsnn_coact_samples(const struct dsnn_coact *c);
 

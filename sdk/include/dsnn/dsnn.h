@@ -35,7 +35,7 @@
  * CMake checks the rule at configure time. */
 #define DSNN_VERSION_MAJOR 0
 #define DSNN_VERSION_MINOR 2
-#define DSNN_VERSION_PATCH 1
-#define DSNN_VERSION_STRING "0.2.1"
+#define DSNN_VERSION_PATCH 2
+#define DSNN_VERSION_STRING "0.2.2"
 
 #endif

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define DSNN_ABI_MAJOR 2
-#define DSNN_ABI_MINOR 1
+#define DSNN_ABI_MINOR 2
 #define DSNN_PLUGIN_ENTRY_SYMBOL "dsnn_plugin_entry"
 
 /* Values are part of the ABI: append only. */

@@ -205,6 +205,12 @@ DSNN_API void dsnn_scheme_destroy(void *state);
  * dense, for every pair; the history is part of the checkpoint. */
 DSNN_API enum dsnn_status dsnn_scheme_track_coact(struct dsnn_sparse_model *sm, bool dense,
                                                   double alpha, struct dsnn_error *err);
+struct dsnn_coact_options; /* dsnn/coactivation.h */
+/* As dsnn_scheme_track_coact with the variants of o (dsnn/coactivation.h; NULL: defaults). */
+DSNN_API enum dsnn_status dsnn_scheme_track_coact_opts(struct dsnn_sparse_model *sm, bool dense,
+                                                       double alpha,
+                                                       const struct dsnn_coact_options *o,
+                                                       struct dsnn_error *err);
 
 /* Keep rule of a coactivation round: keep[k] = 1 for the connections k < nnz of a layer that
  * stay (w: weights, coact: coactivations in CSR order, NULL when not tracked), *n_keep their

@@ -6,6 +6,7 @@
 #include "dsnn/io.h"
 #include "dsnn/layers.h"
 #include "dsnn/sparse.h"
+#include "layers/layers_impl.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -55,11 +56,29 @@ struct dsnn_coact {
     struct dsnn_net *net;
     bool dense;
     double alpha;
+    struct dsnn_coact_options opt; /* real-valued, update interval, kept across epochs */
+    uint64_t calls;                /* accumulate calls so far (the update interval's clock) */
     size_t n;
     struct coact_layer *L;
     long long samples;
     bool in_epoch;
 };
+
+/* Values outlive an epoch: a moving average (alpha < 1) or counts kept across epochs. */
+static bool uses_hist(const struct dsnn_coact *c)
+{
+    return c->alpha < 1.0 || c->opt.keep_across_epochs;
+}
+
+/* The value after an epoch from its count and the previous value (NaN: none). */
+static inline float combine(const struct dsnn_coact *c, float count, float prev)
+{
+    if (prev != prev)
+        return count;
+    if (c->opt.keep_across_epochs)
+        return prev + count;
+    return (float)(c->alpha * count + (1.0 - c->alpha) * prev);
+}
 
 static uint64_t topo_hash(struct dsnn_layer *l)
 {
@@ -104,6 +123,7 @@ struct dsnn_coact *dsnn_coact_new(struct dsnn_net *net, const size_t *layer_inde
     c->net = net;
     c->dense = dense;
     c->alpha = alpha;
+    c->opt = (struct dsnn_coact_options){.update_interval = 1};
     c->n = n_layers;
     const size_t n_net = dsnn_net_n_layers(net);
     for (size_t i = 0; i < n_layers; i++) {
@@ -208,7 +228,7 @@ enum dsnn_status dsnn_coact_begin_epoch(struct dsnn_coact *c, struct dsnn_error 
             memset(t->acc, 0, nnz * sizeof *t->acc);
         t->acc_n = nnz;
         t->epoch_hash = topo_hash(t->l);
-        if (c->alpha < 1.0) {
+        if (uses_hist(c)) {
             /* realign the history with the current connections; new ones have none (NaN) */
             size_t n_new = 0;
             uint64_t *keys = csr_keys(t->l, &n_new);
@@ -273,6 +293,56 @@ static bool any_bit(const uint64_t *a, int words)
     return false;
 }
 
+/* Real-valued coactivations of a linear layer: value(o, i) += sum over the batch of y[o] x[i]
+ * (activities after the activation function, as for the counts). Dense storage: one sgemm,
+ * d += y^T x; active storage: a dot product over the batch per connection, on activities
+ * transposed to [unit][batch]. */
+static enum dsnn_status accumulate_real(struct coact_layer *t, const float *in, const float *out,
+                                        int batch, struct dsnn_error *err)
+{
+    if (t->dense) {
+        ly_sgemm(true, false, t->n_out, t->n_in, batch, 1.0f, out, t->n_out, in, t->n_in, 1.0f,
+                 t->dacc, t->n_in);
+        return DSNN_OK;
+    }
+    struct dsnn_sparse_csr s;
+    dsnn_sparse_get_csr(t->l, &s);
+    if (s.nnz != t->acc_n)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "coactivations of layer '%s': the topology changed during the epoch",
+                              t->l->name);
+    float *xt = malloc((size_t)t->n_in * (size_t)batch * sizeof *xt);
+    float *yt = malloc((size_t)t->n_out * (size_t)batch * sizeof *yt);
+    if (!xt || !yt) {
+        free(xt);
+        free(yt);
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    }
+    for (int b = 0; b < batch; b++) {
+        for (int i = 0; i < t->n_in; i++)
+            xt[(size_t)i * (size_t)batch + (size_t)b] = in[(size_t)b * (size_t)t->n_in + (size_t)i];
+        for (int o = 0; o < t->n_out; o++)
+            yt[(size_t)o * (size_t)batch + (size_t)b] = out[(size_t)b * (size_t)t->n_out + (size_t)o];
+    }
+    int nt = dsnn_get_num_threads();
+    const bool par = nt > 1 && s.nnz * (size_t)batch > PAR_MIN_WORK;
+    float *acc = t->acc;
+#pragma omp parallel for schedule(dynamic, 32) num_threads(nt > 1 ? nt : 1) if (par)
+    for (int o = 0; o < s.n_out; o++) {
+        const float *yo = yt + (size_t)o * (size_t)batch;
+        for (int64_t k = s.row_ptr[o]; k < s.row_ptr[o + 1]; k++) {
+            const float *xi = xt + (size_t)s.col[k] * (size_t)batch;
+            double sum = 0;
+            for (int b = 0; b < batch; b++)
+                sum += (double)yo[b] * xi[b];
+            acc[k] += (float)sum;
+        }
+    }
+    free(xt);
+    free(yt);
+    return DSNN_OK;
+}
+
 static enum dsnn_status accumulate_layer(struct dsnn_coact *c, struct coact_layer *t,
                                          const float *x, int batch, struct dsnn_error *err)
 {
@@ -292,6 +362,8 @@ static enum dsnn_status accumulate_layer(struct dsnn_coact *c, struct coact_laye
         return dsnn_sparse_conv2d_coactivations(t->conv, in, out, batch, t->dense ? NULL : t->acc,
                                                 t->dense ? t->dacc : NULL, err);
     }
+    if (c->opt.real_valued)
+        return accumulate_real(t, in, out, batch, err);
     const int words = (batch + 63) / 64;
     if (words > t->words_cap) {
         free(t->xb);
@@ -362,6 +434,9 @@ enum dsnn_status dsnn_coact_accumulate(struct dsnn_coact *c, const float *x, int
                               "coactivations: accumulate outside begin_epoch / end_epoch");
     if (batch <= 0)
         return DSNN_OK;
+    /* every update_interval-th batch, starting with the first (nupic's update_nsteps) */
+    if ((c->calls++ % (uint64_t)c->opt.update_interval) != 0)
+        return DSNN_OK;
     for (size_t i = 0; i < c->n; i++) {
         enum dsnn_status st = accumulate_layer(c, &c->L[i], x, batch, err);
         if (st != DSNN_OK)
@@ -369,11 +444,6 @@ enum dsnn_status dsnn_coact_accumulate(struct dsnn_coact *c, const float *x, int
     }
     c->samples += batch;
     return DSNN_OK;
-}
-
-static inline float ema(float count, float prev, double alpha)
-{
-    return prev != prev ? count : (float)(alpha * count + (1.0 - alpha) * prev);
 }
 
 enum dsnn_status dsnn_coact_end_epoch(struct dsnn_coact *c, struct dsnn_error *err)
@@ -394,14 +464,14 @@ enum dsnn_status dsnn_coact_end_epoch(struct dsnn_coact *c, struct dsnn_error *e
         const float *dval = t->dacc;
         if (t->dense) {
             size_t pairs = (size_t)t->n_in * (size_t)t->n_out;
-            if (c->alpha < 1.0) {
+            if (uses_hist(c)) {
                 if (!t->dhist) {
                     t->dhist = malloc((pairs ? pairs : 1) * sizeof *t->dhist);
                     if (!t->dhist)
                         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
                 }
                 for (size_t p = 0; p < pairs; p++)
-                    t->dhist[p] = t->dhave ? ema(t->dacc[p], t->dhist[p], c->alpha) : t->dacc[p];
+                    t->dhist[p] = t->dhave ? combine(c, t->dacc[p], t->dhist[p]) : t->dacc[p];
                 t->dhave = true;
                 dval = t->dhist;
             }
@@ -419,9 +489,9 @@ enum dsnn_status dsnn_coact_end_epoch(struct dsnn_coact *c, struct dsnn_error *e
                     for (int64_t k = s.row_ptr[r]; k < s.row_ptr[r + 1]; k++)
                         t->gather[k] = dval[(size_t)r * (size_t)s.n_in + (size_t)s.col[k]];
             }
-        } else if (c->alpha < 1.0) {
+        } else if (uses_hist(c)) {
             for (size_t k = 0; k < t->hist_n; k++)
-                t->hist[k] = ema(t->acc[k], t->hist[k], c->alpha);
+                t->hist[k] = combine(c, t->acc[k], t->hist[k]);
         }
         t->values_hash = h;
         t->values_valid = true;
@@ -437,10 +507,10 @@ const float *dsnn_coact_values(const struct dsnn_coact *c, size_t i)
     if (!t->values_valid || (t->sparse && topo_hash(t->l) != t->values_hash))
         return NULL;
     if (!t->sparse)
-        return c->alpha < 1.0 ? t->dhist : t->dacc;
+        return uses_hist(c) ? t->dhist : t->dacc;
     if (t->dense)
         return t->gather;
-    return c->alpha < 1.0 ? t->hist : t->acc;
+    return uses_hist(c) ? t->hist : t->acc;
 }
 
 const float *dsnn_coact_dense(const struct dsnn_coact *c, size_t i)
@@ -448,9 +518,62 @@ const float *dsnn_coact_dense(const struct dsnn_coact *c, size_t i)
     if (!c || i >= c->n || !c->L[i].dense)
         return NULL;
     const struct coact_layer *t = &c->L[i];
-    if (c->alpha < 1.0)
+    if (uses_hist(c))
         return t->dhave ? t->dhist : NULL;
     return t->values_valid || c->in_epoch ? t->dacc : NULL;
+}
+
+enum dsnn_status dsnn_coact_set_options(struct dsnn_coact *c, const struct dsnn_coact_options *o,
+                                        struct dsnn_error *err)
+{
+    if (o->update_interval < 1)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "coactivations: update interval %lld (must be >= 1)",
+                              (long long)o->update_interval);
+    if (o->keep_across_epochs && c->alpha < 1.0)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "coactivations: counts kept across epochs (reset_coactivations = "
+                              "false) and a moving average (alpha %g < 1) exclude each other",
+                              c->alpha);
+    for (size_t i = 0; i < c->n && o->real_valued; i++)
+        if (c->L[i].conv)
+            return dsnn_error_set(err, DSNN_ERR_INVALID,
+                                  "coactivations of layer '%s': real-valued coactivations of "
+                                  "convolutions are not supported (binary ones are)",
+                                  c->L[i].conv->name);
+    if (c->in_epoch)
+        return dsnn_error_set(err, DSNN_ERR_INVALID,
+                              "coactivations: options changed during an epoch");
+    c->opt = *o;
+    return DSNN_OK;
+}
+
+const char *const dsnn_coact_value_choices[] = {"binary", "real", NULL};
+
+struct dsnn_coact_options dsnn_coact_keys_options(const struct dsnn_coact_keys *k)
+{
+    return (struct dsnn_coact_options){.real_valued = k->values == 1,
+                                       .update_interval = k->update_nsteps > 0 ? k->update_nsteps : 1,
+                                       .keep_across_epochs = !k->reset};
+}
+
+enum dsnn_status dsnn_coact_keys_check(const struct dsnn_cfg *cfg, const struct dsnn_coact_keys *k,
+                                       double alpha, struct dsnn_error *err)
+{
+    if (k->reset || !(alpha < 1.0))
+        return DSNN_OK;
+    char where[300];
+    return dsnn_error_set(err, DSNN_ERR_CONFIG,
+                          "%s: key '%s.reset_coactivations' = false (coactivations added up over "
+                          "the epochs) and moving_average_alpha = %g (an average over them) "
+                          "exclude each other; keep one",
+                          dsnn_cfg_where(cfg, "reset_coactivations", where, sizeof where),
+                          dsnn_cfg_path(cfg), alpha);
+}
+
+bool dsnn_coact_every_epoch(const struct dsnn_coact *c)
+{
+    return c && uses_hist(c);
 }
 
 long long dsnn_coact_samples(const struct dsnn_coact *c)
@@ -461,13 +584,17 @@ long long dsnn_coact_samples(const struct dsnn_coact *c)
 enum dsnn_status dsnn_coact_save(const struct dsnn_coact *c, FILE *f, struct dsnn_error *err)
 {
     enum dsnn_status st;
-    if ((st = dsnn_io_write(f, "COAC", 4, "coactivation tag", err)) ||
+    if ((st = dsnn_io_write(f, "COA2", 4, "coactivation tag", err)) ||
         (st = dsnn_io_write_u64(f, c->n, "coactivation layer count", err)) ||
         (st = dsnn_io_write_u64(f, c->dense, "coactivation storage", err)) ||
-        (st = dsnn_io_write(f, &c->alpha, sizeof c->alpha, "coactivation alpha", err)))
+        (st = dsnn_io_write(f, &c->alpha, sizeof c->alpha, "coactivation alpha", err)) ||
+        (st = dsnn_io_write_u64(f, (uint64_t)c->opt.real_valued | (uint64_t)c->opt.keep_across_epochs << 1,
+                                "coactivation options", err)) ||
+        (st = dsnn_io_write_u64(f, (uint64_t)c->opt.update_interval, "coactivation interval", err)) ||
+        (st = dsnn_io_write_u64(f, c->calls, "coactivation batches", err)))
         return st;
-    if (c->alpha >= 1.0)
-        return DSNN_OK; /* nothing outlives an epoch */
+    if (!uses_hist(c))
+        return DSNN_OK; /* nothing else outlives an epoch */
     for (size_t i = 0; i < c->n; i++) {
         const struct coact_layer *t = &c->L[i];
         if (t->dense) {
@@ -491,23 +618,33 @@ enum dsnn_status dsnn_coact_save(const struct dsnn_coact *c, FILE *f, struct dsn
 enum dsnn_status dsnn_coact_load(struct dsnn_coact *c, FILE *f, struct dsnn_error *err)
 {
     enum dsnn_status st;
-    uint64_t n, dense;
+    uint64_t n, dense, flags, interval, calls;
     double alpha;
-    if ((st = dsnn_io_expect_tag(f, "COAC", err)) ||
+    if ((st = dsnn_io_expect_tag(f, "COA2", err)) ||
         (st = dsnn_io_read_u64(f, &n, "coactivation layer count", err)) ||
         (st = dsnn_io_read_u64(f, &dense, "coactivation storage", err)) ||
-        (st = dsnn_io_read(f, &alpha, sizeof alpha, "coactivation alpha", err)))
+        (st = dsnn_io_read(f, &alpha, sizeof alpha, "coactivation alpha", err)) ||
+        (st = dsnn_io_read_u64(f, &flags, "coactivation options", err)) ||
+        (st = dsnn_io_read_u64(f, &interval, "coactivation interval", err)) ||
+        (st = dsnn_io_read_u64(f, &calls, "coactivation batches", err)))
         return st;
-    if (n != c->n || (dense != 0) != c->dense || alpha != c->alpha)
+    const uint64_t want_flags =
+        (uint64_t)c->opt.real_valued | (uint64_t)c->opt.keep_across_epochs << 1;
+    if (n != c->n || (dense != 0) != c->dense || alpha != c->alpha || flags != want_flags ||
+        interval != (uint64_t)c->opt.update_interval)
         return dsnn_error_set(err, DSNN_ERR_FORMAT,
-                              "checkpoint: coactivations of %llu layers (%s, alpha %g), the model "
-                              "tracks %zu (%s, alpha %g)",
-                              (unsigned long long)n, dense ? "dense" : "active", alpha, c->n,
-                              c->dense ? "dense" : "active", c->alpha);
+                              "checkpoint: coactivations of %llu layers (%s, alpha %g, options "
+                              "%llu, interval %llu), the model tracks %zu (%s, alpha %g, options "
+                              "%llu, interval %lld)",
+                              (unsigned long long)n, dense ? "dense" : "active", alpha,
+                              (unsigned long long)flags, (unsigned long long)interval, c->n,
+                              c->dense ? "dense" : "active", c->alpha,
+                              (unsigned long long)want_flags, (long long)c->opt.update_interval);
+    c->calls = calls;
     c->in_epoch = false;
     for (size_t i = 0; i < c->n; i++)
         c->L[i].values_valid = false;
-    if (c->alpha >= 1.0)
+    if (!uses_hist(c))
         return DSNN_OK;
     for (size_t i = 0; i < c->n; i++) {
         struct coact_layer *t = &c->L[i];
@@ -567,7 +704,8 @@ enum dsnn_status dsnn_coact_train_epoch(struct dsnn_sparse_model *sm, struct dsn
     const bool active = dsnn_prune_schedule_active(sched, epoch);
     /* Count coactivations for this epoch's round, or every epoch for a moving average. */
     const bool track =
-        coact && (active || (alpha < 1.0 && !dsnn_prune_schedule_stopped(sched, epoch)));
+        coact && (active || ((alpha < 1.0 || dsnn_coact_every_epoch(coact)) &&
+                             !dsnn_prune_schedule_stopped(sched, epoch)));
     struct dsnn_train_hooks hooks = {.user = coact, .after_forward = coact_after_forward};
     enum dsnn_status st;
     *round_due = false;

@@ -99,7 +99,7 @@ enum dsnn_status dsnn_scheme_train_pass(void *state, struct dsnn_data *data, int
         return st;
     /* Coactivations for this epoch's round, or every epoch for a moving average. */
     sm->coact_tracking =
-        sm->coact && (active || (sm->coact_alpha < 1.0 &&
+        sm->coact && (active || (dsnn_coact_every_epoch(sm->coact) &&
                                  !dsnn_prune_schedule_stopped(&sm->sched, epoch)));
     const struct dsnn_train_hooks hooks = {
         .user = sm,
@@ -251,6 +251,16 @@ enum dsnn_status dsnn_scheme_track_coact(struct dsnn_sparse_model *sm, bool dens
     sm->coact = dsnn_coact_new(sm->base.net, sm->layer_index, sm->n_layers, dense, alpha, err);
     sm->coact_alpha = alpha;
     return sm->coact ? DSNN_OK : (err ? err->status : DSNN_ERR_NOMEM);
+}
+
+enum dsnn_status dsnn_scheme_track_coact_opts(struct dsnn_sparse_model *sm, bool dense,
+                                              double alpha, const struct dsnn_coact_options *o,
+                                              struct dsnn_error *err)
+{
+    enum dsnn_status st = dsnn_scheme_track_coact(sm, dense, alpha, err);
+    if (st == DSNN_OK && o)
+        st = dsnn_coact_set_options(sm->coact, o, err);
+    return st;
 }
 
 /* Hebbian growth: the score of an inactive connection is its coactivation. */
