@@ -2,7 +2,8 @@
 # check-sdk.sh BUILD_DIR [--deb] - what a third-party plugin author does, from outside the tree:
 #   1. cmake --install BUILD_DIR into a temporary prefix;
 #   2. build sdk/template out of tree twice: with pkg-config (its Makefile) and with CMake
-#      (find_package(dsnn 0.2)); find_package of another ABI's SDK (0.1, 0.3) must fail;
+#      (find_package(dsnn 0.M), M the ABI major); find_package of another ABI's SDK (0.M-1,
+#      0.M+1) must fail;
 #   3. load it with the installed dsnn-host next to the shipped plugins (--default-plugins) and
 #      run a tiny experiment with it; install it into the SDK's plugin directory and see it
 #      loaded by default;
@@ -21,6 +22,9 @@ trap 'rm -rf "$T"' EXIT
 fail() { echo "check-sdk: FAILED: $*" >&2; exit 1; }
 step() { echo "== check-sdk: $*"; }
 export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-Haswell}"
+# The SDK's minor (0.x: = the plugin ABI major), from the one source of the version.
+MINOR="$(sed -n 's/^#define DSNN_VERSION_MINOR \([0-9]*\)$/\1/p' "$SRC/sdk/include/dsnn/dsnn.h")"
+[ -n "$MINOR" ] || fail "no DSNN_VERSION_MINOR in sdk/include/dsnn/dsnn.h"
 
 step "install into a temporary prefix"
 P="$T/prefix"
@@ -51,12 +55,12 @@ pkg-config --cflags --libs dsnn | grep -q -- "-I$P/$LIBDIR/pkgconfig/../../inclu
 make -s -C "$T/tpl-pc" >/dev/null
 [ -f "$T/tpl-pc/template.so" ] || fail "make built no template.so"
 
-step "template plugin with CMake (find_package(dsnn 0.2))"
+step "template plugin with CMake (find_package(dsnn 0.$MINOR))"
 cp -r "$SRC/sdk/template" "$T/tpl-cm"
 cmake -S "$T/tpl-cm" -B "$T/tpl-cm/build" -DCMAKE_PREFIX_PATH="$P" >/dev/null
 cmake --build "$T/tpl-cm/build" >/dev/null
 [ -f "$T/tpl-cm/build/plugins/template.so" ] || fail "CMake built no plugins/template.so"
-for v in 0.1 0.3; do # another ABI major: refused at configure time by the version file
+for v in "0.$((MINOR - 1))" "0.$((MINOR + 1))"; do # another ABI major: refused at configure time by the version file
     mkdir -p "$T/abi-$v"
     printf 'cmake_minimum_required(VERSION 3.18)\nproject(x C)\nfind_package(dsnn %s REQUIRED)\n' \
         "$v" >"$T/abi-$v/CMakeLists.txt"

@@ -831,6 +831,120 @@ static void test_coactivation_options(void)
     }
 }
 
+/* Per-batch moving average, nupic DSLinear's moving_average_alpha: after every counted batch
+ * value = (1 - alpha) value + alpha (the batch's counts), from 0 each epoch or, kept across
+ * epochs, from the last value (a connection grown since from 0); with update_nsteps 2, a topology
+ * edit and a checkpoint round trip between the epochs; both storages; against a reference in
+ * double precision. */
+static void test_coactivation_batch_average(void)
+{
+    struct dsnn_error err = {0};
+    const double alpha = 0.3;
+    for (int dense = 0; dense < 2; dense++)
+        for (int keep = 0; keep < 2; keep++) {
+            struct dsnn_net *net = coact_net();
+            const size_t idx[1] = {0};
+            struct dsnn_coact *c = dsnn_coact_new(net, idx, 1, dense, alpha, &err);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+            const struct dsnn_coact_options o = {.update_interval = 2,
+                                                 .keep_across_epochs = keep,
+                                                 .average = DSNN_COACT_AVERAGE_BATCH};
+            CU_ASSERT_EQUAL_FATAL(dsnn_coact_set_options(c, &o, &err), DSNN_OK);
+            /* values outlive an epoch only when kept */
+            CU_ASSERT_EQUAL(dsnn_coact_every_epoch(c), (bool)keep);
+            struct dsnn_layer *l = dsnn_net_layer(net, 0);
+            struct dsnn_rng r, topo;
+            dsnn_rng_seed(&r, 21, 1);
+            dsnn_rng_seed(&topo, 21, DSNN_RNG_STREAM_TOPOLOGY);
+            static float x[CBATCH * CIN];
+            static double ref[CHID * CIN], cnt[CHID * CIN];
+            static bool grown[CHID * CIN];
+            memset(ref, 0, sizeof ref);
+            memset(grown, 0, sizeof grown);
+            int call = 0;
+            for (int epoch = 0; epoch < 2; epoch++) {
+                CU_ASSERT_EQUAL_FATAL(dsnn_coact_begin_epoch(c, &err), DSNN_OK);
+                for (int p = 0; p < CHID * CIN; p++)
+                    if (!keep || (grown[p] && !dense))
+                        ref[p] = 0;
+                for (int b = 0; b < 5; b++, call++) {
+                    for (int k = 0; k < CBATCH * CIN; k++)
+                        x[k] = (float)dsnn_rng_normal(&r);
+                    CU_ASSERT_PTR_NOT_NULL_FATAL(dsnn_net_forward(net, x, CBATCH, true, &err));
+                    CU_ASSERT_EQUAL(dsnn_coact_accumulate(c, x, CBATCH, &err), DSNN_OK);
+                    if (call % 2)
+                        continue; /* update_nsteps 2: calls 0, 2, 4, 6, 8 */
+                    memset(cnt, 0, sizeof cnt);
+                    naive_count(net, x, CBATCH, 0, cnt);
+                    for (int p = 0; p < CHID * CIN; p++)
+                        ref[p] = (1 - alpha) * ref[p] + alpha * cnt[p];
+                }
+                CU_ASSERT_EQUAL_FATAL(dsnn_coact_end_epoch(c, &err), DSNN_OK);
+                if (epoch == 1)
+                    break;
+                /* replace 30 connections, then a checkpoint round trip */
+                struct dsnn_sparse_csr s0;
+                dsnn_sparse_get_csr(l, &s0);
+                bool was[CHID * CIN];
+                memset(was, 0, sizeof was);
+                for (int q = 0; q < CHID; q++)
+                    for (int64_t k = s0.row_ptr[q]; k < s0.row_ptr[q + 1]; k++)
+                        was[q * CIN + s0.col[k]] = true;
+                CU_ASSERT_EQUAL(dsnn_sparse_prune_magnitude(l, 30, &err), DSNN_OK);
+                CU_ASSERT_EQUAL(dsnn_sparse_grow_random(l, 30, &topo, &err), DSNN_OK);
+                dsnn_sparse_get_csr(l, &s0);
+                for (int q = 0; q < CHID; q++)
+                    for (int64_t k = s0.row_ptr[q]; k < s0.row_ptr[q + 1]; k++)
+                        grown[q * CIN + s0.col[k]] = !was[q * CIN + s0.col[k]];
+                FILE *f = tmpfile();
+                CU_ASSERT_EQUAL_FATAL(dsnn_coact_save(c, f, &err), DSNN_OK);
+                struct dsnn_coact *c2 = dsnn_coact_new(net, idx, 1, dense, alpha, &err);
+                CU_ASSERT_EQUAL_FATAL(dsnn_coact_set_options(c2, &o, &err), DSNN_OK);
+                rewind(f);
+                CU_ASSERT_EQUAL_FATAL(dsnn_coact_load(c2, f, &err), DSNN_OK);
+                /* a tracker averaging per epoch does not take it */
+                struct dsnn_coact *c3 = dsnn_coact_new(net, idx, 1, dense, alpha, &err);
+                struct dsnn_coact_options o3 = o;
+                o3.average = DSNN_COACT_AVERAGE_EPOCH;
+                o3.keep_across_epochs = false;
+                CU_ASSERT_EQUAL_FATAL(dsnn_coact_set_options(c3, &o3, &err), DSNN_OK);
+                rewind(f);
+                CU_ASSERT_EQUAL(dsnn_coact_load(c3, f, &err), DSNN_ERR_FORMAT);
+                dsnn_coact_free(c3);
+                fclose(f);
+                dsnn_coact_free(c);
+                c = c2;
+            }
+            struct dsnn_sparse_csr s;
+            dsnn_sparse_get_csr(l, &s);
+            const float *v = dsnn_coact_values(c, 0);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+            int bad = 0, fresh = 0;
+            double biggest = 0;
+            for (int q = 0; q < CHID; q++)
+                for (int64_t k = s.row_ptr[q]; k < s.row_ptr[q + 1]; k++) {
+                    int p = q * CIN + s.col[k];
+                    bad += fabs(v[k] - ref[p]) > 1e-4 * (1 + ref[p]);
+                    fresh += grown[p];
+                    biggest = fmax(biggest, ref[p]);
+                }
+            CU_ASSERT_EQUAL(bad, 0);
+            CU_ASSERT(fresh > 0);
+            /* an average of counts of 70-sample batches, not their sum */
+            CU_ASSERT(biggest > 5 && biggest <= CBATCH);
+            if (dense) { /* every pair */
+                const float *d = dsnn_coact_dense(c, 0);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+                bad = 0;
+                for (int p = 0; p < CHID * CIN; p++)
+                    bad += fabs(d[p] - ref[p]) > 1e-4 * (1 + ref[p]);
+                CU_ASSERT_EQUAL(bad, 0);
+            }
+            dsnn_coact_free(c);
+            dsnn_net_free(net);
+        }
+}
+
 /* ---- the plugins ---- */
 
 enum { DDIM = 20, DCLASSES = 4, DTRAIN = 384, DTEST = 128, DBATCH = 32 };
@@ -1230,11 +1344,12 @@ static void test_plugin_mixed_heb(void)
                     "moving_average_alpha = 0.5; learning_rate = 0.05; "
                     "momentum = 0.9;",
                     true);
-    /* random growth, active coactivations with a moving average (also counted in the epochs
-     * without a round), a round every other epoch: after epoch 1 only */
+    /* random growth, active coactivations with a moving average over epochs (also counted in
+     * the epochs without a round), a round every other epoch: after epoch 1 only */
     checkpoint_case("dsnn-mixed-heb",
                     "on_perc = 0.3; hebbian_prune_perc = 0.5; "
                     "weight_prune_perc = 0.2; moving_average_alpha = 0.5; "
+                    "moving_average = \"epoch\"; "
                     "pruning_interval = 2; learning_rate = 0.05; "
                                       "momentum = 0.9;",
                     false);
@@ -1257,6 +1372,53 @@ static void test_plugin_weighted_mag(void)
                     "on_perc = 0.3; weight_prune_perc = 0.5; "
                     "learning_rate = 0.05; momentum = 0.9;",
                     true);
+    /* nupic's per-batch moving average carried over the epochs, every other batch counted */
+    checkpoint_case("dsnn-weighted-mag",
+                    "on_perc = 0.3; weight_prune_perc = 0.3; moving_average_alpha = 0.5; "
+                    "reset_coactivations = false; update_nsteps = 2; "
+                    "learning_rate = 0.05; momentum = 0.9;",
+                    true);
+}
+
+/* The coactivation keys across each other: kept counts exclude an average over epochs (the
+ * error names the file, line and key), not nupic's average over batches. */
+static void test_plugin_coact_keys(void)
+{
+    static struct blobs d;
+    struct dsnn_data data = blobs_open(&d);
+    static const char *const plugins[] = {"dsnn-weighted-mag", "dsnn-mixed-heb"};
+    for (int i = 0; i < 2; i++) {
+        const struct dsnn_model_ops *ops = load_model(plugins[i]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ops);
+        for (int avg = 0; avg < 2; avg++) {
+            char text[512];
+            snprintf(text, sizeof text,
+                     "model = { plugin = \"%s\"; on_perc = 0.3;\n"
+                     "  reset_coactivations = false; moving_average_alpha = 0.5;\n"
+                     "  moving_average = \"%s\"; };",
+                     plugins[i], avg ? "epoch" : "batch");
+            struct dsnn_error err = {0};
+            struct dsnn_config_file *cf = NULL;
+            CU_ASSERT_EQUAL_FATAL(dsnn_config_file_parse(text, "keys.cfg", &cf, &err), DSNN_OK);
+            struct dsnn_net *net = mlp();
+            struct dsnn_run_ctx ctx = {.seed = 1, .epochs = 2, .n_threads = 1, .log = stderr};
+            void *state = NULL;
+            enum dsnn_status st = ops->create(dsnn_cfg_group(dsnn_config_file_root(cf), "model"),
+                                              &ctx, net, &data.info, &state, &err);
+            if (avg) {
+                CU_ASSERT_EQUAL(st, DSNN_ERR_CONFIG);
+                CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "keys.cfg:2"));
+                CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'model.reset_coactivations'"));
+                CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "moving_average = \"epoch\""));
+            } else {
+                CU_ASSERT_EQUAL(st, DSNN_OK);
+            }
+            if (state)
+                ops->destroy(state);
+            dsnn_net_free(net);
+            dsnn_config_file_free(cf);
+        }
+    }
 }
 
 /* nupic's sparse_model_test: input 300, hidden [100] x 3, no bias, on_perc 0.1: the network has
@@ -1326,6 +1488,8 @@ static CU_TestInfo tests[] = {
     {"nnz constant over many rounds", test_many_rounds},
     {"coactivations vs naive", test_coactivations},
     {"coactivation moving average", test_coactivation_average},
+    {"coactivation moving average per batch (nupic)", test_coactivation_batch_average},
+    {"coactivation keys across each other", test_plugin_coact_keys},
     {"coactivations of nupic's 3-4-5-2 test: one sample, 100 samples; binary, real",
      test_coactivations_3452},
     {"coactivation options: update interval (and its checkpoint), kept across epochs",

@@ -983,6 +983,30 @@ static void test_train_batches_per_epoch(void)
     if (d.st == DSNN_OK)
         CU_ASSERT_EQUAL(read_epoch(&d, DSNN_SPLIT_TRAIN, 0, NULL, 0, sizes, &nb), N);
     ds_close(&d);
+    /* one value per epoch (nupic): 2 batches, then all, then 1 from epoch 2 on; test batches
+     * 7, then 30 (all: 50 capped at n_test), then 4 */
+    CU_ASSERT_EQUAL(ds_open(&d, 8, "normalize = \"none\"; batch_size_train = 10; "
+                                   "train_batches_per_epoch = [2, 0, 1]; "
+                                   "batch_size_test = [7, 50, 4];"),
+                    DSNN_OK);
+    if (d.st == DSNN_OK) {
+        CU_ASSERT_EQUAL(d.info.batch_size_test, 30);
+        CU_ASSERT_EQUAL(read_epoch(&d, DSNN_SPLIT_TRAIN, 0, NULL, 0, sizes, &nb), 20);
+        CU_ASSERT_EQUAL(read_epoch(&d, DSNN_SPLIT_TRAIN, 1, NULL, 0, sizes, &nb), N);
+        CU_ASSERT_EQUAL(nb, 10);
+        CU_ASSERT_EQUAL(read_epoch(&d, DSNN_SPLIT_TRAIN, 5, NULL, 0, sizes, &nb), 10);
+        CU_ASSERT_EQUAL(read_epoch(&d, DSNN_SPLIT_TEST, 0, NULL, 0, sizes, &nb), 30);
+        CU_ASSERT(nb == 5 && sizes[0] == 7 && sizes[4] == 2);
+        CU_ASSERT_EQUAL(read_epoch(&d, DSNN_SPLIT_TEST, 1, NULL, 0, sizes, &nb), 30);
+        CU_ASSERT(nb == 1 && sizes[0] == 30);
+        CU_ASSERT_EQUAL(read_epoch(&d, DSNN_SPLIT_TEST, 3, NULL, 0, sizes, &nb), 30);
+        CU_ASSERT(nb == 8 && sizes[0] == 4);
+    }
+    ds_close(&d);
+    expect_error(DSNN_ERR_CONFIG, "train_batches_per_epoch = [1, -1];", "train_batches_per_epoch",
+                 "element 1", NULL);
+    expect_error(DSNN_ERR_CONFIG, "batch_size_test = [8, 0];", "batch_size_test", "element 1",
+                 NULL);
     expect_error(DSNN_ERR_CONFIG, "train_batches_per_epoch = -1;", "train_batches_per_epoch",
                  NULL);
     expect_error(DSNN_ERR_CONFIG, "train_batches_per_epoch = 2.5;", "train_batches_per_epoch",

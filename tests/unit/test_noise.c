@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 #include "dsnn/config.h"
@@ -236,10 +237,10 @@ static const struct dsnn_key_spec fake_keys[] = {
     {.name = "other", .type = DSNN_KEY_INT, .def = 3, FK_AT(other), .doc = "a key of the plugin"},
     {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 32,
      DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), .doc = "train batch"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000,
-     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), FK_AT(split.test_batch), .doc = "test batch"},
-    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     DSNN_KEY_RANGE(0, (double)INT64_MAX), FK_AT(split.batches_per_epoch), .doc = "per epoch"},
+    {.name = "batch_size_test", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 500,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), .doc = "test batch"},
+    {.name = "train_batches_per_epoch", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0,
+     DSNN_KEY_RANGE(0, INT_MAX), .doc = "per epoch"},
     {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true, FK_AT(split.shuffle),
      .doc = "shuffle"},
 };
@@ -264,8 +265,8 @@ static void test_split_options(void)
     CU_ASSERT_EQUAL(o.other, 3);
     CU_ASSERT_EQUAL(o.split.train_batch.n, 1);
     CU_ASSERT_EQUAL(o.split.train_batch.size[0], 32); /* the default of the spec */
-    CU_ASSERT_EQUAL(o.split.test_batch, 1000);
-    CU_ASSERT_EQUAL(o.split.batches_per_epoch, 0);
+    CU_ASSERT(o.split.test_batch.n == 1 && o.split.test_batch.size[0] == 500); /* the spec's */
+    CU_ASSERT(o.split.batches_per_epoch.n == 1 && o.split.batches_per_epoch.size[0] == 0);
     CU_ASSERT_TRUE(o.split.shuffle);
     CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table,
                                            parse("batch_size_train = [4, 8]; batch_size_test = 7; "
@@ -274,9 +275,32 @@ static void test_split_options(void)
                     DSNN_OK);
     CU_ASSERT_EQUAL(o.split.train_batch.n, 2);
     CU_ASSERT_EQUAL(o.split.train_batch.max, 8);
-    CU_ASSERT_EQUAL(o.split.test_batch, 7);
-    CU_ASSERT_EQUAL(o.split.batches_per_epoch, 2);
+    CU_ASSERT(o.split.test_batch.n == 1 && o.split.test_batch.size[0] == 7);
+    CU_ASSERT(o.split.batches_per_epoch.n == 1 && o.split.batches_per_epoch.size[0] == 2);
     CU_ASSERT_FALSE(o.split.shuffle);
+    /* one per epoch (nupic's per-epoch batch_size_test, train_batches_per_epoch) */
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table,
+                                           parse("batch_size_test = [7, 3, 9]; "
+                                                 "train_batches_per_epoch = [2, 0];"),
+                                           &o, &o.split, &err),
+                    DSNN_OK);
+    CU_ASSERT(o.split.test_batch.n == 3 && o.split.test_batch.size[1] == 3 &&
+              o.split.test_batch.max == 9);
+    CU_ASSERT(o.split.batches_per_epoch.n == 2 && o.split.batches_per_epoch.size[0] == 2 &&
+              o.split.batches_per_epoch.size[1] == 0 && o.split.batches_per_epoch.max == 2);
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table, parse("train_batches_per_epoch = [2, -1];"),
+                                           &o, &o.split, &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'dataset.train_batches_per_epoch': element 1 (epoch 1 "
+                                           "and later): -1 is out of range: must be in [0, "));
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table, parse("batch_size_test = [];"), &o,
+                                           &o.split, &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "batch_size_test"));
+    CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table, parse("batch_size_test = (4, 2.5);"), &o,
+                                           &o.split, &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "batch_size_test"));
     /* batch_size_train is read (and its error reported) before the other keys */
     CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_table,
                                            parse("batch_size_train = 0; batch_size_test = 0;"),
@@ -294,8 +318,8 @@ static void test_split_options(void)
                     DSNN_OK);
     CU_ASSERT_EQUAL(o.other, 3);
     CU_ASSERT_EQUAL(o.split.train_batch.size[0], 16);
-    CU_ASSERT_EQUAL(o.split.test_batch, 1000);
-    CU_ASSERT_EQUAL(o.split.batches_per_epoch, 0);
+    CU_ASSERT(o.split.test_batch.n == 1 && o.split.test_batch.size[0] == 1000);
+    CU_ASSERT(o.split.batches_per_epoch.n == 1 && o.split.batches_per_epoch.size[0] == 0);
     CU_ASSERT_TRUE(o.split.shuffle);
     CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_shared_table,
                                            parse("other = 5; batch_size_test = 7; "
@@ -303,8 +327,8 @@ static void test_split_options(void)
                                            &o, &o.split, &err),
                     DSNN_OK);
     CU_ASSERT_EQUAL(o.other, 5);
-    CU_ASSERT_EQUAL(o.split.test_batch, 7);
-    CU_ASSERT_EQUAL(o.split.batches_per_epoch, 2);
+    CU_ASSERT(o.split.test_batch.n == 1 && o.split.test_batch.size[0] == 7);
+    CU_ASSERT(o.split.batches_per_epoch.n == 1 && o.split.batches_per_epoch.size[0] == 2);
     CU_ASSERT_FALSE(o.split.shuffle);
     CU_ASSERT_EQUAL(dsnn_dataset_keys_read(&fake_shared_table, parse("batch_size_test = 0;"), &o,
                                            &o.split, &err),
@@ -315,14 +339,15 @@ static void test_split_options(void)
     /* the cursor of those options */
     struct dsnn_split_cursor c;
     memset(&c, 0x5a, sizeof c);
-    o.split = (struct dsnn_split_options){.train_batch = {.n = 1, .size = {5}, .max = 5},
-                                          .test_batch = 9, .batches_per_epoch = 4,
+    o.split = (struct dsnn_split_options){.train_batch = dsnn_batch_schedule_const(5),
+                                          .test_batch = dsnn_batch_schedule_const(9),
+                                          .batches_per_epoch = dsnn_batch_schedule_const(4),
                                           .shuffle = true};
     dsnn_split_cursor_setup(&c, "fake", &o.split, 77, DSNN_NOISE_SPLIT_OFF);
     CU_ASSERT_STRING_EQUAL(c.name, "fake");
     CU_ASSERT_EQUAL(c.train_batch.size[0], 5);
-    CU_ASSERT_EQUAL(c.test_batch, 9);
-    CU_ASSERT_EQUAL(c.batches_per_epoch, 4);
+    CU_ASSERT(c.test_batch.n == 1 && c.test_batch.size[0] == 9);
+    CU_ASSERT(c.batches_per_epoch.n == 1 && c.batches_per_epoch.size[0] == 4);
     CU_ASSERT_TRUE(c.shuffle);
     CU_ASSERT_EQUAL(c.seed, 77);
     CU_ASSERT_EQUAL(c.noise, DSNN_NOISE_SPLIT_OFF);
@@ -330,7 +355,7 @@ static void test_split_options(void)
     CU_ASSERT_PTR_NULL(c.order);
     CU_ASSERT_EQUAL(c.capacity, 0);
     CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_init(&c, 20, 6, &err), DSNN_OK);
-    CU_ASSERT_EQUAL(c.test_batch, 6); /* clamped to n_test */
+    CU_ASSERT_EQUAL(c.test_max, 6); /* at most n_test */
     CU_ASSERT_EQUAL(c.max_batch, 6);
 
     /* what open reports: n_noise only when the noise split is on */
@@ -364,8 +389,9 @@ static int32_t fake_sample(void *state, int64_t i, float *x)
 static void test_batch_buffer(void)
 {
     struct dsnn_error err = {0};
-    struct dsnn_split_cursor c = {.name = "t", .train_batch = {.n = 1, .size = {3}, .max = 3},
-                                  .test_batch = 2, .noise = DSNN_NOISE_SPLIT_NONE};
+    struct dsnn_split_cursor c = {.name = "t", .train_batch = dsnn_batch_schedule_const(3),
+                                  .test_batch = dsnn_batch_schedule_const(2),
+                                  .noise = DSNN_NOISE_SPLIT_NONE};
     struct dsnn_batch_buffer buf = {0};
     CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_init(&c, 7, 4, &err), DSNN_OK);
     CU_ASSERT_EQUAL_FATAL(dsnn_batch_buffer_init(&buf, &c, 2, &err), DSNN_OK);
@@ -415,6 +441,62 @@ static void test_batch_buffer(void)
     dsnn_split_cursor_free(&c);
 }
 
+/* Batches the cursor serves for (split, epoch) of n samples, into sizes (at most 16). */
+static int served(struct dsnn_split_cursor *c, enum dsnn_split split, int epoch, int64_t n,
+                  int *sizes)
+{
+    struct dsnn_error err = {0};
+    int k = 0, b;
+    const uint32_t *idx;
+    CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_begin(c, split, epoch, n, &err), DSNN_OK);
+    while (k < 16 && dsnn_split_cursor_next(c, &b, &idx, &err) == DSNN_OK && b > 0)
+        sizes[k++] = b;
+    return k;
+}
+
+/* Per-epoch batch_size_test and train_batches_per_epoch (last value repeats, test batches at
+ * most n_test, 0 = every batch), nupic's VaryingDataLoader / NumScheduler. */
+static void test_cursor_per_epoch(void)
+{
+    struct dsnn_error err = {0};
+    struct dsnn_split_options o;
+    struct fake_options f;
+    memset(&f, 0, sizeof f);
+    CU_ASSERT_EQUAL_FATAL(dsnn_dataset_keys_read(&fake_table,
+                                                 parse("batch_size_train = [2, 3]; "
+                                                       "batch_size_test = [4, 20, 1]; "
+                                                       "train_batches_per_epoch = [2, 0, 1];"),
+                                                 &f, &f.split, &err),
+                          DSNN_OK);
+    o = f.split;
+    struct dsnn_split_cursor c;
+    dsnn_split_cursor_setup(&c, "fake", &o, 5, DSNN_NOISE_SPLIT_ON);
+    CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_init(&c, 7, 6, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(c.test_max, 6); /* 20 capped at n_test */
+    CU_ASSERT_EQUAL(c.max_batch, 6);
+    int sz[16];
+    /* train: epoch 0 two batches of 2; epoch 1 all of them (3 3 1); epoch 2 and later: one */
+    CU_ASSERT_EQUAL(served(&c, DSNN_SPLIT_TRAIN, 0, 7, sz), 2);
+    CU_ASSERT(sz[0] == 2 && sz[1] == 2);
+    CU_ASSERT_EQUAL(served(&c, DSNN_SPLIT_TRAIN, 1, 7, sz), 3);
+    CU_ASSERT(sz[0] == 3 && sz[1] == 3 && sz[2] == 1);
+    CU_ASSERT_EQUAL(served(&c, DSNN_SPLIT_TRAIN, 2, 7, sz), 1);
+    CU_ASSERT_EQUAL(served(&c, DSNN_SPLIT_TRAIN, 9, 7, sz), 1);
+    CU_ASSERT_EQUAL(sz[0], 3);
+    /* test and noise: 4 2; then all 6 at once (20 capped); then batches of 1; never limited */
+    CU_ASSERT_EQUAL(served(&c, DSNN_SPLIT_TEST, 0, 6, sz), 2);
+    CU_ASSERT(sz[0] == 4 && sz[1] == 2);
+    CU_ASSERT_EQUAL(served(&c, DSNN_SPLIT_NOISE, 1, 6, sz), 1);
+    CU_ASSERT_EQUAL(sz[0], 6);
+    CU_ASSERT_EQUAL(served(&c, DSNN_SPLIT_TEST, 4, 6, sz), 6);
+    CU_ASSERT_EQUAL(sz[5], 1);
+    struct dsnn_dataset_info info;
+    dsnn_split_cursor_describe(&c, (struct dsnn_shape){1, 1, 1}, 2, 7, 6, 6, &info);
+    CU_ASSERT_EQUAL(info.batch_size_train, 3);
+    CU_ASSERT_EQUAL(info.batch_size_test, 6);
+    dsnn_split_cursor_free(&c);
+}
+
 static void test_norm_stats(void)
 {
     const struct dsnn_norm_stats *s = dsnn_norm_stats_find("mnist");
@@ -459,6 +541,7 @@ static CU_TestInfo tests[] = {
     {"batch size per epoch", test_batch_schedule},
     {"cursor keys, cursor setup and dataset info", test_split_options},
     {"batch buffers filled from a split cursor", test_batch_buffer},
+    {"cursor: per-epoch test batch sizes and batches per epoch", test_cursor_per_epoch},
     {"named normalisation statistics", test_norm_stats},
     {"key locations in messages", test_key_where},
     CU_TEST_INFO_NULL,

@@ -149,7 +149,6 @@ static void test_bad_abi_major(void)
     CU_ASSERT(contains(err.msg, "bad_abi_major/badmajor.so"));
     CU_ASSERT(contains(err.msg, plugin_v));
     CU_ASSERT(contains(err.msg, host_v));
-    CU_ASSERT(contains(err.msg, "3.0") && contains(err.msg, "2.2")); /* for ABI 2.2 */
     CU_ASSERT(contains(err.msg, "rebuild"));
     CU_ASSERT_EQUAL(dsnn_registry_count(reg), 0);
     CU_ASSERT_EQUAL(dsnn_registry_n_errors(reg), 1);

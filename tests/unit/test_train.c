@@ -273,6 +273,7 @@ struct mem_ds {
     int oversize;   /* yield batches this much larger than announced (error test) */
     int fail_begin; /* begin returns an error */
     int begins;
+    int begin_epoch[3]; /* epoch of the last begin, per split */
 };
 
 static enum dsnn_status mem_begin(void *state, enum dsnn_split split, int epoch,
@@ -280,6 +281,7 @@ static enum dsnn_status mem_begin(void *state, enum dsnn_split split, int epoch,
 {
     struct mem_ds *d = state;
     d->begins++;
+    d->begin_epoch[split] = epoch;
     if (d->fail_begin)
         return dsnn_error_set(err, DSNN_ERR_IO, "mem: cannot begin split %d", (int)split);
     d->split = (int)split;
@@ -506,6 +508,9 @@ static void test_train_epoch_learns(void)
     CU_ASSERT(val_acc >= 0.9);
     CU_ASSERT(val_loss > 0 && val_loss < first_loss);
     CU_ASSERT_EQUAL(m.n, 2);
+    /* the evaluation is of the last train epoch begun (its per-epoch batch_size_test) */
+    CU_ASSERT_EQUAL(data.epoch, 11);
+    CU_ASSERT_EQUAL(ds.begin_epoch[DSNN_SPLIT_TEST], 11);
     /* Evaluating twice gives the same (no training side effect). */
     struct dsnn_metrics m2;
     dsnn_metrics_clear(&m2);

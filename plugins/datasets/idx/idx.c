@@ -719,10 +719,12 @@ static void idx_log(FILE *log, const struct idx_options *o, const struct idx_sta
     fprintf(log, "idx: %d classes; normalize %s: mean %.4f std %.4f; shuffle %s\n",
             info->n_classes, idx_norm_choices[o->normalize], s->mean, s->std,
             o->split.shuffle ? "on" : "off");
-    if (s->cur.train_batch.n > 1 || s->cur.batches_per_epoch > 0)
-        fprintf(log, "idx: train batch sizes per epoch: %d values (largest %d); "
-                     "train_batches_per_epoch %" PRId64 "\n",
-                s->cur.train_batch.n, s->cur.train_max, s->cur.batches_per_epoch);
+    const struct dsnn_split_cursor *c = &s->cur;
+    if (c->train_batch.n > 1 || c->test_batch.n > 1 || c->batches_per_epoch.max > 0)
+        fprintf(log, "idx: per epoch: batch_size_train %d value(s) (largest %d), batch_size_test "
+                     "%d (largest %d), train_batches_per_epoch %d (largest %d, 0 = all)\n",
+                c->train_batch.n, c->train_max, c->test_batch.n, c->test_max,
+                c->batches_per_epoch.n, c->batches_per_epoch.max);
     dsnn_noise_options_log(log, "idx", "pixels", &s->noise);
 }
 

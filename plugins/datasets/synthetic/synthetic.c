@@ -21,6 +21,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,12 +70,12 @@ static const struct dsnn_key_spec syn_keys[] = {
     {.name = "batch_size_train", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 64,
      DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
      .doc = "samples per training batch: an integer, or one per epoch (the last value repeats)"},
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000,
-     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), SK_AT(split.test_batch),
-     .doc = "samples per test batch"},
-    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     DSNN_KEY_RANGE(0, (double)INT64_MAX), SK_AT(split.batches_per_epoch),
-     .doc = "end a train epoch after this many batches; 0 = all"},
+    {.name = "batch_size_test", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 1000,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
+     .doc = "samples per test batch: an integer, or one per epoch (the last value repeats)"},
+    {.name = "train_batches_per_epoch", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0,
+     DSNN_KEY_RANGE(0, INT_MAX),
+     .doc = "end a train epoch after this many batches; 0 = all; an integer, or one per epoch"},
     {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true, SK_AT(split.shuffle),
      .doc = "shuffle the train split every epoch (order from the trial seed and the epoch)"},
 };
@@ -188,7 +189,7 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
         s->x[i] = malloc((size_t)(n[i] * d) * sizeof *s->x[i]);
         s->y[i] = malloc((size_t)n[i] * sizeof *s->y[i]);
     }
-    /* n[1] >= 1 and test_batch >= 1: init clamps test_batch to n[1] */
+    /* n[1] >= 1: a test batch is at most n[1] (init sets cur.test_max) */
     bool cur_ok = dsnn_split_cursor_init(&s->cur, n[0], n[1], NULL) == DSNN_OK;
     bool buf_ok = dsnn_batch_buffer_init(&s->buf, &s->cur, d, NULL) == DSNN_OK;
     if (!centres || !s->x[0] || !s->x[1] || !s->y[0] || !s->y[1] || !cur_ok || !buf_ok) {

@@ -65,8 +65,10 @@ static const struct dsnn_key_spec mixed_heb_keys[] = {
      "count matrix per layer) instead of random ones"},
     {.name = "moving_average_alpha", .type = DSNN_KEY_FLOAT, .def = 1.0, DSNN_KEY_RANGE(1e-9, 1),
      DSNN_KEY_AT(struct mixed_heb, alpha),
-     .doc = "coactivations used by a round: alpha * this epoch's + (1 - alpha) * the previous value "
-     "(1: this epoch only, as nupic)"},
+     .doc = "moving average of the coactivations (see moving_average): with \"batch\" (nupic's "
+     "moving_average_alpha) value = (1 - alpha) value + alpha (counts of the batch) after every "
+     "counted batch; with \"epoch\" value = alpha (this epoch's counts) + (1 - alpha) value; 1: "
+     "no average, the epoch's sums (nupic's None)"},
     DSNN_COACT_KEYS(struct mixed_heb, ck),
     DSNN_PRUNE_SCHEDULE_KEYS,
 };

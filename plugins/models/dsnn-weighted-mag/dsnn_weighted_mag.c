@@ -48,8 +48,10 @@ static const struct dsnn_key_spec weighted_mag_keys[] = {
     DSNN_KEY_ALIAS_OF("hebbian_prune_perc", "weight_prune_perc", "nupic's later"),
     {.name = "moving_average_alpha", .type = DSNN_KEY_FLOAT, .def = 1.0, DSNN_KEY_RANGE(1e-9, 1),
      DSNN_KEY_AT(struct weighted_mag, alpha),
-     .doc = "coactivations used by a round: alpha * this epoch's + (1 - alpha) * the previous value "
-     "(1: this epoch only, as nupic)"},
+     .doc = "moving average of the coactivations (see moving_average): with \"batch\" (nupic's "
+     "moving_average_alpha) value = (1 - alpha) value + alpha (counts of the batch) after every "
+     "counted batch; with \"epoch\" value = alpha (this epoch's counts) + (1 - alpha) value; 1: "
+     "no average, the epoch's sums (nupic's None)"},
     DSNN_COACT_KEYS(struct weighted_mag, ck),
     DSNN_PRUNE_SCHEDULE_KEYS,
 };

@@ -23,9 +23,10 @@
  *     dsnn_coact_end_epoch     counts -> values (moving average)
  *     dsnn_coact_values        read them (aligned with the CSR until the next topology edit)
  *     ... prune / regrow ...
- * Moving average (alpha in (0, 1]): value = alpha * count + (1 - alpha) * previous value;
- * alpha = 1 uses the last epoch only (nupic). A connection without history (grown since, in the
- * active storage; every pair in the first epoch) takes its count. */
+ * Moving average (alpha in (0, 1]), per epoch (the default of dsnn_coact_new): value = alpha *
+ * count + (1 - alpha) * previous value; alpha = 1 uses the last epoch only (nupic). A connection
+ * without history (grown since, in the active storage; every pair in the first epoch) takes its
+ * count. Per batch (nupic's moving_average_alpha): see struct dsnn_coact_options. */
 #ifndef DSNN_COACTIVATION_H
 #define DSNN_COACTIVATION_H
 
@@ -76,24 +77,39 @@ DSNN_API const float *dsnn_coact_dense(const struct dsnn_coact *c, size_t i);
  *       part of the checkpoint); 1: every batch.
  *   keep_across_epochs: begin_epoch does not reset the values, the epoch's counts are added to
  *       them (nupic's reset_coactivations = false); a connection grown since starts from 0.
- *       Excludes a moving average (alpha < 1). */
+ *       Excludes a moving average per epoch (alpha < 1, DSNN_COACT_AVERAGE_EPOCH).
+ *   average: what a moving average (alpha < 1) averages over.
+ *       DSNN_COACT_AVERAGE_EPOCH: the epochs' counts, value = alpha * count + (1 - alpha) *
+ *           previous value, once per epoch (dsnn's own; the default of this struct).
+ *       DSNN_COACT_AVERAGE_BATCH: the counted batches, as nupic's DSLinear / DSConv2d with
+ *           moving_average_alpha: value = (1 - alpha) * value + alpha * (the batch's counts)
+ *           after every counted batch, from 0 at the start of an epoch (or, with
+ *           keep_across_epochs, from the value at the end of the last one; a connection grown
+ *           since from 0). alpha = 1 is no average (plain sums: nupic's None). */
+enum dsnn_coact_average {
+    DSNN_COACT_AVERAGE_EPOCH = 0,
+    DSNN_COACT_AVERAGE_BATCH = 1
+};
 struct dsnn_coact_options {
     bool real_valued;
     int64_t update_interval;
     bool keep_across_epochs;
+    enum dsnn_coact_average average;
 };
 DSNN_API enum dsnn_status dsnn_coact_set_options(struct dsnn_coact *c,
                                                  const struct dsnn_coact_options *o,
                                                  struct dsnn_error *err);
-/* The three keys of these variants in a coactivation-driven model's key table, read into a
+/* The four keys of these variants in a coactivation-driven model's key table, read into a
  * struct dsnn_coact_keys member M of the plugin's parameter struct T; then
  * dsnn_coact_keys_options gives the options. */
 struct dsnn_coact_keys {
     int values;            /* coactivations: 0 "binary", 1 "real" */
     int64_t update_nsteps; /* update_nsteps */
     bool reset;            /* reset_coactivations */
+    int average;           /* moving_average: 0 "batch", 1 "epoch" */
 };
 DSNN_API extern const char *const dsnn_coact_value_choices[];
+DSNN_API extern const char *const dsnn_coact_average_choices[];
 #define DSNN_COACT_KEYS(T, M)                                                              \
     {.name = "coactivations", .type = DSNN_KEY_STRING, .def_str = "binary",                        \
      .choices = dsnn_coact_value_choices, DSNN_KEY_AT(T, M.values),                        \
@@ -106,17 +122,26 @@ DSNN_API extern const char *const dsnn_coact_value_choices[];
             "(nupic's update_nsteps)"},                                                            \
     {.name = "reset_coactivations", .type = DSNN_KEY_BOOL, .def = true,                            \
      DSNN_KEY_AT(T, M.reset),                                                              \
-     .doc = "start each epoch's coactivations from 0 (false: add them up over the epochs, grown "   \
-            "connections from 0; excludes moving_average_alpha < 1)"}
+     .doc = "start each epoch's coactivations from 0 (false: carry them over the epochs, grown "   \
+            "connections from 0; excludes moving_average = \"epoch\" with "                       \
+            "moving_average_alpha < 1)"},                                                          \
+    {.name = "moving_average", .type = DSNN_KEY_STRING, .def_str = "batch",                        \
+     .choices = dsnn_coact_average_choices, DSNN_KEY_AT(T, M.average),                     \
+     .doc = "what moving_average_alpha < 1 averages: \"batch\": after every counted batch, "        \
+            "value = (1 - alpha) value + alpha (batch counts), from 0 each epoch (nupic's "       \
+            "DSLinear); \"epoch\": once per epoch, value = alpha (epoch counts) + (1 - alpha) "     \
+            "value"}
 DSNN_API struct dsnn_coact_options dsnn_coact_keys_options(const struct dsnn_coact_keys *k);
 /* The check across keys (for a configure callback): reset_coactivations = false excludes
- * moving_average_alpha < 1 (DSNN_ERR_CONFIG naming the file and line). */
+ * moving_average = "epoch" with moving_average_alpha < 1 (DSNN_ERR_CONFIG naming the file and
+ * line). */
 DSNN_API enum dsnn_status dsnn_coact_keys_check(const struct dsnn_cfg *cfg,
                                                 const struct dsnn_coact_keys *k, double alpha,
                                                 struct dsnn_error *err);
 
-/* Whether values outlive an epoch (a moving average or kept counts): the coactivations are then
- * counted in every epoch before rewiring stops, not only in epochs followed by a round. */
+/* Whether values outlive an epoch (a moving average per epoch or kept counts): the
+ * coactivations are then counted in every epoch before rewiring stops, not only in epochs
+ * followed by a round. */
 DSNN_API bool dsnn_coact_every_epoch(const struct dsnn_coact *c);
 
 /* Samples accumulated since dsnn_coact_begin_epoch. */
@@ -130,13 +155,13 @@ DSNN_API enum dsnn_status dsnn_coact_load(struct dsnn_coact *c, FILE *f, struct 
 /* ---- Shared by the coactivation-driven (DSNN) model plugins ---- */
 
 /* One training epoch of a coactivation-driven scheme: counts coactivations while training when
- * a prune / regrow round follows this epoch (or every epoch before rewiring stops, for a moving
- * average: alpha < 1), logs pruning_active, and sets *round_due when the caller must run its
+ * a prune / regrow round follows this epoch (or every epoch before rewiring stops, when values
+ * outlive an epoch: dsnn_coact_every_epoch), logs pruning_active, and sets *round_due when the caller must run its
  * round now; otherwise logs an idle round (dsnn_sparse_model_log_idle). coact may be NULL. */
 DSNN_API enum dsnn_status dsnn_coact_train_epoch(struct dsnn_sparse_model *sm,
                                                  struct dsnn_coact *coact,
                                                  const struct dsnn_prune_schedule *sched,
-                                                 double alpha, struct dsnn_data *data, int epoch,
+                                                 struct dsnn_data *data, int epoch,
                                                  struct dsnn_metrics *m, bool *round_due,
                                                  struct dsnn_error *err);
 /* Checkpoint of such a model: the sparse model, then the coactivations (if coact != NULL). */

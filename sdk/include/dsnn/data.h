@@ -47,9 +47,12 @@ struct dsnn_data {
     const struct dsnn_dataset_ops *ops;
     void *state;
     struct dsnn_dataset_info info;
+    int epoch; /* the train epoch begun last (0 before any): the epoch of an evaluation, which
+                  picks its per-epoch batch size (batch_size_test) */
 };
 
-/* Starts an epoch of a split (reshuffles the train split deterministically from the epoch). */
+/* Starts an epoch of a split (reshuffles the train split deterministically from the epoch);
+ * for the train split it also sets d->epoch. */
 DSNN_API enum dsnn_status dsnn_data_begin(struct dsnn_data *d, enum dsnn_split split, int epoch,
                                           struct dsnn_error *err);
 /* Next batch of the split begun last; b->n == 0 at the end. */

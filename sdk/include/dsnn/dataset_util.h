@@ -91,34 +91,43 @@ DSNN_API enum dsnn_status dsnn_noise_options_read(const struct dsnn_cfg *cfg, ui
 DSNN_API void dsnn_noise_options_log(FILE *log, const char *name, const char *what,
                                      const struct dsnn_noise_options *o);
 
-/* ---- Batch size per epoch (nupic VaryingDataLoader) ---- */
+/* ---- Values per epoch: batch sizes (nupic VaryingDataLoader), batches per epoch ---- */
 
 #define DSNN_BATCH_SCHEDULE_MAX 64
 #define DSNN_BATCH_SIZE_MAX (1 << 24)
 
-/* batch_size_train = 128 or [4, 16, 64]: the batch size of epoch e is size[min(e, n - 1)] (the
- * last value repeats), as nupic's VaryingDataLoader. */
+/* batch_size_train = 128 or [4, 16, 64]: the value of epoch e is size[min(e, n - 1)] (the last
+ * value repeats), as nupic's VaryingDataLoader (batch sizes) and NumScheduler
+ * (train_batches_per_epoch). */
 struct dsnn_batch_schedule {
     int n;                             /* number of values, >= 1 */
-    int size[DSNN_BATCH_SCHEDULE_MAX]; /* each in [1, DSNN_BATCH_SIZE_MAX] */
+    int size[DSNN_BATCH_SCHEDULE_MAX]; /* each in the range the reader was given */
     int max;                           /* largest value */
 };
 
-/* Reads key (an integer or an array of integers, each >= 1) into s; def when absent. An empty
- * array, a float or a value < 1 is DSNN_ERR_CONFIG naming the key. */
+/* Reads key (an integer or an array of at most DSNN_BATCH_SCHEDULE_MAX integers, each in
+ * [lo, hi]) into s; def when absent. An empty array, a float or a value outside [lo, hi] is
+ * DSNN_ERR_CONFIG naming the key (and the element and its epoch). */
+DSNN_API enum dsnn_status dsnn_epoch_schedule_read(const struct dsnn_cfg *cfg, const char *key,
+                                                   int def, int lo, int hi,
+                                                   struct dsnn_batch_schedule *s,
+                                                   struct dsnn_error *err);
+/* dsnn_epoch_schedule_read with the range of a batch size, [1, DSNN_BATCH_SIZE_MAX]. */
 DSNN_API enum dsnn_status dsnn_batch_schedule_read(const struct dsnn_cfg *cfg, const char *key,
                                                    int def, struct dsnn_batch_schedule *s,
                                                    struct dsnn_error *err);
-/* Batch size of epoch (0-based; negative reads as 0). */
+/* Value of epoch (0-based; negative reads as 0); 1 for an empty schedule. */
 DSNN_API int dsnn_batch_schedule_at(const struct dsnn_batch_schedule *s, int epoch);
 /* Largest batch size ever used, capped at n_samples (at least 1): what a dataset reports as
  * info->batch_size_train. */
 DSNN_API int dsnn_batch_schedule_max(const struct dsnn_batch_schedule *s, int64_t n_samples);
+/* One value: a schedule of n = 1. */
+DSNN_API struct dsnn_batch_schedule dsnn_batch_schedule_const(int value);
 
 /* ---- Split cursor: the split begun, the order of its samples, the next batch ----
  *
  * What begin and next_batch of every dataset share: checking the split and the epoch, the
- * batch size of the epoch (batch schedule for train, test_batch for test and noise), the order of
+ * batch size of the epoch (train_batch for train, test_batch for test and noise), the order of
  * the train samples (a Fisher-Yates permutation from
  * dsnn_rng_seed(dsnn_seed_mix(seed, epoch), DSNN_RNG_STREAM_DATA), started from the identity, so
  * that it depends on (seed, epoch) only; the identity when shuffle is off and for the test and
@@ -149,13 +158,15 @@ struct dsnn_split_cursor {
     /* Set by the plugin before dsnn_split_cursor_init. */
     const char *name; /* the plugin, first word of every message ("idx"); static */
     struct dsnn_batch_schedule train_batch; /* batch size of each train epoch */
-    int64_t test_batch;        /* batch_size_test as configured; init clamps it to [1, n_test] */
-    int64_t batches_per_epoch; /* > 0: a train epoch ends after that many batches; 0 = all */
+    struct dsnn_batch_schedule test_batch; /* batch size of each test (and noise) epoch */
+    struct dsnn_batch_schedule batches_per_epoch; /* of each train epoch: > 0 ends it after that
+                                                     many batches; 0 = all */
     bool shuffle;              /* shuffle the train split every epoch */
     uint64_t seed;             /* trial seed of the train order */
     enum dsnn_noise_split noise;
     /* Set by dsnn_split_cursor_init. */
     int train_max; /* largest train batch: dsnn_batch_schedule_max(train_batch, n_train) */
+    int test_max;  /* largest test batch: dsnn_batch_schedule_max(test_batch, n_test) */
     int max_batch; /* largest batch of any split: the size of the plugin's batch buffers */
     uint32_t *order;   /* [capacity] sample order of the split begun; owned */
     int64_t capacity;  /* most samples a split may have: max(n_train, n_test) */
@@ -166,27 +177,32 @@ struct dsnn_split_cursor {
     int64_t n;       /* samples of the split begun */
     int64_t pos;     /* samples served in this epoch */
     int64_t batches; /* batches served in this epoch */
+    int64_t limit;   /* batches this epoch may serve (train: batches_per_epoch of the epoch),
+                        0 = all */
 };
 
 /* The keys of a split cursor as read: a member of a dataset plugin's options. */
 struct dsnn_split_options {
-    struct dsnn_batch_schedule train_batch; /* batch_size_train */
-    int64_t test_batch;                     /* batch_size_test */
-    int64_t batches_per_epoch;              /* train_batches_per_epoch, 0 = all */
-    bool shuffle;                           /* shuffle */
+    struct dsnn_batch_schedule train_batch;       /* batch_size_train */
+    struct dsnn_batch_schedule test_batch;        /* batch_size_test */
+    struct dsnn_batch_schedule batches_per_epoch; /* train_batches_per_epoch, 0 = all */
+    bool shuffle;                                 /* shuffle */
 };
 
 /* batch_size_test (default 1000, "samples per test (and noise) batch"), train_batches_per_epoch
  * (default 0 = all) and shuffle (default true), the cursor keys shared by the image datasets
- * (DSNN_SPLIT_KEYS, after the plugin's own batch_size_train, whose default and doc vary). */
+ * (DSNN_SPLIT_KEYS, after the plugin's own batch_size_train, whose default and doc vary). The
+ * first two take one value or one per epoch, as batch_size_train (the last value repeats;
+ * epoch e of the test split is the evaluation after train epoch e). */
 DSNN_API extern const struct dsnn_key_table dsnn_split_keys;
 #define DSNN_SPLIT_KEYS DSNN_KEYS_FROM(dsnn_split_keys)
 
-/* Reads the keys of a dataset plugin: first its key batch_size_train (an integer or one per
- * epoch, the default the .def of that key in t) into split->train_batch with
- * dsnn_batch_schedule_read, then the keys of DSNN_SPLIT_KEYS into split when t includes them,
- * then every key of t into out with dsnn_keys_read (a plugin without DSNN_SPLIT_KEYS points
- * its own specs of those keys into split). t must hold the key batch_size_train. */
+/* Reads the keys of a dataset plugin: its keys batch_size_train, batch_size_test and
+ * train_batches_per_epoch (each an integer or one per epoch; the default the .def of that key in
+ * t or in DSNN_SPLIT_KEYS when t includes them, else 1000 and 0) into split with
+ * dsnn_epoch_schedule_read, shuffle (DSNN_SPLIT_KEYS; a plugin without them points its own
+ * spec of shuffle into split), then every key of t into out with dsnn_keys_read. t must hold
+ * the key batch_size_train. */
 DSNN_API enum dsnn_status dsnn_dataset_keys_read(const struct dsnn_key_table *t,
                                                  const struct dsnn_cfg *cfg, void *out,
                                                  struct dsnn_split_options *split,
@@ -200,15 +216,15 @@ DSNN_API void dsnn_split_cursor_setup(struct dsnn_split_cursor *c, const char *n
                                       enum dsnn_noise_split noise);
 
 /* Prepares c, whose fields name ... noise are set, for splits of at most n_train (train) and
- * n_test (test and noise) samples: clamps c->test_batch to [1, n_test], sets c->train_max and
- * c->max_batch, allocates c->order (freed by dsnn_split_cursor_free, also on failure) and sets
+ * n_test (test and noise) samples: sets c->train_max, c->test_max (a test batch is at most
+ * n_test) and c->max_batch, allocates c->order (freed by dsnn_split_cursor_free, also on failure) and sets
  * c->split = -1. Out of memory is DSNN_ERR_NOMEM, "NAME: out of memory for batch buffers". */
 DSNN_API enum dsnn_status dsnn_split_cursor_init(struct dsnn_split_cursor *c, int64_t n_train,
                                                  int64_t n_test, struct dsnn_error *err);
 /* What a dataset on cursor c (initialised) reports from open: info receives shape, n_classes,
  * n_train and n_test as given, n_noise when c offers the noise split (c->noise is
  * DSNN_NOISE_SPLIT_ON; 0 otherwise), and the largest batches of c (batch_size_train =
- * c->train_max, batch_size_test = c->test_batch); every other field of info is zeroed. */
+ * c->train_max, batch_size_test = c->test_max); every other field of info is zeroed. */
 DSNN_API void dsnn_split_cursor_describe(const struct dsnn_split_cursor *c, struct dsnn_shape shape,
                                          int n_classes, int64_t n_train, int64_t n_test,
                                          int64_t n_noise, struct dsnn_dataset_info *info);
@@ -223,15 +239,16 @@ DSNN_API enum dsnn_status dsnn_split_cursor_check(const struct dsnn_split_cursor
                                                   enum dsnn_split split, int epoch,
                                                   struct dsnn_error *err);
 /* Checks as dsnn_split_cursor_check, then begins epoch `epoch` of split, which has n samples
- * (at most c->capacity): position and batch count 0, batch size from the schedule (train) or
- * c->test_batch, order the identity, shuffled for the train split when c->shuffle (one
+ * (at most c->capacity): position and batch count 0, batch size and batch limit of that epoch
+ * from the schedules (train_batch and batches_per_epoch for train; test_batch, at most
+ * c->test_max, for test and noise), order the identity, shuffled for the train split when c->shuffle (one
  * dsnn_rng_shuffle_u32 from dsnn_seed_mix(c->seed, epoch), DSNN_RNG_STREAM_DATA). On error
  * c is unchanged. */
 DSNN_API enum dsnn_status dsnn_split_cursor_begin(struct dsnn_split_cursor *c,
                                                   enum dsnn_split split, int epoch, int64_t n,
                                                   struct dsnn_error *err);
 /* Advances c by one batch: *n receives its number of samples (0 once the split is served, or
- * for train once c->batches_per_epoch batches were), *samples their indices in the split
+ * for train once the epoch's batches_per_epoch batches were), *samples their indices in the split
  * (pointing into c->order; valid until the next begin). Before the first begin it is
  * DSNN_ERR_INVALID, "NAME: next_batch called before begin". */
 DSNN_API enum dsnn_status dsnn_split_cursor_next(struct dsnn_split_cursor *c, int *n,

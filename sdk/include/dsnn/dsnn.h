@@ -34,8 +34,8 @@
  * find_package(dsnn 0.M) refuses an SDK of another ABI major); from 1.0 on, the major is.
  * CMake checks the rule at configure time. */
 #define DSNN_VERSION_MAJOR 0
-#define DSNN_VERSION_MINOR 2
-#define DSNN_VERSION_PATCH 2
-#define DSNN_VERSION_STRING "0.2.2"
+#define DSNN_VERSION_MINOR 3
+#define DSNN_VERSION_PATCH 0
+#define DSNN_VERSION_STRING "0.3.0"
 
 #endif

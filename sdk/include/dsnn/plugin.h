@@ -33,8 +33,13 @@
 extern "C" {
 #endif
 
-#define DSNN_ABI_MAJOR 2
-#define DSNN_ABI_MINOR 2
+/* ABI 3.0 (SDK 0.3.0): per-epoch batch_size_test and train_batches_per_epoch (struct
+ * dsnn_split_options / dsnn_split_cursor hold schedules; struct dsnn_data records the epoch of
+ * an evaluation), nupic's per-batch coactivation average (struct dsnn_coact_options.average,
+ * struct dsnn_coact_keys.average; dsnn_coact_train_epoch lost its alpha). A plugin built for
+ * ABI 2 must be rebuilt. */
+#define DSNN_ABI_MAJOR 3
+#define DSNN_ABI_MINOR 0
 #define DSNN_PLUGIN_ENTRY_SYMBOL "dsnn_plugin_entry"
 
 /* Values are part of the ABI: append only. */

@@ -4,7 +4,10 @@
 enum dsnn_status dsnn_data_begin(struct dsnn_data *d, enum dsnn_split split, int epoch,
                                  struct dsnn_error *err)
 {
-    return d->ops->begin(d->state, split, epoch, err);
+    enum dsnn_status st = d->ops->begin(d->state, split, epoch, err);
+    if (st == DSNN_OK && split == DSNN_SPLIT_TRAIN)
+        d->epoch = epoch;
+    return st;
 }
 
 enum dsnn_status dsnn_data_next(struct dsnn_data *d, struct dsnn_batch *b, struct dsnn_error *err)

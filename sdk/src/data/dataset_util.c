@@ -2,6 +2,7 @@
  * messages shared by the dataset plugins (the noise is in noise.c). */
 #include "dsnn/dataset_util.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +32,9 @@ static const struct dsnn_cfg *setting_of(const struct dsnn_cfg *cfg, const char 
     return NULL;
 }
 
-enum dsnn_status dsnn_batch_schedule_read(const struct dsnn_cfg *cfg, const char *key, int def,
-                                          struct dsnn_batch_schedule *s, struct dsnn_error *err)
+enum dsnn_status dsnn_epoch_schedule_read(const struct dsnn_cfg *cfg, const char *key, int def,
+                                          int lo, int hi, struct dsnn_batch_schedule *s,
+                                          struct dsnn_error *err)
 {
     char kw[700];
     int64_t v[DSNN_BATCH_SCHEDULE_MAX];
@@ -46,7 +48,7 @@ enum dsnn_status dsnn_batch_schedule_read(const struct dsnn_cfg *cfg, const char
             return st;
         if (n == 0)
             return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                                  "%s: an empty array; give a batch size or one per epoch "
+                                  "%s: an empty array; give one value or one per epoch "
                                   "(e.g. [4, 16]: 4 in epoch 0, 16 from epoch 1 on)",
                                   dsnn_dataset_key_where(cfg, key, kw, sizeof kw));
     } else {
@@ -54,19 +56,19 @@ enum dsnn_status dsnn_batch_schedule_read(const struct dsnn_cfg *cfg, const char
             return st;
         n = 1;
     }
+    s->max = lo;
     for (size_t i = 0; i < n; i++) {
-        if (v[i] < 1 || v[i] > DSNN_BATCH_SIZE_MAX) {
+        if (v[i] < lo || v[i] > hi) {
             if (n == 1)
                 return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                                      "%s: %lld is out of range: must be in [1, %d]",
+                                      "%s: %lld is out of range: must be in [%d, %d]",
                                       dsnn_dataset_key_where(cfg, key, kw, sizeof kw),
-                                      (long long)v[i], DSNN_BATCH_SIZE_MAX);
+                                      (long long)v[i], lo, hi);
             return dsnn_error_set(err, DSNN_ERR_CONFIG,
                                   "%s: element %zu (epoch %zu%s): %lld is out of range: must be "
-                                  "in [1, %d]",
+                                  "in [%d, %d]",
                                   dsnn_dataset_key_where(cfg, key, kw, sizeof kw), i, i,
-                                  i + 1 == n ? " and later" : "", (long long)v[i],
-                                  DSNN_BATCH_SIZE_MAX);
+                                  i + 1 == n ? " and later" : "", (long long)v[i], lo, hi);
         }
         s->size[i] = (int)v[i];
         if (s->size[i] > s->max)
@@ -74,6 +76,17 @@ enum dsnn_status dsnn_batch_schedule_read(const struct dsnn_cfg *cfg, const char
     }
     s->n = (int)n;
     return DSNN_OK;
+}
+
+enum dsnn_status dsnn_batch_schedule_read(const struct dsnn_cfg *cfg, const char *key, int def,
+                                          struct dsnn_batch_schedule *s, struct dsnn_error *err)
+{
+    return dsnn_epoch_schedule_read(cfg, key, def, 1, DSNN_BATCH_SIZE_MAX, s, err);
+}
+
+struct dsnn_batch_schedule dsnn_batch_schedule_const(int value)
+{
+    return (struct dsnn_batch_schedule){.n = 1, .size = {value}, .max = value};
 }
 
 int dsnn_batch_schedule_at(const struct dsnn_batch_schedule *s, int epoch)
@@ -105,12 +118,14 @@ void dsnn_noise_options_log(FILE *log, const char *name, const char *what,
 
 #define SK_AT(f) DSNN_KEY_AT(struct dsnn_split_options, f)
 static const struct dsnn_key_spec split_keys[] = {
-    {.name = "batch_size_test", .type = DSNN_KEY_INT, .def = 1000,
-     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX), SK_AT(test_batch),
-     .doc = "samples per test (and noise) batch"},
-    {.name = "train_batches_per_epoch", .type = DSNN_KEY_INT, .def = 0,
-     DSNN_KEY_RANGE(0, (double)INT64_MAX), SK_AT(batches_per_epoch),
-     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = all"},
+    {.name = "batch_size_test", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 1000,
+     DSNN_KEY_RANGE(1, DSNN_BATCH_SIZE_MAX),
+     .doc = "samples per test (and noise) batch: an integer, or one per epoch (the last value "
+            "repeats; nupic's per-epoch batch_size_test)"},
+    {.name = "train_batches_per_epoch", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0,
+     DSNN_KEY_RANGE(0, INT_MAX),
+     .doc = "end a train epoch after this many batches (the first of the epoch's order); 0 = "
+            "all; an integer, or one per epoch (the last value repeats, as nupic's)"},
     {.name = "shuffle", .type = DSNN_KEY_BOOL, .def = true, SK_AT(shuffle),
      .doc = "shuffle the train split every epoch; the order of epoch e depends only on "
             "(trial seed, e)"},
@@ -127,14 +142,29 @@ static bool includes(const struct dsnn_key_table *t, const struct dsnn_key_table
     return false;
 }
 
+/* The default of key: its spec in t, or in DSNN_SPLIT_KEYS when t includes them; else def. */
+static int key_default(const struct dsnn_key_table *t, const char *key, int def)
+{
+    const struct dsnn_key_spec *k = dsnn_keys_find(t->keys, t->n, key);
+    if (!k && includes(t, &dsnn_split_keys))
+        k = dsnn_keys_find(split_keys, sizeof split_keys / sizeof *split_keys, key);
+    return k ? (int)k->def : def;
+}
+
 enum dsnn_status dsnn_dataset_keys_read(const struct dsnn_key_table *t, const struct dsnn_cfg *cfg,
                                         void *out, struct dsnn_split_options *split,
                                         struct dsnn_error *err)
 {
-    const double def = dsnn_keys_find(t->keys, t->n, "batch_size_train")->def;
     enum dsnn_status st;
-    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train", (int)def, &split->train_batch,
-                                       err)) != DSNN_OK ||
+    if ((st = dsnn_batch_schedule_read(cfg, "batch_size_train",
+                                       key_default(t, "batch_size_train", 128),
+                                       &split->train_batch, err)) != DSNN_OK ||
+        (st = dsnn_batch_schedule_read(cfg, "batch_size_test",
+                                       key_default(t, "batch_size_test", 1000),
+                                       &split->test_batch, err)) != DSNN_OK ||
+        (st = dsnn_epoch_schedule_read(cfg, "train_batches_per_epoch",
+                                       key_default(t, "train_batches_per_epoch", 0), 0, INT_MAX,
+                                       &split->batches_per_epoch, err)) != DSNN_OK ||
         (includes(t, &dsnn_split_keys) &&
          (st = dsnn_keys_read(&dsnn_split_keys, cfg, split, err)) != DSNN_OK))
         return st;
@@ -163,11 +193,8 @@ enum dsnn_status dsnn_split_cursor_init(struct dsnn_split_cursor *c, int64_t n_t
     c->order = NULL;
     c->split = -1;
     c->train_max = dsnn_batch_schedule_max(&c->train_batch, n_train);
-    if (c->test_batch > n_test)
-        c->test_batch = n_test;
-    if (c->test_batch < 1)
-        c->test_batch = 1;
-    c->max_batch = c->train_max > c->test_batch ? c->train_max : (int)c->test_batch;
+    c->test_max = dsnn_batch_schedule_max(&c->test_batch, n_test);
+    c->max_batch = c->train_max > c->test_max ? c->train_max : c->test_max;
     c->capacity = n_train > n_test ? n_train : n_test;
     if (c->capacity < 0)
         c->capacity = 0;
@@ -189,7 +216,7 @@ void dsnn_split_cursor_describe(const struct dsnn_split_cursor *c, struct dsnn_s
     info->n_test = n_test;
     info->n_noise = c->noise == DSNN_NOISE_SPLIT_ON ? n_noise : 0;
     info->batch_size_train = c->train_max;
-    info->batch_size_test = (int)c->test_batch;
+    info->batch_size_test = c->test_max;
 }
 
 void dsnn_split_cursor_free(struct dsnn_split_cursor *c)
@@ -236,7 +263,16 @@ enum dsnn_status dsnn_split_cursor_begin(struct dsnn_split_cursor *c, enum dsnn_
     c->n = n;
     c->pos = 0;
     c->batches = 0;
-    c->batch = train ? dsnn_batch_schedule_at(&c->train_batch, epoch) : (int)c->test_batch;
+    if (train) {
+        c->batch = dsnn_batch_schedule_at(&c->train_batch, epoch);
+        c->limit = c->batches_per_epoch.n > 0 ? dsnn_batch_schedule_at(&c->batches_per_epoch, epoch)
+                                              : 0;
+    } else {
+        c->batch = dsnn_batch_schedule_at(&c->test_batch, epoch);
+        if (c->batch > c->test_max)
+            c->batch = c->test_max;
+        c->limit = 0;
+    }
     for (int64_t i = 0; i < n; i++)
         c->order[i] = (uint32_t)i;
     if (train && c->shuffle) {
@@ -257,8 +293,7 @@ enum dsnn_status dsnn_split_cursor_next(struct dsnn_split_cursor *c, int *n,
                               c->name);
     int64_t left = c->n - c->pos;
     int k = left < c->batch ? (int)left : c->batch;
-    if (c->split == DSNN_SPLIT_TRAIN && c->batches_per_epoch > 0 &&
-        c->batches >= c->batches_per_epoch)
+    if (c->limit > 0 && c->batches >= c->limit)
         k = 0;
     *samples = c->order + c->pos;
     c->pos += k;

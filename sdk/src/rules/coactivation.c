@@ -31,8 +31,9 @@ struct coact_layer {
     bool values_valid;
 
     /* active storage, aligned with the CSR at begin_epoch */
-    float *acc; /* counts of this epoch [nnz] */
+    float *acc; /* counts of this epoch [nnz] (per-batch average: the average) */
     size_t acc_n, acc_cap;
+    float *bacc; /* per-batch average: the counts of one batch [acc_cap] */
     float *hist;    /* moving average [hist_n] (alpha < 1) */
     uint64_t *keys; /* row * n_in + col of hist's entries, ascending */
     size_t hist_n;
@@ -41,6 +42,7 @@ struct coact_layer {
     /* dense storage [n_out * n_in] */
     float *dacc;
     float *dhist; /* moving average (alpha < 1) */
+    float *dbacc; /* per-batch average: the counts of one batch [n_out * n_in] */
     bool dhave;
     float *gather; /* sparse layer: values at the active connections [gather_n] */
     size_t gather_cap;
@@ -64,16 +66,25 @@ struct dsnn_coact {
     bool in_epoch;
 };
 
-/* Values outlive an epoch: a moving average (alpha < 1) or counts kept across epochs. */
-static bool uses_hist(const struct dsnn_coact *c)
+/* A moving average over the counted batches (nupic's moving_average_alpha). */
+static bool per_batch(const struct dsnn_coact *c)
 {
-    return c->alpha < 1.0 || c->opt.keep_across_epochs;
+    return c->alpha < 1.0 && c->opt.average == DSNN_COACT_AVERAGE_BATCH;
 }
 
-/* The value after an epoch from its count and the previous value (NaN: none). */
+/* Values outlive an epoch: a moving average over epochs (alpha < 1) or values kept across
+ * epochs. */
+static bool uses_hist(const struct dsnn_coact *c)
+{
+    return (c->alpha < 1.0 && c->opt.average == DSNN_COACT_AVERAGE_EPOCH) ||
+           c->opt.keep_across_epochs;
+}
+
+/* The value after an epoch from its count and the previous value (NaN: none). Per batch, the
+ * epoch's value already went on from the previous one (begin_epoch started it there). */
 static inline float combine(const struct dsnn_coact *c, float count, float prev)
 {
-    if (prev != prev)
+    if (prev != prev || per_batch(c))
         return count;
     if (c->opt.keep_across_epochs)
         return prev + count;
@@ -177,6 +188,8 @@ void dsnn_coact_free(struct dsnn_coact *c)
     for (size_t i = 0; i < c->n; i++) {
         struct coact_layer *t = &c->L[i];
         free(t->acc);
+        free(t->bacc);
+        free(t->dbacc);
         free(t->hist);
         free(t->keys);
         free(t->dacc);
@@ -212,7 +225,14 @@ enum dsnn_status dsnn_coact_begin_epoch(struct dsnn_coact *c, struct dsnn_error 
         struct coact_layer *t = &c->L[i];
         t->values_valid = false;
         if (t->dense) {
-            memset(t->dacc, 0, (size_t)t->n_in * (size_t)t->n_out * sizeof *t->dacc);
+            const size_t pairs = (size_t)t->n_in * (size_t)t->n_out;
+            if (per_batch(c) && !t->dbacc &&
+                !(t->dbacc = malloc((pairs ? pairs : 1) * sizeof *t->dbacc)))
+                return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+            if (per_batch(c) && c->opt.keep_across_epochs && t->dhave)
+                memcpy(t->dacc, t->dhist, pairs * sizeof *t->dacc); /* go on from there */
+            else
+                memset(t->dacc, 0, pairs * sizeof *t->dacc);
             t->epoch_hash = topo_hash(t->l);
             continue;
         }
@@ -222,8 +242,13 @@ enum dsnn_status dsnn_coact_begin_epoch(struct dsnn_coact *c, struct dsnn_error 
             if (!a)
                 return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
             t->acc = a;
+            free(t->bacc);
+            t->bacc = NULL;
             t->acc_cap = nnz;
         }
+        if (per_batch(c) && !t->bacc &&
+            !(t->bacc = malloc((t->acc_cap ? t->acc_cap : 1) * sizeof *t->bacc)))
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
         if (nnz)
             memset(t->acc, 0, nnz * sizeof *t->acc);
         t->acc_n = nnz;
@@ -250,6 +275,9 @@ enum dsnn_status dsnn_coact_begin_epoch(struct dsnn_coact *c, struct dsnn_error 
             t->hist = hist;
             t->hist_n = n_new;
             t->have_hist = true;
+            if (per_batch(c)) /* kept values: the average goes on from them, grown from 0 */
+                for (size_t k = 0; k < n_new; k++)
+                    t->acc[k] = hist[k] == hist[k] ? hist[k] : 0.0f;
         }
     }
     c->samples = 0;
@@ -426,6 +454,29 @@ static enum dsnn_status accumulate_layer(struct dsnn_coact *c, struct coact_laye
     return DSNN_OK;
 }
 
+/* Per-batch moving average (nupic's moving_average_alpha): the batch is counted into the
+ * layer's scratch counts (swapped in for the accumulator), then value = (1 - alpha) value +
+ * alpha count. */
+static enum dsnn_status accumulate_average(struct dsnn_coact *c, struct coact_layer *t,
+                                           const float *x, int batch, struct dsnn_error *err)
+{
+    float **acc = t->dense ? &t->dacc : &t->acc;
+    float **scratch = t->dense ? &t->dbacc : &t->bacc;
+    const size_t n = t->dense ? (size_t)t->n_in * (size_t)t->n_out : t->acc_n;
+    float *value = *acc;
+    memset(*scratch, 0, n * sizeof **scratch);
+    *acc = *scratch;
+    enum dsnn_status st = accumulate_layer(c, t, x, batch, err);
+    *acc = value;
+    if (st != DSNN_OK)
+        return st;
+    const float a = (float)c->alpha, keep = (float)(1.0 - c->alpha);
+    const float *b = *scratch;
+    for (size_t k = 0; k < n; k++)
+        value[k] = keep * value[k] + a * b[k];
+    return DSNN_OK;
+}
+
 enum dsnn_status dsnn_coact_accumulate(struct dsnn_coact *c, const float *x, int batch,
                                        struct dsnn_error *err)
 {
@@ -438,7 +489,8 @@ enum dsnn_status dsnn_coact_accumulate(struct dsnn_coact *c, const float *x, int
     if ((c->calls++ % (uint64_t)c->opt.update_interval) != 0)
         return DSNN_OK;
     for (size_t i = 0; i < c->n; i++) {
-        enum dsnn_status st = accumulate_layer(c, &c->L[i], x, batch, err);
+        enum dsnn_status st = per_batch(c) ? accumulate_average(c, &c->L[i], x, batch, err)
+                                           : accumulate_layer(c, &c->L[i], x, batch, err);
         if (st != DSNN_OK)
             return st;
     }
@@ -530,10 +582,14 @@ enum dsnn_status dsnn_coact_set_options(struct dsnn_coact *c, const struct dsnn_
         return dsnn_error_set(err, DSNN_ERR_INVALID,
                               "coactivations: update interval %lld (must be >= 1)",
                               (long long)o->update_interval);
-    if (o->keep_across_epochs && c->alpha < 1.0)
+    if (o->average != DSNN_COACT_AVERAGE_EPOCH && o->average != DSNN_COACT_AVERAGE_BATCH)
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "coactivations: unknown average %d",
+                              (int)o->average);
+    if (o->keep_across_epochs && c->alpha < 1.0 && o->average == DSNN_COACT_AVERAGE_EPOCH)
         return dsnn_error_set(err, DSNN_ERR_INVALID,
                               "coactivations: counts kept across epochs (reset_coactivations = "
-                              "false) and a moving average (alpha %g < 1) exclude each other",
+                              "false) and a moving average over epochs (alpha %g < 1) exclude "
+                              "each other",
                               c->alpha);
     for (size_t i = 0; i < c->n && o->real_valued; i++)
         if (c->L[i].conv)
@@ -549,24 +605,28 @@ enum dsnn_status dsnn_coact_set_options(struct dsnn_coact *c, const struct dsnn_
 }
 
 const char *const dsnn_coact_value_choices[] = {"binary", "real", NULL};
+const char *const dsnn_coact_average_choices[] = {"batch", "epoch", NULL};
 
 struct dsnn_coact_options dsnn_coact_keys_options(const struct dsnn_coact_keys *k)
 {
     return (struct dsnn_coact_options){.real_valued = k->values == 1,
                                        .update_interval = k->update_nsteps > 0 ? k->update_nsteps : 1,
-                                       .keep_across_epochs = !k->reset};
+                                       .keep_across_epochs = !k->reset,
+                                       .average = k->average == 1 ? DSNN_COACT_AVERAGE_EPOCH
+                                                                  : DSNN_COACT_AVERAGE_BATCH};
 }
 
 enum dsnn_status dsnn_coact_keys_check(const struct dsnn_cfg *cfg, const struct dsnn_coact_keys *k,
                                        double alpha, struct dsnn_error *err)
 {
-    if (k->reset || !(alpha < 1.0))
+    if (k->reset || !(alpha < 1.0) || k->average != 1)
         return DSNN_OK;
     char where[300];
     return dsnn_error_set(err, DSNN_ERR_CONFIG,
                           "%s: key '%s.reset_coactivations' = false (coactivations added up over "
-                          "the epochs) and moving_average_alpha = %g (an average over them) "
-                          "exclude each other; keep one",
+                          "the epochs) and moving_average = \"epoch\" with moving_average_alpha "
+                          "= %g (an average over them) exclude each other; keep one (or "
+                          "moving_average = \"batch\", nupic's)",
                           dsnn_cfg_where(cfg, "reset_coactivations", where, sizeof where),
                           dsnn_cfg_path(cfg), alpha);
 }
@@ -581,6 +641,13 @@ long long dsnn_coact_samples(const struct dsnn_coact *c)
     return c ? c->samples : 0;
 }
 
+/* The options as checkpointed: bit 0 real-valued, 1 kept across epochs, 2 average per batch. */
+static uint64_t option_flags(const struct dsnn_coact *c)
+{
+    return (uint64_t)c->opt.real_valued | (uint64_t)c->opt.keep_across_epochs << 1 |
+           (uint64_t)(c->opt.average == DSNN_COACT_AVERAGE_BATCH) << 2;
+}
+
 enum dsnn_status dsnn_coact_save(const struct dsnn_coact *c, FILE *f, struct dsnn_error *err)
 {
     enum dsnn_status st;
@@ -588,8 +655,7 @@ enum dsnn_status dsnn_coact_save(const struct dsnn_coact *c, FILE *f, struct dsn
         (st = dsnn_io_write_u64(f, c->n, "coactivation layer count", err)) ||
         (st = dsnn_io_write_u64(f, c->dense, "coactivation storage", err)) ||
         (st = dsnn_io_write(f, &c->alpha, sizeof c->alpha, "coactivation alpha", err)) ||
-        (st = dsnn_io_write_u64(f, (uint64_t)c->opt.real_valued | (uint64_t)c->opt.keep_across_epochs << 1,
-                                "coactivation options", err)) ||
+        (st = dsnn_io_write_u64(f, option_flags(c), "coactivation options", err)) ||
         (st = dsnn_io_write_u64(f, (uint64_t)c->opt.update_interval, "coactivation interval", err)) ||
         (st = dsnn_io_write_u64(f, c->calls, "coactivation batches", err)))
         return st;
@@ -628,8 +694,7 @@ enum dsnn_status dsnn_coact_load(struct dsnn_coact *c, FILE *f, struct dsnn_erro
         (st = dsnn_io_read_u64(f, &interval, "coactivation interval", err)) ||
         (st = dsnn_io_read_u64(f, &calls, "coactivation batches", err)))
         return st;
-    const uint64_t want_flags =
-        (uint64_t)c->opt.real_valued | (uint64_t)c->opt.keep_across_epochs << 1;
+    const uint64_t want_flags = option_flags(c);
     if (n != c->n || (dense != 0) != c->dense || alpha != c->alpha || flags != want_flags ||
         interval != (uint64_t)c->opt.update_interval)
         return dsnn_error_set(err, DSNN_ERR_FORMAT,
@@ -697,15 +762,14 @@ static enum dsnn_status coact_after_forward(void *user, struct dsnn_net *net,
 }
 
 enum dsnn_status dsnn_coact_train_epoch(struct dsnn_sparse_model *sm, struct dsnn_coact *coact,
-                                        const struct dsnn_prune_schedule *sched, double alpha,
+                                        const struct dsnn_prune_schedule *sched,
                                         struct dsnn_data *data, int epoch, struct dsnn_metrics *m,
                                         bool *round_due, struct dsnn_error *err)
 {
     const bool active = dsnn_prune_schedule_active(sched, epoch);
-    /* Count coactivations for this epoch's round, or every epoch for a moving average. */
-    const bool track =
-        coact && (active || ((alpha < 1.0 || dsnn_coact_every_epoch(coact)) &&
-                             !dsnn_prune_schedule_stopped(sched, epoch)));
+    /* Count coactivations for this epoch's round, or every epoch when values outlive it. */
+    const bool track = coact && (active || (dsnn_coact_every_epoch(coact) &&
+                                            !dsnn_prune_schedule_stopped(sched, epoch)));
     struct dsnn_train_hooks hooks = {.user = coact, .after_forward = coact_after_forward};
     enum dsnn_status st;
     *round_due = false;

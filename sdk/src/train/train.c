@@ -141,7 +141,9 @@ enum dsnn_status dsnn_evaluate(struct dsnn_net *net, struct dsnn_data *data,
     int n_classes = dsnn_net_n_classes(net);
     double loss = 0;
     int64_t correct = 0, seen = 0;
-    enum dsnn_status st = dsnn_data_begin(data, split, 0, err);
+    /* test and noise: the epoch of the last training epoch (its batch_size_test) */
+    enum dsnn_status st =
+        dsnn_data_begin(data, split, split == DSNN_SPLIT_TRAIN ? 0 : data->epoch, err);
     while (st == DSNN_OK) {
         struct dsnn_batch b;
         if ((st = dsnn_data_next(data, &b, err)) != DSNN_OK || b.n == 0)
