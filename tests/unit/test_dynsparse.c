@@ -831,6 +831,79 @@ static void test_coactivation_options(void)
     }
 }
 
+/* nupic's DSLinearBlock: the coactivations of a linear layer count the output of its block,
+ * linear -> batch norm (affine) -> ReLU -> dropout, here fc1's; the output layer's input is the
+ * block's output too. */
+static void test_coactivation_block(void)
+{
+    struct dsnn_error err = {0};
+    const struct dsnn_shape h = {CHID, 1, 1};
+    for (int dense = 0; dense < 2; dense++) {
+        struct dsnn_net *net = dsnn_net_new((struct dsnn_shape){CIN, 1, 1}, COUT, &err);
+        struct dsnn_sparse_init init = dsnn_sparse_init_default();
+        init.density = 0.4;
+        CU_ASSERT_EQUAL_FATAL(
+            dsnn_net_add(net, dsnn_sparse_linear_new("fc1", CIN, CHID, true, &init, &err), &err),
+            DSNN_OK);
+        CU_ASSERT_EQUAL_FATAL(dsnn_net_add(net, dsnn_batchnorm1d_new("bn1", CHID, true, &err),
+                                           &err),
+                              DSNN_OK);
+        CU_ASSERT_EQUAL_FATAL(dsnn_net_add(net, dsnn_relu_new("relu1", h, &err), &err), DSNN_OK);
+        CU_ASSERT_EQUAL_FATAL(dsnn_net_add(net, dsnn_dropout_new("drop1", h, 0.3, &err), &err),
+                              DSNN_OK);
+        CU_ASSERT_EQUAL_FATAL(
+            dsnn_net_add(net, dsnn_sparse_linear_new("output", CHID, COUT, true, &init, &err),
+                         &err),
+            DSNN_OK);
+        struct dsnn_rng rng;
+        dsnn_rng_seed(&rng, 5, DSNN_RNG_STREAM_INIT);
+        CU_ASSERT_EQUAL_FATAL(dsnn_net_init(net, &rng, CBATCH, &err), DSNN_OK);
+        const size_t idx[2] = {0, 4};
+        struct dsnn_coact *c = dsnn_coact_new(net, idx, 2, dense, 1.0, &err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        static float x[CBATCH * CIN];
+        static double n0[CHID * CIN], n4[COUT * CHID];
+        memset(n0, 0, sizeof n0);
+        memset(n4, 0, sizeof n4);
+        struct dsnn_rng r;
+        dsnn_rng_seed(&r, 6, 1);
+        CU_ASSERT_EQUAL_FATAL(dsnn_coact_begin_epoch(c, &err), DSNN_OK);
+        long long raw_differs = 0;
+        for (int b = 0; b < 3; b++) {
+            for (int k = 0; k < CBATCH * CIN; k++)
+                x[k] = (float)dsnn_rng_normal(&r);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(dsnn_net_forward(net, x, CBATCH, true, &err));
+            CU_ASSERT_EQUAL(dsnn_coact_accumulate(c, x, CBATCH, &err), DSNN_OK);
+            const float *raw = dsnn_net_activation(net, 0), *blk = dsnn_net_activation(net, 3);
+            const float *out = dsnn_net_activation(net, 4);
+            for (int s = 0; s < CBATCH; s++)
+                for (int o = 0; o < CHID; o++) {
+                    raw_differs += (raw[s * CHID + o] > 0) != (blk[s * CHID + o] > 0);
+                    for (int i = 0; i < CIN; i++)
+                        n0[o * CIN + i] += blk[s * CHID + o] > 0 && x[s * CIN + i] > 0;
+                    for (int q = 0; q < COUT; q++)
+                        n4[q * CHID + o] += out[s * COUT + q] > 0 && blk[s * CHID + o] > 0;
+                }
+        }
+        CU_ASSERT(raw_differs > 100); /* the raw linear output would count otherwise */
+        CU_ASSERT_EQUAL_FATAL(dsnn_coact_end_epoch(c, &err), DSNN_OK);
+        for (size_t t = 0; t < 2; t++) {
+            struct dsnn_sparse_csr s;
+            dsnn_sparse_get_csr(dsnn_net_layer(net, idx[t]), &s);
+            const float *v = dsnn_coact_values(c, t);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+            const double *ref = t ? n4 : n0;
+            int bad = 0;
+            for (int o = 0; o < s.n_out; o++)
+                for (int64_t k = s.row_ptr[o]; k < s.row_ptr[o + 1]; k++)
+                    bad += v[k] != (float)ref[o * s.n_in + s.col[k]];
+            CU_ASSERT_EQUAL(bad, 0);
+        }
+        dsnn_coact_free(c);
+        dsnn_net_free(net);
+    }
+}
+
 /* Per-batch moving average, nupic DSLinear's moving_average_alpha: after every counted batch
  * value = (1 - alpha) value + alpha (the batch's counts), from 0 each epoch or, kept across
  * epochs, from the last value (a connection grown since from 0); with update_nsteps 2, a topology
@@ -1489,6 +1562,7 @@ static CU_TestInfo tests[] = {
     {"coactivations vs naive", test_coactivations},
     {"coactivation moving average", test_coactivation_average},
     {"coactivation moving average per batch (nupic)", test_coactivation_batch_average},
+    {"coactivations of a linear block (bn, relu, dropout)", test_coactivation_block},
     {"coactivation keys across each other", test_plugin_coact_keys},
     {"coactivations of nupic's 3-4-5-2 test: one sample, 100 samples; binary, real",
      test_coactivations_3452},

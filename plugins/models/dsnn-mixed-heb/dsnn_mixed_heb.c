@@ -7,7 +7,8 @@
  *
  * During the training pass the model counts, for every connection of every sparse layer, the
  * samples in which its input and its output are both active (coactivations: the sum of binary
- * outer products (y > 0)(x > 0)^T, y after the ReLU, the raw output for the output layer; see
+ * outer products (y > 0)(x > 0)^T, y at the end of the layer's block (after batch norm,
+ * ReLU / k-winners, dropout), the raw output for the output layer; see
  * dsnn/coactivation.h; the training pass only, as nupic's hook). At the end of every
  * pruning_interval-th epoch, after its evaluation (nupic's _post_epoch_updates), each sparse
  * layer:

@@ -6,7 +6,8 @@
  *
  * During the training pass the model counts, for every active connection of every sparse layer,
  * the samples in which its input and its output are both active (coactivations: the sum of
- * binary outer products (y > 0)(x > 0)^T, y after the ReLU, the raw output for the output layer;
+ * binary outer products (y > 0)(x > 0)^T, y at the end of the layer's block (after batch norm,
+ * ReLU / k-winners, dropout), the raw output for the output layer;
  * see dsnn/coactivation.h), at a cost of O(nnz * batch / 64) per batch and 4 bytes per
  * connection. After the training pass of every pruning_interval-th epoch (then the host
  * evaluates), each sparse layer scores its connections by w * coactivation (the weighted

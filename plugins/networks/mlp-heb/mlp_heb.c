@@ -19,10 +19,8 @@
  * replaces the ones it selects by truly sparse layers. The k-winners' boost strength decays by
  * boost_strength_factor after every training epoch (the base model calls dsnn_net_on_epoch_end).
  *
- * Note for Hebbian models: libdsnn's coactivation tracker takes a linear layer's activation from
- * the parameter-free layer right after it (the k-winners or ReLU); with batch_norm = true the
- * batch norm (affine, so it has parameters) sits in between and the tracker then counts the
- * linear layer's raw output. */
+ * Note for Hebbian models: libdsnn's coactivation tracker counts a linear layer's output at the
+ * end of its block (batch norm, k-winners or ReLU, dropout), as nupic's DSLinearBlock hook. */
 #include <dsnn/dsnn.h>
 
 #include <stdio.h>

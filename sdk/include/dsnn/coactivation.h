@@ -2,10 +2,12 @@
  *
  * For a tracked layer with input x [batch][n_in] and output y [batch][n_out], the coactivation of
  * connection (o, i) over an epoch is the number of training samples with y[o] > 0 and x[i] > 0:
- * the sum over the batches of the binary outer products (y > 0)(x > 0)^T. y is taken after the
- * layer's activation function (the output of a following "relu" layer), or the layer's raw
- * output when no activation follows (the output layer, as nupic's MLPHeb does); x is the previous
- * layer's output (the network input for the first layer).
+ * the sum over the batches of the binary outer products (y > 0)(x > 0)^T. For a linear layer y
+ * is the output of its block, as nupic's DSLinearBlock hook sees it: after the layers that
+ * follow it keeping the shape and are a batch norm or parameter-free (ReLU, k-winners, dropout),
+ * or the layer's raw output when none follows (the output layer); for a sparse convolution, the
+ * output of a parameter-free layer of the same shape right after it, or its raw output. x is the
+ * previous layer's output (the network input for the first layer).
  *
  * Activities are packed to bits per unit over the batch and counted with popcount, so a batch
  * costs O(batch (n_in + n_out)) to pack plus, per storage:

@@ -109,6 +109,26 @@ static bool shape_eq(struct dsnn_shape a, struct dsnn_shape b)
     return a.c == b.c && a.h == b.h && a.w == b.w;
 }
 
+/* The activation index whose positive entries count as the output of layer idx. A linear layer:
+ * the end of its block, as nupic's DSLinearBlock hook sees it: the layers after it that keep
+ * the shape and are a batch norm or parameter-free (ReLU, k-winners, dropout), in one run. A
+ * sparse convolution: the parameter-free layer of the same shape right after it, if any. */
+static size_t block_output(struct dsnn_net *net, size_t idx, bool conv)
+{
+    const size_t n_net = dsnn_net_n_layers(net);
+    size_t out = idx;
+    for (size_t j = idx + 1; j < n_net; j++) {
+        struct dsnn_layer *next = dsnn_net_layer(net, j);
+        const bool bn = !conv && dsnn_batchnorm_is(next);
+        if (!shape_eq(next->in, next->out) || !(next->n_params == 0 || bn))
+            break;
+        out = j;
+        if (conv)
+            break;
+    }
+    return out;
+}
+
 struct dsnn_coact *dsnn_coact_new(struct dsnn_net *net, const size_t *layer_index, size_t n_layers,
                                   bool dense, double alpha, struct dsnn_error *err)
 {
@@ -159,13 +179,7 @@ struct dsnn_coact *dsnn_coact_new(struct dsnn_net *net, const size_t *layer_inde
         t->sparse = dsnn_sparse_is(l);
         t->dense = dense || !t->sparse;
         t->in_act = idx == 0 ? NO_INPUT_LAYER : idx - 1;
-        t->out_act = idx;
-        /* the activation function: a following parameter-free layer of the same shape (ReLU) */
-        if (idx + 1 < n_net) {
-            struct dsnn_layer *next = dsnn_net_layer(net, idx + 1);
-            if (next->n_params == 0 && shape_eq(next->in, next->out))
-                t->out_act = idx + 1;
-        }
+        t->out_act = block_output(net, idx, t->conv != NULL);
         if (t->dense) {
             size_t pairs = (size_t)t->n_in * (size_t)t->n_out;
             t->dacc = calloc(pairs ? pairs : 1, sizeof *t->dacc);
