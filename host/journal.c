@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "results.h"
 
 /* ---- the journal ---- */
@@ -38,9 +39,8 @@ enum dsnn_status dsnn_journal_addf(struct dsnn_journal *j, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *buf = dsnn_strdup_vprintf(fmt, ap);
     va_end(ap);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
     if (!buf) {
         if (!j->failed) {
             j->failed = true;
@@ -48,9 +48,6 @@ enum dsnn_status dsnn_journal_addf(struct dsnn_journal *j, const char *fmt, ...)
         }
         return j->error.status;
     }
-    va_start(ap, fmt);
-    vsnprintf(buf, (size_t)n + 1, fmt, ap);
-    va_end(ap);
     enum dsnn_status st = dsnn_journal_add(j, buf);
     free(buf);
     return st;

@@ -31,18 +31,37 @@ static bool sbuf_reserve(struct dsnn_sbuf *b, size_t extra)
     return true;
 }
 
+void dsnn_sbuf_vprintf(struct dsnn_sbuf *b, const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    if (n >= 0 && sbuf_reserve(b, (size_t)n)) {
+        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, again);
+        b->len += (size_t)n;
+    } else if (n < 0) {
+        b->oom = true; /* an encoding error: the content is incomplete */
+    }
+    va_end(again);
+}
+
 void dsnn_sbuf_printf(struct dsnn_sbuf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    dsnn_sbuf_vprintf(b, fmt, ap);
     va_end(ap);
-    if (n < 0 || !sbuf_reserve(b, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
+}
+
+char *dsnn_strdup_vprintf(const char *fmt, va_list ap)
+{
+    struct dsnn_sbuf b = {0};
+    dsnn_sbuf_vprintf(&b, fmt, ap);
+    if (b.oom || !sbuf_reserve(&b, 0)) { /* an empty string still gets its buffer */
+        dsnn_sbuf_free(&b);
+        return NULL;
+    }
+    return b.p;
 }
 
 void dsnn_sbuf_puts(struct dsnn_sbuf *b, const char *s)

@@ -33,6 +33,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include "dsnn/status.h"
 
@@ -43,6 +44,9 @@ struct dsnn_sbuf {
     bool oom; /* an allocation failed: the content is incomplete */
 };
 void dsnn_sbuf_printf(struct dsnn_sbuf *b, const char *fmt, ...) DSNN_PRINTF(2, 3);
+void dsnn_sbuf_vprintf(struct dsnn_sbuf *b, const char *fmt, va_list ap);
+/* A new string of the format (free it), or NULL when out of memory. */
+char *dsnn_strdup_vprintf(const char *fmt, va_list ap);
 void dsnn_sbuf_puts(struct dsnn_sbuf *b, const char *s);
 /* Appends s as a JSON string literal (quoted; '"', '\\', control characters escaped). */
 void dsnn_sbuf_json_string(struct dsnn_sbuf *b, const char *s);

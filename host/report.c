@@ -633,16 +633,12 @@ static void table_set(struct table *tb, size_t col, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    int w = vsnprintf(NULL, 0, fmt, ap);
+    char *s = dsnn_strdup_vprintf(fmt, ap);
     va_end(ap);
-    char *s = w >= 0 ? malloc((size_t)w + 1) : NULL;
     if (!s) {
         tb->oom = true;
         return;
     }
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)w + 1, fmt, ap);
-    va_end(ap);
     char **cell = &tb->cells[(tb->n_rows - 1) * tb->n_cols + col];
     free(*cell);
     *cell = s;

@@ -277,15 +277,7 @@ static void trial_reap(struct experiment *ex, struct trial *t)
     close(t->rfd);
     close(t->wfd);
     t->rfd = t->wfd = -1;
-    int status = 0;
-    if (t->mpi_slot >= 0)
-        status = rn_mpi_wait(t);
-    else
-        while (waitpid(t->pid, &status, 0) < 0 && errno == EINTR)
-            ;
-    for (int i = 0; i < MAX_PARALLEL; i++)
-        if (rn_pids[i] == (sig_atomic_t)t->pid)
-            rn_pids[i] = 0;
+    int status = t->mpi_slot >= 0 ? rn_mpi_wait(t) : rn_reap_process(t->pid);
     t->pid = 0;
     ex->n_running--;
     t->seconds += rn_now_s() - t->t_start;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #endif
 
 bool rn_write_full(int fd, const void *p, size_t n)
@@ -427,4 +428,15 @@ bool rn_spawn_process(struct experiment *ex, struct trial *t, const struct child
     t->rfd = to_host[0];
     t->wfd = to_child[1];
     return true;
+}
+
+int rn_reap_process(pid_t pid)
+{
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    for (int i = 0; i < MAX_PARALLEL; i++)
+        if (rn_pids[i] == (sig_atomic_t)pid)
+            rn_pids[i] = 0;
+    return status;
 }

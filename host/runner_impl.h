@@ -276,6 +276,9 @@ bool rn_spawn_child(struct experiment *ex, struct trial *t, const struct child_s
  * rfd, arg); t->pid, t->rfd (messages from it), t->wfd (to it). false: t->error says why. */
 bool rn_spawn_process(struct experiment *ex, struct trial *t, const struct child_start *cs,
                       rn_child_body body, void *arg);
+/* Waits for the process pid forked by rn_spawn_process (retrying on EINTR), frees its slot in
+ * rn_pids and returns its wait status. */
+int rn_reap_process(pid_t pid);
 bool rn_send_msg(int fd, uint32_t type, const void *payload, uint32_t size);
 /* <dir>/<name> opened for appending, line-buffered, close-on-exec; stderr if it cannot be. */
 FILE *rn_child_log(const char *dir, const char *name);

@@ -772,13 +772,7 @@ static void worker_reap(struct wslot *ws, size_t k)
     struct trial *t = ws[k].t;
     close(t->rfd);
     close(t->wfd);
-    int status = 0;
-    while (waitpid(t->pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    for (int i = 0; i < MAX_PARALLEL; i++)
-        if (rn_pids[i] == (sig_atomic_t)t->pid)
-            rn_pids[i] = 0;
-    int32_t s32 = status;
+    int32_t s32 = rn_reap_process(t->pid);
     send_msg(0, TAG_EXIT, (uint32_t)k, &s32, sizeof s32);
     rn_trial_free(t);
     ws[k].t = NULL;
