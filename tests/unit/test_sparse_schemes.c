@@ -481,6 +481,83 @@ static void test_pruning(void)
     check_resume("pruning", cfg, 5);
 }
 
+/* Weights of fc1 of r's network >= 0 and < 0. */
+static void fc1_signs(struct run *r, size_t *n_pos, size_t *n_neg)
+{
+    *n_pos = *n_neg = 0;
+    for (size_t i = 0; i < dsnn_net_n_layers(r->net); i++) {
+        struct dsnn_layer *l = dsnn_net_layer(r->net, i);
+        struct dsnn_sparse_csr c;
+        if (strcmp(l->name, "fc1") != 0 || !dsnn_sparse_get_csr(l, &c))
+            continue;
+        for (size_t k = 0; k < c.nnz; k++)
+            *(c.value[k] < 0 ? n_neg : n_pos) += 1;
+    }
+}
+
+struct linear_track {
+    struct run *r;
+    size_t pos, neg;
+};
+
+/* nupic PruningModel on fc1 (20 x 48 = 960 weights): target_final_density 0.2, epochs 1..4,
+ * interval 2: steps at the start of epochs 2 and 4 (multiples of 2), decay 0.8 / 2 per step, so
+ * targets 0.6 and 0.2: int(576) and int(192) connections, each step 384 = 192 positive + 192
+ * negative weights. */
+static void check_linear(int epoch, const struct dsnn_metrics *m, void *user)
+{
+    struct linear_track *t = user;
+    static const double nnz[5] = {960, 960, 576, 576, 192};
+    const bool step = epoch == 2 || epoch == 4;
+    CU_ASSERT_EQUAL(metric(m, "nnz_fc1"), nnz[epoch]);
+    CU_ASSERT_EQUAL(metric(m, "pruning_active"), step);
+    if (step)
+        CU_ASSERT(fabs(metric(m, "target_density_fc1") - (epoch == 2 ? 0.6 : 0.2)) < 1e-12);
+    size_t pos, neg;
+    fc1_signs(t->r, &pos, &neg);
+    if (step) {
+        CU_ASSERT_EQUAL(t->pos - pos, 192);
+        CU_ASSERT_EQUAL(t->neg - neg, 192);
+    }
+    t->pos = pos;
+    t->neg = neg;
+}
+
+static void test_pruning_linear(void)
+{
+    const char *cfg = "schedule = \"linear\"; target_final_density = 0.2; start_epoch = 1; "
+                      "end_epoch = 4; pruning_interval = 2; learning_rate = 0.05; "
+                      "momentum = 0.9;";
+    struct dsnn_data data;
+    struct blobs *b = blobs_new(&data);
+    struct dsnn_error err = {0};
+    struct dsnn_metrics *m = malloc(sizeof *m);
+    struct run r;
+    CU_ASSERT_EQUAL_FATAL(run_open(&r, "pruning", cfg, 5, &data, &err), DSNN_OK);
+    struct linear_track t = {&r, 0, 0};
+    fc1_signs(&r, &t.pos, &t.neg);
+    CU_ASSERT_EQUAL(t.pos + t.neg, 960);
+    train(&r, &data, 0, 5, check_linear, &t, m);
+    CU_ASSERT(metric(m, "val_acc") > 0.9);
+    run_close(&r);
+    /* nupic's defaults: steps from epoch 1 to experiment.epochs (5; its step never comes), so
+     * the decay is 0.9 / 5 per epoch: 0.82 at the start of epoch 1, 0.28 at the start of 4 */
+    CU_ASSERT_EQUAL_FATAL(run_open(&r, "pruning", "schedule = \"linear\";", 5, &data, &err),
+                          DSNN_OK);
+    train(&r, &data, 0, 5, NULL, NULL, m);
+    CU_ASSERT(fabs(metric(m, "target_density_fc1") - (1 - 4 * 0.9 / 5)) < 1e-12);
+    CU_ASSERT_EQUAL(metric(m, "nnz_fc1"), 268); /* int(0.28 * 960) = 268 */
+    run_close(&r);
+    CU_ASSERT_EQUAL(run_open(&r, "pruning", "schedule = \"linear\"; end_epoch = 6;", 5, &data,
+                             &err),
+                    DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "experiment.epochs = 5"));
+    run_close(&r);
+    free(m);
+    free(b);
+    check_resume("pruning", cfg, 5);
+}
+
 static void check_lottery(int epoch, const struct dsnn_metrics *m, void *user)
 {
     (void)user;
@@ -1291,6 +1368,7 @@ static CU_TestInfo tests[] = {
     {"snfs", test_snfs},
     {"dsr", test_dsr},
     {"pruning (GMP)", test_pruning},
+    {"pruning, nupic's linear schedule (PruningModel)", test_pruning_linear},
     {"iterative-pruning (lottery ticket)", test_iterative},
     {"the scheme kit: step rounds, the epoch's tally, tag and state", test_scheme_kit},
     CU_TEST_INFO_NULL,
