@@ -205,12 +205,8 @@ static void bn_destroy(struct dsnn_layer *l)
 }
 
 /* The 1d and 2d layers share every operation; only the type name differs. */
-#define BN_OPS(type_name)                                                                          \
-    {.type = (type_name), .init = bn_init, .forward = bn_forward, .backward = bn_backward,         \
-     .save = bn_save, .load = bn_load, .destroy = bn_destroy}
-static const struct dsnn_layer_ops bn1d_ops = BN_OPS("batchnorm1d");
-static const struct dsnn_layer_ops bn2d_ops = BN_OPS("batchnorm2d");
-#undef BN_OPS
+static const struct dsnn_layer_ops bn1d_ops = {LY_OPS_FIELDS("batchnorm1d", bn)};
+static const struct dsnn_layer_ops bn2d_ops = {LY_OPS_FIELDS("batchnorm2d", bn)};
 
 static struct dsnn_layer *bn_new(const char *name, struct dsnn_shape shape, bool is2d,
                                  bool affine, struct dsnn_error *err)

@@ -1,6 +1,7 @@
 /* layers/dropout.c - inverted dropout (PyTorch nn.Dropout) with a deterministic mask stream. */
 #include "dsnn/io.h"
 #include "dsnn/layers.h"
+#include "layers/layers_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -126,15 +127,7 @@ static void do_destroy(struct dsnn_layer *l)
     free(l);
 }
 
-static const struct dsnn_layer_ops dropout_ops = {
-    .type = "dropout",
-    .init = do_init,
-    .forward = do_forward,
-    .backward = do_backward,
-    .save = do_save,
-    .load = do_load,
-    .destroy = do_destroy,
-};
+static const struct dsnn_layer_ops dropout_ops = {LY_OPS_FIELDS("dropout", do)};
 
 struct dsnn_layer *dsnn_dropout_new(const char *name, struct dsnn_shape shape, double p,
                                     struct dsnn_error *err)

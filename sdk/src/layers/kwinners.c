@@ -375,12 +375,10 @@ static void kw_destroy(struct dsnn_layer *l)
 }
 
 /* The 1d and 2d layers share every operation; only the type name differs. */
-#define KW_OPS(type_name)                                                                          \
-    {.type = (type_name), .init = kw_init, .forward = kw_forward, .backward = kw_backward,         \
-     .save = kw_save, .load = kw_load, .destroy = kw_destroy, .on_epoch_end = kw_epoch_end}
-static const struct dsnn_layer_ops kwinners_ops = KW_OPS("kwinners");
-static const struct dsnn_layer_ops kwinners2d_ops = KW_OPS("kwinners2d");
-#undef KW_OPS
+static const struct dsnn_layer_ops kwinners_ops =
+    {LY_OPS_FIELDS("kwinners", kw), .on_epoch_end = kw_epoch_end};
+static const struct dsnn_layer_ops kwinners2d_ops =
+    {LY_OPS_FIELDS("kwinners2d", kw), .on_epoch_end = kw_epoch_end};
 
 /* ---- construction ---- */
 

@@ -7,6 +7,14 @@
 #include <stdint.h>
 #include "dsnn/layers.h"
 
+/* The fields of the ops table of a layer type whose functions are named P_init, P_forward,
+ * P_backward, P_save, P_load and P_destroy (the common case of a layer with state):
+ *     static const struct dsnn_layer_ops kw_ops = {LY_OPS_FIELDS("kwinners", kw),
+ *                                                  .on_epoch_end = kw_epoch_end}; */
+#define LY_OPS_FIELDS(type_name, P)                                                                \
+    .type = (type_name), .init = P##_init, .forward = P##_forward, .backward = P##_backward,      \
+    .save = P##_save, .load = P##_load, .destroy = P##_destroy
+
 /* Geometry of a 2d window operation (convolution or pooling) over one sample. */
 struct cv_geom {
     int c, h, w;    /* input */

@@ -288,16 +288,8 @@ static void res_destroy(struct dsnn_layer *l)
     free(R);
 }
 
-static const struct dsnn_layer_ops residual_ops = {
-    .type = "residual",
-    .init = res_init,
-    .forward = res_forward,
-    .backward = res_backward,
-    .save = res_save,
-    .load = res_load,
-    .destroy = res_destroy,
-    .on_epoch_end = res_epoch_end,
-};
+static const struct dsnn_layer_ops residual_ops =
+    {LY_OPS_FIELDS("residual", res), .on_epoch_end = res_epoch_end};
 
 static void free_all(struct dsnn_layer *const *a, size_t n)
 {

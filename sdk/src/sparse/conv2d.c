@@ -688,15 +688,7 @@ static bool sc_panel_geom(struct sparse_conv2d *S)
     return S->xel < INT32_MAX && S->del < INT32_MAX;
 }
 
-static const struct dsnn_layer_ops sparse_conv2d_ops = {
-    .type = "sparse_conv2d",
-    .init = sc_init,
-    .forward = sc_forward,
-    .backward = sc_backward,
-    .save = sc_save,
-    .load = sc_load,
-    .destroy = sc_destroy,
-};
+static const struct dsnn_layer_ops sparse_conv2d_ops = {LY_OPS_FIELDS("sparse_conv2d", sc)};
 
 struct dsnn_layer *dsnn_sparse_conv2d_new(const char *name, struct dsnn_shape in,
                                           int out_channels, int kernel, int stride, int padding,

@@ -1208,12 +1208,4 @@ bad:
     return st;
 }
 
-static const struct dsnn_layer_ops sparse_linear_ops = {
-    .type = "sparse_linear",
-    .init = sp_init,
-    .forward = sp_forward,
-    .backward = sp_backward,
-    .save = sp_save,
-    .load = sp_load,
-    .destroy = sp_destroy,
-};
+static const struct dsnn_layer_ops sparse_linear_ops = {LY_OPS_FIELDS("sparse_linear", sp)};
