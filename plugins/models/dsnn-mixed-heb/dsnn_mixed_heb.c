@@ -44,8 +44,7 @@
 struct mixed_heb {
     double hebbian_prune_perc[DSNN_SPARSE_MODEL_MAX_LAYERS]; /* per sparse layer */
     double weight_prune_perc[DSNN_SPARSE_MODEL_MAX_LAYERS];
-    double alpha;
-    struct dsnn_coact_keys ck; /* coactivations, update_nsteps, reset_coactivations */
+    struct dsnn_coact_keys ck; /* moving_average_alpha, coactivations, update_nsteps ... */
     bool hebbian_grow;
 };
 
@@ -64,12 +63,6 @@ static const struct dsnn_key_spec mixed_heb_keys[] = {
      DSNN_KEY_AT(struct mixed_heb, hebbian_grow),
      .doc = "regrow the inactive connections of highest coactivation (needs a dense n_out x n_in "
      "count matrix per layer) instead of random ones"},
-    {.name = "moving_average_alpha", .type = DSNN_KEY_FLOAT, .def = 1.0, DSNN_KEY_RANGE(1e-9, 1),
-     DSNN_KEY_AT(struct mixed_heb, alpha),
-     .doc = "moving average of the coactivations (see moving_average): with \"batch\" (nupic's "
-     "moving_average_alpha) value = (1 - alpha) value + alpha (counts of the batch) after every "
-     "counted batch; with \"epoch\" value = alpha (this epoch's counts) + (1 - alpha) value; 1: "
-     "no average, the epoch's sums (nupic's None)"},
     DSNN_COACT_KEYS(struct mixed_heb, ck),
     DSNN_PRUNE_SCHEDULE_KEYS,
 };
@@ -82,7 +75,7 @@ static enum dsnn_status mixed_heb_configure(struct dsnn_sparse_model *sm, void *
 {
     (void)ctx, (void)info;
     struct mixed_heb *p = params;
-    enum dsnn_status st = dsnn_coact_keys_check(cfg, &p->ck, p->alpha, err);
+    enum dsnn_status st = dsnn_coact_keys_check(cfg, &p->ck, err);
     if (st == DSNN_OK)
         st = dsnn_scheme_read_per_layer(sm, cfg, "hebbian_prune_perc", 0.3, p->hebbian_prune_perc,
                                         err);
@@ -102,7 +95,7 @@ static enum dsnn_status mixed_heb_init(struct dsnn_sparse_model *sm, void *param
     if (!hebbian && !p->hebbian_grow)
         return DSNN_OK; /* neither rule needs coactivations */
     const struct dsnn_coact_options o = dsnn_coact_keys_options(&p->ck);
-    return dsnn_scheme_track_coact_opts(sm, p->hebbian_grow, p->alpha, &o, err);
+    return dsnn_scheme_track_coact_opts(sm, p->hebbian_grow, p->ck.alpha, &o, err);
 }
 
 static enum dsnn_status mixed_heb_keep(const void *params, size_t layer, const float *w,

@@ -32,8 +32,7 @@
 
 struct weighted_mag {
     double weight_prune_perc[DSNN_SPARSE_MODEL_MAX_LAYERS]; /* per sparse layer */
-    double alpha;
-    struct dsnn_coact_keys ck; /* coactivations, update_nsteps, reset_coactivations */
+    struct dsnn_coact_keys ck; /* moving_average_alpha, coactivations, update_nsteps ... */
 };
 
 static const struct dsnn_key_spec weighted_mag_keys[] = {
@@ -47,12 +46,6 @@ static const struct dsnn_key_spec weighted_mag_keys[] = {
     /* nupic read weight_prune_perc for this rule in 2019 (run_blackbox.py), hebbian_prune_perc
      * since: either name works, not both */
     DSNN_KEY_ALIAS_OF("hebbian_prune_perc", "weight_prune_perc", "nupic's later"),
-    {.name = "moving_average_alpha", .type = DSNN_KEY_FLOAT, .def = 1.0, DSNN_KEY_RANGE(1e-9, 1),
-     DSNN_KEY_AT(struct weighted_mag, alpha),
-     .doc = "moving average of the coactivations (see moving_average): with \"batch\" (nupic's "
-     "moving_average_alpha) value = (1 - alpha) value + alpha (counts of the batch) after every "
-     "counted batch; with \"epoch\" value = alpha (this epoch's counts) + (1 - alpha) value; 1: "
-     "no average, the epoch's sums (nupic's None)"},
     DSNN_COACT_KEYS(struct weighted_mag, ck),
     DSNN_PRUNE_SCHEDULE_KEYS,
 };
@@ -65,7 +58,7 @@ static enum dsnn_status weighted_mag_configure(struct dsnn_sparse_model *sm, voi
 {
     (void)ctx, (void)info;
     struct weighted_mag *p = params;
-    enum dsnn_status st = dsnn_coact_keys_check(cfg, &p->ck, p->alpha, err);
+    enum dsnn_status st = dsnn_coact_keys_check(cfg, &p->ck, err);
     return st != DSNN_OK ? st
                          : dsnn_scheme_read_per_layer(sm, cfg, "weight_prune_perc", 0.3,
                                                       p->weight_prune_perc, err);
@@ -82,7 +75,7 @@ static enum dsnn_status weighted_mag_init(struct dsnn_sparse_model *sm, void *pa
     if (!any)
         return DSNN_OK; /* pruning off: no coactivations */
     const struct dsnn_coact_options o = dsnn_coact_keys_options(&p->ck);
-    return dsnn_scheme_track_coact_opts(sm, false, p->alpha, &o, err);
+    return dsnn_scheme_track_coact_opts(sm, false, p->ck.alpha, &o, err);
 }
 
 static enum dsnn_status weighted_mag_keep(const void *params, size_t layer, const float *w,

@@ -101,18 +101,26 @@ struct dsnn_coact_options {
 DSNN_API enum dsnn_status dsnn_coact_set_options(struct dsnn_coact *c,
                                                  const struct dsnn_coact_options *o,
                                                  struct dsnn_error *err);
-/* The four keys of these variants in a coactivation-driven model's key table, read into a
- * struct dsnn_coact_keys member M of the plugin's parameter struct T; then
- * dsnn_coact_keys_options gives the options. */
+/* The keys of the coactivations of a coactivation-driven model (its moving average and the
+ * variants above) in its key table, read into a struct dsnn_coact_keys member M of the plugin's
+ * parameter struct T; then dsnn_coact_keys_options gives the options, M.alpha the average's
+ * alpha (dsnn_coact_new). */
 struct dsnn_coact_keys {
     int values;            /* coactivations: 0 "binary", 1 "real" */
     int64_t update_nsteps; /* update_nsteps */
     bool reset;            /* reset_coactivations */
     int average;           /* moving_average: 0 "batch", 1 "epoch" */
+    double alpha;          /* moving_average_alpha */
 };
 DSNN_API extern const char *const dsnn_coact_value_choices[];
 DSNN_API extern const char *const dsnn_coact_average_choices[];
 #define DSNN_COACT_KEYS(T, M)                                                              \
+    {.name = "moving_average_alpha", .type = DSNN_KEY_FLOAT, .def = 1.0, DSNN_KEY_RANGE(1e-9, 1),  \
+     DSNN_KEY_AT(T, M.alpha),                                                              \
+     .doc = "moving average of the coactivations (see moving_average): with \"batch\" (nupic's "   \
+            "moving_average_alpha) value = (1 - alpha) value + alpha (counts of the batch) after " \
+            "every counted batch; with \"epoch\" value = alpha (this epoch's counts) + (1 - "      \
+            "alpha) value; 1: no average, the epoch's sums (nupic's None)"},                       \
     {.name = "coactivations", .type = DSNN_KEY_STRING, .def_str = "binary",                        \
      .choices = dsnn_coact_value_choices, DSNN_KEY_AT(T, M.values),                        \
      .doc = "\"binary\": a connection's coactivation is the number of samples whose input and "    \
@@ -138,7 +146,7 @@ DSNN_API struct dsnn_coact_options dsnn_coact_keys_options(const struct dsnn_coa
  * moving_average = "epoch" with moving_average_alpha < 1 (DSNN_ERR_CONFIG naming the file and
  * line). */
 DSNN_API enum dsnn_status dsnn_coact_keys_check(const struct dsnn_cfg *cfg,
-                                                const struct dsnn_coact_keys *k, double alpha,
+                                                const struct dsnn_coact_keys *k,
                                                 struct dsnn_error *err);
 
 /* Whether values outlive an epoch (a moving average per epoch or kept counts): the

@@ -631,8 +631,9 @@ struct dsnn_coact_options dsnn_coact_keys_options(const struct dsnn_coact_keys *
 }
 
 enum dsnn_status dsnn_coact_keys_check(const struct dsnn_cfg *cfg, const struct dsnn_coact_keys *k,
-                                       double alpha, struct dsnn_error *err)
+                                       struct dsnn_error *err)
 {
+    const double alpha = k->alpha;
     if (k->reset || !(alpha < 1.0) || k->average != 1)
         return DSNN_OK;
     char where[300];
