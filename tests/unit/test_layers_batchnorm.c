@@ -108,6 +108,7 @@ static void test_forward_2d(void)
     check_forward(true, (struct dsnn_shape){3, 4, 5}, true, 4);
     check_forward(true, (struct dsnn_shape){2, 3, 3}, false, 1);
     check_forward(true, (struct dsnn_shape){40, 2, 2}, true, 3); /* several threads' worth */
+    check_forward(true, (struct dsnn_shape){4, 6, 6}, true, 5);  /* planes in float lanes */
 }
 
 static void check_grads(bool is2d, struct dsnn_shape s, bool affine, int batch, bool train)
@@ -141,6 +142,8 @@ static void test_gradients(void)
     check_grads(true, (struct dsnn_shape){3, 3, 4}, true, 3, true);
     check_grads(true, (struct dsnn_shape){3, 3, 4}, false, 2, true);
     check_grads(true, (struct dsnn_shape){2, 2, 3}, true, 2, false);
+    check_grads(true, (struct dsnn_shape){2, 5, 7}, true, 3, true); /* 4 lane blocks + 3 */
+    check_grads(true, (struct dsnn_shape){2, 5, 7}, false, 2, true);
 }
 
 static void test_single_value_refused(void)

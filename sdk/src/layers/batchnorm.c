@@ -1,5 +1,7 @@
 /* layers/batchnorm.c - batch normalisation (PyTorch BatchNorm1d / BatchNorm2d with running
- * statistics). Channel statistics are accumulated in double, one channel per work item. */
+ * statistics). Channel statistics are accumulated in double, one channel per work item; over a
+ * plane of at least PLANE_MIN positions (BatchNorm2d) each plane's partial sums are taken in
+ * float with independent accumulators (vectorised), then added in double. */
 #include "dsnn/io.h"
 #include "dsnn/layers.h"
 #include "layers/layers_impl.h"
@@ -21,6 +23,70 @@ struct batchnorm {
 };
 
 static const struct dsnn_layer_ops bn1d_ops, bn2d_ops;
+
+/* Positions per channel and sample from which a plane is reduced in float lanes. */
+#define PLANE_MIN 8
+#define LANES 8
+
+/* Sum of x[0..S). */
+static double plane_sum(const float *x, int S)
+{
+    float a[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= S; i += LANES)
+        for (int k = 0; k < LANES; k++)
+            a[k] += x[i + k];
+    double s = 0.0;
+    for (int k = 0; k < LANES; k++)
+        s += a[k];
+    for (; i < S; i++)
+        s += x[i];
+    return s;
+}
+
+/* Sum of (x[i] - m)^2 over x[0..S). */
+static double plane_sq_dev(const float *x, int S, float m)
+{
+    float a[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= S; i += LANES)
+        for (int k = 0; k < LANES; k++) {
+            const float d = x[i + k] - m;
+            a[k] += d * d;
+        }
+    double s = 0.0;
+    for (int k = 0; k < LANES; k++)
+        s += a[k];
+    for (; i < S; i++) {
+        const double d = (double)x[i] - m;
+        s += d * d;
+    }
+    return s;
+}
+
+/* *sdy += sum of dy, *sdxm += sum of dy (x - m), over [0..S). */
+static void plane_dy_sums(const float *x, const float *dy, int S, float m, double *sdy,
+                          double *sdxm)
+{
+    float a[LANES] = {0}, b[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= S; i += LANES)
+        for (int k = 0; k < LANES; k++) {
+            a[k] += dy[i + k];
+            b[k] += dy[i + k] * (x[i + k] - m);
+        }
+    double s = 0.0, t = 0.0;
+    for (int k = 0; k < LANES; k++) {
+        s += a[k];
+        t += b[k];
+    }
+    for (; i < S; i++) {
+        s += dy[i];
+        t += (double)dy[i] * ((double)x[i] - m);
+    }
+    *sdy += s;
+    *sdxm += t;
+}
 
 static struct batchnorm *bn_cast(const struct dsnn_layer *l)
 {
@@ -66,13 +132,20 @@ static enum dsnn_status bn_forward(struct dsnn_layer *l, const float *x, float *
             double s = 0.0;
             for (int b = 0; b < batch; b++) {
                 const float *xc = x + (size_t)b * n + (size_t)c * S;
-                for (int i = 0; i < S; i++)
-                    s += xc[i];
+                if (S >= PLANE_MIN)
+                    s += plane_sum(xc, S);
+                else
+                    for (int i = 0; i < S; i++)
+                        s += xc[i];
             }
             mean = s / (double)cnt;
             double q = 0.0;
             for (int b = 0; b < batch; b++) {
                 const float *xc = x + (size_t)b * n + (size_t)c * S;
+                if (S >= PLANE_MIN) {
+                    q += plane_sq_dev(xc, S, (float)mean);
+                    continue;
+                }
                 for (int i = 0; i < S; i++) {
                     const double d = xc[i] - mean;
                     q += d * d;
@@ -122,14 +195,22 @@ static enum dsnn_status bn_backward(struct dsnn_layer *l, const float *x, const 
     for (int c = 0; c < C; c++) {
         const double mean = B->mean[c], invstd = B->invstd[c];
         double sdy = 0.0, sdyx = 0.0; /* sum dy, sum dy xhat */
+        const bool planes = S >= PLANE_MIN;
+        double sdxm = 0.0; /* planes: sum dy (x - mean) */
         for (int b = 0; b < batch; b++) {
             const float *xc = x + (size_t)b * n + (size_t)c * S;
             const float *dc = dy + (size_t)b * n + (size_t)c * S;
+            if (planes) {
+                plane_dy_sums(xc, dc, S, (float)mean, &sdy, &sdxm);
+                continue;
+            }
             for (int i = 0; i < S; i++) {
                 sdy += dc[i];
                 sdyx += dc[i] * ((xc[i] - mean) * invstd);
             }
         }
+        if (planes)
+            sdyx = sdxm * invstd;
         if (dgamma) {
             dgamma[c] = (float)sdyx;
             dbeta[c] = (float)sdy;
@@ -140,6 +221,18 @@ static enum dsnn_status bn_backward(struct dsnn_layer *l, const float *x, const 
         if (train) {
             /* dx = g invstd (dy - mean(dy) - xhat mean(dy xhat)) */
             const double k = g * invstd, mdy = sdy / cnt, mdyx = sdyx / cnt;
+            if (planes) { /* dx = k dy + c1 x + c0, in float lanes */
+                const double c1 = -k * invstd * mdyx;
+                const float fk = (float)k, fc1 = (float)c1, fc0 = (float)(-k * mdy - c1 * mean);
+                for (int b = 0; b < batch; b++) {
+                    const float *xc = x + (size_t)b * n + (size_t)c * S;
+                    const float *dc = dy + (size_t)b * n + (size_t)c * S;
+                    float *o = dx + (size_t)b * n + (size_t)c * S;
+                    for (int i = 0; i < S; i++)
+                        o[i] = fk * dc[i] + fc1 * xc[i] + fc0;
+                }
+                continue;
+            }
             for (int b = 0; b < batch; b++) {
                 const float *xc = x + (size_t)b * n + (size_t)c * S;
                 const float *dc = dy + (size_t)b * n + (size_t)c * S;
