@@ -67,7 +67,7 @@ static const struct dsnn_key_spec pruning_keys[] = {
     {.name = "end_epoch", .type = DSNN_KEY_INT, .def = -1, DSNN_KEY_RANGE(-1, 1e9),
      DSNN_KEY_AT(struct pruning_model, end_epoch), .default_value = "-1 (linear: epochs)",
      .doc = "epoch at whose start the final density is reached (-1: the last epoch; linear: "
-     "experiment.epochs, nupic's); must be < experiment.epochs (linear: <= )"},
+     "experiment.epochs, nupic's); must be < experiment.epochs (linear: <= experiment.epochs)"},
     DSNN_KEY_ALIAS_OF("end_pruning_epoch", "end_epoch", "nupic PruningModel's"),
     {.name = "pruning_interval", .type = DSNN_KEY_INT, .def = 1, DSNN_KEY_RANGE(1, 1e9),
      DSNN_KEY_AT(struct pruning_model, interval), .doc = "epochs between two pruning steps"},

@@ -36,8 +36,9 @@ extern "C" {
 /* ABI 3.0 (SDK 0.3.0): per-epoch batch_size_test and train_batches_per_epoch (struct
  * dsnn_split_options / dsnn_split_cursor hold schedules; struct dsnn_data records the epoch of
  * an evaluation), nupic's per-batch coactivation average (struct dsnn_coact_options.average,
- * struct dsnn_coact_keys.average; dsnn_coact_train_epoch lost its alpha). A plugin built for
- * ABI 2 must be rebuilt. */
+ * struct dsnn_coact_keys.average and .alpha: moving_average_alpha is one of DSNN_COACT_KEYS;
+ * dsnn_coact_keys_check and dsnn_coact_train_epoch lost their alpha). A plugin built for ABI 2
+ * must be rebuilt. */
 #define DSNN_ABI_MAJOR 3
 #define DSNN_ABI_MINOR 0
 #define DSNN_PLUGIN_ENTRY_SYMBOL "dsnn_plugin_entry"
