@@ -7,6 +7,7 @@
 #include "dsnn/layers.h"
 #include "dsnn/sparse.h"
 #include "layers/layers_impl.h"
+#include "sparse/sparse_impl.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -52,6 +53,10 @@ struct coact_layer {
     uint64_t *tmp;  /* packing buffer [words][units] */
     int32_t *xcols; /* inputs active somewhere in the batch */
     int words_cap;
+
+    /* real-valued, active storage: activities as [unit][ld] panels of the current batch */
+    float *xt, *yt;
+    size_t ld_cap;
 };
 
 struct dsnn_coact {
@@ -213,6 +218,8 @@ void dsnn_coact_free(struct dsnn_coact *c)
         free(t->yb);
         free(t->tmp);
         free(t->xcols);
+        free(t->xt);
+        free(t->yt);
     }
     free(c->L);
     free(c);
@@ -338,7 +345,7 @@ static bool any_bit(const uint64_t *a, int words)
 /* Real-valued coactivations of a linear layer: value(o, i) += sum over the batch of y[o] x[i]
  * (activities after the activation function, as for the counts). Dense storage: one sgemm,
  * d += y^T x; active storage: a dot product over the batch per connection, on activities
- * transposed to [unit][batch]. */
+ * transposed to [unit][batch] panels by the engine's transpose. */
 static enum dsnn_status accumulate_real(struct coact_layer *t, const float *in, const float *out,
                                         int batch, struct dsnn_error *err)
 {
@@ -353,35 +360,34 @@ static enum dsnn_status accumulate_real(struct coact_layer *t, const float *in, 
         return dsnn_error_set(err, DSNN_ERR_INVALID,
                               "coactivations of layer '%s': the topology changed during the epoch",
                               t->l->name);
-    float *xt = malloc((size_t)t->n_in * (size_t)batch * sizeof *xt);
-    float *yt = malloc((size_t)t->n_out * (size_t)batch * sizeof *yt);
-    if (!xt || !yt) {
-        free(xt);
-        free(yt);
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    /* panels [unit][ld] (ld: batch rounded up to SP_PAD, as the engine's), kept across batches */
+    const size_t ld = ((size_t)batch + SP_PAD - 1) / SP_PAD * SP_PAD;
+    if (ld > t->ld_cap) {
+        free(t->xt);
+        free(t->yt);
+        t->xt = malloc((size_t)t->n_in * ld * sizeof *t->xt);
+        t->yt = malloc((size_t)t->n_out * ld * sizeof *t->yt);
+        t->ld_cap = t->xt && t->yt ? ld : 0;
+        if (!t->ld_cap)
+            return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     }
-    for (int b = 0; b < batch; b++) {
-        for (int i = 0; i < t->n_in; i++)
-            xt[(size_t)i * (size_t)batch + (size_t)b] = in[(size_t)b * (size_t)t->n_in + (size_t)i];
-        for (int o = 0; o < t->n_out; o++)
-            yt[(size_t)o * (size_t)batch + (size_t)b] = out[(size_t)b * (size_t)t->n_out + (size_t)o];
-    }
+    float *xt = t->xt, *yt = t->yt;
+    dsnn_sp_transpose_in(in, t->n_in, batch, xt, ld, 0, t->n_in, 0, batch);
+    dsnn_sp_transpose_in(out, t->n_out, batch, yt, ld, 0, t->n_out, 0, batch);
     int nt = dsnn_get_num_threads();
     const bool par = nt > 1 && s.nnz * (size_t)batch > PAR_MIN_WORK;
     float *acc = t->acc;
 #pragma omp parallel for schedule(dynamic, 32) num_threads(nt > 1 ? nt : 1) if (par)
     for (int o = 0; o < s.n_out; o++) {
-        const float *yo = yt + (size_t)o * (size_t)batch;
+        const float *yo = yt + (size_t)o * ld;
         for (int64_t k = s.row_ptr[o]; k < s.row_ptr[o + 1]; k++) {
-            const float *xi = xt + (size_t)s.col[k] * (size_t)batch;
+            const float *xi = xt + (size_t)s.col[k] * ld;
             double sum = 0;
             for (int b = 0; b < batch; b++)
                 sum += (double)yo[b] * xi[b];
             acc[k] += (float)sum;
         }
     }
-    free(xt);
-    free(yt);
     return DSNN_OK;
 }
 
