@@ -153,6 +153,12 @@ DSNN_API enum dsnn_status dsnn_coact_keys_check(const struct dsnn_cfg *cfg,
  * coactivations are then counted in every epoch before rewiring stops, not only in epochs
  * followed by a round. */
 DSNN_API bool dsnn_coact_every_epoch(const struct dsnn_coact *c);
+/* Whether the training pass of epoch counts coactivations: c tracks some (not NULL) and a round
+ * follows the epoch (round_due), or values outlive an epoch and sched has not stopped the rounds
+ * by then. */
+DSNN_API bool dsnn_coact_tracks_epoch(const struct dsnn_coact *c,
+                                      const struct dsnn_prune_schedule *sched, bool round_due,
+                                      int epoch);
 
 /* Samples accumulated since dsnn_coact_begin_epoch. */
 DSNN_API long long dsnn_coact_samples(const struct dsnn_coact *c);

@@ -657,6 +657,13 @@ bool dsnn_coact_every_epoch(const struct dsnn_coact *c)
     return c && uses_hist(c);
 }
 
+bool dsnn_coact_tracks_epoch(const struct dsnn_coact *c, const struct dsnn_prune_schedule *sched,
+                             bool round_due, int epoch)
+{
+    return c && (round_due || (dsnn_coact_every_epoch(c) &&
+                               !dsnn_prune_schedule_stopped(sched, epoch)));
+}
+
 long long dsnn_coact_samples(const struct dsnn_coact *c)
 {
     return c ? c->samples : 0;
@@ -788,9 +795,7 @@ enum dsnn_status dsnn_coact_train_epoch(struct dsnn_sparse_model *sm, struct dsn
                                         bool *round_due, struct dsnn_error *err)
 {
     const bool active = dsnn_prune_schedule_active(sched, epoch);
-    /* Count coactivations for this epoch's round, or every epoch when values outlive it. */
-    const bool track = coact && (active || (dsnn_coact_every_epoch(coact) &&
-                                            !dsnn_prune_schedule_stopped(sched, epoch)));
+    const bool track = dsnn_coact_tracks_epoch(coact, sched, active, epoch);
     struct dsnn_train_hooks hooks = {.user = coact, .after_forward = coact_after_forward};
     enum dsnn_status st;
     *round_due = false;

@@ -97,10 +97,7 @@ enum dsnn_status dsnn_scheme_train_pass(void *state, struct dsnn_data *data, int
     dsnn_sparse_update_tally_clear(&sm->tally);
     if (s->begin_epoch && (st = s->begin_epoch(sm, sm->params, epoch, &train_epoch, m, err)))
         return st;
-    /* Coactivations for this epoch's round, or every epoch when values outlive one. */
-    sm->coact_tracking =
-        sm->coact && (active || (dsnn_coact_every_epoch(sm->coact) &&
-                                 !dsnn_prune_schedule_stopped(&sm->sched, epoch)));
+    sm->coact_tracking = dsnn_coact_tracks_epoch(sm->coact, &sm->sched, active, epoch);
     const struct dsnn_train_hooks hooks = {
         .user = sm,
         .after_forward = sm->coact_tracking || s->after_forward ? hook_forward : NULL,
