@@ -163,36 +163,19 @@ static enum dsnn_status prune_signed_count(struct dsnn_layer *l, size_t to_prune
     struct dsnn_sparse_csr c;
     if (!dsnn_sparse_get_csr(l, &c))
         return dsnn_error_set(err, DSNN_ERR_INTERNAL, "layer '%s' is not sparse", l->name);
-    const size_t n = c.nnz;
-    float *pos = malloc((n ? n : 1) * sizeof *pos), *neg = malloc((n ? n : 1) * sizeof *neg);
-    uint8_t *rm = calloc(n ? n : 1, 1), *rm_neg = calloc(n ? n : 1, 1);
-    enum dsnn_status st = DSNN_OK;
-    if (!pos || !neg || !rm || !rm_neg)
-        st = dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     size_t n_pos = 0;
-    for (size_t k = 0; st == DSNN_OK && k < n; k++) {
-        const bool negative = c.value[k] < 0.0f;
-        n_pos += !negative;
-        pos[k] = negative ? INFINITY : c.value[k];
-        neg[k] = negative ? -c.value[k] : INFINITY;
-    }
+    for (size_t k = 0; k < c.nnz; k++)
+        n_pos += !(c.value[k] < 0.0f);
     const size_t half = to_prune / 2;
     const size_t k_pos = half < n_pos ? half : n_pos;
-    const size_t k_neg = k_pos < n - n_pos ? k_pos : n - n_pos;
-    if (st == DSNN_OK) {
-        const float *sp[1] = {pos}, *sn[1] = {neg};
-        uint8_t *mp[1] = {rm}, *mn[1] = {rm_neg};
-        if ((st = dsnn_select_smallest(1, sp, &n, k_pos, mp, err)) == DSNN_OK &&
-            (st = dsnn_select_smallest(1, sn, &n, k_neg, mn, err)) == DSNN_OK) {
-            for (size_t k = 0; k < n; k++)
-                rm[k] |= rm_neg[k];
-            st = dsnn_sparse_prune_mask(l, rm, err);
-        }
-    }
-    free(pos);
-    free(neg);
+    uint8_t *rm = calloc(c.nnz ? c.nnz : 1, 1);
+    if (!rm)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    enum dsnn_status st = dsnn_signed_magnitude_mark_counts(c.value, c.nnz, k_pos, k_pos, rm,
+                                                            NULL, err);
+    if (st == DSNN_OK)
+        st = dsnn_sparse_prune_mask(l, rm, err);
     free(rm);
-    free(rm_neg);
     return st;
 }
 

@@ -214,6 +214,12 @@ DSNN_API enum dsnn_status dsnn_signed_magnitude_mark(const float *w, size_t n, d
                                                      enum dsnn_prune_rounding rounding,
                                                      uint8_t *remove, size_t *n_removed,
                                                      struct dsnn_error *err);
+/* The same rule with the counts given: count_pos of the weights >= 0 and count_neg of the weights
+ * < 0, each at most the size of its group (nupic PruningModel's half-and-half counts). */
+DSNN_API enum dsnn_status dsnn_signed_magnitude_mark_counts(const float *w, size_t n,
+                                                            size_t count_pos, size_t count_neg,
+                                                            uint8_t *remove, size_t *n_removed,
+                                                            struct dsnn_error *err);
 /* SET on a sparse layer: the signed magnitude rule with DSNN_PRUNE_ROUND_NEAREST, fraction in
  * [0, 1]. *removed (may be NULL) gets the total count. */
 DSNN_API enum dsnn_status dsnn_sparse_prune_signed(struct dsnn_layer *l, double fraction,

@@ -167,37 +167,60 @@ size_t dsnn_signed_prune_count(size_t size, double fraction, bool negative,
     return (size_t)nearbyint(fraction * (double)size);
 }
 
+/* The rule's marking, counts given: count[0] of the weights >= 0 and count[1] of the weights < 0
+ * (n_neg of them), each clamped to its group. */
+static enum dsnn_status mark_signed(const float *w, size_t n, size_t n_neg, const size_t count[2],
+                                    uint8_t *remove, size_t *n_removed, struct dsnn_error *err)
+{
+    uint32_t *keys = malloc((n ? n : 1) * sizeof *keys);
+    if (!keys)
+        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
+    const size_t n_pos = n - n_neg; /* w >= 0 (and NaN, pruned first) */
+    size_t total = 0;
+    for (int group = 0; group < 2; group++) {
+        const size_t size = group ? n_neg : n_pos;
+        const size_t k_group = count[group] < size ? count[group] : size;
+        if (k_group == 0)
+            continue;
+        for (size_t k = 0; k < n; k++) {
+            const bool neg = w[k] < 0.0f;
+            keys[k] = neg == (group == 1) ? sp_float_key(fabsf(w[k])) : UINT32_MAX;
+        }
+        sp_mark_smallest(keys, n, k_group, remove);
+        total += k_group;
+    }
+    free(keys);
+    if (n_removed)
+        *n_removed = total;
+    return DSNN_OK;
+}
+
+static size_t count_negative(const float *w, size_t n)
+{
+    size_t n_neg = 0;
+    for (size_t k = 0; k < n; k++)
+        n_neg += w[k] < 0.0f;
+    return n_neg;
+}
+
 enum dsnn_status dsnn_signed_magnitude_mark(const float *w, size_t n, double fraction,
                                             enum dsnn_prune_rounding rounding, uint8_t *remove,
                                             size_t *n_removed, struct dsnn_error *err)
 {
     if (!(fraction >= 0.0 && fraction <= 1.0))
         return dsnn_error_set(err, DSNN_ERR_INVALID, "prune fraction %g outside [0, 1]", fraction);
-    uint32_t *keys = malloc((n ? n : 1) * sizeof *keys);
-    if (!keys)
-        return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
-    size_t n_neg = 0, total = 0;
-    for (size_t k = 0; k < n; k++)
-        n_neg += w[k] < 0.0f;
-    const size_t n_pos = n - n_neg; /* w >= 0 (and NaN, pruned first) */
-    for (int group = 0; group < 2; group++) {
-        size_t count = dsnn_signed_prune_count(group ? n_neg : n_pos, fraction, group == 1,
-                                               rounding);
-        if (count > (group ? n_neg : n_pos))
-            count = group ? n_neg : n_pos;
-        if (count == 0)
-            continue;
-        for (size_t k = 0; k < n; k++) {
-            const bool neg = w[k] < 0.0f;
-            keys[k] = neg == (group == 1) ? sp_float_key(fabsf(w[k])) : UINT32_MAX;
-        }
-        sp_mark_smallest(keys, n, count, remove);
-        total += count;
-    }
-    free(keys);
-    if (n_removed)
-        *n_removed = total;
-    return DSNN_OK;
+    const size_t n_neg = count_negative(w, n);
+    const size_t count[2] = {dsnn_signed_prune_count(n - n_neg, fraction, false, rounding),
+                             dsnn_signed_prune_count(n_neg, fraction, true, rounding)};
+    return mark_signed(w, n, n_neg, count, remove, n_removed, err);
+}
+
+enum dsnn_status dsnn_signed_magnitude_mark_counts(const float *w, size_t n, size_t count_pos,
+                                                   size_t count_neg, uint8_t *remove,
+                                                   size_t *n_removed, struct dsnn_error *err)
+{
+    const size_t count[2] = {count_pos, count_neg};
+    return mark_signed(w, n, count_negative(w, n), count, remove, n_removed, err);
 }
 
 enum dsnn_status dsnn_sparse_prune_signed(struct dsnn_layer *l, double fraction, size_t *removed,
