@@ -392,9 +392,15 @@ void rn_trial_config_drop(struct trial *t)
     t->cfg_built = false;
 }
 
-/* Loads the configuration (once: its snapshot, @includes expanded, is what every trial is built
- * from, what is hashed and what is saved as experiment.cfg), reads the experiment group,
- * validates it against the plugins. */
+/* The start of rn_setup and rn_setup_text: the fields every later failure path reads. */
+static void setup_begin(struct experiment *ex, const struct dsnn_registry *reg, int *code)
+{
+    *code = DSNN_EXIT_CONFIG;
+    ex->reg = reg;
+    ex->lock_fd = -1;
+    ex->host_pid = getpid();
+}
+
 /* The common part of rn_setup and rn_setup_text: ex->cf loaded. */
 static enum dsnn_status setup_loaded(struct experiment *ex, const struct dsnn_registry *reg,
                                      int *code, struct dsnn_error *err)
@@ -411,13 +417,13 @@ static enum dsnn_status setup_loaded(struct experiment *ex, const struct dsnn_re
     return DSNN_OK;
 }
 
+/* Loads the configuration (once: its snapshot, @includes expanded, is what every trial is built
+ * from, what is hashed and what is saved as experiment.cfg), reads the experiment group,
+ * validates it against the plugins. */
 enum dsnn_status rn_setup(struct experiment *ex, const struct dsnn_registry *reg, int *code,
                           struct dsnn_error *err)
 {
-    *code = DSNN_EXIT_CONFIG;
-    ex->reg = reg;
-    ex->lock_fd = -1;
-    ex->host_pid = getpid();
+    setup_begin(ex, reg, code);
     enum dsnn_status st = dsnn_config_file_load(ex->cfg_path, &ex->cf, err);
     if (st != DSNN_OK) {
         *code = st == DSNN_ERR_IO ? DSNN_EXIT_IO : DSNN_EXIT_CONFIG;
@@ -430,10 +436,7 @@ enum dsnn_status rn_setup_text(struct experiment *ex, const struct dsnn_registry
                                const char *name, const char *text, size_t len, int *code,
                                struct dsnn_error *err)
 {
-    *code = DSNN_EXIT_CONFIG;
-    ex->reg = reg;
-    ex->lock_fd = -1;
-    ex->host_pid = getpid();
+    setup_begin(ex, reg, code);
     ex->cfg_path = name;
     char *copy = malloc(len + 1); /* NUL-terminated for the parser */
     if (!copy)
