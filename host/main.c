@@ -407,6 +407,26 @@ static bool option_value(const char *a, const char *name, int argc, char **argv,
     return true;
 }
 
+/* The checks of a directory option (a as given, name without "=VALUE"): -1 when value is a
+ * non-empty directory, else the usage error. */
+static int directory_value(const char *a, const char *name, const char *value)
+{
+    if (!value)
+        return usage_error("option '%s' needs a directory", a);
+    if (!*value)
+        return usage_error("option '%s' needs a non-empty directory", name);
+    return -1;
+}
+
+/* Appends dir (or default_marker) to the plugin directories; -1, or the usage error when full. */
+static int push_plugin_dir(struct cli *cli, const char *dir)
+{
+    if (cli->n_plugin_dirs == MAX_PLUGIN_DIRS)
+        return usage_error("too many --plugin-dir options (at most %s)", "64");
+    cli->plugin_dirs[cli->n_plugin_dirs++] = dir;
+    return -1;
+}
+
 /* Parses argv into cli; returns -1 on success or an exit code. Options may come before or after
  * the command; "--" ends the options. */
 static int parse_args(int argc, char **argv, struct cli *cli)
@@ -416,6 +436,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         const char *a = argv[i];
         if (!opts_done && a[0] == '-' && a[1] != '\0') {
             const char *value = NULL;
+            int rc;
             if (strcmp(a, "--") == 0) {
                 opts_done = true;
             } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -429,22 +450,15 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             } else if (strcmp(a, "--overwrite") == 0) {
                 cli->overwrite = cli->run_opts = true;
             } else if (strcmp(a, "--default-plugins") == 0) {
-                if (cli->n_plugin_dirs == MAX_PLUGIN_DIRS)
-                    return usage_error("too many --plugin-dir options (at most %s)", "64");
-                cli->plugin_dirs[cli->n_plugin_dirs++] = default_marker;
+                if ((rc = push_plugin_dir(cli, default_marker)) >= 0)
+                    return rc;
             } else if (option_value(a, "--plugin-dir", argc, argv, &i, &value)) {
-                if (!value)
-                    return usage_error("option '%s' needs a directory", a);
-                if (!*value)
-                    return usage_error("option '%s' needs a non-empty directory", "--plugin-dir");
-                if (cli->n_plugin_dirs == MAX_PLUGIN_DIRS)
-                    return usage_error("too many --plugin-dir options (at most %s)", "64");
-                cli->plugin_dirs[cli->n_plugin_dirs++] = value;
+                if ((rc = directory_value(a, "--plugin-dir", value)) >= 0 ||
+                    (rc = push_plugin_dir(cli, value)) >= 0)
+                    return rc;
             } else if (option_value(a, "--results", argc, argv, &i, &value)) {
-                if (!value)
-                    return usage_error("option '%s' needs a directory", a);
-                if (!*value)
-                    return usage_error("option '%s' needs a non-empty directory", "--results");
+                if ((rc = directory_value(a, "--results", value)) >= 0)
+                    return rc;
                 cli->results = value;
                 cli->run_opts = true;
             } else if (option_value(a, "--noise-levels", argc, argv, &i, &value) ||

@@ -252,38 +252,42 @@ static bool name_ok(const char *s)
     return true;
 }
 
+/* A required operation of an ops table and whether the plugin set it. */
+struct required_op {
+    const char *name;
+    bool set;
+};
+
+static const char *first_unset(const struct required_op *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!r[i].set)
+            return r[i].name;
+    return NULL;
+}
+#define FIRST_UNSET(...)                                                                          \
+    first_unset((const struct required_op[]){__VA_ARGS__},                                        \
+                sizeof((const struct required_op[]){__VA_ARGS__}) / sizeof(struct required_op))
+
 /* The operation of ops (full-size copy of kind) that is required but NULL, or NULL if none. */
 static const char *missing_required_op(enum dsnn_kind kind, const void *ops)
 {
+    const struct dsnn_dataset_ops *d = ops;
+    const struct dsnn_network_ops *n = ops;
+    const struct dsnn_model_ops *m = ops;
+    const struct dsnn_search_ops *s = ops;
     switch (kind) {
-    case DSNN_KIND_DATASET: {
-        const struct dsnn_dataset_ops *o = ops;
-        if (!o->open) return "open";
-        if (!o->begin) return "begin";
-        if (!o->next_batch) return "next_batch";
-        if (!o->close) return "close";
-        return NULL;
-    }
-    case DSNN_KIND_NETWORK: {
-        const struct dsnn_network_ops *o = ops;
-        if (!o->build) return "build";
-        return NULL;
-    }
-    case DSNN_KIND_MODEL: {
-        const struct dsnn_model_ops *o = ops;
-        if (!o->create) return "create";
-        if (!o->train_epoch) return "train_epoch";
-        if (!o->evaluate) return "evaluate";
-        if (!o->destroy) return "destroy";
-        return NULL;
-    }
-    case DSNN_KIND_SEARCH: {
-        const struct dsnn_search_ops *o = ops;
-        if (!o->create) return "create";
-        if (!o->suggest) return "suggest";
-        if (!o->destroy) return "destroy";
-        return NULL;
-    }
+    case DSNN_KIND_DATASET:
+        return FIRST_UNSET({"open", d->open}, {"begin", d->begin},
+                           {"next_batch", d->next_batch}, {"close", d->close});
+    case DSNN_KIND_NETWORK:
+        return FIRST_UNSET({"build", n->build});
+    case DSNN_KIND_MODEL:
+        return FIRST_UNSET({"create", m->create}, {"train_epoch", m->train_epoch},
+                           {"evaluate", m->evaluate}, {"destroy", m->destroy});
+    case DSNN_KIND_SEARCH:
+        return FIRST_UNSET({"create", s->create}, {"suggest", s->suggest},
+                           {"destroy", s->destroy});
     }
     return NULL;
 }

@@ -83,14 +83,15 @@ static bool is_blank(const char *s, size_t n)
     return true;
 }
 
-/* Calls fn(line, length, line_number, ctx) for every non-blank line of path; a missing file is
- * DSNN_ERR_NOT_FOUND. A failing fn stops the loop. With torn_tail, a malformed last line without
+/* Parses every non-blank line of path as one JSON object o (a failure names path:line) and calls
+ * fn(&o, path, line_number, ctx), which owns o (keeps or frees it); a missing file is
+ * DSNN_ERR_NOT_FOUND. A failure stops the loop. With torn_tail, a malformed last line without
  * its '\n' (an append cut short by a crash: the journal and result.json are appended one line at
  * a time) is dropped with a note on warn, as the runner's journal reader does. */
-typedef enum dsnn_status (*line_fn)(const char *line, size_t len, const char *path, int line_no,
-                                    void *ctx, struct dsnn_error *err);
+typedef enum dsnn_status (*object_fn)(struct dsnn_json_object *o, const char *path, int line_no,
+                                      void *ctx, struct dsnn_error *err);
 
-static enum dsnn_status for_lines(const char *path, line_fn fn, void *ctx, bool torn_tail,
+static enum dsnn_status for_lines(const char *path, object_fn fn, void *ctx, bool torn_tail,
                                   FILE *warn, struct dsnn_error *err)
 {
     struct stat st;
@@ -109,7 +110,12 @@ static enum dsnn_status for_lines(const char *path, line_fn fn, void *ctx, bool 
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
         line_no++;
         if (!is_blank(p, len)) {
-            s = fn(p, len, path, line_no, ctx, err);
+            struct dsnn_json_object o;
+            s = dsnn_json_parse_object(p, len, &o, err);
+            if (s == DSNN_OK)
+                s = fn(&o, path, line_no, ctx, err);
+            else if (s != DSNN_ERR_NOMEM)
+                dsnn_error_prefix(err, "%s:%d: malformed JSON", path, line_no);
             if (s == DSNN_ERR_FORMAT && !nl && torn_tail) {
                 if (warn)
                     fprintf(warn, "note: %s:%d: last line cut short (no newline): ignored\n",
@@ -123,45 +129,35 @@ static enum dsnn_status for_lines(const char *path, line_fn fn, void *ctx, bool 
     return s;
 }
 
-/* Parses a line into o; a failure names path:line. */
-static enum dsnn_status parse_line(const char *line, size_t len, const char *path, int line_no,
-                                   struct dsnn_json_object *o, struct dsnn_error *err)
-{
-    enum dsnn_status s = dsnn_json_parse_object(line, len, o, err);
-    if (s != DSNN_OK && s != DSNN_ERR_NOMEM)
-        dsnn_error_prefix(err, "%s:%d: malformed JSON", path, line_no);
-    return s;
-}
-
 /* ---- loading ---- */
 
-static enum dsnn_status result_line(const char *line, size_t len, const char *path, int line_no,
+static enum dsnn_status result_line(struct dsnn_json_object *o, const char *path, int line_no,
                                     void *ctx, struct dsnn_error *err)
 {
+    (void)path, (void)line_no;
     struct rtrial *t = ctx;
-    struct dsnn_json_object o;
-    enum dsnn_status s = parse_line(line, len, path, line_no, &o, err);
-    if (s != DSNN_OK)
-        return s;
     struct dsnn_json_object *nr = realloc(t->rows, (t->n_rows + 1) * sizeof *nr);
     if (!nr) {
-        dsnn_json_object_free(&o);
+        dsnn_json_object_free(o);
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "out of memory");
     }
     t->rows = nr;
-    t->rows[t->n_rows++] = o;
+    t->rows[t->n_rows++] = *o;
     return DSNN_OK;
 }
 
-static enum dsnn_status params_line(const char *line, size_t len, const char *path, int line_no,
+static enum dsnn_status params_line(struct dsnn_json_object *o, const char *path, int line_no,
                                     void *ctx, struct dsnn_error *err)
 {
     struct rtrial *t = ctx;
-    if (t->params.n || t->params.items)
+    if (t->params.n || t->params.items) {
+        dsnn_json_object_free(o);
         return dsnn_error_set(err, DSNN_ERR_FORMAT,
                               "%s:%d: malformed JSON: expected one object on one line", path,
                               line_no);
-    return parse_line(line, len, path, line_no, &t->params, err);
+    }
+    t->params = *o;
+    return DSNN_OK;
 }
 
 struct journal_ctx {
@@ -177,17 +173,14 @@ static struct rtrial *find_trial(struct dsnn_report *r, const char *id)
     return NULL;
 }
 
-static enum dsnn_status journal_line(const char *line, size_t len, const char *path, int line_no,
+static enum dsnn_status journal_line(struct dsnn_json_object *o, const char *path, int line_no,
                                      void *ctx, struct dsnn_error *err)
 {
+    (void)path, (void)line_no, (void)err;
     struct journal_ctx *j = ctx;
-    struct dsnn_json_object o;
-    enum dsnn_status s = parse_line(line, len, path, line_no, &o, err);
-    if (s != DSNN_OK)
-        return s;
-    const char *id = dsnn_json_string_at(&o, "trial_id");
-    const char *event = dsnn_json_string_at(&o, "event");
-    const char *status = dsnn_json_string_at(&o, "status");
+    const char *id = dsnn_json_string_at(o, "trial_id");
+    const char *event = dsnn_json_string_at(o, "event");
+    const char *status = dsnn_json_string_at(o, "status");
     if (!id) {
         if (event)
             snprintf(j->last_event, sizeof j->last_event, "%s", event);
@@ -205,7 +198,7 @@ static enum dsnn_status journal_line(const char *line, size_t len, const char *p
                 snprintf(t->status, sizeof t->status, "RUNNING");
         }
     }
-    dsnn_json_object_free(&o);
+    dsnn_json_object_free(o);
     return DSNN_OK;
 }
 

@@ -9,6 +9,21 @@
 /* {"max", "min", NULL}: the choices of the `mode` key; index 0 is "max". */
 extern const char *const su_modes[];
 
+/* The key specs of the objective read by su_read_objective: metric (doc says what it is used
+ * for) and mode. */
+#define SU_OBJECTIVE_KEYS(metric_doc)                                                             \
+    {.name = "metric", .type = DSNN_KEY_STRING, .default_value = "experiment.metric",            \
+     .doc = (metric_doc)},                                                                        \
+    {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode",                \
+     .choices = su_modes, .doc = "\"max\" or \"min\" of metric"}
+
+/* The key spec of the `space` of a strategy that draws as the random plugin does (doc_more:
+ * what else it serves for, "" or "; ..."). */
+#define SU_DRAWN_SPACE_KEY(doc_more)                                                              \
+    {.name = "space", .type = DSNN_KEY_GROUP, .default_value = "{}",                             \
+     .doc = "tree mirroring the configuration whose leaves are distributions (as the random "     \
+            "plugin's)" doc_more}
+
 /* What a strategy whose trials are draws from a space keeps: the first member of its state, so
  * that su_draw_suggest can serve as its suggest. */
 struct su_draw {

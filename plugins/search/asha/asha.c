@@ -58,8 +58,7 @@ struct asha {
 #define AK_AT(f) DSNN_KEY_AT(struct asha, f)
 static const struct dsnn_key_spec asha_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "asha", .doc = "this plugin"},
-    {.name = "space", .type = DSNN_KEY_GROUP, .default_value = "{}",
-     .doc = "tree mirroring the configuration whose leaves are distributions (as the random plugin's)"},
+    SU_DRAWN_SPACE_KEY(""),
     {.name = "grace_period", .type = DSNN_KEY_INT, .def = 1, DSNN_KEY_RANGE(1, 1e9),
      AK_AT(grace_period), .doc = "epochs before the first rung (r_0)"},
     {.name = "reduction_factor", .type = DSNN_KEY_FLOAT, .def = 4, DSNN_KEY_RANGE(1 + 1e-9, 1e6),
@@ -67,9 +66,7 @@ static const struct dsnn_key_spec asha_keys[] = {
      .doc = "eta > 1: rungs at grace_period * eta^k; a trial continues if in the top 1/eta of a rung"},
     {.name = "max_t", .type = DSNN_KEY_INT, .default_value = "experiment.epochs",
      DSNN_KEY_RANGE(1, 1e9), .doc = "epochs after which a trial is stopped"},
-    {.name = "metric", .type = DSNN_KEY_STRING, .default_value = "experiment.metric", .doc = "metric compared at the rungs"},
-    {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode",
-     .choices = su_modes, .doc = "\"max\" or \"min\" of metric"},
+    SU_OBJECTIVE_KEYS("metric compared at the rungs"),
     {.name = "brackets", .type = DSNN_KEY_INT, .def = 1, DSNN_KEY_RANGE(1, ASHA_MAX_RUNGS),
      AK_AT(n_brackets),
      .doc = "number of brackets (bracket s starts at grace_period * eta^s; at most the number of "

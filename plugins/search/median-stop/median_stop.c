@@ -43,17 +43,14 @@ struct median_stop {
 #define MK_AT(f) DSNN_KEY_AT(struct median_stop, f)
 static const struct dsnn_key_spec median_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "median-stop", .doc = "this plugin"},
-    {.name = "space", .type = DSNN_KEY_GROUP, .default_value = "{}",
-     .doc = "tree mirroring the configuration whose leaves are distributions (as the random plugin's)"},
+    SU_DRAWN_SPACE_KEY(""),
     {.name = "grace_period", .type = DSNN_KEY_INT, .def = 1, DSNN_KEY_RANGE(0, 1e9),
      MK_AT(grace_period),
      .doc = "epochs before a trial can be stopped; earlier results are left out of running averages"},
     {.name = "min_samples_required", .type = DSNN_KEY_INT, .def = 3, DSNN_KEY_RANGE(1, 1e9),
      MK_AT(min_samples),
      .doc = "other trials that must have reached the epoch before the rule applies"},
-    {.name = "metric", .type = DSNN_KEY_STRING, .default_value = "experiment.metric", .doc = "metric compared"},
-    {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode",
-     .choices = su_modes, .doc = "\"max\" or \"min\" of metric"},
+    SU_OBJECTIVE_KEYS("metric compared"),
 };
 #undef MK_AT
 DSNN_KEY_TABLE_DEFINE(static, median_table, median_keys);

@@ -70,9 +70,7 @@ struct pbt {
 #define PK_AT(f) DSNN_KEY_AT(struct pbt, f)
 static const struct dsnn_key_spec pbt_keys[] = {
     {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "pbt", .doc = "this plugin"},
-    {.name = "space", .type = DSNN_KEY_GROUP, .default_value = "{}",
-     .doc = "tree mirroring the configuration whose leaves are distributions (as the random plugin's); "
-     "initial draws and the mutations of exploit"},
+    SU_DRAWN_SPACE_KEY("; initial draws and the mutations of exploit"),
     {.name = "perturbation_interval", .type = DSNN_KEY_INT, .def = 2, DSNN_KEY_RANGE(1, 1e9),
      PK_AT(interval), .doc = "epochs between two perturbations of a trial"},
     {.name = "burn_in_period", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, 1e9),
@@ -85,9 +83,7 @@ static const struct dsnn_key_spec pbt_keys[] = {
      .doc = "probability that exploit resamples a parameter from the space instead of perturbing it"},
     {.name = "perturbation_factors", .type = DSNN_KEY_FLOAT_ARRAY, .default_value = "[1.2, 0.8]",
      .doc = "factors a numeric parameter is multiplied by (one drawn at random)"},
-    {.name = "metric", .type = DSNN_KEY_STRING, .default_value = "experiment.metric", .doc = "metric the population is ranked by"},
-    {.name = "mode", .type = DSNN_KEY_STRING, .default_value = "experiment.mode",
-     .choices = su_modes, .doc = "\"max\" or \"min\" of metric"},
+    SU_OBJECTIVE_KEYS("metric the population is ranked by"),
 };
 #undef PK_AT
 DSNN_KEY_TABLE_DEFINE(static, pbt_table, pbt_keys);
