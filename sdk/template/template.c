@@ -31,9 +31,7 @@ struct tmpl_params {
 };
 
 static const struct dsnn_key_spec tmpl_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "template", .doc = "this plugin"},
-    DSNN_BASE_MODEL_KEYS,     /* optimizer, learning-rate schedule */
-    DSNN_SPARSE_MODEL_KEYS,   /* which layers are sparse, initial density and weights */
+    DSNN_SCHEME_KEYS("template"), /* plugin; optimizer and lr schedule; sparse layers, density */
     DSNN_PRUNE_SCHEDULE_KEYS, /* pruning_interval, pruning_early_stop */
     {.name = "my_fraction", .type = DSNN_KEY_FLOAT, .def = 0.1, DSNN_KEY_RANGE(0, 1),
      DSNN_KEY_AT(struct tmpl_params, my_fraction),

@@ -533,6 +533,110 @@ static void test_key_where(void)
     g_cf = NULL;
 }
 
+/* A dataset state on a sample store: samples {i, -i} labelled 10 i + 100 split. */
+struct store_state {
+    struct dsnn_sample_store store;
+    int calls;
+};
+
+static int32_t store_sample(void *state, int64_t i, float *x)
+{
+    struct store_state *s = state;
+    s->calls++;
+    x[0] = (float)i;
+    x[1] = (float)-i;
+    return (int32_t)(10 * i + 100 * s->store.cur.split);
+}
+
+static void test_sample_store(void)
+{
+    struct dsnn_error err = {0};
+    struct store_state s = {.store.cur = {.name = "st", .train_batch = dsnn_batch_schedule_const(4),
+                                          .test_batch = dsnn_batch_schedule_const(3),
+                                          .noise = DSNN_NOISE_SPLIT_ON}};
+    CU_ASSERT_EQUAL_FATAL(dsnn_split_cursor_init(&s.store.cur, 5, 3, &err), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(dsnn_batch_buffer_init(&s.store.buf, &s.store.cur, 2, &err), DSNN_OK);
+    s.store.sample = store_sample;
+    s.store.n[DSNN_SPLIT_TRAIN] = 5;
+    s.store.n[DSNN_SPLIT_TEST] = 3;
+    s.store.n[DSNN_SPLIT_NOISE] = 2;
+    struct dsnn_batch b = {0};
+    /* before begin, and NULL arguments */
+    CU_ASSERT_EQUAL(dsnn_sample_store_next_batch(&s, &b, &err), DSNN_ERR_INVALID);
+    CU_ASSERT_STRING_EQUAL(err.msg, "st: next_batch called before begin");
+    CU_ASSERT_EQUAL(dsnn_sample_store_next_batch(&s, NULL, &err), DSNN_ERR_INVALID);
+    CU_ASSERT_STRING_EQUAL(err.msg, "st: next_batch: NULL argument");
+    CU_ASSERT_EQUAL(dsnn_sample_store_begin(NULL, DSNN_SPLIT_TRAIN, 0, &err), DSNN_ERR_INVALID);
+    /* an unknown split is refused before its n is read */
+    CU_ASSERT_EQUAL(dsnn_sample_store_begin(&s, (enum dsnn_split)7, 0, &err), DSNN_ERR_INVALID);
+    CU_ASSERT_EQUAL(s.store.cur.split, -1);
+    /* each split serves its own n samples, from the plugin's sample function */
+    static const int64_t want_n[3] = {5, 3, 2};
+    for (int sp = 0; sp < 3; sp++) {
+        CU_ASSERT_EQUAL_FATAL(dsnn_sample_store_begin(&s, (enum dsnn_split)sp, 1, &err), DSNN_OK);
+        int64_t got = 0;
+        for (int k = 0; k < 8; k++) {
+            CU_ASSERT_EQUAL_FATAL(dsnn_sample_store_next_batch(&s, &b, &err), DSNN_OK);
+            if (b.n == 0)
+                break;
+            CU_ASSERT(b.n <= (sp == 0 ? 4 : 3));
+            for (int j = 0; j < b.n; j++) {
+                const int64_t i = (int64_t)b.x[2 * j];
+                CU_ASSERT_EQUAL(b.x[2 * j + 1], (float)-i);
+                CU_ASSERT_EQUAL(b.y[j], 10 * i + 100 * sp);
+                CU_ASSERT(i >= 0 && i < want_n[sp]);
+            }
+            got += b.n;
+        }
+        CU_ASSERT_EQUAL(got, want_n[sp]);
+    }
+    CU_ASSERT_EQUAL(s.calls, 10);
+    dsnn_sample_store_free(&s.store);
+    CU_ASSERT_PTR_NULL(s.store.buf.x);
+    dsnn_sample_store_free(&s.store); /* twice, and NULL */
+    dsnn_sample_store_free(NULL);
+}
+
+static void test_holdout(void)
+{
+    struct dsnn_error err = {0};
+    struct dsnn_holdout_options o;
+    struct dsnn_holdout h;
+    /* the defaults: everything, no validation */
+    const struct dsnn_cfg *g = parse("a = 1;");
+    CU_ASSERT_EQUAL_FATAL(dsnn_holdout_read(g, &o, &err), DSNN_OK);
+    CU_ASSERT_EQUAL(o.train_size, 0);
+    CU_ASSERT_EQUAL(o.test_size, 0);
+    CU_ASSERT_EQUAL(o.val_fraction, 0);
+    CU_ASSERT_EQUAL_FATAL(dsnn_holdout_cut(g, &o, 50, "tr", 20, "te", &h, &err), DSNN_OK);
+    CU_ASSERT(h.n_train == 50 && h.n_test == 20 && !h.from_train && h.test_first == 0);
+    /* sizes limit the splits */
+    g = parse("train_size = 7; test_size = 3;");
+    CU_ASSERT_EQUAL_FATAL(dsnn_holdout_read(g, &o, &err), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(dsnn_holdout_cut(g, &o, 50, "tr", 20, "te", &h, &err), DSNN_OK);
+    CU_ASSERT(h.n_train == 7 && h.n_test == 3 && !h.from_train);
+    CU_ASSERT_EQUAL(dsnn_holdout_cut(g, &o, 50, "tr", 2, "te", &h, &err), DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "t.cfg:2: key 'dataset.test_size': 3 is more than "
+                                           "the 2 samples of the test split (te)"));
+    /* validation: the last round(0.25 * 50) = 13 train samples, then the sizes on the parts */
+    g = parse("val_fraction = 0.25; test_size = 5;");
+    CU_ASSERT_EQUAL_FATAL(dsnn_holdout_read(g, &o, &err), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(dsnn_holdout_cut(g, &o, 50, "tr", 0, "te", &h, &err), DSNN_OK);
+    CU_ASSERT(h.n_train == 37 && h.n_test == 5 && h.from_train && h.test_first == 37);
+    CU_ASSERT_EQUAL(dsnn_holdout_cut(g, &o, 16, "tr", 0, "te", &h, &err), DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "5 is more than the 4 samples of the test split (the "
+                                           "validation part of tr)"));
+    CU_ASSERT_EQUAL(dsnn_holdout_cut(g, &o, 1, "tr", 0, "te", &h, &err), DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "key 'dataset.val_fraction': 0.25 of the 1 samples "
+                                           "of tr gives 0 validation and 1 training samples"));
+    /* val_fraction = 1 is in the spec's closed range but refused */
+    g = parse("val_fraction = 1.0;");
+    CU_ASSERT_EQUAL(dsnn_holdout_read(g, &o, &err), DSNN_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "must be in [0, 1), got 1"));
+    dsnn_config_file_free(g_cf);
+    g_cf = NULL;
+}
+
 static CU_TestInfo tests[] = {
     {"noise: counts as nupic's RandomNoise", test_counts},
     {"noise: uniform over positions", test_uniform},
@@ -544,6 +648,8 @@ static CU_TestInfo tests[] = {
     {"cursor: per-epoch test batch sizes and batches per epoch", test_cursor_per_epoch},
     {"named normalisation statistics", test_norm_stats},
     {"key locations in messages", test_key_where},
+    {"sample store: begin and next_batch of a dataset", test_sample_store},
+    {"holdout keys: train_size, test_size, val_fraction", test_holdout},
     CU_TEST_INFO_NULL,
 };
 

@@ -1205,9 +1205,7 @@ struct kit_params {
 static struct kit_params *g_kit; /* the parameters of the model created last */
 
 static const struct dsnn_key_spec kit_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "kit", .doc = "this plugin"},
-    DSNN_BASE_MODEL_KEYS,
-    DSNN_SPARSE_MODEL_KEYS,
+    DSNN_SCHEME_KEYS("kit"),
     {.name = "every", .type = DSNN_KEY_INT, .def = 5, DSNN_KEY_RANGE(1, 100),
      DSNN_KEY_AT(struct kit_params, every), .doc = "optimizer steps between two rounds"},
 };

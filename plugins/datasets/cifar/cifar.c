@@ -89,14 +89,13 @@ struct cifar_options {
     int normalize;
     size_t n_mean, n_std;
     double mean[CIFAR_CHANNELS], std[CIFAR_CHANNELS];
-    int64_t size[2];
-    double val_fraction;
+    struct dsnn_holdout_options holdout; /* train_size, test_size, val_fraction */
     struct dsnn_noise_options noise;
 };
 
 #define CK_AT(f) DSNN_KEY_AT(struct cifar_options, f)
 static const struct dsnn_key_spec cifar_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "cifar", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("cifar"),
     {.name = "variant", .type = DSNN_KEY_STRING, .def_str = "cifar10",
      .choices = cifar_variants, CK_AT(variant),
      .doc = "\"cifar10\" (data_batch_1.bin ... data_batch_5.bin, test_batch.bin; records of 1 label "
@@ -134,14 +133,7 @@ static const struct dsnn_key_spec cifar_keys[] = {
      .doc = "overrides the standard deviations of normalize (> 0): one value or [r, g, b]"},
     DSNN_KEY_ALIAS_OF("stats_mean", "mean", "nupic's"),
     DSNN_KEY_ALIAS_OF("stats_std", "std", "nupic's"),
-    {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), CK_AT(size[0]),
-     .doc = "use only the first N samples of the train split (0 = all)"},
-    {.name = "test_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), CK_AT(size[1]),
-     .doc = "use only the first N samples of the test split (0 = all)"},
-    {.name = "val_fraction", .type = DSNN_KEY_FLOAT, .def = 0,
-     DSNN_KEY_RANGE(0, 1), CK_AT(val_fraction),
-     .doc = "in [0, 1): if > 0, the test split is the last round(val_fraction * n) train samples and "
-     "the test file is not read"},
+    DSNN_HOLDOUT_KEYS,
     DSNN_NOISE_KEYS,
 };
 #undef CK_AT
@@ -207,10 +199,8 @@ static enum dsnn_status cifar_read_options(const struct dsnn_cfg *cfg, uint64_t 
                               "= \"dataset\" (or named statistics) to normalise with it",
                               dsnn_dataset_key_where(cfg, o->n_mean ? "mean" : "std", kw,
                                                      sizeof kw));
-    if (!(o->val_fraction < 1)) /* the spec's range is closed: [0, 1] */
-        return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be in [0, 1), got %g",
-                              dsnn_dataset_key_where(cfg, "val_fraction", kw, sizeof kw),
-                              o->val_fraction);
+    if ((st = dsnn_holdout_read(cfg, &o->holdout, err)) != DSNN_OK)
+        return st;
     return dsnn_noise_options_read(cfg, seed, &o->noise, err);
 }
 
@@ -231,17 +221,16 @@ struct cifar_split {
 };
 
 struct cifar_state {
+    struct dsnn_sample_store store; /* first: begin and next_batch are the store's */
     struct cifar_file files[CIFAR_MAX_FILES + 1];
     int n_files;
     struct cifar_split train, test;
-    struct dsnn_split_cursor cur; /* split begun, order, batch sizes, position */
     bool augment, flip;
     int padding;
     uint64_t seed;
     double mean[CIFAR_CHANNELS], std[CIFAR_CHANNELS];
     float lut[CIFAR_CHANNELS][256];
     struct dsnn_noise_options noise;
-    struct dsnn_batch_buffer buf; /* the batch served */
 };
 
 static void cifar_close(void *state)
@@ -255,8 +244,7 @@ static void cifar_close(void *state)
     free(s->train.y);
     free(s->test.x);
     free(s->test.y);
-    dsnn_split_cursor_free(&s->cur);
-    dsnn_batch_buffer_free(&s->buf);
+    dsnn_sample_store_free(&s->store);
     free(s);
 }
 
@@ -367,7 +355,7 @@ static enum dsnn_status cifar_load(const struct dsnn_cfg *cfg, const struct cifa
     }
     if ((st = cifar_index(s, o, 0, n_train_files, &s->train, e)) != DSNN_OK)
         return st;
-    if (o->val_fraction > 0)
+    if (o->holdout.val_fraction > 0)
         return DSNN_OK;
     s->n_files++;
     if ((st = cifar_file_read(cfg, o, o->variant ? "test.bin" : "test_batch.bin", record,
@@ -381,45 +369,20 @@ static enum dsnn_status cifar_load(const struct dsnn_cfg *cfg, const struct cifa
 static enum dsnn_status cifar_split(const struct dsnn_cfg *cfg, const struct cifar_options *o,
                                     struct cifar_state *s, struct dsnn_error *e)
 {
-    char kw[700];
-    const bool use_val = o->val_fraction > 0;
-    int64_t n_all = s->train.n, n_train = n_all, n_test, test_first = 0;
-    if (use_val) {
-        int64_t n_val = (int64_t)llround(o->val_fraction * (double)n_all);
-        if (n_val < 1 || n_val >= n_all)
-            return dsnn_error_set(e, DSNN_ERR_CONFIG,
-                                  "%s: %g of the %" PRId64 " train samples gives %" PRId64
-                                  " validation and %" PRId64
-                                  " training samples; both must be >= 1",
-                                  dsnn_dataset_key_where(cfg, "val_fraction", kw, sizeof kw),
-                                  o->val_fraction, n_all, n_val, n_all - n_val);
-        n_train = n_all - n_val;
-        n_test = n_val;
-        test_first = n_train;
-    } else {
-        n_test = s->test.n;
-    }
-    static const char *const size_keys[2] = {"train_size", "test_size"};
-    int64_t *ns[2] = {&n_train, &n_test};
-    for (int i = 0; i < 2; i++) {
-        if (o->size[i] == 0)
-            continue;
-        if (o->size[i] > *ns[i])
-            return dsnn_error_set(e, DSNN_ERR_CONFIG,
-                                  "%s: %" PRId64 " is more than the %" PRId64
-                                  " samples of the %s split",
-                                  dsnn_dataset_key_where(cfg, size_keys[i], kw, sizeof kw),
-                                  o->size[i], *ns[i], i == 0 ? "train" : "test");
-        *ns[i] = o->size[i];
-    }
-    if (use_val) {
+    struct dsnn_holdout h;
+    enum dsnn_status st = dsnn_holdout_cut(cfg, &o->holdout, s->train.n, "the train files",
+                                           s->test.n, "the test file", &h, e);
+    if (st != DSNN_OK)
+        return st;
+    const int64_t n_train = h.n_train, n_test = h.n_test;
+    if (h.from_train) {
         /* the test split points into the train index (not owned twice) */
         s->test.x = malloc((size_t)n_test * sizeof *s->test.x);
         s->test.y = malloc((size_t)n_test * sizeof *s->test.y);
         if (!s->test.x || !s->test.y)
             return dsnn_error_set(e, DSNN_ERR_NOMEM, "cifar: out of memory");
-        memcpy(s->test.x, s->train.x + test_first, (size_t)n_test * sizeof *s->test.x);
-        memcpy(s->test.y, s->train.y + test_first, (size_t)n_test * sizeof *s->test.y);
+        memcpy(s->test.x, s->train.x + h.test_first, (size_t)n_test * sizeof *s->test.x);
+        memcpy(s->test.y, s->train.y + h.test_first, (size_t)n_test * sizeof *s->test.y);
     }
     s->train.n = n_train;
     s->test.n = n_test;
@@ -489,7 +452,7 @@ static void cifar_log(FILE *log, const struct cifar_options *o, const struct cif
                  " samples from %s%s, test %" PRId64 " samples%s\n",
             o->variant ? "CIFAR-100" : "CIFAR-10", cifar_label_modes[o->label_mode],
             info->n_classes, info->n_train, o->dir, o->variant ? "/train.bin" : "/data_batch_*.bin",
-            info->n_test, o->val_fraction > 0 ? " (validation: the last train samples)" : "");
+            info->n_test, o->holdout.val_fraction > 0 ? " (validation: the last train samples)" : "");
     fprintf(log, "cifar: normalize %s: mean %.4f %.4f %.4f std %.4f %.4f %.4f; "
                  "shuffle %s; augment %s\n",
             cifar_norm_choices[o->normalize], s->mean[0], s->mean[1], s->mean[2], s->std[0],
@@ -498,72 +461,12 @@ static void cifar_log(FILE *log, const struct cifar_options *o, const struct cif
     dsnn_noise_options_log(log, "cifar", "values", &s->noise);
 }
 
-static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
-                                   void **state, struct dsnn_dataset_info *info,
-                                   struct dsnn_error *err)
-{
-    struct dsnn_error e0 = {0};
-    struct dsnn_error *e = err ? err : &e0;
-    struct cifar_options o;
-    enum dsnn_status st;
-    if (!state || !info)
-        return dsnn_error_set(e, DSNN_ERR_INVALID, "cifar: open: state and info must not be NULL");
-    *state = NULL;
-    memset(&o, 0, sizeof o);
-    uint64_t seed = ctx ? ctx->seed : 0;
-    FILE *log = ctx ? ctx->log : NULL;
-    if ((st = cifar_read_options(cfg, seed, &o, e)) != DSNN_OK)
-        return st;
-    struct cifar_state *s = calloc(1, sizeof *s);
-    if (!s)
-        return dsnn_error_set(e, DSNN_ERR_NOMEM, "cifar: out of memory");
-    dsnn_split_cursor_setup(&s->cur, "cifar", &o.split, seed,
-                            o.noise.enabled ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF);
-    s->seed = seed;
-    s->augment = o.augment;
-    s->flip = o.flip;
-    s->padding = (int)o.padding;
-    s->noise = o.noise;
-    if ((st = cifar_load(cfg, &o, s, e)) != DSNN_OK || (st = cifar_split(cfg, &o, s, e)) != DSNN_OK)
-        goto fail;
-    cifar_normalise(&o, s, log);
-
-    /* Buffers. */
-    if ((st = dsnn_split_cursor_init(&s->cur, s->train.n, s->test.n, e)) != DSNN_OK ||
-        (st = dsnn_batch_buffer_init(&s->buf, &s->cur, CIFAR_PIXELS, e)) != DSNN_OK)
-        goto fail;
-
-    /* the noise split (when on) is the test split with noise */
-    dsnn_split_cursor_describe(&s->cur, (struct dsnn_shape){CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_SIDE},
-                               o.variant ? (o.label_mode ? 20 : 100) : 10, s->train.n, s->test.n,
-                               s->test.n, info);
-    if (log)
-        cifar_log(log, &o, s, info);
-    *state = s;
-    return DSNN_OK;
-
-fail:
-    cifar_close(s);
-    return st;
-}
-
-static enum dsnn_status cifar_begin(void *state, enum dsnn_split split, int epoch,
-                                    struct dsnn_error *err)
-{
-    struct cifar_state *s = state;
-    if (!s)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "cifar: begin on a NULL dataset");
-    /* the noise split is the test split with noise */
-    const struct cifar_split *sp = split == DSNN_SPLIT_TRAIN ? &s->train : &s->test;
-    return dsnn_split_cursor_begin(&s->cur, split, epoch, sp->n, err);
-}
-
 /* Writes the augmented, normalised train sample i to dst. */
 static void cifar_augment(const struct cifar_state *s, const uint8_t *src, int64_t i, float *dst)
 {
     struct dsnn_rng r;
     dsnn_rng_seed(&r,
-                  dsnn_seed_mix(dsnn_seed_mix(s->seed, (uint64_t)s->cur.epoch), (uint64_t)i),
+                  dsnn_seed_mix(dsnn_seed_mix(s->seed, (uint64_t)s->store.cur.epoch), (uint64_t)i),
                   CIFAR_AUGMENT_STREAM);
     const int p = s->padding, side = CIFAR_SIDE;
     /* RandomCrop(32, padding): top-left corner of the crop in the padded image. */
@@ -591,7 +494,7 @@ static void cifar_augment(const struct cifar_state *s, const uint8_t *src, int64
 static int32_t cifar_sample(void *state, int64_t i, float *dst)
 {
     const struct cifar_state *s = state;
-    bool train = s->cur.split == DSNN_SPLIT_TRAIN, noise = s->cur.split == DSNN_SPLIT_NOISE;
+    bool train = s->store.cur.split == DSNN_SPLIT_TRAIN, noise = s->store.cur.split == DSNN_SPLIT_NOISE;
     const struct cifar_split *sp = train ? &s->train : &s->test;
     const int plane = CIFAR_SIDE * CIFAR_SIDE;
     const uint8_t *src = sp->x[i];
@@ -624,17 +527,61 @@ static int32_t cifar_sample(void *state, int64_t i, float *dst)
     return sp->y[i];
 }
 
-static enum dsnn_status cifar_next_batch(void *state, struct dsnn_batch *b,
-                                         struct dsnn_error *err)
+static enum dsnn_status cifar_open(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
+                                   void **state, struct dsnn_dataset_info *info,
+                                   struct dsnn_error *err)
 {
-    struct cifar_state *s = state;
-    if (!s || !b)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "cifar: next_batch: NULL argument");
-    return dsnn_split_cursor_fill(&s->cur, &s->buf, cifar_sample, s, b, err);
+    struct dsnn_error e0 = {0};
+    struct dsnn_error *e = err ? err : &e0;
+    struct cifar_options o;
+    enum dsnn_status st;
+    if (!state || !info)
+        return dsnn_error_set(e, DSNN_ERR_INVALID, "cifar: open: state and info must not be NULL");
+    *state = NULL;
+    memset(&o, 0, sizeof o);
+    uint64_t seed = ctx ? ctx->seed : 0;
+    FILE *log = ctx ? ctx->log : NULL;
+    if ((st = cifar_read_options(cfg, seed, &o, e)) != DSNN_OK)
+        return st;
+    struct cifar_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return dsnn_error_set(e, DSNN_ERR_NOMEM, "cifar: out of memory");
+    dsnn_split_cursor_setup(&s->store.cur, "cifar", &o.split, seed,
+                            o.noise.enabled ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF);
+    s->seed = seed;
+    s->augment = o.augment;
+    s->flip = o.flip;
+    s->padding = (int)o.padding;
+    s->noise = o.noise;
+    if ((st = cifar_load(cfg, &o, s, e)) != DSNN_OK || (st = cifar_split(cfg, &o, s, e)) != DSNN_OK)
+        goto fail;
+    cifar_normalise(&o, s, log);
+
+    /* Buffers. */
+    if ((st = dsnn_split_cursor_init(&s->store.cur, s->train.n, s->test.n, e)) != DSNN_OK ||
+        (st = dsnn_batch_buffer_init(&s->store.buf, &s->store.cur, CIFAR_PIXELS, e)) != DSNN_OK)
+        goto fail;
+    s->store.sample = cifar_sample;
+    s->store.n[DSNN_SPLIT_TRAIN] = s->train.n;
+    s->store.n[DSNN_SPLIT_TEST] = s->store.n[DSNN_SPLIT_NOISE] = s->test.n; /* noise: test + noise */
+
+    /* the noise split (when on) is the test split with noise */
+    dsnn_split_cursor_describe(&s->store.cur, (struct dsnn_shape){CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_SIDE},
+                               o.variant ? (o.label_mode ? 20 : 100) : 10, s->train.n, s->test.n,
+                               s->test.n, info);
+    if (log)
+        cifar_log(log, &o, s, info);
+    *state = s;
+    return DSNN_OK;
+
+fail:
+    cifar_close(s);
+    return st;
 }
 
 DSNN_DATASET_PLUGIN("cifar", "1.0.0", "CIFAR-10 / CIFAR-100 binary files: per-channel "
                     "normalisation, crop + flip augmentation, noise split",
                     cifar_keys,
-                    .open = cifar_open, .begin = cifar_begin, .next_batch = cifar_next_batch,
+                    .open = cifar_open, .begin = dsnn_sample_store_begin,
+                    .next_batch = dsnn_sample_store_next_batch,
                     .close = cifar_close)

@@ -73,7 +73,7 @@ struct gsc_options {
 
 #define GK_AT(f) DSNN_KEY_AT(struct gsc_options, f)
 static const struct dsnn_key_spec gsc_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "gsc", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("gsc"),
     {.name = "path", .type = DSNN_KEY_STRING, .def_str = GSC_DEFAULT_PATH,
      GK_AT(dir),
      .doc = "directory of the .npz files (the file names below are relative to it unless absolute)"},
@@ -135,6 +135,8 @@ struct gsc_set {
 };
 
 struct gsc_state {
+    struct dsnn_sample_store store; /* first: next_batch is the store's (begin loads, then
+                                       begins the cursor) */
     char (*train_paths)[NPZ_PATH_MAX];
     int64_t *train_counts; /* samples per train file (before train_size) */
     int n_train_files;
@@ -145,10 +147,8 @@ struct gsc_state {
     int n_classes;
     char x_name[NPZ_NAME_MAX], y_name[NPZ_NAME_MAX];
     int64_t train_size, test_size;
-    struct dsnn_split_cursor cur; /* split begun, order, batch sizes, position */
     bool normalize;
     double mean, std;
-    struct dsnn_batch_buffer buf; /* the batch served */
 };
 
 static void gsc_set_free(struct gsc_set *t)
@@ -170,8 +170,7 @@ static void gsc_close(void *state)
     gsc_set_free(&s->noise);
     free(s->train_paths);
     free(s->train_counts);
-    dsnn_split_cursor_free(&s->cur);
-    dsnn_batch_buffer_free(&s->buf);
+    dsnn_sample_store_free(&s->store);
     free(s);
 }
 
@@ -539,7 +538,18 @@ static void gsc_log(FILE *log, const struct gsc_options *o, const struct gsc_sta
         fprintf(log, "gsc: noise %" PRId64 " samples from %s\n", s->noise.n, s->noise.path);
     fprintf(log, "gsc: %d classes; normalize %s (mean %.4g std %.4g); shuffle %s\n",
             s->n_classes, gsc_norm_choices[o->normalize], s->mean, s->std,
-            s->cur.shuffle ? "on" : "off");
+            s->store.cur.shuffle ? "on" : "off");
+}
+
+/* Copies sample i of the split begun to dst (dsnn_sample_fn). */
+static int32_t gsc_sample(void *state, int64_t i, float *dst)
+{
+    const struct gsc_state *s = state;
+    const struct gsc_set *t = s->store.cur.split == DSNN_SPLIT_TRAIN  ? &s->train
+                              : s->store.cur.split == DSNN_SPLIT_TEST ? &s->test
+                                                                : &s->noise;
+    memcpy(dst, t->x + i * s->d, (size_t)s->d * sizeof *dst);
+    return t->y[i];
 }
 
 static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
@@ -559,7 +569,7 @@ static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct gsc_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "gsc: out of memory");
-    dsnn_split_cursor_setup(&s->cur, "gsc", &o.split, ctx ? ctx->seed : 0,
+    dsnn_split_cursor_setup(&s->store.cur, "gsc", &o.split, ctx ? ctx->seed : 0,
                             o.test_noise ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF);
     s->loaded = -1;
     s->n_classes = (int)o.n_classes;
@@ -579,12 +589,13 @@ static enum dsnn_status gsc_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     /* Buffers. */
     int64_t n_test = s->test.n;
     int64_t n_eval = s->noise.n > n_test ? s->noise.n : n_test; /* largest test-like split */
-    if ((st = dsnn_split_cursor_init(&s->cur, s->train_size ? s->train_size : max_count, n_eval,
+    if ((st = dsnn_split_cursor_init(&s->store.cur, s->train_size ? s->train_size : max_count, n_eval,
                                      e)) != DSNN_OK ||
-        (st = dsnn_batch_buffer_init(&s->buf, &s->cur, s->d, e)) != DSNN_OK)
+        (st = dsnn_batch_buffer_init(&s->store.buf, &s->store.cur, s->d, e)) != DSNN_OK)
         goto fail;
+    s->store.sample = gsc_sample;
 
-    dsnn_split_cursor_describe(&s->cur, s->shape, s->n_classes, n_train, n_test, s->noise.n, info);
+    dsnn_split_cursor_describe(&s->store.cur, s->shape, s->n_classes, n_train, n_test, s->noise.n, info);
     if (ctx && ctx->log)
         gsc_log(ctx->log, &o, s);
     *state = s;
@@ -601,10 +612,10 @@ static enum dsnn_status gsc_begin(void *state, enum dsnn_split split, int epoch,
     struct gsc_state *s = state;
     if (!s)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "gsc: begin on a NULL dataset");
-    enum dsnn_status st = dsnn_split_cursor_check(&s->cur, split, epoch, err);
+    enum dsnn_status st = dsnn_split_cursor_check(&s->store.cur, split, epoch, err);
     if (st != DSNN_OK)
         return st;
-    s->cur.split = -1; /* nothing begun if the train file of the epoch fails to load */
+    s->store.cur.split = -1; /* nothing begun if the train file of the epoch fails to load */
     int64_t n;
     if (split == DSNN_SPLIT_TRAIN) {
         if ((st = gsc_load_train(s, epoch % s->n_train_files, err)) != DSNN_OK)
@@ -613,30 +624,12 @@ static enum dsnn_status gsc_begin(void *state, enum dsnn_split split, int epoch,
     } else {
         n = split == DSNN_SPLIT_TEST ? s->test.n : s->noise.n;
     }
-    return dsnn_split_cursor_begin(&s->cur, split, epoch, n, err);
-}
-
-/* Copies sample i of the split begun to dst (dsnn_sample_fn). */
-static int32_t gsc_sample(void *state, int64_t i, float *dst)
-{
-    const struct gsc_state *s = state;
-    const struct gsc_set *t = s->cur.split == DSNN_SPLIT_TRAIN  ? &s->train
-                              : s->cur.split == DSNN_SPLIT_TEST ? &s->test
-                                                                : &s->noise;
-    memcpy(dst, t->x + i * s->d, (size_t)s->d * sizeof *dst);
-    return t->y[i];
-}
-
-static enum dsnn_status gsc_next_batch(void *state, struct dsnn_batch *b, struct dsnn_error *err)
-{
-    struct gsc_state *s = state;
-    if (!s || !b)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "gsc: next_batch: NULL argument");
-    return dsnn_split_cursor_fill(&s->cur, &s->buf, gsc_sample, s, b, err);
+    return dsnn_split_cursor_begin(&s->store.cur, split, epoch, n, err);
 }
 
 DSNN_DATASET_PLUGIN("gsc", "1.0.0",
                     "Google Speech Commands, nupic's preprocessed .npz files (32x32 log-mel, 12 "
                     "classes)",
-                    gsc_keys, .open = gsc_open, .begin = gsc_begin, .next_batch = gsc_next_batch,
+                    gsc_keys, .open = gsc_open, .begin = gsc_begin,
+                    .next_batch = dsnn_sample_store_next_batch,
                     .close = gsc_close)

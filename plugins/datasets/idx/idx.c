@@ -313,14 +313,13 @@ struct idx_options {
     int normalize;
     bool has_mean, has_std;
     double mean, std;
-    int64_t size[2]; /* train_size, test_size */
-    double val_fraction;
+    struct dsnn_holdout_options holdout; /* train_size, test_size, val_fraction */
     int64_t n_classes;
 };
 
 #define IK_AT(f) DSNN_KEY_AT(struct idx_options, f)
 static const struct dsnn_key_spec idx_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "idx", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("idx"),
     {.name = "path", .type = DSNN_KEY_STRING, .def_str = IDX_DEFAULT_PATH,
      .default_value = IDX_DEFAULT_PATH, /* unquoted: test_idx and `info` show the bare path */
      IK_AT(dir),
@@ -354,15 +353,7 @@ static const struct dsnn_key_spec idx_keys[] = {
      .doc = "overrides the standard deviation of normalize, > 0 (MNIST 0.3081, Fashion-MNIST 0.3530)"},
     DSNN_KEY_ALIAS_OF("stats_mean", "mean", "nupic's"),
     DSNN_KEY_ALIAS_OF("stats_std", "std", "nupic's"),
-    {.name = "train_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), IK_AT(size[0]),
-     .doc = "use only the first N samples of the train split (0 = all)"},
-    {.name = "test_size", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, UINT32_MAX), IK_AT(size[1]),
-     .doc = "use only the first N samples of the test split (0 = all)"},
-    {.name = "val_fraction", .type = DSNN_KEY_FLOAT, .def = 0,
-     DSNN_KEY_RANGE(0, 1), IK_AT(val_fraction),
-     .doc = "in [0, 1): if > 0, the test split is the last round(val_fraction * n) samples of the train "
-     "files (validation), the train split the samples before them, and the test files are not "
-     "read; train_size and test_size then limit these two parts"},
+    DSNN_HOLDOUT_KEYS,
     {.name = "n_classes", .type = DSNN_KEY_INT, .def = 0,
      DSNN_KEY_RANGE(0, 256), IK_AT(n_classes),
      .doc = "number of classes, in [1, 256]; 0 = largest label + 1 over the label files read; a label "
@@ -407,11 +398,7 @@ static enum dsnn_status idx_read_options(const struct dsnn_cfg *cfg, uint64_t se
     if (o->has_std && !(isfinite(o->std) && o->std > 0))
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be > 0, got %g",
                               dsnn_dataset_key_where(cfg, "std", kw, sizeof kw), o->std);
-    if (!(o->val_fraction < 1)) /* the spec's range is closed: [0, 1] */
-        return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: must be in [0, 1), got %g",
-                              dsnn_dataset_key_where(cfg, "val_fraction", kw, sizeof kw),
-                              o->val_fraction);
-    return DSNN_OK;
+    return dsnn_holdout_read(cfg, &o->holdout, err);
 }
 
 static bool idx_exists(const char *path)
@@ -473,15 +460,14 @@ struct idx_split {
 };
 
 struct idx_state {
+    struct dsnn_sample_store store; /* first: begin and next_batch are the store's */
     struct idx_file files[4];
     struct idx_split splits[2]; /* DSNN_SPLIT_TRAIN, DSNN_SPLIT_TEST */
     int64_t sample_size;        /* rows * cols */
-    struct dsnn_split_cursor cur; /* split begun, order, batch sizes, position */
     struct dsnn_noise_options noise;
     float noise_high, noise_low; /* normalised values the noise sets */
     double mean, std;
     float lut[256]; /* pixel value -> normalised input */
-    struct dsnn_batch_buffer buf; /* the batch served */
 };
 
 static void idx_close(void *state)
@@ -491,8 +477,7 @@ static void idx_close(void *state)
         return;
     for (int i = 0; i < 4; i++)
         idx_file_free(&s->files[i]);
-    dsnn_split_cursor_free(&s->cur);
-    dsnn_batch_buffer_free(&s->buf);
+    dsnn_sample_store_free(&s->store);
     free(s);
 }
 
@@ -551,7 +536,7 @@ static enum dsnn_status idx_load(const struct dsnn_cfg *cfg, const struct idx_op
         return st;
     const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
     s->sample_size = (int64_t)tri->item_size;
-    if (o->val_fraction > 0)
+    if (o->holdout.val_fraction > 0)
         return DSNN_OK;
     if ((st = idx_load_pair(cfg, o, s, IDX_TEST_IMAGES, e)) != DSNN_OK)
         return st;
@@ -572,7 +557,7 @@ static enum dsnn_status idx_classes(const struct dsnn_cfg *cfg, const struct idx
 {
     char kw[700];
     enum dsnn_status st;
-    const bool use_val = o->val_fraction > 0;
+    const bool use_val = o->holdout.val_fraction > 0;
     const struct idx_file *trl = &s->files[IDX_TRAIN_LABELS], *tel = &s->files[IDX_TEST_LABELS];
     *n_classes = (int)o->n_classes;
     if (*n_classes == 0) {
@@ -593,50 +578,18 @@ static enum dsnn_status idx_classes(const struct dsnn_cfg *cfg, const struct idx
 static enum dsnn_status idx_split(const struct dsnn_cfg *cfg, const struct idx_options *o,
                                   struct idx_state *s, struct dsnn_error *e)
 {
-    char kw[700];
-    const bool use_val = o->val_fraction > 0;
     const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
     const struct idx_file *trl = &s->files[IDX_TRAIN_LABELS];
-    int64_t n_all = (int64_t)tri->count, n_train = n_all, n_test;
-    int64_t test_first = 0; /* index of the first test sample in its file */
-    const struct idx_file *test_im = &s->files[IDX_TEST_IMAGES];
-    const struct idx_file *test_lb = &s->files[IDX_TEST_LABELS];
-    if (use_val) {
-        int64_t n_val = (int64_t)llround(o->val_fraction * (double)n_all);
-        if (n_val < 1 || n_val >= n_all)
-            return dsnn_error_set(e, DSNN_ERR_CONFIG,
-                                  "%s: %g of the %" PRId64 " samples of %s gives %" PRId64
-                                  " validation and %" PRId64
-                                  " training samples; both must be >= 1",
-                                  dsnn_dataset_key_where(cfg, "val_fraction", kw, sizeof kw),
-                                  o->val_fraction, n_all, tri->path, n_val, n_all - n_val);
-        n_train = n_all - n_val;
-        n_test = n_val;
-        test_first = n_train;
-        test_im = tri;
-        test_lb = trl;
-    } else {
-        n_test = (int64_t)test_im->count;
-    }
-    static const char *const size_keys[2] = {"train_size", "test_size"};
-    int64_t *ns[2] = {&n_train, &n_test};
-    for (int i = 0; i < 2; i++) {
-        if (o->size[i] == 0)
-            continue;
-        if (o->size[i] > *ns[i]) {
-            char from[IDX_PATH_MAX + 64];
-            snprintf(from, sizeof from, "%s%s", use_val ? (i == 0 ? "the training part of "
-                                                                  : "the validation part of ")
-                                                        : "",
-                     i == 0 ? tri->path : test_im->path);
-            return dsnn_error_set(e, DSNN_ERR_CONFIG,
-                                  "%s: %" PRId64 " is more than the %" PRId64
-                                  " samples of the %s split (%s)",
-                                  dsnn_dataset_key_where(cfg, size_keys[i], kw, sizeof kw),
-                                  o->size[i], *ns[i], i == 0 ? "train" : "test", from);
-        }
-        *ns[i] = o->size[i];
-    }
+    const bool use_val = o->holdout.val_fraction > 0;
+    const struct idx_file *test_im = &s->files[use_val ? IDX_TRAIN_IMAGES : IDX_TEST_IMAGES];
+    const struct idx_file *test_lb = &s->files[use_val ? IDX_TRAIN_LABELS : IDX_TEST_LABELS];
+    struct dsnn_holdout h;
+    enum dsnn_status st =
+        dsnn_holdout_cut(cfg, &o->holdout, (int64_t)tri->count, tri->path,
+                         use_val ? 0 : (int64_t)test_im->count, test_im->path, &h, e);
+    if (st != DSNN_OK)
+        return st;
+    const int64_t n_train = h.n_train, n_test = h.n_test, test_first = h.test_first;
     s->splits[DSNN_SPLIT_TRAIN] = (struct idx_split){tri->data, trl->data, n_train};
     s->splits[DSNN_SPLIT_TEST] = (struct idx_split){
         test_im->data + test_first * s->sample_size, test_lb->data + test_first, n_test};
@@ -710,22 +663,42 @@ static void idx_log(FILE *log, const struct idx_options *o, const struct idx_sta
     const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES], *tei = &s->files[IDX_TEST_IMAGES];
     fprintf(log, "idx: train %" PRId64 " samples of 1x%dx%d from %s%s\n", info->n_train,
             info->shape.h, info->shape.w, tri->path, tri->gzip ? " (gzip)" : "");
-    if (o->val_fraction > 0)
+    if (o->holdout.val_fraction > 0)
         fprintf(log, "idx: test (validation) %" PRId64 " samples: the last %g of %s\n",
-                info->n_test, o->val_fraction, tri->path);
+                info->n_test, o->holdout.val_fraction, tri->path);
     else
         fprintf(log, "idx: test %" PRId64 " samples from %s%s\n", info->n_test, tei->path,
                 tei->gzip ? " (gzip)" : "");
     fprintf(log, "idx: %d classes; normalize %s: mean %.4f std %.4f; shuffle %s\n",
             info->n_classes, idx_norm_choices[o->normalize], s->mean, s->std,
             o->split.shuffle ? "on" : "off");
-    const struct dsnn_split_cursor *c = &s->cur;
+    const struct dsnn_split_cursor *c = &s->store.cur;
     if (c->train_batch.n > 1 || c->test_batch.n > 1 || c->batches_per_epoch.max > 0)
         fprintf(log, "idx: per epoch: batch_size_train %d value(s) (largest %d), batch_size_test "
                      "%d (largest %d), train_batches_per_epoch %d (largest %d, 0 = all)\n",
                 c->train_batch.n, c->train_max, c->test_batch.n, c->test_max,
                 c->batches_per_epoch.n, c->batches_per_epoch.max);
     dsnn_noise_options_log(log, "idx", "pixels", &s->noise);
+}
+
+/* Writes sample i of the split begun, normalised (and noisy for the noise split), to dst
+ * (dsnn_sample_fn). */
+static int32_t idx_sample(void *state, int64_t i, float *dst)
+{
+    const struct idx_state *s = state;
+    /* The noise split is the test split with noise. */
+    const struct idx_split *sp =
+        &s->splits[s->store.cur.split == DSNN_SPLIT_TRAIN ? DSNN_SPLIT_TRAIN : DSNN_SPLIT_TEST];
+    const int64_t d = s->sample_size;
+    const uint8_t *src = sp->x + i * d;
+    for (int64_t j = 0; j < d; j++)
+        dst[j] = s->lut[src[j]];
+    if (s->store.cur.split == DSNN_SPLIT_NOISE) {
+        struct dsnn_rng r;
+        dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
+        dsnn_noise_apply(dst, (size_t)d, s->noise.level, s->noise_high, s->noise_low, &r);
+    }
+    return sp->y[i];
 }
 
 static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
@@ -748,7 +721,7 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct idx_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "idx: out of memory");
-    dsnn_split_cursor_setup(&s->cur, "idx", &o.split, ctx ? ctx->seed : 0,
+    dsnn_split_cursor_setup(&s->store.cur, "idx", &o.split, ctx ? ctx->seed : 0,
                             o.noise.enabled ? DSNN_NOISE_SPLIT_ON : DSNN_NOISE_SPLIT_OFF);
     s->noise = o.noise;
     int n_classes;
@@ -759,14 +732,17 @@ static enum dsnn_status idx_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     const int64_t n_train = s->splits[DSNN_SPLIT_TRAIN].n, n_test = s->splits[DSNN_SPLIT_TEST].n;
 
     /* Buffers. */
-    if ((st = dsnn_split_cursor_init(&s->cur, n_train, n_test, e)) != DSNN_OK ||
-        (st = dsnn_batch_buffer_init(&s->buf, &s->cur, s->sample_size, e)) != DSNN_OK)
+    if ((st = dsnn_split_cursor_init(&s->store.cur, n_train, n_test, e)) != DSNN_OK ||
+        (st = dsnn_batch_buffer_init(&s->store.buf, &s->store.cur, s->sample_size, e)) != DSNN_OK)
         goto fail;
+    s->store.sample = idx_sample;
+    s->store.n[DSNN_SPLIT_TRAIN] = n_train;
+    s->store.n[DSNN_SPLIT_TEST] = s->store.n[DSNN_SPLIT_NOISE] = n_test; /* noise: test + noise */
 
     const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
     /* the noise split (when on) is the test split with noise */
     const struct dsnn_shape shape = {1, (int)tri->dims[1], (int)tri->dims[2]};
-    dsnn_split_cursor_describe(&s->cur, shape, n_classes, n_train, n_test, n_test, info);
+    dsnn_split_cursor_describe(&s->store.cur, shape, n_classes, n_train, n_test, n_test, info);
     if (log)
         idx_log(log, &o, s, info);
     *state = s;
@@ -777,49 +753,9 @@ fail:
     return st;
 }
 
-static enum dsnn_status idx_begin(void *state, enum dsnn_split split, int epoch,
-                                  struct dsnn_error *err)
-{
-    struct idx_state *s = state;
-    if (!s)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: begin on a NULL dataset");
-    /* The noise split is the test split with noise. */
-    return dsnn_split_cursor_begin(&s->cur, split, epoch,
-                                   s->splits[split == DSNN_SPLIT_TRAIN ? DSNN_SPLIT_TRAIN
-                                                                       : DSNN_SPLIT_TEST].n,
-                                   err);
-}
-
-/* Writes sample i of the split begun, normalised (and noisy for the noise split), to dst
- * (dsnn_sample_fn). */
-static int32_t idx_sample(void *state, int64_t i, float *dst)
-{
-    const struct idx_state *s = state;
-    /* The noise split is the test split with noise. */
-    const struct idx_split *sp =
-        &s->splits[s->cur.split == DSNN_SPLIT_TRAIN ? DSNN_SPLIT_TRAIN : DSNN_SPLIT_TEST];
-    const int64_t d = s->sample_size;
-    const uint8_t *src = sp->x + i * d;
-    for (int64_t j = 0; j < d; j++)
-        dst[j] = s->lut[src[j]];
-    if (s->cur.split == DSNN_SPLIT_NOISE) {
-        struct dsnn_rng r;
-        dsnn_noise_rng(&r, s->noise.seed, (uint64_t)i);
-        dsnn_noise_apply(dst, (size_t)d, s->noise.level, s->noise_high, s->noise_low, &r);
-    }
-    return sp->y[i];
-}
-
-static enum dsnn_status idx_next_batch(void *state, struct dsnn_batch *b, struct dsnn_error *err)
-{
-    struct idx_state *s = state;
-    if (!s || !b)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "idx: next_batch: NULL argument");
-    return dsnn_split_cursor_fill(&s->cur, &s->buf, idx_sample, s, b, err);
-}
-
 DSNN_DATASET_PLUGIN("idx", "1.0.0", "IDX image classification files (MNIST, Fashion-MNIST), raw "
                     "or gzip",
                     idx_keys,
-                    .open = idx_open, .begin = idx_begin, .next_batch = idx_next_batch,
+                    .open = idx_open, .begin = dsnn_sample_store_begin,
+                    .next_batch = dsnn_sample_store_next_batch,
                     .close = idx_close)

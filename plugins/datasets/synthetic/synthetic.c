@@ -49,7 +49,7 @@ struct syn_params {
 
 #define SK_AT(f) DSNN_KEY_AT(struct syn_params, f)
 static const struct dsnn_key_spec syn_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "synthetic", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("synthetic"),
     {.name = "n_classes", .type = DSNN_KEY_INT, .def = 10, DSNN_KEY_RANGE(2, 65536),
      SK_AT(n_classes), .doc = "number of classes (Gaussian clusters), in [2, 65536]"},
     {.name = "shape", .type = DSNN_KEY_INT_ARRAY, .default_value = "[1, 8, 8]",
@@ -83,13 +83,11 @@ static const struct dsnn_key_spec syn_keys[] = {
 DSNN_KEY_TABLE_DEFINE(static, syn_table, syn_keys);
 
 struct syn_state {
+    struct dsnn_sample_store store; /* first: begin and next_batch are the store's; n: train, test */
     struct dsnn_shape shape;
     int64_t d;
-    int64_t n[2]; /* train, test */
     float *x[2];
     int32_t *y[2];
-    struct dsnn_split_cursor cur; /* split begun, order, batch sizes, position */
-    struct dsnn_batch_buffer buf; /* the batch served */
 };
 
 static void syn_close(void *state)
@@ -101,8 +99,7 @@ static void syn_close(void *state)
         free(s->x[i]);
         free(s->y[i]);
     }
-    dsnn_split_cursor_free(&s->cur);
-    dsnn_batch_buffer_free(&s->buf);
+    dsnn_sample_store_free(&s->store);
     free(s);
 }
 
@@ -159,6 +156,15 @@ static void syn_generate(struct syn_state *s, const struct syn_params *p, float 
     }
 }
 
+/* Copies sample i of the split begun to dst (dsnn_sample_fn). */
+static int32_t syn_sample(void *state, int64_t i, float *dst)
+{
+    const struct syn_state *s = state;
+    const int sp = s->store.cur.split; /* DSNN_SPLIT_TRAIN (0) or DSNN_SPLIT_TEST (1) */
+    memcpy(dst, s->x[sp] + i * s->d, (size_t)s->d * sizeof *dst);
+    return s->y[sp][i];
+}
+
 static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_run_ctx *ctx,
                                  void **state, struct dsnn_dataset_info *info,
                                  struct dsnn_error *err)
@@ -178,20 +184,21 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     struct syn_state *s = calloc(1, sizeof *s);
     if (!s)
         return dsnn_error_set(e, DSNN_ERR_NOMEM, "synthetic: out of memory");
-    dsnn_split_cursor_setup(&s->cur, "synthetic", &p.split, ctx ? ctx->seed : 0,
+    dsnn_split_cursor_setup(&s->store.cur, "synthetic", &p.split, ctx ? ctx->seed : 0,
                             DSNN_NOISE_SPLIT_NONE);
     s->shape = p.shape;
     s->d = d;
-    s->n[0] = n[0];
-    s->n[1] = n[1];
+    s->store.n[0] = n[0];
+    s->store.n[1] = n[1];
+    s->store.sample = syn_sample;
     float *centres = malloc((size_t)(p.n_classes * d) * sizeof *centres);
     for (int i = 0; i < 2; i++) {
         s->x[i] = malloc((size_t)(n[i] * d) * sizeof *s->x[i]);
         s->y[i] = malloc((size_t)n[i] * sizeof *s->y[i]);
     }
     /* n[1] >= 1: a test batch is at most n[1] (init sets cur.test_max) */
-    bool cur_ok = dsnn_split_cursor_init(&s->cur, n[0], n[1], NULL) == DSNN_OK;
-    bool buf_ok = dsnn_batch_buffer_init(&s->buf, &s->cur, d, NULL) == DSNN_OK;
+    bool cur_ok = dsnn_split_cursor_init(&s->store.cur, n[0], n[1], NULL) == DSNN_OK;
+    bool buf_ok = dsnn_batch_buffer_init(&s->store.buf, &s->store.cur, d, NULL) == DSNN_OK;
     if (!centres || !s->x[0] || !s->x[1] || !s->y[0] || !s->y[1] || !cur_ok || !buf_ok) {
         free(centres);
         syn_close(s);
@@ -201,7 +208,7 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     syn_generate(s, &p, centres);
     free(centres);
 
-    dsnn_split_cursor_describe(&s->cur, p.shape, (int)p.n_classes, n[0], n[1], 0, info);
+    dsnn_split_cursor_describe(&s->store.cur, p.shape, (int)p.n_classes, n[0], n[1], 0, info);
     if (ctx && ctx->log)
         fprintf(ctx->log, "synthetic: %d Gaussian classes of %dx%dx%d (separation %g, noise %g, "
                           "data_seed %" PRId64 "): train %" PRId64 ", test %" PRId64 "\n",
@@ -211,34 +218,8 @@ static enum dsnn_status syn_open(const struct dsnn_cfg *cfg, const struct dsnn_r
     return DSNN_OK;
 }
 
-static enum dsnn_status syn_begin(void *state, enum dsnn_split split, int epoch,
-                                  struct dsnn_error *err)
-{
-    struct syn_state *s = state;
-    if (!s)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "synthetic: begin on a NULL dataset");
-    return dsnn_split_cursor_begin(&s->cur, split, epoch, s->n[split == DSNN_SPLIT_TRAIN ? 0 : 1],
-                                   err);
-}
-
-/* Copies sample i of the split begun to dst (dsnn_sample_fn). */
-static int32_t syn_sample(void *state, int64_t i, float *dst)
-{
-    const struct syn_state *s = state;
-    const int sp = s->cur.split; /* DSNN_SPLIT_TRAIN (0) or DSNN_SPLIT_TEST (1) */
-    memcpy(dst, s->x[sp] + i * s->d, (size_t)s->d * sizeof *dst);
-    return s->y[sp][i];
-}
-
-static enum dsnn_status syn_next_batch(void *state, struct dsnn_batch *b, struct dsnn_error *err)
-{
-    struct syn_state *s = state;
-    if (!s || !b)
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "synthetic: next_batch: NULL argument");
-    return dsnn_split_cursor_fill(&s->cur, &s->buf, syn_sample, s, b, err);
-}
-
 DSNN_DATASET_PLUGIN("synthetic", "1.0.0", "seeded Gaussian clusters of any shape, for fast tests",
                     syn_keys,
-                    .open = syn_open, .begin = syn_begin, .next_batch = syn_next_batch,
+                    .open = syn_open, .begin = dsnn_sample_store_begin,
+                    .next_batch = dsnn_sample_store_next_batch,
                     .close = syn_close)

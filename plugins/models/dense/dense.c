@@ -7,7 +7,7 @@
 #include <dsnn/dsnn.h>
 
 static const struct dsnn_key_spec dense_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "dense", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("dense"),
     DSNN_BASE_MODEL_KEYS,
 };
 

@@ -49,9 +49,7 @@ struct mixed_heb {
 };
 
 static const struct dsnn_key_spec mixed_heb_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "dsnn-mixed-heb", .doc = "this plugin"},
-    DSNN_BASE_MODEL_KEYS,
-    DSNN_SPARSE_MODEL_KEYS,
+    DSNN_SCHEME_KEYS("dsnn-mixed-heb"),
     {.name = "hebbian_prune_perc", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.3, DSNN_KEY_RANGE(0, 1),
      .doc = "fraction (tau) of each layer's connections, those of lowest coactivation, pruned by the "
      "Hebbian rule: one value or one per sparse layer (0: rule off there, nupic None)"},

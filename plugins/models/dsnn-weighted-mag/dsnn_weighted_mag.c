@@ -36,9 +36,7 @@ struct weighted_mag {
 };
 
 static const struct dsnn_key_spec weighted_mag_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "dsnn-weighted-mag", .doc = "this plugin"},
-    DSNN_BASE_MODEL_KEYS,
-    DSNN_SPARSE_MODEL_KEYS,
+    DSNN_SCHEME_KEYS("dsnn-weighted-mag"),
     {.name = "weight_prune_perc", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.3, DSNN_KEY_RANGE(0, 1),
      .doc = "fraction (zeta) of the positive and of the negative scores w * coactivation, those closest "
      "to zero, pruned each round: one value, or one per sparse layer (0: no pruning there, nupic "

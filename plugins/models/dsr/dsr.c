@@ -41,9 +41,7 @@ struct dsr_model {
 
 #define DSR_AT(field) DSNN_KEY_AT(struct dsr_model, field)
 static const struct dsnn_key_spec dsr_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "dsr", .doc = "this plugin"},
-    DSNN_BASE_MODEL_KEYS,
-    DSNN_SPARSE_MODEL_KEYS,
+    DSNN_SCHEME_KEYS("dsr"),
     {.name = "update_interval", .type = DSNN_KEY_INT, .def = 200, DSNN_KEY_RANGE(1, 1e12),
      DSR_AT(interval), .doc = "optimizer steps between two reparameterizations"},
     {.name = "begin_step", .type = DSNN_KEY_INT, .def = 0, DSNN_KEY_RANGE(0, 1e15),

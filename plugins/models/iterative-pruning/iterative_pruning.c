@@ -49,9 +49,7 @@ struct itp_model {
 static const char *const scope_names[] = {"layer", "global", NULL};
 
 static const struct dsnn_key_spec itp_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "iterative-pruning", .doc = "this plugin"},
-    DSNN_BASE_MODEL_KEYS,
-    DSNN_SPARSE_MODEL_KEYS,
+    DSNN_SCHEME_KEYS("iterative-pruning"),
     {.name = "n_iterations", .type = DSNN_KEY_INT, .def = -1, DSNN_KEY_RANGE(-1, 1e6),
      ITP_AT(n_iterations),
      .doc = "prune / rewind / retrain rounds (-1: experiment.epochs / iteration_epochs); n_iterations "
@@ -119,7 +117,6 @@ static enum dsnn_status itp_configure(struct dsnn_sparse_model *sm, void *params
     const size_t n = dsnn_sparse_model_n_layers(sm);
     double perc[DSNN_SPARSE_MODEL_MAX_LAYERS];
     size_t n_perc = 0;
-    char where[300];
     if ((st = dsnn_cfg_float_or_array(cfg, "prune_perc", PRUNE_PERC_DEF, perc,
                                       DSNN_SPARSE_MODEL_MAX_LAYERS, &n_perc, err)) ||
         (st = itp_rounds(m, cfg, ctx ? ctx->epochs : 1, err)))
@@ -130,12 +127,10 @@ static enum dsnn_status itp_configure(struct dsnn_sparse_model *sm, void *params
         n_perc = 1;
     }
     if (n_perc != 1 && (m->global || n_perc != n))
-        return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                              "%s: key '%s.prune_perc': %zu values for %zu sparse layers (give "
-                              "one value%s)",
-                              dsnn_cfg_where(cfg, "prune_perc", where, sizeof where),
-                              dsnn_cfg_path(cfg), n_perc, n,
-                              m->global ? ": prune_scope = \"global\"" : ", or one per layer");
+        return dsnn_cfg_count_error(cfg, "prune_perc", n_perc, "", n, "sparse layers",
+                                    m->global ? "one value: prune_scope = \"global\""
+                                              : "one value, or one per layer",
+                                    err);
     for (size_t i = 0; i < n; i++)
         m->perc[i] = perc[n_perc == 1 ? 0 : i];
     if (!dsnn_cfg_has(cfg, "on_perc") && (st = dsnn_sparse_model_set_density(sm, 1.0, err)))

@@ -47,9 +47,7 @@ struct pruning_model {
 #define FINAL_DENSITY_DEF 0.1 /* target_final_density, also when given as [] */
 static const char *const schedule_names[] = {"cubic", "linear", NULL};
 static const struct dsnn_key_spec pruning_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "pruning", .doc = "this plugin"},
-    DSNN_BASE_MODEL_KEYS,
-    DSNN_SPARSE_MODEL_KEYS,
+    DSNN_SCHEME_KEYS("pruning"),
     {.name = "target_final_density", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = FINAL_DENSITY_DEF,
      DSNN_KEY_RANGE(0, 1),
      .doc = "density each sparse layer is pruned to (one value or one per sparse layer); the initial "
@@ -97,11 +95,8 @@ static enum dsnn_status pruning_configure(struct dsnn_sparse_model *sm, void *pa
         n_df = 1;
     }
     if (n_df != 1 && n_df != n)
-        return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                              "%s: key '%s.target_final_density': %zu values for %zu sparse "
-                              "layers (give one value or one per sparse layer)",
-                              dsnn_cfg_where(cfg, "target_final_density", where, sizeof where),
-                              dsnn_cfg_path(cfg), n_df, n);
+        return dsnn_cfg_count_error(cfg, "target_final_density", n_df, "", n, "sparse layers",
+                                    "one value or one per sparse layer", err);
     for (size_t i = 0; i < n; i++)
         m->d_final[i] = df[n_df == 1 ? 0 : i];
     const bool linear = m->schedule == 1;

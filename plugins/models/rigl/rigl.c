@@ -51,9 +51,7 @@ struct rigl_model {
 static const char *const anneal_names[] = {"constant", "cosine", "exponential", "linear",
                                            NULL}; /* enum dsnn_anneal, dsnn_anneal_names() */
 static const struct dsnn_key_spec rigl_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "rigl", .doc = "this plugin"},
-    DSNN_BASE_MODEL_KEYS,
-    DSNN_SPARSE_MODEL_KEYS,
+    DSNN_SCHEME_KEYS("rigl"),
     {.name = "drop_fraction", .type = DSNN_KEY_FLOAT, .def = 0.3, DSNN_KEY_RANGE(0, 1),
      RIGL_AT(drop_fraction),
      .doc = "fraction of each sparse layer's active connections dropped (smallest |w|) and regrown "

@@ -31,9 +31,7 @@ struct set_params {
 };
 
 static const struct dsnn_key_spec set_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "set", .doc = "this plugin"},
-    DSNN_BASE_MODEL_KEYS,
-    DSNN_SPARSE_MODEL_KEYS,
+    DSNN_SCHEME_KEYS("set"),
     {.name = "weight_prune_perc", .type = DSNN_KEY_FLOAT_OR_ARRAY, .def = 0.3, DSNN_KEY_RANGE(0, 1),
      .doc = "fraction (zeta) of the positive and of the negative weights, those closest to zero, pruned "
      "and regrown at random each round: one value, or one per sparse layer (0: that layer static)"},

@@ -54,9 +54,7 @@ static const enum dsnn_anneal decay_values[] = {DSNN_ANNEAL_CONSTANT, DSNN_ANNEA
                                                 DSNN_ANNEAL_LINEAR};
 
 static const struct dsnn_key_spec snfs_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "snfs", .doc = "this plugin"},
-    DSNN_BASE_MODEL_KEYS,
-    DSNN_SPARSE_MODEL_KEYS,
+    DSNN_SCHEME_KEYS("snfs"),
     {.name = "prune_rate", .type = DSNN_KEY_FLOAT, .def = 0.5, DSNN_KEY_RANGE(0, 1),
      DSNN_KEY_AT(struct snfs_model, prune_rate),
      .doc = "initial fraction of each sparse layer's active weights pruned (smallest |w|) per round"},

@@ -10,9 +10,7 @@
 #include <dsnn/dsnn.h>
 
 static const struct dsnn_key_spec sparse_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "sparse", .doc = "this plugin"},
-    DSNN_BASE_MODEL_KEYS,
-    DSNN_SPARSE_MODEL_KEYS,
+    DSNN_SCHEME_KEYS("sparse"),
 };
 
 static const struct dsnn_scheme sparse_scheme = {0}; /* the sparse model alone */

@@ -41,7 +41,7 @@ struct gsc_heb_params {
 
 #define GK_AT(f) DSNN_KEY_AT(struct gsc_heb_params, f)
 static const struct dsnn_key_spec gsc_heb_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "gsc-heb", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("gsc-heb"),
     {.name = "hidden_neurons_conv", .type = DSNN_KEY_INT_ARRAY, .default_value = "[64, 64]",
      DSNN_KEY_RANGE(1, 65536), .doc = "output channels of the two 5x5 convolutions"},
     {.name = "hidden_neurons_fc", .type = DSNN_KEY_INT, .def = 1000, DSNN_KEY_RANGE(1, 1e8),

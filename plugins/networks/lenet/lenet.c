@@ -37,7 +37,7 @@ static const char *const lenet_pools[] = {"max", "avg", NULL};
 
 #define LK_AT(f) DSNN_KEY_AT(struct lenet_params, f)
 static const struct dsnn_key_spec lenet_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "lenet", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("lenet"),
     {.name = "variant", .type = DSNN_KEY_STRING, .def_str = "lenet5", .choices = lenet_variants,
      LK_AT(variant),
      .doc = "\"lenet5\" (conv 6 - pool - conv 16 - pool - fc 120 - fc 84) or \"300-100\" (MLP with "

@@ -35,7 +35,7 @@ struct mlp_heb_params {
 
 #define MK_AT(f) DSNN_KEY_AT(struct mlp_heb_params, f)
 static const struct dsnn_key_spec mlp_heb_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "mlp-heb", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("mlp-heb"),
     {.name = "hidden_sizes", .type = DSNN_KEY_INT_ARRAY, .default_value = "[100, 100, 100]",
      DSNN_KEY_RANGE(1, 100000000),
      .doc = "width of each hidden layer, input to output (empty: softmax regression)"},

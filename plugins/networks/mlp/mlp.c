@@ -35,7 +35,7 @@ static const enum dsnn_weight_init mlp_init_values[] = {
 
 #define MP_AT(f) DSNN_KEY_AT(struct mlp_params, f)
 static const struct dsnn_key_spec mlp_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "mlp", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("mlp"),
     {.name = "variant", .type = DSNN_KEY_STRING, .def_str = "dsnn", .choices = mlp_variants,
      MP_AT(variant),
      .doc = "defaults of the keys below: \"dsnn\" (as listed) or \"nupic\" (nupic's MLP: bias = "

@@ -48,7 +48,7 @@ static const char *const resnet_variants[] = {"resnet18", "resnet34", "wrn", NUL
 
 #define RK_AT(f) DSNN_KEY_AT(struct resnet_params, f)
 static const struct dsnn_key_spec resnet_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "resnet", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("resnet"),
     {.name = "variant", .type = DSNN_KEY_STRING, .def_str = "resnet18",
      .choices = resnet_variants, RK_AT(variant), .doc = "\"resnet18\", \"resnet34\" or \"wrn\""},
     {.name = "width", .type = DSNN_KEY_FLOAT, .def = 1.0, DSNN_KEY_RANGE(1e-6, 16), RK_AT(width),
@@ -96,14 +96,9 @@ static enum dsnn_status sparsify_convs(struct dsnn_net *net, const double *dens,
 {
     size_t k = 0;
     for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1 && n_dens != 1 && n_dens != k) {
-            char where[300];
-            return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                                  "%s: key '%s.sparse_conv': %zu values for %zu convolutions "
-                                  "(give one value or one per convolution)",
-                                  dsnn_cfg_where(cfg, "sparse_conv", where, sizeof where),
-                                  dsnn_cfg_path(cfg), n_dens, k);
-        }
+        if (pass == 1 && n_dens != 1 && n_dens != k)
+            return dsnn_cfg_count_error(cfg, "sparse_conv", n_dens, "", k, "convolutions",
+                                        "one value or one per convolution", err);
         k = 0;
         for (size_t i = 0; i < dsnn_net_n_layers(net); i++)
             for (int sc = 0; sc < 2; sc++)

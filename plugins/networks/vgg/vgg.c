@@ -40,7 +40,7 @@ static const char *const vgg_names[] = {"vgg11", "vgg13", "vgg16", "vgg19", NULL
 
 #define VK_AT(f) DSNN_KEY_AT(struct vgg_params, f)
 static const struct dsnn_key_spec vgg_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "vgg", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("vgg"),
     {.name = "cfg", .type = DSNN_KEY_STRING, .def_str = "vgg19", .choices = vgg_names,
      VK_AT(which), .doc = "\"vgg11\", \"vgg13\", \"vgg16\" or \"vgg19\""},
     {.name = "width", .type = DSNN_KEY_FLOAT, .def = 1.0, DSNN_KEY_RANGE(1e-6, 16), VK_AT(width),

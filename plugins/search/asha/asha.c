@@ -57,7 +57,7 @@ struct asha {
 
 #define AK_AT(f) DSNN_KEY_AT(struct asha, f)
 static const struct dsnn_key_spec asha_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "asha", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("asha"),
     SU_DRAWN_SPACE_KEY(""),
     {.name = "grace_period", .type = DSNN_KEY_INT, .def = 1, DSNN_KEY_RANGE(1, 1e9),
      AK_AT(grace_period), .doc = "epochs before the first rung (r_0)"},

@@ -31,7 +31,7 @@ struct grid {
 };
 
 static const struct dsnn_key_spec grid_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "grid", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("grid"),
     {.name = "grid", .type = DSNN_KEY_GROUP, .default_value = "{}",
      .doc = "tree mirroring the configuration; arrays/lists are the choices of each key"},
 };

@@ -42,7 +42,7 @@ struct median_stop {
 
 #define MK_AT(f) DSNN_KEY_AT(struct median_stop, f)
 static const struct dsnn_key_spec median_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "median-stop", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("median-stop"),
     SU_DRAWN_SPACE_KEY(""),
     {.name = "grace_period", .type = DSNN_KEY_INT, .def = 1, DSNN_KEY_RANGE(0, 1e9),
      MK_AT(grace_period),

@@ -69,7 +69,7 @@ struct pbt {
 
 #define PK_AT(f) DSNN_KEY_AT(struct pbt, f)
 static const struct dsnn_key_spec pbt_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "pbt", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("pbt"),
     SU_DRAWN_SPACE_KEY("; initial draws and the mutations of exploit"),
     {.name = "perturbation_interval", .type = DSNN_KEY_INT, .def = 2, DSNN_KEY_RANGE(1, 1e9),
      PK_AT(interval), .doc = "epochs between two perturbations of a trial"},

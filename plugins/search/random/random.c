@@ -19,7 +19,7 @@
 #include "../search_util.h"
 
 static const struct dsnn_key_spec random_keys[] = {
-    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "random", .doc = "this plugin"},
+    DSNN_KEY_PLUGIN("random"),
     {.name = "space", .type = DSNN_KEY_GROUP, .default_value = "{}",
      .doc = "tree mirroring the configuration; leaves: { dist = \"choice\" (values) | \"uniform\" | "
      "\"loguniform\" | \"randint\" (low, high; high excluded) | \"normal\" (mean, std) }, an "

@@ -58,6 +58,14 @@ DSNN_API enum dsnn_status dsnn_cfg_float_or_array(const struct dsnn_cfg *cfg, co
                                                   double def, double *out, size_t max, size_t *n,
                                                   struct dsnn_error *err);
 
+/* The error of a key that takes one value or one per item, given `got` values for n items:
+ * DSNN_ERR_CONFIG "FILE:LINE: key 'PATH.KEY': GOT values for LEADN ITEMS (give GIVE)", e.g.
+ * lead "the ", items "convolutions", give "one value or one per convolution". */
+DSNN_API enum dsnn_status dsnn_cfg_count_error(const struct dsnn_cfg *cfg, const char *key,
+                                               size_t got, const char *lead, size_t n,
+                                               const char *items, const char *give,
+                                               struct dsnn_error *err);
+
 /* Range checks with the same message style ("must be in [lo, hi]"). */
 DSNN_API enum dsnn_status dsnn_cfg_check_range(const struct dsnn_cfg *cfg, const char *key,
                                                double value, double lo, double hi,

@@ -145,6 +145,9 @@ DSNN_API struct dsnn_batch_schedule dsnn_batch_schedule_const(int value);
  *     next_batch: dsnn_split_cursor_fill(&s->cur, &s->buf, my_sample, s, b, err);
  *                 (my_sample(s, i, x) writes sample i of split s->cur.split, returns its label)
  *     close:      dsnn_split_cursor_free(&s->cur); dsnn_batch_buffer_free(&s->buf);
+ *
+ * A dataset that keeps cursor and buffer in a struct dsnn_sample_store (below) gets begin,
+ * next_batch and the freeing from libdsnn.
  */
 
 /* Whether a dataset offers the noise split (DSNN_SPLIT_NOISE). */
@@ -284,6 +287,81 @@ DSNN_API enum dsnn_status dsnn_split_cursor_fill(struct dsnn_split_cursor *c,
                                                  struct dsnn_batch_buffer *buf,
                                                  dsnn_sample_fn sample, void *state,
                                                  struct dsnn_batch *out, struct dsnn_error *err);
+
+/* ---- Sample store: begin and next_batch of a dataset that serves one sample at a time ----
+ *
+ * A dataset whose state starts with a struct dsnn_sample_store (its first member) and whose
+ * samples are written one by one by a dsnn_sample_fn takes dsnn_sample_store_begin and
+ * dsnn_sample_store_next_batch as its begin and next_batch:
+ *
+ *     struct my_state { struct dsnn_sample_store store; ... };
+ *     open:       dsnn_split_cursor_setup(&s->store.cur, ...); dsnn_split_cursor_init(...);
+ *                 dsnn_batch_buffer_init(&s->store.buf, &s->store.cur, sample_size, err);
+ *                 s->store.sample = my_sample;
+ *                 s->store.n[DSNN_SPLIT_TRAIN] = n_train; (and TEST, NOISE)
+ *     close:      dsnn_sample_store_free(&s->store);
+ *     ops:        .begin = dsnn_sample_store_begin, .next_batch = dsnn_sample_store_next_batch
+ *
+ * sample(state, i, x) receives the plugin's state (the store's address) and i, the index of the
+ * sample in the split begun (store.cur.split). A dataset that must work at begin (gsc loads the
+ * train file of the epoch) keeps its own begin and sets n before dsnn_split_cursor_begin. */
+struct dsnn_sample_store {
+    struct dsnn_split_cursor cur; /* split begun, order, batch sizes, position */
+    struct dsnn_batch_buffer buf; /* the batch served */
+    dsnn_sample_fn sample;        /* writes one sample of the split begun */
+    int64_t n[3];                 /* samples of each split, by enum dsnn_split */
+};
+
+/* begin of a dataset whose state starts with a struct dsnn_sample_store:
+ * dsnn_split_cursor_begin(&store->cur, split, epoch, store->n[split]) after
+ * dsnn_split_cursor_check; a NULL state is DSNN_ERR_INVALID. */
+DSNN_API enum dsnn_status dsnn_sample_store_begin(void *state, enum dsnn_split split, int epoch,
+                                                  struct dsnn_error *err);
+/* next_batch of such a dataset: dsnn_split_cursor_fill(&store->cur, &store->buf,
+ * store->sample, state, out); a NULL argument is DSNN_ERR_INVALID. */
+DSNN_API enum dsnn_status dsnn_sample_store_next_batch(void *state, struct dsnn_batch *out,
+                                                       struct dsnn_error *err);
+/* Frees what the store owns (cursor and buffer; not the store). Accepts NULL. */
+DSNN_API void dsnn_sample_store_free(struct dsnn_sample_store *store);
+
+/* ---- Holdout: the parts of the train and test data a dataset uses ----
+ *
+ * train_size and test_size (use only the first N samples of a split, 0 = all) and val_fraction
+ * (in [0, 1): when > 0 the test split is the last round(val_fraction * n) samples of the train
+ * data, the train split the samples before them, and the test data is not read), the keys of a
+ * dataset whose train and test data are read whole (idx, cifar): DSNN_HOLDOUT_KEYS, read by
+ * dsnn_holdout_read (the table including them is read by dsnn_keys_read without them). */
+struct dsnn_holdout_options {
+    int64_t train_size, test_size; /* 0 = all */
+    double val_fraction;           /* in [0, 1) */
+};
+DSNN_API extern const struct dsnn_key_table dsnn_holdout_keys;
+#define DSNN_HOLDOUT_KEYS DSNN_KEYS_FROM(dsnn_holdout_keys)
+
+/* Reads DSNN_HOLDOUT_KEYS from cfg into o; val_fraction = 1 is DSNN_ERR_CONFIG naming the key
+ * (its spec's range is closed). */
+DSNN_API enum dsnn_status dsnn_holdout_read(const struct dsnn_cfg *cfg,
+                                            struct dsnn_holdout_options *o,
+                                            struct dsnn_error *err);
+
+/* The two splits a dataset serves out of its train data (n_train_data samples, described in
+ * messages by train_what, e.g. its file's path) and its test data (n_test_data, test_what; not
+ * used when val_fraction > 0). */
+struct dsnn_holdout {
+    int64_t n_train;   /* samples of the train split: the first of the train data */
+    int64_t n_test;    /* samples of the test split */
+    bool from_train;   /* the test split is in the train data (val_fraction > 0) ... */
+    int64_t test_first; /* ... from this sample on (else from sample 0 of the test data) */
+};
+/* Cuts the splits for o: the validation part (val_fraction > 0: at least one sample in each
+ * part, else DSNN_ERR_CONFIG naming val_fraction and the counts), then train_size and test_size
+ * (more than the part has is DSNN_ERR_CONFIG naming the key, the part and train_what or
+ * test_what). */
+DSNN_API enum dsnn_status dsnn_holdout_cut(const struct dsnn_cfg *cfg,
+                                           const struct dsnn_holdout_options *o,
+                                           int64_t n_train_data, const char *train_what,
+                                           int64_t n_test_data, const char *test_what,
+                                           struct dsnn_holdout *h, struct dsnn_error *err);
 
 /* ---- Named normalisation statistics ---- */
 

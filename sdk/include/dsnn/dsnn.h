@@ -35,7 +35,7 @@
  * CMake checks the rule at configure time. */
 #define DSNN_VERSION_MAJOR 0
 #define DSNN_VERSION_MINOR 3
-#define DSNN_VERSION_PATCH 0
-#define DSNN_VERSION_STRING "0.3.0"
+#define DSNN_VERSION_PATCH 1
+#define DSNN_VERSION_STRING "0.3.1"
 
 #endif

@@ -85,6 +85,10 @@ struct dsnn_key_table {
 
 #define DSNN_KEY_AT(T, field) .offset = offsetof(T, field), .size = sizeof(((T *)0)->field)
 #define DSNN_KEY_RANGE(lo, hi) .has_range = true, .min = (lo), .max = (hi)
+/* The key every component's table starts with: `plugin`, the component's name (a string
+ * literal), which selects it. */
+#define DSNN_KEY_PLUGIN(plugin_name)                                                              \
+    {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = (plugin_name), .doc = "this plugin"}
 #define DSNN_KEYS_FROM(table) {.name = #table, .type = DSNN_KEY_INCLUDE, .include = &(table)}
 /* alias (a string literal) is accepted for the key `key` of the same table (or of a table it
  * includes); why says where the name comes from, e.g. "nupic". Giving both is an error. */

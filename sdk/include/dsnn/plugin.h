@@ -38,9 +38,13 @@ extern "C" {
  * an evaluation), nupic's per-batch coactivation average (struct dsnn_coact_options.average,
  * struct dsnn_coact_keys.average and .alpha: moving_average_alpha is one of DSNN_COACT_KEYS;
  * dsnn_coact_keys_check and dsnn_coact_train_epoch lost their alpha). A plugin built for ABI 2
- * must be rebuilt. */
+ * must be rebuilt.
+ * ABI 3.1 (SDK 0.3.1) adds, compatibly: struct dsnn_sample_store with dsnn_sample_store_begin /
+ * _next_batch / _free (begin and next_batch of a dataset that serves one sample at a time), the
+ * holdout keys (DSNN_HOLDOUT_KEYS, dsnn_holdout_read, dsnn_holdout_cut) and
+ * dsnn_cfg_count_error. */
 #define DSNN_ABI_MAJOR 3
-#define DSNN_ABI_MINOR 0
+#define DSNN_ABI_MINOR 1
 #define DSNN_PLUGIN_ENTRY_SYMBOL "dsnn_plugin_entry"
 
 /* Values are part of the ABI: append only. */

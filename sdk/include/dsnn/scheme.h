@@ -6,8 +6,7 @@
  *
  *     struct my_params { double weight_prune_perc; };
  *     static const struct dsnn_key_spec my_keys[] = {
- *         {.name = "plugin", .type = DSNN_KEY_STRING, .def_str = "mine", .doc = "this plugin"},
- *         DSNN_BASE_MODEL_KEYS, DSNN_SPARSE_MODEL_KEYS, DSNN_PRUNE_SCHEDULE_KEYS,
+ *         DSNN_SCHEME_KEYS("mine"), DSNN_PRUNE_SCHEDULE_KEYS,
  *         {.name = "weight_prune_perc", .type = DSNN_KEY_FLOAT, .def = 0.3, DSNN_KEY_RANGE(0, 1),
  *          DSNN_KEY_AT(struct my_params, weight_prune_perc), .doc = "..."},
  *     };
@@ -60,6 +59,12 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The head of a sparse scheme's key table: `plugin` (name), the base model's keys (optimizer,
+ * learning-rate schedule) and the sparse model's (which layers are sparse, initial density and
+ * weights). */
+#define DSNN_SCHEME_KEYS(plugin_name)                                                             \
+    DSNN_KEY_PLUGIN(plugin_name), DSNN_BASE_MODEL_KEYS, DSNN_SPARSE_MODEL_KEYS
 
 /* struct dsnn_scheme.flags */
 enum {

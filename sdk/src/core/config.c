@@ -333,6 +333,14 @@ enum dsnn_status dsnn_cfg_check_range(const struct dsnn_cfg *cfg, const char *ke
     return DSNN_OK;
 }
 
+enum dsnn_status dsnn_cfg_count_error(const struct dsnn_cfg *cfg, const char *key, size_t got,
+                                      const char *lead, size_t n, const char *items,
+                                      const char *give, struct dsnn_error *err)
+{
+    return key_error(cfg, key, err, "%zu values for %s%zu %s (give %s)", got, lead ? lead : "", n,
+                     items, give);
+}
+
 /* ---- files ---- */
 
 static enum dsnn_status parse_error(struct dsnn_config_file *f, const char *name,

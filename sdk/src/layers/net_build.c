@@ -90,11 +90,9 @@ enum dsnn_status dsnn_net_read_floats(const struct dsnn_cfg *cfg,
     if (st != DSNN_OK)
         return st;
     if (got != 1 && got != n) {
-        char where[300];
-        return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                              "%s: key '%s.%s': %zu values for %s%zu %s (give one value or %s)",
-                              dsnn_cfg_where(cfg, key, where, sizeof where), dsnn_cfg_path(cfg),
-                              key, got, what->lead, n, what->items, what->hint);
+        char give[200];
+        snprintf(give, sizeof give, "one value or %s", what->hint);
+        return dsnn_cfg_count_error(cfg, key, got, what->lead, n, what->items, give, err);
     }
     for (size_t i = 0; i < n; i++)
         out[i] = v[got == 1 ? 0 : i];

@@ -431,14 +431,9 @@ enum dsnn_status dsnn_scheme_read_per_layer(const struct dsnn_sparse_model *sm,
         dsnn_cfg_float_or_array(cfg, key, def, v, DSNN_SPARSE_MODEL_MAX_LAYERS, &got, err);
     if (st != DSNN_OK)
         return st;
-    if (got != 1 && got != sm->n_layers) {
-        char where[300];
-        return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                              "%s: key '%s.%s': %zu values for %zu sparse layers (give one value "
-                              "or one per sparse layer)",
-                              dsnn_cfg_where(cfg, key, where, sizeof where), dsnn_cfg_path(cfg),
-                              key, got, sm->n_layers);
-    }
+    if (got != 1 && got != sm->n_layers)
+        return dsnn_cfg_count_error(cfg, key, got, "", sm->n_layers, "sparse layers",
+                                    "one value or one per sparse layer", err);
     for (size_t i = 0; i < sm->n_layers; i++)
         out[i] = v[got == 1 ? 0 : i];
     return DSNN_OK;

@@ -194,14 +194,9 @@ enum dsnn_status sm_configure(struct dsnn_sparse_model *sm, const struct dsnn_cf
     if (n_sparse > DSNN_SPARSE_MODEL_MAX_LAYERS)
         return dsnn_error_set(err, DSNN_ERR_CONFIG, "%s: more than %d sparse layers",
                               dsnn_cfg_path(cfg), DSNN_SPARSE_MODEL_MAX_LAYERS);
-    if (have_on && dist == 0 && n_on != 1 && n_on != n_sparse) {
-        char where[300];
-        return dsnn_error_set(err, DSNN_ERR_CONFIG,
-                              "%s: key '%s.on_perc': %zu values for %zu sparse layers (give one "
-                              "value or one per sparse layer)",
-                              dsnn_cfg_where(cfg, "on_perc", where, sizeof where),
-                              dsnn_cfg_path(cfg), n_on, n_sparse);
-    }
+    if (have_on && dist == 0 && n_on != 1 && n_on != n_sparse)
+        return dsnn_cfg_count_error(cfg, "on_perc", n_on, "", n_sparse, "sparse layers",
+                                    "one value or one per sparse layer", err);
     for (size_t k = 0; k < n_sparse; k++) {
         struct dsnn_sparse_init init = dsnn_sparse_init_default();
         init.mask = (enum dsnn_sparse_mask)mask;
