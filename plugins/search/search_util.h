@@ -77,6 +77,10 @@ bool su_score(const struct dsnn_metrics *m, const char *metric, bool maximize, d
 /* qsort comparison of doubles, ascending. */
 int su_cmp_double(const void *x, const void *y);
 
+/* The ops fields of a strategy that takes no decision on the trials it suggested: each runs to
+ * its end (su_on_result_continue) and what it reported stays (su_on_complete_keep). */
+#define SU_NO_DECISIONS .on_result = su_on_result_continue, .on_complete = su_on_complete_keep
+
 /* on_result of a strategy that never stops a trial: DSNN_SEARCH_CONTINUE. */
 enum dsnn_search_decision su_on_result_continue(void *state, int trial_index, int epoch,
                                                 const struct dsnn_metrics *m);

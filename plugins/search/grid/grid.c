@@ -154,5 +154,5 @@ DSNN_SEARCH_PLUGIN("grid", "1.0.0", "Grid search: Cartesian product over any con
                    "num_samples times",
                    grid_keys,
                    .create = grid_create, .suggest = grid_suggest,
-                   .on_result = su_on_result_continue, .on_complete = su_on_complete_keep,
+                   SU_NO_DECISIONS,
                    .destroy = free)

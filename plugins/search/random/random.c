@@ -46,5 +46,5 @@ DSNN_SEARCH_PLUGIN("random", "1.0.0", "Random search: num_samples trials drawn f
                    "over any config key",
                    random_keys,
                    .create = random_create, .suggest = su_draw_suggest,
-                   .on_result = su_on_result_continue, .on_complete = su_on_complete_keep,
+                   SU_NO_DECISIONS,
                    .destroy = free)

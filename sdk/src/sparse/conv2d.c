@@ -113,6 +113,26 @@ static void sc_pull(struct sparse_conv2d *S)
     S->base.n_params = S->w->n_params;
 }
 
+/* The dense weight gradient (keep_dense) no longer matches the weights: not valid, not the
+ * engine's gradient target. */
+static void sc_dense_stale(struct sparse_conv2d *S)
+{
+    S->dense_valid = false;
+    sp_set_ext_grad(S->w, NULL);
+}
+
+/* The start of a forward or backward pass (pass names it in the error): the weights' CSR into
+ * *W (an uninitialised layer is DSNN_ERR_INVALID) and the dense gradient stale. */
+static enum dsnn_status sc_pass_begin(struct sparse_conv2d *S, struct dsnn_sparse_csr *W,
+                                      const char *pass, struct dsnn_error *err)
+{
+    if (!dsnn_sparse_get_csr(sc_w(S), W))
+        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': %s before init", S->base.name,
+                              pass);
+    sc_dense_stale(S);
+    return DSNN_OK;
+}
+
 static enum dsnn_status sc_init(struct dsnn_layer *l, struct dsnn_rng *rng,
                                 struct dsnn_error *err)
 {
@@ -121,8 +141,7 @@ static enum dsnn_status sc_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     sc_pull(S);
     if (st != DSNN_OK)
         return st;
-    S->dense_valid = false;
-    sp_set_ext_grad(S->w, NULL);
+    sc_dense_stale(S);
     S->xP_src = NULL;
     return DSNN_OK;
 }
@@ -434,10 +453,9 @@ static enum dsnn_status sc_forward(struct dsnn_layer *l, const float *x, float *
     (void)train;
     struct sparse_conv2d *S = sc_cast(l);
     struct dsnn_sparse_csr W;
-    if (!dsnn_sparse_get_csr(sc_w(S), &W))
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': forward before init", l->name);
-    S->dense_valid = false;
-    sp_set_ext_grad(S->w, NULL);
+    enum dsnn_status st0 = sc_pass_begin(S, &W, "forward", err);
+    if (st0 != DSNN_OK)
+        return st0;
     S->xP_src = NULL;
     if (dsnn_sparse_get_activation(sc_w(S)) != DSNN_SPARSE_ACT_NONE)
         return dsnn_error_set(err, DSNN_ERR_UNSUPPORTED, "layer '%s': a fused activation is not supported by sparse_conv2d (add a relu layer)", l->name);
@@ -529,10 +547,9 @@ static enum dsnn_status sc_backward(struct dsnn_layer *l, const float *x, const 
     (void)y;
     struct sparse_conv2d *S = sc_cast(l);
     struct dsnn_sparse_csr W;
-    if (!dsnn_sparse_get_csr(sc_w(S), &W))
-        return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': backward before init", l->name);
-    S->dense_valid = false;
-    sp_set_ext_grad(S->w, NULL);
+    enum dsnn_status st0 = sc_pass_begin(S, &W, "backward", err);
+    if (st0 != DSNN_OK)
+        return st0;
     struct dsnn_param_block *bb = dsnn_sparse_bias(sc_w(S));
     float *db = bb ? bb->grad : NULL;
     if (sc_dense_path(S, &W)) {
@@ -647,8 +664,7 @@ static enum dsnn_status sc_load(struct dsnn_layer *l, FILE *f, struct dsnn_error
     if (st == DSNN_OK)
         st = dsnn_layer_load(sc_w(S), f, err);
     sc_pull(S);
-    S->dense_valid = false;
-    sp_set_ext_grad(S->w, NULL);
+    sc_dense_stale(S);
     return st;
 }
 
@@ -784,8 +800,7 @@ void dsnn_sparse_conv2d_keep_dense_grad(struct dsnn_layer *l, bool on)
         if (!on) {
             free(S->dense_grad);
             S->dense_grad = NULL;
-            S->dense_valid = false;
-            sp_set_ext_grad(S->w, NULL);
+            sc_dense_stale(S);
         }
     }
 }
