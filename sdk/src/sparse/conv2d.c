@@ -68,6 +68,11 @@ struct sparse_conv2d {
     size_t xel, yel, del, dxel; /* floats per chunk of the x, y, dy and dx panels */
     int32_t *fbase; /* [nnz] forward offset of each connection (floats) */
     size_t fcap;
+    /* fbase, and the structure of the input gradient index (cptr, cbase, ck), hold the
+     * topology of generation fbase_gen / cidx_gen of the weight store when fbase_ok / cidx_ok:
+     * rebuilt only after a topology change (cval is gathered every backward) */
+    bool fbase_ok, cidx_ok;
+    uint64_t fbase_gen, cidx_gen;
     /* input gradient index: class cl's channel c holds connections [cptr[cl (C+1) + c],
      * cptr[cl (C+1) + c + 1]) of cbase (offset in the dy panel), ck (CSR index), cval */
     int64_t *cptr;
@@ -256,6 +261,10 @@ static void sc_unpack(const float *oP, size_t el, int nf, int rows, int cols, in
 
 static bool sc_build_fbase(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W)
 {
+    const uint64_t gen = sp_topology_gen(S->w);
+    if (S->fbase_ok && S->fbase_gen == gen)
+        return true;
+    S->fbase_ok = false;
     if (W->nnz > S->fcap || !S->fbase) {
         free(S->fbase);
         S->fbase = malloc(sizeof(int32_t) * (W->nnz ? W->nnz : 1));
@@ -268,12 +277,34 @@ static bool sc_build_fbase(struct sparse_conv2d *S, const struct dsnn_sparse_csr
         sc_decode(&S->g, W->col[k], &c, &i, &j);
         S->fbase[k] = (int32_t)((((size_t)i * S->wp + j) * S->cs + c) * SC_NB);
     }
+    S->fbase_ok = true;
+    S->fbase_gen = gen;
     return true;
 }
 
-/* The per-class CSC of the input gradient, values gathered. */
+/* cval[q] = the value of connection ck[q]: the index's values, gathered (every backward). */
+static void sc_gather_cval(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W)
+{
+    const int64_t n = (int64_t)W->nnz;
+    const int nt = ly_threads();
+    const uint32_t *ck = S->ck;
+    float *cv = S->cval;
+    const float *v = W->value;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && n >= 65536)
+    for (int64_t q = 0; q < n; q++)
+        cv[q] = v[ck[q]];
+}
+
+/* The per-class CSC of the input gradient (rebuilt when the topology changed), values
+ * gathered. */
 static bool sc_build_cindex(struct sparse_conv2d *S, const struct dsnn_sparse_csr *W)
 {
+    const uint64_t gen = sp_topology_gen(S->w);
+    if (S->cidx_ok && S->cidx_gen == gen) {
+        sc_gather_cval(S, W);
+        return true;
+    }
+    S->cidx_ok = false;
     const struct cv_geom *g = &S->g;
     const int C = g->c, ncls = g->sh * g->sw;
     const size_t np = (size_t)ncls * (C + 1);
@@ -322,6 +353,8 @@ static bool sc_build_cindex(struct sparse_conv2d *S, const struct dsnn_sparse_cs
             S->cval[q] = W->value[k];
         }
     free(next);
+    S->cidx_ok = true;
+    S->cidx_gen = gen;
     return true;
 }
 

@@ -92,13 +92,20 @@ static void sp_free_csc(struct sp_linear *S)
     S->csc_val = NULL;
     S->csc_valid = false;
     S->csc_val_valid = false;
+    S->topo_gen++;
 }
 
 void sp_topology_changed(struct sp_linear *S)
 {
+    S->topo_gen++;
     S->csc_valid = false;
     S->csc_val_valid = false;
     SP_WB(S).n = S->nnz;
+}
+
+uint64_t sp_topology_gen(const struct dsnn_layer *l)
+{
+    return ((const struct sp_linear *)l)->topo_gen;
 }
 
 enum dsnn_status sp_reserve_nnz(struct sp_linear *S, size_t need,
@@ -406,6 +413,7 @@ static enum dsnn_status sp_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     S->stats = (struct dsnn_sparse_update_stats){0, 0};
     S->last_edit = 0;
     S->csc_valid = false;
+    S->topo_gen++;
     l->initialized = true;
     return DSNN_OK;
 }
@@ -1171,6 +1179,7 @@ static enum dsnn_status sp_load(struct dsnn_layer *l, FILE *f, struct dsnn_error
     SP_WB(S).n = S->nnz;
     S->csc_valid = false;
     S->csc_val_valid = false;
+    S->topo_gen++;
     S->xT_valid = S->dyT_valid = false;
     if ((st = dsnn_io_read(f, S->row_ptr, sizeof(int64_t) * ((size_t)S->n_out + 1), "row_ptr",
                            err)) ||

@@ -61,6 +61,8 @@ struct sp_linear {
     int64_t *row_ptr; /* [n_out + 1] */
     int32_t *col;     /* [cap] */
 
+    uint64_t topo_gen; /* bumped whenever the CSR topology may have changed (with csc_valid) */
+
     /* CSC index, valid when csc_valid */
     bool csc_valid;
     int64_t *col_ptr; /* [n_in + 1] */
@@ -116,8 +118,11 @@ enum dsnn_status sp_reserve_nnz(struct sp_linear *S, size_t need,
                                      struct dsnn_error *err);
 /* Index of connection (row, col) in CSR order, or -1 if it is inactive (row and col in range). */
 int64_t sp_find(const struct sp_linear *S, int row, int col);
-/* Marks caches that depend on the topology stale. */
+/* Marks caches that depend on the topology stale (and bumps topo_gen). */
 void sp_topology_changed(struct sp_linear *S);
+/* The topology generation of l (a "sparse_linear" layer): equal values mean the same row_ptr
+ * and col (a cache built from them is still valid). */
+uint64_t sp_topology_gen(const struct dsnn_layer *l);
 /* Marks l (a "sparse_linear" layer) as the weight store of another layer and sets the dense
  * gradient it supplies (g: [n_out][n_in], valid until the next call; NULL: none). */
 void sp_set_ext_grad(struct dsnn_layer *l, const float *g);
