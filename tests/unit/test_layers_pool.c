@@ -198,11 +198,62 @@ static void test_max_nan_and_inf(void)
     dsnn_layer_free(l);
 }
 
+/* The 2x2 / stride 2 window (the layer's branch-free path) on an odd-sized input of few
+ * distinct values and some NaNs: the same maxima and the same chosen inputs as PyTorch's rule
+ * (first index of the window, replaced by a larger value or a NaN), written here as a scan. */
+static void test_max_2x2_ties(void)
+{
+    struct dsnn_error err = {0};
+    const int C = 3, H = 7, W = 9, OH = 3, OW = 4, batch = 2;
+    struct dsnn_layer *l = dsnn_maxpool2d_new("mp", (struct dsnn_shape){C, H, W}, 2, 2, 0, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    lc_init(l, 1);
+    const size_t ni = (size_t)batch * C * H * W, no = (size_t)batch * C * OH * OW;
+    float *x = lc_alloc(ni), *y = lc_alloc(no), *dy = lc_alloc(no), *dx = lc_alloc(ni);
+    struct dsnn_rng rng;
+    dsnn_rng_seed(&rng, 41, 1);
+    for (size_t i = 0; i < ni; i++) {
+        const uint64_t r = dsnn_rng_u64(&rng) % 16;
+        x[i] = r == 0 ? NAN : r == 1 ? -INFINITY : (float)(r % 3);
+    }
+    for (size_t o = 0; o < no; o++)
+        dy[o] = (float)(o + 1);
+    CU_ASSERT_EQUAL_FATAL(l->ops->forward(l, x, y, batch, true, NULL), DSNN_OK);
+    CU_ASSERT_EQUAL_FATAL(l->ops->backward(l, x, y, dy, dx, batch, NULL), DSNN_OK);
+    int bad = 0, nans = 0;
+    for (int bc = 0; bc < batch * C; bc++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                const float *xc = x + (size_t)bc * H * W;
+                float m = -INFINITY;
+                int a = 2 * oy * W + 2 * ox;
+                for (int i = 0; i < 2; i++)
+                    for (int j = 0; j < 2; j++) {
+                        const int q = (2 * oy + i) * W + 2 * ox + j;
+                        if (xc[q] > m || isnan(xc[q])) {
+                            m = xc[q];
+                            a = q;
+                        }
+                    }
+                const size_t o = ((size_t)bc * OH + oy) * OW + ox;
+                nans += isnan(m);
+                bad += isnan(m) ? !isnan(y[o]) : y[o] != m;
+                /* the chosen input receives this output's gradient, o + 1 (windows do not
+                 * overlap) */
+                bad += dx[(size_t)bc * H * W + a] != (float)(o + 1);
+            }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(nans > 0); /* the data exercise the NaN rule */
+    free(x), free(y), free(dy), free(dx);
+    dsnn_layer_free(l);
+}
+
 static CU_TestInfo tests[] = {
     {"max pooling vs reference and finite differences", test_max},
     {"average pooling vs reference and finite differences", test_avg},
     {"global average pooling, default stride, invalid arguments", test_global_and_defaults},
     {"max pooling with NaN and -inf", test_max_nan_and_inf},
+    {"max pooling 2x2 / 2: ties and NaNs as PyTorch", test_max_2x2_ties},
     CU_TEST_INFO_NULL,
 };
 

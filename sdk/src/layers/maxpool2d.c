@@ -15,11 +15,46 @@ struct maxpool2d {
 
 static const struct dsnn_layer_ops maxpool2d_ops;
 
+/* The 2x2 window of stride 2 without padding (VGG's and LeNet's pooling): every window in
+ * bounds, scanned in the same order with the same rule as the general case, without branches. */
+static void mp_forward_plane_2x2(const struct cv_geom *g, const float *xc, float *yc, int32_t *ac)
+{
+    const int W = g->w, OH = g->oh, OW = g->ow;
+    for (int oy = 0; oy < OH; oy++) {
+        const float *r0 = xc + (size_t)(2 * oy) * W, *r1 = r0 + W;
+        const int32_t i0 = 2 * oy * W;
+        float *yr = yc + (size_t)oy * OW;
+        int32_t *ar = ac + (size_t)oy * OW;
+        for (int ox = 0; ox < OW; ox++) {
+            const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+            const int32_t ia = i0 + 2 * ox;
+            /* from -inf at the first index, replaced by a larger value or a NaN (PyTorch) */
+            float m = a;
+            int32_t best = ia;
+            bool t = b > m || isnan(b);
+            m = t ? b : m;
+            best = t ? ia + 1 : best;
+            t = c > m || isnan(c);
+            m = t ? c : m;
+            best = t ? ia + W : best;
+            t = d > m || isnan(d);
+            m = t ? d : m;
+            best = t ? ia + W + 1 : best;
+            yr[ox] = m;
+            ar[ox] = best;
+        }
+    }
+}
+
 static void mp_forward_plane(const struct cv_pool *P, int it, const float *xc, float *yc)
 {
     const struct cv_geom *g = &P->g;
     const int H = g->h, W = g->w, OH = g->oh, OW = g->ow;
     int32_t *ac = ((const struct maxpool2d *)P)->argmax + (size_t)it * OH * OW;
+    if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0) {
+        mp_forward_plane_2x2(g, xc, yc, ac);
+        return;
+    }
     for (int oy = 0; oy < OH; oy++) {
         int y0 = oy * g->sh - g->ph, y1 = y0 + g->kh;
         y0 = y0 < 0 ? 0 : y0;
