@@ -232,10 +232,16 @@ static void col2im_plane(const struct cv_geom *g, size_t N, int b, int c, const 
                 const int iy = oy * SH - PH + i;
                 if (iy < 0 || iy >= H)
                     continue;
-                const float *row = src + (size_t)oy * OW;
-                float *d = dc + (size_t)iy * W;
-                for (int ox = x0; ox < x1; ox++)
-                    d[ox * SW + off] += row[ox];
+                const float *restrict row = src + (size_t)oy * OW;
+                float *restrict d = dc + (size_t)iy * W;
+                if (SW == 1) { /* contiguous: vectorised */
+                    float *restrict dd = d + off;
+                    for (int ox = x0; ox < x1; ox++)
+                        dd[ox] += row[ox];
+                } else {
+                    for (int ox = x0; ox < x1; ox++)
+                        d[ox * SW + off] += row[ox];
+                }
             }
         }
     }
