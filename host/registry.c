@@ -91,21 +91,17 @@ size_t dsnn_registry_ops_size(enum dsnn_kind kind)
 
 bool dsnn_registry_kind_parse(const char *s, enum dsnn_kind *out)
 {
-    static const struct {
-        const char *name;
-        enum dsnn_kind kind;
-    } names[] = {
-        {"dataset", DSNN_KIND_DATASET}, {"datasets", DSNN_KIND_DATASET},
-        {"network", DSNN_KIND_NETWORK}, {"networks", DSNN_KIND_NETWORK},
-        {"model", DSNN_KIND_MODEL},     {"models", DSNN_KIND_MODEL},
-        {"search", DSNN_KIND_SEARCH},   {"searches", DSNN_KIND_SEARCH},
-    };
+    /* a kind's name (dsnn_kind_str) or its plural: "datasets" ... "searches" */
     if (!s)
         return false;
-    for (size_t i = 0; i < DSNN_COUNT_OF(names); i++) {
-        if (strcmp(s, names[i].name) == 0) {
+    for (int k = DSNN_KIND_DATASET; k <= DSNN_KIND_SEARCH; k++) {
+        const char *name = dsnn_kind_str((enum dsnn_kind)k);
+        const size_t n = strlen(name);
+        if (strncmp(s, name, n) != 0)
+            continue;
+        if (s[n] == '\0' || strcmp(s + n, k == DSNN_KIND_SEARCH ? "es" : "s") == 0) {
             if (out)
-                *out = names[i].kind;
+                *out = (enum dsnn_kind)k;
             return true;
         }
     }

@@ -319,6 +319,13 @@ static void test_kind_parse(void)
     CU_ASSERT(dsnn_registry_kind_parse("networks", &k) && k == DSNN_KIND_NETWORK);
     CU_ASSERT(dsnn_registry_kind_parse("model", &k) && k == DSNN_KIND_MODEL);
     CU_ASSERT(dsnn_registry_kind_parse("search", &k) && k == DSNN_KIND_SEARCH);
+    CU_ASSERT(dsnn_registry_kind_parse("datasets", &k) && k == DSNN_KIND_DATASET);
+    CU_ASSERT(dsnn_registry_kind_parse("models", &k) && k == DSNN_KIND_MODEL);
+    CU_ASSERT(dsnn_registry_kind_parse("searches", &k) && k == DSNN_KIND_SEARCH);
+    CU_ASSERT(dsnn_registry_kind_parse("network", NULL));
+    static const char *const wrong[] = {"searchs", "datasetss", "data", "models2", "", "Model"};
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++)
+        CU_ASSERT(!dsnn_registry_kind_parse(wrong[i], &k));
     CU_ASSERT(!dsnn_registry_kind_parse("layer", &k));
     CU_ASSERT(!dsnn_registry_kind_parse(NULL, &k));
     CU_ASSERT_EQUAL(dsnn_registry_ops_size(DSNN_KIND_MODEL), sizeof(struct dsnn_model_ops));
