@@ -580,15 +580,18 @@ static enum dsnn_status idx_split(const struct dsnn_cfg *cfg, const struct idx_o
 {
     const struct idx_file *tri = &s->files[IDX_TRAIN_IMAGES];
     const struct idx_file *trl = &s->files[IDX_TRAIN_LABELS];
-    const bool use_val = o->holdout.val_fraction > 0;
-    const struct idx_file *test_im = &s->files[use_val ? IDX_TRAIN_IMAGES : IDX_TEST_IMAGES];
-    const struct idx_file *test_lb = &s->files[use_val ? IDX_TRAIN_LABELS : IDX_TEST_LABELS];
+    /* the test files (not read, count 0, with val_fraction > 0) */
+    const struct idx_file *test_im = &s->files[IDX_TEST_IMAGES];
+    const struct idx_file *test_lb = &s->files[IDX_TEST_LABELS];
     struct dsnn_holdout h;
-    enum dsnn_status st =
-        dsnn_holdout_cut(cfg, &o->holdout, (int64_t)tri->count, tri->path,
-                         use_val ? 0 : (int64_t)test_im->count, test_im->path, &h, e);
+    enum dsnn_status st = dsnn_holdout_cut(cfg, &o->holdout, (int64_t)tri->count, tri->path,
+                                           (int64_t)test_im->count, test_im->path, &h, e);
     if (st != DSNN_OK)
         return st;
+    if (h.from_train) { /* validation: the test split is the end of the train files */
+        test_im = tri;
+        test_lb = trl;
+    }
     const int64_t n_train = h.n_train, n_test = h.n_test, test_first = h.test_first;
     s->splits[DSNN_SPLIT_TRAIN] = (struct idx_split){tri->data, trl->data, n_train};
     s->splits[DSNN_SPLIT_TEST] = (struct idx_split){

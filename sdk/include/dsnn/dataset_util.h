@@ -313,8 +313,8 @@ struct dsnn_sample_store {
 };
 
 /* begin of a dataset whose state starts with a struct dsnn_sample_store:
- * dsnn_split_cursor_begin(&store->cur, split, epoch, store->n[split]) after
- * dsnn_split_cursor_check; a NULL state is DSNN_ERR_INVALID. */
+ * dsnn_split_cursor_begin(&store->cur, split, epoch, store->n[split]) (an unknown split is
+ * refused by its check); a NULL state is DSNN_ERR_INVALID. */
 DSNN_API enum dsnn_status dsnn_sample_store_begin(void *state, enum dsnn_split split, int epoch,
                                                   struct dsnn_error *err);
 /* next_batch of such a dataset: dsnn_split_cursor_fill(&store->cur, &store->buf,

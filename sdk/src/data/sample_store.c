@@ -13,10 +13,9 @@ enum dsnn_status dsnn_sample_store_begin(void *state, enum dsnn_split split, int
     struct dsnn_sample_store *s = state;
     if (!s)
         return dsnn_error_set(err, DSNN_ERR_INVALID, "dataset: begin on a NULL dataset");
-    enum dsnn_status st = dsnn_split_cursor_check(&s->cur, split, epoch, err);
-    if (st != DSNN_OK)
-        return st;
-    return dsnn_split_cursor_begin(&s->cur, split, epoch, s->n[split], err);
+    /* n is read only for a known split; the cursor refuses any other (its one check) */
+    const bool known = (unsigned)split <= (unsigned)DSNN_SPLIT_NOISE;
+    return dsnn_split_cursor_begin(&s->cur, split, epoch, known ? s->n[split] : 0, err);
 }
 
 enum dsnn_status dsnn_sample_store_next_batch(void *state, struct dsnn_batch *out,

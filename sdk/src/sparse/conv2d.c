@@ -350,11 +350,11 @@ static bool sc_build_cindex(struct sparse_conv2d *S, const struct dsnn_sparse_cs
             S->cbase[q] = (int32_t)((((size_t)(S->ty - i / g->sh) * S->dwp +
                                       (size_t)(S->tx - j / g->sw)) * ld) + (size_t)o * SC_NB);
             S->ck[q] = (uint32_t)k;
-            S->cval[q] = W->value[k];
         }
     free(next);
     S->cidx_ok = true;
     S->cidx_gen = gen;
+    sc_gather_cval(S, W);
     return true;
 }
 
