@@ -403,6 +403,53 @@ static void test_threads(void)
     g_dense_above = -1.0;
 }
 
+/* The dense engine's blocking (layers/conv_gemm.c): more taps than one reduction block (K > 256),
+ * more channels than one input-gradient block (M > 256, and not a multiple of the 6-row tile),
+ * groups of positions that span images and end in a partial panel; every result against the
+ * reference, and bit-identical on one and two threads. */
+static void test_dense_blocks(void)
+{
+    const struct geo gs[3] = {{40, 12, 12, 262, 3, 1, 1}, {30, 9, 9, 20, 1, 2, 0},
+                              {7, 11, 13, 9, 3, 2, 1}};
+    const int batch = 3;
+    for (int gi = 0; gi < 3; gi++) {
+        const struct geo *g = &gs[gi];
+        struct dsnn_layer *l = make(g, true, false, 1.0, 30 + gi);
+        const int bad = compare(l, g, false, batch, 60 + gi);
+        if (bad)
+            fprintf(stderr, "dense blocks geometry %d: %d mismatches\n", gi, bad);
+        CU_ASSERT_EQUAL(bad, 0);
+        const size_t ni = (size_t)batch * g->c * g->h * g->w;
+        const size_t no = (size_t)batch * dsnn_shape_size(l->out);
+        const size_t nw = (size_t)g->out_c * g->c * g->k * g->k;
+        float *x = lc_alloc(ni), *dy = lc_alloc(no), *y[2], *dx[2], *gw[2], *gb[2];
+        struct dsnn_rng rng;
+        dsnn_rng_seed(&rng, 90 + gi, 1);
+        lc_fill(x, ni, &rng, -1, 1);
+        lc_fill(dy, no, &rng, -1, 1);
+        for (int t = 0; t < 2; t++) {
+            dsnn_set_num_threads(t + 1);
+            y[t] = lc_alloc(no);
+            dx[t] = lc_alloc(ni);
+            gw[t] = lc_alloc(nw);
+            gb[t] = lc_alloc((size_t)g->out_c);
+            CU_ASSERT_EQUAL(l->ops->forward(l, x, y[t], batch, true, NULL), DSNN_OK);
+            CU_ASSERT_EQUAL(l->ops->backward(l, x, y[t], dy, dx[t], batch, NULL), DSNN_OK);
+            memcpy(gw[t], l->params[0].grad, sizeof(float) * nw);
+            memcpy(gb[t], l->params[1].grad, sizeof(float) * (size_t)g->out_c);
+        }
+        dsnn_set_num_threads(0);
+        CU_ASSERT_EQUAL(memcmp(y[0], y[1], sizeof(float) * no), 0);
+        CU_ASSERT_EQUAL(memcmp(dx[0], dx[1], sizeof(float) * ni), 0);
+        CU_ASSERT_EQUAL(memcmp(gw[0], gw[1], sizeof(float) * nw), 0);
+        CU_ASSERT_EQUAL(memcmp(gb[0], gb[1], sizeof(float) * (size_t)g->out_c), 0);
+        for (int t = 0; t < 2; t++)
+            free(y[t]), free(dx[t]), free(gw[t]), free(gb[t]);
+        free(x), free(dy);
+        dsnn_layer_free(l);
+    }
+}
+
 static void test_save_load(void)
 {
     const struct geo g = {2, 5, 5, 3, 3, 1, 1};
@@ -540,6 +587,7 @@ static CU_TestInfo tests[] = {
     {"sparse topology edits through the engine", test_sparse_topology},
     {"RigL growth from the dense gradient", test_rigl_dense_grad},
     {"thread count independence (sparse)", test_threads},
+    {"dense engine: reduction blocks, partial tiles, threads", test_dense_blocks},
     {"save / load", test_save_load},
     {"Hebbian coactivations vs a naive count", test_coactivations},
     {"geometry and invalid arguments", test_geometry_and_invalid},

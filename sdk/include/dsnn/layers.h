@@ -138,10 +138,12 @@ DSNN_API void dsnn_dropout_set_rng(struct dsnn_layer *l, const struct dsnn_rng *
  * [out_c][in_c][kernel][kernel] (PyTorch layout), initialised U(+-1/sqrt(fan_in)) with fan_in =
  * in_c kernel^2 (PyTorch's default), bias likewise.
  *
- * The dense layer computes im2col columns for a chunk of samples at once ([in_c k k] x
- * [chunk out_h out_w]) and one OpenBLAS sgemm per chunk; the chunk is as many samples as fit in
- * the workspace limit (dsnn_conv_set_workspace_limit). The workspace is per thread and shared by
- * all convolution layers.
+ * The dense layer is an implicit GEMM over groups of output positions (up to 128): each group's
+ * window columns are packed straight from the images and multiplied with the weights by the
+ * kernel set's register tiles (forward, weight and input gradients; no im2col matrix of the
+ * batch). A group is cut smaller when its largest buffer would pass the workspace limit
+ * (dsnn_conv_set_workspace_limit). The workspace is per thread and shared by all convolution
+ * layers.
  *
  * The sparse layer stores W as a [out_c][in_c k k] CSR matrix: it keeps a "sparse_linear" layer
  * (dsnn/sparse.h) with n_in = in_c k k and n_out = out_c as its weight store, so every
@@ -178,8 +180,9 @@ struct dsnn_conv2d_geom {
 };
 /* Geometry of a dense or sparse conv2d layer; false for other layers. */
 DSNN_API bool dsnn_conv2d_geometry(const struct dsnn_layer *l, struct dsnn_conv2d_geom *g);
-/* Largest workspace buffer (bytes) the convolutions use per thread and slot (default 16 MiB,
- * at least one sample's columns). Larger limits mean fewer, larger sgemm calls. */
+/* Limit (bytes) on the workspace buffers that scale with the positions of a group (default
+ * 16 MiB): groups of output positions are cut so that their buffers stay under it, down to one
+ * register tile of positions (the packed weights of a layer are not limited). */
 DSNN_API void dsnn_conv_set_workspace_limit(size_t bytes);
 
 /* Truly sparse convolution; type "sparse_conv2d". init as for dsnn_sparse_linear_new (NULL:

@@ -1,5 +1,5 @@
-/* layers/conv2d.c - dense 2d convolution (PyTorch nn.Conv2d, dilation 1, groups 1): im2col over a
- * chunk of samples and one OpenBLAS sgemm per chunk. */
+/* layers/conv2d.c - dense 2d convolution (PyTorch nn.Conv2d, dilation 1, groups 1) on the dense
+ * convolution engine (layers/conv_gemm.c). */
 #include "dsnn/layers.h"
 #include "layers/layers_impl.h"
 
@@ -44,48 +44,6 @@ static enum dsnn_status conv_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     return DSNN_OK;
 }
 
-/* Steps through a batch in chunks of samples whose column matrices fit the workspace (cv_chunk
- * with M output rows): from *b0 = *nb = 0, each call moves on to the next chunk, samples
- * [*b0, *b0 + *nb), and returns its column matrix; NULL after the last chunk (*b0 == batch) or
- * when out of memory (*b0 < batch). */
-static const float *cv_next_chunk(const struct cv_geom *g, int M, const float *x, int batch,
-                                  int *b0, int *nb)
-{
-    const int chunk = cv_chunk(g, g->c * g->kh * g->kw, M, batch);
-    *b0 += *nb;
-    if (*b0 >= batch)
-        return NULL;
-    *nb = batch - *b0 < chunk ? batch - *b0 : chunk;
-    return cv_cols_of(g, x, *b0, *nb);
-}
-
-enum dsnn_status cv_forward(const struct cv_geom *g, int M, const float *W, const float *bias,
-                            const float *x, float *y, int batch)
-{
-    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow;
-    const size_t out_size = (size_t)M * P;
-    int b0 = 0, nb = 0;
-    const float *cols;
-    while ((cols = cv_next_chunk(g, M, x, batch, &b0, &nb))) {
-        const int N = nb * P;
-        if (nb == 1) { /* the product is already in the output layout */
-            float *yb = y + (size_t)b0 * out_size;
-            ly_sgemm(false, false, M, N, K, 1.0f, W, K, cols, N, 0.0f, yb, N);
-            if (bias)
-                for (int o = 0; o < M; o++)
-                    for (int p = 0; p < P; p++)
-                        yb[(size_t)o * P + p] += bias[o];
-            continue;
-        }
-        float *ybuf = ws_get(1, (size_t)M * N);
-        if (!ybuf)
-            return DSNN_ERR_NOMEM;
-        ly_sgemm(false, false, M, N, K, 1.0f, W, K, cols, N, 0.0f, ybuf, N);
-        cv_scatter(ybuf, M, P, nb, bias, y + (size_t)b0 * out_size);
-    }
-    return b0 < batch ? DSNN_ERR_NOMEM : DSNN_OK;
-}
-
 static enum dsnn_status conv_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
                                      bool train, struct dsnn_error *err)
 {
@@ -95,47 +53,6 @@ static enum dsnn_status conv_forward(struct dsnn_layer *l, const float *x, float
                    y, batch) != DSNN_OK)
         return dsnn_error_set(err, DSNN_ERR_NOMEM, "layer '%s': out of memory in forward", l->name);
     return DSNN_OK;
-}
-
-enum dsnn_status cv_backward(const struct cv_geom *g, int M, const float *W, const float *x,
-                             const float *dy, int batch, float *dW, float *db, float *dx)
-{
-    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow;
-    const size_t in_size = (size_t)g->c * g->h * g->w, out_size = (size_t)M * P;
-    if (db)
-        memset(db, 0, sizeof(float) * (size_t)M);
-    int b0 = 0, nb = 0;
-    const float *cols;
-    while ((cols = cv_next_chunk(g, M, x, batch, &b0, &nb))) {
-        const int N = nb * P;
-        const float *dyc = dy + (size_t)b0 * out_size;
-        if (nb > 1) {
-            float *buf = ws_get(1, (size_t)M * N);
-            if (!buf)
-                return DSNN_ERR_NOMEM;
-            cv_gather(dyc, M, P, nb, buf);
-            dyc = buf;
-        }
-        /* dW (+)= dY cols^T */
-        ly_sgemm(false, true, M, K, N, 1.0f, dyc, N, cols, N, b0 == 0 ? 0.0f : 1.0f, dW, K);
-        if (db)
-            for (int o = 0; o < M; o++) {
-                const float *r = dyc + (size_t)o * N;
-                float s = 0.0f;
-                for (int n = 0; n < N; n++)
-                    s += r[n];
-                db[o] += s;
-            }
-        if (dx) {
-            float *dcols = ws_get(2, (size_t)K * N);
-            if (!dcols)
-                return DSNN_ERR_NOMEM;
-            /* dcols = W^T dY */
-            ly_sgemm(true, false, K, N, M, 1.0f, W, K, dyc, N, 0.0f, dcols, N);
-            cv_col2im(g, dcols, nb, dx + (size_t)b0 * in_size);
-        }
-    }
-    return b0 < batch ? DSNN_ERR_NOMEM : DSNN_OK;
 }
 
 static enum dsnn_status conv_backward(struct dsnn_layer *l, const float *x, const float *y,

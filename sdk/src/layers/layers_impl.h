@@ -85,41 +85,23 @@ void cv_pool_planes(const struct cv_pool *P, int batch, cv_pool_plane_fn fn, con
 void ly_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                 int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-/* Workspace: grow-only scratch buffers, one set per calling thread, shared by every layer (a
+/* Workspace: grow-only scratch buffers, one set per calling thread (the thread that runs the
+ * network, and the layer threads of the dense convolution engine), shared by every layer (a
  * layer must not keep a pointer across calls). slot < WS_SLOTS. NULL if out of memory. */
 #define WS_SLOTS 4
 float *ws_get(int slot, size_t floats);
 /* Limit (floats) on one workspace buffer, used to size sample chunks. */
 size_t ws_limit_floats(void);
 
-/* Samples per chunk so that both [rows_a][chunk P] and [rows_b][chunk P] buffers stay under the
- * workspace limit (at least 1, at most batch). P = oh ow. */
-int cv_chunk(const struct cv_geom *g, int rows_a, int rows_b, int batch);
-
-/* im2col of nb samples x [nb][c][h][w]: cols[K][nb P] with K = c kh kw, row (ci kh + i) kw + j,
- * column b P + oy ow + ox (zero where the window reads padding). */
-void cv_im2col(const struct cv_geom *g, const float *x, int nb, float *cols);
-/* Adjoint of im2col: dx[nb][c][h][w] = sum of the columns that read each input (dx is
- * overwritten). */
-void cv_col2im(const struct cv_geom *g, const float *cols, int nb, float *dx);
-
-/* The columns of samples [b0, b0 + nb) of x [batch][c][h][w] (cv_im2col into workspace slot
- * 0), or NULL if out of memory. */
-const float *cv_cols_of(const struct cv_geom *g, const float *x, int b0, int nb);
-
-/* Forward of a dense convolution with weights W [M][c kh kw] (bias NULL: none) over chunks of
- * samples (im2col + sgemm). DSNN_ERR_NOMEM if the workspace cannot be allocated (no message). */
+/* The dense convolution engine (layers/conv_gemm.c), on the calling thread's workspace slots
+ * 0-3 and the layer threads. Forward with weights W [M][c kh kw] (bias NULL: none).
+ * DSNN_ERR_NOMEM if the workspace cannot be allocated (no message). */
 enum dsnn_status cv_forward(const struct cv_geom *g, int M, const float *W, const float *bias,
                             const float *x, float *y, int batch);
-/* Backward of a dense convolution with weights W [M][c kh kw] over chunks of samples (im2col +
- * sgemm): dW = dY cols^T; db[M] = sum dY and dx (col2im of W^T dY) unless NULL (then W is not
- * read). DSNN_ERR_NOMEM if the workspace cannot be allocated (no message). */
+/* Backward with weights W [M][c kh kw]: dW = dY cols^T (overwritten), db[M] = sum dY and dx
+ * (col2im of W^T dY, overwritten) unless NULL (without dx, W is not read). DSNN_ERR_NOMEM if
+ * the workspace cannot be allocated (no message). */
 enum dsnn_status cv_backward(const struct cv_geom *g, int M, const float *W, const float *x,
                              const float *dy, int batch, float *dW, float *db, float *dx);
-
-/* ybuf[rows][nb P] -> y[nb][rows][P] (+ bias[rows] if not NULL). */
-void cv_scatter(const float *ybuf, int rows, int P, int nb, const float *bias, float *y);
-/* y[nb][rows][P] -> ybuf[rows][nb P]. */
-void cv_gather(const float *y, int rows, int P, int nb, float *ybuf);
 
 #endif

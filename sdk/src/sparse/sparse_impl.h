@@ -212,7 +212,12 @@ void sp_hashset_free(struct sp_hashset *h);
  *             for rows r in [r0, r1), samples s < SP_PAD (forward: rows are output channels, off
  *             the input element of a connection; input gradient: rows are input channels).
  * conv_sddmm: grad[k] += sum_q sum_s dy[q dy_step + r SP_PAD + s] x[q x_step + off[k] + s]
- *             for the connections k of rows [r0, r1) (weight gradient of one output row). */
+ *             for the connections k of rows [r0, r1) (weight gradient of one output row).
+ *
+ * The dense convolution engine (layers/conv_gemm.c) multiplies packed blocks with one tile:
+ * gemm_tile:  C[i][j] = (acc ? C[i][j] : 0) + sum_{q < k} A[q SP_GMR + i] B[q ldb + j]
+ *             for i < SP_GMR, j < gemm_nr; C rows ldc apart (no alignment needed). */
+#define SP_GMR 6 /* rows of a gemm tile */
 struct sp_kernels {
     const char *isa; /* "scalar", "avx2", "avx512" */
     void (*spmm)(const int64_t *ptr, const int32_t *idx, const float *val, const uint32_t *vk,
@@ -231,6 +236,9 @@ struct sp_kernels {
                       int r1, int npos);
     void (*conv_sddmm)(const int64_t *ptr, const int32_t *off, const float *dy, size_t dy_step,
                        const float *x, size_t x_step, float *grad, int r0, int r1, int npos);
+    void (*gemm_tile)(int k, const float *A, const float *B, size_t ldb, float *C, size_t ldc,
+                      bool acc);
+    int gemm_nr; /* columns of a gemm tile: 16 (scalar, avx2) or 32 (avx512) */
 };
 
 extern const struct sp_kernels sp_kernels_scalar, sp_kernels_avx2,

@@ -1,0 +1,503 @@
+/* layers/conv_gemm.c - the dense convolution engine (conv2d, and the dense path of sparse_conv2d):
+ * implicit GEMM over groups of output positions with the kernel set's gemm tile
+ * (sparse/kernels.inc, SP_GMR x gemm_nr):
+ *   forward          Y[m][n]     = sum_k W[m][k] cols[k][n]   tiles of 6 channels x nr positions
+ *   input gradient   dcols[k][n] = sum_m W[m][k] dY[m][n]     tiles of 6 taps x nr positions,
+ *                                                             then col2im of the group
+ *   weight gradient  dW^T[k][m]  = sum_n cols[k][n] dY[m][n]  tiles of 6 taps x nr channels
+ * where n runs over the batch's output positions (n = b P + p) and k over the window taps
+ * (k = (c kh + i) kw + j). A group's window columns are packed straight from the images into
+ * panels of nr positions (no im2col matrix of the batch) and its products are written straight
+ * into the image layout (no copy of the batch between layouts). The reductions over k and m run
+ * in blocks of CG_KC, so that the packed block of a group stays in L2 while the weights stream.
+ *
+ * Threads: the forward and the input gradient split the batch's images, the weight gradient the
+ * taps. Every output has one owner and a fixed order of summation (groups start at multiples of
+ * the group size), so results do not depend on the number of threads. */
+#include "layers/layers_impl.h"
+#include "sparse/sparse_impl.h"
+
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+#define CG_G 128  /* output positions per group (at most) */
+#define CG_KC 256 /* reduction block of the forward and of the input gradient */
+
+/* A run of consecutive output positions of a group inside one panel and one image (and one
+ * output row when cut by rows): group columns [col, col + len), image b, position p = oy ow + ox
+ * of the first. */
+struct cg_seg {
+    int col, len, b, p, oy, ox;
+};
+
+/* Cuts positions [n0, n0 + cnt) of the batch into runs; by_row: a run also stays in one output
+ * row (the windows of a row are one stretch of input rows). Returns the number of runs (at most
+ * cnt). */
+static int cg_runs(const struct cv_geom *g, int64_t n0, int cnt, int nr, bool by_row,
+                   struct cg_seg *s)
+{
+    const int P = g->oh * g->ow;
+    int ns = 0;
+    for (int t = 0; t < cnt;) {
+        const int64_t n = n0 + t;
+        const int b = (int)(n / P), p = (int)(n % P), oy = p / g->ow, ox = p % g->ow;
+        int len = by_row ? g->ow - ox : P - p;
+        if (len > nr - t % nr)
+            len = nr - t % nr;
+        if (len > cnt - t)
+            len = cnt - t;
+        s[ns++] = (struct cg_seg){t, len, b, p, oy, ox};
+        t += len;
+    }
+    return ns;
+}
+
+/* Tap (i, j) of a run cut by rows: the run's positions t in [*t0, *t1) read input row *iy at
+ * column *ix + t sw; the others read padding. */
+static void cg_tap(const struct cv_geom *g, const struct cg_seg *s, int i, int j, int *iy,
+                   int *ix, int *t0, int *t1)
+{
+    *iy = s->oy * g->sh - g->ph + i;
+    *ix = s->ox * g->sw - g->pw + j;
+    int a = 0, b = 0;
+    if (*iy >= 0 && *iy < g->h) {
+        if (g->sw == 1) { /* no divisions on the common path */
+            a = *ix >= 0 ? 0 : -*ix;
+            b = g->w - *ix;
+        } else {
+            a = *ix >= 0 ? 0 : (-*ix + g->sw - 1) / g->sw;
+            b = *ix > g->w - 1 ? 0 : (g->w - 1 - *ix) / g->sw + 1;
+        }
+        if (a > s->len)
+            a = s->len;
+        if (b > s->len)
+            b = s->len;
+        if (b < a)
+            b = a;
+    }
+    *t0 = a;
+    *t1 = b;
+}
+
+/* d[t ds] = tap (i, j) of channel plane xc at the run's positions t < len (0 on padding). */
+static void cg_window_run(const struct cv_geom *g, const float *xc, const struct cg_seg *s,
+                          int i, int j, float *d, int ds)
+{
+    int iy, ix, t0, t1;
+    cg_tap(g, s, i, j, &iy, &ix, &t0, &t1);
+    int t = 0;
+    for (; t < t0; t++)
+        d[t * ds] = 0.0f;
+    if (t1 > t0) {
+        const float *row = xc + (size_t)iy * g->w;
+        if (ds == 1 && g->sw == 1) {
+            float *restrict dd = d;
+            const float *restrict ss = row + ix;
+            for (t = t0; t < t1; t++) /* short runs: a vector loop, not a memcpy call */
+                dd[t] = ss[t];
+        } else
+            for (t = t0; t < t1; t++)
+                d[t * ds] = row[ix + t * g->sw];
+    }
+    for (t = t1; t < s->len; t++)
+        d[t * ds] = 0.0f;
+}
+
+/* Tap k = (c kh + i) kw + j of a window, stepped without divisions. */
+struct cg_k {
+    int c, i, j;
+};
+
+static struct cg_k cg_k_of(const struct cv_geom *g, int k)
+{
+    const int taps = g->kh * g->kw;
+    return (struct cg_k){k / taps, k % taps / g->kw, k % g->kw};
+}
+
+static void cg_k_next(const struct cv_geom *g, struct cg_k *t)
+{
+    if (++t->j == g->kw) {
+        t->j = 0;
+        if (++t->i == g->kh) {
+            t->i = 0;
+            t->c++;
+        }
+    }
+}
+
+/* The workspace of a pass: 64-byte aligned buffers of the calling thread. */
+static float *cg_ws(int slot, size_t floats)
+{
+    float *p = ws_get(slot, floats + 16);
+    return p ? (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63) : NULL;
+}
+
+static size_t cg_round(size_t n, size_t to)
+{
+    return (n + to - 1) / to * to;
+}
+
+/* Positions per group: at most CG_G, fewer when a group's largest buffer (rows x positions)
+ * would pass the workspace limit, at least one panel. */
+static int cg_group(size_t rows, int nr)
+{
+    size_t g = ws_limit_floats() / (rows ? rows : 1);
+    g = g / (size_t)nr * (size_t)nr;
+    if (g > CG_G)
+        g = CG_G;
+    return g < (size_t)nr ? nr : (int)g;
+}
+
+/* Threads for a pass of `flop` FLOPs over `items` independent parts. */
+static int cg_threads(double flop, int64_t items)
+{
+    int nt = ly_threads();
+    if (flop < BLAS_MT_FLOP || omp_in_parallel())
+        nt = 1;
+    return items < nt ? (items > 0 ? (int)items : 1) : nt;
+}
+
+/* Groups of positions [n_begin, n_end): [*n0, *n0 + *cnt), starting at multiples of G. */
+static bool cg_next_group(int64_t n_end, int G, int64_t *n0, int *cnt)
+{
+    *n0 += *cnt;
+    if (*n0 >= n_end)
+        return false;
+    const int64_t stop = (*n0 / G + 1) * G;
+    *cnt = (int)((stop < n_end ? stop : n_end) - *n0);
+    return true;
+}
+
+/* ---- forward ---- */
+
+/* Bp[panel][kk][nr] = cols[k0 + kk][group column] for kk < kc (0 past the group's columns). */
+static void cg_pack_windows(const struct cv_geom *g, const float *x, const struct cg_seg *sg,
+                            int ns, int cnt, int nr, int k0, int kc, float *Bp)
+{
+    const int tail = cnt % nr, last = cnt / nr;
+    const size_t HW = (size_t)g->h * g->w, img = (size_t)g->c * HW;
+    struct cg_k t = cg_k_of(g, k0);
+    for (int kk = 0; kk < kc; kk++, cg_k_next(g, &t)) {
+        for (int q = 0; q < ns; q++) {
+            const struct cg_seg *s = &sg[q];
+            float *d = Bp + ((size_t)(s->col / nr) * kc + kk) * nr + s->col % nr;
+            cg_window_run(g, x + (size_t)s->b * img + (size_t)t.c * HW, s, t.i, t.j, d, 1);
+        }
+        if (tail)
+            memset(Bp + ((size_t)last * kc + kk) * nr + tail, 0,
+                   sizeof(float) * (size_t)(nr - tail));
+    }
+}
+
+/* Output positions [n_begin, n_end) of the forward; false if out of memory. */
+static bool cg_forward_part(const struct cv_geom *g, int M, const float *Ap, const float *bias,
+                            const float *x, float *y, int64_t n_begin, int64_t n_end, int G)
+{
+    const struct sp_kernels *kt = sp_kernels();
+    const int nr = kt->gemm_nr, K = g->c * g->kh * g->kw, P = g->oh * g->ow;
+    const size_t Mp = cg_round((size_t)M, SP_GMR), Gp = cg_round((size_t)G, (size_t)nr);
+    float *Bp = cg_ws(0, (size_t)(K < CG_KC ? K : CG_KC) * Gp);
+    float *Cg = cg_ws(1, Mp * Gp);
+    struct cg_seg *sg = (struct cg_seg *)(void *)cg_ws(2, sizeof(struct cg_seg) / sizeof(float) * (size_t)G);
+    if (!Bp || !Cg || !sg)
+        return false;
+    int64_t n0 = n_begin;
+    int cnt = 0;
+    while (cg_next_group(n_end, G, &n0, &cnt)) {
+        const int ns = cg_runs(g, n0, cnt, nr, true, sg), npan = (cnt + nr - 1) / nr;
+        const size_t ldc = (size_t)npan * nr;
+        for (int pc = 0; pc < K; pc += CG_KC) {
+            const int kc = K - pc < CG_KC ? K - pc : CG_KC;
+            cg_pack_windows(g, x, sg, ns, cnt, nr, pc, kc, Bp);
+            for (int jp = 0; jp < npan; jp++)
+                for (size_t ir = 0; ir < Mp; ir += SP_GMR)
+                    kt->gemm_tile(kc, Ap + ir * K + (size_t)pc * SP_GMR,
+                                  Bp + (size_t)jp * kc * nr, (size_t)nr,
+                                  Cg + ir * ldc + (size_t)jp * nr, ldc, pc > 0);
+        }
+        for (int q = 0; q < ns; q++) {
+            const struct cg_seg *s = &sg[q];
+            for (int m = 0; m < M; m++) {
+                const float *src = Cg + (size_t)m * ldc + s->col;
+                float *d = y + ((size_t)s->b * M + m) * P + s->p;
+                if (bias) {
+                    const float bm = bias[m];
+                    for (int t = 0; t < s->len; t++)
+                        d[t] = src[t] + bm;
+                } else {
+                    memcpy(d, src, sizeof(float) * (size_t)s->len);
+                }
+            }
+        }
+    }
+    return true;
+}
+
+enum dsnn_status cv_forward(const struct cv_geom *g, int M, const float *W, const float *bias,
+                            const float *x, float *y, int batch)
+{
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow;
+    const size_t Mp = cg_round((size_t)M, SP_GMR);
+    if (batch <= 0)
+        return DSNN_OK;
+    /* Ap[sliver][k][r] = W[6 sliver + r][k] (0 past M) */
+    float *Ap = cg_ws(3, Mp * (size_t)K);
+    if (!Ap)
+        return DSNN_ERR_NOMEM;
+    for (size_t s = 0; s < Mp / SP_GMR; s++)
+        for (int k = 0; k < K; k++)
+            for (int r = 0; r < SP_GMR; r++) {
+                const size_t m = s * SP_GMR + (size_t)r;
+                Ap[(s * K + (size_t)k) * SP_GMR + (size_t)r] =
+                    m < (size_t)M ? W[m * K + (size_t)k] : 0.0f;
+            }
+    const int G = cg_group(Mp > CG_KC ? Mp : CG_KC, sp_kernels()->gemm_nr);
+    const int nt = cg_threads(2.0 * M * K * P * (double)batch, batch);
+    bool ok = true;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int64_t b0, b1;
+        dsnn_part_range(batch, omp_get_thread_num(), omp_get_num_threads(), 1, &b0, &b1);
+        if (b1 > b0 && !cg_forward_part(g, M, Ap, bias, x, y, b0 * P, b1 * P, G)) {
+#pragma omp atomic write
+            ok = false;
+        }
+    }
+    return ok ? DSNN_OK : DSNN_ERR_NOMEM;
+}
+
+/* ---- input gradient ---- */
+
+/* Bd[panel][mm][nr] = dY[m0 + mm][group column] for mm < mc (runs cut by images). */
+static void cg_pack_dy(const float *dy, int M, int P, const struct cg_seg *sg, int ns, int cnt,
+                       int nr, int m0, int mc, float *Bd)
+{
+    const int tail = cnt % nr, last = cnt / nr;
+    for (int mm = 0; mm < mc; mm++) {
+        for (int q = 0; q < ns; q++) {
+            const struct cg_seg *s = &sg[q];
+            memcpy(Bd + ((size_t)(s->col / nr) * mc + mm) * nr + s->col % nr,
+                   dy + ((size_t)s->b * M + m0 + mm) * P + s->p, sizeof(float) * (size_t)s->len);
+        }
+        if (tail)
+            memset(Bd + ((size_t)last * mc + mm) * nr + tail, 0,
+                   sizeof(float) * (size_t)(nr - tail));
+    }
+}
+
+/* dx += the group's columns Dc [k][ldc] at the inputs their windows read (runs cut by rows). */
+static void cg_col2im(const struct cv_geom *g, const float *Dc, size_t ldc,
+                      const struct cg_seg *sg, int ns, float *dx)
+{
+    const int K = g->c * g->kh * g->kw;
+    const size_t HW = (size_t)g->h * g->w, img = (size_t)g->c * HW;
+    struct cg_k tk = cg_k_of(g, 0);
+    for (int k = 0; k < K; k++, cg_k_next(g, &tk)) {
+        for (int q = 0; q < ns; q++) {
+            const struct cg_seg *s = &sg[q];
+            int iy, ix, t0, t1;
+            cg_tap(g, s, tk.i, tk.j, &iy, &ix, &t0, &t1);
+            if (t1 <= t0)
+                continue;
+            const float *restrict src = Dc + (size_t)k * ldc + s->col;
+            float *restrict row = dx + (size_t)s->b * img + (size_t)tk.c * HW + (size_t)iy * g->w;
+            if (g->sw == 1) {
+                float *restrict d = row + ix;
+                for (int t = t0; t < t1; t++)
+                    d[t] += src[t];
+            } else {
+                for (int t = t0; t < t1; t++)
+                    row[ix + t * g->sw] += src[t];
+            }
+        }
+    }
+}
+
+/* dx of images [b0, b1); false if out of memory. */
+static bool cg_dx_part(const struct cv_geom *g, int M, const float *At, const float *dy,
+                       float *dx, int64_t b0, int64_t b1, int G)
+{
+    const struct sp_kernels *kt = sp_kernels();
+    const int nr = kt->gemm_nr, K = g->c * g->kh * g->kw, P = g->oh * g->ow;
+    const size_t Kp = cg_round((size_t)K, SP_GMR), Gp = cg_round((size_t)G, (size_t)nr);
+    float *Bd = cg_ws(0, (size_t)(M < CG_KC ? M : CG_KC) * Gp);
+    float *Dc = cg_ws(1, Kp * Gp);
+    struct cg_seg *sg = (struct cg_seg *)(void *)cg_ws(2, 2 * sizeof(struct cg_seg) / sizeof(float) * (size_t)G);
+    if (!Bd || !Dc || !sg)
+        return false;
+    struct cg_seg *rows = sg + G;
+    const size_t img = (size_t)g->c * g->h * g->w;
+    memset(dx + (size_t)b0 * img, 0, sizeof(float) * img * (size_t)(b1 - b0));
+    int64_t n0 = b0 * P;
+    int cnt = 0;
+    while (cg_next_group(b1 * P, G, &n0, &cnt)) {
+        const int ns = cg_runs(g, n0, cnt, nr, false, sg), npan = (cnt + nr - 1) / nr;
+        const int nrow = cg_runs(g, n0, cnt, nr, true, rows);
+        const size_t ldc = (size_t)npan * nr;
+        for (int pc = 0; pc < M; pc += CG_KC) {
+            const int mc = M - pc < CG_KC ? M - pc : CG_KC;
+            cg_pack_dy(dy, M, P, sg, ns, cnt, nr, pc, mc, Bd);
+            for (int jp = 0; jp < npan; jp++)
+                for (size_t ir = 0; ir < Kp; ir += SP_GMR)
+                    kt->gemm_tile(mc, At + ir * M + (size_t)pc * SP_GMR,
+                                  Bd + (size_t)jp * mc * nr, (size_t)nr,
+                                  Dc + ir * ldc + (size_t)jp * nr, ldc, pc > 0);
+        }
+        cg_col2im(g, Dc, ldc, rows, nrow, dx);
+    }
+    return true;
+}
+
+static enum dsnn_status cg_dx(const struct cv_geom *g, int M, const float *W, const float *dy,
+                              int batch, float *dx)
+{
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow;
+    const size_t Kp = cg_round((size_t)K, SP_GMR);
+    /* At[sliver][m][r] = W[m][6 sliver + r] (0 past K) */
+    float *At = cg_ws(3, Kp * (size_t)M);
+    if (!At)
+        return DSNN_ERR_NOMEM;
+    for (size_t s = 0; s < Kp / SP_GMR; s++)
+        for (int m = 0; m < M; m++)
+            for (int r = 0; r < SP_GMR; r++) {
+                const size_t k = s * SP_GMR + (size_t)r;
+                At[(s * M + (size_t)m) * SP_GMR + (size_t)r] =
+                    k < (size_t)K ? W[(size_t)m * K + k] : 0.0f;
+            }
+    const int G = cg_group(Kp > CG_KC ? Kp : CG_KC, sp_kernels()->gemm_nr);
+    const int nt = cg_threads(2.0 * M * K * P * (double)batch, batch);
+    bool ok = true;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int64_t b0, b1;
+        dsnn_part_range(batch, omp_get_thread_num(), omp_get_num_threads(), 1, &b0, &b1);
+        if (b1 > b0 && !cg_dx_part(g, M, At, dy, dx, b0, b1, G)) {
+#pragma omp atomic write
+            ok = false;
+        }
+    }
+    return ok ? DSNN_OK : DSNN_ERR_NOMEM;
+}
+
+/* ---- weight gradient ---- */
+
+/* dW[m][k] for the taps k of slivers [s0, s1) (k = 6 sliver + r); false if out of memory. */
+static bool cg_dw_part(const struct cv_geom *g, int M, const float *x, const float *dy,
+                       int batch, float *dW, int64_t s0, int64_t s1, int G)
+{
+    const struct sp_kernels *kt = sp_kernels();
+    const int nr = kt->gemm_nr, K = g->c * g->kh * g->kw, P = g->oh * g->ow;
+    const size_t Mn = cg_round((size_t)M, (size_t)nr), nsl = (size_t)(s1 - s0);
+    const size_t HW = (size_t)g->h * g->w, img = (size_t)g->c * HW;
+    float *Ac = cg_ws(0, nsl * SP_GMR * (size_t)G);
+    float *Bm = cg_ws(1, Mn * (size_t)G);
+    float *dWT = cg_ws(2, nsl * SP_GMR * Mn);
+    struct cg_seg *sg = (struct cg_seg *)(void *)cg_ws(3, 2 * sizeof(struct cg_seg) / sizeof(float) * (size_t)G);
+    if (!Ac || !Bm || !dWT || !sg)
+        return false;
+    struct cg_seg *rows = sg + G;
+    memset(dWT, 0, sizeof(float) * nsl * SP_GMR * Mn);
+    int64_t n0 = 0;
+    int cnt = 0;
+    while (cg_next_group((int64_t)batch * P, G, &n0, &cnt)) {
+        const int ns = cg_runs(g, n0, cnt, nr, false, sg);
+        const int nrow = cg_runs(g, n0, cnt, nr, true, rows);
+        /* Ac[sliver][t][r] = cols[6 sliver + r][n0 + t] */
+        for (size_t sl = 0; sl < nsl; sl++)
+            for (int r = 0; r < SP_GMR; r++) {
+                const int k = (int)((s0 + (int64_t)sl) * SP_GMR + r);
+                float *d = Ac + sl * SP_GMR * (size_t)cnt + (size_t)r;
+                if (k >= K) {
+                    for (int t = 0; t < cnt; t++)
+                        d[(size_t)t * SP_GMR] = 0.0f;
+                    continue;
+                }
+                const struct cg_k tk = cg_k_of(g, k);
+                for (int q = 0; q < nrow; q++) {
+                    const struct cg_seg *s = &rows[q];
+                    cg_window_run(g, x + (size_t)s->b * img + (size_t)tk.c * HW, s, tk.i, tk.j,
+                                  d + (size_t)s->col * SP_GMR, SP_GMR);
+                }
+            }
+        /* Bm[panel][t][q] = dY[nr panel + q][n0 + t] (0 past M) */
+        for (size_t m = 0; m < Mn; m++) {
+            float *d = Bm + (m / (size_t)nr) * (size_t)cnt * nr + m % (size_t)nr;
+            if (m >= (size_t)M) {
+                for (int t = 0; t < cnt; t++)
+                    d[(size_t)t * nr] = 0.0f;
+                continue;
+            }
+            for (int q = 0; q < ns; q++) {
+                const struct cg_seg *s = &sg[q];
+                const float *src = dy + ((size_t)s->b * M + m) * P + s->p;
+                float *dd = d + (size_t)s->col * nr;
+                for (int t = 0; t < s->len; t++)
+                    dd[(size_t)t * nr] = src[t];
+            }
+        }
+        for (size_t sl = 0; sl < nsl; sl++)
+            for (size_t jm = 0; jm < Mn; jm += (size_t)nr)
+                kt->gemm_tile(cnt, Ac + sl * SP_GMR * (size_t)cnt, Bm + jm * (size_t)cnt,
+                              (size_t)nr, dWT + sl * SP_GMR * Mn + jm, Mn, true);
+    }
+    for (size_t kk = 0; kk < nsl * SP_GMR; kk++) {
+        const size_t k = (size_t)s0 * SP_GMR + kk;
+        if (k >= (size_t)K)
+            break;
+        for (int m = 0; m < M; m++)
+            dW[(size_t)m * K + k] = dWT[kk * Mn + (size_t)m];
+    }
+    return true;
+}
+
+static enum dsnn_status cg_dw(const struct cv_geom *g, int M, const float *x, const float *dy,
+                              int batch, float *dW)
+{
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow;
+    const int64_t slivers = (K + SP_GMR - 1) / SP_GMR;
+    const int nr = sp_kernels()->gemm_nr;
+    const size_t rows = cg_round((size_t)M, (size_t)nr) > (size_t)K ? cg_round((size_t)M, (size_t)nr)
+                                                                   : (size_t)K;
+    const int G = cg_group(rows, nr);
+    const int nt = cg_threads(2.0 * M * K * P * (double)batch, slivers);
+    bool ok = true;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int64_t s0, s1;
+        dsnn_part_range(slivers, omp_get_thread_num(), omp_get_num_threads(), 1, &s0, &s1);
+        if (s1 > s0 && !cg_dw_part(g, M, x, dy, batch, dW, s0, s1, G)) {
+#pragma omp atomic write
+            ok = false;
+        }
+    }
+    return ok ? DSNN_OK : DSNN_ERR_NOMEM;
+}
+
+enum dsnn_status cv_backward(const struct cv_geom *g, int M, const float *W, const float *x,
+                             const float *dy, int batch, float *dW, float *db, float *dx)
+{
+    const int K = g->c * g->kh * g->kw, P = g->oh * g->ow;
+    if (db) {
+        const int nt = cg_threads(2.0 * M * P * (double)batch, M);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+        for (int m = 0; m < M; m++) {
+            float s = 0.0f;
+            for (int b = 0; b < batch; b++) {
+                const float *r = dy + ((size_t)b * M + m) * P;
+                for (int p = 0; p < P; p++)
+                    s += r[p];
+            }
+            db[m] = s;
+        }
+    }
+    if (batch <= 0) {
+        if (dW)
+            memset(dW, 0, sizeof(float) * (size_t)M * K);
+        return DSNN_OK;
+    }
+    enum dsnn_status st = dW ? cg_dw(g, M, x, dy, batch, dW) : DSNN_OK;
+    if (st == DSNN_OK && dx)
+        st = cg_dx(g, M, W, dy, batch, dx);
+    return st;
+}
