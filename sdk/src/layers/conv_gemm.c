@@ -158,6 +158,25 @@ static int cg_threads(double flop, int64_t items)
     return items < nt ? (items > 0 ? (int)items : 1) : nt;
 }
 
+/* The weights as the A operand of the tiles, in workspace slot 3 of the calling thread:
+ * out[sliver][q][r] = src[(6 sliver + r) rs + q cs] for q < cols, 0 for 6 sliver + r >= rows
+ * (rows rounded up to the tile). NULL if out of memory. */
+static const float *cg_pack_slivers(const float *src, int rows, int cols, size_t rs, size_t cs)
+{
+    const size_t nsl = cg_round((size_t)rows, SP_GMR) / SP_GMR;
+    float *out = cg_ws(3, nsl * SP_GMR * (size_t)cols);
+    if (!out)
+        return NULL;
+    for (size_t sl = 0; sl < nsl; sl++)
+        for (int q = 0; q < cols; q++)
+            for (int r = 0; r < SP_GMR; r++) {
+                const size_t row = sl * SP_GMR + (size_t)r;
+                out[(sl * cols + (size_t)q) * SP_GMR + (size_t)r] =
+                    row < (size_t)rows ? src[row * rs + (size_t)q * cs] : 0.0f;
+            }
+    return out;
+}
+
 /* Groups of positions [n_begin, n_end): [*n0, *n0 + *cnt), starting at multiples of G. */
 static bool cg_next_group(int64_t n_end, int G, int64_t *n0, int *cnt)
 {
@@ -242,16 +261,9 @@ enum dsnn_status cv_forward(const struct cv_geom *g, int M, const float *W, cons
     if (batch <= 0)
         return DSNN_OK;
     /* Ap[sliver][k][r] = W[6 sliver + r][k] (0 past M) */
-    float *Ap = cg_ws(3, Mp * (size_t)K);
+    const float *Ap = cg_pack_slivers(W, M, K, (size_t)K, 1);
     if (!Ap)
         return DSNN_ERR_NOMEM;
-    for (size_t s = 0; s < Mp / SP_GMR; s++)
-        for (int k = 0; k < K; k++)
-            for (int r = 0; r < SP_GMR; r++) {
-                const size_t m = s * SP_GMR + (size_t)r;
-                Ap[(s * K + (size_t)k) * SP_GMR + (size_t)r] =
-                    m < (size_t)M ? W[m * K + (size_t)k] : 0.0f;
-            }
     const int G = cg_group(Mp > CG_KC ? Mp : CG_KC, sp_kernels()->gemm_nr);
     const int nt = cg_threads(2.0 * M * K * P * (double)batch, batch);
     bool ok = true;
@@ -355,16 +367,9 @@ static enum dsnn_status cg_dx(const struct cv_geom *g, int M, const float *W, co
     const int K = g->c * g->kh * g->kw, P = g->oh * g->ow;
     const size_t Kp = cg_round((size_t)K, SP_GMR);
     /* At[sliver][m][r] = W[m][6 sliver + r] (0 past K) */
-    float *At = cg_ws(3, Kp * (size_t)M);
+    const float *At = cg_pack_slivers(W, K, M, 1, (size_t)K);
     if (!At)
         return DSNN_ERR_NOMEM;
-    for (size_t s = 0; s < Kp / SP_GMR; s++)
-        for (int m = 0; m < M; m++)
-            for (int r = 0; r < SP_GMR; r++) {
-                const size_t k = s * SP_GMR + (size_t)r;
-                At[(s * M + (size_t)m) * SP_GMR + (size_t)r] =
-                    k < (size_t)K ? W[(size_t)m * K + k] : 0.0f;
-            }
     const int G = cg_group(Kp > CG_KC ? Kp : CG_KC, sp_kernels()->gemm_nr);
     const int nt = cg_threads(2.0 * M * K * P * (double)batch, batch);
     bool ok = true;

@@ -120,22 +120,3 @@ __attribute__((destructor)) static void ws_release(void)
         g_ws[i].n = 0;
     }
 }
-
-/* ---- window geometry ---- */
-
-void cv_valid_range(int o, int s, int p, int j, int w, int *x0, int *x1)
-{
-    /* ox * s >= p - j  and  ox * s <= w - 1 + p - j */
-    int lo = p - j, hi = w - 1 + p - j;
-    int a = lo <= 0 ? 0 : (lo + s - 1) / s;
-    int b = hi < 0 ? 0 : hi / s + 1;
-    if (a > o)
-        a = o;
-    if (b > o)
-        b = o;
-    if (b < a)
-        b = a;
-    *x0 = a;
-    *x1 = b;
-}
-

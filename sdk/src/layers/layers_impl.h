@@ -44,10 +44,6 @@ void *cv_pool_new(size_t size, const struct dsnn_layer_ops *ops, const char *nam
 /* dsnn_conv2d_geometry for sparse layers (sparse/conv2d.c). */
 bool sp_conv2d_geometry(const struct dsnn_layer *l, struct dsnn_conv2d_geom *g);
 
-/* Outputs [*o0, *o1) of o positions (stride s, padding p) whose input o * s - p + t lies in
- * [0, n) for kernel offset t. */
-void cv_valid_range(int o, int s, int p, int t, int n, int *o0, int *o1);
-
 /* Part p of `parts` of [0, n) for one thread: [*a, *b), cut at multiples of align (a power of
  * two, so that parts start on whole cache lines or vectors); the first part starts at 0, the
  * last ends at n, and a part may be empty. */
