@@ -80,49 +80,62 @@ static void cg_tap(const struct cv_geom *g, const struct cg_seg *s, int i, int j
     *t1 = b;
 }
 
-/* d[t ds] = tap (i, j) of channel plane xc at the run's positions t < len (0 on padding). */
-static void cg_window_run(const struct cv_geom *g, const float *xc, const struct cg_seg *s,
-                          int i, int j, float *d, int ds)
-{
-    int iy, ix, t0, t1;
-    cg_tap(g, s, i, j, &iy, &ix, &t0, &t1);
-    int t = 0;
-    for (; t < t0; t++)
-        d[t * ds] = 0.0f;
-    if (t1 > t0) {
-        const float *row = xc + (size_t)iy * g->w;
-        if (ds == 1 && g->sw == 1) {
-            float *restrict dd = d;
-            const float *restrict ss = row + ix;
-            for (t = t0; t < t1; t++) /* short runs: a vector loop, not a memcpy call */
-                dd[t] = ss[t];
-        } else
-            for (t = t0; t < t1; t++)
-                d[t * ds] = row[ix + t * g->sw];
-    }
-    for (t = t1; t < s->len; t++)
-        d[t * ds] = 0.0f;
-}
-
-/* Tap k = (c kh + i) kw + j of a window, stepped without divisions. */
-struct cg_k {
-    int c, i, j;
-};
-
-static struct cg_k cg_k_of(const struct cv_geom *g, int k)
+/* The window columns of taps [k0, k0 + kc) at a group's positions, from the runs sg (cut by
+ * rows, and by panels of pw columns): dst[(col / pw) ps + kk ks + col % pw] = cols[k0 + kk][col]
+ * (0 on padding). Runs and taps outside, channels inside: a run's border arithmetic is done once
+ * per tap, not once per row of the block, and the inner loop is a copy of the run. */
+static void cg_pack_cols(const struct cv_geom *g, const float *x, const struct cg_seg *sg, int ns,
+                         int k0, int kc, float *dst, int pw, size_t ps, size_t ks)
 {
     const int taps = g->kh * g->kw;
-    return (struct cg_k){k / taps, k % taps / g->kw, k % g->kw};
-}
-
-static void cg_k_next(const struct cv_geom *g, struct cg_k *t)
-{
-    if (++t->j == g->kw) {
-        t->j = 0;
-        if (++t->i == g->kh) {
-            t->i = 0;
-            t->c++;
-        }
+    const size_t HW = (size_t)g->h * g->w, img = (size_t)g->c * HW;
+    const int c0 = k0 / taps, c1 = (k0 + kc - 1) / taps + 1;
+    for (int q = 0; q < ns; q++) {
+        const struct cg_seg *s = &sg[q];
+        float *ds = dst + (size_t)(s->col / pw) * ps + s->col % pw;
+        const float *xb = x + (size_t)s->b * img;
+        const int len = s->len;
+        for (int i = 0; i < g->kh; i++)
+            for (int j = 0; j < g->kw; j++) {
+                const int tap = i * g->kw + j;
+                int iy, ix, t0, t1;
+                cg_tap(g, s, i, j, &iy, &ix, &t0, &t1);
+                /* channels whose tap k = c taps + tap lies in [k0, k0 + kc) */
+                const int ca = c0 * taps + tap < k0 ? c0 + 1 : c0;
+                const int cb = (c1 - 1) * taps + tap >= k0 + kc ? c1 - 1 : c1;
+                float *d = ds + (size_t)(ca * taps + tap - k0) * ks;
+                const size_t dstep = (size_t)taps * ks;
+                if (t1 <= t0) { /* the run reads padding only */
+                    for (int c = ca; c < cb; c++, d += dstep)
+                        memset(d, 0, sizeof(float) * (size_t)len);
+                    continue;
+                }
+                /* the run's first input read, at t0 */
+                const float *src = xb + (size_t)ca * HW + (size_t)iy * g->w +
+                                   (size_t)(ix + t0 * g->sw);
+                if (g->sw == 1 && t0 == 0 && t1 == len) { /* the common case: a plain copy */
+                    if (len == 16)
+                        for (int c = ca; c < cb; c++, d += dstep, src += HW)
+                            memcpy(d, src, sizeof(float) * 16);
+                    else
+                        for (int c = ca; c < cb; c++, d += dstep, src += HW)
+                            memcpy(d, src, sizeof(float) * (size_t)len);
+                    continue;
+                }
+                const int n = t1 - t0, sw = g->sw;
+                for (int c = ca; c < cb; c++, d += dstep, src += HW) {
+                    float *restrict dd = d + t0;
+                    const float *restrict ss = src;
+                    memset(d, 0, sizeof(float) * (size_t)t0);
+                    if (sw == 1)
+                        for (int u = 0; u < n; u++)
+                            dd[u] = ss[u];
+                    else
+                        for (int u = 0; u < n; u++)
+                            dd[u] = ss[u * sw];
+                    memset(dd + n, 0, sizeof(float) * (size_t)(len - t1));
+                }
+            }
     }
 }
 
@@ -194,18 +207,12 @@ static bool cg_next_group(int64_t n_end, int G, int64_t *n0, int *cnt)
 static void cg_pack_windows(const struct cv_geom *g, const float *x, const struct cg_seg *sg,
                             int ns, int cnt, int nr, int k0, int kc, float *Bp)
 {
-    const int tail = cnt % nr, last = cnt / nr;
-    const size_t HW = (size_t)g->h * g->w, img = (size_t)g->c * HW;
-    struct cg_k t = cg_k_of(g, k0);
-    for (int kk = 0; kk < kc; kk++, cg_k_next(g, &t)) {
-        for (int q = 0; q < ns; q++) {
-            const struct cg_seg *s = &sg[q];
-            float *d = Bp + ((size_t)(s->col / nr) * kc + kk) * nr + s->col % nr;
-            cg_window_run(g, x + (size_t)s->b * img + (size_t)t.c * HW, s, t.i, t.j, d, 1);
-        }
-        if (tail)
-            memset(Bp + ((size_t)last * kc + kk) * nr + tail, 0,
-                   sizeof(float) * (size_t)(nr - tail));
+    cg_pack_cols(g, x, sg, ns, k0, kc, Bp, nr, (size_t)kc * nr, (size_t)nr);
+    const int tail = cnt % nr;
+    if (tail) {
+        float *d = Bp + (size_t)(cnt / nr) * kc * nr + tail;
+        for (int kk = 0; kk < kc; kk++, d += nr)
+            memset(d, 0, sizeof(float) * (size_t)(nr - tail));
     }
 }
 
@@ -298,31 +305,36 @@ static void cg_pack_dy(const float *dy, int M, int P, const struct cg_seg *sg, i
     }
 }
 
-/* dx += the group's columns Dc [k][ldc] at the inputs their windows read (runs cut by rows). */
+/* dx += the group's columns Dc [k][ldc] at the inputs their windows read (runs cut by rows).
+ * Runs and taps outside, channels inside, as in cg_pack_cols. */
 static void cg_col2im(const struct cv_geom *g, const float *Dc, size_t ldc,
                       const struct cg_seg *sg, int ns, float *dx)
 {
-    const int K = g->c * g->kh * g->kw;
+    const int taps = g->kh * g->kw;
     const size_t HW = (size_t)g->h * g->w, img = (size_t)g->c * HW;
-    struct cg_k tk = cg_k_of(g, 0);
-    for (int k = 0; k < K; k++, cg_k_next(g, &tk)) {
-        for (int q = 0; q < ns; q++) {
-            const struct cg_seg *s = &sg[q];
-            int iy, ix, t0, t1;
-            cg_tap(g, s, tk.i, tk.j, &iy, &ix, &t0, &t1);
-            if (t1 <= t0)
-                continue;
-            const float *restrict src = Dc + (size_t)k * ldc + s->col;
-            float *restrict row = dx + (size_t)s->b * img + (size_t)tk.c * HW + (size_t)iy * g->w;
-            if (g->sw == 1) {
-                float *restrict d = row + ix;
-                for (int t = t0; t < t1; t++)
-                    d[t] += src[t];
-            } else {
-                for (int t = t0; t < t1; t++)
-                    row[ix + t * g->sw] += src[t];
+    for (int q = 0; q < ns; q++) {
+        const struct cg_seg *s = &sg[q];
+        for (int i = 0; i < g->kh; i++)
+            for (int j = 0; j < g->kw; j++) {
+                int iy, ix, t0, t1;
+                cg_tap(g, s, i, j, &iy, &ix, &t0, &t1);
+                if (t1 <= t0)
+                    continue;
+                const int n = t1 - t0, sw = g->sw;
+                const float *src = Dc + (size_t)(i * g->kw + j) * ldc + (size_t)(s->col + t0);
+                float *row = dx + (size_t)s->b * img + (size_t)iy * g->w + (size_t)(ix + t0 * sw);
+                const size_t sstep = (size_t)taps * ldc;
+                for (int c = 0; c < g->c; c++, src += sstep, row += HW) {
+                    const float *restrict ss = src;
+                    float *restrict d = row;
+                    if (sw == 1)
+                        for (int u = 0; u < n; u++)
+                            d[u] += ss[u];
+                    else
+                        for (int u = 0; u < n; u++)
+                            d[u * sw] += ss[u];
+                }
             }
-        }
     }
 }
 
@@ -387,72 +399,67 @@ static enum dsnn_status cg_dx(const struct cv_geom *g, int M, const float *W, co
 
 /* ---- weight gradient ---- */
 
-/* dW[m][k] for the taps k of slivers [s0, s1) (k = 6 sliver + r); false if out of memory. */
+/* dW[m][k] for the taps k of panels [p0, p1) (k = nr panel + q): tiles of 6 channels x nr
+ * taps, reduced over a group's positions, with dY as the broadcast operand (6 channels
+ * interleaved per position) and the window columns as the vector operand (nr taps interleaved
+ * per position: packed in the image layout's row order, then transposed in 8 x 8 blocks). The
+ * taps run in chunks of CG_KC so that a chunk's columns stay in L2. False if out of memory. */
 static bool cg_dw_part(const struct cv_geom *g, int M, const float *x, const float *dy,
-                       int batch, float *dW, int64_t s0, int64_t s1, int G)
+                       int batch, float *dW, int64_t p0, int64_t p1, int G)
 {
     const struct sp_kernels *kt = sp_kernels();
     const int nr = kt->gemm_nr, K = g->c * g->kh * g->kw, P = g->oh * g->ow;
-    const size_t Mn = cg_round((size_t)M, (size_t)nr), nsl = (size_t)(s1 - s0);
-    const size_t HW = (size_t)g->h * g->w, img = (size_t)g->c * HW;
-    float *Ac = cg_ws(0, nsl * SP_GMR * (size_t)G);
-    float *Bm = cg_ws(1, Mn * (size_t)G);
-    float *dWT = cg_ws(2, nsl * SP_GMR * Mn);
-    struct cg_seg *sg = (struct cg_seg *)(void *)cg_ws(3, 2 * sizeof(struct cg_seg) / sizeof(float) * (size_t)G);
-    if (!Ac || !Bm || !dWT || !sg)
+    const int k0 = (int)p0 * nr, k1 = (int)p1 * nr < K ? (int)p1 * nr : K;
+    const int chunk = CG_KC / nr > 0 ? CG_KC / nr * nr : nr; /* taps per chunk */
+    const size_t Mp = cg_round((size_t)M, SP_GMR), ldw = (size_t)(p1 - p0) * nr;
+    float *Cn = cg_ws(0, (size_t)chunk * G);
+    float *Bt = cg_ws(1, (size_t)chunk * G);
+    float *Ad = cg_ws(2, Mp * (size_t)G);
+    float *dWp = cg_ws(3, Mp * ldw);
+    struct cg_seg *sg = (struct cg_seg *)(void *)cg_ws(4, 2 * sizeof(struct cg_seg) / sizeof(float) * (size_t)G);
+    if (!Cn || !Bt || !Ad || !dWp || !sg)
         return false;
     struct cg_seg *rows = sg + G;
-    memset(dWT, 0, sizeof(float) * nsl * SP_GMR * Mn);
+    memset(dWp, 0, sizeof(float) * Mp * ldw);
     int64_t n0 = 0;
     int cnt = 0;
     while (cg_next_group((int64_t)batch * P, G, &n0, &cnt)) {
-        const int ns = cg_runs(g, n0, cnt, nr, false, sg);
-        const int nrow = cg_runs(g, n0, cnt, nr, true, rows);
-        /* Ac[sliver][t][r] = cols[6 sliver + r][n0 + t] */
-        for (size_t sl = 0; sl < nsl; sl++)
-            for (int r = 0; r < SP_GMR; r++) {
-                const int k = (int)((s0 + (int64_t)sl) * SP_GMR + r);
-                float *d = Ac + sl * SP_GMR * (size_t)cnt + (size_t)r;
-                if (k >= K) {
-                    for (int t = 0; t < cnt; t++)
-                        d[(size_t)t * SP_GMR] = 0.0f;
-                    continue;
-                }
-                const struct cg_k tk = cg_k_of(g, k);
-                for (int q = 0; q < nrow; q++) {
-                    const struct cg_seg *s = &rows[q];
-                    cg_window_run(g, x + (size_t)s->b * img + (size_t)tk.c * HW, s, tk.i, tk.j,
-                                  d + (size_t)s->col * SP_GMR, SP_GMR);
-                }
-            }
-        /* Bm[panel][t][q] = dY[nr panel + q][n0 + t] (0 past M) */
-        for (size_t m = 0; m < Mn; m++) {
-            float *d = Bm + (m / (size_t)nr) * (size_t)cnt * nr + m % (size_t)nr;
+        const int ns = cg_runs(g, n0, cnt, G, false, sg);
+        const int nrow = cg_runs(g, n0, cnt, G, true, rows);
+        /* Ad[sliver][t][r] = dY[6 sliver + r][n0 + t] (0 past M) */
+        for (size_t m = 0; m < Mp; m++) {
+            float *d = Ad + m / SP_GMR * SP_GMR * (size_t)cnt + m % SP_GMR;
             if (m >= (size_t)M) {
                 for (int t = 0; t < cnt; t++)
-                    d[(size_t)t * nr] = 0.0f;
+                    d[(size_t)t * SP_GMR] = 0.0f;
                 continue;
             }
             for (int q = 0; q < ns; q++) {
                 const struct cg_seg *s = &sg[q];
                 const float *src = dy + ((size_t)s->b * M + m) * P + s->p;
-                float *dd = d + (size_t)s->col * nr;
+                float *dd = d + (size_t)s->col * SP_GMR;
                 for (int t = 0; t < s->len; t++)
-                    dd[(size_t)t * nr] = src[t];
+                    dd[(size_t)t * SP_GMR] = src[t];
             }
         }
-        for (size_t sl = 0; sl < nsl; sl++)
-            for (size_t jm = 0; jm < Mn; jm += (size_t)nr)
-                kt->gemm_tile(cnt, Ac + sl * SP_GMR * (size_t)cnt, Bm + jm * (size_t)cnt,
-                              (size_t)nr, dWT + sl * SP_GMR * Mn + jm, Mn, true);
+        for (int kc0 = k0; kc0 < k1; kc0 += chunk) {
+            const int kc = k1 - kc0 < chunk ? k1 - kc0 : chunk, npan = (kc + nr - 1) / nr;
+            /* Cn[kk][t] = cols[kc0 + kk][n0 + t], then Bt[panel][t][q] = Cn[nr panel + q][t] */
+            cg_pack_cols(g, x, rows, nrow, kc0, kc, Cn, G, 0, (size_t)cnt);
+            for (int jp = 0; jp < npan; jp++) {
+                const int valid = kc - jp * nr < nr ? kc - jp * nr : nr;
+                dsnn_sp_transpose_in(Cn + (size_t)jp * nr * cnt, cnt, valid,
+                                     Bt + (size_t)jp * cnt * nr, (size_t)nr, 0, cnt, 0, nr);
+            }
+            for (int jp = 0; jp < npan; jp++)
+                for (size_t sl = 0; sl < Mp; sl += SP_GMR)
+                    kt->gemm_tile(cnt, Ad + sl * (size_t)cnt, Bt + (size_t)jp * cnt * nr,
+                                  (size_t)nr, dWp + sl * ldw + (size_t)(kc0 - k0 + jp * nr), ldw,
+                                  true);
+        }
     }
-    for (size_t kk = 0; kk < nsl * SP_GMR; kk++) {
-        const size_t k = (size_t)s0 * SP_GMR + kk;
-        if (k >= (size_t)K)
-            break;
-        for (int m = 0; m < M; m++)
-            dW[(size_t)m * K + k] = dWT[kk * Mn + (size_t)m];
-    }
+    for (int m = 0; m < M; m++)
+        memcpy(dW + (size_t)m * K + k0, dWp + (size_t)m * ldw, sizeof(float) * (size_t)(k1 - k0));
     return true;
 }
 
@@ -460,18 +467,17 @@ static enum dsnn_status cg_dw(const struct cv_geom *g, int M, const float *x, co
                               int batch, float *dW)
 {
     const int K = g->c * g->kh * g->kw, P = g->oh * g->ow;
-    const int64_t slivers = (K + SP_GMR - 1) / SP_GMR;
     const int nr = sp_kernels()->gemm_nr;
-    const size_t rows = cg_round((size_t)M, (size_t)nr) > (size_t)K ? cg_round((size_t)M, (size_t)nr)
-                                                                   : (size_t)K;
-    const int G = cg_group(rows, nr);
-    const int nt = cg_threads(2.0 * M * K * P * (double)batch, slivers);
+    const int64_t panels = (K + nr - 1) / nr;
+    const size_t Mp = cg_round((size_t)M, SP_GMR);
+    const int G = cg_group(Mp > CG_KC ? Mp : CG_KC, nr);
+    const int nt = cg_threads(2.0 * M * K * P * (double)batch, panels);
     bool ok = true;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int64_t s0, s1;
-        dsnn_part_range(slivers, omp_get_thread_num(), omp_get_num_threads(), 1, &s0, &s1);
-        if (s1 > s0 && !cg_dw_part(g, M, x, dy, batch, dW, s0, s1, G)) {
+        int64_t a, b;
+        dsnn_part_range(panels, omp_get_thread_num(), omp_get_num_threads(), 1, &a, &b);
+        if (b > a && !cg_dw_part(g, M, x, dy, batch, dW, a, b, G)) {
 #pragma omp atomic write
             ok = false;
         }

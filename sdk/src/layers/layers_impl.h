@@ -84,7 +84,7 @@ void ly_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, cons
 /* Workspace: grow-only scratch buffers, one set per calling thread (the thread that runs the
  * network, and the layer threads of the dense convolution engine), shared by every layer (a
  * layer must not keep a pointer across calls). slot < WS_SLOTS. NULL if out of memory. */
-#define WS_SLOTS 4
+#define WS_SLOTS 5
 float *ws_get(int slot, size_t floats);
 /* Limit (floats) on one workspace buffer, used to size sample chunks. */
 size_t ws_limit_floats(void);

@@ -176,7 +176,7 @@ static bool sc_need(float **p, size_t *cap, size_t n)
 }
 
 /* Workspace slots of the transient panels (shared by every layer of the thread; the dense
- * helpers cv_forward / cv_backward use slots 0-2, but never while these are live). */
+ * helpers cv_forward / cv_backward use slots 0-4, but never while these are live). */
 #define SC_WS_OUT 3
 #define SC_WS_DY 2
 
