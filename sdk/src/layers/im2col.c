@@ -3,6 +3,7 @@
 #include "layers/layers_impl.h"
 #include "dsnn/net.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +62,11 @@ int ly_threads(void)
 {
     int t = dsnn_get_num_threads();
     return t > 0 ? t : 1;
+}
+
+int ly_elem_threads(size_t n)
+{
+    return n >= ((size_t)1 << 16) && !omp_in_parallel() ? ly_threads() : 1;
 }
 
 void cv_pool_planes(const struct cv_pool *P, int batch, cv_pool_plane_fn fn, const float *in,

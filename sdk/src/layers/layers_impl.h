@@ -64,6 +64,10 @@ enum dsnn_status ly_load_chain(struct dsnn_layer *const *layers, size_t n, const
 
 /* Threads for the layer kernels (>= 1). */
 int ly_threads(void);
+/* Threads for an element-wise pass over n floats: the layer threads when n is large enough to
+ * pay for them (and not already inside a parallel region), else 1. Element-wise results do not
+ * depend on the count. */
+int ly_elem_threads(size_t n);
 
 /* Work on plane it (one (sample, channel) pair) of a pooling layer's batch: in and out point at
  * that plane of the operation's input and output. */

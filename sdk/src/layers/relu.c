@@ -1,12 +1,15 @@
 /* layers/relu.c - element-wise ReLU. */
 #include "dsnn/layer.h"
 #include "core/core_impl.h"
+#include "layers/layers_impl.h"
 
 MULTIVERSION static enum dsnn_status relu_forward(struct dsnn_layer *l, const float *restrict x,
                                      float *restrict y, int batch, bool train, struct dsnn_error *err)
 {
     (void)train, (void)err;
-    size_t n = (size_t)batch * (size_t)dsnn_shape_size(l->in);
+    const size_t n = (size_t)batch * (size_t)dsnn_shape_size(l->in);
+    const int nt = ly_elem_threads(n);
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
     for (size_t i = 0; i < n; i++)
         y[i] = x[i] > 0.0f ? x[i] : 0.0f;
     return DSNN_OK;
@@ -19,7 +22,9 @@ MULTIVERSION static enum dsnn_status relu_backward(struct dsnn_layer *l, const f
     (void)x, (void)err;
     if (!dx)
         return DSNN_OK;
-    size_t n = (size_t)batch * (size_t)dsnn_shape_size(l->in);
+    const size_t n = (size_t)batch * (size_t)dsnn_shape_size(l->in);
+    const int nt = ly_elem_threads(n);
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
     for (size_t i = 0; i < n; i++)
         dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
     return DSNN_OK;

@@ -167,12 +167,15 @@ static enum dsnn_status res_forward(struct dsnn_layer *l, const float *x, float 
         sc = R->act[j];
     }
     const size_t total = (size_t)batch * (size_t)dsnn_shape_size(l->out);
+    const int nt = ly_elem_threads(total);
     if (R->relu) {
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
         for (size_t i = 0; i < total; i++) {
             const float s = res[i] + sc[i];
             y[i] = s > 0.0f ? s : 0.0f;
         }
     } else {
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
         for (size_t i = 0; i < total; i++)
             y[i] = res[i] + sc[i];
     }
@@ -199,6 +202,15 @@ static enum dsnn_status res_chain_backward(struct residual *R, size_t first, siz
     return DSNN_OK;
 }
 
+/* dx[i] += a[i] for i < n */
+static void res_add(float *restrict dx, const float *restrict a, size_t n)
+{
+    const int nt = ly_elem_threads(n);
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
+    for (size_t i = 0; i < n; i++)
+        dx[i] += a[i];
+}
+
 static enum dsnn_status res_backward(struct dsnn_layer *l, const float *x, const float *y,
                                      const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
@@ -208,9 +220,12 @@ static enum dsnn_status res_backward(struct dsnn_layer *l, const float *x, const
     const size_t total = (size_t)batch * (size_t)dsnn_shape_size(l->out);
     const float *ds = dy;
     if (R->relu) {
+        float *rds = R->ds;
+        const int nt = ly_elem_threads(total);
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
         for (size_t i = 0; i < total; i++)
-            R->ds[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-        ds = R->ds;
+            rds[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        ds = rds;
     }
     enum dsnn_status st = res_chain_backward(R, 0, R->n_inner, x, ds, dx, batch, err);
     if (st != DSNN_OK)
@@ -222,11 +237,9 @@ static enum dsnn_status res_backward(struct dsnn_layer *l, const float *x, const
         if ((st = res_chain_backward(R, R->n_inner, R->n, x, ds, dsc, batch, err)) != DSNN_OK)
             return st;
         if (dx)
-            for (size_t i = 0; i < n_in; i++)
-                dx[i] += dsc[i];
+            res_add(dx, dsc, n_in);
     } else if (dx) {
-        for (size_t i = 0; i < n_in; i++)
-            dx[i] += ds[i];
+        res_add(dx, ds, n_in);
     }
     return DSNN_OK;
 }
