@@ -10,7 +10,7 @@
  *             strides 1 2 2 2; 1x1 stride-2 conv + bn shortcuts), global average pool, linear
  *             (as the resnet plugin, depth 18; no conv biases)
  * A density entry is
- *   1.0          every convolution dense (dsnn_conv2d_new: im2col + OpenBLAS sgemm)
+ *   1.0          every convolution dense (dsnn_conv2d_new: the dense engine, layers/conv_gemm.c)
  *   <d>          every convolution a sparse_conv2d of density d, the engine choosing per layer
  *                between its sparse kernels and its dense scratch path (--dense-above, default
  *                the layer's)

@@ -406,13 +406,17 @@ static void test_threads(void)
 /* The dense engine's blocking (layers/conv_gemm.c): more taps than one reduction block (K > 256),
  * more channels than one input-gradient block (M > 256, and not a multiple of the 6-row tile),
  * groups of positions that span images and end in a partial panel; every result against the
- * reference, and bit-identical on one and two threads. */
+ * reference, and bit-identical on one and two threads (the threads' image ranges starting off
+ * the tile width too). */
 static void test_dense_blocks(void)
 {
-    const struct geo gs[3] = {{40, 12, 12, 262, 3, 1, 1}, {30, 9, 9, 20, 1, 2, 0},
-                              {7, 11, 13, 9, 3, 2, 1}};
+    /* the last two are large enough for two threads and put the second thread's first image
+     * at a position that is no multiple of a tile's width (143 and 72 positions per image) */
+    const struct geo gs[5] = {{40, 12, 12, 262, 3, 1, 1}, {30, 9, 9, 20, 1, 2, 0},
+                              {7, 11, 13, 9, 3, 2, 1}, {24, 13, 11, 40, 3, 1, 1},
+                              {16, 15, 17, 96, 3, 2, 1}};
     const int batch = 3;
-    for (int gi = 0; gi < 3; gi++) {
+    for (int gi = 0; gi < 5; gi++) {
         const struct geo *g = &gs[gi];
         struct dsnn_layer *l = make(g, true, false, 1.0, 30 + gi);
         const int bad = compare(l, g, false, batch, 60 + gi);

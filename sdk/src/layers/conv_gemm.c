@@ -357,7 +357,10 @@ static bool cg_dx_part(const struct cv_geom *g, int M, const float *At, const fl
     int cnt = 0;
     while (cg_next_group(b1 * P, G, &n0, &cnt)) {
         const int ns = cg_runs(g, n0, cnt, nr, false, sg), npan = (cnt + nr - 1) / nr;
-        const int nrow = cg_runs(g, n0, cnt, nr, true, rows);
+        /* col2im's runs are cut by rows only, not by panels: the order of the additions into
+         * an input then depends on the rows and the groups (multiples of G, image starts),
+         * not on where a thread's images begin */
+        const int nrow = cg_runs(g, n0, cnt, G, true, rows);
         const size_t ldc = (size_t)npan * nr;
         for (int pc = 0; pc < M; pc += CG_KC) {
             const int mc = M - pc < CG_KC ? M - pc : CG_KC;

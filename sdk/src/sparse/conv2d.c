@@ -25,10 +25,10 @@
  * a time, so panel memory is bounded whatever the batch.
  *
  * Dense path. At densities >= dense_above (dsnn_sparse_conv2d_set_dense_above) the layer
- * scatters its weights into a dense scratch copy and runs the dense im2col + sgemm convolution;
- * the weight gradient is gathered back at the active connections. Storage, gradients and
- * optimizer state stay sparse. The dense gradient RigL needs (keep_dense_grad) uses im2col +
- * sgemm too. */
+ * scatters its weights into a dense scratch copy and runs the dense convolution engine
+ * (layers/conv_gemm.c); the weight gradient is gathered back at the active connections.
+ * Storage, gradients and optimizer state stay sparse. The dense gradient RigL needs
+ * (keep_dense_grad) comes from that engine too. */
 #include "dsnn/io.h"
 #include "dsnn/layers.h"
 #include "layers/layers_impl.h"
