@@ -25,8 +25,10 @@ MULTIVERSION static enum dsnn_status relu_backward(struct dsnn_layer *l, const f
     const size_t n = (size_t)batch * (size_t)dsnn_shape_size(l->in);
     const int nt = ly_elem_threads(n);
 #pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
-    for (size_t i = 0; i < n; i++)
-        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) { /* both loads unconditional: a vector select */
+        const float d = dy[i];
+        dx[i] = y[i] > 0.0f ? d : 0.0f;
+    }
     return DSNN_OK;
 }
 
