@@ -283,8 +283,10 @@ static enum dsnn_status kw_forward(struct dsnn_layer *l, const float *x, float *
                     for (int s = 0; s < S; s++)
                         mb[(size_t)c * S + s] = win[(size_t)s * C + c];
             }
-            for (int i = 0; i < n; i++)
-                yb[i] = mb[i] ? xb[i] : 0.0f;
+            for (int i = 0; i < n; i++) { /* unconditional load: a vector select */
+                const float v = xb[i];
+                yb[i] = mb[i] ? v : 0.0f;
+            }
         }
     }
     if (train) {
@@ -323,8 +325,10 @@ static enum dsnn_status kw_backward(struct dsnn_layer *l, const float *x, const 
         return dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': backward called with a batch larger than the buffers or without its forward state (batch %d)", l->name, batch);
     const size_t total = (size_t)batch * (size_t)K->n;
     const uint8_t *m = K->mask;
-    for (size_t i = 0; i < total; i++)
-        dx[i] = m[i] ? dy[i] : 0.0f;
+    for (size_t i = 0; i < total; i++) { /* unconditional load: a vector select */
+        const float d = dy[i];
+        dx[i] = m[i] ? d : 0.0f;
+    }
     return DSNN_OK;
 }
 
