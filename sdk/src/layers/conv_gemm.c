@@ -236,8 +236,8 @@ static bool cg_forward_part(const struct cv_geom *g, int M, const float *Ap, con
         for (int pc = 0; pc < K; pc += CG_KC) {
             const int kc = K - pc < CG_KC ? K - pc : CG_KC;
             cg_pack_windows(g, x, sg, ns, cnt, nr, pc, kc, Bp);
-            for (int jp = 0; jp < npan; jp++)
-                for (size_t ir = 0; ir < Mp; ir += SP_GMR)
+            for (size_t ir = 0; ir < Mp; ir += SP_GMR) /* a sliver in L1, the block in L2 */
+                for (int jp = 0; jp < npan; jp++)
                     kt->gemm_tile(kc, Ap + ir * K + (size_t)pc * SP_GMR,
                                   Bp + (size_t)jp * kc * nr, (size_t)nr,
                                   Cg + ir * ldc + (size_t)jp * nr, ldc, pc > 0);
@@ -365,8 +365,8 @@ static bool cg_dx_part(const struct cv_geom *g, int M, const float *At, const fl
         for (int pc = 0; pc < M; pc += CG_KC) {
             const int mc = M - pc < CG_KC ? M - pc : CG_KC;
             cg_pack_dy(dy, M, P, sg, ns, cnt, nr, pc, mc, Bd);
-            for (int jp = 0; jp < npan; jp++)
-                for (size_t ir = 0; ir < Kp; ir += SP_GMR)
+            for (size_t ir = 0; ir < Kp; ir += SP_GMR)
+                for (int jp = 0; jp < npan; jp++)
                     kt->gemm_tile(mc, At + ir * M + (size_t)pc * SP_GMR,
                                   Bd + (size_t)jp * mc * nr, (size_t)nr,
                                   Dc + ir * ldc + (size_t)jp * nr, ldc, pc > 0);
@@ -454,8 +454,8 @@ static bool cg_dw_part(const struct cv_geom *g, int M, const float *x, const flo
                 dsnn_sp_transpose_in(Cn + (size_t)jp * nr * cnt, cnt, valid,
                                      Bt + (size_t)jp * cnt * nr, (size_t)nr, 0, cnt, 0, nr);
             }
-            for (int jp = 0; jp < npan; jp++)
-                for (size_t sl = 0; sl < Mp; sl += SP_GMR)
+            for (size_t sl = 0; sl < Mp; sl += SP_GMR)
+                for (int jp = 0; jp < npan; jp++)
                     kt->gemm_tile(cnt, Ad + sl * (size_t)cnt, Bt + (size_t)jp * cnt * nr,
                                   (size_t)nr, dWp + sl * ldw + (size_t)(kc0 - k0 + jp * nr), ldw,
                                   true);
