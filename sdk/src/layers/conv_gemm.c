@@ -103,6 +103,8 @@ static void cg_pack_cols(const struct cv_geom *g, const float *x, const struct c
                 /* channels whose tap k = c taps + tap lies in [k0, k0 + kc) */
                 const int ca = c0 * taps + tap < k0 ? c0 + 1 : c0;
                 const int cb = (c1 - 1) * taps + tap >= k0 + kc ? c1 - 1 : c1;
+                if (ca >= cb)
+                    continue;
                 float *d = ds + (size_t)(ca * taps + tap - k0) * ks;
                 const size_t dstep = (size_t)taps * ks;
                 if (t1 <= t0) { /* the run reads padding only */
