@@ -4,16 +4,19 @@
  *   forward          Y[m][n]     = sum_k W[m][k] cols[k][n]   tiles of 6 channels x nr positions
  *   input gradient   dcols[k][n] = sum_m W[m][k] dY[m][n]     tiles of 6 taps x nr positions,
  *                                                             then col2im of the group
- *   weight gradient  dW^T[k][m]  = sum_n cols[k][n] dY[m][n]  tiles of 6 taps x nr channels
+ *   weight gradient  dW[m][k]    = sum_n dY[m][n] cols[k][n]  tiles of 6 channels x nr taps
  * where n runs over the batch's output positions (n = b P + p) and k over the window taps
  * (k = (c kh + i) kw + j). A group's window columns are packed straight from the images into
- * panels of nr positions (no im2col matrix of the batch) and its products are written straight
- * into the image layout (no copy of the batch between layouts). The reductions over k and m run
- * in blocks of CG_KC, so that the packed block of a group stays in L2 while the weights stream.
+ * panels of nr positions (no im2col matrix of the batch; for the weight gradient into rows, then
+ * transposed into panels of nr taps) and its products are written straight into the image
+ * layout (no copy of the batch between layouts). The reductions over k and m run in blocks of
+ * CG_KC, so that the packed block of a group stays in L2; a tile sweeps one sliver of the other
+ * operand (in L1) over the block's panels.
  *
  * Threads: the forward and the input gradient split the batch's images, the weight gradient the
- * taps. Every output has one owner and a fixed order of summation (groups start at multiples of
- * the group size), so results do not depend on the number of threads. */
+ * taps (panels of nr). Every output has one owner and a fixed order of summation (groups start
+ * at multiples of the group size, col2im's runs are cut by rows only), so results do not depend
+ * on the number of threads. */
 #include "layers/layers_impl.h"
 #include "sparse/sparse_impl.h"
 
