@@ -423,6 +423,15 @@ static void test_dense_blocks(void)
         if (bad)
             fprintf(stderr, "dense blocks geometry %d: %d mismatches\n", gi, bad);
         CU_ASSERT_EQUAL(bad, 0);
+        /* the smallest workspace: groups of one tile of positions, with the reduction blocks
+         * and the weight gradient's tap chunks */
+        dsnn_conv_set_workspace_limit(1);
+        const int bad1 = compare(l, g, false, batch, 70 + gi);
+        dsnn_conv_set_workspace_limit((size_t)16 << 20);
+        if (bad1)
+            fprintf(stderr, "dense blocks geometry %d, smallest workspace: %d mismatches\n", gi,
+                    bad1);
+        CU_ASSERT_EQUAL(bad1, 0);
         const size_t ni = (size_t)batch * g->c * g->h * g->w;
         const size_t no = (size_t)batch * dsnn_shape_size(l->out);
         const size_t nw = (size_t)g->out_c * g->c * g->k * g->k;
