@@ -68,6 +68,9 @@ int ly_threads(void);
  * pay for them (and not already inside a parallel region), else 1. Element-wise results do not
  * depend on the count. */
 int ly_elem_threads(size_t n);
+/* dx[i] = y[i] > 0 ? dy[i] : 0 for i < n (the ReLU derivative; y the ReLU's output), on the
+ * layer threads when n is large (relu.c; used by the residual block's fused ReLU too). */
+void ly_relu_grad(const float *y, const float *dy, float *dx, size_t n);
 
 /* Work on plane it (one (sample, channel) pair) of a pooling layer's batch: in and out point at
  * that plane of the operation's input and output. */

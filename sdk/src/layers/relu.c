@@ -15,20 +15,24 @@ MULTIVERSION static enum dsnn_status relu_forward(struct dsnn_layer *l, const fl
     return DSNN_OK;
 }
 
-MULTIVERSION static enum dsnn_status relu_backward(struct dsnn_layer *l, const float *x,
-                                      const float *restrict y, const float *restrict dy,
-                                      float *restrict dx, int batch, struct dsnn_error *err)
+void ly_relu_grad(const float *restrict y, const float *restrict dy, float *restrict dx,
+                  size_t n)
 {
-    (void)x, (void)err;
-    if (!dx)
-        return DSNN_OK;
-    const size_t n = (size_t)batch * (size_t)dsnn_shape_size(l->in);
     const int nt = ly_elem_threads(n);
 #pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
     for (size_t i = 0; i < n; i++) { /* both loads unconditional: a vector select */
         const float d = dy[i];
         dx[i] = y[i] > 0.0f ? d : 0.0f;
     }
+}
+
+static enum dsnn_status relu_backward(struct dsnn_layer *l, const float *x, const float *y,
+                                      const float *dy, float *dx, int batch,
+                                      struct dsnn_error *err)
+{
+    (void)x, (void)err;
+    if (dx)
+        ly_relu_grad(y, dy, dx, (size_t)batch * (size_t)dsnn_shape_size(l->in));
     return DSNN_OK;
 }
 

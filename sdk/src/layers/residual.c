@@ -220,14 +220,8 @@ static enum dsnn_status res_backward(struct dsnn_layer *l, const float *x, const
     const size_t total = (size_t)batch * (size_t)dsnn_shape_size(l->out);
     const float *ds = dy;
     if (R->relu) {
-        float *rds = R->ds;
-        const int nt = ly_elem_threads(total);
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
-        for (size_t i = 0; i < total; i++) { /* both loads unconditional: a vector select */
-            const float d = dy[i];
-            rds[i] = y[i] > 0.0f ? d : 0.0f;
-        }
-        ds = rds;
+        ly_relu_grad(y, dy, R->ds, total);
+        ds = R->ds;
     }
     enum dsnn_status st = res_chain_backward(R, 0, R->n_inner, x, ds, dx, batch, err);
     if (st != DSNN_OK)
