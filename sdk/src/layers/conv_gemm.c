@@ -119,12 +119,8 @@ static void cg_pack_cols(const struct cv_geom *g, const float *x, const struct c
                 const float *src = xb + (size_t)ca * HW + (size_t)iy * g->w +
                                    (size_t)(ix + t0 * g->sw);
                 if (g->sw == 1 && t0 == 0 && t1 == len) { /* the common case: a plain copy */
-                    if (len == 16)
-                        for (int c = ca; c < cb; c++, d += dstep, src += HW)
-                            memcpy(d, src, sizeof(float) * 16);
-                    else
-                        for (int c = ca; c < cb; c++, d += dstep, src += HW)
-                            memcpy(d, src, sizeof(float) * (size_t)len);
+                    for (int c = ca; c < cb; c++, d += dstep, src += HW)
+                        memcpy(d, src, sizeof(float) * (size_t)len);
                     continue;
                 }
                 const int n = t1 - t0, sw = g->sw;
