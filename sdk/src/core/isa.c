@@ -36,7 +36,11 @@ static void isa_detect(void)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     isa_ok[DSNN_ISA_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#if defined(DSNN_AVX512_EMULATED) /* the avx512 set built through SIMDe (DSNN_EMULATE_AVX512) */
+    isa_ok[DSNN_ISA_AVX512] = isa_ok[DSNN_ISA_AVX2];
+#else
     isa_ok[DSNN_ISA_AVX512] = isa_ok[DSNN_ISA_AVX2] && __builtin_cpu_supports("avx512f");
+#endif
 #endif
     size_t pos = 0;
     for (int i = 0; i < DSNN_ISA_COUNT; i++)
