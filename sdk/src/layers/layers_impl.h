@@ -1,5 +1,6 @@
-/* layers/layers_impl.h (private) - helpers shared by the layers of dsnn/layers.h: the convolution
- * workspace, im2col / col2im and the thread count. */
+/* layers/layers_impl.h (private) - helpers shared by the layers of dsnn/layers.h: the window
+ * geometry and workspace of convolution and pooling (conv_geom.c), the dense convolution engine
+ * (conv_gemm.c) and the layer threads. */
 #ifndef DSNN_LAYERS_IMPL_H
 #define DSNN_LAYERS_IMPL_H
 

@@ -517,7 +517,7 @@ static enum dsnn_status sc_forward(struct dsnn_layer *l, const float *x, float *
     return DSNN_OK;
 }
 
-/* RigL: dense dW [out_c][K] = dY cols^T over chunks of samples (im2col + sgemm). */
+/* RigL: dense dW [out_c][K] from the dense engine (layers/conv_gemm.c). */
 static enum dsnn_status sc_dense_grad(struct sparse_conv2d *S, const float *x, const float *dy,
                                       int batch)
 {

@@ -1,4 +1,4 @@
-/* layers/im2col.c - window geometry and the per-thread workspace of the convolution and pooling
+/* layers/conv_geom.c - window geometry and the per-thread workspace of the convolution and pooling
  * layers (dense and sparse). */
 #include "layers/layers_impl.h"
 #include "dsnn/net.h"
