@@ -4,13 +4,15 @@
 # setting), PyTorch (tests/bench/torch-bench-conv.py under /usr/bin/python3, when it imports
 # torch) right after, then dsnn-bench-conv with OpenBLAS's own choice of core. One JSON line per
 # configuration as the programs print them, each preceded by a '# ' line naming the run.
+# --layers 1 adds, at the end, every convolution shape alone (dsnn-bench-conv --layers at the
+# same densities, then torch-bench-conv.py --layers), both with the Haswell core.
 #
 #   tests/bench/conv-bench-set.sh [--bin build/bin] [--nets resnet18,vgg16]
 #                                 [--densities 1.0,0.5,0.1] [--steps 3] [--batch 128]
-#                                 [--threads 2]
+#                                 [--threads 2] [--layers 0|1]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-bin=build/bin nets=resnet18,vgg16 densities=1.0,0.5,0.1 steps=3 batch=128 threads=2
+bin=build/bin nets=resnet18,vgg16 densities=1.0,0.5,0.1 steps=3 batch=128 threads=2 layers=0
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || { echo "conv-bench-set.sh: option '$1' needs a value" >&2; exit 2; }
     case "$1" in
@@ -20,6 +22,7 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2 ;;
     --batch) batch=$2 ;;
     --threads) threads=$2 ;;
+    --layers) layers=$2 ;;
     *) echo "conv-bench-set.sh: unknown option '$1'" >&2; exit 2 ;;
     esac
     shift 2
@@ -45,3 +48,13 @@ for net in "${list[@]}"; do
     echo "# $net, OpenBLAS's own core"
     env -u OPENBLAS_CORETYPE "$bench" "${args[@]}"
 done
+if [ "$layers" = 1 ]; then
+    echo "# each convolution alone, OPENBLAS_CORETYPE=Haswell"
+    OPENBLAS_CORETYPE=Haswell "$bench" --layers --densities "$densities" --steps "$steps" \
+        --batch "$batch" --threads "$threads"
+    if [ "$have_torch" = 1 ]; then
+        echo "# each convolution alone, PyTorch"
+        OPENBLAS_CORETYPE=Haswell /usr/bin/python3 "$here/torch-bench-conv.py" --layers \
+            --steps "$steps" --batch "$batch" --threads "$threads"
+    fi
+fi

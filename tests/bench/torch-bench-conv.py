@@ -2,7 +2,7 @@
 """torch-bench-conv.py - the PyTorch CPU peer of dsnn-bench-conv's dense configuration.
 
     /usr/bin/python3 tests/bench/torch-bench-conv.py --net vgg16|resnet18 --steps N
-        [--warmup 1] [--batch 128] [--threads 0] [--repeat 1]
+        [--warmup 1] [--batch 128] [--threads 0] [--repeat 1] [--layers]
 
 The same networks as dsnn-bench-conv (CIFAR-shaped random inputs 3x32x32, 10 classes):
   vgg16     13 conv3x3 (padding 1, biases) + BatchNorm2d + ReLU, 5 max poolings, Linear(512, 10)
@@ -12,6 +12,11 @@ and the same step: forward, cross-entropy, backward, SGD (lr 0.01, momentum 0.9)
 line with the median seconds per step of --steps timed steps (after --warmup untimed ones; the
 fastest median of --repeat runs) and the thread count. Debian's python3-torch imports only under
 /usr/bin/python3. Run it right after dsnn-bench-conv on the same machine for a same-run ratio.
+
+--layers prints instead, like dsnn-bench-conv --layers, the forward and backward (input and weight
+gradients) milliseconds of each 3x3 convolution shape of VGG-16 / ResNet-18 alone (padding 1,
+stride 1, bias), the fastest of --steps runs after --warmup, one JSON line per shape with the same
+"layer" names, so the two programs' lines can be compared layer by layer.
 """
 import argparse
 import json
@@ -83,6 +88,32 @@ def run(args):
     return statistics.median(times)
 
 
+LAYER_SHAPES = [(3, 64, 32), (64, 64, 32), (64, 128, 16), (128, 128, 16), (128, 256, 8),
+                (256, 256, 8), (256, 512, 4), (512, 512, 4), (512, 512, 2)]
+
+
+def run_layers(args):
+    torch.manual_seed(3)
+    for cin, cout, hw in LAYER_SHAPES:
+        conv = nn.Conv2d(cin, cout, 3, stride=1, padding=1, bias=True)
+        x = torch.randn(args.batch, cin, hw, hw, requires_grad=True)
+        dy = torch.randn(args.batch, cout, hw, hw)
+        tf = tb = float("inf")
+        for s in range(args.warmup + max(1, args.steps)):
+            x.grad = None
+            conv.zero_grad(set_to_none=True)
+            t0 = time.perf_counter()
+            y = conv(x)
+            t1 = time.perf_counter()
+            y.backward(dy)
+            t2 = time.perf_counter()
+            if s >= args.warmup:
+                tf, tb = min(tf, t1 - t0), min(tb, t2 - t1)
+        print(json.dumps({"layer": "%dx%dx%d->%d" % (cin, hw, hw, cout), "config": "pytorch",
+                          "fwd_ms": round(tf * 1e3, 2), "bwd_ms": round(tb * 1e3, 2),
+                          "threads": torch.get_num_threads()}), flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--net", choices=["vgg16", "resnet18"], default="vgg16")
@@ -91,9 +122,14 @@ def main():
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=0, help="0: all cores")
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--layers", action="store_true",
+                   help="time each convolution shape alone (as dsnn-bench-conv --layers)")
     args = p.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.layers:
+        run_layers(args)
+        return
     best = min(run(args) for _ in range(max(1, args.repeat)))
     print(json.dumps({"config": "pytorch", "framework": "pytorch " + torch.__version__,
                       "net": args.net, "batch": args.batch, "threads": torch.get_num_threads(),
