@@ -15,6 +15,8 @@ MULTIVERSION static enum dsnn_status relu_forward(struct dsnn_layer *l, const fl
     return DSNN_OK;
 }
 
+/* Not MULTIVERSION: target_clones on a function that is not static exports its resolver from
+ * libdsnn (check-exports.sh); the loop is memory-bound and baseline SSE2 serves it. */
 void ly_relu_grad(const float *restrict y, const float *restrict dy, float *restrict dx,
                   size_t n)
 {
