@@ -5,11 +5,14 @@
  * memory scale with nnz and no dense weight tensor exists.
  *
  * Panels. Activations are copied into panels of SC_NB = SP_PAD samples (one vector per element):
- * chunk b of the x panel is [hp][wp][cs] elements (the input zero-padded, channel-minor, channel
- * stride cs = c, or c + 1 when c is a multiple of 16 so that positions do not alias in the
- * caches), the y panel [oh][ow][ms], the dy panel [dhp][dwp][ms] (dy framed by ty = (kh-1)/sh
- * rows and tx = (kw-1)/sw columns of zeros), the dx panel [h][w][cs]. A connection
- * (o, c, i, j) reads element fbase = (i wp + j) cs + c from the position of its output:
+ * chunk b of the x panel is [c][hp][wp] elements (the input zero-padded, one plane per channel,
+ * planes xps elements apart), the y panel [out_c][oh][ow] (planes yps apart), the dy panel
+ * [out_c][dhp][dwp] (dy framed by ty = (kh-1)/sh rows and tx = (kw-1)/sw columns of zeros; planes
+ * dps apart), the dx panel [c][h][w] (planes dxps apart). A plane stride is the plane's size, one
+ * element more when that is a multiple of 4 KiB (so that planes do not alias in the caches).
+ * Channel-major planes keep the copies between layouts sequential (a row of an image is a run of
+ * consecutive elements) and the positions a kernel walks adjacent. A connection (o, c, i, j)
+ * reads element fbase = c xps + i wp + j from the position of its output:
  *     forward  y[p][o]  = b[o] + sum_{k in row o} w[k] x[base(p) + fbase[k]]   (conv_spmm)
  *     weight   dW[k]   += sum_p <dy[p][o], x[base(p) + fbase[k]]>                (conv_sddmm)
  *     input    dx[q][c] = sum_{k in channel c} w[k] dy[base(q) + cbase[k]]     (conv_spmm)
@@ -62,7 +65,7 @@ struct sparse_conv2d {
     float *dense_grad; /* [out_c][K] of the last backward when keep_dense */
     double dense_above;
     /* panel geometry (elements of SC_NB floats) */
-    int cs, ms;           /* channel strides of input / output elements */
+    size_t xps, yps, dps, dxps; /* plane strides of the x, y, dy and dx panels */
     int hp, wp;           /* padded input */
     int ty, tx, dhp, dwp; /* dy panel: dy at rows [ty, ty + oh), columns [tx, tx + ow) */
     size_t xel, yel, del, dxel; /* floats per chunk of the x, y, dy and dx panels */
@@ -200,28 +203,41 @@ static inline bool sc_par(int nt, int items, double work)
 
 /* ---- panels ---- */
 
-/* in samples [b0, b0 + nb) of [nf][rows][cols] -> dst chunks (el floats each) of
- * [prows][pcols][stride] elements: sample position (r, q) at (r + top, q + left), the frame
- * around them zero. The inverse of sc_unpack, but for the frame. */
-static void sc_pack(const float *in, int nf, int rows, int cols, int stride, size_t el, int prows,
+/* in samples [b0, b0 + nb) of [nf][rows][cols] -> dst chunks (el floats each) of nf planes
+ * (pps elements apart) of [prows][pcols] elements: sample position (r, q) at (r + top, q + left),
+ * the frame around them zero. The inverse of sc_unpack, but for the frame. */
+static void sc_pack(const float *in, int nf, int rows, int cols, size_t pps, size_t el, int prows,
                     int pcols, int top, int left, float *dst, int b0, int nb)
 {
-    const size_t n = (size_t)nf * rows * cols, ld = (size_t)stride * SC_NB;
+    const size_t n = (size_t)nf * rows * cols;
     const int items = sc_chunks(nb) * nf, nt = ly_threads();
+    const int right = pcols - left - cols;
 #pragma omp parallel for schedule(static) num_threads(nt) if (sc_par(nt, items, (double)n * nb))
     for (int it = 0; it < items; it++) {
         const int ch = it / nf, f = it % nf;
-        float *P = dst + (size_t)ch * el + (size_t)f * SC_NB;
-        for (int R = 0; R < prows; R++) {
-            const bool row_pad = R < top || R >= top + rows;
-            for (int Q = 0; Q < pcols; Q++)
-                if (row_pad || Q < left || Q >= left + cols)
-                    memset(P + ((size_t)R * pcols + Q) * ld, 0, sizeof(float) * SC_NB);
+        float *P = dst + (size_t)ch * el + (size_t)f * pps * SC_NB;
+        const float *src = in + (size_t)b0 * n + (size_t)f * rows * cols;
+        const int j0 = ch * SC_NB, j1 = (ch + 1) * SC_NB, bottom = prows - top - rows;
+        if (top > 0)
+            memset(P, 0, sizeof(float) * SC_NB * (size_t)top * pcols);
+        if (left == 0 && right == 0) { /* the rows are one run of the plane */
+            dsnn_sp_transpose_in(src, (int)n, nb, P + (size_t)top * pcols * SC_NB, SC_NB, 0,
+                                 rows * cols, j0, j1);
+        } else {
+            for (int r = 0; r < rows; r++) {
+                float *row = P + (size_t)(r + top) * pcols * SC_NB;
+                if (left > 0)
+                    memset(row, 0, sizeof(float) * SC_NB * (size_t)left);
+                dsnn_sp_transpose_in(src + (size_t)r * cols, (int)n, nb,
+                                     row + (size_t)left * SC_NB, SC_NB, 0, cols, j0, j1);
+                if (right > 0)
+                    memset(row + (size_t)(left + cols) * SC_NB, 0,
+                           sizeof(float) * SC_NB * (size_t)right);
+            }
         }
-        for (int r = 0; r < rows; r++)
-            dsnn_sp_transpose_in(in + (size_t)b0 * n + ((size_t)f * rows + r) * cols, (int)n, nb,
-                                 P + ((size_t)(r + top) * pcols + left) * ld, ld, 0, cols,
-                                 ch * SC_NB, (ch + 1) * SC_NB);
+        if (bottom > 0)
+            memset(P + (size_t)(top + rows) * pcols * SC_NB, 0,
+                   sizeof(float) * SC_NB * (size_t)bottom * pcols);
     }
 }
 
@@ -229,31 +245,30 @@ static void sc_pack(const float *in, int nf, int rows, int cols, int stride, siz
 static void sc_pack_x(struct sparse_conv2d *S, const float *x, int b0, int nb)
 {
     const struct cv_geom *g = &S->g;
-    sc_pack(x, g->c, g->h, g->w, S->cs, S->xel, S->hp, S->wp, g->ph, g->pw, S->xP, b0, nb);
+    sc_pack(x, g->c, g->h, g->w, S->xps, S->xel, S->hp, S->wp, g->ph, g->pw, S->xP, b0, nb);
 }
 
 /* dy samples [b0, b0 + nb) -> dyP chunks, framed by zeros. */
 static void sc_pack_dy(struct sparse_conv2d *S, const float *dy, int b0, int nb)
 {
     const struct cv_geom *g = &S->g;
-    sc_pack(dy, S->out_c, g->oh, g->ow, S->ms, S->del, S->dhp, S->dwp, S->ty, S->tx, S->dyP, b0,
+    sc_pack(dy, S->out_c, g->oh, g->ow, S->dps, S->del, S->dhp, S->dwp, S->ty, S->tx, S->dyP, b0,
             nb);
 }
 
-/* oP chunks of [rows][cols][stride] elements -> out samples [b0, b0 + nb) of [nf][rows][cols]. */
-static void sc_unpack(const float *oP, size_t el, int nf, int rows, int cols, int stride,
+/* oP chunks of nf planes (pps elements apart) of [rows][cols] elements -> out samples
+ * [b0, b0 + nb) of [nf][rows][cols]: one transpose per plane. */
+static void sc_unpack(const float *oP, size_t el, int nf, int rows, int cols, size_t pps,
                       float *out, int b0, int nb)
 {
-    const size_t n = (size_t)nf * rows * cols, ld = (size_t)stride * SC_NB;
+    const size_t n = (size_t)nf * rows * cols;
     const int items = sc_chunks(nb) * nf, nt = ly_threads();
 #pragma omp parallel for schedule(static) num_threads(nt) if (sc_par(nt, items, (double)n * nb))
     for (int it = 0; it < items; it++) {
         const int ch = it / nf, f = it % nf;
-        const float *P = oP + (size_t)ch * el + (size_t)f * SC_NB;
-        for (int r = 0; r < rows; r++)
-            dsnn_sp_transpose_out(P + (size_t)r * cols * ld, ld, (int)n,
-                                  out + (size_t)b0 * n + ((size_t)f * rows + r) * cols, nb, 0,
-                                  cols, ch * SC_NB, (ch + 1) * SC_NB);
+        dsnn_sp_transpose_out(oP + (size_t)ch * el + (size_t)f * pps * SC_NB, SC_NB, (int)n,
+                              out + (size_t)b0 * n + (size_t)f * rows * cols, nb, 0, rows * cols,
+                              ch * SC_NB, (ch + 1) * SC_NB);
     }
 }
 
@@ -275,7 +290,7 @@ static bool sc_build_fbase(struct sparse_conv2d *S, const struct dsnn_sparse_csr
     for (size_t k = 0; k < W->nnz; k++) {
         int c, i, j;
         sc_decode(&S->g, W->col[k], &c, &i, &j);
-        S->fbase[k] = (int32_t)((((size_t)i * S->wp + j) * S->cs + c) * SC_NB);
+        S->fbase[k] = (int32_t)(((size_t)c * S->xps + (size_t)i * S->wp + j) * SC_NB);
     }
     S->fbase_ok = true;
     S->fbase_gen = gen;
@@ -341,14 +356,13 @@ static bool sc_build_cindex(struct sparse_conv2d *S, const struct dsnn_sparse_cs
     if (!next)
         return false;
     memcpy(next, cp, sizeof(int64_t) * np);
-    const size_t ld = (size_t)S->ms * SC_NB;
     for (int o = 0; o < W->n_out; o++)
         for (int64_t k = W->row_ptr[o]; k < W->row_ptr[o + 1]; k++) {
             int c, i, j;
             sc_decode(g, W->col[k], &c, &i, &j);
             const int64_t q = next[(size_t)((i % g->sh) * g->sw + j % g->sw) * (C + 1) + c]++;
-            S->cbase[q] = (int32_t)((((size_t)(S->ty - i / g->sh) * S->dwp +
-                                      (size_t)(S->tx - j / g->sw)) * ld) + (size_t)o * SC_NB);
+            S->cbase[q] = (int32_t)(((size_t)o * S->dps + (size_t)(S->ty - i / g->sh) * S->dwp +
+                                     (size_t)(S->tx - j / g->sw)) * SC_NB);
             S->ck[q] = (uint32_t)k;
         }
     free(next);
@@ -366,15 +380,15 @@ static void sc_forward_pass(struct sparse_conv2d *S, const struct dsnn_sparse_cs
     const struct cv_geom *g = &S->g;
     const struct sp_kernels *K = sp_kernels();
     const int OH = g->oh, items = sc_chunks(nb) * OH, nt = ly_threads();
-    const size_t xld = (size_t)S->cs * SC_NB, yld = (size_t)S->ms * SC_NB;
     const double work = ((double)W->nnz + W->n_out) * OH * g->ow * nb;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (sc_par(nt, items, work))
     for (int it = 0; it < items; it++) {
         const int ch = it / OH, oy = it % OH;
         K->conv_spmm(W->row_ptr, S->fbase, W->value, bias,
-                     S->xP + (size_t)ch * S->xel + (size_t)oy * g->sh * S->wp * xld,
-                     (size_t)g->sw * xld, S->oP + (size_t)ch * S->yel + (size_t)oy * g->ow * yld,
-                     yld, 0, W->n_out, g->ow);
+                     S->xP + (size_t)ch * S->xel + (size_t)oy * g->sh * S->wp * SC_NB,
+                     (size_t)g->sw * SC_NB,
+                     S->oP + (size_t)ch * S->yel + (size_t)oy * g->ow * SC_NB, SC_NB,
+                     S->yps * SC_NB, 0, W->n_out, g->ow);
     }
 }
 
@@ -406,7 +420,6 @@ static void sc_weight_grad_pass(struct sparse_conv2d *S, const struct dsnn_spars
     const struct cv_geom *g = &S->g;
     const struct sp_kernels *K = sp_kernels();
     const int nch = sc_chunks(nb);
-    const size_t xld = (size_t)S->cs * SC_NB, yld = (size_t)S->ms * SC_NB;
     const double work = (double)W->nnz * g->oh * g->ow * nb;
 #pragma omp parallel for schedule(static, 1) num_threads(ngroups) if (sc_par(ngroups, ngroups, work))
     for (int t = 0; t < ngroups; t++) {
@@ -417,9 +430,10 @@ static void sc_weight_grad_pass(struct sparse_conv2d *S, const struct dsnn_spars
             for (int oy = 0; oy < g->oh; oy++)
                 K->conv_sddmm(W->row_ptr, S->fbase,
                               S->dyP + (size_t)ch * S->del +
-                                  ((size_t)(oy + S->ty) * S->dwp + S->tx) * yld,
-                              yld, S->xP + (size_t)ch * S->xel + (size_t)oy * g->sh * S->wp * xld,
-                              (size_t)g->sw * xld, W->grad, r0, r1, g->ow);
+                                  ((size_t)(oy + S->ty) * S->dwp + S->tx) * SC_NB,
+                              SC_NB, S->dps * SC_NB,
+                              S->xP + (size_t)ch * S->xel + (size_t)oy * g->sh * S->wp * SC_NB,
+                              (size_t)g->sw * SC_NB, W->grad, r0, r1, g->ow);
     }
 }
 
@@ -431,7 +445,6 @@ static void sc_input_grad_pass(struct sparse_conv2d *S, int nb)
     const struct sp_kernels *K = sp_kernels();
     const int H = g->h, C = g->c, sh = g->sh, sw = g->sw, items = sc_chunks(nb) * H;
     const int nt = ly_threads();
-    const size_t xld = (size_t)S->cs * SC_NB, yld = (size_t)S->ms * SC_NB;
     const double work = ((double)S->cptr[(size_t)sh * sw * (C + 1) - 1] + C) * H * g->w * nb;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (sc_par(nt, items, work))
     for (int it = 0; it < items; it++) {
@@ -444,10 +457,11 @@ static void sc_input_grad_pass(struct sparse_conv2d *S, int nb)
                 continue;
             const int64_t *ptr = S->cptr + (size_t)((Y % sh) * sw + rx) * (C + 1);
             K->conv_spmm(ptr, S->cbase, S->cval, NULL,
-                         S->dyP + (size_t)ch * S->del + ((size_t)qy * S->dwp + qx0) * yld, yld,
+                         S->dyP + (size_t)ch * S->del + ((size_t)qy * S->dwp + qx0) * SC_NB,
+                         SC_NB,
                          S->oP + (size_t)ch * S->dxel +
-                             ((size_t)y * g->w + (size_t)(qx0 * sw + rx - g->pw)) * xld,
-                         (size_t)sw * xld, 0, C, qx1 - qx0);
+                             ((size_t)y * g->w + (size_t)(qx0 * sw + rx - g->pw)) * SC_NB,
+                         (size_t)sw * SC_NB, S->dxps * SC_NB, 0, C, qx1 - qx0);
         }
     }
 }
@@ -508,7 +522,7 @@ static enum dsnn_status sc_forward(struct dsnn_layer *l, const float *x, float *
         const int nb = batch - b0 < SC_PASS ? batch - b0 : SC_PASS;
         sc_pack_x(S, x, b0, nb);
         sc_forward_pass(S, &W, bias, nb);
-        sc_unpack(S->oP, S->yel, S->out_c, S->g.oh, S->g.ow, S->ms, y, b0, nb);
+        sc_unpack(S->oP, S->yel, S->out_c, S->g.oh, S->g.ow, S->yps, y, b0, nb);
     }
     if (batch <= SC_PASS) { /* the panel of x serves the backward */
         S->xP_src = x;
@@ -610,7 +624,7 @@ static enum dsnn_status sc_backward(struct dsnn_layer *l, const float *x, const 
         sc_weight_grad_pass(S, &W, ngroups, nb);
         if (dx) {
             sc_input_grad_pass(S, nb);
-            sc_unpack(S->oP, S->dxel, S->g.c, S->g.h, S->g.w, S->cs, dx, b0, nb);
+            sc_unpack(S->oP, S->dxel, S->g.c, S->g.h, S->g.w, S->dxps, dx, b0, nb);
         }
     }
     if (S->keep_dense) {
@@ -718,22 +732,30 @@ static void sc_destroy(struct dsnn_layer *l)
     free(S);
 }
 
+/* The stride of a plane of e elements: e, or e + 1 when e elements are a multiple of 4 KiB. */
+static size_t sc_plane(size_t e)
+{
+    return e * SC_NB * sizeof(float) % 4096 == 0 ? e + 1 : e;
+}
+
 /* Panel strides and sizes; false if an offset within a chunk would not fit int32. */
 static bool sc_panel_geom(struct sparse_conv2d *S)
 {
     const struct cv_geom *g = &S->g;
-    S->cs = g->c % 16 == 0 ? g->c + 1 : g->c;
-    S->ms = S->out_c % 16 == 0 ? S->out_c + 1 : S->out_c;
     S->hp = g->h + 2 * g->ph;
     S->wp = g->w + 2 * g->pw;
     S->ty = (g->kh - 1) / g->sh;
     S->tx = (g->kw - 1) / g->sw;
     S->dhp = (S->hp - 1) / g->sh + S->ty + 1;
     S->dwp = (S->wp - 1) / g->sw + S->tx + 1;
-    S->xel = (size_t)S->hp * S->wp * S->cs * SC_NB;
-    S->yel = (size_t)g->oh * g->ow * S->ms * SC_NB;
-    S->del = (size_t)S->dhp * S->dwp * S->ms * SC_NB;
-    S->dxel = (size_t)g->h * g->w * S->cs * SC_NB;
+    S->xps = sc_plane((size_t)S->hp * S->wp);
+    S->yps = sc_plane((size_t)g->oh * g->ow);
+    S->dps = sc_plane((size_t)S->dhp * S->dwp);
+    S->dxps = sc_plane((size_t)g->h * g->w);
+    S->xel = (size_t)g->c * S->xps * SC_NB;
+    S->yel = (size_t)S->out_c * S->yps * SC_NB;
+    S->del = (size_t)S->out_c * S->dps * SC_NB;
+    S->dxel = (size_t)g->c * S->dxps * SC_NB;
     return S->xel < INT32_MAX && S->del < INT32_MAX;
 }
 

@@ -207,11 +207,11 @@ void sp_hashset_free(struct sp_hashset *h);
  * Convolution kernels (sparse/conv2d.c) work on panels of SP_PAD samples: one "vector" is the
  * SP_PAD floats of one (position, channel) element of a chunk, 64-byte aligned; offsets and
  * steps are in floats (multiples of SP_PAD). For npos positions q:
- * conv_spmm:  out[q out_step + r SP_PAD + s] = (bias ? bias[r] : 0)
+ * conv_spmm:  out[q out_step + r out_rs + s] = (bias ? bias[r] : 0)
  *                 + sum_{k in ptr[r]..ptr[r+1]} val[k] in[q in_step + off[k] + s]
  *             for rows r in [r0, r1), samples s < SP_PAD (forward: rows are output channels, off
  *             the input element of a connection; input gradient: rows are input channels).
- * conv_sddmm: grad[k] += sum_q sum_s dy[q dy_step + r SP_PAD + s] x[q x_step + off[k] + s]
+ * conv_sddmm: grad[k] += sum_q sum_s dy[q dy_step + r dy_rs + s] x[q x_step + off[k] + s]
  *             for the connections k of rows [r0, r1) (weight gradient of one output row).
  *
  * The dense convolution engine (layers/conv_gemm.c) multiplies packed blocks with one tile:
@@ -232,10 +232,11 @@ struct sp_kernels {
     void (*transpose_out)(const float *yT, size_t ld, int n, float *y, int batch, int i0, int i1,
                           int j0, int j1);
     void (*conv_spmm)(const int64_t *ptr, const int32_t *off, const float *val, const float *bias,
-                      const float *in, size_t in_step, float *out, size_t out_step, int r0,
-                      int r1, int npos);
+                      const float *in, size_t in_step, float *out, size_t out_step,
+                      size_t out_rs, int r0, int r1, int npos);
     void (*conv_sddmm)(const int64_t *ptr, const int32_t *off, const float *dy, size_t dy_step,
-                       const float *x, size_t x_step, float *grad, int r0, int r1, int npos);
+                       size_t dy_rs, const float *x, size_t x_step, float *grad, int r0, int r1,
+                       int npos);
     void (*gemm_tile)(int k, const float *A, const float *B, size_t ldb, float *C, size_t ldc,
                       bool acc);
     int gemm_nr; /* columns of a gemm tile: 16 (scalar, avx2) or 32 (avx512) */
