@@ -2,7 +2,6 @@
  * statistics). Channel statistics are accumulated in double, one channel per work item; over a
  * plane of at least PLANE_MIN positions (BatchNorm2d) each plane's partial sums are taken in
  * float with independent accumulators (vectorised), then added in double. */
-#include "core/core_impl.h"
 #include "dsnn/io.h"
 #include "dsnn/layers.h"
 #include "layers/layers_impl.h"
@@ -113,10 +112,8 @@ static enum dsnn_status bn_init(struct dsnn_layer *l, struct dsnn_rng *rng,
     return DSNN_OK;
 }
 
-/* The passes are memory-bound loops over planes: compiled for AVX2 and AVX-512 too (the float
- * lanes fix the order of every sum, so all versions give the same bits). */
-MULTIVERSION static enum dsnn_status bn_forward(struct dsnn_layer *l, const float *x, float *y,
-                                                int batch, bool train, struct dsnn_error *err)
+static enum dsnn_status bn_forward(struct dsnn_layer *l, const float *x, float *y, int batch,
+                                   bool train, struct dsnn_error *err)
 {
     struct batchnorm *B = bn_cast(l);
     const int C = B->C, S = B->S;
@@ -181,9 +178,8 @@ MULTIVERSION static enum dsnn_status bn_forward(struct dsnn_layer *l, const floa
     return DSNN_OK;
 }
 
-MULTIVERSION static enum dsnn_status bn_backward(struct dsnn_layer *l, const float *x,
-                                                 const float *y, const float *dy, float *dx,
-                                                 int batch, struct dsnn_error *err)
+static enum dsnn_status bn_backward(struct dsnn_layer *l, const float *x, const float *y,
+                                    const float *dy, float *dx, int batch, struct dsnn_error *err)
 {
     (void)y, (void)err;
     struct batchnorm *B = bn_cast(l);
