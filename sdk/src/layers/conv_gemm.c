@@ -87,8 +87,12 @@ static void cg_tap(const struct cv_geom *g, const struct cg_seg *s, int i, int j
  * rows, and by panels of pw columns): dst[(col / pw) ps + kk ks + col % pw] = cols[k0 + kk][col]
  * (0 on padding). Runs and taps outside, channels inside: a run's border arithmetic is done once
  * per tap, not once per row of the block, and the inner loop is a copy of the run. */
-static void cg_pack_cols(const struct cv_geom *g, const float *x, const struct cg_seg *sg, int ns,
-                         int k0, int kc, float *dst, int pw, size_t ps, size_t ks)
+/* The runs are short (a row of the group: 32 floats or fewer, 1 or 2 of padding at the ends):
+ * copied and zeroed by inline loops, not calls of memcpy / memset (GCC would turn the loops into
+ * those calls; the calls cost more than the copies). */
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) static void
+cg_pack_cols(const struct cv_geom *g, const float *x, const struct cg_seg *sg, int ns, int k0,
+             int kc, float *dst, int pw, size_t ps, size_t ks)
 {
     const int taps = g->kh * g->kw;
     const size_t HW = (size_t)g->h * g->w, img = (size_t)g->c * HW;
@@ -112,29 +116,36 @@ static void cg_pack_cols(const struct cv_geom *g, const float *x, const struct c
                 const size_t dstep = (size_t)taps * ks;
                 if (t1 <= t0) { /* the run reads padding only */
                     for (int c = ca; c < cb; c++, d += dstep)
-                        memset(d, 0, sizeof(float) * (size_t)len);
+                        for (int u = 0; u < len; u++)
+                            d[u] = 0.0f;
                     continue;
                 }
                 /* the run's first input read, at t0 */
                 const float *src = xb + (size_t)ca * HW + (size_t)iy * g->w +
                                    (size_t)(ix + t0 * g->sw);
                 if (g->sw == 1 && t0 == 0 && t1 == len) { /* the common case: a plain copy */
-                    for (int c = ca; c < cb; c++, d += dstep, src += HW)
-                        memcpy(d, src, sizeof(float) * (size_t)len);
+                    for (int c = ca; c < cb; c++, d += dstep, src += HW) {
+                        float *restrict dd = d;
+                        const float *restrict ss = src;
+                        for (int u = 0; u < len; u++)
+                            dd[u] = ss[u];
+                    }
                     continue;
                 }
                 const int n = t1 - t0, sw = g->sw;
                 for (int c = ca; c < cb; c++, d += dstep, src += HW) {
                     float *restrict dd = d + t0;
                     const float *restrict ss = src;
-                    memset(d, 0, sizeof(float) * (size_t)t0);
+                    for (int u = 0; u < t0; u++)
+                        d[u] = 0.0f;
                     if (sw == 1)
                         for (int u = 0; u < n; u++)
                             dd[u] = ss[u];
                     else
                         for (int u = 0; u < n; u++)
                             dd[u] = ss[u * sw];
-                    memset(dd + n, 0, sizeof(float) * (size_t)(len - t1));
+                    for (int u = t1; u < len; u++)
+                        d[u] = 0.0f;
                 }
             }
     }
