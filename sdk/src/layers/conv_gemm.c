@@ -89,8 +89,13 @@ static void cg_tap(const struct cv_geom *g, const struct cg_seg *s, int i, int j
  * per tap, not once per row of the block, and the inner loop is a copy of the run. */
 /* The runs are short (a row of the group: 32 floats or fewer, 1 or 2 of padding at the ends):
  * copied and zeroed by inline loops, not calls of memcpy / memset (GCC would turn the loops into
- * those calls; the calls cost more than the copies). */
-__attribute__((optimize("no-tree-loop-distribute-patterns"))) static void
+ * those calls; the calls cost more than the copies). Other compilers keep their choice. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define CG_INLINE_COPIES __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define CG_INLINE_COPIES
+#endif
+CG_INLINE_COPIES static void
 cg_pack_cols(const struct cv_geom *g, const float *x, const struct cg_seg *sg, int ns, int k0,
              int kc, float *dst, int pw, size_t ps, size_t ks)
 {
