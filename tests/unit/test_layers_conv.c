@@ -237,13 +237,19 @@ static void test_sparse_passes(void)
         dsnn_layer_free(l);
     }
     g_dense_above = -1.0;
+    /* defaults: a kernel of fewer than 100 taps (here 3 x 3 x 3) runs dense at any density */
     struct dsnn_layer *l = make(&g, true, true, 0.4, 12);
+    CU_ASSERT_DOUBLE_EQUAL(dsnn_sparse_conv2d_dense_above(l), 0.0, 1e-12);
+    CU_ASSERT_EQUAL(compare(l, &g, true, 20, 16), 0);
+    dsnn_layer_free(l);
+    const struct geo wide = {12, 6, 6, 5, 3, 1, 1}; /* 108 taps */
+    l = make(&wide, true, true, 0.4, 12);
     CU_ASSERT_DOUBLE_EQUAL(dsnn_sparse_conv2d_dense_above(l), 0.75, 1e-12);
     dsnn_sparse_conv2d_set_dense_above(l, 0.25);
     CU_ASSERT_DOUBLE_EQUAL(dsnn_sparse_conv2d_dense_above(l), 0.25, 1e-12);
     dsnn_layer_free(l);
     /* outputs at most 2 wide switch to the dense path earlier; both paths agree there */
-    const struct geo narrow = {8, 2, 2, 8, 3, 1, 1};
+    const struct geo narrow = {12, 2, 2, 8, 3, 1, 1}; /* 108 taps */
     l = make(&narrow, true, true, 0.5, 14);
     CU_ASSERT_DOUBLE_EQUAL(dsnn_sparse_conv2d_dense_above(l), 0.45, 1e-12);
     CU_ASSERT_EQUAL(compare(l, &narrow, true, 40, 15), 0);
