@@ -7,7 +7,7 @@
 # --layers 1 adds, at the end, every convolution shape alone (dsnn-bench-conv --layers at the
 # same densities, then torch-bench-conv.py --layers), both with the Haswell core.
 # --repeat N runs each network configuration N times (interleaved) and keeps the fastest, in both
-# programs: on a shared machine, where one run can be 15 % off the next, use 3 or more.
+# programs: on a shared machine, where one run can be 25 % off the next, use 3 or more.
 #
 #   tests/bench/conv-bench-set.sh [--bin build/bin] [--nets resnet18,vgg16]
 #                                 [--densities 1.0,0.5,0.1] [--steps 3] [--batch 128]

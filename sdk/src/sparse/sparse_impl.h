@@ -239,7 +239,7 @@ struct sp_kernels {
                        int npos);
     void (*gemm_tile)(int k, const float *A, const float *B, size_t ldb, float *C, size_t ldc,
                       bool acc);
-    int gemm_nr; /* columns of a gemm tile: 16 (scalar, avx2) or 32 (avx512) */
+    int gemm_nr; /* columns of a gemm tile: 16 (avx2), 32 (avx512; scalar mirrors it) */
 };
 
 extern const struct sp_kernels sp_kernels_scalar, sp_kernels_avx2,
