@@ -218,6 +218,178 @@ static bool cg_next_group(int64_t n_end, int G, int64_t *n0, int *cnt)
     return true;
 }
 
+/* ---- the direct path: sample-innermost planes, no window columns ----
+ * For layers of at least CG_DIRECT_C reduction channels and batches that fill the tile's width,
+ * the forward and the input gradient run over planes with the samples innermost,
+ *   Xt[pos][c][s] = x[b0 + s][c][pos]  (s < nb, nb a multiple of nr; 0 past the batch),
+ * as one small GEMM per (output position, panel of nr samples, tap): the tap's input position
+ * is fixed for the whole panel, so its B operand is read in place from Xt (rows: the channels,
+ * nb floats apart) and a tap that reads padding is skipped (no multiplications by padding: at
+ * 8 x 8 a sixth of the taps, at 2 x 2 more than half). Nothing is packed per position; the
+ * copies are one transpose of the input and one of the output per pass.
+ *   forward          Yt[p][m][s]  = sum_{taps t valid at p} sum_c W[m][c, t] Xt[src(p, t)][c][s]
+ *   input gradient   dXt[q][c][s] = sum_{(t, p) with src(p, t) = q} sum_m W[m][c, t] dYt[p][m][s]
+ * The input gradient of position q gathers, per tap, the one output position whose window put
+ * tap t on q (none when the strides skip q), so it needs no col2im either. Each (position,
+ * panel) is one thread's, summed in a fixed order (taps, then channel blocks of CG_DC), so
+ * results do not depend on the number of threads. */
+#define CG_DIRECT_C 16 /* fewer reduction channels: the blocks of the tile would be too short */
+#define CG_DC 128      /* channels per reduction block: a B panel (CG_DC x nr) stays in L1 */
+
+/* Tap (i, j) from position pos of the pass: the source position, or -1 when it reads padding
+ * (forward: the input position the window of output pos reads; input gradient (dx): the output
+ * position whose window reads input pos with tap (i, j)). */
+static int cg_src(const struct cv_geom *g, bool dx, int pos, int i, int j)
+{
+    if (!dx) {
+        const int oy = pos / g->ow, ox = pos % g->ow;
+        const int iy = oy * g->sh - g->ph + i, ix = ox * g->sw - g->pw + j;
+        return iy < 0 || iy >= g->h || ix < 0 || ix >= g->w ? -1 : iy * g->w + ix;
+    }
+    const int iy = pos / g->w, ix = pos % g->w;
+    const int ty = iy + g->ph - i, tx = ix + g->pw - j;
+    if (ty < 0 || tx < 0 || ty % g->sh || tx % g->sw)
+        return -1;
+    const int oy = ty / g->sh, ox = tx / g->sw;
+    return oy >= g->oh || ox >= g->ow ? -1 : oy * g->ow + ox;
+}
+
+/* The weights as per-tap A operands, in workspace slot 3 of the calling thread:
+ * out[((t nsl + sliver) red + q) SP_GMR + r] = W[row rs + q qs + t] with row = 6 sliver + r
+ * (0 past rows). Forward: rows M (rs = K), red c (qs = taps); input gradient: rows c
+ * (rs = taps), red M (qs = K). NULL if out of memory. */
+static const float *cg_pack_taps(const float *W, int rows, int red, int taps, size_t rs,
+                                 size_t qs)
+{
+    const size_t nsl = cg_round((size_t)rows, SP_GMR) / SP_GMR;
+    float *out = cg_ws(3, (size_t)taps * nsl * SP_GMR * (size_t)red);
+    if (!out)
+        return NULL;
+    const int64_t items = (int64_t)taps * (int64_t)nsl;
+    const int nt = cg_threads((double)items * SP_GMR * red * 64.0, items);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t it = 0; it < items; it++) {
+        const int t = (int)(it / (int64_t)nsl);
+        const size_t sl = (size_t)(it % (int64_t)nsl);
+        float *o = out + (size_t)it * red * SP_GMR;
+        for (int r = 0; r < SP_GMR; r++) {
+            const size_t row = sl * SP_GMR + (size_t)r;
+            if (row >= (size_t)rows) {
+                for (int q = 0; q < red; q++)
+                    o[(size_t)q * SP_GMR + r] = 0.0f;
+                continue;
+            }
+            const float *src = W + row * rs + (size_t)t;
+            for (int q = 0; q < red; q++)
+                o[(size_t)q * SP_GMR + r] = src[(size_t)q * qs];
+        }
+    }
+    return out;
+}
+
+/* Samples per pass of the direct path (a multiple of nr), or 0 when it does not apply: fewer
+ * than CG_DIRECT_C reduction channels, a batch that would leave more than a fifth of the
+ * panels' columns empty, or planes of nr samples past the workspace limit. */
+static int cg_direct_nb(int red, size_t src_pos, int rows, size_t dst_pos, int batch, int nr)
+{
+    if (red < CG_DIRECT_C || batch <= 0)
+        return 0;
+    const size_t full = cg_round((size_t)batch, (size_t)nr);
+    if ((full - (size_t)batch) * 5 > full)
+        return 0;
+    const size_t per = (size_t)red * src_pos > cg_round((size_t)rows, SP_GMR) * dst_pos
+                           ? (size_t)red * src_pos
+                           : cg_round((size_t)rows, SP_GMR) * dst_pos;
+    size_t nb = (ws_limit_floats() / (per + 1)) / (size_t)nr * (size_t)nr;
+    if (nb < (size_t)nr)
+        return 0;
+    return (int)(nb < full ? nb : full);
+}
+
+/* One pass of the direct path over samples [b0, b0 + bn) (bn <= nb): in (the input of the
+ * forward or dY of the input gradient, sample-major: [b][red][src_pos]) to out ([b][rows]
+ * [dst_pos], overwritten; + bias[row] if bias). Ap from cg_pack_taps. False if out of memory. */
+static bool cg_direct_pass(const struct cv_geom *g, bool dx, int rows, int red, const float *Ap,
+                           const float *bias, const float *in, float *out, int b0, int bn,
+                           int nb)
+{
+    const struct sp_kernels *kt = sp_kernels();
+    const int nr = kt->gemm_nr, taps = g->kh * g->kw;
+    const size_t src_pos = dx ? (size_t)g->oh * g->ow : (size_t)g->h * g->w;
+    const size_t dst_pos = dx ? (size_t)g->h * g->w : (size_t)g->oh * g->ow;
+    const size_t Mp = cg_round((size_t)rows, SP_GMR), nsl = Mp / SP_GMR;
+    const size_t xs = (size_t)red * nb, ys = Mp * (size_t)nb; /* floats per position */
+    float *Xt = cg_ws(0, src_pos * xs), *Yt = cg_ws(1, dst_pos * ys);
+    if (!Xt || !Yt)
+        return false;
+    const size_t in_img = (size_t)red * src_pos, out_img = (size_t)rows * dst_pos;
+    const int nt0 = cg_threads((double)in_img * bn * 16.0, red);
+#pragma omp parallel for schedule(static) num_threads(nt0) if (nt0 > 1)
+    for (int c = 0; c < red; c++)
+        kt->transpose_in(in + (size_t)b0 * in_img + (size_t)c * src_pos, (int)in_img, bn,
+                         Xt + (size_t)c * nb, xs, 0, (int)src_pos, 0, nb);
+    const int npan = nb / nr;
+    const int64_t items = (int64_t)dst_pos * npan;
+    const int nt = cg_threads(2.0 * (double)Mp * red * taps * dst_pos * nb, items);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int64_t it = 0; it < items; it++) {
+        const int pos = (int)(it / npan), jp = (int)(it % npan);
+        float *C = Yt + (size_t)pos * ys + (size_t)jp * nr;
+        bool started = false;
+        for (int i = 0; i < g->kh; i++)
+            for (int j = 0; j < g->kw; j++) {
+                const int src = cg_src(g, dx, pos, i, j);
+                if (src < 0)
+                    continue;
+                const int t = i * g->kw + j;
+                const float *B = Xt + (size_t)src * xs + (size_t)jp * nr;
+                for (int c0 = 0; c0 < red; c0 += CG_DC) {
+                    const int kc = red - c0 < CG_DC ? red - c0 : CG_DC;
+                    const float *A = Ap + ((size_t)t * nsl * red + (size_t)c0) * SP_GMR;
+                    for (size_t sl = 0; sl < nsl; sl++)
+                        kt->gemm_tile(kc, A + sl * red * SP_GMR, B + (size_t)c0 * nb,
+                                      (size_t)nb, C + sl * SP_GMR * nb, (size_t)nb, started);
+                    started = true;
+                }
+            }
+        if (!started) /* every tap reads padding */
+            for (size_t r = 0; r < Mp; r++)
+                memset(C + r * nb, 0, sizeof(float) * (size_t)nr);
+    }
+    const int nt1 = cg_threads((double)out_img * bn * 16.0, rows);
+#pragma omp parallel for schedule(static) num_threads(nt1) if (nt1 > 1)
+    for (int m = 0; m < rows; m++) {
+        float *o = out + (size_t)b0 * out_img + (size_t)m * dst_pos;
+        kt->transpose_out(Yt + (size_t)m * nb, ys, (int)out_img, o, bn, 0, (int)dst_pos, 0,
+                          nb);
+        if (bias) {
+            const float bm = bias[m];
+            for (int b = 0; b < bn; b++)
+                for (size_t q = 0; q < dst_pos; q++)
+                    o[(size_t)b * out_img + q] += bm;
+        }
+    }
+    return true;
+}
+
+/* The direct path over the whole batch; DSNN_ERR_NOMEM if out of memory. */
+static enum dsnn_status cg_direct(const struct cv_geom *g, bool dx, int rows, int red,
+                                  const float *W, const float *bias, const float *in,
+                                  float *out, int batch, int nb)
+{
+    const int taps = g->kh * g->kw, K = g->c * taps;
+    const float *Ap = dx ? cg_pack_taps(W, rows, red, taps, (size_t)taps, (size_t)K)
+                         : cg_pack_taps(W, rows, red, taps, (size_t)K, (size_t)taps);
+    if (!Ap)
+        return DSNN_ERR_NOMEM;
+    for (int b0 = 0; b0 < batch; b0 += nb) {
+        const int bn = batch - b0 < nb ? batch - b0 : nb;
+        if (!cg_direct_pass(g, dx, rows, red, Ap, bias, in, out, b0, bn, nb))
+            return DSNN_ERR_NOMEM;
+    }
+    return DSNN_OK;
+}
+
 /* ---- forward ---- */
 
 /* Bp[panel][kk][nr] = cols[k0 + kk][group column] for kk < kc (0 past the group's columns). */
@@ -284,6 +456,10 @@ enum dsnn_status cv_forward(const struct cv_geom *g, int M, const float *W, cons
     const size_t Mp = cg_round((size_t)M, SP_GMR);
     if (batch <= 0)
         return DSNN_OK;
+    const int nb = cg_direct_nb(g->c, (size_t)g->h * g->w, M, (size_t)P, batch,
+                                sp_kernels()->gemm_nr);
+    if (nb > 0)
+        return cg_direct(g, false, M, g->c, W, bias, x, y, batch, nb);
     /* Ap[sliver][k][r] = W[6 sliver + r][k] (0 past M) */
     const float *Ap = cg_pack_slivers(W, M, K, (size_t)K, 1);
     if (!Ap)
@@ -398,6 +574,10 @@ static enum dsnn_status cg_dx(const struct cv_geom *g, int M, const float *W, co
 {
     const int K = g->c * g->kh * g->kw, P = g->oh * g->ow;
     const size_t Kp = cg_round((size_t)K, SP_GMR);
+    const int nb = cg_direct_nb(M, (size_t)P, g->c, (size_t)g->h * g->w, batch,
+                                sp_kernels()->gemm_nr);
+    if (nb > 0)
+        return cg_direct(g, true, g->c, M, W, NULL, dy, dx, batch, nb);
     /* At[sliver][m][r] = W[m][6 sliver + r] (0 past K) */
     const float *At = cg_pack_slivers(W, K, M, 1, (size_t)K);
     if (!At)
