@@ -142,8 +142,13 @@ DSNN_API void dsnn_dropout_set_rng(struct dsnn_layer *l, const struct dsnn_rng *
  * window columns are packed straight from the images and multiplied with the weights by the
  * kernel set's register tiles (forward, weight and input gradients; no im2col matrix of the
  * batch). A group is cut smaller when its largest buffer would pass the workspace limit
- * (dsnn_conv_set_workspace_limit). The workspace is per thread and shared by all convolution
- * layers.
+ * (dsnn_conv_set_workspace_limit). Layers of at least 16 input channels (16 output channels for
+ * the input gradient) and batches that fill the tile's panels of samples (at most a fifth of a
+ * panel empty: batches of 32, 64, 128, ... on AVX-512) run the forward and the input gradient
+ * directly instead: the images are transposed once into planes with the samples innermost, the
+ * taps read them in place (taps that read padding are skipped) and no window columns are packed;
+ * passes over samples are cut so that a plane stays under the same limit. The workspace is per
+ * thread and shared by all convolution layers.
  *
  * The sparse layer stores W as a [out_c][in_c k k] CSR matrix: it keeps a "sparse_linear" layer
  * (dsnn/sparse.h) with n_in = in_c k k and n_out = out_c as its weight store, so every
@@ -180,9 +185,11 @@ struct dsnn_conv2d_geom {
 };
 /* Geometry of a dense or sparse conv2d layer; false for other layers. */
 DSNN_API bool dsnn_conv2d_geometry(const struct dsnn_layer *l, struct dsnn_conv2d_geom *g);
-/* Limit (bytes) on the workspace buffers that scale with the positions of a group (default
- * 16 MiB): groups of output positions are cut so that their buffers stay under it, down to one
- * register tile of positions (the packed weights of a layer are not limited). */
+/* Limit (bytes) on the workspace buffers that scale with the positions of a group or the
+ * samples of a direct pass (default 16 MiB): groups of output positions are cut so that their
+ * buffers stay under it, down to one register tile of positions; direct passes down to one panel
+ * of samples, below which the layer takes the grouped path (the packed weights of a layer are
+ * not limited). */
 DSNN_API void dsnn_conv_set_workspace_limit(size_t bytes);
 
 /* Truly sparse convolution; type "sparse_conv2d". init as for dsnn_sparse_linear_new (NULL:

@@ -13,6 +13,10 @@
  * CG_KC, so that the packed block of a group stays in L2; a tile sweeps one sliver of the other
  * operand (in L1) over the block's panels.
  *
+ * Layers of at least CG_DIRECT_C channels with batches that fill the tile's panels of samples
+ * take the direct path below for the forward and the input gradient instead (no packing per
+ * group, padding taps skipped); the weight gradient always runs as above.
+ *
  * Threads: the forward and the input gradient split the batch's images, the weight gradient the
  * taps (panels of nr). Every output has one owner and a fixed order of summation (groups start
  * at multiples of the group size, col2im's runs are cut by rows only), so results do not depend
@@ -234,7 +238,7 @@ static bool cg_next_group(int64_t n_end, int G, int64_t *n0, int *cnt)
  * panel) is one thread's, summed in a fixed order (taps, then channel blocks of CG_DC), so
  * results do not depend on the number of threads. */
 #define CG_DIRECT_C 16 /* fewer reduction channels: the blocks of the tile would be too short */
-#define CG_DC 128      /* channels per reduction block: a B panel (CG_DC x nr) stays in L1 */
+#define CG_DC 64       /* channels per reduction block: a position's B panels stay in L1 */
 
 /* Tap (i, j) from position pos of the pass: the source position, or -1 when it reads padding
  * (forward: the input position the window of output pos reads; input gradient (dx): the output
@@ -287,7 +291,8 @@ static const float *cg_pack_taps(const float *W, int rows, int red, int taps, si
     return out;
 }
 
-/* Samples per pass of the direct path (a multiple of nr), or 0 when it does not apply: fewer
+/* Samples per pass of the direct path (a multiple of nr, the passes as even as the limit
+ * allows), or 0 when it does not apply: fewer
  * than CG_DIRECT_C reduction channels, a batch that would leave more than a fifth of the
  * panels' columns empty, or planes of nr samples past the workspace limit. */
 static int cg_direct_nb(int red, size_t src_pos, int rows, size_t dst_pos, int batch, int nr)
@@ -300,71 +305,90 @@ static int cg_direct_nb(int red, size_t src_pos, int rows, size_t dst_pos, int b
     const size_t per = (size_t)red * src_pos > cg_round((size_t)rows, SP_GMR) * dst_pos
                            ? (size_t)red * src_pos
                            : cg_round((size_t)rows, SP_GMR) * dst_pos;
-    size_t nb = (ws_limit_floats() / (per + 1)) / (size_t)nr * (size_t)nr;
-    if (nb < (size_t)nr)
+    const size_t most = (ws_limit_floats() / (per + 1)) / (size_t)nr * (size_t)nr;
+    if (most < (size_t)nr)
         return 0;
-    return (int)(nb < full ? nb : full);
+    if (most >= full)
+        return (int)full;
+    /* passes of equal width (a pass of a single panel would reuse each sliver of A once) */
+    const size_t passes = (full + most - 1) / most;
+    return (int)cg_round((full + passes - 1) / passes, (size_t)nr);
 }
 
 /* One pass of the direct path over samples [b0, b0 + bn) (bn <= nb): in (the input of the
  * forward or dY of the input gradient, sample-major: [b][red][src_pos]) to out ([b][rows]
- * [dst_pos], overwritten; + bias[row] if bias). Ap from cg_pack_taps. False if out of memory. */
+ * [dst_pos], overwritten; + bias[row] if bias). Ap from cg_pack_taps. The planes are cut into
+ * panels of nr samples, Xt[panel][pos][c][nr] and Yt[panel][pos][row][nr], so that a tile's B
+ * rows and C rows are nr floats apart. A thread takes a position with all its panels: a sliver
+ * of A (in L1) serves every panel. False if out of memory. */
 static bool cg_direct_pass(const struct cv_geom *g, bool dx, int rows, int red, const float *Ap,
                            const float *bias, const float *in, float *out, int b0, int bn,
                            int nb)
 {
     const struct sp_kernels *kt = sp_kernels();
-    const int nr = kt->gemm_nr, taps = g->kh * g->kw;
+    const int nr = kt->gemm_nr, taps = g->kh * g->kw, npan = nb / nr;
     const size_t src_pos = dx ? (size_t)g->oh * g->ow : (size_t)g->h * g->w;
     const size_t dst_pos = dx ? (size_t)g->h * g->w : (size_t)g->oh * g->ow;
     const size_t Mp = cg_round((size_t)rows, SP_GMR), nsl = Mp / SP_GMR;
-    const size_t xs = (size_t)red * nb, ys = Mp * (size_t)nb; /* floats per position */
-    float *Xt = cg_ws(0, src_pos * xs), *Yt = cg_ws(1, dst_pos * ys);
+    const size_t xs = (size_t)red * nr, ys = Mp * (size_t)nr; /* floats per position */
+    const size_t xp = src_pos * xs, yp = dst_pos * ys;       /* floats per panel */
+    float *Xt = cg_ws(0, (size_t)npan * xp), *Yt = cg_ws(1, (size_t)npan * yp);
     if (!Xt || !Yt)
         return false;
     const size_t in_img = (size_t)red * src_pos, out_img = (size_t)rows * dst_pos;
-    const int nt0 = cg_threads((double)in_img * bn * 16.0, red);
+    const float *inb = in + (size_t)b0 * in_img;
+    float *outb = out + (size_t)b0 * out_img;
+    const int64_t nin = (int64_t)red * npan;
+    const int nt0 = cg_threads((double)in_img * bn * 16.0, nin);
 #pragma omp parallel for schedule(static) num_threads(nt0) if (nt0 > 1)
-    for (int c = 0; c < red; c++)
-        kt->transpose_in(in + (size_t)b0 * in_img + (size_t)c * src_pos, (int)in_img, bn,
-                         Xt + (size_t)c * nb, xs, 0, (int)src_pos, 0, nb);
-    const int npan = nb / nr;
-    const int64_t items = (int64_t)dst_pos * npan;
-    const int nt = cg_threads(2.0 * (double)Mp * red * taps * dst_pos * nb, items);
+    for (int64_t it = 0; it < nin; it++) {
+        const int c = (int)(it % red), jp = (int)(it / red);
+        kt->transpose_in(inb + (size_t)c * src_pos, (int)in_img, bn,
+                         Xt + (size_t)jp * xp + (size_t)c * nr, xs, 0, (int)src_pos, jp * nr,
+                         jp * nr + nr);
+    }
+    const int nt = cg_threads(2.0 * (double)Mp * red * taps * dst_pos * nb, (int64_t)dst_pos);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t it = 0; it < items; it++) {
-        const int pos = (int)(it / npan), jp = (int)(it % npan);
-        float *C = Yt + (size_t)pos * ys + (size_t)jp * nr;
+    for (int64_t pos = 0; pos < (int64_t)dst_pos; pos++) {
+        float *C = Yt + (size_t)pos * ys;
         bool started = false;
         for (int i = 0; i < g->kh; i++)
             for (int j = 0; j < g->kw; j++) {
-                const int src = cg_src(g, dx, pos, i, j);
+                const int src = cg_src(g, dx, (int)pos, i, j);
                 if (src < 0)
                     continue;
                 const int t = i * g->kw + j;
-                const float *B = Xt + (size_t)src * xs + (size_t)jp * nr;
+                const float *B = Xt + (size_t)src * xs;
                 for (int c0 = 0; c0 < red; c0 += CG_DC) {
                     const int kc = red - c0 < CG_DC ? red - c0 : CG_DC;
                     const float *A = Ap + ((size_t)t * nsl * red + (size_t)c0) * SP_GMR;
                     for (size_t sl = 0; sl < nsl; sl++)
-                        kt->gemm_tile(kc, A + sl * red * SP_GMR, B + (size_t)c0 * nb,
-                                      (size_t)nb, C + sl * SP_GMR * nb, (size_t)nb, started);
+                        for (int jp = 0; jp < npan; jp++)
+                            kt->gemm_tile(kc, A + sl * red * SP_GMR,
+                                          B + (size_t)jp * xp + (size_t)c0 * nr, (size_t)nr,
+                                          C + (size_t)jp * yp + sl * SP_GMR * nr, (size_t)nr,
+                                          started);
                     started = true;
                 }
             }
         if (!started) /* every tap reads padding */
-            for (size_t r = 0; r < Mp; r++)
-                memset(C + r * nb, 0, sizeof(float) * (size_t)nr);
+            for (int jp = 0; jp < npan; jp++)
+                memset(C + (size_t)jp * yp, 0, sizeof(float) * ys);
     }
-    const int nt1 = cg_threads((double)out_img * bn * 16.0, rows);
+    const int64_t nout = (int64_t)rows * npan;
+    const int nt1 = cg_threads((double)out_img * bn * 16.0, nout);
 #pragma omp parallel for schedule(static) num_threads(nt1) if (nt1 > 1)
-    for (int m = 0; m < rows; m++) {
-        float *o = out + (size_t)b0 * out_img + (size_t)m * dst_pos;
-        kt->transpose_out(Yt + (size_t)m * nb, ys, (int)out_img, o, bn, 0, (int)dst_pos, 0,
-                          nb);
+    for (int64_t it = 0; it < nout; it++) {
+        const int m = (int)(it % rows), jp = (int)(it / rows);
+        if (jp * nr >= bn)
+            continue;
+        float *o = outb + (size_t)m * dst_pos;
+        kt->transpose_out(Yt + (size_t)jp * yp + (size_t)m * nr, ys, (int)out_img, o, bn, 0,
+                          (int)dst_pos, jp * nr, jp * nr + nr);
         if (bias) {
             const float bm = bias[m];
-            for (int b = 0; b < bn; b++)
+            const int bend = jp * nr + nr < bn ? jp * nr + nr : bn;
+            for (int b = jp * nr; b < bend; b++)
                 for (size_t q = 0; q < dst_pos; q++)
                     o[(size_t)b * out_img + q] += bm;
         }
