@@ -249,14 +249,14 @@ static void test_sparse_passes(void)
     CU_ASSERT_DOUBLE_EQUAL(dsnn_sparse_conv2d_dense_above(l), 0.0, 1e-12);
     CU_ASSERT_EQUAL(compare(l, &g, true, 20, 16), 0);
     dsnn_layer_free(l);
-    const struct geo wide = {12, 6, 6, 5, 3, 1, 1}; /* 108 taps */
+    const struct geo wide = {12, 16, 16, 5, 3, 1, 1}; /* 108 taps, outputs 16 wide */
     l = make(&wide, true, true, 0.4, 12);
-    CU_ASSERT_DOUBLE_EQUAL(dsnn_sparse_conv2d_dense_above(l), 0.75, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(dsnn_sparse_conv2d_dense_above(l), 0.55, 1e-12);
     dsnn_sparse_conv2d_set_dense_above(l, 0.25);
     CU_ASSERT_DOUBLE_EQUAL(dsnn_sparse_conv2d_dense_above(l), 0.25, 1e-12);
     dsnn_layer_free(l);
-    /* outputs at most 2 wide switch to the dense path earlier; both paths agree there */
-    const struct geo narrow = {12, 2, 2, 8, 3, 1, 1}; /* 108 taps */
+    /* outputs at most 8 wide switch to the dense path earlier; both paths agree there */
+    const struct geo narrow = {12, 8, 8, 8, 3, 1, 1}; /* 108 taps */
     l = make(&narrow, true, true, 0.5, 14);
     CU_ASSERT_DOUBLE_EQUAL(dsnn_sparse_conv2d_dense_above(l), 0.45, 1e-12);
     CU_ASSERT_EQUAL(compare(l, &narrow, true, 40, 15), 0);

@@ -211,8 +211,8 @@ DSNN_API struct dsnn_layer *dsnn_sparse_conv2d_like(const struct dsnn_layer *con
 /* Density (nnz / (out_c in_c k k)) from which forward and backward run the dense convolution
  * engine (the one conv2d uses) over a scratch copy of the weights instead of the sparse kernels
  * (the weight gradient is gathered back at the active connections; storage, gradients and
- * optimizer state stay sparse). Default 0.75, or 0.45 for outputs at most 2 positions wide (where
- * the sparse kernels use a quarter of their registers), or 0 (always dense) for kernels of fewer
+ * optimizer state stay sparse). Default 0.55, or 0.45 for outputs at most 8 positions wide (where
+ * the sparse kernels fill fewer of their registers), or 0 (always dense) for kernels of fewer
  * than 100 taps in_c k k (a first layer's 3 x 3 x 3, a 1 x 1 convolution of 64 channels: there
  * copying the activations for the sparse kernels costs more than the dense products); > 1: never;
  * <= 0: always. Results of the two paths agree to rounding. */

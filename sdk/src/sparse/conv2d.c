@@ -45,14 +45,15 @@
 
 #define SC_NB SP_PAD  /* samples per panel chunk: the vector dimension */
 #define SC_PASS 128   /* samples per pass (a multiple of SC_NB) */
-/* Density from which the dense scratch path runs by default (measured on VGG-16, 2 cores: the
- * sparse kernels are faster up to about this density). Outputs at most 2 positions wide fill a
- * quarter of conv_spmm's position accumulators, so there the dense path wins earlier: per layer,
- * VGG-16 512x2x2 at density 0.5 took 71 ms sparse vs 67 dense with OpenBLAS's Haswell core, 58 vs
- * 36 with its own AVX-512 core (the wider layers stay faster sparse at 0.5 with the Haswell
- * core). */
-#define SC_DENSE_ABOVE_DEFAULT 0.75
-#define SC_DENSE_ABOVE_NARROW 0.45 /* out_w <= 2 */
+/* Density from which the dense scratch path runs by default: the sparse kernels are faster up
+ * to about this density. Measured per layer against the dense engine's direct path (Intel Xeon
+ * AVX-512, 2 threads, batch 128, VGG-16 shapes, forward + backward ms, sparse kernels vs dense
+ * scratch): at density 0.5, 64x32x32 138 vs 155, 128x16x16 174 vs 187 and 64x16x16 77 vs 70
+ * (outputs 16 or more wide: about even at 0.5), 128x8x8 76 vs 56, 256x4x4 105 vs 87, 512x4x4 189
+ * vs 156, 512x2x2 59 vs 44 (narrower: dense from below 0.5); at 0.3 the sparse kernels were
+ * faster or even on every shape. */
+#define SC_DENSE_ABOVE_DEFAULT 0.55
+#define SC_DENSE_ABOVE_NARROW 0.45 /* out_w <= 8 */
 /* Kernels of fewer taps (K = in_c kh kw: a first layer's 3 x 3 x 3, a 1 x 1 convolution of 64
  * channels) run the dense path at any density by default: their products are few next to the
  * copies of the activations into and out of the panels. Measured per layer (Intel Xeon AVX-512,
@@ -795,7 +796,7 @@ struct dsnn_layer *dsnn_sparse_conv2d_new(const char *name, struct dsnn_shape in
     S->out_c = out_channels;
     S->bias = bias;
     S->dense_above = K < SC_DENSE_TAPS ? 0.0
-                     : g.ow <= 2       ? SC_DENSE_ABOVE_NARROW
+                     : g.ow <= 8       ? SC_DENSE_ABOVE_NARROW
                                        : SC_DENSE_ABOVE_DEFAULT;
     if (!sc_panel_geom(S)) {
         dsnn_error_set(err, DSNN_ERR_INVALID, "layer '%s': activations too large for the sparse convolution's panels", name);
