@@ -480,7 +480,8 @@ static void test_dense_blocks(void)
 /* The dense engine's direct path (layers/conv_gemm.c: at least 16 reduction channels, batches
  * that fill the tile's panels of samples): forward and input gradient against the reference, in
  * one pass and in several (a workspace limit of 32 samples per pass, the last pass partial), and
- * bit-identical on one and two threads. The shapes: 3x3 s1 p1; stride 2 on odd sizes; 1x1 s2,
+ * bit-identical on one and two threads; the weight gradient's direct path (outputs of at most 16
+ * positions: geometries 1, 2, 4, 5) likewise. The shapes: 3x3 s1 p1; stride 2 on odd sizes; 1x1 s2,
  * whose input gradient is 0 at the inputs no window reads; padding 2, where corner outputs read
  * one tap; more channels than one reduction block (128) in the forward and in the input
  * gradient. */
@@ -497,10 +498,11 @@ static void test_dense_direct(void)
         /* 32 samples per pass: the largest plane (channels x positions; the written side's
          * channels rounded up to the tile's 6 rows) of the two passes, times 32 floats */
         const size_t in_pl = (size_t)g->c * g->h * g->w, out_pl = (size_t)g->out_c * oh * ow;
-        const size_t sizes[4] = {in_pl, (size_t)(g->out_c + 5) / 6 * 6 * oh * ow, out_pl,
-                                 (size_t)(g->c + 5) / 6 * 6 * g->h * g->w};
+        const size_t sizes[5] = {in_pl, (size_t)(g->out_c + 5) / 6 * 6 * oh * ow, out_pl,
+                                 (size_t)(g->c + 5) / 6 * 6 * g->h * g->w,
+                                 (size_t)(g->c + 31) / 32 * 32 * g->h * g->w};
         size_t per = 0;
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 5; i++)
             per = sizes[i] > per ? sizes[i] : per;
         dsnn_conv_set_workspace_limit((per + 1) * 32 * sizeof(float));
         const int bad2 = compare(l, g, false, 60, 91 + gi);
@@ -511,7 +513,8 @@ static void test_dense_direct(void)
         CU_ASSERT_EQUAL(bad2, 0);
         const int batch = 64;
         const size_t ni = (size_t)batch * in_pl, no = (size_t)batch * out_pl;
-        float *x = lc_alloc(ni), *dy = lc_alloc(no), *y[2], *dx[2];
+        const size_t nw = (size_t)g->out_c * g->c * g->k * g->k;
+        float *x = lc_alloc(ni), *dy = lc_alloc(no), *y[2], *dx[2], *gw[2];
         struct dsnn_rng rng;
         dsnn_rng_seed(&rng, 95 + gi, 1);
         lc_fill(x, ni, &rng, -1, 1);
@@ -520,14 +523,17 @@ static void test_dense_direct(void)
             dsnn_set_num_threads(t + 1);
             y[t] = lc_alloc(no);
             dx[t] = lc_alloc(ni);
+            gw[t] = lc_alloc(nw);
             CU_ASSERT_EQUAL(l->ops->forward(l, x, y[t], batch, true, NULL), DSNN_OK);
             CU_ASSERT_EQUAL(l->ops->backward(l, x, y[t], dy, dx[t], batch, NULL), DSNN_OK);
+            memcpy(gw[t], l->params[0].grad, sizeof(float) * nw);
         }
         dsnn_set_num_threads(0);
         CU_ASSERT_EQUAL(memcmp(y[0], y[1], sizeof(float) * no), 0);
         CU_ASSERT_EQUAL(memcmp(dx[0], dx[1], sizeof(float) * ni), 0);
+        CU_ASSERT_EQUAL(memcmp(gw[0], gw[1], sizeof(float) * nw), 0);
         for (int t = 0; t < 2; t++)
-            free(y[t]), free(dx[t]);
+            free(y[t]), free(dx[t]), free(gw[t]);
         free(x), free(dy);
         dsnn_layer_free(l);
     }

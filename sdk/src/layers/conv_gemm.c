@@ -15,7 +15,8 @@
  *
  * Layers of at least CG_DIRECT_C channels with batches that fill the tile's panels of samples
  * take the direct path below for the forward and the input gradient instead (no packing per
- * group, padding taps skipped); the weight gradient always runs as above.
+ * group, padding taps skipped), and for the weight gradient when the output has at most
+ * CG_DW_DIRECT_P positions.
  *
  * Threads: the forward and the input gradient split the batch's images, the weight gradient the
  * taps (panels of nr). Every output has one owner and a fixed order of summation (groups start
@@ -687,9 +688,115 @@ static bool cg_dw_part(const struct cv_geom *g, int M, const float *x, const flo
     return true;
 }
 
+/* The weight gradient by the direct path (the conditions of cg_direct_nb with the input's
+ * channels as the reduction side): per pass of nb samples the images are transposed to
+ * Xc[pos][s][c] (channels innermost, padded to panels of nr) and dY packed into slivers
+ * Ad[sliver][p][s][r] = dY[b0 + s][6 sliver + r][p]; then, per tap t and panel of nr channels,
+ *   dWt[t][m][c] += sum_{p with src(p, t) valid} sum_s Ad[m][p][s] Xc[src(p, t)][s][c]
+ * one tile per (position, sliver) with the samples as the reduction (B read in place: its rows,
+ * the samples, are one position's, Cp floats apart; taps that read padding skipped). Each
+ * (tap, channel panel) is one thread's, summed over passes and positions in a fixed order. */
+/* Output positions up to which the weight gradient takes the direct path. Measured (Intel Xeon
+ * AVX-512, 2 threads, batch 128, backward ms, direct vs grouped): 512x4x4 60 vs 68, 512x2x2 13
+ * vs 19; at 8 x 8 and wider even or slower (256x8x8 71 vs 69, 128x16x16 87 vs 81): there the
+ * grouped path's packing is cheap next to its products and its B block stays in L2. */
+#define CG_DW_DIRECT_P 16
+
+static enum dsnn_status cg_dw_direct(const struct cv_geom *g, int M, const float *x,
+                                     const float *dy, int batch, float *dW, int nb)
+{
+    const struct sp_kernels *kt = sp_kernels();
+    const int nr = kt->gemm_nr, taps = g->kh * g->kw, C = g->c, K = C * taps;
+    const size_t HW = (size_t)g->h * g->w, P = (size_t)g->oh * g->ow;
+    const size_t Mp = cg_round((size_t)M, SP_GMR), nsl = Mp / SP_GMR;
+    const int cpan = (C + nr - 1) / nr;
+    const size_t Cp = (size_t)cpan * nr;
+    float *Xc = cg_ws(0, HW * nb * Cp), *Ad = cg_ws(1, Mp * P * nb);
+    float *dWt = cg_ws(3, (size_t)taps * Mp * Cp);
+    if (!Xc || !Ad || !dWt)
+        return DSNN_ERR_NOMEM;
+    memset(dWt, 0, sizeof(float) * (size_t)taps * Mp * Cp);
+    const size_t in_img = (size_t)C * HW, out_img = (size_t)M * P;
+    for (int b0 = 0; b0 < batch; b0 += nb) {
+        const int bn = batch - b0 < nb ? batch - b0 : nb;
+        const int nt0 = cg_threads((double)in_img * bn * 16.0, nb);
+#pragma omp parallel for schedule(static) num_threads(nt0) if (nt0 > 1)
+        for (int sm = 0; sm < nb; sm++) {
+            float *d = Xc + (size_t)sm * Cp;
+            if (sm >= bn) {
+                for (size_t q = 0; q < HW; q++)
+                    memset(d + q * nb * Cp, 0, sizeof(float) * Cp);
+                continue;
+            }
+            kt->transpose_in(x + (size_t)(b0 + sm) * in_img, (int)HW, C, d, (size_t)nb * Cp, 0,
+                             (int)HW, 0, (int)Cp);
+        }
+        const int nt1 = cg_threads((double)out_img * bn * 16.0, (int64_t)nsl);
+#pragma omp parallel for schedule(static) num_threads(nt1) if (nt1 > 1)
+        for (int64_t sl = 0; sl < (int64_t)nsl; sl++)
+            for (int r = 0; r < SP_GMR; r++) {
+                const size_t m = (size_t)sl * SP_GMR + (size_t)r;
+                float *d = Ad + (size_t)sl * P * nb * SP_GMR + (size_t)r;
+                for (int sm = 0; sm < nb; sm++) {
+                    float *ds = d + (size_t)sm * SP_GMR;
+                    const size_t step = (size_t)nb * SP_GMR;
+                    if (m >= (size_t)M || sm >= bn) {
+                        for (size_t q = 0; q < P; q++)
+                            ds[q * step] = 0.0f;
+                        continue;
+                    }
+                    const float *src = dy + (size_t)(b0 + sm) * out_img + m * P;
+                    for (size_t q = 0; q < P; q++)
+                        ds[q * step] = src[q];
+                }
+            }
+        /* items: a panel of channels and a range of taps (the taps cut only as far as needed
+         * to give every thread two items); positions outer, so that a position's slivers of
+         * Ad serve all the item's taps from L2 */
+        const int nt = cg_threads(2.0 * (double)Mp * K * P * bn, (int64_t)taps * cpan);
+        int ntg = (2 * nt + cpan - 1) / cpan;
+        ntg = ntg < 1 ? 1 : ntg > taps ? taps : ntg;
+        const int64_t items = (int64_t)cpan * ntg;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+        for (int64_t it = 0; it < items; it++) {
+            const int cp = (int)(it / ntg), tg = (int)(it % ntg);
+            const int t0 = taps * tg / ntg, t1 = taps * (tg + 1) / ntg;
+            for (size_t pos = 0; pos < P; pos++) {
+                const float *A = Ad + pos * nb * SP_GMR;
+                for (int t = t0; t < t1; t++) {
+                    const int src = cg_src(g, false, (int)pos, t / g->kw, t % g->kw);
+                    if (src < 0)
+                        continue;
+                    const float *B = Xc + (size_t)src * nb * Cp + (size_t)cp * nr;
+                    float *Ct = dWt + (size_t)t * Mp * Cp + (size_t)cp * nr;
+                    for (size_t sl = 0; sl < nsl; sl++)
+                        kt->gemm_tile(bn, A + sl * P * nb * SP_GMR, B, Cp, Ct + sl * SP_GMR * Cp,
+                                      Cp, true);
+                }
+            }
+        }
+    }
+    const int nt2 = cg_threads((double)M * K * 8.0, M);
+#pragma omp parallel for schedule(static) num_threads(nt2) if (nt2 > 1)
+    for (int m = 0; m < M; m++)
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < taps; t++)
+                dW[(size_t)m * K + (size_t)c * taps + (size_t)t] =
+                    dWt[((size_t)t * Mp + (size_t)m) * Cp + (size_t)c];
+    return DSNN_OK;
+}
+
 static enum dsnn_status cg_dw(const struct cv_geom *g, int M, const float *x, const float *dy,
                               int batch, float *dW)
 {
+    {
+        const int nr = sp_kernels()->gemm_nr;
+        const int nbd = g->c < CG_DIRECT_C || g->oh * g->ow > CG_DW_DIRECT_P ? 0
+                        : cg_direct_nb((int)cg_round((size_t)g->c, (size_t)nr),
+                                       (size_t)g->h * g->w, M, (size_t)g->oh * g->ow, batch, nr);
+        if (nbd > 0)
+            return cg_dw_direct(g, M, x, dy, batch, dW, nbd);
+    }
     const int K = g->c * g->kh * g->kw, P = g->oh * g->ow;
     const int nr = sp_kernels()->gemm_nr;
     const int64_t panels = (K + nr - 1) / nr;
