@@ -377,6 +377,42 @@ static void test_rigl_dense_grad(void)
     dsnn_layer_free(l);
 }
 
+/* l's forward and backward on one and on two threads (inputs from seed): outputs, input
+ * gradients and every parameter gradient bit-identical. */
+static void check_threads(struct dsnn_layer *l, int batch, uint64_t seed)
+{
+    const size_t ni = (size_t)batch * dsnn_shape_size(l->in);
+    const size_t no = (size_t)batch * dsnn_shape_size(l->out);
+    const size_t np = l->n_params < 2 ? l->n_params : 2;
+    float *x = lc_alloc(ni), *dy = lc_alloc(no), *y[2], *dx[2], *gp[2][2] = {{NULL}};
+    struct dsnn_rng rng;
+    dsnn_rng_seed(&rng, seed, 1);
+    lc_fill(x, ni, &rng, -1, 1);
+    lc_fill(dy, no, &rng, -1, 1);
+    for (int t = 0; t < 2; t++) {
+        dsnn_set_num_threads(t + 1);
+        y[t] = lc_alloc(no);
+        dx[t] = lc_alloc(ni);
+        CU_ASSERT_EQUAL(l->ops->forward(l, x, y[t], batch, true, NULL), DSNN_OK);
+        CU_ASSERT_EQUAL(l->ops->backward(l, x, y[t], dy, dx[t], batch, NULL), DSNN_OK);
+        for (size_t p = 0; p < np; p++) {
+            gp[t][p] = lc_alloc(l->params[p].n);
+            memcpy(gp[t][p], l->params[p].grad, sizeof(float) * l->params[p].n);
+        }
+    }
+    dsnn_set_num_threads(0);
+    CU_ASSERT_EQUAL(memcmp(y[0], y[1], sizeof(float) * no), 0);
+    CU_ASSERT_EQUAL(memcmp(dx[0], dx[1], sizeof(float) * ni), 0);
+    for (size_t p = 0; p < np; p++)
+        CU_ASSERT_EQUAL(memcmp(gp[0][p], gp[1][p], sizeof(float) * l->params[p].n), 0);
+    for (int t = 0; t < 2; t++) {
+        free(y[t]), free(dx[t]);
+        for (size_t p = 0; p < np; p++)
+            free(gp[t][p]);
+    }
+    free(x), free(dy);
+}
+
 static void test_threads(void)
 {
     const struct geo geo2[2] = {{6, 12, 12, 8, 3, 1, 1}, {6, 12, 12, 8, 3, 2, 1}};
@@ -385,33 +421,9 @@ static void test_threads(void)
     for (int gi = 0; gi < 4; gi++) {
         const struct geo g = geo2[gi % 2];
         struct dsnn_layer *l = make(&g, true, true, gi < 2 ? 0.3 : 0.9, 2);
-        const size_t ni = (size_t)batch * 6 * 144, no = (size_t)batch * dsnn_shape_size(l->out);
-        float *x = lc_alloc(ni), *dy = lc_alloc(no), *y[2], *dx[2], *gw[2], *gb[2];
-        struct dsnn_rng rng;
-        dsnn_rng_seed(&rng, 1, 1);
-        lc_fill(x, ni, &rng, -1, 1);
-        lc_fill(dy, no, &rng, -1, 1);
-        const size_t nnz = dsnn_sparse_conv2d_nnz(l);
-        for (int t = 0; t < 2; t++) {
-            dsnn_set_num_threads(t + 1);
-            y[t] = lc_alloc(no);
-            dx[t] = lc_alloc(ni);
-            gw[t] = lc_alloc(nnz);
-            gb[t] = lc_alloc(8);
-            CU_ASSERT_EQUAL(l->ops->forward(l, x, y[t], batch, true, NULL), DSNN_OK);
-            CU_ASSERT_EQUAL(l->ops->backward(l, x, y[t], dy, dx[t], batch, NULL), DSNN_OK);
-            memcpy(gw[t], l->params[0].grad, sizeof(float) * nnz);
-            memcpy(gb[t], l->params[1].grad, sizeof(float) * 8);
-        }
-        dsnn_set_num_threads(0);
-        CU_ASSERT_EQUAL(memcmp(y[0], y[1], sizeof(float) * no), 0);
-        CU_ASSERT_EQUAL(memcmp(dx[0], dx[1], sizeof(float) * ni), 0);
-        CU_ASSERT_EQUAL(memcmp(gw[0], gw[1], sizeof(float) * nnz), 0);
-        CU_ASSERT_EQUAL(memcmp(gb[0], gb[1], sizeof(float) * 8), 0);
+        CU_ASSERT_EQUAL(dsnn_sparse_conv2d_nnz(l), l->params[0].n);
+        check_threads(l, batch, 1);
         CU_ASSERT_EQUAL(compare(l, &g, true, batch, 4), 0);
-        for (int t = 0; t < 2; t++)
-            free(y[t]), free(dx[t]), free(gw[t]), free(gb[t]);
-        free(x), free(dy);
         dsnn_layer_free(l);
     }
     g_dense_above = -1.0;
@@ -446,33 +458,7 @@ static void test_dense_blocks(void)
             fprintf(stderr, "dense blocks geometry %d, smallest workspace: %d mismatches\n", gi,
                     bad1);
         CU_ASSERT_EQUAL(bad1, 0);
-        const size_t ni = (size_t)batch * g->c * g->h * g->w;
-        const size_t no = (size_t)batch * dsnn_shape_size(l->out);
-        const size_t nw = (size_t)g->out_c * g->c * g->k * g->k;
-        float *x = lc_alloc(ni), *dy = lc_alloc(no), *y[2], *dx[2], *gw[2], *gb[2];
-        struct dsnn_rng rng;
-        dsnn_rng_seed(&rng, 90 + gi, 1);
-        lc_fill(x, ni, &rng, -1, 1);
-        lc_fill(dy, no, &rng, -1, 1);
-        for (int t = 0; t < 2; t++) {
-            dsnn_set_num_threads(t + 1);
-            y[t] = lc_alloc(no);
-            dx[t] = lc_alloc(ni);
-            gw[t] = lc_alloc(nw);
-            gb[t] = lc_alloc((size_t)g->out_c);
-            CU_ASSERT_EQUAL(l->ops->forward(l, x, y[t], batch, true, NULL), DSNN_OK);
-            CU_ASSERT_EQUAL(l->ops->backward(l, x, y[t], dy, dx[t], batch, NULL), DSNN_OK);
-            memcpy(gw[t], l->params[0].grad, sizeof(float) * nw);
-            memcpy(gb[t], l->params[1].grad, sizeof(float) * (size_t)g->out_c);
-        }
-        dsnn_set_num_threads(0);
-        CU_ASSERT_EQUAL(memcmp(y[0], y[1], sizeof(float) * no), 0);
-        CU_ASSERT_EQUAL(memcmp(dx[0], dx[1], sizeof(float) * ni), 0);
-        CU_ASSERT_EQUAL(memcmp(gw[0], gw[1], sizeof(float) * nw), 0);
-        CU_ASSERT_EQUAL(memcmp(gb[0], gb[1], sizeof(float) * (size_t)g->out_c), 0);
-        for (int t = 0; t < 2; t++)
-            free(y[t]), free(dx[t]), free(gw[t]), free(gb[t]);
-        free(x), free(dy);
+        check_threads(l, batch, 90 + gi);
         dsnn_layer_free(l);
     }
 }
@@ -496,7 +482,8 @@ static void test_dense_direct(void)
         const size_t oh = (size_t)od(g->h, g->k, g->s, g->p), ow = (size_t)od(g->w, g->k, g->s, g->p);
         const int bad = compare(l, g, false, 30, 81 + gi);
         /* 32 samples per pass: the largest plane (channels x positions; the written side's
-         * channels rounded up to the tile's 6 rows) of the two passes, times 32 floats */
+         * channels rounded up to the tile's 6 rows, the weight gradient's input channels to
+         * panels of 32) of the three passes, times 32 floats */
         const size_t in_pl = (size_t)g->c * g->h * g->w, out_pl = (size_t)g->out_c * oh * ow;
         const size_t sizes[5] = {in_pl, (size_t)(g->out_c + 5) / 6 * 6 * oh * ow, out_pl,
                                  (size_t)(g->c + 5) / 6 * 6 * g->h * g->w,
@@ -511,30 +498,7 @@ static void test_dense_direct(void)
             fprintf(stderr, "dense direct geometry %d: %d / %d mismatches\n", gi, bad, bad2);
         CU_ASSERT_EQUAL(bad, 0);
         CU_ASSERT_EQUAL(bad2, 0);
-        const int batch = 64;
-        const size_t ni = (size_t)batch * in_pl, no = (size_t)batch * out_pl;
-        const size_t nw = (size_t)g->out_c * g->c * g->k * g->k;
-        float *x = lc_alloc(ni), *dy = lc_alloc(no), *y[2], *dx[2], *gw[2];
-        struct dsnn_rng rng;
-        dsnn_rng_seed(&rng, 95 + gi, 1);
-        lc_fill(x, ni, &rng, -1, 1);
-        lc_fill(dy, no, &rng, -1, 1);
-        for (int t = 0; t < 2; t++) {
-            dsnn_set_num_threads(t + 1);
-            y[t] = lc_alloc(no);
-            dx[t] = lc_alloc(ni);
-            gw[t] = lc_alloc(nw);
-            CU_ASSERT_EQUAL(l->ops->forward(l, x, y[t], batch, true, NULL), DSNN_OK);
-            CU_ASSERT_EQUAL(l->ops->backward(l, x, y[t], dy, dx[t], batch, NULL), DSNN_OK);
-            memcpy(gw[t], l->params[0].grad, sizeof(float) * nw);
-        }
-        dsnn_set_num_threads(0);
-        CU_ASSERT_EQUAL(memcmp(y[0], y[1], sizeof(float) * no), 0);
-        CU_ASSERT_EQUAL(memcmp(dx[0], dx[1], sizeof(float) * ni), 0);
-        CU_ASSERT_EQUAL(memcmp(gw[0], gw[1], sizeof(float) * nw), 0);
-        for (int t = 0; t < 2; t++)
-            free(y[t]), free(dx[t]), free(gw[t]);
-        free(x), free(dy);
+        check_threads(l, 64, 95 + gi);
         dsnn_layer_free(l);
     }
 }
