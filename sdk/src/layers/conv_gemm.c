@@ -25,6 +25,7 @@
 #include "layers/layers_impl.h"
 #include "sparse/sparse_impl.h"
 
+#include <limits.h>
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
@@ -307,7 +308,7 @@ static int cg_direct_nb(int red, size_t src_pos, int rows, size_t dst_pos, int b
                            ? (size_t)red * src_pos
                            : cg_round((size_t)rows, SP_GMR) * dst_pos;
     const size_t most = (ws_limit_floats() / (per + 1)) / (size_t)nr * (size_t)nr;
-    if (most < (size_t)nr)
+    if (most < (size_t)nr || per > (size_t)INT_MAX) /* the transposes take int row lengths */
         return 0;
     if (most >= full)
         return (int)full;
