@@ -144,11 +144,12 @@ DSNN_API void dsnn_dropout_set_rng(struct dsnn_layer *l, const struct dsnn_rng *
  * batch). A group is cut smaller when its largest buffer would pass the workspace limit
  * (dsnn_conv_set_workspace_limit). Layers of at least 16 input channels (16 output channels for
  * the input gradient) and batches that fill the tile's panels of samples (at most a fifth of a
- * panel empty: batches of 32, 64, 128, ... on AVX-512) run the forward and the input gradient
- * directly instead: the images are transposed once into planes with the samples innermost, the
- * taps read them in place (taps that read padding are skipped) and no window columns are packed;
- * passes over samples are cut so that a plane stays under the same limit. The workspace is per
- * thread and shared by all convolution layers.
+ * panel empty: batches of 32, 64, 128, ... on AVX-512) run the forward and the input gradient,
+ * and for outputs of at most 16 positions the weight gradient, directly instead: the images are
+ * transposed once into planes with the samples innermost, the taps read them in place (taps that
+ * read padding are skipped) and no window columns are packed; passes over samples are cut so
+ * that a plane stays under the same limit. The workspace is per thread and shared by all
+ * convolution layers.
  *
  * The sparse layer stores W as a [out_c][in_c k k] CSR matrix: it keeps a "sparse_linear" layer
  * (dsnn/sparse.h) with n_in = in_c k k and n_out = out_c as its weight store, so every
