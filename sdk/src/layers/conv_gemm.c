@@ -226,19 +226,22 @@ static bool cg_next_group(int64_t n_end, int G, int64_t *n0, int *cnt)
 
 /* ---- the direct path: sample-innermost planes, no window columns ----
  * For layers of at least CG_DIRECT_C reduction channels and batches that fill the tile's width,
- * the forward and the input gradient run over planes with the samples innermost,
- *   Xt[pos][c][s] = x[b0 + s][c][pos]  (s < nb, nb a multiple of nr; 0 past the batch),
- * as one small GEMM per (output position, panel of nr samples, tap): the tap's input position
- * is fixed for the whole panel, so its B operand is read in place from Xt (rows: the channels,
- * nb floats apart) and a tap that reads padding is skipped (no multiplications by padding: at
- * 8 x 8 a sixth of the taps, at 2 x 2 more than half). Nothing is packed per position; the
- * copies are one transpose of the input and one of the output per pass.
+ * the forward and the input gradient run over planes with the samples innermost, cut into
+ * panels of nr samples,
+ *   Xt[s / nr][pos][c][s % nr] = x[b0 + s][c][pos]  (s < nb, nb a multiple of nr; 0 past the
+ *                                                    batch),
+ * as one small GEMM per (output position, panel, tap): the tap's input position is fixed for the
+ * whole panel, so its B operand is read in place from Xt (rows: the channels, nr floats apart)
+ * and a tap that reads padding is skipped (no multiplications by padding: at 8 x 8 a sixth of
+ * the taps, at 2 x 2 more than half). Nothing is packed per position; the copies are one
+ * transpose of the input and one of the output per pass.
  *   forward          Yt[p][m][s]  = sum_{taps t valid at p} sum_c W[m][c, t] Xt[src(p, t)][c][s]
  *   input gradient   dXt[q][c][s] = sum_{(t, p) with src(p, t) = q} sum_m W[m][c, t] dYt[p][m][s]
- * The input gradient of position q gathers, per tap, the one output position whose window put
- * tap t on q (none when the strides skip q), so it needs no col2im either. Each (position,
- * panel) is one thread's, summed in a fixed order (taps, then channel blocks of CG_DC), so
- * results do not depend on the number of threads. */
+ * (panel index left out). The input gradient of position q gathers, per tap, the one output
+ * position whose window put tap t on q (none when the strides skip q), so it needs no col2im
+ * either. Each position (with all its panels) is one thread's, summed in a fixed order (taps,
+ * then channel blocks of CG_DC), so results do not depend on the number of threads. The weight
+ * gradient's direct path (cg_dw_direct) is described there. */
 #define CG_DIRECT_C 16 /* fewer reduction channels: the blocks of the tile would be too short */
 #define CG_DC 64       /* channels per reduction block: a position's B panels stay in L1 */
 
