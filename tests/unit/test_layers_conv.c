@@ -479,7 +479,8 @@ static void test_dense_direct(void)
     for (int gi = 0; gi < 6; gi++) {
         const struct geo *g = &gs[gi];
         struct dsnn_layer *l = make(g, gi % 2 == 0, false, 1.0, 80 + gi);
-        const size_t oh = (size_t)od(g->h, g->k, g->s, g->p), ow = (size_t)od(g->w, g->k, g->s, g->p);
+        const size_t oh = (size_t)od(g->h, g->k, g->s, g->p);
+        const size_t ow = (size_t)od(g->w, g->k, g->s, g->p);
         const int bad = compare(l, g, false, 30, 81 + gi);
         /* 32 samples per pass: the largest plane (channels x positions; the written side's
          * channels rounded up to the tile's 6 rows, the weight gradient's input channels to

@@ -194,22 +194,38 @@ static int cg_threads(double flop, int64_t items)
     return items < nt ? (items > 0 ? (int)items : 1) : nt;
 }
 
-/* The weights as the A operand of the tiles, in workspace slot 3 of the calling thread:
- * out[sliver][q][r] = src[(6 sliver + r) rs + q cs] for q < cols, 0 for 6 sliver + r >= rows
- * (rows rounded up to the tile). NULL if out of memory. */
-static const float *cg_pack_slivers(const float *src, int rows, int cols, size_t rs, size_t cs)
+/* The weights as the A operands of the tiles, one set per tap, in workspace slot 3 of the
+ * calling thread: out[((t nsl + sliver) cols + q) SP_GMR + r] = src[row rs + q cs + t] with
+ * row = 6 sliver + r, for t < taps and q < cols (0 for rows >= rows: rounded up to the tile).
+ * The grouped path packs one set (taps 1: out[sliver][q][r], k = q); the direct path one per
+ * tap (forward: rows M, rs = K, cols c, cs = taps; input gradient: rows c, rs = taps, cols M,
+ * cs = K). NULL if out of memory. */
+static const float *cg_pack_slivers(const float *src, int rows, int cols, int taps, size_t rs,
+                                    size_t cs)
 {
     const size_t nsl = cg_round((size_t)rows, SP_GMR) / SP_GMR;
-    float *out = cg_ws(3, nsl * SP_GMR * (size_t)cols);
+    float *out = cg_ws(3, (size_t)taps * nsl * SP_GMR * (size_t)cols);
     if (!out)
         return NULL;
-    for (size_t sl = 0; sl < nsl; sl++)
-        for (int q = 0; q < cols; q++)
-            for (int r = 0; r < SP_GMR; r++) {
-                const size_t row = sl * SP_GMR + (size_t)r;
-                out[(sl * cols + (size_t)q) * SP_GMR + (size_t)r] =
-                    row < (size_t)rows ? src[row * rs + (size_t)q * cs] : 0.0f;
+    const int64_t items = (int64_t)taps * (int64_t)nsl;
+    const int nt = cg_threads((double)items * SP_GMR * cols * 64.0, items);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t it = 0; it < items; it++) {
+        const int t = (int)(it / (int64_t)nsl);
+        const size_t sl = (size_t)(it % (int64_t)nsl);
+        float *o = out + (size_t)it * cols * SP_GMR;
+        for (int r = 0; r < SP_GMR; r++) {
+            const size_t row = sl * SP_GMR + (size_t)r;
+            if (row >= (size_t)rows) {
+                for (int q = 0; q < cols; q++)
+                    o[(size_t)q * SP_GMR + r] = 0.0f;
+                continue;
             }
+            const float *w = src + row * rs + (size_t)t;
+            for (int q = 0; q < cols; q++)
+                o[(size_t)q * SP_GMR + r] = w[(size_t)q * cs];
+        }
+    }
     return out;
 }
 
@@ -263,39 +279,6 @@ static int cg_src(const struct cv_geom *g, bool dx, int pos, int i, int j)
     return oy >= g->oh || ox >= g->ow ? -1 : oy * g->ow + ox;
 }
 
-/* The weights as per-tap A operands, in workspace slot 3 of the calling thread:
- * out[((t nsl + sliver) red + q) SP_GMR + r] = W[row rs + q qs + t] with row = 6 sliver + r
- * (0 past rows). Forward: rows M (rs = K), red c (qs = taps); input gradient: rows c
- * (rs = taps), red M (qs = K). NULL if out of memory. */
-static const float *cg_pack_taps(const float *W, int rows, int red, int taps, size_t rs,
-                                 size_t qs)
-{
-    const size_t nsl = cg_round((size_t)rows, SP_GMR) / SP_GMR;
-    float *out = cg_ws(3, (size_t)taps * nsl * SP_GMR * (size_t)red);
-    if (!out)
-        return NULL;
-    const int64_t items = (int64_t)taps * (int64_t)nsl;
-    const int nt = cg_threads((double)items * SP_GMR * red * 64.0, items);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t it = 0; it < items; it++) {
-        const int t = (int)(it / (int64_t)nsl);
-        const size_t sl = (size_t)(it % (int64_t)nsl);
-        float *o = out + (size_t)it * red * SP_GMR;
-        for (int r = 0; r < SP_GMR; r++) {
-            const size_t row = sl * SP_GMR + (size_t)r;
-            if (row >= (size_t)rows) {
-                for (int q = 0; q < red; q++)
-                    o[(size_t)q * SP_GMR + r] = 0.0f;
-                continue;
-            }
-            const float *src = W + row * rs + (size_t)t;
-            for (int q = 0; q < red; q++)
-                o[(size_t)q * SP_GMR + r] = src[(size_t)q * qs];
-        }
-    }
-    return out;
-}
-
 /* Samples per pass of the direct path (a multiple of nr, the passes as even as the limit
  * allows), or 0 when it does not apply: fewer
  * than CG_DIRECT_C reduction channels, a batch that would leave more than a fifth of the
@@ -322,10 +305,11 @@ static int cg_direct_nb(int red, size_t src_pos, int rows, size_t dst_pos, int b
 
 /* One pass of the direct path over samples [b0, b0 + bn) (bn <= nb): in (the input of the
  * forward or dY of the input gradient, sample-major: [b][red][src_pos]) to out ([b][rows]
- * [dst_pos], overwritten; + bias[row] if bias). Ap from cg_pack_taps. The planes are cut into
- * panels of nr samples, Xt[panel][pos][c][nr] and Yt[panel][pos][row][nr], so that a tile's B
- * rows and C rows are nr floats apart. A thread takes a position with all its panels: a sliver
- * of A (in L1) serves every panel. False if out of memory. */
+ * [dst_pos], overwritten; + bias[row] if bias). Ap from cg_pack_slivers (one set per tap).
+ * The planes are cut into panels of nr samples, Xt[panel][pos][c][nr] and
+ * Yt[panel][pos][row][nr], so that a tile's B rows and C rows are nr floats apart. A thread
+ * takes a position with all its panels: a sliver of A (in L1) serves every panel. False if out
+ * of memory. */
 static bool cg_direct_pass(const struct cv_geom *g, bool dx, int rows, int red, const float *Ap,
                            const float *bias, const float *in, float *out, int b0, int bn,
                            int nb)
@@ -407,8 +391,8 @@ static enum dsnn_status cg_direct(const struct cv_geom *g, bool dx, int rows, in
                                   float *out, int batch, int nb)
 {
     const int taps = g->kh * g->kw, K = g->c * taps;
-    const float *Ap = dx ? cg_pack_taps(W, rows, red, taps, (size_t)taps, (size_t)K)
-                         : cg_pack_taps(W, rows, red, taps, (size_t)K, (size_t)taps);
+    const float *Ap = dx ? cg_pack_slivers(W, rows, red, taps, (size_t)taps, (size_t)K)
+                         : cg_pack_slivers(W, rows, red, taps, (size_t)K, (size_t)taps);
     if (!Ap)
         return DSNN_ERR_NOMEM;
     for (int b0 = 0; b0 < batch; b0 += nb) {
@@ -490,7 +474,7 @@ enum dsnn_status cv_forward(const struct cv_geom *g, int M, const float *W, cons
     if (nb > 0)
         return cg_direct(g, false, M, g->c, W, bias, x, y, batch, nb);
     /* Ap[sliver][k][r] = W[6 sliver + r][k] (0 past M) */
-    const float *Ap = cg_pack_slivers(W, M, K, (size_t)K, 1);
+    const float *Ap = cg_pack_slivers(W, M, K, 1, (size_t)K, 1);
     if (!Ap)
         return DSNN_ERR_NOMEM;
     const int G = cg_group(Mp > CG_KC ? Mp : CG_KC, sp_kernels()->gemm_nr);
@@ -608,7 +592,7 @@ static enum dsnn_status cg_dx(const struct cv_geom *g, int M, const float *W, co
     if (nb > 0)
         return cg_direct(g, true, g->c, M, W, NULL, dy, dx, batch, nb);
     /* At[sliver][m][r] = W[m][6 sliver + r] (0 past K) */
-    const float *At = cg_pack_slivers(W, K, M, 1, (size_t)K);
+    const float *At = cg_pack_slivers(W, K, M, 1, 1, (size_t)K);
     if (!At)
         return DSNN_ERR_NOMEM;
     const int G = cg_group(Kp > CG_KC ? Kp : CG_KC, sp_kernels()->gemm_nr);
@@ -793,16 +777,15 @@ static enum dsnn_status cg_dw_direct(const struct cv_geom *g, int M, const float
 static enum dsnn_status cg_dw(const struct cv_geom *g, int M, const float *x, const float *dy,
                               int batch, float *dW)
 {
-    {
-        const int nr = sp_kernels()->gemm_nr;
-        const int nbd = g->c < CG_DIRECT_C || g->oh * g->ow > CG_DW_DIRECT_P ? 0
-                        : cg_direct_nb((int)cg_round((size_t)g->c, (size_t)nr),
-                                       (size_t)g->h * g->w, M, (size_t)g->oh * g->ow, batch, nr);
-        if (nbd > 0)
-            return cg_dw_direct(g, M, x, dy, batch, dW, nbd);
-    }
     const int K = g->c * g->kh * g->kw, P = g->oh * g->ow;
     const int nr = sp_kernels()->gemm_nr;
+    /* the direct path's input planes hold the channels in whole panels of nr */
+    const int nbd = g->c >= CG_DIRECT_C && P <= CG_DW_DIRECT_P
+                        ? cg_direct_nb((int)cg_round((size_t)g->c, (size_t)nr),
+                                       (size_t)g->h * g->w, M, (size_t)P, batch, nr)
+                        : 0;
+    if (nbd > 0)
+        return cg_dw_direct(g, M, x, dy, batch, dW, nbd);
     const int64_t panels = (K + nr - 1) / nr;
     const size_t Mp = cg_round((size_t)M, SP_GMR);
     const int G = cg_group(Mp > CG_KC ? Mp : CG_KC, nr);
